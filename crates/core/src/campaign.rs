@@ -1,0 +1,121 @@
+//! Campaign status, dialling mode and provider kind.
+
+use crate::text_enum;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    /// Started by the user; no call accepted by the provider yet.
+    Starting,
+    /// At least one call was accepted (`started_at` is set).
+    Dialing,
+    Paused,
+    Completed,
+    Canceled,
+}
+
+text_enum!(CampaignStatus, "campaign status", {
+    Draft => "draft", Starting => "starting", Dialing => "dialing",
+    Paused => "paused", Completed => "completed", Canceled => "canceled",
+});
+
+impl CampaignStatus {
+    /// The dispatcher claims contacts only for runnable campaigns.
+    pub fn is_runnable(self) -> bool {
+        matches!(self, Self::Starting | Self::Dialing)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Canceled)
+    }
+
+    pub fn can_start(self) -> bool {
+        matches!(self, Self::Draft)
+    }
+
+    pub fn can_pause(self) -> bool {
+        self.is_runnable()
+    }
+
+    pub fn can_resume(self) -> bool {
+        matches!(self, Self::Paused)
+    }
+
+    pub fn can_cancel(self) -> bool {
+        !self.is_terminal()
+    }
+
+    /// Where `resume` goes: back to `dialing` once a call was accepted, else `starting`.
+    pub fn resumed(started: bool) -> Self {
+        if started {
+            Self::Dialing
+        } else {
+            Self::Starting
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Keep `max_concurrent` calls in flight.
+    #[default]
+    Continuous,
+    /// Place `max_concurrent` calls, wait until all have ended, then place the next batch.
+    Batch,
+}
+
+text_enum!(Mode, "mode", { Continuous => "continuous", Batch => "batch" });
+
+impl Mode {
+    /// How many new calls may be claimed given the cap and the calls now active.
+    pub fn claimable(self, cap: u32, active: u32) -> u32 {
+        match self {
+            Mode::Continuous => cap.saturating_sub(active),
+            Mode::Batch if active == 0 => cap,
+            Mode::Batch => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Vapi,
+    /// The built-in simulator, reached through Vapi's wire format.
+    Sim,
+    Twilio,
+    Exotel,
+}
+
+text_enum!(ProviderKind, "provider", { Vapi => "vapi", Sim => "sim", Twilio => "twilio", Exotel => "exotel" });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuous_mode_tops_up_to_the_cap() {
+        assert_eq!(Mode::Continuous.claimable(8, 0), 8);
+        assert_eq!(Mode::Continuous.claimable(8, 5), 3);
+        assert_eq!(Mode::Continuous.claimable(8, 8), 0);
+        assert_eq!(Mode::Continuous.claimable(8, 9), 0);
+    }
+
+    #[test]
+    fn batch_mode_waits_for_the_whole_batch() {
+        assert_eq!(Mode::Batch.claimable(8, 0), 8);
+        assert_eq!(Mode::Batch.claimable(8, 1), 0);
+        assert_eq!(Mode::Batch.claimable(8, 7), 0);
+    }
+
+    #[test]
+    fn text_round_trips() {
+        for s in CampaignStatus::ALL {
+            assert_eq!(s.as_str().parse::<CampaignStatus>().unwrap(), *s);
+        }
+        assert!("running".parse::<CampaignStatus>().is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! Prefixed, time-sortable ids (`cmp_01J…`): the prefix says what a bare id is in a log
+//! line or a URL; the ULID body sorts by creation time, which makes cursors cheap.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! prefixed_id {
+    ($name:ident, $prefix:literal) => {
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn new() -> Self {
+                Self(format!("{}_{}", $prefix, ulid::Ulid::new().to_string().to_lowercase()))
+            }
+
+            /// Accepts only ids carrying this type's prefix.
+            pub fn parse(s: &str) -> Option<Self> {
+                let body = s.strip_prefix(concat!($prefix, "_"))?;
+                (!body.is_empty() && body.chars().all(|c| c.is_ascii_alphanumeric()))
+                    .then(|| Self(s.to_string()))
+            }
+
+            /// Wraps a value read back from our own database.
+            pub fn from_db(s: String) -> Self {
+                Self(s)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+prefixed_id!(WorkspaceId, "ws");
+prefixed_id!(ApiKeyId, "key");
+prefixed_id!(CampaignId, "cmp");
+prefixed_id!(ContactId, "ct");
+prefixed_id!(CallId, "call");
+prefixed_id!(EventId, "evt");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_their_prefix_and_sort_by_creation() {
+        let a = CallId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = CallId::new();
+        assert!(a.as_str().starts_with("call_"));
+        assert!(a < b, "{a} should sort before {b}");
+    }
+
+    #[test]
+    fn parse_rejects_foreign_prefixes() {
+        let c = CampaignId::new();
+        assert!(CampaignId::parse(c.as_str()).is_some());
+        assert!(CallId::parse(c.as_str()).is_none());
+        assert!(CampaignId::parse("cmp_").is_none());
+        assert!(CampaignId::parse("cmp_a'b").is_none());
+    }
+}

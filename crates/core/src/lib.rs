@@ -1,0 +1,61 @@
+//! dialtone-core: the domain of dialtone as plain data with methods that decide things.
+//! No I/O, no async, no SQL: everything here is unit- and property-tested on its own.
+
+pub mod call;
+pub mod campaign;
+pub mod clock;
+pub mod contact;
+pub mod event;
+pub mod frequency;
+pub mod ids;
+pub mod phone;
+pub mod retry;
+pub mod schedule;
+pub mod timezone;
+
+pub use call::{CallStatus, Direction, Outcome, Transition};
+pub use campaign::{CampaignStatus, Mode, ProviderKind};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use contact::ContactStatus;
+pub use event::{EventKind, ProviderEvent};
+pub use frequency::{Frequency, Recurrence, RecurrenceError};
+pub use ids::{ApiKeyId, CallId, CampaignId, ContactId, EventId, WorkspaceId};
+pub use phone::{PhoneError, PhoneNumber};
+pub use retry::RetryPolicy;
+pub use schedule::{avoid_period, is_open_for, next_open_for, LocalHours, Schedule, ScheduleError, Window};
+pub use timezone::{contact_timezone, ContactZone, TzError, TzSource};
+
+/// A text value at a database or wire edge did not name a known variant.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownVariant {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+/// Implements `as_str`, `FromStr` and `Display` for a fieldless enum with fixed spellings.
+#[macro_export]
+macro_rules! text_enum {
+    ($ty:ident, $kind:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            pub fn as_str(&self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err($crate::UnknownVariant { kind: $kind, value: other.to_string() }),
+                }
+            }
+        }
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}

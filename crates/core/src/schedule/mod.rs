@@ -1,0 +1,325 @@
+//! When a campaign may dial, and when a recipient may be called.
+//!
+//! Everything is judged on local civil time: an instant is open when its wall-clock reading
+//! in the zone falls inside a window. So a window starting at a time skipped by a spring-forward
+//! gap opens at the first instant after the gap, and a time repeated by a fall-back fold is open
+//! both times it is lived.
+
+mod calendar;
+pub(crate) mod wire;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+use calendar::{earliest_instant, Calendar};
+use jiff::civil::{Date, DateTime, Time, Weekday};
+use jiff::tz::{Offset, TimeZone};
+use jiff::{Timestamp, ToSpan};
+use serde::{Deserialize, Serialize};
+
+/// Searches that combine two rules give up this long after the last date that breaks the
+/// weekly pattern: long enough to see both zones through a full year of DST changes.
+const COMBINED_SEARCH_DAYS: i32 = 800;
+
+/// Opens on each listed day at `start` (local civil time) and closes at `end`. `end <= start`
+/// crosses midnight and closes at `end` the next day; `start == end` is open 24 hours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    #[serde(with = "wire::weekdays")]
+    pub days: Vec<Weekday>,
+    #[serde(with = "wire::hhmm")]
+    pub start: Time,
+    #[serde(with = "wire::hhmm")]
+    pub end: Time,
+}
+
+impl Window {
+    pub fn new(days: &[Weekday], start: Time, end: Time) -> Self {
+        Self {
+            days: days.to_vec(),
+            start,
+            end,
+        }
+    }
+
+    pub fn every_day(start: Time, end: Time) -> Self {
+        Self::new(&ALL_DAYS, start, end)
+    }
+
+    /// Monday to Friday.
+    pub fn weekdays(start: Time, end: Time) -> Self {
+        Self::new(&ALL_DAYS[..5], start, end)
+    }
+
+    pub fn crosses_midnight(&self) -> bool {
+        self.end <= self.start
+    }
+}
+
+const ALL_DAYS: [Weekday; 7] = [
+    Weekday::Monday,
+    Weekday::Tuesday,
+    Weekday::Wednesday,
+    Weekday::Thursday,
+    Weekday::Friday,
+    Weekday::Saturday,
+    Weekday::Sunday,
+];
+
+/// A campaign's dialing calendar, in one IANA time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    pub timezone: String,
+    /// Empty means open all day, every day.
+    #[serde(default)]
+    pub windows: Vec<Window>,
+    /// Inclusive local dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<Date>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<Date>,
+    /// Local dates on which the schedule is closed all day (holidays).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blackout_dates: Vec<Date>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("timezone: unknown time zone {0:?}")]
+    UnknownTimezone(String),
+    #[error("start_date: {start} is after end_date {end}")]
+    DatesOutOfOrder { start: Date, end: Date },
+    #[error("windows[{index}].days: a window needs at least one day")]
+    WindowWithoutDays { index: usize },
+}
+
+impl ScheduleError {
+    /// The offending field, as a path into the schedule's JSON.
+    pub fn field(&self) -> String {
+        match self {
+            Self::UnknownTimezone(_) => "timezone".into(),
+            Self::DatesOutOfOrder { .. } => "start_date".into(),
+            Self::WindowWithoutDays { index } => format!("windows[{index}].days"),
+        }
+    }
+}
+
+/// A schedule with its zone looked up once, for the searches below.
+struct Prepared {
+    tz: TimeZone,
+    cal: Calendar,
+}
+
+impl Prepared {
+    fn is_open(&self, at: Timestamp) -> bool {
+        self.cal.contains(self.tz.to_datetime(at))
+    }
+
+    fn next_open(&self, after: Timestamp) -> Option<Timestamp> {
+        earliest_instant(&self.tz, after, |x| self.cal.next_in(x))
+    }
+
+    fn next_close(&self, at: Timestamp) -> Option<Timestamp> {
+        earliest_instant(&self.tz, at, |x| self.cal.next_out(x))
+    }
+}
+
+impl Schedule {
+    pub fn always(timezone: &str) -> Self {
+        Self {
+            timezone: timezone.to_string(),
+            windows: Vec::new(),
+            start_date: None,
+            end_date: None,
+            blackout_dates: Vec::new(),
+        }
+    }
+
+    pub fn time_zone(&self) -> Result<TimeZone, ScheduleError> {
+        TimeZone::get(&self.timezone)
+            .map_err(|_| ScheduleError::UnknownTimezone(self.timezone.clone()))
+    }
+
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        self.time_zone()?;
+        if let (Some(start), Some(end)) = (self.start_date, self.end_date) {
+            if start > end {
+                return Err(ScheduleError::DatesOutOfOrder { start, end });
+            }
+        }
+        if let Some(index) = self.windows.iter().position(|w| w.days.is_empty()) {
+            return Err(ScheduleError::WindowWithoutDays { index });
+        }
+        Ok(())
+    }
+
+    /// An unknown zone never opens: dialing on a guess is worse than not dialing.
+    fn prepared(&self) -> Option<Prepared> {
+        Some(Prepared {
+            tz: self.time_zone().ok()?,
+            cal: Calendar::from_schedule(self),
+        })
+    }
+
+    pub fn is_open(&self, at: Timestamp) -> bool {
+        self.prepared().is_some_and(|p| p.is_open(at))
+    }
+
+    /// Earliest instant `t >= after` with `is_open(t)`; `None` if the schedule never opens again.
+    pub fn next_open(&self, after: Timestamp) -> Option<Timestamp> {
+        self.prepared()?.next_open(after)
+    }
+
+    /// Earliest instant `t >= at` at which the schedule is closed: `at` itself when it is
+    /// closed already, otherwise the end of the open stretch `at` is in ("open until").
+    /// `None` if it never closes.
+    pub fn next_close(&self, at: Timestamp) -> Option<Timestamp> {
+        self.prepared()?.next_close(at)
+    }
+
+    /// An instant after which nothing new can happen to the schedule's weekly pattern, pushed
+    /// out far enough to cover a year of DST changes in another zone.
+    fn combined_search_limit(&self, after: Timestamp) -> Timestamp {
+        let mut base = Offset::UTC.to_datetime(after).date();
+        base = base.max(self.start_date.unwrap_or(base));
+        base = base.max(self.blackout_dates.iter().copied().max().unwrap_or(base));
+        base.checked_add(COMBINED_SEARCH_DAYS.days())
+            .ok()
+            .and_then(|d| {
+                Offset::UTC
+                    .to_timestamp(d.to_datetime(Time::midnight()))
+                    .ok()
+            })
+            .unwrap_or(Timestamp::MAX)
+    }
+}
+
+/// A recipient's calling hours, judged in the recipient's own zone. Same crossing rules as
+/// `Window`, applied every day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalHours {
+    #[serde(with = "wire::hhmm")]
+    pub start: Time,
+    #[serde(with = "wire::hhmm")]
+    pub end: Time,
+}
+
+impl Default for LocalHours {
+    fn default() -> Self {
+        Self {
+            start: Time::constant(8, 0, 0, 0),
+            end: Time::constant(21, 0, 0, 0),
+        }
+    }
+}
+
+impl LocalHours {
+    pub fn new(start: Time, end: Time) -> Self {
+        Self { start, end }
+    }
+
+    fn calendar(&self) -> Calendar {
+        Calendar::daily(self.start, self.end)
+    }
+
+    pub fn is_open(&self, tz: &TimeZone, at: Timestamp) -> bool {
+        self.calendar().contains(tz.to_datetime(at))
+    }
+
+    /// Earliest instant `t >= after` inside the hours. Hours open every day, so there always is one.
+    pub fn next_open(&self, tz: &TimeZone, after: Timestamp) -> Timestamp {
+        let cal = self.calendar();
+        earliest_instant(tz, after, |x| cal.next_in(x)).unwrap_or(Timestamp::MAX)
+    }
+
+    /// Earliest instant `t >= at` outside the hours; `None` for round-the-clock hours.
+    pub fn next_close(&self, tz: &TimeZone, at: Timestamp) -> Option<Timestamp> {
+        let cal = self.calendar();
+        earliest_instant(tz, at, |x| cal.next_out(x))
+    }
+}
+
+/// Earliest instant `t >= after` at which both searches agree, given each one's "earliest
+/// instant at or after". Alternating between them only ever moves past instants that one of
+/// them rules out, so the first agreement is the earliest.
+fn first_agreement(
+    after: Timestamp,
+    limit: Timestamp,
+    mut a: impl FnMut(Timestamp) -> Option<Timestamp>,
+    mut b: impl FnMut(Timestamp) -> Option<Timestamp>,
+) -> Option<Timestamp> {
+    let mut t = after;
+    loop {
+        let ta = a(t)?;
+        if ta > limit {
+            return None;
+        }
+        let tb = b(ta)?;
+        if tb == ta {
+            return Some(ta);
+        }
+        t = tb;
+    }
+}
+
+/// Earliest instant `t >= after` where the campaign schedule is open and the recipient's
+/// calling hours (in `recipient_tz`) are too; `None` if that never happens.
+pub fn next_open_for(
+    schedule: &Schedule,
+    hours: &LocalHours,
+    recipient_tz: &TimeZone,
+    after: Timestamp,
+) -> Option<Timestamp> {
+    let s = schedule.prepared()?;
+    let h = hours.calendar();
+    first_agreement(
+        after,
+        schedule.combined_search_limit(after),
+        |t| s.next_open(t),
+        |t| earliest_instant(recipient_tz, t, |x| h.next_in(x)),
+    )
+}
+
+/// Whether `next_open_for` would accept `at`.
+pub fn is_open_for(
+    schedule: &Schedule,
+    hours: &LocalHours,
+    recipient_tz: &TimeZone,
+    at: Timestamp,
+) -> bool {
+    schedule.is_open(at) && hours.is_open(recipient_tz, at)
+}
+
+/// Earliest instant `t >= after` where the schedule is open and `t` is outside the daily
+/// `period` (judged in `period_tz`), e.g. to keep retries out of a peak period. `None` if
+/// that never happens (for instance a round-the-clock period).
+pub fn avoid_period(
+    schedule: &Schedule,
+    period: &LocalHours,
+    period_tz: &TimeZone,
+    after: Timestamp,
+) -> Option<Timestamp> {
+    let s = schedule.prepared()?;
+    let p = period.calendar();
+    first_agreement(
+        after,
+        schedule.combined_search_limit(after),
+        |t| s.next_open(t),
+        |t| earliest_instant(period_tz, t, |x| p.next_out(x)),
+    )
+}
+
+/// Earliest instant `t >= from` whose local civil time in `tz` is at or after `civil`: the
+/// start of a local day even when its midnight falls in a DST gap.
+pub(crate) fn first_instant_reading(
+    tz: &TimeZone,
+    from: Timestamp,
+    civil: DateTime,
+) -> Option<Timestamp> {
+    earliest_instant(tz, from, |x| Some(x.max(civil)))
+}

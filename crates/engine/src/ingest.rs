@@ -1,0 +1,96 @@
+//! Ingest: one writer task group-commits webhook events. Each webhook waits for the
+//! commit that holds its events, so a 2xx is only ever sent for what is on disk.
+
+use crate::Engine;
+use dialtone_core::ProviderEvent;
+use dialtone_store::Applied;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+pub(crate) struct Job {
+    events: Vec<ProviderEvent>,
+    reply: oneshot::Sender<Result<Vec<Applied>, IngestError>>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    #[error("could not store the events: {0}")]
+    Store(String),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}
+
+impl Engine {
+    /// Stores and applies `events`; returns once they are committed.
+    pub async fn ingest(&self, events: Vec<ProviderEvent>) -> Result<Vec<Applied>, IngestError> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let (reply, done) = oneshot::channel();
+        self.ingest_tx.send(Job { events, reply }).await.map_err(|_| IngestError::ShuttingDown)?;
+        done.await.map_err(|_| IngestError::ShuttingDown)?
+    }
+}
+
+/// One group-committing writer. SQLite runs one (it has one writer anyway); a backend that
+/// takes concurrent writers (PostgreSQL) runs several, each taking whatever is waiting when
+/// it is free, so commits overlap instead of queueing behind one connection.
+pub(crate) async fn writer(engine: Arc<Engine>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let jobs = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut jobs = vec![first];
+            let mut n = jobs[0].events.len();
+            while n < engine.config.ingest_batch {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        n += job.events.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            jobs
+        };
+        commit(&engine, jobs).await;
+    }
+}
+
+async fn commit(engine: &Engine, jobs: Vec<Job>) {
+    let all: Vec<ProviderEvent> = jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
+    match engine.store.apply_events(&all, engine.clock.now()).await {
+        Ok(applied) => {
+            after_commit(engine, &applied);
+            let mut rest = applied.into_iter();
+            for job in jobs {
+                let mine: Vec<Applied> = rest.by_ref().take(job.events.len()).collect();
+                let _ = job.reply.send(Ok(mine));
+            }
+        }
+        Err(e) if jobs.len() > 1 => {
+            // One bad event must not fail its neighbours: commit each webhook on its own.
+            tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing one by one");
+            for job in jobs {
+                let result = engine.store.apply_events(&job.events, engine.clock.now()).await;
+                if let Ok(applied) = &result {
+                    after_commit(engine, applied);
+                }
+                let _ = job.reply.send(result.map_err(|e| IngestError::Store(e.to_string())));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not store webhook events");
+            for job in jobs {
+                let _ = job.reply.send(Err(IngestError::Store(e.to_string())));
+            }
+        }
+    }
+}
+
+fn after_commit(engine: &Engine, applied: &[Applied]) {
+    engine.metrics.record_applied(applied);
+    if applied.iter().any(Applied::ended_call) {
+        engine.wake_everywhere();
+    }
+}

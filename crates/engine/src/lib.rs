@@ -1,0 +1,243 @@
+//! dialtone-engine: the loops that move calls.
+//!
+//! - dispatcher: woken by notifications and a tick, claims due contacts per campaign
+//!   (cap checked in the claiming transaction) and hands each claim to the placer;
+//! - placer: sends one claimed call to its provider with retries and backoff;
+//! - ingest: one writer task that group-commits webhook events and answers only after
+//!   the commit;
+//! - reaper: reconciles calls that went quiet, and claims a crash left unsent.
+
+mod account;
+mod dispatcher;
+mod ingest;
+pub mod metrics;
+mod placer;
+mod reaper;
+
+use dialtone_core::{Clock, ProviderKind};
+use dialtone_providers::Provider;
+use dialtone_store::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use account::Account;
+pub use ingest::IngestError;
+pub use metrics::Metrics;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The dispatcher's backstop tick; notifications wake it sooner.
+    pub tick: Duration,
+    /// An active call with no event for this long is reconciled with the provider.
+    pub stuck_timeout: Duration,
+    /// How often the reaper looks for quiet calls.
+    pub reaper_interval: Duration,
+    /// Delays between placement tries on retryable errors; its length is the number of retries.
+    pub placement_backoff: Vec<Duration>,
+    /// Most events committed in one ingest transaction.
+    pub ingest_batch: usize,
+    /// How long an account's placement pauses when the provider says it is at capacity.
+    pub capacity_cooldown: Duration,
+    /// How often this node records that it is alive (its lease in the shared database).
+    pub heartbeat_interval: Duration,
+    /// A node whose last heartbeat is older than this is taken for dead: its unsent calls
+    /// are taken over by another node. Three heartbeats, so one slow write is not a death.
+    pub lease: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(1),
+            stuck_timeout: Duration::from_secs(600),
+            reaper_interval: Duration::from_secs(30),
+            placement_backoff: vec![Duration::from_secs(1), Duration::from_secs(4), Duration::from_secs(10)],
+            ingest_batch: 512,
+            capacity_cooldown: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(5),
+            lease: Duration::from_secs(15),
+        }
+    }
+}
+
+pub type Providers = HashMap<ProviderKind, Arc<Account>>;
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    /// This process's id in the shared database (`node_<ulid>`, new at every start): it
+    /// owns the calls it claims, and heartbeats its lease under this id.
+    node: String,
+    providers: Providers,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    wake: Notify,
+    publish_pending: Arc<std::sync::atomic::AtomicBool>,
+    ingest_tx: mpsc::Sender<ingest::Job>,
+    ingest_rx: tokio::sync::Mutex<Option<mpsc::Receiver<ingest::Job>>>,
+    tasks: TaskTracker,
+    /// Calls this process is placing right now: the reaper leaves them to the placer.
+    placing: std::sync::Mutex<std::collections::HashSet<dialtone_core::CallId>>,
+    /// Held shared by a claim until its calls are in `placing`, and exclusively while the
+    /// reaper lists orphans: a call of ours it finds is either in `placing` or truly left
+    /// behind, never one just claimed and not yet registered.
+    claim_gate: tokio::sync::RwLock<()>,
+    /// Which provider account each campaign dials through, learned from its claims.
+    campaign_providers: std::sync::Mutex<HashMap<dialtone_core::CampaignId, ProviderKind>>,
+    pub metrics: Metrics,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, providers: Providers, clock: Arc<dyn Clock>, config: EngineConfig) -> Arc<Self> {
+        let (ingest_tx, ingest_rx) = mpsc::channel(4096);
+        let node = format!("node_{}", dialtone_core::EventId::new().as_str().trim_start_matches("evt_"));
+        Arc::new(Self {
+            store,
+            node,
+            providers,
+            clock,
+            config,
+            wake: Notify::new(),
+            publish_pending: Default::default(),
+            ingest_tx,
+            ingest_rx: tokio::sync::Mutex::new(Some(ingest_rx)),
+            tasks: TaskTracker::new(),
+            placing: Default::default(),
+            claim_gate: Default::default(),
+            campaign_providers: Default::default(),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// This process's node id in the shared database.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn provider(&self, kind: ProviderKind) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(&kind).map(|a| &a.provider)
+    }
+
+    pub fn account(&self, kind: ProviderKind) -> Option<&Arc<Account>> {
+        self.providers.get(&kind)
+    }
+
+    /// Why a campaign on `kind` is not dialling right now, if its account holds it back.
+    pub fn account_waiting(&self, kind: ProviderKind) -> Option<String> {
+        let now = self.clock.now();
+        match self.providers.get(&kind) {
+            None => Some(format!("no {kind} provider is configured")),
+            Some(a) => a.waiting(now),
+        }
+    }
+
+    /// Breaker states for the metrics gauge: 0 closed, 1 open, 2 half-open.
+    pub fn breaker_states(&self) -> Vec<(ProviderKind, i64)> {
+        let now = self.clock.now();
+        self.providers.iter().map(|(k, a)| (*k, a.breaker.metrics_value(now))).collect()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Asks the dispatcher to look now (a campaign started, contacts were added, a call ended).
+    /// Wakes this node's dispatcher and, through the database (PostgreSQL `NOTIFY`), every
+    /// other node's: a campaign started, contacts arrived, or a call ended and freed a slot.
+    /// Publishing is coalesced: a burst of ends costs one notification.
+    pub fn wake_everywhere(&self) {
+        self.wake();
+        if !self.publish_pending.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let (store, pending) = (self.store.clone(), self.publish_pending.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                pending.store(false, std::sync::atomic::Ordering::Release);
+                if let Err(e) = store.publish_wake().await {
+                    tracing::debug!(error = %e, "could not notify other nodes; their tick will find the work");
+                }
+            });
+        }
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Recovers what a crash left behind, then runs every loop until `cancel` fires.
+    /// Placements already under way are finished before it returns.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        // The writer first: recovery applies what the provider tells it through ingest.
+        let rx = self.ingest_rx.lock().await.take().expect("Engine::run called twice");
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let writers: Vec<_> = (0..self.store.concurrent_writers().max(1)).map(|_| tokio::spawn(ingest::writer(self.clone(), rx.clone()))).collect();
+        // The lease first, so no other node takes what this one is about to claim. It is
+        // kept up until placements under way have finished, after the other loops stop.
+        tracing::info!(node = %self.node, "engine node starting");
+        if let Err(e) = self.store.heartbeat(&self.node, self.clock.now()).await {
+            tracing::error!(error = %e, "first heartbeat failed; retrying every {:?}", self.config.heartbeat_interval);
+        }
+        let heartbeat_stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat(self.clone(), heartbeat_stop.clone()));
+        if let Err(e) = self.recover().await {
+            tracing::error!(error = %e, "crash recovery failed; the reaper will retry it");
+        }
+        // Other nodes' wakes (PostgreSQL LISTEN); none on SQLite, where there is one node.
+        let listener = match self.store.subscribe_wakes().await {
+            Ok(Some(mut wakes)) => {
+                let engine = self.clone();
+                Some(tokio::spawn(async move {
+                    while wakes.recv().await.is_some() {
+                        engine.wake();
+                    }
+                }))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for other nodes' wakes; relying on the tick");
+                None
+            }
+        };
+        let dispatcher = tokio::spawn(dispatcher::run(self.clone(), cancel.clone()));
+        let reaper = tokio::spawn(reaper::run(self.clone(), cancel.clone()));
+        cancel.cancelled().await;
+        let _ = dispatcher.await;
+        let _ = reaper.await;
+        self.tasks.close();
+        self.tasks.wait().await;
+        heartbeat_stop.cancel();
+        let _ = heartbeat.await;
+        if let Some(l) = listener {
+            l.abort();
+        }
+        writers.iter().for_each(|w| w.abort());
+    }
+}
+
+/// Renews this node's lease every `heartbeat_interval` until `stop`. A failed heartbeat is
+/// logged and retried on the next beat: the lease outlasts a few of them.
+async fn heartbeat(engine: Arc<Engine>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(engine.config.heartbeat_interval) => {}
+        }
+        if let Err(e) = engine.store.heartbeat(&engine.node, engine.clock.now()).await {
+            tracing::warn!(error = %e, node = %engine.node, "heartbeat failed; other nodes take over this node's unsent calls if it stays down for the lease");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] dialtone_store::StoreError),
+    #[error("no provider configured for {0}")]
+    NoProvider(ProviderKind),
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics, all named `dialtone_*`.
+
+use dialtone_core::ProviderKind;
+use dialtone_providers::ProviderError;
+use dialtone_store::Applied;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabel {
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    provider: String,
+    class: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabel {
+    provider: String,
+    result: String,
+}
+
+fn latency() -> Histogram {
+    // 0.5 ms … ~4 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    placed: Family<ProviderLabel, Counter>,
+    ended: Family<OutcomeLabel, Counter>,
+    provider_errors: Family<ErrorLabel, Counter>,
+    provider_latency: Family<ProviderLabel, Histogram, fn() -> Histogram>,
+    webhooks: Family<WebhookLabel, Counter>,
+    webhook_latency: Family<ProviderLabel, Histogram, fn() -> Histogram>,
+    active: Gauge,
+    breakers: Family<ProviderLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("dialtone");
+        let placed = Family::<ProviderLabel, Counter>::default();
+        let ended = Family::<OutcomeLabel, Counter>::default();
+        let provider_errors = Family::<ErrorLabel, Counter>::default();
+        let provider_latency = Family::<ProviderLabel, Histogram, fn() -> Histogram>::new_with_constructor(latency);
+        let webhooks = Family::<WebhookLabel, Counter>::default();
+        let webhook_latency = Family::<ProviderLabel, Histogram, fn() -> Histogram>::new_with_constructor(latency);
+        let active = Gauge::default();
+        let breakers = Family::<ProviderLabel, Gauge>::default();
+        registry.register("circuit_breaker_state", "Provider account circuit breaker: 0 closed, 1 open, 2 half-open", breakers.clone());
+        registry.register("calls_placed", "Calls accepted by a provider", placed.clone());
+        registry.register("calls_ended", "Calls ended, by outcome", ended.clone());
+        registry.register("provider_errors", "Provider requests that failed", provider_errors.clone());
+        registry.register("provider_request_seconds", "Time to place a call at the provider", provider_latency.clone());
+        registry.register("webhooks", "Webhooks received, by result", webhooks.clone());
+        registry.register("webhook_seconds", "Webhook handling time, verification to committed write", webhook_latency.clone());
+        registry.register("active_calls", "Calls holding a concurrency slot", active.clone());
+        Self { registry, placed, ended, provider_errors, provider_latency, webhooks, webhook_latency, active, breakers }
+    }
+}
+
+impl Metrics {
+    pub fn calls_placed(&self, provider: ProviderKind) {
+        self.placed.get_or_create(&ProviderLabel { provider: provider.to_string() }).inc();
+    }
+
+    pub fn provider_error(&self, provider: ProviderKind, e: &ProviderError) {
+        let label = ErrorLabel {
+            provider: provider.to_string(),
+            class: if e.is_retryable() { "retryable" } else { "final" }.into(),
+            status: e.status.map_or_else(|| "none".into(), |s| s.to_string()),
+        };
+        self.provider_errors.get_or_create(&label).inc();
+    }
+
+    pub fn observe_provider_request(&self, provider: ProviderKind, took: Duration) {
+        self.provider_latency.get_or_create(&ProviderLabel { provider: provider.to_string() }).observe(took.as_secs_f64());
+    }
+
+    pub fn webhook(&self, provider: &str, result: &str, took: Duration) {
+        self.webhooks.get_or_create(&WebhookLabel { provider: provider.into(), result: result.into() }).inc();
+        self.webhook_latency.get_or_create(&ProviderLabel { provider: provider.into() }).observe(took.as_secs_f64());
+    }
+
+    pub fn record_applied(&self, applied: &[Applied]) {
+        for a in applied {
+            if let Some(outcome) = a.transition.as_ref().filter(|t| t.ends_call()).and_then(|t| t.outcome) {
+                self.ended.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc();
+            }
+        }
+    }
+
+    /// Renders the Prometheus text format; `active_calls` is read fresh by the caller.
+    pub fn render(&self, active_calls: u64, breakers: &[(ProviderKind, i64)]) -> String {
+        self.active.set(active_calls as i64);
+        for (provider, state) in breakers {
+            self.breakers.get_or_create(&ProviderLabel { provider: provider.to_string() }).set(*state);
+        }
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,131 @@
+//! The placer: sends one claimed call to its provider account, under the account's rate
+//! limiter and circuit breaker. Retries 429/503/504, timeouts and connection errors on the
+//! configured backoff (a `Retry-After` wins when longer); a final error, or the last failed
+//! try, ends the call FAILED with the provider's reason. While the breaker is open, or the
+//! provider says the account is at its concurrency limit, the claim is given back: the
+//! contact is due again and no attempt is spent.
+
+use crate::Engine;
+use dialtone_core::Outcome;
+use dialtone_providers::{PlaceCall, ProviderError};
+use dialtone_store::Dial;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A `Retry-After` longer than this is not waited for in one go: the call fails and the
+/// contact's retry policy takes over.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Failures that say the provider is unwell (not that our request was wrong).
+fn counts_against_breaker(e: &ProviderError) -> bool {
+    e.is_retryable() && !e.concurrency_limited && e.status != Some(429)
+}
+
+impl Engine {
+    #[tracing::instrument(skip_all, fields(call_id = %dial.call_id, campaign_id = %dial.campaign_id))]
+    pub(crate) async fn place(self: Arc<Self>, dial: Dial) {
+        self.placing.lock().unwrap().insert(dial.call_id.clone());
+        let result = self.try_place(&dial).await;
+        {
+            // Not while the reaper is looking: a call it finds in `placing` stays there
+            // until it has decided, so it never acts on a row read before we finished.
+            let _gate = self.claim_gate.read().await;
+            self.placing.lock().unwrap().remove(&dial.call_id);
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %e, "placement bookkeeping failed; the reaper will resolve this call");
+        }
+    }
+
+    /// Gives a claim back without spending the attempt (the provider certainly has no call).
+    async fn give_back(&self, dial: &Dial, why: &str) -> Result<(), crate::EngineError> {
+        tracing::info!(reason = why, "claim given back; the contact stays due");
+        self.store.release_unsent(&dial.call_id, why, self.clock.now()).await?;
+        Ok(())
+    }
+
+    async fn try_place(&self, dial: &Dial) -> Result<(), crate::EngineError> {
+        let Some(account) = self.providers.get(&dial.provider).cloned() else {
+            self.store.end_call(&dial.call_id, Outcome::Failed, &format!("no provider configured for {}", dial.provider), self.clock.now()).await?;
+            self.wake();
+            return Ok(());
+        };
+        if let Some(why) = account.waiting(self.clock.now()) {
+            return self.give_back(dial, &why).await;
+        }
+        account.limiter.acquire().await;
+        // The fence: committed before the request, so after a crash a call with
+        // `placing_at` set is known to be possibly at the provider, and one without is not.
+        // It also fails if another node took the call over (our lease ran out meanwhile).
+        if !self.store.mark_placing(&dial.call_id, &self.node, self.clock.now()).await? {
+            return Ok(());
+        }
+        let request = PlaceCall {
+            call_id: dial.call_id.clone(),
+            campaign_id: dial.campaign_id.clone(),
+            assistant_id: dial.assistant_id.clone(),
+            phone_number_id: dial.phone_number_id.clone(),
+            customer_number: dial.phone.as_str().to_string(),
+            customer_name: dial.name.clone(),
+            variables: dial.variables.clone(),
+        };
+        let mut tries = 0;
+        // Whether the last failure left it unclear if the provider created the call.
+        let mut ambiguous = false;
+        loop {
+            let permit = match account.breaker.allow(self.clock.now()) {
+                Ok(permit) => permit,
+                Err(until) if !ambiguous => return self.give_back(dial, &format!("circuit breaker open until {until}")).await,
+                Err(until) => {
+                    // A timed-out try may have reached the provider: never release it to be dialled again.
+                    return self.fail(dial, &format!("circuit breaker opened (until {until}) after an unanswered try")).await;
+                }
+            };
+            let started = std::time::Instant::now();
+            let result = account.provider.place_call(&request).await;
+            self.metrics.observe_provider_request(dial.provider, started.elapsed());
+            let e = match result {
+                Ok(placed) => {
+                    permit.success();
+                    self.metrics.calls_placed(dial.provider);
+                    if self.store.mark_dialed(&dial.call_id, &placed.provider_call_id, self.clock.now()).await? {
+                        tracing::info!("campaign is dialing: the provider accepted its first call");
+                    }
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            self.metrics.provider_error(dial.provider, &e);
+            if counts_against_breaker(&e) {
+                permit.failure(self.clock.now());
+            }
+            if e.concurrency_limited {
+                // The account is full at the provider: slow down, spend nothing.
+                account.cool_down(self.clock.now(), self.config.capacity_cooldown);
+                return self.give_back(dial, &format!("provider at its concurrency limit: {e}")).await;
+            }
+            ambiguous = e.is_retryable() && e.status.is_none();
+            let wait = self.config.placement_backoff.get(tries).map(|d| e.retry_after.map_or(*d, |r| r.max(*d)));
+            match wait {
+                Some(wait) if e.is_retryable() && wait <= MAX_RETRY_AFTER => {
+                    tracing::warn!(status = ?e.status, error = %e, retry_in_ms = wait.as_millis() as u64, "provider refused the call for now; retrying");
+                    tokio::time::sleep(wait).await;
+                    tries += 1;
+                }
+                _ => {
+                    tracing::warn!(status = ?e.status, error = %e, tries = tries + 1, "provider refused the call; giving up on this attempt");
+                    return self.fail(dial, &e.message).await;
+                }
+            }
+        }
+    }
+
+    async fn fail(&self, dial: &Dial, reason: &str) -> Result<(), crate::EngineError> {
+        if let Some(applied) = self.store.end_call(&dial.call_id, Outcome::Failed, reason, self.clock.now()).await? {
+            self.metrics.record_applied(std::slice::from_ref(&applied));
+        }
+        self.wake();
+        Ok(())
+    }
+}
+

@@ -1,0 +1,141 @@
+//! The reaper: calls that went quiet are looked up at the provider; what the provider
+//! says is applied through the normal ingest path, and a call the provider cannot vouch
+//! for ends as `timeout` so it stops holding a slot. It also resolves calls a crash left
+//! between claim and provider acceptance, so no attempt is ever dialled twice.
+
+use crate::{Engine, EngineError};
+use dialtone_core::{EventKind, Outcome};
+use dialtone_store::Call;
+use jiff::SignedDuration;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// A provider lookup for a possibly-sent call starts this long before we marked it placing,
+/// to allow for clock skew between us and the provider.
+const LOOKUP_SLACK: SignedDuration = SignedDuration::from_secs(120);
+
+pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(engine.config.reaper_interval) => {}
+        }
+        if let Err(e) = engine.reap_once().await {
+            tracing::warn!(error = %e, "reaper pass failed; retrying on the next pass");
+        }
+    }
+}
+
+impl Engine {
+    /// Resolves unsent calls nobody is placing: those a dead node (its lease ran out, or a
+    /// previous run of this process) left behind, taken over first so that exactly one
+    /// node resolves each, and any of ours whose placer gave up on its bookkeeping. Called
+    /// once before the dispatcher starts, then on every reaper pass. A live node's calls
+    /// are never touched.
+    pub async fn recover(&self) -> Result<usize, EngineError> {
+        let orphans: Vec<_> = {
+            // While we look, no claim of ours is between its commit and `placing`, and no
+            // placement leaves `placing`: a call of ours found outside it was finished
+            // with (or never started) before the read, so the row we act on is current.
+            let _gate = self.claim_gate.write().await;
+            let found = self.store.orphaned_calls(&self.node, self.config.lease, self.clock.now()).await?;
+            let placing = self.placing.lock().unwrap();
+            found.into_iter().filter(|c| !placing.contains(&c.id)).collect()
+        };
+        let mut resolved = 0;
+        for call in &orphans {
+            self.resolve_unsent(call).await?;
+            resolved += 1;
+        }
+        if resolved > 0 {
+            tracing::info!(calls = resolved, "recovered calls left unsent by a dead node or an interrupted placement");
+            self.wake();
+        }
+        Ok(resolved)
+    }
+
+    /// One reaper pass. Returns how many quiet calls it looked at.
+    pub async fn reap_once(&self) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        let quiet_since = now.checked_sub(SignedDuration::try_from(self.config.stuck_timeout).unwrap_or(SignedDuration::MAX)).unwrap_or(now);
+        let stuck = self.store.stuck_calls(quiet_since, 500).await?;
+        for call in &stuck {
+            if self.placing.lock().unwrap().contains(&call.id) {
+                continue;
+            }
+            // An unsent call belongs to the node that claimed it: `recover` below resolves
+            // ours and those of dead nodes, never a live node's.
+            if call.provider_call_id.is_some() {
+                self.reconcile(call).await?;
+            }
+        }
+        self.recover().await?;
+        Ok(stuck.len())
+    }
+
+    #[tracing::instrument(skip_all, fields(call_id = %call.id, campaign_id = %call.campaign_id))]
+    async fn reconcile(&self, call: &Call) -> Result<(), EngineError> {
+        let provider_call_id = call.provider_call_id.as_deref().unwrap_or_default();
+        let remote = match self.providers.get(&call.provider) {
+            Some(a) => a.provider.get_call(provider_call_id).await.map_err(|e| e.to_string()),
+            None => Err(format!("no provider configured for {}", call.provider)),
+        };
+        match remote {
+            Ok(remote) => {
+                let alive = !matches!(remote.event.kind, EventKind::Ended { .. });
+                let _ = self.ingest(vec![remote.event]).await.map_err(|e| tracing::warn!(error = %e, "could not apply the provider's answer"));
+                if alive {
+                    // The provider vouches for it: a long call, not a stuck one.
+                    self.store.touch_call(&call.id, self.clock.now()).await?;
+                } else {
+                    tracing::info!("reconciled a quiet call: the provider says it ended");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "quiet call unknown to the provider; ending it as timeout");
+                self.end_as(call, Outcome::Timeout, &format!("no event for {:?} and the provider could not say: {e}", self.config.stuck_timeout)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A QUEUED call with no provider id. If it was never sent, its claim is released and
+    /// the same attempt is dialled later; if it may have been sent, the provider is asked
+    /// whether it has it (by our id in the metadata) before anything is re-dialled.
+    #[tracing::instrument(skip_all, fields(call_id = %call.id, campaign_id = %call.campaign_id))]
+    async fn resolve_unsent(&self, call: &Call) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let Some(placing_at) = call.placing_at else {
+            self.store.release_unsent(&call.id, "claimed but never sent (interrupted)", now).await?;
+            return Ok(());
+        };
+        let Some(provider) = self.providers.get(&call.provider).map(|a| &a.provider) else {
+            return Err(EngineError::NoProvider(call.provider));
+        };
+        let since = placing_at.checked_sub(LOOKUP_SLACK).unwrap_or(placing_at);
+        match provider.find_call(&call.id, since).await {
+            Ok(Some(remote)) => {
+                tracing::info!("a call interrupted while placing is at the provider: adopting it");
+                self.store.mark_dialed(&call.id, &remote.provider_call_id, now).await?;
+                let _ = self.ingest(vec![remote.event]).await;
+            }
+            Ok(None) => {
+                tracing::info!("a call interrupted while placing never reached the provider: releasing it");
+                self.store.release_unsent(&call.id, "interrupted while placing; the provider has no such call", now).await?;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell whether an interrupted call reached the provider; ending it as timeout");
+                self.end_as(call, Outcome::Timeout, &format!("interrupted while placing, and the provider could not say: {e}")).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn end_as(&self, call: &Call, outcome: Outcome, reason: &str) -> Result<(), EngineError> {
+        if let Some(applied) = self.store.end_call(&call.id, outcome, reason, self.clock.now()).await? {
+            self.metrics.record_applied(std::slice::from_ref(&applied));
+            self.wake();
+        }
+        Ok(())
+    }
+}

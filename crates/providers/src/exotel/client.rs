@@ -1,0 +1,221 @@
+//! Exotel's Calls API: one request per call, no retries (the placer owns the schedule),
+//! every failure classified so the placer knows whether another try can help.
+
+use super::{status_kind, ExotelConfig, WEBHOOK_PATH};
+use crate::rest::{self, final_error, seconds_to_ms, text_field, truncate, MAX_RAW_REASON};
+use crate::{ErrorClass, PlaceCall, Placed, ProviderError, RemoteCall};
+use dialtone_core::{CallId, EventKind, ProviderEvent};
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+const NAME: &str = "exotel";
+
+pub(super) async fn place_call(
+    http: &reqwest::Client,
+    config: &ExotelConfig,
+    call: &PlaceCall,
+) -> Result<Placed, ProviderError> {
+    let form = connect_form(config, call)?;
+    let (status, body) = send(http, config, Method::POST, "connect.json", Some(&form)).await?;
+    match body.pointer("/Call/Sid").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        Some(sid) => {
+            tracing::debug!(provider_call_id = sid, "exotel accepted the call");
+            Ok(Placed { provider_call_id: sid.to_string() })
+        }
+        // Final, not retryable: Exotel said yes, so the phone may be ringing right now and
+        // a second attempt could dial the same person twice.
+        None => Err(final_error(Some(status), format!("exotel {status}: accepted the call but the response has no Call.Sid"))),
+    }
+}
+
+pub(super) async fn get_call(
+    http: &reqwest::Client,
+    config: &ExotelConfig,
+    sid: &str,
+) -> Result<RemoteCall, ProviderError> {
+    let (status, body) = send(http, config, Method::GET, &format!("{sid}.json"), None).await?;
+    remote_call(body, sid).ok_or_else(|| final_error(Some(status), format!("exotel {status}: response is not a call")))
+}
+
+/// The form of `POST /v1/Accounts/{sid}/Calls/connect.json`, in the order it is sent.
+/// The callback URL holds the secret token: this form is never logged.
+pub(super) fn connect_form(config: &ExotelConfig, call: &PlaceCall) -> Result<Vec<(&'static str, String)>, ProviderError> {
+    let mut form = vec![("From", call.customer_number.clone()), ("CallerId", call.phone_number_id.clone())];
+    match (&config.flow_url, &config.stream_url) {
+        (Some(flow), _) => form.push(("Url", flow.clone())),
+        (None, Some(stream)) => {
+            form.push(("StreamUrl", stream.clone()));
+            form.push(("StreamType", "bidirectional".into()));
+        }
+        (None, None) => return Err(final_error(None, "exotel: neither flow_url nor stream_url is configured".into())),
+    }
+    form.push(("CustomField", call.call_id.to_string()));
+    form.push((
+        "StatusCallback",
+        format!(
+            "{}{WEBHOOK_PATH}/{}",
+            config.public_base_url.trim_end_matches('/'),
+            config.callback_token.expose_secret()
+        ),
+    ));
+    form.push(("StatusCallbackEvents[0]", "terminal".into()));
+    form.push(("StatusCallbackEvents[1]", "answered".into()));
+    form.push(("StatusCallbackContentType", "application/json".into()));
+    Ok(form)
+}
+
+/// `{"Call": {…}}` as an event, for the same path webhooks take. `None` without a status.
+pub(super) fn remote_call(body: Value, fallback_sid: &str) -> Option<RemoteCall> {
+    let call = body.get("Call")?.as_object()?;
+    let sid = text_field(call, "Sid").unwrap_or_else(|| fallback_sid.to_string());
+    let status = text_field(call, "Status")?;
+    let kind = status_kind(&status).unwrap_or(EventKind::Info);
+    let ended = matches!(kind, EventKind::Ended { .. });
+    // Echoed only by some API versions; the call is matched by its sid either way.
+    let call_id = text_field(call, "CustomField").and_then(|c| CallId::parse(&c));
+    let event = ProviderEvent {
+        provider_type: "call".to_string(),
+        provider_call_id: Some(sid.clone()),
+        call_id: call_id.clone(),
+        kind,
+        dedupe_key: format!("reconcile:exotel:{sid}:{status}"),
+        // Exotel's dates carry no zone (`2017-03-03 12:30:24`, account-local): not guessed.
+        occurred_at: None,
+        cost: None,
+        duration_ms: if ended { text_field(call, "Duration").and_then(|d| seconds_to_ms(&d)) } else { None },
+        raw: body,
+    };
+    Some(RemoteCall { provider_call_id: sid, call_id, event })
+}
+
+/// One request under `/v1/Accounts/{sid}/Calls/`. A 2xx comes back as (status, JSON
+/// body); anything else as a classified error.
+async fn send(
+    http: &reqwest::Client,
+    config: &ExotelConfig,
+    method: Method,
+    resource: &str,
+    form: Option<&[(&'static str, String)]>,
+) -> Result<(u16, Value), ProviderError> {
+    let url = rest::endpoint(NAME, &config.base_url, &["v1", "Accounts", &config.account_sid, "Calls", resource])?;
+    let mut req = http
+        .request(method, url)
+        .basic_auth(&config.api_key, Some(config.api_token.expose_secret()))
+        .timeout(config.request_timeout);
+    if let Some(form) = form {
+        req = req.form(form);
+    }
+    let resp = rest::send(NAME, req).await?;
+    if !(200..300).contains(&resp.status) {
+        let err = status_error(resp.status, &resp.headers, &resp.text);
+        tracing::warn!(status = resp.status, retryable = err.is_retryable(), message = %err.message, "exotel refused the request");
+        return Err(err);
+    }
+    let body = serde_json::from_str(&resp.text)
+        .map_err(|e| final_error(Some(resp.status), format!("exotel {}: response is not JSON: {e}", resp.status)))?;
+    Ok((resp.status, body))
+}
+
+/// Classifies a non-2xx answer from `{"RestException":{"Status","Message","Code"}}`.
+/// Pure, so the table is tested without a server.
+pub(super) fn status_error(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
+    let json: Option<Value> = serde_json::from_str(body).ok();
+    let exc = json.as_ref().and_then(|v| v.get("RestException")).and_then(Value::as_object);
+    let code = exc.and_then(|e| text_field(e, "Code"));
+    let reason = exc
+        .and_then(|e| text_field(e, "Message"))
+        .unwrap_or_else(|| truncate(body.trim(), MAX_RAW_REASON));
+    // 429 is the per-account request rate (200/min), not call concurrency: retry after
+    // the given wait, but it says nothing about how many calls are live.
+    let class = if status == 429 || (500..600).contains(&status) { ErrorClass::Retryable } else { ErrorClass::Final };
+    let message = match (&code, reason.is_empty()) {
+        (Some(code), _) => format!("exotel {status} ({code}): {reason}"),
+        (None, false) => format!("exotel {status}: {reason}"),
+        (None, true) => format!("exotel {status}"),
+    };
+    ProviderError { class, status: Some(status), message, retry_after: rest::retry_after(headers), concurrency_limited: false }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dialtone_core::{CallStatus, CampaignId, Outcome};
+    use secrecy::SecretString;
+    use serde_json::json;
+
+    fn config() -> ExotelConfig {
+        ExotelConfig::new("acme", "key", SecretString::from("tok"), "https://dialer.example.com/", SecretString::from("cbtok"))
+    }
+
+    fn place() -> PlaceCall {
+        PlaceCall {
+            call_id: CallId::new(),
+            campaign_id: CampaignId::new(),
+            assistant_id: String::new(),
+            phone_number_id: "08030752400".into(),
+            customer_number: "+919876543210".into(),
+            customer_name: None,
+            variables: Default::default(),
+        }
+    }
+
+    #[test]
+    fn flow_wins_over_stream_and_one_is_required() {
+        let mut c = config();
+        c.flow_url = Some("http://my.exotel.com/acme/exoml/start_voice/1".into());
+        c.stream_url = Some("wss://bot.example.com/ws".into());
+        let form = connect_form(&c, &place()).unwrap();
+        assert!(form.iter().any(|(k, _)| *k == "Url"));
+        assert!(!form.iter().any(|(k, _)| *k == "StreamUrl" || *k == "StreamType"));
+
+        c.flow_url = None;
+        let form = connect_form(&c, &place()).unwrap();
+        assert!(form.contains(&("StreamUrl", "wss://bot.example.com/ws".into())));
+        assert!(form.contains(&("StreamType", "bidirectional".into())));
+        assert!(form.contains(&("StatusCallback", "https://dialer.example.com/webhooks/exotel/cbtok".into())));
+
+        c.stream_url = None;
+        let e = connect_form(&c, &place()).unwrap_err();
+        assert_eq!(e.class, ErrorClass::Final);
+        assert!(e.message.contains("flow_url"), "{}", e.message);
+    }
+
+    #[test]
+    fn status_classes() {
+        for s in [429, 500, 502, 503, 504] {
+            assert_eq!(status_error(s, &HeaderMap::new(), "").class, ErrorClass::Retryable, "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 422] {
+            assert_eq!(status_error(s, &HeaderMap::new(), "").class, ErrorClass::Final, "{s}");
+        }
+    }
+
+    #[test]
+    fn rest_exception_text_and_codes_of_either_type() {
+        let e = status_error(400, &HeaderMap::new(), r#"{"RestException":{"Status":400,"Message":"Invalid From","Code":"34001"}}"#);
+        assert_eq!(e.message, "exotel 400 (34001): Invalid From");
+        let e = status_error(403, &HeaderMap::new(), r#"{"RestException":{"Status":403,"Message":"Forbidden"}}"#);
+        assert_eq!(e.message, "exotel 403: Forbidden");
+        let e = status_error(502, &HeaderMap::new(), "<html>bad gateway</html>");
+        assert_eq!(e.message, "exotel 502: <html>bad gateway</html>");
+    }
+
+    #[test]
+    fn call_resource_becomes_an_event() {
+        let rc = remote_call(json!({"Call": {"Sid": "80bf", "Status": "no-answer", "Duration": null}}), "80bf").unwrap();
+        assert_eq!(rc.event.kind, EventKind::Ended { outcome: Outcome::NoAnswer, reason: Some("no-answer".into()) });
+        assert_eq!(rc.event.dedupe_key, "reconcile:exotel:80bf:no-answer");
+        assert_eq!(rc.call_id, None);
+
+        let id = CallId::new();
+        let rc = remote_call(json!({"Call": {"Sid": "80bf", "Status": "completed", "Duration": "61", "CustomField": id.as_str()}}), "x").unwrap();
+        assert_eq!(rc.event.duration_ms, Some(61_000));
+        assert_eq!(rc.call_id, Some(id));
+
+        let rc = remote_call(json!({"Call": {"Status": "in-progress"}}), "80bf").unwrap();
+        assert_eq!((rc.provider_call_id.as_str(), rc.event.kind), ("80bf", EventKind::Progress(CallStatus::InProgress)));
+        assert!(remote_call(json!({"Sid": "80bf"}), "80bf").is_none());
+    }
+}

@@ -1,0 +1,138 @@
+//! dialtone-providers: one module per voice provider, each owning request building, the
+//! HTTP client, webhook verification and parsing into core events. The engine sees only
+//! the [`Provider`] trait.
+
+pub mod resilience;
+pub mod exotel;
+mod rest;
+pub mod twilio;
+pub mod vapi;
+
+use async_trait::async_trait;
+use dialtone_core::{CallId, CampaignId, ProviderEvent, ProviderKind};
+use jiff::Timestamp;
+use std::time::Duration;
+
+/// Everything a provider needs to place one call (one attempt).
+#[derive(Debug, Clone)]
+pub struct PlaceCall {
+    pub call_id: CallId,
+    pub campaign_id: CampaignId,
+    pub assistant_id: String,
+    pub phone_number_id: String,
+    /// E.164.
+    pub customer_number: String,
+    pub customer_name: Option<String>,
+    /// Passed to the assistant (Vapi: `assistantOverrides.variableValues`).
+    pub variables: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The provider accepted the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    pub provider_call_id: String,
+}
+
+/// What the provider says about a call when asked (reconcile).
+#[derive(Debug, Clone)]
+pub struct RemoteCall {
+    pub provider_call_id: String,
+    /// Our id, if the provider echoes the metadata we sent.
+    pub call_id: Option<CallId>,
+    /// The call's state as an event, ready to go through the same path as a webhook.
+    /// Its dedupe key starts with `reconcile:`.
+    pub event: ProviderEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Worth another try after a backoff: 429, 503, 504, timeouts, connection errors.
+    Retryable,
+    /// Will not succeed however often it is sent: 400, 401, 403, 404, 422, …
+    Final,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub class: ErrorClass,
+    /// HTTP status, if a response came back.
+    pub status: Option<u16>,
+    /// The provider's own reason, as clear as the response allows.
+    pub message: String,
+    /// From a `Retry-After` header, when present.
+    pub retry_after: Option<Duration>,
+    /// The provider said the account is at its concurrency limit: slow down, don't burn attempts.
+    pub concurrency_limited: bool,
+}
+
+impl ProviderError {
+    pub fn is_retryable(&self) -> bool {
+        self.class == ErrorClass::Retryable
+    }
+}
+
+/// Why a webhook was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// Missing or wrong credentials/signature, or outside the replay window: 401, nothing written.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Not JSON, or not the provider's shape: 400, nothing written.
+    #[error("malformed webhook: {0}")]
+    Malformed(String),
+}
+
+/// One HTTP request as the webhook endpoint saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+    /// The full URL as the provider requested it (needed by signature schemes that sign it).
+    pub url: &'a str,
+}
+
+/// What parsing a webhook produced.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedWebhook {
+    /// Events to store and apply (possibly none: unknown message types are acknowledged
+    /// and ignored).
+    pub events: Vec<ProviderEvent>,
+    /// A body to answer with instead of the default acknowledgement. `None` = plain 200.
+    pub reply: Option<serde_json::Value>,
+    /// An inbound call asks which assistant should answer it (Vapi `assistant-request`):
+    /// the server must answer within the provider's budget.
+    pub assistant_request: Option<AssistantRequest>,
+}
+
+/// An inbound call waiting to be told which assistant answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssistantRequest {
+    pub provider_call_id: String,
+    /// Our number that was dialled (E.164 as the provider sent it).
+    pub to: Option<String>,
+    /// The caller's number, if known.
+    pub from: Option<String>,
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    fn kind(&self) -> ProviderKind;
+
+    /// One request, no retries: the placer owns the retry schedule.
+    async fn place_call(&self, call: &PlaceCall) -> Result<Placed, ProviderError>;
+
+    async fn get_call(&self, provider_call_id: &str) -> Result<RemoteCall, ProviderError>;
+
+    /// Looks for a call we may have placed before a crash, by our call id, among calls
+    /// created at or after `since`. `Ok(None)` means the provider has no such call.
+    async fn find_call(&self, call_id: &CallId, since: Timestamp) -> Result<Option<RemoteCall>, ProviderError>;
+
+    /// Ends a live call at the provider (the caller records the outcome `canceled`).
+    async fn hang_up(&self, provider_call_id: &str) -> Result<(), ProviderError>;
+
+    /// Checks the request's authenticity. Runs before anything else touches the body.
+    fn verify_webhook(&self, req: &WebhookRequest<'_>, now: Timestamp) -> Result<(), WebhookError>;
+
+    fn parse_webhook(&self, req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookError>;
+}

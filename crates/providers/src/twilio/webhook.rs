@@ -1,0 +1,49 @@
+//! Twilio status callbacks (form POSTs) as core events. Our call id comes from the
+//! callback URL we gave Twilio; the signature over that URL vouches for it.
+
+use super::{parse_rfc2822, status_kind};
+use crate::rest::{form_pairs, pairs_to_json, query_param, seconds_to_ms};
+use crate::{ParsedWebhook, WebhookError, WebhookRequest};
+use dialtone_core::{CallId, EventKind, ProviderEvent};
+use sha2::Digest;
+
+pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookError> {
+    let pairs = form_pairs(req.body);
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let sid = get("CallSid").ok_or_else(|| WebhookError::Malformed("form body without `CallSid`".into()))?;
+    let status = get("CallStatus");
+    let answered_by = get("AnsweredBy");
+
+    let known = status.and_then(|s| status_kind(s, answered_by).map(|kind| (s, kind)));
+    let (provider_type, kind, key_tail) = match (known, status, answered_by) {
+        (Some((s, kind)), _, _) => (get("CallbackSource").unwrap_or("status-callback"), kind, s.to_string()),
+        // The async AMD verdict: no CallStatus, and the call goes on. Stored for the
+        // record; the outcome comes with `completed`.
+        (None, None, Some(a)) => ("amd", EventKind::Info, format!("amd:{a}")),
+        (None, s, _) => {
+            // A status we do not know may repeat with new content: the sequence number
+            // (or, failing that, the body) keeps distinct callbacks distinct.
+            let seq = get("SequenceNumber")
+                .map_or_else(|| hex::encode(&sha2::Sha256::digest(req.body)[..8]), str::to_string);
+            (get("CallbackSource").unwrap_or("status-callback"), EventKind::Info, format!("{}:{seq}", s.unwrap_or("none")))
+        }
+    };
+    let duration_ms = match kind {
+        // Seconds. (`Duration` is whole billed minutes, not a duration to store.)
+        EventKind::Ended { .. } => get("CallDuration").and_then(seconds_to_ms),
+        _ => None,
+    };
+    let event = ProviderEvent {
+        provider_type: provider_type.to_string(),
+        provider_call_id: Some(sid.to_string()),
+        call_id: query_param(req.url, "dialtone_call_id").and_then(|id| CallId::parse(&id)),
+        kind,
+        dedupe_key: format!("twilio:{sid}:{key_tail}"),
+        occurred_at: get("Timestamp").and_then(parse_rfc2822),
+        cost: None,
+        duration_ms,
+        // `SequenceNumber` stays here: events are ordered by state rank downstream.
+        raw: pairs_to_json(&pairs),
+    };
+    Ok(ParsedWebhook { events: vec![event], ..ParsedWebhook::default() })
+}

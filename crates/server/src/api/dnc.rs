@@ -1,0 +1,142 @@
+//! Do-not-call lists: `/api/v1/dnc` (workspace-wide) and `/api/v1/campaigns/{id}/dnc`.
+//! A listed number is never dialled: the dispatcher checks the lists at claim time.
+
+use super::{paged, ApiError, Auth, Json, PageQuery, Query};
+use crate::app::AppState;
+use crate::import::{CsvContacts, ImportReport};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get};
+use axum::Router;
+use dialtone_core::{CampaignId, PhoneNumber, WorkspaceId};
+use dialtone_store::RejectedRow;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/dnc", get(list_ws).post(add_ws))
+        .route("/dnc/check", get(check))
+        .route("/dnc/{phone}", delete(remove_ws))
+        .route("/campaigns/{id}/dnc", get(list_cmp).post(add_cmp))
+        .route("/campaigns/{id}/dnc/{phone}", delete(remove_cmp))
+}
+
+/// The list a request is about, and how to read its numbers.
+struct Scope {
+    campaign: Option<CampaignId>,
+    region: String,
+}
+
+async fn campaign_scope(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Scope, ApiError> {
+    let id = CampaignId::parse(id).ok_or_else(|| ApiError::not_found("campaign"))?;
+    let c = app.store.get_campaign(ws, &id).await?.ok_or_else(|| ApiError::not_found("campaign"))?;
+    Ok(Scope { campaign: Some(c.id), region: c.default_region })
+}
+
+fn workspace_scope() -> Scope {
+    Scope { campaign: None, region: "US".into() }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBody {
+    numbers: Vec<String>,
+    reason: Option<String>,
+}
+
+/// JSON `{"numbers": [...], "reason": "..."}` or a CSV with a phone column.
+async fn add(app: &AppState, ws: &WorkspaceId, scope: Scope, headers: &HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let mut report = ImportReport::default();
+    let (phones, reason) = if content_type.starts_with("application/json") {
+        let body: AddBody = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+        let mut phones = vec![];
+        for (i, raw) in body.numbers.iter().enumerate() {
+            report.rows += 1;
+            match PhoneNumber::parse(raw, &scope.region) {
+                Ok(p) => phones.push(p),
+                Err(e) => report.reject(RejectedRow { line: i as u64 + 1, reason: format!("invalid phone number {raw:?}: {e}") }),
+            }
+        }
+        (phones, body.reason)
+    } else if content_type.starts_with("text/csv") || content_type.starts_with("text/plain") {
+        let mut rows = CsvContacts::new(&body[..], &scope.region, "UTC").map_err(|e| ApiError::invalid("body", e))?;
+        let mut phones = vec![];
+        while let Some(chunk) = rows.next_chunk(1000, &mut report) {
+            phones.extend(chunk.into_iter().map(|c| c.phone));
+        }
+        (phones, None)
+    } else {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+            "send {\"numbers\": [...]} as JSON, or a CSV with a phone column as text/csv"));
+    };
+    let added = app.store.add_suppressions(ws, scope.campaign.as_ref(), &phones, reason.as_deref(), app.now()).await?;
+    Ok(Json(json!({
+        "added": added,
+        "already_listed": phones.len() as u64 - added,
+        "rejected_count": report.rejected_count,
+        "rejected": report.rejected,
+    })))
+}
+
+async fn add_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    add(&app, &ws, workspace_scope(), &headers, body).await
+}
+
+async fn add_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let scope = campaign_scope(&app, &ws, &id).await?;
+    add(&app, &ws, scope, &headers, body).await
+}
+
+async fn list(app: &AppState, ws: &WorkspaceId, scope: Scope, q: PageQuery) -> Result<Json<Value>, ApiError> {
+    let page = q.page()?;
+    let items = app.store.list_suppressions(ws, scope.campaign.as_ref(), &page).await?;
+    Ok(Json(paged(items, page.limit, |s| s.id.clone())))
+}
+
+async fn list_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<PageQuery>) -> Result<Json<Value>, ApiError> {
+    list(&app, &ws, workspace_scope(), q).await
+}
+
+async fn list_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<Value>, ApiError> {
+    let scope = campaign_scope(&app, &ws, &id).await?;
+    list(&app, &ws, scope, q).await
+}
+
+async fn remove(app: &AppState, ws: &WorkspaceId, scope: Scope, raw: &str) -> Result<StatusCode, ApiError> {
+    let phone = PhoneNumber::parse(raw, &scope.region).map_err(|e| ApiError::invalid("phone", e))?;
+    if app.store.remove_suppression(ws, scope.campaign.as_ref(), &phone).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("number on this list"))
+    }
+}
+
+async fn remove_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(phone): Path<String>) -> Result<StatusCode, ApiError> {
+    remove(&app, &ws, workspace_scope(), &phone).await
+}
+
+async fn remove_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path((id, phone)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+    let scope = campaign_scope(&app, &ws, &id).await?;
+    remove(&app, &ws, scope, &phone).await
+}
+
+#[derive(Deserialize)]
+struct CheckQuery {
+    phone: String,
+    campaign_id: Option<String>,
+}
+
+/// `GET /dnc/check?phone=…[&campaign_id=…]`: would this number be turned away?
+async fn check(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<CheckQuery>) -> Result<Json<Value>, ApiError> {
+    let scope = match &q.campaign_id {
+        Some(id) => campaign_scope(&app, &ws, id).await?,
+        None => workspace_scope(),
+    };
+    let phone = PhoneNumber::parse(&q.phone, &scope.region).map_err(|e| ApiError::invalid("phone", e))?;
+    let matches = app.store.suppressions_for(&ws, scope.campaign.as_ref(), &phone).await?;
+    Ok(Json(json!({ "phone": phone, "suppressed": !matches.is_empty(), "matches": matches })))
+}

@@ -1,0 +1,51 @@
+//! `/api/v1/phone-numbers`: our numbers and the assistant that answers each inbound call.
+
+use super::{ApiError, Auth, Json};
+use crate::app::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::Router;
+use dialtone_core::{PhoneNumber, ProviderKind};
+use dialtone_store::PhoneNumberEntry;
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/phone-numbers", get(list).post(add)).route("/phone-numbers/{number}", delete(remove))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewNumber {
+    /// E.164.
+    number: String,
+    /// `vapi` (default) or `sim`.
+    provider: Option<String>,
+    assistant_id: String,
+    name: Option<String>,
+}
+
+async fn add(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewNumber>) -> Result<(StatusCode, Json<PhoneNumberEntry>), ApiError> {
+    let number = PhoneNumber::parse(&body.number, "US").map_err(|e| ApiError::invalid("number", e))?;
+    let provider: ProviderKind = body.provider.as_deref().unwrap_or("vapi").parse()
+        .map_err(|_| ApiError::invalid("provider", "must be one of vapi, sim, twilio, exotel"))?;
+    if body.assistant_id.trim().is_empty() {
+        return Err(ApiError::invalid("assistant_id", "must not be empty"));
+    }
+    let entry = app.store.add_phone_number(&ws, &number, provider, body.assistant_id.trim(), body.name.as_deref(), app.now()).await?;
+    Ok((StatusCode::CREATED, Json(entry)))
+}
+
+async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(serde_json::json!({ "data": app.store.list_phone_numbers(&ws).await? })))
+}
+
+async fn remove(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(number): Path<String>) -> Result<StatusCode, ApiError> {
+    let number = PhoneNumber::parse(&number, "US").map_err(|e| ApiError::invalid("number", e))?;
+    if app.store.remove_phone_number(&ws, &number).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("phone number"))
+    }
+}

@@ -1,0 +1,166 @@
+//! Scheduled single calls: `POST /api/v1/calls` places one call now or at `scheduled_for`,
+//! `PUT /api/v1/calls/{id}` moves it while it has not started, `DELETE` cancels it; and the
+//! assistants a workspace may call with (`/api/v1/assistants`).
+
+use super::{ApiError, Auth, Json};
+use crate::app::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::Router;
+use dialtone_core::frequency::Recurrence;
+use dialtone_core::schedule::LocalHours;
+use dialtone_core::{contact_timezone, CallId, PhoneNumber, ProviderKind, RetryPolicy, WorkspaceId};
+use dialtone_store::{Assistant, Call, NewSingleCall, Variables};
+use jiff::Timestamp;
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/calls", axum::routing::post(create))
+        .route("/calls/{id}", put(reschedule).delete(cancel))
+        .route("/assistants", get(list_assistants).post(add_assistant))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCall {
+    assistant_id: String,
+    /// E.164, e.g. +14155552671.
+    phone: String,
+    name: Option<String>,
+    #[serde(default)]
+    variables: Variables,
+    /// The recipient's IANA zone; derived from the number when absent.
+    timezone: Option<String>,
+    /// When to place it (RFC 3339); now when absent. Must be in the future.
+    scheduled_for: Option<Timestamp>,
+    /// Move the time into the recipient's business hours (08:00–21:00 local) if it falls outside.
+    #[serde(default)]
+    respect_business_hours: bool,
+    /// Repeat daily / weekly / monthly, with an end date or a maximum number of occurrences.
+    recurrence: Option<Recurrence>,
+    max_attempts: Option<u32>,
+    retry: Option<RetryPolicy>,
+}
+
+/// Strict E.164: a `+`, then the digits of a valid number, nothing else.
+fn e164(raw: &str) -> Result<PhoneNumber, ApiError> {
+    let well_formed = raw.strip_prefix('+').is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()));
+    if !well_formed {
+        return Err(ApiError::invalid("phone", "must be in E.164 form, e.g. +14155552671"));
+    }
+    PhoneNumber::parse(raw, "US").map_err(|e| ApiError::invalid("phone", e))
+}
+
+fn future(at: Timestamp, now: Timestamp) -> Result<Timestamp, ApiError> {
+    if at <= now {
+        return Err(ApiError::invalid("scheduled_for", format!("must be in the future (it is now {now})")));
+    }
+    Ok(at)
+}
+
+fn business_hours(at: Timestamp, zone: &str) -> Timestamp {
+    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    LocalHours::default().next_open(&tz, at)
+}
+
+async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewCall>) -> Result<(StatusCode, Json<Call>), ApiError> {
+    let now = app.now();
+    let phone = e164(&body.phone)?;
+    let assistant = app.store.get_assistant(&ws, &body.assistant_id).await?.ok_or_else(|| {
+        ApiError::invalid("assistant_id", "unknown assistant: register it with POST /api/v1/assistants (or use it in a campaign)")
+    })?;
+    let zone = contact_timezone(body.timezone.as_deref(), &phone, "UTC").map_err(|e| ApiError::invalid("timezone", e))?;
+    let mut at = match body.scheduled_for {
+        Some(at) => future(at, now)?,
+        None => now,
+    };
+    if body.respect_business_hours {
+        at = business_hours(at, &zone.timezone);
+    }
+    if let Some(r) = &body.recurrence {
+        r.validate().map_err(|e| ApiError::invalid("recurrence", e))?;
+    }
+    let retry = body.retry.unwrap_or_default();
+    retry.validate().map_err(|m| ApiError::invalid("retry", m))?;
+    let max_attempts = body.max_attempts.unwrap_or(1);
+    if !(1..=100).contains(&max_attempts) {
+        return Err(ApiError::invalid("max_attempts", "must be between 1 and 100"));
+    }
+    let call = app.store.create_single_call(NewSingleCall {
+        workspace_id: ws,
+        assistant,
+        phone,
+        name: body.name,
+        variables: body.variables,
+        timezone: zone,
+        scheduled_for: at,
+        recurrence: body.recurrence,
+        max_attempts,
+        retry,
+    }, now).await?;
+    app.engine.wake_everywhere();
+    Ok((StatusCode::CREATED, Json(call)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reschedule {
+    scheduled_for: Timestamp,
+    #[serde(default)]
+    respect_business_hours: bool,
+}
+
+async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Call, ApiError> {
+    let id = CallId::parse(id).ok_or_else(|| ApiError::not_found("call"))?;
+    app.store.get_call(ws, &id).await?.ok_or_else(|| ApiError::not_found("call"))
+}
+
+async fn reschedule(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Json(body): Json<Reschedule>) -> Result<Json<Call>, ApiError> {
+    let call = load(&app, &ws, &id).await?;
+    let mut at = future(body.scheduled_for, app.now())?;
+    if body.respect_business_hours {
+        let contact = app.store.get_contact(&ws, &call.contact_id).await?.ok_or_else(|| ApiError::not_found("contact"))?;
+        at = business_hours(at, contact.timezone.as_deref().unwrap_or("UTC"));
+    }
+    if !app.store.reschedule_call(&ws, &call.id, at, app.now()).await? {
+        return Err(ApiError::conflict(format!("the call is {} and can no longer be rescheduled", call.status)));
+    }
+    Ok(Json(load(&app, &ws, &id).await?))
+}
+
+async fn cancel(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<Call>, ApiError> {
+    let call = load(&app, &ws, &id).await?;
+    if !app.store.cancel_scheduled_call(&ws, &call.id, app.now()).await? {
+        return Err(ApiError::conflict(format!("the call is {}; only a call that has not started can be canceled (hang up is a later feature)", call.status)));
+    }
+    Ok(Json(load(&app, &ws, &id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAssistant {
+    id: String,
+    provider: String,
+    phone_number_id: String,
+    name: Option<String>,
+}
+
+async fn add_assistant(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewAssistant>) -> Result<(StatusCode, Json<Assistant>), ApiError> {
+    let provider: ProviderKind = body.provider.parse().map_err(|_| ApiError::invalid("provider", "must be one of vapi, sim"))?;
+    if body.id.trim().is_empty() {
+        return Err(ApiError::invalid("id", "must not be empty"));
+    }
+    if body.phone_number_id.trim().is_empty() {
+        return Err(ApiError::invalid("phone_number_id", "must not be empty"));
+    }
+    let a = Assistant { id: body.id.trim().into(), provider, phone_number_id: body.phone_number_id.trim().into(), name: body.name };
+    app.store.upsert_assistant(&ws, &a, app.now()).await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+async fn list_assistants(State(app): State<Arc<AppState>>, Auth(ws): Auth) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(serde_json::json!({ "data": app.store.list_assistants(&ws).await? })))
+}

@@ -1,0 +1,204 @@
+//! `dialtone bench`: the speed figures of BENCHMARKS.md, printed as one JSON object.
+//! - ingest: authentic Vapi webhooks POSTed concurrently to a running server (SQLite in a
+//!   temp dir), each answered only after its group commit: events/s and latency percentiles;
+//! - dispatch: a demo run with fast simulated calls: calls placed per second under a cap.
+
+use crate::app;
+use crate::config::Config;
+use crate::demo::{self, DemoArgs};
+use clap::Args;
+use dialtone_core::{CampaignStatus, Mode, ProviderKind, RetryPolicy, SystemClock};
+use dialtone_store::NewCampaign;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Calls whose lifecycles are sent as webhooks (4 events each).
+    #[arg(long, default_value_t = 5000)]
+    pub calls: usize,
+    /// Webhook requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Contacts for the dispatch run.
+    #[arg(long, default_value_t = 2000)]
+    pub dispatch_contacts: usize,
+    /// Cap for the dispatch run.
+    #[arg(long, default_value_t = 50)]
+    pub dispatch_cap: u32,
+    /// Database for the runs (default: SQLite in a temp dir; give a fresh PostgreSQL
+    /// database to measure PostgreSQL).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Also measure the dispatcher's tick with this many running campaigns …
+    #[arg(long, default_value_t = 0)]
+    pub tick_campaigns: usize,
+    /// … of this many contacts each (1,000 × 1,000 = the 1,000,000-contact figure).
+    #[arg(long, default_value_t = 1000)]
+    pub tick_contacts: usize,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let ingest = ingest(&args).await?;
+    let dispatch = dispatch(&args).await?;
+    let mut report = json!({ "ingest": ingest, "dispatch": dispatch });
+    if args.tick_campaigns > 0 {
+        report["tick"] = crate::bench_tick::tick(args.database_url.as_deref(), args.tick_campaigns, args.tick_contacts).await?;
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let secret = crate::keys::generate();
+    let config = Config {
+        database_url: args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
+        vapi_webhook_secret: Some(secret.clone()),
+        ..Config::default()
+    };
+    let state = app::build(&config, config.engine(), Arc::new(SystemClock)).await?;
+    let store = state.store.clone();
+    let now = jiff::Timestamp::now();
+    let ws = store.default_workspace().await?;
+
+    // Calls to receive events for: claimed through the normal path, then accepted.
+    let campaign = store
+        .create_campaign(
+            NewCampaign {
+                workspace_id: ws.clone(),
+                name: "bench".into(),
+                provider: ProviderKind::Sim,
+                assistant_id: "asst_bench".into(),
+                phone_number_id: "pn_bench".into(),
+                mode: Mode::Continuous,
+                max_concurrent: args.calls as u32,
+                max_attempts: 1,
+                retry: RetryPolicy::default(),
+                default_region: "US".into(),
+                schedule: dialtone_core::schedule::Schedule::always("UTC"),
+                calling_hours: all_day(),
+                recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
+            },
+            now,
+        )
+        .await?;
+    let csv = demo::synthetic_csv(args.calls);
+    let mut rows = crate::import::CsvContacts::new(csv.as_bytes(), "US", "UTC")?;
+    let mut report = crate::import::ImportReport::default();
+    while let Some(chunk) = rows.next_chunk(1000, &mut report) {
+        store.insert_contacts(&ws, &campaign.id, &chunk, now).await?;
+    }
+    store.transition_campaign(&ws, &campaign.id, &[CampaignStatus::Draft], CampaignStatus::Starting, now).await?;
+    let mut provider_ids = Vec::with_capacity(args.calls);
+    while provider_ids.len() < args.calls {
+        let dials = store.claim(&campaign.id, "bench", now).await?;
+        anyhow::ensure!(!dials.is_empty(), "could not claim bench calls");
+        for d in dials {
+            let pid = format!("bench-{}", provider_ids.len());
+            store.mark_dialed(&d.call_id, &pid, now).await?;
+            provider_ids.push(pid);
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/webhooks/vapi", listener.local_addr()?);
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(app::serve(state.clone(), listener, cancel.clone()));
+
+    let mut bodies = Vec::with_capacity(args.calls * 4);
+    for pid in &provider_ids {
+        let call = json!({ "id": pid });
+        bodies.push(json!({"message": {"type": "status-update", "status": "ringing", "call": call}}));
+        bodies.push(json!({"message": {"type": "status-update", "status": "in-progress", "call": call}}));
+        bodies.push(json!({"message": {"type": "status-update", "status": "ended", "endedReason": "customer-ended-call", "call": call}}));
+        bodies.push(json!({"message": {"type": "end-of-call-report", "endedReason": "customer-ended-call", "cost": 0.02, "call": call}}));
+    }
+    // Interleave calls so concurrent requests hit different calls, as real traffic does.
+    let n = bodies.len();
+    let order: Vec<usize> = (0..4).flat_map(|step| (0..args.calls).map(move |c| c * 4 + step)).collect();
+    let bodies: Arc<Vec<String>> = Arc::new(order.into_iter().map(|i| bodies[i].to_string()).collect());
+
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = vec![];
+    for _ in 0..args.concurrency {
+        let (http, url, secret, bodies, next) = (http.clone(), url.clone(), secret.clone(), bodies.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = vec![];
+            let mut failures = 0u64;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= bodies.len() {
+                    break;
+                }
+                let t = Instant::now();
+                let ok = http.post(&url).bearer_auth(&secret).header("content-type", "application/json").body(bodies[i].clone()).send().await
+                    .map(|r| r.status().is_success()).unwrap_or(false);
+                latencies.push(t.elapsed());
+                failures += u64::from(!ok);
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut latencies: Vec<Duration> = vec![];
+    let mut failures = 0;
+    for w in workers {
+        let (l, f) = w.await?;
+        latencies.extend(l);
+        failures += f;
+    }
+    let wall = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
+    let ended = store.campaign_counts(&campaign.id).await?.calls.get("ended").copied().unwrap_or(0);
+    cancel.cancel();
+    let _ = server.await;
+    anyhow::ensure!(failures == 0, "{failures} webhooks were not acknowledged");
+    anyhow::ensure!(ended == args.calls as u64, "only {ended} of {} calls ended", args.calls);
+    Ok(json!({
+        "backend": config.database_url.split(':').next(),
+        "events": n,
+        "concurrency": args.concurrency,
+        "wall_ms": wall.as_millis() as u64,
+        "events_per_sec": (n as f64 / wall.as_secs_f64()).round(),
+        "latency_ms": { "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0) },
+    }))
+}
+
+/// Recipient hours that never close, so a benchmark runs whatever the time of day.
+fn all_day() -> dialtone_core::schedule::LocalHours {
+    let midnight = jiff::civil::Time::midnight();
+    dialtone_core::schedule::LocalHours::new(midnight, midnight)
+}
+
+async fn dispatch(args: &BenchArgs) -> anyhow::Result<Value> {
+    let demo_args = DemoArgs {
+        contacts: Some(args.dispatch_contacts),
+        cap: args.dispatch_cap,
+        mode: "continuous".into(),
+        time_scale: 0.0005,
+        faults: false,
+        json: true,
+        max_attempts: 1,
+        seed: Some(1),
+        database_url: args.database_url.clone(),
+        timeout_secs: 600,
+        provider: demo::DemoProvider::Vapi,
+    };
+    let r = demo::execute(&demo_args).await?;
+    let wall = r["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
+    Ok(json!({
+        "contacts": r["contacts"],
+        "cap": r["cap"],
+        "calls_placed": r["calls_placed"],
+        "wall_ms": r["wall_ms"],
+        "calls_per_sec": (r["calls_placed"].as_f64().unwrap_or(0.0) / wall * 1000.0).round(),
+        "max_concurrent_observed": r["max_concurrent_observed"],
+        "duplicate_dials": r["duplicate_dials"],
+        "time_to_first_call_ms": r["time_to_first_call_ms"],
+    }))
+}

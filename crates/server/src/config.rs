@@ -1,0 +1,168 @@
+//! Configuration: built-in defaults, then a TOML file (`dialtone.toml` or `--config`),
+//! then `DIALTONE_*` environment variables (`DIALTONE_VAPI_API_KEY` sets `vapi_api_key`).
+//! Validated once at start.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://path/to/file.db` (created if missing).
+    pub database_url: String,
+    /// Address the HTTP server (API, webhooks, metrics) listens on.
+    pub listen: String,
+    /// Dispatcher tick in milliseconds; notifications wake it sooner.
+    pub tick_ms: u64,
+    /// A call with no event for this long is reconciled with the provider.
+    pub stuck_timeout_secs: u64,
+    pub reaper_interval_secs: u64,
+    /// Delays between placement tries on 429/503/504/timeouts.
+    pub placement_backoff_ms: Vec<u64>,
+    pub vapi_base_url: String,
+    pub vapi_api_key: Option<String>,
+    pub vapi_timeout_ms: u64,
+    /// Shared secret Vapi sends (`Authorization: Bearer` or `X-Vapi-Secret`).
+    pub vapi_webhook_secret: Option<String>,
+    /// HMAC mode instead: `x-signature` over `"{x-timestamp}.{body}"` (HMAC-SHA256, hex).
+    pub vapi_webhook_hmac_secret: Option<String>,
+    /// Where campaigns with `provider = "sim"` are placed (`dialtone sim`).
+    pub sim_base_url: String,
+    pub sim_api_key: String,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+    /// Our public base URL, as providers reach us (callbacks, Twilio signatures behind a
+    /// proxy). Default: `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Calls per second placed on the Vapi account (all campaigns together); none = unlimited.
+    pub vapi_rate_per_sec: Option<f64>,
+    /// Concurrent calls on the whole Vapi account, inbound included (Vapi's default is 10).
+    pub vapi_max_concurrent: Option<u32>,
+    pub sim_rate_per_sec: Option<f64>,
+    pub sim_max_concurrent: Option<u32>,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub twilio_base_url: String,
+    /// TwiML the answered call runs: a URL (`twilio_twiml_url`) or inline (`twilio_twiml`).
+    pub twilio_twiml_url: Option<String>,
+    pub twilio_twiml: Option<String>,
+    /// Answering-machine detection (machine → outcome voicemail).
+    pub twilio_machine_detection: bool,
+    pub twilio_rate_per_sec: f64,
+    pub twilio_max_concurrent: Option<u32>,
+    pub exotel_sid: Option<String>,
+    pub exotel_api_key: Option<String>,
+    pub exotel_api_token: Option<String>,
+    /// `https://api.exotel.com`, or the Mumbai cluster `https://api.in.exotel.com`.
+    pub exotel_base_url: String,
+    /// A flow/applet URL (`exotel_flow_url`) or a voice-bot WebSocket (`exotel_stream_url`).
+    pub exotel_flow_url: Option<String>,
+    pub exotel_stream_url: Option<String>,
+    /// Secret path segment of our Exotel callback URL (Exotel signs nothing).
+    pub exotel_callback_token: Option<String>,
+    /// If set, Exotel callbacks are accepted only from these addresses.
+    pub exotel_ip_allowlist: Vec<String>,
+    pub exotel_rate_per_min: u32,
+    pub exotel_max_concurrent: Option<u32>,
+    /// Consecutive provider failures that open an account's circuit breaker, and for how long.
+    pub breaker_failures: u32,
+    pub breaker_open_secs: u64,
+    /// How long placement pauses on an account the provider says is at capacity.
+    pub capacity_cooldown_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://dialtone.db".into(),
+            listen: "127.0.0.1:8080".into(),
+            tick_ms: 1000,
+            stuck_timeout_secs: 600,
+            reaper_interval_secs: 30,
+            placement_backoff_ms: vec![1000, 4000, 10000],
+            vapi_base_url: "https://api.vapi.ai".into(),
+            vapi_api_key: None,
+            vapi_timeout_ms: 10_000,
+            vapi_webhook_secret: None,
+            vapi_webhook_hmac_secret: None,
+            sim_base_url: "http://127.0.0.1:8090".into(),
+            sim_api_key: "sim".into(),
+            log_format: "text".into(),
+            public_url: None,
+            vapi_rate_per_sec: None,
+            vapi_max_concurrent: Some(10),
+            sim_rate_per_sec: None,
+            sim_max_concurrent: None,
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_base_url: "https://api.twilio.com/2010-04-01".into(),
+            twilio_twiml_url: None,
+            twilio_twiml: None,
+            twilio_machine_detection: false,
+            twilio_rate_per_sec: 1.0,
+            twilio_max_concurrent: None,
+            exotel_sid: None,
+            exotel_api_key: None,
+            exotel_api_token: None,
+            exotel_base_url: "https://api.exotel.com".into(),
+            exotel_flow_url: None,
+            exotel_stream_url: None,
+            exotel_callback_token: None,
+            exotel_ip_allowlist: vec![],
+            exotel_rate_per_min: 200,
+            exotel_max_concurrent: None,
+            breaker_failures: 5,
+            breaker_open_secs: 60,
+            capacity_cooldown_ms: 5000,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file("dialtone.toml")),
+        }
+        // Only DIALTONE_* variables that name a setting: others (DIALTONE_LOG, test URLs)
+        // belong to someone else. Typos in the file are still refused.
+        let known: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => vec![],
+        };
+        let env = Env::prefixed("DIALTONE_").filter(move |k| known.iter().any(|f| k.as_str().eq_ignore_ascii_case(f)));
+        let config: Config = fig.merge(env).extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.tick_ms > 0, "tick_ms must be above 0");
+        anyhow::ensure!(self.stuck_timeout_secs > 0, "stuck_timeout_secs must be above 0");
+        anyhow::ensure!(self.reaper_interval_secs > 0, "reaper_interval_secs must be above 0");
+        anyhow::ensure!(self.log_format == "text" || self.log_format == "json", "log_format must be text or json");
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_string()
+    }
+
+    pub fn engine(&self) -> dialtone_engine::EngineConfig {
+        dialtone_engine::EngineConfig {
+            tick: Duration::from_millis(self.tick_ms),
+            stuck_timeout: Duration::from_secs(self.stuck_timeout_secs),
+            reaper_interval: Duration::from_secs(self.reaper_interval_secs),
+            placement_backoff: self.placement_backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            capacity_cooldown: Duration::from_millis(self.capacity_cooldown_ms),
+            ..Default::default()
+        }
+    }
+}

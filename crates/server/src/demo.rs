@@ -1,0 +1,326 @@
+//! `dialtone demo`: the whole product with zero set-up. A fresh SQLite file in a temp dir,
+//! the simulator in-process, a campaign driven through the real HTTP API, a live progress
+//! bar and a summary. The dialling figures come from the simulator's own record, not ours.
+
+use crate::app::{self, AppState};
+use crate::config::Config;
+use clap::{Args, ValueEnum};
+use dialtone_core::{PhoneNumber, SystemClock};
+use dialtone_engine::EngineConfig;
+use dialtone_sim::{Faults, Sim, SimConfig, SimStats};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const EXAMPLE_CSV: &str = include_str!("../../../examples/contacts.csv");
+/// The demo's voice provider: each is played by the simulator in its own wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoProvider {
+    Vapi,
+    Twilio,
+    Exotel,
+}
+
+impl DemoProvider {
+    /// The campaign's `provider` (Vapi's format is dialled through the `sim` account).
+    fn campaign_provider(self) -> &'static str {
+        match self {
+            Self::Vapi => "sim",
+            Self::Twilio => "twilio",
+            Self::Exotel => "exotel",
+        }
+    }
+
+    /// Vapi dials from a phone number id; Twilio and Exotel from a caller number.
+    fn caller(self) -> &'static str {
+        match self {
+            Self::Vapi => "pn_demo",
+            Self::Twilio => "+15005550006",
+            Self::Exotel => "+918047100000",
+        }
+    }
+}
+
+const SIM_KEY: &str = "demo-sim-key";
+const TWILIO_SID: &str = "ACdemo00000000000000000000000000";
+const EXOTEL_SID: &str = "dialtone-demo";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Generate N synthetic contacts instead of using examples/contacts.csv.
+    #[arg(long)]
+    pub contacts: Option<usize>,
+    /// The campaign's concurrency cap (max_concurrent).
+    #[arg(long, default_value_t = 8)]
+    pub cap: u32,
+    /// continuous | batch
+    #[arg(long, default_value = "continuous")]
+    pub mode: String,
+    /// Simulated time per real second: 0.005 plays a 60 s call in 0.3 s.
+    #[arg(long, default_value_t = 0.005)]
+    pub time_scale: f64,
+    /// Turn the simulator's fault mix on: 429s, 503s, latency, duplicate, out-of-order and dropped webhooks.
+    #[arg(long)]
+    pub faults: bool,
+    /// Print one JSON object with the figures instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Seed for the simulator's outcomes and faults.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Which provider's wire format the simulator plays.
+    #[arg(long, value_enum, default_value = "vapi")]
+    pub provider: DemoProvider,
+    /// Use this database instead of a fresh SQLite file in a temp dir.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+}
+
+/// `count` distinct, valid US numbers, the same for the same count.
+pub fn synthetic_csv(count: usize) -> String {
+    const AREAS: [u32; 16] = [201, 212, 213, 305, 312, 404, 415, 512, 617, 646, 702, 718, 773, 808, 917, 971];
+    const PLANS: [&str; 3] = ["gold", "silver", "bronze"];
+    let mut out = String::from("name,phone,plan\n");
+    let (mut n, mut written) = (0usize, 0usize);
+    while written < count {
+        let area = AREAS[n % AREAS.len()];
+        let rest = n / AREAS.len();
+        let number = format!("+1{area}{}{:04}", 201 + rest % 700, (rest / 700) % 10_000);
+        n += 1;
+        if PhoneNumber::parse(&number, "US").is_ok() {
+            let _ = writeln!(out, "Contact {written},{number},{}", PLANS[written % 3]);
+            written += 1;
+        }
+    }
+    out
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.mode == "continuous" || args.mode == "batch", "--mode must be continuous or batch");
+    anyhow::ensure!(args.time_scale > 0.0, "--time-scale must be above 0");
+    let report = execute(&args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+/// Runs the demo and returns its figures (the `--json` object).
+pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let database_url = args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("demo.db").display()));
+    let webhook_secret = crate::keys::generate();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+
+    let secret = crate::keys::generate();
+    let sim_config = SimConfig {
+        webhook_url: Some(format!("{base}/webhooks/vapi")),
+        webhook_secret: Some(webhook_secret.clone()),
+        api_key: Some(SIM_KEY.into()),
+        twilio_account_sid: Some(TWILIO_SID.into()),
+        twilio_auth_token: Some(secret.clone()),
+        exotel_sid: Some(EXOTEL_SID.into()),
+        exotel_api_key: Some("demo-exotel-key".into()),
+        exotel_api_token: Some(secret.clone()),
+        time_scale: args.time_scale,
+        faults: if args.faults { Faults::demo_mix() } else { Faults::none() },
+        seed: args.seed,
+        ..SimConfig::default()
+    };
+    let longest_call = (sim_config.ring_secs.1 + sim_config.talk_secs.1 + 2.0) * args.time_scale;
+    let sim = Sim::spawn(sim_config, "127.0.0.1:0").await?;
+
+    let config = Config {
+        database_url,
+        public_url: Some(base.clone()),
+        sim_base_url: sim.base_url(),
+        sim_api_key: SIM_KEY.into(),
+        vapi_webhook_secret: Some(webhook_secret),
+        twilio_account_sid: Some(TWILIO_SID.into()),
+        twilio_auth_token: Some(secret.clone()),
+        twilio_base_url: format!("{}/2010-04-01", sim.base_url()),
+        twilio_twiml_url: Some("https://demo.invalid/twiml".into()),
+        // The demo's calls are simulated: Twilio's 1 call/s default would make it crawl.
+        twilio_rate_per_sec: 200.0,
+        exotel_sid: Some(EXOTEL_SID.into()),
+        exotel_api_key: Some("demo-exotel-key".into()),
+        exotel_api_token: Some(secret.clone()),
+        exotel_base_url: sim.base_url(),
+        exotel_flow_url: Some("https://demo.invalid/flow".into()),
+        exotel_callback_token: Some(secret),
+        exotel_rate_per_min: 60_000,
+        ..Config::default()
+    };
+    // Everything in the demo runs on simulated time, so the engine's patience is scaled
+    // too: a dropped webhook is reconciled within seconds, not ten minutes.
+    // A quiet call is looked up soon: a call whose end webhook was dropped (a `--faults`
+    // fault) should not hold its slot long after the provider ended it. A live call is
+    // simply confirmed by the provider and kept.
+    let stuck = Duration::from_secs_f64((longest_call * 1.5).max(0.5));
+    let engine_config = EngineConfig {
+        stuck_timeout: stuck,
+        reaper_interval: stuck / 3,
+        placement_backoff: vec![Duration::from_millis(100), Duration::from_millis(400), Duration::from_millis(1000)],
+        capacity_cooldown: Duration::from_millis(200),
+        ..config.engine()
+    };
+    let state = app::build(&config, engine_config, Arc::new(SystemClock)).await?;
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(app::serve(state.clone(), listener, cancel.clone()));
+
+    let result = drive(args, &state, &base, &sim).await;
+    cancel.cancel();
+    let _ = server.await;
+    sim.shutdown();
+    result
+}
+
+async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &dialtone_sim::SimHandle) -> anyhow::Result<Value> {
+    let ws = state.store.default_workspace().await?;
+    let key = crate::keys::generate();
+    state.store.create_api_key(&ws, "demo", &crate::keys::hash(&key), state.now()).await?;
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{base}/api/v1{path}");
+    let call = |req: reqwest::RequestBuilder| {
+        let key = key.clone();
+        async move {
+            let resp = req.bearer_auth(key).send().await?;
+            let status = resp.status();
+            let body: Value = resp.json().await?;
+            anyhow::ensure!(status.is_success(), "API answered {status}: {body}");
+            Ok::<Value, anyhow::Error>(body)
+        }
+    };
+
+    let retry_delay = 60.0 * args.time_scale;
+    let campaign = call(http.post(api("/campaigns")).json(&json!({
+        "name": "dialtone demo",
+        "provider": args.provider.campaign_provider(),
+        "assistant_id": "asst_demo",
+        "phone_number_id": args.provider.caller(),
+        "mode": args.mode,
+        "max_concurrent": args.cap,
+        "max_attempts": args.max_attempts,
+        // The demo runs at any hour: recipients' calling hours (08:00–21:00 by default)
+        // are opened round the clock here, and the simulated calls are not real people.
+        "calling_hours": {"start": "00:00", "end": "00:00"},
+        "retry": {
+            "no_answer": {"max_retries": 3, "delay_secs": retry_delay},
+            "busy": {"max_retries": 3, "delay_secs": retry_delay * 2.0},
+            "failed": {"max_retries": 5, "delay_secs": retry_delay / 5.0},
+            "timeout": {"max_retries": 3, "delay_secs": retry_delay},
+        },
+    })))
+    .await?;
+    let id = campaign["id"].as_str().unwrap_or_default().to_string();
+
+    let csv = match args.contacts {
+        Some(n) => synthetic_csv(n),
+        None => EXAMPLE_CSV.to_string(),
+    };
+    let imported = call(http.post(api(&format!("/campaigns/{id}/contacts"))).header("content-type", "text/csv").body(csv)).await?;
+    let total = imported["imported"].as_u64().unwrap_or(0);
+
+    let bar = if args.json { ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()) } else { ProgressBar::new(total) };
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} contacts finished  {msg}")?.progress_chars("=> "));
+
+    let started = Instant::now();
+    let start_ms = jiff::Timestamp::now().as_millisecond();
+    call(http.post(api(&format!("/campaigns/{id}/start")))).await?;
+    let deadline = started + Duration::from_secs(args.timeout_secs);
+    let last = loop {
+        let c = call(http.get(api(&format!("/campaigns/{id}")))).await?;
+        let finished = finished_contacts(&c);
+        bar.set_position(finished);
+        bar.set_message(format!("active {} | {}", c["counts"]["active_calls"], outcome_line(&c["counts"]["outcomes"])));
+        if c["status"] == "completed" {
+            break c;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "demo did not finish within {} s (campaign is {})", args.timeout_secs, c["status"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let wall_ms = started.elapsed().as_millis() as u64;
+    bar.finish();
+    Ok(report(args, total, &last, &sim.stats(), state, start_ms, wall_ms))
+}
+
+fn finished_contacts(campaign: &Value) -> u64 {
+    ["done", "exhausted", "invalid", "dnc", "canceled"].iter().filter_map(|s| campaign["counts"]["contacts"][*s].as_u64()).sum()
+}
+
+fn outcome_line(outcomes: &Value) -> String {
+    outcomes.as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" | ")).unwrap_or_default()
+}
+
+fn report(args: &DemoArgs, contacts: u64, campaign: &Value, sim: &SimStats, state: &AppState, start_ms: i64, wall_ms: u64) -> Value {
+    let outcome = |k: &str| campaign["counts"]["outcomes"][k].as_u64().unwrap_or(0);
+    json!({
+        "contacts": contacts,
+        "calls_placed": sim.dials,
+        "contacts_finished": finished_contacts(campaign),
+        "cap": args.cap,
+        "mode": args.mode,
+        "max_concurrent_observed": sim.peak_concurrent_by_phone_number.get(args.provider.caller()).copied().unwrap_or(0),
+        "provider": args.provider.to_possible_value().map(|v| v.get_name().to_string()),
+        "duplicate_dials": sim.duplicate_dials,
+        "time_to_first_call_ms": sim.first_dial_at_ms.map(|t| (t - start_ms).max(0)),
+        "wall_ms": wall_ms,
+        "outcomes": {
+            "completed": outcome("completed"),
+            "no_answer": outcome("no_answer"),
+            "busy": outcome("busy"),
+            "voicemail": outcome("voicemail"),
+            "failed": outcome("failed"),
+            "timeout": outcome("timeout"),
+        },
+        "webhooks_received": state.webhooks_received.load(Ordering::Relaxed),
+        "duplicate_webhooks_ignored": state.duplicate_events.load(Ordering::Relaxed),
+        "faults": args.faults,
+        "time_scale": args.time_scale,
+        "contacts_by_status": campaign["counts"]["contacts"],
+        "sim": {
+            "rejected_429": sim.rejected_429,
+            "rejected_503": sim.rejected_503,
+            "webhooks_dropped": sim.webhooks_dropped,
+            "webhooks_duplicated": sim.webhooks_duplicated,
+            "calls_reordered": sim.calls_reordered,
+        },
+    })
+}
+
+fn print_table(r: &Value) {
+    println!();
+    println!("dialtone demo — {} contacts, cap {}, {} mode{}", r["contacts"], r["cap"], r["mode"].as_str().unwrap_or(""),
+        if r["faults"] == true { ", faults on" } else { "" });
+    println!("  {:<28} {}", "contacts finished", r["contacts_finished"]);
+    println!("  {:<28} {}", "calls placed", r["calls_placed"]);
+    println!("  {:<28} {} (cap {})", "peak concurrent (sim)", r["max_concurrent_observed"], r["cap"]);
+    println!("  {:<28} {}", "duplicate dials (sim)", r["duplicate_dials"]);
+    println!("  {:<28} {} ms", "time to first call", r["time_to_first_call_ms"]);
+    println!("  {:<28} {} ms", "wall time", r["wall_ms"]);
+    println!("  outcomes");
+    if let Some(m) = r["outcomes"].as_object() {
+        for (k, v) in m {
+            println!("    {k:<26} {v}");
+        }
+    }
+    println!("  {:<28} {}", "webhooks received", r["webhooks_received"]);
+    println!("  {:<28} {}", "duplicate events ignored", r["duplicate_webhooks_ignored"]);
+    if r["faults"] == true {
+        let s = &r["sim"];
+        println!("  faults injected: {} × 429, {} × 503, {} webhooks dropped, {} duplicated, {} calls reordered",
+            s["rejected_429"], s["rejected_503"], s["webhooks_dropped"], s["webhooks_duplicated"], s["calls_reordered"]);
+    }
+}

@@ -1,0 +1,14 @@
+//! The `dialtone` binary's pieces: CLI commands, config, the HTTP API and webhooks.
+//! Thin: it wires the crates together.
+
+pub mod api;
+pub mod app;
+pub mod bench;
+mod bench_tick;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod import;
+pub mod inbound;
+pub mod keys;
+pub mod sim_cmd;

@@ -1,0 +1,184 @@
+//! dialtone-store: the [`Store`] trait the engine and the API talk to, and its backends.
+//! Every state change is a fenced `UPDATE … WHERE status = expected`: zero rows changed
+//! means someone else won, never an error to ignore.
+
+mod common;
+mod model;
+pub mod postgres;
+pub mod sqlite;
+
+pub use model::*;
+
+use async_trait::async_trait;
+use dialtone_core::{
+    ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId,
+};
+use jiff::Timestamp;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn migrate(&self) -> Result<()>;
+
+    /// How many group commits may usefully run at once: 1 for SQLite (one writer), more
+    /// for a server database.
+    fn concurrent_writers(&self) -> usize {
+        1
+    }
+
+    // Workspaces and API keys.
+    async fn default_workspace(&self) -> Result<WorkspaceId>;
+    async fn create_api_key(&self, ws: &WorkspaceId, name: &str, key_hash: &str, now: Timestamp) -> Result<ApiKeyId>;
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKeyId, WorkspaceId)>>;
+
+    // Campaigns.
+    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> Result<Campaign>;
+    async fn get_campaign(&self, ws: &WorkspaceId, id: &CampaignId) -> Result<Option<Campaign>>;
+    async fn list_campaigns(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<Campaign>>;
+    async fn campaign_counts(&self, id: &CampaignId) -> Result<CampaignCounts>;
+    /// Moves a campaign to `to` only if its status is one of `from`. Returns whether it moved.
+    async fn transition_campaign(&self, ws: &WorkspaceId, id: &CampaignId, from: &[CampaignStatus], to: CampaignStatus, now: Timestamp) -> Result<bool>;
+    /// Cancels the campaign and its pending contacts; active calls finish and are recorded.
+    async fn cancel_campaign(&self, ws: &WorkspaceId, id: &CampaignId, now: Timestamp) -> Result<bool>;
+    /// Completes a runnable campaign that has no active call and no contact left to call.
+    async fn complete_if_done(&self, id: &CampaignId, now: Timestamp) -> Result<bool>;
+    /// Campaigns the dispatcher should look at now: runnable, with a contact due at `now`,
+    /// or with nothing left (so they can complete).
+    async fn runnable_campaigns(&self, now: Timestamp) -> Result<Vec<CampaignId>>;
+
+    // Contacts.
+    async fn insert_contacts(&self, ws: &WorkspaceId, campaign: &CampaignId, contacts: &[NewContact], now: Timestamp) -> Result<InsertReport>;
+    async fn get_contact(&self, ws: &WorkspaceId, id: &dialtone_core::ContactId) -> Result<Option<Contact>>;
+    /// Makes a contact that is not in a call due now, whatever its retry limits said
+    /// (recorded as a manual retry). False if it is in a call or its campaign is over.
+    async fn retry_contact_now(&self, ws: &WorkspaceId, id: &dialtone_core::ContactId, now: Timestamp) -> Result<bool>;
+    /// Cancels a pending contact's further attempts. False if it has none pending.
+    async fn cancel_contact(&self, ws: &WorkspaceId, id: &dialtone_core::ContactId, now: Timestamp) -> Result<bool>;
+
+    // The engine's writes.
+    /// In one transaction: checks the campaign is runnable, counts its active calls, claims
+    /// up to the free slots of due contacts and inserts their QUEUED calls, owned by `node`
+    /// (`claimed_by`; a scheduled call moved to QUEUED is owned by `node` too).
+    async fn claim(&self, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>>;
+    /// Fences the send: true only for a QUEUED call not yet being placed and still owned by
+    /// `node` (a node whose call was taken over after its lease ran out must not send it).
+    /// Committed before the provider request, so a crash afterwards is known to be ambiguous.
+    async fn mark_placing(&self, call: &CallId, node: &str, now: Timestamp) -> Result<bool>;
+    /// The provider accepted the call. Stores its id, moves QUEUED → DIALING (never back),
+    /// and flips the campaign to `dialing` on its first accepted call. Returns whether this
+    /// call started the campaign.
+    async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool>;
+    /// The provider refused the call for good, or the engine gave up on it: ends it with
+    /// `outcome` and moves its contact on (retry later or finish), recorded as an engine event.
+    async fn end_call(&self, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>>;
+    /// A QUEUED call that certainly never reached the provider: removes its claim so the
+    /// contact is due again without losing an attempt.
+    async fn release_unsent(&self, call: &CallId, reason: &str, now: Timestamp) -> Result<bool>;
+    /// Stores and applies events in one transaction (group commit). A duplicate is stored
+    /// once and changes nothing.
+    async fn apply_events(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>>;
+    /// Active calls with no event since `quiet_since`.
+    async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>>;
+    /// QUEUED calls without a provider id that `node` may resolve (crash recovery): its own
+    /// (a restarted node with the same id), unowned ones, and those of a node whose
+    /// heartbeat is older than `lease` at `now` (or that never heartbeat). Each is taken
+    /// over with a fenced `UPDATE … SET claimed_by = node WHERE claimed_by IS NOT DISTINCT
+    /// FROM <old owner>`; a call another node took first is skipped. Returns only the calls
+    /// `node` owns now, as they are after the takeover.
+    async fn orphaned_calls(&self, node: &str, lease: std::time::Duration, now: Timestamp) -> Result<Vec<Call>>;
+    /// Touches `last_event_at` after a reconcile found the call alive.
+    async fn touch_call(&self, call: &CallId, now: Timestamp) -> Result<()>;
+
+    // Node leases and cross-node wake-ups.
+    /// Records that `node` is alive at `now` (insert or update; `started_at` is kept).
+    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()>;
+    /// Tells every node's dispatcher to look now (a campaign started, a call ended).
+    /// PostgreSQL: `NOTIFY dialtone_wake`; SQLite (one node): nothing.
+    async fn publish_wake(&self) -> Result<()>;
+    /// Wake-ups published by any node (this one included), one `()` each, coalesced when
+    /// the receiver lags (a wake is idempotent). After a lost connection it reconnects with
+    /// a backoff and sends one wake for whatever it may have missed; it stops when the
+    /// receiver is dropped. `None` where there is nothing to listen to (SQLite).
+    async fn subscribe_wakes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>>;
+
+    /// The concurrency limit of a whole provider account (None = unlimited), shared by every
+    /// campaign on it; checked in every claim.
+    async fn set_account_limit(&self, provider: dialtone_core::ProviderKind, max_concurrent: Option<u32>, now: Timestamp) -> Result<()>;
+
+    // Do-not-call lists (`campaign` None = workspace-wide).
+    async fn add_suppressions(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phones: &[dialtone_core::PhoneNumber], reason: Option<&str>, now: Timestamp) -> Result<u64>;
+    async fn remove_suppression(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phone: &dialtone_core::PhoneNumber) -> Result<bool>;
+    /// Every suppression that stops `phone` being dialled in `campaign` (or workspace-wide when None).
+    async fn suppressions_for(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phone: &dialtone_core::PhoneNumber) -> Result<Vec<Suppression>>;
+    async fn list_suppressions(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, page: &Page) -> Result<Vec<Suppression>>;
+
+    // Assistants and scheduled single calls.
+    async fn upsert_assistant(&self, ws: &WorkspaceId, assistant: &Assistant, now: Timestamp) -> Result<()>;
+    async fn get_assistant(&self, ws: &WorkspaceId, id: &str) -> Result<Option<Assistant>>;
+    async fn list_assistants(&self, ws: &WorkspaceId) -> Result<Vec<Assistant>>;
+    /// Creates the call in status `scheduled` (in a hidden single-call campaign); the
+    /// dispatcher places it once `scheduled_for` has come.
+    async fn create_single_call(&self, new: NewSingleCall, now: Timestamp) -> Result<Call>;
+    /// Moves a call that has not started yet. False if it is no longer `scheduled`.
+    async fn reschedule_call(&self, ws: &WorkspaceId, id: &CallId, at: Timestamp, now: Timestamp) -> Result<bool>;
+    /// Cancels a call that has not started yet (it stays visible as `canceled`), and its recurrence.
+    async fn cancel_scheduled_call(&self, ws: &WorkspaceId, id: &CallId, now: Timestamp) -> Result<bool>;
+
+    // Our numbers and inbound calls.
+    /// Registers one of our numbers and the assistant that answers it. `StoreError::Conflict`
+    /// if the number is registered already (in any workspace).
+    async fn add_phone_number(&self, ws: &WorkspaceId, number: &dialtone_core::PhoneNumber, provider: dialtone_core::ProviderKind, assistant_id: &str, name: Option<&str>, now: Timestamp) -> Result<PhoneNumberEntry>;
+    async fn list_phone_numbers(&self, ws: &WorkspaceId) -> Result<Vec<PhoneNumberEntry>>;
+    async fn remove_phone_number(&self, ws: &WorkspaceId, number: &dialtone_core::PhoneNumber) -> Result<bool>;
+    /// Across workspaces (an inbound call names only the number dialled): exact E.164 match.
+    async fn find_phone_number(&self, number: &str) -> Result<Option<PhoneNumberEntry>>;
+    /// Records an inbound call to `entry`'s number from `from` (raw caller id; may be
+    /// "anonymous"), status `ringing`, direction `inbound`, provider = entry.provider,
+    /// provider_call_id set. Idempotent: a second request with the same provider_call_id
+    /// returns the existing call. Then adopts the events stored earlier for this provider
+    /// call id with no call (orphans): attaches them (call_id, workspace_id) and applies
+    /// them in the order received, exactly as if they had arrived now (forward-only state
+    /// machine; an orphaned `ended` ends the call).
+    ///
+    /// The call lives in a hidden campaign per (workspace, number) (kind `inbound`, never
+    /// dialled from nor completed), as a contact of its own (never retried: done when the
+    /// call ends).
+    async fn record_inbound_call(&self, entry: &PhoneNumberEntry, provider_call_id: &str, from: &str, now: Timestamp) -> Result<Call>;
+
+    // Reads for the API.
+    async fn get_call(&self, ws: &WorkspaceId, id: &CallId) -> Result<Option<Call>>;
+    async fn list_calls(&self, ws: &WorkspaceId, filter: &CallFilter, page: &Page) -> Result<Vec<Call>>;
+    async fn call_events(&self, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>>;
+    async fn active_calls(&self) -> Result<u64>;
+}
+
+/// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let store = sqlite::SqliteStore::connect(url).await?;
+        store.migrate().await?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = postgres::PostgresStore::connect(url).await?;
+        store.migrate().await?;
+        Ok(Arc::new(store))
+    } else {
+        Err(StoreError::Conflict(format!("unsupported database URL scheme in {url:?} (expected sqlite:, postgres: or postgresql:)")))
+    }
+}

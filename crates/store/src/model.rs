@@ -1,0 +1,253 @@
+//! Rows as the rest of dialtone sees them.
+
+use dialtone_core::{
+    CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode,
+    Outcome, PhoneNumber, ProviderKind, RetryPolicy, Transition, WorkspaceId,
+};
+use dialtone_core::schedule::{LocalHours, Schedule};
+use dialtone_core::frequency::Recurrence;
+use dialtone_core::{ContactZone, TzSource};
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub type Variables = serde_json::Map<String, serde_json::Value>;
+
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub provider: ProviderKind,
+    pub assistant_id: String,
+    pub phone_number_id: String,
+    pub mode: Mode,
+    pub max_concurrent: u32,
+    pub max_attempts: u32,
+    pub retry: RetryPolicy,
+    pub default_region: String,
+    /// Weekly windows, dates and blackouts, in the campaign's zone (its `timezone`).
+    pub schedule: Schedule,
+    /// Each recipient's own calling hours, judged in the recipient's zone.
+    pub calling_hours: LocalHours,
+    /// How often a contact may be called: once (until it succeeds or runs out of
+    /// attempts), or daily / weekly / monthly, one attempt per period.
+    pub recurrence: Recurrence,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub provider: ProviderKind,
+    pub assistant_id: String,
+    pub phone_number_id: String,
+    pub mode: Mode,
+    pub max_concurrent: u32,
+    pub max_attempts: u32,
+    pub retry: RetryPolicy,
+    pub default_region: String,
+    pub schedule: Schedule,
+    pub calling_hours: LocalHours,
+    pub recurrence: Recurrence,
+    /// `campaign`, `single_calls` for the hidden campaign behind a scheduled single call, or
+    /// `inbound` for the hidden campaign that holds the inbound calls to one of our numbers.
+    pub kind: String,
+    pub status: CampaignStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewContact {
+    pub phone: PhoneNumber,
+    pub name: Option<String>,
+    pub variables: Variables,
+    /// The zone this contact's calling hours are judged in, and how it was found.
+    pub timezone: Option<ContactZone>,
+    /// Where the row came from (CSV line or array index), to report duplicates by line.
+    pub line: u64,
+}
+
+/// A row that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedRow {
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InsertReport {
+    pub inserted: u64,
+    /// Numbers already in the campaign (from an earlier import or earlier in this one).
+    pub duplicates: Vec<RejectedRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub campaign_id: CampaignId,
+    pub phone: PhoneNumber,
+    pub name: Option<String>,
+    pub variables: Variables,
+    pub timezone: Option<String>,
+    pub timezone_source: Option<TzSource>,
+    /// A single call's own recurrence (campaign contacts follow the campaign's).
+    pub recurrence: Option<Recurrence>,
+    pub status: ContactStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_outcome: Option<Outcome>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Call {
+    pub id: CallId,
+    pub workspace_id: WorkspaceId,
+    pub campaign_id: CampaignId,
+    pub contact_id: ContactId,
+    pub attempt: u32,
+    pub direction: Direction,
+    pub provider: ProviderKind,
+    pub provider_call_id: Option<String>,
+    pub phone: PhoneNumber,
+    pub status: CallStatus,
+    pub outcome: Option<Outcome>,
+    pub ended_reason: Option<String>,
+    pub cost: Option<f64>,
+    pub duration_ms: Option<i64>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// For a scheduled single call: when it is to be placed.
+    pub scheduled_for: Option<Timestamp>,
+    pub placing_at: Option<Timestamp>,
+    pub dialed_at: Option<Timestamp>,
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub last_event_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CallEvent {
+    pub id: String,
+    pub call_id: Option<CallId>,
+    /// `provider` (a webhook or a reconcile lookup) or `engine` (a decision of ours).
+    pub source: String,
+    pub provider_type: String,
+    pub kind: String,
+    pub applied: bool,
+    pub payload: serde_json::Value,
+    pub occurred_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+}
+
+/// A claimed call, with everything the placer needs to send it.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    pub call_id: CallId,
+    pub workspace_id: WorkspaceId,
+    pub campaign_id: CampaignId,
+    pub contact_id: ContactId,
+    pub attempt: u32,
+    pub provider: ProviderKind,
+    pub assistant_id: String,
+    pub phone_number_id: String,
+    pub phone: PhoneNumber,
+    pub name: Option<String>,
+    pub variables: Variables,
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub call_id: Option<CallId>,
+    pub campaign_id: Option<CampaignId>,
+    /// The event's dedupe key was already stored: nothing was written.
+    pub duplicate: bool,
+    pub transition: Option<Transition>,
+}
+
+impl Applied {
+    pub fn ended_call(&self) -> bool {
+        self.transition.as_ref().is_some_and(|t| t.ends_call())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CampaignCounts {
+    pub contacts: BTreeMap<String, u64>,
+    pub calls: BTreeMap<String, u64>,
+    pub outcomes: BTreeMap<String, u64>,
+    pub active_calls: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub campaign_id: Option<CampaignId>,
+    pub contact_id: Option<ContactId>,
+    pub status: Option<CallStatus>,
+    pub outcome: Option<Outcome>,
+    pub phone: Option<PhoneNumber>,
+}
+
+/// A number on a do-not-call list: workspace-wide (`campaign_id` None) or for one campaign.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suppression {
+    pub id: String,
+    pub campaign_id: Option<CampaignId>,
+    pub phone: PhoneNumber,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// An assistant a workspace may call with (registered, or used by a campaign).
+#[derive(Debug, Clone, Serialize)]
+pub struct Assistant {
+    pub id: String,
+    pub provider: ProviderKind,
+    pub phone_number_id: String,
+    pub name: Option<String>,
+}
+
+/// One call to place at `scheduled_for` (now or later), optionally recurring.
+#[derive(Debug, Clone)]
+pub struct NewSingleCall {
+    pub workspace_id: WorkspaceId,
+    pub assistant: Assistant,
+    pub phone: PhoneNumber,
+    pub name: Option<String>,
+    pub variables: Variables,
+    pub timezone: ContactZone,
+    pub scheduled_for: Timestamp,
+    pub recurrence: Option<Recurrence>,
+    pub max_attempts: u32,
+    pub retry: RetryPolicy,
+}
+
+/// One of our numbers and the assistant that answers calls to it (inbound calls).
+#[derive(Debug, Clone, Serialize)]
+pub struct PhoneNumberEntry {
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub number: PhoneNumber,
+    pub provider: ProviderKind,
+    pub assistant_id: String,
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// Keyset pagination: newest first, `before` is the last id of the previous page.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub limit: u32,
+    pub before: Option<String>,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self { limit: 50, before: None }
+    }
+}

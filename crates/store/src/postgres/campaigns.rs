@@ -1,0 +1,317 @@
+//! Campaigns, contacts, workspaces and API keys on PostgreSQL.
+//!
+//! Writes that decide from a campaign's status lock its row first (`FOR SHARE`, or
+//! `FOR UPDATE` where the row changes), so that under READ COMMITTED the statements that
+//! follow see everything committed by whoever held it: the campaign row is the one lock
+//! that orders a campaign's claims, imports, cancellation and completion.
+
+use super::rows::{self, ms};
+use crate::common::{duplicate_reason, ACTIVE_SQL};
+use crate::{Campaign, CampaignCounts, Contact, InsertReport, NewCampaign, NewContact, Page, RejectedRow, Result, StoreError};
+use dialtone_core::{ApiKeyId, CallStatus, CampaignId, CampaignStatus, ContactId, WorkspaceId};
+use jiff::Timestamp;
+use sqlx::{PgPool, Row};
+use std::collections::HashSet;
+
+/// Rows per multi-row INSERT when importing contacts.
+const INSERT_CHUNK: usize = 2_000;
+
+pub async fn default_workspace(pool: &PgPool) -> Result<WorkspaceId> {
+    let id = WorkspaceId::new();
+    sqlx::query("INSERT INTO workspaces (id, name, is_default, created_at) VALUES ($1, 'default', TRUE, $2) ON CONFLICT DO NOTHING")
+        .bind(id.as_str())
+        .bind(ms(Timestamp::now()))
+        .execute(pool)
+        .await?;
+    let id: String = sqlx::query_scalar("SELECT id FROM workspaces WHERE is_default").fetch_one(pool).await?;
+    Ok(WorkspaceId::from_db(id))
+}
+
+pub async fn create_api_key(pool: &PgPool, ws: &WorkspaceId, name: &str, hash: &str, now: Timestamp) -> Result<ApiKeyId> {
+    let id = ApiKeyId::new();
+    sqlx::query("INSERT INTO api_keys (id, workspace_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id.as_str())
+        .bind(ws.as_str())
+        .bind(name)
+        .bind(hash)
+        .bind(ms(now))
+        .execute(pool)
+        .await?;
+    Ok(id)
+}
+
+pub async fn find_api_key(pool: &PgPool, hash: &str) -> Result<Option<(ApiKeyId, WorkspaceId)>> {
+    let row = sqlx::query("SELECT id, workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| Ok((ApiKeyId::from_db(r.try_get("id")?), WorkspaceId::from_db(r.try_get("workspace_id")?))))
+        .transpose()
+}
+
+pub async fn create(pool: &PgPool, new: NewCampaign, now: Timestamp) -> Result<Campaign> {
+    let id = CampaignId::new();
+    let row = sqlx::query(
+        "INSERT INTO campaigns (id, workspace_id, name, provider, assistant_id, phone_number_id, mode,
+            max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'draft', $15, $15) RETURNING *",
+    )
+    .bind(id.as_str())
+    .bind(new.workspace_id.as_str())
+    .bind(&new.name)
+    .bind(new.provider.as_str())
+    .bind(&new.assistant_id)
+    .bind(&new.phone_number_id)
+    .bind(new.mode.as_str())
+    .bind(new.max_concurrent as i64)
+    .bind(new.max_attempts as i64)
+    .bind(serde_json::to_string(&new.retry).expect("a retry policy serializes"))
+    .bind(&new.default_region)
+    .bind(serde_json::to_string(&new.schedule).expect("a schedule serializes"))
+    .bind(serde_json::to_string(&new.calling_hours).expect("hours serialize"))
+    .bind(serde_json::to_string(&new.recurrence).expect("a recurrence serializes"))
+    .bind(ms(now))
+    .fetch_one(pool)
+    .await?;
+    rows::campaign(&row)
+}
+
+pub async fn get(pool: &PgPool, ws: &WorkspaceId, id: &CampaignId) -> Result<Option<Campaign>> {
+    sqlx::query("SELECT * FROM campaigns WHERE workspace_id = $1 AND id = $2")
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?
+        .map(|r| rows::campaign(&r))
+        .transpose()
+}
+
+pub async fn list(pool: &PgPool, ws: &WorkspaceId, page: &Page) -> Result<Vec<Campaign>> {
+    sqlx::query("SELECT * FROM campaigns WHERE workspace_id = $1 AND kind = 'campaign' AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3")
+        .bind(ws.as_str())
+        .bind(page.before.as_deref())
+        .bind(page.limit as i64)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(rows::campaign)
+        .collect()
+}
+
+pub async fn counts(pool: &PgPool, id: &CampaignId) -> Result<CampaignCounts> {
+    let mut counts = CampaignCounts::default();
+    for r in sqlx::query("SELECT status, COUNT(*) AS n FROM contacts WHERE campaign_id = $1 GROUP BY status")
+        .bind(id.as_str())
+        .fetch_all(pool)
+        .await?
+    {
+        counts.contacts.insert(r.try_get("status")?, r.try_get::<i64, _>("n")? as u64);
+    }
+    for r in sqlx::query("SELECT status, outcome, COUNT(*) AS n FROM calls WHERE campaign_id = $1 GROUP BY status, outcome")
+        .bind(id.as_str())
+        .fetch_all(pool)
+        .await?
+    {
+        let status: String = r.try_get("status")?;
+        let n = r.try_get::<i64, _>("n")? as u64;
+        if rows::parse::<CallStatus>(&status)?.is_active() {
+            counts.active_calls += n;
+        }
+        *counts.calls.entry(status).or_default() += n;
+        if let Some(outcome) = r.try_get::<Option<String>, _>("outcome")? {
+            *counts.outcomes.entry(outcome).or_default() += n;
+        }
+    }
+    Ok(counts)
+}
+
+pub async fn transition(pool: &PgPool, ws: &WorkspaceId, id: &CampaignId, from: &[CampaignStatus], to: CampaignStatus, now: Timestamp) -> Result<bool> {
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let done = sqlx::query("UPDATE campaigns SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND id = $4 AND status = ANY($5)")
+        .bind(to.as_str())
+        .bind(ms(now))
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .bind(&from)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn cancel(pool: &PgPool, ws: &WorkspaceId, id: &CampaignId, now: Timestamp) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE campaigns SET status = 'canceled', completed_at = $1, updated_at = $1
+         WHERE workspace_id = $2 AND id = $3 AND status NOT IN ('completed', 'canceled')",
+    )
+    .bind(ms(now))
+    .bind(ws.as_str())
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    // A new statement, after the campaign lock: it sees contacts an import committed while
+    // we waited for that lock.
+    sqlx::query("UPDATE contacts SET status = 'canceled', updated_at = $1 WHERE campaign_id = $2 AND status = 'pending'")
+        .bind(ms(now))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn complete_if_done(pool: &PgPool, id: &CampaignId, now: Timestamp) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    // Lock first, then look: a single UPDATE would re-check its NOT EXISTS against the
+    // snapshot taken before it waited for a claim or an import holding the row.
+    let runnable: Option<String> = sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1 AND status IN ('starting', 'dialing') AND kind <> 'inbound' FOR UPDATE")
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if runnable.is_none() {
+        return Ok(false);
+    }
+    let done = sqlx::query(&format!(
+        "UPDATE campaigns SET status = 'completed', completed_at = $1, updated_at = $1
+         WHERE id = $2 AND status IN ('starting', 'dialing') AND kind <> 'inbound'
+           AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = $2 AND status IN ('pending', 'in_call'))
+           AND NOT EXISTS (SELECT 1 FROM calls WHERE campaign_id = $2 AND status IN {ACTIVE_SQL})"
+    ))
+    .bind(ms(now))
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn runnable(pool: &PgPool, now: Timestamp) -> Result<Vec<CampaignId>> {
+    // Never an inbound campaign: nothing is dialled from it, and it never completes.
+    // Campaigns whose next contact is hours or days away (scheduled single calls, retries,
+    // recurring campaigns between periods) cost nothing per tick, nor do campaigns at their cap.
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM campaigns c WHERE status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
+            (EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $1)
+             -- … with room: at its cap (or mid-batch) a campaign costs nothing per tick.
+             AND (SELECT COUNT(*) FROM calls WHERE campaign_id = c.id AND status IN ('queued', 'dialing', 'ringing', 'in_progress'))
+                 < CASE WHEN c.mode = 'batch' THEN 1 ELSE c.max_concurrent END)
+            OR NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status IN ('pending', 'in_call')))
+         ORDER BY id",
+    )
+    .bind(ms(now))
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.into_iter().map(CampaignId::from_db).collect())
+}
+
+pub async fn insert_contacts(pool: &PgPool, ws: &WorkspaceId, campaign: &CampaignId, contacts: &[NewContact], now: Timestamp) -> Result<InsertReport> {
+    let mut tx = pool.begin().await?;
+    // FOR SHARE: imports run side by side, but not beside a cancel or a completion.
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM campaigns WHERE workspace_id = $1 AND id = $2 FOR SHARE")
+        .bind(ws.as_str())
+        .bind(campaign.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let status: CampaignStatus = rows::parse(&status.ok_or(StoreError::NotFound("campaign"))?)?;
+    if status.is_terminal() {
+        return Err(StoreError::Conflict(format!("campaign is {status}; contacts can no longer be added")));
+    }
+    // Repeats within the batch are settled here (the first one wins, as it would row by
+    // row); repeats of earlier imports are the rows the INSERT skipped.
+    let mut seen = HashSet::with_capacity(contacts.len());
+    let first: Vec<&NewContact> = contacts.iter().filter(|c| seen.insert(c.phone.as_str())).collect();
+    let mut inserted: HashSet<String> = HashSet::with_capacity(first.len());
+    for chunk in first.chunks(INSERT_CHUNK) {
+        let ids: Vec<String> = chunk.iter().map(|_| ContactId::new().as_str().to_string()).collect();
+        let phones: Vec<&str> = chunk.iter().map(|c| c.phone.as_str()).collect();
+        let names: Vec<Option<&str>> = chunk.iter().map(|c| c.name.as_deref()).collect();
+        let variables: Vec<String> = chunk.iter().map(|c| serde_json::Value::Object(c.variables.clone()).to_string()).collect();
+        let zones: Vec<Option<&str>> = chunk.iter().map(|c| c.timezone.as_ref().map(|z| z.timezone.as_str())).collect();
+        let sources: Vec<Option<&str>> = chunk.iter().map(|c| c.timezone.as_ref().map(|z| z.source.as_str())).collect();
+        let phones_in: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, status, attempts, next_attempt_at, created_at, updated_at)
+             SELECT t.id, $1, $2, t.phone, t.name, t.variables, t.timezone, t.timezone_source, 'pending', 0, $3, $3, $3
+             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                  AS t(id, phone, name, variables, timezone, timezone_source)
+             ON CONFLICT (campaign_id, phone) WHERE NOT inbound DO NOTHING RETURNING phone",
+        )
+        .bind(ws.as_str())
+        .bind(campaign.as_str())
+        .bind(ms(now))
+        .bind(&ids)
+        .bind(&phones)
+        .bind(&names)
+        .bind(&variables)
+        .bind(&zones)
+        .bind(&sources)
+        .fetch_all(&mut *tx)
+        .await?;
+        inserted.extend(phones_in);
+    }
+    tx.commit().await?;
+    let mut report = InsertReport::default();
+    for c in contacts {
+        // `remove`: only the first row with a number counts as inserted.
+        if inserted.remove(c.phone.as_str()) {
+            report.inserted += 1;
+        } else {
+            report.duplicates.push(RejectedRow { line: c.line, reason: duplicate_reason(&c.phone) });
+        }
+    }
+    Ok(report)
+}
+
+pub async fn get_contact(pool: &PgPool, ws: &WorkspaceId, id: &ContactId) -> Result<Option<Contact>> {
+    sqlx::query("SELECT * FROM contacts WHERE workspace_id = $1 AND id = $2")
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?
+        .map(|r| rows::contact(&r))
+        .transpose()
+}
+
+pub async fn retry_contact_now(pool: &PgPool, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    // The campaign's status decides; hold it still (a cancel waits) while we act on it.
+    let campaign_status: Option<String> = sqlx::query_scalar(
+        "SELECT cam.status FROM contacts c JOIN campaigns cam ON cam.id = c.campaign_id
+         WHERE c.workspace_id = $1 AND c.id = $2 FOR SHARE OF cam",
+    )
+    .bind(ws.as_str())
+    .bind(id.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if matches!(campaign_status.as_deref(), None | Some("completed" | "canceled")) {
+        return Ok(false);
+    }
+    let done = sqlx::query(
+        "UPDATE contacts SET status = 'pending', next_attempt_at = $1, updated_at = $1
+         WHERE workspace_id = $2 AND id = $3 AND status IN ('pending', 'done', 'exhausted', 'invalid', 'canceled')",
+    )
+    .bind(ms(now))
+    .bind(ws.as_str())
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    super::events::insert_engine_note(&mut tx, ws.as_str(), &format!("engine:{id}:manual-retry:{}", ms(now)), "manual_retry",
+        serde_json::json!({ "contact_id": id, "decision": "retry now, ignoring the retry limits" }), now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn cancel_contact(pool: &PgPool, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
+    let done = sqlx::query("UPDATE contacts SET status = 'canceled', updated_at = $1 WHERE workspace_id = $2 AND id = $3 AND status = 'pending'")
+        .bind(ms(now))
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,349 @@
+//! Applying provider events: store once (dedupe key), move the call forward only, and
+//! move the contact on when its call ends. Same decisions as the SQLite backend; what
+//! differs is locking, since several nodes may apply events side by side.
+
+use super::rows::{self, ms};
+use crate::common::{contact_zone, kind_from_text, kind_text, payload_extras, INBOUND_KIND};
+use crate::{Applied, Call, Result, StoreError};
+use dialtone_core::call::apply;
+use dialtone_core::frequency::{Frequency, Recurrence};
+use dialtone_core::retry::AfterCall;
+use dialtone_core::schedule::Schedule;
+use dialtone_core::{CallId, ContactStatus, EventId, EventKind, Outcome, ProviderEvent, Transition, WorkspaceId};
+use jiff::Timestamp;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+type Tx<'a> = Transaction<'a, Postgres>;
+
+/// Attempts at a group commit that PostgreSQL aborted as a deadlock victim.
+pub const ATTEMPTS: u32 = 3;
+
+/// Stores and applies `events` in one transaction (group commit). A batch chosen as a
+/// deadlock victim (two nodes' batches crossing on the same rows) is retried whole: it
+/// either committed entirely or not at all.
+pub async fn apply_batch(pool: &PgPool, events: &[ProviderEvent], source: &str, now: Timestamp) -> Result<Vec<Applied>> {
+    let mut attempt = 1;
+    loop {
+        match try_batch(pool, events, source, now).await {
+            Err(StoreError::Database(e)) if attempt < ATTEMPTS && is_retryable(&e) => {
+                tracing::warn!(attempt, error = %e, "event batch aborted by PostgreSQL; retrying");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+pub fn is_retryable(e: &sqlx::Error) -> bool {
+    // 40P01 deadlock_detected, 40001 serialization_failure.
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
+}
+
+async fn try_batch(pool: &PgPool, events: &[ProviderEvent], source: &str, now: Timestamp) -> Result<Vec<Applied>> {
+    let mut tx = pool.begin().await?;
+    lock_calls(&mut tx, events).await?;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        out.push(apply_one(&mut tx, e, source, now).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Locks every call the batch names, in id order, before touching any: the status each
+/// event is judged against is then the latest, and two batches never wait on each
+/// other's calls in opposite orders. Before that, in key order, it takes the advisory lock
+/// of every provider call id named that has no call yet: recording an inbound call takes
+/// its id's lock before it looks for the call and its orphans, so either the record sees
+/// the orphan this batch stores, or this batch (looking after the record committed) sees
+/// the call. An orphan is never missed. Advisory locks come first, call rows second, here
+/// and in the record, so the two kinds of lock never wait on each other in a cycle.
+async fn lock_calls(tx: &mut Tx<'_>, events: &[ProviderEvent]) -> Result<()> {
+    let pids: Vec<&str> = events.iter().filter_map(|e| e.provider_call_id.as_deref()).collect();
+    let ids: Vec<&str> = events.iter().filter_map(|e| e.call_id.as_ref().map(|c| c.as_str())).collect();
+    if !pids.is_empty() {
+        let keys: Vec<i64> = pids.iter().map(|p| advisory_key(p)).collect();
+        // A subquery with ORDER BY is never flattened: the locks are taken in key order.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(s.k) FROM (
+                SELECT DISTINCT t.k FROM UNNEST($1::text[], $2::bigint[]) AS t(p, k)
+                WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.provider_call_id = t.p)
+                ORDER BY t.k) s",
+        )
+        .bind(&pids)
+        .bind(&keys)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query("SELECT id FROM calls WHERE provider_call_id = ANY($1) OR id = ANY($2) ORDER BY id FOR UPDATE")
+        .bind(&pids)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Takes the transaction-scoped advisory lock of one provider call id (see `lock_calls`).
+pub async fn lock_provider_call_id(tx: &mut Tx<'_>, pid: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(advisory_key(pid)).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The advisory lock key of a provider call id: 64-bit FNV-1a of the id under a namespace
+/// of ours (stable across nodes and releases; a collision only serializes two calls).
+fn advisory_key(pid: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in b"dialtone:provider-call:".iter().chain(pid.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
+}
+
+async fn find_call(tx: &mut Tx<'_>, e: &ProviderEvent) -> Result<Option<Call>> {
+    if let Some(pid) = &e.provider_call_id {
+        if let Some(r) = sqlx::query("SELECT * FROM calls WHERE provider_call_id = $1").bind(pid).fetch_optional(&mut **tx).await? {
+            return rows::call(&r).map(Some);
+        }
+    }
+    if let Some(id) = &e.call_id {
+        if let Some(r) = sqlx::query("SELECT * FROM calls WHERE id = $1").bind(id.as_str()).fetch_optional(&mut **tx).await? {
+            return rows::call(&r).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Timestamp) -> Result<Applied> {
+    let call = find_call(tx, e).await?;
+    // An event whose call is unknown is kept with no call (an orphan), findable by its
+    // provider call id: an inbound call's record adopts it (`record_inbound_call`).
+    let inserted = sqlx::query(
+        "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at, received_at, provider_call_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(EventId::new().as_str())
+    .bind(call.as_ref().map(|c| c.workspace_id.as_str()))
+    .bind(call.as_ref().map(|c| c.id.as_str()))
+    .bind(source)
+    .bind(&e.provider_type)
+    .bind(kind_text(&e.kind))
+    .bind(&e.dedupe_key)
+    .bind(e.raw.to_string())
+    .bind(e.occurred_at.map(ms))
+    .bind(ms(now))
+    .bind(e.provider_call_id.as_deref())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    let mut applied = Applied {
+        call_id: call.as_ref().map(|c| c.id.clone()),
+        campaign_id: call.as_ref().map(|c| c.campaign_id.clone()),
+        duplicate: !inserted,
+        transition: None,
+    };
+    let Some(call) = call.filter(|_| inserted) else {
+        return Ok(applied);
+    };
+    if call.provider_call_id.is_none() {
+        if let Some(pid) = &e.provider_call_id {
+            sqlx::query("UPDATE calls SET provider_call_id = $1 WHERE id = $2 AND provider_call_id IS NULL")
+                .bind(pid)
+                .bind(call.id.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    applied.transition = apply_to_call(tx, &call, &e.kind, e.cost, e.duration_ms, &e.dedupe_key, now).await?;
+    Ok(applied)
+}
+
+/// Applies a stored event (`dedupe_key`) to `call` as it stands: moves the call forward
+/// only (fenced on its current status), marks the event applied, and moves the contact on
+/// when the call ends. Returns the transition made, if any.
+pub async fn apply_to_call(tx: &mut Tx<'_>, call: &Call, kind: &EventKind, cost: Option<f64>, duration_ms: Option<i64>,
+    dedupe_key: &str, now: Timestamp) -> Result<Option<Transition>> {
+    let (reason, outcome) = match kind {
+        EventKind::Ended { outcome, reason } => (reason.clone(), Some(*outcome)),
+        _ => (None, None),
+    };
+    if let Some(t) = apply(call.status, kind) {
+        let moved = sqlx::query(
+            "UPDATE calls SET status = $1, outcome = COALESCE($2, outcome), ended_reason = COALESCE($3, ended_reason),
+                cost = COALESCE($4, cost), duration_ms = COALESCE($5, duration_ms),
+                answered_at = CASE WHEN $1 = 'in_progress' THEN COALESCE(answered_at, $6) ELSE answered_at END,
+                ended_at = CASE WHEN $7 THEN $6 ELSE ended_at END,
+                last_event_at = GREATEST(last_event_at, $6), updated_at = $6
+             WHERE id = $8 AND status = $9",
+        )
+        .bind(t.to.as_str())
+        .bind(outcome.map(|o| o.as_str()))
+        .bind(reason)
+        .bind(cost)
+        .bind(duration_ms)
+        .bind(ms(now))
+        .bind(t.to.is_terminal())
+        .bind(call.id.as_str())
+        .bind(call.status.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if moved {
+            sqlx::query("UPDATE call_events SET applied = TRUE WHERE dedupe_key = $1").bind(dedupe_key).execute(&mut **tx).await?;
+            if let (true, Some(outcome)) = (t.ends_call(), t.outcome) {
+                if crate::common::is_capacity_refusal(kind) {
+                    give_attempt_back(tx, call, now).await?;
+                } else {
+                    move_contact_on(tx, call, outcome, now).await?;
+                }
+            }
+            return Ok(Some(t));
+        }
+    } else {
+        // Stale or informational: the state stays, but the call is alive (reaper) and a
+        // late report may fill in what the end did not carry.
+        sqlx::query(
+            "UPDATE calls SET last_event_at = GREATEST(last_event_at, $1), cost = COALESCE(cost, $2), duration_ms = COALESCE(duration_ms, $3)
+             WHERE id = $4",
+        )
+        .bind(ms(now))
+        .bind(cost)
+        .bind(duration_ms)
+        .bind(call.id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(None)
+}
+
+/// Adopts the events stored for `pid` before its call existed (orphans): attaches each to
+/// `call` and applies it, in the order received, as if it arrived `now`. Returns the call
+/// as it stands afterwards. The caller holds `pid`'s advisory lock, so no orphan for it is
+/// being stored meanwhile.
+pub async fn adopt_orphans(tx: &mut Tx<'_>, call: Call, pid: &str, now: Timestamp) -> Result<Call> {
+    let orphans = sqlx::query(
+        "SELECT id, kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL ORDER BY received_at, seq",
+    )
+    .bind(pid)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut call = call;
+    for o in &orphans {
+        sqlx::query("UPDATE call_events SET call_id = $1, workspace_id = $2 WHERE id = $3")
+            .bind(call.id.as_str())
+            .bind(call.workspace_id.as_str())
+            .bind(o.try_get::<String, _>("id")?)
+            .execute(&mut **tx)
+            .await?;
+        let Some(kind) = kind_from_text(o.try_get("kind")?) else { continue };
+        let payload: serde_json::Value = serde_json::from_str(o.try_get("payload")?).unwrap_or(serde_json::Value::Null);
+        let (cost, reason) = payload_extras(&payload);
+        let kind = match kind {
+            EventKind::Ended { outcome, .. } => EventKind::Ended { outcome, reason },
+            k => k,
+        };
+        if apply_to_call(tx, &call, &kind, cost, None, o.try_get("dedupe_key")?, now).await?.is_some() {
+            call = reload(tx, &call.id).await?;
+        }
+    }
+    Ok(call)
+}
+
+pub async fn reload(tx: &mut Tx<'_>, id: &CallId) -> Result<Call> {
+    let r = sqlx::query("SELECT * FROM calls WHERE id = $1").bind(id.as_str()).fetch_one(&mut **tx).await?;
+    rows::call(&r)
+}
+
+/// After a call ends: retry the contact later, or finish it.
+async fn move_contact_on(tx: &mut Tx<'_>, call: &Call, outcome: Outcome, now: Timestamp) -> Result<()> {
+    // FOR SHARE OF cam: a cancel waits for us, or we see it committed (and cancel the
+    // contact rather than schedule a retry).
+    let r = sqlx::query(
+        "SELECT c.attempts, c.timezone, c.recurrence AS contact_recurrence, cam.max_attempts, cam.retry_policy,
+            cam.status AS campaign_status, cam.recurrence AS campaign_recurrence, cam.kind, cam.schedule, cam.provider, cam.workspace_id,
+            (SELECT COUNT(*) FROM calls WHERE contact_id = c.id AND outcome = $1) AS occurrences
+         FROM contacts c JOIN campaigns cam ON cam.id = c.campaign_id WHERE c.id = $2 FOR SHARE OF cam",
+    )
+    .bind(outcome.as_str())
+    .bind(call.contact_id.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let policy = rows::retry_policy(r.try_get("retry_policy")?)?;
+    let attempts = r.try_get::<i64, _>("attempts")? as u32;
+    let recurrence: Recurrence = match r.try_get::<Option<String>, _>("contact_recurrence")? {
+        Some(s) => rows::json(&s, "recurrence")?,
+        None => rows::json(r.try_get("campaign_recurrence")?, "recurrence")?,
+    };
+    let schedule: Schedule = rows::json(r.try_get("schedule")?, "schedule")?;
+    let tz = contact_zone(r.try_get::<Option<String>, _>("timezone")?.as_deref(), &schedule);
+    // An inbound caller is never called back: the contact is done whatever the outcome.
+    let (status, next_at) = if r.try_get::<String, _>("kind")? == INBOUND_KIND {
+        (ContactStatus::Done, now)
+    } else {
+        AfterCall {
+            outcome,
+            occurrences: r.try_get::<i64, _>("occurrences")? as u32,
+            attempts,
+            max_attempts: r.try_get::<i64, _>("max_attempts")? as u32,
+            policy: &policy,
+            recurrence: &recurrence,
+            tz: &tz,
+            campaign_canceled: r.try_get::<String, _>("campaign_status")? == "canceled",
+            call_id: call.id.as_str(),
+            now,
+        }
+        .decide()
+    };
+    sqlx::query(
+        "UPDATE contacts SET status = $1, next_attempt_at = $2, last_outcome = $3, updated_at = $4 WHERE id = $5 AND status = 'in_call'",
+    )
+    .bind(status.as_str())
+    .bind(ms(next_at))
+    .bind(outcome.as_str())
+    .bind(ms(now))
+    .bind(call.contact_id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    // A recurring single call shows its next occurrence as a scheduled call.
+    if status == ContactStatus::Pending && r.try_get::<String, _>("kind")? == "single_calls" && recurrence.frequency != Frequency::Once {
+        let ws = WorkspaceId::from_db(r.try_get("workspace_id")?);
+        super::single::insert_scheduled(tx, &CallId::new(), &ws, &call.campaign_id, &call.contact_id, attempts + 1,
+            &r.try_get::<String, _>("provider")?, call.phone.as_str(), next_at, now).await?;
+    }
+    Ok(())
+}
+
+/// An engine decision that belongs to no call row (e.g. a released, never-sent claim).
+pub async fn insert_engine_note(tx: &mut Tx<'_>, ws: &str, dedupe_key: &str, kind: &str, payload: serde_json::Value, now: Timestamp) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, received_at)
+         VALUES ($1, $2, NULL, 'engine', 'engine', $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(EventId::new().as_str())
+    .bind(ws)
+    .bind(kind)
+    .bind(dedupe_key)
+    .bind(payload.to_string())
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The provider refused the call because the account was full: the contact is due again
+/// shortly and the attempt is not spent.
+async fn give_attempt_back(tx: &mut Tx<'_>, call: &Call, now: Timestamp) -> Result<()> {
+    sqlx::query(
+        "UPDATE contacts SET attempts = attempts - 1, next_attempt_at = $1, updated_at = $2, last_outcome = 'failed',
+            status = CASE WHEN (SELECT status FROM campaigns WHERE id = contacts.campaign_id) = 'canceled' THEN 'canceled' ELSE 'pending' END
+         WHERE id = $3 AND status = 'in_call'",
+    )
+    .bind(ms(now) + crate::common::CAPACITY_RETRY_MS)
+    .bind(ms(now))
+    .bind(call.contact_id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The store conformance suite: what every `Store` backend must do, written once against
+//! `Arc<dyn Store>` and run here on a fresh database per test.
+//!
+//! Every suite function runs on both backends: `sqlite::…` on a temp file, `postgres::…`
+//! in a throwaway database on the server named by `DIALTONE_TEST_PG_URL` (required: the
+//! PostgreSQL tests fail, not skip, without it). `postgres_only` adds what only a shared
+//! server can show: several nodes claiming side by side.
+
+mod pg;
+mod postgres_only;
+mod support;
+
+mod claim;
+mod contacts;
+mod dnc;
+mod events;
+mod inbound;
+mod leases;
+mod lifecycle;
+mod placing;
+mod reads;
+mod schedule;
+
+use dialtone_store::Store;
+use std::any::Any;
+use std::sync::Arc;
+
+/// A fresh, migrated, empty SQLite store, and a guard that keeps its file alive for the test.
+async fn fresh_sqlite() -> (Arc<dyn Store>, Box<dyn Any + Send>) {
+    let dir = tempfile::tempdir().expect("create a temp dir");
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let store = dialtone_store::connect(&url).await.expect("open and migrate a fresh SQLite store");
+    (store, Box::new(dir))
+}
+
+/// A fresh, migrated, empty PostgreSQL store in a database of its own on the server named
+/// by `DIALTONE_TEST_PG_URL` (unset: the test fails), dropped when the guard goes.
+async fn fresh_postgres() -> (Arc<dyn Store>, Box<dyn Any + Send>) {
+    let db = pg::fresh_database().await;
+    let store = dialtone_store::connect(&db.url).await.expect("open and migrate a fresh PostgreSQL store");
+    (store, Box::new(db))
+}
+
+/// Each suite function becomes two `#[tokio::test]`s, `sqlite::name` and `postgres::name`,
+/// each on its own fresh store. Multi-threaded so that the concurrency tests really do run
+/// claims in parallel.
+macro_rules! conformance {
+    ($($module:ident :: $name:ident),+ $(,)?) => {
+        conformance!(@backend sqlite, fresh_sqlite, $($module::$name),+);
+        conformance!(@backend postgres, fresh_postgres, $($module::$name),+);
+    };
+    (@backend $backend:ident, $fresh:ident, $($module:ident :: $name:ident),+) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (store, _guard) = crate::$fresh().await;
+                    crate::$module::$name(store).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance! {
+    claim::claim_never_exceeds_max_concurrent_and_tops_up_to_the_cap_in_continuous_mode,
+    claim::batch_mode_claims_only_when_no_call_is_active,
+    claim::claim_returns_nothing_for_draft_paused_or_canceled_campaigns,
+    claim::contacts_due_in_the_future_are_not_claimed,
+    claim::concurrent_claims_from_many_tasks_never_exceed_the_cap,
+    dnc::a_number_suppressed_while_the_campaign_runs_is_never_claimed_and_ends_as_dnc,
+    dnc::a_campaign_list_does_not_reach_other_campaigns,
+    dnc::suppressions_are_added_once_checked_listed_and_removed,
+    schedule::over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own_hours,
+    schedule::a_daily_campaign_calls_each_contact_once_per_local_day,
+
+    placing::mark_placing_is_a_fence,
+    placing::mark_dialed_moves_queued_to_dialing_and_starts_the_campaign_only_once,
+    placing::a_webhook_that_arrived_before_mark_dialed_is_not_moved_back,
+
+    events::a_call_refused_because_the_account_is_full_spends_no_attempt,
+    events::a_duplicate_event_is_stored_once_and_reported_duplicate,
+    events::out_of_order_events_never_move_a_call_back,
+    events::an_event_is_matched_by_call_id_before_the_provider_id_is_stored_and_adopts_it,
+    events::an_event_for_an_unknown_call_is_stored_without_a_call,
+    events::no_answer_schedules_a_retry_after_the_base_delay_and_counts_the_attempt,
+    events::a_contact_is_exhausted_after_max_attempts,
+    events::a_completed_call_finishes_its_contact_as_done,
+    events::an_end_in_a_canceled_campaign_cancels_the_contact_instead_of_retrying,
+    events::end_call_on_a_queued_call_with_failed_is_failed_and_schedules_a_retry,
+
+    leases::a_live_owners_unsent_calls_are_never_another_nodes_orphans,
+    leases::a_dead_owners_unsent_call_is_taken_over_exactly_once_by_racing_nodes,
+    leases::after_a_takeover_the_old_owners_mark_placing_fails,
+    leases::a_call_with_a_provider_id_is_never_an_orphan,
+    leases::a_call_whose_owner_never_heartbeat_is_an_orphan_at_once,
+
+    lifecycle::a_contact_can_be_retried_now_past_its_limits_and_its_pending_retries_canceled,
+    lifecycle::release_unsent_deletes_the_call_and_gives_back_the_attempt,
+    lifecycle::release_unsent_refuses_a_call_with_a_provider_id,
+    lifecycle::release_unsent_refuses_a_call_the_provider_already_reported_on,
+    lifecycle::complete_if_done_waits_for_every_contact_and_call_to_finish,
+    lifecycle::complete_if_done_leaves_a_canceled_campaign_canceled,
+    lifecycle::cancel_campaign_cancels_pending_contacts_and_lets_active_calls_end,
+
+    contacts::duplicate_numbers_are_reported_with_their_line,
+    contacts::contacts_cannot_be_added_to_a_completed_or_canceled_campaign,
+    contacts::a_hundred_thousand_contacts_insert_completely_in_chunks_of_a_thousand,
+
+    reads::list_calls_filters_by_campaign_status_outcome_and_phone,
+    reads::keyset_pagination_returns_each_call_exactly_once,
+    reads::another_workspace_sees_none_of_our_campaigns_contacts_or_calls,
+    reads::campaign_counts_reflect_contacts_calls_outcomes_and_active_calls,
+    reads::find_api_key_finds_a_created_key_by_its_hash_only,
+
+    inbound::phone_numbers_are_added_listed_found_by_exact_number_and_removed,
+    inbound::a_number_registered_already_in_any_workspace_is_a_conflict,
+    inbound::an_inbound_call_is_recorded_ringing_counts_as_active_and_is_idempotent_on_the_provider_id,
+    inbound::the_hidden_inbound_campaign_is_never_listed_dialled_from_or_completed,
+    inbound::an_ended_inbound_call_finishes_its_contact_as_done_whatever_the_outcome,
+    inbound::events_that_arrived_before_the_record_are_adopted_and_applied_in_order,
+    inbound::an_orphan_that_does_not_end_the_call_is_applied_and_later_events_find_the_call,
+    inbound::two_concurrent_inbound_calls_from_the_same_caller_are_both_recorded,
+    inbound::two_hundred_inbound_calls_racing_their_own_events_are_each_recorded_and_ended_exactly_once,
+}

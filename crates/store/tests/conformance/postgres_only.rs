@@ -1,0 +1,293 @@
+//! PostgreSQL only: several nodes (each its own pool, as separate processes would have)
+//! claiming the same campaign side by side never exceed its cap, and never dial a contact
+//! twice; the connection settings a node relies on; wakes between nodes, and what a
+//! server restart leaves behind.
+
+use crate::pg;
+use crate::support::*;
+use dialtone_core::{ContactStatus, Mode, Outcome};
+use dialtone_store::postgres::PostgresStore;
+use dialtone_store::CallFilter;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use sqlx::Connection;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Barrier;
+
+const NODES: usize = 3;
+
+/// `NODES` stores on one fresh database, migrated by all of them at once (as nodes
+/// starting together would).
+async fn nodes(db: &pg::Database) -> Vec<S> {
+    let mut nodes: Vec<S> = Vec::new();
+    for _ in 0..NODES {
+        nodes.push(Arc::new(PostgresStore::connect(&db.url).await.expect("connect a node")));
+    }
+    let migrations: Vec<_> = nodes.iter().cloned().map(|n| tokio::spawn(async move { n.migrate().await })).collect();
+    for m in migrations {
+        m.await.unwrap().expect("concurrent migrations succeed");
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_claims_on_three_nodes_fill_exactly_the_free_slots() {
+    const CAP: usize = 6;
+    const TASKS_PER_NODE: usize = 8;
+    let db = pg::fresh_database().await;
+    let nodes = nodes(&db).await;
+    let (ws, cmp) = running(&nodes[0], Mode::Continuous, CAP as u32, 3, 300).await;
+    let mut seen = HashSet::new();
+    let mut active = Vec::new();
+
+    for round in 0..6i64 {
+        let barrier = Arc::new(Barrier::new(NODES * TASKS_PER_NODE));
+        let tasks: Vec<_> = (0..NODES * TASKS_PER_NODE)
+            .map(|i| {
+                let (node, cmp, barrier) = (nodes[i % NODES].clone(), cmp.id.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    node.claim(&cmp, NODE, at(round * 100)).await.expect("claim")
+                })
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for t in tasks {
+            claimed.extend(t.await.unwrap());
+        }
+        assert_eq!(claimed.len(), CAP - active.len(), "round {round}: racing claims on {NODES} nodes fill exactly the free slots");
+        for d in &claimed {
+            assert!(seen.insert(d.contact_id.clone()), "round {round}: contact {} claimed twice", d.contact_id);
+        }
+        active.extend(claimed);
+        assert_eq!(active_of(&nodes[1], &ws, &cmp.id).await, CAP as u64);
+        // Free a different number of slots each round, through different nodes.
+        for (i, d) in active.drain(..(round as usize % 4) + 1).enumerate() {
+            end(&nodes[i % NODES], &d.call_id, Outcome::Completed, at(round * 100 + 50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_dialling_a_campaign_through_never_exceed_the_cap() {
+    const CAP: u32 = 5;
+    const CONTACTS: u32 = 240;
+    const WORKERS_PER_NODE: usize = 4;
+    let db = pg::fresh_database().await;
+    let nodes = nodes(&db).await;
+    let (ws, cmp) = running(&nodes[0], Mode::Continuous, CAP, 3, CONTACTS).await;
+
+    // Watches the database, from its own pool, for the whole run.
+    let done = Arc::new(AtomicBool::new(false));
+    let observer = {
+        let (pool, cmp, done) = (PostgresStore::connect(&db.url).await.unwrap().pool().clone(), cmp.id.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut peak = 0i64;
+            while !done.load(Ordering::Relaxed) {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM calls WHERE campaign_id = $1 AND status IN ('queued', 'dialing', 'ringing', 'in_progress')",
+                )
+                .bind(cmp.as_str())
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                peak = peak.max(n);
+            }
+            peak
+        })
+    };
+
+    let workers: Vec<_> = (0..NODES * WORKERS_PER_NODE)
+        .map(|i| {
+            let (node, cmp) = (nodes[i % NODES].clone(), cmp.id.clone());
+            tokio::spawn(async move {
+                let mut dialled = Vec::new();
+                let mut idle = 0;
+                // Until the campaign has had nothing to claim for a while.
+                while idle < 50 {
+                    let dials = node.claim(&cmp, NODE, at(1)).await.expect("claim");
+                    if dials.is_empty() {
+                        idle += 1;
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    idle = 0;
+                    for d in dials {
+                        place(&node, &d, at(2)).await;
+                        tokio::task::yield_now().await;
+                        end(&node, &d.call_id, Outcome::Completed, at(3)).await;
+                        dialled.push(d.contact_id);
+                    }
+                }
+                dialled
+            })
+        })
+        .collect();
+    let mut dialled = Vec::new();
+    for w in workers {
+        dialled.extend(w.await.unwrap());
+    }
+    done.store(true, Ordering::Relaxed);
+    let peak = observer.await.unwrap();
+
+    assert!(peak <= CAP as i64, "{peak} calls were active at once; the cap is {CAP}");
+    assert!(peak >= 2, "the nodes never overlapped (peak {peak}): this run proved nothing");
+    let unique: HashSet<_> = dialled.iter().collect();
+    assert_eq!((dialled.len(), unique.len()), (CONTACTS as usize, CONTACTS as usize), "every contact dialled exactly once");
+    let calls = calls_where(&nodes[2], &ws, CallFilter { campaign_id: Some(cmp.id.clone()), ..Default::default() }).await;
+    assert_eq!(calls.len(), CONTACTS as usize, "one call row per contact");
+    let counts = nodes[1].campaign_counts(&cmp.id).await.unwrap();
+    assert_eq!(counts.contacts.get(ContactStatus::Done.as_str()), Some(&(CONTACTS as u64)), "{counts:?}");
+    assert_eq!(counts.active_calls, 0);
+}
+
+#[tokio::test]
+async fn a_node_connection_cancels_statements_after_thirty_seconds() {
+    let db = pg::fresh_database().await;
+    let node = PostgresStore::connect(&db.url).await.unwrap();
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(node.pool()).await.unwrap();
+    assert_eq!(timeout, "30s");
+    assert_eq!(node.pool().options().get_max_connections(), 16);
+    assert!(node.pool().options().get_test_before_acquire(), "a dead connection (server restart) is never handed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_claims_of_different_campaigns_on_three_nodes_respect_the_account_limit() {
+    // Odd: two campaigns' fair shares (3 + 3) exceed it, so only the account lock keeps it.
+    const ACCOUNT: usize = 5;
+    const TASKS_PER_NODE: usize = 6;
+    let db = pg::fresh_database().await;
+    let nodes = nodes(&db).await;
+    nodes[0].set_account_limit(dialtone_core::ProviderKind::Sim, Some(ACCOUNT as u32), at(0)).await.unwrap();
+    // Each campaign alone could take the whole account; they lock different campaign rows.
+    let (ws, a) = running(&nodes[0], Mode::Continuous, 10, 3, 50).await;
+    let b = draft_campaign(&nodes[0], &ws, Mode::Continuous, 10, 3).await;
+    add_contacts(&nodes[0], &ws, &b.id, 100..150).await;
+    start(&nodes[0], &ws, &b.id).await;
+
+    for round in 0..4i64 {
+        let barrier = Arc::new(Barrier::new(NODES * TASKS_PER_NODE));
+        let tasks: Vec<_> = (0..NODES * TASKS_PER_NODE)
+            .map(|i| {
+                let node = nodes[i % NODES].clone();
+                let cmp = if i % 2 == 0 { a.id.clone() } else { b.id.clone() };
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    node.claim(&cmp, NODE, at(round * 100)).await.expect("claim")
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let active = nodes[1].active_calls().await.unwrap();
+        assert!(active <= ACCOUNT as u64, "round {round}: {active} calls active on an account limited to {ACCOUNT}");
+        assert_eq!(active, ACCOUNT as u64, "round {round}: racing claims fill the account");
+        // End every active call, through different nodes.
+        let mut i = 0;
+        for cmp in [&a.id, &b.id] {
+            for call in calls_of(&nodes[2], &ws, cmp).await.into_iter().filter(|c| c.status.is_active()) {
+                end(&nodes[i % NODES], &call.id, Outcome::Completed, at(round * 100 + 50)).await;
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Two nodes, each its own pool: a wake published on one reaches the other's subscription
+/// (and its own) within two seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wake_published_on_one_node_reaches_another_within_two_seconds() {
+    let db = pg::fresh_database().await;
+    let nodes = nodes(&db).await;
+    let mut theirs = nodes[1].subscribe_wakes().await.expect("subscribe").expect("PostgreSQL has wakes");
+    let mut ours = nodes[0].subscribe_wakes().await.expect("subscribe").expect("PostgreSQL has wakes");
+    assert!(theirs.try_recv().is_err() && ours.try_recv().is_err(), "nothing was published yet");
+
+    nodes[0].publish_wake().await.expect("publish");
+    for (who, rx) in [("another node", &mut theirs), ("the publishing node", &mut ours)] {
+        let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+        assert!(matches!(got, Ok(Some(()))), "{who} did not hear the wake within 2 s: {got:?}");
+    }
+    // Many wakes while nobody reads are coalesced, not queued without bound.
+    for _ in 0..100 {
+        nodes[2].publish_wake().await.expect("publish");
+    }
+    let got = tokio::time::timeout(Duration::from_secs(2), theirs.recv()).await;
+    assert!(matches!(got, Ok(Some(()))), "{got:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut backlog = 0;
+    while theirs.try_recv().is_ok() {
+        backlog += 1;
+    }
+    assert!(backlog < 100, "wakes are bounded and dropped when full ({backlog} were waiting)");
+}
+
+/// Every backend connection to the test database, except the caller's, killed as a server
+/// restart would.
+async fn kill_connections(db: &pg::Database) -> u64 {
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.expect("admin connection");
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminate backends");
+    let _ = admin.close().await;
+    killed as u64
+}
+
+async fn listeners(db: &pg::Database) -> i64 {
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.expect("admin connection");
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("count listeners");
+    let _ = admin.close().await;
+    n
+}
+
+/// A restart of the server (here: every connection killed) leaves neither the pool nor
+/// the wake subscription broken: the next store call works, and the listener re-listens.
+/// Dropping the receiver ends the listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_connections_break_neither_the_pool_nor_the_wake_listener() {
+    let db = pg::fresh_database().await;
+    let nodes = nodes(&db).await;
+    let mut rx = nodes[1].subscribe_wakes().await.expect("subscribe").expect("PostgreSQL has wakes");
+    nodes[0].heartbeat("node_a", at(0)).await.expect("heartbeat");
+    nodes[1].heartbeat("node_b", at(0)).await.expect("heartbeat");
+
+    assert!(kill_connections(&db).await >= 3, "the pools' connections and the listener's were killed");
+
+    // The pool hands out a fresh connection, not the dead one (nor a panic).
+    nodes[0].heartbeat("node_a", at(1)).await.expect("the pool reconnects after a restart");
+    nodes[1].heartbeat("node_b", at(1)).await.expect("the pool reconnects after a restart");
+    let (ws, cmp) = running(&nodes[0], Mode::Continuous, 1, 3, 1).await;
+    assert_eq!(nodes[1].claim(&cmp.id, "node_b", at(2)).await.expect("claim").len(), 1);
+    assert_eq!(calls_of(&nodes[2], &ws, &cmp.id).await.len(), 1);
+
+    // The listener notices, reconnects and wakes once for what it may have missed…
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    assert!(matches!(got, Ok(Some(()))), "no wake after the listener's connection died: {got:?}");
+    // …and listens again: a new wake from another node arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while rx.try_recv().is_ok() {}
+    nodes[0].publish_wake().await.expect("publish after a restart");
+    let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+    assert!(matches!(got, Ok(Some(()))), "the listener did not listen again: {got:?}");
+
+    // Dropping the receiver ends the listening task and closes its connection.
+    assert_eq!(listeners(&db).await, 1);
+    drop(rx);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while listeners(&db).await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the listener outlived its receiver");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,171 @@
+//! Reads for the API: filters, pagination, workspace isolation, counts, API keys.
+
+use crate::support::*;
+use dialtone_core::{CallId, CallStatus, Mode, Outcome, WorkspaceId};
+use dialtone_store::{CallFilter, Page};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn ids(calls: &[dialtone_store::Call]) -> BTreeSet<CallId> {
+    calls.iter().map(|c| c.id.clone()).collect()
+}
+
+pub async fn list_calls_filters_by_campaign_status_outcome_and_phone(store: S) {
+    let (ws, a) = running(&store, Mode::Continuous, 10, 3, 6).await;
+    let b = draft_campaign(&store, &ws, Mode::Continuous, 10, 3).await;
+    add_contacts(&store, &ws, &b.id, 4..7).await; // shares two numbers with campaign a
+    start(&store, &ws, &b.id).await;
+    let da = claim(&store, &a.id, at(0)).await;
+    let db = claim(&store, &b.id, at(0)).await;
+    assert_eq!((da.len(), db.len()), (6, 3));
+    end(&store, &da[0].call_id, Outcome::Completed, at(10)).await;
+    end(&store, &da[1].call_id, Outcome::Completed, at(10)).await;
+    end(&store, &da[2].call_id, Outcome::NoAnswer, at(10)).await;
+    place(&store, &da[3], at(10)).await;
+
+    let set = |ds: &[&dialtone_store::Dial]| ds.iter().map(|d| d.call_id.clone()).collect::<BTreeSet<_>>();
+    let filter = |f: CallFilter| {
+        let store = store.clone();
+        let ws = ws.clone();
+        async move { ids(&calls_where(&store, &ws, f).await) }
+    };
+
+    assert_eq!(filter(CallFilter { campaign_id: Some(a.id.clone()), ..Default::default() }).await, set(&da.iter().collect::<Vec<_>>()));
+    assert_eq!(filter(CallFilter { campaign_id: Some(b.id.clone()), ..Default::default() }).await, set(&db.iter().collect::<Vec<_>>()));
+    assert_eq!(filter(CallFilter::default()).await.len(), 9);
+    assert_eq!(filter(CallFilter { status: Some(CallStatus::Ended), ..Default::default() }).await, set(&[&da[0], &da[1], &da[2]]));
+    assert_eq!(filter(CallFilter { status: Some(CallStatus::Dialing), ..Default::default() }).await, set(&[&da[3]]));
+    assert_eq!(filter(CallFilter { status: Some(CallStatus::Queued), ..Default::default() }).await.len(), 5);
+    assert_eq!(
+        filter(CallFilter { campaign_id: Some(a.id.clone()), status: Some(CallStatus::Queued), ..Default::default() }).await,
+        set(&[&da[4], &da[5]])
+    );
+    assert_eq!(filter(CallFilter { outcome: Some(Outcome::Completed), ..Default::default() }).await, set(&[&da[0], &da[1]]));
+    assert_eq!(filter(CallFilter { outcome: Some(Outcome::NoAnswer), ..Default::default() }).await, set(&[&da[2]]));
+    assert!(filter(CallFilter { outcome: Some(Outcome::Busy), ..Default::default() }).await.is_empty());
+
+    let shared = phone(4);
+    let with_shared: Vec<_> = da.iter().chain(&db).filter(|d| d.phone == shared).collect();
+    assert_eq!(with_shared.len(), 2);
+    assert_eq!(filter(CallFilter { phone: Some(shared.clone()), ..Default::default() }).await, set(&with_shared));
+    let in_b: Vec<_> = db.iter().filter(|d| d.phone == shared).collect();
+    assert_eq!(filter(CallFilter { campaign_id: Some(b.id.clone()), phone: Some(shared), ..Default::default() }).await, set(&in_b));
+    assert!(filter(CallFilter { phone: Some(phone(99)), ..Default::default() }).await.is_empty());
+}
+
+pub async fn keyset_pagination_returns_each_call_exactly_once(store: S) {
+    let (ws, cmp) = running(&store, Mode::Continuous, 23, 3, 23).await;
+    let dials = claim(&store, &cmp.id, at(0)).await;
+    assert_eq!(dials.len(), 23);
+    for d in dials.iter().take(7) {
+        end(&store, &d.call_id, Outcome::Busy, at(1)).await;
+    }
+
+    for (filter, limit, expected) in [
+        (CallFilter::default(), 5, 23),
+        (CallFilter { campaign_id: Some(cmp.id.clone()), ..Default::default() }, 1, 23),
+        (CallFilter { status: Some(CallStatus::Ended), ..Default::default() }, 2, 7),
+        (CallFilter { status: Some(CallStatus::Queued), ..Default::default() }, 16, 16),
+    ] {
+        let mut seen: Vec<CallId> = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.list_calls(&ws, &filter, &Page { limit, before: before.clone() }).await.unwrap();
+            assert!(page.len() <= limit as usize, "a page holds at most `limit` calls");
+            let Some(last) = page.last() else { break };
+            before = Some(last.id.to_string());
+            seen.extend(page.iter().map(|c| c.id.clone()));
+            assert!(seen.len() <= 23, "pagination does not terminate: {filter:?}");
+        }
+        assert_eq!(seen.len(), expected, "{filter:?} limit {limit}");
+        assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first, no call twice: {filter:?}");
+    }
+    let all: BTreeSet<_> = dials.iter().map(|d| d.call_id.clone()).collect();
+    assert_eq!(ids(&calls_of(&store, &ws, &cmp.id).await), all);
+
+    // Campaigns page the same way.
+    for _ in 0..4 {
+        draft_campaign(&store, &ws, Mode::Batch, 1, 1).await;
+    }
+    let (mut seen, mut before) = (Vec::new(), None);
+    loop {
+        let page = store.list_campaigns(&ws, &Page { limit: 2, before: before.clone() }).await.unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.id.to_string());
+        seen.extend(page.into_iter().map(|c| c.id));
+        assert!(seen.len() <= 5);
+    }
+    assert_eq!(seen.len(), 5);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]));
+}
+
+pub async fn another_workspace_sees_none_of_our_campaigns_contacts_or_calls(store: S) {
+    let (ws, cmp) = running(&store, Mode::Continuous, 2, 3, 2).await;
+    let dial = claim(&store, &cmp.id, at(0)).await.pop().unwrap();
+    place(&store, &dial, at(1)).await;
+    let other = WorkspaceId::new();
+    let all = Page { limit: 1000, before: None };
+
+    // Our own workspace sees everything (so the checks below can fail).
+    assert!(store.get_campaign(&ws, &cmp.id).await.unwrap().is_some());
+    assert!(store.get_call(&ws, &dial.call_id).await.unwrap().is_some());
+    assert!(store.get_contact(&ws, &dial.contact_id).await.unwrap().is_some());
+    assert_eq!(store.list_campaigns(&ws, &all).await.unwrap().len(), 1);
+    assert_eq!(store.list_calls(&ws, &CallFilter::default(), &all).await.unwrap().len(), 2);
+
+    assert!(store.get_campaign(&other, &cmp.id).await.unwrap().is_none());
+    assert!(store.get_call(&other, &dial.call_id).await.unwrap().is_none());
+    assert!(store.get_contact(&other, &dial.contact_id).await.unwrap().is_none());
+    assert!(store.list_campaigns(&other, &all).await.unwrap().is_empty());
+    assert!(store.list_calls(&other, &CallFilter::default(), &all).await.unwrap().is_empty());
+    let by_campaign = CallFilter { campaign_id: Some(cmp.id.clone()), ..Default::default() };
+    assert!(store.list_calls(&other, &by_campaign, &all).await.unwrap().is_empty(), "naming our campaign does not help");
+
+    end(&store, &dial.call_id, Outcome::Completed, at(2)).await;
+    assert!(!store.call_events(&ws, &dial.call_id).await.unwrap().is_empty());
+    assert!(store.call_events(&other, &dial.call_id).await.unwrap().is_empty());
+
+    // Nor can it change them.
+    let moved = store
+        .transition_campaign(&other, &cmp.id, &[dialtone_core::CampaignStatus::Dialing], dialtone_core::CampaignStatus::Paused, at(3))
+        .await
+        .unwrap();
+    assert!(!moved);
+    assert!(!store.cancel_campaign(&other, &cmp.id, at(3)).await.unwrap());
+    assert!(store.insert_contacts(&other, &cmp.id, &new_contacts(50..51), at(3)).await.is_err());
+    assert_eq!(load_campaign(&store, &ws, &cmp.id).await.status, dialtone_core::CampaignStatus::Dialing);
+}
+
+pub async fn campaign_counts_reflect_contacts_calls_outcomes_and_active_calls(store: S) {
+    let (_ws, cmp) = running(&store, Mode::Continuous, 3, 2, 5).await;
+    let empty = store.campaign_counts(&cmp.id).await.unwrap();
+    assert_eq!(empty.contacts, BTreeMap::from([("pending".to_string(), 5)]));
+    assert!(empty.calls.is_empty() && empty.outcomes.is_empty() && empty.active_calls == 0);
+
+    let dials = claim(&store, &cmp.id, at(0)).await;
+    for d in &dials {
+        place(&store, d, at(1)).await;
+    }
+    end(&store, &dials[0].call_id, Outcome::Completed, at(10)).await;
+    end(&store, &dials[1].call_id, Outcome::NoAnswer, at(10)).await;
+    apply1(&store, progress(&dials[2].call_id, CallStatus::Ringing), at(10)).await;
+
+    let counts = store.campaign_counts(&cmp.id).await.unwrap();
+    let map = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>();
+    assert_eq!(counts.contacts, map(&[("pending", 3), ("in_call", 1), ("done", 1)]));
+    assert_eq!(counts.calls, map(&[("ended", 2), ("ringing", 1)]));
+    assert_eq!(counts.outcomes, map(&[("completed", 1), ("no_answer", 1)]));
+    assert_eq!(counts.active_calls, 1);
+}
+
+pub async fn find_api_key_finds_a_created_key_by_its_hash_only(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    assert_eq!(store.default_workspace().await.unwrap(), ws, "the default workspace is stable");
+    let id = store.create_api_key(&ws, "ci", "hash-of-secret", at(0)).await.unwrap();
+    let other = store.create_api_key(&ws, "ops", "hash-of-other", at(0)).await.unwrap();
+    assert_ne!(id, other);
+
+    assert_eq!(store.find_api_key("hash-of-secret").await.unwrap(), Some((id, ws.clone())));
+    assert_eq!(store.find_api_key("hash-of-other").await.unwrap(), Some((other, ws)));
+    assert_eq!(store.find_api_key("hash-of-nothing").await.unwrap(), None);
+    assert_eq!(store.find_api_key("").await.unwrap(), None);
+}
