@@ -94,28 +94,32 @@ pub async fn list(pool: &SqlitePool, ws: &WorkspaceId, page: &Page) -> Result<Ve
 }
 
 pub async fn counts(pool: &SqlitePool, id: &CampaignId) -> Result<CampaignCounts> {
+    // One statement, so one snapshot: a call that ends between two separate reads would
+    // otherwise show its contact still `in_call` next to no active call.
     let mut counts = CampaignCounts::default();
-    for r in sqlx::query("SELECT status, COUNT(*) AS n FROM contacts WHERE campaign_id = ? GROUP BY status")
+    for r in sqlx::query(
+        "SELECT 'contact' AS kind, status, NULL AS outcome, COUNT(*) AS n FROM contacts WHERE campaign_id = ? GROUP BY status
+         UNION ALL
+         SELECT 'call', status, outcome, COUNT(*) FROM calls WHERE campaign_id = ? GROUP BY status, outcome",
+    )
+    .bind(id.as_str())
         .bind(id.as_str())
-        .fetch_all(pool)
-        .await?
-    {
-        counts.contacts.insert(r.try_get("status")?, r.try_get::<i64, _>("n")? as u64);
-    }
-    for r in sqlx::query("SELECT status, outcome, COUNT(*) AS n FROM calls WHERE campaign_id = ? GROUP BY status, outcome")
-        .bind(id.as_str())
-        .fetch_all(pool)
-        .await?
+    .fetch_all(pool)
+    .await?
     {
         let status: String = r.try_get("status")?;
         let n = r.try_get::<i64, _>("n")? as u64;
+        if r.try_get::<String, _>("kind")? == "contact" {
+            counts.contacts.insert(status, n);
+            continue;
+        }
         if rows::parse::<CallStatus>(&status)?.is_active() {
             counts.active_calls += n;
         }
-        *counts.calls.entry(status).or_default() += n;
         if let Some(outcome) = r.try_get::<Option<String>, _>("outcome")? {
             *counts.outcomes.entry(outcome).or_default() += n;
         }
+        *counts.calls.entry(status).or_default() += n;
     }
     Ok(counts)
 }
