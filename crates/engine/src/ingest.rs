@@ -32,27 +32,21 @@ impl Engine {
     }
 }
 
-/// One group-committing writer. SQLite runs one (it has one writer anyway); a backend that
-/// takes concurrent writers (PostgreSQL) runs several, each taking whatever is waiting when
-/// it is free, so commits overlap instead of queueing behind one connection.
-pub(crate) async fn writer(engine: Arc<Engine>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
-    loop {
-        let jobs = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else { return };
-            let mut jobs = vec![first];
-            let mut n = jobs[0].events.len();
-            while n < engine.config.ingest_batch {
-                match rx.try_recv() {
-                    Ok(job) => {
-                        n += job.events.len();
-                        jobs.push(job);
-                    }
-                    Err(_) => break,
+/// The group-committing writer: takes whatever is waiting (up to `ingest_batch` events)
+/// and commits it in one transaction, so the batch grows with the load.
+pub(crate) async fn writer(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        let mut n = jobs[0].events.len();
+        while n < engine.config.ingest_batch {
+            match rx.try_recv() {
+                Ok(job) => {
+                    n += job.events.len();
+                    jobs.push(job);
                 }
+                Err(_) => break,
             }
-            jobs
-        };
+        }
         commit(&engine, jobs).await;
     }
 }

@@ -36,8 +36,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
 
-    /// How many group commits may usefully run at once: 1 for SQLite (one writer), more
-    /// for a server database.
+    /// How many write transactions may usefully run at once (the dispatcher's claims for
+    /// different campaigns): 1 for SQLite (one writer), more for a server database.
     fn concurrent_writers(&self) -> usize {
         1
     }

@@ -9,7 +9,8 @@ use dialtone_core::call::apply;
 use dialtone_core::frequency::{Frequency, Recurrence};
 use dialtone_core::retry::AfterCall;
 use dialtone_core::schedule::Schedule;
-use dialtone_core::{CallId, ContactStatus, EventId, EventKind, Outcome, ProviderEvent, Transition, WorkspaceId};
+use dialtone_core::{CallId, CallStatus, ContactStatus, EventId, EventKind, Outcome, ProviderEvent, Transition, WorkspaceId};
+use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
@@ -41,46 +42,129 @@ pub fn is_retryable(e: &sqlx::Error) -> bool {
 
 async fn try_batch(pool: &PgPool, events: &[ProviderEvent], source: &str, now: Timestamp) -> Result<Vec<Applied>> {
     let mut tx = pool.begin().await?;
-    lock_calls(&mut tx, events).await?;
+    let mut calls = lock_calls(&mut tx, events).await?;
+
+    // Each event's call, found as the sequential code would: a provider id attached by an
+    // earlier event of the batch finds its call for the later ones.
+    let targets: Vec<Option<String>> = events.iter().map(|e| calls.find_and_attach(e)).collect();
+    // The first event of each dedupe key is the one offered to the table; a repeat inside
+    // the batch is a duplicate like any other.
+    let mut seen = HashSet::new();
+    let first: Vec<bool> = events.iter().map(|e| seen.insert(e.dedupe_key.as_str())).collect();
+    let inserted = insert_events(&mut tx, events, &targets, &first, &calls, source, now).await?;
+
     let mut out = Vec::with_capacity(events.len());
-    for e in events {
-        out.push(apply_one(&mut tx, e, source, now).await?);
+    let mut applied_keys = vec![];
+    let mut ended = vec![];
+    for (i, e) in events.iter().enumerate() {
+        let new = first[i] && inserted.contains(e.dedupe_key.as_str());
+        let call = targets[i].as_ref().and_then(|id| calls.by_id.get_mut(id));
+        let mut applied = Applied {
+            call_id: call.as_ref().map(|c| c.call.id.clone()),
+            campaign_id: call.as_ref().map(|c| c.call.campaign_id.clone()),
+            duplicate: !new,
+            transition: None,
+        };
+        if let (true, Some(c)) = (new, call) {
+            applied.transition = plan(&mut c.call, &e.kind, e.cost, e.duration_ms, now);
+            c.dirty = true;
+            if let Some(t) = &applied.transition {
+                applied_keys.push(e.dedupe_key.as_str());
+                if let (true, Some(outcome)) = (t.ends_call(), t.outcome) {
+                    ended.push((c.call.clone(), outcome, crate::common::is_capacity_refusal(&e.kind)));
+                }
+            }
+        }
+        out.push(applied);
     }
+    let dirty: Vec<&Call> = calls.by_id.values().filter(|c| c.dirty).map(|c| &c.call).collect();
+    write_calls(&mut tx, &dirty, &applied_keys).await?;
+    end_contacts(&mut tx, ended, now).await?;
     tx.commit().await?;
     Ok(out)
 }
 
-/// Locks every call the batch names, in id order, before touching any: the status each
-/// event is judged against is then the latest, and two batches never wait on each
-/// other's calls in opposite orders. Before that, in key order, it takes the advisory lock
-/// of every provider call id named that has no call yet: recording an inbound call takes
-/// its id's lock before it looks for the call and its orphans, so either the record sees
-/// the orphan this batch stores, or this batch (looking after the record committed) sees
-/// the call. An orphan is never missed. Advisory locks come first, call rows second, here
-/// and in the record, so the two kinds of lock never wait on each other in a cycle.
-async fn lock_calls(tx: &mut Tx<'_>, events: &[ProviderEvent]) -> Result<()> {
+/// The calls a batch names, locked, as they stand; changed in memory, written once.
+struct LockedCalls {
+    by_id: HashMap<String, LockedCall>,
+    by_pid: HashMap<String, String>,
+}
+
+struct LockedCall {
+    call: Call,
+    dirty: bool,
+}
+
+impl LockedCalls {
+    /// The call `e` is for (by provider id first, then by our id), attaching the event's
+    /// provider id to a call that has none yet.
+    fn find_and_attach(&mut self, e: &ProviderEvent) -> Option<String> {
+        let id = e
+            .provider_call_id
+            .as_ref()
+            .and_then(|pid| self.by_pid.get(pid).cloned())
+            .or_else(|| e.call_id.as_ref().map(|c| c.as_str().to_string()).filter(|id| self.by_id.contains_key(id)))?;
+        if let (Some(pid), Some(c)) = (&e.provider_call_id, self.by_id.get_mut(&id)) {
+            if c.call.provider_call_id.is_none() {
+                c.call.provider_call_id = Some(pid.clone());
+                c.dirty = true;
+                self.by_pid.insert(pid.clone(), id.clone());
+            }
+        }
+        Some(id)
+    }
+}
+
+/// Locks every call the batch names, in id order, before touching any, and returns them:
+/// the status each event is judged against is then the latest, and two batches never wait
+/// on each other's calls in opposite orders. Then, in key order, it takes the advisory lock
+/// of every provider call id named that has no call, and looks again for those: recording
+/// an inbound call takes its id's lock before it looks for the call and its orphans, so
+/// either the record sees the orphan this batch stores, or this batch (looking after the
+/// record committed) sees the call. An orphan is never missed. The record locks no
+/// existing call row, so the two orders cannot wait on each other in a cycle. In the common
+/// case (every id known) this is one round trip.
+async fn lock_calls(tx: &mut Tx<'_>, events: &[ProviderEvent]) -> Result<LockedCalls> {
     let pids: Vec<&str> = events.iter().filter_map(|e| e.provider_call_id.as_deref()).collect();
     let ids: Vec<&str> = events.iter().filter_map(|e| e.call_id.as_ref().map(|c| c.as_str())).collect();
-    if !pids.is_empty() {
-        let keys: Vec<i64> = pids.iter().map(|p| advisory_key(p)).collect();
-        // A subquery with ORDER BY is never flattened: the locks are taken in key order.
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(s.k) FROM (
-                SELECT DISTINCT t.k FROM UNNEST($1::text[], $2::bigint[]) AS t(p, k)
-                WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.provider_call_id = t.p)
-                ORDER BY t.k) s",
-        )
-        .bind(&pids)
-        .bind(&keys)
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query("SELECT id FROM calls WHERE provider_call_id = ANY($1) OR id = ANY($2) ORDER BY id FOR UPDATE")
+    let mut locked = LockedCalls { by_id: HashMap::new(), by_pid: HashMap::new() };
+    let rows = sqlx::query("SELECT * FROM calls WHERE provider_call_id = ANY($1) OR id = ANY($2) ORDER BY id FOR UPDATE")
         .bind(&pids)
         .bind(&ids)
         .fetch_all(&mut **tx)
         .await?;
-    Ok(())
+    locked.add(&rows)?;
+    let mut unknown: Vec<&str> = pids.iter().copied().filter(|p| !locked.by_pid.contains_key(*p)).collect();
+    if unknown.is_empty() {
+        return Ok(locked);
+    }
+    unknown.sort_unstable_by_key(|p| advisory_key(p));
+    unknown.dedup();
+    let keys: Vec<i64> = unknown.iter().map(|p| advisory_key(p)).collect();
+    // A subquery with ORDER BY is never flattened: the locks are taken in key order.
+    sqlx::query("SELECT pg_advisory_xact_lock(s.k) FROM (SELECT DISTINCT k FROM UNNEST($1::bigint[]) AS t(k) ORDER BY k) s")
+        .bind(&keys)
+        .execute(&mut **tx)
+        .await?;
+    let rows = sqlx::query("SELECT * FROM calls WHERE provider_call_id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&unknown)
+        .fetch_all(&mut **tx)
+        .await?;
+    locked.add(&rows)?;
+    Ok(locked)
+}
+
+impl LockedCalls {
+    fn add(&mut self, rows: &[sqlx::postgres::PgRow]) -> Result<()> {
+        for r in rows {
+            let call = rows::call(r)?;
+            if let Some(pid) = &call.provider_call_id {
+                self.by_pid.insert(pid.clone(), call.id.as_str().to_string());
+            }
+            self.by_id.entry(call.id.as_str().to_string()).or_insert(LockedCall { call, dirty: false });
+        }
+        Ok(())
+    }
 }
 
 /// Takes the transaction-scoped advisory lock of one provider call id (see `lock_calls`).
@@ -100,122 +184,126 @@ fn advisory_key(pid: &str) -> i64 {
     h as i64
 }
 
-async fn find_call(tx: &mut Tx<'_>, e: &ProviderEvent) -> Result<Option<Call>> {
-    if let Some(pid) = &e.provider_call_id {
-        if let Some(r) = sqlx::query("SELECT * FROM calls WHERE provider_call_id = $1").bind(pid).fetch_optional(&mut **tx).await? {
-            return rows::call(&r).map(Some);
-        }
+/// Stores the batch's events in one statement, in batch order; returns the dedupe keys that
+/// were new. An event whose call is unknown is kept with no call (an orphan), findable by
+/// its provider call id: an inbound call's record adopts it (`record_inbound_call`).
+async fn insert_events(tx: &mut Tx<'_>, events: &[ProviderEvent], targets: &[Option<String>], first: &[bool],
+    calls: &LockedCalls, source: &str, now: Timestamp) -> Result<HashSet<String>> {
+    let offered: Vec<usize> = (0..events.len()).filter(|&i| first[i]).collect();
+    if offered.is_empty() {
+        return Ok(HashSet::new());
     }
-    if let Some(id) = &e.call_id {
-        if let Some(r) = sqlx::query("SELECT * FROM calls WHERE id = $1").bind(id.as_str()).fetch_optional(&mut **tx).await? {
-            return rows::call(&r).map(Some);
-        }
-    }
-    Ok(None)
-}
-
-pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Timestamp) -> Result<Applied> {
-    let call = find_call(tx, e).await?;
-    // An event whose call is unknown is kept with no call (an orphan), findable by its
-    // provider call id: an inbound call's record adopts it (`record_inbound_call`).
-    let inserted = sqlx::query(
+    let call_of = |i: usize| targets[i].as_ref().and_then(|id| calls.by_id.get(id)).map(|c| &c.call);
+    let ids: Vec<String> = offered.iter().map(|_| EventId::new().as_str().to_string()).collect();
+    let workspaces: Vec<Option<&str>> = offered.iter().map(|&i| call_of(i).map(|c| c.workspace_id.as_str())).collect();
+    let call_ids: Vec<Option<&str>> = offered.iter().map(|&i| call_of(i).map(|c| c.id.as_str())).collect();
+    let types: Vec<&str> = offered.iter().map(|&i| events[i].provider_type.as_str()).collect();
+    let kinds: Vec<String> = offered.iter().map(|&i| kind_text(&events[i].kind)).collect();
+    let keys: Vec<&str> = offered.iter().map(|&i| events[i].dedupe_key.as_str()).collect();
+    let payloads: Vec<String> = offered.iter().map(|&i| events[i].raw.to_string()).collect();
+    let occurred: Vec<Option<i64>> = offered.iter().map(|&i| events[i].occurred_at.map(ms)).collect();
+    let pids: Vec<Option<&str>> = offered.iter().map(|&i| events[i].provider_call_id.as_deref()).collect();
+    let keys_in: Vec<String> = sqlx::query_scalar(
         "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at, received_at, provider_call_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (dedupe_key) DO NOTHING",
+         SELECT t.id, t.ws, t.call_id, $1, t.provider_type, t.kind, t.dedupe_key, t.payload, t.occurred_at, $2, t.pid
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[])
+              WITH ORDINALITY AS t(id, ws, call_id, provider_type, kind, dedupe_key, payload, occurred_at, pid, ord)
+         ORDER BY t.ord
+         ON CONFLICT (dedupe_key) DO NOTHING
+         RETURNING dedupe_key",
     )
-    .bind(EventId::new().as_str())
-    .bind(call.as_ref().map(|c| c.workspace_id.as_str()))
-    .bind(call.as_ref().map(|c| c.id.as_str()))
     .bind(source)
-    .bind(&e.provider_type)
-    .bind(kind_text(&e.kind))
-    .bind(&e.dedupe_key)
-    .bind(e.raw.to_string())
-    .bind(e.occurred_at.map(ms))
     .bind(ms(now))
-    .bind(e.provider_call_id.as_deref())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1;
-    let mut applied = Applied {
-        call_id: call.as_ref().map(|c| c.id.clone()),
-        campaign_id: call.as_ref().map(|c| c.campaign_id.clone()),
-        duplicate: !inserted,
-        transition: None,
-    };
-    let Some(call) = call.filter(|_| inserted) else {
-        return Ok(applied);
-    };
-    if call.provider_call_id.is_none() {
-        if let Some(pid) = &e.provider_call_id {
-            sqlx::query("UPDATE calls SET provider_call_id = $1 WHERE id = $2 AND provider_call_id IS NULL")
-                .bind(pid)
-                .bind(call.id.as_str())
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    applied.transition = apply_to_call(tx, &call, &e.kind, e.cost, e.duration_ms, &e.dedupe_key, now).await?;
-    Ok(applied)
+    .bind(&ids)
+    .bind(&workspaces)
+    .bind(&call_ids)
+    .bind(&types)
+    .bind(&kinds)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&occurred)
+    .bind(&pids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(keys_in.into_iter().collect())
 }
 
-/// Applies a stored event (`dedupe_key`) to `call` as it stands: moves the call forward
-/// only (fenced on its current status), marks the event applied, and moves the contact on
-/// when the call ends. Returns the transition made, if any.
+/// What an event does to `call` as it stands (its row is locked): moves it forward only,
+/// or, for a stale or informational event, notes that the call is alive (reaper) and fills
+/// in what the end did not carry. Changes `call` in memory; `write_calls` stores it.
+fn plan(call: &mut Call, kind: &EventKind, cost: Option<f64>, duration_ms: Option<i64>, now: Timestamp) -> Option<Transition> {
+    call.last_event_at = call.last_event_at.max(now);
+    let Some(t) = apply(call.status, kind) else {
+        call.cost = call.cost.or(cost);
+        call.duration_ms = call.duration_ms.or(duration_ms);
+        return None;
+    };
+    if let EventKind::Ended { outcome, reason } = kind {
+        call.outcome = Some(*outcome);
+        call.ended_reason = reason.clone().or(call.ended_reason.take());
+    }
+    call.cost = cost.or(call.cost);
+    call.duration_ms = duration_ms.or(call.duration_ms);
+    if t.to == CallStatus::InProgress && call.answered_at.is_none() {
+        call.answered_at = Some(now);
+    }
+    if t.to.is_terminal() {
+        call.ended_at = Some(now);
+    }
+    call.status = t.to;
+    call.updated_at = now;
+    Some(t)
+}
+
+/// Writes the fields events change, for every call given, and marks the events that moved
+/// a call applied: one statement.
+async fn write_calls(tx: &mut Tx<'_>, calls: &[&Call], applied_keys: &[&str]) -> Result<()> {
+    if calls.is_empty() && applied_keys.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&Call) -> Option<i64>| calls.iter().map(|c| f(c)).collect::<Vec<Option<i64>>>();
+    sqlx::query(
+        "WITH applied AS (UPDATE call_events SET applied = TRUE WHERE dedupe_key = ANY($12))
+         UPDATE calls c SET provider_call_id = t.pid, status = t.status, outcome = t.outcome, ended_reason = t.ended_reason,
+            cost = t.cost, duration_ms = t.duration_ms, answered_at = t.answered_at, ended_at = t.ended_at,
+            last_event_at = t.last_event_at, updated_at = t.updated_at
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[],
+                     $10::bigint[], $11::bigint[])
+              AS t(id, pid, status, outcome, ended_reason, cost, duration_ms, answered_at, ended_at, last_event_at, updated_at)
+         WHERE c.id = t.id",
+    )
+    .bind(calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
+    .bind(calls.iter().map(|c| c.provider_call_id.as_deref()).collect::<Vec<_>>())
+    .bind(calls.iter().map(|c| c.status.as_str()).collect::<Vec<_>>())
+    .bind(calls.iter().map(|c| c.outcome.map(|o| o.as_str())).collect::<Vec<_>>())
+    .bind(calls.iter().map(|c| c.ended_reason.as_deref()).collect::<Vec<_>>())
+    .bind(calls.iter().map(|c| c.cost).collect::<Vec<_>>())
+    .bind(col(|c| c.duration_ms))
+    .bind(col(|c| c.answered_at.map(ms)))
+    .bind(col(|c| c.ended_at.map(ms)))
+    .bind(col(|c| Some(ms(c.last_event_at))))
+    .bind(col(|c| Some(ms(c.updated_at))))
+    .bind(applied_keys)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies a stored event (`dedupe_key`) to `call` as it stands (its row locked): moves
+/// the call forward only, marks the event applied, and moves the contact on when the call
+/// ends. Returns the transition made, if any.
 pub async fn apply_to_call(tx: &mut Tx<'_>, call: &Call, kind: &EventKind, cost: Option<f64>, duration_ms: Option<i64>,
     dedupe_key: &str, now: Timestamp) -> Result<Option<Transition>> {
-    let (reason, outcome) = match kind {
-        EventKind::Ended { outcome, reason } => (reason.clone(), Some(*outcome)),
-        _ => (None, None),
-    };
-    if let Some(t) = apply(call.status, kind) {
-        let moved = sqlx::query(
-            "UPDATE calls SET status = $1, outcome = COALESCE($2, outcome), ended_reason = COALESCE($3, ended_reason),
-                cost = COALESCE($4, cost), duration_ms = COALESCE($5, duration_ms),
-                answered_at = CASE WHEN $1 = 'in_progress' THEN COALESCE(answered_at, $6) ELSE answered_at END,
-                ended_at = CASE WHEN $7 THEN $6 ELSE ended_at END,
-                last_event_at = GREATEST(last_event_at, $6), updated_at = $6
-             WHERE id = $8 AND status = $9",
-        )
-        .bind(t.to.as_str())
-        .bind(outcome.map(|o| o.as_str()))
-        .bind(reason)
-        .bind(cost)
-        .bind(duration_ms)
-        .bind(ms(now))
-        .bind(t.to.is_terminal())
-        .bind(call.id.as_str())
-        .bind(call.status.as_str())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if moved {
-            sqlx::query("UPDATE call_events SET applied = TRUE WHERE dedupe_key = $1").bind(dedupe_key).execute(&mut **tx).await?;
-            if let (true, Some(outcome)) = (t.ends_call(), t.outcome) {
-                if crate::common::is_capacity_refusal(kind) {
-                    give_attempt_back(tx, call, now).await?;
-                } else {
-                    move_contact_on(tx, call, outcome, now).await?;
-                }
-            }
-            return Ok(Some(t));
+    let mut call = call.clone();
+    let t = plan(&mut call, kind, cost, duration_ms, now);
+    let applied_keys: &[&str] = if t.is_some() { &[dedupe_key] } else { &[] };
+    write_calls(tx, &[&call], applied_keys).await?;
+    if let Some(t) = &t {
+        if let (true, Some(outcome)) = (t.ends_call(), t.outcome) {
+            end_contacts(tx, vec![(call, outcome, crate::common::is_capacity_refusal(kind))], now).await?;
         }
-    } else {
-        // Stale or informational: the state stays, but the call is alive (reaper) and a
-        // late report may fill in what the end did not carry.
-        sqlx::query(
-            "UPDATE calls SET last_event_at = GREATEST(last_event_at, $1), cost = COALESCE(cost, $2), duration_ms = COALESCE(duration_ms, $3)
-             WHERE id = $4",
-        )
-        .bind(ms(now))
-        .bind(cost)
-        .bind(duration_ms)
-        .bind(call.id.as_str())
-        .execute(&mut **tx)
-        .await?;
     }
-    Ok(None)
+    Ok(t)
 }
 
 /// Adopts the events stored for `pid` before its call existed (orphans): attaches each to
@@ -256,62 +344,98 @@ pub async fn reload(tx: &mut Tx<'_>, id: &CallId) -> Result<Call> {
     rows::call(&r)
 }
 
-/// After a call ends: retry the contact later, or finish it.
-async fn move_contact_on(tx: &mut Tx<'_>, call: &Call, outcome: Outcome, now: Timestamp) -> Result<()> {
-    // FOR SHARE OF cam: a cancel waits for us, or we see it committed (and cancel the
-    // contact rather than schedule a retry).
-    let r = sqlx::query(
-        "SELECT c.attempts, c.timezone, c.recurrence AS contact_recurrence, cam.max_attempts, cam.retry_policy,
-            cam.status AS campaign_status, cam.recurrence AS campaign_recurrence, cam.kind, cam.schedule, cam.provider, cam.workspace_id,
-            (SELECT COUNT(*) FROM calls WHERE contact_id = c.id AND outcome = $1) AS occurrences
-         FROM contacts c JOIN campaigns cam ON cam.id = c.campaign_id WHERE c.id = $2 FOR SHARE OF cam",
-    )
-    .bind(outcome.as_str())
-    .bind(call.contact_id.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    let policy = rows::retry_policy(r.try_get("retry_policy")?)?;
-    let attempts = r.try_get::<i64, _>("attempts")? as u32;
-    let recurrence: Recurrence = match r.try_get::<Option<String>, _>("contact_recurrence")? {
-        Some(s) => rows::json(&s, "recurrence")?,
-        None => rows::json(r.try_get("campaign_recurrence")?, "recurrence")?,
-    };
-    let schedule: Schedule = rows::json(r.try_get("schedule")?, "schedule")?;
-    let tz = contact_zone(r.try_get::<Option<String>, _>("timezone")?.as_deref(), &schedule);
-    // An inbound caller is never called back: the contact is done whatever the outcome.
-    let (status, next_at) = if r.try_get::<String, _>("kind")? == INBOUND_KIND {
-        (ContactStatus::Done, now)
-    } else {
-        AfterCall {
-            outcome,
-            occurrences: r.try_get::<i64, _>("occurrences")? as u32,
-            attempts,
-            max_attempts: r.try_get::<i64, _>("max_attempts")? as u32,
-            policy: &policy,
-            recurrence: &recurrence,
-            tz: &tz,
-            campaign_canceled: r.try_get::<String, _>("campaign_status")? == "canceled",
-            call_id: call.id.as_str(),
-            now,
+/// After calls end: for each, give the attempt back (the provider was at capacity), or
+/// retry the contact later, or finish it. Set-based; a contact named twice (two of its
+/// calls ending in one batch) is moved once per round, in order.
+async fn end_contacts(tx: &mut Tx<'_>, ended: Vec<(Call, Outcome, bool)>, now: Timestamp) -> Result<()> {
+    let mut rest = Vec::new();
+    for (call, outcome, refusal) in ended {
+        if refusal {
+            give_attempt_back(tx, &call, now).await?;
+        } else {
+            rest.push((call, outcome));
         }
-        .decide()
-    };
-    sqlx::query(
-        "UPDATE contacts SET status = $1, next_attempt_at = $2, last_outcome = $3, updated_at = $4 WHERE id = $5 AND status = 'in_call'",
+    }
+    while !rest.is_empty() {
+        let mut seen = HashSet::new();
+        let (round, later): (Vec<_>, Vec<_>) = rest.into_iter().partition(|(c, _)| seen.insert(c.contact_id.clone()));
+        move_contacts_on(tx, &round, now).await?;
+        rest = later;
+    }
+    Ok(())
+}
+
+/// Retries each contact later, or finishes it; the contacts are distinct.
+async fn move_contacts_on(tx: &mut Tx<'_>, ended: &[(Call, Outcome)], now: Timestamp) -> Result<()> {
+    let contact_ids: Vec<&str> = ended.iter().map(|(c, _)| c.contact_id.as_str()).collect();
+    let outcomes: Vec<&str> = ended.iter().map(|(_, o)| o.as_str()).collect();
+    // FOR SHARE OF cam (taken in campaign order): a cancel waits for us, or we see it
+    // committed (and cancel the contact rather than schedule a retry).
+    let found = sqlx::query(
+        "SELECT t.ord, c.attempts, c.timezone, c.recurrence AS contact_recurrence, cam.max_attempts, cam.retry_policy,
+            cam.status AS campaign_status, cam.recurrence AS campaign_recurrence, cam.kind, cam.schedule, cam.provider, cam.workspace_id,
+            (SELECT COUNT(*) FROM calls k WHERE k.contact_id = c.id AND k.outcome = t.outcome) AS occurrences
+         FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS t(contact_id, outcome, ord)
+         JOIN contacts c ON c.id = t.contact_id JOIN campaigns cam ON cam.id = c.campaign_id
+         ORDER BY cam.id FOR SHARE OF cam",
     )
-    .bind(status.as_str())
-    .bind(ms(next_at))
-    .bind(outcome.as_str())
+    .bind(&contact_ids)
+    .bind(&outcomes)
+    .fetch_all(&mut **tx)
+    .await?;
+    let (mut ids, mut statuses, mut next, mut last) = (vec![], vec![], vec![], vec![]);
+    for r in &found {
+        let (call, outcome) = &ended[r.try_get::<i64, _>("ord")? as usize - 1];
+        let policy = rows::retry_policy(r.try_get("retry_policy")?)?;
+        let attempts = r.try_get::<i64, _>("attempts")? as u32;
+        let recurrence: Recurrence = match r.try_get::<Option<String>, _>("contact_recurrence")? {
+            Some(s) => rows::json(&s, "recurrence")?,
+            None => rows::json(r.try_get("campaign_recurrence")?, "recurrence")?,
+        };
+        let schedule: Schedule = rows::json(r.try_get("schedule")?, "schedule")?;
+        let tz = contact_zone(r.try_get::<Option<String>, _>("timezone")?.as_deref(), &schedule);
+        let kind: String = r.try_get("kind")?;
+        // An inbound caller is never called back: the contact is done whatever the outcome.
+        let (status, next_at) = if kind == INBOUND_KIND {
+            (ContactStatus::Done, now)
+        } else {
+            AfterCall {
+                outcome: *outcome,
+                occurrences: r.try_get::<i64, _>("occurrences")? as u32,
+                attempts,
+                max_attempts: r.try_get::<i64, _>("max_attempts")? as u32,
+                policy: &policy,
+                recurrence: &recurrence,
+                tz: &tz,
+                campaign_canceled: r.try_get::<String, _>("campaign_status")? == "canceled",
+                call_id: call.id.as_str(),
+                now,
+            }
+            .decide()
+        };
+        ids.push(call.contact_id.as_str());
+        statuses.push(status.as_str());
+        next.push(ms(next_at));
+        last.push(outcome.as_str());
+        // A recurring single call shows its next occurrence as a scheduled call.
+        if status == ContactStatus::Pending && kind == "single_calls" && recurrence.frequency != Frequency::Once {
+            let ws = WorkspaceId::from_db(r.try_get("workspace_id")?);
+            super::single::insert_scheduled(tx, &CallId::new(), &ws, &call.campaign_id, &call.contact_id, attempts + 1,
+                &r.try_get::<String, _>("provider")?, call.phone.as_str(), next_at, now).await?;
+        }
+    }
+    sqlx::query(
+        "UPDATE contacts c SET status = t.status, next_attempt_at = t.next_at, last_outcome = t.outcome, updated_at = $5
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[]) AS t(id, status, next_at, outcome)
+         WHERE c.id = t.id AND c.status = 'in_call'",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&next)
+    .bind(&last)
     .bind(ms(now))
-    .bind(call.contact_id.as_str())
     .execute(&mut **tx)
     .await?;
-    // A recurring single call shows its next occurrence as a scheduled call.
-    if status == ContactStatus::Pending && r.try_get::<String, _>("kind")? == "single_calls" && recurrence.frequency != Frequency::Once {
-        let ws = WorkspaceId::from_db(r.try_get("workspace_id")?);
-        super::single::insert_scheduled(tx, &CallId::new(), &ws, &call.campaign_id, &call.contact_id, attempts + 1,
-            &r.try_get::<String, _>("provider")?, call.phone.as_str(), next_at, now).await?;
-    }
     Ok(())
 }
 

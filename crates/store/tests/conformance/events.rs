@@ -201,3 +201,57 @@ pub async fn a_call_refused_because_the_account_is_full_spends_no_attempt(store:
     assert_eq!(c.next_attempt_at, at(2) + jiff::SignedDuration::from_secs(5));
     assert_eq!(claim(&store, &cmp.id, at(8)).await.len(), 1, "and is dialled again");
 }
+
+pub async fn a_whole_group_commit_is_applied_as_if_its_events_came_one_by_one(store: S) {
+    let (ws, cmp) = running(&store, Mode::Continuous, 3, 3, 3).await;
+    let dials = claim(&store, &cmp.id, at(0)).await;
+    assert_eq!(dials.len(), 3);
+    // Call 0 is placing, its provider id not stored yet; calls 1 and 2 are dialled.
+    assert!(store.mark_placing(&dials[0].call_id, NODE, at(1)).await.unwrap());
+    let p1 = place(&store, &dials[1], at(1)).await;
+    let p2 = place(&store, &dials[2], at(1)).await;
+    let end_of = |call: Option<&CallId>, pid: Option<&str>, outcome, key: &str| {
+        let mut e = event(call, pid, EventKind::Ended { outcome, reason: Some(format!("{key} reason")) }, key);
+        e.cost = Some(0.25);
+        e
+    };
+    let batch = vec![
+        // Found by our id; attaches its provider id, which the next events use alone.
+        event(Some(&dials[0].call_id), Some("p0-late"), EventKind::Progress(CallStatus::Ringing), "b-0-ringing"),
+        event(None, Some("p0-late"), EventKind::Progress(CallStatus::InProgress), "b-0-live"),
+        end_of(None, Some("p0-late"), Outcome::Completed, "b-0-end"),
+        // Ended, then a stale progress update and a second end: neither moves it back.
+        end_of(None, Some(&p1), Outcome::NoAnswer, "b-1-end"),
+        event(None, Some(&p1), EventKind::Progress(CallStatus::InProgress), "b-1-stale"),
+        end_of(None, Some(&p1), Outcome::Completed, "b-1-end-again"),
+        // A repeat inside the batch, and an event for a call nobody knows.
+        event(None, Some(&p2), EventKind::Progress(CallStatus::InProgress), "b-2-live"),
+        event(None, Some(&p2), EventKind::Progress(CallStatus::InProgress), "b-2-live"),
+        event(None, Some("p-unknown"), EventKind::Progress(CallStatus::Ringing), "b-x"),
+    ];
+    let out = store.apply_events(&batch, at(5)).await.unwrap();
+    let to: Vec<Option<CallStatus>> = out.iter().map(|a| a.transition.as_ref().map(|t| t.to)).collect();
+    use CallStatus::*;
+    assert_eq!(to, vec![Some(Ringing), Some(InProgress), Some(Ended), Some(Ended), None, None, Some(InProgress), None, None]);
+    assert_eq!(out.iter().map(|a| a.duplicate).collect::<Vec<_>>(), vec![false, false, false, false, false, false, false, true, false]);
+    assert!(out[..3].iter().all(|a| a.call_id.as_ref() == Some(&dials[0].call_id)), "{out:?}");
+    assert!(out[8].call_id.is_none());
+
+    let c0 = load_call(&store, &ws, &dials[0].call_id).await;
+    assert_eq!((c0.status, c0.outcome, c0.provider_call_id.as_deref()), (Ended, Some(Outcome::Completed), Some("p0-late")));
+    assert_eq!((c0.answered_at, c0.ended_at, c0.cost), (Some(at(5)), Some(at(5)), Some(0.25)));
+    assert_eq!(c0.ended_reason.as_deref(), Some("b-0-end reason"));
+    let c1 = load_call(&store, &ws, &dials[1].call_id).await;
+    assert_eq!((c1.status, c1.outcome, c1.answered_at), (Ended, Some(Outcome::NoAnswer), None), "the first end stands");
+    assert_eq!(load_call(&store, &ws, &dials[2].call_id).await.status, InProgress);
+
+    let k0 = load_contact(&store, &ws, &dials[0].contact_id).await;
+    assert_eq!((k0.status, k0.last_outcome), (ContactStatus::Done, Some(Outcome::Completed)));
+    let k1 = load_contact(&store, &ws, &dials[1].contact_id).await;
+    assert_eq!((k1.status, k1.attempts, k1.next_attempt_at), (ContactStatus::Pending, 1, at(5) + retry_base()));
+    assert_eq!(active_of(&store, &ws, &cmp.id).await, 1);
+
+    let events = store.call_events(&ws, &dials[1].call_id).await.unwrap();
+    let applied: Vec<(&str, bool)> = events.iter().filter(|e| e.source == "provider").map(|e| (e.payload["test"].as_str().unwrap(), e.applied)).collect();
+    assert_eq!(applied, vec![("b-1-end", true), ("b-1-stale", false), ("b-1-end-again", false)], "stored in order, applied once");
+}
