@@ -19,7 +19,7 @@ pub async fn claim(pool: &PgPool, campaign: &CampaignId, node: &str, now: Timest
     // The campaign row lock orders every claim of this campaign, on every node: the count
     // below is taken after the previous claimer committed, so the cap cannot be raced past.
     let Some(c) = sqlx::query(
-        "SELECT workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours
+        "SELECT workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours, kind
          FROM campaigns WHERE id = $1 FOR UPDATE",
     )
     .bind(campaign.as_str())
@@ -80,10 +80,13 @@ pub async fn claim(pool: &PgPool, campaign: &CampaignId, node: &str, now: Timest
         }
         // RETURNING has no order: dial in due order, like the pick.
         claimed.sort_by_cached_key(|r| (r.get::<i64, _>("next_attempt_at"), r.get::<String, _>("id")));
+        let phones: Vec<String> = claimed.iter().map(|r| r.try_get("phone")).collect::<std::result::Result<_, _>>()?;
+        let suppressed = suppressions::suppressed_among(&mut tx, ws.as_str(), campaign.as_str(), &phones).await?;
+        let mut to_dial = Vec::with_capacity(claimed.len());
         for r in &claimed {
             let id: String = r.try_get("id")?;
             let phone: String = r.try_get("phone")?;
-            if suppressions::is_suppressed(&mut tx, ws.as_str(), campaign.as_str(), &phone).await? {
+            if suppressed.contains(&phone) {
                 sqlx::query("UPDATE contacts SET status = 'dnc', attempts = attempts - 1, updated_at = $1 WHERE id = $2")
                     .bind(ms(now))
                     .bind(&id)
@@ -105,7 +108,14 @@ pub async fn claim(pool: &PgPool, campaign: &CampaignId, node: &str, now: Timest
                 .await?;
                 continue;
             }
-            dials.push(new_call(&mut tx, r, &ws, campaign, provider, &c, node, now).await?);
+            to_dial.push(r);
+        }
+        if c.try_get::<String, _>("kind")? == "single_calls" {
+            for r in to_dial {
+                dials.push(new_call(&mut tx, r, &ws, campaign, provider, &c, node, now).await?);
+            }
+        } else {
+            dials.extend(new_calls(&mut tx, &to_dial, &ws, campaign, provider, &c, node, now).await?);
         }
     }
     tx.commit().await?;
@@ -201,6 +211,60 @@ async fn new_call(tx: &mut Transaction<'_, Postgres>, r: &PgRow, ws: &WorkspaceI
     .execute(&mut **tx)
     .await?;
     Ok(dial)
+}
+
+/// Inserts the QUEUED calls for claimed contacts `rows` of campaign row `c` (a campaign with
+/// no scheduled call rows): one query for the attempt numbers, one insert.
+async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[&PgRow], ws: &WorkspaceId, campaign: &CampaignId, provider: ProviderKind,
+    c: &PgRow, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let contact_ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
+    // Attempt numbers count calls, so they stay unique even when an attempt was given back
+    // (a capacity refusal) and the contact's count of spent attempts went down.
+    let last: std::collections::HashMap<String, i64> =
+        sqlx::query_as::<_, (String, i64)>("SELECT contact_id, MAX(attempt) FROM calls WHERE contact_id = ANY($1) GROUP BY contact_id")
+            .bind(&contact_ids)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut dials = Vec::with_capacity(rows.len());
+    for (r, id) in rows.iter().zip(&contact_ids) {
+        let attempt = last.get(id).copied().unwrap_or(0).max(r.try_get::<i64, _>("attempts")? - 1) + 1;
+        dials.push(Dial {
+            call_id: CallId::new(),
+            workspace_id: ws.clone(),
+            campaign_id: campaign.clone(),
+            contact_id: ContactId::from_db(id.clone()),
+            attempt: attempt as u32,
+            provider,
+            assistant_id: c.try_get("assistant_id")?,
+            phone_number_id: c.try_get("phone_number_id")?,
+            phone: PhoneNumber::from_db(r.try_get("phone")?),
+            name: r.try_get("name")?,
+            variables: rows::json_map(r.try_get("variables")?)?,
+        });
+    }
+    sqlx::query(
+        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by)
+         SELECT t.id, $1, $2, t.contact_id, t.attempt, $3, t.phone, 'queued', $4, $4, $4, $5
+         FROM UNNEST($6::text[], $7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY AS t(id, contact_id, attempt, phone, ord)
+         ORDER BY t.ord",
+    )
+    .bind(ws.as_str())
+    .bind(campaign.as_str())
+    .bind(provider.as_str())
+    .bind(ms(now))
+    .bind(node)
+    .bind(dials.iter().map(|d| d.call_id.as_str()).collect::<Vec<_>>())
+    .bind(dials.iter().map(|d| d.contact_id.as_str()).collect::<Vec<_>>())
+    .bind(dials.iter().map(|d| d.attempt as i64).collect::<Vec<_>>())
+    .bind(dials.iter().map(|d| d.phone.as_str()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(dials)
 }
 
 pub async fn mark_placing(pool: &PgPool, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {

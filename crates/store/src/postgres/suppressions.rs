@@ -68,15 +68,15 @@ pub async fn list(pool: &PgPool, ws: &WorkspaceId, campaign: Option<&CampaignId>
     .collect()
 }
 
-/// Inside the claim: is this contact's number suppressed for its campaign right now?
-pub async fn is_suppressed(tx: &mut Transaction<'_, Postgres>, ws: &str, campaign: &str, phone: &str) -> Result<bool> {
-    let hit: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM suppressions WHERE phone = $1 AND workspace_id = $2 AND (campaign_id IS NULL OR campaign_id = $3) LIMIT 1",
+/// Which of `phones` are on the workspace's or the campaign's do-not-call list.
+pub async fn suppressed_among(tx: &mut Transaction<'_, Postgres>, ws: &str, campaign: &str, phones: &[String]) -> Result<std::collections::HashSet<String>> {
+    let hits: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT phone FROM suppressions WHERE phone = ANY($1) AND workspace_id = $2 AND (campaign_id IS NULL OR campaign_id = $3)",
     )
-    .bind(phone)
+    .bind(phones)
     .bind(ws)
     .bind(campaign)
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(hit.is_some())
+    Ok(hits.into_iter().collect())
 }
