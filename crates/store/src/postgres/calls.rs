@@ -179,19 +179,7 @@ async fn new_call(tx: &mut Transaction<'_, Postgres>, r: &PgRow, ws: &WorkspaceI
         }
     };
     let scheduled = scheduled.map(|(id, _)| id);
-    let dial = Dial {
-        call_id: scheduled.clone().map_or_else(CallId::new, CallId::from_db),
-        workspace_id: ws.clone(),
-        campaign_id: campaign.clone(),
-        contact_id: ContactId::from_db(r.try_get("id")?),
-        attempt: attempt as u32,
-        provider,
-        assistant_id: c.try_get("assistant_id")?,
-        phone_number_id: c.try_get("phone_number_id")?,
-        phone: PhoneNumber::from_db(r.try_get("phone")?),
-        name: r.try_get("name")?,
-        variables: rows::json_map(r.try_get("variables")?)?,
-    };
+    let dial = dial_of(r, c, ws, campaign, provider, scheduled.clone().map_or_else(CallId::new, CallId::from_db), attempt)?;
     if scheduled.is_some() {
         return Ok(dial);
     }
@@ -211,6 +199,23 @@ async fn new_call(tx: &mut Transaction<'_, Postgres>, r: &PgRow, ws: &WorkspaceI
     .execute(&mut **tx)
     .await?;
     Ok(dial)
+}
+
+/// The dial for claimed contact row `r` of campaign row `c`.
+fn dial_of(r: &PgRow, c: &PgRow, ws: &WorkspaceId, campaign: &CampaignId, provider: ProviderKind, call_id: CallId, attempt: i64) -> Result<Dial> {
+    Ok(Dial {
+        call_id,
+        workspace_id: ws.clone(),
+        campaign_id: campaign.clone(),
+        contact_id: ContactId::from_db(r.try_get("id")?),
+        attempt: attempt as u32,
+        provider,
+        assistant_id: c.try_get("assistant_id")?,
+        phone_number_id: c.try_get("phone_number_id")?,
+        phone: PhoneNumber::from_db(r.try_get("phone")?),
+        name: r.try_get("name")?,
+        variables: rows::json_map(r.try_get("variables")?)?,
+    })
 }
 
 /// Inserts the QUEUED calls for claimed contacts `rows` of campaign row `c` (a campaign with
@@ -233,19 +238,7 @@ async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[&PgRow], ws: &Wor
     let mut dials = Vec::with_capacity(rows.len());
     for (r, id) in rows.iter().zip(&contact_ids) {
         let attempt = last.get(id).copied().unwrap_or(0).max(r.try_get::<i64, _>("attempts")? - 1) + 1;
-        dials.push(Dial {
-            call_id: CallId::new(),
-            workspace_id: ws.clone(),
-            campaign_id: campaign.clone(),
-            contact_id: ContactId::from_db(id.clone()),
-            attempt: attempt as u32,
-            provider,
-            assistant_id: c.try_get("assistant_id")?,
-            phone_number_id: c.try_get("phone_number_id")?,
-            phone: PhoneNumber::from_db(r.try_get("phone")?),
-            name: r.try_get("name")?,
-            variables: rows::json_map(r.try_get("variables")?)?,
-        });
+        dials.push(dial_of(r, c, ws, campaign, provider, CallId::new(), attempt)?);
     }
     sqlx::query(
         "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by)
