@@ -51,6 +51,7 @@ pub async fn claim(pool: &PgPool, campaign: &CampaignId, node: &str, now: Timest
     }
     let ws = WorkspaceId::from_db(c.try_get("workspace_id")?);
     let provider: ProviderKind = rows::parse(c.try_get("provider")?)?;
+    let single_calls = c.try_get::<String, _>("kind")? == "single_calls";
     let mut dials = Vec::with_capacity(n as usize);
     // Each round claims what is still free; contacts turned away at claim time (on a
     // do-not-call list, or outside their own hours) leave the pool, so the next round
@@ -108,15 +109,15 @@ pub async fn claim(pool: &PgPool, campaign: &CampaignId, node: &str, now: Timest
                 .await?;
                 continue;
             }
+            if single_calls {
+                if let Some(dial) = queue_scheduled(&mut tx, r, &ws, campaign, provider, &c, node, now).await? {
+                    dials.push(dial);
+                    continue;
+                }
+            }
             to_dial.push(r);
         }
-        if c.try_get::<String, _>("kind")? == "single_calls" {
-            for r in to_dial {
-                dials.push(new_call(&mut tx, r, &ws, campaign, provider, &c, node, now).await?);
-            }
-        } else {
-            dials.extend(new_calls(&mut tx, &to_dial, &ws, campaign, provider, &c, node, now).await?);
-        }
+        dials.extend(new_calls(&mut tx, &to_dial, &ws, campaign, provider, &c, node, now).await?);
     }
     tx.commit().await?;
     Ok(dials)
@@ -153,10 +154,10 @@ async fn account_room(tx: &mut Transaction<'_, Postgres>, provider: &str, campai
     Ok(crate::common::account_room(limit, account_active, sharing, campaign_active))
 }
 
-/// Inserts the QUEUED call for a claimed contact `r` of campaign row `c`.
-async fn new_call(tx: &mut Transaction<'_, Postgres>, r: &PgRow, ws: &WorkspaceId, campaign: &CampaignId, provider: ProviderKind,
-    c: &PgRow, node: &str, now: Timestamp) -> Result<Dial> {
-    // A scheduled single call already has its row: it moves to QUEUED (owned by `node`) instead.
+/// A scheduled single call already has its row: it moves to QUEUED (owned by `node`)
+/// instead of a new call being inserted. `None` when contact `r` has no scheduled row.
+async fn queue_scheduled(tx: &mut Transaction<'_, Postgres>, r: &PgRow, ws: &WorkspaceId, campaign: &CampaignId, provider: ProviderKind,
+    c: &PgRow, node: &str, now: Timestamp) -> Result<Option<Dial>> {
     let scheduled: Option<(String, i64)> = sqlx::query_as(
         "UPDATE calls SET status = 'queued', claimed_by = $3, updated_at = $1, last_event_at = $1
          WHERE contact_id = $2 AND status = 'scheduled' RETURNING id, attempt",
@@ -166,39 +167,7 @@ async fn new_call(tx: &mut Transaction<'_, Postgres>, r: &PgRow, ws: &WorkspaceI
     .bind(node)
     .fetch_optional(&mut **tx)
     .await?;
-    // Attempt numbers count calls, so they stay unique even when an attempt was given back
-    // (a capacity refusal) and the contact's count of spent attempts went down.
-    let attempt = match &scheduled {
-        Some((_, n)) => *n,
-        None => {
-            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(attempt) FROM calls WHERE contact_id = $1")
-                .bind(r.try_get::<String, _>("id")?)
-                .fetch_one(&mut **tx)
-                .await?;
-            last.unwrap_or(0).max(r.try_get::<i64, _>("attempts")? - 1) + 1
-        }
-    };
-    let scheduled = scheduled.map(|(id, _)| id);
-    let dial = dial_of(r, c, ws, campaign, provider, scheduled.clone().map_or_else(CallId::new, CallId::from_db), attempt)?;
-    if scheduled.is_some() {
-        return Ok(dial);
-    }
-    sqlx::query(
-        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $8, $9)",
-    )
-    .bind(dial.call_id.as_str())
-    .bind(ws.as_str())
-    .bind(campaign.as_str())
-    .bind(dial.contact_id.as_str())
-    .bind(dial.attempt as i64)
-    .bind(provider.as_str())
-    .bind(dial.phone.as_str())
-    .bind(ms(now))
-    .bind(node)
-    .execute(&mut **tx)
-    .await?;
-    Ok(dial)
+    scheduled.map(|(id, attempt)| dial_of(r, c, ws, campaign, provider, CallId::from_db(id), attempt)).transpose()
 }
 
 /// The dial for claimed contact row `r` of campaign row `c`.
@@ -218,8 +187,8 @@ fn dial_of(r: &PgRow, c: &PgRow, ws: &WorkspaceId, campaign: &CampaignId, provid
     })
 }
 
-/// Inserts the QUEUED calls for claimed contacts `rows` of campaign row `c` (a campaign with
-/// no scheduled call rows): one query for the attempt numbers, one insert.
+/// Inserts the QUEUED calls for claimed contacts `rows` of campaign row `c`: one query for
+/// the attempt numbers, one insert.
 async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[&PgRow], ws: &WorkspaceId, campaign: &CampaignId, provider: ProviderKind,
     c: &PgRow, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
     if rows.is_empty() {

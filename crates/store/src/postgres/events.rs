@@ -289,21 +289,17 @@ async fn write_calls(tx: &mut Tx<'_>, calls: &[&Call], applied_keys: &[&str]) ->
     Ok(())
 }
 
-/// Applies a stored event (`dedupe_key`) to `call` as it stands (its row locked): moves
-/// the call forward only, marks the event applied, and moves the contact on when the call
-/// ends. Returns the transition made, if any.
-pub async fn apply_to_call(tx: &mut Tx<'_>, call: &Call, kind: &EventKind, cost: Option<f64>, duration_ms: Option<i64>,
-    dedupe_key: &str, now: Timestamp) -> Result<Option<Transition>> {
-    let mut call = call.clone();
-    let t = plan(&mut call, kind, cost, duration_ms, now);
+/// Applies a stored event (`dedupe_key`) to `call` as it stands (its row locked), in
+/// memory and in the table: moves the call forward only, marks the event applied, and
+/// moves the contact on when the call ends.
+async fn apply_to_call(tx: &mut Tx<'_>, call: &mut Call, kind: &EventKind, cost: Option<f64>, dedupe_key: &str, now: Timestamp) -> Result<()> {
+    let t = plan(call, kind, cost, None, now);
     let applied_keys: &[&str] = if t.is_some() { &[dedupe_key] } else { &[] };
-    write_calls(tx, &[&call], applied_keys).await?;
-    if let Some(t) = &t {
-        if let (true, Some(outcome)) = (t.ends_call(), t.outcome) {
-            end_contacts(tx, vec![(call, outcome, crate::common::is_capacity_refusal(kind))], now).await?;
-        }
+    write_calls(tx, &[&*call], applied_keys).await?;
+    if let Some(Transition { outcome: Some(outcome), .. }) = t.filter(Transition::ends_call) {
+        end_contacts(tx, vec![(call.clone(), outcome, crate::common::is_capacity_refusal(kind))], now).await?;
     }
-    Ok(t)
+    Ok(())
 }
 
 /// Adopts the events stored for `pid` before its call existed (orphans): attaches each to
@@ -332,16 +328,9 @@ pub async fn adopt_orphans(tx: &mut Tx<'_>, call: Call, pid: &str, now: Timestam
             EventKind::Ended { outcome, .. } => EventKind::Ended { outcome, reason },
             k => k,
         };
-        if apply_to_call(tx, &call, &kind, cost, None, o.try_get("dedupe_key")?, now).await?.is_some() {
-            call = reload(tx, &call.id).await?;
-        }
+        apply_to_call(tx, &mut call, &kind, cost, o.try_get("dedupe_key")?, now).await?;
     }
     Ok(call)
-}
-
-pub async fn reload(tx: &mut Tx<'_>, id: &CallId) -> Result<Call> {
-    let r = sqlx::query("SELECT * FROM calls WHERE id = $1").bind(id.as_str()).fetch_one(&mut **tx).await?;
-    rows::call(&r)
 }
 
 /// After calls end: for each, give the attempt back (the provider was at capacity), or
