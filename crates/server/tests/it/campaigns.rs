@@ -68,14 +68,7 @@ async fn a_sim_campaign_dials_everyone_within_its_cap_completes_and_lists_every_
 
     // Pages of 10, newest first, every ended call exactly once.
     let calls = app.all_calls(&[("campaign_id", id.as_str()), ("status", "ended")], 10).await;
-    if calls.len() as u64 != sim.dials {
-        let every = app.all_calls(&[("campaign_id", id.as_str())], 100).await;
-        let odd: Vec<&Value> = every.iter().filter(|c| c["status"] != "ended").collect();
-        for c in &odd {
-            eprintln!("not ended: {c}\n  events: {}", app.call(c["id"].as_str().unwrap()).await["events"]);
-        }
-        panic!("every ended call is listed: {} of {} ({} calls in all)", calls.len(), sim.dials, every.len());
-    }
+    assert_eq!(calls.len() as u64, sim.dials, "every ended call is listed");
     let ids: Vec<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "no call is listed twice");
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
@@ -83,19 +76,8 @@ async fn a_sim_campaign_dials_everyone_within_its_cap_completes_and_lists_every_
     assert!(calls.iter().all(|c| c["provider_call_id"].is_string() && c["dialed_at"].is_string() && c["ended_at"].is_string()));
 
     // One call in full: its events keep the raw webhook payloads.
-    // The oldest answered call: its end-of-call report (sent after the `ended` status update)
-    // has surely landed; still, allow it a moment.
-    let answered = calls.iter().rev().find(|c| c["outcome"] == "completed").expect("some call was answered");
-    let answered_id = answered["id"].as_str().unwrap().to_string();
-    let detail = eventually(
-        || async {
-            let detail = app.call(&answered_id).await;
-            let has_report = detail["events"].as_array().is_some_and(|es| es.iter().any(|e| e["provider_type"] == "end-of-call-report"));
-            if has_report { Ok(detail) } else { Err(format!("no end-of-call report yet: {detail}")) }
-        },
-        secs(5),
-    )
-    .await;
+    let answered = calls.iter().find(|c| c["outcome"] == "completed").expect("some call was answered");
+    let detail = app.call_with_report(answered["id"].as_str().unwrap()).await;
     let pid = detail["provider_call_id"].as_str().unwrap();
     let events = detail["events"].as_array().expect("events");
     let status_updates: Vec<&Value> = events.iter().filter(|e| e["provider_type"] == "status-update").collect();

@@ -317,6 +317,20 @@ impl TestApp {
         body
     }
 
+    /// `GET /calls/{id}` once its end-of-call report is among its events: the report is
+    /// sent after the `ended` status update, so it may land a moment after the call shows ended.
+    pub async fn call_with_report(&self, id: &str) -> Value {
+        eventually(
+            || async {
+                let detail = self.call(id).await;
+                let reported = detail["events"].as_array().is_some_and(|es| es.iter().any(|e| e["provider_type"] == "end-of-call-report"));
+                if reported { Ok(detail) } else { Err(format!("no end-of-call report reached the call: {detail}")) }
+            },
+            secs(5),
+        )
+        .await
+    }
+
     /// POSTs a raw body to `/webhooks/vapi` with `Authorization: Bearer <auth>` when given.
     pub async fn webhook_raw(&self, body: &str, auth: Option<&str>) -> (StatusCode, Value) {
         let mut req = self.http.post(self.url("/webhooks/vapi")).header("content-type", "application/json").body(body.to_string());
