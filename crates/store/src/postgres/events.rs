@@ -51,45 +51,77 @@ async fn try_batch(pool: &PgPool, events: &[ProviderEvent], source: &str, now: T
     // the batch is a duplicate like any other.
     let mut seen = HashSet::new();
     let first: Vec<bool> = events.iter().map(|e| seen.insert(e.dedupe_key.as_str())).collect();
-    let inserted = insert_events(&mut tx, events, &targets, &first, &calls, source, now).await?;
 
-    let mut out = Vec::with_capacity(events.len());
-    let mut applied_keys = vec![];
-    let mut ended = vec![];
+    // The batch is worked out before it is stored, as if every event offered is new (the
+    // usual case), so each event is stored already marked applied or not. The calls are
+    // locked: only an event stored before (a provider's retry) can prove the guess wrong.
+    let before = calls.clone();
+    let mut planned = plan_batch(&mut calls, events, &targets, &first, now);
+    let inserted = insert_events(&mut tx, events, &targets, &first, &planned, &calls, source, now).await?;
+    let new: Vec<bool> = events.iter().zip(&first).map(|(e, &f)| f && inserted.contains(e.dedupe_key.as_str())).collect();
+    if new != first {
+        // Work it out again without the duplicates, and correct the marks it changes.
+        calls = before;
+        let again = plan_batch(&mut calls, events, &targets, &new, now);
+        let changed = |to: bool| -> Vec<&str> {
+            (0..events.len())
+                .filter(|&i| new[i] && again.out[i].transition.is_some() == to && planned.out[i].transition.is_some() != to)
+                .map(|i| events[i].dedupe_key.as_str())
+                .collect()
+        };
+        mark_applied(&mut tx, &changed(true), true).await?;
+        mark_applied(&mut tx, &changed(false), false).await?;
+        planned = again;
+    }
+    let dirty: Vec<&Call> = calls.by_id.values().filter(|c| c.dirty).map(|c| &c.call).collect();
+    write_calls(&mut tx, &dirty).await?;
+    end_contacts(&mut tx, planned.ended, now).await?;
+    tx.commit().await?;
+    Ok(planned.out)
+}
+
+/// What a batch does, worked out in memory.
+struct Planned {
+    /// One per event, in order.
+    out: Vec<Applied>,
+    /// The calls it ends: the call, its outcome, and whether the provider refused it for
+    /// capacity (the attempt is given back).
+    ended: Vec<(Call, Outcome, bool)>,
+}
+
+/// Applies each event marked `new` to its call in `calls`, in batch order.
+fn plan_batch(calls: &mut LockedCalls, events: &[ProviderEvent], targets: &[Option<String>], new: &[bool], now: Timestamp) -> Planned {
+    let mut planned = Planned { out: Vec::with_capacity(events.len()), ended: vec![] };
     for (i, e) in events.iter().enumerate() {
-        let new = first[i] && inserted.contains(e.dedupe_key.as_str());
         let call = targets[i].as_ref().and_then(|id| calls.by_id.get_mut(id));
         let mut applied = Applied {
             call_id: call.as_ref().map(|c| c.call.id.clone()),
             campaign_id: call.as_ref().map(|c| c.call.campaign_id.clone()),
-            duplicate: !new,
+            duplicate: !new[i],
             transition: None,
         };
-        if let (true, Some(c)) = (new, call) {
+        if let (true, Some(c)) = (new[i], call) {
             applied.transition = plan(&mut c.call, &e.kind, e.cost, e.duration_ms, now);
             c.dirty = true;
             if let Some(t) = &applied.transition {
-                applied_keys.push(e.dedupe_key.as_str());
                 if let (true, Some(outcome)) = (t.ends_call(), t.outcome) {
-                    ended.push((c.call.clone(), outcome, crate::common::is_capacity_refusal(&e.kind)));
+                    planned.ended.push((c.call.clone(), outcome, crate::common::is_capacity_refusal(&e.kind)));
                 }
             }
         }
-        out.push(applied);
+        planned.out.push(applied);
     }
-    let dirty: Vec<&Call> = calls.by_id.values().filter(|c| c.dirty).map(|c| &c.call).collect();
-    write_calls(&mut tx, &dirty, &applied_keys).await?;
-    end_contacts(&mut tx, ended, now).await?;
-    tx.commit().await?;
-    Ok(out)
+    planned
 }
 
 /// The calls a batch names, locked, as they stand; changed in memory, written once.
+#[derive(Clone)]
 struct LockedCalls {
     by_id: HashMap<String, LockedCall>,
     by_pid: HashMap<String, String>,
 }
 
+#[derive(Clone)]
 struct LockedCall {
     call: Call,
     dirty: bool,
@@ -184,11 +216,12 @@ fn advisory_key(pid: &str) -> i64 {
     h as i64
 }
 
-/// Stores the batch's events in one statement, in batch order; returns the dedupe keys that
-/// were new. An event whose call is unknown is kept with no call (an orphan), findable by
+/// Stores the batch's events in one statement, in batch order, each marked applied as
+/// `planned` says; returns the dedupe keys that were new. An event whose call is unknown is kept with no call (an orphan), findable by
 /// its provider call id: an inbound call's record adopts it (`record_inbound_call`).
+#[allow(clippy::too_many_arguments)]
 async fn insert_events(tx: &mut Tx<'_>, events: &[ProviderEvent], targets: &[Option<String>], first: &[bool],
-    calls: &LockedCalls, source: &str, now: Timestamp) -> Result<HashSet<String>> {
+    planned: &Planned, calls: &LockedCalls, source: &str, now: Timestamp) -> Result<HashSet<String>> {
     let offered: Vec<usize> = (0..events.len()).filter(|&i| first[i]).collect();
     if offered.is_empty() {
         return Ok(HashSet::new());
@@ -203,11 +236,14 @@ async fn insert_events(tx: &mut Tx<'_>, events: &[ProviderEvent], targets: &[Opt
     let payloads: Vec<String> = offered.iter().map(|&i| events[i].raw.to_string()).collect();
     let occurred: Vec<Option<i64>> = offered.iter().map(|&i| events[i].occurred_at.map(ms)).collect();
     let pids: Vec<Option<&str>> = offered.iter().map(|&i| events[i].provider_call_id.as_deref()).collect();
+    let applied: Vec<bool> = offered.iter().map(|&i| planned.out[i].transition.is_some()).collect();
     let keys_in: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at, received_at, provider_call_id)
-         SELECT t.id, t.ws, t.call_id, $1, t.provider_type, t.kind, t.dedupe_key, t.payload, t.occurred_at, $2, t.pid
-         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[])
-              WITH ORDINALITY AS t(id, ws, call_id, provider_type, kind, dedupe_key, payload, occurred_at, pid, ord)
+        "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at, received_at,
+            provider_call_id, applied)
+         SELECT t.id, t.ws, t.call_id, $1, t.provider_type, t.kind, t.dedupe_key, t.payload, t.occurred_at, $2, t.pid, t.applied
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[],
+                     $12::bool[])
+              WITH ORDINALITY AS t(id, ws, call_id, provider_type, kind, dedupe_key, payload, occurred_at, pid, applied, ord)
          ORDER BY t.ord
          ON CONFLICT (dedupe_key) DO NOTHING
          RETURNING dedupe_key",
@@ -223,6 +259,7 @@ async fn insert_events(tx: &mut Tx<'_>, events: &[ProviderEvent], targets: &[Opt
     .bind(&payloads)
     .bind(&occurred)
     .bind(&pids)
+    .bind(&applied)
     .fetch_all(&mut **tx)
     .await?;
     Ok(keys_in.into_iter().collect())
@@ -255,16 +292,14 @@ fn plan(call: &mut Call, kind: &EventKind, cost: Option<f64>, duration_ms: Optio
     Some(t)
 }
 
-/// Writes the fields events change, for every call given, and marks the events that moved
-/// a call applied: one statement.
-async fn write_calls(tx: &mut Tx<'_>, calls: &[&Call], applied_keys: &[&str]) -> Result<()> {
-    if calls.is_empty() && applied_keys.is_empty() {
+/// Writes the fields events change, for every call given: one statement.
+async fn write_calls(tx: &mut Tx<'_>, calls: &[&Call]) -> Result<()> {
+    if calls.is_empty() {
         return Ok(());
     }
     let col = |f: fn(&Call) -> Option<i64>| calls.iter().map(|c| f(c)).collect::<Vec<Option<i64>>>();
     sqlx::query(
-        "WITH applied AS (UPDATE call_events SET applied = TRUE WHERE dedupe_key = ANY($12))
-         UPDATE calls c SET provider_call_id = t.pid, status = t.status, outcome = t.outcome, ended_reason = t.ended_reason,
+        "UPDATE calls c SET provider_call_id = t.pid, status = t.status, outcome = t.outcome, ended_reason = t.ended_reason,
             cost = t.cost, duration_ms = t.duration_ms, answered_at = t.answered_at, ended_at = t.ended_at,
             last_event_at = t.last_event_at, updated_at = t.updated_at
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[],
@@ -283,9 +318,21 @@ async fn write_calls(tx: &mut Tx<'_>, calls: &[&Call], applied_keys: &[&str]) ->
     .bind(col(|c| c.ended_at.map(ms)))
     .bind(col(|c| Some(ms(c.last_event_at))))
     .bind(col(|c| Some(ms(c.updated_at))))
-    .bind(applied_keys)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Marks stored events applied (they moved their call) or not.
+async fn mark_applied(tx: &mut Tx<'_>, dedupe_keys: &[&str], applied: bool) -> Result<()> {
+    if dedupe_keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE call_events SET applied = $1 WHERE dedupe_key = ANY($2)")
+        .bind(applied)
+        .bind(dedupe_keys)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -294,8 +341,10 @@ async fn write_calls(tx: &mut Tx<'_>, calls: &[&Call], applied_keys: &[&str]) ->
 /// moves the contact on when the call ends.
 async fn apply_to_call(tx: &mut Tx<'_>, call: &mut Call, kind: &EventKind, cost: Option<f64>, dedupe_key: &str, now: Timestamp) -> Result<()> {
     let t = plan(call, kind, cost, None, now);
-    let applied_keys: &[&str] = if t.is_some() { &[dedupe_key] } else { &[] };
-    write_calls(tx, &[&*call], applied_keys).await?;
+    if t.is_some() {
+        mark_applied(tx, &[dedupe_key], true).await?;
+    }
+    write_calls(tx, &[&*call]).await?;
     if let Some(Transition { outcome: Some(outcome), .. }) = t.filter(Transition::ends_call) {
         end_contacts(tx, vec![(call.clone(), outcome, crate::common::is_capacity_refusal(kind))], now).await?;
     }

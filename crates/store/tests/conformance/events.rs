@@ -42,6 +42,28 @@ pub async fn a_duplicate_event_is_stored_once_and_reported_duplicate(store: S) {
     assert_eq!((again.attempts, again.next_attempt_at), (1, at(4) + retry_base()), "a late replay changes nothing");
 }
 
+pub async fn an_event_stored_before_changes_nothing_in_a_later_batch_even_if_it_would_have_moved_the_call(store: S) {
+    let (ws, cmp) = running(&store, Mode::Continuous, 1, 3, 1).await;
+    let dial = claim(&store, &cmp.id, at(0)).await.pop().unwrap();
+    let pid = place(&store, &dial, at(1)).await;
+    // An end stored earlier under a provider id nobody knew: kept, applied to nothing.
+    let early_end = |pid: &str| event(None, Some(pid), EventKind::Ended { outcome: Outcome::Completed, reason: None }, "k-end");
+    assert!(apply1(&store, early_end("p-not-yet-known"), at(2)).await.call_id.is_none());
+    // Its replay now names our call, followed by a new event. Were the replay applied the
+    // call would end and the second event be stale; it is a duplicate, so the second moves
+    // the call and is the one stored as applied.
+    let live = event(None, Some(&pid), EventKind::Progress(CallStatus::InProgress), "k-live");
+    let out = store.apply_events(&[early_end(&pid), live], at(3)).await.unwrap();
+    assert_eq!(out.iter().map(|a| a.duplicate).collect::<Vec<_>>(), vec![true, false]);
+    assert_eq!(out.iter().map(|a| a.transition.as_ref().map(|t| t.to)).collect::<Vec<_>>(), vec![None, Some(CallStatus::InProgress)]);
+    let call = load_call(&store, &ws, &dial.call_id).await;
+    assert_eq!((call.status, call.outcome, call.ended_at), (CallStatus::InProgress, None, None));
+    assert_eq!(load_contact(&store, &ws, &dial.contact_id).await.status, ContactStatus::InCall);
+    let stored = store.call_events(&ws, &dial.call_id).await.unwrap();
+    let applied: Vec<(&str, bool)> = stored.iter().filter(|e| e.source == "provider").map(|e| (e.payload["test"].as_str().unwrap(), e.applied)).collect();
+    assert_eq!(applied, vec![("k-live", true)]);
+}
+
 pub async fn out_of_order_events_never_move_a_call_back(store: S) {
     let (ws, cmp) = running(&store, Mode::Continuous, 2, 3, 2).await;
     let dials = claim(&store, &cmp.id, at(0)).await;
