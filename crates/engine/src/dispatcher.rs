@@ -2,6 +2,7 @@
 //! the claiming transaction itself, so it holds however many dispatchers run.
 
 use crate::{Engine, EngineError};
+use dialtone_core::CampaignId;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -18,57 +19,77 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
     }
 }
 
+/// The most campaigns claimed for in one transaction: a chunk's campaign rows stay locked
+/// until its claim commits, and its placements start only then.
+const MAX_CHUNK: usize = 64;
+
 impl Engine {
     /// One pass over runnable campaigns: claims what the caps allow and starts placing it.
     /// Returns how many calls were claimed.
     pub async fn dispatch_once(self: &Arc<Self>) -> Result<usize, EngineError> {
         use futures::stream::{self, StreamExt, TryStreamExt};
-        let campaigns = self.store.runnable_campaigns(self.clock.now()).await?;
-        // Claims for different campaigns are independent transactions (each locks its own
-        // campaign row), so a database that takes concurrent writers runs a few at once.
-        let lanes = match self.store.concurrent_writers() {
-            0 | 1 => 1,
-            n => n * 4,
+        let now = self.clock.now();
+        let campaigns = self.store.runnable_campaigns(now).await?;
+        // A campaign whose provider account is holding back (breaker open, at capacity)
+        // is not claimed for: its contacts stay due, no attempt is spent.
+        let (held, ready): (Vec<_>, Vec<_>) = campaigns.into_iter().partition(|c| self.held_back(c, now));
+        // Claims for different campaigns are independent (each locks its own campaign
+        // rows). A database that takes concurrent writers claims for a chunk of campaigns
+        // in one transaction, one chunk per writer at once (more lanes only made the two
+        // cores thrash: BENCHMARKS.md); SQLite claims campaign by campaign, so each one's
+        // calls start as soon as it is claimed.
+        let (lanes, chunk) = match self.store.concurrent_writers() {
+            0 | 1 => (1, 1),
+            n => (n, ready.len().div_ceil(n).clamp(1, MAX_CHUNK)),
         };
-        let counts: Vec<usize> = stream::iter(campaigns)
-            .map(|campaign| self.dispatch_campaign(campaign))
+        let counts: Vec<usize> = stream::iter(ready.chunks(chunk).map(<[_]>::to_vec))
+            .map(|chunk| self.dispatch_chunk(chunk))
             .buffer_unordered(lanes)
             .try_collect()
             .await?;
+        for campaign in &held {
+            self.complete_if_done(campaign).await?;
+        }
         Ok(counts.into_iter().sum())
     }
 
-    /// Claims for one campaign and starts placing what it got; completes it if nothing is left.
-    async fn dispatch_campaign(self: &Arc<Self>, campaign: dialtone_core::CampaignId) -> Result<usize, EngineError> {
-        let now = self.clock.now();
-        // A campaign whose provider account is holding back (breaker open, at capacity)
-        // is not claimed for: its contacts stay due, no attempt is spent.
-        let known = self.campaign_providers.lock().unwrap().get(&campaign).copied();
-        let held_back = known.is_some_and(|kind| self.providers.get(&kind).is_some_and(|a| a.waiting(now).is_some()));
-        let dials = if held_back {
-            vec![]
-        } else {
+    fn held_back(&self, campaign: &CampaignId, now: jiff::Timestamp) -> bool {
+        let known = self.campaign_providers.lock().unwrap().get(campaign).copied();
+        known.is_some_and(|kind| self.providers.get(&kind).is_some_and(|a| a.waiting(now).is_some()))
+    }
+
+    /// Claims for `campaigns` and starts placing what each got; completes those with
+    /// nothing left.
+    async fn dispatch_chunk(self: &Arc<Self>, campaigns: Vec<CampaignId>) -> Result<usize, EngineError> {
+        let mut claimed = {
             // Registered as placing before the gate opens: the reaper never mistakes a
             // call just claimed for one left behind.
             let _gate = self.claim_gate.read().await;
-            let dials = self.store.claim(&campaign, &self.node, now).await?;
-            self.placing.lock().unwrap().extend(dials.iter().map(|d| d.call_id.clone()));
-            dials
+            let claimed = self.store.claim_many(&campaigns, &self.node, self.clock.now()).await?;
+            self.placing.lock().unwrap().extend(claimed.values().flatten().map(|d| d.call_id.clone()));
+            claimed
         };
-        if dials.is_empty() {
-            if self.store.complete_if_done(&campaign, now).await? {
-                tracing::info!(campaign_id = %campaign, "campaign completed: no contact left to call");
+        let mut total = 0;
+        for campaign in campaigns {
+            let dials = claimed.remove(&campaign).unwrap_or_default();
+            let Some(first) = dials.first() else {
+                self.complete_if_done(&campaign).await?;
+                continue;
+            };
+            self.campaign_providers.lock().unwrap().insert(campaign.clone(), first.provider);
+            total += dials.len();
+            for dial in dials {
+                let engine = self.clone();
+                self.tasks.spawn(async move { engine.place(dial).await });
             }
-            return Ok(0);
         }
-        let claimed = dials.len();
-        if let Some(d) = dials.first() {
-            self.campaign_providers.lock().unwrap().insert(campaign.clone(), d.provider);
+        Ok(total)
+    }
+
+    async fn complete_if_done(&self, campaign: &CampaignId) -> Result<(), EngineError> {
+        if self.store.complete_if_done(campaign, self.clock.now()).await? {
+            tracing::info!(campaign_id = %campaign, "campaign completed: no contact left to call");
         }
-        for dial in dials {
-            let engine = self.clone();
-            self.tasks.spawn(async move { engine.place(dial).await });
-        }
-        Ok(claimed)
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@ use dialtone_core::{
     ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId,
 };
 use jiff::Timestamp;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,18 @@ pub trait Store: Send + Sync + 'static {
     /// up to the free slots of due contacts and inserts their QUEUED calls, owned by `node`
     /// (`claimed_by`; a scheduled call moved to QUEUED is owned by `node` too).
     async fn claim(&self, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>>;
+    /// `claim` for each of `campaigns`; the dials of each campaign that got any. A backend
+    /// that takes concurrent writers claims for all of them in one transaction.
+    async fn claim_many(&self, campaigns: &[CampaignId], node: &str, now: Timestamp) -> Result<HashMap<CampaignId, Vec<Dial>>> {
+        let mut out = HashMap::new();
+        for campaign in campaigns {
+            let dials = self.claim(campaign, node, now).await?;
+            if !dials.is_empty() {
+                out.insert(campaign.clone(), dials);
+            }
+        }
+        Ok(out)
+    }
     /// Fences the send: true only for a QUEUED call not yet being placed and still owned by
     /// `node` (a node whose call was taken over after its lease ran out must not send it).
     /// Committed before the provider request, so a crash afterwards is known to be ambiguous.

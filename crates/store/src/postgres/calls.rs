@@ -2,7 +2,6 @@
 
 use super::events;
 use super::rows::{self, ms};
-use super::suppressions;
 use crate::common::{recipient_hold, ACTIVE_SQL};
 use crate::{Applied, Call, CallEvent, CallFilter, Dial, Page, Result, StoreError};
 use dialtone_core::schedule::{LocalHours, Schedule};
@@ -13,120 +12,235 @@ use dialtone_core::{
 use jiff::Timestamp;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+use std::collections::HashMap;
 
-pub async fn claim(pool: &PgPool, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
+/// A campaign being claimed for, as its locked row says.
+struct Claiming {
+    id: CampaignId,
+    ws: WorkspaceId,
+    provider: ProviderKind,
+    assistant_id: String,
+    phone_number_id: String,
+    schedule: Schedule,
+    hours: LocalHours,
+    single_calls: bool,
+    /// Slots still to fill in this claim.
+    want: u32,
+    dials: Vec<Dial>,
+}
+
+/// Claims for `campaigns` in one transaction: locks their rows (in id order, as every
+/// claimer does), counts their active calls, asks each provider account for room, claims
+/// due contacts for all of them with one statement and inserts all their calls with one
+/// more. Returns the dials of each campaign that got any.
+pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Timestamp) -> Result<HashMap<CampaignId, Vec<Dial>>> {
+    if campaigns.is_empty() {
+        return Ok(HashMap::new());
+    }
     let mut tx = pool.begin().await?;
-    // The campaign row lock orders every claim of this campaign, on every node: the count
-    // below is taken after the previous claimer committed, so the cap cannot be raced past.
-    let Some(c) = sqlx::query(
-        "SELECT workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours, kind
-         FROM campaigns WHERE id = $1 FOR UPDATE",
+    // The campaign row locks order every claim of these campaigns, on every node: the
+    // counts below are taken after the previous claimers committed, so no cap can be raced past.
+    let ids: Vec<&str> = campaigns.iter().map(|c| c.as_str()).collect();
+    let rows = sqlx::query(
+        "SELECT id, workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours, kind
+         FROM campaigns WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
-    .bind(campaign.as_str())
-    .fetch_optional(&mut *tx)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut open = Vec::with_capacity(rows.len());
+    for c in &rows {
+        let status: CampaignStatus = rows::parse(c.try_get("status")?)?;
+        // Outside the campaign's windows nothing is dialled; the dispatcher looks again later.
+        let schedule: Schedule = rows::json(c.try_get("schedule")?, "schedule")?;
+        if status.is_runnable() && schedule.is_open(now) {
+            open.push((c, schedule));
+        }
+    }
+    if open.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Counted in a statement of its own, after the locks: it sees every earlier claim.
+    let open_ids: Vec<&str> = open.iter().map(|(c, _)| c.try_get("id")).collect::<std::result::Result<_, _>>()?;
+    let active: HashMap<String, i64> = sqlx::query_as(&format!(
+        "SELECT campaign_id, COUNT(*) FROM calls WHERE campaign_id = ANY($1) AND status IN {ACTIVE_SQL} GROUP BY campaign_id"
+    ))
+    .bind(&open_ids)
+    .fetch_all(&mut *tx)
     .await?
-    else {
-        return Ok(vec![]);
-    };
-    let status: CampaignStatus = rows::parse(c.try_get("status")?)?;
-    if !status.is_runnable() {
-        return Ok(vec![]);
+    .into_iter()
+    .collect();
+    let mut providers: Vec<String> = open.iter().map(|(c, _)| c.try_get("provider")).collect::<std::result::Result<_, _>>()?;
+    providers.sort_unstable();
+    providers.dedup();
+    let mut accounts = HashMap::new();
+    for p in providers {
+        let account = account_state(&mut tx, &p, now).await?;
+        accounts.insert(p, account);
     }
-    // Outside the campaign's windows nothing is dialled; the dispatcher looks again later.
-    let schedule: Schedule = rows::json(c.try_get("schedule")?, "schedule")?;
-    if !schedule.is_open(now) {
-        return Ok(vec![]);
+    let mut claiming = Vec::with_capacity(open.len());
+    for (c, schedule) in open {
+        let id: String = c.try_get("id")?;
+        let campaign_active = active.get(&id).copied().unwrap_or(0);
+        let mode: Mode = rows::parse(c.try_get("mode")?)?;
+        let mut want = mode.claimable(c.try_get::<i64, _>("max_concurrent")? as u32, campaign_active as u32);
+        let provider_text: String = c.try_get("provider")?;
+        // Campaigns on one account are granted one after the other, each grant taken out
+        // of the room left for the next, as separate claims would see it.
+        if let Some(Some(account)) = accounts.get_mut(&provider_text) {
+            want = want.min(crate::common::account_room(account.limit, account.active, account.sharing, campaign_active));
+            account.active += i64::from(want);
+        }
+        if want == 0 {
+            continue;
+        }
+        claiming.push(Claiming {
+            id: CampaignId::from_db(id),
+            ws: WorkspaceId::from_db(c.try_get("workspace_id")?),
+            provider: rows::parse(&provider_text)?,
+            assistant_id: c.try_get("assistant_id")?,
+            phone_number_id: c.try_get("phone_number_id")?,
+            schedule,
+            hours: rows::json(c.try_get("calling_hours")?, "calling_hours")?,
+            single_calls: c.try_get::<String, _>("kind")? == "single_calls",
+            want,
+            dials: Vec::with_capacity(want as usize),
+        });
     }
-    let hours: LocalHours = rows::json(c.try_get("calling_hours")?, "calling_hours")?;
-    let mode: Mode = rows::parse(c.try_get("mode")?)?;
-    let cap = c.try_get::<i64, _>("max_concurrent")? as u32;
-    let active: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE campaign_id = $1 AND status IN {ACTIVE_SQL}"))
-        .bind(campaign.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-    let provider_text: String = c.try_get("provider")?;
-    let n = mode.claimable(cap, active as u32).min(account_room(&mut tx, &provider_text, active, now).await?);
-    if n == 0 {
-        return Ok(vec![]);
-    }
-    let ws = WorkspaceId::from_db(c.try_get("workspace_id")?);
-    let provider: ProviderKind = rows::parse(c.try_get("provider")?)?;
-    let single_calls = c.try_get::<String, _>("kind")? == "single_calls";
-    let mut dials = Vec::with_capacity(n as usize);
     // Each round claims what is still free; contacts turned away at claim time (on a
     // do-not-call list, or outside their own hours) leave the pool, so the next round
     // picks others.
     for _round in 0..8 {
-        let want = n as usize - dials.len();
-        if want == 0 {
+        let wanting: Vec<usize> = (0..claiming.len()).filter(|&i| claiming[i].want > 0).collect();
+        if wanting.is_empty() {
             break;
         }
-        // SKIP LOCKED: a contact some other writer holds (a cancel, a manual retry) is
-        // passed over rather than waited for.
-        let mut claimed = sqlx::query(
-            "WITH due AS (
-                SELECT id FROM contacts WHERE campaign_id = $2 AND status = 'pending' AND next_attempt_at <= $1
-                ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
-             UPDATE contacts c SET status = 'in_call', attempts = c.attempts + 1, updated_at = $1
-             FROM due WHERE c.id = due.id
-             RETURNING c.id, c.phone, c.name, c.variables, c.attempts, c.timezone, c.next_attempt_at",
-        )
-        .bind(ms(now))
-        .bind(campaign.as_str())
-        .bind(want as i64)
-        .fetch_all(&mut *tx)
-        .await?;
+        let claimed = claim_due(&mut tx, &claiming, &wanting, now).await?;
         if claimed.is_empty() {
             break;
         }
-        // RETURNING has no order: dial in due order, like the pick.
-        claimed.sort_by_cached_key(|r| (r.get::<i64, _>("next_attempt_at"), r.get::<String, _>("id")));
-        let phones: Vec<String> = claimed.iter().map(|r| r.try_get("phone")).collect::<std::result::Result<_, _>>()?;
-        let suppressed = suppressions::suppressed_among(&mut tx, ws.as_str(), campaign.as_str(), &phones).await?;
-        let mut to_dial = Vec::with_capacity(claimed.len());
-        for r in &claimed {
-            let id: String = r.try_get("id")?;
-            let phone: String = r.try_get("phone")?;
-            if suppressed.contains(&phone) {
-                sqlx::query("UPDATE contacts SET status = 'dnc', attempts = attempts - 1, updated_at = $1 WHERE id = $2")
-                    .bind(ms(now))
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
+        let by_campaign: HashMap<String, usize> = wanting.iter().map(|&i| (claiming[i].id.as_str().to_string(), i)).collect();
+        let mut mine: Vec<(usize, &PgRow)> = claimed
+            .iter()
+            .map(|r| Ok((by_campaign[r.try_get::<&str, _>("campaign_id")?], r)))
+            .collect::<Result<_>>()?;
+        // RETURNING has no order: dial each campaign's contacts in due order, like the pick.
+        mine.sort_by_cached_key(|(i, r)| (*i, r.get::<i64, _>("next_attempt_at"), r.get::<String, _>("id")));
+        for &i in &wanting {
+            let got = mine.iter().filter(|(j, _)| *j == i).count() as u32;
+            // Fewer than asked: nothing else is due in that campaign right now.
+            claiming[i].want = if got < claiming[i].want { 0 } else { claiming[i].want - got };
+        }
+        let mut turned_away = TurnedAway::default();
+        let mut to_dial = Vec::with_capacity(mine.len());
+        for (i, r) in mine {
+            let cl = &claiming[i];
+            let contact: String = r.try_get("id")?;
+            if r.try_get("suppressed")? {
+                turned_away.push(contact, "dnc", None);
                 continue;
             }
             // The recipient's own hours, judged now, right before dialling.
             let zone: Option<String> = r.try_get("timezone")?;
-            if let Some(next) = recipient_hold(&schedule, &hours, zone.as_deref(), now) {
-                sqlx::query(
-                    "UPDATE contacts SET status = CASE WHEN $1::bigint IS NULL THEN 'exhausted' ELSE 'pending' END,
-                        next_attempt_at = COALESCE($1, next_attempt_at), attempts = attempts - 1, updated_at = $2 WHERE id = $3",
-                )
-                .bind(next.map(ms))
-                .bind(ms(now))
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
+            if let Some(next) = recipient_hold(&cl.schedule, &cl.hours, zone.as_deref(), now) {
+                turned_away.push(contact, if next.is_some() { "pending" } else { "exhausted" }, next.map(ms));
                 continue;
             }
-            if single_calls {
-                if let Some(dial) = queue_scheduled(&mut tx, r, &ws, campaign, provider, &c, node, now).await? {
-                    dials.push(dial);
+            if cl.single_calls {
+                if let Some(dial) = queue_scheduled(&mut tx, r, cl, node, now).await? {
+                    claiming[i].dials.push(dial);
                     continue;
                 }
             }
-            to_dial.push(r);
+            to_dial.push((i, r));
         }
-        dials.extend(new_calls(&mut tx, &to_dial, &ws, campaign, provider, &c, node, now).await?);
+        turned_away.write(&mut tx, now).await?;
+        for dial in new_calls(&mut tx, &to_dial, &claiming, node, now).await? {
+            let i = by_campaign[dial.campaign_id.as_str()];
+            claiming[i].dials.push(dial);
+        }
     }
     tx.commit().await?;
-    Ok(dials)
+    Ok(claiming.into_iter().filter(|c| !c.dials.is_empty()).map(|c| (c.id, c.dials)).collect())
 }
 
-/// How many more calls the provider account allows this campaign: the account's free slots
+/// Claims up to `want` due contacts of each campaign in `wanting`, in due order: one
+/// statement, which also says whether each one's number is on a do-not-call list (the
+/// workspace's or the campaign's) and its last attempt number.
+async fn claim_due(tx: &mut Transaction<'_, Postgres>, claiming: &[Claiming], wanting: &[usize], now: Timestamp) -> Result<Vec<PgRow>> {
+    // SKIP LOCKED: a contact some other writer holds (a cancel, a manual retry) is passed
+    // over rather than waited for.
+    Ok(sqlx::query(
+        "WITH due AS (
+            SELECT d.id FROM UNNEST($2::text[], $3::bigint[]) AS w(campaign_id, n)
+            CROSS JOIN LATERAL (
+                SELECT id FROM contacts WHERE campaign_id = w.campaign_id AND status = 'pending' AND next_attempt_at <= $1
+                ORDER BY next_attempt_at, id LIMIT w.n FOR UPDATE SKIP LOCKED) d)
+         UPDATE contacts c SET status = 'in_call', attempts = c.attempts + 1, updated_at = $1
+         FROM due WHERE c.id = due.id
+         RETURNING c.id, c.campaign_id, c.phone, c.name, c.variables, c.attempts, c.timezone, c.next_attempt_at,
+            EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = c.phone AND s.workspace_id = c.workspace_id
+                    AND (s.campaign_id IS NULL OR s.campaign_id = c.campaign_id)) AS suppressed,
+            (SELECT MAX(attempt) FROM calls k WHERE k.contact_id = c.id) AS last_attempt",
+    )
+    .bind(ms(now))
+    .bind(wanting.iter().map(|&i| claiming[i].id.as_str()).collect::<Vec<_>>())
+    .bind(wanting.iter().map(|&i| i64::from(claiming[i].want)).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Claimed contacts sent back without a call: on a do-not-call list (`dnc`), or outside
+/// their own hours (`pending` again at their next open moment, or `exhausted` if there is
+/// none). Their attempt is not spent.
+#[derive(Default)]
+struct TurnedAway {
+    ids: Vec<String>,
+    statuses: Vec<&'static str>,
+    next: Vec<Option<i64>>,
+}
+
+impl TurnedAway {
+    fn push(&mut self, contact: String, status: &'static str, next: Option<i64>) {
+        self.ids.push(contact);
+        self.statuses.push(status);
+        self.next.push(next);
+    }
+
+    async fn write(self, tx: &mut Transaction<'_, Postgres>, now: Timestamp) -> Result<()> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE contacts c SET status = t.status, next_attempt_at = COALESCE(t.next_at, c.next_attempt_at),
+                attempts = c.attempts - 1, updated_at = $1
+             FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS t(id, status, next_at) WHERE c.id = t.id",
+        )
+        .bind(ms(now))
+        .bind(&self.ids)
+        .bind(&self.statuses)
+        .bind(&self.next)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A provider account's concurrency limit and what counts against it, read under the
+/// account row's lock.
+struct AccountState {
+    limit: i64,
+    /// Active calls on the account (inbound included), plus what this claim has granted.
+    active: i64,
+    /// Campaigns that want slots now.
+    sharing: i64,
+}
+
+/// The state of `provider`'s account, its row locked; `None` for an unlimited account.
+/// How much a campaign may take is then `common::account_room`: the account's free slots
 /// (inbound calls included), capped at a fair share so that campaigns on one account take
-/// turns and none starves. Unlimited accounts allow anything.
-async fn account_room(tx: &mut Transaction<'_, Postgres>, provider: &str, campaign_active: i64, now: Timestamp) -> Result<u32> {
+/// turns and none starves.
+async fn account_state(tx: &mut Transaction<'_, Postgres>, provider: &str, now: Timestamp) -> Result<Option<AccountState>> {
     // Claims of other campaigns on this account hold other campaign rows: the account's
     // own row is what makes them count its calls one at a time (campaign → account).
     let limit: Option<i64> = sqlx::query_scalar(
@@ -135,8 +249,8 @@ async fn account_room(tx: &mut Transaction<'_, Postgres>, provider: &str, campai
     .bind(provider)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(limit) = limit else { return Ok(u32::MAX) };
-    let account_active: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE provider = $1 AND status IN {ACTIVE_SQL}"))
+    let Some(limit) = limit else { return Ok(None) };
+    let active: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE provider = $1 AND status IN {ACTIVE_SQL}"))
         .bind(provider)
         .fetch_one(&mut **tx)
         .await?;
@@ -151,13 +265,12 @@ async fn account_room(tx: &mut Transaction<'_, Postgres>, provider: &str, campai
     .bind(ms(now))
     .fetch_one(&mut **tx)
     .await?;
-    Ok(crate::common::account_room(limit, account_active, sharing, campaign_active))
+    Ok(Some(AccountState { limit, active, sharing }))
 }
 
 /// A scheduled single call already has its row: it moves to QUEUED (owned by `node`)
 /// instead of a new call being inserted. `None` when contact `r` has no scheduled row.
-async fn queue_scheduled(tx: &mut Transaction<'_, Postgres>, r: &PgRow, ws: &WorkspaceId, campaign: &CampaignId, provider: ProviderKind,
-    c: &PgRow, node: &str, now: Timestamp) -> Result<Option<Dial>> {
+async fn queue_scheduled(tx: &mut Transaction<'_, Postgres>, r: &PgRow, c: &Claiming, node: &str, now: Timestamp) -> Result<Option<Dial>> {
     let scheduled: Option<(String, i64)> = sqlx::query_as(
         "UPDATE calls SET status = 'queued', claimed_by = $3, updated_at = $1, last_event_at = $1
          WHERE contact_id = $2 AND status = 'scheduled' RETURNING id, attempt",
@@ -167,62 +280,56 @@ async fn queue_scheduled(tx: &mut Transaction<'_, Postgres>, r: &PgRow, ws: &Wor
     .bind(node)
     .fetch_optional(&mut **tx)
     .await?;
-    scheduled.map(|(id, attempt)| dial_of(r, c, ws, campaign, provider, CallId::from_db(id), attempt)).transpose()
+    scheduled.map(|(id, attempt)| dial_of(r, c, CallId::from_db(id), attempt)).transpose()
 }
 
-/// The dial for claimed contact row `r` of campaign row `c`.
-fn dial_of(r: &PgRow, c: &PgRow, ws: &WorkspaceId, campaign: &CampaignId, provider: ProviderKind, call_id: CallId, attempt: i64) -> Result<Dial> {
+/// The dial for claimed contact row `r` of campaign `c`.
+fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64) -> Result<Dial> {
     Ok(Dial {
         call_id,
-        workspace_id: ws.clone(),
-        campaign_id: campaign.clone(),
+        workspace_id: c.ws.clone(),
+        campaign_id: c.id.clone(),
         contact_id: ContactId::from_db(r.try_get("id")?),
         attempt: attempt as u32,
-        provider,
-        assistant_id: c.try_get("assistant_id")?,
-        phone_number_id: c.try_get("phone_number_id")?,
+        provider: c.provider,
+        assistant_id: c.assistant_id.clone(),
+        phone_number_id: c.phone_number_id.clone(),
         phone: PhoneNumber::from_db(r.try_get("phone")?),
         name: r.try_get("name")?,
         variables: rows::json_map(r.try_get("variables")?)?,
     })
 }
 
-/// Inserts the QUEUED calls for claimed contacts `rows` of campaign row `c`: one query for
-/// the attempt numbers, one insert.
-async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[&PgRow], ws: &WorkspaceId, campaign: &CampaignId, provider: ProviderKind,
-    c: &PgRow, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
+/// Inserts the QUEUED calls for claimed contacts `rows` (each with its index in
+/// `claiming`): one statement.
+async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[(usize, &PgRow)], claiming: &[Claiming], node: &str,
+    now: Timestamp) -> Result<Vec<Dial>> {
     if rows.is_empty() {
         return Ok(vec![]);
     }
-    let contact_ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
-    // Attempt numbers count calls, so they stay unique even when an attempt was given back
-    // (a capacity refusal) and the contact's count of spent attempts went down.
-    let last: std::collections::HashMap<String, i64> =
-        sqlx::query_as::<_, (String, i64)>("SELECT contact_id, MAX(attempt) FROM calls WHERE contact_id = ANY($1) GROUP BY contact_id")
-            .bind(&contact_ids)
-            .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .collect();
     let mut dials = Vec::with_capacity(rows.len());
-    for (r, id) in rows.iter().zip(&contact_ids) {
-        let attempt = last.get(id).copied().unwrap_or(0).max(r.try_get::<i64, _>("attempts")? - 1) + 1;
-        dials.push(dial_of(r, c, ws, campaign, provider, CallId::new(), attempt)?);
+    for (i, r) in rows {
+        // Attempt numbers count calls, so they stay unique even when an attempt was given
+        // back (a capacity refusal) and the contact's count of spent attempts went down.
+        let last: Option<i64> = r.try_get("last_attempt")?;
+        let attempt = last.unwrap_or(0).max(r.try_get::<i64, _>("attempts")? - 1) + 1;
+        dials.push(dial_of(r, &claiming[*i], CallId::new(), attempt)?);
     }
     sqlx::query(
         "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by)
-         SELECT t.id, $1, $2, t.contact_id, t.attempt, $3, t.phone, 'queued', $4, $4, $4, $5
-         FROM UNNEST($6::text[], $7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY AS t(id, contact_id, attempt, phone, ord)
+         SELECT t.id, t.ws, t.campaign_id, t.contact_id, t.attempt, t.provider, t.phone, 'queued', $1, $1, $1, $2
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[])
+              WITH ORDINALITY AS t(id, ws, campaign_id, contact_id, attempt, provider, phone, ord)
          ORDER BY t.ord",
     )
-    .bind(ws.as_str())
-    .bind(campaign.as_str())
-    .bind(provider.as_str())
     .bind(ms(now))
     .bind(node)
     .bind(dials.iter().map(|d| d.call_id.as_str()).collect::<Vec<_>>())
+    .bind(dials.iter().map(|d| d.workspace_id.as_str()).collect::<Vec<_>>())
+    .bind(dials.iter().map(|d| d.campaign_id.as_str()).collect::<Vec<_>>())
     .bind(dials.iter().map(|d| d.contact_id.as_str()).collect::<Vec<_>>())
     .bind(dials.iter().map(|d| d.attempt as i64).collect::<Vec<_>>())
+    .bind(dials.iter().map(|d| d.provider.as_str()).collect::<Vec<_>>())
     .bind(dials.iter().map(|d| d.phone.as_str()).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;

@@ -195,15 +195,18 @@ pub async fn runnable(pool: &PgPool, now: Timestamp) -> Result<Vec<CampaignId>> 
     // Never an inbound campaign: nothing is dialled from it, and it never completes.
     // Campaigns whose next contact is hours or days away (scheduled single calls, retries,
     // recurring campaigns between periods) cost nothing per tick, nor do campaigns at their cap.
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM campaigns c WHERE status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
-            (EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $1)
-             -- … with room: at its cap (or mid-batch) a campaign costs nothing per tick.
-             AND (SELECT COUNT(*) FROM calls WHERE campaign_id = c.id AND status IN ('queued', 'dialing', 'ringing', 'in_progress'))
-                 < CASE WHEN c.mode = 'batch' THEN 1 ELSE c.max_concurrent END)
-            OR NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status IN ('pending', 'in_call')))
-         ORDER BY id",
-    )
+    // The active count comes first and once: at its cap a campaign is skipped with one
+    // index-only count, before any look at its contacts. A campaign with calls in flight
+    // cannot complete, so only one with none is looked at for that.
+    let ids: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT c.id FROM campaigns c
+         CROSS JOIN LATERAL (SELECT COUNT(*) AS n FROM calls WHERE campaign_id = c.id AND status IN {ACTIVE_SQL}) a
+         WHERE c.status IN ('starting', 'dialing') AND c.kind <> 'inbound' AND (
+            (a.n < CASE WHEN c.mode = 'batch' THEN 1 ELSE c.max_concurrent END
+             AND EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $1))
+            OR (a.n = 0 AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status IN ('pending', 'in_call'))))
+         ORDER BY c.id"
+    ))
     .bind(ms(now))
     .fetch_all(pool)
     .await?;

@@ -136,7 +136,12 @@ impl Store for PostgresStore {
     }
 
     async fn claim(&self, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
-        calls::claim(&self.pool, campaign, node, now).await
+        let mut claimed = calls::claim(&self.pool, std::slice::from_ref(campaign), node, now).await?;
+        Ok(claimed.remove(campaign).unwrap_or_default())
+    }
+
+    async fn claim_many(&self, campaigns: &[CampaignId], node: &str, now: Timestamp) -> Result<std::collections::HashMap<CampaignId, Vec<Dial>>> {
+        calls::claim(&self.pool, campaigns, node, now).await
     }
 
     async fn mark_placing(&self, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {

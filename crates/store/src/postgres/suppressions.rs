@@ -5,7 +5,7 @@ use crate::common::suppression_id;
 use crate::{Page, Result, Suppression};
 use dialtone_core::{CampaignId, PhoneNumber, WorkspaceId};
 use jiff::Timestamp;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 
 pub async fn add(pool: &PgPool, ws: &WorkspaceId, campaign: Option<&CampaignId>, phones: &[PhoneNumber], reason: Option<&str>, now: Timestamp) -> Result<u64> {
     let mut tx = pool.begin().await?;
@@ -66,17 +66,4 @@ pub async fn list(pool: &PgPool, ws: &WorkspaceId, campaign: Option<&CampaignId>
     .iter()
     .map(rows::suppression)
     .collect()
-}
-
-/// Which of `phones` are on the workspace's or the campaign's do-not-call list.
-pub async fn suppressed_among(tx: &mut Transaction<'_, Postgres>, ws: &str, campaign: &str, phones: &[String]) -> Result<std::collections::HashSet<String>> {
-    let hits: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT phone FROM suppressions WHERE phone = ANY($1) AND workspace_id = $2 AND (campaign_id IS NULL OR campaign_id = $3)",
-    )
-    .bind(phones)
-    .bind(ws)
-    .bind(campaign)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(hits.into_iter().collect())
 }

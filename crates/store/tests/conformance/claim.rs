@@ -132,3 +132,81 @@ pub async fn concurrent_claims_from_many_tasks_never_exceed_the_cap(store: S) {
         }
     }
 }
+
+pub async fn claim_many_claims_for_each_campaign_up_to_its_own_cap(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let campaign = |mode, cap, contacts: std::ops::Range<u32>, started: bool| {
+        let (store, ws) = (store.clone(), ws.clone());
+        async move {
+            let cmp = draft_campaign(&store, &ws, mode, cap, 3).await;
+            add_contacts(&store, &ws, &cmp.id, contacts).await;
+            if started {
+                start(&store, &ws, &cmp.id).await;
+            }
+            cmp.id
+        }
+    };
+    let continuous = campaign(Mode::Continuous, 3, 0..10, true).await;
+    let batch = campaign(Mode::Batch, 2, 10..20, true).await;
+    let half_full = campaign(Mode::Continuous, 4, 20..30, true).await;
+    let draft = campaign(Mode::Continuous, 5, 30..40, false).await;
+    let few = campaign(Mode::Continuous, 5, 40..42, true).await;
+    let empty = campaign(Mode::Continuous, 5, 0..0, true).await;
+    let before = claim(&store, &half_full, at(0)).await;
+    for d in &before[..2] {
+        end(&store, &d.call_id, Outcome::Completed, at(1)).await;
+    }
+
+    let asked = [empty.clone(), half_full.clone(), draft.clone(), continuous.clone(), few.clone(), batch.clone()];
+    let mut got = store.claim_many(&asked, NODE, at(2)).await.expect("claim_many");
+    let counts: Vec<usize> = asked.iter().map(|c| got.get(c).map_or(0, Vec::len)).collect();
+    assert_eq!(counts, vec![0, 2, 0, 3, 2, 2], "each campaign fills its own free slots, no more");
+    assert!(!got.contains_key(&empty) && !got.contains_key(&draft), "only campaigns that got dials are listed");
+    let mut contacts = HashSet::new();
+    for (cmp, dials) in &got {
+        for d in dials {
+            assert_eq!(&d.campaign_id, cmp, "a dial is listed under its own campaign");
+            assert!(contacts.insert(d.contact_id.clone()), "contact {} claimed twice", d.contact_id);
+            assert!(load_call(&store, &ws, &d.call_id).await.status.is_active());
+        }
+    }
+    for (cmp, cap) in [(&continuous, 3), (&half_full, 4), (&batch, 2), (&few, 2)] {
+        assert_eq!(active_of(&store, &ws, cmp).await, cap, "campaign {cmp}");
+    }
+    // Dialled in due order, like a claim of one campaign.
+    let dials = got.remove(&continuous).unwrap();
+    let lines: Vec<String> = dials.iter().map(|d| d.phone.to_string()).collect();
+    assert_eq!(lines, (0..3).map(|i| phone(i).to_string()).collect::<Vec<_>>());
+
+    assert!(store.claim_many(&asked, NODE, at(3)).await.unwrap().is_empty(), "every campaign is at its cap or has nothing due");
+}
+
+pub async fn campaigns_claimed_together_share_their_account_limit_fairly(store: S) {
+    store.set_account_limit(dialtone_core::ProviderKind::Sim, Some(5), t0()).await.unwrap();
+    let mut ids = vec![];
+    for _ in 0..3 {
+        ids.push(running(&store, Mode::Continuous, 4, 3, 10).await.1.id);
+    }
+    let ws = store.default_workspace().await.unwrap();
+    let got = store.claim_many(&ids, NODE, at(0)).await.unwrap();
+    let counts: Vec<usize> = ids.iter().map(|c| got.get(c).map_or(0, Vec::len)).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 5, "the account's five slots, not the campaigns' twelve: {counts:?}");
+    assert!(counts.iter().all(|&n| (1..=2).contains(&n)), "a fair share (two of five) each: {counts:?}");
+    assert!(store.claim_many(&ids, NODE, at(1)).await.unwrap().is_empty(), "the account is full");
+
+    // Two slots come back to the account, both from one campaign: they are filled again,
+    // and nobody goes past the fair share.
+    let (_, dials) = got.iter().find(|(_, d)| d.len() == 2).unwrap();
+    for d in dials {
+        end(&store, &d.call_id, Outcome::Completed, at(2)).await;
+    }
+    let again = store.claim_many(&ids, NODE, at(3)).await.unwrap();
+    assert_eq!(again.values().map(Vec::len).sum::<usize>(), 2, "{again:?}");
+    let mut active = 0;
+    for c in &ids {
+        let n = active_of(&store, &ws, c).await;
+        assert!(n <= 2, "campaign {c} holds {n} of the account's five slots");
+        active += n;
+    }
+    assert_eq!(active, 5);
+}

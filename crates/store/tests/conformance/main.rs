@@ -68,6 +68,8 @@ conformance! {
     claim::claim_returns_nothing_for_draft_paused_or_canceled_campaigns,
     claim::contacts_due_in_the_future_are_not_claimed,
     claim::concurrent_claims_from_many_tasks_never_exceed_the_cap,
+    claim::claim_many_claims_for_each_campaign_up_to_its_own_cap,
+    claim::campaigns_claimed_together_share_their_account_limit_fairly,
     dnc::a_number_suppressed_while_the_campaign_runs_is_never_claimed_and_ends_as_dnc,
     dnc::a_campaign_list_does_not_reach_other_campaigns,
     dnc::suppressions_are_added_once_checked_listed_and_removed,

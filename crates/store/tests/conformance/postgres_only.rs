@@ -70,6 +70,65 @@ async fn racing_claims_on_three_nodes_fill_exactly_the_free_slots() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_claims_for_overlapping_sets_of_campaigns_on_three_nodes_fill_each_cap_exactly() {
+    const CAMPAIGNS: usize = 4;
+    const CAP: usize = 3;
+    const TASKS_PER_NODE: usize = 6;
+    let db = pg::fresh_database().await;
+    let nodes = nodes(&db).await;
+    let ws = nodes[0].default_workspace().await.unwrap();
+    let mut ids = vec![];
+    for i in 0..CAMPAIGNS as u32 {
+        let cmp = draft_campaign(&nodes[0], &ws, Mode::Continuous, CAP as u32, 3).await;
+        add_contacts(&nodes[0], &ws, &cmp.id, i * 100..i * 100 + 60).await;
+        start(&nodes[0], &ws, &cmp.id).await;
+        ids.push(cmp.id);
+    }
+    let mut seen = HashSet::new();
+    let mut active: Vec<Vec<_>> = vec![vec![]; CAMPAIGNS];
+
+    for round in 0..6i64 {
+        let barrier = Arc::new(Barrier::new(NODES * TASKS_PER_NODE));
+        let tasks: Vec<_> = (0..NODES * TASKS_PER_NODE)
+            .map(|i| {
+                let node = nodes[i % NODES].clone();
+                // Each task asks for a different run of campaigns, in a different order
+                // (some reversed, some a single campaign): the claims overlap every way.
+                let mut mine: Vec<_> = (0..=(i % CAMPAIGNS)).map(|k| ids[(i + k) % CAMPAIGNS].clone()).collect();
+                if i % 3 == 0 {
+                    mine.reverse();
+                }
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    node.claim_many(&mine, NODE, at(round * 100)).await.expect("claim_many")
+                })
+            })
+            .collect();
+        let mut claimed: Vec<Vec<_>> = vec![vec![]; CAMPAIGNS];
+        for t in tasks {
+            for (cmp, dials) in t.await.unwrap() {
+                let k = ids.iter().position(|c| *c == cmp).unwrap();
+                assert!(dials.iter().all(|d| d.campaign_id == cmp));
+                claimed[k].extend(dials);
+            }
+        }
+        for k in 0..CAMPAIGNS {
+            assert_eq!(claimed[k].len(), CAP - active[k].len(), "round {round}, campaign {k}: exactly its free slots are filled");
+            for d in &claimed[k] {
+                assert!(seen.insert(d.contact_id.clone()), "round {round}: contact {} claimed twice", d.contact_id);
+            }
+            active[k].extend(claimed[k].drain(..));
+            assert_eq!(active_of(&nodes[1], &ws, &ids[k]).await, CAP as u64);
+            // Free a different number of slots in each campaign and round.
+            for (i, d) in active[k].drain(..(round as usize + k) % CAP + 1).enumerate() {
+                end(&nodes[i % NODES], &d.call_id, Outcome::Completed, at(round * 100 + 50)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_dialling_a_campaign_through_never_exceed_the_cap() {
     const CAP: u32 = 5;
     const CONTACTS: u32 = 240;
