@@ -1,7 +1,8 @@
 //! `dialtone bench`: the speed figures of BENCHMARKS.md, printed as one JSON object.
 //! - ingest: authentic Vapi webhooks POSTed concurrently to a running server (SQLite in a
 //!   temp dir), each answered only after its group commit: events/s and latency percentiles;
-//! - dispatch: a demo run with fast simulated calls: calls placed per second under a cap.
+//! - dispatch: a demo run with fast simulated calls: calls placed per second under a cap,
+//!   with one node, and on PostgreSQL also with several (`--dispatch-nodes`).
 
 use crate::app;
 use crate::config::Config;
@@ -28,6 +29,10 @@ pub struct BenchArgs {
     /// Cap for the dispatch run.
     #[arg(long, default_value_t = 50)]
     pub dispatch_cap: u32,
+    /// On PostgreSQL, also run the dispatch with this many nodes (engines with their own
+    /// pools and node ids on the one database).
+    #[arg(long, default_value_t = 3)]
+    pub dispatch_nodes: usize,
     /// Database for the runs (default: SQLite in a temp dir; give a fresh PostgreSQL
     /// database to measure PostgreSQL).
     #[arg(long)]
@@ -42,8 +47,12 @@ pub struct BenchArgs {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ingest = ingest(&args).await?;
-    let dispatch = dispatch(&args).await?;
-    let mut report = json!({ "ingest": ingest, "dispatch": dispatch });
+    let one_node = dispatch(&args, 1).await?;
+    let mut report = json!({ "ingest": ingest, "dispatch": one_node });
+    let postgres = args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres"));
+    if postgres && args.dispatch_nodes > 1 {
+        report["dispatch_nodes"] = dispatch(&args, args.dispatch_nodes).await?;
+    }
     if args.tick_campaigns > 0 {
         report["tick"] = crate::bench_tick::tick(args.database_url.as_deref(), args.tick_campaigns, args.tick_contacts).await?;
     }
@@ -175,7 +184,7 @@ fn all_day() -> dialtone_core::schedule::LocalHours {
     dialtone_core::schedule::LocalHours::new(midnight, midnight)
 }
 
-async fn dispatch(args: &BenchArgs) -> anyhow::Result<Value> {
+async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
     let demo_args = DemoArgs {
         contacts: Some(args.dispatch_contacts),
         cap: args.dispatch_cap,
@@ -188,10 +197,12 @@ async fn dispatch(args: &BenchArgs) -> anyhow::Result<Value> {
         database_url: args.database_url.clone(),
         timeout_secs: 600,
         provider: demo::DemoProvider::Vapi,
+        nodes,
     };
     let r = demo::execute(&demo_args).await?;
     let wall = r["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
     Ok(json!({
+        "nodes": nodes,
         "contacts": r["contacts"],
         "cap": r["cap"],
         "calls_placed": r["calls_placed"],

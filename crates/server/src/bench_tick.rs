@@ -1,6 +1,6 @@
 //! The dispatcher's tick with many running campaigns and a million contacts: how long one
 //! pass takes when it claims for every campaign, when every campaign is at its cap, and when
-//! a tenth of them have one slot free. The provider accepts every call at once, so only the
+//! a tenth of them have one slot free (five rounds). The provider accepts every call at once, so only the
 //! engine and the database are measured.
 
 use async_trait::async_trait;
@@ -118,17 +118,23 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
         steady.push(d);
     }
     steady.sort();
-    // 3. A tenth of the campaigns get one slot back.
+    // 3. A tenth of the campaigns get one slot back, five times over (a different tenth
+    // each time).
     let dialing = CallFilter { status: Some(CallStatus::Dialing), ..Default::default() };
-    let mut freed = 0;
-    for id in ids.iter().step_by(10) {
-        let filter = CallFilter { campaign_id: Some(id.clone()), ..dialing.clone() };
-        if let Some(call) = store.list_calls(&ws, &filter, &Page { limit: 1, before: None }).await?.pop() {
-            store.end_call(&call.id, Outcome::Completed, "bench", Timestamp::now()).await?;
-            freed += 1;
+    let (mut freed, mut claimed_partial, mut partial) = (0, 0, vec![]);
+    for round in 0..5 {
+        for id in ids.iter().skip(round).step_by(10) {
+            let filter = CallFilter { campaign_id: Some(id.clone()), ..dialing.clone() };
+            if let Some(call) = store.list_calls(&ws, &filter, &Page { limit: 1, before: None }).await?.pop() {
+                store.end_call(&call.id, Outcome::Completed, "bench", Timestamp::now()).await?;
+                freed += 1;
+            }
         }
+        let (n, d) = time_tick(&engine).await?;
+        claimed_partial += n;
+        partial.push(d);
     }
-    let (claimed_partial, partial) = time_tick(&engine).await?;
+    partial.sort();
     Ok(json!({
         "backend": url.split(':').next(),
         "campaigns": campaigns,
@@ -136,6 +142,7 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
         "load_ms": load_ms,
         "first_tick": { "claimed": claimed_first, "ms": ms(first) },
         "steady_tick_ms": { "median": ms(steady[2]), "max": ms(steady[4]) },
-        "tick_with_free_slots": { "freed": freed, "claimed": claimed_partial, "ms": ms(partial) },
+        "tick_with_free_slots": { "rounds": 5, "freed": freed, "claimed": claimed_partial,
+            "ms": { "median": ms(partial[2]), "max": ms(partial[4]) } },
     }))
 }

@@ -83,6 +83,10 @@ pub struct DemoArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
+    /// Run this many engines on the database, as that many `dialtone serve` nodes would
+    /// (PostgreSQL only). All of them claim and place calls; webhooks go to the first.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
 }
 
 /// `count` distinct, valid US numbers, the same for the same count.
@@ -107,6 +111,11 @@ pub fn synthetic_csv(count: usize) -> String {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.mode == "continuous" || args.mode == "batch", "--mode must be continuous or batch");
     anyhow::ensure!(args.time_scale > 0.0, "--time-scale must be above 0");
+    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(
+        args.nodes == 1 || args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")),
+        "--nodes above 1 needs --database-url postgres://… (several nodes share one PostgreSQL database)"
+    );
     let report = execute(&args).await?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -176,13 +185,22 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         capacity_cooldown: Duration::from_millis(200),
         ..config.engine()
     };
-    let state = app::build(&config, engine_config, Arc::new(SystemClock)).await?;
+    let state = app::build(&config, engine_config.clone(), Arc::new(SystemClock)).await?;
     let cancel = CancellationToken::new();
     let server = tokio::spawn(app::serve(state.clone(), listener, cancel.clone()));
+    // The other nodes: an engine each, with its own connection pool and node id.
+    let mut others = vec![];
+    for _ in 1..args.nodes {
+        let node = app::build(&config, engine_config.clone(), Arc::new(SystemClock)).await?;
+        others.push(tokio::spawn(node.engine.clone().run(cancel.clone())));
+    }
 
     let result = drive(args, &state, &base, &sim).await;
     cancel.cancel();
     let _ = server.await;
+    for node in others {
+        let _ = node.await;
+    }
     sim.shutdown();
     result
 }
@@ -272,6 +290,7 @@ fn report(args: &DemoArgs, contacts: u64, campaign: &Value, sim: &SimStats, stat
         "contacts_finished": finished_contacts(campaign),
         "cap": args.cap,
         "mode": args.mode,
+        "nodes": args.nodes,
         "max_concurrent_observed": sim.peak_concurrent_by_phone_number.get(args.provider.caller()).copied().unwrap_or(0),
         "provider": args.provider.to_possible_value().map(|v| v.get_name().to_string()),
         "duplicate_dials": sim.duplicate_dials,
@@ -302,8 +321,9 @@ fn report(args: &DemoArgs, contacts: u64, campaign: &Value, sim: &SimStats, stat
 
 fn print_table(r: &Value) {
     println!();
-    println!("dialtone demo — {} contacts, cap {}, {} mode{}", r["contacts"], r["cap"], r["mode"].as_str().unwrap_or(""),
-        if r["faults"] == true { ", faults on" } else { "" });
+    println!("dialtone demo — {} contacts, cap {}, {} mode{}{}", r["contacts"], r["cap"], r["mode"].as_str().unwrap_or(""),
+        if r["faults"] == true { ", faults on" } else { "" },
+        if r["nodes"].as_u64().unwrap_or(1) > 1 { format!(", {} nodes", r["nodes"]) } else { String::new() });
     println!("  {:<28} {}", "contacts finished", r["contacts_finished"]);
     println!("  {:<28} {}", "calls placed", r["calls_placed"]);
     println!("  {:<28} {} (cap {})", "peak concurrent (sim)", r["max_concurrent_observed"], r["cap"]);
