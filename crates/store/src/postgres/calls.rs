@@ -393,7 +393,7 @@ pub async fn end_call(pool: &PgPool, call: &CallId, outcome: Outcome, reason: &s
         duration_ms: None,
         raw: serde_json::json!({ "decision": "end", "outcome": outcome, "reason": reason }),
     };
-    let mut out = events::apply_batch(pool, std::slice::from_ref(&event), "engine", now).await?;
+    let mut out = events::apply_batch(&mut *pool.acquire().await?, std::slice::from_ref(&event), "engine", now).await?;
     let applied = out.pop().expect("one Applied per event");
     Ok((!applied.duplicate).then_some(applied))
 }

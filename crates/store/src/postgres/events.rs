@@ -12,7 +12,7 @@ use dialtone_core::schedule::Schedule;
 use dialtone_core::{CallId, CallStatus, ContactStatus, EventId, EventKind, Outcome, ProviderEvent, Transition, WorkspaceId};
 use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 type Tx<'a> = Transaction<'a, Postgres>;
 
@@ -22,10 +22,10 @@ pub const ATTEMPTS: u32 = 3;
 /// Stores and applies `events` in one transaction (group commit). A batch chosen as a
 /// deadlock victim (two nodes' batches crossing on the same rows) is retried whole: it
 /// either committed entirely or not at all.
-pub async fn apply_batch(pool: &PgPool, events: &[ProviderEvent], source: &str, now: Timestamp) -> Result<Vec<Applied>> {
+pub async fn apply_batch(conn: &mut PgConnection, events: &[ProviderEvent], source: &str, now: Timestamp) -> Result<Vec<Applied>> {
     let mut attempt = 1;
     loop {
-        match try_batch(pool, events, source, now).await {
+        match try_batch(conn, events, source, now).await {
             Err(StoreError::Database(e)) if attempt < ATTEMPTS && is_retryable(&e) => {
                 tracing::warn!(attempt, error = %e, "event batch aborted by PostgreSQL; retrying");
                 attempt += 1;
@@ -40,8 +40,8 @@ pub fn is_retryable(e: &sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
 }
 
-async fn try_batch(pool: &PgPool, events: &[ProviderEvent], source: &str, now: Timestamp) -> Result<Vec<Applied>> {
-    let mut tx = pool.begin().await?;
+async fn try_batch(conn: &mut PgConnection, events: &[ProviderEvent], source: &str, now: Timestamp) -> Result<Vec<Applied>> {
+    let mut tx = conn.begin().await?;
     let mut calls = lock_calls(&mut tx, events).await?;
 
     // Each event's call, found as the sequential code would: a provider id attached by an

@@ -1,8 +1,8 @@
 //! The PostgreSQL backend, for several nodes sharing one database. Same trait, same
 //! conformance suite as SQLite; what differs is how writers are kept apart. SQLite has one
 //! writer; here every node writes, so:
-//! - a claim locks its campaign row (`FOR UPDATE`) before counting active calls, and picks
-//!   contacts with `FOR UPDATE SKIP LOCKED` feeding an `UPDATE … RETURNING`;
+//! - a claim locks its campaign rows (`FOR UPDATE`, in id order) before counting active
+//!   calls, and picks contacts with `FOR UPDATE SKIP LOCKED` feeding an `UPDATE … RETURNING`;
 //! - writes that decide from a campaign's status hold its row (`FOR SHARE`), so a cancel
 //!   or a completion never interleaves with them;
 //! - a group commit of events first takes, in key order, a transaction-scoped advisory
@@ -35,6 +35,11 @@ pub struct PostgresStore {
     pool: PgPool,
     /// What the pool connects with, for the listener's own connection.
     options: PgConnectOptions,
+    /// The connection group commits of webhook events run on, kept between batches: the
+    /// ingest writer's batches come back to back, and taking a pooled connection (pinged
+    /// first) for each cost a round trip while every webhook of the batch waited. Given
+    /// back to the pool after a failed batch, so a broken one is never reused.
+    ingest: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Postgres>>>,
 }
 
 impl PostgresStore {
@@ -54,7 +59,7 @@ impl PostgresStore {
             .test_before_acquire(true)
             .connect_with(options.clone())
             .await?;
-        Ok(Self { pool, options })
+        Ok(Self { pool, options, ingest: tokio::sync::Mutex::new(None) })
     }
 
     /// The pool, for tests and tools that need to look under the trait.
@@ -161,7 +166,16 @@ impl Store for PostgresStore {
     }
 
     async fn apply_events(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>> {
-        events::apply_batch(&self.pool, events, "provider", received_at).await
+        let mut held = self.ingest.lock().await;
+        let conn = match held.take() {
+            Some(conn) => held.insert(conn),
+            None => held.insert(self.pool.acquire().await?),
+        };
+        let applied = events::apply_batch(conn, events, "provider", received_at).await;
+        if applied.is_err() {
+            *held = None;
+        }
+        applied
     }
 
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
