@@ -126,11 +126,10 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             .collect::<Result<_>>()?;
         // RETURNING has no order: dial each campaign's contacts in due order, like the pick.
         mine.sort_by_cached_key(|(i, r)| (*i, r.get::<i64, _>("next_attempt_at"), r.get::<String, _>("id")));
-        for &i in &wanting {
-            let got = mine.iter().filter(|(j, _)| *j == i).count() as u32;
-            // Fewer than asked: nothing else is due in that campaign right now.
-            claiming[i].want = if got < claiming[i].want { 0 } else { claiming[i].want - got };
-        }
+        // Fewer than asked: nothing else is due in that campaign right now. Otherwise the
+        // next round asks again for those turned away below.
+        let asked: Vec<(usize, u32, usize)> = wanting.iter().map(|&i| (i, claiming[i].want, claiming[i].dials.len())).collect();
+        let exhausted: Vec<bool> = asked.iter().map(|&(i, want, _)| (mine.iter().filter(|(j, _)| *j == i).count() as u32) < want).collect();
         let mut turned_away = TurnedAway::default();
         let mut to_dial = Vec::with_capacity(mine.len());
         for (i, r) in mine {
@@ -158,6 +157,10 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
         for dial in new_calls(&mut tx, &to_dial, &claiming, node, now).await? {
             let i = by_campaign[dial.campaign_id.as_str()];
             claiming[i].dials.push(dial);
+        }
+        for (&(i, want, before), exhausted) in asked.iter().zip(exhausted) {
+            let dialled = (claiming[i].dials.len() - before) as u32;
+            claiming[i].want = if exhausted { 0 } else { want - dialled };
         }
     }
     tx.commit().await?;

@@ -23,6 +23,16 @@ pub async fn a_number_suppressed_while_the_campaign_runs_is_never_claimed_and_en
     let _ = ContactStatus::Dnc;
 }
 
+pub async fn numbers_turned_away_are_replaced_in_the_same_claim(store: S) {
+    let (ws, cmp) = running(&store, Mode::Continuous, 2, 3, 5).await;
+    // The first two in due order are listed: the claim takes the next two instead.
+    store.add_suppressions(&ws, None, &[phone(0), phone(1)], None, at(0)).await.unwrap();
+    let dials = claim(&store, &cmp.id, at(1)).await;
+    let numbers: Vec<_> = dials.iter().map(|d| d.phone.clone()).collect();
+    assert_eq!(numbers, vec![phone(2), phone(3)], "a full cap in one claim, skipping the listed numbers");
+    assert_eq!(store.campaign_counts(&cmp.id).await.unwrap().contacts.get("dnc"), Some(&2));
+}
+
 pub async fn a_campaign_list_does_not_reach_other_campaigns(store: S) {
     let (ws, a) = running(&store, Mode::Continuous, 10, 3, 2).await;
     let b = draft_campaign(&store, &ws, Mode::Continuous, 10, 3).await;

@@ -71,6 +71,7 @@ conformance! {
     claim::claim_many_claims_for_each_campaign_up_to_its_own_cap,
     claim::campaigns_claimed_together_share_their_account_limit_fairly,
     dnc::a_number_suppressed_while_the_campaign_runs_is_never_claimed_and_ends_as_dnc,
+    dnc::numbers_turned_away_are_replaced_in_the_same_claim,
     dnc::a_campaign_list_does_not_reach_other_campaigns,
     dnc::suppressions_are_added_once_checked_listed_and_removed,
     schedule::over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own_hours,
