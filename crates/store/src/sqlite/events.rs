@@ -31,11 +31,15 @@ async fn find_call(tx: &mut Tx<'_>, e: &ProviderEvent) -> Result<Option<Call>> {
 
 pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Timestamp) -> Result<Applied> {
     let call = find_call(tx, e).await?;
+    // Stored already marked applied when it will move its call (this transaction is the
+    // only writer, so the call cannot change in between): no second write of the row.
+    let moves = call.as_ref().is_some_and(|c| apply(c.status, &e.kind).is_some());
     // An event whose call is unknown is kept with no call (an orphan), findable by its
     // provider call id: an inbound call's record adopts it (`record_inbound_call`).
     let inserted = sqlx::query(
-        "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at, received_at, provider_call_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+        "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at, received_at,
+            provider_call_id, applied)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
     )
     .bind(EventId::new().as_str())
     .bind(call.as_ref().map(|c| c.workspace_id.as_str()))
@@ -48,6 +52,7 @@ pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Ti
     .bind(e.occurred_at.map(ms))
     .bind(ms(now))
     .bind(e.provider_call_id.as_deref())
+    .bind(moves)
     .execute(&mut **tx)
     .await?
     .rows_affected()
@@ -70,15 +75,17 @@ pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Ti
                 .await?;
         }
     }
-    applied.transition = apply_to_call(tx, &call, &e.kind, e.cost, e.duration_ms, &e.dedupe_key, now).await?;
+    applied.transition = apply_to_call(tx, &call, &e.kind, e.cost, e.duration_ms, &e.dedupe_key, moves, now).await?;
     Ok(applied)
 }
 
 /// Applies a stored event (`dedupe_key`) to `call` as it stands: moves the call forward
-/// only (fenced on its current status), marks the event applied, and moves the contact on
-/// when the call ends. Returns the transition made, if any.
+/// only (fenced on its current status), marks the event applied (unless it was stored
+/// `marked` so already), and moves the contact on when the call ends. Returns the
+/// transition made, if any.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_to_call(tx: &mut Tx<'_>, call: &Call, kind: &EventKind, cost: Option<f64>, duration_ms: Option<i64>,
-    dedupe_key: &str, now: Timestamp) -> Result<Option<Transition>> {
+    dedupe_key: &str, marked: bool, now: Timestamp) -> Result<Option<Transition>> {
     let (reason, outcome) = match kind {
         EventKind::Ended { outcome, reason } => (reason.clone(), Some(*outcome)),
         _ => (None, None),
@@ -105,8 +112,10 @@ pub async fn apply_to_call(tx: &mut Tx<'_>, call: &Call, kind: &EventKind, cost:
         .await?
         .rows_affected()
             == 1;
+        if moved != marked {
+            sqlx::query("UPDATE call_events SET applied = ? WHERE dedupe_key = ?").bind(moved).bind(dedupe_key).execute(&mut **tx).await?;
+        }
         if moved {
-            sqlx::query("UPDATE call_events SET applied = 1 WHERE dedupe_key = ?").bind(dedupe_key).execute(&mut **tx).await?;
             if let (true, Some(outcome)) = (t.ends_call(), t.outcome) {
                 if crate::common::is_capacity_refusal(kind) {
                     give_attempt_back(tx, call, now).await?;
@@ -158,7 +167,7 @@ pub async fn adopt_orphans(tx: &mut Tx<'_>, call: Call, pid: &str, now: Timestam
             EventKind::Ended { outcome, .. } => EventKind::Ended { outcome, reason },
             k => k,
         };
-        if apply_to_call(tx, &call, &kind, cost, None, o.try_get("dedupe_key")?, now).await?.is_some() {
+        if apply_to_call(tx, &call, &kind, cost, None, o.try_get("dedupe_key")?, false, now).await?.is_some() {
             call = reload(tx, &call.id).await?;
         }
     }
