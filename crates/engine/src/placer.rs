@@ -4,8 +4,14 @@
 //! try, ends the call FAILED with the provider's reason. While the breaker is open, or the
 //! provider says the account is at its concurrency limit, the claim is given back: the
 //! contact is due again and no attempt is spent.
+//!
+//! A try that went unanswered (a timeout, a dropped connection) may still have created the
+//! call, and providers take no idempotency key. So before sending again, or giving up, the
+//! provider is asked for a call carrying our id: found → adopted, never sent twice; certainly
+//! not there → sent again; the provider cannot say → the call ends `timeout` rather than risk
+//! a second dial (the contact's retry policy decides what comes next).
 
-use crate::Engine;
+use crate::{Account, Engine};
 use dialtone_core::Outcome;
 use dialtone_providers::{PlaceCall, ProviderError};
 use dialtone_store::Dial;
@@ -57,9 +63,11 @@ impl Engine {
         // The fence: committed before the request, so after a crash a call with
         // `placing_at` set is known to be possibly at the provider, and one without is not.
         // It also fails if another node took the call over (our lease ran out meanwhile).
-        if !self.store.mark_placing(&dial.call_id, &self.node, self.clock.now()).await? {
+        let placing_at = self.clock.now();
+        if !self.store.mark_placing(&dial.call_id, &self.node, placing_at).await? {
             return Ok(());
         }
+        let since = placing_at.checked_sub(crate::reaper::LOOKUP_SLACK).unwrap_or(placing_at);
         let request = PlaceCall {
             call_id: dial.call_id.clone(),
             campaign_id: dial.campaign_id.clone(),
@@ -111,11 +119,42 @@ impl Engine {
                     tracing::warn!(status = ?e.status, error = %e, retry_in_ms = wait.as_millis() as u64, "provider refused the call for now; retrying");
                     tokio::time::sleep(wait).await;
                     tries += 1;
+                    if ambiguous && !self.absent_after_unanswered_try(&account, dial, since).await? {
+                        return Ok(());
+                    }
                 }
                 _ => {
                     tracing::warn!(status = ?e.status, error = %e, tries = tries + 1, "provider refused the call; giving up on this attempt");
+                    if ambiguous && !self.absent_after_unanswered_try(&account, dial, since).await? {
+                        return Ok(());
+                    }
                     return self.fail(dial, &e.message).await;
                 }
+            }
+        }
+    }
+
+    /// After a try that went unanswered: true when the provider certainly has no call of
+    /// ours, so sending it (again) dials once. Otherwise the call is settled here: adopted
+    /// when the provider has it, ended `timeout` when the provider cannot say.
+    async fn absent_after_unanswered_try(&self, account: &Account, dial: &Dial, since: jiff::Timestamp) -> Result<bool, crate::EngineError> {
+        match account.provider.find_call(&dial.call_id, since).await {
+            Ok(None) => Ok(true),
+            Ok(Some(remote)) => {
+                tracing::info!(provider_call_id = %remote.provider_call_id, "an unanswered try did reach the provider: adopting its call instead of sending again");
+                self.metrics.calls_placed(dial.provider);
+                self.store.mark_dialed(&dial.call_id, &remote.provider_call_id, self.clock.now()).await?;
+                let _ = self.ingest(vec![remote.event]).await;
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a try went unanswered and the provider cannot say whether it placed the call; ending it as timeout");
+                let reason = format!("a placement went unanswered and the provider could not say whether it placed the call: {e}");
+                if let Some(applied) = self.store.end_call(&dial.call_id, Outcome::Timeout, &reason, self.clock.now()).await? {
+                    self.metrics.record_applied(std::slice::from_ref(&applied));
+                }
+                self.wake();
+                Ok(false)
             }
         }
     }

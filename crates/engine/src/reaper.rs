@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A provider lookup for a possibly-sent call starts this long before we marked it placing,
 /// to allow for clock skew between us and the provider.
-const LOOKUP_SLACK: SignedDuration = SignedDuration::from_secs(120);
+pub(crate) const LOOKUP_SLACK: SignedDuration = SignedDuration::from_secs(120);
 
 pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
     loop {
