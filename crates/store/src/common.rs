@@ -24,6 +24,23 @@ pub fn opt_ts(v: Option<i64>) -> Result<Option<Timestamp>> {
     v.map(ts).transpose()
 }
 
+/// Adds one row of a campaign's counts query to `counts`: `kind` is `contact` or `call`,
+/// `outcome` is set on ended calls only.
+pub fn add_count(counts: &mut crate::CampaignCounts, kind: &str, status: String, outcome: Option<String>, n: u64) -> Result<()> {
+    if kind == "contact" {
+        counts.contacts.insert(status, n);
+        return Ok(());
+    }
+    if parse::<CallStatus>(&status)?.is_active() {
+        counts.active_calls += n;
+    }
+    if let Some(outcome) = outcome {
+        *counts.outcomes.entry(outcome).or_default() += n;
+    }
+    *counts.calls.entry(status).or_default() += n;
+    Ok(())
+}
+
 pub fn parse<T: FromStr>(s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,

@@ -52,7 +52,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> Result<Campaign>;
     async fn get_campaign(&self, ws: &WorkspaceId, id: &CampaignId) -> Result<Option<Campaign>>;
     async fn list_campaigns(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<Campaign>>;
-    async fn campaign_counts(&self, id: &CampaignId) -> Result<CampaignCounts>;
+    async fn campaign_counts(&self, id: &CampaignId) -> Result<CampaignCounts> {
+        Ok(self.campaign_counts_many(std::slice::from_ref(id)).await?.remove(id).unwrap_or_default())
+    }
+    /// The counts of each of `ids`, read in one statement (a campaign list shows them all).
+    /// A campaign with no contact and no call may be missing.
+    async fn campaign_counts_many(&self, ids: &[CampaignId]) -> Result<HashMap<CampaignId, CampaignCounts>>;
     /// Moves a campaign to `to` only if its status is one of `from`. Returns whether it moved.
     async fn transition_campaign(&self, ws: &WorkspaceId, id: &CampaignId, from: &[CampaignStatus], to: CampaignStatus, now: Timestamp) -> Result<bool>;
     /// Cancels the campaign and its pending contacts; active calls finish and are recorded.

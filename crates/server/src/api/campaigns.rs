@@ -125,6 +125,10 @@ pub struct CampaignView {
 
 async fn view(app: &AppState, campaign: Campaign) -> Result<CampaignView, ApiError> {
     let counts = app.store.campaign_counts(&campaign.id).await?;
+    Ok(view_with(app, campaign, counts))
+}
+
+fn view_with(app: &AppState, campaign: Campaign, counts: CampaignCounts) -> CampaignView {
     let now = app.now();
     let next_open_at = campaign.schedule.next_open(now);
     let waiting_reason = if !campaign.status.is_runnable() {
@@ -139,7 +143,7 @@ async fn view(app: &AppState, campaign: Campaign) -> Result<CampaignView, ApiErr
     } else {
         None
     };
-    Ok(CampaignView { campaign, counts, next_open_at, waiting_reason })
+    CampaignView { campaign, counts, next_open_at, waiting_reason }
 }
 
 fn parse_id(id: &str) -> Result<CampaignId, ApiError> {
@@ -163,10 +167,12 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
 
 async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<PageQuery>) -> Result<Json<serde_json::Value>, ApiError> {
     let page = q.page()?;
-    let mut views = vec![];
-    for c in app.store.list_campaigns(&ws, &page).await? {
-        views.push(view(&app, c).await?);
-    }
+    let campaigns = app.store.list_campaigns(&ws, &page).await?;
+    // The whole page's counts in one read, not one per campaign.
+    let ids: Vec<_> = campaigns.iter().map(|c| c.id.clone()).collect();
+    let mut counts = app.store.campaign_counts_many(&ids).await?;
+    let views: Vec<CampaignView> =
+        campaigns.into_iter().map(|c| { let n = counts.remove(&c.id).unwrap_or_default(); view_with(&app, c, n) }).collect();
     Ok(Json(paged(views, page.limit, |v| v.campaign.id.to_string())))
 }
 

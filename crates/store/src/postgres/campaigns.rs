@@ -8,8 +8,9 @@
 use super::rows::{self, ms};
 use crate::common::{duplicate_reason, ACTIVE_SQL};
 use crate::{Campaign, CampaignCounts, Contact, InsertReport, NewCampaign, NewContact, Page, RejectedRow, Result, StoreError};
-use dialtone_core::{ApiKeyId, CallStatus, CampaignId, CampaignStatus, ContactId, WorkspaceId};
+use dialtone_core::{ApiKeyId, CampaignId, CampaignStatus, ContactId, WorkspaceId};
 use jiff::Timestamp;
+use std::collections::HashMap;
 use sqlx::{PgPool, Row};
 use std::collections::HashSet;
 
@@ -98,34 +99,26 @@ pub async fn list(pool: &PgPool, ws: &WorkspaceId, page: &Page) -> Result<Vec<Ca
         .collect()
 }
 
-pub async fn counts(pool: &PgPool, id: &CampaignId) -> Result<CampaignCounts> {
+/// The counts of each of `ids` (campaigns with no contact and no call are missing).
+pub async fn counts(pool: &PgPool, ids: &[CampaignId]) -> Result<HashMap<CampaignId, CampaignCounts>> {
     // One statement, so one snapshot: a call that ends between two separate reads would
     // otherwise show its contact still `in_call` next to no active call.
-    let mut counts = CampaignCounts::default();
+    let mut all: HashMap<CampaignId, CampaignCounts> = HashMap::new();
     for r in sqlx::query(
-        "SELECT 'contact' AS kind, status, NULL AS outcome, COUNT(*) AS n FROM contacts WHERE campaign_id = $1 GROUP BY status
+        "SELECT 'contact' AS kind, campaign_id, status, NULL AS outcome, COUNT(*) AS n FROM contacts
+         WHERE campaign_id = ANY($1) GROUP BY campaign_id, status
          UNION ALL
-         SELECT 'call', status, outcome, COUNT(*) FROM calls WHERE campaign_id = $1 GROUP BY status, outcome",
+         SELECT 'call', campaign_id, status, outcome, COUNT(*) FROM calls WHERE campaign_id = ANY($1) GROUP BY campaign_id, status, outcome",
     )
-    .bind(id.as_str())
+    .bind(ids.iter().map(|c| c.as_str()).collect::<Vec<_>>())
     .fetch_all(pool)
     .await?
     {
-        let status: String = r.try_get("status")?;
+        let counts = all.entry(CampaignId::from_db(r.try_get("campaign_id")?)).or_default();
         let n = r.try_get::<i64, _>("n")? as u64;
-        if r.try_get::<String, _>("kind")? == "contact" {
-            counts.contacts.insert(status, n);
-            continue;
-        }
-        if rows::parse::<CallStatus>(&status)?.is_active() {
-            counts.active_calls += n;
-        }
-        if let Some(outcome) = r.try_get::<Option<String>, _>("outcome")? {
-            *counts.outcomes.entry(outcome).or_default() += n;
-        }
-        *counts.calls.entry(status).or_default() += n;
+        crate::common::add_count(counts, r.try_get("kind")?, r.try_get("status")?, r.try_get("outcome")?, n)?;
     }
-    Ok(counts)
+    Ok(all)
 }
 
 pub async fn transition(pool: &PgPool, ws: &WorkspaceId, id: &CampaignId, from: &[CampaignStatus], to: CampaignStatus, now: Timestamp) -> Result<bool> {

@@ -104,8 +104,8 @@ impl Store for PostgresStore {
         campaigns::list(&self.pool, ws, page).await
     }
 
-    async fn campaign_counts(&self, id: &CampaignId) -> Result<CampaignCounts> {
-        campaigns::counts(&self.pool, id).await
+    async fn campaign_counts_many(&self, ids: &[CampaignId]) -> Result<std::collections::HashMap<CampaignId, CampaignCounts>> {
+        campaigns::counts(&self.pool, ids).await
     }
 
     async fn transition_campaign(&self, ws: &WorkspaceId, id: &CampaignId, from: &[CampaignStatus], to: CampaignStatus, now: Timestamp) -> Result<bool> {

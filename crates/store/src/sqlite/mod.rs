@@ -69,8 +69,8 @@ impl Store for SqliteStore {
         campaigns::list(&self.read, ws, page).await
     }
 
-    async fn campaign_counts(&self, id: &CampaignId) -> Result<CampaignCounts> {
-        campaigns::counts(&self.read, id).await
+    async fn campaign_counts_many(&self, ids: &[CampaignId]) -> Result<std::collections::HashMap<CampaignId, CampaignCounts>> {
+        campaigns::counts(&self.read, ids).await
     }
 
     async fn transition_campaign(&self, ws: &WorkspaceId, id: &CampaignId, from: &[CampaignStatus], to: CampaignStatus, now: Timestamp) -> Result<bool> {

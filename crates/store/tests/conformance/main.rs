@@ -116,6 +116,7 @@ conformance! {
     reads::keyset_pagination_returns_each_call_exactly_once,
     reads::another_workspace_sees_none_of_our_campaigns_contacts_or_calls,
     reads::campaign_counts_reflect_contacts_calls_outcomes_and_active_calls,
+    reads::counts_of_several_campaigns_read_together_match_each_campaigns_own,
     reads::find_api_key_finds_a_created_key_by_its_hash_only,
 
     inbound::phone_numbers_are_added_listed_found_by_exact_number_and_removed,

@@ -169,3 +169,28 @@ pub async fn find_api_key_finds_a_created_key_by_its_hash_only(store: S) {
     assert_eq!(store.find_api_key("hash-of-nothing").await.unwrap(), None);
     assert_eq!(store.find_api_key("").await.unwrap(), None);
 }
+
+pub async fn counts_of_several_campaigns_read_together_match_each_campaigns_own(store: S) {
+    let (ws, a) = running(&store, Mode::Continuous, 3, 3, 5).await;
+    let b = draft_campaign(&store, &ws, Mode::Continuous, 2, 3).await;
+    add_contacts(&store, &ws, &b.id, 100..104).await;
+    start(&store, &ws, &b.id).await;
+    let empty = draft_campaign(&store, &ws, Mode::Continuous, 2, 3).await;
+    let dials = claim(&store, &a.id, at(0)).await;
+    place(&store, &dials[0], at(1)).await;
+    end(&store, &dials[0].call_id, Outcome::Completed, at(2)).await;
+    end(&store, &dials[1].call_id, Outcome::NoAnswer, at(2)).await;
+    claim(&store, &b.id, at(3)).await;
+
+    let ids = [a.id.clone(), b.id.clone(), empty.id.clone()];
+    let together = store.campaign_counts_many(&ids).await.unwrap();
+    for id in &ids {
+        let alone = store.campaign_counts(id).await.unwrap();
+        let got = together.get(id).cloned().unwrap_or_default();
+        assert_eq!(format!("{got:?}"), format!("{alone:?}"), "campaign {id}");
+    }
+    let a_counts = &together[&a.id];
+    assert_eq!((a_counts.active_calls, a_counts.outcomes.get("completed"), a_counts.outcomes.get("no_answer")), (1, Some(&1), Some(&1)));
+    assert_eq!(together[&b.id].active_calls, 2);
+    assert_eq!(together.get(&empty.id).map_or(0, |c| c.active_calls + c.contacts.values().sum::<u64>()), 0);
+}
