@@ -112,7 +112,7 @@ impl Engine {
                 account.cool_down(self.clock.now(), self.config.capacity_cooldown);
                 return self.give_back(dial, &format!("provider at its concurrency limit: {e}")).await;
             }
-            ambiguous = e.is_retryable() && e.status.is_none();
+            ambiguous = e.unanswered;
             let wait = self.config.placement_backoff.get(tries).map(|d| e.retry_after.map_or(*d, |r| r.max(*d)));
             match wait {
                 Some(wait) if e.is_retryable() && wait <= MAX_RETRY_AFTER => {

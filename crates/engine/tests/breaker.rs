@@ -26,7 +26,7 @@ impl Provider for Flaky {
     async fn place_call(&self, call: &PlaceCall) -> Result<Placed, ProviderError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         if self.failing.load(Ordering::SeqCst) {
-            return Err(ProviderError { class: ErrorClass::Retryable, status: Some(503), message: "vapi 503: unavailable".into(), retry_after: None, concurrency_limited: false });
+            return Err(ProviderError { class: ErrorClass::Retryable, status: Some(503), message: "vapi 503: unavailable".into(), retry_after: None, concurrency_limited: false, unanswered: false });
         }
         Ok(Placed { provider_call_id: format!("p-{}", call.call_id) })
     }

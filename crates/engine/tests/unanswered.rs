@@ -29,7 +29,7 @@ fn provider_id(call: &CallId) -> String {
 }
 
 fn error(message: &str) -> ProviderError {
-    ProviderError { class: ErrorClass::Retryable, status: None, message: message.into(), retry_after: None, concurrency_limited: false }
+    ProviderError { class: ErrorClass::Retryable, status: None, message: message.into(), retry_after: None, concurrency_limited: false, unanswered: true }
 }
 
 #[async_trait]

@@ -64,6 +64,9 @@ pub struct ProviderError {
     pub retry_after: Option<Duration>,
     /// The provider said the account is at its concurrency limit: slow down, don't burn attempts.
     pub concurrency_limited: bool,
+    /// The request may have reached the provider and only the answer was lost (a timeout,
+    /// a connection cut after sending, a gateway timeout): the call may exist.
+    pub unanswered: bool,
 }
 
 impl ProviderError {

@@ -42,6 +42,9 @@ pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderErro
     // A builder error is our own bug and will not heal; everything else (timeout, refused,
     // reset, cut-off body) is the network and may.
     let class = if e.is_builder() { ErrorClass::Final } else { ErrorClass::Retryable };
+    // Sent, or partly sent, and no answer: the provider may have acted on it. A failure to
+    // connect never reached it.
+    let unanswered = !e.is_connect() && !e.is_builder();
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -57,6 +60,7 @@ pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderErro
         message: format!("{provider} {what}: {}", e.without_url()),
         retry_after: None,
         concurrency_limited: false,
+        unanswered,
     }
 }
 
@@ -75,7 +79,7 @@ pub(crate) fn truncate(s: &str, max_chars: usize) -> String {
 }
 
 pub(crate) fn final_error(status: Option<u16>, message: String) -> ProviderError {
-    ProviderError { class: ErrorClass::Final, status, message, retry_after: None, concurrency_limited: false }
+    ProviderError { class: ErrorClass::Final, status, message, retry_after: None, concurrency_limited: false, unanswered: false }
 }
 
 /// `application/x-www-form-urlencoded` pairs, decoded, in body order.
@@ -136,6 +140,26 @@ pub(crate) fn seconds_to_ms(text: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn a_request_that_could_not_connect_is_not_unanswered_but_one_that_timed_out_is() {
+        let http = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+        // Nobody listens on a port we just closed: refused before anything was sent.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let refused = send("test", http.post(format!("http://{closed}/call"))).await.err().unwrap();
+        assert!(refused.is_retryable() && !refused.unanswered, "{refused:?}");
+        // A server that takes the request and never answers: it may have acted on it.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let (conn, _) = silent.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(conn);
+        });
+        let timed_out = send("test", http.post(format!("http://{addr}/call")).body("{}")).await.err().unwrap();
+        assert!(timed_out.is_retryable() && timed_out.unanswered, "{timed_out:?}");
+        hold.abort();
+    }
 
     #[test]
     fn path_and_query_of_relative_and_absolute_urls() {

@@ -29,7 +29,7 @@ impl Provider for Instant0 {
         Ok(Placed { provider_call_id: format!("bench-{}", call.call_id) })
     }
     async fn get_call(&self, id: &str) -> Result<RemoteCall, ProviderError> {
-        Err(ProviderError { class: dialtone_providers::ErrorClass::Final, status: None, message: format!("no call {id}"), retry_after: None, concurrency_limited: false })
+        Err(ProviderError { class: dialtone_providers::ErrorClass::Final, status: None, message: format!("no call {id}"), retry_after: None, concurrency_limited: false, unanswered: false })
     }
     async fn find_call(&self, _: &CallId, _: Timestamp) -> Result<Option<RemoteCall>, ProviderError> {
         Ok(None)

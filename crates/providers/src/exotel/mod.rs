@@ -132,7 +132,7 @@ impl Provider for ExotelProvider {
 }
 
 fn final_error(message: &str) -> ProviderError {
-    ProviderError { class: ErrorClass::Final, status: None, message: message.into(), retry_after: None, concurrency_limited: false }
+    ProviderError { class: ErrorClass::Final, status: None, message: message.into(), retry_after: None, concurrency_limited: false, unanswered: false }
 }
 
 /// Exotel call status → event. `None` for a status we do not know: the caller stores it

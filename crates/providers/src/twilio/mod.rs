@@ -112,6 +112,7 @@ impl Provider for TwilioProvider {
             message: "twilio cannot find a call by dialtone id".into(),
             retry_after: None,
             concurrency_limited: false,
+            unanswered: false,
         })
     }
 

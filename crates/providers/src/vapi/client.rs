@@ -34,6 +34,7 @@ pub(super) async fn place_call(
             message: format!("vapi {}: accepted the call but the response has no call id", status.as_u16()),
             retry_after: None,
             concurrency_limited: false,
+            unanswered: false,
         }),
     }
 }
@@ -98,10 +99,10 @@ pub(super) async fn hang_up(http: &reqwest::Client, config: &VapiConfig, provide
         .json(&json!({"type": "end-call"}))
         .send()
         .await
-        .map_err(transport_error)?;
+        .map_err(|e| crate::rest::transport_error("vapi", e))?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let text = resp.text().await.map_err(transport_error)?;
+    let text = resp.text().await.map_err(|e| crate::rest::transport_error("vapi", e))?;
     if status.is_success() {
         Ok(())
     } else {
@@ -188,10 +189,10 @@ async fn send(
     if let Some(body) = body {
         req = req.json(body);
     }
-    let resp = req.send().await.map_err(transport_error)?;
+    let resp = req.send().await.map_err(|e| crate::rest::transport_error("vapi", e))?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let text = resp.text().await.map_err(transport_error)?;
+    let text = resp.text().await.map_err(|e| crate::rest::transport_error("vapi", e))?;
     if status.is_success() {
         Ok((status, text))
     } else {
@@ -212,28 +213,6 @@ fn endpoint(base: &str, path: &[&str]) -> Result<Url, ProviderError> {
     Ok(url)
 }
 
-fn transport_error(e: reqwest::Error) -> ProviderError {
-    // A builder error is our own bug and will not heal; everything else (timeout, refused,
-    // reset, cut-off body) is the network and may.
-    let class = if e.is_builder() { ErrorClass::Final } else { ErrorClass::Retryable };
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    // `without_url`: the URL is harmless today, but the error text ends up in logs and API
-    // responses and should not depend on that.
-    ProviderError {
-        class,
-        status: None,
-        message: format!("vapi {what}: {}", e.without_url()),
-        retry_after: None,
-        concurrency_limited: false,
-    }
-}
-
 /// Classifies a non-2xx answer. Pure, so the table is tested without a server.
 pub(super) fn status_error(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
     let json: Option<Value> = serde_json::from_str(body).ok();
@@ -251,7 +230,7 @@ pub(super) fn status_error(status: u16, headers: &HeaderMap, body: &str) -> Prov
         _ => ErrorClass::Final,
     };
     let message = if reason.is_empty() { format!("vapi {status}") } else { format!("vapi {status}: {reason}") };
-    ProviderError { class, status: Some(status), message, retry_after: retry_after(headers), concurrency_limited }
+    ProviderError { class, status: Some(status), message, retry_after: retry_after(headers), concurrency_limited, unanswered: status == 504 }
 }
 
 /// Vapi's errors say why in `message` (a string, or a list of validation failures),
@@ -325,6 +304,10 @@ mod tests {
         }
         for s in [400, 401, 403, 404, 409, 422] {
             assert_eq!(status_error(s, &HeaderMap::new(), "").class, ErrorClass::Final, "{s}");
+        }
+        // Only a gateway timeout leaves it open whether Vapi created the call.
+        for s in [400, 429, 500, 502, 503, 504] {
+            assert_eq!(status_error(s, &HeaderMap::new(), "").unanswered, s == 504, "{s}");
         }
     }
 
