@@ -5,8 +5,8 @@
 //! provider says the account is at its concurrency limit, the claim is given back: the
 //! contact is due again and no attempt is spent.
 //!
-//! A try that went unanswered (a timeout, a dropped connection) may still have created the
-//! call, and providers take no idempotency key. So before sending again, or giving up, the
+//! A try that went unanswered (a timeout, a connection cut after sending, a 504) may still
+//! have created the call, and providers take no idempotency key. So before sending again, or giving up, the
 //! provider is asked for a call carrying our id: found → adopted, never sent twice; certainly
 //! not there → sent again; the provider cannot say → the call ends `timeout` rather than risk
 //! a second dial (the contact's retry policy decides what comes next).
@@ -86,7 +86,7 @@ impl Engine {
                 Err(until) if !ambiguous => return self.give_back(dial, &format!("circuit breaker open until {until}")).await,
                 Err(until) => {
                     // A timed-out try may have reached the provider: never release it to be dialled again.
-                    return self.fail(dial, &format!("circuit breaker opened (until {until}) after an unanswered try")).await;
+                    return self.end_dial(dial, Outcome::Failed, &format!("circuit breaker opened (until {until}) after an unanswered try")).await;
                 }
             };
             let started = std::time::Instant::now();
@@ -119,8 +119,12 @@ impl Engine {
                     tracing::warn!(status = ?e.status, error = %e, retry_in_ms = wait.as_millis() as u64, "provider refused the call for now; retrying");
                     tokio::time::sleep(wait).await;
                     tries += 1;
-                    if ambiguous && !self.absent_after_unanswered_try(&account, dial, since).await? {
-                        return Ok(());
+                    if ambiguous {
+                        if !self.absent_after_unanswered_try(&account, dial, since).await? {
+                            return Ok(());
+                        }
+                        // Certainly not at the provider: as good as never sent.
+                        ambiguous = false;
                     }
                 }
                 _ => {
@@ -128,7 +132,7 @@ impl Engine {
                     if ambiguous && !self.absent_after_unanswered_try(&account, dial, since).await? {
                         return Ok(());
                     }
-                    return self.fail(dial, &e.message).await;
+                    return self.end_dial(dial, Outcome::Failed, &e.message).await;
                 }
             }
         }
@@ -150,17 +154,14 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(error = %e, "a try went unanswered and the provider cannot say whether it placed the call; ending it as timeout");
                 let reason = format!("a placement went unanswered and the provider could not say whether it placed the call: {e}");
-                if let Some(applied) = self.store.end_call(&dial.call_id, Outcome::Timeout, &reason, self.clock.now()).await? {
-                    self.metrics.record_applied(std::slice::from_ref(&applied));
-                }
-                self.wake();
+                self.end_dial(dial, Outcome::Timeout, &reason).await?;
                 Ok(false)
             }
         }
     }
 
-    async fn fail(&self, dial: &Dial, reason: &str) -> Result<(), crate::EngineError> {
-        if let Some(applied) = self.store.end_call(&dial.call_id, Outcome::Failed, reason, self.clock.now()).await? {
+    async fn end_dial(&self, dial: &Dial, outcome: Outcome, reason: &str) -> Result<(), crate::EngineError> {
+        if let Some(applied) = self.store.end_call(&dial.call_id, outcome, reason, self.clock.now()).await? {
             self.metrics.record_applied(std::slice::from_ref(&applied));
         }
         self.wake();
