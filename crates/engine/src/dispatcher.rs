@@ -69,11 +69,11 @@ impl Engine {
             self.placing.lock().unwrap().extend(claimed.values().flatten().map(|d| d.call_id.clone()));
             claimed
         };
-        let mut total = 0;
+        let (mut total, mut empty) = (0, vec![]);
         for campaign in campaigns {
             let dials = claimed.remove(&campaign).unwrap_or_default();
             let Some(first) = dials.first() else {
-                self.complete_if_done(&campaign).await?;
+                empty.push(campaign);
                 continue;
             };
             self.campaign_providers.lock().unwrap().insert(campaign.clone(), first.provider);
@@ -82,6 +82,10 @@ impl Engine {
                 let engine = self.clone();
                 self.tasks.spawn(async move { engine.place(dial).await });
             }
+        }
+        // Only once every claimed call is on its way: a failure here strands no claim.
+        for campaign in &empty {
+            self.complete_if_done(campaign).await?;
         }
         Ok(total)
     }
