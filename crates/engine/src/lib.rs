@@ -224,14 +224,33 @@ impl Engine {
 
 /// Renews this node's lease every `heartbeat_interval` until `stop`. A failed heartbeat is
 /// logged and retried on the next beat: the lease outlasts a few of them.
+/// A clock this far from the database's is warned about: nodes judge each other's leases
+/// (15 s, heartbeats every 5 s) by their own clocks.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(2);
+
 async fn heartbeat(engine: Arc<Engine>, stop: CancellationToken) {
+    let mut warned: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(engine.config.heartbeat_interval) => {}
         }
-        if let Err(e) = engine.store.heartbeat(&engine.node, engine.clock.now()).await {
-            tracing::warn!(error = %e, node = %engine.node, "heartbeat failed; other nodes take over this node's unsent calls if it stays down for the lease");
+        let now = engine.clock.now();
+        match engine.store.heartbeat(&engine.node, now).await {
+            Ok(Some(server)) => {
+                let skew = now.duration_since(server).as_secs_f64();
+                engine.metrics.clock_skew(skew);
+                // Once a minute at most: loud enough to be fixed, not a flood.
+                if skew.abs() > MAX_CLOCK_SKEW.as_secs_f64() && warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    warned = Some(std::time::Instant::now());
+                    tracing::warn!(skew_secs = skew, node = %engine.node,
+                        "this node's clock is off the database's: another node could take it for dead early, or late; keep the nodes' clocks in sync (NTP)");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, node = %engine.node, "heartbeat failed; other nodes take over this node's unsent calls if it stays down for the lease");
+            }
         }
     }
 }

@@ -50,6 +50,7 @@ pub struct Metrics {
     webhook_latency: Family<ProviderLabel, Histogram, fn() -> Histogram>,
     active: Gauge,
     breakers: Family<ProviderLabel, Gauge>,
+    clock_skew: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -71,7 +72,9 @@ impl Default for Metrics {
         registry.register("webhooks", "Webhooks received, by result", webhooks.clone());
         registry.register("webhook_seconds", "Webhook handling time, verification to committed write", webhook_latency.clone());
         registry.register("active_calls", "Calls holding a concurrency slot", active.clone());
-        Self { registry, placed, ended, provider_errors, provider_latency, webhooks, webhook_latency, active, breakers }
+        let clock_skew = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register("clock_skew_seconds", "This node's clock minus the database's, at the last heartbeat (PostgreSQL)", clock_skew.clone());
+        Self { registry, placed, ended, provider_errors, provider_latency, webhooks, webhook_latency, active, breakers, clock_skew }
     }
 }
 
@@ -98,6 +101,10 @@ impl Metrics {
         self.webhook_latency.get_or_create(&ProviderLabel { provider: provider.into() }).observe(took.as_secs_f64());
     }
 
+    pub fn clock_skew(&self, seconds: f64) {
+        self.clock_skew.set(seconds);
+    }
+
     pub fn record_applied(&self, applied: &[Applied]) {
         for a in applied {
             if let Some(outcome) = a.transition.as_ref().filter(|t| t.ends_call()).and_then(|t| t.outcome) {
@@ -115,5 +122,18 @@ impl Metrics {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_skew_is_exported_in_seconds() {
+        let m = Metrics::default();
+        m.clock_skew(-3.5);
+        let out = m.render(0, &[]);
+        assert!(out.contains("dialtone_clock_skew_seconds -3.5"), "{out}");
     }
 }

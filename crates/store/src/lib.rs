@@ -125,7 +125,10 @@ pub trait Store: Send + Sync + 'static {
 
     // Node leases and cross-node wake-ups.
     /// Records that `node` is alive at `now` (insert or update; `started_at` is kept).
-    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()>;
+    /// Returns the database server's clock when there is one every node shares
+    /// (PostgreSQL): leases are judged by comparing nodes' clocks, so a node can tell how
+    /// far off its own is.
+    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>>;
     /// Tells every node's dispatcher to look now (a campaign started, a call ended).
     /// PostgreSQL: `NOTIFY dialtone_wake`; SQLite (one node): nothing.
     async fn publish_wake(&self) -> Result<()>;

@@ -453,16 +453,18 @@ pub async fn stuck(pool: &PgPool, quiet_since: Timestamp, limit: u32) -> Result<
         .collect()
 }
 
-pub async fn heartbeat(pool: &PgPool, node: &str, now: Timestamp) -> Result<()> {
-    sqlx::query(
+/// Returns the server's clock as the heartbeat was written.
+pub async fn heartbeat(pool: &PgPool, node: &str, now: Timestamp) -> Result<Timestamp> {
+    let server_ms: i64 = sqlx::query_scalar(
         "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2)
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = GREATEST(nodes.heartbeat_at, excluded.heartbeat_at)",
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = GREATEST(nodes.heartbeat_at, excluded.heartbeat_at)
+         RETURNING (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
     )
     .bind(node)
     .bind(ms(now))
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(())
+    rows::ts(server_ms)
 }
 
 /// Unsent calls `node` may resolve: its own, unowned ones, and those of nodes whose lease

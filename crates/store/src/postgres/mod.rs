@@ -190,8 +190,8 @@ impl Store for PostgresStore {
         calls::touch(&self.pool, call, now).await
     }
 
-    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()> {
-        calls::heartbeat(&self.pool, node, now).await
+    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>> {
+        calls::heartbeat(&self.pool, node, now).await.map(Some)
     }
 
     async fn publish_wake(&self) -> Result<()> {

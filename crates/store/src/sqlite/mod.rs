@@ -147,8 +147,10 @@ impl Store for SqliteStore {
         calls::touch(&self.write, call, now).await
     }
 
-    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()> {
-        calls::heartbeat(&self.write, node, now).await
+    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>> {
+        // One node, one clock: nothing to compare with.
+        calls::heartbeat(&self.write, node, now).await?;
+        Ok(None)
     }
 
     /// One node per SQLite file: there is nobody else to wake.

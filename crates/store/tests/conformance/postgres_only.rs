@@ -350,3 +350,19 @@ async fn killed_connections_break_neither_the_pool_nor_the_wake_listener() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A heartbeat tells the node the server's clock, which every node shares, so a node can
+/// tell how far off its own clock is (the engine warns and exports the skew).
+#[tokio::test]
+async fn a_heartbeat_returns_the_servers_clock_whatever_the_nodes_clock_says() {
+    let db = pg::fresh_database().await;
+    let nodes = nodes(&db).await;
+    let node = &nodes[0];
+    let before = jiff::Timestamp::now();
+    // The node's clock is years off; the server's is what comes back.
+    let server = node.heartbeat("node_a", at(0)).await.unwrap().expect("PostgreSQL has a clock");
+    let after = jiff::Timestamp::now();
+    let slack = jiff::SignedDuration::from_secs(2);
+    assert!(server >= before - slack && server <= after + slack, "server clock {server}, local {before}..{after}");
+    assert!(server.duration_since(at(0)).abs() > jiff::SignedDuration::from_hours(24 * 100), "not the node's own clock echoed back");
+}
