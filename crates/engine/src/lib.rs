@@ -170,6 +170,16 @@ impl Engine {
         self.wake.notify_one();
     }
 
+    /// Ends `call` with `outcome` (the engine's own decision, stored like an event), counts
+    /// it, and wakes the dispatcher for the slot it frees. Nothing if it had ended already.
+    pub(crate) async fn end_call(&self, call: &dialtone_core::CallId, outcome: dialtone_core::Outcome, reason: &str) -> Result<(), EngineError> {
+        if let Some(applied) = self.store.end_call(call, outcome, reason, self.clock.now()).await? {
+            self.metrics.record_applied(std::slice::from_ref(&applied));
+            self.wake();
+        }
+        Ok(())
+    }
+
     /// Recovers what a crash left behind, then runs every loop until `cancel` fires.
     /// Placements already under way are finished before it returns.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
@@ -222,12 +232,12 @@ impl Engine {
     }
 }
 
-/// Renews this node's lease every `heartbeat_interval` until `stop`. A failed heartbeat is
-/// logged and retried on the next beat: the lease outlasts a few of them.
 /// A clock this far from the database's is warned about: nodes judge each other's leases
 /// (15 s, heartbeats every 5 s) by their own clocks.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(2);
 
+/// Renews this node's lease every `heartbeat_interval` until `stop`. A failed heartbeat is
+/// logged and retried on the next beat: the lease outlasts a few of them.
 async fn heartbeat(engine: Arc<Engine>, stop: CancellationToken) {
     let mut warned: Option<std::time::Instant> = None;
     loop {

@@ -11,16 +11,31 @@
 //! not there → sent again; the provider cannot say → the call ends `timeout` rather than risk
 //! a second dial (the contact's retry policy decides what comes next).
 
-use crate::{Account, Engine};
-use dialtone_core::Outcome;
-use dialtone_providers::{PlaceCall, ProviderError};
+use crate::{Account, Engine, EngineError};
+use dialtone_core::{CallId, Outcome};
+use dialtone_providers::{PlaceCall, Provider, ProviderError};
 use dialtone_store::Dial;
+use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A `Retry-After` longer than this is not waited for in one go: the call fails and the
 /// contact's retry policy takes over.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A provider lookup for a possibly-sent call starts this long before we marked it placing,
+/// to allow for clock skew between us and the provider.
+const LOOKUP_SLACK: SignedDuration = SignedDuration::from_secs(120);
+
+/// What the provider says of a call we may have sent.
+pub(crate) enum Sent {
+    /// It has the call: its id is stored and its state applied.
+    Adopted,
+    /// It certainly has no such call.
+    Absent,
+    /// It cannot say.
+    Unknown(ProviderError),
+}
 
 /// Failures that say the provider is unwell (not that our request was wrong).
 fn counts_against_breaker(e: &ProviderError) -> bool {
@@ -44,13 +59,13 @@ impl Engine {
     }
 
     /// Gives a claim back without spending the attempt (the provider certainly has no call).
-    async fn give_back(&self, dial: &Dial, why: &str) -> Result<(), crate::EngineError> {
+    async fn give_back(&self, dial: &Dial, why: &str) -> Result<(), EngineError> {
         tracing::info!(reason = why, "claim given back; the contact stays due");
         self.store.release_unsent(&dial.call_id, why, self.clock.now()).await?;
         Ok(())
     }
 
-    async fn try_place(&self, dial: &Dial) -> Result<(), crate::EngineError> {
+    async fn try_place(&self, dial: &Dial) -> Result<(), EngineError> {
         let Some(account) = self.providers.get(&dial.provider).cloned() else {
             self.store.end_call(&dial.call_id, Outcome::Failed, &format!("no provider configured for {}", dial.provider), self.clock.now()).await?;
             self.wake();
@@ -67,7 +82,6 @@ impl Engine {
         if !self.store.mark_placing(&dial.call_id, &self.node, placing_at).await? {
             return Ok(());
         }
-        let since = placing_at.checked_sub(crate::reaper::LOOKUP_SLACK).unwrap_or(placing_at);
         let request = PlaceCall {
             call_id: dial.call_id.clone(),
             campaign_id: dial.campaign_id.clone(),
@@ -86,7 +100,7 @@ impl Engine {
                 Err(until) if !ambiguous => return self.give_back(dial, &format!("circuit breaker open until {until}")).await,
                 Err(until) => {
                     // A timed-out try may have reached the provider: never release it to be dialled again.
-                    return self.end_dial(dial, Outcome::Failed, &format!("circuit breaker opened (until {until}) after an unanswered try")).await;
+                    return self.end_call(&dial.call_id, Outcome::Failed, &format!("circuit breaker opened (until {until}) after an unanswered try")).await;
                 }
             };
             let started = std::time::Instant::now();
@@ -120,7 +134,7 @@ impl Engine {
                     tokio::time::sleep(wait).await;
                     tries += 1;
                     if ambiguous {
-                        if !self.absent_after_unanswered_try(&account, dial, since).await? {
+                        if !self.absent_after_unanswered_try(&account, dial, placing_at).await? {
                             return Ok(());
                         }
                         // Certainly not at the provider: as good as never sent.
@@ -129,10 +143,10 @@ impl Engine {
                 }
                 _ => {
                     tracing::warn!(status = ?e.status, error = %e, tries = tries + 1, "provider refused the call; giving up on this attempt");
-                    if ambiguous && !self.absent_after_unanswered_try(&account, dial, since).await? {
+                    if ambiguous && !self.absent_after_unanswered_try(&account, dial, placing_at).await? {
                         return Ok(());
                     }
-                    return self.end_dial(dial, Outcome::Failed, &e.message).await;
+                    return self.end_call(&dial.call_id, Outcome::Failed, &e.message).await;
                 }
             }
         }
@@ -141,31 +155,36 @@ impl Engine {
     /// After a try that went unanswered: true when the provider certainly has no call of
     /// ours, so sending it (again) dials once. Otherwise the call is settled here: adopted
     /// when the provider has it, ended `timeout` when the provider cannot say.
-    async fn absent_after_unanswered_try(&self, account: &Account, dial: &Dial, since: jiff::Timestamp) -> Result<bool, crate::EngineError> {
-        match account.provider.find_call(&dial.call_id, since).await {
-            Ok(None) => Ok(true),
-            Ok(Some(remote)) => {
-                tracing::info!(provider_call_id = %remote.provider_call_id, "an unanswered try did reach the provider: adopting its call instead of sending again");
+    async fn absent_after_unanswered_try(&self, account: &Account, dial: &Dial, placing_at: Timestamp) -> Result<bool, EngineError> {
+        match self.look_for_sent(account.provider.as_ref(), &dial.call_id, placing_at).await? {
+            Sent::Absent => Ok(true),
+            Sent::Adopted => {
+                tracing::info!("an unanswered try did reach the provider: adopted its call instead of sending again");
                 self.metrics.calls_placed(dial.provider);
-                self.store.mark_dialed(&dial.call_id, &remote.provider_call_id, self.clock.now()).await?;
-                let _ = self.ingest(vec![remote.event]).await;
                 Ok(false)
             }
-            Err(e) => {
+            Sent::Unknown(e) => {
                 tracing::warn!(error = %e, "a try went unanswered and the provider cannot say whether it placed the call; ending it as timeout");
                 let reason = format!("a placement went unanswered and the provider could not say whether it placed the call: {e}");
-                self.end_dial(dial, Outcome::Timeout, &reason).await?;
+                self.end_call(&dial.call_id, Outcome::Timeout, &reason).await?;
                 Ok(false)
             }
         }
     }
 
-    async fn end_dial(&self, dial: &Dial, outcome: Outcome, reason: &str) -> Result<(), crate::EngineError> {
-        if let Some(applied) = self.store.end_call(&dial.call_id, outcome, reason, self.clock.now()).await? {
-            self.metrics.record_applied(std::slice::from_ref(&applied));
+    /// Asks `provider` for a call carrying our id `call` (in its metadata), created since
+    /// shortly before `placing_at`; adopts it when there is one. Placement after an
+    /// unanswered try and crash recovery both ask this before anything is sent again.
+    pub(crate) async fn look_for_sent(&self, provider: &dyn Provider, call: &CallId, placing_at: Timestamp) -> Result<Sent, EngineError> {
+        let since = placing_at.checked_sub(LOOKUP_SLACK).unwrap_or(placing_at);
+        match provider.find_call(call, since).await {
+            Ok(Some(remote)) => {
+                self.store.mark_dialed(call, &remote.provider_call_id, self.clock.now()).await?;
+                let _ = self.ingest(vec![remote.event]).await;
+                Ok(Sent::Adopted)
+            }
+            Ok(None) => Ok(Sent::Absent),
+            Err(e) => Ok(Sent::Unknown(e)),
         }
-        self.wake();
-        Ok(())
     }
 }
-

@@ -3,16 +3,13 @@
 //! for ends as `timeout` so it stops holding a slot. It also resolves calls a crash left
 //! between claim and provider acceptance, so no attempt is ever dialled twice.
 
+use crate::placer::Sent;
 use crate::{Engine, EngineError};
 use dialtone_core::{EventKind, Outcome};
 use dialtone_store::Call;
 use jiff::SignedDuration;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-/// A provider lookup for a possibly-sent call starts this long before we marked it placing,
-/// to allow for clock skew between us and the provider.
-pub(crate) const LOOKUP_SLACK: SignedDuration = SignedDuration::from_secs(120);
 
 pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
     loop {
@@ -93,7 +90,7 @@ impl Engine {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "quiet call unknown to the provider; ending it as timeout");
-                self.end_as(call, Outcome::Timeout, &format!("no event for {:?} and the provider could not say: {e}", self.config.stuck_timeout)).await?;
+                self.end_call(&call.id, Outcome::Timeout, &format!("no event for {:?} and the provider could not say: {e}", self.config.stuck_timeout)).await?;
             }
         }
         Ok(())
@@ -112,29 +109,16 @@ impl Engine {
         let Some(provider) = self.providers.get(&call.provider).map(|a| &a.provider) else {
             return Err(EngineError::NoProvider(call.provider));
         };
-        let since = placing_at.checked_sub(LOOKUP_SLACK).unwrap_or(placing_at);
-        match provider.find_call(&call.id, since).await {
-            Ok(Some(remote)) => {
-                tracing::info!("a call interrupted while placing is at the provider: adopting it");
-                self.store.mark_dialed(&call.id, &remote.provider_call_id, now).await?;
-                let _ = self.ingest(vec![remote.event]).await;
-            }
-            Ok(None) => {
+        match self.look_for_sent(provider.as_ref(), &call.id, placing_at).await? {
+            Sent::Adopted => tracing::info!("a call interrupted while placing is at the provider: adopted it"),
+            Sent::Absent => {
                 tracing::info!("a call interrupted while placing never reached the provider: releasing it");
                 self.store.release_unsent(&call.id, "interrupted while placing; the provider has no such call", now).await?;
             }
-            Err(e) => {
+            Sent::Unknown(e) => {
                 tracing::warn!(error = %e, "cannot tell whether an interrupted call reached the provider; ending it as timeout");
-                self.end_as(call, Outcome::Timeout, &format!("interrupted while placing, and the provider could not say: {e}")).await?;
+                self.end_call(&call.id, Outcome::Timeout, &format!("interrupted while placing, and the provider could not say: {e}")).await?;
             }
-        }
-        Ok(())
-    }
-
-    async fn end_as(&self, call: &Call, outcome: Outcome, reason: &str) -> Result<(), EngineError> {
-        if let Some(applied) = self.store.end_call(&call.id, outcome, reason, self.clock.now()).await? {
-            self.metrics.record_applied(std::slice::from_ref(&applied));
-            self.wake();
         }
         Ok(())
     }
