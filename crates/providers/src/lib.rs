@@ -70,6 +70,12 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
+    /// A non-2xx answer. Unanswered only for a gateway timeout (504): the provider behind
+    /// the gateway may have acted on the request.
+    pub fn from_status(class: ErrorClass, status: u16, message: String, retry_after: Option<Duration>, concurrency_limited: bool) -> Self {
+        ProviderError { class, status: Some(status), message, retry_after, concurrency_limited, unanswered: status == 504 }
+    }
+
     pub fn is_retryable(&self) -> bool {
         self.class == ErrorClass::Retryable
     }

@@ -135,7 +135,7 @@ pub(super) fn status_error(status: u16, headers: &HeaderMap, body: &str) -> Prov
         (None, false) => format!("exotel {status}: {reason}"),
         (None, true) => format!("exotel {status}"),
     };
-    ProviderError { class, status: Some(status), message, retry_after: rest::retry_after(headers), concurrency_limited: false, unanswered: status == 504 }
+    ProviderError::from_status(class, status, message, rest::retry_after(headers), false)
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ mod client;
 mod webhook;
 
 use crate::{
-    ErrorClass, ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest,
+    ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest,
 };
+use crate::rest::final_error;
 use async_trait::async_trait;
 use dialtone_core::{CallId, CallStatus, EventKind, Outcome, ProviderKind};
 use jiff::Timestamp;
@@ -115,11 +116,11 @@ impl Provider for ExotelProvider {
     /// lookup: an error makes the reaper end the call as a timeout rather than risk
     /// dialling the same person twice.
     async fn find_call(&self, _call_id: &CallId, _since: Timestamp) -> Result<Option<RemoteCall>, ProviderError> {
-        Err(final_error("exotel cannot find a call by dialtone id"))
+        Err(final_error(None, "exotel cannot find a call by dialtone id".into()))
     }
 
     async fn hang_up(&self, _provider_call_id: &str) -> Result<(), ProviderError> {
-        Err(final_error("exotel has no documented API to hang up a connect call"))
+        Err(final_error(None, "exotel has no documented API to hang up a connect call".into()))
     }
 
     fn verify_webhook(&self, req: &WebhookRequest<'_>, _now: Timestamp) -> Result<(), WebhookError> {
@@ -129,10 +130,6 @@ impl Provider for ExotelProvider {
     fn parse_webhook(&self, req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookError> {
         webhook::parse(req)
     }
-}
-
-fn final_error(message: &str) -> ProviderError {
-    ProviderError { class: ErrorClass::Final, status: None, message: message.into(), retry_after: None, concurrency_limited: false, unanswered: false }
 }
 
 /// Exotel call status → event. `None` for a status we do not know: the caller stores it

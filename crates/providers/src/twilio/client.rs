@@ -164,7 +164,7 @@ pub(super) fn status_error(status: u16, headers: &HeaderMap, body: &str) -> Prov
         (None, false) => format!("twilio {status}: {reason}"),
         (None, true) => format!("twilio {status}"),
     };
-    ProviderError { class, status: Some(status), message, retry_after: rest::retry_after(headers), concurrency_limited, unanswered: status == 504 }
+    ProviderError::from_status(class, status, message, rest::retry_after(headers), concurrency_limited)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod signature;
 mod webhook;
 
 use crate::{
-    ErrorClass, ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest,
+    ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest,
 };
 use async_trait::async_trait;
 use dialtone_core::{CallId, CallStatus, EventKind, Outcome, ProviderKind};
@@ -106,14 +106,7 @@ impl Provider for TwilioProvider {
     /// so there is no safe lookup: an error makes the reaper end the call as a timeout
     /// rather than risk dialling the same person twice.
     async fn find_call(&self, _call_id: &CallId, _since: Timestamp) -> Result<Option<RemoteCall>, ProviderError> {
-        Err(ProviderError {
-            class: ErrorClass::Final,
-            status: None,
-            message: "twilio cannot find a call by dialtone id".into(),
-            retry_after: None,
-            concurrency_limited: false,
-            unanswered: false,
-        })
+        Err(crate::rest::final_error(None, "twilio cannot find a call by dialtone id".into()))
     }
 
     #[tracing::instrument(skip_all, fields(provider_call_id))]

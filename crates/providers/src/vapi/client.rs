@@ -28,14 +28,7 @@ pub(super) async fn place_call(
         }
         // Final, not retryable: Vapi said yes, so the call may be ringing right now and a
         // second attempt could dial the same person twice.
-        None => Err(ProviderError {
-            class: ErrorClass::Final,
-            status: Some(status.as_u16()),
-            message: format!("vapi {}: accepted the call but the response has no call id", status.as_u16()),
-            retry_after: None,
-            concurrency_limited: false,
-            unanswered: false,
-        }),
+        None => Err(final_error(Some(status.as_u16()), format!("vapi {}: accepted the call but the response has no call id", status.as_u16()))),
     }
 }
 
@@ -230,7 +223,7 @@ pub(super) fn status_error(status: u16, headers: &HeaderMap, body: &str) -> Prov
         _ => ErrorClass::Final,
     };
     let message = if reason.is_empty() { format!("vapi {status}") } else { format!("vapi {status}: {reason}") };
-    ProviderError { class, status: Some(status), message, retry_after: retry_after(headers), concurrency_limited, unanswered: status == 504 }
+    ProviderError::from_status(class, status, message, retry_after(headers), concurrency_limited)
 }
 
 /// Vapi's errors say why in `message` (a string, or a list of validation failures),
