@@ -107,6 +107,7 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             dials: Vec::with_capacity(want as usize),
         });
     }
+    let by_campaign: HashMap<String, usize> = claiming.iter().enumerate().map(|(i, c)| (c.id.as_str().to_string(), i)).collect();
     // Each round claims what is still free; contacts turned away at claim time (on a
     // do-not-call list, or outside their own hours) leave the pool, so the next round
     // picks others.
@@ -119,7 +120,6 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
         if claimed.is_empty() {
             break;
         }
-        let by_campaign: HashMap<String, usize> = wanting.iter().map(|&i| (claiming[i].id.as_str().to_string(), i)).collect();
         let mut mine: Vec<(usize, &PgRow)> = claimed
             .iter()
             .map(|r| Ok((by_campaign[r.try_get::<&str, _>("campaign_id")?], r)))

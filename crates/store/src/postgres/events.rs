@@ -145,6 +145,18 @@ impl LockedCalls {
         }
         Some(id)
     }
+
+    /// Takes in locked call rows.
+    fn add(&mut self, rows: &[sqlx::postgres::PgRow]) -> Result<()> {
+        for r in rows {
+            let call = rows::call(r)?;
+            if let Some(pid) = &call.provider_call_id {
+                self.by_pid.insert(pid.clone(), call.id.as_str().to_string());
+            }
+            self.by_id.entry(call.id.as_str().to_string()).or_insert(LockedCall { call, dirty: false });
+        }
+        Ok(())
+    }
 }
 
 /// Locks every call the batch names, in id order, before touching any, and returns them:
@@ -170,7 +182,7 @@ async fn lock_calls(tx: &mut Tx<'_>, events: &[ProviderEvent]) -> Result<LockedC
     if unknown.is_empty() {
         return Ok(locked);
     }
-    unknown.sort_unstable_by_key(|p| advisory_key(p));
+    unknown.sort_unstable();
     unknown.dedup();
     let keys: Vec<i64> = unknown.iter().map(|p| advisory_key(p)).collect();
     // A subquery with ORDER BY is never flattened: the locks are taken in key order.
@@ -186,18 +198,6 @@ async fn lock_calls(tx: &mut Tx<'_>, events: &[ProviderEvent]) -> Result<LockedC
     Ok(locked)
 }
 
-impl LockedCalls {
-    fn add(&mut self, rows: &[sqlx::postgres::PgRow]) -> Result<()> {
-        for r in rows {
-            let call = rows::call(r)?;
-            if let Some(pid) = &call.provider_call_id {
-                self.by_pid.insert(pid.clone(), call.id.as_str().to_string());
-            }
-            self.by_id.entry(call.id.as_str().to_string()).or_insert(LockedCall { call, dirty: false });
-        }
-        Ok(())
-    }
-}
 
 /// Takes the transaction-scoped advisory lock of one provider call id (see `lock_calls`).
 pub async fn lock_provider_call_id(tx: &mut Tx<'_>, pid: &str) -> Result<()> {
@@ -217,8 +217,9 @@ fn advisory_key(pid: &str) -> i64 {
 }
 
 /// Stores the batch's events in one statement, in batch order, each marked applied as
-/// `planned` says; returns the dedupe keys that were new. An event whose call is unknown is kept with no call (an orphan), findable by
-/// its provider call id: an inbound call's record adopts it (`record_inbound_call`).
+/// `planned` says; returns the dedupe keys that were new. An event whose call is unknown is
+/// kept with no call (an orphan), findable by its provider call id: an inbound call's
+/// record adopts it (`record_inbound_call`).
 #[allow(clippy::too_many_arguments)]
 async fn insert_events(tx: &mut Tx<'_>, events: &[ProviderEvent], targets: &[Option<String>], first: &[bool],
     planned: &Planned, calls: &LockedCalls, source: &str, now: Timestamp) -> Result<HashSet<String>> {

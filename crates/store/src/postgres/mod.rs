@@ -167,10 +167,10 @@ impl Store for PostgresStore {
 
     async fn apply_events(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>> {
         let mut held = self.ingest.lock().await;
-        let conn = match held.take() {
-            Some(conn) => held.insert(conn),
-            None => held.insert(self.pool.acquire().await?),
-        };
+        if held.is_none() {
+            *held = Some(self.pool.acquire().await?);
+        }
+        let conn = held.as_mut().expect("a connection was just put there");
         let applied = events::apply_batch(conn, events, "provider", received_at).await;
         if applied.is_err() {
             *held = None;
