@@ -28,7 +28,31 @@ pub struct AppState {
     pub webhooks_received: AtomicU64,
     /// Events that had been stored already (replays), stored once and otherwise ignored.
     pub duplicate_events: AtomicU64,
+    /// How long a client may take to send a request (`header_read_timeout_secs`,
+    /// `body_read_timeout_secs`).
+    pub http: HttpTimeouts,
 }
+
+/// Slow clients are cut off, so half-open connections cannot pile up.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpTimeouts {
+    /// From the moment the server waits for a request (a new connection, or an idle
+    /// keep-alive one) until its headers are complete; then the connection is closed.
+    pub header_read: Duration,
+    /// The longest pause while a body is being read (a pause, like nginx's
+    /// `client_body_timeout`, not the whole upload: a 256 MiB file may take minutes);
+    /// then the request is answered 408 `request_timeout` and the connection closed.
+    pub body_read: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        Self { header_read: Duration::from_secs(30), body_read: Duration::from_secs(30) }
+    }
+}
+
+/// How long a shutdown waits for requests under way before closing their connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 impl AppState {
     pub fn now(&self) -> Timestamp {
@@ -134,18 +158,79 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
         webhooks,
         webhooks_received: AtomicU64::new(0),
         duplicate_events: AtomicU64::new(0),
+        http: HttpTimeouts { header_read: Duration::from_secs(config.header_read_timeout_secs), body_read: Duration::from_secs(config.body_read_timeout_secs) },
     }))
 }
 
 /// Runs the HTTP server and the engine until `cancel` fires.
 pub async fn serve(state: Arc<AppState>, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
-    let router = crate::api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+    let router = crate::api::router(state.clone())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span));
     let engine = tokio::spawn(state.engine.clone().run(cancel.clone()));
-    let shutdown = cancel.clone();
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    let served = serve_http(listener, router, state.http, cancel.clone()).await;
     cancel.cancel();
     engine.await?;
+    served
+}
+
+/// The request span names the route pattern (`/webhooks/exotel/{token}`), never the URL:
+/// a path or query string can carry a secret (the Exotel callback token) or a number.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str()).unwrap_or("<unmatched>");
+    tracing::debug_span!("request", method = %request.method(), route, version = ?request.version())
+}
+
+/// A handler that panics answers 500 in our shape; the cause goes to the log only.
+fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let what = cause.downcast_ref::<String>().map(String::as_str).or_else(|| cause.downcast_ref::<&str>().copied()).unwrap_or("a panic");
+    crate::api::ApiError::internal(format!("handler panicked: {what}")).into_response()
+}
+
+/// HTTP/1.1 on hyper directly, because `axum::serve` offers neither a header read timeout
+/// nor a body one. Each connection gets the peer address (`ConnectInfo`, read by the Exotel
+/// allow-list); `cancel` stops accepting, lets requests under way finish (at most
+/// [`SHUTDOWN_GRACE`]) and closes idle connections.
+async fn serve_http(listener: TcpListener, router: axum::Router, timeouts: HttpTimeouts, cancel: CancellationToken) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::Service;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(timeouts.header_read);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was taken:
+                    // the listener is fine, so keep it, without spinning.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        let service = tower::service_fn(move |mut request: axum::http::Request<_>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            router.clone().call(request)
+        });
+        let service = tower_http::timeout::RequestBodyTimeout::new(service, timeouts.body_read);
+        let connection = http.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A slow client cut off, a reset: routine for a server, not a fault of ours.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "requests still under way at shutdown were cut off");
+    }
     Ok(())
 }

@@ -72,6 +72,11 @@ pub struct Config {
     pub breaker_open_secs: u64,
     /// How long placement pauses on an account the provider says is at capacity.
     pub capacity_cooldown_ms: u64,
+    /// A client must send a request's headers within this many seconds of the server
+    /// waiting for them (a new or an idle keep-alive connection), else it is disconnected.
+    pub header_read_timeout_secs: u64,
+    /// The longest pause, in seconds, while a request body is being sent; then 408.
+    pub body_read_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -117,6 +122,8 @@ impl Default for Config {
             breaker_failures: 5,
             breaker_open_secs: 60,
             capacity_cooldown_ms: 5000,
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 30,
         }
     }
 }
@@ -147,6 +154,8 @@ impl Config {
         anyhow::ensure!(self.tick_ms > 0, "tick_ms must be above 0");
         anyhow::ensure!(self.stuck_timeout_secs > 0, "stuck_timeout_secs must be above 0");
         anyhow::ensure!(self.reaper_interval_secs > 0, "reaper_interval_secs must be above 0");
+        anyhow::ensure!(self.header_read_timeout_secs > 0, "header_read_timeout_secs must be above 0");
+        anyhow::ensure!(self.body_read_timeout_secs > 0, "body_read_timeout_secs must be above 0");
         anyhow::ensure!(self.log_format == "text" || self.log_format == "json", "log_format must be text or json");
         Ok(())
     }

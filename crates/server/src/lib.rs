@@ -11,4 +11,5 @@ pub mod demo;
 pub mod import;
 pub mod inbound;
 pub mod keys;
+pub mod logs;
 pub mod sim_cmd;

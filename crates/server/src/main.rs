@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use dialtone_core::{CampaignId, SystemClock};
-use dialtone_server::{app, bench, client, config::Config, demo, import, keys, sim_cmd};
+use dialtone_server::{app, bench, client, config::Config, demo, import, keys, logs, sim_cmd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -55,8 +55,26 @@ enum KeysCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(&e.into()),
+    };
+    match runtime.block_on(run_cli()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Reports a fatal error. Not `eprintln!` (nor returning the error from `main`, which uses
+/// it): with stderr closed it panics, and the exit status would say "panicked".
+fn fail(e: &anyhow::Error) -> std::process::ExitCode {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "Error: {e:#}");
+    std::process::ExitCode::FAILURE
+}
+
+async fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Demo(_) | Command::Import { .. } | Command::Keys { .. } | Command::Migrate);
     match cli.command {
@@ -87,16 +105,12 @@ async fn main() -> anyhow::Result<()> {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
+            // Listening for SIGTERM/SIGINT before anything slow (migrations) starts.
+            let cancel = CancellationToken::new();
+            shutdown_on_signals(cancel.clone())?;
             let state = app::build(&config, config.engine(), Arc::new(SystemClock)).await?;
             let listener = tokio::net::TcpListener::bind(&config.listen).await?;
             tracing::info!(listen = %listener.local_addr()?, "dialtone serving");
-            let cancel = CancellationToken::new();
-            let on_signal = cancel.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                tracing::info!("shutting down: finishing placements under way");
-                on_signal.cancel();
-            });
             app::serve(state, listener, cancel).await
         }
         Command::Migrate => {
@@ -152,23 +166,33 @@ async fn import_file(config: &Config, campaign: &str, file: &std::path::Path) ->
 fn init_logs(config: &Config, quiet: bool) {
     // Quiet commands draw progress bars on stderr; routine warnings (a 429 being retried)
     // would tear them. DIALTONE_LOG=info brings everything back.
-    let default = if quiet { "error" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DIALTONE_LOG").unwrap_or_else(|_| default.into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if config.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    logs::init(&config.log_format, if quiet { "error" } else { "info" });
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// The first SIGTERM or SIGINT cancels `cancel` (the server drains, the engine finishes
+/// placements under way); a second one exits at once. Cancelling comes before logging, and
+/// logging cannot fail, so no state of stderr can keep the process from stopping.
+fn shutdown_on_signals(cancel: CancellationToken) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            let name = tokio::select! { _ = term.recv() => "SIGTERM", _ = int.recv() => "SIGINT" };
+            cancel.cancel();
+            tracing::info!(signal = name, "shutting down: finishing placements under way; send it again to exit now");
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::warn!("second signal: exiting without waiting");
+            std::process::exit(130);
+        });
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+            tracing::info!("shutting down: finishing placements under way");
+        }
+    });
+    Ok(())
 }

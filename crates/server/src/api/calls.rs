@@ -2,7 +2,8 @@
 
 use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use dialtone_core::{CallId, CampaignId, ContactId, PhoneNumber};
@@ -15,6 +16,7 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     campaign_id: Option<String>,
     contact_id: Option<String>,
@@ -35,7 +37,7 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<
         phone: q.phone.as_deref().map(|p| PhoneNumber::parse(p, "US").map_err(|e| ApiError::invalid("phone", e))).transpose()?,
         contact_id: q.contact_id.as_deref().map(|c| ContactId::parse(c).ok_or_else(|| ApiError::invalid("contact_id", "not a contact id"))).transpose()?,
     };
-    let page = PageQuery { limit: q.limit, before: q.before }.page()?;
+    let page = PageQuery { limit: q.limit, before: q.before }.page(|c| CallId::parse(c).is_some())?;
     let calls = app.store.list_calls(&ws, &filter, &page).await?;
     Ok(Json(paged(calls, page.limit, |c| c.id.to_string())))
 }

@@ -5,7 +5,8 @@ use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
 use crate::import::{self, CsvContacts, ImportReport};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use super::Path;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
@@ -166,7 +167,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
 }
 
 async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<PageQuery>) -> Result<Json<serde_json::Value>, ApiError> {
-    let page = q.page()?;
+    let page = q.page(|c| CampaignId::parse(c).is_some())?;
     let campaigns = app.store.list_campaigns(&ws, &page).await?;
     // The whole page's counts in one read, not one per campaign.
     let ids: Vec<_> = campaigns.iter().map(|c| c.id.clone()).collect();

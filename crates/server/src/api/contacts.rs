@@ -3,7 +3,8 @@
 
 use super::{ApiError, Auth, Json};
 use crate::app::AppState;
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use dialtone_core::{ContactId, WorkspaceId};

@@ -5,7 +5,8 @@ use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
 use crate::import::{CsvContacts, ImportReport};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get};
 use axum::Router;
@@ -52,7 +53,7 @@ async fn add(app: &AppState, ws: &WorkspaceId, scope: Scope, headers: &HeaderMap
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let mut report = ImportReport::default();
     let (phones, reason) = if content_type.starts_with("application/json") {
-        let body: AddBody = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+        let body: AddBody = super::error::from_json(&body)?;
         let mut phones = vec![];
         for (i, raw) in body.numbers.iter().enumerate() {
             report.rows += 1;
@@ -92,7 +93,7 @@ async fn add_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Pat
 }
 
 async fn list(app: &AppState, ws: &WorkspaceId, scope: Scope, q: PageQuery) -> Result<Json<Value>, ApiError> {
-    let page = q.page()?;
+    let page = q.page(super::is_suppression_id)?;
     let items = app.store.list_suppressions(ws, scope.campaign.as_ref(), &page).await?;
     Ok(Json(paged(items, page.limit, |s| s.id.clone())))
 }
@@ -125,6 +126,7 @@ async fn remove_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path((id, 
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CheckQuery {
     phone: String,
     campaign_id: Option<String>,

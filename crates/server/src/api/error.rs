@@ -1,12 +1,37 @@
 //! One error type for the whole API: `{"error": {"code", "message", "details"}}` with the
-//! right status. 5xx causes are logged and never leaked.
+//! right status. 5xx causes are logged and never leaked. Every code the server can answer
+//! with is in [`CODES`], and docs/api.md lists the same table (a test checks both ways).
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dialtone_store::StoreError;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+
+/// Every error code with its HTTP status and when it is answered: the table docs/api.md
+/// shows. A code used anywhere in the server must be listed here (checked by a test that
+/// reads the sources), so a client can rely on the list.
+pub const CODES: &[(&str, StatusCode, &str)] = &[
+    ("invalid_json", StatusCode::BAD_REQUEST, "the body is not valid JSON, or a field is missing or of the wrong type; `details.field` names it"),
+    ("invalid_request", StatusCode::BAD_REQUEST, "a field's value is not acceptable; `details.field` names it"),
+    ("invalid_query", StatusCode::BAD_REQUEST, "a query parameter is unknown, repeated or malformed (a cursor, a number, a date); `details.field` names it"),
+    ("invalid_path", StatusCode::BAD_REQUEST, "a path segment is not valid UTF-8 or not of the expected type; `details.field` names the parameter"),
+    ("malformed_webhook", StatusCode::BAD_REQUEST, "an authentic webhook the server cannot read"),
+    ("unauthorized", StatusCode::UNAUTHORIZED, "no API key, an unknown or revoked one, or a webhook that fails authentication"),
+    ("not_found", StatusCode::NOT_FOUND, "no such route, or no such resource in this workspace"),
+    ("not_configured", StatusCode::NOT_FOUND, "a webhook for a provider this server has no account for"),
+    ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED, "the route exists but not with this method; the `Allow` header and `details.allow` list the methods it takes"),
+    ("request_timeout", StatusCode::REQUEST_TIMEOUT, "the client stopped sending the body for longer than `body_read_timeout_secs`"),
+    ("conflict", StatusCode::CONFLICT, "the resource is not in a state that allows this (e.g. starting a campaign that is not a draft)"),
+    ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "the body is over the route's limit (2 MiB for JSON, 1 MiB for webhooks, 256 MiB for contact uploads)"),
+    ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE, "a missing or wrong `Content-Type` (JSON routes need `application/json`)"),
+    ("internal", StatusCode::INTERNAL_SERVER_ERROR, "a fault on our side; the cause is in the server log only"),
+    ("provider_error", StatusCode::BAD_GATEWAY, "the provider did not confirm an action it was asked for"),
+    ("unavailable", StatusCode::SERVICE_UNAVAILABLE, "the database is unreachable, or a webhook could not be stored (the provider may retry)"),
+];
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -17,6 +42,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// `code` must be one of [`CODES`], with its status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), details: Value::Null }
     }
@@ -26,6 +52,11 @@ impl ApiError {
         let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request", format!("{field}: {message}"));
         e.details = json!({ "field": field });
         e
+    }
+
+    /// A query parameter is wrong: 400 `invalid_query` naming it.
+    pub fn invalid_query(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_query", format!("{field}: {message}")).with_details(json!({ "field": field }))
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -49,6 +80,18 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
     }
 
+    /// A request body that could not be read: 408 when the client went quiet for longer
+    /// than the body read timeout, 413 when it is over the limit, else 400 naming `body`.
+    pub fn body(err: &(dyn std::error::Error + 'static)) -> Self {
+        if find::<tower_http::timeout::TimeoutError>(err).is_some() {
+            return Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body stopped arriving; send it without pauses");
+        }
+        if find::<http_body_util::LengthLimitError>(err).is_some() {
+            return Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is too large: {err}"));
+        }
+        Self::invalid("body", format!("unreadable: {err}"))
+    }
+
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
         self
@@ -57,6 +100,18 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         self.status
     }
+}
+
+/// The first error of type `E` in `err`'s source chain (axum wraps body errors twice).
+fn find<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 impl IntoResponse for ApiError {
@@ -76,27 +131,109 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A JSON body that does not fit its type, naming the field by its path (`numbers[0]`).
+pub fn json_data_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let field = err.path().to_string();
+    let message = if field == "." { err.inner().to_string() } else { format!("{field}: {}", err.inner()) };
+    let details = if field == "." { Value::Null } else { json!({ "field": field }) };
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message).with_details(details)
+}
+
+/// Reads a JSON body into `T`, with [`json_data_error`]'s field names.
+pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(|e| json_data_error(&e))
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        let code = match r {
-            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-            _ => "invalid_json",
+        match r {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(e) => ApiError::body(&e),
+            other => {
+                // axum keeps serde_path_to_error's error as the source: it knows the field.
+                let named = std::error::Error::source(&other)
+                    .and_then(find::<serde_path_to_error::Error<serde_json::Error>>)
+                    .map(json_data_error);
+                named.unwrap_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", other.body_text()))
+            }
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        use axum::extract::path::ErrorKind;
+        let field = match &r {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } | ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                _ => None,
+            },
+            _ => None,
         };
-        // serde's message names the field ("missing field `name` at line 1 column 2").
-        ApiError::new(StatusCode::BAD_REQUEST, code, r.body_text())
+        if r.status().is_server_error() {
+            return ApiError::internal(r.body_text());
+        }
+        let e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text());
+        match field {
+            Some(f) => e.with_details(json!({ "field": f })),
+            None => e,
+        }
     }
 }
 
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
-    }
-}
-
-/// `axum::extract::Query`, with rejections in our error shape.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// The query string read into `T`: a parameter `T` does not have, one given twice, or one
+/// that does not parse is a 400 `invalid_query` naming it (a typo such as `campain_id`
+/// must not silently widen a filter). `T`'s fields are read from its `Deserialize` impl, so
+/// there is no second list to keep in step.
+#[derive(Debug)]
 pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parse_query(parts.uri.query().unwrap_or("")).map(Query)
+    }
+}
+
+/// [`Query`]'s rules on a raw query string.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let accepted = super::query::fields::<T>();
+    check_query_keys(query, accepted)?;
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        ApiError::invalid_query(if field == "." { "query" } else { &field }, e.inner())
+    })
+}
+
+/// Refuses a key not in `accepted` (`None`: any key) or given twice, naming it.
+pub fn check_query_keys(query: &str, accepted: Option<&[&str]>) -> Result<(), ApiError> {
+    let mut seen: Vec<String> = vec![];
+    for (key, _) in form_urlencoded::parse(query.as_bytes()) {
+        if let Some(accepted) = accepted {
+            if !accepted.contains(&key.as_ref()) {
+                let list = if accepted.is_empty() { "this route takes no query parameters".to_string() } else { format!("accepted: {}", accepted.join(", ")) };
+                return Err(ApiError::invalid_query(&key, format!("unknown query parameter; {list}"))
+                    .with_details(json!({ "field": key, "accepted": accepted })));
+            }
+        }
+        if seen.iter().any(|k| *k == key) {
+            return Err(ApiError::invalid_query(&key, "given more than once"));
+        }
+        seen.push(key.into_owned());
+    }
+    Ok(())
+}
+
+/// `axum::extract::Path`, with rejections (invalid UTF-8, a bad type) in our error shape.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
 
 /// `axum::Json`, with rejections in our error shape.
 #[derive(Debug, FromRequest)]
@@ -106,5 +243,81 @@ pub struct Json<T>(pub T);
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// The code a bare status gets when something below our handlers (axum's router, a
+/// tower layer) answered without our shape: the first code listed for it.
+pub fn code_for(status: StatusCode) -> &'static str {
+    CODES.iter().find(|(_, s, _)| *s == status).map(|(c, _, _)| *c).unwrap_or(if status.is_server_error() { "internal" } else { "invalid_request" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+
+    /// Every `ApiError::new(StatusCode::X, "code", …)` in the server's sources, and the
+    /// status each code is used with.
+    fn codes_in_sources() -> BTreeMap<String, Vec<(String, String)>> {
+        let mut files = vec![];
+        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        let re = regex::Regex::new(r#"(?:ApiError|Self)::new\(\s*(?:[\w:]*::)?StatusCode::(\w+)\s*,\s*"([^"]*)""#).unwrap();
+        let mut found: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for (file, text) in files {
+            for c in re.captures_iter(&text) {
+                found.entry(c[2].to_string()).or_default().push((c[1].to_string(), file.clone()));
+            }
+        }
+        found
+    }
+
+    fn status_name(s: StatusCode) -> String {
+        s.canonical_reason().unwrap().to_ascii_uppercase().replace(' ', "_")
+    }
+
+    #[test]
+    fn every_code_the_sources_produce_is_listed_with_its_status_and_every_listed_code_is_produced() {
+        let found = codes_in_sources();
+        assert!(found.contains_key("invalid_request") && found.contains_key("internal"), "the scan finds the constructors: {found:?}");
+        for (code, uses) in &found {
+            let (_, status, _) = CODES.iter().find(|(c, _, _)| c == code).unwrap_or_else(|| panic!("code {code:?} used in {uses:?} is not in CODES (and docs/api.md)"));
+            for (used, file) in uses {
+                assert_eq!(*used, status_name(*status), "{code} is listed as {status} but {file} answers it with {used}");
+            }
+        }
+        for (code, _, _) in CODES {
+            assert!(found.contains_key(*code), "{code} is listed in CODES but nothing produces it");
+        }
+    }
+
+    #[test]
+    fn docs_api_md_lists_exactly_the_codes_with_their_statuses() {
+        let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.md")).unwrap();
+        let re = regex::Regex::new(r"(?m)^\| `([a-z_]+)` \| (\d{3}) \|").unwrap();
+        let documented: BTreeMap<String, u16> = re.captures_iter(&doc).map(|c| (c[1].to_string(), c[2].parse().unwrap())).collect();
+        let listed: BTreeMap<String, u16> = CODES.iter().map(|(c, s, _)| (c.to_string(), s.as_u16())).collect();
+        assert_eq!(documented, listed, "docs/api.md's error table and CODES differ");
+    }
+
+    #[test]
+    fn a_bare_status_gets_the_listed_code() {
+        assert_eq!(code_for(StatusCode::METHOD_NOT_ALLOWED), "method_not_allowed");
+        assert_eq!(code_for(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
+        assert_eq!(code_for(StatusCode::UNSUPPORTED_MEDIA_TYPE), "unsupported_media_type");
+        assert_eq!(code_for(StatusCode::UNPROCESSABLE_ENTITY), "invalid_request");
+        assert_eq!(code_for(StatusCode::GATEWAY_TIMEOUT), "internal");
     }
 }

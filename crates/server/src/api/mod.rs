@@ -8,23 +8,37 @@ mod dnc;
 mod phone_numbers;
 mod single_calls;
 mod error;
+mod query;
 mod webhooks;
 
-pub use error::{ApiError, Json, Query};
+pub use error::{ApiError, Json, Path, Query, CODES};
 
 use crate::app::AppState;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use dialtone_core::WorkspaceId;
 use serde::Deserialize;
 use std::sync::Arc;
 
+/// The `/api/v1` routes that take query parameters (each reads them with [`Query`], which
+/// checks its own keys). Every other API route takes none, and a query string sent to one
+/// is refused rather than ignored.
+const QUERY_ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/api/v1/campaigns"),
+    (Method::GET, "/api/v1/calls"),
+    (Method::GET, "/api/v1/dnc"),
+    (Method::GET, "/api/v1/dnc/check"),
+    (Method::GET, "/api/v1/campaigns/{id}/dnc"),
+];
+
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new().merge(campaigns::router()).merge(calls::router()).merge(dnc::router()).merge(contacts::router()).merge(single_calls::router()).merge(phone_numbers::router());
+    let api = Router::new().merge(campaigns::router()).merge(calls::router()).merge(dnc::router()).merge(contacts::router()).merge(single_calls::router()).merge(phone_numbers::router())
+        .route_layer(middleware::from_fn(no_stray_query));
     Router::new()
         .nest("/api/v1", api)
         .merge(webhooks::router())
@@ -32,7 +46,56 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("route") })
+        .layer(middleware::from_fn(error_shape))
         .with_state(state)
+}
+
+/// Refuses a query string on an API route that reads none (`?dry_run=1` on a start must
+/// not look accepted), before the handler can act.
+async fn no_stray_query(route: MatchedPath, request: Request, next: Next) -> Response {
+    let takes_query = QUERY_ROUTES.iter().any(|(m, r)| m == request.method() && *r == route.as_str());
+    if !takes_query {
+        if let Err(e) = error::check_query_keys(request.uri().query().unwrap_or(""), Some(&[])) {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The safety net under every route: an error answered without our shape by something
+/// below the handlers (axum's 405, a rejection of an extractor used directly, a tower
+/// layer) is rewritten into `{"error": {"code", "message", "details"}}` with its status
+/// kept, so no client ever has to parse text/plain or an empty body.
+async fn error_shape(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let error = if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow: Vec<&str> = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).map(|a| a.split(',').map(str::trim).collect()).unwrap_or_default();
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on this route; it takes {}", allow.join(", ")))
+            .with_details(serde_json::json!({ "allow": allow }))
+    } else if status.is_server_error() {
+        let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+        ApiError::internal(format!("{status}: {}", String::from_utf8_lossy(&text)))
+    } else {
+        let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_string();
+        let message = if text.is_empty() { status.canonical_reason().unwrap_or("refused").to_string() } else { text };
+        ApiError::new(status, error::code_for(status), message)
+    };
+    let mut shaped = error.into_response();
+    *shaped.status_mut() = status;
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            shaped.headers_mut().insert(name, v.clone());
+        }
+    }
+    shaped
 }
 
 async fn readyz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
@@ -69,16 +132,32 @@ impl FromRequestParts<Arc<AppState>> for Auth {
 
 /// `?limit=&before=` on list endpoints: newest first, `before` = the previous page's `next_cursor`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub limit: Option<u32>,
     pub before: Option<String>,
 }
 
+/// What a list's cursor is: the id of its last item, so it is checked by the id's own parser.
+pub type CursorCheck = fn(&str) -> bool;
+
+/// A cursor of a list of suppressions (`dnc_` and a ULID, see the store).
+pub fn is_suppression_id(s: &str) -> bool {
+    s.strip_prefix("dnc_").is_some_and(|u| ulid::Ulid::from_string(u).is_ok())
+}
+
 impl PageQuery {
-    pub fn page(&self) -> Result<dialtone_store::Page, ApiError> {
+    /// The page asked for; `cursor` says whether `before` is an id of the listed kind (a
+    /// malformed cursor is a 400 naming `before`, not a silently empty or wrong page).
+    pub fn page(&self, cursor: CursorCheck) -> Result<dialtone_store::Page, ApiError> {
         let limit = self.limit.unwrap_or(50);
         if !(1..=500).contains(&limit) {
             return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+        }
+        if let Some(b) = &self.before {
+            if !cursor(b) {
+                return Err(ApiError::invalid_query("before", "not a cursor of this list: pass the previous page's next_cursor"));
+            }
         }
         Ok(dialtone_store::Page { limit, before: self.before.clone() })
     }

@@ -4,7 +4,8 @@
 
 use super::{ApiError, Auth, Json};
 use crate::app::AppState;
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::Router;
