@@ -194,7 +194,9 @@ fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> axum::respo
 /// [`SHUTDOWN_GRACE`]) and closes idle connections.
 async fn serve_http(listener: TcpListener, router: axum::Router, timeouts: HttpTimeouts, cancel: CancellationToken) -> anyhow::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    use tower::Service;
+    use tower::{Layer, Service};
+
+    let router = axum::middleware::from_fn(crate::api::error_shape).layer(router);
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -214,7 +216,8 @@ async fn serve_http(listener: TcpListener, router: axum::Router, timeouts: HttpT
             },
         };
         let router = router.clone();
-        let service = tower::service_fn(move |mut request: axum::http::Request<_>| {
+        let service = tower::service_fn(move |request: axum::http::Request<_>| {
+            let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             router.clone().call(request)
         });

@@ -133,7 +133,16 @@ impl From<StoreError> for ApiError {
 
 /// A JSON body that does not fit its type, naming the field by its path (`numbers[0]`).
 pub fn json_data_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let field = err.path().to_string();
+    let mut field = err.path().to_string();
+    if field == "." {
+        // A missing, unknown or repeated key fails before it enters the path; serde's own
+        // message ("unknown field `numbrs`, expected …") still names it.
+        let inner = err.inner().to_string();
+        let named = ["missing field `", "unknown field `", "duplicate field `"].iter().find_map(|p| inner.split_once(p)).and_then(|(_, rest)| rest.split_once('`'));
+        if let Some((name, _)) = named {
+            field = name.to_string();
+        }
+    }
     let message = if field == "." { err.inner().to_string() } else { format!("{field}: {}", err.inner()) };
     let details = if field == "." { Value::Null } else { json!({ "field": field }) };
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message).with_details(details)
@@ -152,6 +161,10 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             ),
+            // axum's own length-limit rejection does not chain to its cause: its status says it.
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.body_text())
+            }
             JsonRejection::BytesRejection(e) => ApiError::body(&e),
             other => {
                 // axum keeps serde_path_to_error's error as the source: it knows the field.
@@ -269,7 +282,7 @@ mod tests {
         }
     }
 
-    /// Every `ApiError::new(StatusCode::X, "code", …)` in the server's sources, and the
+    /// Every literal code given to `ApiError::new` in the server's sources, and the
     /// status each code is used with.
     fn codes_in_sources() -> BTreeMap<String, Vec<(String, String)>> {
         let mut files = vec![];

@@ -46,7 +46,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("route") })
-        .layer(middleware::from_fn(error_shape))
         .with_state(state)
 }
 
@@ -62,11 +61,12 @@ async fn no_stray_query(route: MatchedPath, request: Request, next: Next) -> Res
     next.run(request).await
 }
 
-/// The safety net under every route: an error answered without our shape by something
-/// below the handlers (axum's 405, a rejection of an extractor used directly, a tower
-/// layer) is rewritten into `{"error": {"code", "message", "details"}}` with its status
-/// kept, so no client ever has to parse text/plain or an empty body.
-async fn error_shape(request: Request, next: Next) -> Response {
+/// The safety net around the whole router: an error answered without our shape by
+/// something below the handlers (axum's 405, a rejection of an extractor used directly, a
+/// tower layer) is rewritten into `{"error": {"code", "message", "details"}}` with its
+/// status kept, so no client ever has to parse text/plain or an empty body. Outside the
+/// router, not a `Router::layer`: axum adds a 405's `Allow` header after route layers run.
+pub async fn error_shape(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let response = next.run(request).await;
     let status = response.status();

@@ -43,7 +43,7 @@ async fn handle(State(app): State<Arc<AppState>>, kind: ProviderKind, request: R
     }
     let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "malformed_webhook", format!("unreadable body: {e}")).into_response(),
+        Err(e) => return ApiError::body(&e).into_response(),
     };
     let url = parts.uri.to_string();
     let req = WebhookRequest { headers: &parts.headers, body: &body, url: &url };

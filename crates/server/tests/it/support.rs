@@ -45,6 +45,8 @@ pub struct Options {
     pub twilio_max_concurrent: Option<u32>,
     /// Twilio's own default of 1 call/s would make every Twilio test crawl.
     pub twilio_rate_per_sec: f64,
+    /// Any other setting, applied last to the server's config.
+    pub configure: fn(&mut Config),
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             sim_rate_per_sec: None,
             twilio_max_concurrent: None,
             twilio_rate_per_sec: 500.0,
+            configure: |_| {},
         }
     }
 }
@@ -163,6 +166,7 @@ impl TestApp {
             config.exotel_callback_token = Some(account_token);
             config.exotel_rate_per_min = 60_000;
         }
+        (options.configure)(&mut config);
         let state = app::build(&config, options.engine, Arc::new(SystemClock)).await.unwrap();
         let cancel = CancellationToken::new();
         tokio::spawn(app::serve(state.clone(), listener, cancel.clone()));
