@@ -17,7 +17,7 @@ use tracing_subscriber::fmt::MakeWriter;
 /// Installs the global subscriber; `default` is the filter when `DIALTONE_LOG` is unset.
 pub fn init(format: &str, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIALTONE_LOG").unwrap_or_else(|_| default.into());
-    let ansi = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+    let ansi = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").filter(|v| !v.is_empty()).is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Stderr { json: format == "json" })

@@ -213,7 +213,7 @@ async fn slow_clients_are_cut_off_after_the_header_and_body_read_timeouts() {
     }
     for _ in 0..20 {
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        let head = format!("POST /webhooks/vapi HTTP/1.1\r\nHost: dialtone\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"message\": ");
+        let head = "POST /webhooks/vapi HTTP/1.1\r\nHost: dialtone\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"message\": ";
         s.write_all(head.as_bytes()).await.unwrap();
         partial_bodies.push(s);
     }
