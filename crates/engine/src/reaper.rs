@@ -100,7 +100,6 @@ impl Engine {
             return Ok(false);
         }
         self.metrics.record_applied(std::slice::from_ref(&applied));
-        self.wake();
         tracing::info!(max_secs, "call ended at its maximum duration; asking the provider to hang up");
         let provider_call_id = call.provider_call_id.as_deref().unwrap_or_default();
         let hung_up = match self.providers.get(&call.provider) {
@@ -110,6 +109,9 @@ impl Engine {
         if let Err(e) = hung_up {
             tracing::warn!(error = %e, "the provider did not confirm the hang-up of a call past its maximum duration; its slot is freed anyway");
         }
+        // Only now: the next call should not start while the provider still has this one
+        // (the dispatcher's tick can still find the slot sooner; the window is one request).
+        self.wake();
         Ok(true)
     }
 

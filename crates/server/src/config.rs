@@ -199,3 +199,28 @@ impl Config {
 pub fn env_name(name: &str) -> String {
     format!("DIALTONE_{}", name.to_ascii_uppercase())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_call_duration_defaults_to_an_hour_reaches_the_engine_and_must_be_positive() {
+        let config = Config::default();
+        assert_eq!(config.max_call_duration_secs, 3600);
+        assert_eq!(config.engine().max_call_duration, Duration::from_secs(3600));
+        let zero = Config { max_call_duration_secs: 0, ..Config::default() };
+        assert!(zero.validate().unwrap_err().to_string().contains("max_call_duration_secs"));
+    }
+
+    #[test]
+    fn missing_provider_settings_name_what_each_account_still_needs() {
+        let mut config = Config::default();
+        assert!(config.missing_provider_settings(ProviderKind::Sim).is_empty(), "the simulator needs nothing");
+        assert_eq!(config.missing_provider_settings(ProviderKind::Vapi), ["vapi_api_key"]);
+        config.twilio_account_sid = Some("AC1".into());
+        assert_eq!(config.missing_provider_settings(ProviderKind::Twilio), ["twilio_auth_token"], "only what is missing");
+        assert_eq!(config.missing_provider_settings(ProviderKind::Exotel), ["exotel_sid", "exotel_api_key", "exotel_api_token"]);
+        assert_eq!(env_name("twilio_auth_token"), "DIALTONE_TWILIO_AUTH_TOKEN");
+    }
+}
