@@ -53,9 +53,10 @@ impl Engine {
         Ok(counts.into_iter().sum())
     }
 
+    /// Its account is holding back (breaker open, at capacity) or missing on this node.
     fn held_back(&self, campaign: &CampaignId, now: jiff::Timestamp) -> bool {
         let known = self.campaign_providers.lock().unwrap().get(campaign).copied();
-        known.is_some_and(|kind| self.providers.get(&kind).is_some_and(|a| a.waiting(now).is_some()))
+        known.is_some_and(|kind| self.providers.get(&kind).is_none_or(|a| a.waiting(now).is_some()))
     }
 
     /// Claims for `campaigns` and starts placing what each got; completes those with

@@ -34,8 +34,12 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// An active call with no event for this long is reconciled with the provider.
     pub stuck_timeout: Duration,
-    /// How often the reaper looks for quiet calls.
+    /// How often the reaper looks for quiet calls (and calls past their maximum duration).
     pub reaper_interval: Duration,
+    /// A call still live this long after the provider accepted it is hung up and ends as
+    /// `timeout`, unless its campaign sets its own `max_call_duration_secs`. The reaper
+    /// enforces it, so a call may run up to one `reaper_interval` longer.
+    pub max_call_duration: Duration,
     /// Delays between placement tries on retryable errors; its length is the number of retries.
     pub placement_backoff: Vec<Duration>,
     /// Most events committed in one ingest transaction.
@@ -55,6 +59,7 @@ impl Default for EngineConfig {
             tick: Duration::from_secs(1),
             stuck_timeout: Duration::from_secs(600),
             reaper_interval: Duration::from_secs(30),
+            max_call_duration: Duration::from_secs(3600),
             placement_backoff: vec![Duration::from_secs(1), Duration::from_secs(4), Duration::from_secs(10)],
             ingest_batch: 512,
             capacity_cooldown: Duration::from_secs(5),

@@ -67,9 +67,10 @@ impl Engine {
 
     async fn try_place(&self, dial: &Dial) -> Result<(), EngineError> {
         let Some(account) = self.providers.get(&dial.provider).cloned() else {
-            self.store.end_call(&dial.call_id, Outcome::Failed, &format!("no provider configured for {}", dial.provider), self.clock.now()).await?;
-            self.wake();
-            return Ok(());
+            // A setting missing on this node is not the contact's fault: failing the call
+            // would spend its attempts and complete the campaign. The claim goes back and
+            // the dispatcher holds the campaign (`held_back`) until a node has the account.
+            return self.give_back(dial, &format!("no {} account is configured on this node", dial.provider)).await;
         };
         if let Some(why) = account.waiting(self.clock.now()) {
             return self.give_back(dial, &why).await;

@@ -51,8 +51,10 @@ impl Engine {
         Ok(resolved)
     }
 
-    /// One reaper pass. Returns how many quiet calls it looked at.
+    /// One reaper pass: ends calls past their maximum duration, then reconciles quiet
+    /// calls and resolves unsent ones. Returns how many quiet calls it looked at.
     pub async fn reap_once(&self) -> Result<usize, EngineError> {
+        self.end_overdue().await?;
         let now = self.clock.now();
         let quiet_since = now.checked_sub(SignedDuration::try_from(self.config.stuck_timeout).unwrap_or(SignedDuration::MAX)).unwrap_or(now);
         let stuck = self.store.stuck_calls(quiet_since, 500).await?;
@@ -68,6 +70,49 @@ impl Engine {
         }
         self.recover().await?;
         Ok(stuck.len())
+    }
+
+    /// Ends every live call that has lasted its maximum duration as `timeout`, then asks
+    /// the provider to hang it up. A provider that keeps vouching for a call (a line left
+    /// open, a stuck assistant) would otherwise hold its slot for ever, and a campaign at
+    /// its cap would stall. Returns how many calls it ended.
+    pub async fn end_overdue(&self) -> Result<usize, EngineError> {
+        let overdue = self.store.overdue_calls(self.clock.now(), self.config.max_call_duration, 500).await?;
+        let mut ended = 0;
+        for (call, max_secs) in &overdue {
+            if self.end_overdue_call(call, *max_secs).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    #[tracing::instrument(skip_all, fields(call_id = %call.id, campaign_id = %call.campaign_id))]
+    async fn end_overdue_call(&self, call: &Call, max_secs: u64) -> Result<bool, EngineError> {
+        // Decided before the provider hears of it, as an API hang-up is: the provider's own
+        // report of the end (Twilio says `completed` for a call it was told to end) must not
+        // race this write, and a call that ended meanwhile keeps its real outcome.
+        let reason = format!("still live after its maximum duration of {max_secs} s (max_call_duration_secs); hung up");
+        let Some(applied) = self.store.end_call(&call.id, Outcome::Timeout, &reason, self.clock.now()).await? else {
+            return Ok(false);
+        };
+        if !applied.ended_call() {
+            return Ok(false);
+        }
+        self.metrics.record_applied(std::slice::from_ref(&applied));
+        tracing::info!(max_secs, "call ended at its maximum duration; asking the provider to hang up");
+        let provider_call_id = call.provider_call_id.as_deref().unwrap_or_default();
+        let hung_up = match self.providers.get(&call.provider) {
+            Some(a) => a.provider.hang_up(provider_call_id).await.map_err(|e| e.to_string()),
+            None => Err(format!("no {} account is configured", call.provider)),
+        };
+        if let Err(e) = hung_up {
+            tracing::warn!(error = %e, "the provider did not confirm the hang-up of a call past its maximum duration; its slot is freed anyway");
+        }
+        // Only now: the next call should not start while the provider still has this one
+        // (the dispatcher's tick can still find the slot sooner; the window is one request).
+        self.wake();
+        Ok(true)
     }
 
     #[tracing::instrument(skip_all, fields(call_id = %call.id, campaign_id = %call.campaign_id))]

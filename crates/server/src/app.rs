@@ -1,7 +1,9 @@
 //! Wiring: config → store, providers, engine, HTTP router; one cancellation token stops
 //! them all (the server drains, the engine finishes placements under way).
 
+use crate::api::ApiError;
 use crate::config::Config;
+use axum::http::StatusCode;
 use dialtone_core::{Clock, ProviderKind};
 use dialtone_engine::{Account, Engine, Providers};
 use dialtone_providers::resilience::{AccountLimiter, BreakerConfig, RateLimit};
@@ -31,6 +33,9 @@ pub struct AppState {
     /// How long a client may take to send a request (`header_read_timeout_secs`,
     /// `body_read_timeout_secs`).
     pub http: HttpTimeouts,
+    /// For each provider with no account here, the settings it lacks (from
+    /// [`Config::missing_provider_settings`]): what a refusal tells the user to set.
+    pub missing_settings: std::collections::HashMap<ProviderKind, Vec<&'static str>>,
 }
 
 /// Slow clients are cut off, so half-open connections cannot pile up.
@@ -57,6 +62,53 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 impl AppState {
     pub fn now(&self) -> Timestamp {
         self.engine.clock().now()
+    }
+
+    /// The providers this server has an account for, in [`ProviderKind::ALL`] order.
+    pub fn configured_providers(&self) -> Vec<ProviderKind> {
+        ProviderKind::ALL.iter().copied().filter(|k| self.engine.account(*k).is_some()).collect()
+    }
+
+    /// Reads a provider named in a request's `field`: one dialtone knows (the list comes
+    /// from [`ProviderKind::ALL`]) and one this server has an account for.
+    ///
+    /// Errors: 400 `invalid_request` for an unknown name (the message lists every provider
+    /// and those configured here); 400 `provider_not_configured` as [`Self::require_account`].
+    pub fn parse_provider(&self, field: &str, text: &str) -> Result<ProviderKind, ApiError> {
+        let Ok(kind) = text.parse::<ProviderKind>() else {
+            let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(ApiError::invalid(field, format!("must be one of {} (configured on this server: {})", all.join(", "), self.configured_list())));
+        };
+        self.require_account(kind, field)?;
+        Ok(kind)
+    }
+
+    /// Refuses work on a provider this server has no account for, before anything is
+    /// stored or dialled (otherwise every call would fail and its contact be spent).
+    ///
+    /// Errors: 400 `provider_not_configured`; the message and `details` name the missing
+    /// settings (config name and `DIALTONE_*` variable), the request `field` that chose the
+    /// provider, and the providers that are configured.
+    pub fn require_account(&self, kind: ProviderKind, field: &str) -> Result<(), ApiError> {
+        if self.engine.account(kind).is_some() {
+            return Ok(());
+        }
+        let missing = self.missing_settings.get(&kind).cloned().unwrap_or_default();
+        let env: Vec<String> = missing.iter().map(|m| crate::config::env_name(m)).collect();
+        let set: Vec<String> = missing.iter().zip(&env).map(|(m, e)| format!("{m} ({e})")).collect();
+        let message = format!("{field}: no {kind} account is configured on this server; set {}. Configured providers: {}",
+            if set.is_empty() { "its credentials".to_string() } else { set.join(", ") }, self.configured_list());
+        Err(ApiError::new(StatusCode::BAD_REQUEST, "provider_not_configured", message).with_details(serde_json::json!({
+            "field": field,
+            "provider": kind,
+            "missing_settings": missing,
+            "env": env,
+            "configured": self.configured_providers(),
+        })))
+    }
+
+    fn configured_list(&self) -> String {
+        self.configured_providers().iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -159,6 +211,7 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
         webhooks_received: AtomicU64::new(0),
         duplicate_events: AtomicU64::new(0),
         http: HttpTimeouts { header_read: Duration::from_secs(config.header_read_timeout_secs), body_read: Duration::from_secs(config.body_read_timeout_secs) },
+        missing_settings: ProviderKind::ALL.iter().map(|k| (*k, config.missing_provider_settings(*k))).filter(|(_, m)| !m.is_empty()).collect(),
     }))
 }
 

@@ -2,6 +2,7 @@
 //! then `DIALTONE_*` environment variables (`DIALTONE_VAPI_API_KEY` sets `vapi_api_key`).
 //! Validated once at start.
 
+use dialtone_core::ProviderKind;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,9 @@ pub struct Config {
     pub tick_ms: u64,
     /// A call with no event for this long is reconciled with the provider.
     pub stuck_timeout_secs: u64,
+    /// A call still live this long after the provider accepted it is hung up and ends as
+    /// `timeout` (a campaign's own `max_call_duration_secs` overrides it). Default one hour.
+    pub max_call_duration_secs: u64,
     pub reaper_interval_secs: u64,
     /// Delays between placement tries on 429/503/504/timeouts.
     pub placement_backoff_ms: Vec<u64>,
@@ -86,6 +90,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             tick_ms: 1000,
             stuck_timeout_secs: 600,
+            max_call_duration_secs: 3600,
             reaper_interval_secs: 30,
             placement_backoff_ms: vec![1000, 4000, 10000],
             vapi_base_url: "https://api.vapi.ai".into(),
@@ -153,11 +158,32 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.tick_ms > 0, "tick_ms must be above 0");
         anyhow::ensure!(self.stuck_timeout_secs > 0, "stuck_timeout_secs must be above 0");
+        anyhow::ensure!(self.max_call_duration_secs > 0, "max_call_duration_secs must be above 0");
         anyhow::ensure!(self.reaper_interval_secs > 0, "reaper_interval_secs must be above 0");
         anyhow::ensure!(self.header_read_timeout_secs > 0, "header_read_timeout_secs must be above 0");
         anyhow::ensure!(self.body_read_timeout_secs > 0, "body_read_timeout_secs must be above 0");
         anyhow::ensure!(self.log_format == "text" || self.log_format == "json", "log_format must be text or json");
         Ok(())
+    }
+
+    /// The settings an account on `kind` needs that are not set (empty: the account is
+    /// configured; `sim` always is). Setting names as in the config file; each is also
+    /// `DIALTONE_<NAME>` (see [`env_name`]). Mirrors what [`crate::app::providers`] requires.
+    pub fn missing_provider_settings(&self, kind: ProviderKind) -> Vec<&'static str> {
+        let need: Vec<(&'static str, bool)> = match kind {
+            ProviderKind::Sim => vec![],
+            ProviderKind::Vapi => vec![("vapi_api_key", self.vapi_api_key.is_some())],
+            ProviderKind::Twilio => vec![
+                ("twilio_account_sid", self.twilio_account_sid.is_some()),
+                ("twilio_auth_token", self.twilio_auth_token.is_some()),
+            ],
+            ProviderKind::Exotel => vec![
+                ("exotel_sid", self.exotel_sid.is_some()),
+                ("exotel_api_key", self.exotel_api_key.is_some()),
+                ("exotel_api_token", self.exotel_api_token.is_some()),
+            ],
+        };
+        need.into_iter().filter(|(_, set)| !set).map(|(name, _)| name).collect()
     }
 
     pub fn public_url(&self) -> String {
@@ -168,10 +194,42 @@ impl Config {
         dialtone_engine::EngineConfig {
             tick: Duration::from_millis(self.tick_ms),
             stuck_timeout: Duration::from_secs(self.stuck_timeout_secs),
+            max_call_duration: Duration::from_secs(self.max_call_duration_secs),
             reaper_interval: Duration::from_secs(self.reaper_interval_secs),
             placement_backoff: self.placement_backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
             capacity_cooldown: Duration::from_millis(self.capacity_cooldown_ms),
             ..Default::default()
         }
+    }
+}
+
+/// The environment variable that sets config field `name`: `DIALTONE_` and the name in
+/// upper case (`twilio_account_sid` → `DIALTONE_TWILIO_ACCOUNT_SID`).
+pub fn env_name(name: &str) -> String {
+    format!("DIALTONE_{}", name.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_call_duration_defaults_to_an_hour_reaches_the_engine_and_must_be_positive() {
+        let config = Config::default();
+        assert_eq!(config.max_call_duration_secs, 3600);
+        assert_eq!(config.engine().max_call_duration, Duration::from_secs(3600));
+        let zero = Config { max_call_duration_secs: 0, ..Config::default() };
+        assert!(zero.validate().unwrap_err().to_string().contains("max_call_duration_secs"));
+    }
+
+    #[test]
+    fn missing_provider_settings_name_what_each_account_still_needs() {
+        let mut config = Config::default();
+        assert!(config.missing_provider_settings(ProviderKind::Sim).is_empty(), "the simulator needs nothing");
+        assert_eq!(config.missing_provider_settings(ProviderKind::Vapi), ["vapi_api_key"]);
+        config.twilio_account_sid = Some("AC1".into());
+        assert_eq!(config.missing_provider_settings(ProviderKind::Twilio), ["twilio_auth_token"], "only what is missing");
+        assert_eq!(config.missing_provider_settings(ProviderKind::Exotel), ["exotel_sid", "exotel_api_key", "exotel_api_token"]);
+        assert_eq!(env_name("twilio_auth_token"), "DIALTONE_TWILIO_AUTH_TOKEN");
     }
 }

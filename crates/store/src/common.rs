@@ -9,6 +9,13 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use std::str::FromStr;
 
+/// Ends the `scheduled` call row of contact `$2` as `canceled`, reason `dnc`, at `$1`:
+/// its number was put on a do-not-call list after the single call was scheduled.
+/// (PostgreSQL does the same for a batch of contacts in its claim.)
+pub const CANCEL_SCHEDULED_DNC_SQL: &str =
+    "UPDATE calls SET status = 'canceled', outcome = 'canceled', ended_reason = 'dnc', ended_at = $1, updated_at = $1
+     WHERE contact_id = $2 AND status = 'scheduled'";
+
 /// Active call states, as SQL text: they hold a concurrency slot.
 pub const ACTIVE_SQL: &str = "('queued', 'dialing', 'ringing', 'in_progress')";
 

@@ -120,6 +120,12 @@ pub trait Store: Send + Sync + 'static {
     /// FROM <old owner>`; a call another node took first is skipped. Returns only the calls
     /// `node` owns now, as they are after the takeover.
     async fn orphaned_calls(&self, node: &str, lease: std::time::Duration, now: Timestamp) -> Result<Vec<Call>>;
+    /// Live calls (active, with a provider id) that have lasted their maximum duration at
+    /// `now`: counted from when the provider accepted them (`dialed_at`; an inbound call
+    /// from when it was recorded), against their campaign's `max_call_duration_secs` or
+    /// else `default_max`. Each with the limit it broke, in seconds; oldest first, at most
+    /// `limit`. Reads only: the caller ends each one with a fenced [`Store::end_call`].
+    async fn overdue_calls(&self, now: Timestamp, default_max: std::time::Duration, limit: u32) -> Result<Vec<(Call, u64)>>;
     /// Touches `last_event_at` after a reconcile found the call alive.
     async fn touch_call(&self, call: &CallId, now: Timestamp) -> Result<()>;
 

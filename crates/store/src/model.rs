@@ -32,6 +32,9 @@ pub struct NewCampaign {
     /// How often a contact may be called: once (until it succeeds or runs out of
     /// attempts), or daily / weekly / monthly, one attempt per period.
     pub recurrence: Recurrence,
+    /// Seconds a call may stay live after the provider accepted it before it is hung up
+    /// and ends as `timeout`; `None` = the server's `max_call_duration_secs`.
+    pub max_call_duration_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +53,8 @@ pub struct Campaign {
     pub schedule: Schedule,
     pub calling_hours: LocalHours,
     pub recurrence: Recurrence,
+    /// This campaign's maximum call duration in seconds; `None` = the server's default.
+    pub max_call_duration_secs: Option<u32>,
     /// `campaign`, `single_calls` for the hidden campaign behind a scheduled single call, or
     /// `inbound` for the hidden campaign that holds the inbound calls to one of our numbers.
     pub kind: String,

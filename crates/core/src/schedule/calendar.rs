@@ -96,6 +96,14 @@ impl Calendar {
         }
     }
 
+    /// The same calendar with every blackout date open.
+    pub(crate) fn without_blackouts(&self) -> Self {
+        Self {
+            blackouts: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     fn rule(w: &Window) -> Rule {
         Rule {
             days: w.days.iter().fold(0, |m, d| m | bit(*d)),
@@ -147,15 +155,16 @@ impl Calendar {
     }
 
     /// From here on only the weekday matters, so a search that gets this far without an
-    /// answer will never find one.
-    fn horizon(&self, from: Date) -> Option<Date> {
+    /// answer will never find one. Saturates at the last date there is: near the end of
+    /// the calendar a blackout must not turn "open next Monday" into "never".
+    fn horizon(&self, from: Date) -> Date {
         let after_blackouts = match self.blackouts.last() {
-            Some(last) if *last >= from => last.tomorrow().ok()?,
+            Some(last) if *last >= from => last.tomorrow().unwrap_or(Date::MAX),
             _ => from,
         };
         after_blackouts
             .checked_add(PERIODIC_HORIZON_DAYS.days())
-            .ok()
+            .unwrap_or(Date::MAX)
     }
 
     /// Earliest open civil date-time at or after `x`.
@@ -167,7 +176,7 @@ impl Calendar {
         if let Some(start) = self.start_date.filter(|s| d < *s) {
             (d, from) = (start, 0);
         }
-        let horizon = self.horizon(d)?;
+        let horizon = self.horizon(d);
         let mut buf = Vec::new();
         loop {
             if self.end_date.is_some_and(|e| d > e) || d > horizon {
@@ -189,7 +198,7 @@ impl Calendar {
     /// Earliest closed civil date-time at or after `x`.
     pub(crate) fn next_out(&self, x: DateTime) -> Option<DateTime> {
         let (mut d, mut from) = (x.date(), nanos(x.time()));
-        let horizon = self.horizon(d)?;
+        let horizon = self.horizon(d);
         let mut buf = Vec::new();
         loop {
             if !self.allows(d) {

@@ -23,6 +23,20 @@ use serde::{Deserialize, Serialize};
 /// weekly pattern: long enough to see both zones through a full year of DST changes.
 const COMBINED_SEARCH_DAYS: i32 = 800;
 
+/// At most this many weekly windows. Every open/close question walks them once per day it
+/// looks at, on every claim and every campaign read; 50 is far more than any calling plan
+/// needs (several windows a day, different on each day of the week).
+pub const MAX_WINDOWS: usize = 50;
+
+/// At most this many blackout dates: enough for every public holiday of several countries
+/// for years ahead, small enough that the stored schedule is read and searched in
+/// microseconds. A longer closure is a `start_date` / `end_date`, not a list of days.
+pub const MAX_BLACKOUT_DATES: usize = 1000;
+
+/// `end_date` at most this many days after `start_date` (ten years and a bit): a campaign
+/// that runs longer is a mistake in a date, and a bound keeps every date walk short.
+pub const MAX_DATE_RANGE_DAYS: i32 = 3660;
+
 /// Opens on each listed day at `start` (local civil time) and closes at `end`. `end <= start`
 /// crosses midnight and closes at `end` the next day; `start == end` is open 24 hours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +109,14 @@ pub enum ScheduleError {
     DatesOutOfOrder { start: Date, end: Date },
     #[error("windows[{index}].days: a window needs at least one day")]
     WindowWithoutDays { index: usize },
+    #[error("windows[{index}].days: {day} is listed twice")]
+    RepeatedDay { index: usize, day: &'static str },
+    #[error("windows: {count} windows, at most {MAX_WINDOWS} are allowed")]
+    TooManyWindows { count: usize },
+    #[error("blackout_dates: {count} dates, at most {MAX_BLACKOUT_DATES} are allowed (close a long stretch with start_date / end_date)")]
+    TooManyBlackoutDates { count: usize },
+    #[error("end_date: {end} is {days} days after start_date {start}; at most {MAX_DATE_RANGE_DAYS} days are allowed")]
+    DateRangeTooLong { start: Date, end: Date, days: i64 },
 }
 
 impl ScheduleError {
@@ -103,7 +125,10 @@ impl ScheduleError {
         match self {
             Self::UnknownTimezone(_) => "timezone".into(),
             Self::DatesOutOfOrder { .. } => "start_date".into(),
-            Self::WindowWithoutDays { index } => format!("windows[{index}].days"),
+            Self::WindowWithoutDays { index } | Self::RepeatedDay { index, .. } => format!("windows[{index}].days"),
+            Self::TooManyWindows { .. } => "windows".into(),
+            Self::TooManyBlackoutDates { .. } => "blackout_dates".into(),
+            Self::DateRangeTooLong { .. } => "end_date".into(),
         }
     }
 }
@@ -126,6 +151,15 @@ impl Prepared {
     fn next_close(&self, at: Timestamp) -> Option<Timestamp> {
         earliest_instant(&self.tz, at, |x| self.cal.next_out(x))
     }
+
+    /// The same schedule with every blackout date open again: its open set contains the
+    /// real one's, and it is weekly periodic from its start date on.
+    fn without_blackouts(&self) -> Prepared {
+        Prepared {
+            tz: self.tz.clone(),
+            cal: self.cal.without_blackouts(),
+        }
+    }
 }
 
 impl Schedule {
@@ -144,15 +178,34 @@ impl Schedule {
             .map_err(|_| ScheduleError::UnknownTimezone(self.timezone.clone()))
     }
 
+    /// Checks what the searches rely on and bounds what one schedule may cost: a known
+    /// zone, dates in order and at most [`MAX_DATE_RANGE_DAYS`] apart, at most
+    /// [`MAX_WINDOWS`] windows each naming a day at most once, at most
+    /// [`MAX_BLACKOUT_DATES`] blackout dates. The error names the offending field.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         self.time_zone()?;
         if let (Some(start), Some(end)) = (self.start_date, self.end_date) {
             if start > end {
                 return Err(ScheduleError::DatesOutOfOrder { start, end });
             }
+            let days = start.until(end).map_or(i64::MAX, |span| i64::from(span.get_days()));
+            if days > i64::from(MAX_DATE_RANGE_DAYS) {
+                return Err(ScheduleError::DateRangeTooLong { start, end, days });
+            }
         }
-        if let Some(index) = self.windows.iter().position(|w| w.days.is_empty()) {
-            return Err(ScheduleError::WindowWithoutDays { index });
+        if self.windows.len() > MAX_WINDOWS {
+            return Err(ScheduleError::TooManyWindows { count: self.windows.len() });
+        }
+        for (index, w) in self.windows.iter().enumerate() {
+            if w.days.is_empty() {
+                return Err(ScheduleError::WindowWithoutDays { index });
+            }
+            if let Some(i) = (1..w.days.len()).find(|&i| w.days[..i].contains(&w.days[i])) {
+                return Err(ScheduleError::RepeatedDay { index, day: wire::weekday_str(w.days[i]) });
+            }
+        }
+        if self.blackout_dates.len() > MAX_BLACKOUT_DATES {
+            return Err(ScheduleError::TooManyBlackoutDates { count: self.blackout_dates.len() });
         }
         Ok(())
     }
@@ -183,10 +236,13 @@ impl Schedule {
 
     /// An instant after which nothing new can happen to the schedule's weekly pattern, pushed
     /// out far enough to cover a year of DST changes in another zone.
-    fn combined_search_limit(&self, after: Timestamp) -> Timestamp {
+    /// `with_blackouts: false` is the limit for the schedule with its blackouts open again.
+    fn combined_search_limit(&self, after: Timestamp, with_blackouts: bool) -> Timestamp {
         let mut base = Offset::UTC.to_datetime(after).date();
         base = base.max(self.start_date.unwrap_or(base));
-        base = base.max(self.blackout_dates.iter().copied().max().unwrap_or(base));
+        if with_blackouts {
+            base = base.max(self.blackout_dates.iter().copied().max().unwrap_or(base));
+        }
         base.checked_add(COMBINED_SEARCH_DAYS.days())
             .ok()
             .and_then(|d| {
@@ -267,6 +323,37 @@ fn first_agreement(
     }
 }
 
+/// Earliest instant `t >= after` at which `schedule` is open and `other` (the earliest
+/// instant at or after its argument that a second rule allows) agrees.
+///
+/// Blackout dates only ever close days, so the schedule with its blackouts open again
+/// agrees with `other` no later than the real one. That search is short (its weekly
+/// pattern starts at once) and settles "never" without walking to the last blackout,
+/// which may be decades away; otherwise its answer is where the real search starts.
+fn combined_search(
+    schedule: &Schedule,
+    after: Timestamp,
+    mut other: impl FnMut(Timestamp) -> Option<Timestamp>,
+) -> Option<Timestamp> {
+    let s = schedule.prepared()?;
+    let mut from = after;
+    if !schedule.blackout_dates.is_empty() {
+        let open = s.without_blackouts();
+        from = first_agreement(
+            after,
+            schedule.combined_search_limit(after, false),
+            |t| open.next_open(t),
+            &mut other,
+        )?;
+    }
+    first_agreement(
+        from,
+        schedule.combined_search_limit(from, true),
+        |t| s.next_open(t),
+        other,
+    )
+}
+
 /// Earliest instant `t >= after` where the campaign schedule is open and the recipient's
 /// calling hours (in `recipient_tz`) are too; `None` if that never happens.
 pub fn next_open_for(
@@ -275,14 +362,10 @@ pub fn next_open_for(
     recipient_tz: &TimeZone,
     after: Timestamp,
 ) -> Option<Timestamp> {
-    let s = schedule.prepared()?;
     let h = hours.calendar();
-    first_agreement(
-        after,
-        schedule.combined_search_limit(after),
-        |t| s.next_open(t),
-        |t| earliest_instant(recipient_tz, t, |x| h.next_in(x)),
-    )
+    combined_search(schedule, after, |t| {
+        earliest_instant(recipient_tz, t, |x| h.next_in(x))
+    })
 }
 
 /// Whether `next_open_for` would accept `at`.
@@ -304,14 +387,10 @@ pub fn avoid_period(
     period_tz: &TimeZone,
     after: Timestamp,
 ) -> Option<Timestamp> {
-    let s = schedule.prepared()?;
     let p = period.calendar();
-    first_agreement(
-        after,
-        schedule.combined_search_limit(after),
-        |t| s.next_open(t),
-        |t| earliest_instant(period_tz, t, |x| p.next_out(x)),
-    )
+    combined_search(schedule, after, |t| {
+        earliest_instant(period_tz, t, |x| p.next_out(x))
+    })
 }
 
 /// Earliest instant `t >= from` whose local civil time in `tz` is at or after `civil`: the

@@ -402,3 +402,126 @@ fn retries_can_be_kept_out_of_a_peak_period() {
     let got = avoid_period(&office_hours(), &peak, &ny, local(NY, "2026-03-03T17:00"));
     assert_eq!(got, Some(local(NY, "2026-03-04T09:00")));
 }
+
+
+#[test]
+fn a_blackout_near_the_end_of_the_calendar_does_not_close_the_schedule_for_ever() {
+    // Friday evening: the next opening is Monday 09:00, whatever is blacked out in 9999.
+    let now = local(NY, "2026-03-06T18:00");
+    for blackout in [date(2100, 6, 1), date(9999, 12, 25), date(9999, 12, 31)] {
+        let s = Schedule {
+            blackout_dates: vec![blackout],
+            ..office_hours()
+        };
+        assert_eq!(s.next_open(now), Some(local(NY, "2026-03-09T09:00")), "{blackout}");
+        let ny = TimeZone::get(NY).unwrap();
+        assert_eq!(
+            next_open_for(&s, &LocalHours::default(), &ny, now),
+            Some(local(NY, "2026-03-09T09:00")),
+            "{blackout}"
+        );
+    }
+}
+
+#[test]
+fn a_start_date_in_the_last_week_of_the_calendar_still_opens() {
+    // 9999-12-24 is a Friday; a week later there are no dates left to look at.
+    let s = Schedule {
+        start_date: Some(date(9999, 12, 24)),
+        ..office_hours()
+    };
+    assert_eq!(
+        s.next_open(local(NY, "2026-03-06T18:00")),
+        Some(local(NY, "9999-12-24T09:00"))
+    );
+}
+
+#[test]
+fn a_far_blackout_does_not_make_a_never_agreeing_search_walk_to_it() {
+    // The campaign opens 01:00–02:00 New York time, the recipient's hours are 08:00–21:00
+    // New York time: never both. The answer is the same with a blackout in the year 9000,
+    // and it comes as fast (the walk to the blackout took seconds).
+    let ny = TimeZone::get(NY).unwrap();
+    let night = Schedule {
+        windows: vec![Window::every_day(time(1, 0, 0, 0), time(2, 0, 0, 0))],
+        blackout_dates: vec![date(9000, 1, 1)],
+        ..Schedule::always(NY)
+    };
+    let now = local(NY, "2026-03-03T09:00");
+    let started = std::time::Instant::now();
+    assert_eq!(next_open_for(&night, &LocalHours::default(), &ny, now), None);
+    let peak_all_day = LocalHours::new(time(0, 0, 0, 0), time(0, 0, 0, 0));
+    assert_eq!(avoid_period(&night, &peak_all_day, &ny, now), None);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn blackouts_covering_the_only_overlap_days_move_the_answer_past_them() {
+    // Mondays 09:00–17:00 New York; the recipient is reachable any time. The next three
+    // Mondays are holidays, the fourth is the answer: blackouts are honoured, not skipped.
+    let ny = TimeZone::get(NY).unwrap();
+    let s = Schedule {
+        windows: vec![Window::new(&[Weekday::Monday], time(9, 0, 0, 0), time(17, 0, 0, 0))],
+        blackout_dates: vec![date(2026, 3, 9), date(2026, 3, 16), date(2026, 3, 23), date(2030, 1, 7)],
+        ..Schedule::always(NY)
+    };
+    let now = local(NY, "2026-03-06T18:00");
+    assert_eq!(
+        next_open_for(&s, &LocalHours::default(), &ny, now),
+        Some(local(NY, "2026-03-30T09:00"))
+    );
+    let peak = LocalHours::new(time(9, 0, 0, 0), time(10, 0, 0, 0));
+    assert_eq!(avoid_period(&s, &peak, &ny, now), Some(local(NY, "2026-03-30T10:00")));
+}
+
+#[test]
+fn schedules_are_bounded_and_the_error_names_the_field() {
+    let many_windows = Schedule {
+        windows: vec![Window::weekdays(time(9, 0, 0, 0), time(10, 0, 0, 0)); MAX_WINDOWS + 1],
+        ..Schedule::always(NY)
+    };
+    assert_eq!(many_windows.validate().unwrap_err().field(), "windows");
+    let at_most = Schedule {
+        windows: vec![Window::weekdays(time(9, 0, 0, 0), time(10, 0, 0, 0)); MAX_WINDOWS],
+        ..Schedule::always(NY)
+    };
+    assert_eq!(at_most.validate(), Ok(()));
+
+    let day = date(2026, 1, 1);
+    let blackouts = |n: usize| (0..n as i64).map(|i| day.checked_add(jiff::Span::new().days(i)).unwrap()).collect::<Vec<_>>();
+    let s = Schedule {
+        blackout_dates: blackouts(MAX_BLACKOUT_DATES + 1),
+        ..office_hours()
+    };
+    let err = s.validate().unwrap_err();
+    assert_eq!(err.field(), "blackout_dates");
+    assert!(err.to_string().starts_with("blackout_dates: 1001 dates"), "{err}");
+    let s = Schedule {
+        blackout_dates: blackouts(MAX_BLACKOUT_DATES),
+        ..office_hours()
+    };
+    assert_eq!(s.validate(), Ok(()));
+
+    let long = Schedule {
+        start_date: Some(date(2026, 1, 1)),
+        end_date: Some(date(2036, 1, 10)),
+        ..office_hours()
+    };
+    let err = long.validate().unwrap_err();
+    assert_eq!(err.field(), "end_date");
+    assert!(err.to_string().contains("3661 days after start_date"), "{err}");
+    let ten_years = Schedule {
+        end_date: Some(date(2036, 1, 9)),
+        ..long
+    };
+    assert_eq!(ten_years.validate(), Ok(()));
+
+    let twice = Schedule {
+        windows: vec![Window::new(&[Weekday::Monday, Weekday::Tuesday, Weekday::Monday], time(9, 0, 0, 0), time(10, 0, 0, 0))],
+        ..Schedule::always(NY)
+    };
+    let err = twice.validate().unwrap_err();
+    assert_eq!(err.field(), "windows[0].days");
+    assert!(err.to_string().contains("mon is listed twice"), "{err}");
+}

@@ -36,7 +36,7 @@ pub fn router() -> Router<Arc<AppState>> {
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
     pub name: String,
-    /// `vapi` or `sim`.
+    /// One of [`ProviderKind::ALL`] that this server has an account for.
     pub provider: String,
     pub assistant_id: String,
     pub phone_number_id: String,
@@ -56,10 +56,19 @@ pub struct CreateCampaign {
     /// How often each contact is called: `{"frequency": {"type": "once" | "daily" | "weekly",
     /// "days": [...] | "monthly", "day_of_month": n}, "end_date", "max_occurrences"}`. Default once.
     pub recurrence: Option<Recurrence>,
+    /// Seconds a call may stay live before it is hung up and ends as `timeout`
+    /// (1–86,400); default: the server's `max_call_duration_secs`.
+    pub max_call_duration_secs: Option<u32>,
 }
 
+/// The longest `max_call_duration_secs` a campaign may ask for: a day. Providers cap calls
+/// well below it (Vapi's own limit is hours), so anything longer is a typo.
+pub const MAX_CALL_DURATION_SECS: u32 = 86_400;
+
 impl CreateCampaign {
-    pub fn validate(self, ws: WorkspaceId) -> Result<NewCampaign, ApiError> {
+    /// Errors: 400 naming the field; 400 `provider_not_configured` for a provider this
+    /// server has no account for (see [`AppState::parse_provider`]).
+    pub fn validate(self, ws: WorkspaceId, app: &AppState) -> Result<NewCampaign, ApiError> {
         let text = |field: &str, v: String| {
             let v = v.trim().to_string();
             if v.is_empty() {
@@ -68,7 +77,12 @@ impl CreateCampaign {
                 Ok(v)
             }
         };
-        let provider: ProviderKind = self.provider.parse().map_err(|_| ApiError::invalid("provider", "must be one of vapi, sim"))?;
+        let provider: ProviderKind = app.parse_provider("provider", &self.provider)?;
+        if let Some(secs) = self.max_call_duration_secs {
+            if !(1..=MAX_CALL_DURATION_SECS).contains(&secs) {
+                return Err(ApiError::invalid("max_call_duration_secs", format!("must be between 1 and {MAX_CALL_DURATION_SECS} seconds")));
+            }
+        }
         let mode: Mode = match self.mode {
             None => Mode::Continuous,
             Some(m) => m.parse().map_err(|_| ApiError::invalid("mode", "must be continuous or batch"))?,
@@ -109,6 +123,7 @@ impl CreateCampaign {
             schedule,
             calling_hours: self.calling_hours.unwrap_or_default(),
             recurrence,
+            max_call_duration_secs: self.max_call_duration_secs,
         })
     }
 }
@@ -156,7 +171,7 @@ async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Campaign, Ap
 }
 
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<CreateCampaign>) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
-    let new = body.validate(ws.clone())?;
+    let new = body.validate(ws.clone(), &app)?;
     let campaign = app.store.create_campaign(new, app.now()).await?;
     // A campaign's assistant becomes known to the workspace (single calls may use it).
     if app.store.get_assistant(&ws, &campaign.assistant_id).await?.is_none() {
@@ -240,6 +255,10 @@ async fn insert(app: &AppState, campaign: &Campaign, chunk: &[NewContact], repor
 
 async fn act(app: &AppState, ws: &WorkspaceId, id: &str, from: &[CampaignStatus], to: CampaignStatus, verb: &str) -> Result<Json<CampaignView>, ApiError> {
     let campaign = load(app, ws, id).await?;
+    // Whatever its mode: every call it placed would fail for want of an account.
+    if to.is_runnable() && from.contains(&campaign.status) {
+        app.require_account(campaign.provider, "provider")?;
+    }
     if !app.store.transition_campaign(ws, &campaign.id, from, to, app.now()).await? {
         return Err(ApiError::conflict(format!("cannot {verb} a campaign that is {}", campaign.status))
             .with_details(serde_json::json!({ "status": campaign.status })));

@@ -21,7 +21,7 @@ pub fn router() -> Router<Arc<AppState>> {
 struct NewNumber {
     /// E.164.
     number: String,
-    /// `vapi` (default) or `sim`.
+    /// One of [`ProviderKind::ALL`] with an account on this server; default `vapi`.
     provider: Option<String>,
     assistant_id: String,
     name: Option<String>,
@@ -29,8 +29,7 @@ struct NewNumber {
 
 async fn add(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewNumber>) -> Result<(StatusCode, Json<PhoneNumberEntry>), ApiError> {
     let number = PhoneNumber::parse(&body.number, "US").map_err(|e| ApiError::invalid("number", e))?;
-    let provider: ProviderKind = body.provider.as_deref().unwrap_or("vapi").parse()
-        .map_err(|_| ApiError::invalid("provider", "must be one of vapi, sim, twilio, exotel"))?;
+    let provider: ProviderKind = app.parse_provider("provider", body.provider.as_deref().unwrap_or("vapi"))?;
     if body.assistant_id.trim().is_empty() {
         return Err(ApiError::invalid("assistant_id", "must not be empty"));
     }

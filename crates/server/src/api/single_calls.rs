@@ -73,6 +73,13 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
     let assistant = app.store.get_assistant(&ws, &body.assistant_id).await?.ok_or_else(|| {
         ApiError::invalid("assistant_id", "unknown assistant: register it with POST /api/v1/assistants (or use it in a campaign)")
     })?;
+    app.require_account(assistant.provider, "assistant_id")?;
+    // Refused now rather than left waiting: the claim would turn it away at its time.
+    let listed = app.store.suppressions_for(&ws, None, &phone).await?;
+    if !listed.is_empty() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "dnc", format!("phone: {phone} is on the workspace's do-not-call list"))
+            .with_details(serde_json::json!({ "field": "phone", "matches": listed })));
+    }
     let zone = contact_timezone(body.timezone.as_deref(), &phone, "UTC").map_err(|e| ApiError::invalid("timezone", e))?;
     let mut at = match body.scheduled_for {
         Some(at) => future(at, now)?,
@@ -150,7 +157,7 @@ struct NewAssistant {
 }
 
 async fn add_assistant(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewAssistant>) -> Result<(StatusCode, Json<Assistant>), ApiError> {
-    let provider: ProviderKind = body.provider.parse().map_err(|_| ApiError::invalid("provider", "must be one of vapi, sim"))?;
+    let provider: ProviderKind = app.parse_provider("provider", &body.provider)?;
     if body.id.trim().is_empty() {
         return Err(ApiError::invalid("id", "must not be empty"));
     }

@@ -7,6 +7,7 @@ mod campaigns;
 mod contacts;
 mod dnc;
 mod edges;
+mod guards;
 mod hangup;
 mod inbound;
 mod providers;

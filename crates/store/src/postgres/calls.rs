@@ -225,6 +225,18 @@ impl TurnedAway {
         .bind(&self.next)
         .execute(&mut **tx)
         .await?;
+        // A scheduled single call's row would otherwise wait in `scheduled` for ever.
+        let dnc: Vec<&String> = self.ids.iter().zip(&self.statuses).filter(|(_, s)| **s == "dnc").map(|(id, _)| id).collect();
+        if !dnc.is_empty() {
+            sqlx::query(
+                "UPDATE calls SET status = 'canceled', outcome = 'canceled', ended_reason = 'dnc', ended_at = $1, updated_at = $1
+                 WHERE contact_id = ANY($2::text[]) AND status = 'scheduled'",
+            )
+                .bind(ms(now))
+                .bind(&dnc)
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(())
     }
 }
@@ -451,6 +463,25 @@ pub async fn stuck(pool: &PgPool, quiet_since: Timestamp, limit: u32) -> Result<
         .iter()
         .map(rows::call)
         .collect()
+}
+
+/// Live calls past their maximum duration (see `Store::overdue_calls`).
+pub async fn overdue(pool: &PgPool, now: Timestamp, default_max: std::time::Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
+    let default_secs = i64::try_from(default_max.as_secs()).unwrap_or(i64::MAX);
+    sqlx::query(&format!(
+        "SELECT k.*, COALESCE(c.max_call_duration_secs, $1) AS max_secs FROM calls k JOIN campaigns c ON c.id = k.campaign_id
+         WHERE k.status IN {ACTIVE_SQL} AND k.provider_call_id IS NOT NULL
+           AND COALESCE(k.dialed_at, k.created_at) <= $2 - COALESCE(c.max_call_duration_secs, $1) * 1000
+         ORDER BY COALESCE(k.dialed_at, k.created_at) LIMIT $3"
+    ))
+    .bind(default_secs)
+    .bind(ms(now))
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| Ok((rows::call(r)?, r.try_get::<i64, _>("max_secs")? as u64)))
+    .collect()
 }
 
 /// Returns the server's clock as the heartbeat was written.

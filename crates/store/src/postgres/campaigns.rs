@@ -54,8 +54,9 @@ pub async fn create(pool: &PgPool, new: NewCampaign, now: Timestamp) -> Result<C
     let id = CampaignId::new();
     let row = sqlx::query(
         "INSERT INTO campaigns (id, workspace_id, name, provider, assistant_id, phone_number_id, mode,
-            max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'draft', $15, $15) RETURNING *",
+            max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, max_call_duration_secs,
+            status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, 'draft', $15, $15) RETURNING *",
     )
     .bind(id.as_str())
     .bind(new.workspace_id.as_str())
@@ -72,6 +73,7 @@ pub async fn create(pool: &PgPool, new: NewCampaign, now: Timestamp) -> Result<C
     .bind(serde_json::to_string(&new.calling_hours).expect("hours serialize"))
     .bind(serde_json::to_string(&new.recurrence).expect("a recurrence serializes"))
     .bind(ms(now))
+    .bind(new.max_call_duration_secs.map(i64::from))
     .fetch_one(pool)
     .await?;
     rows::campaign(&row)

@@ -186,6 +186,10 @@ impl Store for PostgresStore {
         calls::orphaned(&self.pool, node, lease, now).await
     }
 
+    async fn overdue_calls(&self, now: Timestamp, default_max: Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
+        calls::overdue(&self.pool, now, default_max, limit).await
+    }
+
     async fn touch_call(&self, call: &CallId, now: Timestamp) -> Result<()> {
         calls::touch(&self.pool, call, now).await
     }

@@ -81,6 +81,12 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
                     .bind(r.try_get::<String, _>("id")?)
                     .execute(&mut *tx)
                     .await?;
+                // A scheduled single call's row would otherwise wait in `scheduled` for ever.
+                sqlx::query(crate::common::CANCEL_SCHEDULED_DNC_SQL)
+                    .bind(ms(now))
+                    .bind(r.try_get::<String, _>("id")?)
+                    .execute(&mut *tx)
+                    .await?;
                 continue;
             }
             // The recipient's own hours, judged now, right before dialling.
@@ -294,6 +300,25 @@ pub async fn stuck(pool: &SqlitePool, quiet_since: Timestamp, limit: u32) -> Res
         .iter()
         .map(rows::call)
         .collect()
+}
+
+/// Live calls past their maximum duration (see `Store::overdue_calls`).
+pub async fn overdue(pool: &SqlitePool, now: Timestamp, default_max: std::time::Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
+    let default_secs = i64::try_from(default_max.as_secs()).unwrap_or(i64::MAX);
+    sqlx::query(&format!(
+        "SELECT k.*, COALESCE(c.max_call_duration_secs, ?1) AS max_secs FROM calls k JOIN campaigns c ON c.id = k.campaign_id
+         WHERE k.status IN {ACTIVE_SQL} AND k.provider_call_id IS NOT NULL
+           AND COALESCE(k.dialed_at, k.created_at) <= ?2 - COALESCE(c.max_call_duration_secs, ?1) * 1000
+         ORDER BY COALESCE(k.dialed_at, k.created_at) LIMIT ?3"
+    ))
+    .bind(default_secs)
+    .bind(ms(now))
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| Ok((rows::call(r)?, r.try_get::<i64, _>("max_secs")? as u64)))
+    .collect()
 }
 
 pub async fn heartbeat(pool: &SqlitePool, node: &str, now: Timestamp) -> Result<()> {

@@ -47,8 +47,9 @@ pub async fn create(pool: &SqlitePool, new: NewCampaign, now: Timestamp) -> Resu
     let id = CampaignId::new();
     let row = sqlx::query(
         "INSERT INTO campaigns (id, workspace_id, name, provider, assistant_id, phone_number_id, mode,
-            max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?) RETURNING *",
+            max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, max_call_duration_secs,
+            status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?) RETURNING *",
     )
     .bind(id.as_str())
     .bind(new.workspace_id.as_str())
@@ -64,6 +65,7 @@ pub async fn create(pool: &SqlitePool, new: NewCampaign, now: Timestamp) -> Resu
     .bind(serde_json::to_string(&new.schedule).expect("a schedule serializes"))
     .bind(serde_json::to_string(&new.calling_hours).expect("hours serialize"))
     .bind(serde_json::to_string(&new.recurrence).expect("a recurrence serializes"))
+    .bind(new.max_call_duration_secs.map(i64::from))
     .bind(ms(now))
     .bind(ms(now))
     .fetch_one(pool)

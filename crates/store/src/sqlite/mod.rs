@@ -143,6 +143,10 @@ impl Store for SqliteStore {
         calls::orphaned(&self.read, &self.write, node, lease, now).await
     }
 
+    async fn overdue_calls(&self, now: Timestamp, default_max: Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
+        calls::overdue(&self.read, now, default_max, limit).await
+    }
+
     async fn touch_call(&self, call: &CallId, now: Timestamp) -> Result<()> {
         calls::touch(&self.write, call, now).await
     }

@@ -22,6 +22,7 @@ pub fn campaign(r: &SqliteRow) -> Result<Campaign> {
         schedule: json(r.try_get("schedule")?, "schedule")?,
         calling_hours: json(r.try_get("calling_hours")?, "calling_hours")?,
         recurrence: json(r.try_get("recurrence")?, "recurrence")?,
+        max_call_duration_secs: r.try_get::<Option<i64>, _>("max_call_duration_secs")?.map(|s| s as u32),
         kind: r.try_get("kind")?,
         default_region: r.try_get("default_region")?,
         status: parse(r.try_get("status")?)?,

@@ -14,6 +14,7 @@ mod claim;
 mod contacts;
 mod dnc;
 mod events;
+mod guards;
 mod inbound;
 mod leases;
 mod lifecycle;
@@ -76,6 +77,9 @@ conformance! {
     dnc::suppressions_are_added_once_checked_listed_and_removed,
     schedule::over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own_hours,
     schedule::a_daily_campaign_calls_each_contact_once_per_local_day,
+
+    guards::overdue_calls_are_live_calls_past_their_campaigns_or_the_default_maximum,
+    guards::a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_canceled_dnc,
 
     placing::mark_placing_is_a_fence,
     placing::mark_dialed_moves_queued_to_dialing_and_starts_the_campaign_only_once,

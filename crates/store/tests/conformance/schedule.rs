@@ -34,6 +34,7 @@ pub async fn over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own
         schedule: schedule.clone(),
         calling_hours: hours,
         recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
+        max_call_duration_secs: None,
     };
     // 2026-03-02 is a Monday; the week crosses the US spring-forward on 2026-03-08.
     let monday: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();
@@ -101,6 +102,7 @@ pub async fn a_daily_campaign_calls_each_contact_once_per_local_day(store: S) {
             max_occurrences: Some(3),
             ..dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Daily)
         },
+        max_call_duration_secs: None,
     };
     let start: Timestamp = "2026-04-06T12:00:00Z".parse().unwrap();
     let cmp = store.create_campaign(new, start).await.unwrap();
