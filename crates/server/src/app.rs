@@ -28,6 +28,10 @@ pub struct AppState {
     pub webhooks_received: AtomicU64,
     /// Events that had been stored already (replays), stored once and otherwise ignored.
     pub duplicate_events: AtomicU64,
+    /// Contact imports: one permit each (`max_concurrent_imports`); none free → 429.
+    pub imports: Arc<tokio::sync::Semaphore>,
+    /// `max_upload_bytes`: a larger contact upload gets 413.
+    pub max_upload_bytes: u64,
 }
 
 impl AppState {
@@ -134,6 +138,8 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
         webhooks,
         webhooks_received: AtomicU64::new(0),
         duplicate_events: AtomicU64::new(0),
+        imports: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_imports as usize)),
+        max_upload_bytes: config.max_upload_bytes,
     }))
 }
 

@@ -72,6 +72,11 @@ pub struct Config {
     pub breaker_open_secs: u64,
     /// How long placement pauses on an account the provider says is at capacity.
     pub capacity_cooldown_ms: u64,
+    /// Largest contact upload accepted, in bytes (the whole body; more gets 413).
+    pub max_upload_bytes: u64,
+    /// Contact imports running at once on this node; one more gets 429 (uploads are
+    /// spooled to a temporary file, so each costs disk up to `max_upload_bytes`, not memory).
+    pub max_concurrent_imports: u32,
 }
 
 impl Default for Config {
@@ -117,6 +122,8 @@ impl Default for Config {
             breaker_failures: 5,
             breaker_open_secs: 60,
             capacity_cooldown_ms: 5000,
+            max_upload_bytes: 256 * 1024 * 1024,
+            max_concurrent_imports: 4,
         }
     }
 }
@@ -147,6 +154,8 @@ impl Config {
         anyhow::ensure!(self.tick_ms > 0, "tick_ms must be above 0");
         anyhow::ensure!(self.stuck_timeout_secs > 0, "stuck_timeout_secs must be above 0");
         anyhow::ensure!(self.reaper_interval_secs > 0, "reaper_interval_secs must be above 0");
+        anyhow::ensure!(self.max_upload_bytes > 0, "max_upload_bytes must be above 0");
+        anyhow::ensure!(self.max_concurrent_imports > 0, "max_concurrent_imports must be above 0");
         anyhow::ensure!(self.log_format == "text" || self.log_format == "json", "log_format must be text or json");
         Ok(())
     }

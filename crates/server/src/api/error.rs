@@ -44,6 +44,12 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// The body is larger than `limit` bytes (the `max_upload_bytes` setting): 413.
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the upload is larger than the {limit} bytes allowed (max_upload_bytes)"))
+            .with_details(json!({ "limit_bytes": limit }))
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")

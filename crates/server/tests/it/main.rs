@@ -7,6 +7,7 @@ mod campaigns;
 mod contacts;
 mod dnc;
 mod hangup;
+mod import;
 mod inbound;
 mod providers;
 mod reaper;

@@ -45,6 +45,8 @@ pub struct Options {
     pub twilio_max_concurrent: Option<u32>,
     /// Twilio's own default of 1 call/s would make every Twilio test crawl.
     pub twilio_rate_per_sec: f64,
+    /// `max_upload_bytes`, when a test needs a small one.
+    pub max_upload_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             sim_rate_per_sec: None,
             twilio_max_concurrent: None,
             twilio_rate_per_sec: 500.0,
+            max_upload_bytes: None,
         }
     }
 }
@@ -146,6 +149,7 @@ impl TestApp {
             sim_rate_per_sec: options.sim_rate_per_sec,
             twilio_max_concurrent: options.twilio_max_concurrent,
             twilio_rate_per_sec: options.twilio_rate_per_sec,
+            max_upload_bytes: options.max_upload_bytes.unwrap_or(Config::default().max_upload_bytes),
             ..Config::default()
         };
         if accounts {

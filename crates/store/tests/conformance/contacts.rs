@@ -6,7 +6,7 @@ use dialtone_store::{NewContact, RejectedRow, StoreError};
 use std::time::Instant;
 
 fn row(raw: &str, line: u64) -> NewContact {
-    NewContact { phone: PhoneNumber::parse(raw, "US").unwrap(), name: None, variables: Default::default(), timezone: None, line }
+    NewContact { extension: None, phone: PhoneNumber::parse(raw, "US").unwrap(), name: None, variables: Default::default(), timezone: None, line }
 }
 
 pub async fn duplicate_numbers_are_reported_with_their_line(store: S) {
