@@ -37,7 +37,7 @@ run() {
   local uploads=$1
   rm -f "$DIR"/rss.db*
   export DIALTONE_DATABASE_URL="sqlite://$DIR/rss.db" DIALTONE_LISTEN="127.0.0.1:$PORT" DIALTONE_LOG=warn
-  local key; key=$("$BIN" keys create rss 2>/dev/null)
+  local key; key=$("$BIN" keys create --name rss 2>/dev/null)
   "$BIN" serve 2>"$DIR/serve.log" & PID=$!
   until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
   local ids=()

@@ -157,7 +157,7 @@ fn sniff<R: Read>(input: &mut R) -> Result<(Vec<u8>, u8), ImportError> {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Quote {
+enum QuoteState {
     FieldStart,
     Unquoted,
     Quoted,
@@ -183,7 +183,7 @@ struct Tracked<R> {
     /// Line breaks seen in all.
     seen: u64,
     last_cr: bool,
-    state: Quote,
+    state: QuoteState,
     /// Where the open quoted field began, and the line breaks inside it so far.
     open_line: u64,
     open_breaks: u64,
@@ -192,7 +192,7 @@ struct Tracked<R> {
 
 impl<R: Read> Tracked<R> {
     fn new(inner: R, delimiter: u8) -> Self {
-        Self { inner, delimiter, offset: 0, breaks: VecDeque::new(), passed: 0, seen: 0, last_cr: false, state: Quote::FieldStart,
+        Self { inner, delimiter, offset: 0, breaks: VecDeque::new(), passed: 0, seen: 0, last_cr: false, state: QuoteState::FieldStart,
             open_line: 0, open_breaks: 0, fault: None }
     }
 
@@ -218,7 +218,7 @@ impl<R: Read> Read for Tracked<R> {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "the CSV is broken"));
         }
         let n = self.inner.read(buf)?;
-        if n == 0 && self.state == Quote::Quoted {
+        if n == 0 && self.state == QuoteState::Quoted {
             let line = self.open_line;
             return Err(self.fail(ImportError::UnterminatedQuote { line }));
         }
@@ -227,17 +227,17 @@ impl<R: Read> Read for Tracked<R> {
             let ends_field = b == self.delimiter || b == b'\r' || b == b'\n';
             self.last_cr = b == b'\r';
             self.state = match self.state {
-                Quote::FieldStart if b == b'"' => {
+                QuoteState::FieldStart if b == b'"' => {
                     self.open_line = self.seen + 1;
                     self.open_breaks = 0;
-                    Quote::Quoted
+                    QuoteState::Quoted
                 }
-                Quote::FieldStart | Quote::Unquoted | Quote::QuotedQuote if ends_field => Quote::FieldStart,
-                Quote::FieldStart | Quote::Unquoted => Quote::Unquoted,
-                Quote::QuotedQuote if b == b'"' => Quote::Quoted,
-                Quote::QuotedQuote => Quote::Unquoted,
-                Quote::Quoted if b == b'"' => Quote::QuotedQuote,
-                Quote::Quoted => {
+                QuoteState::FieldStart | QuoteState::Unquoted | QuoteState::QuotedQuote if ends_field => QuoteState::FieldStart,
+                QuoteState::FieldStart | QuoteState::Unquoted => QuoteState::Unquoted,
+                QuoteState::QuotedQuote if b == b'"' => QuoteState::Quoted,
+                QuoteState::QuotedQuote => QuoteState::Unquoted,
+                QuoteState::Quoted if b == b'"' => QuoteState::QuotedQuote,
+                QuoteState::Quoted => {
                     if newline {
                         self.open_breaks += 1;
                         if self.open_breaks > MAX_QUOTED_LINES {
@@ -245,7 +245,7 @@ impl<R: Read> Read for Tracked<R> {
                             return Err(self.fail(ImportError::QuotedFieldTooLong { line }));
                         }
                     }
-                    Quote::Quoted
+                    QuoteState::Quoted
                 }
             };
             if newline {
