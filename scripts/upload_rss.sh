@@ -4,6 +4,7 @@
 # such uploads at once (four campaigns). Issue 9: memory must stay under 2x the file size.
 #
 #   scripts/upload_rss.sh [path/to/dialtone] [SIZE_MB]     # defaults: target/release/dialtone 50
+#   UPLOAD=multipart scripts/upload_rss.sh …                # send it as a multipart `file` part
 #
 # Prints one line per run: baseline RSS, peak RSS, HTTP statuses and seconds taken.
 set -euo pipefail
@@ -49,8 +50,13 @@ run() {
   local baseline; baseline=$(kib VmRSS)
   local start=$SECONDS
   for id in "${ids[@]}"; do
-    curl -s -o "$DIR/report-$id.json" -w '%{http_code} ' -H "Authorization: Bearer $key" -H 'content-type: text/csv' \
-      --data-binary @"$DIR/contacts.csv" "$BASE/campaigns/$id/contacts" > "$DIR/status-$id" &
+    if [ "${UPLOAD:-csv}" = multipart ]; then
+      set -- -F file=@"$DIR/contacts.csv"
+    else
+      set -- -H 'content-type: text/csv' --data-binary @"$DIR/contacts.csv"
+    fi
+    curl -s -o "$DIR/report-$id.json" -w '%{http_code} ' -H "Authorization: Bearer $key" "$@" \
+      "$BASE/campaigns/$id/contacts" > "$DIR/status-$id" &
   done
   wait $(jobs -p | grep -v "^$PID$") 2>/dev/null || true
   local statuses; statuses=$(cat "$DIR"/status-*)
