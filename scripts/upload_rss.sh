@@ -12,6 +12,7 @@ BIN=$(realpath "${1:-target/release/dialtone}")
 SIZE_MB=${2:-50}
 DIR=$(mktemp -d)
 PORT=${PORT:-18099}
+# Four debug-build imports of 50 MB take ~30 minutes on 2 busy cores: allow for it.
 BASE="http://127.0.0.1:$PORT/api/v1"
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"; }
