@@ -89,6 +89,7 @@ impl Engine {
             assistant_id: dial.assistant_id.clone(),
             phone_number_id: dial.phone_number_id.clone(),
             customer_number: dial.phone.as_str().to_string(),
+            extension: dial.extension.clone(),
             customer_name: dial.name.clone(),
             variables: dial.variables.clone(),
         };

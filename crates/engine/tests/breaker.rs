@@ -92,7 +92,7 @@ async fn the_breaker_opens_after_five_failures_probes_after_a_minute_and_spends_
         max_call_duration_secs: None,
     }, start).await.unwrap();
     let contacts: Vec<NewContact> = (0..10)
-        .map(|i| NewContact { phone: PhoneNumber::parse(&format!("+1415555{:04}", 2600 + i), "US").unwrap(), name: None, variables: Default::default(), timezone: None, line: i + 1 })
+        .map(|i| NewContact { extension: None, phone: PhoneNumber::parse(&format!("+1415555{:04}", 2600 + i), "US").unwrap(), name: None, variables: Default::default(), timezone: None, line: i + 1 })
         .collect();
     store.insert_contacts(&ws, &cmp.id, &contacts, start).await.unwrap();
     store.transition_campaign(&ws, &cmp.id, &[CampaignStatus::Draft], CampaignStatus::Starting, start).await.unwrap();

@@ -103,7 +103,7 @@ async fn world(campaign_max: Option<u32>) -> World {
     let contacts: Vec<NewContact> = ["+14155552671", "+14155552672"]
         .iter()
         .enumerate()
-        .map(|(i, p)| NewContact { phone: PhoneNumber::parse(p, "US").unwrap(), name: None, variables: Default::default(), timezone: None, line: i as u64 + 1 })
+        .map(|(i, p)| NewContact { phone: PhoneNumber::parse(p, "US").unwrap(), extension: None, name: None, variables: Default::default(), timezone: None, line: i as u64 + 1 })
         .collect();
     store.insert_contacts(&ws, &cmp.id, &contacts, clock.now()).await.unwrap();
     store.transition_campaign(&ws, &cmp.id, &[CampaignStatus::Draft], CampaignStatus::Starting, clock.now()).await.unwrap();

@@ -73,6 +73,7 @@ async fn a_scheduled_call_fires_on_the_first_tick_at_its_time_and_not_before() {
                 workspace_id: ws.clone(),
                 assistant: Assistant { id: "asst".into(), provider: ProviderKind::Sim, phone_number_id: "pn".into(), name: None },
                 phone: PhoneNumber::parse("+14155552671", "US").unwrap(),
+                extension: None,
                 name: None,
                 variables: Default::default(),
                 timezone: ContactZone { timezone: "UTC".into(), source: TzSource::Explicit },

@@ -114,7 +114,7 @@ async fn settle(provider: Arc<Unanswered>) -> Call {
         }, now)
         .await
         .unwrap();
-    let contact = NewContact { phone: PhoneNumber::parse("+14155552671", "US").unwrap(), name: None, variables: Default::default(), timezone: None, line: 1 };
+    let contact = NewContact { extension: None, phone: PhoneNumber::parse("+14155552671", "US").unwrap(), name: None, variables: Default::default(), timezone: None, line: 1 };
     store.insert_contacts(&ws, &cmp.id, &[contact], now).await.unwrap();
     store.transition_campaign(&ws, &cmp.id, &[CampaignStatus::Draft], CampaignStatus::Starting, now).await.unwrap();
 

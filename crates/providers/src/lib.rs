@@ -22,6 +22,9 @@ pub struct PlaceCall {
     pub phone_number_id: String,
     /// E.164.
     pub customer_number: String,
+    /// Digits to dial once the call connects (Vapi `customer.extension`, Twilio
+    /// `SendDigits`); Exotel has no way to send them and refuses the call.
+    pub extension: Option<dialtone_core::Extension>,
     pub customer_name: Option<String>,
     /// Passed to the assistant (Vapi: `assistantOverrides.variableValues`).
     pub variables: serde_json::Map<String, serde_json::Value>,

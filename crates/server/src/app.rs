@@ -36,6 +36,10 @@ pub struct AppState {
     /// For each provider with no account here, the settings it lacks (from
     /// [`Config::missing_provider_settings`]): what a refusal tells the user to set.
     pub missing_settings: std::collections::HashMap<ProviderKind, Vec<&'static str>>,
+    /// Contact imports: one permit each (`max_concurrent_imports`); none free → 429.
+    pub imports: Arc<tokio::sync::Semaphore>,
+    /// `max_upload_bytes`: a larger contact upload gets 413.
+    pub max_upload_bytes: u64,
 }
 
 /// Slow clients are cut off, so half-open connections cannot pile up.
@@ -212,6 +216,8 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
         duplicate_events: AtomicU64::new(0),
         http: HttpTimeouts { header_read: Duration::from_secs(config.header_read_timeout_secs), body_read: Duration::from_secs(config.body_read_timeout_secs) },
         missing_settings: ProviderKind::ALL.iter().map(|k| (*k, config.missing_provider_settings(*k))).filter(|(_, m)| !m.is_empty()).collect(),
+        imports: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_imports as usize)),
+        max_upload_bytes: config.max_upload_bytes,
     }))
 }
 

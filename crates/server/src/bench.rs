@@ -98,7 +98,7 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
     let csv = demo::synthetic_csv(args.calls);
     let mut rows = crate::import::CsvContacts::new(csv.as_bytes(), "US", "UTC")?;
     let mut report = crate::import::ImportReport::default();
-    while let Some(chunk) = rows.next_chunk(1000, &mut report) {
+    while let Some(chunk) = rows.next_chunk(1000, &mut report)? {
         store.insert_contacts(&ws, &campaign.id, &chunk, now).await?;
     }
     store.transition_campaign(&ws, &campaign.id, &[CampaignStatus::Draft], CampaignStatus::Starting, now).await?;

@@ -65,7 +65,7 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
     let mut rows = crate::import::CsvContacts::new(csv.as_bytes(), "US", "UTC")?;
     let mut report = crate::import::ImportReport::default();
     let mut batch = vec![];
-    while let Some(chunk) = rows.next_chunk(1000, &mut report) {
+    while let Some(chunk) = rows.next_chunk(1000, &mut report)? {
         batch.push(chunk);
     }
     let midnight = jiff::civil::Time::midnight();

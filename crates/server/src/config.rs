@@ -81,6 +81,11 @@ pub struct Config {
     pub header_read_timeout_secs: u64,
     /// The longest pause, in seconds, while a request body is being sent; then 408.
     pub body_read_timeout_secs: u64,
+    /// Largest contact upload accepted, in bytes (the whole body; more gets 413).
+    pub max_upload_bytes: u64,
+    /// Contact imports running at once on this node; one more gets 429 (uploads are
+    /// spooled to a temporary file, so each costs disk up to `max_upload_bytes`, not memory).
+    pub max_concurrent_imports: u32,
 }
 
 impl Default for Config {
@@ -129,6 +134,8 @@ impl Default for Config {
             capacity_cooldown_ms: 5000,
             header_read_timeout_secs: 30,
             body_read_timeout_secs: 30,
+            max_upload_bytes: 256 * 1024 * 1024,
+            max_concurrent_imports: 4,
         }
     }
 }
@@ -162,6 +169,8 @@ impl Config {
         anyhow::ensure!(self.reaper_interval_secs > 0, "reaper_interval_secs must be above 0");
         anyhow::ensure!(self.header_read_timeout_secs > 0, "header_read_timeout_secs must be above 0");
         anyhow::ensure!(self.body_read_timeout_secs > 0, "body_read_timeout_secs must be above 0");
+        anyhow::ensure!(self.max_upload_bytes > 0, "max_upload_bytes must be above 0");
+        anyhow::ensure!(self.max_concurrent_imports > 0, "max_concurrent_imports must be above 0");
         anyhow::ensure!(self.log_format == "text" || self.log_format == "json", "log_format must be text or json");
         Ok(())
     }

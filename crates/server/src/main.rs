@@ -138,12 +138,19 @@ async fn import_file(config: &Config, campaign: &str, file: &std::path::Path) ->
     let id = CampaignId::parse(campaign).ok_or_else(|| anyhow::anyhow!("{campaign:?} is not a campaign id (cmp_…)"))?;
     let campaign = store.get_campaign(&ws, &id).await?.ok_or_else(|| anyhow::anyhow!("campaign {id} not found"))?;
     let size = std::fs::metadata(file)?.len();
-    let reader = std::io::BufReader::new(std::fs::File::open(file)?);
-    let mut rows = import::CsvContacts::new(reader, &campaign.default_region, &campaign.schedule.timezone)?;
+    let open = || -> anyhow::Result<import::CsvContacts<std::io::BufReader<std::fs::File>>> {
+        let reader = std::io::BufReader::new(std::fs::File::open(file)?);
+        let rows = import::CsvContacts::new(reader, &campaign.default_region, &campaign.schedule.timezone)?;
+        Ok(if import::dials_extensions(campaign.provider) { rows } else { rows.refuse_extensions() })
+    };
+    // All or nothing, as over HTTP: a fault in the file (an unterminated quote) stops the
+    // import before the first row is stored.
+    open()?.scan()?;
+    let mut rows = open()?;
     let bar = indicatif::ProgressBar::new(size);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")?);
     let mut report = import::ImportReport::default();
-    while let Some(chunk) = rows.next_chunk(1000, &mut report) {
+    while let Some(chunk) = rows.next_chunk(1000, &mut report)? {
         if !chunk.is_empty() {
             let done = store.insert_contacts(&ws, &id, &chunk, jiff::Timestamp::now()).await?;
             report.imported += done.inserted;

@@ -139,6 +139,7 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, S
         campaign_id: param("dialtone_campaign_id"),
         dialtone_call_id: custom_field.clone().or_else(|| param("dialtone_call_id")),
         inbound: false,
+        digits: None,
         detail: Detail::Exotel(ExotelCall {
             account_sid: account.to_string(),
             from: from.to_string(),

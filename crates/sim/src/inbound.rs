@@ -79,6 +79,7 @@ async fn inbound(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
                 campaign_id: None,
                 dialtone_call_id: None,
                 inbound: true,
+                digits: None,
                 detail: Detail::Vapi(VapiCall {
                     inbound: true,
                     assistant_id: None,

@@ -100,6 +100,9 @@ pub(crate) struct NewCall {
     pub campaign_id: Option<String>,
     pub dialtone_call_id: Option<String>,
     pub inbound: bool,
+    /// What the client asked to dial once the call connects: Vapi `customer.extension`,
+    /// Twilio `SendDigits` (recorded in [`SimStats::digits_after_connect`]).
+    pub digits: Option<String>,
     pub detail: Detail,
 }
 
@@ -286,6 +289,9 @@ impl State {
             stats.dials += 1;
             *stats.dials_by_provider.entry(provider.as_str().into()).or_insert(0) += 1;
             stats.first_dial_at_ms.get_or_insert(now.as_millisecond());
+            if let Some(digits) = &new.digits {
+                stats.digits_after_connect.insert(new.number.clone(), digits.clone());
+            }
             match &new.dialtone_call_id {
                 None => stats.dials_without_dialtone_id += 1,
                 Some(dialtone_id) => {

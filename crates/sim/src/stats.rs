@@ -17,6 +17,9 @@ pub struct SimStats {
     pub dials: u64,
     /// Accepted dials per provider: `"vapi"`, `"twilio"`, `"exotel"`.
     pub dials_by_provider: BTreeMap<String, u64>,
+    /// Per dialled number, the digits asked for after the call connects (an extension):
+    /// Vapi `customer.extension`, Twilio `SendDigits`, as sent.
+    pub digits_after_connect: BTreeMap<String, String>,
     pub rejected_429: u64,
     pub rejected_503: u64,
     pub rejected_400: u64,

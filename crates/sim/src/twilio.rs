@@ -34,6 +34,9 @@ pub(crate) struct TwilioCall {
     pub events: Events,
     pub machine_detection: bool,
     pub answered_by: Option<&'static str>,
+    /// `SendDigits` as requested (an extension), shown in the call as `send_digits` (the
+    /// simulator's own field: Twilio does not echo it) so tests can check what was sent.
+    pub send_digits: Option<String>,
 }
 
 /// `StatusCallbackEvent` subscriptions; Twilio's default is `completed` only.
@@ -150,6 +153,12 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, (
         Some(v) if v.eq_ignore_ascii_case("Enable") || v.eq_ignore_ascii_case("DetectMessageEnd") => true,
         Some(v) => return Err((21626, format!("MachineDetection must be Enable or DetectMessageEnd, not {v}"))),
     };
+    // Twilio: digits, `#`, `*` and `w` (a half-second wait), at most 32 (error 21206).
+    let send_digits = match form_get(form, "SendDigits") {
+        None => None,
+        Some(d) if (1..=32).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'#' | b'*' | b'w')) => Some(d.to_string()),
+        Some(d) => return Err((21206, format!("Invalid SendDigits: {d}"))),
+    };
     let param = |name: &str| status_callback.as_deref().and_then(|url| query_param(url, name));
     Ok(NewCall {
         number: to.to_string(),
@@ -157,6 +166,7 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, (
         campaign_id: param("dialtone_campaign_id"),
         dialtone_call_id: param("dialtone_call_id"),
         inbound: false,
+        digits: send_digits.clone(),
         detail: Detail::Twilio(TwilioCall {
             account_sid: account.to_string(),
             to: to.to_string(),
@@ -165,6 +175,7 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, (
             events,
             machine_detection,
             answered_by: None,
+            send_digits,
         }),
     })
 }
@@ -273,6 +284,7 @@ pub(crate) fn render(call: &CallRecord, t: &TwilioCall) -> Value {
         "price": (ended && call.cost > 0.0).then(|| format!("-{:.5}", call.cost)),
         "price_unit": "USD",
         "answered_by": t.answered_by,
+        "send_digits": t.send_digits,
         "api_version": API,
         "caller_name": null,
         "forwarded_from": null,

@@ -134,6 +134,12 @@ fn parse_new_call(body: &[u8], base_url: String) -> Result<NewCall, String> {
             return Err("customer.name must be a string".into());
         }
     }
+    // Kept in `customer` and shown by GET /call, so tests can check what was sent.
+    match customer.get("extension") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(e)) if !e.is_empty() && e.len() <= 20 && e.bytes().all(|b| b.is_ascii_digit()) => {}
+        Some(_) => return Err("customer.extension must be a string of 1 to 20 digits".into()),
+    }
 
     let assistant_overrides = match body.get("assistantOverrides") {
         None | Some(Value::Null) => Value::Null,
@@ -163,6 +169,7 @@ fn parse_new_call(body: &[u8], base_url: String) -> Result<NewCall, String> {
         dialtone_call_id: metadata_string("dialtoneCallId")?,
         campaign_id: metadata_string("campaignId")?,
         inbound: false,
+        digits: customer.get("extension").and_then(Value::as_str).map(str::to_string),
         detail: Detail::Vapi(VapiCall {
             inbound: false,
             assistant_id: Some(assistant_id),

@@ -130,8 +130,21 @@ pub fn number_taken(number: &PhoneNumber) -> StoreError {
     StoreError::Conflict(format!("phone number {number} is already registered"))
 }
 
-pub fn duplicate_reason(phone: &PhoneNumber) -> String {
-    format!("duplicate: {phone} is already in this campaign")
+pub fn duplicate_reason(phone: &PhoneNumber, extension: Option<&dialtone_core::Extension>) -> String {
+    match extension {
+        Some(ext) => format!("duplicate: {phone} extension {ext} is already in this campaign"),
+        None => format!("duplicate: {phone} is already in this campaign"),
+    }
+}
+
+/// The `contacts.extension` column: digits, or '' for none (it is part of the unique key).
+pub fn extension_db(extension: Option<&dialtone_core::Extension>) -> &str {
+    extension.map_or("", |e| e.as_str())
+}
+
+/// Reads `contacts.extension` back ('' is none).
+pub fn extension_of(db: String) -> Option<dialtone_core::Extension> {
+    (!db.is_empty()).then(|| dialtone_core::Extension::from_db(db))
 }
 
 /// A do-not-call list id: the core id scheme (time-sortable, lower case) under `dnc_`.

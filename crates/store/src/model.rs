@@ -6,7 +6,7 @@ use dialtone_core::{
 };
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::frequency::Recurrence;
-use dialtone_core::{ContactZone, TzSource};
+use dialtone_core::{ContactZone, Extension, TzSource};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -68,6 +68,8 @@ pub struct Campaign {
 #[derive(Debug, Clone)]
 pub struct NewContact {
     pub phone: PhoneNumber,
+    /// Digits dialled after the number connects (`ext. 22` in the import).
+    pub extension: Option<Extension>,
     pub name: Option<String>,
     pub variables: Variables,
     /// The zone this contact's calling hours are judged in, and how it was found.
@@ -95,6 +97,8 @@ pub struct Contact {
     pub id: ContactId,
     pub campaign_id: CampaignId,
     pub phone: PhoneNumber,
+    /// Digits dialled after the number connects; `null` when there are none.
+    pub extension: Option<Extension>,
     pub name: Option<String>,
     pub variables: Variables,
     pub timezone: Option<String>,
@@ -161,6 +165,8 @@ pub struct Dial {
     pub assistant_id: String,
     pub phone_number_id: String,
     pub phone: PhoneNumber,
+    /// Dialled after the call connects (Vapi `customer.extension`, Twilio `SendDigits`).
+    pub extension: Option<Extension>,
     pub name: Option<String>,
     pub variables: Variables,
 }
@@ -223,6 +229,7 @@ pub struct NewSingleCall {
     pub workspace_id: WorkspaceId,
     pub assistant: Assistant,
     pub phone: PhoneNumber,
+    pub extension: Option<Extension>,
     pub name: Option<String>,
     pub variables: Variables,
     pub timezone: ContactZone,

@@ -42,6 +42,12 @@ pub(super) async fn get_call(
 /// The form of `POST /v1/Accounts/{sid}/Calls/connect.json`, in the order it is sent.
 /// The callback URL holds the secret token: this form is never logged.
 pub(super) fn connect_form(config: &ExotelConfig, call: &PlaceCall) -> Result<Vec<(&'static str, String)>, ProviderError> {
+    // Exotel's connect API has no parameter for digits after the answer: a call that needs
+    // an extension is refused rather than placed to the switchboard without it. Imports and
+    // single calls refuse such contacts on Exotel campaigns already; this is the last guard.
+    if call.extension.is_some() {
+        return Err(final_error(None, "exotel cannot dial an extension after connecting; this contact has one".into()));
+    }
     let mut form = vec![("From", call.customer_number.clone()), ("CallerId", call.phone_number_id.clone())];
     match (&config.flow_url, &config.stream_url) {
         (Some(flow), _) => form.push(("Url", flow.clone())),
@@ -156,6 +162,7 @@ mod tests {
             assistant_id: String::new(),
             phone_number_id: "08030752400".into(),
             customer_number: "+919876543210".into(),
+            extension: None,
             customer_name: None,
             variables: Default::default(),
         }

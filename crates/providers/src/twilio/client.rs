@@ -55,6 +55,13 @@ pub(super) async fn hang_up(http: &reqwest::Client, config: &TwilioConfig, sid: 
     Ok(())
 }
 
+/// Twilio's `SendDigits` for an extension: keys pressed once the call is answered, `w`
+/// being a half-second wait (Twilio's Calls API: digits, `#`, `*` and `w`, at most 32).
+/// Two seconds first, so an auto-attendant has started listening before the digits come.
+pub fn send_digits(extension: &dialtone_core::Extension) -> String {
+    format!("wwww{extension}")
+}
+
 /// The form of `POST /Accounts/{sid}/Calls.json`, in the order it is sent.
 pub(super) fn create_call_form(config: &TwilioConfig, call: &PlaceCall) -> Result<Vec<(&'static str, String)>, ProviderError> {
     let mut form = vec![("To", call.customer_number.clone()), ("From", call.phone_number_id.clone())];
@@ -69,6 +76,9 @@ pub(super) fn create_call_form(config: &TwilioConfig, call: &PlaceCall) -> Resul
         form.push(("StatusCallbackEvent", event.into()));
     }
     form.push(("Timeout", config.ring_timeout_secs.to_string()));
+    if let Some(ext) = &call.extension {
+        form.push(("SendDigits", send_digits(ext)));
+    }
     if config.machine_detection {
         form.push(("MachineDetection", "Enable".into()));
         form.push(("AsyncAmd", "true".into()));
@@ -187,6 +197,7 @@ mod tests {
             assistant_id: String::new(),
             phone_number_id: "+15005550006".into(),
             customer_number: "+14155551234".into(),
+            extension: None,
             customer_name: None,
             variables: Default::default(),
         }

@@ -112,6 +112,9 @@ pub(super) fn create_call_body(call: &PlaceCall) -> Value {
     if let Some(name) = &call.customer_name {
         customer.insert("name".into(), json!(name));
     }
+    if let Some(ext) = &call.extension {
+        customer.insert("extension".into(), json!(ext.as_str()));
+    }
     let mut variables = call.variables.clone();
     // Assistants greet by `{{name}}`; fill it from the contact unless the user set it.
     if let Some(name) = &call.customer_name {
@@ -267,6 +270,7 @@ mod tests {
             assistant_id: "asst_1".into(),
             phone_number_id: "pn_1".into(),
             customer_number: "+14155551234".into(),
+            extension: None,
             customer_name: name.map(str::to_string),
             variables: vars.as_object().unwrap().clone(),
         }

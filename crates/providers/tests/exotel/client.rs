@@ -31,6 +31,7 @@ fn a_call() -> PlaceCall {
         assistant_id: String::new(),
         phone_number_id: "08047112233".into(),
         customer_number: "+919876543210".into(),
+        extension: None,
         customer_name: None,
         variables: Default::default(),
     }
@@ -164,4 +165,14 @@ async fn find_call_and_hang_up_are_refused_without_a_request() {
     assert_eq!(e.class, ErrorClass::Final);
     assert!(e.message.contains("hang up"), "{}", e.message);
     assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_extension_is_refused_not_dropped_since_exotel_cannot_dial_one() {
+    let (p, seen) = fake_exotel(vec![connect_ok()]).await;
+    let call = PlaceCall { extension: Some(dialtone_core::Extension::parse("22").unwrap().unwrap()), ..a_call() };
+    let e = p.place_call(&call).await.expect_err("placed without its extension");
+    assert_eq!(e.class, ErrorClass::Final);
+    assert!(e.message.contains("extension"), "{e}");
+    assert!(seen.lock().unwrap().is_empty(), "nothing may be sent");
 }

@@ -29,6 +29,7 @@ fn a_call() -> PlaceCall {
         assistant_id: String::new(),
         phone_number_id: "+15005550006".into(),
         customer_number: "+14155551234".into(),
+        extension: None,
         customer_name: Some("Ana".into()),
         variables: Default::default(),
     }
@@ -235,4 +236,18 @@ async fn hang_up_of_an_ended_call_is_final_and_sends_nothing() {
     assert_eq!(e.class, ErrorClass::Final);
     assert!(e.message.contains("already ended"), "{}", e.message);
     assert_eq!(seen.len(), 1, "only the GET");
+}
+
+#[tokio::test]
+async fn an_extension_is_sent_as_send_digits_after_a_pause() {
+    let (p, seen) = fake_twilio(vec![canned(201, json!({"sid": "CA43", "status": "queued"}))]).await;
+    let call = PlaceCall { extension: Some(dialtone_core::Extension::parse("22").unwrap().unwrap()), ..a_call() };
+    p.place_call(&call).await.unwrap();
+    let form = seen.lock().unwrap()[0].form();
+    let digits: Vec<&(String, String)> = form.iter().filter(|(k, _)| k == "SendDigits").collect();
+    assert_eq!(digits, [&("SendDigits".to_string(), "wwww22".to_string())]);
+    // Without an extension nothing is pressed.
+    let (p, seen) = fake_twilio(vec![canned(201, json!({"sid": "CA44", "status": "queued"}))]).await;
+    p.place_call(&a_call()).await.unwrap();
+    assert!(!seen.lock().unwrap()[0].form().iter().any(|(k, _)| k == "SendDigits"));
 }

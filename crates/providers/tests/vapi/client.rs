@@ -87,6 +87,7 @@ fn a_call() -> PlaceCall {
         assistant_id: "asst_123".into(),
         phone_number_id: "pn_456".into(),
         customer_number: "+14155551234".into(),
+        extension: None,
         customer_name: Some("Ana".into()),
         variables: json!({"plan": "gold"}).as_object().unwrap().clone(),
     }
@@ -338,4 +339,13 @@ async fn hang_up_of_an_unknown_call_is_final() {
     let e = p.hang_up("nope").await.unwrap_err();
     assert_eq!(e.class, ErrorClass::Final);
     assert_eq!(e.message, "vapi 404: Not Found");
+}
+
+#[tokio::test]
+async fn an_extension_is_sent_as_customer_extension() {
+    let (p, seen) = fake_vapi(canned(201, json!({"id": "019a-call", "status": "queued"}))).await;
+    let call = PlaceCall { extension: Some(dialtone_core::Extension::parse("ext. 22").unwrap().unwrap()), ..a_call() };
+    p.place_call(&call).await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].body.as_ref().unwrap()["customer"], json!({"number": "+14155551234", "name": "Ana", "extension": "22"}));
 }

@@ -4,7 +4,6 @@
 use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
 use crate::import::{self, CsvContacts, ImportReport};
-use axum::body::Bytes;
 use super::Path;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
@@ -15,17 +14,17 @@ use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CampaignId, CampaignStatus, Mode, ProviderKind, RetryPolicy, WorkspaceId};
 use dialtone_store::{Assistant, Campaign, CampaignCounts, NewCampaign, NewContact};
 use serde::{Deserialize, Serialize};
+use futures::StreamExt;
 use std::sync::Arc;
 
-/// Contact uploads may be large (100,000 rows is a few MB).
-const MAX_UPLOAD: usize = 256 * 1024 * 1024;
+/// Rows parsed and stored per step of an import.
 const CHUNK: usize = 1000;
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/campaigns", post(create).get(list))
         .route("/campaigns/{id}", get(show))
-        .route("/campaigns/{id}/contacts", post(import_contacts).layer(DefaultBodyLimit::max(MAX_UPLOAD)))
+        .route("/campaigns/{id}/contacts", post(import_contacts).layer(DefaultBodyLimit::disable()))
         .route("/campaigns/{id}/start", post(start))
         .route("/campaigns/{id}/pause", post(pause))
         .route("/campaigns/{id}/resume", post(resume))
@@ -197,33 +196,76 @@ async fn show(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<S
     Ok(Json(view(&app, campaign).await?))
 }
 
+/// `POST /campaigns/{id}/contacts`: a CSV (multipart `file` parts, or a `text/csv` body)
+/// or a JSON array. All or nothing: every part is received and checked (header, quoting)
+/// before the first row is stored, so a bad part, a broken upload or a 413 stores nothing;
+/// bad rows are reported by line and the rest imported. CSV bodies are spooled to an
+/// anonymous temporary file as they arrive and read back in chunks of [`CHUNK`] rows, so
+/// memory stays flat whatever the size. At most `max_concurrent_imports` run at once (429).
 async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, req: Request) -> Result<Json<ImportReport>, ApiError> {
     let campaign = load(&app, &ws, &id).await?;
+    // Refused rather than queued: a waiting upload would hold its connection and body open.
+    let _permit = app.imports.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_imports",
+            "other contact imports are running (max_concurrent_imports); send this one again when they finish")
+    })?;
+    let limit = app.max_upload_bytes;
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(limit));
+    }
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let mut report = ImportReport::default();
+    let extensions = import::dials_extensions(campaign.provider);
     if content_type.starts_with("application/json") {
-        let body = Bytes::from_request(req, &()).await.map_err(|e| ApiError::invalid("body", e.body_text()))?;
+        // JSON is parsed whole (it is one value); the size limit bounds it.
+        let mut body = Vec::new();
+        let mut stream = req.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::invalid("body", e))?;
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(ApiError::too_large(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
         let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-        let rows = import::from_json(&value, &campaign.default_region, &campaign.schedule.timezone, &mut report).map_err(|e| ApiError::invalid("body", e))?;
+        drop(body);
+        let rows = import::from_json(&value, &campaign.default_region, &campaign.schedule.timezone, extensions, &mut report).map_err(|e| ApiError::invalid("body", e))?;
         for chunk in rows.chunks(CHUNK) {
             insert(&app, &campaign, chunk, &mut report).await?;
         }
     } else if content_type.starts_with("multipart/form-data") {
         let mut multipart = Multipart::from_request(req, &()).await.map_err(|e| ApiError::invalid("body", e.body_text()))?;
-        let mut found = false;
-        while let Some(field) = multipart.next_field().await.map_err(|e| ApiError::invalid("file", e))? {
-            if field.name() == Some("file") {
-                let bytes = field.bytes().await.map_err(|e| ApiError::invalid("file", e))?;
-                import_csv(&app, &campaign, &bytes, &mut report).await?;
-                found = true;
+        let mut files = vec![];
+        let mut total = 0u64;
+        while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
+            let mut spool = (field.name() == Some("file")).then(Spool::new).transpose()?;
+            while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+                total += chunk.len() as u64;
+                if total > limit {
+                    return Err(ApiError::too_large(limit));
+                }
+                if let Some(spool) = &mut spool {
+                    spool.write(&chunk).await?;
+                }
             }
+            files.extend(spool);
         }
-        if !found {
+        if files.is_empty() {
             return Err(ApiError::invalid("file", "multipart upload needs a `file` field holding the CSV"));
         }
+        import_csv(&app, &campaign, files, &mut report).await?;
     } else if content_type.starts_with("text/csv") || content_type.starts_with("text/plain") {
-        let body = Bytes::from_request(req, &()).await.map_err(|e| ApiError::invalid("body", e.body_text()))?;
-        import_csv(&app, &campaign, &body, &mut report).await?;
+        let mut spool = Spool::new()?;
+        let mut stream = req.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::invalid("body", e))?;
+            if spool.len + chunk.len() as u64 > limit {
+                return Err(ApiError::too_large(limit));
+            }
+            spool.write(&chunk).await?;
+        }
+        import_csv(&app, &campaign, vec![spool], &mut report).await?;
     } else {
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
             "send contacts as multipart/form-data (field `file`), text/csv, or a JSON array"));
@@ -233,10 +275,110 @@ async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(
     Ok(Json(report))
 }
 
-async fn import_csv(app: &AppState, campaign: &Campaign, bytes: &[u8], report: &mut ImportReport) -> Result<(), ApiError> {
-    let mut rows = CsvContacts::new(bytes, &campaign.default_region, &campaign.schedule.timezone).map_err(|e| ApiError::invalid("file", e))?;
-    while let Some(chunk) = rows.next_chunk(CHUNK, report) {
-        insert(app, campaign, &chunk, report).await?;
+/// A multipart error: 413 when the body ran past a limit, else 400 naming the `file` field.
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: u64) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::too_large(limit);
+    }
+    ApiError::invalid("file", e.body_text())
+}
+
+/// One uploaded CSV as it arrives: an anonymous temporary file (deleted when dropped, even
+/// if the process dies), so an upload costs disk, not memory.
+struct Spool {
+    file: tokio::fs::File,
+    len: u64,
+}
+
+impl Spool {
+    fn new() -> Result<Self, ApiError> {
+        let file = tempfile::tempfile().map_err(ApiError::internal)?;
+        Ok(Self { file: tokio::fs::File::from_std(file), len: 0 })
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+        use tokio::io::AsyncWriteExt;
+        self.file.write_all(bytes).await.map_err(ApiError::internal)?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The file, flushed and rewound for reading.
+    async fn into_file(mut self) -> Result<std::fs::File, ApiError> {
+        use tokio::io::AsyncWriteExt;
+        self.file.flush().await.map_err(ApiError::internal)?;
+        let mut file = self.file.into_std().await;
+        std::io::Seek::rewind(&mut file).map_err(ApiError::internal)?;
+        Ok(file)
+    }
+}
+
+/// A refused CSV part: 400 naming the `file` field, with the part (1-based), the line of
+/// a quoting fault, or the headers seen and the names accepted.
+fn csv_error(e: import::ImportError, part: usize) -> ApiError {
+    use import::ImportError;
+    let mut details = serde_json::json!({ "field": "file", "part": part });
+    match &e {
+        ImportError::Io(_) => return ApiError::internal(e),
+        ImportError::NoPhoneColumn { seen } => {
+            details["headers_seen"] = serde_json::json!(seen);
+            details["accepted"] = serde_json::json!(import::PHONE_COLUMNS);
+        }
+        _ => {}
+    }
+    if let Some(line) = e.line() {
+        details["line"] = line.into();
+    }
+    ApiError::invalid("file", e).with_details(details)
+}
+
+type Rows = CsvContacts<std::io::BufReader<std::fs::File>>;
+
+fn open_rows(file: std::fs::File, campaign: &Campaign, part: usize) -> Result<Rows, ApiError> {
+    let rows = CsvContacts::new(std::io::BufReader::new(file), &campaign.default_region, &campaign.schedule.timezone).map_err(|e| csv_error(e, part))?;
+    Ok(if import::dials_extensions(campaign.provider) { rows } else { rows.refuse_extensions() })
+}
+
+/// Checks every part, then imports them: nothing is stored unless every part reads.
+async fn import_csv(app: &AppState, campaign: &Campaign, spools: Vec<Spool>, report: &mut ImportReport) -> Result<(), ApiError> {
+    let mut files = Vec::with_capacity(spools.len());
+    for spool in spools {
+        files.push(spool.into_file().await?);
+    }
+    // File reads and parsing block: they run on the blocking pool, a chunk at a time.
+    let checking = campaign.clone();
+    let files = tokio::task::spawn_blocking(move || -> Result<Vec<std::fs::File>, ApiError> {
+        let mut checked = Vec::with_capacity(files.len());
+        for (i, file) in files.into_iter().enumerate() {
+            let again = file.try_clone().map_err(ApiError::internal)?;
+            open_rows(file, &checking, i + 1)?.scan().map_err(|e| csv_error(e, i + 1))?;
+            let mut again = again;
+            std::io::Seek::rewind(&mut again).map_err(ApiError::internal)?;
+            checked.push(again);
+        }
+        Ok(checked)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    for (i, file) in files.into_iter().enumerate() {
+        let mut rows = open_rows(file, campaign, i + 1)?;
+        let mut taken = std::mem::take(report);
+        loop {
+            let (back, mut rep, chunk) = tokio::task::spawn_blocking(move || {
+                let chunk = rows.next_chunk(CHUNK, &mut taken);
+                (rows, taken, chunk)
+            })
+            .await
+            .map_err(ApiError::internal)?;
+            rows = back;
+            let chunk = chunk.map_err(|e| csv_error(e, i + 1))?;
+            let Some(chunk) = chunk else {
+                *report = rep;
+                break;
+            };
+            insert(app, campaign, &chunk, &mut rep).await?;
+            taken = rep;
+        }
     }
     Ok(())
 }

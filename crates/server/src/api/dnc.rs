@@ -64,9 +64,17 @@ async fn add(app: &AppState, ws: &WorkspaceId, scope: Scope, headers: &HeaderMap
         }
         (phones, body.reason)
     } else if content_type.starts_with("text/csv") || content_type.starts_with("text/plain") {
-        let mut rows = CsvContacts::new(&body[..], &scope.region, "UTC").map_err(|e| ApiError::invalid("body", e))?;
+        // An extension on a listed number is not kept: the whole line is not to be called.
+        let bad_csv = |e: crate::import::ImportError| {
+            let details = match e.line() {
+                Some(line) => json!({ "field": "body", "line": line }),
+                None => json!({ "field": "body" }),
+            };
+            ApiError::invalid("body", e).with_details(details)
+        };
+        let mut rows = CsvContacts::new(&body[..], &scope.region, "UTC").map_err(bad_csv)?;
         let mut phones = vec![];
-        while let Some(chunk) = rows.next_chunk(1000, &mut report) {
+        while let Some(chunk) = rows.next_chunk(1000, &mut report).map_err(bad_csv)? {
             phones.extend(chunk.into_iter().map(|c| c.phone));
         }
         (phones, None)

@@ -30,6 +30,7 @@ pub const CODES: &[(&str, StatusCode, &str)] = &[
     ("dnc", StatusCode::CONFLICT, "a single call to a number on a do-not-call list; `details.field` is `phone`, `details.matches` lists the entries"),
     ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "the body is over the route's limit (2 MiB for JSON, 1 MiB for webhooks, 256 MiB for contact uploads)"),
     ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE, "a missing or wrong `Content-Type` (JSON routes need `application/json`)"),
+    ("too_many_imports", StatusCode::TOO_MANY_REQUESTS, "`max_concurrent_imports` contact imports are already running on this node; send it again when they finish"),
     ("internal", StatusCode::INTERNAL_SERVER_ERROR, "a fault on our side; the cause is in the server log only"),
     ("provider_error", StatusCode::BAD_GATEWAY, "the provider did not confirm an action it was asked for"),
     ("unavailable", StatusCode::SERVICE_UNAVAILABLE, "the database is unreachable, or a webhook could not be stored (the provider may retry)"),
@@ -75,6 +76,12 @@ impl ApiError {
 
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// The body is larger than `limit` bytes (the `max_upload_bytes` setting): 413.
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the upload is larger than the {limit} bytes allowed (max_upload_bytes)"))
+            .with_details(json!({ "limit_bytes": limit }))
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {

@@ -11,7 +11,7 @@ use axum::routing::{get, put};
 use axum::Router;
 use dialtone_core::frequency::Recurrence;
 use dialtone_core::schedule::LocalHours;
-use dialtone_core::{contact_timezone, CallId, PhoneNumber, ProviderKind, RetryPolicy, WorkspaceId};
+use dialtone_core::{contact_timezone, CallId, Extension, PhoneNumber, ProviderKind, RetryPolicy, WorkspaceId};
 use dialtone_store::{Assistant, Call, NewSingleCall, Variables};
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -30,6 +30,8 @@ struct NewCall {
     assistant_id: String,
     /// E.164, e.g. +14155552671.
     phone: String,
+    /// Digits dialled after the call connects (`"22"`; `"ext. 22"` is read too).
+    extension: Option<String>,
     name: Option<String>,
     #[serde(default)]
     variables: Variables,
@@ -80,6 +82,10 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         return Err(ApiError::new(StatusCode::CONFLICT, "dnc", format!("phone: {phone} is on the workspace's do-not-call list"))
             .with_details(serde_json::json!({ "field": "phone", "matches": listed })));
     }
+    let extension = body.extension.as_deref().map(Extension::parse).transpose().map_err(|e| ApiError::invalid("extension", e))?.flatten();
+    if extension.is_some() && !crate::import::dials_extensions(assistant.provider) {
+        return Err(ApiError::invalid("extension", crate::import::NO_EXTENSIONS));
+    }
     let zone = contact_timezone(body.timezone.as_deref(), &phone, "UTC").map_err(|e| ApiError::invalid("timezone", e))?;
     let mut at = match body.scheduled_for {
         Some(at) => future(at, now)?,
@@ -101,6 +107,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         workspace_id: ws,
         assistant,
         phone,
+        extension,
         name: body.name,
         variables: body.variables,
         timezone: zone,

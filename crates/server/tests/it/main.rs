@@ -9,6 +9,7 @@ mod dnc;
 mod edges;
 mod guards;
 mod hangup;
+mod import;
 mod inbound;
 mod providers;
 mod reaper;

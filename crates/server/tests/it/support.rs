@@ -47,6 +47,8 @@ pub struct Options {
     pub twilio_rate_per_sec: f64,
     /// Any other setting, applied last to the server's config.
     pub configure: fn(&mut Config),
+    /// `max_upload_bytes`, when a test needs a small one.
+    pub max_upload_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Default for Options {
             twilio_max_concurrent: None,
             twilio_rate_per_sec: 500.0,
             configure: |_| {},
+            max_upload_bytes: None,
         }
     }
 }
@@ -149,6 +152,7 @@ impl TestApp {
             sim_rate_per_sec: options.sim_rate_per_sec,
             twilio_max_concurrent: options.twilio_max_concurrent,
             twilio_rate_per_sec: options.twilio_rate_per_sec,
+            max_upload_bytes: options.max_upload_bytes.unwrap_or(Config::default().max_upload_bytes),
             ..Config::default()
         };
         if accounts {

@@ -181,7 +181,7 @@ async fn claim_due(tx: &mut Transaction<'_, Postgres>, claiming: &[Claiming], wa
                 ORDER BY next_attempt_at, id LIMIT w.n FOR UPDATE SKIP LOCKED) d)
          UPDATE contacts c SET status = 'in_call', attempts = c.attempts + 1, updated_at = $1
          FROM due WHERE c.id = due.id
-         RETURNING c.id, c.campaign_id, c.phone, c.name, c.variables, c.attempts, c.timezone, c.next_attempt_at,
+         RETURNING c.id, c.campaign_id, c.phone, c.extension, c.name, c.variables, c.attempts, c.timezone, c.next_attempt_at,
             EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = c.phone AND s.workspace_id = c.workspace_id
                     AND (s.campaign_id IS NULL OR s.campaign_id = c.campaign_id)) AS suppressed,
             (SELECT MAX(attempt) FROM calls k WHERE k.contact_id = c.id) AS last_attempt",
@@ -310,6 +310,7 @@ fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64) -> Result<Dia
         assistant_id: c.assistant_id.clone(),
         phone_number_id: c.phone_number_id.clone(),
         phone: PhoneNumber::from_db(r.try_get("phone")?),
+        extension: crate::common::extension_of(r.try_get("extension")?),
         name: r.try_get("name")?,
         variables: rows::json_map(r.try_get("variables")?)?,
     })

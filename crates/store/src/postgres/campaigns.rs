@@ -6,7 +6,7 @@
 //! that orders a campaign's claims, imports, cancellation and completion.
 
 use super::rows::{self, ms};
-use crate::common::{duplicate_reason, ACTIVE_SQL};
+use crate::common::{duplicate_reason, extension_db, ACTIVE_SQL};
 use crate::{Campaign, CampaignCounts, Contact, InsertReport, NewCampaign, NewContact, Page, RejectedRow, Result, StoreError};
 use dialtone_core::{ApiKeyId, CampaignId, CampaignStatus, ContactId, WorkspaceId};
 use jiff::Timestamp;
@@ -223,21 +223,23 @@ pub async fn insert_contacts(pool: &PgPool, ws: &WorkspaceId, campaign: &Campaig
     // Repeats within the batch are settled here (the first one wins, as it would row by
     // row); repeats of earlier imports are the rows the INSERT skipped.
     let mut seen = HashSet::with_capacity(contacts.len());
-    let first: Vec<&NewContact> = contacts.iter().filter(|c| seen.insert(c.phone.as_str())).collect();
-    let mut inserted: HashSet<String> = HashSet::with_capacity(first.len());
+    let key = |c: &NewContact| (c.phone.as_str().to_string(), extension_db(c.extension.as_ref()).to_string());
+    let first: Vec<&NewContact> = contacts.iter().filter(|c| seen.insert(key(c))).collect();
+    let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(first.len());
     for chunk in first.chunks(INSERT_CHUNK) {
         let ids: Vec<String> = chunk.iter().map(|_| ContactId::new().as_str().to_string()).collect();
         let phones: Vec<&str> = chunk.iter().map(|c| c.phone.as_str()).collect();
+        let extensions: Vec<&str> = chunk.iter().map(|c| extension_db(c.extension.as_ref())).collect();
         let names: Vec<Option<&str>> = chunk.iter().map(|c| c.name.as_deref()).collect();
         let variables: Vec<String> = chunk.iter().map(|c| serde_json::Value::Object(c.variables.clone()).to_string()).collect();
         let zones: Vec<Option<&str>> = chunk.iter().map(|c| c.timezone.as_ref().map(|z| z.timezone.as_str())).collect();
         let sources: Vec<Option<&str>> = chunk.iter().map(|c| c.timezone.as_ref().map(|z| z.source.as_str())).collect();
-        let phones_in: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, status, attempts, next_attempt_at, created_at, updated_at)
-             SELECT t.id, $1, $2, t.phone, t.name, t.variables, t.timezone, t.timezone_source, 'pending', 0, $3, $3, $3
-             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-                  AS t(id, phone, name, variables, timezone, timezone_source)
-             ON CONFLICT (campaign_id, phone) WHERE NOT inbound DO NOTHING RETURNING phone",
+        let phones_in: Vec<(String, String)> = sqlx::query_as(
+            "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, extension, status, attempts, next_attempt_at, created_at, updated_at)
+             SELECT t.id, $1, $2, t.phone, t.name, t.variables, t.timezone, t.timezone_source, t.extension, 'pending', 0, $3, $3, $3
+             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+                  AS t(id, phone, name, variables, timezone, timezone_source, extension)
+             ON CONFLICT (campaign_id, phone, extension) WHERE NOT inbound DO NOTHING RETURNING phone, extension",
         )
         .bind(ws.as_str())
         .bind(campaign.as_str())
@@ -248,6 +250,7 @@ pub async fn insert_contacts(pool: &PgPool, ws: &WorkspaceId, campaign: &Campaig
         .bind(&variables)
         .bind(&zones)
         .bind(&sources)
+        .bind(&extensions)
         .fetch_all(&mut *tx)
         .await?;
         inserted.extend(phones_in);
@@ -256,10 +259,10 @@ pub async fn insert_contacts(pool: &PgPool, ws: &WorkspaceId, campaign: &Campaig
     let mut report = InsertReport::default();
     for c in contacts {
         // `remove`: only the first row with a number counts as inserted.
-        if inserted.remove(c.phone.as_str()) {
+        if inserted.remove(&key(c)) {
             report.inserted += 1;
         } else {
-            report.duplicates.push(RejectedRow { line: c.line, reason: duplicate_reason(&c.phone) });
+            report.duplicates.push(RejectedRow { line: c.line, reason: duplicate_reason(&c.phone, c.extension.as_ref()) });
         }
     }
     Ok(report)

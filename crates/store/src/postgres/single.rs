@@ -77,8 +77,8 @@ pub async fn create(pool: &PgPool, new: NewSingleCall, now: Timestamp) -> Result
     .await?;
     sqlx::query(
         "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, recurrence,
-            status, attempts, next_attempt_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $11, $11)",
+            status, attempts, next_attempt_at, created_at, updated_at, extension)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $11, $11, $12)",
     )
     .bind(contact.as_str())
     .bind(new.workspace_id.as_str())
@@ -91,6 +91,7 @@ pub async fn create(pool: &PgPool, new: NewSingleCall, now: Timestamp) -> Result
     .bind(new.recurrence.as_ref().map(|r| serde_json::to_string(r).expect("a recurrence serializes")))
     .bind(ms(new.scheduled_for))
     .bind(ms(now))
+    .bind(crate::common::extension_db(new.extension.as_ref()))
     .execute(&mut *tx)
     .await?;
     let row = insert_scheduled(&mut tx, &call, &new.workspace_id, &campaign, &contact, 1, new.assistant.provider.as_str(), new.phone.as_str(), new.scheduled_for, now).await?;

@@ -63,7 +63,7 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
             "UPDATE contacts SET status = 'in_call', attempts = attempts + 1, updated_at = ?1
              WHERE id IN (SELECT id FROM contacts WHERE campaign_id = ?2 AND status = 'pending' AND next_attempt_at <= ?1
                           ORDER BY next_attempt_at, id LIMIT ?3)
-             RETURNING id, phone, name, variables, attempts, timezone",
+             RETURNING id, phone, extension, name, variables, attempts, timezone",
         )
         .bind(ms(now))
         .bind(campaign.as_str())
@@ -174,6 +174,7 @@ async fn new_call(tx: &mut sqlx::Transaction<'_, Sqlite>, r: &sqlx::sqlite::Sqli
         assistant_id: c.try_get("assistant_id")?,
         phone_number_id: c.try_get("phone_number_id")?,
         phone: PhoneNumber::from_db(r.try_get("phone")?),
+        extension: crate::common::extension_of(r.try_get("extension")?),
         name: r.try_get("name")?,
         variables: rows::json_map(r.try_get("variables")?)?,
     };

@@ -1,7 +1,7 @@
 //! Campaigns, contacts, workspaces and API keys on SQLite.
 
 use super::rows::{self, ms};
-use crate::common::duplicate_reason;
+use crate::common::{duplicate_reason, extension_db};
 use crate::{Campaign, CampaignCounts, Contact, InsertReport, NewCampaign, NewContact, Page, RejectedRow, Result, StoreError};
 use dialtone_core::{ApiKeyId, CampaignId, CampaignStatus, ContactId, WorkspaceId};
 use jiff::Timestamp;
@@ -211,13 +211,14 @@ pub async fn insert_contacts(pool: &SqlitePool, ws: &WorkspaceId, campaign: &Cam
     let mut report = InsertReport::default();
     for c in contacts {
         let done = sqlx::query(
-            "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, status, attempts, next_attempt_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (campaign_id, phone) WHERE inbound = 0 DO NOTHING",
+            "INSERT INTO contacts (id, workspace_id, campaign_id, phone, extension, name, variables, timezone, timezone_source, status, attempts, next_attempt_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (campaign_id, phone, extension) WHERE inbound = 0 DO NOTHING",
         )
         .bind(ContactId::new().as_str())
         .bind(ws.as_str())
         .bind(campaign.as_str())
         .bind(c.phone.as_str())
+        .bind(extension_db(c.extension.as_ref()))
         .bind(c.name.as_deref())
         .bind(serde_json::Value::Object(c.variables.clone()).to_string())
         .bind(c.timezone.as_ref().map(|z| z.timezone.as_str()))
@@ -230,7 +231,7 @@ pub async fn insert_contacts(pool: &SqlitePool, ws: &WorkspaceId, campaign: &Cam
         if done.rows_affected() == 1 {
             report.inserted += 1;
         } else {
-            report.duplicates.push(RejectedRow { line: c.line, reason: duplicate_reason(&c.phone) });
+            report.duplicates.push(RejectedRow { line: c.line, reason: duplicate_reason(&c.phone, c.extension.as_ref()) });
         }
     }
     tx.commit().await?;

@@ -38,6 +38,7 @@ pub fn contact(r: &SqliteRow) -> Result<Contact> {
         id: ContactId::from_db(r.try_get("id")?),
         campaign_id: CampaignId::from_db(r.try_get("campaign_id")?),
         phone: PhoneNumber::from_db(r.try_get("phone")?),
+        extension: crate::common::extension_of(r.try_get("extension")?),
         name: r.try_get("name")?,
         variables: json_map(r.try_get("variables")?)?,
         timezone: r.try_get("timezone")?,

@@ -1,12 +1,12 @@
 //! Importing contacts.
 
 use crate::support::*;
-use dialtone_core::{Mode, PhoneNumber};
+use dialtone_core::{Extension, Mode, PhoneNumber};
 use dialtone_store::{NewContact, RejectedRow, StoreError};
 use std::time::Instant;
 
 fn row(raw: &str, line: u64) -> NewContact {
-    NewContact { phone: PhoneNumber::parse(raw, "US").unwrap(), name: None, variables: Default::default(), timezone: None, line }
+    NewContact { extension: None, phone: PhoneNumber::parse(raw, "US").unwrap(), name: None, variables: Default::default(), timezone: None, line }
 }
 
 pub async fn duplicate_numbers_are_reported_with_their_line(store: S) {
@@ -70,4 +70,36 @@ pub async fn a_hundred_thousand_contacts_insert_completely_in_chunks_of_a_thousa
     assert_eq!(inserted, N as u64);
     let counts = store.campaign_counts(&cmp.id).await.unwrap();
     assert_eq!(counts.contacts.get("pending"), Some(&(N as u64)), "{counts:?}");
+}
+
+/// One switchboard number with several extensions is several contacts; the extension is
+/// stored, shown on the contact and handed to the placer with the claimed dial.
+pub async fn an_extension_is_kept_and_one_number_may_hold_several(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let with = |ext: Option<&str>, line| NewContact { extension: ext.map(|e| Extension::parse(e).unwrap().unwrap()), ..row("+14155552671", line) };
+    let mut campaigns = vec![];
+    for _ in 0..2 {
+        let cmp = draft_campaign(&store, &ws, Mode::Continuous, 8, 3).await;
+        let report = store.insert_contacts(&ws, &cmp.id, &[with(Some("1"), 2), with(Some("2"), 3), with(None, 4), with(Some("1"), 5)], at(0)).await.unwrap();
+        assert_eq!(report.inserted, 3, "{report:?}");
+        assert_eq!(report.duplicates.iter().map(|r| r.line).collect::<Vec<_>>(), [5], "{report:?}");
+        assert!(report.duplicates[0].reason.contains("extension 1"), "{report:?}");
+        let again = store.insert_contacts(&ws, &cmp.id, &[with(Some("2"), 2), with(Some("3"), 3)], at(1)).await.unwrap();
+        assert_eq!((again.inserted, again.duplicates.len()), (1, 1), "{again:?}");
+        start(&store, &ws, &cmp.id).await;
+        campaigns.push(cmp);
+    }
+    // Both claim paths: one campaign alone, several together.
+    let mut claimed = vec![claim(&store, &campaigns[0].id, at(2)).await];
+    claimed.push(store.claim_many(&[campaigns[1].id.clone()], NODE, at(2)).await.unwrap().remove(&campaigns[1].id).unwrap_or_default());
+    for dials in claimed {
+        let mut exts: Vec<Option<String>> = dials.iter().map(|d| d.extension.as_ref().map(|e| e.to_string())).collect();
+        exts.sort();
+        assert_eq!(exts, [None, Some("1".into()), Some("2".into()), Some("3".into())]);
+        for d in &dials {
+            let contact = store.get_contact(&ws, &d.contact_id).await.unwrap().unwrap();
+            assert_eq!(contact.extension, d.extension);
+            assert_eq!(contact.phone.as_str(), "+14155552671");
+        }
+    }
 }

@@ -70,6 +70,7 @@ pub async fn a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_can
         workspace_id: ws.clone(),
         assistant: Assistant { id: "asst".into(), provider: ProviderKind::Sim, phone_number_id: "pn".into(), name: None },
         phone: phone(i),
+        extension: None,
         name: None,
         variables: Default::default(),
         timezone: ContactZone { timezone: "UTC".into(), source: TzSource::Explicit },

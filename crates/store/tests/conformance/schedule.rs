@@ -45,6 +45,7 @@ pub async fn over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own
         .enumerate()
         .map(|(i, z)| NewContact {
             phone: phone(i as u32),
+            extension: None,
             name: None,
             variables: Default::default(),
             timezone: Some(ContactZone { timezone: z.to_string(), source: TzSource::Explicit }),
@@ -111,6 +112,7 @@ pub async fn a_daily_campaign_calls_each_contact_once_per_local_day(store: S) {
         .enumerate()
         .map(|(i, z)| NewContact {
             phone: phone(i as u32),
+            extension: None,
             name: None,
             variables: Default::default(),
             timezone: Some(ContactZone { timezone: z.to_string(), source: TzSource::Explicit }),

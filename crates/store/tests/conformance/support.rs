@@ -42,7 +42,7 @@ pub fn phone(i: u32) -> PhoneNumber {
 /// Contacts for numbers `range`, each reported at line `i + 1`.
 pub fn new_contacts(range: std::ops::Range<u32>) -> Vec<NewContact> {
     range
-        .map(|i| NewContact { phone: phone(i), name: Some(format!("Contact {i}")), variables: Default::default(), timezone: None, line: i as u64 + 1 })
+        .map(|i| NewContact { extension: None, phone: phone(i), name: Some(format!("Contact {i}")), variables: Default::default(), timezone: None, line: i as u64 + 1 })
         .collect()
 }
 
