@@ -256,6 +256,7 @@ async fn serve_http(listener: TcpListener, router: axum::Router, timeouts: HttpT
     use tower::{Layer, Service};
 
     let router = axum::middleware::from_fn(crate::api::error_shape).layer(router);
+    let router = axum::middleware::from_fn(crate::linger::drain_unread_body).layer(router);
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();

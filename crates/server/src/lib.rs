@@ -11,5 +11,6 @@ pub mod demo;
 pub mod import;
 pub mod inbound;
 pub mod keys;
+pub mod linger;
 pub mod logs;
 pub mod sim_cmd;
