@@ -244,6 +244,7 @@ def main():
                 f"(PyPI; libphonenumber metadata {phonenumbers.__version__}), seed {SEED}. Do not edit by hand.\n")
         f.write(f"# {len(rows)} rows ({valid} valid, {len(rows) - valid} invalid) over {len(REGIONS)} regions.\n")
         f.write("# Columns (tab-separated): raw input, default region, valid, E.164 (empty when invalid), kind.\n")
+        f.write("# Comments end at the header row below; after it a leading # is data (a spreadsheet's #REF!).\n")
         f.write("raw\tregion\tvalid\te164\tkind\n")
         for r in rows:
             f.write("\t".join(r) + "\n")

@@ -51,12 +51,7 @@ impl PhoneNumber {
         if raw.is_empty() {
             return Err(PhoneError::Empty);
         }
-        // `Region::from_code` takes any two letters; only a region with numbering metadata
-        // (and so a country calling code) can read a national number.
-        let region = Region::from_code(&default_region.trim().to_ascii_uppercase())
-            .ok()
-            .filter(|r| PHONE_NUMBER_UTIL.get_country_code_for_region(*r).is_some())
-            .ok_or_else(|| PhoneError::UnknownRegion(default_region.to_string()))?;
+        let region = numbering_region(default_region).ok_or_else(|| PhoneError::UnknownRegion(default_region.to_string()))?;
         let parsed = PHONE_NUMBER_UTIL.parse(raw, Some(region)).map_err(|e| PhoneError::Unparseable(reason(&e).into()))?;
         if !PHONE_NUMBER_UTIL.is_valid_number(&parsed) {
             return Err(PhoneError::Invalid);
@@ -86,6 +81,21 @@ pub fn mask(number: &str) -> String {
         return "***".into();
     }
     format!("{}…{}", &number[..number.len().min(3)], &number[n - 2..])
+}
+
+/// Whether `region` (ISO 3166 alpha-2, any case, e.g. `IN`, `gb`) can be a default region:
+/// libphonenumber has a numbering plan for it. `001` (non-geographic numbers) and codes
+/// with no plan (`XX`, `ZZ`) cannot.
+pub fn is_known_region(region: &str) -> bool {
+    numbering_region(region).is_some()
+}
+
+fn numbering_region(region: &str) -> Option<Region> {
+    // `Region::from_code` takes any two letters; only a region with numbering metadata
+    // (and so a country calling code) can read a national number.
+    Region::from_code(&region.trim().to_ascii_uppercase())
+        .ok()
+        .filter(|r| PHONE_NUMBER_UTIL.get_country_code_for_region(*r).is_some())
 }
 
 /// Why libphonenumber could not read a number, in words an API client can act on (the
@@ -166,6 +176,7 @@ mod tests {
             assert_eq!(PhoneNumber::parse("4155552671", region), Err(PhoneError::UnknownRegion(region.to_string())), "{region:?}");
         }
         assert!(PhoneNumber::parse("4155552671", " us ").is_ok());
+        assert!(is_known_region("IN") && is_known_region("gb") && !is_known_region("001"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod dnc;
 mod hangup;
 mod inbound;
 mod providers;
+mod phones;
 mod reaper;
 mod single_calls;
 mod support;
