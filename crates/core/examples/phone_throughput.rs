@@ -4,6 +4,10 @@
 //! `cargo run --release -p dialtone-core --example phone_throughput [-- PARSES]` (default
 //! 100,000 parses); prints parses per second. The first parse, which builds the library's
 //! metadata, is timed on its own.
+//!
+//! Measured on the 2-core development machine under load (release build, back to back):
+//! rlibphonenumber 2.2.15 120,000–140,000 parses/s (7–8 µs each, first parse 20–25 ms);
+//! phonenumber 0.3.10, which this replaced, 3,000–3,900 parses/s (255–334 µs, 134–157 ms).
 
 use dialtone_core::PhoneNumber;
 use std::time::Instant;
