@@ -41,19 +41,43 @@ fn workspace_scope() -> Scope {
     Scope { campaign: None, region: "US".into() }
 }
 
+/// `?region=IN` (or `"region"` in a JSON body): read this request's national numbers in
+/// that region instead of the list's own (the campaign's `default_region`; `US` for the
+/// workspace list). Without it an Indian `9188097679` sent to the workspace list would be
+/// read as the US number +1 918-809-7679 and the Indian one left callable.
+#[derive(Deserialize)]
+struct RegionQuery {
+    region: Option<String>,
+}
+
+impl Scope {
+    fn read_in(mut self, region: Option<&str>) -> Result<Self, ApiError> {
+        if let Some(region) = region {
+            if !dialtone_core::phone::is_known_region(region) {
+                return Err(ApiError::invalid("region", format!("{region:?} is not an ISO 3166 alpha-2 region with a numbering plan, such as US, GB, IN")));
+            }
+            self.region = region.trim().to_ascii_uppercase();
+        }
+        Ok(self)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddBody {
     numbers: Vec<String>,
     reason: Option<String>,
+    region: Option<String>,
 }
 
 /// JSON `{"numbers": [...], "reason": "..."}` or a CSV with a phone column.
 async fn add(app: &AppState, ws: &WorkspaceId, scope: Scope, headers: &HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let campaign = scope.campaign.clone();
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let mut report = ImportReport::default();
     let (phones, reason) = if content_type.starts_with("application/json") {
         let body: AddBody = super::error::from_json(&body)?;
+        let scope = scope.read_in(body.region.as_deref())?;
         let mut phones = vec![];
         for (i, raw) in body.numbers.iter().enumerate() {
             report.rows += 1;
@@ -82,7 +106,7 @@ async fn add(app: &AppState, ws: &WorkspaceId, scope: Scope, headers: &HeaderMap
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
             "send {\"numbers\": [...]} as JSON, or a CSV with a phone column as text/csv"));
     };
-    let added = app.store.add_suppressions(ws, scope.campaign.as_ref(), &phones, reason.as_deref(), app.now()).await?;
+    let added = app.store.add_suppressions(ws, campaign.as_ref(), &phones, reason.as_deref(), app.now()).await?;
     Ok(Json(json!({
         "added": added,
         "already_listed": phones.len() as u64 - added,
@@ -91,12 +115,12 @@ async fn add(app: &AppState, ws: &WorkspaceId, scope: Scope, headers: &HeaderMap
     })))
 }
 
-async fn add_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
-    add(&app, &ws, workspace_scope(), &headers, body).await
+async fn add_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<RegionQuery>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    add(&app, &ws, workspace_scope().read_in(q.region.as_deref())?, &headers, body).await
 }
 
-async fn add_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let scope = campaign_scope(&app, &ws, &id).await?;
+async fn add_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Query(q): Query<RegionQuery>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let scope = campaign_scope(&app, &ws, &id).await?.read_in(q.region.as_deref())?;
     add(&app, &ws, scope, &headers, body).await
 }
 
@@ -124,12 +148,12 @@ async fn remove(app: &AppState, ws: &WorkspaceId, scope: Scope, raw: &str) -> Re
     }
 }
 
-async fn remove_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(phone): Path<String>) -> Result<StatusCode, ApiError> {
-    remove(&app, &ws, workspace_scope(), &phone).await
+async fn remove_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(phone): Path<String>, Query(q): Query<RegionQuery>) -> Result<StatusCode, ApiError> {
+    remove(&app, &ws, workspace_scope().read_in(q.region.as_deref())?, &phone).await
 }
 
-async fn remove_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path((id, phone)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
-    let scope = campaign_scope(&app, &ws, &id).await?;
+async fn remove_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path((id, phone)): Path<(String, String)>, Query(q): Query<RegionQuery>) -> Result<StatusCode, ApiError> {
+    let scope = campaign_scope(&app, &ws, &id).await?.read_in(q.region.as_deref())?;
     remove(&app, &ws, scope, &phone).await
 }
 
@@ -138,6 +162,7 @@ async fn remove_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path((id, 
 struct CheckQuery {
     phone: String,
     campaign_id: Option<String>,
+    region: Option<String>,
 }
 
 /// `GET /dnc/check?phone=…[&campaign_id=…]`: would this number be turned away?
@@ -145,7 +170,8 @@ async fn check(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query
     let scope = match &q.campaign_id {
         Some(id) => campaign_scope(&app, &ws, id).await?,
         None => workspace_scope(),
-    };
+    }
+    .read_in(q.region.as_deref())?;
     let phone = PhoneNumber::parse(&q.phone, &scope.region).map_err(|e| ApiError::invalid("phone", e))?;
     let matches = app.store.suppressions_for(&ws, scope.campaign.as_ref(), &phone).await?;
     Ok(Json(json!({ "phone": phone, "suppressed": !matches.is_empty(), "matches": matches })))

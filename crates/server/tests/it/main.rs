@@ -12,6 +12,7 @@ mod hangup;
 mod import;
 mod inbound;
 mod providers;
+mod phones;
 mod reaper;
 mod single_calls;
 mod support;
