@@ -57,13 +57,18 @@ impl PhoneNumber {
     }
 }
 
-/// Masks any number-like string for logging: `+1415…34`.
+/// Masks any number-like string for logging: `+14…34` (the first three and the last two
+/// characters). Counts characters, not bytes: the string may come from outside (a
+/// webhook's `phoneNumber.number`) and be any text, so slicing it by bytes could cut a
+/// multi-byte character and panic.
 pub fn mask(number: &str) -> String {
-    let n = number.len();
+    let n = number.chars().count();
     if n <= 6 {
         return "***".into();
     }
-    format!("{}…{}", &number[..number.len().min(3)], &number[n - 2..])
+    let head: String = number.chars().take(3).collect();
+    let tail: String = number.chars().skip(n - 2).collect();
+    format!("{head}…{tail}")
 }
 
 impl fmt::Display for PhoneNumber {
@@ -100,6 +105,25 @@ mod tests {
         assert!(PhoneNumber::parse("+1 555", "US").is_err());
         assert!(PhoneNumber::parse("123", "US").is_err());
         assert!(matches!(PhoneNumber::parse("4155552671", "XX"), Err(PhoneError::UnknownRegion(_))));
+    }
+
+    #[test]
+    fn mask_keeps_three_leading_and_two_trailing_characters() {
+        assert_eq!(mask("+14155552671"), "+14…71");
+        assert_eq!(mask("+1415"), "***");
+        assert_eq!(mask("номер телефона"), "ном…на");
+        assert_eq!(mask("☎☎☎☎☎☎☎"), "☎☎☎…☎☎");
+    }
+
+    proptest::proptest! {
+        /// Any text at all (a webhook may send anything where a number belongs) is masked
+        /// without panicking, and never shown whole.
+        #[test]
+        fn mask_never_panics_and_never_shows_more_than_five_characters(s in "\\PC{0,40}") {
+            let m = mask(&s);
+            let shown = m.chars().filter(|&c| c != '…' && c != '*').count();
+            proptest::prop_assert!(shown <= 5, "{:?} -> {:?}", s, m);
+        }
     }
 
     #[test]
