@@ -72,6 +72,9 @@ pub struct Config {
     pub breaker_open_secs: u64,
     /// How long placement pauses on an account the provider says is at capacity.
     pub capacity_cooldown_ms: u64,
+    /// Days to keep webhook events for calls dialtone never placed (a Vapi org-wide
+    /// Server URL sends every call's events); the reaper purges older ones.
+    pub unknown_event_retention_days: u32,
 }
 
 impl Default for Config {
@@ -117,6 +120,7 @@ impl Default for Config {
             breaker_failures: 5,
             breaker_open_secs: 60,
             capacity_cooldown_ms: 5000,
+            unknown_event_retention_days: 7,
         }
     }
 }
@@ -147,6 +151,7 @@ impl Config {
         anyhow::ensure!(self.tick_ms > 0, "tick_ms must be above 0");
         anyhow::ensure!(self.stuck_timeout_secs > 0, "stuck_timeout_secs must be above 0");
         anyhow::ensure!(self.reaper_interval_secs > 0, "reaper_interval_secs must be above 0");
+        anyhow::ensure!(self.unknown_event_retention_days > 0, "unknown_event_retention_days must be above 0");
         anyhow::ensure!(self.log_format == "text" || self.log_format == "json", "log_format must be text or json");
         Ok(())
     }
@@ -162,7 +167,22 @@ impl Config {
             reaper_interval: Duration::from_secs(self.reaper_interval_secs),
             placement_backoff: self.placement_backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
             capacity_cooldown: Duration::from_millis(self.capacity_cooldown_ms),
+            unknown_event_retention: Duration::from_secs(u64::from(self.unknown_event_retention_days) * 24 * 3600),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod unknown_event_retention_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_events_are_kept_seven_days_by_default_and_the_key_is_checked() {
+        assert_eq!(Config::default().engine().unknown_event_retention, Duration::from_secs(7 * 24 * 3600));
+        let two = Config { unknown_event_retention_days: 2, ..Config::default() };
+        assert_eq!(two.engine().unknown_event_retention, Duration::from_secs(2 * 24 * 3600));
+        let zero = Config { unknown_event_retention_days: 0, ..Config::default() };
+        assert!(zero.validate().unwrap_err().to_string().contains("unknown_event_retention_days"));
     }
 }

@@ -6,6 +6,7 @@ mod api;
 mod campaigns;
 mod contacts;
 mod dnc;
+mod event_edges;
 mod hangup;
 mod inbound;
 mod providers;
