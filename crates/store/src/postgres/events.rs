@@ -153,7 +153,7 @@ impl LockedCalls {
         let by_pid = e.provider_call_id.as_ref().and_then(|pid| self.by_pid.get(pid)).map(String::as_str);
         let by_id = match by_pid {
             Some(_) => None,
-            None => e.call_id.as_ref().and_then(|c| self.by_id.get(c.as_str())).map(|c| (c.call.id.as_str(), c.call.provider_call_id.as_deref())),
+            None => e.call_id.as_ref().and_then(|c| self.by_id.get(c.as_str())).map(|c| c.call.id.as_str()),
         };
         let id = match target(e, by_pid, by_id) {
             Target::Call(id) => id,

@@ -30,7 +30,7 @@ async fn find_call(tx: &mut Tx<'_>, e: &ProviderEvent) -> Result<(Option<Call>, 
         (None, Some(id)) => call_where(tx, "id", id.as_str()).await?,
         _ => None,
     };
-    let found = target(e, by_pid.as_ref().map(|c| c.id.as_str()), by_id.as_ref().map(|c| (c.id.as_str(), c.provider_call_id.as_deref())));
+    let found = target(e, by_pid.as_ref().map(|c| c.id.as_str()), by_id.as_ref().map(|c| c.id.as_str()));
     let mismatched = matches!(found, Target::Mismatch(_));
     if let Target::Mismatch(with) = &found {
         log_mismatch(e, with);
