@@ -2,7 +2,7 @@
 //! event that would not raise the rank changes nothing, so late, duplicate and
 //! out-of-order webhooks are harmless.
 
-use crate::event::EventKind;
+use crate::event::{AnsweredBy, EventKind};
 use crate::text_enum;
 use serde::{Deserialize, Serialize};
 
@@ -113,10 +113,68 @@ impl Transition {
 pub fn apply(current: CallStatus, event: &EventKind) -> Option<Transition> {
     let (to, outcome) = match event {
         EventKind::Progress(status) if status.is_active() => (*status, None),
-        EventKind::Progress(_) | EventKind::Info => return None,
+        EventKind::Progress(_) | EventKind::Info | EventKind::Amd { .. } => return None,
         EventKind::Ended { outcome, .. } => (outcome.terminal_status(current), Some(*outcome)),
     };
     (to.rank() > current.rank()).then_some(Transition { from: current, to, outcome })
+}
+
+/// What the event rules need to know of a call as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallFacts {
+    pub status: CallStatus,
+    pub outcome: Option<Outcome>,
+    /// The AMD verdict stored on the call, if one came.
+    pub answered_by: Option<AnsweredBy>,
+}
+
+/// Everything one event does to a call: both store backends write exactly this.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Effect {
+    /// The state move, if any (see [`apply`]); its outcome already accounts for AMD.
+    pub transition: Option<Transition>,
+    /// An AMD verdict the call did not have: store it on the call.
+    pub answered_by: Option<AnsweredBy>,
+    /// A late verdict rewrites the outcome of a call that already ended: set the call's
+    /// (and its contact's last) outcome to this. The contact's next step is not decided
+    /// again (it was decided when the call ended).
+    pub corrected: Option<Outcome>,
+}
+
+impl Effect {
+    /// Whether the event changed anything (it is then stored marked `applied`).
+    pub fn changes(&self) -> bool {
+        self.transition.is_some() || self.answered_by.is_some() || self.corrected.is_some()
+    }
+}
+
+/// Decides what `event` does to `call`. The rule for answering-machine detection, which
+/// Twilio reports in a callback of its own (`AsyncAmdStatusCallback`), in any order with
+/// the call's `completed` status callback, which then carries no `AnsweredBy`:
+/// - the first verdict stored on a call is kept: a replay or a second opinion changes
+///   nothing, so the outcome does not depend on how many copies arrived;
+/// - a `machine` verdict (any `machine_*`, or `fax`) makes a call that ends `completed`
+///   a `voicemail`, whether it came before the end (the end is recorded as `voicemail`)
+///   or after it (the ended call's outcome is corrected to `voicemail`);
+/// - a `human` or `unknown` verdict is stored and leaves the outcome as the end says;
+/// - any other outcome (busy, no answer, …) is never changed by a verdict.
+pub fn effect(call: &CallFacts, event: &EventKind) -> Effect {
+    if let EventKind::Amd { answered_by } = event {
+        if call.answered_by.is_some() {
+            return Effect::default();
+        }
+        let late_machine = *answered_by == AnsweredBy::Machine
+            && call.status == CallStatus::Ended
+            && call.outcome == Some(Outcome::Completed);
+        return Effect { transition: None, answered_by: Some(*answered_by), corrected: late_machine.then_some(Outcome::Voicemail) };
+    }
+    let mut transition = apply(call.status, event);
+    if let Some(t) = &mut transition {
+        if t.outcome == Some(Outcome::Completed) && call.answered_by == Some(AnsweredBy::Machine) {
+            t.outcome = Some(Outcome::Voicemail);
+        }
+    }
+    Effect { transition, ..Effect::default() }
 }
 
 #[cfg(test)]
@@ -161,12 +219,103 @@ mod tests {
         assert_eq!(apply(CallStatus::Ringing, &ended(Outcome::Failed)).unwrap().to, CallStatus::Ended);
     }
 
+    fn facts(status: CallStatus, outcome: Option<Outcome>, answered_by: Option<AnsweredBy>) -> CallFacts {
+        CallFacts { status, outcome, answered_by }
+    }
+
+    fn amd(a: AnsweredBy) -> EventKind {
+        EventKind::Amd { answered_by: a }
+    }
+
+    #[test]
+    fn a_machine_verdict_before_completed_makes_the_end_a_voicemail() {
+        let live = facts(CallStatus::InProgress, None, None);
+        let e = effect(&live, &amd(AnsweredBy::Machine));
+        assert_eq!(e, Effect { transition: None, answered_by: Some(AnsweredBy::Machine), corrected: None });
+        let heard = facts(CallStatus::InProgress, None, Some(AnsweredBy::Machine));
+        let end = effect(&heard, &ended(Outcome::Completed)).transition.unwrap();
+        assert_eq!((end.to, end.outcome), (CallStatus::Ended, Some(Outcome::Voicemail)));
+    }
+
+    #[test]
+    fn a_machine_verdict_after_completed_corrects_the_outcome() {
+        let done = facts(CallStatus::Ended, Some(Outcome::Completed), None);
+        let e = effect(&done, &amd(AnsweredBy::Machine));
+        assert_eq!((&e.transition, e.answered_by, e.corrected), (&None, Some(AnsweredBy::Machine), Some(Outcome::Voicemail)));
+        assert!(e.changes());
+    }
+
+    #[test]
+    fn a_human_or_unknown_verdict_leaves_completed_completed() {
+        for a in [AnsweredBy::Human, AnsweredBy::Unknown] {
+            let heard = facts(CallStatus::InProgress, None, Some(a));
+            assert_eq!(effect(&heard, &ended(Outcome::Completed)).transition.unwrap().outcome, Some(Outcome::Completed));
+            let done = facts(CallStatus::Ended, Some(Outcome::Completed), None);
+            assert_eq!(effect(&done, &amd(a)).corrected, None, "{a}");
+        }
+    }
+
+    #[test]
+    fn the_first_verdict_stays_and_a_duplicate_changes_nothing() {
+        let heard = facts(CallStatus::InProgress, None, Some(AnsweredBy::Human));
+        assert!(!effect(&heard, &amd(AnsweredBy::Machine)).changes());
+        let done = facts(CallStatus::Ended, Some(Outcome::Voicemail), Some(AnsweredBy::Machine));
+        assert!(!effect(&done, &amd(AnsweredBy::Machine)).changes());
+    }
+
+    #[test]
+    fn a_verdict_never_changes_an_outcome_other_than_completed() {
+        for o in [Outcome::Busy, Outcome::NoAnswer, Outcome::Failed, Outcome::Canceled, Outcome::Timeout] {
+            let done = facts(o.terminal_status(CallStatus::Ringing), Some(o), None);
+            assert_eq!(effect(&done, &amd(AnsweredBy::Machine)).corrected, None, "{o}");
+            let heard = facts(CallStatus::Ringing, None, Some(AnsweredBy::Machine));
+            assert_eq!(effect(&heard, &ended(o)).transition.unwrap().outcome, Some(o), "{o}");
+        }
+    }
+
+    #[test]
+    fn twilio_verdicts_map_to_machine_human_or_unknown() {
+        for v in ["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"] {
+            assert_eq!(AnsweredBy::from_twilio(v), AnsweredBy::Machine, "{v}");
+        }
+        assert_eq!(AnsweredBy::from_twilio("human"), AnsweredBy::Human);
+        assert_eq!(AnsweredBy::from_twilio("unknown"), AnsweredBy::Unknown);
+        assert_eq!(AnsweredBy::from_twilio("ß-not-a-verdict"), AnsweredBy::Unknown);
+    }
+
     fn any_event() -> impl Strategy<Value = EventKind> {
         prop_oneof![
             Just(EventKind::Info),
             prop::sample::select(CallStatus::ALL.to_vec()).prop_map(EventKind::Progress),
             prop::sample::select(Outcome::ALL.to_vec()).prop_map(ended),
+            prop::sample::select(AnsweredBy::ALL.to_vec()).prop_map(amd),
         ]
+    }
+
+    proptest! {
+        /// Whatever order and however often a machine verdict and a `completed` end
+        /// arrive, with anything else in between, the call ends once and ends `voicemail`.
+        #[test]
+        fn a_machine_verdict_in_any_order_makes_a_completed_call_a_voicemail(
+            mut events in prop::collection::vec(any_event().prop_filter("no other verdict or end", |e| matches!(e, EventKind::Progress(_) | EventKind::Info)), 0..6),
+            verdicts in 1..3usize, at in any::<prop::sample::Index>(), end_at in any::<prop::sample::Index>(),
+        ) {
+            for _ in 0..verdicts {
+                events.insert(at.index(events.len() + 1), amd(AnsweredBy::Machine));
+            }
+            events.insert(end_at.index(events.len() + 1), ended(Outcome::Completed));
+            let mut call = facts(CallStatus::Dialing, None, None);
+            for e in &events {
+                let fx = effect(&call, e);
+                if let Some(t) = fx.transition {
+                    call.status = t.to;
+                    call.outcome = t.outcome.or(call.outcome);
+                }
+                call.answered_by = fx.answered_by.or(call.answered_by);
+                call.outcome = fx.corrected.or(call.outcome);
+            }
+            prop_assert_eq!((call.status, call.outcome), (CallStatus::Ended, Some(Outcome::Voicemail)));
+        }
     }
 
     proptest! {

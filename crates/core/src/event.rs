@@ -2,6 +2,7 @@
 
 use crate::call::{CallStatus, Outcome};
 use crate::ids::CallId;
+use crate::text_enum;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,37 @@ pub enum EventKind {
     Ended { outcome: Outcome, reason: Option<String> },
     /// Accepted and stored, moves nothing (transcripts, reports after the end, …).
     Info,
+    /// An answering-machine detection (AMD) verdict that came on its own (Twilio's
+    /// `AsyncAmdStatusCallback`): moves no state, but decides whether a `completed` call
+    /// was a voicemail (`dialtone_core::call::effect`).
+    Amd { answered_by: AnsweredBy },
+}
+
+/// Who answered a call, as the provider's answering-machine detection (AMD) judged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnsweredBy {
+    Human,
+    /// An answering machine or voicemail greeting of any kind, or a fax.
+    Machine,
+    /// AMD could not tell (Twilio `unknown`, or a verdict we do not know).
+    Unknown,
+}
+
+text_enum!(AnsweredBy, "answered by", { Human => "human", Machine => "machine", Unknown => "unknown" });
+
+impl AnsweredBy {
+    /// Twilio's `AnsweredBy`: `human`, `machine_start`, `machine_end_beep`,
+    /// `machine_end_silence`, `machine_end_other`, `fax` or `unknown`
+    /// (https://www.twilio.com/docs/voice/answering-machine-detection). A fax line is
+    /// treated as a machine: no person will take the call either way.
+    pub fn from_twilio(verdict: &str) -> Self {
+        match verdict {
+            "human" => Self::Human,
+            v if v.starts_with("machine_") || v == "fax" => Self::Machine,
+            _ => Self::Unknown,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ pub use call::{CallStatus, Direction, Outcome, Transition};
 pub use campaign::{CampaignStatus, Mode, ProviderKind};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::ContactStatus;
-pub use event::{EventKind, ProviderEvent};
+pub use event::{AnsweredBy, EventKind, ProviderEvent};
 pub use frequency::{Frequency, Recurrence, RecurrenceError};
 pub use ids::{ApiKeyId, CallId, CampaignId, ContactId, EventId, WorkspaceId};
 pub use phone::{PhoneError, PhoneNumber};

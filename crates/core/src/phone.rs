@@ -74,13 +74,18 @@ impl PhoneNumber {
     }
 }
 
-/// Masks any number-like string for logging: `+1415…34`.
+/// Masks any number-like string for logging: `+14…34` (the first three and the last two
+/// characters). Counts characters, not bytes: the string may come from outside (a
+/// webhook's `phoneNumber.number`) and be any text, so slicing it by bytes could cut a
+/// multi-byte character and panic.
 pub fn mask(number: &str) -> String {
-    let n = number.len();
+    let n = number.chars().count();
     if n <= 6 {
         return "***".into();
     }
-    format!("{}…{}", &number[..number.len().min(3)], &number[n - 2..])
+    let head: String = number.chars().take(3).collect();
+    let tail: String = number.chars().skip(n - 2).collect();
+    format!("{head}…{tail}")
 }
 
 /// Whether `region` (ISO 3166 alpha-2, any case, e.g. `IN`, `gb`) can be a default region:
@@ -195,6 +200,25 @@ mod tests {
             let _ = PhoneNumber::parse(&raw, &region);
             let _ = PhoneNumber::parse(&digits, "IN");
             let _ = PhoneNumber::parse(&digits, &region);
+        }
+    }
+
+    #[test]
+    fn mask_keeps_three_leading_and_two_trailing_characters() {
+        assert_eq!(mask("+14155552671"), "+14…71");
+        assert_eq!(mask("+1415"), "***");
+        assert_eq!(mask("номер телефона"), "ном…на");
+        assert_eq!(mask("☎☎☎☎☎☎☎"), "☎☎☎…☎☎");
+    }
+
+    proptest::proptest! {
+        /// Any text at all (a webhook may send anything where a number belongs) is masked
+        /// without panicking, and never shown whole.
+        #[test]
+        fn mask_never_panics_and_never_shows_more_than_five_characters(s in "\\PC{0,40}") {
+            let m = mask(&s);
+            let shown = m.chars().filter(|&c| c != '…' && c != '*').count();
+            proptest::prop_assert!(shown <= 5, "{:?} -> {:?}", s, m);
         }
     }
 

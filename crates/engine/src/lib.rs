@@ -51,6 +51,10 @@ pub struct EngineConfig {
     /// A node whose last heartbeat is older than this is taken for dead: its unsent calls
     /// are taken over by another node. Three heartbeats, so one slow write is not a death.
     pub lease: Duration,
+    /// How long events for calls dialtone never placed (no call matches them: a Vapi
+    /// org-wide Server URL sends the events of every call on the account) are kept before
+    /// the reaper purges them. Default 7 days.
+    pub unknown_event_retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +69,7 @@ impl Default for EngineConfig {
             capacity_cooldown: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(5),
             lease: Duration::from_secs(15),
+            unknown_event_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

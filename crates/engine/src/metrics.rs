@@ -51,6 +51,8 @@ pub struct Metrics {
     active: Gauge,
     breakers: Family<ProviderLabel, Gauge>,
     clock_skew: Gauge<f64, std::sync::atomic::AtomicU64>,
+    unknown_events: Family<ProviderLabel, Counter>,
+    unknown_purged: Counter,
 }
 
 impl Default for Metrics {
@@ -74,7 +76,11 @@ impl Default for Metrics {
         registry.register("active_calls", "Calls holding a concurrency slot", active.clone());
         let clock_skew = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register("clock_skew_seconds", "This node's clock minus the database's, at the last heartbeat (PostgreSQL)", clock_skew.clone());
-        Self { registry, placed, ended, provider_errors, provider_latency, webhooks, webhook_latency, active, breakers, clock_skew }
+        let unknown_events = Family::<ProviderLabel, Counter>::default();
+        registry.register("webhook_events_unknown", "Webhook events stored for a call dialtone never placed (kept for unknown_event_retention)", unknown_events.clone());
+        let unknown_purged = Counter::default();
+        registry.register("webhook_events_unknown_purged", "Events for calls dialtone never placed, purged after unknown_event_retention", unknown_purged.clone());
+        Self { registry, placed, ended, provider_errors, provider_latency, webhooks, webhook_latency, active, breakers, clock_skew, unknown_events, unknown_purged }
     }
 }
 
@@ -99,6 +105,18 @@ impl Metrics {
     pub fn webhook(&self, provider: &str, result: &str, took: Duration) {
         self.webhooks.get_or_create(&WebhookLabel { provider: provider.into(), result: result.into() }).inc();
         self.webhook_latency.get_or_create(&ProviderLabel { provider: provider.into() }).observe(took.as_secs_f64());
+    }
+
+    /// Counts webhook events that named no call of ours (`dialtone_webhook_events_unknown_total`).
+    pub fn unknown_events(&self, provider: &str, n: u64) {
+        if n > 0 {
+            self.unknown_events.get_or_create(&ProviderLabel { provider: provider.into() }).inc_by(n);
+        }
+    }
+
+    /// Counts events for unknown calls the reaper purged (`dialtone_webhook_events_unknown_purged_total`).
+    pub fn unknown_purged(&self, n: u64) {
+        self.unknown_purged.inc_by(n);
     }
 
     pub fn clock_skew(&self, seconds: f64) {

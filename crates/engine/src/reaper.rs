@@ -69,6 +69,7 @@ impl Engine {
             }
         }
         self.recover().await?;
+        self.purge_unknown_events().await?;
         Ok(stuck.len())
     }
 
@@ -113,6 +114,30 @@ impl Engine {
         // (the dispatcher's tick can still find the slot sooner; the window is one request).
         self.wake();
         Ok(true)
+    }
+
+    /// Deletes the events for calls dialtone never placed that are older than
+    /// `unknown_event_retention` (at most `PURGE_ROUNDS × PURGE_CHUNK` a pass, so one pass
+    /// after a long outage cannot hold the writer for long). Returns how many went.
+    pub async fn purge_unknown_events(&self) -> Result<u64, EngineError> {
+        const PURGE_CHUNK: u32 = 5_000;
+        const PURGE_ROUNDS: u32 = 20;
+        let now = self.clock.now();
+        let retention = SignedDuration::try_from(self.config.unknown_event_retention).unwrap_or(SignedDuration::MAX);
+        let Ok(before) = now.checked_sub(retention) else { return Ok(0) };
+        let mut purged = 0;
+        for _ in 0..PURGE_ROUNDS {
+            let n = self.store.purge_unknown_events(before, PURGE_CHUNK).await?;
+            purged += n;
+            if n < u64::from(PURGE_CHUNK) {
+                break;
+            }
+        }
+        if purged > 0 {
+            self.metrics.unknown_purged(purged);
+            tracing::info!(events = purged, retention_secs = self.config.unknown_event_retention.as_secs(), "purged events for calls dialtone never placed");
+        }
+        Ok(purged)
     }
 
     #[tracing::instrument(skip_all, fields(call_id = %call.id, campaign_id = %call.campaign_id))]

@@ -141,6 +141,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn truncate_counts_characters_not_bytes() {
+        assert_eq!(truncate("ошибка сервера", 6), "ошибка…");
+        assert_eq!(truncate("☎☎", 5), "☎☎");
+    }
+
+    #[test]
+    fn urls_with_multi_byte_text_are_split_on_character_boundaries() {
+        assert_eq!(path_and_query("https://dïaler.example/ホ?x=ü"), "/ホ?x=ü");
+        assert_eq!(query_param("/webhooks/twilio?dialtone_call_id=ü☎", "dialtone_call_id").as_deref(), Some("ü☎"));
+    }
+
+    proptest::proptest! {
+        /// Provider error bodies and webhook URLs come from outside: any text is cut and
+        /// split without a panic, and a cut keeps at most `max` characters.
+        #[test]
+        fn outside_text_is_cut_and_split_without_panicking(s in "\\PC{0,60}", max in 0usize..20) {
+            let cut = truncate(&s, max);
+            proptest::prop_assert!(cut.chars().count() <= max + 1);
+            let _ = path_and_query(&s);
+            let _ = query_param(&s, "dialtone_call_id");
+            let _ = path_and_query(&format!("https://{s}"));
+        }
+    }
+
     #[tokio::test]
     async fn a_request_that_could_not_connect_is_not_unanswered_but_one_that_timed_out_is() {
         let http = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();

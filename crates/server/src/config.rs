@@ -86,6 +86,9 @@ pub struct Config {
     /// Contact imports running at once on this node; one more gets 429 (uploads are
     /// spooled to a temporary file, so each costs disk up to `max_upload_bytes`, not memory).
     pub max_concurrent_imports: u32,
+    /// Days to keep webhook events for calls dialtone never placed (a Vapi org-wide
+    /// Server URL sends every call's events); the reaper purges older ones.
+    pub unknown_event_retention_days: u32,
 }
 
 impl Default for Config {
@@ -136,6 +139,7 @@ impl Default for Config {
             body_read_timeout_secs: 30,
             max_upload_bytes: 256 * 1024 * 1024,
             max_concurrent_imports: 4,
+            unknown_event_retention_days: 7,
         }
     }
 }
@@ -171,6 +175,7 @@ impl Config {
         anyhow::ensure!(self.body_read_timeout_secs > 0, "body_read_timeout_secs must be above 0");
         anyhow::ensure!(self.max_upload_bytes > 0, "max_upload_bytes must be above 0");
         anyhow::ensure!(self.max_concurrent_imports > 0, "max_concurrent_imports must be above 0");
+        anyhow::ensure!(self.unknown_event_retention_days > 0, "unknown_event_retention_days must be above 0");
         anyhow::ensure!(self.log_format == "text" || self.log_format == "json", "log_format must be text or json");
         Ok(())
     }
@@ -207,6 +212,7 @@ impl Config {
             reaper_interval: Duration::from_secs(self.reaper_interval_secs),
             placement_backoff: self.placement_backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
             capacity_cooldown: Duration::from_millis(self.capacity_cooldown_ms),
+            unknown_event_retention: Duration::from_secs(u64::from(self.unknown_event_retention_days) * 24 * 3600),
             ..Default::default()
         }
     }
@@ -240,5 +246,14 @@ mod tests {
         assert_eq!(config.missing_provider_settings(ProviderKind::Twilio), ["twilio_auth_token"], "only what is missing");
         assert_eq!(config.missing_provider_settings(ProviderKind::Exotel), ["exotel_sid", "exotel_api_key", "exotel_api_token"]);
         assert_eq!(env_name("twilio_auth_token"), "DIALTONE_TWILIO_AUTH_TOKEN");
+    }
+
+    #[test]
+    fn unknown_events_are_kept_seven_days_by_default_and_the_key_is_checked() {
+        assert_eq!(Config::default().engine().unknown_event_retention, Duration::from_secs(7 * 24 * 3600));
+        let two = Config { unknown_event_retention_days: 2, ..Config::default() };
+        assert_eq!(two.engine().unknown_event_retention, Duration::from_secs(2 * 24 * 3600));
+        let zero = Config { unknown_event_retention_days: 0, ..Config::default() };
+        assert!(zero.validate().unwrap_err().to_string().contains("unknown_event_retention_days"));
     }
 }

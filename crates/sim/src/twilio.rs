@@ -33,6 +33,11 @@ pub(crate) struct TwilioCall {
     pub status_callback: Option<String>,
     pub events: Events,
     pub machine_detection: bool,
+    /// `AsyncAmd=true`: the verdict goes to `amd_callback` on its own, and no status
+    /// callback carries `AnsweredBy`.
+    pub async_amd: bool,
+    /// `AsyncAmdStatusCallback`, normalized as it will be requested (and signed).
+    pub amd_callback: Option<String>,
     pub answered_by: Option<&'static str>,
     /// `SendDigits` as requested (an extension), shown in the call as `send_digits` (the
     /// simulator's own field: Twilio does not echo it) so tests can check what was sent.
@@ -159,6 +164,11 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, (
         Some(d) if (1..=32).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'#' | b'*' | b'w')) => Some(d.to_string()),
         Some(d) => return Err((21206, format!("Invalid SendDigits: {d}"))),
     };
+    let async_amd = machine_detection && form_get(form, "AsyncAmd").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let amd_callback = match form_get(form, "AsyncAmdStatusCallback").filter(|_| async_amd) {
+        None => None,
+        Some(raw) => Some(http_url(raw).ok_or((21609, format!("AsyncAmdStatusCallback is not a valid URL: {raw}")))?),
+    };
     let param = |name: &str| status_callback.as_deref().and_then(|url| query_param(url, name));
     Ok(NewCall {
         number: to.to_string(),
@@ -174,6 +184,8 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, (
             status_callback,
             events,
             machine_detection,
+            async_amd,
+            amd_callback,
             answered_by: None,
             send_digits,
         }),
@@ -317,7 +329,31 @@ pub(crate) fn progress(call: &mut CallRecord, step: Step, config: &SimConfig) ->
         }
     };
     let status = if step == Step::Initiated { "initiated" } else { status_str(call) };
-    callback(call, config, subscribed, Kind::Progress, status, false)
+    let mut out = callback(call, config, subscribed, Kind::Progress, status, false);
+    if step == Step::InProgress {
+        out.extend(amd_verdict(call, config));
+    }
+    out
+}
+
+/// The asynchronous AMD verdict, on its own, to `AsyncAmdStatusCallback`: `CallSid`,
+/// `AccountSid`, `AnsweredBy`, `MachineDetectionDuration`, and no `CallStatus`. Sent after
+/// the answered callback (the detection takes a few seconds of the call), so it may well
+/// arrive after `completed` when the call is short or webhooks are reordered.
+fn amd_verdict(call: &CallRecord, config: &SimConfig) -> Vec<Outgoing> {
+    let Detail::Twilio(t) = &call.detail else { return Vec::new() };
+    let (Some(url), Some(answered_by)) = (t.amd_callback.clone(), t.answered_by) else { return Vec::new() };
+    let params: Vec<(String, String)> = [
+        ("CallSid", call.id.as_str()),
+        ("AccountSid", t.account_sid.as_str()),
+        ("AnsweredBy", answered_by),
+        ("MachineDetectionDuration", "2100"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let signature = config.twilio_auth_token.as_deref().map(|token| signature(token, &url, &params));
+    vec![Outgoing { kind: Kind::Progress, url, payload: Payload::Form { params, signature } }]
 }
 
 /// The terminal callback (the `completed` event), whatever the final status.
@@ -331,7 +367,9 @@ pub(crate) fn ended(call: &mut CallRecord, config: &SimConfig) -> Vec<Outgoing> 
 fn callback(call: &mut CallRecord, config: &SimConfig, subscribed: bool, kind: Kind, status: &str, last: bool) -> Vec<Outgoing> {
     let Detail::Twilio(t) = &call.detail else { return Vec::new() };
     let Some(url) = t.status_callback.clone().filter(|_| subscribed) else { return Vec::new() };
-    let (to, from, account, answered_by) = (t.to.clone(), t.from.clone(), t.account_sid.clone(), t.answered_by);
+    // With async AMD the verdict has its own callback; status callbacks never carry it.
+    let answered_by = t.answered_by.filter(|_| !t.async_amd);
+    let (to, from, account) = (t.to.clone(), t.from.clone(), t.account_sid.clone());
     let seq = call.take_seq();
     let mut params: Vec<(String, String)> = [
         ("CallSid", call.id.as_str()),

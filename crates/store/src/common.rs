@@ -4,7 +4,8 @@
 
 use crate::{Result, StoreError};
 use dialtone_core::schedule::{next_open_for, LocalHours, Schedule};
-use dialtone_core::{CallStatus, EventKind, Outcome, PhoneNumber, RetryPolicy};
+use dialtone_core::call::CallFacts;
+use dialtone_core::{AnsweredBy, CallStatus, EventKind, Outcome, PhoneNumber, ProviderEvent, RetryPolicy};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use std::str::FromStr;
@@ -80,6 +81,7 @@ pub fn kind_text(kind: &EventKind) -> String {
         EventKind::Progress(s) => s.as_str().to_string(),
         EventKind::Ended { outcome, .. } => format!("ended:{outcome}"),
         EventKind::Info => "info".to_string(),
+        EventKind::Amd { answered_by } => format!("amd:{answered_by}"),
     }
 }
 
@@ -89,6 +91,9 @@ pub fn kind_text(kind: &EventKind) -> String {
 pub fn kind_from_text(kind: &str) -> Option<EventKind> {
     if kind == "info" {
         return Some(EventKind::Info);
+    }
+    if let Some(verdict) = kind.strip_prefix("amd:") {
+        return verdict.parse::<AnsweredBy>().ok().map(|answered_by| EventKind::Amd { answered_by });
     }
     if let Some(outcome) = kind.strip_prefix("ended:") {
         return outcome.parse::<Outcome>().ok().map(|outcome| EventKind::Ended { outcome, reason: None });
@@ -103,6 +108,50 @@ pub fn payload_extras(payload: &serde_json::Value) -> (Option<f64>, Option<Strin
     let cost = field("cost").and_then(|v| v.as_f64());
     let reason = field("endedReason").and_then(|v| v.as_str()).map(str::to_string);
     (cost, reason)
+}
+
+/// The facts the event rules (`dialtone_core::call::effect`) judge a call by.
+pub fn facts(call: &crate::Call) -> CallFacts {
+    CallFacts { status: call.status, outcome: call.outcome, answered_by: call.answered_by }
+}
+
+/// Which call an event is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Apply it to this call.
+    Call(String),
+    /// Its provider call id and our id name different calls: store it with this call (the
+    /// one its provider id names, else the one our id names), marked mismatched, and
+    /// apply it to neither.
+    Mismatch(String),
+    /// No call of ours: stored with no call (an orphan until a call takes its provider id).
+    Unknown,
+}
+
+/// Decides which call `e` is for, from the call its provider call id names (`by_pid`:
+/// that call's id) and, when no call has that provider id, the call our id names
+/// (`by_id`). The provider id wins: it is the provider's own name for the call, while our
+/// id rides in metadata that a copied assistant, a reused callback URL or a bug could get
+/// wrong. So an event whose provider id belongs to one call and whose metadata names
+/// another must not move either: it is kept for the record only. A provider id that
+/// belongs to no call outvotes nothing, and our id finds the call: the normal case of a
+/// webhook that beat the provider's answer (and the provider's other ids for the same
+/// call, which the API documents as matched by our id alone).
+pub fn target(e: &ProviderEvent, by_pid: Option<&str>, by_id: Option<&str>) -> Target {
+    if let Some(owner) = by_pid {
+        return match &e.call_id {
+            Some(ours) if ours.as_str() != owner => Target::Mismatch(owner.to_string()),
+            _ => Target::Call(owner.to_string()),
+        };
+    }
+    by_id.map_or(Target::Unknown, |id| Target::Call(id.to_string()))
+}
+
+/// Logs an event whose ids disagree (see [`target`]); it is stored, not applied.
+pub fn log_mismatch(e: &ProviderEvent, stored_with: &str) {
+    tracing::warn!(provider_call_id = e.provider_call_id.as_deref().unwrap_or_default(),
+        named_call_id = e.call_id.as_ref().map(|c| c.as_str()).unwrap_or_default(), stored_with,
+        dedupe_key = %e.dedupe_key, "event's provider call id and call id name different calls: stored, not applied");
 }
 
 /// The heartbeat a node's lease needs to be alive at `now`: anything older (in ms) is
@@ -192,12 +241,43 @@ mod tests {
             EventKind::Ended { outcome: Outcome::Busy, reason: None },
             EventKind::Ended { outcome: Outcome::InvalidNumber, reason: None },
             EventKind::Info,
+            EventKind::Amd { answered_by: AnsweredBy::Machine },
+            EventKind::Amd { answered_by: AnsweredBy::Human },
+            EventKind::Amd { answered_by: AnsweredBy::Unknown },
         ];
         for k in kinds {
             assert_eq!(kind_from_text(&kind_text(&k)), Some(k.clone()), "{k:?}");
         }
         assert_eq!(kind_from_text("released"), None);
         assert_eq!(kind_from_text("ended:nonsense"), None);
+        assert_eq!(kind_from_text("amd:robot"), None);
+    }
+
+    fn ev(call_id: Option<&str>, pid: Option<&str>) -> ProviderEvent {
+        ProviderEvent {
+            provider_type: "status-update".into(),
+            provider_call_id: pid.map(str::to_string),
+            call_id: call_id.map(|c| dialtone_core::CallId::from_db(c.to_string())),
+            kind: EventKind::Info,
+            dedupe_key: "k".into(),
+            occurred_at: None,
+            cost: None,
+            duration_ms: None,
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn the_provider_id_wins_and_disagreeing_ids_are_a_mismatch() {
+        let t = |e, by_pid, by_id| target(&e, by_pid, by_id);
+        // Ids agree, or only one is given: that call.
+        assert_eq!(t(ev(Some("call_a"), Some("p1")), Some("call_a"), None), Target::Call("call_a".into()));
+        assert_eq!(t(ev(None, Some("p1")), Some("call_a"), None), Target::Call("call_a".into()));
+        assert_eq!(t(ev(Some("call_b"), Some("p2")), None, Some("call_b")), Target::Call("call_b".into()));
+        assert_eq!(t(ev(Some("call_b"), None), None, Some("call_b")), Target::Call("call_b".into()));
+        // The provider id names A, our id names B: stored with A, applied to neither.
+        assert_eq!(t(ev(Some("call_b"), Some("p1")), Some("call_a"), None), Target::Mismatch("call_a".into()));
+        assert_eq!(t(ev(Some("call_x"), Some("p9")), None, None), Target::Unknown);
     }
 
     #[test]

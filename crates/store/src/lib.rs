@@ -99,8 +99,10 @@ pub trait Store: Send + Sync + 'static {
     /// Committed before the provider request, so a crash afterwards is known to be ambiguous.
     async fn mark_placing(&self, call: &CallId, node: &str, now: Timestamp) -> Result<bool>;
     /// The provider accepted the call. Stores its id, moves QUEUED → DIALING (never back),
-    /// and flips the campaign to `dialing` on its first accepted call. Returns whether this
-    /// call started the campaign.
+    /// and flips the campaign to `dialing` on its first accepted call. In the same
+    /// transaction, adopts and applies the events stored earlier under that provider id
+    /// with no call (they came before the id was stored and carried no id of ours), as
+    /// `record_inbound_call` does. Returns whether this call started the campaign.
     async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool>;
     /// The provider refused the call for good, or the engine gave up on it: ends it with
     /// `outcome` and moves its contact on (retry later or finish), recorded as an engine event.
@@ -111,6 +113,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores and applies events in one transaction (group commit). A duplicate is stored
     /// once and changes nothing.
     async fn apply_events(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>>;
+    /// Deletes up to `limit` events that name no call of ours (from a provider, `call_id`
+    /// NULL: a Vapi org-wide Server URL sends the events of every call on the account)
+    /// received before `before`, oldest first. Returns how many went. Engine notes and
+    /// events attached to a call are never touched.
+    async fn purge_unknown_events(&self, before: Timestamp, limit: u32) -> Result<u64>;
     /// Active calls with no event since `quiet_since`.
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>>;
     /// QUEUED calls without a provider id that `node` may resolve (crash recovery): its own

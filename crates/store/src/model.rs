@@ -1,7 +1,7 @@
 //! Rows as the rest of dialtone sees them.
 
 use dialtone_core::{
-    CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode,
+    AnsweredBy, CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode,
     Outcome, PhoneNumber, ProviderKind, RetryPolicy, Transition, WorkspaceId,
 };
 use dialtone_core::schedule::{LocalHours, Schedule};
@@ -137,6 +137,10 @@ pub struct Call {
     pub answered_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     pub last_event_at: Timestamp,
+    /// The answering-machine detection verdict, when the provider sent one on its own
+    /// (Twilio async AMD): `human`, `machine` or `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<AnsweredBy>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -148,6 +152,10 @@ pub struct CallEvent {
     pub provider_type: String,
     pub kind: String,
     pub applied: bool,
+    /// The event's provider call id and the id of ours it carried name different calls:
+    /// kept for the record, never applied (the provider id decides which call it is
+    /// stored with).
+    pub mismatched: bool,
     pub payload: serde_json::Value,
     pub occurred_at: Option<Timestamp>,
     pub received_at: Timestamp,
@@ -179,6 +187,16 @@ pub struct Applied {
     /// The event's dedupe key was already stored: nothing was written.
     pub duplicate: bool,
     pub transition: Option<Transition>,
+    /// Stored, not applied: its provider call id and our id name different calls.
+    pub mismatched: bool,
+}
+
+impl Applied {
+    /// A new event that names no call we know (a Vapi org-wide Server URL sends events of
+    /// every call on the account): kept for `unknown_event_retention`, then purged.
+    pub fn unknown(&self) -> bool {
+        !self.duplicate && self.call_id.is_none()
+    }
 }
 
 impl Applied {

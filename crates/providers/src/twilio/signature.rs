@@ -97,6 +97,21 @@ fn unauthorized(why: &str) -> WebhookError {
 mod tests {
     use super::*;
 
+    #[test]
+    fn url_variants_of_a_multi_byte_host_split_on_character_boundaries() {
+        assert_eq!(url_variants("https://dïalér.example/w?x=☎"), vec!["https://dïalér.example/w?x=☎", "https://dïalér.example:443/w?x=☎"]);
+        assert_eq!(url_variants("https://üser@hôst:443/ü"), vec!["https://üser@hôst:443/ü", "https://üser@hôst/ü"]);
+    }
+
+    proptest::proptest! {
+        /// The URL is the one a request came in on: any text gives variants, never a panic.
+        #[test]
+        fn url_variants_never_panic(s in "\\PC{0,40}", scheme in proptest::sample::select(vec!["https://", "http://", ""])) {
+            let url = format!("{scheme}{s}");
+            proptest::prop_assert_eq!(&url_variants(&url)[0], &url);
+        }
+    }
+
     fn b64(sig: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(sig)
     }

@@ -4,7 +4,7 @@
 use super::{parse_rfc2822, status_kind};
 use crate::rest::{form_pairs, pairs_to_json, query_param, seconds_to_ms};
 use crate::{ParsedWebhook, WebhookError, WebhookRequest};
-use dialtone_core::{CallId, EventKind, ProviderEvent};
+use dialtone_core::{AnsweredBy, CallId, EventKind, ProviderEvent};
 use sha2::Digest;
 
 pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookError> {
@@ -17,9 +17,10 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
     let known = status.and_then(|s| status_kind(s, answered_by).map(|kind| (s, kind)));
     let (provider_type, kind, key_tail) = match (known, status, answered_by) {
         (Some((s, kind)), _, _) => (get("CallbackSource").unwrap_or("status-callback"), kind, s.to_string()),
-        // The async AMD verdict: no CallStatus, and the call goes on. Stored for the
-        // record; the outcome comes with `completed`.
-        (None, None, Some(a)) => ("amd", EventKind::Info, format!("amd:{a}")),
+        // The async AMD verdict (AsyncAmdStatusCallback): no CallStatus, and the call goes
+        // on. It arrives in any order with `completed`, which then carries no AnsweredBy;
+        // `dialtone_core::call::effect` makes a machine's completed call a voicemail.
+        (None, None, Some(a)) => ("amd", EventKind::Amd { answered_by: AnsweredBy::from_twilio(a) }, format!("amd:{a}")),
         (None, s, _) => {
             // A status we do not know may repeat with new content: the sequence number
             // (or, failing that, the body) keeps distinct callbacks distinct.

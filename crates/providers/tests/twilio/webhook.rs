@@ -1,5 +1,5 @@
 use base64::Engine as _;
-use dialtone_core::{CallId, CallStatus, EventKind, Outcome, ProviderEvent};
+use dialtone_core::{AnsweredBy, CallId, CallStatus, EventKind, Outcome, ProviderEvent};
 use dialtone_providers::twilio::{TwilioConfig, TwilioProvider};
 use dialtone_providers::{Provider, WebhookError, WebhookRequest};
 use hmac::{Hmac, Mac};
@@ -202,11 +202,17 @@ fn an_unknown_status_is_info_keyed_by_sequence_number() {
 }
 
 #[test]
-fn the_async_amd_verdict_is_info() {
+fn the_async_amd_verdict_is_an_amd_event_keyed_by_its_verdict() {
     let ev = parse("AccountSid=AC1&CallSid=CA42&AnsweredBy=machine_start&MachineDetectionDuration=2100").unwrap();
-    assert_eq!(ev.kind, EventKind::Info);
+    assert_eq!(ev.kind, EventKind::Amd { answered_by: AnsweredBy::Machine });
     assert_eq!(ev.provider_type, "amd");
     assert_eq!(ev.dedupe_key, "twilio:CA42:amd:machine_start");
+    assert_eq!(ev.provider_call_id.as_deref(), Some("CA42"));
+    for (verdict, a) in [("machine_end_beep", AnsweredBy::Machine), ("machine_end_silence", AnsweredBy::Machine),
+        ("machine_end_other", AnsweredBy::Machine), ("fax", AnsweredBy::Machine), ("human", AnsweredBy::Human), ("unknown", AnsweredBy::Unknown)] {
+        let ev = parse(&format!("AccountSid=AC1&CallSid=CA42&AnsweredBy={verdict}")).unwrap();
+        assert_eq!(ev.kind, EventKind::Amd { answered_by: a }, "{verdict}");
+    }
 }
 
 #[test]

@@ -193,6 +193,28 @@ fn hmac_sha1_hex_with_prefix() {
     assert!(is_unauthorized(verify(&p, &signed(&ts, format!("sha1={}", sha256_hex(&ts, body))), body)));
 }
 
+#[test]
+fn a_multi_byte_prefix_or_signature_is_refused_not_a_panic() {
+    // The prefix is compared on a char boundary: a prefix whose byte length falls inside
+    // a character of the signature must not slice it apart.
+    let cfg = HmacConfig { prefix: Some("sĥa=".into()), ..hmac_cfg() };
+    let p = provider(None, Some(cfg));
+    let ts = NOW_MS.to_string();
+    assert!(is_unauthorized(verify(&p, &signed(&ts, "shaXYZ".into()), b"{}")));
+    let p = provider(None, Some(HmacConfig { prefix: Some("s=".into()), ..hmac_cfg() }));
+    let mut h = signed(&ts, "x".into());
+    h.insert("x-signature", http::HeaderValue::from_bytes("é=abcd".as_bytes()).unwrap());
+    assert!(is_unauthorized(verify(&p, &h, b"{}")));
+}
+
+#[test]
+fn an_assistant_request_for_a_number_that_is_not_a_number_still_parses() {
+    let parsed = parse(&json!({"message": {"type": "assistant-request", "call": {"id": "c1"},
+        "phoneNumber": {"number": "номер ☎ 電話"}, "customer": {"number": "🙂"}}})).unwrap();
+    let ask = parsed.assistant_request.unwrap();
+    assert_eq!((ask.to.as_deref(), ask.from.as_deref()), (Some("номер ☎ 電話"), Some("🙂")));
+}
+
 // ---- parsing ----
 
 fn one(body: serde_json::Value) -> dialtone_core::ProviderEvent {

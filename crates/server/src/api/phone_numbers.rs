@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::Router;
-use dialtone_core::{PhoneNumber, ProviderKind};
+use dialtone_core::ProviderKind;
 use dialtone_store::PhoneNumberEntry;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub fn router() -> Router<Arc<AppState>> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewNumber {
-    /// E.164.
+    /// E.164; digits without `+` (as Vapi writes BYO numbers) are read as international.
     number: String,
     /// One of [`ProviderKind::ALL`] with an account on this server; default `vapi`.
     provider: Option<String>,
@@ -28,7 +28,7 @@ struct NewNumber {
 }
 
 async fn add(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewNumber>) -> Result<(StatusCode, Json<PhoneNumberEntry>), ApiError> {
-    let number = PhoneNumber::parse(&body.number, "US").map_err(|e| ApiError::invalid("number", e))?;
+    let number = crate::inbound::our_number(&body.number).map_err(|e| ApiError::invalid("number", e))?;
     let provider: ProviderKind = app.parse_provider("provider", body.provider.as_deref().unwrap_or("vapi"))?;
     if body.assistant_id.trim().is_empty() {
         return Err(ApiError::invalid("assistant_id", "must not be empty"));
@@ -42,7 +42,7 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth) -> Result<Json<s
 }
 
 async fn remove(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(number): Path<String>) -> Result<StatusCode, ApiError> {
-    let number = PhoneNumber::parse(&number, "US").map_err(|e| ApiError::invalid("number", e))?;
+    let number = crate::inbound::our_number(&number).map_err(|e| ApiError::invalid("number", e))?;
     if app.store.remove_phone_number(&ws, &number).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -62,6 +62,8 @@ async fn handle(State(app): State<Arc<AppState>>, kind: ProviderKind, request: R
                 match app.engine.ingest(parsed.events).await {
                     Ok(applied) => {
                         let dups = applied.iter().filter(|a| a.duplicate).count() as u64;
+                        let unknown = applied.iter().filter(|a| a.unknown()).count() as u64;
+                        app.engine.metrics.unknown_events(kind.as_str(), unknown);
                         app.duplicate_events.fetch_add(dups, Ordering::Relaxed);
                         let body = parsed.reply.unwrap_or_else(|| serde_json::json!({ "ok": true }));
                         (if dups > 0 { "duplicate" } else { "accepted" }, (StatusCode::OK, axum::Json(body)).into_response())

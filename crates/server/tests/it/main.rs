@@ -8,6 +8,7 @@ mod contacts;
 mod dnc;
 mod edges;
 mod guards;
+mod event_edges;
 mod hangup;
 mod import;
 mod inbound;

@@ -155,6 +155,30 @@ async fn twilio_default_subscription_is_completed_only_with_machine_detection() 
 }
 
 #[tokio::test]
+async fn twilio_async_amd_sends_its_verdict_on_its_own_and_no_status_callback_carries_it() {
+    let (receiver, url) = Receiver::start().await;
+    let sim = spawn(SimConfig { number_outcomes: outcomes(&[(ANA, SimOutcome::Voicemail)]), ..all_providers(None) }).await;
+    let client = FormClient::twilio(&sim);
+    let callback = format!("{url}/twilio?dialtone_call_id=call_amd");
+    let amd = format!("{url}/amd?dialtone_call_id=call_amd");
+    let form = [("To", ANA), ("From", LINE), ("Twiml", "<Response/>"), ("StatusCallback", &callback), ("MachineDetection", "Enable"),
+        ("AsyncAmd", "true"), ("AsyncAmdStatusCallback", &amd), ("StatusCallbackEvent", "answered"), ("StatusCallbackEvent", "completed")];
+    assert_eq!(client.post("/Calls.json", &form).await.0, 201);
+    let hits = receiver.wait_for_count(3).await;
+    let verdicts: Vec<_> = hits.iter().filter(|h| h.url.contains("/amd?")).collect();
+    assert_eq!(verdicts.len(), 1, "one verdict: {:?}", hits.iter().map(|h| &h.url).collect::<Vec<_>>());
+    let v = verdicts[0];
+    assert_eq!((v.field("AnsweredBy"), v.field("CallStatus")), (Some("machine_end_beep"), None));
+    assert!(v.field("CallSid").is_some_and(|s| s.starts_with("CA")) && v.field("AccountSid").is_some());
+    assert_signed(v);
+    for h in hits.iter().filter(|h| !h.url.contains("/amd?")) {
+        assert!(h.field("CallStatus").is_some());
+        assert_eq!(h.field("AnsweredBy"), None, "async AMD: status callbacks carry no AnsweredBy");
+    }
+    assert!(hits.iter().any(|h| h.field("CallStatus") == Some("completed")));
+}
+
+#[tokio::test]
 async fn twilio_hang_up_completes_an_answered_call_and_cancels_a_ringing_one() {
     let (receiver, url) = Receiver::start().await;
     let sim = spawn(SimConfig { number_outcomes: outcomes(&[(HANG, SimOutcome::Hang)]), ..all_providers(None) }).await;

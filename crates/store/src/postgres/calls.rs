@@ -368,20 +368,32 @@ pub async fn mark_placing(pool: &PgPool, call: &CallId, node: &str, now: Timesta
 
 pub async fn mark_dialed(pool: &PgPool, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
     let mut tx = pool.begin().await?;
-    let campaign: Option<String> = sqlx::query_scalar(
+    let row = sqlx::query(
         "UPDATE calls SET provider_call_id = COALESCE(provider_call_id, $1),
             status = CASE WHEN status = 'queued' THEN 'dialing' ELSE status END,
             dialed_at = COALESCE(dialed_at, $2), last_event_at = GREATEST(last_event_at, $2), updated_at = $2
-         WHERE id = $3 RETURNING campaign_id",
+         WHERE id = $3 RETURNING *",
     )
     .bind(provider_call_id)
     .bind(ms(now))
     .bind(call.as_str())
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(campaign) = campaign else {
+    let Some(row) = row else {
         return Err(StoreError::NotFound("call"));
     };
+    let dialed = rows::call(&row)?;
+    let campaign = dialed.campaign_id.as_str().to_string();
+    // Events that came before the provider id was stored, carrying no id of ours, were
+    // kept as orphans under that provider id: applied now, in the same transaction,
+    // rather than left for the reaper. The id's advisory lock is taken after the call row
+    // (the order an event batch takes them in, so the two cannot deadlock): a batch that
+    // stores an orphan for this id either committed before (we see the orphan) or looks
+    // for the call after we commit (it finds the call).
+    if let Some(pid) = dialed.provider_call_id.clone() {
+        events::lock_provider_call_id(&mut tx, &pid).await?;
+        events::adopt_orphans(&mut tx, dialed, &pid, now).await?;
+    }
     // Two first calls racing: the loser waits for the row, re-reads `started_at` and
     // matches nothing, so exactly one of them starts the campaign.
     let started = sqlx::query(

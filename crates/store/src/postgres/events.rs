@@ -3,9 +3,9 @@
 //! differs is locking, since several nodes may apply events side by side.
 
 use super::rows::{self, ms};
-use crate::common::{contact_zone, kind_from_text, kind_text, payload_extras, INBOUND_KIND};
+use crate::common::{contact_zone, facts, kind_from_text, kind_text, log_mismatch, payload_extras, target, Target, INBOUND_KIND};
 use crate::{Applied, Call, Result, StoreError};
-use dialtone_core::call::apply;
+use dialtone_core::call::{effect, Effect};
 use dialtone_core::frequency::{Frequency, Recurrence};
 use dialtone_core::retry::AfterCall;
 use dialtone_core::schedule::Schedule;
@@ -46,7 +46,9 @@ async fn try_batch(conn: &mut PgConnection, events: &[ProviderEvent], source: &s
 
     // Each event's call, found as the sequential code would: a provider id attached by an
     // earlier event of the batch finds its call for the later ones.
-    let targets: Vec<Option<String>> = events.iter().map(|e| calls.find_and_attach(e)).collect();
+    let found: Vec<Option<(String, bool)>> = events.iter().map(|e| calls.find_and_attach(e)).collect();
+    let targets: Vec<Option<String>> = found.iter().map(|f| f.as_ref().map(|(id, _)| id.clone())).collect();
+    let mismatched: Vec<bool> = found.iter().map(|f| f.as_ref().is_some_and(|(_, m)| *m)).collect();
     // The first event of each dedupe key is the one offered to the table; a repeat inside
     // the batch is a duplicate like any other.
     let mut seen = HashSet::new();
@@ -56,16 +58,16 @@ async fn try_batch(conn: &mut PgConnection, events: &[ProviderEvent], source: &s
     // usual case), so each event is stored already marked applied or not. The calls are
     // locked: only an event stored before (a provider's retry) can prove the guess wrong.
     let before = calls.clone();
-    let mut planned = plan_batch(&mut calls, events, &targets, &first, now);
+    let mut planned = plan_batch(&mut calls, events, &targets, &mismatched, &first, now);
     let inserted = insert_events(&mut tx, events, &targets, &first, &planned, &calls, source, now).await?;
     let new: Vec<bool> = events.iter().zip(&first).map(|(e, &f)| f && inserted.contains(e.dedupe_key.as_str())).collect();
     if new != first {
         // Work it out again without the duplicates, and correct the marks it changes.
         calls = before;
-        let again = plan_batch(&mut calls, events, &targets, &new, now);
+        let again = plan_batch(&mut calls, events, &targets, &mismatched, &new, now);
         let changed = |to: bool| -> Vec<&str> {
             (0..events.len())
-                .filter(|&i| new[i] && again.out[i].transition.is_some() == to && planned.out[i].transition.is_some() != to)
+                .filter(|&i| new[i] && again.changed[i] == to && planned.changed[i] != to)
                 .map(|i| events[i].dedupe_key.as_str())
                 .collect()
         };
@@ -76,6 +78,9 @@ async fn try_batch(conn: &mut PgConnection, events: &[ProviderEvent], source: &s
     let dirty: Vec<&Call> = calls.by_id.values().filter(|c| c.dirty).map(|c| &c.call).collect();
     write_calls(&mut tx, &dirty).await?;
     end_contacts(&mut tx, planned.ended, now).await?;
+    for call in &planned.corrected {
+        correct_last_outcome(&mut tx, call, now).await?;
+    }
     tx.commit().await?;
     Ok(planned.out)
 }
@@ -87,11 +92,17 @@ struct Planned {
     /// The calls it ends: the call, its outcome, and whether the provider refused it for
     /// capacity (the attempt is given back).
     ended: Vec<(Call, Outcome, bool)>,
+    /// One per event: whether it changed its call (stored marked `applied`).
+    changed: Vec<bool>,
+    /// Ended calls whose outcome a late AMD verdict corrected, as corrected.
+    corrected: Vec<Call>,
 }
 
-/// Applies each event marked `new` to its call in `calls`, in batch order.
-fn plan_batch(calls: &mut LockedCalls, events: &[ProviderEvent], targets: &[Option<String>], new: &[bool], now: Timestamp) -> Planned {
-    let mut planned = Planned { out: Vec::with_capacity(events.len()), ended: vec![] };
+/// Applies each event marked `new` to its call in `calls`, in batch order; an event whose
+/// ids name different calls (`mismatched`) is applied to none.
+fn plan_batch(calls: &mut LockedCalls, events: &[ProviderEvent], targets: &[Option<String>], mismatched: &[bool], new: &[bool],
+    now: Timestamp) -> Planned {
+    let mut planned = Planned { out: Vec::with_capacity(events.len()), ended: vec![], changed: vec![], corrected: vec![] };
     for (i, e) in events.iter().enumerate() {
         let call = targets[i].as_ref().and_then(|id| calls.by_id.get_mut(id));
         let mut applied = Applied {
@@ -99,9 +110,16 @@ fn plan_batch(calls: &mut LockedCalls, events: &[ProviderEvent], targets: &[Opti
             campaign_id: call.as_ref().map(|c| c.call.campaign_id.clone()),
             duplicate: !new[i],
             transition: None,
+            mismatched: mismatched[i],
         };
-        if let (true, Some(c)) = (new[i], call) {
-            applied.transition = plan(&mut c.call, &e.kind, e.cost, e.duration_ms, now);
+        let mut changed = false;
+        if let (true, false, Some(c)) = (new[i], mismatched[i], call) {
+            let fx = plan(&mut c.call, &e.kind, e.cost, e.duration_ms, now);
+            changed = fx.changes();
+            if fx.corrected.is_some() {
+                planned.corrected.push(c.call.clone());
+            }
+            applied.transition = fx.transition;
             c.dirty = true;
             if let Some(t) = &applied.transition {
                 if let (true, Some(outcome)) = (t.ends_call(), t.outcome) {
@@ -109,6 +127,7 @@ fn plan_batch(calls: &mut LockedCalls, events: &[ProviderEvent], targets: &[Opti
                 }
             }
         }
+        planned.changed.push(changed);
         planned.out.push(applied);
     }
     planned
@@ -128,14 +147,22 @@ struct LockedCall {
 }
 
 impl LockedCalls {
-    /// The call `e` is for (by provider id first, then by our id), attaching the event's
-    /// provider id to a call that has none yet.
-    fn find_and_attach(&mut self, e: &ProviderEvent) -> Option<String> {
-        let id = e
-            .provider_call_id
-            .as_ref()
-            .and_then(|pid| self.by_pid.get(pid).cloned())
-            .or_else(|| e.call_id.as_ref().map(|c| c.as_str().to_string()).filter(|id| self.by_id.contains_key(id)))?;
+    /// The call `e` is for and whether its ids disagree (`common::target`: the provider
+    /// id wins), attaching the event's provider id to a call that has none yet.
+    fn find_and_attach(&mut self, e: &ProviderEvent) -> Option<(String, bool)> {
+        let by_pid = e.provider_call_id.as_ref().and_then(|pid| self.by_pid.get(pid)).map(String::as_str);
+        let by_id = match by_pid {
+            Some(_) => None,
+            None => e.call_id.as_ref().and_then(|c| self.by_id.get(c.as_str())).map(|c| c.call.id.as_str()),
+        };
+        let id = match target(e, by_pid, by_id) {
+            Target::Call(id) => id,
+            Target::Mismatch(id) => {
+                log_mismatch(e, &id);
+                return Some((id, true));
+            }
+            Target::Unknown => return None,
+        };
         if let (Some(pid), Some(c)) = (&e.provider_call_id, self.by_id.get_mut(&id)) {
             if c.call.provider_call_id.is_none() {
                 c.call.provider_call_id = Some(pid.clone());
@@ -143,7 +170,7 @@ impl LockedCalls {
                 self.by_pid.insert(pid.clone(), id.clone());
             }
         }
-        Some(id)
+        Some((id, false))
     }
 
     /// Takes in locked call rows.
@@ -237,14 +264,15 @@ async fn insert_events(tx: &mut Tx<'_>, events: &[ProviderEvent], targets: &[Opt
     let payloads: Vec<String> = offered.iter().map(|&i| events[i].raw.to_string()).collect();
     let occurred: Vec<Option<i64>> = offered.iter().map(|&i| events[i].occurred_at.map(ms)).collect();
     let pids: Vec<Option<&str>> = offered.iter().map(|&i| events[i].provider_call_id.as_deref()).collect();
-    let applied: Vec<bool> = offered.iter().map(|&i| planned.out[i].transition.is_some()).collect();
+    let applied: Vec<bool> = offered.iter().map(|&i| planned.changed[i]).collect();
+    let mismatched: Vec<bool> = offered.iter().map(|&i| planned.out[i].mismatched).collect();
     let keys_in: Vec<String> = sqlx::query_scalar(
         "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at, received_at,
-            provider_call_id, applied)
-         SELECT t.id, t.ws, t.call_id, $1, t.provider_type, t.kind, t.dedupe_key, t.payload, t.occurred_at, $2, t.pid, t.applied
+            provider_call_id, applied, mismatched)
+         SELECT t.id, t.ws, t.call_id, $1, t.provider_type, t.kind, t.dedupe_key, t.payload, t.occurred_at, $2, t.pid, t.applied, t.mismatched
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[],
-                     $12::bool[])
-              WITH ORDINALITY AS t(id, ws, call_id, provider_type, kind, dedupe_key, payload, occurred_at, pid, applied, ord)
+                     $12::bool[], $13::bool[])
+              WITH ORDINALITY AS t(id, ws, call_id, provider_type, kind, dedupe_key, payload, occurred_at, pid, applied, mismatched, ord)
          ORDER BY t.ord
          ON CONFLICT (dedupe_key) DO NOTHING
          RETURNING dedupe_key",
@@ -261,23 +289,33 @@ async fn insert_events(tx: &mut Tx<'_>, events: &[ProviderEvent], targets: &[Opt
     .bind(&occurred)
     .bind(&pids)
     .bind(&applied)
+    .bind(&mismatched)
     .fetch_all(&mut **tx)
     .await?;
     Ok(keys_in.into_iter().collect())
 }
 
-/// What an event does to `call` as it stands (its row is locked): moves it forward only,
-/// or, for a stale or informational event, notes that the call is alive (reaper) and fills
-/// in what the end did not carry. Changes `call` in memory; `write_calls` stores it.
-fn plan(call: &mut Call, kind: &EventKind, cost: Option<f64>, duration_ms: Option<i64>, now: Timestamp) -> Option<Transition> {
+/// What an event does to `call` as it stands (its row is locked), as
+/// `dialtone_core::call::effect` decides: moves it forward only, stores an AMD verdict it
+/// did not have and the outcome a late verdict corrects, or, for a stale or informational
+/// event, notes that the call is alive (reaper) and fills in what the end did not carry.
+/// Changes `call` in memory; `write_calls` stores it.
+fn plan(call: &mut Call, kind: &EventKind, cost: Option<f64>, duration_ms: Option<i64>, now: Timestamp) -> Effect {
+    let fx = effect(&facts(call), kind);
     call.last_event_at = call.last_event_at.max(now);
-    let Some(t) = apply(call.status, kind) else {
+    if let Some(answered_by) = fx.answered_by {
+        call.answered_by = Some(answered_by);
+        call.outcome = fx.corrected.or(call.outcome);
+        call.updated_at = now;
+        return fx;
+    }
+    let Some(t) = fx.transition.clone() else {
         call.cost = call.cost.or(cost);
         call.duration_ms = call.duration_ms.or(duration_ms);
-        return None;
+        return fx;
     };
-    if let EventKind::Ended { outcome, reason } = kind {
-        call.outcome = Some(*outcome);
+    if let EventKind::Ended { reason, .. } = kind {
+        call.outcome = t.outcome;
         call.ended_reason = reason.clone().or(call.ended_reason.take());
     }
     call.cost = cost.or(call.cost);
@@ -290,7 +328,7 @@ fn plan(call: &mut Call, kind: &EventKind, cost: Option<f64>, duration_ms: Optio
     }
     call.status = t.to;
     call.updated_at = now;
-    Some(t)
+    fx
 }
 
 /// Writes the fields events change, for every call given: one statement.
@@ -302,10 +340,10 @@ async fn write_calls(tx: &mut Tx<'_>, calls: &[&Call]) -> Result<()> {
     sqlx::query(
         "UPDATE calls c SET provider_call_id = t.pid, status = t.status, outcome = t.outcome, ended_reason = t.ended_reason,
             cost = t.cost, duration_ms = t.duration_ms, answered_at = t.answered_at, ended_at = t.ended_at,
-            last_event_at = t.last_event_at, updated_at = t.updated_at
+            last_event_at = t.last_event_at, updated_at = t.updated_at, answered_by = t.answered_by
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[],
-                     $10::bigint[], $11::bigint[])
-              AS t(id, pid, status, outcome, ended_reason, cost, duration_ms, answered_at, ended_at, last_event_at, updated_at)
+                     $10::bigint[], $11::bigint[], $12::text[])
+              AS t(id, pid, status, outcome, ended_reason, cost, duration_ms, answered_at, ended_at, last_event_at, updated_at, answered_by)
          WHERE c.id = t.id",
     )
     .bind(calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
@@ -319,6 +357,7 @@ async fn write_calls(tx: &mut Tx<'_>, calls: &[&Call]) -> Result<()> {
     .bind(col(|c| c.ended_at.map(ms)))
     .bind(col(|c| Some(ms(c.last_event_at))))
     .bind(col(|c| Some(ms(c.updated_at))))
+    .bind(calls.iter().map(|c| c.answered_by.map(|a| a.as_str())).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -341,12 +380,15 @@ async fn mark_applied(tx: &mut Tx<'_>, dedupe_keys: &[&str], applied: bool) -> R
 /// memory and in the table: moves the call forward only, marks the event applied, and
 /// moves the contact on when the call ends.
 async fn apply_to_call(tx: &mut Tx<'_>, call: &mut Call, kind: &EventKind, cost: Option<f64>, dedupe_key: &str, now: Timestamp) -> Result<()> {
-    let t = plan(call, kind, cost, None, now);
-    if t.is_some() {
+    let fx = plan(call, kind, cost, None, now);
+    if fx.changes() {
         mark_applied(tx, &[dedupe_key], true).await?;
     }
     write_calls(tx, &[&*call]).await?;
-    if let Some(Transition { outcome: Some(outcome), .. }) = t.filter(Transition::ends_call) {
+    if fx.corrected.is_some() {
+        correct_last_outcome(tx, call, now).await?;
+    }
+    if let Some(Transition { outcome: Some(outcome), .. }) = fx.transition.filter(Transition::ends_call) {
         end_contacts(tx, vec![(call.clone(), outcome, crate::common::is_capacity_refusal(kind))], now).await?;
     }
     Ok(())
@@ -506,6 +548,35 @@ async fn give_attempt_back(tx: &mut Tx<'_>, call: &Call, now: Timestamp) -> Resu
     .bind(ms(now) + crate::common::CAPACITY_RETRY_MS)
     .bind(ms(now))
     .bind(call.contact_id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// See `Store::purge_unknown_events`.
+pub async fn purge_unknown(pool: &sqlx::PgPool, before: Timestamp, limit: u32) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM call_events WHERE id IN (
+            SELECT id FROM call_events WHERE call_id IS NULL AND source = 'provider' AND received_at < $1 ORDER BY received_at LIMIT $2)",
+    )
+    .bind(ms(before))
+    .bind(i64::from(limit))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A late AMD verdict corrected an ended call's outcome (`call` as corrected): its contact
+/// shows the corrected outcome too, unless a later call of the contact has ended since.
+async fn correct_last_outcome(tx: &mut Tx<'_>, call: &Call, now: Timestamp) -> Result<()> {
+    sqlx::query(
+        "UPDATE contacts SET last_outcome = $1, updated_at = $2 WHERE id = $3
+           AND NOT EXISTS (SELECT 1 FROM calls WHERE contact_id = $3 AND attempt > $4 AND outcome IS NOT NULL)",
+    )
+    .bind(call.outcome.map(|o| o.as_str()))
+    .bind(ms(now))
+    .bind(call.contact_id.as_str())
+    .bind(i64::from(call.attempt))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -178,6 +178,10 @@ impl Store for PostgresStore {
         applied
     }
 
+    async fn purge_unknown_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        events::purge_unknown(&self.pool, before, limit).await
+    }
+
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
         calls::stuck(&self.pool, quiet_since, limit).await
     }

@@ -76,6 +76,7 @@ pub fn call(r: &PgRow) -> Result<Call> {
         answered_at: opt_ts(r.try_get("answered_at")?)?,
         ended_at: opt_ts(r.try_get("ended_at")?)?,
         last_event_at: ts(r.try_get("last_event_at")?)?,
+        answered_by: opt_parse(r.try_get("answered_by")?)?,
     })
 }
 
@@ -88,6 +89,7 @@ pub fn call_event(r: &PgRow) -> Result<CallEvent> {
         provider_type: r.try_get("provider_type")?,
         kind: r.try_get("kind")?,
         applied: r.try_get("applied")?,
+        mismatched: r.try_get("mismatched")?,
         payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         occurred_at: opt_ts(r.try_get("occurred_at")?)?,
         received_at: ts(r.try_get("received_at")?)?,

@@ -227,6 +227,13 @@ pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &st
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound("call"));
     }
+    // Events that came before the provider id was stored, carrying no id of ours, were
+    // kept as orphans under that provider id: applied now, in the same transaction,
+    // rather than left for the reaper.
+    let call_now = events::reload(&mut tx, call).await?;
+    if let Some(pid) = call_now.provider_call_id.clone() {
+        events::adopt_orphans(&mut tx, call_now, &pid, now).await?;
+    }
     let started = sqlx::query(
         "UPDATE campaigns SET status = CASE WHEN status = 'starting' THEN 'dialing' ELSE status END,
             started_at = ?1, updated_at = ?1

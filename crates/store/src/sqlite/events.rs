@@ -2,9 +2,9 @@
 //! move the contact on when its call ends. All inside the caller's transaction.
 
 use super::rows::{self, ms};
-use crate::common::{contact_zone, kind_from_text, kind_text, payload_extras, INBOUND_KIND};
+use crate::common::{contact_zone, facts, kind_from_text, kind_text, log_mismatch, payload_extras, target, Target, INBOUND_KIND};
 use crate::{Applied, Call, Result};
-use dialtone_core::call::apply;
+use dialtone_core::call::effect;
 use dialtone_core::frequency::{Frequency, Recurrence};
 use dialtone_core::retry::AfterCall;
 use dialtone_core::schedule::Schedule;
@@ -15,31 +15,40 @@ use sqlx::{Row, Sqlite, Transaction};
 
 type Tx<'a> = Transaction<'a, Sqlite>;
 
-async fn find_call(tx: &mut Tx<'_>, e: &ProviderEvent) -> Result<Option<Call>> {
-    if let Some(pid) = &e.provider_call_id {
-        if let Some(r) = sqlx::query("SELECT * FROM calls WHERE provider_call_id = ?").bind(pid).fetch_optional(&mut **tx).await? {
-            return rows::call(&r).map(Some);
-        }
+async fn call_where(tx: &mut Tx<'_>, column: &str, value: &str) -> Result<Option<Call>> {
+    let sql = format!("SELECT * FROM calls WHERE {column} = ?");
+    sqlx::query(&sql).bind(value).fetch_optional(&mut **tx).await?.map(|r| rows::call(&r)).transpose()
+}
+
+/// The call `e` names and whether its ids disagree (see `common::target`).
+async fn find_call(tx: &mut Tx<'_>, e: &ProviderEvent) -> Result<(Option<Call>, bool)> {
+    let by_pid = match &e.provider_call_id {
+        Some(pid) => call_where(tx, "provider_call_id", pid).await?,
+        None => None,
+    };
+    let by_id = match (&by_pid, &e.call_id) {
+        (None, Some(id)) => call_where(tx, "id", id.as_str()).await?,
+        _ => None,
+    };
+    let found = target(e, by_pid.as_ref().map(|c| c.id.as_str()), by_id.as_ref().map(|c| c.id.as_str()));
+    let mismatched = matches!(found, Target::Mismatch(_));
+    if let Target::Mismatch(with) = &found {
+        log_mismatch(e, with);
     }
-    if let Some(id) = &e.call_id {
-        if let Some(r) = sqlx::query("SELECT * FROM calls WHERE id = ?").bind(id.as_str()).fetch_optional(&mut **tx).await? {
-            return rows::call(&r).map(Some);
-        }
-    }
-    Ok(None)
+    Ok((by_pid.or(by_id), mismatched))
 }
 
 pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Timestamp) -> Result<Applied> {
-    let call = find_call(tx, e).await?;
-    // Stored already marked applied when it will move its call (this transaction is the
+    let (call, mismatched) = find_call(tx, e).await?;
+    // Stored already marked applied when it will change its call (this transaction is the
     // only writer, so the call cannot change in between): no second write of the row.
-    let moves = call.as_ref().is_some_and(|c| apply(c.status, &e.kind).is_some());
+    let changes = !mismatched && call.as_ref().is_some_and(|c| effect(&facts(c), &e.kind).changes());
     // An event whose call is unknown is kept with no call (an orphan), findable by its
-    // provider call id: an inbound call's record adopts it (`record_inbound_call`).
+    // provider call id: a call that takes that provider id adopts it (`adopt_orphans`).
     let inserted = sqlx::query(
         "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at, received_at,
-            provider_call_id, applied)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+            provider_call_id, applied, mismatched)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
     )
     .bind(EventId::new().as_str())
     .bind(call.as_ref().map(|c| c.workspace_id.as_str()))
@@ -52,7 +61,8 @@ pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Ti
     .bind(e.occurred_at.map(ms))
     .bind(ms(now))
     .bind(e.provider_call_id.as_deref())
-    .bind(moves)
+    .bind(changes)
+    .bind(mismatched)
     .execute(&mut **tx)
     .await?
     .rows_affected()
@@ -62,8 +72,9 @@ pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Ti
         campaign_id: call.as_ref().map(|c| c.campaign_id.clone()),
         duplicate: !inserted,
         transition: None,
+        mismatched,
     };
-    let Some(call) = call.filter(|_| inserted) else {
+    let Some(call) = call.filter(|_| inserted && !mismatched) else {
         return Ok(applied);
     };
     if call.provider_call_id.is_none() {
@@ -75,22 +86,46 @@ pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Ti
                 .await?;
         }
     }
-    applied.transition = apply_to_call(tx, &call, &e.kind, e.cost, e.duration_ms, &e.dedupe_key, moves, now).await?;
+    applied.transition = apply_to_call(tx, &call, &e.kind, e.cost, e.duration_ms, &e.dedupe_key, changes, now).await?;
     Ok(applied)
 }
 
-/// Applies a stored event (`dedupe_key`) to `call` as it stands: moves the call forward
-/// only (fenced on its current status), marks the event applied (unless it was stored
-/// `marked` so already), and moves the contact on when the call ends. Returns the
-/// transition made, if any.
+/// Applies a stored event (`dedupe_key`) to `call` as it stands, as
+/// `dialtone_core::call::effect` decides: moves the call forward only (fenced on its
+/// current status), stores an AMD verdict it did not have (fenced on having none) and the
+/// outcome a late verdict corrects, marks the event applied (unless it was stored `marked`
+/// so already), and moves the contact on when the call ends. Returns the transition made,
+/// if any.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_to_call(tx: &mut Tx<'_>, call: &Call, kind: &EventKind, cost: Option<f64>, duration_ms: Option<i64>,
     dedupe_key: &str, marked: bool, now: Timestamp) -> Result<Option<Transition>> {
-    let (reason, outcome) = match kind {
-        EventKind::Ended { outcome, reason } => (reason.clone(), Some(*outcome)),
-        _ => (None, None),
+    let fx = effect(&facts(call), kind);
+    if let Some(answered_by) = fx.answered_by {
+        let stored = sqlx::query(
+            "UPDATE calls SET answered_by = ?1, outcome = COALESCE(?2, outcome), last_event_at = MAX(last_event_at, ?3), updated_at = ?3
+             WHERE id = ?4 AND answered_by IS NULL",
+        )
+        .bind(answered_by.as_str())
+        .bind(fx.corrected.map(|o| o.as_str()))
+        .bind(ms(now))
+        .bind(call.id.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if stored && fx.corrected.is_some() {
+            correct_last_outcome(tx, call, fx.corrected, now).await?;
+        }
+        if stored != marked {
+            sqlx::query("UPDATE call_events SET applied = ? WHERE dedupe_key = ?").bind(stored).bind(dedupe_key).execute(&mut **tx).await?;
+        }
+        return Ok(None);
+    }
+    let reason = match kind {
+        EventKind::Ended { reason, .. } => reason.clone(),
+        _ => None,
     };
-    if let Some(t) = apply(call.status, kind) {
+    if let Some(t) = fx.transition {
         let moved = sqlx::query(
             "UPDATE calls SET status = ?1, outcome = COALESCE(?2, outcome), ended_reason = COALESCE(?3, ended_reason),
                 cost = COALESCE(?4, cost), duration_ms = COALESCE(?5, duration_ms),
@@ -100,7 +135,7 @@ pub async fn apply_to_call(tx: &mut Tx<'_>, call: &Call, kind: &EventKind, cost:
              WHERE id = ?8 AND status = ?9",
         )
         .bind(t.to.as_str())
-        .bind(outcome.map(|o| o.as_str()))
+        .bind(t.outcome.map(|o| o.as_str()))
         .bind(reason)
         .bind(cost)
         .bind(duration_ms)
@@ -142,6 +177,22 @@ pub async fn apply_to_call(tx: &mut Tx<'_>, call: &Call, kind: &EventKind, cost:
     Ok(None)
 }
 
+/// A late AMD verdict corrected an ended call's outcome: its contact shows the corrected
+/// outcome too, unless a later call of the contact has ended since.
+async fn correct_last_outcome(tx: &mut Tx<'_>, call: &Call, corrected: Option<Outcome>, now: Timestamp) -> Result<()> {
+    sqlx::query(
+        "UPDATE contacts SET last_outcome = ?1, updated_at = ?2 WHERE id = ?3
+           AND NOT EXISTS (SELECT 1 FROM calls WHERE contact_id = ?3 AND attempt > ?4 AND outcome IS NOT NULL)",
+    )
+    .bind(corrected.map(|o| o.as_str()))
+    .bind(ms(now))
+    .bind(call.contact_id.as_str())
+    .bind(i64::from(call.attempt))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Adopts the events stored for `pid` before its call existed (orphans): attaches each to
 /// `call` and applies it, in the order received, as if it arrived `now`. Returns the call
 /// as it stands afterwards.
@@ -167,9 +218,9 @@ pub async fn adopt_orphans(tx: &mut Tx<'_>, call: Call, pid: &str, now: Timestam
             EventKind::Ended { outcome, .. } => EventKind::Ended { outcome, reason },
             k => k,
         };
-        if apply_to_call(tx, &call, &kind, cost, None, o.try_get("dedupe_key")?, false, now).await?.is_some() {
-            call = reload(tx, &call.id).await?;
-        }
+        // Reloaded every time: a verdict changes the call without moving it.
+        apply_to_call(tx, &call, &kind, cost, None, o.try_get("dedupe_key")?, false, now).await?;
+        call = reload(tx, &call.id).await?;
     }
     Ok(call)
 }
@@ -263,4 +314,17 @@ async fn give_attempt_back(tx: &mut Tx<'_>, call: &Call, now: Timestamp) -> Resu
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// See `Store::purge_unknown_events`.
+pub async fn purge_unknown(pool: &sqlx::SqlitePool, before: Timestamp, limit: u32) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM call_events WHERE id IN (
+            SELECT id FROM call_events WHERE call_id IS NULL AND source = 'provider' AND received_at < ? ORDER BY received_at LIMIT ?)",
+    )
+    .bind(ms(before))
+    .bind(i64::from(limit))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -135,6 +135,10 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn purge_unknown_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        events::purge_unknown(&self.write, before, limit).await
+    }
+
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
         calls::stuck(&self.read, quiet_since, limit).await
     }

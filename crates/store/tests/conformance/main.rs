@@ -13,6 +13,7 @@ mod support;
 mod claim;
 mod contacts;
 mod dnc;
+mod event_edges;
 mod events;
 mod guards;
 mod inbound;
@@ -98,6 +99,13 @@ conformance! {
     events::a_completed_call_finishes_its_contact_as_done,
     events::an_end_in_a_canceled_campaign_cancels_the_contact_instead_of_retrying,
     events::end_call_on_a_queued_call_with_failed_is_failed_and_schedules_a_retry,
+
+    event_edges::a_machine_verdict_before_completed_ends_the_call_as_voicemail,
+    event_edges::a_machine_verdict_after_completed_corrects_the_outcome_to_voicemail,
+    event_edges::a_human_verdict_leaves_completed_and_order_in_one_batch_does_not_matter,
+    event_edges::an_event_that_beat_the_provider_id_is_applied_when_the_id_is_stored,
+    event_edges::an_event_whose_ids_name_different_calls_moves_neither,
+    event_edges::events_for_calls_never_placed_are_purged_after_the_retention,
 
     leases::a_live_owners_unsent_calls_are_never_another_nodes_orphans,
     leases::a_dead_owners_unsent_call_is_taken_over_exactly_once_by_racing_nodes,
