@@ -110,6 +110,7 @@ async fn settle(provider: Arc<Unanswered>) -> Call {
             schedule: dialtone_core::schedule::Schedule::always("UTC"),
             calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
             recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
+            assume_campaign_timezone_for_ambiguous: false,
         }, now)
         .await
         .unwrap();

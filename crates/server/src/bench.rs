@@ -90,6 +90,7 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
                 schedule: dialtone_core::schedule::Schedule::always("UTC"),
                 calling_hours: all_day(),
                 recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
+                assume_campaign_timezone_for_ambiguous: false,
             },
             now,
         )

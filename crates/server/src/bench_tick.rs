@@ -87,6 +87,7 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
                 schedule: Schedule::always("UTC"),
                 calling_hours: LocalHours::new(midnight, midnight),
                 recurrence: Recurrence::new(Frequency::Once),
+                assume_campaign_timezone_for_ambiguous: false,
             }, now)
             .await?;
         for chunk in &batch {

@@ -55,6 +55,11 @@ pub struct CreateCampaign {
     /// How often each contact is called: `{"frequency": {"type": "once" | "daily" | "weekly",
     /// "days": [...] | "monthly", "day_of_month": n}, "end_date", "max_occurrences"}`. Default once.
     pub recurrence: Option<Recurrence>,
+    /// Opt-in (default false): judge contacts whose number may be in several zones
+    /// (`timezone_source: "ambiguous"`) in the schedule's zone alone, instead of requiring
+    /// the calling hours in every candidate zone.
+    #[serde(default)]
+    pub assume_campaign_timezone_for_ambiguous: bool,
 }
 
 impl CreateCampaign {
@@ -108,6 +113,7 @@ impl CreateCampaign {
             schedule,
             calling_hours: self.calling_hours.unwrap_or_default(),
             recurrence,
+            assume_campaign_timezone_for_ambiguous: self.assume_campaign_timezone_for_ambiguous,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! comes its call row waits in status `scheduled`.
 
 use super::rows::{self, ms};
+use crate::common::{timezone_source_column, timezones_column};
 use crate::{Assistant, Call, NewSingleCall, Result};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CallId, CampaignId, ContactId, WorkspaceId};
@@ -75,9 +76,9 @@ pub async fn create(pool: &SqlitePool, new: NewSingleCall, now: Timestamp) -> Re
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, recurrence,
+        "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, timezones, recurrence,
             status, attempts, next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?11, ?11)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?12, ?9, 'pending', 0, ?10, ?11, ?11)",
     )
     .bind(contact.as_str())
     .bind(new.workspace_id.as_str())
@@ -86,10 +87,11 @@ pub async fn create(pool: &SqlitePool, new: NewSingleCall, now: Timestamp) -> Re
     .bind(new.name.as_deref())
     .bind(serde_json::Value::Object(new.variables.clone()).to_string())
     .bind(&new.timezone.timezone)
-    .bind(new.timezone.source.as_str())
+    .bind(timezone_source_column(Some(&new.timezone)))
     .bind(new.recurrence.as_ref().map(|r| serde_json::to_string(r).expect("a recurrence serializes")))
     .bind(ms(new.scheduled_for))
     .bind(ms(now))
+    .bind(timezones_column(Some(&new.timezone)))
     .execute(&mut *tx)
     .await?;
     let row = insert_scheduled(&mut tx, &call, &new.workspace_id, &campaign, &contact, 1, new.assistant.provider.as_str(), new.phone.as_str(), new.scheduled_for, now).await?;
@@ -132,7 +134,7 @@ pub async fn reschedule(pool: &SqlitePool, ws: &WorkspaceId, id: &CallId, at: Ti
     else {
         return Ok(false);
     };
-    sqlx::query("UPDATE contacts SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'")
+    sqlx::query("UPDATE contacts SET next_attempt_at = ?, updated_at = ?, wait_reason = NULL WHERE id = ? AND status = 'pending'")
         .bind(ms(at))
         .bind(ms(now))
         .bind(&contact)
