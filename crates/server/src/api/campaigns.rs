@@ -1,5 +1,5 @@
-//! `/api/v1/campaigns`: create, list, get (with counts), import contacts, start, pause,
-//! resume, cancel.
+//! `/api/v1/campaigns`: create, list, get (with counts), import and list contacts, start,
+//! pause, resume, cancel.
 
 use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
@@ -24,7 +24,7 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/campaigns", post(create).get(list))
         .route("/campaigns/{id}", get(show))
-        .route("/campaigns/{id}/contacts", post(import_contacts).layer(DefaultBodyLimit::max(MAX_UPLOAD)))
+        .route("/campaigns/{id}/contacts", post(import_contacts).layer(DefaultBodyLimit::max(MAX_UPLOAD)).get(list_contacts))
         .route("/campaigns/{id}/start", post(start))
         .route("/campaigns/{id}/pause", post(pause))
         .route("/campaigns/{id}/resume", post(resume))
@@ -180,6 +180,15 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<
     let views: Vec<CampaignView> =
         campaigns.into_iter().map(|c| { let n = counts.remove(&c.id).unwrap_or_default(); view_with(&app, c, n) }).collect();
     Ok(Json(paged(views, page.limit, |v| v.campaign.id.to_string())))
+}
+
+/// `GET /campaigns/{id}/contacts`: the campaign's contacts, newest first, each with its
+/// candidate `timezones` and, when the claim held it back, `waiting` (why, until when).
+async fn list_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    let page = q.page()?;
+    let campaign = load(&app, &ws, &id).await?;
+    let contacts = app.store.list_contacts(&ws, &campaign.id, &page).await?;
+    Ok(Json(paged(contacts, page.limit, |c| c.id.to_string())))
 }
 
 async fn show(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {

@@ -13,3 +13,4 @@ mod reaper;
 mod single_calls;
 mod support;
 mod webhooks;
+mod zones;
