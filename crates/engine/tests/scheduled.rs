@@ -80,6 +80,7 @@ async fn a_scheduled_call_fires_on_the_first_tick_at_its_time_and_not_before() {
                 recurrence: Some(Recurrence::new(Frequency::Once)),
                 max_attempts: 1,
                 retry: RetryPolicy::default(),
+                respect_business_hours: false,
             },
             start,
         )

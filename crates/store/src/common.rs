@@ -177,6 +177,18 @@ pub fn contact_zones(timezone: Option<&str>, timezones: Option<&str>, schedule: 
     zones
 }
 
+/// When a single call's next occurrence or retry (`next_at`) will really be placed: moved
+/// into its hidden campaign's calling hours in every zone the recipient may be in (08:00–21:00
+/// with `respect_business_hours`, else round the clock, which moves nothing), so that the
+/// scheduled call shows that time. Campaign contacts keep `next_at`: the claim holds them.
+pub fn single_call_due(kind: &str, next_at: Timestamp, schedule: &Schedule, hours: &str, zones: &[TimeZone]) -> Result<Timestamp> {
+    if kind != "single_calls" {
+        return Ok(next_at);
+    }
+    let hours: LocalHours = json(hours, "calling_hours")?;
+    Ok(next_open_in_all(schedule, &hours, zones, next_at).unwrap_or(next_at))
+}
+
 /// How long a contact whose zones share no calling hour waits before the claim looks again
 /// (nothing else wakes it: the answer changes only with the tzdb or the contact's data).
 pub const NO_COMMON_HOURS_RECHECK_MS: i64 = 24 * 3_600_000;

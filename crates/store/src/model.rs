@@ -283,6 +283,9 @@ pub struct NewSingleCall {
     pub recurrence: Option<Recurrence>,
     pub max_attempts: u32,
     pub retry: RetryPolicy,
+    /// Every occurrence (and retry) only inside 08:00–21:00 in every zone the recipient may
+    /// be in: the hidden campaign gets those calling hours instead of round the clock.
+    pub respect_business_hours: bool,
 }
 
 /// One of our numbers and the assistant that answers calls to it (inbound calls).

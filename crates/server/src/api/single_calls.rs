@@ -111,6 +111,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         recurrence: body.recurrence,
         max_attempts,
         retry,
+        respect_business_hours: body.respect_business_hours,
     }, now).await?;
     app.engine.wake_everywhere();
     Ok((StatusCode::CREATED, Json(call)))

@@ -100,3 +100,27 @@ async fn a_single_calls_business_hours_hold_in_every_candidate_zone() {
         assert!((8..21).contains(&local.hour()), "{at} is {local} in {z}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recurring_single_call_in_business_hours_recurs_in_business_hours() {
+    let app = TestApp::start().await;
+    let (status, _) = app.post_json("/assistants", &json!({"id": "asst_z", "provider": "sim", "phone_number_id": PHONE_NUMBER_ID})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Placed now (10:xx in its zone); the next day's occurrence used to be due at local
+    // midnight, and was dialled then.
+    let zone = zone_at_ten_now();
+    let (status, call) = app.post_json("/calls", &json!({
+        "assistant_id": "asst_z", "phone": "+14155550123", "timezone": zone, "respect_business_hours": true,
+        "recurrence": {"frequency": {"type": "daily"}, "max_occurrences": 3},
+    })).await;
+    assert_eq!(status, StatusCode::CREATED, "{call}");
+    let contact = call["contact_id"].as_str().unwrap().to_string();
+    let next = eventually(|| async {
+        let calls = app.all_calls(&[("contact_id", contact.as_str()), ("status", "scheduled")], 10).await;
+        calls.into_iter().find(|c| c["attempt"] == 2).ok_or_else(|| "no next occurrence yet".to_string())
+    }, secs(10)).await;
+    let tz = jiff::tz::TimeZone::get(&zone).unwrap();
+    let tomorrow = jiff::Timestamp::now().to_zoned(tz.clone()).date().tomorrow().unwrap();
+    let eight = tomorrow.at(8, 0, 0, 0).to_zoned(tz).unwrap().timestamp();
+    assert_eq!(next["scheduled_for"], eight.to_string(), "{next}");
+}

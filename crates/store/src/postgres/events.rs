@@ -3,7 +3,7 @@
 //! differs is locking, since several nodes may apply events side by side.
 
 use super::rows::{self, ms};
-use crate::common::{contact_zones, kind_from_text, kind_text, payload_extras, INBOUND_KIND};
+use crate::common::{contact_zones, single_call_due, kind_from_text, kind_text, payload_extras, INBOUND_KIND};
 use crate::{Applied, Call, Result, StoreError};
 use dialtone_core::call::apply;
 use dialtone_core::frequency::{Frequency, Recurrence};
@@ -412,7 +412,7 @@ async fn move_contacts_on(tx: &mut Tx<'_>, ended: &[(Call, Outcome)], now: Times
     // committed (and cancel the contact rather than schedule a retry).
     let found = sqlx::query(
         "SELECT t.ord, c.attempts, c.timezone, c.timezones, c.recurrence AS contact_recurrence, cam.max_attempts, cam.retry_policy,
-            cam.assume_campaign_timezone_for_ambiguous,
+            cam.assume_campaign_timezone_for_ambiguous, cam.calling_hours,
             cam.status AS campaign_status, cam.recurrence AS campaign_recurrence, cam.kind, cam.schedule, cam.provider, cam.workspace_id,
             (SELECT COUNT(*) FROM calls k WHERE k.contact_id = c.id AND k.outcome = t.outcome) AS occurrences
          FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS t(contact_id, outcome, ord)
@@ -452,6 +452,10 @@ async fn move_contacts_on(tx: &mut Tx<'_>, ended: &[(Call, Outcome)], now: Times
                 now,
             }
             .decide()
+        };
+        let next_at = match status {
+            ContactStatus::Pending => single_call_due(&kind, next_at, &schedule, r.try_get("calling_hours")?, &zones)?,
+            _ => next_at,
         };
         ids.push(call.contact_id.as_str());
         statuses.push(status.as_str());

@@ -2,7 +2,7 @@
 //! move the contact on when its call ends. All inside the caller's transaction.
 
 use super::rows::{self, ms};
-use crate::common::{contact_zones, kind_from_text, kind_text, payload_extras, INBOUND_KIND};
+use crate::common::{contact_zones, single_call_due, kind_from_text, kind_text, payload_extras, INBOUND_KIND};
 use crate::{Applied, Call, Result};
 use dialtone_core::call::apply;
 use dialtone_core::frequency::{Frequency, Recurrence};
@@ -183,7 +183,7 @@ pub async fn reload(tx: &mut Tx<'_>, id: &CallId) -> Result<Call> {
 async fn move_contact_on(tx: &mut Tx<'_>, call: &Call, outcome: Outcome, now: Timestamp) -> Result<()> {
     let r = sqlx::query(
         "SELECT c.attempts, c.timezone, c.timezones, c.recurrence AS contact_recurrence, cam.max_attempts, cam.retry_policy,
-            cam.assume_campaign_timezone_for_ambiguous,
+            cam.assume_campaign_timezone_for_ambiguous, cam.calling_hours,
             cam.status AS campaign_status, cam.recurrence AS campaign_recurrence, cam.kind, cam.schedule, cam.provider, cam.workspace_id,
             (SELECT COUNT(*) FROM calls WHERE contact_id = c.id AND outcome = ?) AS occurrences
          FROM contacts c JOIN campaigns cam ON cam.id = c.campaign_id WHERE c.id = ?",
@@ -212,6 +212,10 @@ async fn move_contact_on(tx: &mut Tx<'_>, call: &Call, outcome: Outcome, now: Ti
             campaign_canceled: canceled, call_id: call.id.as_str(), now,
         }
         .decide()
+    };
+    let next_at = match status {
+        ContactStatus::Pending => single_call_due(r.try_get("kind")?, next_at, &schedule, r.try_get("calling_hours")?, &zones)?,
+        _ => next_at,
     };
     sqlx::query(
         "UPDATE contacts SET status = ?, next_attempt_at = ?, last_outcome = ?, updated_at = ? WHERE id = ? AND status = 'in_call'",

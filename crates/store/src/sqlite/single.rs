@@ -69,9 +69,10 @@ pub async fn create(pool: &SqlitePool, new: NewSingleCall, now: Timestamp) -> Re
     .bind(new.max_attempts as i64)
     .bind(serde_json::to_string(&new.retry).expect("a retry policy serializes"))
     // The time was chosen explicitly (and moved into business hours on request), so the
-    // hidden campaign itself never holds the call back.
+    // hidden campaign's schedule never holds the call back; its calling hours do only on
+    // request, for the occurrences and retries that follow.
     .bind(serde_json::to_string(&Schedule::always(&new.timezone.timezone)).expect("a schedule serializes"))
-    .bind(serde_json::to_string(&all_day).expect("hours serialize"))
+    .bind(serde_json::to_string(&if new.respect_business_hours { LocalHours::default() } else { all_day }).expect("hours serialize"))
     .bind(ms(now))
     .execute(&mut *tx)
     .await?;
