@@ -15,7 +15,7 @@ use jiff::tz::{TimeZone, TimeZoneDatabase};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::LazyLock;
 
 /// Where a contact's time zone came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,16 +110,20 @@ fn zone_from_phone(phone: &PhoneNumber) -> Option<ContactZone> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (country_code, geographic) = number_facts(phone)?;
-    let country_code = country_code.to_string();
-    let clocks = match longest_match(&TABLE, digits) {
-        // "1" alone is all of NANP, from Guam to Newfoundland: a country-level answer.
-        Some(entry) if geographic && entry.prefix.len() > country_code.len() && !entry.clocks.is_empty() => entry.clocks.clone(),
-        _ => country_clocks(&country_code)?,
-    };
+    // Country calling codes are prefix-free and the table lists each bare one (with every
+    // zone of the country), so the shortest match is the country and the longest the place.
+    let country = shortest_match(&TABLE, digits)?;
+    let place = longest_match(&TABLE, digits)?;
+    // Only a geographic number may be narrowed to its place; asking the phone-number
+    // library is the costly part, so it is skipped when the answer would be the same.
+    let narrow = place.prefix.len() > country.prefix.len()
+        && !place.clocks.is_empty()
+        && place.clocks != country.clocks
+        && is_geographic(phone).unwrap_or(false);
+    let clocks = if narrow { &place.clocks } else { &country.clocks };
     let source = match clocks.len() {
         0 => return None,
-        1 if country_code == "1" => TzSource::AreaCode,
+        1 if country.prefix == "1" => TzSource::AreaCode,
         1 => TzSource::Country,
         _ => TzSource::Ambiguous,
     };
@@ -132,25 +136,23 @@ fn zone_from_phone(phone: &PhoneNumber) -> Option<ContactZone> {
     })
 }
 
-/// A number's country calling code and whether libphonenumber calls it geographic
-/// (`PhoneNumberUtil.isNumberGeographical`): a fixed line, or a mobile in a country whose
-/// mobile numbers are tied to an area (`GEO_MOBILE_COUNTRIES` in libphonenumber: 52 MX,
-/// 54 AR, 55 BR, 62 ID, 86 CN). A number of unknown type is not geographic, so it keeps its
-/// country's every zone: a guess never narrows the candidates. `None`: not a number.
+/// Whether libphonenumber calls the number geographic (`PhoneNumberUtil.isNumberGeographical`):
+/// a fixed line, or a mobile in a country whose mobile numbers are tied to an area
+/// (`GEO_MOBILE_COUNTRIES` in libphonenumber: 52 MX, 54 AR, 55 BR, 62 ID, 86 CN). A number of
+/// unknown type is not, so it keeps its country's every zone: a guess never narrows the
+/// candidates. `None`: the library cannot read it (then it is not geographic either).
 ///
 /// The only use of the phone-number library in this module, so a change of library touches
 /// this function alone.
-fn number_facts(phone: &PhoneNumber) -> Option<(u16, bool)> {
+fn is_geographic(phone: &PhoneNumber) -> Option<bool> {
     use phonenumber::Type;
     const GEO_MOBILE_COUNTRIES: [u16; 5] = [52, 54, 55, 62, 86];
     let parsed = phonenumber::parse(None, phone.as_str()).ok()?;
-    let code = parsed.code().value();
-    let geographic = match parsed.number_type(&phonenumber::metadata::DATABASE) {
+    Some(match parsed.number_type(&phonenumber::metadata::DATABASE) {
         Type::FixedLine | Type::FixedLineOrMobile => true,
-        Type::Mobile => GEO_MOBILE_COUNTRIES.contains(&code),
+        Type::Mobile => GEO_MOBILE_COUNTRIES.contains(&parsed.code().value()),
         _ => false,
-    };
-    Some((code, geographic))
+    })
 }
 
 /// One row of the prefix table.
@@ -178,29 +180,6 @@ static LISTED: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
     }
     listed
 });
-
-/// Every clock of a country code: the union of its prefixes' zones, collapsed. Built on
-/// first use per country and kept (a 100,000-row import of one country's mobiles asks the
-/// same question 100,000 times).
-static COUNTRIES: LazyLock<Mutex<HashMap<String, Arc<Vec<&'static str>>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-
-fn country_clocks(country_code: &str) -> Option<Vec<&'static str>> {
-    let mut cache = COUNTRIES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(found) = cache.get(country_code) {
-        return Some(found.as_ref().clone());
-    }
-    let mut zones: Vec<&'static str> = TABLE
-        .iter()
-        .filter(|e| e.prefix.starts_with(country_code))
-        .flat_map(|e| e.zones.iter().copied())
-        .collect();
-    zones.sort_unstable();
-    zones.dedup();
-    let clocks = collapse(&zones, &LISTED)?;
-    cache.insert(country_code.to_string(), Arc::new(clocks.clone()));
-    Some(clocks)
-}
 
 /// Equivalence is judged over this window: long enough to cover a campaign's life and a
 /// full DST cycle on both hemispheres, fixed so that the answer does not move with the
@@ -272,6 +251,13 @@ fn same_clock(zones: &[TimeZone]) -> bool {
     instants.iter().all(|&t| {
         let offset = first.to_offset(t);
         rest.iter().all(|tz| tz.to_offset(t) == offset)
+    })
+}
+
+fn shortest_match<'t>(table: &'t [Entry], digits: &str) -> Option<&'t Entry> {
+    (1..=digits.len()).find_map(|n| {
+        let prefix = &digits[..n];
+        table.binary_search_by(|e| e.prefix.cmp(prefix)).ok().map(|i| &table[i])
     })
 }
 
@@ -475,6 +461,19 @@ mod tests {
             }
             if entry.zones.len() == 1 {
                 assert_eq!(entry.clocks, entry.zones, "{entry:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_country_codes_own_row_lists_every_zone_of_its_prefixes() {
+        // What makes the shortest match the country-level answer, as in libphonenumber's
+        // getCountryLevelTimeZonesforNumber.
+        for entry in TABLE.iter() {
+            let country = shortest_match(&TABLE, entry.prefix).unwrap();
+            assert!(country.prefix.len() <= 3, "{entry:?}");
+            for zone in &entry.zones {
+                assert!(country.zones.contains(zone), "{zone} of {} missing from {}", entry.prefix, country.prefix);
             }
         }
     }
