@@ -93,6 +93,25 @@ impl Recurrence {
         first_instant_reading(tz, last, day.to_datetime(Time::midnight()))
     }
 
+    /// [`Self::next_occurrence`] for a contact that may be in any of `zones`: the latest of
+    /// their answers, so the next occurrence starts only once a new period has begun in every
+    /// one of them (a second call the same local day is never possible, whichever zone the
+    /// recipient is in). `None` if any zone says there is none.
+    pub fn next_occurrence_in_all(
+        &self,
+        zones: &[TimeZone],
+        last: Timestamp,
+        occurrences_done: u32,
+    ) -> Option<Timestamp> {
+        if zones.is_empty() {
+            return self.next_occurrence(&TimeZone::UTC, last, occurrences_done);
+        }
+        zones
+            .iter()
+            .map(|tz| self.next_occurrence(tz, last, occurrences_done))
+            .try_fold(last, |latest, at| Some(latest.max(at?)))
+    }
+
     fn next_day(&self, last: Date) -> Option<Date> {
         match &self.frequency {
             Frequency::Once => None,

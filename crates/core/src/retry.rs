@@ -219,8 +219,9 @@ pub struct AfterCall<'a> {
     pub policy: &'a RetryPolicy,
     /// The contact's own recurrence (single calls) or its campaign's.
     pub recurrence: &'a crate::frequency::Recurrence,
-    /// The contact's zone: "already called today" is judged in local time.
-    pub tz: &'a jiff::tz::TimeZone,
+    /// Every zone the contact may be in (one, unless its number is ambiguous): "already
+    /// called today" and the `avoid` period are judged in all of them.
+    pub zones: &'a [jiff::tz::TimeZone],
     pub campaign_canceled: bool,
     /// Seed of the jitter (the call id).
     pub call_id: &'a str,
@@ -242,7 +243,7 @@ impl AfterCall<'_> {
             };
         }
         if !matches!(self.recurrence.frequency, crate::frequency::Frequency::Once) {
-            return match self.recurrence.next_occurrence(self.tz, now, self.attempts) {
+            return match self.recurrence.next_occurrence_in_all(self.zones, now, self.attempts) {
                 Some(at) => (ContactStatus::Pending, at),
                 None if self.outcome == Outcome::Completed => (ContactStatus::Done, now),
                 None => match step {
@@ -255,7 +256,7 @@ impl AfterCall<'_> {
             NextStep::RetryAfter(delay) => {
                 let at = now.checked_add(delay).unwrap_or(now);
                 let at = match &self.policy.avoid {
-                    Some(peak) => crate::schedule::avoid_period(&crate::schedule::Schedule::always("UTC"), peak, self.tz, at).unwrap_or(at),
+                    Some(peak) => crate::schedule::avoid_period_in_all(&crate::schedule::Schedule::always("UTC"), peak, self.zones, at).unwrap_or(at),
                     None => at,
                 };
                 (ContactStatus::Pending, at)
@@ -271,6 +272,7 @@ mod after_call_tests {
     use crate::frequency::{Frequency, Recurrence};
 
     fn base<'a>(policy: &'a RetryPolicy, recurrence: &'a Recurrence, tz: &'a jiff::tz::TimeZone) -> AfterCall<'a> {
+        let zones = std::slice::from_ref(tz);
         AfterCall {
             outcome: Outcome::NoAnswer,
             occurrences: 1,
@@ -278,7 +280,7 @@ mod after_call_tests {
             max_attempts: 3,
             policy,
             recurrence,
-            tz,
+            zones,
             campaign_canceled: false,
             call_id: "call_x",
             now: "2026-06-10T15:00:00Z".parse().unwrap(),
@@ -315,6 +317,32 @@ mod after_call_tests {
         assert_eq!(a.decide(), (ContactStatus::Pending, "2026-06-10T12:00:00Z".parse().unwrap()), "moved to 14:00 Paris");
         a.now = "2026-06-10T07:00:00Z".parse().unwrap(); // 09:00 + 5 min: outside the peak, unchanged
         assert_eq!(a.decide().1, a.now + SignedDuration::from_mins(5));
+    }
+
+    #[test]
+    fn an_ambiguous_contact_is_called_once_per_day_in_every_candidate_zone() {
+        // Sydney's next day starts at 14:00Z, Perth's at 16:00Z: not before 16:00Z, or a
+        // recipient in Perth would get a second call on the same local day.
+        let (p, r) = (RetryPolicy::default(), Recurrence::new(Frequency::Daily));
+        let zones = [jiff::tz::TimeZone::get("Australia/Sydney").unwrap(), jiff::tz::TimeZone::get("Australia/Perth").unwrap()];
+        let mut a = base(&p, &r, &zones[0]);
+        a.zones = &zones;
+        a.now = "2026-06-10T05:00:00Z".parse().unwrap();
+        assert_eq!(a.decide(), (ContactStatus::Pending, "2026-06-10T16:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_ambiguous_contacts_retry_avoids_the_peak_in_every_candidate_zone() {
+        let peak = crate::schedule::LocalHours::new(jiff::civil::time(12, 0, 0, 0), jiff::civil::time(14, 0, 0, 0));
+        let p = RetryPolicy { jitter: 0.0, avoid: Some(peak), ..RetryPolicy::default() };
+        let r = Recurrence::new(Frequency::Once);
+        let zones = [jiff::tz::TimeZone::get("Europe/Paris").unwrap(), jiff::tz::TimeZone::get("Europe/London").unwrap()];
+        let mut a = base(&p, &r, &zones[0]);
+        a.zones = &zones;
+        // +5 min lands at 11:03Z: 13:03 in Paris, 12:03 in London. Paris alone would say
+        // 12:00Z, which is 13:00 in London, still its peak.
+        a.now = "2026-06-10T10:58:00Z".parse().unwrap();
+        assert_eq!(a.decide(), (ContactStatus::Pending, "2026-06-10T13:00:00Z".parse().unwrap()));
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Every contact has a time zone, and we remember where it came from: the value the
-//! CSV/API gave, else one derived from the phone number, else the campaign's.
+//! CSV/API gave, else the zones its phone number could be in, else the campaign's.
 //!
 //! The phone half uses libphonenumber's prefix → time-zone map, shipped as
 //! `data/phone_timezones.tsv` (regenerate with `scripts/gen_phone_timezones.py`) and compiled
 //! in, so deciding a zone needs no I/O. Zone names are checked against jiff's bundled tzdb
 //! for the same reason: the answer does not depend on the host's `/usr/share/zoneinfo`.
+//!
+//! A number whose prefix does not pin one clock keeps every candidate zone
+//! ([`TzSource::Ambiguous`]): calling hours are then judged in all of them at once
+//! (`schedule::next_open_in_all`), so no candidate recipient is called at night.
 
 use crate::{text_enum, PhoneNumber};
 use jiff::tz::{TimeZone, TimeZoneDatabase};
@@ -24,19 +28,42 @@ pub enum TzSource {
     /// Any other number's country code, or a prefix within it, that names one zone (or
     /// several that keep the same clock).
     Country,
+    /// The number could be in any of several zones that keep different clocks (a mobile in
+    /// a multi-zone country, an area code split by a zone line, a toll-free number): every
+    /// one of them is kept, in [`ContactZone::timezones`], and calling hours must hold in all.
+    Ambiguous,
     /// Nothing better was known: the campaign's zone.
     Campaign,
 }
 
 text_enum!(TzSource, "time zone source", {
-    Explicit => "explicit", AreaCode => "area_code", Country => "country", Campaign => "campaign",
+    Explicit => "explicit", AreaCode => "area_code", Country => "country", Ambiguous => "ambiguous",
+    Campaign => "campaign",
 });
 
-/// A contact's IANA time zone and how it was decided.
+/// A contact's IANA time zone(s) and how they were decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactZone {
+    /// One IANA zone. For an ambiguous number it is the candidate its country's prefixes
+    /// name most often (e.g. `Australia/Sydney` for an Australian mobile): shown for
+    /// reference, never used alone to decide when to call.
     pub timezone: String,
     pub source: TzSource,
+    /// Every zone the contact may be in, one per distinct clock, sorted by name: just
+    /// `[timezone]` unless `source` is [`TzSource::Ambiguous`] (then two or more).
+    pub timezones: Vec<String>,
+}
+
+impl ContactZone {
+    /// A contact known to be in one zone.
+    pub fn single(timezone: impl Into<String>, source: TzSource) -> Self {
+        let timezone = timezone.into();
+        Self { timezones: vec![timezone.clone()], timezone, source }
+    }
+
+    pub fn is_ambiguous(&self) -> bool {
+        self.source == TzSource::Ambiguous
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,19 +72,21 @@ pub enum TzError {
     Unknown(String),
 }
 
-/// Decides a contact's time zone.
+/// Decides a contact's time zone(s).
 ///
 /// `explicit` is the CSV/API value, an IANA name; `None` or blank means not given. A given
 /// name that is not a known zone is an error, not a silent fallback, so the import can
-/// report the row. Otherwise the longest table prefix of the number decides:
-/// - a +1 number needs a match of at least 1 + area code → [`TzSource::AreaCode`];
-/// - any other number → [`TzSource::Country`];
+/// report the row. Otherwise the number decides, the way libphonenumber's
+/// `PhoneNumberToTimeZonesMapper.getTimeZonesForNumber` does:
+/// - a geographic number (fixed line; a mobile only in the countries whose mobiles are
+///   geographic: MX, AR, BR, ID, CN) takes the zones of its longest table prefix;
+/// - any other number (mobile, toll-free, VoIP, ...) takes every zone of its country code.
 ///
-/// in both cases only if the match names one zone, or several that share every UTC offset
-/// in 2025–2027 (e.g. `44`: Guernsey, Isle of Man, Jersey, London). From such a group the
-/// zone listed under the most prefixes in the table is returned (ties: the last in
-/// alphabetical order), so `44` gives `Europe/London`. Zones that disagree (an area code
-/// split by a zone line, `7` for Russia and Kazakhstan) → `campaign_tz`, [`TzSource::Campaign`].
+/// Zones that share every UTC offset in 2025–2027 count as one (e.g. `44`: Guernsey, Isle of
+/// Man, Jersey, London → `Europe/London`; the one listed under the most prefixes stands for
+/// the group, ties to the last in alphabetical order). One clock left → [`TzSource::AreaCode`]
+/// for a +1 number, [`TzSource::Country`] otherwise; several → [`TzSource::Ambiguous`] with
+/// all of them. A number the table does not know at all → `campaign_tz`, [`TzSource::Campaign`].
 pub fn contact_timezone(
     explicit: Option<&str>,
     phone: &PhoneNumber,
@@ -67,12 +96,12 @@ pub fn contact_timezone(
         let tz = TZDB.get(name).map_err(|_| TzError::Unknown(name.to_string()))?;
         // The lookup ignores case; hand back the tzdb's own spelling.
         let timezone = tz.iana_name().unwrap_or(name).to_string();
-        return Ok(ContactZone { timezone, source: TzSource::Explicit });
+        return Ok(ContactZone::single(timezone, TzSource::Explicit));
     }
     if let Some(zone) = zone_from_phone(phone) {
         return Ok(zone);
     }
-    Ok(ContactZone { timezone: campaign_tz.to_string(), source: TzSource::Campaign })
+    Ok(ContactZone::single(campaign_tz, TzSource::Campaign))
 }
 
 fn zone_from_phone(phone: &PhoneNumber) -> Option<ContactZone> {
@@ -81,17 +110,45 @@ fn zone_from_phone(phone: &PhoneNumber) -> Option<ContactZone> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let entry = longest_match(&TABLE, digits)?;
-    let source = if entry.prefix.starts_with('1') {
-        // "1" alone is all of NANP, from Guam to Newfoundland.
-        if entry.prefix.len() < 4 {
-            return None;
-        }
-        TzSource::AreaCode
-    } else {
-        TzSource::Country
+    // Country calling codes are prefix-free and the table lists each bare one (with every
+    // zone of the country), so the shortest match is the country and the longest the place.
+    let country = shortest_match(&TABLE, digits)?;
+    let place = longest_match(&TABLE, digits)?;
+    // Only a geographic number may be narrowed to its place; asking the phone-number
+    // library is the costly part, so it is skipped when the answer would be the same.
+    let narrow = place.prefix.len() > country.prefix.len()
+        && !place.clocks.is_empty()
+        && place.clocks != country.clocks
+        && is_geographic(phone).unwrap_or(false);
+    let clocks = if narrow { &place.clocks } else { &country.clocks };
+    let source = match clocks.len() {
+        0 => return None,
+        1 if country.prefix == "1" => TzSource::AreaCode,
+        1 => TzSource::Country,
+        _ => TzSource::Ambiguous,
     };
-    Some(ContactZone { timezone: entry.zone?.to_string(), source })
+    // `clocks` is sorted and max_by_key keeps the last of equals, as in `collapse`.
+    let timezone = clocks.iter().copied().max_by_key(|z| LISTED.get(z).copied().unwrap_or(0))?;
+    Some(ContactZone {
+        timezone: timezone.to_string(),
+        source,
+        timezones: clocks.iter().map(|z| z.to_string()).collect(),
+    })
+}
+
+/// Whether libphonenumber calls the number geographic (`PhoneNumberUtil.isNumberGeographical`,
+/// asked of the same library that parses numbers): a fixed line, or a mobile in a country
+/// whose mobile numbers are tied to an area (libphonenumber's `GEO_MOBILE_COUNTRIES`: MX, AR,
+/// BR, ID, CN). A number of unknown type is not, so it keeps its country's every zone: a
+/// guess never narrows the candidates. `None`: the library cannot read it (then it is not
+/// geographic either).
+///
+/// The only use of the phone-number library in this module, so a change of library touches
+/// this function alone.
+fn is_geographic(phone: &PhoneNumber) -> Option<bool> {
+    use rlibphonenumber::PHONE_NUMBER_UTIL;
+    let parsed = PHONE_NUMBER_UTIL.parse(phone.as_str(), None).ok()?;
+    Some(PHONE_NUMBER_UTIL.is_number_geographical(&parsed))
 }
 
 /// One row of the prefix table.
@@ -101,15 +158,24 @@ struct Entry {
     /// As listed in the data; kept for `Debug` and the table's own tests.
     #[cfg_attr(not(test), allow(dead_code))]
     zones: Vec<&'static str>,
-    /// The single zone this prefix stands for; `None` when its zones keep different clocks
-    /// (or one is missing from the bundled tzdb).
-    zone: Option<&'static str>,
+    /// The zones with different clocks this prefix stands for, one name per clock, sorted.
+    /// Empty if a zone is missing from the bundled tzdb (then the prefix decides nothing).
+    clocks: Vec<&'static str>,
 }
 
 static TZDB: LazyLock<TimeZoneDatabase> = LazyLock::new(TimeZoneDatabase::bundled);
 
 static TABLE: LazyLock<Vec<Entry>> =
     LazyLock::new(|| build_table(include_str!("../data/phone_timezones.tsv")));
+
+/// How many prefixes list each zone: the most listed stands for its clock group.
+static LISTED: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
+    let mut listed = HashMap::new();
+    for zone in TABLE.iter().flat_map(|e| &e.zones) {
+        *listed.entry(*zone).or_default() += 1;
+    }
+    listed
+});
 
 /// Equivalence is judged over this window: long enough to cover a campaign's life and a
 /// full DST cycle on both hemispheres, fixed so that the answer does not move with the
@@ -133,23 +199,37 @@ fn build_table(tsv: &'static str) -> Vec<Entry> {
     for zone in rows.iter().flat_map(|(_, zones)| zones) {
         *listed.entry(zone).or_default() += 1;
     }
-    let mut loaded: HashMap<&str, Option<TimeZone>> = HashMap::new();
-    let mut load =
-        |name: &'static str| loaded.entry(name).or_insert_with(|| TZDB.get(name).ok()).clone();
-
     rows.into_iter()
         .map(|(prefix, zones)| {
-            let tzs: Option<Vec<TimeZone>> = zones.iter().map(|&z| load(z)).collect();
-            let zone = match tzs {
-                Some(tzs) if same_clock(&tzs) => {
-                    // max_by_key keeps the last of equals: ties go to the last listed.
-                    zones.iter().copied().max_by_key(|z| listed[z])
-                }
-                _ => None,
-            };
-            Entry { prefix, zones, zone }
+            let clocks = collapse(&zones, &listed).unwrap_or_default();
+            Entry { prefix, zones, clocks }
         })
         .collect()
+}
+
+/// Groups `zones` by clock (see [`same_clock`]) and names each group by its member listed
+/// under the most prefixes (ties: the last in alphabetical order); the names come back
+/// sorted. `None` if a zone is not in the bundled tzdb.
+fn collapse(zones: &[&'static str], listed: &HashMap<&str, usize>) -> Option<Vec<&'static str>> {
+    let mut groups: Vec<(TimeZone, Vec<&'static str>)> = Vec::new();
+    for &name in zones {
+        let tz = TZDB.get(name).ok()?;
+        match groups.iter_mut().find(|(rep, _)| same_clock(&[rep.clone(), tz.clone()])) {
+            Some((_, members)) => members.push(name),
+            None => groups.push((tz, vec![name])),
+        }
+    }
+    let mut clocks: Vec<&'static str> = groups
+        .iter()
+        .filter_map(|(_, members)| {
+            let mut members = members.clone();
+            members.sort_unstable();
+            // max_by_key keeps the last of equals: ties go to the last listed.
+            members.into_iter().max_by_key(|z| listed.get(z).copied().unwrap_or(0))
+        })
+        .collect();
+    clocks.sort_unstable();
+    Some(clocks)
 }
 
 /// True if every zone shows the same UTC offset at every instant of [`WINDOW`]. Offsets only
@@ -167,6 +247,13 @@ fn same_clock(zones: &[TimeZone]) -> bool {
     instants.iter().all(|&t| {
         let offset = first.to_offset(t);
         rest.iter().all(|tz| tz.to_offset(t) == offset)
+    })
+}
+
+fn shortest_match<'t>(table: &'t [Entry], digits: &str) -> Option<&'t Entry> {
+    (1..=digits.len()).find_map(|n| {
+        let prefix = &digits[..n];
+        table.binary_search_by(|e| e.prefix.cmp(prefix)).ok().map(|i| &table[i])
     })
 }
 
@@ -189,11 +276,24 @@ mod tests {
     }
 
     fn zone(timezone: &str, source: TzSource) -> ContactZone {
-        ContactZone { timezone: timezone.to_string(), source }
+        ContactZone::single(timezone, source)
     }
 
+    /// Judged in the bundled tzdb, as the table is: the host's may be older (it may not know
+    /// yet that Alberta and British Columbia stop changing their clocks in November 2026).
     fn same_clock_as(a: &str, b: &str) -> bool {
-        same_clock(&[TimeZone::get(a).unwrap(), TimeZone::get(b).unwrap()])
+        same_clock(&[TZDB.get(a).unwrap(), TZDB.get(b).unwrap()])
+    }
+
+    /// Asserts an ambiguous answer whose candidates keep the clocks of `expected` (one name
+    /// per clock, in any spelling of that clock) and nothing else.
+    fn assert_candidates(got: &ContactZone, expected: &[&str]) {
+        assert_eq!(got.source, TzSource::Ambiguous, "{got:?}");
+        assert_eq!(got.timezones.len(), expected.len(), "{got:?} vs {expected:?}");
+        for want in expected {
+            assert!(got.timezones.iter().any(|z| same_clock_as(z, want)), "{want} missing from {got:?}");
+        }
+        assert!(got.timezones.contains(&got.timezone), "{got:?}");
     }
 
     #[test]
@@ -212,7 +312,7 @@ mod tests {
         assert!(same_clock_as(&state_office.timezone, "America/Anchorage"), "{state_office:?}");
 
         let unlisted_exchange = zone_for("+1 907 555 1234");
-        assert_eq!(unlisted_exchange, zone(CAMPAIGN, TzSource::Campaign));
+        assert_candidates(&unlisted_exchange, &["America/Adak", "America/Anchorage"]);
     }
 
     #[test]
@@ -221,9 +321,22 @@ mod tests {
     }
 
     #[test]
-    fn an_area_code_split_by_a_zone_line_falls_back_to_the_campaign() {
+    fn an_area_code_split_by_a_zone_line_keeps_both_zones() {
         // 208 (Idaho): the north keeps Pacific time, the south Mountain.
-        assert_eq!(zone_for("+1 208 299 1234"), zone(CAMPAIGN, TzSource::Campaign));
+        assert_candidates(&zone_for("+1 208 299 1234"), &["America/Los_Angeles", "America/Denver"]);
+    }
+
+    #[test]
+    fn non_geographic_nanp_numbers_keep_every_us_and_canadian_clock() {
+        // Toll-free and personal numbers (800, 888, 500) belong to no area.
+        for raw in ["+1 800 555 0199", "+1 888 555 0199", "+1 500 555 0199"] {
+            let got = zone_for(raw);
+            assert_eq!(got.source, TzSource::Ambiguous, "{raw}: {got:?}");
+            for want in ["America/St_Johns", "America/Halifax", "America/New_York", "America/Chicago", "America/Denver",
+                "America/Phoenix", "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu"] {
+                assert!(got.timezones.iter().any(|z| same_clock_as(z, want)), "{raw}: {want} missing from {got:?}");
+            }
+        }
     }
 
     #[test]
@@ -247,17 +360,42 @@ mod tests {
     fn australia_resolves_where_the_prefix_names_one_zone() {
         assert_eq!(zone_for("+61 2 9374 4000"), zone("Australia/Sydney", TzSource::Country));
         // 08 covers Western and South Australia: 1½ to 2½ hours apart.
-        assert_eq!(zone_for("+61 8 9222 1234"), zone(CAMPAIGN, TzSource::Campaign));
+        assert_candidates(&zone_for("+61 8 9222 1234"), &["Australia/Perth", "Australia/Adelaide"]);
+    }
+
+    #[test]
+    fn an_australian_mobile_may_be_anywhere_in_australia() {
+        // The example: stored as Sydney, dialled at 06:37 in Perth.
+        assert_candidates(&zone_for("+61 412 345 678"), &["Australia/Adelaide", "Australia/Brisbane", "Australia/Eucla",
+            "Australia/Lord_Howe", "Australia/Perth", "Australia/Sydney", "Indian/Christmas", "Indian/Cocos"]);
+    }
+
+    #[test]
+    fn a_russian_mobile_may_be_anywhere_russia_or_kazakhstan_keeps_a_clock() {
+        // The example: stored as Moscow, dialled at 03:30 in Vladivostok.
+        let got = zone_for("+7 914 123 4567");
+        assert_eq!(got.source, TzSource::Ambiguous);
+        for want in ["Europe/Moscow", "Europe/Samara", "Asia/Yekaterinburg", "Asia/Omsk", "Asia/Novosibirsk",
+            "Asia/Irkutsk", "Asia/Yakutsk", "Asia/Vladivostok", "Asia/Magadan", "Asia/Kamchatka", "Asia/Almaty"] {
+            assert!(got.timezones.iter().any(|z| same_clock_as(z, want)), "{want} missing from {got:?}");
+        }
+        assert!(got.timezones.contains(&"Europe/Moscow".to_string()), "{got:?}");
     }
 
     #[test]
     fn a_region_code_inside_a_large_country_decides_its_zone() {
         // +7 is Russia and Kazakhstan, eleven clocks; 383 is Novosibirsk.
         assert_eq!(zone_for("+7 383 212 3456"), zone("Asia/Novosibirsk", TzSource::Country));
-        // Kazakh mobiles list Almaty and Aqtobe, one clock (UTC+5) since March 2024.
-        let kazakh = zone_for("+7 701 234 5678");
-        assert_eq!(kazakh.source, TzSource::Country);
-        assert!(same_clock_as(&kazakh.timezone, "Asia/Almaty"), "{kazakh:?}");
+    }
+
+    #[test]
+    fn geographic_mobiles_use_their_prefix() {
+        // libphonenumber treats Mexican and Indonesian (also Brazilian, Argentine, Chinese)
+        // mobiles as geographic: the prefix names the place (33: Guadalajara; 0812: Java).
+        assert_eq!(zone_for("+52 33 1234 5678"), zone("America/Mexico_City", TzSource::Country));
+        assert_eq!(zone_for("+62 812 3456 7890"), zone("Asia/Jakarta", TzSource::Country));
+        // A Congolese mobile is not: Kinshasa and Lubumbashi are an hour apart.
+        assert_candidates(&zone_for("+243 81 234 5678"), &["Africa/Kinshasa", "Africa/Lubumbashi"]);
     }
 
     #[test]
@@ -267,6 +405,9 @@ mod tests {
         assert_eq!(got, zone("Europe/Berlin", TzSource::Explicit));
         let spaced = contact_timezone(Some(" europe/berlin "), &phone, CAMPAIGN).unwrap();
         assert_eq!(spaced, zone("Europe/Berlin", TzSource::Explicit));
+        let mobile = PhoneNumber::parse("+61 412 345 678", "AU").unwrap();
+        let got = contact_timezone(Some("Australia/Perth"), &mobile, CAMPAIGN).unwrap();
+        assert_eq!(got, zone("Australia/Perth", TzSource::Explicit));
     }
 
     #[test]
@@ -303,13 +444,32 @@ mod tests {
     }
 
     #[test]
-    fn a_resolved_zone_is_one_of_the_prefixes_zones() {
+    fn collapsed_clocks_cover_every_listed_zone_once() {
         for entry in TABLE.iter() {
-            if let Some(zone) = entry.zone {
-                assert!(entry.zones.contains(&zone), "{entry:?}");
+            assert!(!entry.clocks.is_empty(), "{entry:?}");
+            for clock in &entry.clocks {
+                assert!(entry.zones.contains(clock), "{entry:?}");
+            }
+            // Every listed zone keeps the clock of exactly one kept name.
+            for zone in &entry.zones {
+                let n = entry.clocks.iter().filter(|c| same_clock_as(c, zone)).count();
+                assert_eq!(n, 1, "{zone} in {entry:?}");
             }
             if entry.zones.len() == 1 {
-                assert_eq!(entry.zone, Some(entry.zones[0]), "{entry:?}");
+                assert_eq!(entry.clocks, entry.zones, "{entry:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_country_codes_own_row_lists_every_zone_of_its_prefixes() {
+        // What makes the shortest match the country-level answer, as in libphonenumber's
+        // getCountryLevelTimeZonesforNumber.
+        for entry in TABLE.iter() {
+            let country = shortest_match(&TABLE, entry.prefix).unwrap();
+            assert!(country.prefix.len() <= 3, "{entry:?}");
+            for zone in &entry.zones {
+                assert!(country.zones.contains(zone), "{zone} of {} missing from {}", entry.prefix, country.prefix);
             }
         }
     }

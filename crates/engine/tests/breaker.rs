@@ -90,6 +90,7 @@ async fn the_breaker_opens_after_five_failures_probes_after_a_minute_and_spends_
         calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
         recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
         max_call_duration_secs: None,
+        assume_campaign_timezone_for_ambiguous: false,
     }, start).await.unwrap();
     let contacts: Vec<NewContact> = (0..10)
         .map(|i| NewContact { extension: None, phone: PhoneNumber::parse(&format!("+1415555{:04}", 2600 + i), "US").unwrap(), name: None, variables: Default::default(), timezone: None, line: i + 1 })

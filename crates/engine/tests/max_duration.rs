@@ -97,6 +97,7 @@ async fn world(campaign_max: Option<u32>) -> World {
             calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
             recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
             max_call_duration_secs: campaign_max,
+            assume_campaign_timezone_for_ambiguous: false,
         }, clock.now())
         .await
         .unwrap();

@@ -76,11 +76,12 @@ async fn a_scheduled_call_fires_on_the_first_tick_at_its_time_and_not_before() {
                 extension: None,
                 name: None,
                 variables: Default::default(),
-                timezone: ContactZone { timezone: "UTC".into(), source: TzSource::Explicit },
+                timezone: ContactZone::single("UTC", TzSource::Explicit),
                 scheduled_for: at,
                 recurrence: Some(Recurrence::new(Frequency::Once)),
                 max_attempts: 1,
                 retry: RetryPolicy::default(),
+                respect_business_hours: false,
             },
             start,
         )

@@ -111,6 +111,7 @@ async fn settle(provider: Arc<Unanswered>) -> Call {
             calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
             recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
             max_call_duration_secs: None,
+            assume_campaign_timezone_for_ambiguous: false,
         }, now)
         .await
         .unwrap();

@@ -88,6 +88,7 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
                 calling_hours: LocalHours::new(midnight, midnight),
                 recurrence: Recurrence::new(Frequency::Once),
                 max_call_duration_secs: None,
+                assume_campaign_timezone_for_ambiguous: false,
             }, now)
             .await?;
         for chunk in &batch {

@@ -3,9 +3,10 @@
 //! SQLite and PostgreSQL cannot drift apart.
 
 use crate::{Result, StoreError};
-use dialtone_core::schedule::{next_open_for, LocalHours, Schedule};
+use crate::model::WaitReason;
 use dialtone_core::call::CallFacts;
-use dialtone_core::{AnsweredBy, CallStatus, EventKind, Outcome, PhoneNumber, ProviderEvent, RetryPolicy};
+use dialtone_core::schedule::{next_open_in_all, LocalHours, Schedule};
+use dialtone_core::{AnsweredBy, CallStatus, ContactZone, EventKind, Outcome, PhoneNumber, ProviderEvent, RetryPolicy, TzSource};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use std::str::FromStr;
@@ -207,16 +208,114 @@ pub fn contact_zone(zone: Option<&str>, schedule: &Schedule) -> TimeZone {
     zone.and_then(|z| TimeZone::get(z).ok()).or_else(|| schedule.time_zone().ok()).unwrap_or(TimeZone::UTC)
 }
 
-/// The claim-time check of a recipient's own calling hours, judged in their zone.
-/// `None`: dial now. `Some(next)`: put the contact back until `next` without spending the
-/// attempt; `Some(None)`: it will never be open again (exhausted).
-pub fn recipient_hold(schedule: &Schedule, hours: &LocalHours, zone: Option<&str>, now: Timestamp) -> Option<Option<Timestamp>> {
-    let tz = contact_zone(zone, schedule);
-    if hours.is_open(&tz, now) {
-        None
-    } else {
-        Some(next_open_for(schedule, hours, &tz, now))
+/// The `contacts.timezones` column: the candidate zones, comma-separated, for an ambiguous
+/// contact only (see the `contact_zones` migrations).
+pub fn timezones_column(zone: Option<&ContactZone>) -> Option<String> {
+    zone.filter(|z| z.is_ambiguous()).map(|z| z.timezones.join(","))
+}
+
+/// The `contacts.timezone_source` column: NULL for an ambiguous contact, whose source is
+/// told by `timezones` (the column's CHECK predates the value).
+pub fn timezone_source_column(zone: Option<&ContactZone>) -> Option<&'static str> {
+    zone.filter(|z| !z.is_ambiguous()).map(|z| z.source.as_str())
+}
+
+/// A contact's `timezone_source` and candidate zones, read back from its three columns.
+pub fn read_zones(timezone: Option<&str>, source: Option<&str>, timezones: Option<&str>) -> Result<(Option<TzSource>, Vec<String>)> {
+    match timezones.filter(|t| !t.is_empty()) {
+        Some(list) => Ok((Some(TzSource::Ambiguous), list.split(',').map(str::to_string).collect())),
+        None => Ok((opt_parse(source.map(str::to_string))?, timezone.map(str::to_string).into_iter().collect())),
     }
+}
+
+/// The zones a contact's hours, periods and retries are judged in: every candidate of an
+/// ambiguous contact (or, when its campaign opted in with
+/// `assume_campaign_timezone_for_ambiguous`, the campaign's zone instead), else its one zone
+/// as [`contact_zone`] finds it. Never empty.
+pub fn contact_zones(timezone: Option<&str>, timezones: Option<&str>, schedule: &Schedule, assume_campaign_tz: bool) -> Vec<TimeZone> {
+    let Some(list) = timezones.filter(|t| !t.is_empty()) else {
+        return vec![contact_zone(timezone, schedule)];
+    };
+    if assume_campaign_tz {
+        return vec![contact_zone(None, schedule)];
+    }
+    // A candidate the host's tzdb cannot load is stood in for by the campaign's zone rather
+    // than dropped: dropping it could let a call through at night there.
+    let mut zones: Vec<TimeZone> = list.split(',').map(|z| contact_zone(Some(z), schedule)).collect();
+    zones.dedup();
+    zones
+}
+
+/// When a single call's next occurrence or retry (`next_at`) will really be placed: moved
+/// into its hidden campaign's calling hours in every zone the recipient may be in (08:00–21:00
+/// with `respect_business_hours`, else round the clock, which moves nothing), so that the
+/// scheduled call shows that time. Campaign contacts keep `next_at`: the claim holds them.
+pub fn single_call_due(kind: &str, next_at: Timestamp, schedule: &Schedule, hours: &str, zones: &[TimeZone]) -> Result<Timestamp> {
+    if kind != "single_calls" {
+        return Ok(next_at);
+    }
+    let hours: LocalHours = json(hours, "calling_hours")?;
+    Ok(next_open_in_all(schedule, &hours, zones, next_at).unwrap_or(next_at))
+}
+
+/// How long a contact whose zones share no calling hour waits before the claim looks again
+/// (nothing else wakes it: the answer changes only with the tzdb or the contact's data).
+pub const NO_COMMON_HOURS_RECHECK_MS: i64 = 24 * 3_600_000;
+
+/// Why the claim put a contact back instead of calling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Not inside the calling hours in every zone now: pending again at this instant, the
+    /// earliest that is (and the campaign's schedule is open).
+    Until(Timestamp),
+    /// Its zones never share a moment inside the calling hours: pending, looked at again at
+    /// this instant, never called meanwhile.
+    NoCommonHours(Timestamp),
+    /// The campaign's schedule and the hours never meet again: exhausted.
+    Never,
+}
+
+impl Hold {
+    /// The contact's status after the hold.
+    pub fn status(self) -> &'static str {
+        match self {
+            Hold::Until(_) | Hold::NoCommonHours(_) => "pending",
+            Hold::Never => "exhausted",
+        }
+    }
+
+    /// When it is due again; `None` leaves `next_attempt_at` as it was.
+    pub fn next(self) -> Option<Timestamp> {
+        match self {
+            Hold::Until(t) | Hold::NoCommonHours(t) => Some(t),
+            Hold::Never => None,
+        }
+    }
+
+    /// The `contacts.wait_reason` it leaves.
+    pub fn reason(self) -> Option<WaitReason> {
+        match self {
+            Hold::Until(_) => Some(WaitReason::CallingHours),
+            Hold::NoCommonHours(_) => Some(WaitReason::NoCommonHours),
+            Hold::Never => None,
+        }
+    }
+}
+
+/// The claim-time check of a recipient's own calling hours, judged in every zone it may be
+/// in. `None`: dial now. Otherwise the contact goes back without spending the attempt.
+pub fn recipient_hold(schedule: &Schedule, hours: &LocalHours, zones: &[TimeZone], now: Timestamp) -> Option<Hold> {
+    if hours.is_open_in_all(zones, now) {
+        return None;
+    }
+    Some(match next_open_in_all(schedule, hours, zones, now) {
+        Some(at) => Hold::Until(at),
+        // Told apart from a schedule that closes for good: the hours alone never meet.
+        None if zones.len() > 1 && hours.next_open_in_all(zones, now).is_none() => {
+            Hold::NoCommonHours(Timestamp::from_millisecond(ms(now).saturating_add(NO_COMMON_HOURS_RECHECK_MS)).unwrap_or(now))
+        }
+        None => Hold::Never,
+    })
 }
 
 /// The account-wide part of a claim: the account's free slots, capped at a fair share

@@ -71,6 +71,9 @@ pub trait Store: Send + Sync + 'static {
     // Contacts.
     async fn insert_contacts(&self, ws: &WorkspaceId, campaign: &CampaignId, contacts: &[NewContact], now: Timestamp) -> Result<InsertReport>;
     async fn get_contact(&self, ws: &WorkspaceId, id: &dialtone_core::ContactId) -> Result<Option<Contact>>;
+    /// A campaign's contacts, newest first (keyset pagination on the id), so that one never
+    /// called can be found and asked why it waits.
+    async fn list_contacts(&self, ws: &WorkspaceId, campaign: &CampaignId, page: &Page) -> Result<Vec<Contact>>;
     /// Makes a contact that is not in a call due now, whatever its retry limits said
     /// (recorded as a manual retry). False if it is in a call or its campaign is over.
     async fn retry_contact_now(&self, ws: &WorkspaceId, id: &dialtone_core::ContactId, now: Timestamp) -> Result<bool>;

@@ -35,6 +35,9 @@ pub struct NewCampaign {
     /// Seconds a call may stay live after the provider accepted it before it is hung up
     /// and ends as `timeout`; `None` = the server's `max_call_duration_secs`.
     pub max_call_duration_secs: Option<u32>,
+    /// Opt-in: judge contacts whose number may be in several zones (`ambiguous`) in the
+    /// schedule's zone alone, instead of in every candidate zone. Default false.
+    pub assume_campaign_timezone_for_ambiguous: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +58,7 @@ pub struct Campaign {
     pub recurrence: Recurrence,
     /// This campaign's maximum call duration in seconds; `None` = the server's default.
     pub max_call_duration_secs: Option<u32>,
+    pub assume_campaign_timezone_for_ambiguous: bool,
     /// `campaign`, `single_calls` for the hidden campaign behind a scheduled single call, or
     /// `inbound` for the hidden campaign that holds the inbound calls to one of our numbers.
     pub kind: String,
@@ -101,15 +105,69 @@ pub struct Contact {
     pub extension: Option<Extension>,
     pub name: Option<String>,
     pub variables: Variables,
+    /// One IANA zone; for an `ambiguous` contact, one of `timezones`, shown for reference.
     pub timezone: Option<String>,
     pub timezone_source: Option<TzSource>,
+    /// Every zone the contact may be in: several for `ambiguous`, else `[timezone]` (empty
+    /// if it has no zone). Calling hours must hold in all of them.
+    pub timezones: Vec<String>,
     /// A single call's own recurrence (campaign contacts follow the campaign's).
     pub recurrence: Option<Recurrence>,
     pub status: ContactStatus,
     pub attempts: u32,
     pub next_attempt_at: Timestamp,
     pub last_outcome: Option<Outcome>,
+    /// Why a pending contact was put back without a call, and until when; `null` otherwise.
+    pub waiting: Option<Waiting>,
     pub created_at: Timestamp,
+}
+
+/// Why the claim put a pending contact back without calling it (`contacts.wait_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// Not inside the calling hours in every one of its zones: due at `next_attempt_at`.
+    CallingHours,
+    /// Its zones never share a moment inside the campaign's calling hours.
+    NoCommonHours,
+}
+
+dialtone_core::text_enum!(WaitReason, "wait reason", {
+    CallingHours => "calling_hours", NoCommonHours => "no_common_hours",
+});
+
+/// A contact's wait, as the API shows it: `{"reason", "until", "message"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    pub reason: WaitReason,
+    /// When it is due again; `null` when no moment will do (`no_common_hours`).
+    pub until: Option<Timestamp>,
+    pub message: String,
+}
+
+impl Waiting {
+    /// The wait of a contact in `status`, due at `next`, put back for `reason`.
+    pub fn of(status: ContactStatus, reason: Option<WaitReason>, next: Timestamp, timezones: &[String]) -> Option<Self> {
+        if status != ContactStatus::Pending {
+            return None;
+        }
+        let zones = timezones.join(", ");
+        Some(match reason? {
+            WaitReason::CallingHours => Waiting {
+                reason: WaitReason::CallingHours,
+                until: Some(next),
+                message: format!("outside the calling hours in at least one of its time zones ({zones}); next call at {next}"),
+            },
+            WaitReason::NoCommonHours => Waiting {
+                reason: WaitReason::NoCommonHours,
+                until: None,
+                message: format!(
+                    "its number may be in any of {zones}, and no moment is inside the calling hours in all of them; \
+                     give it an explicit timezone, widen calling_hours, or use assume_campaign_timezone_for_ambiguous"
+                ),
+            },
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -255,6 +313,9 @@ pub struct NewSingleCall {
     pub recurrence: Option<Recurrence>,
     pub max_attempts: u32,
     pub retry: RetryPolicy,
+    /// Every occurrence (and retry) only inside 08:00–21:00 in every zone the recipient may
+    /// be in: the hidden campaign gets those calling hours instead of round the clock.
+    pub respect_business_hours: bool,
 }
 
 /// One of our numbers and the assistant that answers calls to it (inbound calls).

@@ -298,28 +298,45 @@ impl LocalHours {
         let cal = self.calendar();
         earliest_instant(tz, at, |x| cal.next_out(x))
     }
+
+    /// Whether `at` is inside the hours in every one of `zones` (the candidate zones of a
+    /// number that may be in several). No zones: judged nowhere, so true.
+    pub fn is_open_in_all(&self, zones: &[TimeZone], at: Timestamp) -> bool {
+        let cal = self.calendar();
+        zones.iter().all(|tz| cal.contains(tz.to_datetime(at)))
+    }
+
+    /// Earliest instant `t >= after` inside the hours in every one of `zones` at once;
+    /// `None` if there is no such instant within [`COMBINED_SEARCH_DAYS`] (zones further
+    /// apart than the hours are long never share one).
+    pub fn next_open_in_all(&self, zones: &[TimeZone], after: Timestamp) -> Option<Timestamp> {
+        next_open_in_all(&Schedule::always("UTC"), self, zones, after)
+    }
 }
 
-/// Earliest instant `t >= after` at which both searches agree, given each one's "earliest
-/// instant at or after". Alternating between them only ever moves past instants that one of
-/// them rules out, so the first agreement is the earliest.
+/// Earliest instant `t >= after` (and `<= limit`) that every search accepts, given each
+/// one's "earliest instant at or after". Each search only ever moves past instants that it
+/// rules out, so the first instant all of them return unchanged is the earliest they share.
 fn first_agreement(
     after: Timestamp,
     limit: Timestamp,
-    mut a: impl FnMut(Timestamp) -> Option<Timestamp>,
-    mut b: impl FnMut(Timestamp) -> Option<Timestamp>,
+    searches: &mut [&mut dyn FnMut(Timestamp) -> Option<Timestamp>],
 ) -> Option<Timestamp> {
     let mut t = after;
     loop {
-        let ta = a(t)?;
-        if ta > limit {
-            return None;
+        let mut moved = false;
+        for search in searches.iter_mut() {
+            let u = search(t)?;
+            if u > limit {
+                return None;
+            }
+            if u != t {
+                (t, moved) = (u, true);
+            }
         }
-        let tb = b(ta)?;
-        if tb == ta {
-            return Some(ta);
+        if !moved {
+            return Some(t);
         }
-        t = tb;
     }
 }
 
@@ -333,25 +350,21 @@ fn first_agreement(
 fn combined_search(
     schedule: &Schedule,
     after: Timestamp,
-    mut other: impl FnMut(Timestamp) -> Option<Timestamp>,
+    others: &mut [&mut dyn FnMut(Timestamp) -> Option<Timestamp>],
 ) -> Option<Timestamp> {
     let s = schedule.prepared()?;
     let mut from = after;
     if !schedule.blackout_dates.is_empty() {
         let open = s.without_blackouts();
-        from = first_agreement(
-            after,
-            schedule.combined_search_limit(after, false),
-            |t| open.next_open(t),
-            &mut other,
-        )?;
+        let mut first = |t| open.next_open(t);
+        let mut searches: Vec<&mut dyn FnMut(Timestamp) -> Option<Timestamp>> = vec![&mut first];
+        searches.extend(others.iter_mut().map(|f| &mut **f as &mut dyn FnMut(Timestamp) -> Option<Timestamp>));
+        from = first_agreement(after, schedule.combined_search_limit(after, false), &mut searches)?;
     }
-    first_agreement(
-        from,
-        schedule.combined_search_limit(from, true),
-        |t| s.next_open(t),
-        other,
-    )
+    let mut real = |t| s.next_open(t);
+    let mut searches: Vec<&mut dyn FnMut(Timestamp) -> Option<Timestamp>> = vec![&mut real];
+    searches.extend(others.iter_mut().map(|f| &mut **f as &mut dyn FnMut(Timestamp) -> Option<Timestamp>));
+    first_agreement(from, schedule.combined_search_limit(from, true), &mut searches)
 }
 
 /// Earliest instant `t >= after` where the campaign schedule is open and the recipient's
@@ -362,10 +375,27 @@ pub fn next_open_for(
     recipient_tz: &TimeZone,
     after: Timestamp,
 ) -> Option<Timestamp> {
-    let h = hours.calendar();
-    combined_search(schedule, after, |t| {
-        earliest_instant(recipient_tz, t, |x| h.next_in(x))
-    })
+    next_open_in_all(schedule, hours, std::slice::from_ref(recipient_tz), after)
+}
+
+/// Earliest instant `t >= after` where the campaign schedule is open and the calling hours
+/// hold in every one of `zones` at once: for a number that may be in any of them, the
+/// earliest moment that is a decent hour whichever it is. `None` if that never happens
+/// (the schedule closes for good, or the zones are too far apart for the hours).
+pub fn next_open_in_all(
+    schedule: &Schedule,
+    hours: &LocalHours,
+    zones: &[TimeZone],
+    after: Timestamp,
+) -> Option<Timestamp> {
+    let h = &hours.calendar();
+    let mut each: Vec<_> = zones
+        .iter()
+        .map(|tz| move |t| earliest_instant(tz, t, |x| h.next_in(x)))
+        .collect();
+    let mut others: Vec<&mut dyn FnMut(Timestamp) -> Option<Timestamp>> =
+        each.iter_mut().map(|f| f as &mut dyn FnMut(Timestamp) -> Option<Timestamp>).collect();
+    combined_search(schedule, after, &mut others)
 }
 
 /// Whether `next_open_for` would accept `at`.
@@ -378,6 +408,16 @@ pub fn is_open_for(
     schedule.is_open(at) && hours.is_open(recipient_tz, at)
 }
 
+/// Whether `next_open_in_all` would accept `at`.
+pub fn is_open_in_all(
+    schedule: &Schedule,
+    hours: &LocalHours,
+    zones: &[TimeZone],
+    at: Timestamp,
+) -> bool {
+    schedule.is_open(at) && hours.is_open_in_all(zones, at)
+}
+
 /// Earliest instant `t >= after` where the schedule is open and `t` is outside the daily
 /// `period` (judged in `period_tz`), e.g. to keep retries out of a peak period. `None` if
 /// that never happens (for instance a round-the-clock period).
@@ -387,10 +427,24 @@ pub fn avoid_period(
     period_tz: &TimeZone,
     after: Timestamp,
 ) -> Option<Timestamp> {
-    let p = period.calendar();
-    combined_search(schedule, after, |t| {
-        earliest_instant(period_tz, t, |x| p.next_out(x))
-    })
+    avoid_period_in_all(schedule, period, std::slice::from_ref(period_tz), after)
+}
+
+/// Like [`avoid_period`], with `t` outside the period in every one of `zones` at once.
+pub fn avoid_period_in_all(
+    schedule: &Schedule,
+    period: &LocalHours,
+    zones: &[TimeZone],
+    after: Timestamp,
+) -> Option<Timestamp> {
+    let p = &period.calendar();
+    let mut each: Vec<_> = zones
+        .iter()
+        .map(|tz| move |t| earliest_instant(tz, t, |x| p.next_out(x)))
+        .collect();
+    let mut others: Vec<&mut dyn FnMut(Timestamp) -> Option<Timestamp>> =
+        each.iter_mut().map(|f| f as &mut dyn FnMut(Timestamp) -> Option<Timestamp>).collect();
+    combined_search(schedule, after, &mut others)
 }
 
 /// Earliest instant `t >= from` whose local civil time in `tz` is at or after `civil`: the

@@ -219,6 +219,42 @@ proptest! {
     }
 
     #[test]
+    fn next_open_in_all_is_the_earliest_instant_open_in_every_zone(
+        (s, after) in scenario(),
+        recipients in prop::collection::vec(prop::sample::select(ZONES), 1..5),
+        start in clock_time(),
+        end in clock_time(),
+        samples in samples(),
+    ) {
+        let hours = LocalHours::new(start, end);
+        let zones: Vec<TimeZone> = recipients.iter().map(|z| TimeZone::get(z).unwrap()).collect();
+        let p = s.prepared().unwrap();
+        let result = next_open_in_all(&s, &hours, &zones, after);
+        let wanted = |t| p.is_open(t) && zones.iter().all(|tz| hours.is_open(tz, t));
+        assert_earliest(after, result, &samples, wanted)?;
+        if let Some(r) = result {
+            prop_assert!(is_open_in_all(&s, &hours, &zones, r));
+        }
+        // One zone is the single-zone search.
+        prop_assert_eq!(next_open_in_all(&s, &hours, &zones[..1], after), next_open_for(&s, &hours, &zones[0], after));
+    }
+
+    #[test]
+    fn avoid_period_in_all_is_the_earliest_open_instant_outside_the_period_everywhere(
+        (s, after) in scenario(),
+        recipients in prop::collection::vec(prop::sample::select(ZONES), 1..4),
+        start in clock_time(),
+        end in clock_time(),
+        samples in samples(),
+    ) {
+        let period = LocalHours::new(start, end);
+        let zones: Vec<TimeZone> = recipients.iter().map(|z| TimeZone::get(z).unwrap()).collect();
+        let p = s.prepared().unwrap();
+        let result = avoid_period_in_all(&s, &period, &zones, after);
+        assert_earliest(after, result, &samples, |t| p.is_open(t) && zones.iter().all(|tz| !period.is_open(tz, t)))?;
+    }
+
+    #[test]
     fn schedules_survive_a_json_round_trip((s, _) in scenario()) {
         let json = serde_json::to_string(&s).unwrap();
         prop_assert_eq!(serde_json::from_str::<Schedule>(&json).unwrap(), s);

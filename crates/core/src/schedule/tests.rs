@@ -525,3 +525,43 @@ fn schedules_are_bounded_and_the_error_names_the_field() {
     assert_eq!(err.field(), "windows[0].days");
     assert!(err.to_string().contains("mon is listed twice"), "{err}");
 }
+
+#[test]
+fn an_australian_mobile_is_called_only_when_it_is_day_in_perth_and_in_sydney() {
+    // Candidates of an AU mobile, east to west. In June (no DST) Lord Howe is UTC+10:30,
+    // Cocos UTC+6:30: 08:00 at Cocos is 01:30Z, 21:00 at Lord Howe is 10:30Z.
+    let zones: Vec<TimeZone> = ["Australia/Lord_Howe", "Australia/Sydney", "Australia/Perth", "Indian/Cocos"]
+        .iter()
+        .map(|z| TimeZone::get(z).unwrap())
+        .collect();
+    let hours = LocalHours::default();
+    let s = Schedule::always("UTC");
+    // 06:37 in Perth, 08:37 in Sydney: Sydney alone would dial, the set waits.
+    let perth_early = local("Australia/Perth", "2026-06-10T06:37");
+    assert!(hours.is_open(&zones[1], perth_early));
+    assert!(!is_open_in_all(&s, &hours, &zones, perth_early));
+    assert_eq!(next_open_in_all(&s, &hours, &zones, perth_early), Some(ts("2026-06-10T01:30:00Z")));
+    assert_eq!(hours.next_open_in_all(&zones, perth_early), Some(ts("2026-06-10T01:30:00Z")));
+    // After 21:00 at Lord Howe nothing is open until the next Cocos morning.
+    assert_eq!(next_open_in_all(&s, &hours, &zones, ts("2026-06-10T10:30:00Z")), Some(ts("2026-06-11T01:30:00Z")));
+}
+
+#[test]
+fn zones_further_apart_than_the_hours_never_share_a_moment() {
+    // Kaliningrad (UTC+2) and Kamchatka (UTC+12) are ten hours apart: 09:00–17:00 never
+    // holds in both, 08:00–21:00 does for three hours a day.
+    let zones: Vec<TimeZone> = ["Europe/Kaliningrad", "Asia/Kamchatka"].iter().map(|z| TimeZone::get(z).unwrap()).collect();
+    let after = ts("2026-06-10T00:00:00Z");
+    let office = LocalHours::new(time(9, 0, 0, 0), time(17, 0, 0, 0));
+    assert_eq!(office.next_open_in_all(&zones, after), None);
+    assert_eq!(LocalHours::default().next_open_in_all(&zones, after), Some(ts("2026-06-10T06:00:00Z")));
+}
+
+#[test]
+fn a_retry_avoids_the_peak_in_every_candidate_zone() {
+    let zones: Vec<TimeZone> = ["Europe/Paris", "Europe/London"].iter().map(|z| TimeZone::get(z).unwrap()).collect();
+    let peak = LocalHours::new(time(12, 0, 0, 0), time(14, 0, 0, 0));
+    // 11:30Z is 13:30 in Paris, 12:30 in London: the peak ends at 14:00 London (13:00Z).
+    let got = avoid_period_in_all(&Schedule::always("UTC"), &peak, &zones, ts("2026-06-10T11:30:00Z"));
+    assert_eq!(got, Some(ts("2026-06-10T13:00:00Z")));
+}

@@ -1,5 +1,5 @@
-//! `/api/v1/campaigns`: create, list, get (with counts), import contacts, start, pause,
-//! resume, cancel.
+//! `/api/v1/campaigns`: create, list, get (with counts), import and list contacts, start,
+//! pause, resume, cancel.
 
 use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use dialtone_core::frequency::{Frequency, Recurrence};
 use dialtone_core::schedule::{LocalHours, Schedule};
-use dialtone_core::{CampaignId, CampaignStatus, Mode, ProviderKind, RetryPolicy, WorkspaceId};
+use dialtone_core::{CampaignId, CampaignStatus, ContactId, Mode, ProviderKind, RetryPolicy, WorkspaceId};
 use dialtone_store::{Assistant, Campaign, CampaignCounts, NewCampaign, NewContact};
 use serde::{Deserialize, Serialize};
 use futures::StreamExt;
@@ -24,7 +24,7 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/campaigns", post(create).get(list))
         .route("/campaigns/{id}", get(show))
-        .route("/campaigns/{id}/contacts", post(import_contacts).layer(DefaultBodyLimit::disable()))
+        .route("/campaigns/{id}/contacts", post(import_contacts).layer(DefaultBodyLimit::disable()).get(list_contacts))
         .route("/campaigns/{id}/start", post(start))
         .route("/campaigns/{id}/pause", post(pause))
         .route("/campaigns/{id}/resume", post(resume))
@@ -58,6 +58,11 @@ pub struct CreateCampaign {
     /// Seconds a call may stay live before it is hung up and ends as `timeout`
     /// (1–86,400); default: the server's `max_call_duration_secs`.
     pub max_call_duration_secs: Option<u32>,
+    /// Opt-in (default false): judge contacts whose number may be in several zones
+    /// (`timezone_source: "ambiguous"`) in the schedule's zone alone, instead of requiring
+    /// the calling hours in every candidate zone.
+    #[serde(default)]
+    pub assume_campaign_timezone_for_ambiguous: bool,
 }
 
 /// The longest `max_call_duration_secs` a campaign may ask for: a day. Providers cap calls
@@ -123,6 +128,7 @@ impl CreateCampaign {
             calling_hours: self.calling_hours.unwrap_or_default(),
             recurrence,
             max_call_duration_secs: self.max_call_duration_secs,
+            assume_campaign_timezone_for_ambiguous: self.assume_campaign_timezone_for_ambiguous,
         })
     }
 }
@@ -189,6 +195,15 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<
     let views: Vec<CampaignView> =
         campaigns.into_iter().map(|c| { let n = counts.remove(&c.id).unwrap_or_default(); view_with(&app, c, n) }).collect();
     Ok(Json(paged(views, page.limit, |v| v.campaign.id.to_string())))
+}
+
+/// `GET /campaigns/{id}/contacts`: the campaign's contacts, newest first, each with its
+/// candidate `timezones` and, when the claim held it back, `waiting` (why, until when).
+async fn list_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    let page = q.page(|c| ContactId::parse(c).is_some())?;
+    let campaign = load(&app, &ws, &id).await?;
+    let contacts = app.store.list_contacts(&ws, &campaign.id, &page).await?;
+    Ok(Json(paged(contacts, page.limit, |c| c.id.to_string())))
 }
 
 async fn show(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {

@@ -34,6 +34,7 @@ const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/api/v1/dnc"),
     (Method::GET, "/api/v1/dnc/check"),
     (Method::GET, "/api/v1/campaigns/{id}/dnc"),
+    (Method::GET, "/api/v1/campaigns/{id}/contacts"),
     // `?region=`: the region national numbers in the request are read in.
     (Method::POST, "/api/v1/dnc"),
     (Method::POST, "/api/v1/campaigns/{id}/dnc"),

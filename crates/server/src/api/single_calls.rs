@@ -39,7 +39,8 @@ struct NewCall {
     timezone: Option<String>,
     /// When to place it (RFC 3339); now when absent. Must be in the future.
     scheduled_for: Option<Timestamp>,
-    /// Move the time into the recipient's business hours (08:00–21:00 local) if it falls outside.
+    /// Move the time into the recipient's business hours (08:00–21:00 local) if it falls
+    /// outside: in every zone the number may be in, when it may be in several.
     #[serde(default)]
     respect_business_hours: bool,
     /// Repeat daily / weekly / monthly, with an end date or a maximum number of occurrences.
@@ -64,9 +65,19 @@ fn future(at: Timestamp, now: Timestamp) -> Result<Timestamp, ApiError> {
     Ok(at)
 }
 
-fn business_hours(at: Timestamp, zone: &str) -> Timestamp {
-    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    LocalHours::default().next_open(&tz, at)
+/// The first instant at or after `at` inside business hours (08:00–21:00) in every zone the
+/// recipient may be in (all candidates of an ambiguous number). An error if those zones never
+/// share such an instant, rather than a call at night in one of them.
+fn business_hours(at: Timestamp, zones: &[String]) -> Result<Timestamp, ApiError> {
+    let tzs: Vec<jiff::tz::TimeZone> =
+        zones.iter().map(|z| jiff::tz::TimeZone::get(z).unwrap_or(jiff::tz::TimeZone::UTC)).collect();
+    let tzs = if tzs.is_empty() { vec![jiff::tz::TimeZone::UTC] } else { tzs };
+    LocalHours::default().next_open_in_all(&tzs, at).ok_or_else(|| {
+        ApiError::invalid(
+            "respect_business_hours",
+            format!("the number may be in any of {}, which never share a moment between 08:00 and 21:00; give `timezone`", zones.join(", ")),
+        )
+    })
 }
 
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewCall>) -> Result<(StatusCode, Json<Call>), ApiError> {
@@ -92,7 +103,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         None => now,
     };
     if body.respect_business_hours {
-        at = business_hours(at, &zone.timezone);
+        at = business_hours(at, &zone.timezones)?;
     }
     if let Some(r) = &body.recurrence {
         r.validate().map_err(|e| ApiError::invalid("recurrence", e))?;
@@ -115,6 +126,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         recurrence: body.recurrence,
         max_attempts,
         retry,
+        respect_business_hours: body.respect_business_hours,
     }, now).await?;
     app.engine.wake_everywhere();
     Ok((StatusCode::CREATED, Json(call)))
@@ -138,7 +150,7 @@ async fn reschedule(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): 
     let mut at = future(body.scheduled_for, app.now())?;
     if body.respect_business_hours {
         let contact = app.store.get_contact(&ws, &call.contact_id).await?.ok_or_else(|| ApiError::not_found("contact"))?;
-        at = business_hours(at, contact.timezone.as_deref().unwrap_or("UTC"));
+        at = business_hours(at, &contact.timezones)?;
     }
     if !app.store.reschedule_call(&ws, &call.id, at, app.now()).await? {
         return Err(ApiError::conflict(format!("the call is {} and can no longer be rescheduled", call.status)));

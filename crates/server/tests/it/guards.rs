@@ -102,6 +102,7 @@ async fn twilio_campaign(app: &TestApp, mode: Mode) -> String {
             calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
             recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
             max_call_duration_secs: None,
+            assume_campaign_timezone_for_ambiguous: false,
         }, app.state.now())
         .await
         .unwrap();

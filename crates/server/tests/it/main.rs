@@ -18,3 +18,4 @@ mod reaper;
 mod single_calls;
 mod support;
 mod webhooks;
+mod zones;

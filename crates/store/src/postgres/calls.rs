@@ -2,7 +2,7 @@
 
 use super::events;
 use super::rows::{self, ms};
-use crate::common::{recipient_hold, ACTIVE_SQL};
+use crate::common::{contact_zones, recipient_hold, ACTIVE_SQL};
 use crate::{Applied, Call, CallEvent, CallFilter, Dial, Page, Result, StoreError};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{
@@ -23,6 +23,8 @@ struct Claiming {
     phone_number_id: String,
     schedule: Schedule,
     hours: LocalHours,
+    /// `assume_campaign_timezone_for_ambiguous`.
+    assume_campaign_tz: bool,
     single_calls: bool,
     /// Slots still to fill in this claim.
     want: u32,
@@ -42,7 +44,8 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
     // counts below are taken after the previous claimers committed, so no cap can be raced past.
     let ids: Vec<&str> = campaigns.iter().map(|c| c.as_str()).collect();
     let rows = sqlx::query(
-        "SELECT id, workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours, kind
+        "SELECT id, workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours, kind,
+            assume_campaign_timezone_for_ambiguous
          FROM campaigns WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
     .bind(&ids)
@@ -102,6 +105,7 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             phone_number_id: c.try_get("phone_number_id")?,
             schedule,
             hours: rows::json(c.try_get("calling_hours")?, "calling_hours")?,
+            assume_campaign_tz: c.try_get("assume_campaign_timezone_for_ambiguous")?,
             single_calls: c.try_get::<String, _>("kind")? == "single_calls",
             want,
             dials: Vec::with_capacity(want as usize),
@@ -136,13 +140,14 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             let cl = &claiming[i];
             let contact: String = r.try_get("id")?;
             if r.try_get("suppressed")? {
-                turned_away.push(contact, "dnc", None);
+                turned_away.push(contact, "dnc", None, None);
                 continue;
             }
-            // The recipient's own hours, judged now, right before dialling.
-            let zone: Option<String> = r.try_get("timezone")?;
-            if let Some(next) = recipient_hold(&cl.schedule, &cl.hours, zone.as_deref(), now) {
-                turned_away.push(contact, if next.is_some() { "pending" } else { "exhausted" }, next.map(ms));
+            // The recipient's own hours, judged now, right before dialling, in every zone
+            // the number may be in.
+            let zones = contact_zones(r.try_get("timezone")?, r.try_get("timezones")?, &cl.schedule, cl.assume_campaign_tz);
+            if let Some(hold) = recipient_hold(&cl.schedule, &cl.hours, &zones, now) {
+                turned_away.push(contact, hold.status(), hold.next().map(ms), hold.reason().map(|r| r.as_str()));
                 continue;
             }
             if cl.single_calls {
@@ -179,9 +184,9 @@ async fn claim_due(tx: &mut Transaction<'_, Postgres>, claiming: &[Claiming], wa
             CROSS JOIN LATERAL (
                 SELECT id FROM contacts WHERE campaign_id = w.campaign_id AND status = 'pending' AND next_attempt_at <= $1
                 ORDER BY next_attempt_at, id LIMIT w.n FOR UPDATE SKIP LOCKED) d)
-         UPDATE contacts c SET status = 'in_call', attempts = c.attempts + 1, updated_at = $1
+         UPDATE contacts c SET status = 'in_call', attempts = c.attempts + 1, updated_at = $1, wait_reason = NULL
          FROM due WHERE c.id = due.id
-         RETURNING c.id, c.campaign_id, c.phone, c.extension, c.name, c.variables, c.attempts, c.timezone, c.next_attempt_at,
+         RETURNING c.id, c.campaign_id, c.phone, c.extension, c.name, c.variables, c.attempts, c.timezone, c.timezones, c.next_attempt_at,
             EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = c.phone AND s.workspace_id = c.workspace_id
                     AND (s.campaign_id IS NULL OR s.campaign_id = c.campaign_id)) AS suppressed,
             (SELECT MAX(attempt) FROM calls k WHERE k.contact_id = c.id) AS last_attempt",
@@ -201,13 +206,15 @@ struct TurnedAway {
     ids: Vec<String>,
     statuses: Vec<&'static str>,
     next: Vec<Option<i64>>,
+    reasons: Vec<Option<&'static str>>,
 }
 
 impl TurnedAway {
-    fn push(&mut self, contact: String, status: &'static str, next: Option<i64>) {
+    fn push(&mut self, contact: String, status: &'static str, next: Option<i64>, reason: Option<&'static str>) {
         self.ids.push(contact);
         self.statuses.push(status);
         self.next.push(next);
+        self.reasons.push(reason);
     }
 
     async fn write(self, tx: &mut Transaction<'_, Postgres>, now: Timestamp) -> Result<()> {
@@ -216,13 +223,14 @@ impl TurnedAway {
         }
         sqlx::query(
             "UPDATE contacts c SET status = t.status, next_attempt_at = COALESCE(t.next_at, c.next_attempt_at),
-                attempts = c.attempts - 1, updated_at = $1
-             FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS t(id, status, next_at) WHERE c.id = t.id",
+                wait_reason = t.reason, attempts = c.attempts - 1, updated_at = $1
+             FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::text[]) AS t(id, status, next_at, reason) WHERE c.id = t.id",
         )
         .bind(ms(now))
         .bind(&self.ids)
         .bind(&self.statuses)
         .bind(&self.next)
+        .bind(&self.reasons)
         .execute(&mut **tx)
         .await?;
         // A scheduled single call's row would otherwise wait in `scheduled` for ever.

@@ -6,7 +6,7 @@
 //! that orders a campaign's claims, imports, cancellation and completion.
 
 use super::rows::{self, ms};
-use crate::common::{duplicate_reason, extension_db, ACTIVE_SQL};
+use crate::common::{duplicate_reason, extension_db, timezone_source_column, timezones_column, ACTIVE_SQL};
 use crate::{Campaign, CampaignCounts, Contact, InsertReport, NewCampaign, NewContact, Page, RejectedRow, Result, StoreError};
 use dialtone_core::{ApiKeyId, CampaignId, CampaignStatus, ContactId, WorkspaceId};
 use jiff::Timestamp;
@@ -55,8 +55,8 @@ pub async fn create(pool: &PgPool, new: NewCampaign, now: Timestamp) -> Result<C
     let row = sqlx::query(
         "INSERT INTO campaigns (id, workspace_id, name, provider, assistant_id, phone_number_id, mode,
             max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, max_call_duration_secs,
-            status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, 'draft', $15, $15) RETURNING *",
+            status, created_at, updated_at, assume_campaign_timezone_for_ambiguous)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, 'draft', $15, $15, $17) RETURNING *",
     )
     .bind(id.as_str())
     .bind(new.workspace_id.as_str())
@@ -74,6 +74,7 @@ pub async fn create(pool: &PgPool, new: NewCampaign, now: Timestamp) -> Result<C
     .bind(serde_json::to_string(&new.recurrence).expect("a recurrence serializes"))
     .bind(ms(now))
     .bind(new.max_call_duration_secs.map(i64::from))
+    .bind(new.assume_campaign_timezone_for_ambiguous)
     .fetch_one(pool)
     .await?;
     rows::campaign(&row)
@@ -233,12 +234,13 @@ pub async fn insert_contacts(pool: &PgPool, ws: &WorkspaceId, campaign: &Campaig
         let names: Vec<Option<&str>> = chunk.iter().map(|c| c.name.as_deref()).collect();
         let variables: Vec<String> = chunk.iter().map(|c| serde_json::Value::Object(c.variables.clone()).to_string()).collect();
         let zones: Vec<Option<&str>> = chunk.iter().map(|c| c.timezone.as_ref().map(|z| z.timezone.as_str())).collect();
-        let sources: Vec<Option<&str>> = chunk.iter().map(|c| c.timezone.as_ref().map(|z| z.source.as_str())).collect();
+        let sources: Vec<Option<&str>> = chunk.iter().map(|c| timezone_source_column(c.timezone.as_ref())).collect();
+        let candidates: Vec<Option<String>> = chunk.iter().map(|c| timezones_column(c.timezone.as_ref())).collect();
         let phones_in: Vec<(String, String)> = sqlx::query_as(
-            "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, extension, status, attempts, next_attempt_at, created_at, updated_at)
-             SELECT t.id, $1, $2, t.phone, t.name, t.variables, t.timezone, t.timezone_source, t.extension, 'pending', 0, $3, $3, $3
-             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-                  AS t(id, phone, name, variables, timezone, timezone_source, extension)
+            "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, extension, timezones, status, attempts, next_attempt_at, created_at, updated_at)
+             SELECT t.id, $1, $2, t.phone, t.name, t.variables, t.timezone, t.timezone_source, t.extension, t.timezones, 'pending', 0, $3, $3, $3
+             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+                  AS t(id, phone, name, variables, timezone, timezone_source, extension, timezones)
              ON CONFLICT (campaign_id, phone, extension) WHERE NOT inbound DO NOTHING RETURNING phone, extension",
         )
         .bind(ws.as_str())
@@ -251,6 +253,7 @@ pub async fn insert_contacts(pool: &PgPool, ws: &WorkspaceId, campaign: &Campaig
         .bind(&zones)
         .bind(&sources)
         .bind(&extensions)
+        .bind(&candidates)
         .fetch_all(&mut *tx)
         .await?;
         inserted.extend(phones_in);
@@ -278,6 +281,19 @@ pub async fn get_contact(pool: &PgPool, ws: &WorkspaceId, id: &ContactId) -> Res
         .transpose()
 }
 
+pub async fn list_contacts(pool: &PgPool, ws: &WorkspaceId, campaign: &CampaignId, page: &Page) -> Result<Vec<Contact>> {
+    sqlx::query("SELECT * FROM contacts WHERE workspace_id = $1 AND campaign_id = $2 AND ($3::text IS NULL OR id < $3) ORDER BY id DESC LIMIT $4")
+        .bind(ws.as_str())
+        .bind(campaign.as_str())
+        .bind(page.before.as_deref())
+        .bind(page.limit as i64)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(rows::contact)
+        .collect()
+}
+
 pub async fn retry_contact_now(pool: &PgPool, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
     let mut tx = pool.begin().await?;
     // The campaign's status decides; hold it still (a cancel waits) while we act on it.
@@ -293,7 +309,7 @@ pub async fn retry_contact_now(pool: &PgPool, ws: &WorkspaceId, id: &ContactId, 
         return Ok(false);
     }
     let done = sqlx::query(
-        "UPDATE contacts SET status = 'pending', next_attempt_at = $1, updated_at = $1
+        "UPDATE contacts SET status = 'pending', next_attempt_at = $1, updated_at = $1, wait_reason = NULL
          WHERE workspace_id = $2 AND id = $3 AND status IN ('pending', 'done', 'exhausted', 'invalid', 'canceled')",
     )
     .bind(ms(now))

@@ -3,7 +3,7 @@
 //! differs is locking, since several nodes may apply events side by side.
 
 use super::rows::{self, ms};
-use crate::common::{contact_zone, facts, kind_from_text, kind_text, log_mismatch, payload_extras, target, Target, INBOUND_KIND};
+use crate::common::{contact_zones, facts, kind_from_text, kind_text, log_mismatch, payload_extras, single_call_due, target, Target, INBOUND_KIND};
 use crate::{Applied, Call, Result, StoreError};
 use dialtone_core::call::{effect, Effect};
 use dialtone_core::frequency::{Frequency, Recurrence};
@@ -453,7 +453,8 @@ async fn move_contacts_on(tx: &mut Tx<'_>, ended: &[(Call, Outcome)], now: Times
     // FOR SHARE OF cam (taken in campaign order): a cancel waits for us, or we see it
     // committed (and cancel the contact rather than schedule a retry).
     let found = sqlx::query(
-        "SELECT t.ord, c.attempts, c.timezone, c.recurrence AS contact_recurrence, cam.max_attempts, cam.retry_policy,
+        "SELECT t.ord, c.attempts, c.timezone, c.timezones, c.recurrence AS contact_recurrence, cam.max_attempts, cam.retry_policy,
+            cam.assume_campaign_timezone_for_ambiguous, cam.calling_hours,
             cam.status AS campaign_status, cam.recurrence AS campaign_recurrence, cam.kind, cam.schedule, cam.provider, cam.workspace_id,
             (SELECT COUNT(*) FROM calls k WHERE k.contact_id = c.id AND k.outcome = t.outcome) AS occurrences
          FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS t(contact_id, outcome, ord)
@@ -474,7 +475,7 @@ async fn move_contacts_on(tx: &mut Tx<'_>, ended: &[(Call, Outcome)], now: Times
             None => rows::json(r.try_get("campaign_recurrence")?, "recurrence")?,
         };
         let schedule: Schedule = rows::json(r.try_get("schedule")?, "schedule")?;
-        let tz = contact_zone(r.try_get::<Option<String>, _>("timezone")?.as_deref(), &schedule);
+        let zones = contact_zones(r.try_get("timezone")?, r.try_get("timezones")?, &schedule, r.try_get("assume_campaign_timezone_for_ambiguous")?);
         let kind: String = r.try_get("kind")?;
         // An inbound caller is never called back: the contact is done whatever the outcome.
         let (status, next_at) = if kind == INBOUND_KIND {
@@ -487,12 +488,16 @@ async fn move_contacts_on(tx: &mut Tx<'_>, ended: &[(Call, Outcome)], now: Times
                 max_attempts: r.try_get::<i64, _>("max_attempts")? as u32,
                 policy: &policy,
                 recurrence: &recurrence,
-                tz: &tz,
+                zones: &zones,
                 campaign_canceled: r.try_get::<String, _>("campaign_status")? == "canceled",
                 call_id: call.id.as_str(),
                 now,
             }
             .decide()
+        };
+        let next_at = match status {
+            ContactStatus::Pending => single_call_due(&kind, next_at, &schedule, r.try_get("calling_hours")?, &zones)?,
+            _ => next_at,
         };
         ids.push(call.contact_id.as_str());
         statuses.push(status.as_str());

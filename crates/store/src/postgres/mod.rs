@@ -132,6 +132,10 @@ impl Store for PostgresStore {
         campaigns::get_contact(&self.pool, ws, id).await
     }
 
+    async fn list_contacts(&self, ws: &WorkspaceId, campaign: &CampaignId, page: &Page) -> Result<Vec<Contact>> {
+        campaigns::list_contacts(&self.pool, ws, campaign, page).await
+    }
+
     async fn retry_contact_now(&self, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
         campaigns::retry_contact_now(&self.pool, ws, id, now).await
     }

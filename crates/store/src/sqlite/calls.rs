@@ -9,7 +9,7 @@ use dialtone_core::{
     CallId, CampaignId, CampaignStatus, ContactId, EventKind, Mode, Outcome, PhoneNumber, ProviderEvent,
     ProviderKind, WorkspaceId,
 };
-use crate::common::recipient_hold;
+use crate::common::{contact_zones, recipient_hold};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use jiff::Timestamp;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
@@ -19,7 +19,8 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
     // same world: the cap cannot be raced past.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let Some(c) = sqlx::query(
-        "SELECT workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours
+        "SELECT workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours,
+            assume_campaign_timezone_for_ambiguous
          FROM campaigns WHERE id = ?",
     )
     .bind(campaign.as_str())
@@ -38,6 +39,7 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
         return Ok(vec![]);
     }
     let hours: LocalHours = rows::json(c.try_get("calling_hours")?, "calling_hours")?;
+    let assume_campaign_tz: bool = c.try_get("assume_campaign_timezone_for_ambiguous")?;
     let mode: Mode = rows::parse(c.try_get("mode")?)?;
     let cap = c.try_get::<i64, _>("max_concurrent")? as u32;
     let active: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE campaign_id = ? AND status IN {ACTIVE_SQL}"))
@@ -60,10 +62,10 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
             break;
         }
         let claimed = sqlx::query(
-            "UPDATE contacts SET status = 'in_call', attempts = attempts + 1, updated_at = ?1
+            "UPDATE contacts SET status = 'in_call', attempts = attempts + 1, updated_at = ?1, wait_reason = NULL
              WHERE id IN (SELECT id FROM contacts WHERE campaign_id = ?2 AND status = 'pending' AND next_attempt_at <= ?1
                           ORDER BY next_attempt_at, id LIMIT ?3)
-             RETURNING id, phone, extension, name, variables, attempts, timezone",
+             RETURNING id, phone, extension, name, variables, attempts, timezone, timezones",
         )
         .bind(ms(now))
         .bind(campaign.as_str())
@@ -89,14 +91,17 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
                     .await?;
                 continue;
             }
-            // The recipient's own hours, judged now, right before dialling.
-            let zone: Option<String> = r.try_get("timezone")?;
-            if let Some(next) = recipient_hold(&schedule, &hours, zone.as_deref(), now) {
+            // The recipient's own hours, judged now, right before dialling, in every zone
+            // the number may be in.
+            let zones = contact_zones(r.try_get("timezone")?, r.try_get("timezones")?, &schedule, assume_campaign_tz);
+            if let Some(hold) = recipient_hold(&schedule, &hours, &zones, now) {
                 sqlx::query(
-                    "UPDATE contacts SET status = CASE WHEN ?1 IS NULL THEN 'exhausted' ELSE 'pending' END,
-                        next_attempt_at = COALESCE(?1, next_attempt_at), attempts = attempts - 1, updated_at = ?2 WHERE id = ?3",
+                    "UPDATE contacts SET status = ?1, next_attempt_at = COALESCE(?2, next_attempt_at), wait_reason = ?3,
+                        attempts = attempts - 1, updated_at = ?4 WHERE id = ?5",
                 )
-                .bind(next.map(ms))
+                .bind(hold.status())
+                .bind(hold.next().map(ms))
+                .bind(hold.reason().map(|r| r.as_str()))
                 .bind(ms(now))
                 .bind(r.try_get::<String, _>("id")?)
                 .execute(&mut *tx)

@@ -1,7 +1,7 @@
 //! Campaigns, contacts, workspaces and API keys on SQLite.
 
 use super::rows::{self, ms};
-use crate::common::{duplicate_reason, extension_db};
+use crate::common::{duplicate_reason, extension_db, timezone_source_column, timezones_column};
 use crate::{Campaign, CampaignCounts, Contact, InsertReport, NewCampaign, NewContact, Page, RejectedRow, Result, StoreError};
 use dialtone_core::{ApiKeyId, CampaignId, CampaignStatus, ContactId, WorkspaceId};
 use jiff::Timestamp;
@@ -48,8 +48,8 @@ pub async fn create(pool: &SqlitePool, new: NewCampaign, now: Timestamp) -> Resu
     let row = sqlx::query(
         "INSERT INTO campaigns (id, workspace_id, name, provider, assistant_id, phone_number_id, mode,
             max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, max_call_duration_secs,
-            status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?) RETURNING *",
+            status, created_at, updated_at, assume_campaign_timezone_for_ambiguous)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING *",
     )
     .bind(id.as_str())
     .bind(new.workspace_id.as_str())
@@ -68,6 +68,7 @@ pub async fn create(pool: &SqlitePool, new: NewCampaign, now: Timestamp) -> Resu
     .bind(new.max_call_duration_secs.map(i64::from))
     .bind(ms(now))
     .bind(ms(now))
+    .bind(new.assume_campaign_timezone_for_ambiguous)
     .fetch_one(pool)
     .await?;
     rows::campaign(&row)
@@ -211,8 +212,8 @@ pub async fn insert_contacts(pool: &SqlitePool, ws: &WorkspaceId, campaign: &Cam
     let mut report = InsertReport::default();
     for c in contacts {
         let done = sqlx::query(
-            "INSERT INTO contacts (id, workspace_id, campaign_id, phone, extension, name, variables, timezone, timezone_source, status, attempts, next_attempt_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (campaign_id, phone, extension) WHERE inbound = 0 DO NOTHING",
+            "INSERT INTO contacts (id, workspace_id, campaign_id, phone, extension, name, variables, timezone, timezone_source, timezones, status, attempts, next_attempt_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (campaign_id, phone, extension) WHERE inbound = 0 DO NOTHING",
         )
         .bind(ContactId::new().as_str())
         .bind(ws.as_str())
@@ -222,7 +223,8 @@ pub async fn insert_contacts(pool: &SqlitePool, ws: &WorkspaceId, campaign: &Cam
         .bind(c.name.as_deref())
         .bind(serde_json::Value::Object(c.variables.clone()).to_string())
         .bind(c.timezone.as_ref().map(|z| z.timezone.as_str()))
-        .bind(c.timezone.as_ref().map(|z| z.source.as_str()))
+        .bind(timezone_source_column(c.timezone.as_ref()))
+        .bind(timezones_column(c.timezone.as_ref()))
         .bind(ms(now))
         .bind(ms(now))
         .bind(ms(now))
@@ -248,10 +250,24 @@ pub async fn get_contact(pool: &SqlitePool, ws: &WorkspaceId, id: &ContactId) ->
         .transpose()
 }
 
+pub async fn list_contacts(pool: &SqlitePool, ws: &WorkspaceId, campaign: &CampaignId, page: &Page) -> Result<Vec<Contact>> {
+    sqlx::query("SELECT * FROM contacts WHERE workspace_id = ? AND campaign_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
+        .bind(ws.as_str())
+        .bind(campaign.as_str())
+        .bind(page.before.as_deref())
+        .bind(page.before.as_deref())
+        .bind(page.limit as i64)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(rows::contact)
+        .collect()
+}
+
 pub async fn retry_contact_now(pool: &SqlitePool, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let done = sqlx::query(
-        "UPDATE contacts SET status = 'pending', next_attempt_at = ?1, updated_at = ?1
+        "UPDATE contacts SET status = 'pending', next_attempt_at = ?1, updated_at = ?1, wait_reason = NULL
          WHERE workspace_id = ?2 AND id = ?3 AND status IN ('pending', 'done', 'exhausted', 'invalid', 'canceled')
            AND (SELECT status FROM campaigns WHERE id = contacts.campaign_id) NOT IN ('completed', 'canceled')",
     )

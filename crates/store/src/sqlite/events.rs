@@ -2,7 +2,7 @@
 //! move the contact on when its call ends. All inside the caller's transaction.
 
 use super::rows::{self, ms};
-use crate::common::{contact_zone, facts, kind_from_text, kind_text, log_mismatch, payload_extras, target, Target, INBOUND_KIND};
+use crate::common::{contact_zones, facts, kind_from_text, kind_text, log_mismatch, payload_extras, single_call_due, target, Target, INBOUND_KIND};
 use crate::{Applied, Call, Result};
 use dialtone_core::call::effect;
 use dialtone_core::frequency::{Frequency, Recurrence};
@@ -233,7 +233,8 @@ pub async fn reload(tx: &mut Tx<'_>, id: &CallId) -> Result<Call> {
 /// After a call ends: retry the contact later, or finish it.
 async fn move_contact_on(tx: &mut Tx<'_>, call: &Call, outcome: Outcome, now: Timestamp) -> Result<()> {
     let r = sqlx::query(
-        "SELECT c.attempts, c.timezone, c.recurrence AS contact_recurrence, cam.max_attempts, cam.retry_policy,
+        "SELECT c.attempts, c.timezone, c.timezones, c.recurrence AS contact_recurrence, cam.max_attempts, cam.retry_policy,
+            cam.assume_campaign_timezone_for_ambiguous, cam.calling_hours,
             cam.status AS campaign_status, cam.recurrence AS campaign_recurrence, cam.kind, cam.schedule, cam.provider, cam.workspace_id,
             (SELECT COUNT(*) FROM calls WHERE contact_id = c.id AND outcome = ?) AS occurrences
          FROM contacts c JOIN campaigns cam ON cam.id = c.campaign_id WHERE c.id = ?",
@@ -252,16 +253,20 @@ async fn move_contact_on(tx: &mut Tx<'_>, call: &Call, outcome: Outcome, now: Ti
         None => rows::json(r.try_get("campaign_recurrence")?, "recurrence")?,
     };
     let schedule: Schedule = rows::json(r.try_get("schedule")?, "schedule")?;
-    let tz = contact_zone(r.try_get::<Option<String>, _>("timezone")?.as_deref(), &schedule);
+    let zones = contact_zones(r.try_get("timezone")?, r.try_get("timezones")?, &schedule, r.try_get("assume_campaign_timezone_for_ambiguous")?);
     // An inbound caller is never called back: the contact is done whatever the outcome.
     let (status, next_at) = if r.try_get::<String, _>("kind")? == INBOUND_KIND {
         (ContactStatus::Done, now)
     } else {
         AfterCall {
-            outcome, occurrences, attempts, max_attempts, policy: &policy, recurrence: &recurrence, tz: &tz,
+            outcome, occurrences, attempts, max_attempts, policy: &policy, recurrence: &recurrence, zones: &zones,
             campaign_canceled: canceled, call_id: call.id.as_str(), now,
         }
         .decide()
+    };
+    let next_at = match status {
+        ContactStatus::Pending => single_call_due(r.try_get("kind")?, next_at, &schedule, r.try_get("calling_hours")?, &zones)?,
+        _ => next_at,
     };
     sqlx::query(
         "UPDATE contacts SET status = ?, next_attempt_at = ?, last_outcome = ?, updated_at = ? WHERE id = ? AND status = 'in_call'",

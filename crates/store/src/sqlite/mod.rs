@@ -97,6 +97,10 @@ impl Store for SqliteStore {
         campaigns::get_contact(&self.read, ws, id).await
     }
 
+    async fn list_contacts(&self, ws: &WorkspaceId, campaign: &CampaignId, page: &Page) -> Result<Vec<Contact>> {
+        campaigns::list_contacts(&self.read, ws, campaign, page).await
+    }
+
     async fn retry_contact_now(&self, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
         campaigns::retry_contact_now(&self.write, ws, id, now).await
     }

@@ -1,9 +1,9 @@
 //! Row ↔ model mapping: text and integers at the database edge, enums and timestamps inside.
 
 pub use crate::common::{json, json_map, ms, parse, retry_policy, ts};
-use crate::common::{opt_parse, opt_ts};
-use crate::{Call, CallEvent, Campaign, Contact, Result, StoreError};
-use dialtone_core::{CallId, CampaignId, ContactId, PhoneNumber, WorkspaceId};
+use crate::common::{opt_parse, opt_ts, read_zones};
+use crate::{Call, CallEvent, Campaign, Contact, Result, StoreError, Waiting};
+use dialtone_core::{CallId, CampaignId, ContactId, ContactStatus, PhoneNumber, WorkspaceId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -23,6 +23,7 @@ pub fn campaign(r: &SqliteRow) -> Result<Campaign> {
         calling_hours: json(r.try_get("calling_hours")?, "calling_hours")?,
         recurrence: json(r.try_get("recurrence")?, "recurrence")?,
         max_call_duration_secs: r.try_get::<Option<i64>, _>("max_call_duration_secs")?.map(|s| s as u32),
+        assume_campaign_timezone_for_ambiguous: r.try_get("assume_campaign_timezone_for_ambiguous")?,
         kind: r.try_get("kind")?,
         default_region: r.try_get("default_region")?,
         status: parse(r.try_get("status")?)?,
@@ -34,6 +35,14 @@ pub fn campaign(r: &SqliteRow) -> Result<Campaign> {
 }
 
 pub fn contact(r: &SqliteRow) -> Result<Contact> {
+    let timezone: Option<String> = r.try_get("timezone")?;
+    let (timezone_source, timezones) = read_zones(
+        timezone.as_deref(),
+        r.try_get::<Option<&str>, _>("timezone_source")?,
+        r.try_get::<Option<&str>, _>("timezones")?,
+    )?;
+    let status: ContactStatus = parse(r.try_get("status")?)?;
+    let next_attempt_at = ts(r.try_get("next_attempt_at")?)?;
     Ok(Contact {
         id: ContactId::from_db(r.try_get("id")?),
         campaign_id: CampaignId::from_db(r.try_get("campaign_id")?),
@@ -41,13 +50,15 @@ pub fn contact(r: &SqliteRow) -> Result<Contact> {
         extension: crate::common::extension_of(r.try_get("extension")?),
         name: r.try_get("name")?,
         variables: json_map(r.try_get("variables")?)?,
-        timezone: r.try_get("timezone")?,
-        timezone_source: opt_parse(r.try_get("timezone_source")?)?,
+        timezone: timezone.clone(),
+        timezone_source,
         recurrence: r.try_get::<Option<String>, _>("recurrence")?.map(|s| json(&s, "recurrence")).transpose()?,
-        status: parse(r.try_get("status")?)?,
+        status,
         attempts: r.try_get::<i64, _>("attempts")? as u32,
-        next_attempt_at: ts(r.try_get("next_attempt_at")?)?,
+        next_attempt_at,
         last_outcome: opt_parse(r.try_get("last_outcome")?)?,
+        waiting: Waiting::of(status, opt_parse(r.try_get("wait_reason")?)?, next_attempt_at, &timezones),
+        timezones,
         created_at: ts(r.try_get("created_at")?)?,
     })
 }

@@ -4,6 +4,7 @@
 //! comes its call row waits in status `scheduled`.
 
 use super::rows::{self, ms};
+use crate::common::{timezone_source_column, timezones_column};
 use crate::{Assistant, Call, NewSingleCall, Result};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CallId, CampaignId, ContactId, WorkspaceId};
@@ -68,16 +69,17 @@ pub async fn create(pool: &SqlitePool, new: NewSingleCall, now: Timestamp) -> Re
     .bind(new.max_attempts as i64)
     .bind(serde_json::to_string(&new.retry).expect("a retry policy serializes"))
     // The time was chosen explicitly (and moved into business hours on request), so the
-    // hidden campaign itself never holds the call back.
+    // hidden campaign's schedule never holds the call back; its calling hours do only on
+    // request, for the occurrences and retries that follow.
     .bind(serde_json::to_string(&Schedule::always(&new.timezone.timezone)).expect("a schedule serializes"))
-    .bind(serde_json::to_string(&all_day).expect("hours serialize"))
+    .bind(serde_json::to_string(&if new.respect_business_hours { LocalHours::default() } else { all_day }).expect("hours serialize"))
     .bind(ms(now))
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, recurrence,
+        "INSERT INTO contacts (id, workspace_id, campaign_id, phone, name, variables, timezone, timezone_source, timezones, recurrence,
             status, attempts, next_attempt_at, created_at, updated_at, extension)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?11, ?11, ?12)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?13, ?9, 'pending', 0, ?10, ?11, ?11, ?12)",
     )
     .bind(contact.as_str())
     .bind(new.workspace_id.as_str())
@@ -86,11 +88,12 @@ pub async fn create(pool: &SqlitePool, new: NewSingleCall, now: Timestamp) -> Re
     .bind(new.name.as_deref())
     .bind(serde_json::Value::Object(new.variables.clone()).to_string())
     .bind(&new.timezone.timezone)
-    .bind(new.timezone.source.as_str())
+    .bind(timezone_source_column(Some(&new.timezone)))
     .bind(new.recurrence.as_ref().map(|r| serde_json::to_string(r).expect("a recurrence serializes")))
     .bind(ms(new.scheduled_for))
     .bind(ms(now))
     .bind(crate::common::extension_db(new.extension.as_ref()))
+    .bind(timezones_column(Some(&new.timezone)))
     .execute(&mut *tx)
     .await?;
     let row = insert_scheduled(&mut tx, &call, &new.workspace_id, &campaign, &contact, 1, new.assistant.provider.as_str(), new.phone.as_str(), new.scheduled_for, now).await?;
@@ -133,7 +136,7 @@ pub async fn reschedule(pool: &SqlitePool, ws: &WorkspaceId, id: &CallId, at: Ti
     else {
         return Ok(false);
     };
-    sqlx::query("UPDATE contacts SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'")
+    sqlx::query("UPDATE contacts SET next_attempt_at = ?, updated_at = ?, wait_reason = NULL WHERE id = ? AND status = 'pending'")
         .bind(ms(at))
         .bind(ms(now))
         .bind(&contact)

@@ -26,6 +26,7 @@ async fn campaign_with_max(store: &S, ws: &dialtone_core::WorkspaceId, max: Opti
         calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
         recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
         max_call_duration_secs: max,
+        assume_campaign_timezone_for_ambiguous: false,
     };
     let cmp = store.create_campaign(new, t0()).await.unwrap();
     assert_eq!(cmp.max_call_duration_secs, max, "stored as given");
@@ -73,9 +74,10 @@ pub async fn a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_can
         extension: None,
         name: None,
         variables: Default::default(),
-        timezone: ContactZone { timezone: "UTC".into(), source: TzSource::Explicit },
+        timezone: ContactZone::single("UTC", TzSource::Explicit),
         scheduled_for: at(60),
         recurrence: None,
+        respect_business_hours: false,
         max_attempts: 1,
         retry: retry_policy(),
     };

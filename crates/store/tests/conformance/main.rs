@@ -22,6 +22,7 @@ mod lifecycle;
 mod placing;
 mod reads;
 mod schedule;
+mod zones;
 
 use dialtone_store::Store;
 use std::any::Any;
@@ -79,6 +80,10 @@ conformance! {
     dnc::suppressions_are_added_once_checked_listed_and_removed,
     schedule::over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own_hours,
     schedule::a_daily_campaign_calls_each_contact_once_per_local_day,
+    zones::over_a_week_no_multi_zone_number_is_dialled_outside_the_hours_of_any_of_its_zones,
+    zones::contacts_whose_zones_never_share_a_calling_hour_wait_and_say_why,
+    zones::a_campaign_may_opt_into_its_own_zone_for_ambiguous_numbers,
+    zones::contacts_stored_with_one_zone_keep_reading_as_one_zone,
 
     guards::overdue_calls_are_live_calls_past_their_campaigns_or_the_default_maximum,
     guards::a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_canceled_dnc,

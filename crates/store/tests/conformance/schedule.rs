@@ -35,6 +35,7 @@ pub async fn over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own
         calling_hours: hours,
         recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
         max_call_duration_secs: None,
+        assume_campaign_timezone_for_ambiguous: false,
     };
     // 2026-03-02 is a Monday; the week crosses the US spring-forward on 2026-03-08.
     let monday: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();
@@ -48,7 +49,7 @@ pub async fn over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own
             extension: None,
             name: None,
             variables: Default::default(),
-            timezone: Some(ContactZone { timezone: z.to_string(), source: TzSource::Explicit }),
+            timezone: Some(ContactZone::single(*z, TzSource::Explicit)),
             line: i as u64 + 1,
         })
         .collect();
@@ -104,6 +105,7 @@ pub async fn a_daily_campaign_calls_each_contact_once_per_local_day(store: S) {
             ..dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Daily)
         },
         max_call_duration_secs: None,
+        assume_campaign_timezone_for_ambiguous: false,
     };
     let start: Timestamp = "2026-04-06T12:00:00Z".parse().unwrap();
     let cmp = store.create_campaign(new, start).await.unwrap();
@@ -115,7 +117,7 @@ pub async fn a_daily_campaign_calls_each_contact_once_per_local_day(store: S) {
             extension: None,
             name: None,
             variables: Default::default(),
-            timezone: Some(ContactZone { timezone: z.to_string(), source: TzSource::Explicit }),
+            timezone: Some(ContactZone::single(*z, TzSource::Explicit)),
             line: i as u64 + 1,
         })
         .collect();

@@ -63,6 +63,7 @@ pub async fn draft_campaign(store: &S, ws: &WorkspaceId, mode: Mode, cap: u32, m
         calling_hours: dialtone_core::schedule::LocalHours::new(jiff::civil::Time::midnight(), jiff::civil::Time::midnight()),
         recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
         max_call_duration_secs: None,
+        assume_campaign_timezone_for_ambiguous: false,
     };
     store.create_campaign(new, t0()).await.expect("create campaign")
 }
