@@ -388,11 +388,20 @@ pub fn next_open_in_all(
     zones: &[TimeZone],
     after: Timestamp,
 ) -> Option<Timestamp> {
-    let h = &hours.calendar();
-    let mut each: Vec<_> = zones
-        .iter()
-        .map(|tz| move |t| earliest_instant(tz, t, |x| h.next_in(x)))
-        .collect();
+    let h = hours.calendar();
+    in_every_zone(schedule, zones, after, |tz, t| earliest_instant(tz, t, |x| h.next_in(x)))
+}
+
+/// Earliest instant `t >= after` where `schedule` is open and every one of `zones` agrees,
+/// `next(tz, t)` being the earliest instant at or after `t` that the rule allows in `tz`.
+fn in_every_zone(
+    schedule: &Schedule,
+    zones: &[TimeZone],
+    after: Timestamp,
+    next: impl Fn(&TimeZone, Timestamp) -> Option<Timestamp>,
+) -> Option<Timestamp> {
+    let next = &next;
+    let mut each: Vec<_> = zones.iter().map(|tz| move |t| next(tz, t)).collect();
     let mut others: Vec<&mut dyn FnMut(Timestamp) -> Option<Timestamp>> =
         each.iter_mut().map(|f| f as &mut dyn FnMut(Timestamp) -> Option<Timestamp>).collect();
     combined_search(schedule, after, &mut others)
@@ -437,14 +446,8 @@ pub fn avoid_period_in_all(
     zones: &[TimeZone],
     after: Timestamp,
 ) -> Option<Timestamp> {
-    let p = &period.calendar();
-    let mut each: Vec<_> = zones
-        .iter()
-        .map(|tz| move |t| earliest_instant(tz, t, |x| p.next_out(x)))
-        .collect();
-    let mut others: Vec<&mut dyn FnMut(Timestamp) -> Option<Timestamp>> =
-        each.iter_mut().map(|f| f as &mut dyn FnMut(Timestamp) -> Option<Timestamp>).collect();
-    combined_search(schedule, after, &mut others)
+    let p = period.calendar();
+    in_every_zone(schedule, zones, after, |tz, t| earliest_instant(tz, t, |x| p.next_out(x)))
 }
 
 /// Earliest instant `t >= from` whose local civil time in `tz` is at or after `civil`: the
