@@ -190,6 +190,8 @@ impl Config {
             ProviderKind::Twilio => vec![
                 ("twilio_account_sid", self.twilio_account_sid.is_some()),
                 ("twilio_auth_token", self.twilio_auth_token.is_some()),
+                // What the answered call runs; without it every call would fail at placement.
+                ("twilio_twiml_url", self.twilio_twiml_url.is_some() || self.twilio_twiml.is_some()),
             ],
             ProviderKind::Exotel => vec![
                 ("exotel_sid", self.exotel_sid.is_some()),
@@ -243,7 +245,10 @@ mod tests {
         assert!(config.missing_provider_settings(ProviderKind::Sim).is_empty(), "the simulator needs nothing");
         assert_eq!(config.missing_provider_settings(ProviderKind::Vapi), ["vapi_api_key"]);
         config.twilio_account_sid = Some("AC1".into());
-        assert_eq!(config.missing_provider_settings(ProviderKind::Twilio), ["twilio_auth_token"], "only what is missing");
+        assert_eq!(config.missing_provider_settings(ProviderKind::Twilio), ["twilio_auth_token", "twilio_twiml_url"], "only what is missing");
+        config.twilio_auth_token = Some("tok".into());
+        config.twilio_twiml = Some("<Response/>".into());
+        assert!(config.missing_provider_settings(ProviderKind::Twilio).is_empty(), "inline TwiML does as well as a URL");
         assert_eq!(config.missing_provider_settings(ProviderKind::Exotel), ["exotel_sid", "exotel_api_key", "exotel_api_token"]);
         assert_eq!(env_name("twilio_auth_token"), "DIALTONE_TWILIO_AUTH_TOKEN");
     }

@@ -237,7 +237,7 @@ async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(
         let mut body = Vec::new();
         let mut stream = req.into_body().into_data_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::invalid("body", e))?;
+            let chunk = chunk.map_err(|e| ApiError::body(&e))?;
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(ApiError::too_large(limit));
             }
@@ -274,7 +274,7 @@ async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(
         let mut spool = Spool::new()?;
         let mut stream = req.into_body().into_data_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::invalid("body", e))?;
+            let chunk = chunk.map_err(|e| ApiError::body(&e))?;
             if spool.len + chunk.len() as u64 > limit {
                 return Err(ApiError::too_large(limit));
             }
@@ -294,6 +294,11 @@ async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(
 fn multipart_error(e: axum::extract::multipart::MultipartError, limit: u64) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::too_large(limit);
+    }
+    // A body that stopped arriving is the client's pause, not a bad file: 408, as elsewhere.
+    let by_body = ApiError::body(&e);
+    if by_body.status == StatusCode::REQUEST_TIMEOUT {
+        return by_body;
     }
     ApiError::invalid("file", e.body_text())
 }

@@ -115,11 +115,13 @@ async fn add(app: &AppState, ws: &WorkspaceId, scope: Scope, headers: &HeaderMap
     })))
 }
 
-async fn add_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<RegionQuery>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn add_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<RegionQuery>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Json<Value>, ApiError> {
+    let body = body?;
     add(&app, &ws, workspace_scope().read_in(q.region.as_deref())?, &headers, body).await
 }
 
-async fn add_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Query(q): Query<RegionQuery>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn add_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Query(q): Query<RegionQuery>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Json<Value>, ApiError> {
+    let body = body?;
     let scope = campaign_scope(&app, &ws, &id).await?.read_in(q.region.as_deref())?;
     add(&app, &ws, scope, &headers, body).await
 }

@@ -186,6 +186,17 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// A raw body (`Bytes`) that could not be read: 413 over the route's limit, 408 when it
+/// stopped arriving, else 400 — in our shape, never axum's plain text.
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", r.body_text());
+        }
+        ApiError::body(&r)
+    }
+}
+
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         use axum::extract::path::ErrorKind;

@@ -50,10 +50,11 @@ struct NewCall {
 }
 
 /// Strict E.164: a `+`, then the digits of a valid number, nothing else.
+/// A single call has no default region, so its number must carry its country code (`+`);
+/// libphonenumber reads the rest as written (`+91 91880 97679` → `+919188097679`).
 fn e164(raw: &str) -> Result<PhoneNumber, ApiError> {
-    let well_formed = raw.strip_prefix('+').is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()));
-    if !well_formed {
-        return Err(ApiError::invalid("phone", "must be in E.164 form, e.g. +14155552671"));
+    if !raw.trim_start().starts_with('+') {
+        return Err(ApiError::invalid("phone", "must start with + and the country code, e.g. +14155552671"));
     }
     PhoneNumber::parse(raw, "US").map_err(|e| ApiError::invalid("phone", e))
 }

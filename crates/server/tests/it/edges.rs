@@ -217,6 +217,21 @@ async fn slow_clients_are_cut_off_after_the_header_and_body_read_timeouts() {
         s.write_all(head.as_bytes()).await.unwrap();
         partial_bodies.push(s);
     }
+    // Uploads too: a contact upload (CSV, multipart, JSON) and a DNC list that stop arriving
+    // get the same 408, not a 400 blaming the file.
+    let campaign = app.create_campaign(json!({})).await;
+    let uploads = [
+        (format!("/api/v1/campaigns/{campaign}/contacts"), "text/csv", "phone\n+14155552671\n"),
+        (format!("/api/v1/campaigns/{campaign}/contacts"), "multipart/form-data; boundary=XX", "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.csv\"\r\n\r\nphone\n"),
+        (format!("/api/v1/campaigns/{campaign}/contacts"), "application/json", "[{\"phone\": "),
+        ("/api/v1/dnc".to_string(), "text/csv", "phone\n+14155552671\n"),
+    ];
+    for (path, content_type, start) in &uploads {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        let head = format!("POST {path} HTTP/1.1\r\nHost: dialtone\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}\r\nContent-Length: 100000\r\n\r\n{start}", app.key);
+        s.write_all(head.as_bytes()).await.unwrap();
+        partial_bodies.push(s);
+    }
 
     // Meanwhile the server answers everyone else.
     let (status, _) = send(app.http.get(app.url("/healthz"))).await;

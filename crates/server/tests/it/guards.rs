@@ -39,7 +39,7 @@ fn assert_not_configured(status: StatusCode, body: &Value, field: &str, settings
 async fn a_campaign_on_a_provider_without_an_account_is_refused_at_create_in_any_mode() {
     let app = TestApp::start().await;
     let cases: [(&str, &[&str]); 3] = [
-        ("twilio", &["twilio_account_sid", "twilio_auth_token"]),
+        ("twilio", &["twilio_account_sid", "twilio_auth_token", "twilio_twiml_url"]),
         ("exotel", &["exotel_sid", "exotel_api_key", "exotel_api_token"]),
         ("vapi", &["vapi_api_key"]),
     ];
@@ -74,7 +74,7 @@ async fn every_provider_list_in_an_error_comes_from_the_one_list_of_providers() 
     }
     // A known provider without an account is refused by the assistant and number registries too.
     let (status, body) = app.post_json("/assistants", &json!({"id": "asst_t", "provider": "twilio", "phone_number_id": "pn"})).await;
-    assert_not_configured(status, &body, "provider", &["twilio_account_sid", "twilio_auth_token"]);
+    assert_not_configured(status, &body, "provider", &["twilio_account_sid", "twilio_auth_token", "twilio_twiml_url"]);
     let (status, body) = app.post_json("/phone-numbers", &json!({"number": "+14155550100", "provider": "exotel", "assistant_id": "asst_x"})).await;
     assert_not_configured(status, &body, "provider", &["exotel_sid", "exotel_api_key", "exotel_api_token"]);
     // Without `provider` a number is on Vapi, which has no account here either.
@@ -116,7 +116,7 @@ async fn starting_or_resuming_a_campaign_whose_provider_has_no_account_is_refuse
         let id = twilio_campaign(&app, mode).await;
         app.import_csv(&id, &contacts_csv(3)).await;
         let (status, body) = app.post(&format!("/campaigns/{id}/start")).await;
-        assert_not_configured(status, &body, "provider", &["twilio_account_sid", "twilio_auth_token"]);
+        assert_not_configured(status, &body, "provider", &["twilio_account_sid", "twilio_auth_token", "twilio_twiml_url"]);
         assert_eq!(app.campaign(&id).await["status"], "draft", "not started");
 
         // Paused (moved there behind the API's back): resume is refused the same way.
@@ -126,7 +126,7 @@ async fn starting_or_resuming_a_campaign_whose_provider_has_no_account_is_refuse
             assert!(app.state.store.transition_campaign(&ws, &cid, &[from], to, app.state.now()).await.unwrap());
         }
         let (status, body) = app.post(&format!("/campaigns/{id}/resume")).await;
-        assert_not_configured(status, &body, "provider", &["twilio_account_sid", "twilio_auth_token"]);
+        assert_not_configured(status, &body, "provider", &["twilio_account_sid", "twilio_auth_token", "twilio_twiml_url"]);
         assert_eq!(app.campaign(&id).await["status"], "paused");
         // A state the verb does not apply to is still a conflict, whatever the provider.
         let (status, body) = app.post(&format!("/campaigns/{id}/start")).await;
@@ -180,7 +180,7 @@ async fn a_single_call_with_an_assistant_on_a_provider_without_an_account_is_ref
     let assistant = Assistant { id: "asst_tw".into(), provider: ProviderKind::Twilio, phone_number_id: TWILIO_CALLER.into(), name: None };
     app.state.store.upsert_assistant(&ws, &assistant, app.state.now()).await.unwrap();
     let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_tw", "phone": "+14155552671"})).await;
-    assert_not_configured(status, &body, "assistant_id", &["twilio_account_sid", "twilio_auth_token"]);
+    assert_not_configured(status, &body, "assistant_id", &["twilio_account_sid", "twilio_auth_token", "twilio_twiml_url"]);
     assert!(app.all_calls(&[], 10).await.is_empty(), "nothing was scheduled");
 }
 

@@ -28,6 +28,10 @@ async fn a_single_call_request_is_validated_field_by_field() {
     let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": nums[0], "scheduled_for": in_ms(-60_000)})).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(body["error"]["details"]["field"], "scheduled_for");
+    // With its country code a number may be written as people write it: libphonenumber reads it.
+    let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": "+91 91880 97679", "scheduled_for": in_ms(3_600_000)})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["phone"], "+919188097679", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
