@@ -25,11 +25,16 @@ pub const MAX_TIME: Duration = Duration::from_secs(5);
 /// Middleware: hands the handler a body that, if dropped before its end, leaves what is
 /// left of it here; that rest is discarded (bounded) before the answer goes out.
 pub async fn drain_unread_body(request: Request, next: Next) -> Response {
+    let declared = request.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let left = Arc::new(Mutex::new(None));
     let request = request.map(|inner| Body::new(Tracked { inner: Some(inner), left: left.clone(), ended: false }));
     let response = next.run(request).await;
     let rest = left.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(rest) = rest {
+    // A body that says it is longer than the drain would read cannot be drained: answering
+    // at once beats keeping a client that declared a gigabyte (and may never send it) waiting.
+    // (The declared `Content-Length`, since the body's own size hint does not survive the
+    // body-timeout wrapper.)
+    if let Some(rest) = rest.filter(|_| !matches!(declared, Some(n) if n > MAX_BYTES as u64)) {
         let _ = tokio::time::timeout(MAX_TIME, discard(rest, MAX_BYTES)).await;
     }
     response

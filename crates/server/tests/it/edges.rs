@@ -186,6 +186,27 @@ async fn read_until_closed(mut stream: TcpStream, within: Duration) -> Result<Ve
     }
 }
 
+/// An upload that declares more than `max_upload_bytes` is refused on its `Content-Length`
+/// at once, in our shape, whether or not the client ever sends the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_declaring_more_than_the_limit_gets_413_at_once() {
+    let app = TestApp::with(Options { max_upload_bytes: Some(1000), ..Options::default() }).await;
+    let campaign = app.create_campaign(json!({})).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/campaigns/{campaign}/contacts HTTP/1.1\r\nHost: dialtone\r\nAuthorization: Bearer {}\r\nContent-Type: text/csv\r\nContent-Length: 999999999\r\n\r\nphone\n",
+        app.key
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let got = read_until_closed(s, Duration::from_secs(3)).await.expect("answered and closed");
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    assert!(got.contains(r#""code":"payload_too_large""#), "{got}");
+    assert!(started.elapsed() < Duration::from_secs(2), "answered at once, not after a drain: {:?}", started.elapsed());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_after_the_header_and_body_read_timeouts() {
     let app = TestApp::with(Options {
