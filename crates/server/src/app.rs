@@ -70,7 +70,14 @@ impl AppState {
 
     /// The providers this server has an account for, in [`ProviderKind::ALL`] order.
     pub fn configured_providers(&self) -> Vec<ProviderKind> {
-        ProviderKind::ALL.iter().copied().filter(|k| self.engine.account(*k).is_some()).collect()
+        ProviderKind::ALL.iter().copied().filter(|k| self.is_configured(*k)).collect()
+    }
+
+    /// A provider is configured when the engine has its account and none of the settings
+    /// its calls need is missing ([`Config::missing_provider_settings`]): credentials alone
+    /// (a Twilio account without TwiML) would accept work that every call then fails.
+    fn is_configured(&self, kind: ProviderKind) -> bool {
+        self.engine.account(kind).is_some() && !self.missing_settings.contains_key(&kind)
     }
 
     /// Reads a provider named in a request's `field`: one dialtone knows (the list comes
@@ -94,7 +101,7 @@ impl AppState {
     /// settings (config name and `DIALTONE_*` variable), the request `field` that chose the
     /// provider, and the providers that are configured.
     pub fn require_account(&self, kind: ProviderKind, field: &str) -> Result<(), ApiError> {
-        if self.engine.account(kind).is_some() {
+        if self.is_configured(kind) {
             return Ok(());
         }
         let missing = self.missing_settings.get(&kind).cloned().unwrap_or_default();

@@ -55,6 +55,24 @@ async fn a_campaign_on_a_provider_without_an_account_is_refused_at_create_in_any
     assert_eq!(status, StatusCode::CREATED, "sim is always configured");
 }
 
+/// Credentials alone do not make an account usable: a Twilio account without the TwiML its
+/// answered calls run is refused like a missing one, naming only what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_account_without_twiml_is_refused_naming_the_twiml() {
+    let app = TestApp::with(Options {
+        configure: |c| {
+            c.twilio_account_sid = Some("AC00000000000000000000000000000000".into());
+            c.twilio_auth_token = Some("token".into());
+            c.twilio_twiml_url = None;
+            c.twilio_twiml = None;
+        },
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = app.post_json("/campaigns", &campaign_body(json!({"provider": "twilio"}))).await;
+    assert_not_configured(status, &body, "provider", &["twilio_twiml_url"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_provider_list_in_an_error_comes_from_the_one_list_of_providers() {
     let app = TestApp::start().await;
