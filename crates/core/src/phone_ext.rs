@@ -25,8 +25,6 @@ const LABELS: &[(&str, usize)] = &[("extension", 20), ("extn", 20), ("ext", 20),
 pub enum ExtensionError {
     #[error("extension must be 1 to {max} digits (0-9), got {got:?}")]
     Invalid { got: String, max: usize },
-    #[error(transparent)]
-    Phone(#[from] PhoneError),
 }
 
 impl Extension {

@@ -7,7 +7,7 @@
 //! CR-only line ends alike, a UTF-8 byte-order mark is ignored, and extensions written after
 //! a number (`ext. 22`, `x22`, `;ext=22`, `#22`) or in an `extension` column are kept.
 
-use dialtone_core::{contact_timezone, split_extension, Extension, PhoneNumber, ProviderKind};
+use dialtone_core::{contact_timezone, parse_with_extension, Extension, PhoneNumber, ProviderKind};
 use dialtone_store::{NewContact, RejectedRow, Variables};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -396,7 +396,7 @@ impl<R: Read> CsvContacts<R> {
 /// The number of a row and its extension, from the phone text (`… ext. 22`) and an
 /// extension column (`column`, blank when absent). The two must agree when both are given.
 fn phone_and_extension(raw: &str, column: &str, region: &str, dialled: bool) -> Result<(PhoneNumber, Option<Extension>), String> {
-    let (number, inline) = split_extension(raw);
+    let (phone, inline) = parse_with_extension(raw, region).map_err(|e| format!("invalid phone number {raw:?}: {e}"))?;
     let given = Extension::parse(column).map_err(|e| format!("invalid extension {column:?}: {e}"))?;
     let extension = match (inline, given) {
         (Some(a), Some(b)) if a != b => return Err(format!("two different extensions: {a} in the number, {b} in the extension column")),
@@ -405,7 +405,6 @@ fn phone_and_extension(raw: &str, column: &str, region: &str, dialled: bool) -> 
     if extension.is_some() && !dialled {
         return Err(NO_EXTENSIONS.into());
     }
-    let phone = PhoneNumber::parse(number, region).map_err(|e| format!("invalid phone number {raw:?}: {e}"))?;
     Ok((phone, extension))
 }
 
