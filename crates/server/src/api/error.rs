@@ -170,11 +170,7 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             ),
-            // axum's own length-limit rejection does not chain to its cause: its status says it.
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.body_text())
-            }
-            JsonRejection::BytesRejection(e) => ApiError::body(&e),
+            JsonRejection::BytesRejection(e) => e.into(),
             other => {
                 // axum keeps serde_path_to_error's error as the source: it knows the field.
                 let named = std::error::Error::source(&other)
@@ -190,6 +186,7 @@ impl From<JsonRejection> for ApiError {
 /// stopped arriving, else 400 — in our shape, never axum's plain text.
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        // axum's own length-limit rejection does not chain to its cause: its status says it.
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", r.body_text());
         }
