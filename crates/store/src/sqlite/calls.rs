@@ -222,20 +222,18 @@ pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &st
         "UPDATE calls SET provider_call_id = COALESCE(provider_call_id, ?1),
             status = CASE WHEN status = 'queued' THEN 'dialing' ELSE status END,
             dialed_at = COALESCE(dialed_at, ?2), last_event_at = MAX(last_event_at, ?2), updated_at = ?2
-         WHERE id = ?3",
+         WHERE id = ?3 RETURNING *",
     )
     .bind(provider_call_id)
     .bind(ms(now))
     .bind(call.as_str())
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound("call"));
-    }
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound("call"))?;
     // Events that came before the provider id was stored, carrying no id of ours, were
     // kept as orphans under that provider id: applied now, in the same transaction,
     // rather than left for the reaper.
-    let call_now = events::reload(&mut tx, call).await?;
+    let call_now = rows::call(&done)?;
     if let Some(pid) = call_now.provider_call_id.clone() {
         events::adopt_orphans(&mut tx, call_now, &pid, now).await?;
     }
