@@ -49,14 +49,14 @@ struct NewCall {
     retry: Option<RetryPolicy>,
 }
 
-/// Strict E.164: a `+`, then the digits of a valid number, nothing else.
 /// A single call has no default region, so its number must carry its country code (`+`);
-/// libphonenumber reads the rest as written (`+91 91880 97679` → `+919188097679`).
-fn e164(raw: &str) -> Result<PhoneNumber, ApiError> {
+/// libphonenumber reads the rest as written (`+91 91880 97679` → `+919188097679`), and an
+/// extension written after it (`… ext. 22`) is kept, as in contact imports.
+fn e164(raw: &str) -> Result<(PhoneNumber, Option<Extension>), ApiError> {
     if !raw.trim_start().starts_with('+') {
         return Err(ApiError::invalid("phone", "must start with + and the country code, e.g. +14155552671"));
     }
-    PhoneNumber::parse(raw, "US").map_err(|e| ApiError::invalid("phone", e))
+    dialtone_core::parse_with_extension(raw, "US").map_err(|e| ApiError::invalid("phone", e))
 }
 
 fn future(at: Timestamp, now: Timestamp) -> Result<Timestamp, ApiError> {
@@ -83,7 +83,7 @@ fn business_hours(at: Timestamp, zones: &[String]) -> Result<Timestamp, ApiError
 
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewCall>) -> Result<(StatusCode, Json<Call>), ApiError> {
     let now = app.now();
-    let phone = e164(&body.phone)?;
+    let (phone, inline) = e164(&body.phone)?;
     let assistant = app.store.get_assistant(&ws, &body.assistant_id).await?.ok_or_else(|| {
         ApiError::invalid("assistant_id", "unknown assistant: register it with POST /api/v1/assistants (or use it in a campaign)")
     })?;
@@ -94,7 +94,11 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         return Err(ApiError::new(StatusCode::CONFLICT, "dnc", format!("phone: {phone} is on the workspace's do-not-call list"))
             .with_details(serde_json::json!({ "field": "phone", "matches": listed })));
     }
-    let extension = body.extension.as_deref().map(Extension::parse).transpose().map_err(|e| ApiError::invalid("extension", e))?.flatten();
+    let given = body.extension.as_deref().map(Extension::parse).transpose().map_err(|e| ApiError::invalid("extension", e))?.flatten();
+    let extension = match (inline, given) {
+        (Some(a), Some(b)) if a != b => return Err(ApiError::invalid("extension", format!("{b} differs from the extension written in phone ({a})"))),
+        (a, b) => a.or(b),
+    };
     if extension.is_some() && !crate::import::dials_extensions(assistant.provider) {
         return Err(ApiError::invalid("extension", crate::import::NO_EXTENSIONS));
     }

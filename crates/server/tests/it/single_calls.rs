@@ -32,6 +32,14 @@ async fn a_single_call_request_is_validated_field_by_field() {
     let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": "+91 91880 97679", "scheduled_for": in_ms(3_600_000)})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["phone"], "+919188097679", "{body}");
+    // An extension written after the number is kept, never dropped; it must agree with the field.
+    let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": "+91 91880 97679 ext. 22", "scheduled_for": in_ms(3_600_000)})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, contact) = app.get(&format!("/contacts/{}", body["contact_id"].as_str().unwrap())).await;
+    assert_eq!(contact["extension"], "22", "{contact}");
+    let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": "+91 91880 97679 ext. 22", "extension": "23", "scheduled_for": in_ms(3_600_000)})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["error"]["details"]["field"], "extension");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
