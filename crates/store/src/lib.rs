@@ -4,6 +4,7 @@
 
 mod common;
 mod model;
+pub mod rows;
 pub mod sql;
 pub mod postgres;
 pub mod sqlite;
