@@ -36,7 +36,8 @@ const ALLOWED: &[(&str, Option<&str>, Option<&str>, &str)] = &[(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_backends_migrate_to_the_same_schema() {
-    let (sqlite, postgres, _guards) = both_fresh().await;
+    let fresh = Fresh::migrated().await;
+    let (sqlite, postgres) = fresh.facts().await;
     let drift = unexpected(diff(&sqlite, &postgres));
     assert!(drift.is_empty(), "the SQLite and PostgreSQL schemas differ (fix with a migration numbered the same on both):\n{}", drift.join("\n"));
 }
@@ -44,17 +45,13 @@ async fn both_backends_migrate_to_the_same_schema() {
 /// The test above can fail: a column or an index added to one backend only is drift.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_or_index_added_to_one_backend_only_is_drift() {
-    let (dir, db) = (tempfile::tempdir().unwrap(), pg::fresh_database().await);
-    let sqlite_url = format!("sqlite://{}/t.db", dir.path().display());
-    dialtone_store::connect(&sqlite_url).await.expect("migrate SQLite");
-    dialtone_store::connect(&db.url).await.expect("migrate PostgreSQL");
-    let mut lite = SqliteConnection::connect(&sqlite_url).await.unwrap();
-    let mut pg = PgConnection::connect(&db.url).await.unwrap();
+    let fresh = Fresh::migrated().await;
+    let mut lite = SqliteConnection::connect(&fresh.sqlite_url).await.unwrap();
+    let mut pg = PgConnection::connect(&fresh.pg.url).await.unwrap();
     sqlx::query("ALTER TABLE calls ADD COLUMN note TEXT").execute(&mut lite).await.unwrap();
     sqlx::query("CREATE INDEX calls_note ON calls (ended_at) WHERE outcome = 'busy'").execute(&mut pg).await.unwrap();
 
-    let (postgres, booleans) = postgres_facts(&mut pg).await;
-    let sqlite = sqlite_facts(&mut lite, &booleans).await;
+    let (sqlite, postgres) = fresh.facts().await;
     let drift = unexpected(diff(&sqlite, &postgres));
     assert_eq!(
         drift,
@@ -80,15 +77,28 @@ fn expressions_read_alike_from_both_backends() {
     assert_ne!(canonical("status IN ('a', 'b')", &none), canonical("status IN ('a', 'c')", &none), "IN lists are compared value by value");
 }
 
-/// Both backends, freshly migrated through `dialtone_store::connect`, read as facts.
-async fn both_fresh() -> (Facts, Facts, (tempfile::TempDir, pg::Database)) {
-    let (dir, db) = (tempfile::tempdir().unwrap(), pg::fresh_database().await);
-    let sqlite_url = format!("sqlite://{}/t.db", dir.path().display());
-    dialtone_store::connect(&sqlite_url).await.expect("migrate a fresh SQLite store");
-    dialtone_store::connect(&db.url).await.expect("migrate a fresh PostgreSQL store");
-    let (postgres, booleans) = postgres_facts(&mut PgConnection::connect(&db.url).await.unwrap()).await;
-    let sqlite = sqlite_facts(&mut SqliteConnection::connect(&sqlite_url).await.unwrap(), &booleans).await;
-    (sqlite, postgres, (dir, db))
+/// Both backends, freshly migrated through `dialtone_store::connect`; dropped with the test.
+struct Fresh {
+    _dir: tempfile::TempDir,
+    sqlite_url: String,
+    pg: pg::Database,
+}
+
+impl Fresh {
+    async fn migrated() -> Self {
+        let (dir, pg) = (tempfile::tempdir().unwrap(), pg::fresh_database().await);
+        let sqlite_url = format!("sqlite://{}/t.db", dir.path().display());
+        dialtone_store::connect(&sqlite_url).await.expect("migrate a fresh SQLite store");
+        dialtone_store::connect(&pg.url).await.expect("migrate a fresh PostgreSQL store");
+        Self { _dir: dir, sqlite_url, pg }
+    }
+
+    /// (SQLite's facts, PostgreSQL's), read from the databases as they are now.
+    async fn facts(&self) -> (Facts, Facts) {
+        let (postgres, booleans) = postgres_facts(&mut PgConnection::connect(&self.pg.url).await.unwrap()).await;
+        let sqlite = sqlite_facts(&mut SqliteConnection::connect(&self.sqlite_url).await.unwrap(), &booleans).await;
+        (sqlite, postgres)
+    }
 }
 
 /// Every fact on which the backends disagree, as "fact: SQLite has `…`, PostgreSQL has `…`".
