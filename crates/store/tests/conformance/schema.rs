@@ -13,6 +13,8 @@
 //!   and compared as bool, its 0/1 default as FALSE/TRUE, `x = 1`/`x = 0` in its index
 //!   predicates as `x`/`NOT x`, and its `CHECK (x IN (0, 1))` (PostgreSQL's type says that)
 //!   is left out;
+//! - SQLite lets a PRIMARY KEY column that is not INTEGER hold NULL (a bug it keeps for
+//!   compatibility): its primary-key columns are compared as NOT NULL, as PostgreSQL has them;
 //! - expressions lose PostgreSQL's casts (`'a'::text`) and its extra parentheses, `x = ANY
 //!   (ARRAY[…])` reads `x IN (…)`, the values of an IN list and the conjuncts of an AND are
 //!   sorted.
