@@ -19,6 +19,7 @@ mod calls;
 mod campaigns;
 mod events;
 mod inbound;
+mod renumber;
 mod rows;
 mod single;
 mod suppressions;
@@ -75,7 +76,9 @@ impl Store for PostgresStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        // sqlx takes an advisory lock, so nodes starting together migrate once.
+        // A database migrated under PostgreSQL's old numbering is renumbered first (see
+        // renumber.rs). sqlx takes an advisory lock, so nodes starting together migrate once.
+        renumber::renumber_old_layout(&self.pool).await?;
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
     }

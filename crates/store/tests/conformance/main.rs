@@ -8,6 +8,8 @@
 
 mod pg;
 mod postgres_only;
+mod renumbering;
+mod schema;
 mod support;
 
 mod claim;

@@ -1,0 +1,3 @@
+-- Nothing to do on PostgreSQL: 0001_init already creates `suppressions` and its indexes
+-- (SQLite adds them here). Kept, empty, so that a version means the same change on both
+-- backends; see docs/architecture.md.

@@ -1,0 +1,3 @@
+-- Nothing to do on PostgreSQL: 0001_init already holds the scheduling columns
+-- (campaigns.schedule and calling_hours, contacts.timezone and timezone_source; SQLite adds
+-- them here). Kept, empty, so that a version means the same change on both backends.

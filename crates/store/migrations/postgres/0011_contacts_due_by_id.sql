@@ -1,0 +1,2 @@
+-- Nothing to do on PostgreSQL: 0001_init already made contacts_due (campaign_id,
+-- next_attempt_at, id). SQLite's index lacked id until this version.
