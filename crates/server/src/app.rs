@@ -13,7 +13,7 @@ use dialtone_providers::vapi::{HmacConfig, VapiConfig, VapiProvider};
 use dialtone_providers::Provider;
 use dialtone_store::Store;
 use jiff::Timestamp;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,13 +123,13 @@ impl AppState {
     }
 }
 
-fn vapi_config(config: &Config, kind: ProviderKind, base_url: &str, api_key: &str) -> VapiConfig {
-    let mut vc = VapiConfig::new(SecretString::from(api_key.to_string()));
+fn vapi_config(config: &Config, kind: ProviderKind, base_url: &str, api_key: &SecretString) -> VapiConfig {
+    let mut vc = VapiConfig::new(api_key.clone());
     vc.kind = kind;
     vc.base_url = base_url.to_string();
     vc.request_timeout = Duration::from_millis(config.vapi_timeout_ms);
-    vc.webhook_secret = config.vapi_webhook_secret.clone().map(SecretString::from);
-    vc.webhook_hmac = config.vapi_webhook_hmac_secret.clone().map(|s| HmacConfig::new(SecretString::from(s)));
+    vc.webhook_secret = config.vapi_webhook_secret.clone();
+    vc.webhook_hmac = config.vapi_webhook_hmac_secret.clone().map(HmacConfig::new);
     vc
 }
 
@@ -161,7 +161,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
         providers.insert(ProviderKind::Vapi, account(config, Arc::new(VapiProvider::new(vapi)), per_second(config.vapi_rate_per_sec))?);
     }
     if let (Some(sid), Some(token)) = (&config.twilio_account_sid, &config.twilio_auth_token) {
-        let mut tc = TwilioConfig::new(sid.clone(), SecretString::from(token.clone()), config.public_url());
+        let mut tc = TwilioConfig::new(sid.clone(), token.clone(), config.public_url());
         tc.base_url = config.twilio_base_url.clone();
         tc.twiml_url = config.twilio_twiml_url.clone();
         tc.twiml = config.twilio_twiml.clone();
@@ -171,7 +171,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
     }
     if let (Some(sid), Some(key), Some(token)) = (&config.exotel_sid, &config.exotel_api_key, &config.exotel_api_token) {
         let callback = config.exotel_callback_token.clone().ok_or_else(|| anyhow::anyhow!("exotel_callback_token is required with Exotel credentials"))?;
-        let mut ec = ExotelConfig::new(sid.clone(), key.clone(), SecretString::from(token.clone()), config.public_url(), SecretString::from(callback));
+        let mut ec = ExotelConfig::new(sid.clone(), key.expose_secret(), token.clone(), config.public_url(), callback);
         ec.base_url = config.exotel_base_url.clone();
         ec.flow_url = config.exotel_flow_url.clone();
         ec.stream_url = config.exotel_stream_url.clone();
@@ -183,18 +183,25 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
     Ok(providers)
 }
 
-/// Each account's concurrency limit, checked by every claim (across nodes too).
-pub fn account_limits(config: &Config) -> [(ProviderKind, Option<u32>); 4] {
-    [
-        (ProviderKind::Vapi, config.vapi_max_concurrent),
-        (ProviderKind::Sim, config.sim_max_concurrent),
-        (ProviderKind::Twilio, config.twilio_max_concurrent),
-        (ProviderKind::Exotel, config.exotel_max_concurrent),
-    ]
+/// Each account's concurrency limit, checked by every claim (across nodes too), for every
+/// one of [`ProviderKind::ALL`].
+pub fn account_limits(config: &Config) -> Vec<(ProviderKind, Option<u32>)> {
+    ProviderKind::ALL
+        .iter()
+        .map(|&kind| {
+            let limit = match kind {
+                ProviderKind::Vapi => config.vapi_max_concurrent,
+                ProviderKind::Sim => config.sim_max_concurrent,
+                ProviderKind::Twilio => config.twilio_max_concurrent,
+                ProviderKind::Exotel => config.exotel_max_concurrent,
+            };
+            (kind, limit)
+        })
+        .collect()
 }
 
 pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AppState>> {
-    let store = dialtone_store::connect(&config.database_url).await?;
+    let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
     store.default_workspace().await?;
     for (kind, limit) in account_limits(config) {
         store.set_account_limit(kind, limit, Timestamp::now()).await?;
@@ -209,9 +216,10 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
         let kind = if config.vapi_api_key.is_some() { ProviderKind::Vapi } else { ProviderKind::Sim };
         webhooks.insert(ProviderKind::Vapi, providers[&kind].provider.clone());
     }
-    for kind in [ProviderKind::Twilio, ProviderKind::Exotel] {
-        if let Some(a) = providers.get(&kind) {
-            webhooks.insert(kind, a.provider.clone());
+    // Every other provider's webhooks go to its own account (Vapi's were routed above).
+    for kind in ProviderKind::ALL.iter().filter(|k| !matches!(k, ProviderKind::Vapi | ProviderKind::Sim)) {
+        if let Some(a) = providers.get(kind) {
+            webhooks.insert(*kind, a.provider.clone());
         }
     }
     let engine = Engine::new(store.clone(), providers, clock, engine_config);

@@ -24,7 +24,7 @@ pub fn campaign(r: &PgRow) -> Result<Campaign> {
         recurrence: json(r.try_get("recurrence")?, "recurrence")?,
         max_call_duration_secs: r.try_get::<Option<i64>, _>("max_call_duration_secs")?.map(|s| s as u32),
         assume_campaign_timezone_for_ambiguous: r.try_get("assume_campaign_timezone_for_ambiguous")?,
-        kind: r.try_get("kind")?,
+        kind: parse(r.try_get("kind")?)?,
         default_region: r.try_get("default_region")?,
         status: parse(r.try_get("status")?)?,
         created_at: ts(r.try_get("created_at")?)?,
