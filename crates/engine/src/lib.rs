@@ -13,6 +13,8 @@ mod ingest;
 pub mod metrics;
 mod placer;
 mod reaper;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use dialtone_core::{Clock, ProviderKind};
 use dialtone_providers::Provider;
@@ -120,6 +122,19 @@ impl Engine {
             campaign_providers: Default::default(),
             metrics: Metrics::default(),
         })
+    }
+
+    /// Waits until every placement spawned so far has finished: its provider request sent
+    /// (with its retries) and its result stored. Tests and benchmarks call it rather than
+    /// sleep; the engine keeps running. Not meant to race [`Engine::run`]'s shutdown.
+    pub async fn settle(&self) {
+        if self.tasks.is_closed() {
+            self.tasks.wait().await;
+            return;
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
     }
 
     /// This process's node id in the shared database.
