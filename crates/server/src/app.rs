@@ -238,14 +238,19 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
 
 /// Runs the HTTP server and the engine until `cancel` fires.
 pub async fn serve(state: Arc<AppState>, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
-    let router = crate::api::router(state.clone())
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span));
+    let router = router(state.clone());
     let engine = tokio::spawn(state.engine.clone().run(cancel.clone()));
     let served = serve_http(listener, router, state.http, cancel.clone()).await;
     cancel.cancel();
     engine.await?;
     served
+}
+
+/// The API with its panic guard and request spans, as served.
+fn router(state: Arc<AppState>) -> axum::Router {
+    crate::api::router(state)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
 }
 
 /// The request span names the route pattern (`/webhooks/exotel/{token}`), never the URL:
@@ -311,4 +316,59 @@ async fn serve_http(listener: TcpListener, router: axum::Router, timeouts: HttpT
         tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "requests still under way at shutdown were cut off");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    /// Collects what the fmt subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_api_docs_name_every_provider_and_no_other() {
+        let docs = include_str!("../../../docs/api.md");
+        let row = docs.lines().find(|l| l.starts_with("| `provider` | yes |")).expect("the campaign `provider` row in docs/api.md");
+        let named: Vec<&str> = row.split('`').skip(3).step_by(2).filter(|w| w.chars().all(|c| c.is_ascii_lowercase())).collect();
+        let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(named, all, "{row}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn request_logs_name_the_route_pattern_never_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { database_url: format!("sqlite://{}", dir.path().join("t.db").display()).into(), ..Config::default() };
+        let state = build(&config, config.engine(), Arc::new(dialtone_core::SystemClock)).await.unwrap();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_ansi(false).with_writer(move || writer.clone()).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let campaign = dialtone_core::CampaignId::new();
+        let secret = "cb-secret-token";
+        for (method, uri) in [("GET", format!("/api/v1/campaigns/{campaign}?limit=5")), ("POST", format!("/webhooks/exotel/{secret}")), ("GET", "/no/such/route/+14155552671".to_string())] {
+            let request = axum::http::Request::builder().method(method).uri(uri).body(axum::body::Body::empty()).unwrap();
+            router(state.clone()).oneshot(request).await.unwrap();
+        }
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("route=\"/api/v1/campaigns/{id}\""), "{log}");
+        assert!(log.contains("route=\"/webhooks/exotel/{token}\""), "{log}");
+        assert!(log.contains("route=\"<unmatched>\""), "{log}");
+        for raw in [campaign.as_str(), secret, "limit=5", "4155552671"] {
+            assert!(!log.contains(raw), "the raw URL reached the log ({raw}): {log}");
+        }
+    }
 }
