@@ -1,4 +1,4 @@
-//! Campaign status, dialling mode and provider kind.
+//! Campaign status, kind, dialling mode and provider kind.
 
 use crate::text_enum;
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,23 @@ impl CampaignStatus {
     }
 }
 
+/// What a campaign row holds. Only `Campaign` is listed and run by users; the others are
+/// hidden campaigns that give single calls and inbound calls the same claim, cap and retry
+/// machinery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignKind {
+    /// A campaign a user created, with its contacts.
+    #[default]
+    Campaign,
+    /// The per-workspace hidden campaign behind scheduled single calls (one contact each).
+    SingleCalls,
+    /// The hidden campaign that holds the inbound calls to one of our numbers.
+    Inbound,
+}
+
+text_enum!(CampaignKind, "campaign kind", { Campaign => "campaign", SingleCalls => "single_calls", Inbound => "inbound" });
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -95,6 +112,16 @@ text_enum!(ProviderKind, "provider", { Vapi => "vapi", Sim => "sim", Twilio => "
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn campaign_kinds_keep_their_database_and_wire_spellings() {
+        for (kind, text) in [(CampaignKind::Campaign, "campaign"), (CampaignKind::SingleCalls, "single_calls"), (CampaignKind::Inbound, "inbound")] {
+            assert_eq!(kind.as_str(), text);
+            assert_eq!(text.parse::<CampaignKind>().unwrap(), kind);
+            assert_eq!(serde_json::to_value(kind).unwrap(), text, "serde spells it as the database does");
+        }
+        assert!("single_call".parse::<CampaignKind>().is_err());
+    }
 
     #[test]
     fn continuous_mode_tops_up_to_the_cap() {

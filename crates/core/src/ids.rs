@@ -14,7 +14,8 @@ fn next_ulid() -> ulid::Ulid {
 }
 
 macro_rules! prefixed_id {
-    ($name:ident, $prefix:literal) => {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(String);
@@ -69,6 +70,21 @@ prefixed_id!(CampaignId, "cmp");
 prefixed_id!(ContactId, "ct");
 prefixed_id!(CallId, "call");
 prefixed_id!(EventId, "evt");
+prefixed_id!(
+    /// One of our numbers registered for inbound calls (`phone_numbers.id`).
+    PhoneNumberId,
+    "num"
+);
+prefixed_id!(
+    /// A do-not-call entry (`suppressions.id`).
+    SuppressionId,
+    "dnc"
+);
+prefixed_id!(
+    /// One engine process in the shared database: it owns the leases of the calls it claims.
+    NodeId,
+    "node"
+);
 
 #[cfg(test)]
 mod tests {
@@ -87,6 +103,17 @@ mod tests {
     fn ids_made_in_one_burst_still_sort_in_the_order_they_were_made() {
         let ids: Vec<ContactId> = (0..10_000).map(|_| ContactId::new()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "a burst of ids is strictly increasing");
+    }
+
+    #[test]
+    fn number_suppression_and_node_ids_come_from_the_macro_in_the_stored_format() {
+        for (id, prefix) in [(PhoneNumberId::new().to_string(), "num_"), (SuppressionId::new().to_string(), "dnc_"), (NodeId::new().to_string(), "node_")] {
+            let body = id.strip_prefix(prefix).unwrap_or_else(|| panic!("{id} starts with {prefix}"));
+            let ulid = ulid::Ulid::from_string(body).unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(body, ulid.to_string().to_lowercase(), "a lower-case ULID, as the ids already stored");
+        }
+        assert!(SuppressionId::parse(SuppressionId::new().as_str()).is_some());
+        assert!(PhoneNumberId::parse(SuppressionId::new().as_str()).is_none());
     }
 
     #[test]

@@ -15,12 +15,12 @@ pub mod schedule;
 pub mod timezone;
 
 pub use call::{CallStatus, Direction, Outcome, Transition};
-pub use campaign::{CampaignStatus, Mode, ProviderKind};
+pub use campaign::{CampaignKind, CampaignStatus, Mode, ProviderKind};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::ContactStatus;
 pub use event::{AnsweredBy, EventKind, ProviderEvent};
 pub use frequency::{Frequency, Recurrence, RecurrenceError};
-pub use ids::{ApiKeyId, CallId, CampaignId, ContactId, EventId, WorkspaceId};
+pub use ids::{ApiKeyId, CallId, CampaignId, ContactId, EventId, NodeId, PhoneNumberId, SuppressionId, WorkspaceId};
 pub use phone::{PhoneError, PhoneNumber};
 pub use phone_ext::{parse_with_extension, split_extension, Extension, ExtensionError};
 pub use retry::RetryPolicy;
@@ -44,7 +44,7 @@ macro_rules! text_enum {
     ($ty:ident, $kind:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $ty {
             pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-            pub fn as_str(&self) -> &'static str {
+            pub const fn as_str(&self) -> &'static str {
                 match self { $($ty::$variant => $text),+ }
             }
         }

@@ -66,7 +66,7 @@ impl Engine {
             // Registered as placing before the gate opens: the reaper never mistakes a
             // call just claimed for one left behind.
             let _gate = self.claim_gate.read().await;
-            let claimed = self.store.claim_many(&campaigns, &self.node, self.clock.now()).await?;
+            let claimed = self.store.claim_many(&campaigns, self.node.as_str(), self.clock.now()).await?;
             self.placing.lock().unwrap().extend(claimed.values().flatten().map(|d| d.call_id.clone()));
             claimed
         };

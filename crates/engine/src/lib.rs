@@ -13,6 +13,8 @@ mod ingest;
 pub mod metrics;
 mod placer;
 mod reaper;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use dialtone_core::{Clock, ProviderKind};
 use dialtone_providers::Provider;
@@ -80,7 +82,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     /// This process's id in the shared database (`node_<ulid>`, new at every start): it
     /// owns the calls it claims, and heartbeats its lease under this id.
-    node: String,
+    node: dialtone_core::NodeId,
     providers: Providers,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
@@ -103,7 +105,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(store: Arc<dyn Store>, providers: Providers, clock: Arc<dyn Clock>, config: EngineConfig) -> Arc<Self> {
         let (ingest_tx, ingest_rx) = mpsc::channel(4096);
-        let node = format!("node_{}", dialtone_core::EventId::new().as_str().trim_start_matches("evt_"));
+        let node = dialtone_core::NodeId::new();
         Arc::new(Self {
             store,
             node,
@@ -122,8 +124,21 @@ impl Engine {
         })
     }
 
+    /// Waits until every placement spawned so far has finished: its provider request sent
+    /// (with its retries) and its result stored. Tests and benchmarks call it rather than
+    /// sleep; the engine keeps running. Not meant to race [`Engine::run`]'s shutdown.
+    pub async fn settle(&self) {
+        if self.tasks.is_closed() {
+            self.tasks.wait().await;
+            return;
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
+    }
+
     /// This process's node id in the shared database.
-    pub fn node(&self) -> &str {
+    pub fn node(&self) -> &dialtone_core::NodeId {
         &self.node
     }
 
@@ -202,7 +217,7 @@ impl Engine {
         // The lease first, so no other node takes what this one is about to claim. It is
         // kept up until placements under way have finished, after the other loops stop.
         tracing::info!(node = %self.node, "engine node starting");
-        if let Err(e) = self.store.heartbeat(&self.node, self.clock.now()).await {
+        if let Err(e) = self.store.heartbeat(self.node.as_str(), self.clock.now()).await {
             tracing::error!(error = %e, "first heartbeat failed; retrying every {:?}", self.config.heartbeat_interval);
         }
         let heartbeat_stop = CancellationToken::new();
@@ -256,7 +271,7 @@ async fn heartbeat(engine: Arc<Engine>, stop: CancellationToken) {
             _ = tokio::time::sleep(engine.config.heartbeat_interval) => {}
         }
         let now = engine.clock.now();
-        match engine.store.heartbeat(&engine.node, now).await {
+        match engine.store.heartbeat(engine.node.as_str(), now).await {
             Ok(Some(server)) => {
                 let skew = now.duration_since(server).as_secs_f64();
                 engine.metrics.clock_skew(skew);

@@ -80,7 +80,7 @@ impl Engine {
         // `placing_at` set is known to be possibly at the provider, and one without is not.
         // It also fails if another node took the call over (our lease ran out meanwhile).
         let placing_at = self.clock.now();
-        if !self.store.mark_placing(&dial.call_id, &self.node, placing_at).await? {
+        if !self.store.mark_placing(&dial.call_id, self.node.as_str(), placing_at).await? {
             return Ok(());
         }
         let request = PlaceCall {

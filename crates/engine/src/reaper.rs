@@ -35,7 +35,7 @@ impl Engine {
             // placement leaves `placing`: a call of ours found outside it was finished
             // with (or never started) before the read, so the row we act on is current.
             let _gate = self.claim_gate.write().await;
-            let found = self.store.orphaned_calls(&self.node, self.config.lease, self.clock.now()).await?;
+            let found = self.store.orphaned_calls(self.node.as_str(), self.config.lease, self.clock.now()).await?;
             let placing = self.placing.lock().unwrap();
             found.into_iter().filter(|c| !placing.contains(&c.id)).collect()
         };

@@ -13,7 +13,7 @@ use dialtone_providers::vapi::{HmacConfig, VapiConfig, VapiProvider};
 use dialtone_providers::Provider;
 use dialtone_store::Store;
 use jiff::Timestamp;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,13 +123,13 @@ impl AppState {
     }
 }
 
-fn vapi_config(config: &Config, kind: ProviderKind, base_url: &str, api_key: &str) -> VapiConfig {
-    let mut vc = VapiConfig::new(SecretString::from(api_key.to_string()));
+fn vapi_config(config: &Config, kind: ProviderKind, base_url: &str, api_key: &SecretString) -> VapiConfig {
+    let mut vc = VapiConfig::new(api_key.clone());
     vc.kind = kind;
     vc.base_url = base_url.to_string();
     vc.request_timeout = Duration::from_millis(config.vapi_timeout_ms);
-    vc.webhook_secret = config.vapi_webhook_secret.clone().map(SecretString::from);
-    vc.webhook_hmac = config.vapi_webhook_hmac_secret.clone().map(|s| HmacConfig::new(SecretString::from(s)));
+    vc.webhook_secret = config.vapi_webhook_secret.clone();
+    vc.webhook_hmac = config.vapi_webhook_hmac_secret.clone().map(HmacConfig::new);
     vc
 }
 
@@ -161,7 +161,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
         providers.insert(ProviderKind::Vapi, account(config, Arc::new(VapiProvider::new(vapi)), per_second(config.vapi_rate_per_sec))?);
     }
     if let (Some(sid), Some(token)) = (&config.twilio_account_sid, &config.twilio_auth_token) {
-        let mut tc = TwilioConfig::new(sid.clone(), SecretString::from(token.clone()), config.public_url());
+        let mut tc = TwilioConfig::new(sid.clone(), token.clone(), config.public_url());
         tc.base_url = config.twilio_base_url.clone();
         tc.twiml_url = config.twilio_twiml_url.clone();
         tc.twiml = config.twilio_twiml.clone();
@@ -171,7 +171,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
     }
     if let (Some(sid), Some(key), Some(token)) = (&config.exotel_sid, &config.exotel_api_key, &config.exotel_api_token) {
         let callback = config.exotel_callback_token.clone().ok_or_else(|| anyhow::anyhow!("exotel_callback_token is required with Exotel credentials"))?;
-        let mut ec = ExotelConfig::new(sid.clone(), key.clone(), SecretString::from(token.clone()), config.public_url(), SecretString::from(callback));
+        let mut ec = ExotelConfig::new(sid.clone(), key.expose_secret(), token.clone(), config.public_url(), callback);
         ec.base_url = config.exotel_base_url.clone();
         ec.flow_url = config.exotel_flow_url.clone();
         ec.stream_url = config.exotel_stream_url.clone();
@@ -183,18 +183,25 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
     Ok(providers)
 }
 
-/// Each account's concurrency limit, checked by every claim (across nodes too).
-pub fn account_limits(config: &Config) -> [(ProviderKind, Option<u32>); 4] {
-    [
-        (ProviderKind::Vapi, config.vapi_max_concurrent),
-        (ProviderKind::Sim, config.sim_max_concurrent),
-        (ProviderKind::Twilio, config.twilio_max_concurrent),
-        (ProviderKind::Exotel, config.exotel_max_concurrent),
-    ]
+/// Each account's concurrency limit, checked by every claim (across nodes too), for every
+/// one of [`ProviderKind::ALL`].
+pub fn account_limits(config: &Config) -> Vec<(ProviderKind, Option<u32>)> {
+    ProviderKind::ALL
+        .iter()
+        .map(|&kind| {
+            let limit = match kind {
+                ProviderKind::Vapi => config.vapi_max_concurrent,
+                ProviderKind::Sim => config.sim_max_concurrent,
+                ProviderKind::Twilio => config.twilio_max_concurrent,
+                ProviderKind::Exotel => config.exotel_max_concurrent,
+            };
+            (kind, limit)
+        })
+        .collect()
 }
 
 pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AppState>> {
-    let store = dialtone_store::connect(&config.database_url).await?;
+    let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
     store.default_workspace().await?;
     for (kind, limit) in account_limits(config) {
         store.set_account_limit(kind, limit, Timestamp::now()).await?;
@@ -209,9 +216,10 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
         let kind = if config.vapi_api_key.is_some() { ProviderKind::Vapi } else { ProviderKind::Sim };
         webhooks.insert(ProviderKind::Vapi, providers[&kind].provider.clone());
     }
-    for kind in [ProviderKind::Twilio, ProviderKind::Exotel] {
-        if let Some(a) = providers.get(&kind) {
-            webhooks.insert(kind, a.provider.clone());
+    // Every other provider's webhooks go to its own account (Vapi's were routed above).
+    for kind in ProviderKind::ALL.iter().filter(|k| !matches!(k, ProviderKind::Vapi | ProviderKind::Sim)) {
+        if let Some(a) = providers.get(kind) {
+            webhooks.insert(*kind, a.provider.clone());
         }
     }
     let engine = Engine::new(store.clone(), providers, clock, engine_config);
@@ -230,14 +238,19 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
 
 /// Runs the HTTP server and the engine until `cancel` fires.
 pub async fn serve(state: Arc<AppState>, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
-    let router = crate::api::router(state.clone())
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span));
+    let router = router(state.clone());
     let engine = tokio::spawn(state.engine.clone().run(cancel.clone()));
     let served = serve_http(listener, router, state.http, cancel.clone()).await;
     cancel.cancel();
     engine.await?;
     served
+}
+
+/// The API with its panic guard and request spans, as served.
+fn router(state: Arc<AppState>) -> axum::Router {
+    crate::api::router(state)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
 }
 
 /// The request span names the route pattern (`/webhooks/exotel/{token}`), never the URL:
@@ -303,4 +316,59 @@ async fn serve_http(listener: TcpListener, router: axum::Router, timeouts: HttpT
         tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "requests still under way at shutdown were cut off");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    /// Collects what the fmt subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_api_docs_name_every_provider_and_no_other() {
+        let docs = include_str!("../../../docs/api.md");
+        let row = docs.lines().find(|l| l.starts_with("| `provider` | yes |")).expect("the campaign `provider` row in docs/api.md");
+        let named: Vec<&str> = row.split('`').skip(3).step_by(2).filter(|w| w.chars().all(|c| c.is_ascii_lowercase())).collect();
+        let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(named, all, "{row}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn request_logs_name_the_route_pattern_never_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { database_url: format!("sqlite://{}", dir.path().join("t.db").display()).into(), ..Config::default() };
+        let state = build(&config, config.engine(), Arc::new(dialtone_core::SystemClock)).await.unwrap();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_ansi(false).with_writer(move || writer.clone()).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let campaign = dialtone_core::CampaignId::new();
+        let secret = "cb-secret-token";
+        for (method, uri) in [("GET", format!("/api/v1/campaigns/{campaign}?limit=5")), ("POST", format!("/webhooks/exotel/{secret}")), ("GET", "/no/such/route/+14155552671".to_string())] {
+            let request = axum::http::Request::builder().method(method).uri(uri).body(axum::body::Body::empty()).unwrap();
+            router(state.clone()).oneshot(request).await.unwrap();
+        }
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("route=\"/api/v1/campaigns/{id}\""), "{log}");
+        assert!(log.contains("route=\"/webhooks/exotel/{token}\""), "{log}");
+        assert!(log.contains("route=\"<unmatched>\""), "{log}");
+        for raw in [campaign.as_str(), secret, "limit=5", "4155552671"] {
+            assert!(!log.contains(raw), "the raw URL reached the log ({raw}): {log}");
+        }
+    }
 }

@@ -10,6 +10,7 @@ use crate::demo::{self, DemoArgs};
 use clap::Args;
 use dialtone_core::{CampaignStatus, Mode, ProviderKind, RetryPolicy, SystemClock};
 use dialtone_store::NewCampaign;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,8 +65,8 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let secret = crate::keys::generate();
     let config = Config {
-        database_url: args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
-        vapi_webhook_secret: Some(secret.clone()),
+        database_url: args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())).into(),
+        vapi_webhook_secret: Some(secret.clone().into()),
         ..Config::default()
     };
     let state = app::build(&config, config.engine(), Arc::new(SystemClock)).await?;
@@ -171,7 +172,7 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
     anyhow::ensure!(failures == 0, "{failures} webhooks were not acknowledged");
     anyhow::ensure!(ended == args.calls as u64, "only {ended} of {} calls ended", args.calls);
     Ok(json!({
-        "backend": config.database_url.split(':').next(),
+        "backend": config.database_url.expose_secret().split(':').next(),
         "events": n,
         "concurrency": args.concurrency,
         "wall_ms": wall.as_millis() as u64,

@@ -3,12 +3,11 @@
 //! a tenth of them have one slot free (five rounds). The provider accepts every call at once, so only the
 //! engine and the database are measured.
 
-use async_trait::async_trait;
 use dialtone_core::frequency::{Frequency, Recurrence};
 use dialtone_core::schedule::{LocalHours, Schedule};
-use dialtone_core::{CallId, CallStatus, CampaignStatus, Mode, Outcome, ProviderKind, RetryPolicy, SystemClock};
+use dialtone_core::{CallStatus, CampaignStatus, Mode, Outcome, ProviderKind, RetryPolicy, SystemClock};
+use dialtone_engine::testing::ScriptedProvider;
 use dialtone_engine::{Account, Engine, EngineConfig, Providers};
-use dialtone_providers::{ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest};
 use dialtone_store::{CallFilter, NewCampaign, Page};
 use jiff::Timestamp;
 use serde_json::{json, Value};
@@ -16,34 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CAP: u32 = 8;
-
-/// Accepts every call at once.
-struct Instant0;
-
-#[async_trait]
-impl Provider for Instant0 {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Sim
-    }
-    async fn place_call(&self, call: &PlaceCall) -> Result<Placed, ProviderError> {
-        Ok(Placed { provider_call_id: format!("bench-{}", call.call_id) })
-    }
-    async fn get_call(&self, id: &str) -> Result<RemoteCall, ProviderError> {
-        Err(ProviderError { class: dialtone_providers::ErrorClass::Final, status: None, message: format!("no call {id}"), retry_after: None, concurrency_limited: false, unanswered: false })
-    }
-    async fn find_call(&self, _: &CallId, _: Timestamp) -> Result<Option<RemoteCall>, ProviderError> {
-        Ok(None)
-    }
-    async fn hang_up(&self, _: &str) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    fn verify_webhook(&self, _: &WebhookRequest<'_>, _: Timestamp) -> Result<(), WebhookError> {
-        Ok(())
-    }
-    fn parse_webhook(&self, _: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookError> {
-        Ok(ParsedWebhook::default())
-    }
-}
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
@@ -100,18 +71,16 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
     let load_ms = loading.elapsed().as_millis() as u64;
 
     let mut providers = Providers::new();
-    providers.insert(ProviderKind::Sim, Arc::new(Account::new(Arc::new(Instant0))));
+    // The provider accepts every call at once.
+    providers.insert(ProviderKind::Sim, Arc::new(Account::new(Arc::new(ScriptedProvider::new()))));
     let engine = Engine::new(store.clone(), providers, Arc::new(SystemClock), EngineConfig::default());
 
     // 1. Every campaign has room: one pass claims CAP calls for each.
     let (claimed_first, first) = time_tick(&engine).await?;
     // Let the placements finish (the provider accepts at once).
+    engine.settle().await;
     let queued = CallFilter { status: Some(CallStatus::Queued), ..Default::default() };
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !store.list_calls(&ws, &queued, &Page { limit: 1, before: None }).await?.is_empty() {
-        anyhow::ensure!(Instant::now() < deadline, "placements did not finish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    anyhow::ensure!(store.list_calls(&ws, &queued, &Page { limit: 1, before: None }).await?.is_empty(), "placements left calls queued");
     // 2. Steady state: every campaign at its cap, nothing to claim.
     let mut steady = vec![];
     for _ in 0..5 {

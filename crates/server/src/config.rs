@@ -5,15 +5,30 @@
 use dialtone_core::ProviderKind;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use serde::{Deserialize, Serialize};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
 use std::path::Path;
 use std::time::Duration;
 
+/// How log lines are written: `text` (human) or `json` (one object per line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Every secret (API keys, tokens, webhook secrets, the database URL, which may hold a
+/// password) is a [`SecretString`]: `{:?}` of a config shows `[REDACTED]`, and a secret is
+/// exposed only where it is sent. Serializing exposes them (figment reads the defaults
+/// back through serde); never log a serialized config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `sqlite://path/to/file.db` (created if missing).
-    pub database_url: String,
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user:password@host/db`.
+    #[serde(serialize_with = "expose")]
+    pub database_url: SecretString,
     /// Address the HTTP server (API, webhooks, metrics) listens on.
     pub listen: String,
     /// Dispatcher tick in milliseconds; notifications wake it sooner.
@@ -27,17 +42,21 @@ pub struct Config {
     /// Delays between placement tries on 429/503/504/timeouts.
     pub placement_backoff_ms: Vec<u64>,
     pub vapi_base_url: String,
-    pub vapi_api_key: Option<String>,
+    #[serde(serialize_with = "expose_option")]
+    pub vapi_api_key: Option<SecretString>,
     pub vapi_timeout_ms: u64,
     /// Shared secret Vapi sends (`Authorization: Bearer` or `X-Vapi-Secret`).
-    pub vapi_webhook_secret: Option<String>,
+    #[serde(serialize_with = "expose_option")]
+    pub vapi_webhook_secret: Option<SecretString>,
     /// HMAC mode instead: `x-signature` over `"{x-timestamp}.{body}"` (HMAC-SHA256, hex).
-    pub vapi_webhook_hmac_secret: Option<String>,
+    #[serde(serialize_with = "expose_option")]
+    pub vapi_webhook_hmac_secret: Option<SecretString>,
     /// Where campaigns with `provider = "sim"` are placed (`dialtone sim`).
     pub sim_base_url: String,
-    pub sim_api_key: String,
+    #[serde(serialize_with = "expose")]
+    pub sim_api_key: SecretString,
     /// Log format: `text` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// Our public base URL, as providers reach us (callbacks, Twilio signatures behind a
     /// proxy). Default: `http://{listen}`.
     pub public_url: Option<String>,
@@ -48,7 +67,8 @@ pub struct Config {
     pub sim_rate_per_sec: Option<f64>,
     pub sim_max_concurrent: Option<u32>,
     pub twilio_account_sid: Option<String>,
-    pub twilio_auth_token: Option<String>,
+    #[serde(serialize_with = "expose_option")]
+    pub twilio_auth_token: Option<SecretString>,
     pub twilio_base_url: String,
     /// TwiML the answered call runs: a URL (`twilio_twiml_url`) or inline (`twilio_twiml`).
     pub twilio_twiml_url: Option<String>,
@@ -58,15 +78,18 @@ pub struct Config {
     pub twilio_rate_per_sec: f64,
     pub twilio_max_concurrent: Option<u32>,
     pub exotel_sid: Option<String>,
-    pub exotel_api_key: Option<String>,
-    pub exotel_api_token: Option<String>,
+    #[serde(serialize_with = "expose_option")]
+    pub exotel_api_key: Option<SecretString>,
+    #[serde(serialize_with = "expose_option")]
+    pub exotel_api_token: Option<SecretString>,
     /// `https://api.exotel.com`, or the Mumbai cluster `https://api.in.exotel.com`.
     pub exotel_base_url: String,
     /// A flow/applet URL (`exotel_flow_url`) or a voice-bot WebSocket (`exotel_stream_url`).
     pub exotel_flow_url: Option<String>,
     pub exotel_stream_url: Option<String>,
     /// Secret path segment of our Exotel callback URL (Exotel signs nothing).
-    pub exotel_callback_token: Option<String>,
+    #[serde(serialize_with = "expose_option")]
+    pub exotel_callback_token: Option<SecretString>,
     /// If set, Exotel callbacks are accepted only from these addresses.
     pub exotel_ip_allowlist: Vec<String>,
     pub exotel_rate_per_min: u32,
@@ -108,7 +131,7 @@ impl Default for Config {
             vapi_webhook_hmac_secret: None,
             sim_base_url: "http://127.0.0.1:8090".into(),
             sim_api_key: "sim".into(),
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             public_url: None,
             vapi_rate_per_sec: None,
             vapi_max_concurrent: Some(10),
@@ -176,7 +199,6 @@ impl Config {
         anyhow::ensure!(self.max_upload_bytes > 0, "max_upload_bytes must be above 0");
         anyhow::ensure!(self.max_concurrent_imports > 0, "max_concurrent_imports must be above 0");
         anyhow::ensure!(self.unknown_event_retention_days > 0, "unknown_event_retention_days must be above 0");
-        anyhow::ensure!(self.log_format == "text" || self.log_format == "json", "log_format must be text or json");
         Ok(())
     }
 
@@ -202,6 +224,17 @@ impl Config {
         need.into_iter().filter(|(_, set)| !set).map(|(name, _)| name).collect()
     }
 
+    /// The database URL with its password replaced by `***`, for messages to the operator.
+    pub fn database_shown(&self) -> String {
+        let url = self.database_url.expose_secret();
+        let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@').and_then(|at| rest[..at].find(':').map(|colon| (colon, at))) {
+            Some((colon, at)) => format!("{scheme}://{}:***{}", &rest[..colon], &rest[at..]),
+            None => url.to_string(),
+        }
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_string()
     }
@@ -217,6 +250,17 @@ impl Config {
             unknown_event_retention: Duration::from_secs(u64::from(self.unknown_event_retention_days) * 24 * 3600),
             ..Default::default()
         }
+    }
+}
+
+fn expose<S: Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
+}
+
+fn expose_option<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => serializer.serialize_some(secret.expose_secret()),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -251,6 +295,40 @@ mod tests {
         assert!(config.missing_provider_settings(ProviderKind::Twilio).is_empty(), "inline TwiML does as well as a URL");
         assert_eq!(config.missing_provider_settings(ProviderKind::Exotel), ["exotel_sid", "exotel_api_key", "exotel_api_token"]);
         assert_eq!(env_name("twilio_auth_token"), "DIALTONE_TWILIO_AUTH_TOKEN");
+    }
+
+    #[test]
+    fn debug_output_of_a_config_shows_no_secret() {
+        let secret = |name: &str| Some(SecretString::from(format!("s3cret-{name}")));
+        let config = Config {
+            database_url: "postgres://dialtone:s3cret-db@localhost/dialtone".into(),
+            vapi_api_key: secret("vapi-key"),
+            vapi_webhook_secret: secret("vapi-webhook"),
+            vapi_webhook_hmac_secret: secret("vapi-hmac"),
+            sim_api_key: "s3cret-sim".into(),
+            twilio_auth_token: secret("twilio"),
+            exotel_api_key: secret("exotel-key"),
+            exotel_api_token: secret("exotel-token"),
+            exotel_callback_token: secret("exotel-callback"),
+            ..Config::default()
+        };
+        let debug = format!("{config:?} {config:#?}");
+        assert_eq!(config.database_shown(), "postgres://dialtone:***@localhost/dialtone");
+        assert!(!debug.contains("s3cret"), "a secret leaked into Debug: {debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+    }
+
+    #[test]
+    fn secrets_and_the_log_format_still_load_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dialtone.toml");
+        std::fs::write(&path, "vapi_api_key = \"key-from-file\"\nlog_format = \"json\"\n").unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.vapi_api_key.as_ref().map(|k| k.expose_secret()), Some("key-from-file"));
+        assert_eq!(config.sim_api_key.expose_secret(), "sim", "defaults still apply");
+        assert_eq!(config.log_format, LogFormat::Json);
+        std::fs::write(&path, "log_format = \"xml\"\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("xml"));
     }
 
     #[test]

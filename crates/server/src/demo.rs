@@ -5,7 +5,7 @@
 use crate::app::{self, AppState};
 use crate::config::Config;
 use clap::{Args, ValueEnum};
-use dialtone_core::{PhoneNumber, SystemClock};
+use dialtone_core::{PhoneNumber, ProviderKind, SystemClock};
 use dialtone_engine::EngineConfig;
 use dialtone_sim::{Faults, Sim, SimConfig, SimStats};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -27,11 +27,11 @@ pub enum DemoProvider {
 
 impl DemoProvider {
     /// The campaign's `provider` (Vapi's format is dialled through the `sim` account).
-    fn campaign_provider(self) -> &'static str {
+    fn campaign_provider(self) -> ProviderKind {
         match self {
-            Self::Vapi => "sim",
-            Self::Twilio => "twilio",
-            Self::Exotel => "exotel",
+            Self::Vapi => ProviderKind::Sim,
+            Self::Twilio => ProviderKind::Twilio,
+            Self::Exotel => ProviderKind::Exotel,
         }
     }
 
@@ -152,23 +152,23 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
     let sim = Sim::spawn(sim_config, "127.0.0.1:0").await?;
 
     let config = Config {
-        database_url,
+        database_url: database_url.into(),
         public_url: Some(base.clone()),
         sim_base_url: sim.base_url(),
         sim_api_key: SIM_KEY.into(),
-        vapi_webhook_secret: Some(webhook_secret),
+        vapi_webhook_secret: Some(webhook_secret.into()),
         twilio_account_sid: Some(TWILIO_SID.into()),
-        twilio_auth_token: Some(secret.clone()),
+        twilio_auth_token: Some(secret.clone().into()),
         twilio_base_url: format!("{}/2010-04-01", sim.base_url()),
         twilio_twiml_url: Some("https://demo.invalid/twiml".into()),
         // The demo's calls are simulated: Twilio's 1 call/s default would make it crawl.
         twilio_rate_per_sec: 200.0,
         exotel_sid: Some(EXOTEL_SID.into()),
         exotel_api_key: Some("demo-exotel-key".into()),
-        exotel_api_token: Some(secret.clone()),
+        exotel_api_token: Some(secret.clone().into()),
         exotel_base_url: sim.base_url(),
         exotel_flow_url: Some("https://demo.invalid/flow".into()),
-        exotel_callback_token: Some(secret),
+        exotel_callback_token: Some(secret.into()),
         exotel_rate_per_min: 60_000,
         ..Config::default()
     };
@@ -225,7 +225,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &dialton
     let retry_delay = 60.0 * args.time_scale;
     let campaign = call(http.post(api("/campaigns")).json(&json!({
         "name": "dialtone demo",
-        "provider": args.provider.campaign_provider(),
+        "provider": args.provider.campaign_provider().as_str(),
         "assistant_id": "asst_demo",
         "phone_number_id": args.provider.caller(),
         "mode": args.mode,

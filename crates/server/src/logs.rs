@@ -10,23 +10,23 @@
 //!   is masked like [`dialtone_core::phone::mask`]: the call sites log masked numbers and
 //!   route patterns, this is the net under them.
 
+use crate::config::LogFormat;
 use std::io::{self, IsTerminal, Write};
 use std::sync::OnceLock;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Installs the global subscriber; `default` is the filter when `DIALTONE_LOG` is unset.
-pub fn init(format: &str, default: &str) {
+pub fn init(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIALTONE_LOG").unwrap_or_else(|_| default.into());
     let ansi = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").filter(|v| !v.is_empty()).is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(Stderr { json: format == "json" })
+        .with_writer(Stderr { json: format == LogFormat::Json })
         .with_ansi(ansi)
         .log_internal_errors(false);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }
 

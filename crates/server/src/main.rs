@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use dialtone_core::{CampaignId, SystemClock};
 use dialtone_server::{app, bench, client, config::Config, demo, import, keys, logs, sim_cmd};
+use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +29,7 @@ enum Command {
     /// Measure webhook ingest and dispatch throughput (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Run the provider simulator (Vapi wire format).
-    Sim(sim_cmd::SimArgs),
+    Sim(Box<sim_cmd::SimArgs>),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage API keys.
@@ -114,12 +115,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             app::serve(state, listener, cancel).await
         }
         Command::Migrate => {
-            dialtone_store::connect(&config.database_url).await?;
-            println!("migrations applied to {}", config.database_url);
+            dialtone_store::connect(config.database_url.expose_secret()).await?;
+            println!("migrations applied to {}", config.database_shown());
             Ok(())
         }
         Command::Keys { command: KeysCommand::Create { name } } => {
-            let store = dialtone_store::connect(&config.database_url).await?;
+            let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
             let ws = store.default_workspace().await?;
             let key = keys::generate();
             let id = store.create_api_key(&ws, &name, &keys::hash(&key), jiff::Timestamp::now()).await?;
@@ -133,7 +134,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn import_file(config: &Config, campaign: &str, file: &std::path::Path) -> anyhow::Result<()> {
-    let store = dialtone_store::connect(&config.database_url).await?;
+    let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
     let ws = store.default_workspace().await?;
     let id = CampaignId::parse(campaign).ok_or_else(|| anyhow::anyhow!("{campaign:?} is not a campaign id (cmp_…)"))?;
     let campaign = store.get_campaign(&ws, &id).await?.ok_or_else(|| anyhow::anyhow!("campaign {id} not found"))?;
@@ -173,7 +174,7 @@ async fn import_file(config: &Config, campaign: &str, file: &std::path::Path) ->
 fn init_logs(config: &Config, quiet: bool) {
     // Quiet commands draw progress bars on stderr; routine warnings (a 429 being retried)
     // would tear them. DIALTONE_LOG=info brings everything back.
-    logs::init(&config.log_format, if quiet { "error" } else { "info" });
+    logs::init(config.log_format, if quiet { "error" } else { "info" });
 }
 
 /// The first SIGTERM or SIGINT cancels `cancel` (the server drains, the engine finishes

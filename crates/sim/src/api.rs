@@ -93,6 +93,15 @@ pub(crate) fn strip_json(segment: &str) -> Option<&str> {
     segment.strip_suffix(".json").filter(|s| !s.is_empty())
 }
 
+/// `Retry-After` for a 429: one second of simulated time. Everything the simulator does runs
+/// on its time scale, so a fast-forwarded run is told to wait a fast-forwarded second
+/// (fractional seconds below 1; a plain `1` in real time).
+pub(crate) fn retry_after(time_scale: f64) -> axum::http::HeaderValue {
+    let secs = time_scale.clamp(0.001, 1.0);
+    let text = if secs >= 1.0 { "1".to_string() } else { format!("{}", (secs * 1000.0).round() / 1000.0) };
+    axum::http::HeaderValue::from_str(&text).expect("a number is a valid header value")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,13 +131,4 @@ mod tests {
         assert_eq!(strip_json("CA12.json"), Some("CA12"));
         assert_eq!(strip_json("CA12"), None);
     }
-}
-
-/// `Retry-After` for a 429: one second of simulated time. Everything the simulator does runs
-/// on its time scale, so a fast-forwarded run is told to wait a fast-forwarded second
-/// (fractional seconds below 1; a plain `1` in real time).
-pub(crate) fn retry_after(time_scale: f64) -> axum::http::HeaderValue {
-    let secs = time_scale.clamp(0.001, 1.0);
-    let text = if secs >= 1.0 { "1".to_string() } else { format!("{}", (secs * 1000.0).round() / 1000.0) };
-    axum::http::HeaderValue::from_str(&text).expect("a number is a valid header value")
 }

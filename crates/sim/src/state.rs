@@ -481,7 +481,7 @@ impl State {
             .rev()
             .filter_map(|id| self.calls.get(id))
             .filter(|call| call.provider() == Provider::Vapi)
-            .filter(|call| since.map_or(true, |since| call.created_at >= since))
+            .filter(|call| since.is_none_or(|since| call.created_at >= since))
             .take(limit)
             .map(CallRecord::to_json)
             .collect()

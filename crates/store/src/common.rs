@@ -165,15 +165,15 @@ pub fn lease_cutoff(now: Timestamp, lease: std::time::Duration) -> i64 {
 pub const WAKE_CHANNEL: &str = "dialtone_wake";
 
 /// The campaign kind behind inbound calls: one hidden campaign per (workspace, our number).
-pub const INBOUND_KIND: &str = "inbound";
+pub const INBOUND_KIND: &str = dialtone_core::CampaignKind::Inbound.as_str();
 
 pub fn inbound_campaign_name(number: &str) -> String {
     format!("inbound calls to {number}")
 }
 
-/// A phone number entry id: the core id scheme under `num_`.
+/// A new phone number entry id (`num_…`), as stored.
 pub fn phone_number_id() -> String {
-    format!("num_{}", dialtone_core::EventId::new().as_str().trim_start_matches("evt_"))
+    dialtone_core::PhoneNumberId::new().to_string()
 }
 
 pub fn number_taken(number: &PhoneNumber) -> StoreError {
@@ -197,9 +197,9 @@ pub fn extension_of(db: String) -> Option<dialtone_core::Extension> {
     (!db.is_empty()).then(|| dialtone_core::Extension::from_db(db))
 }
 
-/// A do-not-call list id: the core id scheme (time-sortable, lower case) under `dnc_`.
+/// A new do-not-call entry id (`dnc_…`), as stored.
 pub fn suppression_id() -> String {
-    format!("dnc_{}", dialtone_core::EventId::new().as_str().trim_start_matches("evt_"))
+    dialtone_core::SuppressionId::new().to_string()
 }
 
 /// The zone a contact's hours and periods are judged in: its own, else its campaign's,
@@ -251,7 +251,7 @@ pub fn contact_zones(timezone: Option<&str>, timezones: Option<&str>, schedule: 
 /// with `respect_business_hours`, else round the clock, which moves nothing), so that the
 /// scheduled call shows that time. Campaign contacts keep `next_at`: the claim holds them.
 pub fn single_call_due(kind: &str, next_at: Timestamp, schedule: &Schedule, hours: &str, zones: &[TimeZone]) -> Result<Timestamp> {
-    if kind != "single_calls" {
+    if kind != dialtone_core::CampaignKind::SingleCalls.as_str() {
         return Ok(next_at);
     }
     let hours: LocalHours = json(hours, "calling_hours")?;

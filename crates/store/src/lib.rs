@@ -21,8 +21,9 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
+    /// Made by [`StoreError::not_found`].
+    #[error("{0}")]
+    NotFound(NotFound),
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("database error: {0}")]
@@ -31,6 +32,26 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+}
+
+/// What a store method looked for and did not find, and where in the store it looked.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what} {id} not found (at {}:{})", at.file(), at.line())]
+pub struct NotFound {
+    /// The kind of thing: `call`, `campaign`, … (the API names it in its 404).
+    pub what: &'static str,
+    /// The id that was looked up.
+    pub id: String,
+    /// The store code that found nothing.
+    pub at: &'static std::panic::Location<'static>,
+}
+
+impl StoreError {
+    /// A not-found error for `what` with `id`, located at the caller.
+    #[track_caller]
+    pub fn not_found(what: &'static str, id: impl std::fmt::Display) -> Self {
+        StoreError::NotFound(NotFound { what, id: id.to_string(), at: std::panic::Location::caller() })
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -59,9 +59,8 @@ pub struct Campaign {
     /// This campaign's maximum call duration in seconds; `None` = the server's default.
     pub max_call_duration_secs: Option<u32>,
     pub assume_campaign_timezone_for_ambiguous: bool,
-    /// `campaign`, `single_calls` for the hidden campaign behind a scheduled single call, or
-    /// `inbound` for the hidden campaign that holds the inbound calls to one of our numbers.
-    pub kind: String,
+    /// A user's campaign, or the hidden one behind single calls or inbound calls.
+    pub kind: dialtone_core::CampaignKind,
     pub status: CampaignStatus,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

@@ -102,12 +102,14 @@ impl Provider for ExotelProvider {
         ProviderKind::Exotel
     }
 
-    #[tracing::instrument(skip_all, fields(call_id = %call.call_id, campaign_id = %call.campaign_id))]
+    #[tracing::instrument(skip_all, fields(call_id = %call.call_id, campaign_id = %call.campaign_id, provider_call_id))]
     async fn place_call(&self, call: &PlaceCall) -> Result<Placed, ProviderError> {
-        client::place_call(&self.http, &self.config, call).await
+        let placed = client::place_call(&self.http, &self.config, call).await?;
+        tracing::Span::current().record("provider_call_id", placed.provider_call_id.as_str());
+        Ok(placed)
     }
 
-    #[tracing::instrument(skip_all, fields(provider_call_id))]
+    #[tracing::instrument(skip_all, fields(provider_call_id = provider_call_id))]
     async fn get_call(&self, provider_call_id: &str) -> Result<RemoteCall, ProviderError> {
         client::get_call(&self.http, &self.config, provider_call_id).await
     }

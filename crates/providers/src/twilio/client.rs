@@ -10,7 +10,7 @@ use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-const NAME: &str = "twilio";
+const NAME: &str = dialtone_core::ProviderKind::Twilio.as_str();
 
 pub(super) async fn place_call(
     http: &reqwest::Client,

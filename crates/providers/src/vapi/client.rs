@@ -92,10 +92,10 @@ pub(super) async fn hang_up(http: &reqwest::Client, config: &VapiConfig, provide
         .json(&json!({"type": "end-call"}))
         .send()
         .await
-        .map_err(|e| crate::rest::transport_error("vapi", e))?;
+        .map_err(|e| crate::rest::transport_error(dialtone_core::ProviderKind::Vapi.as_str(), e))?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let text = resp.text().await.map_err(|e| crate::rest::transport_error("vapi", e))?;
+    let text = resp.text().await.map_err(|e| crate::rest::transport_error(dialtone_core::ProviderKind::Vapi.as_str(), e))?;
     if status.is_success() {
         Ok(())
     } else {
@@ -185,10 +185,10 @@ async fn send(
     if let Some(body) = body {
         req = req.json(body);
     }
-    let resp = req.send().await.map_err(|e| crate::rest::transport_error("vapi", e))?;
+    let resp = req.send().await.map_err(|e| crate::rest::transport_error(dialtone_core::ProviderKind::Vapi.as_str(), e))?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let text = resp.text().await.map_err(|e| crate::rest::transport_error("vapi", e))?;
+    let text = resp.text().await.map_err(|e| crate::rest::transport_error(dialtone_core::ProviderKind::Vapi.as_str(), e))?;
     if status.is_success() {
         Ok((status, text))
     } else {

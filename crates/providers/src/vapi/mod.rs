@@ -116,22 +116,28 @@ impl Provider for VapiProvider {
         self.config.kind
     }
 
-    #[tracing::instrument(skip_all, fields(call_id = %call.call_id, campaign_id = %call.campaign_id))]
+    #[tracing::instrument(skip_all, fields(call_id = %call.call_id, campaign_id = %call.campaign_id, provider_call_id))]
     async fn place_call(&self, call: &PlaceCall) -> Result<Placed, ProviderError> {
-        client::place_call(&self.http, &self.config, call).await
+        let placed = client::place_call(&self.http, &self.config, call).await?;
+        tracing::Span::current().record("provider_call_id", placed.provider_call_id.as_str());
+        Ok(placed)
     }
 
-    #[tracing::instrument(skip_all, fields(provider_call_id))]
+    #[tracing::instrument(skip_all, fields(provider_call_id = provider_call_id))]
     async fn get_call(&self, provider_call_id: &str) -> Result<RemoteCall, ProviderError> {
         client::get_call(&self.http, &self.config, provider_call_id).await
     }
 
-    #[tracing::instrument(skip_all, fields(call_id = %call_id))]
+    #[tracing::instrument(skip_all, fields(call_id = %call_id, provider_call_id))]
     async fn find_call(&self, call_id: &CallId, since: Timestamp) -> Result<Option<RemoteCall>, ProviderError> {
-        client::find_call(&self.http, &self.config, call_id, since).await
+        let found = client::find_call(&self.http, &self.config, call_id, since).await?;
+        if let Some(remote) = &found {
+            tracing::Span::current().record("provider_call_id", remote.provider_call_id.as_str());
+        }
+        Ok(found)
     }
 
-    #[tracing::instrument(skip_all, fields(provider_call_id))]
+    #[tracing::instrument(skip_all, fields(provider_call_id = provider_call_id))]
     async fn hang_up(&self, provider_call_id: &str) -> Result<(), ProviderError> {
         client::hang_up(&self.http, &self.config, provider_call_id).await
     }

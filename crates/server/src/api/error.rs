@@ -133,7 +133,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::NotFound(missing) => ApiError::not_found(missing.what),
             StoreError::Conflict(m) => ApiError::conflict(m),
             other => ApiError::internal(other),
         }

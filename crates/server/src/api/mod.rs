@@ -147,9 +147,9 @@ pub struct PageQuery {
 /// What a list's cursor is: the id of its last item, so it is checked by the id's own parser.
 pub type CursorCheck = fn(&str) -> bool;
 
-/// A cursor of a list of suppressions (`dnc_` and a ULID, see the store).
+/// A cursor of a list of suppressions: a [`SuppressionId`](dialtone_core::SuppressionId) whose body is a ULID.
 pub fn is_suppression_id(s: &str) -> bool {
-    s.strip_prefix("dnc_").is_some_and(|u| ulid::Ulid::from_string(u).is_ok())
+    dialtone_core::SuppressionId::parse(s).is_some_and(|id| ulid::Ulid::from_string(&id.as_str()[dialtone_core::SuppressionId::PREFIX.len() + 1..]).is_ok())
 }
 
 impl PageQuery {

@@ -29,7 +29,7 @@ struct NewNumber {
 
 async fn add(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewNumber>) -> Result<(StatusCode, Json<PhoneNumberEntry>), ApiError> {
     let number = crate::inbound::our_number(&body.number).map_err(|e| ApiError::invalid("number", e))?;
-    let provider: ProviderKind = app.parse_provider("provider", body.provider.as_deref().unwrap_or("vapi"))?;
+    let provider: ProviderKind = app.parse_provider("provider", body.provider.as_deref().unwrap_or(ProviderKind::Vapi.as_str()))?;
     if body.assistant_id.trim().is_empty() {
         return Err(ApiError::invalid("assistant_id", "must not be empty"));
     }

@@ -79,9 +79,8 @@ async fn an_inbound_call_to_an_unknown_number_is_refused_explicitly_recorded_now
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_events_that_arrive_before_the_assistant_request_are_applied_to_the_inbound_call() {
-    let mut options = Options::default();
     // The test plays Vapi; no reaper asks the sim about a call it never saw.
-    options.sim_webhooks = false;
+    let mut options = Options { sim_webhooks: false, ..Options::default() };
     options.engine.stuck_timeout = secs(600);
     let app = TestApp::with(options).await;
     register_number(&app).await;

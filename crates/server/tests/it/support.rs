@@ -142,11 +142,11 @@ impl TestApp {
         };
         let sim = Sim::spawn(sim_config, "127.0.0.1:0").await.unwrap();
         let mut config = Config {
-            database_url,
+            database_url: database_url.into(),
             public_url: Some(base.clone()),
             sim_base_url: sim.base_url(),
             sim_api_key: SIM_KEY.into(),
-            vapi_webhook_secret: Some(webhook_secret.clone()),
+            vapi_webhook_secret: Some(webhook_secret.clone().into()),
             vapi_timeout_ms: 2_000,
             sim_max_concurrent: options.sim_max_concurrent,
             sim_rate_per_sec: options.sim_rate_per_sec,
@@ -157,17 +157,17 @@ impl TestApp {
         };
         if accounts {
             config.twilio_account_sid = Some(TWILIO_SID.into());
-            config.twilio_auth_token = Some(account_token.clone());
+            config.twilio_auth_token = Some(account_token.clone().into());
             config.twilio_base_url = format!("{}/2010-04-01", sim.base_url());
             config.twilio_twiml_url = Some("https://it.invalid/twiml".into());
             // Answering-machine detection, so Twilio can tell a voicemail from a person.
             config.twilio_machine_detection = true;
             config.exotel_sid = Some(EXOTEL_SID.into());
             config.exotel_api_key = Some("it-exotel-key".into());
-            config.exotel_api_token = Some(account_token.clone());
+            config.exotel_api_token = Some(account_token.clone().into());
             config.exotel_base_url = sim.base_url();
             config.exotel_flow_url = Some("https://it.invalid/flow".into());
-            config.exotel_callback_token = Some(account_token);
+            config.exotel_callback_token = Some(account_token.into());
             config.exotel_rate_per_min = 60_000;
         }
         (options.configure)(&mut config);

@@ -106,7 +106,7 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             schedule,
             hours: rows::json(c.try_get("calling_hours")?, "calling_hours")?,
             assume_campaign_tz: c.try_get("assume_campaign_timezone_for_ambiguous")?,
-            single_calls: c.try_get::<String, _>("kind")? == "single_calls",
+            single_calls: c.try_get::<String, _>("kind")? == dialtone_core::CampaignKind::SingleCalls.as_str(),
             want,
             dials: Vec::with_capacity(want as usize),
         });
@@ -388,7 +388,7 @@ pub async fn mark_dialed(pool: &PgPool, call: &CallId, provider_call_id: &str, n
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
-        return Err(StoreError::NotFound("call"));
+        return Err(StoreError::not_found("call", call));
     };
     let dialed = rows::call(&row)?;
     let campaign = dialed.campaign_id.as_str().to_string();

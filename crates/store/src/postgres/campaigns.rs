@@ -217,7 +217,7 @@ pub async fn insert_contacts(pool: &PgPool, ws: &WorkspaceId, campaign: &Campaig
         .bind(campaign.as_str())
         .fetch_optional(&mut *tx)
         .await?;
-    let status: CampaignStatus = rows::parse(&status.ok_or(StoreError::NotFound("campaign"))?)?;
+    let status: CampaignStatus = rows::parse(&status.ok_or_else(|| StoreError::not_found("campaign", campaign))?)?;
     if status.is_terminal() {
         return Err(StoreError::Conflict(format!("campaign is {status}; contacts can no longer be added")));
     }

@@ -504,7 +504,7 @@ async fn move_contacts_on(tx: &mut Tx<'_>, ended: &[(Call, Outcome)], now: Times
         next.push(ms(next_at));
         last.push(outcome.as_str());
         // A recurring single call shows its next occurrence as a scheduled call.
-        if status == ContactStatus::Pending && kind == "single_calls" && recurrence.frequency != Frequency::Once {
+        if status == ContactStatus::Pending && kind == dialtone_core::CampaignKind::SingleCalls.as_str() && recurrence.frequency != Frequency::Once {
             let ws = WorkspaceId::from_db(r.try_get("workspace_id")?);
             super::single::insert_scheduled(tx, &CallId::new(), &ws, &call.campaign_id, &call.contact_id, attempts + 1,
                 &r.try_get::<String, _>("provider")?, call.phone.as_str(), next_at, now).await?;

@@ -229,7 +229,7 @@ pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &st
     .bind(call.as_str())
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(StoreError::NotFound("call"))?;
+    .ok_or_else(|| StoreError::not_found("call", call))?;
     // Events that came before the provider id was stored, carrying no id of ours, were
     // kept as orphans under that provider id: applied now, in the same transaction,
     // rather than left for the reaper.

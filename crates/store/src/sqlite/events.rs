@@ -279,7 +279,7 @@ async fn move_contact_on(tx: &mut Tx<'_>, call: &Call, outcome: Outcome, now: Ti
     .execute(&mut **tx)
     .await?;
     // A recurring single call shows its next occurrence as a scheduled call.
-    if status == ContactStatus::Pending && r.try_get::<String, _>("kind")? == "single_calls" && recurrence.frequency != Frequency::Once {
+    if status == ContactStatus::Pending && r.try_get::<String, _>("kind")? == dialtone_core::CampaignKind::SingleCalls.as_str() && recurrence.frequency != Frequency::Once {
         let ws = WorkspaceId::from_db(r.try_get("workspace_id")?);
         super::single::insert_scheduled(tx, &CallId::new(), &ws, &call.campaign_id, &call.contact_id, attempts + 1,
             &r.try_get::<String, _>("provider")?, call.phone.as_str(), next_at, now).await?;

@@ -103,3 +103,14 @@ pub async fn an_extension_is_kept_and_one_number_may_hold_several(store: S) {
         }
     }
 }
+
+pub async fn adding_contacts_to_an_unknown_campaign_names_the_campaign_and_where_it_was_missed(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let missing = dialtone_core::CampaignId::new();
+    let err = store.insert_contacts(&ws, &missing, &[row("+14155552671", 2)], at(0)).await.unwrap_err();
+    let StoreError::NotFound(ref not_found) = err else { panic!("not a NotFound: {err:?}") };
+    assert_eq!((not_found.what, not_found.id.as_str()), ("campaign", missing.as_str()));
+    assert!(not_found.at.file().contains("crates/store/src/"), "located in the store: {}", not_found.at);
+    let message = err.to_string();
+    assert!(message.contains(missing.as_str()) && message.contains(not_found.at.file()), "{message}");
+}

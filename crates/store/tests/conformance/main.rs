@@ -69,6 +69,7 @@ macro_rules! conformance {
 
 conformance! {
     contacts::an_extension_is_kept_and_one_number_may_hold_several,
+    contacts::adding_contacts_to_an_unknown_campaign_names_the_campaign_and_where_it_was_missed,
     claim::claim_never_exceeds_max_concurrent_and_tops_up_to_the_cap_in_continuous_mode,
     claim::batch_mode_claims_only_when_no_call_is_active,
     claim::claim_returns_nothing_for_draft_paused_or_canceled_campaigns,

@@ -2,6 +2,7 @@
 //! every call on the account) are kept for `unknown_event_retention`, then the reaper
 //! purges them; judged on the injected clock.
 
+use crate::support::fresh_store;
 use dialtone_core::{CallStatus, Clock, EventKind, ManualClock, ProviderEvent};
 use dialtone_engine::{Engine, EngineConfig, Providers};
 use jiff::{SignedDuration, Timestamp};
@@ -29,8 +30,7 @@ async fn is_stored(store: &Arc<dyn dialtone_store::Store>, key: &str, now: Times
 
 #[tokio::test]
 async fn the_reaper_purges_unknown_events_once_they_are_older_than_the_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dialtone_store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let (store, _ws, _dir) = fresh_store().await;
     let start: Timestamp = "2026-05-04T09:00:00Z".parse().unwrap();
     let clock = ManualClock::new(start);
     let default = EngineConfig::default();
@@ -56,8 +56,7 @@ async fn the_reaper_purges_unknown_events_once_they_are_older_than_the_retention
 
 #[tokio::test]
 async fn the_retention_is_configurable() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dialtone_store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let (store, _ws, _dir) = fresh_store().await;
     let start: Timestamp = "2026-05-04T09:00:00Z".parse().unwrap();
     let clock = ManualClock::new(start);
     let config = EngineConfig { unknown_event_retention: Duration::from_secs(3600), ..EngineConfig::default() };

@@ -1,0 +1,11 @@
+//! The engine's tests, in one binary: each drives a real engine on a fresh SQLite store
+//! against the one scripted provider (`dialtone_engine::testing`), on the injected clock
+//! where time matters, waiting on the engine (`settle`) rather than sleeping.
+
+mod support;
+
+mod breaker;
+mod max_duration;
+mod scheduled;
+mod unanswered;
+mod unknown_events;
