@@ -7,7 +7,7 @@
 
 pub use crate::common::{json, json_map, ms, parse, retry_policy, ts};
 use crate::common::{extension_of, opt_parse, opt_ts, read_zones};
-use crate::{Call, CallEvent, Campaign, Contact, Result, StoreError, Suppression, Waiting};
+use crate::{Assistant, Call, CallEvent, Campaign, Contact, PhoneNumberEntry, Result, StoreError, Suppression, Waiting};
 use dialtone_core::{CallId, CampaignId, ContactId, ContactStatus, PhoneNumber, WorkspaceId};
 use sqlx::{FromRow, Row};
 
@@ -231,6 +231,64 @@ impl TryFrom<SuppressionRow> for Suppression {
             campaign_id: r.campaign_id.map(CampaignId::from_db),
             phone: PhoneNumber::from_db(r.phone),
             reason: r.reason,
+            created_at: ts(r.created_at)?,
+        })
+    }
+}
+
+/// An `api_keys` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub key_hash: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// An `assistants` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct AssistantRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub provider: String,
+    pub phone_number_id: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+}
+
+impl TryFrom<AssistantRow> for Assistant {
+    type Error = StoreError;
+
+    fn try_from(r: AssistantRow) -> Result<Assistant> {
+        Ok(Assistant { id: r.id, provider: parse(&r.provider)?, phone_number_id: r.phone_number_id, name: r.name })
+    }
+}
+
+/// A `phone_numbers` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct PhoneNumberRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub number: String,
+    pub provider: String,
+    pub assistant_id: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+}
+
+impl TryFrom<PhoneNumberRow> for PhoneNumberEntry {
+    type Error = StoreError;
+
+    fn try_from(r: PhoneNumberRow) -> Result<PhoneNumberEntry> {
+        Ok(PhoneNumberEntry {
+            id: r.id,
+            workspace_id: WorkspaceId::from_db(r.workspace_id),
+            number: PhoneNumber::from_db(r.number),
+            provider: parse(&r.provider)?,
+            assistant_id: r.assistant_id,
+            name: r.name,
             created_at: ts(r.created_at)?,
         })
     }
