@@ -3,7 +3,8 @@
 //! on PostgreSQL and 0/1 on SQLite), and its conversion to the model: text and integers at
 //! the database edge, enums and timestamps inside.
 //!
-//! `campaign(&row)`, `contact(&row)`, … read a model from a row of either backend.
+//! `call(&row)` and `call_event(&row)` read a model from a row of either backend; elsewhere
+//! a query decodes its row type directly (`db.fetch_all::<CampaignRow>(…)`).
 
 pub use crate::common::{json, json_map, ms, parse, retry_policy, ts};
 use crate::common::{extension_of, opt_parse, opt_ts, read_zones};
@@ -299,20 +300,6 @@ fn read<'r, R: Row, T: FromRow<'r, R> + TryInto<M, Error = StoreError>, M>(r: &'
     T::from_row(r)?.try_into()
 }
 
-pub fn campaign<'r, R: Row>(r: &'r R) -> Result<Campaign>
-where
-    CampaignRow: FromRow<'r, R>,
-{
-    read::<R, CampaignRow, Campaign>(r)
-}
-
-pub fn contact<'r, R: Row>(r: &'r R) -> Result<Contact>
-where
-    ContactRow: FromRow<'r, R>,
-{
-    read::<R, ContactRow, Contact>(r)
-}
-
 pub fn call<'r, R: Row>(r: &'r R) -> Result<Call>
 where
     CallRow: FromRow<'r, R>,
@@ -327,9 +314,3 @@ where
     read::<R, CallEventRow, CallEvent>(r)
 }
 
-pub fn suppression<'r, R: Row>(r: &'r R) -> Result<Suppression>
-where
-    SuppressionRow: FromRow<'r, R>,
-{
-    read::<R, SuppressionRow, Suppression>(r)
-}

@@ -88,13 +88,13 @@ impl<'a> From<&'a mut PgConnection> for Db<'a> {
 /// handed `&mut tx` as it is, among the backend's own statements).
 impl<'a, 't> From<&'a mut sqlx::Transaction<'t, Sqlite>> for Db<'a> {
     fn from(tx: &'a mut sqlx::Transaction<'t, Sqlite>) -> Db<'a> {
-        Db::Sqlite(&mut **tx)
+        Db::Sqlite(tx)
     }
 }
 
 impl<'a, 't> From<&'a mut sqlx::Transaction<'t, Postgres>> for Db<'a> {
     fn from(tx: &'a mut sqlx::Transaction<'t, Postgres>) -> Db<'a> {
-        Db::Postgres(&mut **tx)
+        Db::Postgres(tx)
     }
 }
 
