@@ -253,3 +253,14 @@ macro_rules! impl_store {
     };
 }
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_on_from_where_the_statement_left_off() {
+        assert_eq!(placeholders(5, 3), "$5, $6, $7");
+        assert_eq!(placeholders(1, 1), "$1");
+    }
+}
