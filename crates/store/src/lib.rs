@@ -5,6 +5,7 @@
 mod common;
 mod model;
 pub mod rows;
+mod shared;
 pub mod sql;
 pub mod postgres;
 pub mod sqlite;

@@ -3,11 +3,12 @@
 //! on PostgreSQL and 0/1 on SQLite), and its conversion to the model: text and integers at
 //! the database edge, enums and timestamps inside.
 //!
-//! `campaign(&row)`, `contact(&row)`, … read a model from a row of either backend.
+//! `call(&row)` and `call_event(&row)` read a model from a row of either backend; elsewhere
+//! a query decodes its row type directly (`db.fetch_all::<CampaignRow>(…)`).
 
 pub use crate::common::{json, json_map, ms, parse, retry_policy, ts};
 use crate::common::{extension_of, opt_parse, opt_ts, read_zones};
-use crate::{Call, CallEvent, Campaign, Contact, Result, StoreError, Suppression, Waiting};
+use crate::{Assistant, Call, CallEvent, Campaign, Contact, PhoneNumberEntry, Result, StoreError, Suppression, Waiting};
 use dialtone_core::{CallId, CampaignId, ContactId, ContactStatus, PhoneNumber, WorkspaceId};
 use sqlx::{FromRow, Row};
 
@@ -236,23 +237,67 @@ impl TryFrom<SuppressionRow> for Suppression {
     }
 }
 
+/// An `api_keys` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub key_hash: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// An `assistants` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct AssistantRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub provider: String,
+    pub phone_number_id: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+}
+
+impl TryFrom<AssistantRow> for Assistant {
+    type Error = StoreError;
+
+    fn try_from(r: AssistantRow) -> Result<Assistant> {
+        Ok(Assistant { id: r.id, provider: parse(&r.provider)?, phone_number_id: r.phone_number_id, name: r.name })
+    }
+}
+
+/// A `phone_numbers` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct PhoneNumberRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub number: String,
+    pub provider: String,
+    pub assistant_id: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+}
+
+impl TryFrom<PhoneNumberRow> for PhoneNumberEntry {
+    type Error = StoreError;
+
+    fn try_from(r: PhoneNumberRow) -> Result<PhoneNumberEntry> {
+        Ok(PhoneNumberEntry {
+            id: r.id,
+            workspace_id: WorkspaceId::from_db(r.workspace_id),
+            number: PhoneNumber::from_db(r.number),
+            provider: parse(&r.provider)?,
+            assistant_id: r.assistant_id,
+            name: r.name,
+            created_at: ts(r.created_at)?,
+        })
+    }
+}
+
 /// Reads a model from a row of either backend through its row type.
 fn read<'r, R: Row, T: FromRow<'r, R> + TryInto<M, Error = StoreError>, M>(r: &'r R) -> Result<M> {
     T::from_row(r)?.try_into()
-}
-
-pub fn campaign<'r, R: Row>(r: &'r R) -> Result<Campaign>
-where
-    CampaignRow: FromRow<'r, R>,
-{
-    read::<R, CampaignRow, Campaign>(r)
-}
-
-pub fn contact<'r, R: Row>(r: &'r R) -> Result<Contact>
-where
-    ContactRow: FromRow<'r, R>,
-{
-    read::<R, ContactRow, Contact>(r)
 }
 
 pub fn call<'r, R: Row>(r: &'r R) -> Result<Call>
@@ -269,9 +314,3 @@ where
     read::<R, CallEventRow, CallEvent>(r)
 }
 
-pub fn suppression<'r, R: Row>(r: &'r R) -> Result<Suppression>
-where
-    SuppressionRow: FromRow<'r, R>,
-{
-    read::<R, SuppressionRow, Suppression>(r)
-}

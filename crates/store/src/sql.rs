@@ -84,6 +84,45 @@ impl<'a> From<&'a mut PgConnection> for Db<'a> {
     }
 }
 
+/// A backend's own transaction, as the connection it runs on (so a shared statement can be
+/// handed `&mut tx` as it is, among the backend's own statements).
+impl<'a, 't> From<&'a mut sqlx::Transaction<'t, Sqlite>> for Db<'a> {
+    fn from(tx: &'a mut sqlx::Transaction<'t, Sqlite>) -> Db<'a> {
+        Db::Sqlite(tx)
+    }
+}
+
+impl<'a, 't> From<&'a mut sqlx::Transaction<'t, Postgres>> for Db<'a> {
+    fn from(tx: &'a mut sqlx::Transaction<'t, Postgres>) -> Db<'a> {
+        Db::Postgres(tx)
+    }
+}
+
+/// What a shared function that runs inside the caller's transaction takes as `&mut`: a
+/// backend's own transaction or a [`Db`]. Being a `&mut` parameter, the caller's
+/// `tx: &mut Transaction<…>` is reborrowed, not moved, and stays usable after the call.
+pub trait AsDb {
+    fn as_db(&mut self) -> Db<'_>;
+}
+
+impl AsDb for sqlx::Transaction<'_, Sqlite> {
+    fn as_db(&mut self) -> Db<'_> {
+        Db::from(self)
+    }
+}
+
+impl AsDb for sqlx::Transaction<'_, Postgres> {
+    fn as_db(&mut self) -> Db<'_> {
+        Db::from(self)
+    }
+}
+
+impl AsDb for Db<'_> {
+    fn as_db(&mut self) -> Db<'_> {
+        self.by_ref()
+    }
+}
+
 impl<'a> From<&'a SqlitePool> for Db<'a> {
     fn from(p: &'a SqlitePool) -> Db<'a> {
         Db::SqlitePool(p)

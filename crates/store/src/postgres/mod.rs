@@ -16,17 +16,15 @@
 //! someone else holds.
 
 mod calls;
-mod campaigns;
 mod events;
 mod inbound;
 mod renumber;
 mod rows;
-mod single;
-mod suppressions;
 mod wakes;
 
+use crate::shared::{impl_store, single, Pools};
 use crate::*;
-use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, ContactId, Outcome, PhoneNumber, ProviderEvent, WorkspaceId};
+use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -67,10 +65,14 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    fn pools(&self) -> Pools<'_> {
+        Pools::Postgres(&self.pool)
+    }
 }
 
-#[async_trait]
-impl Store for PostgresStore {
+// The operations written once (`crate::shared`), then PostgreSQL's own.
+impl_store!(PostgresStore {
     fn concurrent_writers(&self) -> usize {
         2
     }
@@ -81,70 +83,6 @@ impl Store for PostgresStore {
         renumber::renumber_old_layout(&self.pool).await?;
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
-    }
-
-    async fn default_workspace(&self) -> Result<WorkspaceId> {
-        campaigns::default_workspace(&self.pool).await
-    }
-
-    async fn create_api_key(&self, ws: &WorkspaceId, name: &str, key_hash: &str, now: Timestamp) -> Result<ApiKeyId> {
-        campaigns::create_api_key(&self.pool, ws, name, key_hash, now).await
-    }
-
-    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKeyId, WorkspaceId)>> {
-        campaigns::find_api_key(&self.pool, key_hash).await
-    }
-
-    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> Result<Campaign> {
-        campaigns::create(&self.pool, new, now).await
-    }
-
-    async fn get_campaign(&self, ws: &WorkspaceId, id: &CampaignId) -> Result<Option<Campaign>> {
-        campaigns::get(&self.pool, ws, id).await
-    }
-
-    async fn list_campaigns(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<Campaign>> {
-        campaigns::list(&self.pool, ws, page).await
-    }
-
-    async fn campaign_counts_many(&self, ids: &[CampaignId]) -> Result<std::collections::HashMap<CampaignId, CampaignCounts>> {
-        campaigns::counts(&self.pool, ids).await
-    }
-
-    async fn transition_campaign(&self, ws: &WorkspaceId, id: &CampaignId, from: &[CampaignStatus], to: CampaignStatus, now: Timestamp) -> Result<bool> {
-        campaigns::transition(&self.pool, ws, id, from, to, now).await
-    }
-
-    async fn cancel_campaign(&self, ws: &WorkspaceId, id: &CampaignId, now: Timestamp) -> Result<bool> {
-        campaigns::cancel(&self.pool, ws, id, now).await
-    }
-
-    async fn complete_if_done(&self, id: &CampaignId, now: Timestamp) -> Result<bool> {
-        campaigns::complete_if_done(&self.pool, id, now).await
-    }
-
-    async fn runnable_campaigns(&self, now: Timestamp) -> Result<Vec<CampaignId>> {
-        campaigns::runnable(&self.pool, now).await
-    }
-
-    async fn insert_contacts(&self, ws: &WorkspaceId, campaign: &CampaignId, contacts: &[NewContact], now: Timestamp) -> Result<InsertReport> {
-        campaigns::insert_contacts(&self.pool, ws, campaign, contacts, now).await
-    }
-
-    async fn get_contact(&self, ws: &WorkspaceId, id: &ContactId) -> Result<Option<Contact>> {
-        campaigns::get_contact(&self.pool, ws, id).await
-    }
-
-    async fn list_contacts(&self, ws: &WorkspaceId, campaign: &CampaignId, page: &Page) -> Result<Vec<Contact>> {
-        campaigns::list_contacts(&self.pool, ws, campaign, page).await
-    }
-
-    async fn retry_contact_now(&self, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
-        campaigns::retry_contact_now(&self.pool, ws, id, now).await
-    }
-
-    async fn cancel_contact(&self, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
-        campaigns::cancel_contact(&self.pool, ws, id, now).await
     }
 
     async fn claim(&self, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
@@ -218,75 +156,6 @@ impl Store for PostgresStore {
         wakes::subscribe(self.options.clone()).await.map(Some)
     }
 
-    async fn set_account_limit(&self, provider: dialtone_core::ProviderKind, max_concurrent: Option<u32>, now: Timestamp) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO provider_accounts (provider, max_concurrent, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (provider) DO UPDATE SET max_concurrent = $2, updated_at = $3",
-        )
-        .bind(provider.as_str())
-        .bind(max_concurrent.map(i64::from))
-        .bind(now.as_millisecond())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn add_suppressions(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phones: &[PhoneNumber], reason: Option<&str>, now: Timestamp) -> Result<u64> {
-        suppressions::add(&self.pool, ws, campaign, phones, reason, now).await
-    }
-
-    async fn remove_suppression(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phone: &PhoneNumber) -> Result<bool> {
-        suppressions::remove(&self.pool, ws, campaign, phone).await
-    }
-
-    async fn suppressions_for(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phone: &PhoneNumber) -> Result<Vec<Suppression>> {
-        suppressions::matching(&self.pool, ws, campaign, phone).await
-    }
-
-    async fn list_suppressions(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, page: &Page) -> Result<Vec<Suppression>> {
-        suppressions::list(&self.pool, ws, campaign, page).await
-    }
-
-    async fn upsert_assistant(&self, ws: &WorkspaceId, assistant: &Assistant, now: Timestamp) -> Result<()> {
-        single::upsert_assistant(&self.pool, ws, assistant, now).await
-    }
-
-    async fn get_assistant(&self, ws: &WorkspaceId, id: &str) -> Result<Option<Assistant>> {
-        single::get_assistant(&self.pool, ws, id).await
-    }
-
-    async fn list_assistants(&self, ws: &WorkspaceId) -> Result<Vec<Assistant>> {
-        single::list_assistants(&self.pool, ws).await
-    }
-
-    async fn create_single_call(&self, new: NewSingleCall, now: Timestamp) -> Result<Call> {
-        single::create(&self.pool, new, now).await
-    }
-
-    async fn reschedule_call(&self, ws: &WorkspaceId, id: &CallId, at: Timestamp, now: Timestamp) -> Result<bool> {
-        single::reschedule(&self.pool, ws, id, at, now).await
-    }
-
-    async fn cancel_scheduled_call(&self, ws: &WorkspaceId, id: &CallId, now: Timestamp) -> Result<bool> {
-        single::cancel(&self.pool, ws, id, now).await
-    }
-
-    async fn add_phone_number(&self, ws: &WorkspaceId, number: &PhoneNumber, provider: dialtone_core::ProviderKind, assistant_id: &str, name: Option<&str>, now: Timestamp) -> Result<PhoneNumberEntry> {
-        inbound::add_number(&self.pool, ws, number, provider, assistant_id, name, now).await
-    }
-
-    async fn list_phone_numbers(&self, ws: &WorkspaceId) -> Result<Vec<PhoneNumberEntry>> {
-        inbound::list_numbers(&self.pool, ws).await
-    }
-
-    async fn remove_phone_number(&self, ws: &WorkspaceId, number: &PhoneNumber) -> Result<bool> {
-        inbound::remove_number(&self.pool, ws, number).await
-    }
-
-    async fn find_phone_number(&self, number: &str) -> Result<Option<PhoneNumberEntry>> {
-        inbound::find_number(&self.pool, number).await
-    }
-
     async fn record_inbound_call(&self, entry: &PhoneNumberEntry, provider_call_id: &str, from: &str, now: Timestamp) -> Result<Call> {
         inbound::record_call(&self.pool, entry, provider_call_id, from, now).await
     }
@@ -306,4 +175,4 @@ impl Store for PostgresStore {
     async fn active_calls(&self) -> Result<u64> {
         calls::active_count(&self.pool).await
     }
-}
+});

@@ -3,15 +3,13 @@
 //! pool of readers.
 
 mod calls;
-mod campaigns;
 mod events;
 mod inbound;
 mod rows;
-mod single;
-mod suppressions;
 
+use crate::shared::{campaigns, impl_store, single, suppressions, Pools};
 use crate::*;
-use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, ContactId, Outcome, PhoneNumber, ProviderEvent, WorkspaceId};
+use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
@@ -36,77 +34,18 @@ impl SqliteStore {
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         Ok(Self { write, read })
     }
+
+    /// Reads go to the reader pool, writes to the one writer.
+    fn pools(&self) -> Pools<'_> {
+        Pools::Sqlite { read: &self.read, write: &self.write }
+    }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
+// The operations written once (`crate::shared`), then SQLite's own.
+impl_store!(SqliteStore {
     async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("./migrations/sqlite").run(&self.write).await?;
         Ok(())
-    }
-
-    async fn default_workspace(&self) -> Result<WorkspaceId> {
-        campaigns::default_workspace(&self.write).await
-    }
-
-    async fn create_api_key(&self, ws: &WorkspaceId, name: &str, key_hash: &str, now: Timestamp) -> Result<ApiKeyId> {
-        campaigns::create_api_key(&self.write, ws, name, key_hash, now).await
-    }
-
-    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKeyId, WorkspaceId)>> {
-        campaigns::find_api_key(&self.read, key_hash).await
-    }
-
-    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> Result<Campaign> {
-        campaigns::create(&self.write, new, now).await
-    }
-
-    async fn get_campaign(&self, ws: &WorkspaceId, id: &CampaignId) -> Result<Option<Campaign>> {
-        campaigns::get(&self.read, ws, id).await
-    }
-
-    async fn list_campaigns(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<Campaign>> {
-        campaigns::list(&self.read, ws, page).await
-    }
-
-    async fn campaign_counts_many(&self, ids: &[CampaignId]) -> Result<std::collections::HashMap<CampaignId, CampaignCounts>> {
-        campaigns::counts(&self.read, ids).await
-    }
-
-    async fn transition_campaign(&self, ws: &WorkspaceId, id: &CampaignId, from: &[CampaignStatus], to: CampaignStatus, now: Timestamp) -> Result<bool> {
-        campaigns::transition(&self.write, ws, id, from, to, now).await
-    }
-
-    async fn cancel_campaign(&self, ws: &WorkspaceId, id: &CampaignId, now: Timestamp) -> Result<bool> {
-        campaigns::cancel(&self.write, ws, id, now).await
-    }
-
-    async fn complete_if_done(&self, id: &CampaignId, now: Timestamp) -> Result<bool> {
-        campaigns::complete_if_done(&self.write, id, now).await
-    }
-
-    async fn runnable_campaigns(&self, now: Timestamp) -> Result<Vec<CampaignId>> {
-        campaigns::runnable(&self.read, now).await
-    }
-
-    async fn insert_contacts(&self, ws: &WorkspaceId, campaign: &CampaignId, contacts: &[NewContact], now: Timestamp) -> Result<InsertReport> {
-        campaigns::insert_contacts(&self.write, ws, campaign, contacts, now).await
-    }
-
-    async fn get_contact(&self, ws: &WorkspaceId, id: &ContactId) -> Result<Option<Contact>> {
-        campaigns::get_contact(&self.read, ws, id).await
-    }
-
-    async fn list_contacts(&self, ws: &WorkspaceId, campaign: &CampaignId, page: &Page) -> Result<Vec<Contact>> {
-        campaigns::list_contacts(&self.read, ws, campaign, page).await
-    }
-
-    async fn retry_contact_now(&self, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
-        campaigns::retry_contact_now(&self.write, ws, id, now).await
-    }
-
-    async fn cancel_contact(&self, ws: &WorkspaceId, id: &ContactId, now: Timestamp) -> Result<bool> {
-        campaigns::cancel_contact(&self.write, ws, id, now).await
     }
 
     async fn claim(&self, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
@@ -174,75 +113,6 @@ impl Store for SqliteStore {
         Ok(None)
     }
 
-    async fn set_account_limit(&self, provider: dialtone_core::ProviderKind, max_concurrent: Option<u32>, now: Timestamp) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO provider_accounts (provider, max_concurrent, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (provider) DO UPDATE SET max_concurrent = ?2, updated_at = ?3",
-        )
-        .bind(provider.as_str())
-        .bind(max_concurrent.map(i64::from))
-        .bind(now.as_millisecond())
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    async fn add_suppressions(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phones: &[PhoneNumber], reason: Option<&str>, now: Timestamp) -> Result<u64> {
-        suppressions::add(&self.write, ws, campaign, phones, reason, now).await
-    }
-
-    async fn remove_suppression(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phone: &PhoneNumber) -> Result<bool> {
-        suppressions::remove(&self.write, ws, campaign, phone).await
-    }
-
-    async fn suppressions_for(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phone: &PhoneNumber) -> Result<Vec<Suppression>> {
-        suppressions::matching(&self.read, ws, campaign, phone).await
-    }
-
-    async fn list_suppressions(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, page: &Page) -> Result<Vec<Suppression>> {
-        suppressions::list(&self.read, ws, campaign, page).await
-    }
-
-    async fn upsert_assistant(&self, ws: &WorkspaceId, assistant: &Assistant, now: Timestamp) -> Result<()> {
-        single::upsert_assistant(&self.write, ws, assistant, now).await
-    }
-
-    async fn get_assistant(&self, ws: &WorkspaceId, id: &str) -> Result<Option<Assistant>> {
-        single::get_assistant(&self.read, ws, id).await
-    }
-
-    async fn list_assistants(&self, ws: &WorkspaceId) -> Result<Vec<Assistant>> {
-        single::list_assistants(&self.read, ws).await
-    }
-
-    async fn create_single_call(&self, new: NewSingleCall, now: Timestamp) -> Result<Call> {
-        single::create(&self.write, new, now).await
-    }
-
-    async fn reschedule_call(&self, ws: &WorkspaceId, id: &CallId, at: Timestamp, now: Timestamp) -> Result<bool> {
-        single::reschedule(&self.write, ws, id, at, now).await
-    }
-
-    async fn cancel_scheduled_call(&self, ws: &WorkspaceId, id: &CallId, now: Timestamp) -> Result<bool> {
-        single::cancel(&self.write, ws, id, now).await
-    }
-
-    async fn add_phone_number(&self, ws: &WorkspaceId, number: &PhoneNumber, provider: dialtone_core::ProviderKind, assistant_id: &str, name: Option<&str>, now: Timestamp) -> Result<PhoneNumberEntry> {
-        inbound::add_number(&self.write, ws, number, provider, assistant_id, name, now).await
-    }
-
-    async fn list_phone_numbers(&self, ws: &WorkspaceId) -> Result<Vec<PhoneNumberEntry>> {
-        inbound::list_numbers(&self.read, ws).await
-    }
-
-    async fn remove_phone_number(&self, ws: &WorkspaceId, number: &PhoneNumber) -> Result<bool> {
-        inbound::remove_number(&self.write, ws, number).await
-    }
-
-    async fn find_phone_number(&self, number: &str) -> Result<Option<PhoneNumberEntry>> {
-        inbound::find_number(&self.read, number).await
-    }
-
     async fn record_inbound_call(&self, entry: &PhoneNumberEntry, provider_call_id: &str, from: &str, now: Timestamp) -> Result<Call> {
         inbound::record_call(&self.write, entry, provider_call_id, from, now).await
     }
@@ -262,4 +132,4 @@ impl Store for SqliteStore {
     async fn active_calls(&self) -> Result<u64> {
         calls::active_count(&self.read).await
     }
-}
+});

@@ -1,5 +1,6 @@
 //! Guard rails: calls past their maximum duration are found for the reaper, and a
-//! scheduled single call whose number was listed before its time ends `canceled`, `dnc`.
+//! scheduled single call whose number was listed before its time ends `canceled`, `dnc`, as
+//! one whose campaign was canceled ends `canceled`.
 
 use crate::support::*;
 use dialtone_core::{CallStatus, ContactStatus, ContactZone, Mode, Outcome, ProviderKind, TzSource};
@@ -65,9 +66,9 @@ pub async fn overdue_calls_are_live_calls_past_their_campaigns_or_the_default_ma
     assert_eq!(ids(store.overdue_calls(at(3610), HOUR, 100).await.unwrap()), vec![(a.call_id.clone(), 3600)], "an ended call is not live");
 }
 
-pub async fn a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_canceled_dnc(store: S) {
-    let ws = store.default_workspace().await.unwrap();
-    let single = |i: u32| NewSingleCall {
+/// A single call to `phone(i)`, scheduled for `at(60)`, tried once.
+fn single(ws: &dialtone_core::WorkspaceId, i: u32) -> NewSingleCall {
+    NewSingleCall {
         workspace_id: ws.clone(),
         assistant: Assistant { id: "asst".into(), provider: ProviderKind::Sim, phone_number_id: "pn".into(), name: None },
         phone: phone(i),
@@ -80,9 +81,13 @@ pub async fn a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_can
         respect_business_hours: false,
         max_attempts: 1,
         retry: retry_policy(),
-    };
-    let listed = store.create_single_call(single(1), t0()).await.unwrap();
-    let free = store.create_single_call(single(2), t0()).await.unwrap();
+    }
+}
+
+pub async fn a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_canceled_dnc(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let listed = store.create_single_call(single(&ws, 1), t0()).await.unwrap();
+    let free = store.create_single_call(single(&ws, 2), t0()).await.unwrap();
     store.add_suppressions(&ws, None, &[phone(1)], Some("opted out"), at(10)).await.unwrap();
 
     assert!(claim(&store, &listed.campaign_id, at(60)).await.is_empty(), "a listed number is not dialled");
@@ -94,4 +99,17 @@ pub async fn a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_can
 
     let dials = claim(&store, &free.campaign_id, at(60)).await;
     assert_eq!(dials.iter().map(|d| d.call_id.clone()).collect::<Vec<_>>(), vec![free.id.clone()], "an unlisted number is dialled");
+}
+
+pub async fn a_canceled_campaigns_scheduled_call_is_canceled_and_never_dialled(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let call = store.create_single_call(single(&ws, 1), t0()).await.unwrap();
+    assert_eq!(call.status, CallStatus::Scheduled);
+
+    assert!(store.cancel_campaign(&ws, &call.campaign_id, at(10)).await.unwrap());
+    let canceled = load_call(&store, &ws, &call.id).await;
+    assert_eq!((canceled.status, canceled.outcome, canceled.ended_at), (CallStatus::Canceled, Some(Outcome::Canceled), Some(at(10))), "{canceled:?}");
+    assert_eq!(load_contact(&store, &ws, &call.contact_id).await.status, ContactStatus::Canceled);
+    assert!(claim(&store, &call.campaign_id, at(60)).await.is_empty(), "nothing is dialled at its time");
+    assert!(!store.reschedule_call(&ws, &call.id, at(120), at(11)).await.unwrap(), "it is no longer scheduled");
 }

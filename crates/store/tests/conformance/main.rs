@@ -90,6 +90,7 @@ conformance! {
 
     guards::overdue_calls_are_live_calls_past_their_campaigns_or_the_default_maximum,
     guards::a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_canceled_dnc,
+    guards::a_canceled_campaigns_scheduled_call_is_canceled_and_never_dialled,
 
     placing::mark_placing_is_a_fence,
     placing::mark_dialed_moves_queued_to_dialing_and_starts_the_campaign_only_once,

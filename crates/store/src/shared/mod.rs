@@ -1,0 +1,266 @@
+//! The store operations written once for both backends: each statement whose text is the
+//! same on SQLite and PostgreSQL runs through [`Db`] (see `crate::sql`), and a backend
+//! keeps its own SQL only where the dialects really differ (row locks, `UNNEST`, `LATERAL`),
+//! each branch saying why. An operation takes the backend's [`Pools`]: reads go where the
+//! backend reads (SQLite: its reader pool), writes where it writes (SQLite: its one writer),
+//! and [`Pools::begin`] opens the backend's own write transaction.
+//!
+//! What a backend does differently stays in `sqlite/` and `postgres/`: claiming, events,
+//! recording an inbound call (PostgreSQL's advisory lock and deadlock retries), wake-ups.
+
+pub mod campaigns;
+pub mod inbound;
+pub mod single;
+pub mod suppressions;
+pub mod workspaces;
+
+use crate::common::ms;
+use crate::sql::{args, Arg, Db, Dialect};
+use crate::Result;
+use dialtone_core::EventId;
+use jiff::Timestamp;
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+
+/// A backend's pools, as a shared operation needs them.
+#[derive(Clone, Copy)]
+pub enum Pools<'a> {
+    /// One writer connection (SQLite allows one writer anyway) and a pool of readers.
+    Sqlite { read: &'a SqlitePool, write: &'a SqlitePool },
+    Postgres(&'a PgPool),
+}
+
+impl<'a> Pools<'a> {
+    /// Where a read that needs no transaction runs.
+    pub fn read(self) -> Db<'a> {
+        match self {
+            Pools::Sqlite { read, .. } => Db::from(read),
+            Pools::Postgres(pool) => Db::from(pool),
+        }
+    }
+
+    /// Where a write of one statement runs (its own implicit transaction).
+    pub fn write(self) -> Db<'a> {
+        match self {
+            Pools::Sqlite { write, .. } => Db::from(write),
+            Pools::Postgres(pool) => Db::from(pool),
+        }
+    }
+
+    /// Opens a write transaction: SQLite `BEGIN IMMEDIATE` on the writer (it takes the write
+    /// lock at once, so a read inside never has to be upgraded), PostgreSQL `BEGIN` (READ
+    /// COMMITTED; rows are locked by the statements that need them).
+    pub async fn begin(self) -> Result<Tx> {
+        Ok(match self {
+            Pools::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+/// A backend's write transaction. Dropped without [`Tx::commit`], it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    /// The transaction's connection, for the statements to run inside it.
+    pub fn db(&mut self) -> Db<'_> {
+        match self {
+            Tx::Sqlite(tx) => Db::from(tx),
+            Tx::Postgres(tx) => Db::from(tx),
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// PostgreSQL only: runs `sql`, a `SELECT … FOR UPDATE`/`FOR SHARE` that locks the rows a
+/// decision depends on before the statements that follow look at them (several nodes write
+/// at once, and under READ COMMITTED each statement sees what was committed before it
+/// started). On SQLite it does nothing: its one writer's `BEGIN IMMEDIATE` transaction
+/// already excludes every other writer.
+pub async fn pg_lock(db: &mut Db<'_>, sql: &str, args: Vec<Arg>) -> Result<()> {
+    if db.dialect() == Dialect::Postgres {
+        db.execute(sql, args).await?;
+    }
+    Ok(())
+}
+
+/// `$from, $from+1, …`: `n` numbered placeholders, for `IN (…)` over a list of values (the
+/// same text on both backends, where PostgreSQL alone could bind one array).
+pub fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Records an engine decision that belongs to no call row (a manual retry, a released,
+/// never-sent claim), once per `dedupe_key`.
+pub async fn insert_engine_note(db: &mut Db<'_>, ws: &str, dedupe_key: &str, kind: &str, payload: serde_json::Value, now: Timestamp) -> Result<()> {
+    db.execute(
+        "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, received_at)
+         VALUES ($1, $2, NULL, 'engine', 'engine', $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING",
+        args![EventId::new().as_str(), ws, kind, dedupe_key, payload.to_string(), ms(now)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `impl Store for $store { … }`: the operations written once here (each handed the
+/// store's `self.pools()`), followed by the backend's own items (`$own`: migrations,
+/// claims, events, call reads, leases, wakes, inbound recording).
+macro_rules! impl_store {
+    ($store:ty { $($own:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            async fn default_workspace(&self) -> $crate::Result<dialtone_core::WorkspaceId> {
+                $crate::shared::workspaces::default_workspace(self.pools()).await
+            }
+
+            async fn create_api_key(&self, ws: &dialtone_core::WorkspaceId, name: &str, key_hash: &str, now: jiff::Timestamp) -> $crate::Result<dialtone_core::ApiKeyId> {
+                $crate::shared::workspaces::create_api_key(self.pools(), ws, name, key_hash, now).await
+            }
+
+            async fn find_api_key(&self, key_hash: &str) -> $crate::Result<Option<(dialtone_core::ApiKeyId, dialtone_core::WorkspaceId)>> {
+                $crate::shared::workspaces::find_api_key(self.pools(), key_hash).await
+            }
+
+            async fn set_account_limit(&self, provider: dialtone_core::ProviderKind, max_concurrent: Option<u32>, now: jiff::Timestamp) -> $crate::Result<()> {
+                $crate::shared::workspaces::set_account_limit(self.pools(), provider, max_concurrent, now).await
+            }
+
+            async fn create_campaign(&self, new: $crate::NewCampaign, now: jiff::Timestamp) -> $crate::Result<$crate::Campaign> {
+                $crate::shared::campaigns::create(self.pools(), new, now).await
+            }
+
+            async fn get_campaign(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::CampaignId) -> $crate::Result<Option<$crate::Campaign>> {
+                $crate::shared::campaigns::get(self.pools(), ws, id).await
+            }
+
+            async fn list_campaigns(&self, ws: &dialtone_core::WorkspaceId, page: &$crate::Page) -> $crate::Result<Vec<$crate::Campaign>> {
+                $crate::shared::campaigns::list(self.pools(), ws, page).await
+            }
+
+            async fn campaign_counts_many(&self, ids: &[dialtone_core::CampaignId]) -> $crate::Result<std::collections::HashMap<dialtone_core::CampaignId, $crate::CampaignCounts>> {
+                $crate::shared::campaigns::counts(self.pools(), ids).await
+            }
+
+            async fn transition_campaign(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::CampaignId, from: &[dialtone_core::CampaignStatus],
+                to: dialtone_core::CampaignStatus, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::campaigns::transition(self.pools(), ws, id, from, to, now).await
+            }
+
+            async fn cancel_campaign(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::CampaignId, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::campaigns::cancel(self.pools(), ws, id, now).await
+            }
+
+            async fn complete_if_done(&self, id: &dialtone_core::CampaignId, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::campaigns::complete_if_done(self.pools(), id, now).await
+            }
+
+            async fn runnable_campaigns(&self, now: jiff::Timestamp) -> $crate::Result<Vec<dialtone_core::CampaignId>> {
+                $crate::shared::campaigns::runnable(self.pools(), now).await
+            }
+
+            async fn insert_contacts(&self, ws: &dialtone_core::WorkspaceId, campaign: &dialtone_core::CampaignId, contacts: &[$crate::NewContact],
+                now: jiff::Timestamp) -> $crate::Result<$crate::InsertReport> {
+                $crate::shared::campaigns::insert_contacts(self.pools(), ws, campaign, contacts, now).await
+            }
+
+            async fn get_contact(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::ContactId) -> $crate::Result<Option<$crate::Contact>> {
+                $crate::shared::campaigns::get_contact(self.pools(), ws, id).await
+            }
+
+            async fn list_contacts(&self, ws: &dialtone_core::WorkspaceId, campaign: &dialtone_core::CampaignId, page: &$crate::Page) -> $crate::Result<Vec<$crate::Contact>> {
+                $crate::shared::campaigns::list_contacts(self.pools(), ws, campaign, page).await
+            }
+
+            async fn retry_contact_now(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::ContactId, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::campaigns::retry_contact_now(self.pools(), ws, id, now).await
+            }
+
+            async fn cancel_contact(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::ContactId, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::campaigns::cancel_contact(self.pools(), ws, id, now).await
+            }
+
+            async fn add_suppressions(&self, ws: &dialtone_core::WorkspaceId, campaign: Option<&dialtone_core::CampaignId>, phones: &[dialtone_core::PhoneNumber],
+                reason: Option<&str>, now: jiff::Timestamp) -> $crate::Result<u64> {
+                $crate::shared::suppressions::add(self.pools(), ws, campaign, phones, reason, now).await
+            }
+
+            async fn remove_suppression(&self, ws: &dialtone_core::WorkspaceId, campaign: Option<&dialtone_core::CampaignId>, phone: &dialtone_core::PhoneNumber) -> $crate::Result<bool> {
+                $crate::shared::suppressions::remove(self.pools(), ws, campaign, phone).await
+            }
+
+            async fn suppressions_for(&self, ws: &dialtone_core::WorkspaceId, campaign: Option<&dialtone_core::CampaignId>, phone: &dialtone_core::PhoneNumber)
+                -> $crate::Result<Vec<$crate::Suppression>> {
+                $crate::shared::suppressions::matching(self.pools(), ws, campaign, phone).await
+            }
+
+            async fn list_suppressions(&self, ws: &dialtone_core::WorkspaceId, campaign: Option<&dialtone_core::CampaignId>, page: &$crate::Page)
+                -> $crate::Result<Vec<$crate::Suppression>> {
+                $crate::shared::suppressions::list(self.pools(), ws, campaign, page).await
+            }
+
+            async fn upsert_assistant(&self, ws: &dialtone_core::WorkspaceId, assistant: &$crate::Assistant, now: jiff::Timestamp) -> $crate::Result<()> {
+                $crate::shared::single::upsert_assistant(self.pools(), ws, assistant, now).await
+            }
+
+            async fn get_assistant(&self, ws: &dialtone_core::WorkspaceId, id: &str) -> $crate::Result<Option<$crate::Assistant>> {
+                $crate::shared::single::get_assistant(self.pools(), ws, id).await
+            }
+
+            async fn list_assistants(&self, ws: &dialtone_core::WorkspaceId) -> $crate::Result<Vec<$crate::Assistant>> {
+                $crate::shared::single::list_assistants(self.pools(), ws).await
+            }
+
+            async fn create_single_call(&self, new: $crate::NewSingleCall, now: jiff::Timestamp) -> $crate::Result<$crate::Call> {
+                $crate::shared::single::create(self.pools(), new, now).await
+            }
+
+            async fn reschedule_call(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::CallId, at: jiff::Timestamp, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::single::reschedule(self.pools(), ws, id, at, now).await
+            }
+
+            async fn cancel_scheduled_call(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::CallId, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::single::cancel(self.pools(), ws, id, now).await
+            }
+
+            async fn add_phone_number(&self, ws: &dialtone_core::WorkspaceId, number: &dialtone_core::PhoneNumber, provider: dialtone_core::ProviderKind,
+                assistant_id: &str, name: Option<&str>, now: jiff::Timestamp) -> $crate::Result<$crate::PhoneNumberEntry> {
+                $crate::shared::inbound::add_number(self.pools(), ws, number, provider, assistant_id, name, now).await
+            }
+
+            async fn list_phone_numbers(&self, ws: &dialtone_core::WorkspaceId) -> $crate::Result<Vec<$crate::PhoneNumberEntry>> {
+                $crate::shared::inbound::list_numbers(self.pools(), ws).await
+            }
+
+            async fn remove_phone_number(&self, ws: &dialtone_core::WorkspaceId, number: &dialtone_core::PhoneNumber) -> $crate::Result<bool> {
+                $crate::shared::inbound::remove_number(self.pools(), ws, number).await
+            }
+
+            async fn find_phone_number(&self, number: &str) -> $crate::Result<Option<$crate::PhoneNumberEntry>> {
+                $crate::shared::inbound::find_number(self.pools(), number).await
+            }
+
+            $($own)*
+        }
+    };
+}
+pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_on_from_where_the_statement_left_off() {
+        assert_eq!(placeholders(5, 3), "$5, $6, $7");
+        assert_eq!(placeholders(1, 1), "$1");
+    }
+}
