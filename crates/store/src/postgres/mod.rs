@@ -25,6 +25,7 @@ mod suppressions;
 mod wakes;
 
 use crate::*;
+use crate::sql::Db;
 use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, ContactId, Outcome, PhoneNumber, ProviderEvent, WorkspaceId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -154,7 +155,7 @@ impl Store for PostgresStore {
     }
 
     async fn mark_placing(&self, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {
-        calls::mark_placing(&self.pool, call, node, now).await
+        crate::calls::mark_placing(Db::from(&self.pool), call, node, now).await
     }
 
     async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
@@ -187,19 +188,19 @@ impl Store for PostgresStore {
     }
 
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
-        calls::stuck(&self.pool, quiet_since, limit).await
+        crate::calls::stuck(Db::from(&self.pool), quiet_since, limit).await
     }
 
     async fn orphaned_calls(&self, node: &str, lease: Duration, now: Timestamp) -> Result<Vec<Call>> {
-        calls::orphaned(&self.pool, node, lease, now).await
+        crate::calls::orphaned(Db::from(&self.pool), Db::from(&self.pool), node, lease, now).await
     }
 
     async fn overdue_calls(&self, now: Timestamp, default_max: Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
-        calls::overdue(&self.pool, now, default_max, limit).await
+        crate::calls::overdue(Db::from(&self.pool), now, default_max, limit).await
     }
 
     async fn touch_call(&self, call: &CallId, now: Timestamp) -> Result<()> {
-        calls::touch(&self.pool, call, now).await
+        crate::calls::touch(Db::from(&self.pool), call, now).await
     }
 
     async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>> {
@@ -289,18 +290,18 @@ impl Store for PostgresStore {
     }
 
     async fn get_call(&self, ws: &WorkspaceId, id: &CallId) -> Result<Option<Call>> {
-        calls::get(&self.pool, ws, id).await
+        crate::calls::get(Db::from(&self.pool), ws, id).await
     }
 
     async fn list_calls(&self, ws: &WorkspaceId, filter: &CallFilter, page: &Page) -> Result<Vec<Call>> {
-        calls::list(&self.pool, ws, filter, page).await
+        crate::calls::list(Db::from(&self.pool), ws, filter, page).await
     }
 
     async fn call_events(&self, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {
-        calls::events_of(&self.pool, ws, id).await
+        crate::calls::events_of(Db::from(&self.pool), ws, id).await
     }
 
     async fn active_calls(&self) -> Result<u64> {
-        calls::active_count(&self.pool).await
+        crate::calls::active_count(Db::from(&self.pool)).await
     }
 }

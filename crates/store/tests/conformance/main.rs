@@ -10,6 +10,7 @@ mod pg;
 mod postgres_only;
 mod support;
 
+mod attempts;
 mod claim;
 mod contacts;
 mod dnc;
@@ -89,6 +90,7 @@ conformance! {
     guards::a_scheduled_single_call_whose_number_is_listed_by_its_time_ends_canceled_dnc,
 
     placing::mark_placing_is_a_fence,
+    attempts::attempt_numbers_never_repeat_or_skip_and_only_spent_attempts_count,
     placing::mark_dialed_moves_queued_to_dialing_and_starts_the_campaign_only_once,
     placing::a_webhook_that_arrived_before_mark_dialed_is_not_moved_back,
 
