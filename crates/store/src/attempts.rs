@@ -5,7 +5,9 @@
 //! (`calls.attempt`, unique per contact). The rules:
 //!
 //! - A claim spends one ([`SPEND`], in the claim's own `UPDATE`, the transaction that also
-//!   inserts the QUEUED call) and numbers the call [`next_number`].
+//!   inserts the QUEUED call) and numbers the call [`next_number`]. A scheduled single call
+//!   (or its next occurrence) is numbered the same way when its row is inserted, and the
+//!   claim that later queues it spends the attempt and keeps that number.
 //! - A claim that never reached the provider spends none, and gives its attempt back:
 //!   turned away at claim time (do-not-call, the recipient's hours: [`turn_away`], or
 //!   [`GIVE_BACK`] in PostgreSQL's batched form), released unsent (the call row is

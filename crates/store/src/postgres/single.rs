@@ -102,10 +102,15 @@ pub async fn create(pool: &PgPool, new: NewSingleCall, now: Timestamp) -> Result
     rows::call(&row)
 }
 
-/// The call row of a single call (or its next occurrence) waiting for its time.
+/// The call row of a single call (or its next occurrence) waiting for its time. `attempt`:
+/// the attempts its contact will have spent once it is claimed (1 for a new single call).
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_scheduled(tx: &mut Transaction<'_, Postgres>, call: &CallId, ws: &WorkspaceId, campaign: &CampaignId,
     contact: &ContactId, attempt: u32, provider: &str, phone: &str, at: Timestamp, now: Timestamp) -> Result<PgRow> {
+    // Numbered after every call the contact has (see `crate::attempts`): a capacity refusal
+    // gave its attempt back, yet its call keeps its number.
+    let last = crate::attempts::last_number(crate::sql::Db::from(&mut **tx), contact.as_str()).await?;
+    let attempt = crate::attempts::next_number(last, i64::from(attempt));
     Ok(sqlx::query(
         "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, scheduled_for, created_at, updated_at, last_event_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $9, $9) RETURNING *",
@@ -114,7 +119,7 @@ pub async fn insert_scheduled(tx: &mut Transaction<'_, Postgres>, call: &CallId,
     .bind(ws.as_str())
     .bind(campaign.as_str())
     .bind(contact.as_str())
-    .bind(attempt as i64)
+    .bind(attempt)
     .bind(provider)
     .bind(phone)
     .bind(ms(at))

@@ -311,3 +311,50 @@ pub async fn attempt_numbers_never_repeat_or_skip_and_only_spent_attempts_count(
         panic!("{e}");
     }
 }
+
+/// A recurring single call's next occurrence is numbered after every call the contact has,
+/// not after the attempts it spent: a capacity refusal gave one back, yet its call keeps
+/// its number.
+pub async fn a_recurring_single_calls_next_occurrence_is_numbered_after_a_capacity_refused_call(store: S) {
+    use dialtone_core::frequency::{Frequency, Recurrence};
+    use dialtone_core::{ContactZone, ProviderKind, TzSource};
+    use dialtone_store::{Assistant, NewSingleCall};
+    let ws = store.default_workspace().await.unwrap();
+    let first = store
+        .create_single_call(
+            NewSingleCall {
+                workspace_id: ws.clone(),
+                assistant: Assistant { id: "asst".into(), provider: ProviderKind::Sim, phone_number_id: "pn".into(), name: None },
+                phone: phone(1),
+                extension: None,
+                name: None,
+                variables: Default::default(),
+                timezone: ContactZone::single("UTC", TzSource::Explicit),
+                scheduled_for: at(60),
+                recurrence: Some(Recurrence::new(Frequency::Daily)),
+                respect_business_hours: false,
+                max_attempts: 3,
+                retry: retry_policy(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let dials = claim(&store, &first.campaign_id, at(60)).await;
+    assert_eq!(dials.iter().map(|d| (d.call_id.clone(), d.attempt)).collect::<Vec<_>>(), vec![(first.id.clone(), 1)]);
+    place(&store, &dials[0], at(60)).await;
+    let refused = event(Some(&first.id), None, EventKind::Ended { outcome: Outcome::Failed, reason: Some(CAPACITY_REASON.into()) }, "cap-1");
+    assert!(apply1(&store, refused, at(61)).await.ended_call());
+    assert_eq!(load_contact(&store, &ws, &first.contact_id).await.attempts, 0, "the refused attempt came back");
+
+    let retry = claim(&store, &first.campaign_id, at(120)).await;
+    assert_eq!(retry.iter().map(|d| d.attempt).collect::<Vec<_>>(), vec![2], "the retry is a new call, number 2");
+    place(&store, &retry[0], at(120)).await;
+    end(&store, &retry[0].call_id, Outcome::Completed, at(180)).await;
+
+    let mut calls = calls_of(&store, &ws, &first.campaign_id).await;
+    calls.sort_by_key(|c| c.attempt);
+    let shape: Vec<(u32, CallStatus)> = calls.iter().map(|c| (c.attempt, c.status)).collect();
+    assert_eq!(shape, vec![(1, CallStatus::Ended), (2, CallStatus::Ended), (3, CallStatus::Scheduled)], "the next occurrence is number 3");
+    assert_eq!(load_contact(&store, &ws, &first.contact_id).await.attempts, 1);
+}
