@@ -133,6 +133,7 @@ async fn account_room(tx: &mut sqlx::Transaction<'_, Sqlite>, provider: &str, ca
 }
 
 /// Inserts the QUEUED call for a claimed contact `r` of campaign row `c`.
+#[allow(clippy::too_many_arguments)]
 async fn new_call(tx: &mut sqlx::Transaction<'_, Sqlite>, r: &sqlx::sqlite::SqliteRow, ws: &WorkspaceId, campaign: &CampaignId,
     provider: ProviderKind, c: &sqlx::sqlite::SqliteRow, node: &str, now: Timestamp) -> Result<Dial> {
     // A scheduled single call already has its row: it moves to QUEUED (owned by `node`) instead.
