@@ -1,6 +1,7 @@
 //! dialtone-core: the domain of dialtone as plain data with methods that decide things.
 //! No I/O, no async, no SQL: everything here is unit- and property-tested on its own.
 
+pub mod attempt;
 pub mod call;
 pub mod campaign;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod retry;
 pub mod schedule;
 pub mod timezone;
 
+pub use attempt::{AttemptState, Step as AttemptStep, WrongOrder};
 pub use call::{CallStatus, Direction, Outcome, Transition};
 pub use campaign::{CampaignKind, CampaignStatus, Mode, ProviderKind};
 pub use clock::{Clock, ManualClock, SystemClock};

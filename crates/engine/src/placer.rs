@@ -10,6 +10,11 @@
 //! provider is asked for a call carrying our id: found → adopted, never sent twice; certainly
 //! not there → sent again; the provider cannot say → the call ends `timeout` rather than risk
 //! a second dial (the contact's retry policy decides what comes next).
+//!
+//! The order that keeps one attempt from being dialled twice (`dialtone_core::attempt`) is
+//! held by types here: a claim is a [`Claimed`], which can only be given back or turned,
+//! through the store's `mark_placing` fence, into a [`Placing`] permit; the request is
+//! built only from a `Placing`, and each way out (accepted, given back, ended) consumes it.
 
 use crate::{Account, Engine, EngineError};
 use dialtone_core::{CallId, Outcome};
@@ -37,53 +42,48 @@ pub(crate) enum Sent {
     Unknown(ProviderError),
 }
 
-/// Failures that say the provider is unwell (not that our request was wrong).
-fn counts_against_breaker(e: &ProviderError) -> bool {
-    e.is_retryable() && !e.concurrency_limited && e.status != Some(429)
+/// A claim this node holds: its QUEUED call is inserted and the attempt spent, but
+/// `placing_at` is not set, so a crash now leaves a call recovery knows was never sent.
+/// Nothing can be sent with it: the only ways on are [`Claimed::mark_placing`] and
+/// [`Claimed::give_back`].
+pub(crate) struct Claimed(Dial);
+
+/// The permit to send: `placing_at` is committed and the call was still ours
+/// (`Store::mark_placing` returned true). Made only by [`Claimed::mark_placing`]; the
+/// request is built only from it ([`Placing::request`]); accepted, given back or ended, it
+/// is consumed, so nothing is sent for that attempt afterwards.
+pub(crate) struct Placing {
+    dial: Dial,
+    /// When `placing_at` was set: a lookup for a possibly-sent call starts from here.
+    at: Timestamp,
 }
 
-impl Engine {
-    #[tracing::instrument(skip_all, fields(call_id = %dial.call_id, campaign_id = %dial.campaign_id))]
-    pub(crate) async fn place(self: Arc<Self>, dial: Dial) {
-        self.placing.lock().unwrap().insert(dial.call_id.clone());
-        let result = self.try_place(&dial).await;
-        {
-            // Not while the reaper is looking: a call it finds in `placing` stays there
-            // until it has decided, so it never acts on a row read before we finished.
-            let _gate = self.claim_gate.read().await;
-            self.placing.lock().unwrap().remove(&dial.call_id);
-        }
-        if let Err(e) = result {
-            tracing::error!(error = %e, "placement bookkeeping failed; the reaper will resolve this call");
-        }
+impl Claimed {
+    /// A claim the dispatcher got from `Store::claim`.
+    pub(crate) fn new(dial: Dial) -> Claimed {
+        Claimed(dial)
     }
 
-    /// Gives a claim back without spending the attempt (the provider certainly has no call).
-    async fn give_back(&self, dial: &Dial, why: &str) -> Result<(), EngineError> {
-        tracing::info!(reason = why, "claim given back; the contact stays due");
-        self.store.release_unsent(&dial.call_id, why, self.clock.now()).await?;
-        Ok(())
+    /// The fence before any request (`Claimed → Placing`), committed first, so that after a
+    /// crash a call with `placing_at` set is known to be possibly at the provider and one
+    /// without is not. `None`: another node took the call over (our lease ran out), or it
+    /// is no longer QUEUED; it must not be sent.
+    async fn mark_placing(self, engine: &Engine) -> Result<Option<Placing>, EngineError> {
+        let at = engine.clock.now();
+        Ok(engine.store.mark_placing(&self.0.call_id, engine.node.as_str(), at).await?.then_some(Placing { dial: self.0, at }))
     }
 
-    async fn try_place(&self, dial: &Dial) -> Result<(), EngineError> {
-        let Some(account) = self.providers.get(&dial.provider).cloned() else {
-            // A setting missing on this node is not the contact's fault: failing the call
-            // would spend its attempts and complete the campaign. The claim goes back and
-            // the dispatcher holds the campaign (`held_back`) until a node has the account.
-            return self.give_back(dial, &format!("no {} account is configured on this node", dial.provider)).await;
-        };
-        if let Some(why) = account.waiting(self.clock.now()) {
-            return self.give_back(dial, &why).await;
-        }
-        account.limiter.acquire().await;
-        // The fence: committed before the request, so after a crash a call with
-        // `placing_at` set is known to be possibly at the provider, and one without is not.
-        // It also fails if another node took the call over (our lease ran out meanwhile).
-        let placing_at = self.clock.now();
-        if !self.store.mark_placing(&dial.call_id, self.node.as_str(), placing_at).await? {
-            return Ok(());
-        }
-        let request = PlaceCall {
+    /// Gives the claim back without spending the attempt (`Claimed → Released`): nothing was sent.
+    async fn give_back(self, engine: &Engine, why: &str) -> Result<(), EngineError> {
+        engine.release(&self.0, why).await
+    }
+}
+
+impl Placing {
+    /// The request for this attempt (`Placing → Placing`: send). Our call id travels with it.
+    fn request(&self) -> PlaceCall {
+        let dial = &self.dial;
+        PlaceCall {
             call_id: dial.call_id.clone(),
             campaign_id: dial.campaign_id.clone(),
             assistant_id: dial.assistant_id.clone(),
@@ -92,41 +92,107 @@ impl Engine {
             extension: dial.extension.clone(),
             customer_name: dial.name.clone(),
             variables: dial.variables.clone(),
+        }
+    }
+
+    /// The provider accepted it (`Placing → Dialed`): stores its id.
+    async fn dialed(self, engine: &Engine, provider_call_id: &str) -> Result<(), EngineError> {
+        if engine.store.mark_dialed(&self.dial.call_id, provider_call_id, engine.clock.now()).await? {
+            tracing::info!("campaign is dialing: the provider accepted its first call");
+        }
+        Ok(())
+    }
+
+    /// Gives it back (`Placing → Released`). Only when the provider certainly has no such
+    /// call: it answered every try, or a lookup found nothing.
+    async fn give_back(self, engine: &Engine, why: &str) -> Result<(), EngineError> {
+        engine.release(&self.dial, why).await
+    }
+
+    /// Ends it unsent, the attempt spent (`Placing → Ended`): refused for good, or nobody
+    /// can say whether it reached the provider.
+    async fn end(self, engine: &Engine, outcome: Outcome, reason: &str) -> Result<(), EngineError> {
+        engine.end_call(&self.dial.call_id, outcome, reason).await
+    }
+}
+
+/// Failures that say the provider is unwell (not that our request was wrong).
+fn counts_against_breaker(e: &ProviderError) -> bool {
+    e.is_retryable() && !e.concurrency_limited && e.status != Some(429)
+}
+
+impl Engine {
+    #[tracing::instrument(skip_all, fields(call_id = %dial.call_id, campaign_id = %dial.campaign_id))]
+    pub(crate) async fn place(self: Arc<Self>, dial: Dial) {
+        let call = dial.call_id.clone();
+        self.placing.lock().unwrap().insert(call.clone());
+        let result = self.try_place(Claimed::new(dial)).await;
+        {
+            // Not while the reaper is looking: a call it finds in `placing` stays there
+            // until it has decided, so it never acts on a row read before we finished.
+            let _gate = self.claim_gate.read().await;
+            self.placing.lock().unwrap().remove(&call);
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %e, "placement bookkeeping failed; the reaper will resolve this call");
+        }
+    }
+
+    /// Gives a claim back without spending the attempt (the provider certainly has no call).
+    async fn release(&self, dial: &Dial, why: &str) -> Result<(), EngineError> {
+        tracing::info!(reason = why, "claim given back; the contact stays due");
+        self.store.release_unsent(&dial.call_id, why, self.clock.now()).await?;
+        Ok(())
+    }
+
+    async fn try_place(&self, claimed: Claimed) -> Result<(), EngineError> {
+        let provider = claimed.0.provider;
+        let Some(account) = self.providers.get(&provider).cloned() else {
+            // A setting missing on this node is not the contact's fault: failing the call
+            // would spend its attempts and complete the campaign. The claim goes back and
+            // the dispatcher holds the campaign (`held_back`) until a node has the account.
+            return claimed.give_back(self, &format!("no {provider} account is configured on this node")).await;
         };
+        if let Some(why) = account.waiting(self.clock.now()) {
+            return claimed.give_back(self, &why).await;
+        }
+        account.limiter.acquire().await;
+        // The fence; false if another node took the call over (our lease ran out meanwhile).
+        let Some(mut placing) = claimed.mark_placing(self).await? else {
+            return Ok(());
+        };
+        let request = placing.request();
         let mut tries = 0;
         // Whether the last failure left it unclear if the provider created the call.
         let mut ambiguous = false;
         loop {
             let permit = match account.breaker.allow(self.clock.now()) {
                 Ok(permit) => permit,
-                Err(until) if !ambiguous => return self.give_back(dial, &format!("circuit breaker open until {until}")).await,
+                Err(until) if !ambiguous => return placing.give_back(self, &format!("circuit breaker open until {until}")).await,
                 Err(until) => {
                     // A timed-out try may have reached the provider: never release it to be dialled again.
-                    return self.end_call(&dial.call_id, Outcome::Failed, &format!("circuit breaker opened (until {until}) after an unanswered try")).await;
+                    return placing.end(self, Outcome::Failed, &format!("circuit breaker opened (until {until}) after an unanswered try")).await;
                 }
             };
             let started = std::time::Instant::now();
             let result = account.provider.place_call(&request).await;
-            self.metrics.observe_provider_request(dial.provider, started.elapsed());
+            self.metrics.observe_provider_request(provider, started.elapsed());
             let e = match result {
                 Ok(placed) => {
                     permit.success();
-                    self.metrics.calls_placed(dial.provider);
-                    if self.store.mark_dialed(&dial.call_id, &placed.provider_call_id, self.clock.now()).await? {
-                        tracing::info!("campaign is dialing: the provider accepted its first call");
-                    }
-                    return Ok(());
+                    self.metrics.calls_placed(provider);
+                    return placing.dialed(self, &placed.provider_call_id).await;
                 }
                 Err(e) => e,
             };
-            self.metrics.provider_error(dial.provider, &e);
+            self.metrics.provider_error(provider, &e);
             if counts_against_breaker(&e) {
                 permit.failure(self.clock.now());
             }
             if e.concurrency_limited {
                 // The account is full at the provider: slow down, spend nothing.
                 account.cool_down(self.clock.now(), self.config.capacity_cooldown);
-                return self.give_back(dial, &format!("provider at its concurrency limit: {e}")).await;
+                return placing.give_back(self, &format!("provider at its concurrency limit: {e}")).await;
             }
             ambiguous = e.unanswered;
             let wait = self.config.placement_backoff.get(tries).map(|d| e.retry_after.map_or(*d, |r| r.max(*d)));
@@ -136,40 +202,44 @@ impl Engine {
                     tokio::time::sleep(wait).await;
                     tries += 1;
                     if ambiguous {
-                        if !self.absent_after_unanswered_try(&account, dial, placing_at).await? {
+                        let Some(absent) = self.absent_after_unanswered_try(&account, placing).await? else {
                             return Ok(());
-                        }
+                        };
                         // Certainly not at the provider: as good as never sent.
+                        placing = absent;
                         ambiguous = false;
                     }
                 }
                 _ => {
                     tracing::warn!(status = ?e.status, error = %e, tries = tries + 1, "provider refused the call; giving up on this attempt");
-                    if ambiguous && !self.absent_after_unanswered_try(&account, dial, placing_at).await? {
-                        return Ok(());
+                    if ambiguous {
+                        let Some(absent) = self.absent_after_unanswered_try(&account, placing).await? else {
+                            return Ok(());
+                        };
+                        placing = absent;
                     }
-                    return self.end_call(&dial.call_id, Outcome::Failed, &e.message).await;
+                    return placing.end(self, Outcome::Failed, &e.message).await;
                 }
             }
         }
     }
 
-    /// After a try that went unanswered: true when the provider certainly has no call of
-    /// ours, so sending it (again) dials once. Otherwise the call is settled here: adopted
-    /// when the provider has it, ended `timeout` when the provider cannot say.
-    async fn absent_after_unanswered_try(&self, account: &Account, dial: &Dial, placing_at: Timestamp) -> Result<bool, EngineError> {
-        match self.look_for_sent(account.provider.as_ref(), &dial.call_id, placing_at).await? {
-            Sent::Absent => Ok(true),
+    /// After a try that went unanswered: the permit back when the provider certainly has no
+    /// call of ours, so sending it (again) dials once. Otherwise the call is settled here and
+    /// the permit spent: adopted when the provider has it, ended `timeout` when it cannot say.
+    async fn absent_after_unanswered_try(&self, account: &Account, placing: Placing) -> Result<Option<Placing>, EngineError> {
+        match self.look_for_sent(account.provider.as_ref(), &placing.dial.call_id, placing.at).await? {
+            Sent::Absent => Ok(Some(placing)),
             Sent::Adopted => {
                 tracing::info!("an unanswered try did reach the provider: adopted its call instead of sending again");
-                self.metrics.calls_placed(dial.provider);
-                Ok(false)
+                self.metrics.calls_placed(placing.dial.provider);
+                Ok(None)
             }
             Sent::Unknown(e) => {
                 tracing::warn!(error = %e, "a try went unanswered and the provider cannot say whether it placed the call; ending it as timeout");
                 let reason = format!("a placement went unanswered and the provider could not say whether it placed the call: {e}");
-                self.end_call(&dial.call_id, Outcome::Timeout, &reason).await?;
-                Ok(false)
+                placing.end(self, Outcome::Timeout, &reason).await?;
+                Ok(None)
             }
         }
     }

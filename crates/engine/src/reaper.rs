@@ -5,7 +5,7 @@
 
 use crate::placer::Sent;
 use crate::{Engine, EngineError};
-use dialtone_core::{EventKind, Outcome};
+use dialtone_core::{AttemptState, EventKind, Outcome};
 use dialtone_store::Call;
 use jiff::SignedDuration;
 use std::sync::Arc;
@@ -172,9 +172,16 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(call_id = %call.id, campaign_id = %call.campaign_id))]
     async fn resolve_unsent(&self, call: &Call) -> Result<(), EngineError> {
         let now = self.clock.now();
-        let Some(placing_at) = call.placing_at else {
-            self.store.release_unsent(&call.id, "claimed but never sent (interrupted)", now).await?;
-            return Ok(());
+        // Where the attempt stands decides (`dialtone_core::attempt`): a claim never marked
+        // placing was certainly never sent; one marked placing may be at the provider.
+        let placing_at = match (AttemptState::of(call.status, call.placing_at.is_some(), call.provider_call_id.is_some()), call.placing_at) {
+            (Some(AttemptState::Claimed), _) => {
+                self.store.release_unsent(&call.id, "claimed but never sent (interrupted)", now).await?;
+                return Ok(());
+            }
+            (Some(AttemptState::Placing), Some(placing_at)) => placing_at,
+            // Dialled or ended since it was read: nothing left to resolve.
+            _ => return Ok(()),
         };
         let Some(provider) = self.providers.get(&call.provider).map(|a| &a.provider) else {
             return Err(EngineError::NoProvider(call.provider));

@@ -2,6 +2,8 @@
 //! Every state change is a fenced `UPDATE … WHERE status = expected`: zero rows changed
 //! means someone else won, never an error to ignore.
 
+mod attempts;
+mod calls;
 mod common;
 mod model;
 pub mod rows;

@@ -3,15 +3,14 @@
 use super::events;
 use super::rows::{self, ms};
 use crate::common::{contact_zones, recipient_hold, ACTIVE_SQL};
-use crate::{Applied, Call, CallEvent, CallFilter, Dial, Page, Result, StoreError};
+use crate::calls as shared;
+use crate::sql::Db;
+use crate::{attempts, Applied, Dial, Result, StoreError};
 use dialtone_core::schedule::{LocalHours, Schedule};
-use dialtone_core::{
-    CallId, CampaignId, CampaignStatus, ContactId, EventKind, Mode, Outcome, PhoneNumber, ProviderEvent, ProviderKind,
-    WorkspaceId,
-};
+use dialtone_core::{CallId, CampaignId, CampaignStatus, ContactId, Mode, Outcome, PhoneNumber, ProviderKind, WorkspaceId};
 use jiff::Timestamp;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::collections::HashMap;
 
 /// A campaign being claimed for, as its locked row says.
@@ -178,19 +177,20 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
 async fn claim_due(tx: &mut Transaction<'_, Postgres>, claiming: &[Claiming], wanting: &[usize], now: Timestamp) -> Result<Vec<PgRow>> {
     // SKIP LOCKED: a contact some other writer holds (a cancel, a manual retry) is passed
     // over rather than waited for.
-    Ok(sqlx::query(
+    Ok(sqlx::query(&format!(
         "WITH due AS (
             SELECT d.id FROM UNNEST($2::text[], $3::bigint[]) AS w(campaign_id, n)
             CROSS JOIN LATERAL (
                 SELECT id FROM contacts WHERE campaign_id = w.campaign_id AND status = 'pending' AND next_attempt_at <= $1
                 ORDER BY next_attempt_at, id LIMIT w.n FOR UPDATE SKIP LOCKED) d)
-         UPDATE contacts c SET status = 'in_call', attempts = c.attempts + 1, updated_at = $1, wait_reason = NULL
+         UPDATE contacts c SET status = 'in_call', {spend}, updated_at = $1, wait_reason = NULL
          FROM due WHERE c.id = due.id
          RETURNING c.id, c.campaign_id, c.phone, c.extension, c.name, c.variables, c.attempts, c.timezone, c.timezones, c.next_attempt_at,
             EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = c.phone AND s.workspace_id = c.workspace_id
                     AND (s.campaign_id IS NULL OR s.campaign_id = c.campaign_id)) AS suppressed,
             (SELECT MAX(attempt) FROM calls k WHERE k.contact_id = c.id) AS last_attempt",
-    )
+        spend = attempts::SPEND,
+    ))
     .bind(ms(now))
     .bind(wanting.iter().map(|&i| claiming[i].id.as_str()).collect::<Vec<_>>())
     .bind(wanting.iter().map(|&i| i64::from(claiming[i].want)).collect::<Vec<_>>())
@@ -221,11 +221,13 @@ impl TurnedAway {
         if self.ids.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        // `attempts::turn_away` for many contacts in one statement (UNNEST is PostgreSQL's).
+        sqlx::query(&format!(
             "UPDATE contacts c SET status = t.status, next_attempt_at = COALESCE(t.next_at, c.next_attempt_at),
-                wait_reason = t.reason, attempts = c.attempts - 1, updated_at = $1
+                wait_reason = t.reason, {give_back}, updated_at = $1
              FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::text[]) AS t(id, status, next_at, reason) WHERE c.id = t.id",
-        )
+            give_back = attempts::GIVE_BACK,
+        ))
         .bind(ms(now))
         .bind(&self.ids)
         .bind(&self.statuses)
@@ -333,10 +335,8 @@ async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[(usize, &PgRow)],
     }
     let mut dials = Vec::with_capacity(rows.len());
     for (i, r) in rows {
-        // Attempt numbers count calls, so they stay unique even when an attempt was given
-        // back (a capacity refusal) and the contact's count of spent attempts went down.
-        let last: Option<i64> = r.try_get("last_attempt")?;
-        let attempt = last.unwrap_or(0).max(r.try_get::<i64, _>("attempts")? - 1) + 1;
+        // Attempt numbers count calls (see `crate::attempts`).
+        let attempt = attempts::next_number(r.try_get("last_attempt")?, r.try_get("attempts")?);
         dials.push(dial_of(r, &claiming[*i], CallId::new(), attempt)?);
     }
     sqlx::query(
@@ -360,37 +360,9 @@ async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[(usize, &PgRow)],
     Ok(dials)
 }
 
-pub async fn mark_placing(pool: &PgPool, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {
-    // A takeover and this fence both write the row: whichever commits second re-reads it
-    // and matches nothing, so a taken-over call is never sent by its old owner.
-    let done = sqlx::query(
-        "UPDATE calls SET placing_at = $1, updated_at = $1 WHERE id = $2 AND status = 'queued' AND placing_at IS NULL AND claimed_by = $3",
-    )
-        .bind(ms(now))
-        .bind(call.as_str())
-        .bind(node)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 pub async fn mark_dialed(pool: &PgPool, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
     let mut tx = pool.begin().await?;
-    let row = sqlx::query(
-        "UPDATE calls SET provider_call_id = COALESCE(provider_call_id, $1),
-            status = CASE WHEN status = 'queued' THEN 'dialing' ELSE status END,
-            dialed_at = COALESCE(dialed_at, $2), last_event_at = GREATEST(last_event_at, $2), updated_at = $2
-         WHERE id = $3 RETURNING *",
-    )
-    .bind(provider_call_id)
-    .bind(ms(now))
-    .bind(call.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Err(StoreError::not_found("call", call));
-    };
-    let dialed = rows::call(&row)?;
+    let dialed = shared::mark_dialed_row(Db::from(&mut *tx), call, provider_call_id, now).await?.ok_or_else(|| StoreError::not_found("call", call))?;
     let campaign = dialed.campaign_id.as_str().to_string();
     // Events that came before the provider id was stored, carrying no id of ours, were
     // kept as orphans under that provider id: applied now, in the same transaction,
@@ -404,105 +376,32 @@ pub async fn mark_dialed(pool: &PgPool, call: &CallId, provider_call_id: &str, n
     }
     // Two first calls racing: the loser waits for the row, re-reads `started_at` and
     // matches nothing, so exactly one of them starts the campaign.
-    let started = sqlx::query(
-        "UPDATE campaigns SET status = CASE WHEN status = 'starting' THEN 'dialing' ELSE status END,
-            started_at = $1, updated_at = $1
-         WHERE id = $2 AND started_at IS NULL",
-    )
-    .bind(ms(now))
-    .bind(&campaign)
-    .execute(&mut *tx)
-    .await?;
+    let started = shared::start_campaign(Db::from(&mut *tx), &campaign, now).await?;
     tx.commit().await?;
-    Ok(started.rows_affected() == 1)
+    Ok(started)
 }
 
 pub async fn end_call(pool: &PgPool, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {
-    let event = ProviderEvent {
-        provider_type: "engine".into(),
-        provider_call_id: None,
-        call_id: Some(call.clone()),
-        kind: EventKind::Ended { outcome, reason: Some(reason.to_string()) },
-        dedupe_key: format!("engine:{call}:end"),
-        occurred_at: Some(now),
-        cost: None,
-        duration_ms: None,
-        raw: serde_json::json!({ "decision": "end", "outcome": outcome, "reason": reason }),
-    };
+    let event = shared::end_event(call, outcome, reason, now);
     let mut out = events::apply_batch(&mut *pool.acquire().await?, std::slice::from_ref(&event), "engine", now).await?;
     let applied = out.pop().expect("one Applied per event");
     Ok((!applied.duplicate).then_some(applied))
 }
 
+/// See `Store::release_unsent`. The attempt never reached the provider: it is given back
+/// and the contact is due now (unless its campaign was canceled meanwhile).
 pub async fn release_unsent(pool: &PgPool, call: &CallId, reason: &str, now: Timestamp) -> Result<bool> {
     let mut tx = pool.begin().await?;
-    // Any stored event for the call means the provider knew it (it echoed our id): not
-    // unsent. Deleting it would also orphan that event (a foreign-key error).
-    let Some(row) = sqlx::query(
-        "DELETE FROM calls WHERE id = $1 AND status = 'queued' AND provider_call_id IS NULL
-           AND NOT EXISTS (SELECT 1 FROM call_events WHERE call_id = $1)
-         RETURNING contact_id, workspace_id, campaign_id",
-    )
-    .bind(call.as_str())
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
+    let Some(unsent) = shared::delete_unsent(Db::from(&mut *tx), call).await? else {
         return Ok(false);
     };
-    let contact: String = row.try_get("contact_id")?;
-    let ws: String = row.try_get("workspace_id")?;
-    let campaign: String = row.try_get("campaign_id")?;
     // Hold the campaign's status still (a cancel waits) while the contact follows it.
-    let campaign_status: String = sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1 FOR SHARE")
-        .bind(&campaign)
-        .fetch_one(&mut *tx)
-        .await?;
-    // The attempt never reached the provider: give it back, and make the contact due now
-    // (unless its campaign was canceled meanwhile).
-    sqlx::query(
-        "UPDATE contacts SET attempts = attempts - 1, next_attempt_at = $1, updated_at = $1,
-            status = CASE WHEN $2 = 'canceled' THEN 'canceled' ELSE 'pending' END
-         WHERE id = $3 AND status = 'in_call'",
-    )
-    .bind(ms(now))
-    .bind(&campaign_status)
-    .bind(&contact)
-    .execute(&mut *tx)
-    .await?;
-    events::insert_engine_note(&mut tx, &ws, &format!("engine:{call}:released"), "released",
-        serde_json::json!({ "call_id": call, "contact_id": contact, "reason": reason }), now).await?;
+    sqlx::query("SELECT 1 FROM campaigns WHERE id = $1 FOR SHARE").bind(&unsent.campaign_id).execute(&mut *tx).await?;
+    attempts::give_back(Db::from(&mut *tx), &unsent.contact_id, now, None, now).await?;
+    events::insert_engine_note(&mut tx, &unsent.workspace_id, &format!("engine:{call}:released"), "released",
+        serde_json::json!({ "call_id": call, "contact_id": unsent.contact_id, "reason": reason }), now).await?;
     tx.commit().await?;
     Ok(true)
-}
-
-pub async fn stuck(pool: &PgPool, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
-    sqlx::query(&format!("SELECT * FROM calls WHERE status IN {ACTIVE_SQL} AND last_event_at < $1 ORDER BY last_event_at LIMIT $2"))
-        .bind(ms(quiet_since))
-        .bind(limit as i64)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(rows::call)
-        .collect()
-}
-
-/// Live calls past their maximum duration (see `Store::overdue_calls`).
-pub async fn overdue(pool: &PgPool, now: Timestamp, default_max: std::time::Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
-    let default_secs = i64::try_from(default_max.as_secs()).unwrap_or(i64::MAX);
-    sqlx::query(&format!(
-        "SELECT k.*, COALESCE(c.max_call_duration_secs, $1) AS max_secs FROM calls k JOIN campaigns c ON c.id = k.campaign_id
-         WHERE k.status IN {ACTIVE_SQL} AND k.provider_call_id IS NOT NULL
-           AND COALESCE(k.dialed_at, k.created_at) <= $2 - COALESCE(c.max_call_duration_secs, $1) * 1000
-         ORDER BY COALESCE(k.dialed_at, k.created_at) LIMIT $3"
-    ))
-    .bind(default_secs)
-    .bind(ms(now))
-    .bind(limit as i64)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| Ok((rows::call(r)?, r.try_get::<i64, _>("max_secs")? as u64)))
-    .collect()
 }
 
 /// Returns the server's clock as the heartbeat was written.
@@ -517,110 +416,4 @@ pub async fn heartbeat(pool: &PgPool, node: &str, now: Timestamp) -> Result<Time
     .fetch_one(pool)
     .await?;
     rows::ts(server_ms)
-}
-
-/// Unsent calls `node` may resolve: its own, unowned ones, and those of nodes whose lease
-/// ran out; each taken over by a fenced UPDATE (see `Store::orphaned_calls`). Two nodes
-/// taking over the same call: the second waits for the first's row lock, re-checks the
-/// WHERE on the new row (its owner changed) and matches nothing.
-pub async fn orphaned(pool: &PgPool, node: &str, lease: std::time::Duration, now: Timestamp) -> Result<Vec<Call>> {
-    let cutoff = crate::common::lease_cutoff(now, lease);
-    let candidates: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT c.id, c.claimed_by FROM calls c LEFT JOIN nodes n ON n.id = c.claimed_by
-         WHERE c.status = 'queued' AND c.provider_call_id IS NULL
-           AND (c.claimed_by IS NULL OR c.claimed_by = $1 OR n.id IS NULL OR n.heartbeat_at < $2)
-         ORDER BY c.id",
-    )
-    .bind(node)
-    .bind(cutoff)
-    .fetch_all(pool)
-    .await?;
-    let mut taken = Vec::with_capacity(candidates.len());
-    for (id, owner) in candidates {
-        // The fence: the owner must still be the one we saw, the call still unsent, and,
-        // unless it is us, the owner still without a live lease (it may have come back).
-        let row = sqlx::query(
-            "UPDATE calls SET claimed_by = $1
-             WHERE id = $2 AND claimed_by IS NOT DISTINCT FROM $3 AND status = 'queued' AND provider_call_id IS NULL
-               AND (claimed_by IS NULL OR claimed_by = $1
-                    OR NOT EXISTS (SELECT 1 FROM nodes WHERE id = calls.claimed_by AND heartbeat_at >= $4))
-             RETURNING *",
-        )
-        .bind(node)
-        .bind(&id)
-        .bind(owner.as_deref())
-        .bind(cutoff)
-        .fetch_optional(pool)
-        .await?;
-        if let Some(row) = row {
-            if owner.as_deref().is_some_and(|o| o != node) {
-                tracing::info!(call_id = %id, from = owner.as_deref().unwrap_or_default(), to = node, "took over an unsent call of a node whose lease ran out");
-            }
-            taken.push(rows::call(&row)?);
-        }
-    }
-    Ok(taken)
-}
-
-pub async fn touch(pool: &PgPool, call: &CallId, now: Timestamp) -> Result<()> {
-    sqlx::query("UPDATE calls SET last_event_at = GREATEST(last_event_at, $1) WHERE id = $2")
-        .bind(ms(now))
-        .bind(call.as_str())
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-pub async fn get(pool: &PgPool, ws: &WorkspaceId, id: &CallId) -> Result<Option<Call>> {
-    sqlx::query("SELECT * FROM calls WHERE workspace_id = $1 AND id = $2")
-        .bind(ws.as_str())
-        .bind(id.as_str())
-        .fetch_optional(pool)
-        .await?
-        .map(|r| rows::call(&r))
-        .transpose()
-}
-
-pub async fn list(pool: &PgPool, ws: &WorkspaceId, f: &CallFilter, page: &Page) -> Result<Vec<Call>> {
-    let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM calls WHERE workspace_id = ");
-    q.push_bind(ws.as_str());
-    if let Some(c) = &f.campaign_id {
-        q.push(" AND campaign_id = ").push_bind(c.as_str());
-    }
-    if let Some(c) = &f.contact_id {
-        q.push(" AND contact_id = ").push_bind(c.as_str());
-    }
-    if let Some(s) = f.status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    if let Some(o) = f.outcome {
-        q.push(" AND outcome = ").push_bind(o.as_str());
-    }
-    if let Some(p) = &f.phone {
-        q.push(" AND phone = ").push_bind(p.as_str());
-    }
-    if let Some(b) = &page.before {
-        q.push(" AND id < ").push_bind(b.as_str());
-    }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(page.limit as i64);
-    q.build().fetch_all(pool).await?.iter().map(rows::call).collect()
-}
-
-pub async fn events_of(pool: &PgPool, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {
-    sqlx::query(
-        "SELECT e.* FROM call_events e JOIN calls c ON c.id = e.call_id
-         WHERE c.workspace_id = $1 AND e.call_id = $2 ORDER BY e.received_at, e.id",
-    )
-    .bind(ws.as_str())
-    .bind(id.as_str())
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(rows::call_event)
-    .collect()
-}
-
-pub async fn active_count(pool: &PgPool) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE status IN {ACTIVE_SQL}")).fetch_one(pool).await?;
-    Ok(n as u64)
 }

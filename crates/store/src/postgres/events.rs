@@ -432,7 +432,7 @@ async fn end_contacts(tx: &mut Tx<'_>, ended: Vec<(Call, Outcome, bool)>, now: T
     let mut rest = Vec::new();
     for (call, outcome, refusal) in ended {
         if refusal {
-            give_attempt_back(tx, &call, now).await?;
+            crate::attempts::give_back_refused_for_capacity(crate::sql::Db::from(&mut **tx), call.contact_id.as_str(), now).await?;
         } else {
             rest.push((call, outcome));
         }
@@ -537,22 +537,6 @@ pub async fn insert_engine_note(tx: &mut Tx<'_>, ws: &str, dedupe_key: &str, kin
     .bind(dedupe_key)
     .bind(payload.to_string())
     .bind(ms(now))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The provider refused the call because the account was full: the contact is due again
-/// shortly and the attempt is not spent.
-async fn give_attempt_back(tx: &mut Tx<'_>, call: &Call, now: Timestamp) -> Result<()> {
-    sqlx::query(
-        "UPDATE contacts SET attempts = attempts - 1, next_attempt_at = $1, updated_at = $2, last_outcome = 'failed',
-            status = CASE WHEN (SELECT status FROM campaigns WHERE id = contacts.campaign_id) = 'canceled' THEN 'canceled' ELSE 'pending' END
-         WHERE id = $3 AND status = 'in_call'",
-    )
-    .bind(ms(now) + crate::common::CAPACITY_RETRY_MS)
-    .bind(ms(now))
-    .bind(call.contact_id.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())

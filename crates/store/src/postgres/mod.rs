@@ -24,6 +24,7 @@ mod wakes;
 
 use crate::shared::{impl_store, single, Pools};
 use crate::*;
+use crate::sql::Db;
 use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -95,7 +96,7 @@ impl_store!(PostgresStore {
     }
 
     async fn mark_placing(&self, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {
-        calls::mark_placing(&self.pool, call, node, now).await
+        crate::calls::mark_placing(Db::from(&self.pool), call, node, now).await
     }
 
     async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
@@ -128,19 +129,19 @@ impl_store!(PostgresStore {
     }
 
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
-        calls::stuck(&self.pool, quiet_since, limit).await
+        crate::calls::stuck(Db::from(&self.pool), quiet_since, limit).await
     }
 
     async fn orphaned_calls(&self, node: &str, lease: Duration, now: Timestamp) -> Result<Vec<Call>> {
-        calls::orphaned(&self.pool, node, lease, now).await
+        crate::calls::orphaned(Db::from(&self.pool), Db::from(&self.pool), node, lease, now).await
     }
 
     async fn overdue_calls(&self, now: Timestamp, default_max: Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
-        calls::overdue(&self.pool, now, default_max, limit).await
+        crate::calls::overdue(Db::from(&self.pool), now, default_max, limit).await
     }
 
     async fn touch_call(&self, call: &CallId, now: Timestamp) -> Result<()> {
-        calls::touch(&self.pool, call, now).await
+        crate::calls::touch(Db::from(&self.pool), call, now).await
     }
 
     async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>> {
@@ -161,18 +162,18 @@ impl_store!(PostgresStore {
     }
 
     async fn get_call(&self, ws: &WorkspaceId, id: &CallId) -> Result<Option<Call>> {
-        calls::get(&self.pool, ws, id).await
+        crate::calls::get(Db::from(&self.pool), ws, id).await
     }
 
     async fn list_calls(&self, ws: &WorkspaceId, filter: &CallFilter, page: &Page) -> Result<Vec<Call>> {
-        calls::list(&self.pool, ws, filter, page).await
+        crate::calls::list(Db::from(&self.pool), ws, filter, page).await
     }
 
     async fn call_events(&self, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {
-        calls::events_of(&self.pool, ws, id).await
+        crate::calls::events_of(Db::from(&self.pool), ws, id).await
     }
 
     async fn active_calls(&self) -> Result<u64> {
-        calls::active_count(&self.pool).await
+        crate::calls::active_count(Db::from(&self.pool)).await
     }
 });

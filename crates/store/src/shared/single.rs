@@ -95,6 +95,10 @@ pub async fn create(p: Pools<'_>, new: NewSingleCall, now: Timestamp) -> Result<
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_scheduled(db: &mut impl AsDb, call: &CallId, ws: &WorkspaceId, campaign: &CampaignId, contact: &ContactId, attempt: u32,
     provider: &str, phone: &str, at: Timestamp, now: Timestamp) -> Result<Call> {
+    // Numbered after every call the contact has (see `crate::attempts`): a capacity refusal
+    // gave its attempt back, yet its call keeps its number.
+    let last = crate::attempts::last_number(db.as_db(), contact.as_str()).await?;
+    let attempt = crate::attempts::next_number(last, i64::from(attempt));
     let row: CallRow = db
         .as_db()
         .fetch_one(

@@ -153,7 +153,7 @@ pub async fn apply_to_call(tx: &mut Tx<'_>, call: &Call, kind: &EventKind, cost:
         if moved {
             if let (true, Some(outcome)) = (t.ends_call(), t.outcome) {
                 if crate::common::is_capacity_refusal(kind) {
-                    give_attempt_back(tx, call, now).await?;
+                    crate::attempts::give_back_refused_for_capacity(crate::sql::Db::from(&mut **tx), call.contact_id.as_str(), now).await?;
                 } else {
                     move_contact_on(tx, call, outcome, now).await?;
                 }
@@ -304,22 +304,6 @@ pub async fn insert_engine_note(tx: &mut Tx<'_>, ws: &str, dedupe_key: &str, kin
     Ok(())
 }
 
-
-/// The provider refused the call because the account was full: the contact is due again
-/// shortly and the attempt is not spent.
-async fn give_attempt_back(tx: &mut Tx<'_>, call: &Call, now: Timestamp) -> Result<()> {
-    sqlx::query(
-        "UPDATE contacts SET attempts = attempts - 1, next_attempt_at = ?1, updated_at = ?2, last_outcome = 'failed',
-            status = CASE WHEN (SELECT status FROM campaigns WHERE id = contacts.campaign_id) = 'canceled' THEN 'canceled' ELSE 'pending' END
-         WHERE id = ?3 AND status = 'in_call'",
-    )
-    .bind(ms(now) + crate::common::CAPACITY_RETRY_MS)
-    .bind(ms(now))
-    .bind(call.contact_id.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 /// See `Store::purge_unknown_events`.
 pub async fn purge_unknown(pool: &sqlx::SqlitePool, before: Timestamp, limit: u32) -> Result<u64> {

@@ -9,6 +9,7 @@ mod rows;
 
 use crate::shared::{campaigns, impl_store, single, suppressions, Pools};
 use crate::*;
+use crate::sql::Db;
 use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -53,7 +54,7 @@ impl_store!(SqliteStore {
     }
 
     async fn mark_placing(&self, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {
-        calls::mark_placing(&self.write, call, node, now).await
+        crate::calls::mark_placing(Db::from(&self.write), call, node, now).await
     }
 
     async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
@@ -83,19 +84,19 @@ impl_store!(SqliteStore {
     }
 
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
-        calls::stuck(&self.read, quiet_since, limit).await
+        crate::calls::stuck(Db::from(&self.read), quiet_since, limit).await
     }
 
     async fn orphaned_calls(&self, node: &str, lease: Duration, now: Timestamp) -> Result<Vec<Call>> {
-        calls::orphaned(&self.read, &self.write, node, lease, now).await
+        crate::calls::orphaned(Db::from(&self.read), Db::from(&self.write), node, lease, now).await
     }
 
     async fn overdue_calls(&self, now: Timestamp, default_max: Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
-        calls::overdue(&self.read, now, default_max, limit).await
+        crate::calls::overdue(Db::from(&self.read), now, default_max, limit).await
     }
 
     async fn touch_call(&self, call: &CallId, now: Timestamp) -> Result<()> {
-        calls::touch(&self.write, call, now).await
+        crate::calls::touch(Db::from(&self.write), call, now).await
     }
 
     async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>> {
@@ -118,18 +119,18 @@ impl_store!(SqliteStore {
     }
 
     async fn get_call(&self, ws: &WorkspaceId, id: &CallId) -> Result<Option<Call>> {
-        calls::get(&self.read, ws, id).await
+        crate::calls::get(Db::from(&self.read), ws, id).await
     }
 
     async fn list_calls(&self, ws: &WorkspaceId, filter: &CallFilter, page: &Page) -> Result<Vec<Call>> {
-        calls::list(&self.read, ws, filter, page).await
+        crate::calls::list(Db::from(&self.read), ws, filter, page).await
     }
 
     async fn call_events(&self, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {
-        calls::events_of(&self.read, ws, id).await
+        crate::calls::events_of(Db::from(&self.read), ws, id).await
     }
 
     async fn active_calls(&self) -> Result<u64> {
-        calls::active_count(&self.read).await
+        crate::calls::active_count(Db::from(&self.read)).await
     }
 });

@@ -12,6 +12,7 @@ mod renumbering;
 mod schema;
 mod support;
 
+mod attempts;
 mod claim;
 mod contacts;
 mod dnc;
@@ -93,6 +94,8 @@ conformance! {
     guards::a_canceled_campaigns_scheduled_call_is_canceled_and_never_dialled,
 
     placing::mark_placing_is_a_fence,
+    attempts::attempt_numbers_never_repeat_or_skip_and_only_spent_attempts_count,
+    attempts::a_recurring_single_calls_next_occurrence_is_numbered_after_a_capacity_refused_call,
     placing::mark_dialed_moves_queued_to_dialing_and_starts_the_campaign_only_once,
     placing::a_webhook_that_arrived_before_mark_dialed_is_not_moved_back,
 

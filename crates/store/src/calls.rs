@@ -1,0 +1,224 @@
+//! The statements about calls whose text is the same on both backends, written once (see
+//! [`crate::sql`]). What stays in `sqlite/calls.rs` and `postgres/calls.rs` differs for a
+//! reason said there: the claim (PostgreSQL locks rows and batches with `UNNEST`), the
+//! transactions that adopt early events (each backend's own event code and locks), and
+//! the heartbeat (PostgreSQL returns the server's clock).
+//!
+//! The fences of one outbound attempt, in the order that keeps it from being dialled twice
+//! (see `dialtone_core::attempt`): the claim inserts it QUEUED and owned by a node;
+//! [`mark_placing`] commits `placing_at` before the provider request; the provider's
+//! answer stores its id ([`mark_dialed_row`]); a call that certainly never reached the
+//! provider is deleted by [`delete_unsent`] and its attempt given back
+//! (`crate::attempts::give_back`); after a crash, [`orphaned`] hands each unsent call to
+//! exactly one node to resolve.
+
+use crate::common::{lease_cutoff, ms, ACTIVE_SQL};
+use crate::rows::{CallEventRow, CallRow};
+use crate::sql::{args, Arg, Db};
+use crate::{Call, CallEvent, CallFilter, Page, Result};
+use dialtone_core::{CallId, EventKind, Outcome, ProviderEvent, WorkspaceId};
+use jiff::Timestamp;
+
+fn calls(rows: Vec<CallRow>) -> Result<Vec<Call>> {
+    rows.into_iter().map(Call::try_from).collect()
+}
+
+/// Fences the send (see `Store::mark_placing`): sets `placing_at` on a QUEUED call not yet
+/// being placed and still owned by `node`. False: already placing, no longer QUEUED, or
+/// taken over by another node (whose takeover wrote the row first; on PostgreSQL the
+/// second writer re-reads the row and matches nothing).
+pub async fn mark_placing(mut db: Db<'_>, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {
+    let n = db
+        .execute(
+            "UPDATE calls SET placing_at = $1, updated_at = $1 WHERE id = $2 AND status = 'queued' AND placing_at IS NULL AND claimed_by = $3",
+            args![ms(now), call.as_str(), node],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Stores the provider's id of an accepted call and moves it QUEUED → DIALING (never back;
+/// a first id stays). `None`: no such call. The call as it is afterwards.
+pub async fn mark_dialed_row(mut db: Db<'_>, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<Option<Call>> {
+    // A CASE rather than SQLite's MAX / PostgreSQL's GREATEST, so the text is one.
+    let row: Option<CallRow> = db
+        .fetch_optional(
+            "UPDATE calls SET provider_call_id = COALESCE(provider_call_id, $1),
+                status = CASE WHEN status = 'queued' THEN 'dialing' ELSE status END,
+                dialed_at = COALESCE(dialed_at, $2), last_event_at = CASE WHEN last_event_at > $2 THEN last_event_at ELSE $2 END,
+                updated_at = $2
+             WHERE id = $3 RETURNING *",
+            args![provider_call_id, ms(now), call.as_str()],
+        )
+        .await?;
+    row.map(Call::try_from).transpose()
+}
+
+/// Flips `campaign` to `dialing` on its first accepted call. True only for the one call that
+/// did (`started_at IS NULL` is the fence: a racing second first call matches nothing).
+pub async fn start_campaign(mut db: Db<'_>, campaign: &str, now: Timestamp) -> Result<bool> {
+    let n = db
+        .execute(
+            "UPDATE campaigns SET status = CASE WHEN status = 'starting' THEN 'dialing' ELSE status END,
+                started_at = $1, updated_at = $1
+             WHERE id = $2 AND started_at IS NULL",
+            args![ms(now), campaign],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// The engine's decision to end `call` with `outcome`, as the event `Store::end_call` applies.
+pub fn end_event(call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> ProviderEvent {
+    ProviderEvent {
+        provider_type: "engine".into(),
+        provider_call_id: None,
+        call_id: Some(call.clone()),
+        kind: EventKind::Ended { outcome, reason: Some(reason.to_string()) },
+        dedupe_key: format!("engine:{call}:end"),
+        occurred_at: Some(now),
+        cost: None,
+        duration_ms: None,
+        raw: serde_json::json!({ "decision": "end", "outcome": outcome, "reason": reason }),
+    }
+}
+
+/// A call deleted by [`delete_unsent`]: whose attempt to give back, and where to note it.
+#[derive(sqlx::FromRow)]
+pub struct Unsent {
+    pub contact_id: String,
+    pub workspace_id: String,
+    pub campaign_id: String,
+}
+
+/// Deletes a QUEUED call that certainly never reached the provider (no provider id, no
+/// event stored for it: an event means the provider echoed our id, and deleting the call
+/// would orphan it). `None`: not such a call (it was sent, ended, or already released).
+/// The caller gives the attempt back in the same transaction (`attempts::give_back`).
+pub async fn delete_unsent(mut db: Db<'_>, call: &CallId) -> Result<Option<Unsent>> {
+    db.fetch_optional(
+        "DELETE FROM calls WHERE id = $1 AND status = 'queued' AND provider_call_id IS NULL
+           AND NOT EXISTS (SELECT 1 FROM call_events WHERE call_id = $1)
+         RETURNING contact_id, workspace_id, campaign_id",
+        args![call.as_str()],
+    )
+    .await
+}
+
+/// Active calls with no event since `quiet_since`, quietest first.
+pub async fn stuck(mut db: Db<'_>, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
+    let sql = format!("SELECT * FROM calls WHERE status IN {ACTIVE_SQL} AND last_event_at < $1 ORDER BY last_event_at LIMIT $2");
+    calls(db.fetch_all(&sql, args![ms(quiet_since), limit]).await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct OverdueRow {
+    #[sqlx(flatten)]
+    call: CallRow,
+    max_secs: i64,
+}
+
+/// Live calls past their maximum duration (see `Store::overdue_calls`).
+pub async fn overdue(mut db: Db<'_>, now: Timestamp, default_max: std::time::Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
+    let default_secs = i64::try_from(default_max.as_secs()).unwrap_or(i64::MAX);
+    let sql = format!(
+        "SELECT k.*, COALESCE(c.max_call_duration_secs, $1) AS max_secs FROM calls k JOIN campaigns c ON c.id = k.campaign_id
+         WHERE k.status IN {ACTIVE_SQL} AND k.provider_call_id IS NOT NULL
+           AND COALESCE(k.dialed_at, k.created_at) <= $2 - COALESCE(c.max_call_duration_secs, $1) * 1000
+         ORDER BY COALESCE(k.dialed_at, k.created_at) LIMIT $3"
+    );
+    let rows: Vec<OverdueRow> = db.fetch_all(&sql, args![default_secs, ms(now), limit]).await?;
+    rows.into_iter().map(|r| Ok((Call::try_from(r.call)?, r.max_secs as u64))).collect()
+}
+
+/// Unsent calls `node` may resolve, each taken over by a fenced UPDATE (see
+/// `Store::orphaned_calls`): candidates are read on `read`, taken on `write` (SQLite keeps
+/// a reader pool beside its one writer; PostgreSQL passes its pool twice). Two nodes
+/// taking over the same call: the second's fence sees the new owner and matches nothing
+/// (PostgreSQL: it waits for the first's row lock, then re-checks the WHERE).
+pub async fn orphaned(mut read: Db<'_>, mut write: Db<'_>, node: &str, lease: std::time::Duration, now: Timestamp) -> Result<Vec<Call>> {
+    let cutoff = lease_cutoff(now, lease);
+    let candidates: Vec<(String, Option<String>)> = read
+        .fetch_all(
+            "SELECT c.id, c.claimed_by FROM calls c LEFT JOIN nodes n ON n.id = c.claimed_by
+             WHERE c.status = 'queued' AND c.provider_call_id IS NULL
+               AND (c.claimed_by IS NULL OR c.claimed_by = $1 OR n.id IS NULL OR n.heartbeat_at < $2)
+             ORDER BY c.id",
+            args![node, cutoff],
+        )
+        .await?;
+    let mut taken = Vec::with_capacity(candidates.len());
+    for (id, owner) in candidates {
+        // The fence: the owner must still be the one we saw, the call still unsent, and,
+        // unless it is us, the owner still without a live lease (it may have come back).
+        let row: Option<CallRow> = write
+            .fetch_optional(
+                "UPDATE calls SET claimed_by = $1
+                 WHERE id = $2 AND claimed_by IS NOT DISTINCT FROM $3 AND status = 'queued' AND provider_call_id IS NULL
+                   AND (claimed_by IS NULL OR claimed_by = $1
+                        OR NOT EXISTS (SELECT 1 FROM nodes WHERE id = calls.claimed_by AND heartbeat_at >= $4))
+                 RETURNING *",
+                args![node, id.as_str(), owner.as_deref(), cutoff],
+            )
+            .await?;
+        if let Some(row) = row {
+            if owner.as_deref().is_some_and(|o| o != node) {
+                tracing::info!(call_id = %id, from = owner.as_deref().unwrap_or_default(), to = node, "took over an unsent call of a node whose lease ran out");
+            }
+            taken.push(Call::try_from(row)?);
+        }
+    }
+    Ok(taken)
+}
+
+/// Touches `last_event_at` (never backwards) after a reconcile found the call alive.
+pub async fn touch(mut db: Db<'_>, call: &CallId, now: Timestamp) -> Result<()> {
+    db.execute(
+        "UPDATE calls SET last_event_at = CASE WHEN last_event_at > $1 THEN last_event_at ELSE $1 END WHERE id = $2",
+        args![ms(now), call.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn get(mut db: Db<'_>, ws: &WorkspaceId, id: &CallId) -> Result<Option<Call>> {
+    let row: Option<CallRow> = db.fetch_optional("SELECT * FROM calls WHERE workspace_id = $1 AND id = $2", args![ws.as_str(), id.as_str()]).await?;
+    row.map(Call::try_from).transpose()
+}
+
+/// A workspace's calls matching `f`, newest first (keyset pagination on the id).
+pub async fn list(mut db: Db<'_>, ws: &WorkspaceId, f: &CallFilter, page: &Page) -> Result<Vec<Call>> {
+    let mut sql = String::from("SELECT * FROM calls WHERE workspace_id = $1");
+    let mut args: Vec<Arg> = args![ws.as_str()];
+    let mut filter = |column: &str, value: Option<Arg>| {
+        if let Some(v) = value {
+            args.push(v);
+            sql.push_str(&format!(" AND {column} ${}", args.len()));
+        }
+    };
+    filter("campaign_id =", f.campaign_id.as_ref().map(|c| c.as_str().into()));
+    filter("contact_id =", f.contact_id.as_ref().map(|c| c.as_str().into()));
+    filter("status =", f.status.map(|s| s.as_str().into()));
+    filter("outcome =", f.outcome.map(|o| o.as_str().into()));
+    filter("phone =", f.phone.as_ref().map(|p| p.as_str().into()));
+    filter("id <", page.before.as_ref().map(|b| b.as_str().into()));
+    args.push(page.limit.into());
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
+    calls(db.fetch_all(&sql, args).await?)
+}
+
+pub async fn events_of(mut db: Db<'_>, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {
+    let rows: Vec<CallEventRow> = db
+        .fetch_all(
+            "SELECT e.* FROM call_events e JOIN calls c ON c.id = e.call_id
+             WHERE c.workspace_id = $1 AND e.call_id = $2 ORDER BY e.received_at, e.id",
+            args![ws.as_str(), id.as_str()],
+        )
+        .await?;
+    rows.into_iter().map(CallEvent::try_from).collect()
+}
+
+pub async fn active_count(mut db: Db<'_>) -> Result<u64> {
+    let (n,): (i64,) = db.fetch_one(&format!("SELECT COUNT(*) FROM calls WHERE status IN {ACTIVE_SQL}"), args![]).await?;
+    Ok(n as u64)
+}
