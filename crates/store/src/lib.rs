@@ -2,7 +2,9 @@
 //! Every state change is a fenced `UPDATE … WHERE status = expected`: zero rows changed
 //! means someone else won, never an error to ignore.
 
+pub mod apply;
 mod common;
+mod events;
 mod model;
 pub mod rows;
 pub mod sql;

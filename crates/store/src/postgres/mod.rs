@@ -17,7 +17,7 @@
 
 mod calls;
 mod campaigns;
-mod events;
+pub(crate) mod events;
 mod inbound;
 mod rows;
 mod single;
@@ -183,7 +183,7 @@ impl Store for PostgresStore {
     }
 
     async fn purge_unknown_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
-        events::purge_unknown(&self.pool, before, limit).await
+        crate::events::purge_unknown(crate::sql::Db::from(&self.pool), before, limit).await
     }
 
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
