@@ -391,3 +391,139 @@ pub fn next_step(row: &AfterCallRow, call: &Call, outcome: Outcome, now: Timesta
     let recurring_single = status == ContactStatus::Pending && row.kind == "single_calls" && recurrence.frequency != Frequency::Once;
     Ok(NextStep { status, next_at, last_outcome: outcome, schedule_attempt: recurring_single.then_some(attempts + 1) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dialtone_core::{AnsweredBy, CallId, CampaignId, ContactId, Direction, PhoneNumber, ProviderKind, WorkspaceId};
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_900_000_000 + secs).unwrap()
+    }
+
+    fn call(id: &str, pid: Option<&str>, status: CallStatus) -> Call {
+        Call {
+            id: CallId::from_db(id.to_string()),
+            workspace_id: WorkspaceId::from_db("ws_1".to_string()),
+            campaign_id: CampaignId::from_db("cmp_1".to_string()),
+            contact_id: ContactId::from_db(format!("ct_{id}")),
+            attempt: 1,
+            direction: Direction::Outbound,
+            provider: ProviderKind::Sim,
+            provider_call_id: pid.map(str::to_string),
+            phone: PhoneNumber::from_db("+14155550100".to_string()),
+            status,
+            outcome: None,
+            ended_reason: None,
+            cost: None,
+            duration_ms: None,
+            created_at: t(0),
+            updated_at: t(0),
+            scheduled_for: None,
+            placing_at: None,
+            dialed_at: None,
+            answered_at: None,
+            ended_at: None,
+            last_event_at: t(0),
+            answered_by: None,
+        }
+    }
+
+    fn ev(key: &str, ours: Option<&str>, pid: Option<&str>, kind: EventKind) -> ProviderEvent {
+        ProviderEvent {
+            provider_type: "status-update".into(),
+            provider_call_id: pid.map(str::to_string),
+            call_id: ours.map(|c| CallId::from_db(c.to_string())),
+            kind,
+            dedupe_key: key.into(),
+            occurred_at: None,
+            cost: None,
+            duration_ms: None,
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    fn ended(o: Outcome, reason: Option<&str>) -> EventKind {
+        EventKind::Ended { outcome: o, reason: reason.map(str::to_string) }
+    }
+
+    #[test]
+    fn a_provider_id_attached_by_an_event_finds_the_call_for_the_later_events_of_the_batch() {
+        let calls = BatchCalls::new([call("call_a", None, CallStatus::Queued)]);
+        let events = [
+            ev("1", Some("call_a"), Some("p1"), EventKind::Progress(CallStatus::Ringing)),
+            ev("2", None, Some("p1"), ended(Outcome::Busy, None)),
+        ];
+        let plan = BatchPlan::new(calls, &events, t(5));
+        let rows = plan.rows();
+        assert_eq!(rows.iter().map(|r| (r.call_id, r.applied)).collect::<Vec<_>>(), vec![(Some("call_a"), true), (Some("call_a"), true)]);
+        let a = plan.call("call_a").unwrap();
+        assert_eq!((a.provider_call_id.as_deref(), a.status, a.outcome, a.ended_at), (Some("p1"), CallStatus::Ended, Some(Outcome::Busy), Some(t(5))));
+        assert_eq!(plan.ended().iter().map(|e| (e.outcome, e.capacity_refusal)).collect::<Vec<_>>(), vec![(Outcome::Busy, false)]);
+        assert_eq!(plan.dirty_calls().len(), 1);
+    }
+
+    #[test]
+    fn an_event_stored_before_is_left_out_and_the_marks_it_changed_are_corrected() {
+        let calls = BatchCalls::new([call("call_a", Some("p1"), CallStatus::Dialing)]);
+        let events = [ev("old-end", None, Some("p1"), ended(Outcome::Completed, None)), ev("live", None, Some("p1"), EventKind::Progress(CallStatus::InProgress))];
+        let mut plan = BatchPlan::new(calls, &events, t(5));
+        // As if new: the end moves the call, and the later progress is stale.
+        assert_eq!(plan.rows().iter().map(|r| r.applied).collect::<Vec<_>>(), vec![true, false]);
+        let remarks = plan.settle(&HashSet::from(["live".to_string()]));
+        assert_eq!(remarks, Remarks { applied: vec!["live"], not_applied: vec![] }, "the stored duplicate keeps its own mark");
+        assert_eq!(plan.call("call_a").unwrap().status, CallStatus::InProgress);
+        assert!(plan.ended().is_empty());
+        let out = plan.into_applied();
+        assert_eq!(out.iter().map(|a| a.duplicate).collect::<Vec<_>>(), vec![true, false]);
+    }
+
+    #[test]
+    fn ids_naming_different_calls_move_neither_and_a_late_machine_verdict_corrects_the_outcome() {
+        let mut done = call("call_b", Some("p2"), CallStatus::Ended);
+        done.outcome = Some(Outcome::Completed);
+        let calls = BatchCalls::new([call("call_a", Some("p1"), CallStatus::Ringing), done]);
+        let events = [
+            ev("x", Some("call_a"), Some("p2"), ended(Outcome::Busy, None)),
+            ev("amd", None, Some("p2"), EventKind::Amd { answered_by: AnsweredBy::Machine }),
+            ev("cap", None, Some("p1"), ended(Outcome::Failed, Some(crate::common::CAPACITY_REASONS[0]))),
+        ];
+        let plan = BatchPlan::new(calls, &events, t(7));
+        let rows = plan.rows();
+        assert_eq!((rows[0].call_id, rows[0].mismatched, rows[0].applied), (Some("call_b"), true, false), "stored with the provider id's call");
+        assert_eq!(plan.corrected().iter().map(|c| (c.id.as_str(), c.outcome)).collect::<Vec<_>>(), vec![("call_b", Some(Outcome::Voicemail))]);
+        assert_eq!(plan.ended().iter().map(|e| (e.call.id.as_str(), e.capacity_refusal)).collect::<Vec<_>>(), vec![("call_a", true)]);
+    }
+
+    fn after_call(kind: &str, recurrence: &str) -> AfterCallRow {
+        AfterCallRow {
+            contact_id: "ct_call_a".into(),
+            attempts: 1,
+            timezone: None,
+            timezones: None,
+            contact_recurrence: None,
+            max_attempts: 3,
+            retry_policy: serde_json::to_string(&dialtone_core::RetryPolicy::uniform(3, jiff::SignedDuration::from_mins(5))).unwrap(),
+            assume_campaign_timezone_for_ambiguous: false,
+            calling_hours: r#"{"start":"00:00","end":"00:00"}"#.into(),
+            campaign_status: "running".into(),
+            campaign_recurrence: recurrence.into(),
+            kind: kind.into(),
+            schedule: serde_json::to_string(&Schedule::always("UTC")).unwrap(),
+            provider: "sim".into(),
+            workspace_id: "ws_1".into(),
+            occurrences: 1,
+        }
+    }
+
+    #[test]
+    fn an_inbound_caller_is_done_whatever_the_outcome_and_a_campaign_contact_retries() {
+        let once = serde_json::to_string(&Recurrence::new(Frequency::Once)).unwrap();
+        let c = call("call_a", None, CallStatus::Ended);
+        let inbound = next_step(&after_call(INBOUND_KIND, &once), &c, Outcome::NoAnswer, t(9)).unwrap();
+        assert_eq!((inbound.status, inbound.next_at, inbound.schedule_attempt), (ContactStatus::Done, t(9), None));
+        let retry = next_step(&after_call("campaign", &once), &c, Outcome::NoAnswer, t(9)).unwrap();
+        assert_eq!((retry.status, retry.last_outcome, retry.schedule_attempt), (ContactStatus::Pending, Outcome::NoAnswer, None));
+        assert!(retry.next_at > t(9));
+    }
+}

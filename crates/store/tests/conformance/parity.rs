@@ -6,9 +6,8 @@
 
 use crate::pg;
 use crate::support::*;
-use dialtone_core::{AnsweredBy, CallId, CallStatus, CampaignStatus, EventKind, Mode, Outcome, ProviderEvent, ProviderKind};
+use dialtone_core::{AnsweredBy, CallId, CallStatus, EventKind, Mode, Outcome, ProviderEvent};
 use dialtone_store::sql::{args, Db};
-use dialtone_store::NewCampaign;
 use std::collections::HashMap;
 
 /// Scenarios per run, each in a campaign of its own.
@@ -154,38 +153,19 @@ fn provider_event(seed: u64, run: &Run, e: &Ev) -> ProviderEvent {
 }
 
 /// Plays scenario `seed` on `store`: events in batches of up to `max_batch` (cut at every
-/// dial), all of a stretch between two dials at the same instant. Returns what each event
-/// was reported as: (duplicate, mismatched, call index, transition).
-async fn play(store: &S, seed: u64, steps: &[Step], max_batch: usize) -> Vec<String> {
+/// dial), all of a stretch between two dials at the same instant. Returns the campaign it
+/// played in and what each event was reported as (duplicate, mismatched, call index,
+/// transition).
+async fn play(store: &S, seed: u64, steps: &[Step], max_batch: usize) -> (String, Vec<String>) {
     let ws = store.default_workspace().await.unwrap();
-    let new = NewCampaign {
-        workspace_id: ws.clone(),
-        name: format!("parity {seed}"),
-        provider: ProviderKind::Sim,
-        assistant_id: "asst_test".into(),
-        phone_number_id: "pn_test".into(),
-        mode: Mode::Continuous,
-        max_concurrent: CALLS as u32,
-        max_attempts: 2,
-        retry: retry_policy(),
-        default_region: "US".into(),
-        schedule: dialtone_core::schedule::Schedule::always("UTC"),
-        calling_hours: dialtone_core::schedule::LocalHours::new(jiff::civil::Time::midnight(), jiff::civil::Time::midnight()),
-        recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
-        max_call_duration_secs: None,
-        assume_campaign_timezone_for_ambiguous: false,
-    };
-    let cmp = store.create_campaign(new, t0()).await.unwrap();
+    let cmp = draft_campaign(store, &ws, Mode::Continuous, CALLS as u32, 2).await;
     let first = (seed as u32) * 100;
     add_contacts(store, &ws, &cmp.id, first..first + CALLS as u32).await;
-    assert!(store.transition_campaign(&ws, &cmp.id, &[CampaignStatus::Draft], CampaignStatus::Starting, t0()).await.unwrap());
-    let mut dials = claim(store, &cmp.id, at(0)).await;
+    start(store, &ws, &cmp.id).await;
+    let dials = claim(store, &cmp.id, at(0)).await;
     assert_eq!(dials.len(), CALLS);
     // Index calls by their contact's number, the same on every store.
-    let mut by_phone: Vec<(String, CallId)> = vec![];
-    for d in dials.drain(..) {
-        by_phone.push((d.phone.to_string(), d.call_id));
-    }
+    let mut by_phone: Vec<(String, CallId)> = dials.into_iter().map(|d| (d.phone.to_string(), d.call_id)).collect();
     by_phone.sort();
     let calls: Vec<CallId> = by_phone.into_iter().map(|(_, c)| c).collect();
     let slot = calls.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect();
@@ -217,13 +197,14 @@ async fn play(store: &S, seed: u64, steps: &[Step], max_batch: usize) -> Vec<Str
         }
     }
     reports.extend(flush(pending, stretch).await);
-    reports
+    let reports = reports
         .iter()
         .map(|a| {
             let call = a.call_id.as_ref().map(|c| run.slot[c]);
             format!("dup={} mismatched={} call={call:?} transition={:?}", a.duplicate, a.mismatched, a.transition)
         })
-        .collect()
+        .collect();
+    (cmp.id.as_str().to_string(), reports)
 }
 
 #[derive(Debug, PartialEq, sqlx::FromRow)]
@@ -267,24 +248,23 @@ struct EventSnap {
     received_at: i64,
 }
 
-/// Everything events may have changed in scenario `seed`, in an order every store agrees on.
-async fn snapshot(mut db: Db<'_>, seed: u64) -> (Vec<CallSnap>, Vec<ContactSnap>, Vec<EventSnap>) {
-    let campaign = format!("parity {seed}");
+/// Everything events may have changed in scenario `seed` (played in `campaign`), in an
+/// order every store agrees on.
+async fn snapshot(mut db: Db<'_>, seed: u64, campaign: &str) -> (Vec<CallSnap>, Vec<ContactSnap>, Vec<EventSnap>) {
     let calls = db
         .fetch_all(
             "SELECT ct.phone, c.attempt, c.status, c.outcome, c.answered_by, c.ended_reason, c.cost, c.duration_ms, c.provider_call_id,
                 c.dialed_at, c.answered_at, c.ended_at, c.last_event_at, c.updated_at
-             FROM calls c JOIN contacts ct ON ct.id = c.contact_id JOIN campaigns cam ON cam.id = c.campaign_id
-             WHERE cam.name = $1 ORDER BY ct.phone, c.attempt",
-            args![&campaign],
+             FROM calls c JOIN contacts ct ON ct.id = c.contact_id WHERE c.campaign_id = $1 ORDER BY ct.phone, c.attempt",
+            args![campaign],
         )
         .await
         .unwrap();
     let contacts = db
         .fetch_all(
             "SELECT ct.phone, ct.status, ct.attempts, ct.next_attempt_at, ct.last_outcome, ct.updated_at
-             FROM contacts ct JOIN campaigns cam ON cam.id = ct.campaign_id WHERE cam.name = $1 ORDER BY ct.phone",
-            args![&campaign],
+             FROM contacts ct WHERE ct.campaign_id = $1 ORDER BY ct.phone",
+            args![campaign],
         )
         .await
         .unwrap();
@@ -329,10 +309,10 @@ impl Backend {
         Backend { name, store, read, _guard: Box::new(db) }
     }
 
-    async fn snapshot(&self, seed: u64) -> (Vec<CallSnap>, Vec<ContactSnap>, Vec<EventSnap>) {
+    async fn snapshot(&self, seed: u64, campaign: &str) -> (Vec<CallSnap>, Vec<ContactSnap>, Vec<EventSnap>) {
         match &self.read {
-            Reader::Sqlite(p) => snapshot(Db::from(p), seed).await,
-            Reader::Postgres(p) => snapshot(Db::from(p), seed).await,
+            Reader::Sqlite(p) => snapshot(Db::from(p), seed, campaign).await,
+            Reader::Postgres(p) => snapshot(Db::from(p), seed, campaign).await,
         }
     }
 }
@@ -350,8 +330,8 @@ async fn random_event_sequences_leave_the_same_rows_on_both_backends_batched_or_
         let steps = scenario(seed);
         let mut seen: Vec<(&str, Vec<String>, _)> = vec![];
         for (b, max_batch) in &backends {
-            let reports = play(&b.store, seed, &steps, *max_batch).await;
-            seen.push((b.name, reports, b.snapshot(seed).await));
+            let (campaign, reports) = play(&b.store, seed, &steps, *max_batch).await;
+            seen.push((b.name, reports, b.snapshot(seed, &campaign).await));
         }
         let (first, reports, rows) = &seen[0];
         for (name, other_reports, other_rows) in &seen[1..] {
