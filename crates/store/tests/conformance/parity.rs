@@ -81,7 +81,7 @@ fn scenario(seed: u64) -> Vec<Step> {
         EventKind::Info,
     ];
     let will_dial: Vec<bool> = (0..CALLS).map(|_| rng.below(5) != 0).collect();
-    let mut dialed = vec![false; CALLS];
+    let mut dialed = [false; CALLS];
     let mut steps: Vec<Step> = vec![];
     let mut sent: Vec<Ev> = vec![];
     for n in 0..STEPS {
