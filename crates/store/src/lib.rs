@@ -2,9 +2,11 @@
 //! Every state change is a fenced `UPDATE … WHERE status = expected`: zero rows changed
 //! means someone else won, never an error to ignore.
 
+pub mod apply;
 mod attempts;
 mod calls;
 mod common;
+mod events;
 mod model;
 pub mod rows;
 mod shared;

@@ -16,13 +16,13 @@
 //! someone else holds.
 
 mod calls;
-mod events;
+pub(crate) mod events;
 mod inbound;
 mod renumber;
 mod rows;
 mod wakes;
 
-use crate::shared::{impl_store, single, Pools};
+use crate::shared::{impl_store, Pools};
 use crate::*;
 use crate::sql::Db;
 use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
@@ -125,7 +125,7 @@ impl_store!(PostgresStore {
     }
 
     async fn purge_unknown_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
-        events::purge_unknown(&self.pool, before, limit).await
+        crate::events::purge_unknown(crate::sql::Db::from(&self.pool), before, limit).await
     }
 
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {

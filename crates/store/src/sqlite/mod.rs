@@ -7,7 +7,7 @@ mod events;
 mod inbound;
 mod rows;
 
-use crate::shared::{campaigns, impl_store, single, suppressions, Pools};
+use crate::shared::{campaigns, impl_store, suppressions, Pools};
 use crate::*;
 use crate::sql::Db;
 use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
@@ -71,16 +71,13 @@ impl_store!(SqliteStore {
 
     async fn apply_events(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            out.push(events::apply_one(&mut tx, e, "provider", received_at).await?);
-        }
+        let out = events::apply_batch(&mut tx, events, "provider", received_at).await?;
         tx.commit().await?;
         Ok(out)
     }
 
     async fn purge_unknown_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
-        events::purge_unknown(&self.write, before, limit).await
+        crate::events::purge_unknown(crate::sql::Db::from(&self.write), before, limit).await
     }
 
     async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {

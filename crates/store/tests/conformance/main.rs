@@ -6,6 +6,7 @@
 //! PostgreSQL tests fail, not skip, without it). `postgres_only` adds what only a shared
 //! server can show: several nodes claiming side by side.
 
+mod parity;
 mod pg;
 mod postgres_only;
 mod renumbering;

@@ -1,0 +1,258 @@
+//! Storing and applying provider events, for both backends: a backend loads the calls a
+//! batch names inside its own transaction (SQLite: a plain read, its single writer's
+//! `BEGIN IMMEDIATE` is the lock; PostgreSQL: `FOR UPDATE` and advisory locks, see
+//! `postgres::events::lock_calls`) and hands them to [`apply_loaded`], which decides with
+//! `crate::apply` and writes. Statements are written once through [`Db`]; PostgreSQL keeps
+//! its own set-based `UNNEST` statements for what a batch writes many rows of (a round
+//! trip per batch rather than per row is what its ingest figure rests on), SQLite writes
+//! those rows one by one (in-process, no round trip to save).
+
+use crate::apply::{next_step, AfterCallRow, BatchCalls, BatchPlan, Ended, EventRow, NextStep, AFTER_CALL_COLUMNS};
+use crate::common::{kind_from_text, kind_text, ms, payload_extras};
+use crate::sql::{args, Db};
+use crate::{Applied, Call, Result};
+use dialtone_core::{CallId, EventId, EventKind, ProviderEvent, WorkspaceId};
+use jiff::Timestamp;
+use std::collections::{HashMap, HashSet};
+
+/// Stores `events` (once per dedupe key) and applies them to `calls` (the calls they name,
+/// as loaded in the caller's transaction, which must keep them from changing until it
+/// commits), as if they came one by one: moves each call forward only, moves the contact of
+/// each ended call on, and corrects what late AMD verdicts correct. One [`Applied`] per
+/// event, in order.
+pub async fn apply_loaded(db: &mut Db<'_>, calls: BatchCalls, events: &[ProviderEvent], source: &str, now: Timestamp) -> Result<Vec<Applied>> {
+    let mut plan = BatchPlan::new(calls, events, now);
+    let inserted = insert_events(db, &plan.rows(), source, now).await?;
+    let remarks = plan.settle(&inserted);
+    mark_applied(db, &remarks.applied, true).await?;
+    mark_applied(db, &remarks.not_applied, false).await?;
+    write_plan(db, &plan, now).await?;
+    Ok(plan.into_applied())
+}
+
+/// Writes what a plan decided: the calls it changed, the contacts of the calls it ended,
+/// and the last outcome of contacts whose call a late verdict corrected.
+async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Result<()> {
+    write_calls(db, &plan.dirty_calls()).await?;
+    end_contacts(db, plan.ended(), now).await?;
+    for call in plan.corrected() {
+        correct_last_outcome(db, call, now).await?;
+    }
+    Ok(())
+}
+
+/// Offers `rows` to `call_events` (`ON CONFLICT (dedupe_key) DO NOTHING`); returns the
+/// dedupe keys that were new.
+async fn insert_events(db: &mut Db<'_>, rows: &[EventRow<'_>], source: &str, now: Timestamp) -> Result<HashSet<String>> {
+    if let Db::Postgres(c) = db {
+        return crate::postgres::events::insert_events(c, rows, source, now).await;
+    }
+    let mut inserted = HashSet::new();
+    for r in rows {
+        let e = r.event;
+        let n = db
+            .execute(
+                "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at,
+                    received_at, provider_call_id, applied, mismatched)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (dedupe_key) DO NOTHING",
+                args![EventId::new().as_str(), r.workspace_id, r.call_id, source, &e.provider_type, kind_text(&e.kind), &e.dedupe_key,
+                    e.raw.to_string(), e.occurred_at.map(ms), ms(now), e.provider_call_id.as_deref(), r.applied, r.mismatched],
+            )
+            .await?;
+        if n == 1 {
+            inserted.insert(e.dedupe_key.clone());
+        }
+    }
+    Ok(inserted)
+}
+
+/// Writes the fields events change, for every call given.
+async fn write_calls(db: &mut Db<'_>, calls: &[&Call]) -> Result<()> {
+    if let Db::Postgres(c) = db {
+        return crate::postgres::events::write_calls(c, calls).await;
+    }
+    for c in calls {
+        db.execute(
+            "UPDATE calls SET provider_call_id = $2, status = $3, outcome = $4, ended_reason = $5, cost = $6, duration_ms = $7,
+                answered_at = $8, ended_at = $9, last_event_at = $10, updated_at = $11, answered_by = $12
+             WHERE id = $1",
+            args![c.id.as_str(), c.provider_call_id.as_deref(), c.status.as_str(), c.outcome.map(|o| o.as_str()), c.ended_reason.as_deref(),
+                c.cost, c.duration_ms, c.answered_at.map(ms), c.ended_at.map(ms), ms(c.last_event_at), ms(c.updated_at),
+                c.answered_by.map(|a| a.as_str())],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Marks stored events applied (they changed their call) or not. Rare: only a batch that
+/// met a duplicate, and adopted orphans, come here.
+async fn mark_applied(db: &mut Db<'_>, dedupe_keys: &[&str], applied: bool) -> Result<()> {
+    for key in dedupe_keys {
+        db.execute("UPDATE call_events SET applied = $1 WHERE dedupe_key = $2", args![applied, *key]).await?;
+    }
+    Ok(())
+}
+
+/// After calls end: for each, give the attempt back (the provider was at capacity), or
+/// retry the contact later, or finish it. A contact named twice (two of its calls ending
+/// in one batch) is moved once per round, in order.
+async fn end_contacts(db: &mut Db<'_>, ended: &[Ended], now: Timestamp) -> Result<()> {
+    let mut rest = Vec::new();
+    for e in ended {
+        if e.capacity_refusal {
+            crate::attempts::give_back_refused_for_capacity(db.by_ref(), e.call.contact_id.as_str(), now).await?;
+        } else {
+            rest.push(e);
+        }
+    }
+    while !rest.is_empty() {
+        let mut seen = HashSet::new();
+        let (round, later): (Vec<&Ended>, Vec<&Ended>) = rest.into_iter().partition(|e| seen.insert(e.call.contact_id.clone()));
+        move_contacts_on(db, &round, now).await?;
+        rest = later;
+    }
+    Ok(())
+}
+
+/// Moves each contact on after its call ended ([`next_step`]); the contacts are distinct.
+async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> Result<()> {
+    let found: Vec<AfterCallRow> = match db {
+        Db::Postgres(c) => crate::postgres::events::after_call_rows(c, ended).await?,
+        _ => {
+            let mut found = Vec::with_capacity(ended.len());
+            for e in ended {
+                let sql = format!(
+                    "SELECT {AFTER_CALL_COLUMNS} FROM (SELECT $2 AS outcome) t, contacts c JOIN campaigns cam ON cam.id = c.campaign_id
+                     WHERE c.id = $1"
+                );
+                found.extend(db.fetch_optional::<AfterCallRow>(&sql, args![e.call.contact_id.as_str(), e.outcome.as_str()]).await?);
+            }
+            found
+        }
+    };
+    let rows: HashMap<&str, &AfterCallRow> = found.iter().map(|r| (r.contact_id.as_str(), r)).collect();
+    let mut steps: Vec<(&str, NextStep)> = Vec::with_capacity(ended.len());
+    for e in ended {
+        let Some(row) = rows.get(e.call.contact_id.as_str()) else { continue };
+        let step = next_step(row, &e.call, e.outcome, now)?;
+        if let Some(attempt) = step.schedule_attempt {
+            let c = &e.call;
+            // Numbered by the one rule (`crate::attempts`), in this transaction.
+            crate::shared::single::insert_scheduled(&mut db.by_ref(), &CallId::new(), &WorkspaceId::from_db(row.workspace_id.clone()),
+                &c.campaign_id, &c.contact_id, attempt, row.provider.as_str(), c.phone.as_str(), step.next_at, now)
+                .await?;
+        }
+        steps.push((e.call.contact_id.as_str(), step));
+    }
+    if let Db::Postgres(c) = db {
+        return crate::postgres::events::update_contacts(c, &steps, now).await;
+    }
+    for (contact, step) in &steps {
+        db.execute(
+            "UPDATE contacts SET status = $1, next_attempt_at = $2, last_outcome = $3, updated_at = $4 WHERE id = $5 AND status = 'in_call'",
+            args![step.status.as_str(), ms(step.next_at), step.last_outcome.as_str(), ms(now), *contact],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A late AMD verdict corrected an ended call's outcome (`call` as corrected): its contact
+/// shows the corrected outcome too, unless a later call of the contact has ended since.
+async fn correct_last_outcome(db: &mut Db<'_>, call: &Call, now: Timestamp) -> Result<()> {
+    db.execute(
+        "UPDATE contacts SET last_outcome = $1, updated_at = $2 WHERE id = $3
+           AND NOT EXISTS (SELECT 1 FROM calls WHERE contact_id = $3 AND attempt > $4 AND outcome IS NOT NULL)",
+        args![call.outcome.map(|o| o.as_str()), ms(now), call.contact_id.as_str(), call.attempt],
+    )
+    .await?;
+    Ok(())
+}
+
+/// An orphan: an event stored before a call had its provider call id.
+#[derive(sqlx::FromRow)]
+struct OrphanRow {
+    kind: String,
+    dedupe_key: String,
+    payload: String,
+}
+
+/// Adopts the events stored for `pid` before its call existed or had that id (orphans):
+/// attaches them to `call` (which has taken `pid`, its row held by the caller's
+/// transaction) and applies them in the order received, as if they arrived `now`, as one
+/// batch would. Returns the call as it stands afterwards. On PostgreSQL the caller holds
+/// `pid`'s advisory lock, so no orphan for it is being stored meanwhile.
+pub async fn adopt_orphans(db: &mut Db<'_>, call: Call, pid: &str, now: Timestamp) -> Result<Call> {
+    // The order received: `received_at`, then the order stored (SQLite's rowid; PostgreSQL
+    // has no rowid and numbers its rows in `seq`).
+    let order = match db.dialect() {
+        crate::sql::Dialect::Sqlite => "rowid",
+        crate::sql::Dialect::Postgres => "seq",
+    };
+    let orphans: Vec<OrphanRow> = db
+        .fetch_all(
+            &format!("SELECT kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL ORDER BY received_at, {order}"),
+            args![pid],
+        )
+        .await?;
+    if orphans.is_empty() {
+        return Ok(call);
+    }
+    db.execute(
+        "UPDATE call_events SET call_id = $1, workspace_id = $2 WHERE provider_call_id = $3 AND call_id IS NULL",
+        args![call.id.as_str(), call.workspace_id.as_str(), pid],
+    )
+    .await?;
+    let events: Vec<ProviderEvent> = orphans.iter().filter_map(|o| orphan_event(o, &call, pid)).collect();
+    let id = call.id.clone();
+    // Each stored once already: all new to the call, as `BatchPlan::new` takes them.
+    let plan = BatchPlan::new(BatchCalls::new([call]), &events, now);
+    let changed: Vec<&str> = plan.rows().iter().filter(|r| r.applied).map(|r| r.event.dedupe_key.as_str()).collect();
+    mark_applied(db, &changed, true).await?;
+    write_plan(db, &plan, now).await?;
+    Ok(plan.call(id.as_str()).expect("the adopting call is in its own plan").clone())
+}
+
+/// The event an orphan row was parsed from, as far as the row still tells it (kind, and
+/// the cost and ended reason in its raw payload); `None` for a kind no provider event has.
+fn orphan_event(o: &OrphanRow, call: &Call, pid: &str) -> Option<ProviderEvent> {
+    let payload: serde_json::Value = serde_json::from_str(&o.payload).unwrap_or(serde_json::Value::Null);
+    let (cost, reason) = payload_extras(&payload);
+    let kind = match kind_from_text(&o.kind)? {
+        EventKind::Ended { outcome, .. } => EventKind::Ended { outcome, reason },
+        k => k,
+    };
+    Some(ProviderEvent {
+        provider_type: String::new(),
+        provider_call_id: Some(pid.to_string()),
+        call_id: Some(call.id.clone()),
+        kind,
+        dedupe_key: o.dedupe_key.clone(),
+        occurred_at: None,
+        cost,
+        duration_ms: None,
+        raw: serde_json::Value::Null,
+    })
+}
+
+/// An engine decision that belongs to no call row (e.g. a released, never-sent claim).
+pub async fn insert_engine_note(db: &mut Db<'_>, ws: &str, dedupe_key: &str, kind: &str, payload: serde_json::Value, now: Timestamp) -> Result<()> {
+    db.execute(
+        "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, received_at)
+         VALUES ($1, $2, NULL, 'engine', 'engine', $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING",
+        args![EventId::new().as_str(), ws, kind, dedupe_key, payload.to_string(), ms(now)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// See `Store::purge_unknown_events`.
+pub async fn purge_unknown(mut db: Db<'_>, before: Timestamp, limit: u32) -> Result<u64> {
+    db.execute(
+        "DELETE FROM call_events WHERE id IN (
+            SELECT id FROM call_events WHERE call_id IS NULL AND source = 'provider' AND received_at < $1 ORDER BY received_at LIMIT $2)",
+        args![ms(before), limit],
+    )
+    .await
+}
