@@ -80,7 +80,7 @@ impl Engine {
         // `placing_at` set is known to be possibly at the provider, and one without is not.
         // It also fails if another node took the call over (our lease ran out meanwhile).
         let placing_at = self.clock.now();
-        if !self.store.mark_placing(&dial.call_id, &self.node, placing_at).await? {
+        if !self.mark_placing(&dial.call_id).await? {
             return Ok(());
         }
         let request = PlaceCall {
@@ -112,7 +112,7 @@ impl Engine {
                 Ok(placed) => {
                     permit.success();
                     self.metrics.calls_placed(dial.provider);
-                    if self.store.mark_dialed(&dial.call_id, &placed.provider_call_id, self.clock.now()).await? {
+                    if self.mark_dialed(&dial.call_id, &placed.provider_call_id).await? {
                         tracing::info!("campaign is dialing: the provider accepted its first call");
                     }
                     return Ok(());

@@ -205,19 +205,54 @@ async fn new_call(tx: &mut sqlx::Transaction<'_, Sqlite>, r: &sqlx::sqlite::Sqli
 }
 
 pub async fn mark_placing(pool: &SqlitePool, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {
+    let mut conn = pool.acquire().await?;
+    mark_placing_in(&mut conn, call, node, now).await
+}
+
+/// `mark_placing` for each of `calls` in one transaction: one commit (one WAL sync) for
+/// them all, each call's fence the same statement as alone.
+pub async fn mark_placing_many(pool: &SqlitePool, calls: &[CallId], node: &str, now: Timestamp) -> Result<Vec<bool>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut out = Vec::with_capacity(calls.len());
+    for call in calls {
+        out.push(mark_placing_in(&mut tx, call, node, now).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn mark_placing_in(conn: &mut sqlx::SqliteConnection, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE calls SET placing_at = ?1, updated_at = ?1 WHERE id = ?2 AND status = 'queued' AND placing_at IS NULL AND claimed_by = ?3",
     )
         .bind(ms(now))
         .bind(call.as_str())
         .bind(node)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
 pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let started = mark_dialed_in(&mut tx, call, provider_call_id, now).await?;
+    tx.commit().await?;
+    Ok(started)
+}
+
+/// `mark_dialed` for each (call, provider call id) of `calls` in one transaction: one
+/// commit for them all. Any error (a call not found) fails the whole batch.
+pub async fn mark_dialed_many(pool: &SqlitePool, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut out = Vec::with_capacity(calls.len());
+    for (call, provider_call_id) in calls {
+        out.push(mark_dialed_in(&mut tx, call, provider_call_id, now).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn mark_dialed_in(tx: &mut sqlx::Transaction<'_, Sqlite>, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE calls SET provider_call_id = COALESCE(provider_call_id, ?1),
             status = CASE WHEN status = 'queued' THEN 'dialing' ELSE status END,
@@ -227,7 +262,7 @@ pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &st
     .bind(provider_call_id)
     .bind(ms(now))
     .bind(call.as_str())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(StoreError::NotFound("call"))?;
     // Events that came before the provider id was stored, carrying no id of ours, were
@@ -235,7 +270,7 @@ pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &st
     // rather than left for the reaper.
     let call_now = rows::call(&done)?;
     if let Some(pid) = call_now.provider_call_id.clone() {
-        events::adopt_orphans(&mut tx, call_now, &pid, now).await?;
+        events::adopt_orphans(tx, call_now, &pid, now).await?;
     }
     let started = sqlx::query(
         "UPDATE campaigns SET status = CASE WHEN status = 'starting' THEN 'dialing' ELSE status END,
@@ -244,9 +279,8 @@ pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &st
     )
     .bind(ms(now))
     .bind(call.as_str())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
     Ok(started.rows_affected() == 1)
 }
 
