@@ -9,6 +9,7 @@
 
 mod account;
 mod dispatcher;
+mod group;
 mod ingest;
 pub mod metrics;
 mod placer;
@@ -99,6 +100,10 @@ pub struct Engine {
     claim_gate: tokio::sync::RwLock<()>,
     /// Which provider account each campaign dials through, learned from its claims.
     campaign_providers: std::sync::Mutex<HashMap<dialtone_core::CampaignId, ProviderKind>>,
+    /// Placing marks waiting to be committed together (one writer: see `group`).
+    placing_marks: group::Group<dialtone_core::CallId, bool>,
+    /// Dialed marks (call, provider call id) waiting to be committed together.
+    dialed_marks: group::Group<(dialtone_core::CallId, String), bool>,
     pub metrics: Metrics,
 }
 
@@ -120,6 +125,8 @@ impl Engine {
             placing: Default::default(),
             claim_gate: Default::default(),
             campaign_providers: Default::default(),
+            placing_marks: Default::default(),
+            dialed_marks: Default::default(),
             metrics: Metrics::default(),
         })
     }
@@ -193,6 +200,31 @@ impl Engine {
 
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// The placing mark (`Store::mark_placing`, the fence before a provider request), owned by
+    /// this node. With one writer, marks that arrive while another commits are committed
+    /// together; either way it returns once this call's mark is committed.
+    pub(crate) async fn mark_placing(&self, call: &dialtone_core::CallId) -> Result<bool, dialtone_store::StoreError> {
+        let (store, node, clock) = (&self.store, self.node.as_str(), &self.clock);
+        if store.concurrent_writers() > 1 {
+            return store.mark_placing(call, node, clock.now()).await;
+        }
+        let many = |calls: Vec<dialtone_core::CallId>| async move { store.mark_placing_many(&calls, node, clock.now()).await };
+        let one = |call: dialtone_core::CallId| async move { store.mark_placing(&call, node, clock.now()).await };
+        self.placing_marks.write(call.clone(), many, one).await
+    }
+
+    /// The dialed mark (`Store::mark_dialed`), grouped like [`Engine::mark_placing`]: whether
+    /// this call started its campaign.
+    pub(crate) async fn mark_dialed(&self, call: &dialtone_core::CallId, provider_call_id: &str) -> Result<bool, dialtone_store::StoreError> {
+        let (store, clock) = (&self.store, &self.clock);
+        if store.concurrent_writers() > 1 {
+            return store.mark_dialed(call, provider_call_id, clock.now()).await;
+        }
+        let many = |calls: Vec<(dialtone_core::CallId, String)>| async move { store.mark_dialed_many(&calls, clock.now()).await };
+        let one = |(call, pid): (dialtone_core::CallId, String)| async move { store.mark_dialed(&call, &pid, clock.now()).await };
+        self.dialed_marks.write((call.clone(), provider_call_id.to_string()), many, one).await
     }
 
     /// Ends `call` with `outcome` (the engine's own decision, stored like an event), counts

@@ -70,7 +70,9 @@ impl Claimed {
     /// is no longer QUEUED; it must not be sent.
     async fn mark_placing(self, engine: &Engine) -> Result<Option<Placing>, EngineError> {
         let at = engine.clock.now();
-        Ok(engine.store.mark_placing(&self.0.call_id, engine.node.as_str(), at).await?.then_some(Placing { dial: self.0, at }))
+        // Grouped with the other placers' fences on a one-writer backend (`Engine::mark_placing`);
+        // still committed before this call's request is built.
+        Ok(engine.mark_placing(&self.0.call_id).await?.then_some(Placing { dial: self.0, at }))
     }
 
     /// Gives the claim back without spending the attempt (`Claimed → Released`): nothing was sent.
@@ -97,7 +99,7 @@ impl Placing {
 
     /// The provider accepted it (`Placing → Dialed`): stores its id.
     async fn dialed(self, engine: &Engine, provider_call_id: &str) -> Result<(), EngineError> {
-        if engine.store.mark_dialed(&self.dial.call_id, provider_call_id, engine.clock.now()).await? {
+        if engine.mark_dialed(&self.dial.call_id, provider_call_id).await? {
             tracing::info!("campaign is dialing: the provider accepted its first call");
         }
         Ok(())

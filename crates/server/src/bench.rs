@@ -214,5 +214,7 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
         "max_concurrent_observed": r["max_concurrent_observed"],
         "duplicate_dials": r["duplicate_dials"],
         "time_to_first_call_ms": r["time_to_first_call_ms"],
+        "occupancy": r["occupancy"],
+        "cpu": r["cpu"],
     }))
 }

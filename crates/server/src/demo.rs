@@ -149,24 +149,24 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         ..SimConfig::default()
     };
     let longest_call = (sim_config.ring_secs.1 + sim_config.talk_secs.1 + 2.0) * args.time_scale;
-    let sim = Sim::spawn(sim_config, "127.0.0.1:0").await?;
+    let sim = SimThread::start(sim_config).await?;
 
     let config = Config {
         database_url: database_url.into(),
         public_url: Some(base.clone()),
-        sim_base_url: sim.base_url(),
+        sim_base_url: sim.handle.base_url(),
         sim_api_key: SIM_KEY.into(),
         vapi_webhook_secret: Some(webhook_secret.into()),
         twilio_account_sid: Some(TWILIO_SID.into()),
         twilio_auth_token: Some(secret.clone().into()),
-        twilio_base_url: format!("{}/2010-04-01", sim.base_url()),
+        twilio_base_url: format!("{}/2010-04-01", sim.handle.base_url()),
         twilio_twiml_url: Some("https://demo.invalid/twiml".into()),
         // The demo's calls are simulated: Twilio's 1 call/s default would make it crawl.
         twilio_rate_per_sec: 200.0,
         exotel_sid: Some(EXOTEL_SID.into()),
         exotel_api_key: Some("demo-exotel-key".into()),
         exotel_api_token: Some(secret.clone().into()),
-        exotel_base_url: sim.base_url(),
+        exotel_base_url: sim.handle.base_url(),
         exotel_flow_url: Some("https://demo.invalid/flow".into()),
         exotel_callback_token: Some(secret.into()),
         exotel_rate_per_min: 60_000,
@@ -205,7 +205,48 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
     result
 }
 
-async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &dialtone_sim::SimHandle) -> anyhow::Result<Value> {
+/// The simulator on a thread and runtime of its own, so the CPU time it spends (answering
+/// dials, sending webhooks) can be told apart from dialtone's, which runs in the same process.
+struct SimThread {
+    handle: dialtone_sim::SimHandle,
+    runtime: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimThread {
+    async fn start(config: SimConfig) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("sim".into()).spawn(move || {
+            runtime.block_on(async move {
+                let spawned = Sim::spawn(config, "127.0.0.1:0").await.map(|h| (h, tokio::runtime::Handle::current()));
+                let _ = ready_tx.send(spawned);
+                let _ = stopped.await;
+            });
+        })?;
+        let (handle, runtime) = ready.await.map_err(|_| anyhow::anyhow!("the simulator thread ended"))??;
+        Ok(Self { handle, runtime, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// CPU time the simulator's thread has used so far.
+    async fn cpu(&self) -> Duration {
+        self.runtime.spawn(async { crate::cpu::thread() }).await.unwrap_or_default()
+    }
+
+    fn shutdown(mut self) {
+        self.handle.sim().stop();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThread) -> anyhow::Result<Value> {
     let ws = state.store.default_workspace().await?;
     let key = crate::keys::generate();
     state.store.create_api_key(&ws, "demo", &crate::keys::hash(&key), state.now()).await?;
@@ -256,6 +297,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &dialton
 
     let started = Instant::now();
     let start_ms = jiff::Timestamp::now().as_millisecond();
+    let (process_cpu, sim_cpu) = (crate::cpu::process(), sim.cpu().await);
     call(http.post(api(&format!("/campaigns/{id}/start")))).await?;
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let last = loop {
@@ -270,8 +312,25 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &dialton
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let wall_ms = started.elapsed().as_millis() as u64;
+    let (process_cpu, sim_cpu) = (crate::cpu::process().saturating_sub(process_cpu), sim.cpu().await.saturating_sub(sim_cpu));
     bar.finish();
-    Ok(report(args, total, &last, &sim.stats(), state, start_ms, wall_ms))
+    let stats = sim.handle.stats();
+    let mut r = report(args, total, &last, &stats, state, start_ms, wall_ms);
+    let occupancy = dialtone_sim::Occupancy::of(&sim.handle.live_log(), args.provider.caller(), u64::from(args.cap));
+    let per_call = |d: Duration| if stats.dials == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / stats.dials as f64 };
+    r["occupancy"] = serde_json::to_value(&occupancy)?;
+    // From the campaign's start to its completion. The simulator shares the process (on a
+    // thread of its own); dialtone's part is the rest: HTTP server, engine, SQLite (an
+    // in-process library), provider client and the demo's own polling. A PostgreSQL
+    // server's CPU is not in it.
+    r["cpu"] = json!({
+        "process_ms": process_cpu.as_millis() as u64,
+        "sim_ms": sim_cpu.as_millis() as u64,
+        "dialtone_ms": process_cpu.saturating_sub(sim_cpu).as_millis() as u64,
+        "process_ms_per_call": per_call(process_cpu),
+        "dialtone_ms_per_call": per_call(process_cpu.saturating_sub(sim_cpu)),
+    });
+    Ok(r)
 }
 
 fn finished_contacts(campaign: &Value) -> u64 {
@@ -330,6 +389,13 @@ fn print_table(r: &Value) {
     println!("  {:<28} {}", "duplicate dials (sim)", r["duplicate_dials"]);
     println!("  {:<28} {} ms", "time to first call", r["time_to_first_call_ms"]);
     println!("  {:<28} {} ms", "wall time", r["wall_ms"]);
+    let o = &r["occupancy"];
+    println!("  {:<28} {:.1} average, {:.0} % of the cap (sim)", "live calls", o["average"].as_f64().unwrap_or(0.0),
+        o["average_of_cap"].as_f64().unwrap_or(0.0) * 100.0);
+    println!("  {:<28} p50 {:.1} ms, p99 {:.1} ms (sim)", "call ended → next placed", o["refill_p50_ms"].as_f64().unwrap_or(0.0),
+        o["refill_p99_ms"].as_f64().unwrap_or(0.0));
+    println!("  {:<28} {:.2} ms (dialtone), {:.2} ms (with the simulator)", "CPU per call",
+        r["cpu"]["dialtone_ms_per_call"].as_f64().unwrap_or(0.0), r["cpu"]["process_ms_per_call"].as_f64().unwrap_or(0.0));
     println!("  outcomes");
     if let Some(m) = r["outcomes"].as_object() {
         for (k, v) in m {

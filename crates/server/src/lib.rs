@@ -7,6 +7,7 @@ pub mod bench;
 mod bench_tick;
 pub mod client;
 pub mod config;
+pub mod cpu;
 pub mod demo;
 pub mod import;
 pub mod inbound;

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{Faults, OutcomeMix, SimConfig, SimOutcome};
-pub use stats::{OutcomeCounts, SimStats};
+pub use stats::{LiveChange, Occupancy, OutcomeCounts, SimStats};
 /// hex(HMAC-SHA256(secret, "{timestamp}.{raw body}")), as the sim signs webhooks.
 pub use webhooks::sign as hmac_signature;
 /// `X-Twilio-Signature`: base64(HMAC-SHA1(auth_token, url + each param's name
@@ -103,6 +103,12 @@ impl Sim {
         self.shared.lock().stats()
     }
 
+    /// Every open and end of a call so far, in the order the books saw them (see
+    /// [`Occupancy::of`] for the figures worked out from it).
+    pub fn live_log(&self) -> Vec<LiveChange> {
+        self.shared.lock().live_log()
+    }
+
     /// Freezes every call where it is and stops sending webhooks.
     pub fn stop(&self) {
         self.shared.stop.send_replace(true);
@@ -133,6 +139,10 @@ impl SimHandle {
 
     pub fn stats(&self) -> SimStats {
         self.sim.stats()
+    }
+
+    pub fn live_log(&self) -> Vec<LiveChange> {
+        self.sim.live_log()
     }
 
     /// Stops serving and stops every call's task and webhook sender.

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use crate::config::{SimConfig, SimOutcome};
-use crate::stats::SimStats;
+use crate::stats::{LiveChange, SimStats};
 use crate::webhooks::{Outbox, Outgoing};
 use crate::{exotel, twilio, vapi};
 
@@ -210,6 +210,8 @@ pub(crate) struct State {
     active_by_campaign: HashMap<String, u64>,
     active_by_provider: HashMap<String, u64>,
     stats: SimStats,
+    /// Every open and end of a call, in order: the record occupancy is judged by.
+    live_log: Vec<LiveChange>,
 }
 
 impl State {
@@ -228,11 +230,16 @@ impl State {
             active_by_campaign: HashMap::new(),
             active_by_provider: HashMap::new(),
             stats: SimStats::default(),
+            live_log: Vec::new(),
         }
     }
 
     pub(crate) fn stats(&self) -> SimStats {
         self.stats.clone()
+    }
+
+    pub(crate) fn live_log(&self) -> Vec<LiveChange> {
+        self.live_log.clone()
     }
 
     pub(crate) fn count_unauthorized(&mut self) {
@@ -308,6 +315,7 @@ impl State {
 
         stats.active += 1;
         stats.peak_concurrent = stats.peak_concurrent.max(stats.active);
+        self.live_log.push(LiveChange { at_us: now.as_microsecond(), line: new.line.clone(), delta: 1 });
         open_slot(&mut self.active_by_line, &mut stats.peak_concurrent_by_phone_number, &new.line);
         open_slot(&mut self.active_by_provider, &mut stats.peak_concurrent_by_provider, provider.as_str());
         if let Some(campaign) = &new.campaign_id {
@@ -455,6 +463,7 @@ impl State {
             Final::Failed => counts.failed += 1,
             Final::Canceled => counts.canceled += 1,
         }
+        self.live_log.push(LiveChange { at_us: now.as_microsecond(), line: call.line.clone(), delta: -1 });
         close_slot(&mut self.active_by_line, &call.line);
         close_slot(&mut self.active_by_provider, call.provider().as_str());
         if let Some(campaign) = &call.campaign_id {

@@ -89,3 +89,129 @@ pub struct OutcomeCounts {
     /// Vapi `manually-canceled` (control `end-call`) and Twilio `canceled`.
     pub canceled: u64,
 }
+
+/// One change in the number of live calls, in the order the books saw it (appended under
+/// the books' lock, so the order is exact): a call accepted (`+1`) or ended (`-1`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LiveChange {
+    /// Unix microseconds.
+    pub at_us: i64,
+    /// The caller line the call holds a slot on (the key of `peak_concurrent_by_phone_number`).
+    pub line: String,
+    /// `+1` opened, `-1` ended.
+    pub delta: i8,
+}
+
+/// How well one line's slots were kept busy, worked out from the simulator's record of live
+/// calls ([`LiveChange`]s), so the engine is judged from outside.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Occupancy {
+    /// Calls opened on the line.
+    pub calls: u64,
+    /// Most calls live at once.
+    pub peak: u64,
+    /// Live calls averaged over time, from the first call opened to the last one ended.
+    pub average: f64,
+    /// `average / cap` (0 when the cap is 0).
+    pub average_of_cap: f64,
+    /// From the first call opened to the last one ended, in ms.
+    pub span_ms: f64,
+    /// `calls / span`.
+    pub calls_per_sec: f64,
+    /// Refill latency: a call ended → the next call opened on the line, in ms. Ends are
+    /// paired first in, first out with the opens that follow them; ends never followed by
+    /// an open (the campaign ran out of contacts) are not counted.
+    pub refills: u64,
+    pub refill_p50_ms: f64,
+    pub refill_p99_ms: f64,
+    pub refill_max_ms: f64,
+}
+
+impl Occupancy {
+    /// The figures of `line` in `log` (in the books' order), against `cap`.
+    pub fn of(log: &[LiveChange], line: &str, cap: u64) -> Self {
+        let mut out = Occupancy::default();
+        let (mut live, mut first, mut last, mut area) = (0i64, None::<i64>, 0i64, 0f64);
+        let mut pending_ends = std::collections::VecDeque::<i64>::new();
+        let mut refills: Vec<f64> = vec![];
+        for change in log.iter().filter(|c| c.line == line) {
+            if first.is_some() {
+                area += live as f64 * (change.at_us - last).max(0) as f64;
+            }
+            last = change.at_us;
+            if change.delta > 0 {
+                first.get_or_insert(change.at_us);
+                out.calls += 1;
+                if let Some(ended) = pending_ends.pop_front() {
+                    refills.push((change.at_us - ended).max(0) as f64 / 1000.0);
+                }
+            } else {
+                pending_ends.push_back(change.at_us);
+            }
+            live = (live + i64::from(change.delta)).max(0);
+            out.peak = out.peak.max(live as u64);
+        }
+        let Some(first) = first else { return out };
+        let span_us = (last - first).max(1) as f64;
+        out.span_ms = span_us / 1000.0;
+        out.average = area / span_us;
+        out.average_of_cap = if cap == 0 { 0.0 } else { out.average / cap as f64 };
+        out.calls_per_sec = out.calls as f64 / span_us * 1e6;
+        refills.sort_by(f64::total_cmp);
+        let pct = |p: f64| refills.get(((refills.len() as f64 * p) as usize).min(refills.len().saturating_sub(1))).copied().unwrap_or(0.0);
+        out.refills = refills.len() as u64;
+        (out.refill_p50_ms, out.refill_p99_ms, out.refill_max_ms) = (pct(0.50), pct(0.99), pct(1.0));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64, line: &str, delta: i8) -> LiveChange {
+        LiveChange { at_us: ms * 1000, line: line.into(), delta }
+    }
+
+    #[test]
+    fn occupancy_of_a_known_timeline() {
+        // Cap 2 on line "a": one call 0–10 ms, another 0–4 ms refilled at 6 ms (2 ms after
+        // its end) and ending at 10 ms; line "b" is ignored.
+        let log = vec![
+            at(0, "a", 1),
+            at(0, "a", 1),
+            at(1, "b", 1),
+            at(4, "a", -1),
+            at(6, "a", 1),
+            at(10, "a", -1),
+            at(10, "a", -1),
+            at(20, "b", -1),
+        ];
+        let o = Occupancy::of(&log, "a", 2);
+        assert_eq!(o.calls, 3);
+        assert_eq!(o.peak, 2);
+        // 2 live for 4 ms, 1 for 2 ms, 2 for 4 ms over 10 ms: (8 + 2 + 8) / 10.
+        assert!((o.average - 1.8).abs() < 1e-9, "{o:?}");
+        assert!((o.average_of_cap - 0.9).abs() < 1e-9);
+        assert!((o.span_ms - 10.0).abs() < 1e-9);
+        assert!((o.calls_per_sec - 300.0).abs() < 1e-9);
+        // Only the end at 4 ms was followed by an open; the two at 10 ms never were.
+        assert_eq!(o.refills, 1);
+        assert_eq!((o.refill_p50_ms, o.refill_p99_ms, o.refill_max_ms), (2.0, 2.0, 2.0));
+    }
+
+    #[test]
+    fn refills_pair_ends_with_the_opens_after_them_first_in_first_out() {
+        // Two ends at 0 and 1 ms, then opens at 5 and 9 ms: 5 and 8 ms.
+        let log = vec![at(-10, "a", 1), at(-10, "a", 1), at(0, "a", -1), at(1, "a", -1), at(5, "a", 1), at(9, "a", 1)];
+        let o = Occupancy::of(&log, "a", 2);
+        assert_eq!(o.refills, 2);
+        assert_eq!((o.refill_p50_ms, o.refill_max_ms), (8.0, 8.0));
+        assert_eq!(o.peak, 2);
+    }
+
+    #[test]
+    fn an_empty_record_has_no_figures() {
+        assert_eq!(Occupancy::of(&[], "a", 5), Occupancy::default());
+    }
+}

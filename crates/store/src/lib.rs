@@ -135,6 +135,26 @@ pub trait Store: Send + Sync + 'static {
     /// with no call (they came before the id was stored and carried no id of ours), as
     /// `record_inbound_call` does. Returns whether this call started the campaign.
     async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool>;
+    /// `mark_placing` for each of `calls`, in order: whether each passed its fence. A backend
+    /// with one writer does them in one transaction (one commit instead of one per call);
+    /// the others one by one, as concurrent writers commit together anyway.
+    async fn mark_placing_many(&self, calls: &[CallId], node: &str, now: Timestamp) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(calls.len());
+        for call in calls {
+            out.push(self.mark_placing(call, node, now).await?);
+        }
+        Ok(out)
+    }
+    /// `mark_dialed` for each (call, provider call id) of `calls`, in order: whether each
+    /// started its campaign. A backend with one writer does them in one transaction, where
+    /// one error (a call not found) fails them all.
+    async fn mark_dialed_many(&self, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(calls.len());
+        for (call, provider_call_id) in calls {
+            out.push(self.mark_dialed(call, provider_call_id, now).await?);
+        }
+        Ok(out)
+    }
     /// The provider refused the call for good, or the engine gave up on it: ends it with
     /// `outcome` and moves its contact on (retry later or finish), recorded as an engine event.
     async fn end_call(&self, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>>;

@@ -192,17 +192,45 @@ async fn new_call(tx: &mut sqlx::Transaction<'_, Sqlite>, r: &sqlx::sqlite::Sqli
 
 pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let dialed = shared::mark_dialed_row(Db::from(&mut *tx), call, provider_call_id, now).await?.ok_or_else(|| StoreError::not_found("call", call))?;
+    let started = mark_dialed_in(&mut tx, call, provider_call_id, now).await?;
+    tx.commit().await?;
+    Ok(started)
+}
+
+/// `mark_placing` for each of `calls` in one transaction: one commit (one WAL sync) for
+/// them all, each call's fence the same statement as alone.
+pub async fn mark_placing_many(pool: &SqlitePool, calls: &[CallId], node: &str, now: Timestamp) -> Result<Vec<bool>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut out = Vec::with_capacity(calls.len());
+    for call in calls {
+        out.push(shared::mark_placing(Db::from(&mut *tx), call, node, now).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// `mark_dialed` for each (call, provider call id) of `calls` in one transaction: one
+/// commit for them all. Any error (a call not found) fails the whole batch.
+pub async fn mark_dialed_many(pool: &SqlitePool, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut out = Vec::with_capacity(calls.len());
+    for (call, provider_call_id) in calls {
+        out.push(mark_dialed_in(&mut tx, call, provider_call_id, now).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn mark_dialed_in(tx: &mut sqlx::Transaction<'_, Sqlite>, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
+    let dialed = shared::mark_dialed_row(Db::from(&mut **tx), call, provider_call_id, now).await?.ok_or_else(|| StoreError::not_found("call", call))?;
     let campaign = dialed.campaign_id.as_str().to_string();
     // Events that came before the provider id was stored, carrying no id of ours, were
     // kept as orphans under that provider id: applied now, in the same transaction,
     // rather than left for the reaper.
     if let Some(pid) = dialed.provider_call_id.clone() {
-        events::adopt_orphans(&mut tx, dialed, &pid, now).await?;
+        events::adopt_orphans(tx, dialed, &pid, now).await?;
     }
-    let started = shared::start_campaign(Db::from(&mut *tx), &campaign, now).await?;
-    tx.commit().await?;
-    Ok(started)
+    shared::start_campaign(Db::from(&mut **tx), &campaign, now).await
 }
 
 pub async fn end_call(pool: &SqlitePool, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {
