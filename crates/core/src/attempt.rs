@@ -75,8 +75,7 @@ pub struct WrongOrder {
 }
 
 impl AttemptState {
-    pub const ALL: [AttemptState; 5] =
-        [AttemptState::Claimed, AttemptState::Placing, AttemptState::Dialed, AttemptState::Released, AttemptState::Ended];
+    pub const ALL: [AttemptState; 5] = [AttemptState::Claimed, AttemptState::Placing, AttemptState::Dialed, AttemptState::Released, AttemptState::Ended];
 
     /// The state after `step`, or [`WrongOrder`] when `step` is not allowed now.
     pub fn next(self, step: Step) -> Result<AttemptState, WrongOrder> {
@@ -174,16 +173,22 @@ mod tests {
 
     #[test]
     fn exactly_the_documented_transitions_are_allowed() {
-        let allowed: Vec<(AttemptState, Step)> = AttemptState::ALL
-            .iter()
-            .flat_map(|s| Step::ALL.iter().map(move |t| (*s, *t)))
-            .filter(|(s, t)| s.next(*t).is_ok())
-            .collect();
-        assert_eq!(allowed, vec![
-            (Claimed, Step::MarkPlacing), (Claimed, Step::Release), (Claimed, Step::TakeOver),
-            (Placing, Step::Send), (Placing, Step::Accepted), (Placing, Step::Release), (Placing, Step::End), (Placing, Step::TakeOver),
-            (Dialed, Step::End),
-        ]);
+        let allowed: Vec<(AttemptState, Step)> =
+            AttemptState::ALL.iter().flat_map(|s| Step::ALL.iter().map(move |t| (*s, *t))).filter(|(s, t)| s.next(*t).is_ok()).collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (Claimed, Step::MarkPlacing),
+                (Claimed, Step::Release),
+                (Claimed, Step::TakeOver),
+                (Placing, Step::Send),
+                (Placing, Step::Accepted),
+                (Placing, Step::Release),
+                (Placing, Step::End),
+                (Placing, Step::TakeOver),
+                (Dialed, Step::End),
+            ]
+        );
     }
 
     #[test]

@@ -29,8 +29,7 @@ text_enum!(CallStatus, "call status", {
 });
 
 impl CallStatus {
-    pub const ACTIVE: &'static [CallStatus] =
-        &[Self::Queued, Self::Dialing, Self::Ringing, Self::InProgress];
+    pub const ACTIVE: &'static [CallStatus] = &[Self::Queued, Self::Dialing, Self::Ringing, Self::InProgress];
 
     pub fn rank(self) -> u8 {
         match self {
@@ -163,9 +162,7 @@ pub fn effect(call: &CallFacts, event: &EventKind) -> Effect {
         if call.answered_by.is_some() {
             return Effect::default();
         }
-        let late_machine = *answered_by == AnsweredBy::Machine
-            && call.status == CallStatus::Ended
-            && call.outcome == Some(Outcome::Completed);
+        let late_machine = *answered_by == AnsweredBy::Machine && call.status == CallStatus::Ended && call.outcome == Some(Outcome::Completed);
         return Effect { transition: None, answered_by: Some(*answered_by), corrected: late_machine.then_some(Outcome::Voicemail) };
     }
     let mut transition = apply(call.status, event);

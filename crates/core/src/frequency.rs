@@ -47,18 +47,11 @@ pub enum RecurrenceError {
 
 impl Recurrence {
     pub fn new(frequency: Frequency) -> Self {
-        Self {
-            frequency,
-            end_date: None,
-            max_occurrences: None,
-        }
+        Self { frequency, end_date: None, max_occurrences: None }
     }
 
     pub fn validate(&self) -> Result<(), RecurrenceError> {
-        if let Frequency::Monthly {
-            day_of_month: Some(day),
-        } = self.frequency
-        {
+        if let Frequency::Monthly { day_of_month: Some(day) } = self.frequency {
             if !(1..=31).contains(&day) {
                 return Err(RecurrenceError::DayOfMonth(day));
             }
@@ -73,16 +66,8 @@ impl Recurrence {
     /// earliest instant its next occurrence may start, which is the first instant of the next
     /// allowed local day. `None` for `Once`, once `occurrences_done` reaches `max_occurrences`,
     /// or when that day is after `end_date`.
-    pub fn next_occurrence(
-        &self,
-        tz: &TimeZone,
-        last: Timestamp,
-        occurrences_done: u32,
-    ) -> Option<Timestamp> {
-        if self
-            .max_occurrences
-            .is_some_and(|max| occurrences_done >= max)
-        {
+    pub fn next_occurrence(&self, tz: &TimeZone, last: Timestamp, occurrences_done: u32) -> Option<Timestamp> {
+        if self.max_occurrences.is_some_and(|max| occurrences_done >= max) {
             return None;
         }
         let last_day = tz.to_datetime(last).date();
@@ -97,19 +82,11 @@ impl Recurrence {
     /// their answers, so the next occurrence starts only once a new period has begun in every
     /// one of them (a second call the same local day is never possible, whichever zone the
     /// recipient is in). `None` if any zone says there is none.
-    pub fn next_occurrence_in_all(
-        &self,
-        zones: &[TimeZone],
-        last: Timestamp,
-        occurrences_done: u32,
-    ) -> Option<Timestamp> {
+    pub fn next_occurrence_in_all(&self, zones: &[TimeZone], last: Timestamp, occurrences_done: u32) -> Option<Timestamp> {
         if zones.is_empty() {
             return self.next_occurrence(&TimeZone::UTC, last, occurrences_done);
         }
-        zones
-            .iter()
-            .map(|tz| self.next_occurrence(tz, last, occurrences_done))
-            .try_fold(last, |latest, at| Some(latest.max(at?)))
+        zones.iter().map(|tz| self.next_occurrence(tz, last, occurrences_done)).try_fold(last, |latest, at| Some(latest.max(at?)))
     }
 
     fn next_day(&self, last: Date) -> Option<Date> {
@@ -117,21 +94,13 @@ impl Recurrence {
             Frequency::Once => None,
             Frequency::Daily => last.tomorrow().ok(),
             Frequency::Weekly { days } => {
-                let next_monday = last
-                    .checked_add((7 - last.weekday().to_monday_zero_offset()).days())
-                    .ok()?;
-                let first = days
-                    .iter()
-                    .map(|d| d.to_monday_zero_offset())
-                    .min()
-                    .unwrap_or(0);
+                let next_monday = last.checked_add((7 - last.weekday().to_monday_zero_offset()).days()).ok()?;
+                let first = days.iter().map(|d| d.to_monday_zero_offset()).min().unwrap_or(0);
                 next_monday.checked_add(first.days()).ok()
             }
             Frequency::Monthly { day_of_month } => {
                 let month = last.first_of_month().checked_add(1.month()).ok()?;
-                let day = day_of_month
-                    .map_or(1, |d| d as i8)
-                    .clamp(1, month.days_in_month());
+                let day = day_of_month.map_or(1, |d| d as i8).clamp(1, month.days_in_month());
                 month.with().day(day).build().ok()
             }
         }
@@ -161,12 +130,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn local(tz: &TimeZone, civil: &str) -> Timestamp {
-        civil
-            .parse::<DateTime>()
-            .unwrap()
-            .to_zoned(tz.clone())
-            .unwrap()
-            .timestamp()
+        civil.parse::<DateTime>().unwrap().to_zoned(tz.clone()).unwrap().timestamp()
     }
 
     fn ny() -> TimeZone {
@@ -177,10 +141,7 @@ mod tests {
     fn daily_after_a_late_call_the_next_occurrence_starts_at_local_midnight() {
         let tz = ny();
         let r = Recurrence::new(Frequency::Daily);
-        assert_eq!(
-            r.next_occurrence(&tz, local(&tz, "2026-03-03T23:50"), 1),
-            Some(local(&tz, "2026-03-04T00:00"))
-        );
+        assert_eq!(r.next_occurrence(&tz, local(&tz, "2026-03-03T23:50"), 1), Some(local(&tz, "2026-03-04T00:00")));
     }
 
     #[test]
@@ -195,75 +156,36 @@ mod tests {
     #[test]
     fn weekly_on_monday_and_thursday_waits_for_the_next_weeks_first_chosen_day() {
         let tz = ny();
-        let r = Recurrence::new(Frequency::Weekly {
-            days: vec![Weekday::Thursday, Weekday::Monday],
-        });
+        let r = Recurrence::new(Frequency::Weekly { days: vec![Weekday::Thursday, Weekday::Monday] });
         // 2026-03-03 is a Tuesday, 2026-03-05 a Thursday, 2026-03-09 the next Monday.
-        assert_eq!(
-            r.next_occurrence(&tz, local(&tz, "2026-03-03T10:00"), 1),
-            Some(local(&tz, "2026-03-09T00:00"))
-        );
-        assert_eq!(
-            r.next_occurrence(&tz, local(&tz, "2026-03-05T10:00"), 2),
-            Some(local(&tz, "2026-03-09T00:00"))
-        );
-        let thursdays = Recurrence::new(Frequency::Weekly {
-            days: vec![Weekday::Thursday],
-        });
-        assert_eq!(
-            thursdays.next_occurrence(&tz, local(&tz, "2026-03-02T10:00"), 1),
-            Some(local(&tz, "2026-03-12T00:00"))
-        );
+        assert_eq!(r.next_occurrence(&tz, local(&tz, "2026-03-03T10:00"), 1), Some(local(&tz, "2026-03-09T00:00")));
+        assert_eq!(r.next_occurrence(&tz, local(&tz, "2026-03-05T10:00"), 2), Some(local(&tz, "2026-03-09T00:00")));
+        let thursdays = Recurrence::new(Frequency::Weekly { days: vec![Weekday::Thursday] });
+        assert_eq!(thursdays.next_occurrence(&tz, local(&tz, "2026-03-02T10:00"), 1), Some(local(&tz, "2026-03-12T00:00")));
     }
 
     #[test]
     fn monthly_on_the_31st_lands_on_the_last_day_of_february() {
         let tz = ny();
-        let r = Recurrence::new(Frequency::Monthly {
-            day_of_month: Some(31),
-        });
-        assert_eq!(
-            r.next_occurrence(&tz, local(&tz, "2026-01-31T10:00"), 1),
-            Some(local(&tz, "2026-02-28T00:00"))
-        );
-        assert_eq!(
-            r.next_occurrence(&tz, local(&tz, "2028-01-05T10:00"), 1),
-            Some(local(&tz, "2028-02-29T00:00"))
-        );
-        assert_eq!(
-            r.next_occurrence(&tz, local(&tz, "2026-02-28T10:00"), 2),
-            Some(local(&tz, "2026-03-31T00:00"))
-        );
+        let r = Recurrence::new(Frequency::Monthly { day_of_month: Some(31) });
+        assert_eq!(r.next_occurrence(&tz, local(&tz, "2026-01-31T10:00"), 1), Some(local(&tz, "2026-02-28T00:00")));
+        assert_eq!(r.next_occurrence(&tz, local(&tz, "2028-01-05T10:00"), 1), Some(local(&tz, "2028-02-29T00:00")));
+        assert_eq!(r.next_occurrence(&tz, local(&tz, "2026-02-28T10:00"), 2), Some(local(&tz, "2026-03-31T00:00")));
         let any_day = Recurrence::new(Frequency::Monthly { day_of_month: None });
-        assert_eq!(
-            any_day.next_occurrence(&tz, local(&tz, "2026-12-20T10:00"), 1),
-            Some(local(&tz, "2027-01-01T00:00"))
-        );
+        assert_eq!(any_day.next_occurrence(&tz, local(&tz, "2026-12-20T10:00"), 1), Some(local(&tz, "2027-01-01T00:00")));
     }
 
     #[test]
     fn once_limits_and_end_dates_stop_recurrence() {
         let tz = ny();
         let last = local(&tz, "2026-03-03T10:00");
-        assert_eq!(
-            Recurrence::new(Frequency::Once).next_occurrence(&tz, last, 1),
-            None
-        );
-        let limited = Recurrence {
-            max_occurrences: Some(3),
-            ..Recurrence::new(Frequency::Daily)
-        };
+        assert_eq!(Recurrence::new(Frequency::Once).next_occurrence(&tz, last, 1), None);
+        let limited = Recurrence { max_occurrences: Some(3), ..Recurrence::new(Frequency::Daily) };
         assert!(limited.next_occurrence(&tz, last, 2).is_some());
         assert_eq!(limited.next_occurrence(&tz, last, 3), None);
-        let ending = Recurrence {
-            end_date: Some(date(2026, 3, 4)),
-            ..Recurrence::new(Frequency::Daily)
-        };
+        let ending = Recurrence { end_date: Some(date(2026, 3, 4)), ..Recurrence::new(Frequency::Daily) };
         assert!(ending.next_occurrence(&tz, last, 1).is_some());
-        assert_eq!(
-            ending.next_occurrence(&tz, local(&tz, "2026-03-04T10:00"), 2),
-            None
-        );
+        assert_eq!(ending.next_occurrence(&tz, local(&tz, "2026-03-04T10:00"), 2), None);
     }
 
     #[test]
@@ -271,83 +193,36 @@ mod tests {
         let tz = ny();
         let weekly = Recurrence::new(Frequency::Weekly { days: vec![] });
         // Sunday and the following Monday are in different ISO weeks; 2026-12-31 and 2027-01-01 are not.
-        assert!(!weekly.same_period(
-            &tz,
-            local(&tz, "2026-03-08T23:00"),
-            local(&tz, "2026-03-09T01:00")
-        ));
-        assert!(weekly.same_period(
-            &tz,
-            local(&tz, "2026-12-31T12:00"),
-            local(&tz, "2027-01-01T12:00")
-        ));
+        assert!(!weekly.same_period(&tz, local(&tz, "2026-03-08T23:00"), local(&tz, "2026-03-09T01:00")));
+        assert!(weekly.same_period(&tz, local(&tz, "2026-12-31T12:00"), local(&tz, "2027-01-01T12:00")));
         let daily = Recurrence::new(Frequency::Daily);
         // 23:30 in New York is already the next day in UTC; the contact's zone decides.
-        assert!(daily.same_period(
-            &tz,
-            local(&tz, "2026-03-03T00:10"),
-            local(&tz, "2026-03-03T23:30")
-        ));
+        assert!(daily.same_period(&tz, local(&tz, "2026-03-03T00:10"), local(&tz, "2026-03-03T23:30")));
         let monthly = Recurrence::new(Frequency::Monthly { day_of_month: None });
-        assert!(!monthly.same_period(
-            &tz,
-            local(&tz, "2026-01-31T23:00"),
-            local(&tz, "2026-02-01T00:00")
-        ));
+        assert!(!monthly.same_period(&tz, local(&tz, "2026-01-31T23:00"), local(&tz, "2026-02-01T00:00")));
     }
 
     #[test]
     fn recurrences_travel_as_tagged_json() {
-        let weekly = Recurrence {
-            max_occurrences: Some(4),
-            ..Recurrence::new(Frequency::Weekly {
-                days: vec![Weekday::Monday, Weekday::Thursday],
-            })
-        };
+        let weekly = Recurrence { max_occurrences: Some(4), ..Recurrence::new(Frequency::Weekly { days: vec![Weekday::Monday, Weekday::Thursday] }) };
         let json = serde_json::json!({"frequency": {"type": "weekly", "days": ["mon", "thu"]}, "max_occurrences": 4});
         assert_eq!(serde_json::to_value(&weekly).unwrap(), json);
         assert_eq!(serde_json::from_value::<Recurrence>(json).unwrap(), weekly);
         let daily: Frequency = serde_json::from_str(r#"{"type":"daily"}"#).unwrap();
         assert_eq!(daily, Frequency::Daily);
-        let monthly: Frequency =
-            serde_json::from_str(r#"{"type":"monthly","day_of_month":31}"#).unwrap();
-        assert_eq!(
-            monthly,
-            Frequency::Monthly {
-                day_of_month: Some(31)
-            }
-        );
+        let monthly: Frequency = serde_json::from_str(r#"{"type":"monthly","day_of_month":31}"#).unwrap();
+        assert_eq!(monthly, Frequency::Monthly { day_of_month: Some(31) });
     }
 
     #[test]
     fn validation_names_the_field() {
-        let r = Recurrence::new(Frequency::Monthly {
-            day_of_month: Some(32),
-        });
-        assert!(r
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("frequency.day_of_month"));
-        let r = Recurrence {
-            max_occurrences: Some(0),
-            ..Recurrence::new(Frequency::Daily)
-        };
-        assert!(r
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("max_occurrences"));
+        let r = Recurrence::new(Frequency::Monthly { day_of_month: Some(32) });
+        assert!(r.validate().unwrap_err().to_string().starts_with("frequency.day_of_month"));
+        let r = Recurrence { max_occurrences: Some(0), ..Recurrence::new(Frequency::Daily) };
+        assert!(r.validate().unwrap_err().to_string().starts_with("max_occurrences"));
     }
 
-    const ZONES: &[&str] = &[
-        "America/New_York",
-        "Europe/London",
-        "Australia/Lord_Howe",
-        "Pacific/Chatham",
-        "America/Santiago",
-        "UTC",
-    ];
+    const ZONES: &[&str] = &["America/New_York", "Europe/London", "Australia/Lord_Howe", "Pacific/Chatham", "America/Santiago", "UTC"];
 
     proptest! {
         #[test]

@@ -27,8 +27,7 @@ pub use phone::{PhoneError, PhoneNumber};
 pub use phone_ext::{parse_with_extension, split_extension, Extension, ExtensionError};
 pub use retry::RetryPolicy;
 pub use schedule::{
-    avoid_period, avoid_period_in_all, is_open_for, is_open_in_all, next_open_for, next_open_in_all, LocalHours, Schedule,
-    ScheduleError, Window,
+    avoid_period, avoid_period_in_all, is_open_for, is_open_in_all, next_open_for, next_open_in_all, LocalHours, Schedule, ScheduleError, Window,
 };
 pub use timezone::{contact_timezone, ContactZone, TzError, TzSource};
 

@@ -98,9 +98,7 @@ pub fn is_known_region(region: &str) -> bool {
 fn numbering_region(region: &str) -> Option<Region> {
     // `Region::from_code` takes any two letters; only a region with numbering metadata
     // (and so a country calling code) can read a national number.
-    Region::from_code(&region.trim().to_ascii_uppercase())
-        .ok()
-        .filter(|r| PHONE_NUMBER_UTIL.get_country_code_for_region(*r).is_some())
+    Region::from_code(&region.trim().to_ascii_uppercase()).ok().filter(|r| PHONE_NUMBER_UTIL.get_country_code_for_region(*r).is_some())
 }
 
 /// Why libphonenumber could not read a number, in words an API client can act on (the

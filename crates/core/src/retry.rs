@@ -86,8 +86,14 @@ impl RetryPolicy {
 
     /// Names the first field that is out of range.
     pub fn validate(&self) -> Result<(), String> {
-        let rules = [("no_answer", self.no_answer), ("busy", self.busy), ("failed", self.failed),
-            ("voicemail", self.voicemail), ("invalid_number", self.invalid_number), ("timeout", self.timeout)];
+        let rules = [
+            ("no_answer", self.no_answer),
+            ("busy", self.busy),
+            ("failed", self.failed),
+            ("voicemail", self.voicemail),
+            ("invalid_number", self.invalid_number),
+            ("timeout", self.timeout),
+        ];
         for (name, r) in rules {
             if !(0.0..=31_536_000.0).contains(&r.delay_secs) {
                 return Err(format!("retry.{name}.delay_secs must be between 0 and one year"));

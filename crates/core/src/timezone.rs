@@ -87,11 +87,7 @@ pub enum TzError {
 /// the group, ties to the last in alphabetical order). One clock left → [`TzSource::AreaCode`]
 /// for a +1 number, [`TzSource::Country`] otherwise; several → [`TzSource::Ambiguous`] with
 /// all of them. A number the table does not know at all → `campaign_tz`, [`TzSource::Campaign`].
-pub fn contact_timezone(
-    explicit: Option<&str>,
-    phone: &PhoneNumber,
-    campaign_tz: &str,
-) -> Result<ContactZone, TzError> {
+pub fn contact_timezone(explicit: Option<&str>, phone: &PhoneNumber, campaign_tz: &str) -> Result<ContactZone, TzError> {
     if let Some(name) = explicit.map(str::trim).filter(|s| !s.is_empty()) {
         let tz = TZDB.get(name).map_err(|_| TzError::Unknown(name.to_string()))?;
         // The lookup ignores case; hand back the tzdb's own spelling.
@@ -116,10 +112,8 @@ fn zone_from_phone(phone: &PhoneNumber) -> Option<ContactZone> {
     let place = longest_match(&TABLE, digits)?;
     // Only a geographic number may be narrowed to its place; asking the phone-number
     // library is the costly part, so it is skipped when the answer would be the same.
-    let narrow = place.prefix.len() > country.prefix.len()
-        && !place.clocks.is_empty()
-        && place.clocks != country.clocks
-        && is_geographic(phone).unwrap_or(false);
+    let narrow =
+        place.prefix.len() > country.prefix.len() && !place.clocks.is_empty() && place.clocks != country.clocks && is_geographic(phone).unwrap_or(false);
     let clocks = if narrow { &place.clocks } else { &country.clocks };
     let source = match clocks.len() {
         0 => return None,
@@ -129,11 +123,7 @@ fn zone_from_phone(phone: &PhoneNumber) -> Option<ContactZone> {
     };
     // `clocks` is sorted and max_by_key keeps the last of equals, as in `collapse`.
     let timezone = clocks.iter().copied().max_by_key(|z| LISTED.get(z).copied().unwrap_or(0))?;
-    Some(ContactZone {
-        timezone: timezone.to_string(),
-        source,
-        timezones: clocks.iter().map(|z| z.to_string()).collect(),
-    })
+    Some(ContactZone { timezone: timezone.to_string(), source, timezones: clocks.iter().map(|z| z.to_string()).collect() })
 }
 
 /// Whether libphonenumber calls the number geographic (`PhoneNumberUtil.isNumberGeographical`,
@@ -165,8 +155,7 @@ struct Entry {
 
 static TZDB: LazyLock<TimeZoneDatabase> = LazyLock::new(TimeZoneDatabase::bundled);
 
-static TABLE: LazyLock<Vec<Entry>> =
-    LazyLock::new(|| build_table(include_str!("../data/phone_timezones.tsv")));
+static TABLE: LazyLock<Vec<Entry>> = LazyLock::new(|| build_table(include_str!("../data/phone_timezones.tsv")));
 
 /// How many prefixes list each zone: the most listed stands for its clock group.
 static LISTED: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
@@ -180,8 +169,7 @@ static LISTED: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
 /// Equivalence is judged over this window: long enough to cover a campaign's life and a
 /// full DST cycle on both hemispheres, fixed so that the answer does not move with the
 /// clock. 2025-01-01T00:00Z .. 2028-01-01T00:00Z.
-const WINDOW: (Timestamp, Timestamp) =
-    (Timestamp::constant(1_735_689_600, 0), Timestamp::constant(1_830_297_600, 0));
+const WINDOW: (Timestamp, Timestamp) = (Timestamp::constant(1_735_689_600, 0), Timestamp::constant(1_830_297_600, 0));
 
 fn build_table(tsv: &'static str) -> Vec<Entry> {
     let mut rows: Vec<(&'static str, Vec<&'static str>)> = tsv
@@ -332,8 +320,17 @@ mod tests {
         for raw in ["+1 800 555 0199", "+1 888 555 0199", "+1 500 555 0199"] {
             let got = zone_for(raw);
             assert_eq!(got.source, TzSource::Ambiguous, "{raw}: {got:?}");
-            for want in ["America/St_Johns", "America/Halifax", "America/New_York", "America/Chicago", "America/Denver",
-                "America/Phoenix", "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu"] {
+            for want in [
+                "America/St_Johns",
+                "America/Halifax",
+                "America/New_York",
+                "America/Chicago",
+                "America/Denver",
+                "America/Phoenix",
+                "America/Los_Angeles",
+                "America/Anchorage",
+                "Pacific/Honolulu",
+            ] {
                 assert!(got.timezones.iter().any(|z| same_clock_as(z, want)), "{raw}: {want} missing from {got:?}");
             }
         }
@@ -366,8 +363,19 @@ mod tests {
     #[test]
     fn an_australian_mobile_may_be_anywhere_in_australia() {
         // The example: stored as Sydney, dialled at 06:37 in Perth.
-        assert_candidates(&zone_for("+61 412 345 678"), &["Australia/Adelaide", "Australia/Brisbane", "Australia/Eucla",
-            "Australia/Lord_Howe", "Australia/Perth", "Australia/Sydney", "Indian/Christmas", "Indian/Cocos"]);
+        assert_candidates(
+            &zone_for("+61 412 345 678"),
+            &[
+                "Australia/Adelaide",
+                "Australia/Brisbane",
+                "Australia/Eucla",
+                "Australia/Lord_Howe",
+                "Australia/Perth",
+                "Australia/Sydney",
+                "Indian/Christmas",
+                "Indian/Cocos",
+            ],
+        );
     }
 
     #[test]
@@ -375,8 +383,19 @@ mod tests {
         // The example: stored as Moscow, dialled at 03:30 in Vladivostok.
         let got = zone_for("+7 914 123 4567");
         assert_eq!(got.source, TzSource::Ambiguous);
-        for want in ["Europe/Moscow", "Europe/Samara", "Asia/Yekaterinburg", "Asia/Omsk", "Asia/Novosibirsk",
-            "Asia/Irkutsk", "Asia/Yakutsk", "Asia/Vladivostok", "Asia/Magadan", "Asia/Kamchatka", "Asia/Almaty"] {
+        for want in [
+            "Europe/Moscow",
+            "Europe/Samara",
+            "Asia/Yekaterinburg",
+            "Asia/Omsk",
+            "Asia/Novosibirsk",
+            "Asia/Irkutsk",
+            "Asia/Yakutsk",
+            "Asia/Vladivostok",
+            "Asia/Magadan",
+            "Asia/Kamchatka",
+            "Asia/Almaty",
+        ] {
             assert!(got.timezones.iter().any(|z| same_clock_as(z, want)), "{want} missing from {got:?}");
         }
         assert!(got.timezones.contains(&"Europe/Moscow".to_string()), "{got:?}");

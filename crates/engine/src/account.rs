@@ -7,7 +7,6 @@ use dialtone_providers::Provider;
 use jiff::{SignedDuration, Timestamp};
 use std::sync::{Arc, Mutex};
 
-
 pub struct Account {
     pub provider: Arc<dyn Provider>,
     pub limiter: AccountLimiter,

@@ -42,11 +42,8 @@ impl Engine {
             0 | 1 => (1, 1),
             n => (n, ready.len().div_ceil(n).clamp(1, MAX_CHUNK)),
         };
-        let counts: Vec<usize> = stream::iter(ready.chunks(chunk).map(<[_]>::to_vec))
-            .map(|chunk| self.dispatch_chunk(chunk))
-            .buffer_unordered(lanes)
-            .try_collect()
-            .await?;
+        let counts: Vec<usize> =
+            stream::iter(ready.chunks(chunk).map(<[_]>::to_vec)).map(|chunk| self.dispatch_chunk(chunk)).buffer_unordered(lanes).try_collect().await?;
         for campaign in &held {
             self.complete_if_done(campaign).await?;
         }

@@ -128,7 +128,13 @@ mod tests {
         let many = |_: Vec<u32>| async { Err(StoreError::not_found("call", "call_1")) };
         let one = |i: u32| {
             singles.fetch_add(1, Ordering::SeqCst);
-            async move { if i == 2 { Err(StoreError::not_found("call", "call_1")) } else { Ok(i) } }
+            async move {
+                if i == 2 {
+                    Err(StoreError::not_found("call", "call_1"))
+                } else {
+                    Ok(i)
+                }
+            }
         };
         // Queue three items by hand, as if they had arrived during an earlier commit.
         let (tx2, rx2) = oneshot::channel();

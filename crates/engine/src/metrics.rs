@@ -77,10 +77,31 @@ impl Default for Metrics {
         let clock_skew = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register("clock_skew_seconds", "This node's clock minus the database's, at the last heartbeat (PostgreSQL)", clock_skew.clone());
         let unknown_events = Family::<ProviderLabel, Counter>::default();
-        registry.register("webhook_events_unknown", "Webhook events stored for a call dialtone never placed (kept for unknown_event_retention)", unknown_events.clone());
+        registry.register(
+            "webhook_events_unknown",
+            "Webhook events stored for a call dialtone never placed (kept for unknown_event_retention)",
+            unknown_events.clone(),
+        );
         let unknown_purged = Counter::default();
-        registry.register("webhook_events_unknown_purged", "Events for calls dialtone never placed, purged after unknown_event_retention", unknown_purged.clone());
-        Self { registry, placed, ended, provider_errors, provider_latency, webhooks, webhook_latency, active, breakers, clock_skew, unknown_events, unknown_purged }
+        registry.register(
+            "webhook_events_unknown_purged",
+            "Events for calls dialtone never placed, purged after unknown_event_retention",
+            unknown_purged.clone(),
+        );
+        Self {
+            registry,
+            placed,
+            ended,
+            provider_errors,
+            provider_latency,
+            webhooks,
+            webhook_latency,
+            active,
+            breakers,
+            clock_skew,
+            unknown_events,
+            unknown_purged,
+        }
     }
 }
 

@@ -26,7 +26,14 @@ pub enum Answer {
 impl Answer {
     /// A retryable 503, as from a provider that is down.
     pub fn unavailable() -> Self {
-        Answer::Refuse(ProviderError { class: ErrorClass::Retryable, status: Some(503), message: "scripted 503: unavailable".into(), retry_after: None, concurrency_limited: false, unanswered: false })
+        Answer::Refuse(ProviderError {
+            class: ErrorClass::Retryable,
+            status: Some(503),
+            message: "scripted 503: unavailable".into(),
+            retry_after: None,
+            concurrency_limited: false,
+            unanswered: false,
+        })
     }
 }
 

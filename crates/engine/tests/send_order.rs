@@ -61,25 +61,38 @@ async fn every_call_is_marked_placing_before_the_provider_is_asked_to_place_it()
     let engine = Engine::new(store.clone(), providers, Arc::new(ManualClock::new(start)), EngineConfig::default());
 
     let midnight = jiff::civil::Time::midnight();
-    let cmp = store.create_campaign(NewCampaign {
-        workspace_id: ws.clone(),
-        name: "send order".into(),
-        provider: ProviderKind::Sim,
-        assistant_id: "asst".into(),
-        phone_number_id: "pn".into(),
-        mode: Mode::Continuous,
-        max_concurrent: 3,
-        max_attempts: 1,
-        retry: RetryPolicy::uniform(1, SignedDuration::from_secs(60)),
-        default_region: "US".into(),
-        schedule: dialtone_core::schedule::Schedule::always("UTC"),
-        calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
-        recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
-        max_call_duration_secs: None,
-        assume_campaign_timezone_for_ambiguous: false,
-    }, start).await.unwrap();
+    let cmp = store
+        .create_campaign(
+            NewCampaign {
+                workspace_id: ws.clone(),
+                name: "send order".into(),
+                provider: ProviderKind::Sim,
+                assistant_id: "asst".into(),
+                phone_number_id: "pn".into(),
+                mode: Mode::Continuous,
+                max_concurrent: 3,
+                max_attempts: 1,
+                retry: RetryPolicy::uniform(1, SignedDuration::from_secs(60)),
+                default_region: "US".into(),
+                schedule: dialtone_core::schedule::Schedule::always("UTC"),
+                calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
+                recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
+                max_call_duration_secs: None,
+                assume_campaign_timezone_for_ambiguous: false,
+            },
+            start,
+        )
+        .await
+        .unwrap();
     let contacts: Vec<NewContact> = (0..3)
-        .map(|i| NewContact { extension: None, phone: PhoneNumber::parse(&format!("+1415555{:04}", 2700 + i), "US").unwrap(), name: None, variables: Default::default(), timezone: None, line: i + 1 })
+        .map(|i| NewContact {
+            extension: None,
+            phone: PhoneNumber::parse(&format!("+1415555{:04}", 2700 + i), "US").unwrap(),
+            name: None,
+            variables: Default::default(),
+            timezone: None,
+            line: i + 1,
+        })
         .collect();
     store.insert_contacts(&ws, &cmp.id, &contacts, start).await.unwrap();
     store.transition_campaign(&ws, &cmp.id, &[CampaignStatus::Draft], CampaignStatus::Starting, start).await.unwrap();

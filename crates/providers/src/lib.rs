@@ -2,8 +2,8 @@
 //! HTTP client, webhook verification and parsing into core events. The engine sees only
 //! the [`Provider`] trait.
 
-pub mod resilience;
 pub mod exotel;
+pub mod resilience;
 mod rest;
 pub mod twilio;
 pub mod vapi;

@@ -31,10 +31,7 @@ pub(crate) async fn send(provider: &str, req: RequestBuilder) -> Result<Response
 /// id cannot reach another endpoint.
 pub(crate) fn endpoint(provider: &str, base: &str, path: &[&str]) -> Result<Url, ProviderError> {
     let mut url = Url::parse(base).map_err(|e| final_error(None, format!("{provider} base_url {base:?} is invalid: {e}")))?;
-    url.path_segments_mut()
-        .map_err(|_| final_error(None, format!("{provider} base_url {base:?} cannot take a path")))?
-        .pop_if_empty()
-        .extend(path);
+    url.path_segments_mut().map_err(|_| final_error(None, format!("{provider} base_url {base:?} cannot take a path")))?.pop_if_empty().extend(path);
     Ok(url)
 }
 
@@ -54,14 +51,7 @@ pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderErro
     };
     // `without_url`: the URL carries the account sid, and the error text ends up in logs
     // and API responses.
-    ProviderError {
-        class,
-        status: None,
-        message: format!("{provider} {what}: {}", e.without_url()),
-        retry_after: None,
-        concurrency_limited: false,
-        unanswered,
-    }
+    ProviderError { class, status: None, message: format!("{provider} {what}: {}", e.without_url()), retry_after: None, concurrency_limited: false, unanswered }
 }
 
 /// Seconds only: an HTTP date would need a clock we do not have here.

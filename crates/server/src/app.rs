@@ -6,8 +6,8 @@ use crate::config::Config;
 use axum::http::StatusCode;
 use dialtone_core::{Clock, ProviderKind};
 use dialtone_engine::{Account, Engine, Providers};
-use dialtone_providers::resilience::{AccountLimiter, BreakerConfig, RateLimit};
 use dialtone_providers::exotel::{ExotelConfig, ExotelProvider};
+use dialtone_providers::resilience::{AccountLimiter, BreakerConfig, RateLimit};
 use dialtone_providers::twilio::{TwilioConfig, TwilioProvider};
 use dialtone_providers::vapi::{HmacConfig, VapiConfig, VapiProvider};
 use dialtone_providers::Provider;
@@ -107,8 +107,11 @@ impl AppState {
         let missing = self.missing_settings.get(&kind).cloned().unwrap_or_default();
         let env: Vec<String> = missing.iter().map(|m| crate::config::env_name(m)).collect();
         let set: Vec<String> = missing.iter().zip(&env).map(|(m, e)| format!("{m} ({e})")).collect();
-        let message = format!("{field}: no {kind} account is configured on this server; set {}. Configured providers: {}",
-            if set.is_empty() { "its credentials".to_string() } else { set.join(", ") }, self.configured_list());
+        let message = format!(
+            "{field}: no {kind} account is configured on this server; set {}. Configured providers: {}",
+            if set.is_empty() { "its credentials".to_string() } else { set.join(", ") },
+            self.configured_list()
+        );
         Err(ApiError::new(StatusCode::BAD_REQUEST, "provider_not_configured", message).with_details(serde_json::json!({
             "field": field,
             "provider": kind,
@@ -175,8 +178,8 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
         ec.base_url = config.exotel_base_url.clone();
         ec.flow_url = config.exotel_flow_url.clone();
         ec.stream_url = config.exotel_stream_url.clone();
-        ec.ip_allowlist = config.exotel_ip_allowlist.iter().map(|ip| ip.parse()).collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("exotel_ip_allowlist: {e}"))?;
+        ec.ip_allowlist =
+            config.exotel_ip_allowlist.iter().map(|ip| ip.parse()).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("exotel_ip_allowlist: {e}"))?;
         let rate = RateLimit::per_minute(config.exotel_rate_per_min).with_burst(10);
         providers.insert(ProviderKind::Exotel, account(config, Arc::new(ExotelProvider::new(ec)), Some(rate))?);
     }
@@ -359,7 +362,11 @@ mod tests {
 
         let campaign = dialtone_core::CampaignId::new();
         let secret = "cb-secret-token";
-        for (method, uri) in [("GET", format!("/api/v1/campaigns/{campaign}?limit=5")), ("POST", format!("/webhooks/exotel/{secret}")), ("GET", "/no/such/route/+14155552671".to_string())] {
+        for (method, uri) in [
+            ("GET", format!("/api/v1/campaigns/{campaign}?limit=5")),
+            ("POST", format!("/webhooks/exotel/{secret}")),
+            ("GET", "/no/such/route/+14155552671".to_string()),
+        ] {
             let request = axum::http::Request::builder().method(method).uri(uri).body(axum::body::Body::empty()).unwrap();
             router(state.clone()).oneshot(request).await.unwrap();
         }

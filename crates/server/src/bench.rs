@@ -148,8 +148,15 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
                     break;
                 }
                 let t = Instant::now();
-                let ok = http.post(&url).bearer_auth(&secret).header("content-type", "application/json").body(bodies[i].clone()).send().await
-                    .map(|r| r.status().is_success()).unwrap_or(false);
+                let ok = http
+                    .post(&url)
+                    .bearer_auth(&secret)
+                    .header("content-type", "application/json")
+                    .body(bodies[i].clone())
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
                 latencies.push(t.elapsed());
                 failures += u64::from(!ok);
             }

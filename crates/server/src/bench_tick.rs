@@ -44,23 +44,26 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
     let mut ids = vec![];
     for i in 0..campaigns {
         let c = store
-            .create_campaign(NewCampaign {
-                workspace_id: ws.clone(),
-                name: format!("tick {i}"),
-                provider: ProviderKind::Sim,
-                assistant_id: "asst_tick".into(),
-                phone_number_id: format!("pn_tick_{i}"),
-                mode: Mode::Continuous,
-                max_concurrent: CAP,
-                max_attempts: 1,
-                retry: RetryPolicy::default(),
-                default_region: "US".into(),
-                schedule: Schedule::always("UTC"),
-                calling_hours: LocalHours::new(midnight, midnight),
-                recurrence: Recurrence::new(Frequency::Once),
-                max_call_duration_secs: None,
-                assume_campaign_timezone_for_ambiguous: false,
-            }, now)
+            .create_campaign(
+                NewCampaign {
+                    workspace_id: ws.clone(),
+                    name: format!("tick {i}"),
+                    provider: ProviderKind::Sim,
+                    assistant_id: "asst_tick".into(),
+                    phone_number_id: format!("pn_tick_{i}"),
+                    mode: Mode::Continuous,
+                    max_concurrent: CAP,
+                    max_attempts: 1,
+                    retry: RetryPolicy::default(),
+                    default_region: "US".into(),
+                    schedule: Schedule::always("UTC"),
+                    calling_hours: LocalHours::new(midnight, midnight),
+                    recurrence: Recurrence::new(Frequency::Once),
+                    max_call_duration_secs: None,
+                    assume_campaign_timezone_for_ambiguous: false,
+                },
+                now,
+            )
             .await?;
         for chunk in &batch {
             store.insert_contacts(&ws, &c.id, chunk, now).await?;

@@ -41,7 +41,11 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             let mut rows = vec![];
             let mut cursor: Option<String> = None;
             loop {
-                let page = get(match &cursor { Some(c) => format!("/campaigns?limit=100&before={c}"), None => "/campaigns?limit=100".into() }).await?;
+                let page = get(match &cursor {
+                    Some(c) => format!("/campaigns?limit=100&before={c}"),
+                    None => "/campaigns?limit=100".into(),
+                })
+                .await?;
                 rows.extend(page["data"].as_array().cloned().unwrap_or_default());
                 match page["next_cursor"].as_str() {
                     Some(c) => cursor = Some(c.to_string()),
@@ -67,8 +71,14 @@ fn line(c: &Value) -> String {
         (_, None) => "never (schedule ended)".to_string(),
     };
     let name: String = c["name"].as_str().unwrap_or("").chars().take(24).collect();
-    format!("{:<32} {:<24} {:<10} {:>9} {:>6}  {next}", c["id"].as_str().unwrap_or(""), name, c["status"].as_str().unwrap_or(""),
-        format!("{}/{}", total - open, total), c["counts"]["active_calls"].to_string())
+    format!(
+        "{:<32} {:<24} {:<10} {:>9} {:>6}  {next}",
+        c["id"].as_str().unwrap_or(""),
+        name,
+        c["status"].as_str().unwrap_or(""),
+        format!("{}/{}", total - open, total),
+        c["counts"]["active_calls"].to_string()
+    )
 }
 
 #[cfg(test)]

@@ -380,9 +380,14 @@ fn report(args: &DemoArgs, contacts: u64, campaign: &Value, sim: &SimStats, stat
 
 fn print_table(r: &Value) {
     println!();
-    println!("dialtone demo — {} contacts, cap {}, {} mode{}{}", r["contacts"], r["cap"], r["mode"].as_str().unwrap_or(""),
+    println!(
+        "dialtone demo — {} contacts, cap {}, {} mode{}{}",
+        r["contacts"],
+        r["cap"],
+        r["mode"].as_str().unwrap_or(""),
         if r["faults"] == true { ", faults on" } else { "" },
-        if r["nodes"].as_u64().unwrap_or(1) > 1 { format!(", {} nodes", r["nodes"]) } else { String::new() });
+        if r["nodes"].as_u64().unwrap_or(1) > 1 { format!(", {} nodes", r["nodes"]) } else { String::new() }
+    );
     println!("  {:<28} {}", "contacts finished", r["contacts_finished"]);
     println!("  {:<28} {}", "calls placed", r["calls_placed"]);
     println!("  {:<28} {} (cap {})", "peak concurrent (sim)", r["max_concurrent_observed"], r["cap"]);
@@ -390,12 +395,24 @@ fn print_table(r: &Value) {
     println!("  {:<28} {} ms", "time to first call", r["time_to_first_call_ms"]);
     println!("  {:<28} {} ms", "wall time", r["wall_ms"]);
     let o = &r["occupancy"];
-    println!("  {:<28} {:.1} average, {:.0} % of the cap (sim)", "live calls", o["average"].as_f64().unwrap_or(0.0),
-        o["average_of_cap"].as_f64().unwrap_or(0.0) * 100.0);
-    println!("  {:<28} p50 {:.1} ms, p99 {:.1} ms (sim)", "call ended → next placed", o["refill_p50_ms"].as_f64().unwrap_or(0.0),
-        o["refill_p99_ms"].as_f64().unwrap_or(0.0));
-    println!("  {:<28} {:.2} ms (dialtone), {:.2} ms (with the simulator)", "CPU per call",
-        r["cpu"]["dialtone_ms_per_call"].as_f64().unwrap_or(0.0), r["cpu"]["process_ms_per_call"].as_f64().unwrap_or(0.0));
+    println!(
+        "  {:<28} {:.1} average, {:.0} % of the cap (sim)",
+        "live calls",
+        o["average"].as_f64().unwrap_or(0.0),
+        o["average_of_cap"].as_f64().unwrap_or(0.0) * 100.0
+    );
+    println!(
+        "  {:<28} p50 {:.1} ms, p99 {:.1} ms (sim)",
+        "call ended → next placed",
+        o["refill_p50_ms"].as_f64().unwrap_or(0.0),
+        o["refill_p99_ms"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  {:<28} {:.2} ms (dialtone), {:.2} ms (with the simulator)",
+        "CPU per call",
+        r["cpu"]["dialtone_ms_per_call"].as_f64().unwrap_or(0.0),
+        r["cpu"]["process_ms_per_call"].as_f64().unwrap_or(0.0)
+    );
     println!("  outcomes");
     if let Some(m) = r["outcomes"].as_object() {
         for (k, v) in m {
@@ -406,7 +423,9 @@ fn print_table(r: &Value) {
     println!("  {:<28} {}", "duplicate events ignored", r["duplicate_webhooks_ignored"]);
     if r["faults"] == true {
         let s = &r["sim"];
-        println!("  faults injected: {} × 429, {} × 503, {} webhooks dropped, {} duplicated, {} calls reordered",
-            s["rejected_429"], s["rejected_503"], s["webhooks_dropped"], s["webhooks_duplicated"], s["calls_reordered"]);
+        println!(
+            "  faults injected: {} × 429, {} × 503, {} webhooks dropped, {} duplicated, {} calls reordered",
+            s["rejected_429"], s["rejected_503"], s["webhooks_dropped"], s["webhooks_duplicated"], s["calls_reordered"]
+        );
     }
 }

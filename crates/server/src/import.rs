@@ -18,8 +18,20 @@ use std::io::{self, Read};
 /// They cover the exports of Google Contacts (`Phone 1 - Value`), Outlook (`Mobile Phone`),
 /// HubSpot and Salesforce (`Phone Number`, `Mobile`) and telecom lists (`msisdn`).
 pub const PHONE_COLUMNS: &[&str] = &[
-    "phone", "phone number", "number", "mobile", "mobile phone", "mobile number", "mobile phone number", "cell",
-    "cell phone", "telephone", "telephone number", "tel", "msisdn", "phone 1 value",
+    "phone",
+    "phone number",
+    "number",
+    "mobile",
+    "mobile phone",
+    "mobile number",
+    "mobile phone number",
+    "cell",
+    "cell phone",
+    "telephone",
+    "telephone number",
+    "tel",
+    "msisdn",
+    "phone 1 value",
 ];
 
 /// Header names accepted for the contact's name (optional), normalised.
@@ -192,8 +204,19 @@ struct Tracked<R> {
 
 impl<R: Read> Tracked<R> {
     fn new(inner: R, delimiter: u8) -> Self {
-        Self { inner, delimiter, offset: 0, breaks: VecDeque::new(), passed: 0, seen: 0, last_cr: false, state: QuoteState::FieldStart,
-            open_line: 0, open_breaks: 0, fault: None }
+        Self {
+            inner,
+            delimiter,
+            offset: 0,
+            breaks: VecDeque::new(),
+            passed: 0,
+            seen: 0,
+            last_cr: false,
+            state: QuoteState::FieldStart,
+            open_line: 0,
+            open_breaks: 0,
+            fault: None,
+        }
     }
 
     /// The 1-based line of byte offset `byte`; offsets must be asked in increasing order.
@@ -292,8 +315,17 @@ impl<R: Read> CsvContacts<R> {
         let name = find_column(&headers, NAME_COLUMNS);
         let timezone = find_column(&headers, TIMEZONE_COLUMNS);
         let extension = find_column(&headers, EXTENSION_COLUMNS);
-        Ok(Self { reader, phone, name, timezone, extension, headers, region: default_region.to_string(),
-            campaign_tz: campaign_tz.to_string(), extensions_dialled: true })
+        Ok(Self {
+            reader,
+            phone,
+            name,
+            timezone,
+            extension,
+            headers,
+            region: default_region.to_string(),
+            campaign_tz: campaign_tz.to_string(),
+            extensions_dialled: true,
+        })
     }
 
     /// Rows with an extension are rejected (with [`NO_EXTENSIONS`]) instead of imported: for
@@ -412,7 +444,13 @@ fn phone_and_extension(raw: &str, column: &str, region: &str, dialled: bool) -> 
 /// top-level field becomes a variable too. Keys are matched like CSV headers (`Phone Number`
 /// and `phone_number` name the phone). Lines are 1-based array positions. `extensions`:
 /// whether rows with an extension are kept ([`dials_extensions`]).
-pub fn from_json(body: &serde_json::Value, default_region: &str, campaign_tz: &str, extensions: bool, report: &mut ImportReport) -> Result<Vec<NewContact>, ImportError> {
+pub fn from_json(
+    body: &serde_json::Value,
+    default_region: &str,
+    campaign_tz: &str,
+    extensions: bool,
+    report: &mut ImportReport,
+) -> Result<Vec<NewContact>, ImportError> {
     let items = body.as_array().ok_or_else(|| ImportError::Json("expected a JSON array".into()))?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -538,8 +576,12 @@ mod tests {
 
     #[test]
     fn the_delimiter_is_read_off_the_header() {
-        for (csv, what) in [("phone;name\n4155552671;Ana\n", "semicolon"), ("phone\tname\n4155552671\tAna\n", "tab"),
-            ("phone,name\n4155552671,Ana\n", "comma"), ("\"Name; Surname\",phone\nAna,4155552671\n", "quoted semicolon")] {
+        for (csv, what) in [
+            ("phone;name\n4155552671;Ana\n", "semicolon"),
+            ("phone\tname\n4155552671\tAna\n", "tab"),
+            ("phone,name\n4155552671,Ana\n", "comma"),
+            ("\"Name; Surname\",phone\nAna,4155552671\n", "quoted semicolon"),
+        ] {
             let (rows, report) = all(csv);
             assert_eq!(report.rejected_count, 0, "{what}: {report:?}");
             assert_eq!(rows[0].phone.as_str(), "+14155552671", "{what}");
@@ -552,8 +594,23 @@ mod tests {
 
     #[test]
     fn exported_phone_headers_are_recognised() {
-        for header in ["Phone Number", "Mobile Phone", "Phone 1 - Value", "Mobile", "Cell", "Telephone", "Tel", "msisdn", "MSISDN",
-            "phone", "number", "phone_number", "PHONE-NUMBER", " mobile ", "Phone.Number"] {
+        for header in [
+            "Phone Number",
+            "Mobile Phone",
+            "Phone 1 - Value",
+            "Mobile",
+            "Cell",
+            "Telephone",
+            "Tel",
+            "msisdn",
+            "MSISDN",
+            "phone",
+            "number",
+            "phone_number",
+            "PHONE-NUMBER",
+            " mobile ",
+            "Phone.Number",
+        ] {
             let (rows, report) = all(&format!("Name,{header:?}\nAna,4155552671\n"));
             assert_eq!((rows.len(), report.rejected_count), (1, 0), "{header}");
         }
@@ -598,7 +655,9 @@ mod tests {
 
     #[test]
     fn extensions_are_kept_from_the_number_or_their_own_column() {
-        let (rows, report) = all("phone,name\n\"(415) 555-2671 ext. 22\",A\n4155552672 x23,B\n+14155552673;ext=24,C\n4155552674#25,D\n4155552675 extension 26,E\n4155552676,F\n");
+        let (rows, report) = all(
+            "phone,name\n\"(415) 555-2671 ext. 22\",A\n4155552672 x23,B\n+14155552673;ext=24,C\n4155552674#25,D\n4155552675 extension 26,E\n4155552676,F\n",
+        );
         assert_eq!(report.rejected_count, 0, "{report:?}");
         let exts: Vec<Option<&str>> = rows.iter().map(|r| r.extension.as_ref().map(|e| e.as_str())).collect();
         assert_eq!(exts, [Some("22"), Some("23"), Some("24"), Some("25"), Some("26"), None]);

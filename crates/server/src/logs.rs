@@ -19,11 +19,8 @@ use tracing_subscriber::fmt::MakeWriter;
 pub fn init(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIALTONE_LOG").unwrap_or_else(|_| default.into());
     let ansi = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").filter(|v| !v.is_empty()).is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Stderr { json: format == LogFormat::Json })
-        .with_ansi(ansi)
-        .log_internal_errors(false);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(Stderr { json: format == LogFormat::Json }).with_ansi(ansi).log_internal_errors(false);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -90,7 +87,10 @@ mod tests {
         assert!(!masked.contains("5005550001"), "{masked}");
         assert!(!masked.contains("4155550102"), "{masked}");
         assert!(masked.contains("+15…01") && masked.contains("to=141…02"), "{masked}");
-        assert!(masked.contains("2026-12-01T00:27:32.123456Z") && masked.contains("call_01jz0000000000000000000000") && masked.contains("elapsed_ms=1234"), "{masked}");
+        assert!(
+            masked.contains("2026-12-01T00:27:32.123456Z") && masked.contains("call_01jz0000000000000000000000") && masked.contains("elapsed_ms=1234"),
+            "{masked}"
+        );
     }
 
     #[test]

@@ -64,12 +64,24 @@ pub struct SimArgs {
 impl SimArgs {
     pub fn config(&self) -> anyhow::Result<SimConfig> {
         let mut faults = if self.faults { Faults::demo_mix() } else { Faults::none() };
-        if let Some(v) = self.rate_429 { faults.rate_429 = v; }
-        if let Some(v) = self.rate_503 { faults.rate_503 = v; }
-        if let Some(v) = self.duplicate_webhooks { faults.duplicate_webhooks = v; }
-        if let Some(v) = self.out_of_order { faults.out_of_order = v; }
-        if let Some(v) = self.drop_webhooks { faults.drop_webhooks = v; }
-        if let Some(v) = self.latency_ms { faults.latency_ms = (0, v); }
+        if let Some(v) = self.rate_429 {
+            faults.rate_429 = v;
+        }
+        if let Some(v) = self.rate_503 {
+            faults.rate_503 = v;
+        }
+        if let Some(v) = self.duplicate_webhooks {
+            faults.duplicate_webhooks = v;
+        }
+        if let Some(v) = self.out_of_order {
+            faults.out_of_order = v;
+        }
+        if let Some(v) = self.drop_webhooks {
+            faults.drop_webhooks = v;
+        }
+        if let Some(v) = self.latency_ms {
+            faults.latency_ms = (0, v);
+        }
         anyhow::ensure!(self.time_scale > 0.0, "--time-scale must be above 0");
         Ok(SimConfig {
             webhook_url: self.webhook_url.clone(),

@@ -28,10 +28,7 @@ fn restart_postgres() {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .next()
         .expect("a PostgreSQL cluster");
-    let status = Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &version, "main", "restart"])
-        .status()
-        .expect("pg_ctlcluster");
+    let status = Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &version, "main", "restart"]).status().expect("pg_ctlcluster");
     assert!(status.success(), "PostgreSQL did not restart");
 }
 
@@ -100,9 +97,11 @@ async fn a_postgres_restart_mid_run_loses_nothing_and_dials_nothing_twice() {
         "calling_hours": {"start": "00:00", "end": "00:00"},
         "retry": {"no_answer": {"max_retries": 3, "delay_secs": 0.2}, "busy": {"max_retries": 3, "delay_secs": 0.2},
                   "failed": {"max_retries": 3, "delay_secs": 0.2}, "timeout": {"max_retries": 3, "delay_secs": 0.2}},
-    }))).await;
+    })))
+    .await;
     let id = c["id"].as_str().expect("campaign created").to_string();
-    let (s, _) = call(http.post(format!("{base}/campaigns/{id}/contacts")).header("content-type", "text/csv").body(dialtone_server::demo::synthetic_csv(400))).await;
+    let (s, _) =
+        call(http.post(format!("{base}/campaigns/{id}/contacts")).header("content-type", "text/csv").body(dialtone_server::demo::synthetic_csv(400))).await;
     assert!(s.is_success());
     call(http.post(format!("{base}/campaigns/{id}/start"))).await;
 

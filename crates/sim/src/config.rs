@@ -88,13 +88,8 @@ impl OutcomeMix {
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut mix = OutcomeMix { answered: 0, no_answer: 0, busy: 0, voicemail: 0, failed: 0 };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("expected key=weight, got `{part}`"))?;
-            let weight: u32 = value
-                .trim()
-                .parse()
-                .map_err(|_| format!("weight for `{}` is not a whole number: `{value}`", key.trim()))?;
+            let (key, value) = part.split_once('=').ok_or_else(|| format!("expected key=weight, got `{part}`"))?;
+            let weight: u32 = value.trim().parse().map_err(|_| format!("weight for `{}` is not a whole number: `{value}`", key.trim()))?;
             let slot = match key.trim().replace('-', "_").as_str() {
                 "answered" => &mut mix.answered,
                 "no_answer" => &mut mix.no_answer,
@@ -112,10 +107,7 @@ impl OutcomeMix {
     }
 
     pub(crate) fn total(&self) -> u64 {
-        [self.answered, self.no_answer, self.busy, self.voicemail, self.failed]
-            .iter()
-            .map(|w| u64::from(*w))
-            .sum()
+        [self.answered, self.no_answer, self.busy, self.voicemail, self.failed].iter().map(|w| u64::from(*w)).sum()
     }
 
     /// Maps a draw in `0..total()` to an outcome.
@@ -178,26 +170,12 @@ impl Default for Faults {
 
 impl Faults {
     pub fn none() -> Self {
-        Self {
-            rate_429: 0.0,
-            rate_503: 0.0,
-            latency_ms: (0, 0),
-            duplicate_webhooks: 0.0,
-            out_of_order: 0.0,
-            drop_webhooks: 0.0,
-        }
+        Self { rate_429: 0.0, rate_503: 0.0, latency_ms: (0, 0), duplicate_webhooks: 0.0, out_of_order: 0.0, drop_webhooks: 0.0 }
     }
 
     /// A realistic amount of trouble for demos: every recovery path gets used.
     pub fn demo_mix() -> Self {
-        Self {
-            rate_429: 0.05,
-            rate_503: 0.03,
-            latency_ms: (0, 30),
-            duplicate_webhooks: 0.10,
-            out_of_order: 0.10,
-            drop_webhooks: 0.05,
-        }
+        Self { rate_429: 0.05, rate_503: 0.03, latency_ms: (0, 30), duplicate_webhooks: 0.10, out_of_order: 0.10, drop_webhooks: 0.05 }
     }
 }
 
@@ -223,16 +201,7 @@ mod tests {
     fn pick_covers_each_bucket() {
         let mix = OutcomeMix { answered: 1, no_answer: 1, busy: 1, voicemail: 1, failed: 1 };
         let picked: Vec<_> = (0..5).map(|d| mix.pick(d)).collect();
-        assert_eq!(
-            picked,
-            vec![
-                SimOutcome::Answered,
-                SimOutcome::NoAnswer,
-                SimOutcome::Busy,
-                SimOutcome::Voicemail,
-                SimOutcome::Failed
-            ]
-        );
+        assert_eq!(picked, vec![SimOutcome::Answered, SimOutcome::NoAnswer, SimOutcome::Busy, SimOutcome::Voicemail, SimOutcome::Failed]);
         let only_busy = OutcomeMix::parse("busy=3").unwrap();
         assert!((0..3).all(|d| only_busy.pick(d) == SimOutcome::Busy));
     }

@@ -41,9 +41,7 @@ pub(crate) struct ExotelCall {
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/v1/Accounts/{account}/Calls/connect.json", post(connect))
-        .route("/v1/Accounts/{account}/Calls/{sid}", get(get_call))
+    Router::new().route("/v1/Accounts/{account}/Calls/connect.json", post(connect)).route("/v1/Accounts/{account}/Calls/{sid}", get(get_call))
 }
 
 /// Exotel's error shape.
@@ -154,11 +152,7 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, S
     })
 }
 
-async fn get_call(
-    State(shared): State<Arc<Shared>>,
-    Path((account, file)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
+async fn get_call(State(shared): State<Arc<Shared>>, Path((account, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
     if let Err(response) = gate(&shared, &headers, &account).await {
         return response;
     }

@@ -21,14 +21,7 @@ pub(crate) fn uuid_v7_like(now: Timestamp) -> String {
     let rand_b = (r >> 12) as u64 & 0x3FFF_FFFF_FFFF_FFFF;
     let hi = (ms << 16) | 0x7000 | u64::from(rand_a);
     let lo = 0x8000_0000_0000_0000 | rand_b;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xFFFF,
-        hi & 0xFFFF,
-        lo >> 48,
-        lo & 0xFFFF_FFFF_FFFF
-    )
+    format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xFFFF, hi & 0xFFFF, lo >> 48, lo & 0xFFFF_FFFF_FFFF)
 }
 
 #[cfg(test)]

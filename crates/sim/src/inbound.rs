@@ -63,10 +63,7 @@ async fn inbound(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     let Some(url) = shared.config.webhook_url.clone() else {
         return error(StatusCode::BAD_REQUEST, "no webhook_url is configured to send assistant-requests to");
     };
-    let outcome = request
-        .outcome
-        .or_else(|| shared.config.number_outcomes.get(&request.from).copied())
-        .unwrap_or(SimOutcome::Answered);
+    let outcome = request.outcome.or_else(|| shared.config.number_outcomes.get(&request.from).copied()).unwrap_or(SimOutcome::Answered);
     let base = base_url(&headers);
 
     let mut rung = Vec::new();
@@ -154,17 +151,11 @@ async fn ask(shared: Arc<Shared>, url: &str, id: String, call: Value, plan: Plan
             lifecycle::spawn(Arc::clone(&shared), id.clone(), plan);
             return json!({ "id": id, "answer": "assistant", "assistantId": assistant_id });
         }
-        Answer::Error(message) => (
-            InboundAnswer::Error,
-            "assistant-request-returned-error",
-            json!({ "id": id, "answer": "error", "error": message }),
-        ),
+        Answer::Error(message) => (InboundAnswer::Error, "assistant-request-returned-error", json!({ "id": id, "answer": "error", "error": message })),
         Answer::Timeout => (InboundAnswer::Timeout, "assistant-request-failed", json!({ "id": id, "answer": "timeout" })),
-        Answer::Invalid(why) => (
-            InboundAnswer::Invalid,
-            "assistant-request-returned-invalid-assistant",
-            json!({ "id": id, "answer": "invalid", "error": why }),
-        ),
+        Answer::Invalid(why) => {
+            (InboundAnswer::Invalid, "assistant-request-returned-invalid-assistant", json!({ "id": id, "answer": "invalid", "error": why }))
+        }
     };
     shared.lock().inbound_answer(kind);
     // The caller hears a failure; no lifecycle webhooks follow.

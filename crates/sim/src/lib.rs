@@ -33,11 +33,11 @@ use tokio::task::JoinHandle;
 
 pub use config::{Faults, OutcomeMix, SimConfig, SimOutcome};
 pub use stats::{LiveChange, Occupancy, OutcomeCounts, SimStats};
-/// hex(HMAC-SHA256(secret, "{timestamp}.{raw body}")), as the sim signs webhooks.
-pub use webhooks::sign as hmac_signature;
 /// `X-Twilio-Signature`: base64(HMAC-SHA1(auth_token, url + each param's name
 /// and value, sorted by name then value)), as the sim signs Twilio callbacks.
 pub use twilio::signature as twilio_signature;
+/// hex(HMAC-SHA256(secret, "{timestamp}.{raw body}")), as the sim signs webhooks.
+pub use webhooks::sign as hmac_signature;
 
 /// The simulator's shared state; clones are handles to the same simulation.
 #[derive(Clone)]
@@ -67,10 +67,7 @@ impl Shared {
 
 impl Sim {
     pub fn new(config: SimConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("the TLS backend initializes");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("the TLS backend initializes");
         let state = state::State::new(&config);
         let (stop, _) = watch::channel(false);
         Self { shared: Arc::new(Shared { config, state: Mutex::new(state), http, stop }) }

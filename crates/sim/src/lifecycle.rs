@@ -75,13 +75,7 @@ fn natural(plan: &Plan) -> Ending {
         SimOutcome::Answered | SimOutcome::Voicemail => plan.talk,
         _ => 0.0,
     };
-    Ending {
-        fin: Final::from_outcome(plan.outcome),
-        reason: plan.ended_reason.to_string(),
-        cost: Some(cost(plan)),
-        talk_secs: Some(talk),
-        hangup: false,
-    }
+    Ending { fin: Final::from_outcome(plan.outcome), reason: plan.ended_reason.to_string(), cost: Some(cost(plan)), talk_secs: Some(talk), hangup: false }
 }
 
 /// Priced on simulated (unscaled) talk time, about $0.09 a minute plus a

@@ -365,9 +365,7 @@ impl State {
                 let (lo, hi) = config.talk_secs;
                 (self.uniform(config.ring_secs), self.uniform((lo * 0.25, hi * 0.25)))
             }
-            SimOutcome::Answered | SimOutcome::Hang => {
-                (self.uniform(config.ring_secs), self.uniform(config.talk_secs))
-            }
+            SimOutcome::Answered | SimOutcome::Hang => (self.uniform(config.ring_secs), self.uniform(config.talk_secs)),
         };
         let ended_reason = match outcome {
             SimOutcome::Answered if self.rng.gen_bool(0.5) => "customer-ended-call",

@@ -177,16 +177,7 @@ mod tests {
     fn occupancy_of_a_known_timeline() {
         // Cap 2 on line "a": one call 0–10 ms, another 0–4 ms refilled at 6 ms (2 ms after
         // its end) and ending at 10 ms; line "b" is ignored.
-        let log = vec![
-            at(0, "a", 1),
-            at(0, "a", 1),
-            at(1, "b", 1),
-            at(4, "a", -1),
-            at(6, "a", 1),
-            at(10, "a", -1),
-            at(10, "a", -1),
-            at(20, "b", -1),
-        ];
+        let log = vec![at(0, "a", 1), at(0, "a", 1), at(1, "b", 1), at(4, "a", -1), at(6, "a", 1), at(10, "a", -1), at(10, "a", -1), at(20, "b", -1)];
         let o = Occupancy::of(&log, "a", 2);
         assert_eq!(o.calls, 3);
         assert_eq!(o.peak, 2);

@@ -92,12 +92,7 @@ async fn gate(shared: &Shared, headers: &HeaderMap, account: &str, path: &str) -
     Ok(())
 }
 
-async fn create_call(
-    State(shared): State<Arc<Shared>>,
-    Path(account): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn create_call(State(shared): State<Arc<Shared>>, Path(account): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let path = format!("/{API}/Accounts/{account}/Calls.json");
     if let Err(response) = gate(&shared, &headers, &account, &path).await {
         return response;
@@ -192,11 +187,7 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, (
     })
 }
 
-async fn get_call(
-    State(shared): State<Arc<Shared>>,
-    Path((account, file)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
+async fn get_call(State(shared): State<Arc<Shared>>, Path((account, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
     let path = format!("/{API}/Accounts/{account}/Calls/{file}");
     if let Err(response) = gate(&shared, &headers, &account, &path).await {
         return response;
@@ -213,12 +204,7 @@ async fn get_call(
 /// answered ends `canceled`. `Status=canceled` cancels a call not yet answered
 /// and, as at Twilio, leaves an answered one alone. Either on an ended call
 /// answers it unchanged.
-async fn update_call(
-    State(shared): State<Arc<Shared>>,
-    Path((account, file)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn update_call(State(shared): State<Arc<Shared>>, Path((account, file)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
     let path = format!("/{API}/Accounts/{account}/Calls/{file}");
     if let Err(response) = gate(&shared, &headers, &account, &path).await {
         return response;
@@ -343,15 +329,11 @@ pub(crate) fn progress(call: &mut CallRecord, step: Step, config: &SimConfig) ->
 fn amd_verdict(call: &CallRecord, config: &SimConfig) -> Vec<Outgoing> {
     let Detail::Twilio(t) = &call.detail else { return Vec::new() };
     let (Some(url), Some(answered_by)) = (t.amd_callback.clone(), t.answered_by) else { return Vec::new() };
-    let params: Vec<(String, String)> = [
-        ("CallSid", call.id.as_str()),
-        ("AccountSid", t.account_sid.as_str()),
-        ("AnsweredBy", answered_by),
-        ("MachineDetectionDuration", "2100"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let params: Vec<(String, String)> =
+        [("CallSid", call.id.as_str()), ("AccountSid", t.account_sid.as_str()), ("AnsweredBy", answered_by), ("MachineDetectionDuration", "2100")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     let signature = config.twilio_auth_token.as_deref().map(|token| signature(token, &url, &params));
     vec![Outgoing { kind: Kind::Progress, url, payload: Payload::Form { params, signature } }]
 }
@@ -429,13 +411,7 @@ mod tests {
 
     #[test]
     fn signature_matches_twilios_test_vector() {
-        let params = [
-            ("CallSid", "CA1234567890ABCDE"),
-            ("Caller", "+14158675309"),
-            ("Digits", "1234"),
-            ("From", "+14158675309"),
-            ("To", "+18005551212"),
-        ];
+        let params = [("CallSid", "CA1234567890ABCDE"), ("Caller", "+14158675309"), ("Digits", "1234"), ("From", "+14158675309"), ("To", "+18005551212")];
         let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
         assert_eq!(signature("12345", url, &params), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
         // Order of the pairs given does not matter; their content does.

@@ -40,10 +40,7 @@ pub(crate) struct VapiCall {
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/call", get(list_calls).post(create_call))
-        .route("/call/{id}", get(get_call))
-        .route("/call/{id}/control", post(control))
+    Router::new().route("/call", get(list_calls).post(create_call)).route("/call/{id}", get(get_call)).route("/call/{id}/control", post(control))
 }
 
 /// Vapi's (NestJS) error shape.
@@ -60,10 +57,7 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 async fn gate(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     latency(shared).await;
     let Some(key) = &shared.config.api_key else { return Ok(()) };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     if presented == Some(key.as_str()) {
         Ok(())
     } else {
@@ -197,11 +191,7 @@ async fn get_call(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id
 }
 
 /// `GET /call?createdAtGe=<RFC3339>&limit=<n>`: newest first.
-async fn list_calls(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+async fn list_calls(State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
     if let Err(response) = gate(&shared, &headers).await {
         return response;
     }
@@ -234,13 +224,7 @@ async fn control(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body
     };
     match value["type"].as_str() {
         Some("end-call") => {
-            let ending = Ending {
-                fin: Final::Canceled,
-                reason: "manually-canceled".into(),
-                cost: None,
-                talk_secs: None,
-                hangup: true,
-            };
+            let ending = Ending { fin: Final::Canceled, reason: "manually-canceled".into(), cost: None, talk_secs: None, hangup: true };
             // Ending an ended call changes nothing and still answers OK.
             lifecycle::finish(&shared, &id, ending);
             (StatusCode::OK, "OK").into_response()
@@ -339,16 +323,10 @@ pub(crate) fn ended(call: &mut CallRecord, config: &SimConfig) -> Vec<Outgoing> 
             "The customer listened and the call ended politely.",
             "true",
         ),
-        Some(Final::Voicemail) => (
-            format!("AI: Hi {name}, sorry we missed you. We will call back.\n"),
-            "Reached voicemail and left a message.",
-            "false",
-        ),
-        Some(Final::Canceled) if call.started_at.is_some() => (
-            format!("AI: Hi {name}, this is a simulated call.\n"),
-            "The call was ended through its control URL.",
-            "false",
-        ),
+        Some(Final::Voicemail) => (format!("AI: Hi {name}, sorry we missed you. We will call back.\n"), "Reached voicemail and left a message.", "false"),
+        Some(Final::Canceled) if call.started_at.is_some() => {
+            (format!("AI: Hi {name}, this is a simulated call.\n"), "The call was ended through its control URL.", "false")
+        }
         _ => (String::new(), "The call did not connect.", "false"),
     };
     let report = json!({

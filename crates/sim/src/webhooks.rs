@@ -102,11 +102,7 @@ async fn deliver(shared: &Shared, msg: &Outgoing) {
         Payload::Json(body) => shared.http.post(&msg.url).json(body),
         Payload::Form { params, signature } => {
             let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
-            let mut request = shared
-                .http
-                .post(&msg.url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body);
+            let mut request = shared.http.post(&msg.url).header("content-type", "application/x-www-form-urlencoded").body(body);
             if let Some(signature) = signature {
                 request = request.header("x-twilio-signature", signature);
             }
@@ -135,15 +131,9 @@ pub(crate) fn vapi_request(shared: &Shared, url: &str, raw: Vec<u8>) -> reqwest:
     let mut request = shared.http.post(url).header("content-type", "application/json");
     if let Some(secret) = &config.hmac_secret {
         let timestamp = jiff::Timestamp::now().as_millisecond().to_string();
-        request = request
-            .header("x-signature", sign(secret, &timestamp, &raw))
-            .header("x-timestamp", timestamp);
+        request = request.header("x-signature", sign(secret, &timestamp, &raw)).header("x-timestamp", timestamp);
     } else if let Some(secret) = &config.webhook_secret {
-        request = if config.legacy_secret_header {
-            request.header("x-vapi-secret", secret)
-        } else {
-            request.bearer_auth(secret)
-        };
+        request = if config.legacy_secret_header { request.header("x-vapi-secret", secret) } else { request.bearer_auth(secret) };
     }
     request.body(raw)
 }

@@ -16,7 +16,7 @@
 //! 4. The caller writes [`BatchPlan::dirty_calls`], moves [`BatchPlan::ended`] contacts on
 //!    ([`next_step`] for each), and corrects [`BatchPlan::corrected`] contacts' last outcome.
 
-use crate::common::{contact_zones, facts, is_capacity_refusal, log_mismatch, retry_policy, single_call_due, target, json, Target, INBOUND_KIND};
+use crate::common::{contact_zones, facts, is_capacity_refusal, json, log_mismatch, retry_policy, single_call_due, target, Target, INBOUND_KIND};
 use crate::{Applied, Call, Result};
 use dialtone_core::call::{effect, Effect};
 use dialtone_core::frequency::{Frequency, Recurrence};
@@ -450,10 +450,7 @@ mod tests {
     #[test]
     fn a_provider_id_attached_by_an_event_finds_the_call_for_the_later_events_of_the_batch() {
         let calls = BatchCalls::new([call("call_a", None, CallStatus::Queued)]);
-        let events = [
-            ev("1", Some("call_a"), Some("p1"), EventKind::Progress(CallStatus::Ringing)),
-            ev("2", None, Some("p1"), ended(Outcome::Busy, None)),
-        ];
+        let events = [ev("1", Some("call_a"), Some("p1"), EventKind::Progress(CallStatus::Ringing)), ev("2", None, Some("p1"), ended(Outcome::Busy, None))];
         let plan = BatchPlan::new(calls, &events, t(5));
         let rows = plan.rows();
         assert_eq!(rows.iter().map(|r| (r.call_id, r.applied)).collect::<Vec<_>>(), vec![(Some("call_a"), true), (Some("call_a"), true)]);
@@ -466,7 +463,8 @@ mod tests {
     #[test]
     fn an_event_stored_before_is_left_out_and_the_marks_it_changed_are_corrected() {
         let calls = BatchCalls::new([call("call_a", Some("p1"), CallStatus::Dialing)]);
-        let events = [ev("old-end", None, Some("p1"), ended(Outcome::Completed, None)), ev("live", None, Some("p1"), EventKind::Progress(CallStatus::InProgress))];
+        let events =
+            [ev("old-end", None, Some("p1"), ended(Outcome::Completed, None)), ev("live", None, Some("p1"), EventKind::Progress(CallStatus::InProgress))];
         let mut plan = BatchPlan::new(calls, &events, t(5));
         // As if new: the end moves the call, and the later progress is stale.
         assert_eq!(plan.rows().iter().map(|r| r.applied).collect::<Vec<_>>(), vec![true, false]);

@@ -24,8 +24,8 @@
 //!
 //! Nothing outside this module writes `attempts = attempts ± 1`.
 
-use crate::sql::{args, Db};
 use crate::common::ms;
+use crate::sql::{args, Db};
 use crate::Result;
 use jiff::Timestamp;
 

@@ -173,11 +173,8 @@ pub async fn orphaned(mut read: Db<'_>, mut write: Db<'_>, node: &str, lease: st
 
 /// Touches `last_event_at` (never backwards) after a reconcile found the call alive.
 pub async fn touch(mut db: Db<'_>, call: &CallId, now: Timestamp) -> Result<()> {
-    db.execute(
-        "UPDATE calls SET last_event_at = CASE WHEN last_event_at > $1 THEN last_event_at ELSE $1 END WHERE id = $2",
-        args![ms(now), call.as_str()],
-    )
-    .await?;
+    db.execute("UPDATE calls SET last_event_at = CASE WHEN last_event_at > $1 THEN last_event_at ELSE $1 END WHERE id = $2", args![ms(now), call.as_str()])
+        .await?;
     Ok(())
 }
 

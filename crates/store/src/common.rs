@@ -2,8 +2,8 @@
 //! and the pure decisions a claim or an ended call makes. Kept out of the backends so
 //! SQLite and PostgreSQL cannot drift apart.
 
-use crate::{Result, StoreError};
 use crate::model::WaitReason;
+use crate::{Result, StoreError};
 use dialtone_core::call::CallFacts;
 use dialtone_core::schedule::{next_open_in_all, LocalHours, Schedule};
 use dialtone_core::{AnsweredBy, CallStatus, ContactZone, EventKind, Outcome, PhoneNumber, ProviderEvent, RetryPolicy, TzSource};
@@ -14,8 +14,7 @@ use std::str::FromStr;
 /// Ends the `scheduled` call row of contact `$2` as `canceled`, reason `dnc`, at `$1`:
 /// its number was put on a do-not-call list after the single call was scheduled.
 /// (PostgreSQL does the same for a batch of contacts in its claim.)
-pub const CANCEL_SCHEDULED_DNC_SQL: &str =
-    "UPDATE calls SET status = 'canceled', outcome = 'canceled', ended_reason = 'dnc', ended_at = $1, updated_at = $1
+pub const CANCEL_SCHEDULED_DNC_SQL: &str = "UPDATE calls SET status = 'canceled', outcome = 'canceled', ended_reason = 'dnc', ended_at = $1, updated_at = $1
      WHERE contact_id = $2 AND status = 'scheduled'";
 
 /// Active call states, as SQL text: they hold a concurrency slot.

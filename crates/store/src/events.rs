@@ -55,8 +55,21 @@ async fn insert_events(db: &mut Db<'_>, rows: &[EventRow<'_>], source: &str, now
                 "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at,
                     received_at, provider_call_id, applied, mismatched)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (dedupe_key) DO NOTHING",
-                args![EventId::new().as_str(), r.workspace_id, r.call_id, source, &e.provider_type, kind_text(&e.kind), &e.dedupe_key,
-                    e.raw.to_string(), e.occurred_at.map(ms), ms(now), e.provider_call_id.as_deref(), r.applied, r.mismatched],
+                args![
+                    EventId::new().as_str(),
+                    r.workspace_id,
+                    r.call_id,
+                    source,
+                    &e.provider_type,
+                    kind_text(&e.kind),
+                    &e.dedupe_key,
+                    e.raw.to_string(),
+                    e.occurred_at.map(ms),
+                    ms(now),
+                    e.provider_call_id.as_deref(),
+                    r.applied,
+                    r.mismatched
+                ],
             )
             .await?;
         if n == 1 {
@@ -76,9 +89,20 @@ async fn write_calls(db: &mut Db<'_>, calls: &[&Call]) -> Result<()> {
             "UPDATE calls SET provider_call_id = $2, status = $3, outcome = $4, ended_reason = $5, cost = $6, duration_ms = $7,
                 answered_at = $8, ended_at = $9, last_event_at = $10, updated_at = $11, answered_by = $12
              WHERE id = $1",
-            args![c.id.as_str(), c.provider_call_id.as_deref(), c.status.as_str(), c.outcome.map(|o| o.as_str()), c.ended_reason.as_deref(),
-                c.cost, c.duration_ms, c.answered_at.map(ms), c.ended_at.map(ms), ms(c.last_event_at), ms(c.updated_at),
-                c.answered_by.map(|a| a.as_str())],
+            args![
+                c.id.as_str(),
+                c.provider_call_id.as_deref(),
+                c.status.as_str(),
+                c.outcome.map(|o| o.as_str()),
+                c.ended_reason.as_deref(),
+                c.cost,
+                c.duration_ms,
+                c.answered_at.map(ms),
+                c.ended_at.map(ms),
+                ms(c.last_event_at),
+                ms(c.updated_at),
+                c.answered_by.map(|a| a.as_str())
+            ],
         )
         .await?;
     }
@@ -139,9 +163,19 @@ async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> 
         if let Some(attempt) = step.schedule_attempt {
             let c = &e.call;
             // Numbered by the one rule (`crate::attempts`), in this transaction.
-            crate::shared::single::insert_scheduled(&mut db.by_ref(), &CallId::new(), &WorkspaceId::from_db(row.workspace_id.clone()),
-                &c.campaign_id, &c.contact_id, attempt, row.provider.as_str(), c.phone.as_str(), step.next_at, now)
-                .await?;
+            crate::shared::single::insert_scheduled(
+                &mut db.by_ref(),
+                &CallId::new(),
+                &WorkspaceId::from_db(row.workspace_id.clone()),
+                &c.campaign_id,
+                &c.contact_id,
+                attempt,
+                row.provider.as_str(),
+                c.phone.as_str(),
+                step.next_at,
+                now,
+            )
+            .await?;
         }
         steps.push((e.call.contact_id.as_str(), step));
     }

@@ -8,18 +8,16 @@ mod calls;
 mod common;
 mod events;
 mod model;
+pub mod postgres;
 pub mod rows;
 mod shared;
 pub mod sql;
-pub mod postgres;
 pub mod sqlite;
 
 pub use model::*;
 
 use async_trait::async_trait;
-use dialtone_core::{
-    ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId,
-};
+use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId};
 use jiff::Timestamp;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -207,7 +205,14 @@ pub trait Store: Send + Sync + 'static {
     async fn set_account_limit(&self, provider: dialtone_core::ProviderKind, max_concurrent: Option<u32>, now: Timestamp) -> Result<()>;
 
     // Do-not-call lists (`campaign` None = workspace-wide).
-    async fn add_suppressions(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phones: &[dialtone_core::PhoneNumber], reason: Option<&str>, now: Timestamp) -> Result<u64>;
+    async fn add_suppressions(
+        &self,
+        ws: &WorkspaceId,
+        campaign: Option<&CampaignId>,
+        phones: &[dialtone_core::PhoneNumber],
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64>;
     async fn remove_suppression(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phone: &dialtone_core::PhoneNumber) -> Result<bool>;
     /// Every suppression that stops `phone` being dialled in `campaign` (or workspace-wide when None).
     async fn suppressions_for(&self, ws: &WorkspaceId, campaign: Option<&CampaignId>, phone: &dialtone_core::PhoneNumber) -> Result<Vec<Suppression>>;
@@ -228,7 +233,15 @@ pub trait Store: Send + Sync + 'static {
     // Our numbers and inbound calls.
     /// Registers one of our numbers and the assistant that answers it. `StoreError::Conflict`
     /// if the number is registered already (in any workspace).
-    async fn add_phone_number(&self, ws: &WorkspaceId, number: &dialtone_core::PhoneNumber, provider: dialtone_core::ProviderKind, assistant_id: &str, name: Option<&str>, now: Timestamp) -> Result<PhoneNumberEntry>;
+    async fn add_phone_number(
+        &self,
+        ws: &WorkspaceId,
+        number: &dialtone_core::PhoneNumber,
+        provider: dialtone_core::ProviderKind,
+        assistant_id: &str,
+        name: Option<&str>,
+        now: Timestamp,
+    ) -> Result<PhoneNumberEntry>;
     async fn list_phone_numbers(&self, ws: &WorkspaceId) -> Result<Vec<PhoneNumberEntry>>;
     async fn remove_phone_number(&self, ws: &WorkspaceId, number: &dialtone_core::PhoneNumber) -> Result<bool>;
     /// Across workspaces (an inbound call names only the number dialled): exact E.164 match.

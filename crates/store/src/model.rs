@@ -1,11 +1,11 @@
 //! Rows as the rest of dialtone sees them.
 
-use dialtone_core::{
-    AnsweredBy, CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode,
-    Outcome, PhoneNumber, ProviderKind, RetryPolicy, Transition, WorkspaceId,
-};
-use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::frequency::Recurrence;
+use dialtone_core::schedule::{LocalHours, Schedule};
+use dialtone_core::{
+    AnsweredBy, CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode, Outcome, PhoneNumber, ProviderKind, RetryPolicy,
+    Transition, WorkspaceId,
+};
 use dialtone_core::{ContactZone, Extension, TzSource};
 use jiff::Timestamp;
 use serde::Serialize;

@@ -6,8 +6,8 @@
 //! `call(&row)` and `call_event(&row)` read a model from a row of either backend; elsewhere
 //! a query decodes its row type directly (`db.fetch_all::<CampaignRow>(…)`).
 
-pub use crate::common::{json, json_map, ms, parse, retry_policy, ts};
 use crate::common::{extension_of, opt_parse, opt_ts, read_zones};
+pub use crate::common::{json, json_map, ms, parse, retry_policy, ts};
 use crate::{Assistant, Call, CallEvent, Campaign, Contact, PhoneNumberEntry, Result, StoreError, Suppression, Waiting};
 use dialtone_core::{CallId, CampaignId, ContactId, ContactStatus, PhoneNumber, WorkspaceId};
 use sqlx::{FromRow, Row};
@@ -313,4 +313,3 @@ where
 {
     read::<R, CallEventRow, CallEvent>(r)
 }
-

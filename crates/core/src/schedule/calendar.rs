@@ -49,73 +49,36 @@ pub(crate) fn nanos(t: Time) -> i64 {
 
 fn at(date: Date, n: i64) -> DateTime {
     let (secs, sub) = (n / 1_000_000_000, n % 1_000_000_000);
-    let time = Time::new(
-        (secs / 3600) as i8,
-        (secs / 60 % 60) as i8,
-        (secs % 60) as i8,
-        sub as i32,
-    )
-    .expect("nanoseconds within one day");
+    let time = Time::new((secs / 3600) as i8, (secs / 60 % 60) as i8, (secs % 60) as i8, sub as i32).expect("nanoseconds within one day");
     date.to_datetime(time)
 }
 
 impl Calendar {
     pub(crate) fn from_schedule(s: &Schedule) -> Self {
-        let rules = if s.windows.is_empty() {
-            vec![Rule {
-                days: 0x7f,
-                start: 0,
-                end: 0,
-            }]
-        } else {
-            s.windows.iter().map(Self::rule).collect()
-        };
+        let rules = if s.windows.is_empty() { vec![Rule { days: 0x7f, start: 0, end: 0 }] } else { s.windows.iter().map(Self::rule).collect() };
         let mut blackouts = s.blackout_dates.clone();
         blackouts.sort_unstable();
         blackouts.dedup();
-        Self {
-            rules,
-            start_date: s.start_date,
-            end_date: s.end_date,
-            blackouts,
-        }
+        Self { rules, start_date: s.start_date, end_date: s.end_date, blackouts }
     }
 
     /// The same window every day, with no dates: recipient calling hours, peak periods.
     pub(crate) fn daily(start: Time, end: Time) -> Self {
-        let rule = Rule {
-            days: 0x7f,
-            start: nanos(start),
-            end: nanos(end),
-        };
-        Self {
-            rules: vec![rule],
-            start_date: None,
-            end_date: None,
-            blackouts: Vec::new(),
-        }
+        let rule = Rule { days: 0x7f, start: nanos(start), end: nanos(end) };
+        Self { rules: vec![rule], start_date: None, end_date: None, blackouts: Vec::new() }
     }
 
     /// The same calendar with every blackout date open.
     pub(crate) fn without_blackouts(&self) -> Self {
-        Self {
-            blackouts: Vec::new(),
-            ..self.clone()
-        }
+        Self { blackouts: Vec::new(), ..self.clone() }
     }
 
     fn rule(w: &Window) -> Rule {
-        Rule {
-            days: w.days.iter().fold(0, |m, d| m | bit(*d)),
-            start: nanos(w.start),
-            end: nanos(w.end),
-        }
+        Rule { days: w.days.iter().fold(0, |m, d| m | bit(*d)), start: nanos(w.start), end: nanos(w.end) }
     }
 
     fn allows(&self, d: Date) -> bool {
-        self.start_date <= Some(d)
-            && d <= self.end_date.unwrap_or(Date::MAX)
-            && self.blackouts.binary_search(&d).is_err()
+        self.start_date <= Some(d) && d <= self.end_date.unwrap_or(Date::MAX) && self.blackouts.binary_search(&d).is_err()
     }
 
     /// Open stretches of date `d` as sorted, merged nanosecond ranges within [0, DAY). The
@@ -162,9 +125,7 @@ impl Calendar {
             Some(last) if *last >= from => last.tomorrow().unwrap_or(Date::MAX),
             _ => from,
         };
-        after_blackouts
-            .checked_add(PERIODIC_HORIZON_DAYS.days())
-            .unwrap_or(Date::MAX)
+        after_blackouts.checked_add(PERIODIC_HORIZON_DAYS.days()).unwrap_or(Date::MAX)
     }
 
     /// Earliest open civil date-time at or after `x`.
@@ -184,9 +145,7 @@ impl Calendar {
             }
             if self.allows(d) {
                 self.day_intervals(d, &mut buf);
-                let hit = buf
-                    .iter()
-                    .find_map(|&(a, b)| Some(a.max(from)).filter(|p| *p < b));
+                let hit = buf.iter().find_map(|&(a, b)| Some(a.max(from)).filter(|p| *p < b));
                 if let Some(p) = hit {
                     return Some(at(d, p));
                 }
@@ -206,10 +165,7 @@ impl Calendar {
             }
             if d > horizon {
                 // Open around the clock every day from here, so it closes only when the dates run out.
-                return self
-                    .end_date
-                    .and_then(|e| e.tomorrow().ok())
-                    .map(|d| at(d, 0));
+                return self.end_date.and_then(|e| e.tomorrow().ok()).map(|d| at(d, 0));
             }
             self.day_intervals(d, &mut buf);
             let mut p = from;
@@ -230,11 +186,7 @@ impl Calendar {
 /// Earliest instant `t >= from` whose civil time in `tz` lies in a set of civil date-times,
 /// given `next_civil(x)` = the earliest member of that set at or after `x`. The set must be a
 /// union of left-closed intervals, so that earliest member exists.
-pub(crate) fn earliest_instant(
-    tz: &TimeZone,
-    from: Timestamp,
-    mut next_civil: impl FnMut(DateTime) -> Option<DateTime>,
-) -> Option<Timestamp> {
+pub(crate) fn earliest_instant(tz: &TimeZone, from: Timestamp, mut next_civil: impl FnMut(DateTime) -> Option<DateTime>) -> Option<Timestamp> {
     let mut seg_start = from;
     // Nothing at or after this civil time is in the set; only a fold can still reach below it.
     let mut floor = DateTime::MAX;

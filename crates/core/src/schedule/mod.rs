@@ -52,11 +52,7 @@ pub struct Window {
 
 impl Window {
     pub fn new(days: &[Weekday], start: Time, end: Time) -> Self {
-        Self {
-            days: days.to_vec(),
-            start,
-            end,
-        }
+        Self { days: days.to_vec(), start, end }
     }
 
     pub fn every_day(start: Time, end: Time) -> Self {
@@ -73,15 +69,7 @@ impl Window {
     }
 }
 
-const ALL_DAYS: [Weekday; 7] = [
-    Weekday::Monday,
-    Weekday::Tuesday,
-    Weekday::Wednesday,
-    Weekday::Thursday,
-    Weekday::Friday,
-    Weekday::Saturday,
-    Weekday::Sunday,
-];
+const ALL_DAYS: [Weekday; 7] = [Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday, Weekday::Friday, Weekday::Saturday, Weekday::Sunday];
 
 /// A campaign's dialing calendar, in one IANA time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,27 +143,17 @@ impl Prepared {
     /// The same schedule with every blackout date open again: its open set contains the
     /// real one's, and it is weekly periodic from its start date on.
     fn without_blackouts(&self) -> Prepared {
-        Prepared {
-            tz: self.tz.clone(),
-            cal: self.cal.without_blackouts(),
-        }
+        Prepared { tz: self.tz.clone(), cal: self.cal.without_blackouts() }
     }
 }
 
 impl Schedule {
     pub fn always(timezone: &str) -> Self {
-        Self {
-            timezone: timezone.to_string(),
-            windows: Vec::new(),
-            start_date: None,
-            end_date: None,
-            blackout_dates: Vec::new(),
-        }
+        Self { timezone: timezone.to_string(), windows: Vec::new(), start_date: None, end_date: None, blackout_dates: Vec::new() }
     }
 
     pub fn time_zone(&self) -> Result<TimeZone, ScheduleError> {
-        TimeZone::get(&self.timezone)
-            .map_err(|_| ScheduleError::UnknownTimezone(self.timezone.clone()))
+        TimeZone::get(&self.timezone).map_err(|_| ScheduleError::UnknownTimezone(self.timezone.clone()))
     }
 
     /// Checks what the searches rely on and bounds what one schedule may cost: a known
@@ -212,10 +190,7 @@ impl Schedule {
 
     /// An unknown zone never opens: dialing on a guess is worse than not dialing.
     fn prepared(&self) -> Option<Prepared> {
-        Some(Prepared {
-            tz: self.time_zone().ok()?,
-            cal: Calendar::from_schedule(self),
-        })
+        Some(Prepared { tz: self.time_zone().ok()?, cal: Calendar::from_schedule(self) })
     }
 
     pub fn is_open(&self, at: Timestamp) -> bool {
@@ -245,11 +220,7 @@ impl Schedule {
         }
         base.checked_add(COMBINED_SEARCH_DAYS.days())
             .ok()
-            .and_then(|d| {
-                Offset::UTC
-                    .to_timestamp(d.to_datetime(Time::midnight()))
-                    .ok()
-            })
+            .and_then(|d| Offset::UTC.to_timestamp(d.to_datetime(Time::midnight())).ok())
             .unwrap_or(Timestamp::MAX)
     }
 }
@@ -267,10 +238,7 @@ pub struct LocalHours {
 
 impl Default for LocalHours {
     fn default() -> Self {
-        Self {
-            start: Time::constant(8, 0, 0, 0),
-            end: Time::constant(21, 0, 0, 0),
-        }
+        Self { start: Time::constant(8, 0, 0, 0), end: Time::constant(21, 0, 0, 0) }
     }
 }
 
@@ -317,11 +285,7 @@ impl LocalHours {
 /// Earliest instant `t >= after` (and `<= limit`) that every search accepts, given each
 /// one's "earliest instant at or after". Each search only ever moves past instants that it
 /// rules out, so the first instant all of them return unchanged is the earliest they share.
-fn first_agreement(
-    after: Timestamp,
-    limit: Timestamp,
-    searches: &mut [&mut dyn FnMut(Timestamp) -> Option<Timestamp>],
-) -> Option<Timestamp> {
+fn first_agreement(after: Timestamp, limit: Timestamp, searches: &mut [&mut dyn FnMut(Timestamp) -> Option<Timestamp>]) -> Option<Timestamp> {
     let mut t = after;
     loop {
         let mut moved = false;
@@ -347,11 +311,7 @@ fn first_agreement(
 /// agrees with `other` no later than the real one. That search is short (its weekly
 /// pattern starts at once) and settles "never" without walking to the last blackout,
 /// which may be decades away; otherwise its answer is where the real search starts.
-fn combined_search(
-    schedule: &Schedule,
-    after: Timestamp,
-    others: &mut [&mut dyn FnMut(Timestamp) -> Option<Timestamp>],
-) -> Option<Timestamp> {
+fn combined_search(schedule: &Schedule, after: Timestamp, others: &mut [&mut dyn FnMut(Timestamp) -> Option<Timestamp>]) -> Option<Timestamp> {
     let s = schedule.prepared()?;
     let mut from = after;
     if !schedule.blackout_dates.is_empty() {
@@ -369,12 +329,7 @@ fn combined_search(
 
 /// Earliest instant `t >= after` where the campaign schedule is open and the recipient's
 /// calling hours (in `recipient_tz`) are too; `None` if that never happens.
-pub fn next_open_for(
-    schedule: &Schedule,
-    hours: &LocalHours,
-    recipient_tz: &TimeZone,
-    after: Timestamp,
-) -> Option<Timestamp> {
+pub fn next_open_for(schedule: &Schedule, hours: &LocalHours, recipient_tz: &TimeZone, after: Timestamp) -> Option<Timestamp> {
     next_open_in_all(schedule, hours, std::slice::from_ref(recipient_tz), after)
 }
 
@@ -382,24 +337,14 @@ pub fn next_open_for(
 /// hold in every one of `zones` at once: for a number that may be in any of them, the
 /// earliest moment that is a decent hour whichever it is. `None` if that never happens
 /// (the schedule closes for good, or the zones are too far apart for the hours).
-pub fn next_open_in_all(
-    schedule: &Schedule,
-    hours: &LocalHours,
-    zones: &[TimeZone],
-    after: Timestamp,
-) -> Option<Timestamp> {
+pub fn next_open_in_all(schedule: &Schedule, hours: &LocalHours, zones: &[TimeZone], after: Timestamp) -> Option<Timestamp> {
     let h = hours.calendar();
     in_every_zone(schedule, zones, after, |tz, t| earliest_instant(tz, t, |x| h.next_in(x)))
 }
 
 /// Earliest instant `t >= after` where `schedule` is open and every one of `zones` agrees,
 /// `next(tz, t)` being the earliest instant at or after `t` that the rule allows in `tz`.
-fn in_every_zone(
-    schedule: &Schedule,
-    zones: &[TimeZone],
-    after: Timestamp,
-    next: impl Fn(&TimeZone, Timestamp) -> Option<Timestamp>,
-) -> Option<Timestamp> {
+fn in_every_zone(schedule: &Schedule, zones: &[TimeZone], after: Timestamp, next: impl Fn(&TimeZone, Timestamp) -> Option<Timestamp>) -> Option<Timestamp> {
     let next = &next;
     let mut each: Vec<_> = zones.iter().map(|tz| move |t| next(tz, t)).collect();
     let mut others: Vec<&mut dyn FnMut(Timestamp) -> Option<Timestamp>> =
@@ -408,54 +353,30 @@ fn in_every_zone(
 }
 
 /// Whether `next_open_for` would accept `at`.
-pub fn is_open_for(
-    schedule: &Schedule,
-    hours: &LocalHours,
-    recipient_tz: &TimeZone,
-    at: Timestamp,
-) -> bool {
+pub fn is_open_for(schedule: &Schedule, hours: &LocalHours, recipient_tz: &TimeZone, at: Timestamp) -> bool {
     schedule.is_open(at) && hours.is_open(recipient_tz, at)
 }
 
 /// Whether `next_open_in_all` would accept `at`.
-pub fn is_open_in_all(
-    schedule: &Schedule,
-    hours: &LocalHours,
-    zones: &[TimeZone],
-    at: Timestamp,
-) -> bool {
+pub fn is_open_in_all(schedule: &Schedule, hours: &LocalHours, zones: &[TimeZone], at: Timestamp) -> bool {
     schedule.is_open(at) && hours.is_open_in_all(zones, at)
 }
 
 /// Earliest instant `t >= after` where the schedule is open and `t` is outside the daily
 /// `period` (judged in `period_tz`), e.g. to keep retries out of a peak period. `None` if
 /// that never happens (for instance a round-the-clock period).
-pub fn avoid_period(
-    schedule: &Schedule,
-    period: &LocalHours,
-    period_tz: &TimeZone,
-    after: Timestamp,
-) -> Option<Timestamp> {
+pub fn avoid_period(schedule: &Schedule, period: &LocalHours, period_tz: &TimeZone, after: Timestamp) -> Option<Timestamp> {
     avoid_period_in_all(schedule, period, std::slice::from_ref(period_tz), after)
 }
 
 /// Like [`avoid_period`], with `t` outside the period in every one of `zones` at once.
-pub fn avoid_period_in_all(
-    schedule: &Schedule,
-    period: &LocalHours,
-    zones: &[TimeZone],
-    after: Timestamp,
-) -> Option<Timestamp> {
+pub fn avoid_period_in_all(schedule: &Schedule, period: &LocalHours, zones: &[TimeZone], after: Timestamp) -> Option<Timestamp> {
     let p = period.calendar();
     in_every_zone(schedule, zones, after, |tz, t| earliest_instant(tz, t, |x| p.next_out(x)))
 }
 
 /// Earliest instant `t >= from` whose local civil time in `tz` is at or after `civil`: the
 /// start of a local day even when its midnight falls in a DST gap.
-pub(crate) fn first_instant_reading(
-    tz: &TimeZone,
-    from: Timestamp,
-    civil: DateTime,
-) -> Option<Timestamp> {
+pub(crate) fn first_instant_reading(tz: &TimeZone, from: Timestamp, civil: DateTime) -> Option<Timestamp> {
     earliest_instant(tz, from, |x| Some(x.max(civil)))
 }

@@ -37,14 +37,8 @@ fn oracle(s: &Schedule, at: Timestamp) -> bool {
     s.windows.is_empty()
         || s.windows.iter().any(|w| {
             [d, d.yesterday().unwrap()].into_iter().any(|d0| {
-                let close_day = if w.end <= w.start {
-                    d0.tomorrow().unwrap()
-                } else {
-                    d0
-                };
-                w.days.contains(&d0.weekday())
-                    && d0.to_datetime(w.start) <= dt
-                    && dt < close_day.to_datetime(w.end)
+                let close_day = if w.end <= w.start { d0.tomorrow().unwrap() } else { d0 };
+                w.days.contains(&d0.weekday()) && d0.to_datetime(w.start) <= dt && dt < close_day.to_datetime(w.end)
             })
         })
 }
@@ -59,75 +53,45 @@ fn clock_time() -> impl Strategy<Value = Time> {
 }
 
 fn window() -> impl Strategy<Value = Window> {
-    (
-        1u8..128,
-        clock_time(),
-        clock_time(),
-        prop::bool::weighted(0.1),
-    )
-        .prop_map(|(mask, start, end, all_day)| {
-            let days = ALL_DAYS
-                .iter()
-                .copied()
-                .filter(|d| mask & (1 << d.to_monday_zero_offset()) != 0)
-                .collect();
-            Window {
-                days,
-                start,
-                end: if all_day { start } else { end },
-            }
-        })
+    (1u8..128, clock_time(), clock_time(), prop::bool::weighted(0.1)).prop_map(|(mask, start, end, all_day)| {
+        let days = ALL_DAYS.iter().copied().filter(|d| mask & (1 << d.to_monday_zero_offset()) != 0).collect();
+        Window { days, start, end: if all_day { start } else { end } }
+    })
 }
 
 /// An instant in 2020–2035, half the time within two days of one of its zone's transitions.
 fn instant(zone: &'static str) -> impl Strategy<Value = Timestamp> {
-    (
-        1_577_836_800i64..2_082_758_400,
-        any::<bool>(),
-        -172_800i64..172_800,
-    )
-        .prop_map(move |(secs, near, delta)| {
-            let t = Timestamp::from_second(secs).unwrap();
-            let tz = TimeZone::get(zone).unwrap();
-            match tz.following(t).next() {
-                Some(tr) if near => tr.timestamp() + SignedDuration::from_secs(delta),
-                _ => t,
-            }
-        })
+    (1_577_836_800i64..2_082_758_400, any::<bool>(), -172_800i64..172_800).prop_map(move |(secs, near, delta)| {
+        let t = Timestamp::from_second(secs).unwrap();
+        let tz = TimeZone::get(zone).unwrap();
+        match tz.following(t).next() {
+            Some(tr) if near => tr.timestamp() + SignedDuration::from_secs(delta),
+            _ => t,
+        }
+    })
 }
 
 fn scenario() -> impl Strategy<Value = (Schedule, Timestamp)> {
     prop::sample::select(ZONES).prop_flat_map(|zone| {
-        let dates = (
-            prop::option::weighted(0.3, -20i32..20),
-            prop::option::weighted(0.3, -5i32..40),
-            prop::collection::vec(-3i32..20, 0..4),
-        );
-        (prop::collection::vec(window(), 1..4), dates, instant(zone)).prop_map(
-            move |(windows, dates, at)| {
-                let base = TimeZone::get(zone).unwrap().to_datetime(at).date();
-                let day = |n: i32| base.checked_add(n.days()).unwrap();
-                let schedule = Schedule {
-                    timezone: zone.to_string(),
-                    windows,
-                    start_date: dates.0.map(day),
-                    end_date: dates.1.map(day),
-                    blackout_dates: dates.2.into_iter().map(day).collect(),
-                };
-                (schedule, at)
-            },
-        )
+        let dates = (prop::option::weighted(0.3, -20i32..20), prop::option::weighted(0.3, -5i32..40), prop::collection::vec(-3i32..20, 0..4));
+        (prop::collection::vec(window(), 1..4), dates, instant(zone)).prop_map(move |(windows, dates, at)| {
+            let base = TimeZone::get(zone).unwrap().to_datetime(at).date();
+            let day = |n: i32| base.checked_add(n.days()).unwrap();
+            let schedule = Schedule {
+                timezone: zone.to_string(),
+                windows,
+                start_date: dates.0.map(day),
+                end_date: dates.1.map(day),
+                blackout_dates: dates.2.into_iter().map(day).collect(),
+            };
+            (schedule, at)
+        })
     })
 }
 
 /// `result` is the earliest instant at or after `from` where `wanted` holds: checked just
 /// before it, at random points between, and minute by minute when the gap is under three days.
-fn assert_earliest(
-    from: Timestamp,
-    result: Option<Timestamp>,
-    samples: &[f64],
-    wanted: impl Fn(Timestamp) -> bool,
-) -> Result<(), TestCaseError> {
+fn assert_earliest(from: Timestamp, result: Option<Timestamp>, samples: &[f64], wanted: impl Fn(Timestamp) -> bool) -> Result<(), TestCaseError> {
     let end = match result {
         Some(r) => {
             prop_assert!(r >= from, "{r} is before {from}");
@@ -139,24 +103,13 @@ fn assert_earliest(
     };
     let gap = end.duration_since(from);
     let mut probes: Vec<Timestamp> = samples.iter().map(|f| from + gap.mul_f64(*f)).collect();
-    probes.extend([
-        from,
-        end - SignedDuration::from_nanos(1),
-        end - SignedDuration::from_secs(1),
-    ]);
+    probes.extend([from, end - SignedDuration::from_nanos(1), end - SignedDuration::from_secs(1)]);
     if gap < SignedDuration::from_hours(72) {
         let first_minute = Timestamp::from_second(from.as_second().div_euclid(60) * 60).unwrap();
-        probes.extend(
-            (0..)
-                .map(|m| first_minute + SignedDuration::from_mins(m))
-                .take_while(|t| *t < end),
-        );
+        probes.extend((0..).map(|m| first_minute + SignedDuration::from_mins(m)).take_while(|t| *t < end));
     }
     for t in probes.into_iter().filter(|t| *t >= from && *t < end) {
-        prop_assert!(
-            !wanted(t),
-            "{t} already qualifies, before the result {result:?}"
-        );
+        prop_assert!(!wanted(t), "{t} already qualifies, before the result {result:?}");
     }
     Ok(())
 }

@@ -29,11 +29,8 @@ struct World {
 async fn world(campaign_max: Option<u32>) -> World {
     let (store, ws, dir) = fresh_store().await;
     let clock = ManualClock::new("2026-05-04T09:00:00Z".parse().unwrap());
-    let new = NewCampaign {
-        retry: RetryPolicy::uniform(0, SignedDuration::from_secs(60)),
-        max_call_duration_secs: campaign_max,
-        ..campaign(&ws, "long calls")
-    };
+    let new =
+        NewCampaign { retry: RetryPolicy::uniform(0, SignedDuration::from_secs(60)), max_call_duration_secs: campaign_max, ..campaign(&ws, "long calls") };
     let campaign = started(&store, new, &numbers(2), clock.now()).await;
 
     // Accepts every call, and says each one is still in progress whenever asked.

@@ -49,7 +49,14 @@ pub async fn started(store: &Arc<dyn Store>, new: NewCampaign, contacts: &[Strin
     let rows: Vec<NewContact> = contacts
         .iter()
         .enumerate()
-        .map(|(i, p)| NewContact { phone: PhoneNumber::parse(p, "US").unwrap(), extension: None, name: None, variables: Default::default(), timezone: None, line: i as u64 + 1 })
+        .map(|(i, p)| NewContact {
+            phone: PhoneNumber::parse(p, "US").unwrap(),
+            extension: None,
+            name: None,
+            variables: Default::default(),
+            timezone: None,
+            line: i as u64 + 1,
+        })
         .collect();
     store.insert_contacts(&ws, &cmp.id, &rows, now).await.unwrap();
     store.transition_campaign(&ws, &cmp.id, &[CampaignStatus::Draft], CampaignStatus::Starting, now).await.unwrap();

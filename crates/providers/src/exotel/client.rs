@@ -12,11 +12,7 @@ use serde_json::Value;
 
 const NAME: &str = dialtone_core::ProviderKind::Exotel.as_str();
 
-pub(super) async fn place_call(
-    http: &reqwest::Client,
-    config: &ExotelConfig,
-    call: &PlaceCall,
-) -> Result<Placed, ProviderError> {
+pub(super) async fn place_call(http: &reqwest::Client, config: &ExotelConfig, call: &PlaceCall) -> Result<Placed, ProviderError> {
     let form = connect_form(config, call)?;
     let (status, body) = send(http, config, Method::POST, "connect.json", Some(&form)).await?;
     match body.pointer("/Call/Sid").and_then(Value::as_str).filter(|s| !s.is_empty()) {
@@ -30,11 +26,7 @@ pub(super) async fn place_call(
     }
 }
 
-pub(super) async fn get_call(
-    http: &reqwest::Client,
-    config: &ExotelConfig,
-    sid: &str,
-) -> Result<RemoteCall, ProviderError> {
+pub(super) async fn get_call(http: &reqwest::Client, config: &ExotelConfig, sid: &str) -> Result<RemoteCall, ProviderError> {
     let (status, body) = send(http, config, Method::GET, &format!("{sid}.json"), None).await?;
     remote_call(body, sid).ok_or_else(|| final_error(Some(status), format!("exotel {status}: response is not a call")))
 }
@@ -58,14 +50,7 @@ pub(super) fn connect_form(config: &ExotelConfig, call: &PlaceCall) -> Result<Ve
         (None, None) => return Err(final_error(None, "exotel: neither flow_url nor stream_url is configured".into())),
     }
     form.push(("CustomField", call.call_id.to_string()));
-    form.push((
-        "StatusCallback",
-        format!(
-            "{}{WEBHOOK_PATH}/{}",
-            config.public_base_url.trim_end_matches('/'),
-            config.callback_token.expose_secret()
-        ),
-    ));
+    form.push(("StatusCallback", format!("{}{WEBHOOK_PATH}/{}", config.public_base_url.trim_end_matches('/'), config.callback_token.expose_secret())));
     form.push(("StatusCallbackEvents[0]", "terminal".into()));
     form.push(("StatusCallbackEvents[1]", "answered".into()));
     form.push(("StatusCallbackContentType", "application/json".into()));
@@ -106,10 +91,7 @@ async fn send(
     form: Option<&[(&'static str, String)]>,
 ) -> Result<(u16, Value), ProviderError> {
     let url = rest::endpoint(NAME, &config.base_url, &["v1", "Accounts", &config.account_sid, "Calls", resource])?;
-    let mut req = http
-        .request(method, url)
-        .basic_auth(&config.api_key, Some(config.api_token.expose_secret()))
-        .timeout(config.request_timeout);
+    let mut req = http.request(method, url).basic_auth(&config.api_key, Some(config.api_token.expose_secret())).timeout(config.request_timeout);
     if let Some(form) = form {
         req = req.form(form);
     }
@@ -119,8 +101,7 @@ async fn send(
         tracing::warn!(status = resp.status, retryable = err.is_retryable(), message = %err.message, "exotel refused the request");
         return Err(err);
     }
-    let body = serde_json::from_str(&resp.text)
-        .map_err(|e| final_error(Some(resp.status), format!("exotel {}: response is not JSON: {e}", resp.status)))?;
+    let body = serde_json::from_str(&resp.text).map_err(|e| final_error(Some(resp.status), format!("exotel {}: response is not JSON: {e}", resp.status)))?;
     Ok((resp.status, body))
 }
 
@@ -130,9 +111,7 @@ pub(super) fn status_error(status: u16, headers: &HeaderMap, body: &str) -> Prov
     let json: Option<Value> = serde_json::from_str(body).ok();
     let exc = json.as_ref().and_then(|v| v.get("RestException")).and_then(Value::as_object);
     let code = exc.and_then(|e| text_field(e, "Code"));
-    let reason = exc
-        .and_then(|e| text_field(e, "Message"))
-        .unwrap_or_else(|| truncate(body.trim(), MAX_RAW_REASON));
+    let reason = exc.and_then(|e| text_field(e, "Message")).unwrap_or_else(|| truncate(body.trim(), MAX_RAW_REASON));
     // 429 is the per-account request rate (200/min), not call concurrency: retry after
     // the given wait, but it says nothing about how many calls are live.
     let class = if status == 429 || (500..600).contains(&status) { ErrorClass::Retryable } else { ErrorClass::Final };

@@ -5,10 +5,8 @@
 mod client;
 mod webhook;
 
-use crate::{
-    ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest,
-};
 use crate::rest::final_error;
+use crate::{ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest};
 use async_trait::async_trait;
 use dialtone_core::{CallId, CallStatus, EventKind, Outcome, ProviderKind};
 use jiff::Timestamp;
@@ -82,10 +80,7 @@ impl ExotelProvider {
     pub fn new(config: ExotelConfig) -> Self {
         // The timeout is set per request, so the builder has nothing that can fail but
         // the TLS backend itself, which is a broken build rather than a runtime condition.
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("dialtone/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("reqwest client with rustls builds");
+        let http = reqwest::Client::builder().user_agent(concat!("dialtone/", env!("CARGO_PKG_VERSION"))).build().expect("reqwest client with rustls builds");
         Self { config, http }
     }
 }

@@ -20,7 +20,9 @@ const PROBE_PENDING_RETRY: Duration = Duration::from_secs(1);
 pub enum BreakerState {
     Closed,
     /// No requests until `until`.
-    Open { until: Timestamp },
+    Open {
+        until: Timestamp,
+    },
     /// The open period is over; the next request (only one) is a probe.
     HalfOpen,
 }

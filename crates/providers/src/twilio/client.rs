@@ -12,11 +12,7 @@ use serde_json::Value;
 
 const NAME: &str = dialtone_core::ProviderKind::Twilio.as_str();
 
-pub(super) async fn place_call(
-    http: &reqwest::Client,
-    config: &TwilioConfig,
-    call: &PlaceCall,
-) -> Result<Placed, ProviderError> {
+pub(super) async fn place_call(http: &reqwest::Client, config: &TwilioConfig, call: &PlaceCall) -> Result<Placed, ProviderError> {
     let form = create_call_form(config, call)?;
     let (status, call_obj) = send(http, config, Method::POST, None, Some(&form)).await?;
     match call_obj.get("sid").and_then(Value::as_str).filter(|s| !s.is_empty()) {
@@ -30,11 +26,7 @@ pub(super) async fn place_call(
     }
 }
 
-pub(super) async fn get_call(
-    http: &reqwest::Client,
-    config: &TwilioConfig,
-    sid: &str,
-) -> Result<RemoteCall, ProviderError> {
+pub(super) async fn get_call(http: &reqwest::Client, config: &TwilioConfig, sid: &str) -> Result<RemoteCall, ProviderError> {
     let (status, call) = send(http, config, Method::GET, Some(sid), None).await?;
     remote_call(call, sid).ok_or_else(|| final_error(Some(status), format!("twilio {status}: response is not a call")))
 }
@@ -104,9 +96,7 @@ pub(super) fn remote_call(call: Value, fallback_sid: &str) -> Option<RemoteCall>
     let answered_by = text_field(obj, "answered_by");
     let kind = status_kind(&status, answered_by.as_deref()).unwrap_or(EventKind::Info);
     let ended = matches!(kind, EventKind::Ended { .. });
-    let occurred_at = if ended { text_field(obj, "end_time") } else { None }
-        .or_else(|| text_field(obj, "date_updated"))
-        .and_then(|t| parse_rfc2822(&t));
+    let occurred_at = if ended { text_field(obj, "end_time") } else { None }.or_else(|| text_field(obj, "date_updated")).and_then(|t| parse_rfc2822(&t));
     let event = ProviderEvent {
         provider_type: "call".to_string(),
         provider_call_id: Some(sid.clone()),
@@ -138,10 +128,7 @@ async fn send(
         path.insert(2, "Calls");
     }
     let url = rest::endpoint(NAME, &config.base_url, &path)?;
-    let mut req = http
-        .request(method, url)
-        .basic_auth(&config.account_sid, Some(config.auth_token.expose_secret()))
-        .timeout(config.request_timeout);
+    let mut req = http.request(method, url).basic_auth(&config.account_sid, Some(config.auth_token.expose_secret())).timeout(config.request_timeout);
     if let Some(form) = form {
         req = req.form(form);
     }
@@ -151,8 +138,7 @@ async fn send(
         tracing::warn!(status = resp.status, retryable = err.is_retryable(), message = %err.message, "twilio refused the request");
         return Err(err);
     }
-    let body = serde_json::from_str(&resp.text)
-        .map_err(|e| final_error(Some(resp.status), format!("twilio {}: response is not JSON: {e}", resp.status)))?;
+    let body = serde_json::from_str(&resp.text).map_err(|e| final_error(Some(resp.status), format!("twilio {}: response is not JSON: {e}", resp.status)))?;
     Ok((resp.status, body))
 }
 
@@ -162,9 +148,7 @@ pub(super) fn status_error(status: u16, headers: &HeaderMap, body: &str) -> Prov
     let json: Option<Value> = serde_json::from_str(body).ok();
     let obj = json.as_ref().and_then(Value::as_object);
     let code = obj.and_then(|o| text_field(o, "code"));
-    let reason = obj
-        .and_then(|o| text_field(o, "message"))
-        .unwrap_or_else(|| truncate(body.trim(), MAX_RAW_REASON));
+    let reason = obj.and_then(|o| text_field(o, "message")).unwrap_or_else(|| truncate(body.trim(), MAX_RAW_REASON));
     // 20429: too many concurrent requests for the account. Safe to resend, and a sign to
     // slow down rather than spend the contact's attempts.
     let concurrency_limited = status == 429 || code.as_deref() == Some("20429");

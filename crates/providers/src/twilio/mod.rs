@@ -8,9 +8,7 @@ mod client;
 mod signature;
 mod webhook;
 
-use crate::{
-    ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest,
-};
+use crate::{ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest};
 use async_trait::async_trait;
 use dialtone_core::{CallId, CallStatus, EventKind, Outcome, ProviderKind};
 use jiff::Timestamp;
@@ -72,10 +70,7 @@ impl TwilioProvider {
     pub fn new(config: TwilioConfig) -> Self {
         // The timeout is set per request, so the builder has nothing that can fail but
         // the TLS backend itself, which is a broken build rather than a runtime condition.
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("dialtone/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("reqwest client with rustls builds");
+        let http = reqwest::Client::builder().user_agent(concat!("dialtone/", env!("CARGO_PKG_VERSION"))).build().expect("reqwest client with rustls builds");
         Self { config, http }
     }
 }
@@ -136,10 +131,9 @@ fn status_kind(status: &str, answered_by: Option<&str>) -> Option<EventKind> {
         "completed" => match answered_by.filter(|a| !a.is_empty()) {
             // The reason keeps what AMD said, so "completed" by a human and by a machine
             // stay apart in the record.
-            Some(a) => EventKind::Ended {
-                outcome: if is_machine(a) { Outcome::Voicemail } else { Outcome::Completed },
-                reason: Some(format!("completed:{a}")),
-            },
+            Some(a) => {
+                EventKind::Ended { outcome: if is_machine(a) { Outcome::Voicemail } else { Outcome::Completed }, reason: Some(format!("completed:{a}")) }
+            }
             None => ended(Outcome::Completed),
         },
         "busy" => ended(Outcome::Busy),

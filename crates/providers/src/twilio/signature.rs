@@ -12,14 +12,8 @@ use sha2::Digest;
 use subtle::ConstantTimeEq;
 
 pub(super) fn verify(config: &TwilioConfig, req: &WebhookRequest<'_>) -> Result<(), WebhookError> {
-    let given = req
-        .headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| unauthorized("missing X-Twilio-Signature header"))?;
-    let given = base64::engine::general_purpose::STANDARD
-        .decode(given.trim())
-        .map_err(|_| unauthorized("X-Twilio-Signature is not base64"))?;
+    let given = req.headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).ok_or_else(|| unauthorized("missing X-Twilio-Signature header"))?;
+    let given = base64::engine::general_purpose::STANDARD.decode(given.trim()).map_err(|_| unauthorized("X-Twilio-Signature is not base64"))?;
     let token = config.auth_token.expose_secret();
     if token.is_empty() {
         return Err(unauthorized("no Twilio auth token configured"));
@@ -39,9 +33,7 @@ pub(super) fn verify(config: &TwilioConfig, req: &WebhookRequest<'_>) -> Result<
         None => form_pairs(req.body),
     };
 
-    let matched = url_variants(&url)
-        .iter()
-        .fold(subtle::Choice::from(0), |acc, candidate| acc | sign(token, candidate, &params).as_slice().ct_eq(&given));
+    let matched = url_variants(&url).iter().fold(subtle::Choice::from(0), |acc, candidate| acc | sign(token, candidate, &params).as_slice().ct_eq(&given));
     if bool::from(matched) {
         Ok(())
     } else {
@@ -122,13 +114,8 @@ mod tests {
 
     #[test]
     fn the_providers_md_vector() {
-        let params = pairs(&[
-            ("CallSid", "CA1234567890ABCDE"),
-            ("Caller", "+14158675309"),
-            ("Digits", "1234"),
-            ("From", "+14158675309"),
-            ("To", "+18005551212"),
-        ]);
+        let params =
+            pairs(&[("CallSid", "CA1234567890ABCDE"), ("Caller", "+14158675309"), ("Digits", "1234"), ("From", "+14158675309"), ("To", "+18005551212")]);
         let sig = sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &params);
         assert_eq!(b64(&sig), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
         // Order of arrival does not matter: the names are sorted before signing.

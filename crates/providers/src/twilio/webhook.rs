@@ -24,8 +24,7 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         (None, s, _) => {
             // A status we do not know may repeat with new content: the sequence number
             // (or, failing that, the body) keeps distinct callbacks distinct.
-            let seq = get("SequenceNumber")
-                .map_or_else(|| hex::encode(&sha2::Sha256::digest(req.body)[..8]), str::to_string);
+            let seq = get("SequenceNumber").map_or_else(|| hex::encode(&sha2::Sha256::digest(req.body)[..8]), str::to_string);
             (get("CallbackSource").unwrap_or("status-callback"), EventKind::Info, format!("{}:{seq}", s.unwrap_or("none")))
         }
     };

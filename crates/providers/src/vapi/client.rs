@@ -1,8 +1,8 @@
 //! Vapi's REST API: one request per call, no retries (the placer owns the schedule),
 //! every failure classified so the placer knows whether another try can help.
 
-use crate::rest::{final_error, retry_after, truncate};
 use super::{dialtone_call_id, duration_ms, parse_time, status_kind, VapiConfig};
+use crate::rest::{final_error, retry_after, truncate};
 use crate::{ErrorClass, PlaceCall, Placed, ProviderError, RemoteCall};
 use dialtone_core::{CallId, EventKind, ProviderEvent};
 use jiff::Timestamp;
@@ -13,11 +13,7 @@ use serde_json::{json, Map, Value};
 /// Longest provider text copied into an error message: enough for a reason, not a page.
 const MAX_RAW_REASON: usize = 300;
 
-pub(super) async fn place_call(
-    http: &reqwest::Client,
-    config: &VapiConfig,
-    call: &PlaceCall,
-) -> Result<Placed, ProviderError> {
+pub(super) async fn place_call(http: &reqwest::Client, config: &VapiConfig, call: &PlaceCall) -> Result<Placed, ProviderError> {
     let body = create_call_body(call);
     let (status, text) = send(http, config, Method::POST, &["call"], &[], Some(&body)).await?;
     let call_obj: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -32,45 +28,32 @@ pub(super) async fn place_call(
     }
 }
 
-pub(super) async fn get_call(
-    http: &reqwest::Client,
-    config: &VapiConfig,
-    provider_call_id: &str,
-) -> Result<RemoteCall, ProviderError> {
+pub(super) async fn get_call(http: &reqwest::Client, config: &VapiConfig, provider_call_id: &str) -> Result<RemoteCall, ProviderError> {
     let (status, text) = send(http, config, Method::GET, &["call", provider_call_id], &[], None).await?;
-    let call: Value = serde_json::from_str(&text)
-        .map_err(|e| final_error(Some(status.as_u16()), format!("vapi {}: call is not JSON: {e}", status.as_u16())))?;
+    let call: Value =
+        serde_json::from_str(&text).map_err(|e| final_error(Some(status.as_u16()), format!("vapi {}: call is not JSON: {e}", status.as_u16())))?;
     remote_call(call, Some(provider_call_id))
         .ok_or_else(|| final_error(Some(status.as_u16()), format!("vapi {}: response is not a call object", status.as_u16())))
 }
 
-pub(super) async fn find_call(
-    http: &reqwest::Client,
-    config: &VapiConfig,
-    call_id: &CallId,
-    since: Timestamp,
-) -> Result<Option<RemoteCall>, ProviderError> {
+pub(super) async fn find_call(http: &reqwest::Client, config: &VapiConfig, call_id: &CallId, since: Timestamp) -> Result<Option<RemoteCall>, ProviderError> {
     let query = [("createdAtGe", since.to_string()), ("limit", "1000".to_string())];
     let (status, text) = send(http, config, Method::GET, &["call"], &query, None).await?;
-    let list: Value = serde_json::from_str(&text)
-        .map_err(|e| final_error(Some(status.as_u16()), format!("vapi {}: call list is not JSON: {e}", status.as_u16())))?;
+    let list: Value =
+        serde_json::from_str(&text).map_err(|e| final_error(Some(status.as_u16()), format!("vapi {}: call list is not JSON: {e}", status.as_u16())))?;
     // `GET /call` answers with a bare array; the paginated form wraps it in `results`.
     let calls = list.as_array().or_else(|| list.get("results").and_then(Value::as_array));
     let Some(calls) = calls else {
         return Err(final_error(Some(status.as_u16()), format!("vapi {}: response is not a call list", status.as_u16())));
     };
-    Ok(calls
-        .iter()
-        .find(|c| dialtone_call_id(c).as_ref() == Some(call_id))
-        .and_then(|c| remote_call(c.clone(), None)))
+    Ok(calls.iter().find(|c| dialtone_call_id(c).as_ref() == Some(call_id)).and_then(|c| remote_call(c.clone(), None)))
 }
 
 /// Live Call Control: the call's `monitor.controlUrl` takes `{"type":"end-call"}`.
 pub(super) async fn hang_up(http: &reqwest::Client, config: &VapiConfig, provider_call_id: &str) -> Result<(), ProviderError> {
     let (status, text) = send(http, config, Method::GET, &["call", provider_call_id], &[], None).await?;
     let status = status.as_u16();
-    let call: Value = serde_json::from_str(&text)
-        .map_err(|e| final_error(Some(status), format!("vapi {status}: call is not JSON: {e}")))?;
+    let call: Value = serde_json::from_str(&text).map_err(|e| final_error(Some(status), format!("vapi {status}: call is not JSON: {e}")))?;
     if call.get("status").and_then(Value::as_str) == Some("ended") {
         // "Hung up" would record the wrong outcome; the real one comes by webhook or reconcile.
         return Err(final_error(None, format!("vapi call {provider_call_id} has already ended")));
@@ -79,11 +62,8 @@ pub(super) async fn hang_up(http: &reqwest::Client, config: &VapiConfig, provide
         .pointer("/monitor/controlUrl")
         .and_then(Value::as_str)
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
-            final_error(Some(status), format!("vapi call {provider_call_id} has no monitor.controlUrl: it cannot be controlled live"))
-        })?;
-    let url = Url::parse(control_url)
-        .map_err(|e| final_error(Some(status), format!("vapi call {provider_call_id} has an invalid monitor.controlUrl: {e}")))?;
+        .ok_or_else(|| final_error(Some(status), format!("vapi call {provider_call_id} has no monitor.controlUrl: it cannot be controlled live")))?;
+    let url = Url::parse(control_url).map_err(|e| final_error(Some(status), format!("vapi call {provider_call_id} has an invalid monitor.controlUrl: {e}")))?;
     // No bearer: the control URL is its own credential, and the API key is not sent to a
     // host that a response named.
     let resp = http
@@ -175,10 +155,7 @@ async fn send(
     body: Option<&Value>,
 ) -> Result<(StatusCode, String), ProviderError> {
     let url = endpoint(&config.base_url, path)?;
-    let mut req = http
-        .request(method, url)
-        .bearer_auth(config.api_key.expose_secret())
-        .timeout(config.request_timeout);
+    let mut req = http.request(method, url).bearer_auth(config.api_key.expose_secret()).timeout(config.request_timeout);
     if !query.is_empty() {
         req = req.query(query);
     }
@@ -202,10 +179,7 @@ async fn send(
 /// id cannot reach another endpoint.
 fn endpoint(base: &str, path: &[&str]) -> Result<Url, ProviderError> {
     let mut url = Url::parse(base).map_err(|e| final_error(None, format!("vapi base_url {base:?} is invalid: {e}")))?;
-    url.path_segments_mut()
-        .map_err(|_| final_error(None, format!("vapi base_url {base:?} cannot take a path")))?
-        .pop_if_empty()
-        .extend(path);
+    url.path_segments_mut().map_err(|_| final_error(None, format!("vapi base_url {base:?} cannot take a path")))?.pop_if_empty().extend(path);
     Ok(url)
 }
 
@@ -322,11 +296,7 @@ mod tests {
 
     #[test]
     fn concurrency_limit_is_retryable_and_flagged() {
-        let e = status_error(
-            400,
-            &HeaderMap::new(),
-            r#"{"message":"call.start.error-subscription-concurrency-limit-reached"}"#,
-        );
+        let e = status_error(400, &HeaderMap::new(), r#"{"message":"call.start.error-subscription-concurrency-limit-reached"}"#);
         assert!(e.concurrency_limited && e.is_retryable());
         let e = status_error(400, &HeaderMap::new(), r#"{"subscriptionLimits":{"concurrencyBlocked":true}}"#);
         assert!(e.concurrency_limited && e.is_retryable());

@@ -7,9 +7,7 @@ mod webhook;
 
 pub use outcome::outcome_for;
 
-use crate::{
-    ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest,
-};
+use crate::{ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest};
 use async_trait::async_trait;
 use dialtone_core::{CallId, CallStatus, EventKind, ProviderKind};
 use jiff::Timestamp;
@@ -62,13 +60,7 @@ pub struct HmacConfig {
 impl HmacConfig {
     /// Vapi's defaults: hex HMAC-SHA256, no prefix, 5 minute window.
     pub fn new(secret: SecretString) -> Self {
-        Self {
-            secret,
-            algorithm: HmacAlgorithm::default(),
-            encoding: SigEncoding::default(),
-            prefix: None,
-            max_skew: Duration::from_secs(5 * 60),
-        }
+        Self { secret, algorithm: HmacAlgorithm::default(), encoding: SigEncoding::default(), prefix: None, max_skew: Duration::from_secs(5 * 60) }
     }
 }
 
@@ -96,10 +88,7 @@ impl VapiProvider {
     pub fn new(config: VapiConfig) -> Self {
         // The timeout is set per request, so the builder has nothing that can fail but
         // the TLS backend itself, which is a broken build rather than a runtime condition.
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("dialtone/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("reqwest client with rustls builds");
+        let http = reqwest::Client::builder().user_agent(concat!("dialtone/", env!("CARGO_PKG_VERSION"))).build().expect("reqwest client with rustls builds");
         Self { config, http }
     }
 }
@@ -166,10 +155,7 @@ fn status_kind(status: &str, ended_reason: Option<&str>) -> Option<EventKind> {
 }
 
 fn ended_kind(ended_reason: Option<&str>) -> EventKind {
-    EventKind::Ended {
-        outcome: outcome_for(ended_reason.unwrap_or_default()),
-        reason: ended_reason.map(str::to_string),
-    }
+    EventKind::Ended { outcome: outcome_for(ended_reason.unwrap_or_default()), reason: ended_reason.map(str::to_string) }
 }
 
 /// Our id travels in `assistantOverrides.metadata` (what we send); a top-level
@@ -208,10 +194,7 @@ mod tests {
         assert_eq!(status_kind("ringing", None), Some(EventKind::Progress(CallStatus::Ringing)));
         assert_eq!(status_kind("in-progress", None), Some(EventKind::Progress(CallStatus::InProgress)));
         assert_eq!(status_kind("forwarding", None), Some(EventKind::Progress(CallStatus::InProgress)));
-        assert_eq!(
-            status_kind("ended", Some("voicemail")),
-            Some(EventKind::Ended { outcome: Outcome::Voicemail, reason: Some("voicemail".into()) })
-        );
+        assert_eq!(status_kind("ended", Some("voicemail")), Some(EventKind::Ended { outcome: Outcome::Voicemail, reason: Some("voicemail".into()) }));
         assert_eq!(status_kind("teleporting", None), None);
     }
 

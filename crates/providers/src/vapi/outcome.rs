@@ -19,9 +19,7 @@ pub fn outcome_for(ended_reason: &str) -> Outcome {
         "manually-canceled" => Outcome::Canceled,
         // Named for the record: these are failures like any unknown reason, but a reader
         // looking for them should find them here.
-        "twilio-failed-to-connect-call" | "call.start.error-subscription-concurrency-limit-reached" => {
-            Outcome::Failed
-        }
+        "twilio-failed-to-connect-call" | "call.start.error-subscription-concurrency-limit-reached" => Outcome::Failed,
         r if r.starts_with("pipeline-error-") || r.starts_with("call.in-progress.error-") => Outcome::Failed,
         _ => Outcome::Failed,
     }

@@ -34,10 +34,7 @@ fn verify_secret(secret: &str, req: &WebhookRequest<'_>) -> Result<(), WebhookEr
     }
     // Both are checked so that a wrong value in one header cannot mask a right one in the
     // other, and without short-circuiting to keep the timing flat.
-    let ok = [bearer, legacy]
-        .into_iter()
-        .flatten()
-        .fold(subtle::Choice::from(0), |acc, given| acc | given.as_bytes().ct_eq(secret.as_bytes()));
+    let ok = [bearer, legacy].into_iter().flatten().fold(subtle::Choice::from(0), |acc, given| acc | given.as_bytes().ct_eq(secret.as_bytes()));
     if bool::from(ok) {
         Ok(())
     } else {
@@ -69,10 +66,9 @@ fn verify_hmac(cfg: &HmacConfig, req: &WebhookRequest<'_>, now: Timestamp) -> Re
     };
     let given = match cfg.encoding {
         SigEncoding::Hex => hex::decode(encoded).ok(),
-        SigEncoding::Base64 => base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded))
-            .ok(),
+        SigEncoding::Base64 => {
+            base64::engine::general_purpose::STANDARD.decode(encoded).or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded)).ok()
+        }
     }
     .ok_or_else(|| unauthorized("x-signature is not validly encoded"))?;
 
@@ -115,21 +111,12 @@ fn malformed(why: impl Into<String>) -> WebhookError {
 
 pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookError> {
     let body: Value = serde_json::from_slice(req.body).map_err(|e| malformed(format!("body is not JSON: {e}")))?;
-    let message = body
-        .get("message")
-        .and_then(Value::as_object)
-        .ok_or_else(|| malformed("missing object `message`"))?;
-    let msg_type = message
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| malformed("missing string `message.type`"))?;
+    let message = body.get("message").and_then(Value::as_object).ok_or_else(|| malformed("missing object `message`"))?;
+    let msg_type = message.get("type").and_then(Value::as_str).ok_or_else(|| malformed("missing string `message.type`"))?;
 
     let event = match msg_type {
         "status-update" => {
-            let status = message
-                .get("status")
-                .and_then(Value::as_str)
-                .ok_or_else(|| malformed("status-update without string `message.status`"))?;
+            let status = message.get("status").and_then(Value::as_str).ok_or_else(|| malformed("status-update without string `message.status`"))?;
             let reason = str_field(message, "endedReason");
             let mut key_tail = format!("status-update:{status}");
             if status == "ended" {
@@ -161,14 +148,10 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         }
         "assistant-request" => {
             let call = message.get("call").and_then(Value::as_object);
-            let provider_call_id = call
-                .and_then(|c| c.get("id"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| malformed("assistant-request without `message.call.id`"))?;
+            let provider_call_id =
+                call.and_then(|c| c.get("id")).and_then(Value::as_str).ok_or_else(|| malformed("assistant-request without `message.call.id`"))?;
             // The dialled number and the caller sit on the message, or on its call.
-            let number = |key: &str| {
-                message.get(key).or_else(|| call?.get(key)).and_then(|v| v.get("number")).and_then(Value::as_str).map(str::to_string)
-            };
+            let number = |key: &str| message.get(key).or_else(|| call?.get(key)).and_then(|v| v.get("number")).and_then(Value::as_str).map(str::to_string);
             return Ok(ParsedWebhook {
                 assistant_request: Some(crate::AssistantRequest {
                     provider_call_id: provider_call_id.to_string(),
@@ -187,19 +170,10 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
     Ok(ParsedWebhook { events: vec![event], ..ParsedWebhook::default() })
 }
 
-fn event(
-    msg_type: &str,
-    message: &Map<String, Value>,
-    body: &Value,
-    kind: EventKind,
-    key_tail: String,
-) -> Result<ProviderEvent, WebhookError> {
+fn event(msg_type: &str, message: &Map<String, Value>, body: &Value, kind: EventKind, key_tail: String) -> Result<ProviderEvent, WebhookError> {
     let call = message.get("call").ok_or_else(|| malformed(format!("{msg_type} without object `message.call`")))?;
-    let call_id = call
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| malformed(format!("{msg_type} without string `message.call.id`")))?;
+    let call_id =
+        call.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| malformed(format!("{msg_type} without string `message.call.id`")))?;
     Ok(ProviderEvent {
         provider_type: msg_type.to_string(),
         provider_call_id: Some(call_id.to_string()),
@@ -228,8 +202,11 @@ mod assistant_request_tests {
 
     #[test]
     fn an_assistant_request_names_the_call_our_number_and_the_caller() {
-        let p = parse_body(r#"{"message":{"type":"assistant-request","call":{"id":"c1","type":"inboundPhoneCall"},
-            "phoneNumber":{"number":"+14155550100"},"customer":{"number":"+14155552671"}}}"#).unwrap();
+        let p = parse_body(
+            r#"{"message":{"type":"assistant-request","call":{"id":"c1","type":"inboundPhoneCall"},
+            "phoneNumber":{"number":"+14155550100"},"customer":{"number":"+14155552671"}}}"#,
+        )
+        .unwrap();
         let r = p.assistant_request.unwrap();
         assert_eq!((r.provider_call_id.as_str(), r.to.as_deref(), r.from.as_deref()), ("c1", Some("+14155550100"), Some("+14155552671")));
         assert!(p.events.is_empty());

@@ -1,7 +1,13 @@
 //! A fake provider on 127.0.0.1:0 that records every request and answers from a script
 //! (one canned answer per request, the last one repeated).
 
-use axum::{body::Bytes, extract::State, http::{HeaderMap, Method, StatusCode, Uri}, response::IntoResponse, Router};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri},
+    response::IntoResponse,
+    Router,
+};
 use base64::Engine as _;
 use std::sync::{Arc, Mutex};
 

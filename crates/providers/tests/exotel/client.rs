@@ -141,9 +141,12 @@ async fn accepted_without_a_sid_is_final_so_nobody_is_dialled_twice() {
 
 #[tokio::test]
 async fn get_call_reads_the_call_resource() {
-    let (p, seen) = fake_exotel(vec![canned(200, json!({"Call": {
-        "Sid": "80bf3a", "Status": "busy", "DateCreated": "2017-03-03 12:30:24", "Duration": "0"
-    }}))])
+    let (p, seen) = fake_exotel(vec![canned(
+        200,
+        json!({"Call": {
+            "Sid": "80bf3a", "Status": "busy", "DateCreated": "2017-03-03 12:30:24", "Duration": "0"
+        }}),
+    )])
     .await;
     let rc = p.get_call("80bf3a").await.unwrap();
     assert_eq!(rc.provider_call_id, "80bf3a");

@@ -85,14 +85,10 @@ fn parse(body: serde_json::Value) -> Result<ProviderEvent, WebhookError> {
 #[test]
 fn terminal_statuses_map_to_outcomes() {
     let id = CallId::new();
-    for (status, outcome) in [
-        ("completed", Outcome::Completed),
-        ("failed", Outcome::Failed),
-        ("busy", Outcome::Busy),
-        ("no-answer", Outcome::NoAnswer),
-    ] {
+    for (status, outcome) in [("completed", Outcome::Completed), ("failed", Outcome::Failed), ("busy", Outcome::Busy), ("no-answer", Outcome::NoAnswer)] {
         let ev = parse(json!({"CallSid": "80bf", "EventType": "terminal", "Status": status, "CustomField": id.as_str(),
-            "DateUpdated": "2026-01-01 10:00:40", "ConversationDuration": 35})).unwrap();
+            "DateUpdated": "2026-01-01 10:00:40", "ConversationDuration": 35}))
+        .unwrap();
         assert_eq!(ev.kind, EventKind::Ended { outcome, reason: Some(status.into()) }, "{status}");
         assert_eq!(ev.dedupe_key, format!("exotel:80bf:terminal:{status}"));
         assert_eq!(ev.call_id, Some(id.clone()));

@@ -156,10 +156,13 @@ async fn accepted_without_a_sid_is_final_so_nobody_is_dialled_twice() {
 
 #[tokio::test]
 async fn get_call_reads_the_call_resource() {
-    let (p, seen) = fake_twilio(vec![canned(200, json!({
-        "sid": "CA42", "status": "no-answer", "duration": "0", "answered_by": null,
-        "end_time": "Tue, 31 Aug 2010 20:36:44 +0000"
-    }))])
+    let (p, seen) = fake_twilio(vec![canned(
+        200,
+        json!({
+            "sid": "CA42", "status": "no-answer", "duration": "0", "answered_by": null,
+            "end_time": "Tue, 31 Aug 2010 20:36:44 +0000"
+        }),
+    )])
     .await;
     let rc = p.get_call("CA42").await.unwrap();
     assert_eq!(rc.provider_call_id, "CA42");
@@ -199,11 +202,7 @@ async fn find_call_is_refused_so_the_reaper_does_not_redial() {
 }
 
 async fn hang_up_with_status(current: &str) -> (Result<(), ProviderError>, Vec<Seen>) {
-    let (p, seen) = fake_twilio(vec![
-        canned(200, json!({"sid": "CA42", "status": current})),
-        canned(200, json!({"sid": "CA42", "status": "completed"})),
-    ])
-    .await;
+    let (p, seen) = fake_twilio(vec![canned(200, json!({"sid": "CA42", "status": current})), canned(200, json!({"sid": "CA42", "status": "completed"}))]).await;
     let r = p.hang_up("CA42").await;
     let seen = seen.lock().unwrap().clone();
     (r, seen)

@@ -133,8 +133,7 @@ const URL_CALL_ID: &str = "call_01jabcdefghjkmnpqrstvwxyz0";
 fn parse(body: &str) -> Result<ProviderEvent, WebhookError> {
     let h = HeaderMap::new();
     let url = format!("/webhooks/twilio?dialtone_call_id={URL_CALL_ID}");
-    let mut parsed = provider("tok", "https://dialer.example.com")
-        .parse_webhook(&WebhookRequest { headers: &h, body: body.as_bytes(), url: &url })?;
+    let mut parsed = provider("tok", "https://dialer.example.com").parse_webhook(&WebhookRequest { headers: &h, body: body.as_bytes(), url: &url })?;
     assert_eq!(parsed.events.len(), 1);
     assert!(parsed.reply.is_none());
     Ok(parsed.events.remove(0))
@@ -208,8 +207,14 @@ fn the_async_amd_verdict_is_an_amd_event_keyed_by_its_verdict() {
     assert_eq!(ev.provider_type, "amd");
     assert_eq!(ev.dedupe_key, "twilio:CA42:amd:machine_start");
     assert_eq!(ev.provider_call_id.as_deref(), Some("CA42"));
-    for (verdict, a) in [("machine_end_beep", AnsweredBy::Machine), ("machine_end_silence", AnsweredBy::Machine),
-        ("machine_end_other", AnsweredBy::Machine), ("fax", AnsweredBy::Machine), ("human", AnsweredBy::Human), ("unknown", AnsweredBy::Unknown)] {
+    for (verdict, a) in [
+        ("machine_end_beep", AnsweredBy::Machine),
+        ("machine_end_silence", AnsweredBy::Machine),
+        ("machine_end_other", AnsweredBy::Machine),
+        ("fax", AnsweredBy::Machine),
+        ("human", AnsweredBy::Human),
+        ("unknown", AnsweredBy::Unknown),
+    ] {
         let ev = parse(&format!("AccountSid=AC1&CallSid=CA42&AnsweredBy={verdict}")).unwrap();
         assert_eq!(ev.kind, EventKind::Amd { answered_by: a }, "{verdict}");
     }

@@ -1,4 +1,10 @@
-use axum::{body::Bytes, extract::State, http::{HeaderMap, Method, StatusCode, Uri}, response::IntoResponse, Router};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri},
+    response::IntoResponse,
+    Router,
+};
 use dialtone_core::{CallId, CallStatus, CampaignId, EventKind, Outcome, ProviderKind};
 use dialtone_providers::vapi::{VapiConfig, VapiProvider};
 use dialtone_providers::{ErrorClass, PlaceCall, Placed, Provider, ProviderError};
@@ -188,22 +194,22 @@ async fn slow_provider_times_out_as_retryable() {
 #[tokio::test]
 async fn get_call_maps_an_ended_call_to_its_outcome() {
     let id = CallId::new();
-    let (p, seen) = fake_vapi(canned(200, json!({
-        "id": "019a", "orgId": "org", "type": "outboundPhoneCall", "status": "ended",
-        "createdAt": "2026-01-01T10:00:00.000Z", "startedAt": "2026-01-01T10:00:01.000Z",
-        "endedAt": "2026-01-01T10:00:31.000Z", "endedReason": "customer-did-not-answer", "cost": 0.01,
-        "customer": {"number": "+14155551234"},
-        "assistantOverrides": {"metadata": {"dialtoneCallId": id.as_str(), "campaignId": "cmp_x"}}
-    })))
+    let (p, seen) = fake_vapi(canned(
+        200,
+        json!({
+            "id": "019a", "orgId": "org", "type": "outboundPhoneCall", "status": "ended",
+            "createdAt": "2026-01-01T10:00:00.000Z", "startedAt": "2026-01-01T10:00:01.000Z",
+            "endedAt": "2026-01-01T10:00:31.000Z", "endedReason": "customer-did-not-answer", "cost": 0.01,
+            "customer": {"number": "+14155551234"},
+            "assistantOverrides": {"metadata": {"dialtoneCallId": id.as_str(), "campaignId": "cmp_x"}}
+        }),
+    ))
     .await;
     let rc = p.get_call("019a").await.unwrap();
     assert_eq!(rc.provider_call_id, "019a");
     assert_eq!(rc.call_id, Some(id.clone()));
     assert_eq!(rc.event.call_id, Some(id));
-    assert_eq!(
-        rc.event.kind,
-        EventKind::Ended { outcome: Outcome::NoAnswer, reason: Some("customer-did-not-answer".into()) }
-    );
+    assert_eq!(rc.event.kind, EventKind::Ended { outcome: Outcome::NoAnswer, reason: Some("customer-did-not-answer".into()) });
     assert_eq!(rc.event.dedupe_key, "reconcile:vapi:019a:ended:customer-did-not-answer");
     assert_eq!(rc.event.duration_ms, Some(30_000));
     assert_eq!(rc.event.cost, Some(0.01));
@@ -235,11 +241,14 @@ async fn get_call_not_found_is_final() {
 async fn find_call_looks_through_calls_since_for_our_id() {
     let ours = CallId::new();
     let since: jiff::Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
-    let (p, seen) = fake_vapi(canned(200, json!([
-        {"id": "other", "status": "ended", "endedReason": "voicemail",
-         "assistantOverrides": {"metadata": {"dialtoneCallId": CallId::new().as_str()}}},
-        {"id": "mine", "status": "ringing", "assistantOverrides": {"metadata": {"dialtoneCallId": ours.as_str()}}},
-    ])))
+    let (p, seen) = fake_vapi(canned(
+        200,
+        json!([
+            {"id": "other", "status": "ended", "endedReason": "voicemail",
+             "assistantOverrides": {"metadata": {"dialtoneCallId": CallId::new().as_str()}}},
+            {"id": "mine", "status": "ringing", "assistantOverrides": {"metadata": {"dialtoneCallId": ours.as_str()}}},
+        ]),
+    ))
     .await;
     let found = p.find_call(&ours, since).await.unwrap().expect("found");
     assert_eq!(found.provider_call_id, "mine");
@@ -285,11 +294,9 @@ async fn fake_with_control(call: Value, control_status: u16) -> (VapiProvider, A
 
 #[tokio::test]
 async fn hang_up_posts_end_call_to_the_control_url_without_our_key() {
-    let (p, seen) = fake_with_control(
-        json!({"id": "019a", "status": "in-progress", "monitor": {"listenUrl": "wss://x", "controlUrl": "{base}/control/019a-secret"}}),
-        200,
-    )
-    .await;
+    let (p, seen) =
+        fake_with_control(json!({"id": "019a", "status": "in-progress", "monitor": {"listenUrl": "wss://x", "controlUrl": "{base}/control/019a-secret"}}), 200)
+            .await;
     p.hang_up("019a").await.unwrap();
 
     let seen = seen.lock().unwrap();

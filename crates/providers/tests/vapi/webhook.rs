@@ -160,12 +160,7 @@ fn hmac_missing_headers_are_refused() {
 
 #[test]
 fn hmac_prefix_and_base64_sha512_variant() {
-    let cfg = HmacConfig {
-        algorithm: HmacAlgorithm::Sha512,
-        encoding: SigEncoding::Base64,
-        prefix: Some("sha512=".into()),
-        ..hmac_cfg()
-    };
+    let cfg = HmacConfig { algorithm: HmacAlgorithm::Sha512, encoding: SigEncoding::Base64, prefix: Some("sha512=".into()), ..hmac_cfg() };
     let p = provider(None, Some(cfg));
     let body = br#"{"message":{"type":"status-update"}}"#;
     let ts = NOW_MS.to_string();
@@ -210,7 +205,8 @@ fn a_multi_byte_prefix_or_signature_is_refused_not_a_panic() {
 #[test]
 fn an_assistant_request_for_a_number_that_is_not_a_number_still_parses() {
     let parsed = parse(&json!({"message": {"type": "assistant-request", "call": {"id": "c1"},
-        "phoneNumber": {"number": "номер ☎ 電話"}, "customer": {"number": "🙂"}}})).unwrap();
+        "phoneNumber": {"number": "номер ☎ 電話"}, "customer": {"number": "🙂"}}}))
+    .unwrap();
     let ask = parsed.assistant_request.unwrap();
     assert_eq!((ask.to.as_deref(), ask.from.as_deref()), (Some("номер ☎ 電話"), Some("🙂")));
 }
@@ -301,8 +297,7 @@ fn duplicate_has_the_same_key_different_status_a_different_one() {
     let ended_b = json!({"message":{"type":"status-update","status":"ended","endedReason":"customer-busy","call":{"id":"019a"}}});
     let other_call = json!({"message":{"type":"status-update","status":"ringing","call":{"id":"019b"}}});
     assert_eq!(one(ringing.clone()).dedupe_key, one(replay).dedupe_key);
-    let keys: std::collections::HashSet<_> =
-        [ringing, live, ended_a, ended_b, other_call].into_iter().map(|b| one(b).dedupe_key).collect();
+    let keys: std::collections::HashSet<_> = [ringing, live, ended_a, ended_b, other_call].into_iter().map(|b| one(b).dedupe_key).collect();
     assert_eq!(keys.len(), 5);
 }
 

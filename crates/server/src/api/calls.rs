@@ -1,8 +1,8 @@
 //! `/api/v1/calls`: list with filters and pagination; one call with its event history.
 
+use super::Path;
 use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
-use super::Path;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
@@ -80,7 +80,11 @@ async fn hangup(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path
     app.engine.wake();
     provider.hang_up(provider_call_id).await.map_err(|e| {
         tracing::warn!(call_id = %call.id, error = %e, "a call recorded as hung up was not confirmed by the provider");
-        ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "provider_error", format!("the call is recorded as canceled, but the provider did not confirm the hang-up: {e}"))
+        ApiError::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "provider_error",
+            format!("the call is recorded as canceled, but the provider did not confirm the hang-up: {e}"),
+        )
     })?;
     let call = app.store.get_call(&ws, &id).await?.ok_or_else(|| ApiError::not_found("call"))?;
     let events = app.store.call_events(&ws, &id).await?;

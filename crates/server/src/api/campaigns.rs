@@ -1,10 +1,10 @@
 //! `/api/v1/campaigns`: create, list, get (with counts), import and list contacts, start,
 //! pause, resume, cancel.
 
+use super::Path;
 use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
 use crate::import::{self, CsvContacts, ImportReport};
-use super::Path;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
@@ -13,8 +13,8 @@ use dialtone_core::frequency::{Frequency, Recurrence};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CampaignId, CampaignStatus, ContactId, Mode, ProviderKind, RetryPolicy, WorkspaceId};
 use dialtone_store::{Assistant, Campaign, CampaignCounts, NewCampaign, NewContact};
-use serde::{Deserialize, Serialize};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Rows parsed and stored per step of an import.
@@ -180,7 +180,8 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
     let campaign = app.store.create_campaign(new, app.now()).await?;
     // A campaign's assistant becomes known to the workspace (single calls may use it).
     if app.store.get_assistant(&ws, &campaign.assistant_id).await?.is_none() {
-        let assistant = Assistant { id: campaign.assistant_id.clone(), provider: campaign.provider, phone_number_id: campaign.phone_number_id.clone(), name: None };
+        let assistant =
+            Assistant { id: campaign.assistant_id.clone(), provider: campaign.provider, phone_number_id: campaign.phone_number_id.clone(), name: None };
         app.store.upsert_assistant(&ws, &assistant, app.now()).await?;
     }
     Ok((StatusCode::CREATED, Json(view(&app, campaign).await?)))
@@ -192,14 +193,24 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<
     // The whole page's counts in one read, not one per campaign.
     let ids: Vec<_> = campaigns.iter().map(|c| c.id.clone()).collect();
     let mut counts = app.store.campaign_counts_many(&ids).await?;
-    let views: Vec<CampaignView> =
-        campaigns.into_iter().map(|c| { let n = counts.remove(&c.id).unwrap_or_default(); view_with(&app, c, n) }).collect();
+    let views: Vec<CampaignView> = campaigns
+        .into_iter()
+        .map(|c| {
+            let n = counts.remove(&c.id).unwrap_or_default();
+            view_with(&app, c, n)
+        })
+        .collect();
     Ok(Json(paged(views, page.limit, |v| v.campaign.id.to_string())))
 }
 
 /// `GET /campaigns/{id}/contacts`: the campaign's contacts, newest first, each with its
 /// candidate `timezones` and, when the claim held it back, `waiting` (why, until when).
-async fn list_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list_contacts(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let page = q.page(|c| ContactId::parse(c).is_some())?;
     let campaign = load(&app, &ws, &id).await?;
     let contacts = app.store.list_contacts(&ws, &campaign.id, &page).await?;
@@ -221,8 +232,11 @@ async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(
     let campaign = load(&app, &ws, &id).await?;
     // Refused rather than queued: a waiting upload would hold its connection and body open.
     let _permit = app.imports.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_imports",
-            "other contact imports are running (max_concurrent_imports); send this one again when they finish")
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_imports",
+            "other contact imports are running (max_concurrent_imports); send this one again when they finish",
+        )
     })?;
     let limit = app.max_upload_bytes;
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -245,7 +259,8 @@ async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(
         }
         let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
         drop(body);
-        let rows = import::from_json(&value, &campaign.default_region, &campaign.schedule.timezone, extensions, &mut report).map_err(|e| ApiError::invalid("body", e))?;
+        let rows = import::from_json(&value, &campaign.default_region, &campaign.schedule.timezone, extensions, &mut report)
+            .map_err(|e| ApiError::invalid("body", e))?;
         for chunk in rows.chunks(CHUNK) {
             insert(&app, &campaign, chunk, &mut report).await?;
         }
@@ -282,8 +297,11 @@ async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(
         }
         import_csv(&app, &campaign, vec![spool], &mut report).await?;
     } else {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-            "send contacts as multipart/form-data (field `file`), text/csv, or a JSON array"));
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send contacts as multipart/form-data (field `file`), text/csv, or a JSON array",
+        ));
     }
     tracing::info!(campaign_id = %campaign.id, imported = report.imported, rejected = report.rejected_count, "contacts imported");
     app.engine.wake_everywhere();
@@ -422,8 +440,9 @@ async fn act(app: &AppState, ws: &WorkspaceId, id: &str, from: &[CampaignStatus]
         app.require_account(campaign.provider, "provider")?;
     }
     if !app.store.transition_campaign(ws, &campaign.id, from, to, app.now()).await? {
-        return Err(ApiError::conflict(format!("cannot {verb} a campaign that is {}", campaign.status))
-            .with_details(serde_json::json!({ "status": campaign.status })));
+        return Err(
+            ApiError::conflict(format!("cannot {verb} a campaign that is {}", campaign.status)).with_details(serde_json::json!({ "status": campaign.status }))
+        );
     }
     app.engine.wake_everywhere();
     Ok(Json(view(app, load(app, ws, id).await?).await?))

@@ -1,9 +1,9 @@
 //! `/api/v1/contacts/{id}`: a contact with its attempt history; retry it now (ignoring
 //! the retry limits, recorded as manual) or cancel its pending retries.
 
+use super::Path;
 use super::{ApiError, Auth, Json};
 use crate::app::AppState;
-use super::Path;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -13,10 +13,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/contacts/{id}", get(show))
-        .route("/contacts/{id}/retry", post(retry))
-        .route("/contacts/{id}/cancel", post(cancel))
+    Router::new().route("/contacts/{id}", get(show)).route("/contacts/{id}/retry", post(retry)).route("/contacts/{id}/cancel", post(cancel))
 }
 
 fn parse_id(id: &str) -> Result<ContactId, ApiError> {

@@ -1,11 +1,11 @@
 //! Do-not-call lists: `/api/v1/dnc` (workspace-wide) and `/api/v1/campaigns/{id}/dnc`.
 //! A listed number is never dialled: the dispatcher checks the lists at claim time.
 
+use super::Path;
 use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
 use crate::import::{CsvContacts, ImportReport};
 use axum::body::Bytes;
-use super::Path;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get};
@@ -103,8 +103,11 @@ async fn add(app: &AppState, ws: &WorkspaceId, scope: Scope, headers: &HeaderMap
         }
         (phones, None)
     } else {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-            "send {\"numbers\": [...]} as JSON, or a CSV with a phone column as text/csv"));
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send {\"numbers\": [...]} as JSON, or a CSV with a phone column as text/csv",
+        ));
     };
     let added = app.store.add_suppressions(ws, campaign.as_ref(), &phones, reason.as_deref(), app.now()).await?;
     Ok(Json(json!({
@@ -115,12 +118,25 @@ async fn add(app: &AppState, ws: &WorkspaceId, scope: Scope, headers: &HeaderMap
     })))
 }
 
-async fn add_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<RegionQuery>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn add_ws(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Query(q): Query<RegionQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let body = body?;
     add(&app, &ws, workspace_scope().read_in(q.region.as_deref())?, &headers, body).await
 }
 
-async fn add_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Query(q): Query<RegionQuery>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn add_cmp(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<RegionQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let body = body?;
     let scope = campaign_scope(&app, &ws, &id).await?.read_in(q.region.as_deref())?;
     add(&app, &ws, scope, &headers, body).await
@@ -154,7 +170,12 @@ async fn remove_ws(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(phone)
     remove(&app, &ws, workspace_scope().read_in(q.region.as_deref())?, &phone).await
 }
 
-async fn remove_cmp(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path((id, phone)): Path<(String, String)>, Query(q): Query<RegionQuery>) -> Result<StatusCode, ApiError> {
+async fn remove_cmp(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Path((id, phone)): Path<(String, String)>,
+    Query(q): Query<RegionQuery>,
+) -> Result<StatusCode, ApiError> {
     let scope = campaign_scope(&app, &ws, &id).await?.read_in(q.region.as_deref())?;
     remove(&app, &ws, scope, &phone).await
 }

@@ -147,7 +147,8 @@ pub fn json_data_error(err: &serde_path_to_error::Error<serde_json::Error>) -> A
         // A missing, unknown or repeated key fails before it enters the path; serde's own
         // message ("unknown field `numbrs`, expected …") still names it.
         let inner = err.inner().to_string();
-        let named = ["missing field `", "unknown field `", "duplicate field `"].iter().find_map(|p| inner.split_once(p)).and_then(|(_, rest)| rest.split_once('`'));
+        let named =
+            ["missing field `", "unknown field `", "duplicate field `"].iter().find_map(|p| inner.split_once(p)).and_then(|(_, rest)| rest.split_once('`'));
         if let Some((name, _)) = named {
             field = name.to_string();
         }
@@ -165,17 +166,13 @@ pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ),
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+            }
             JsonRejection::BytesRejection(e) => e.into(),
             other => {
                 // axum keeps serde_path_to_error's error as the source: it knows the field.
-                let named = std::error::Error::source(&other)
-                    .and_then(find::<serde_path_to_error::Error<serde_json::Error>>)
-                    .map(json_data_error);
+                let named = std::error::Error::source(&other).and_then(find::<serde_path_to_error::Error<serde_json::Error>>).map(json_data_error);
                 named.unwrap_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", other.body_text()))
             }
         }
@@ -199,7 +196,9 @@ impl From<PathRejection> for ApiError {
         use axum::extract::path::ErrorKind;
         let field = match &r {
             PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
-                ErrorKind::InvalidUtf8InPathParam { key } | ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                ErrorKind::InvalidUtf8InPathParam { key } | ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::DeserializeError { key, .. } => {
+                    Some(key.clone())
+                }
                 _ => None,
             },
             _ => None,
@@ -248,8 +247,9 @@ pub fn check_query_keys(query: &str, accepted: Option<&[&str]>) -> Result<(), Ap
         if let Some(accepted) = accepted {
             if !accepted.contains(&key.as_ref()) {
                 let list = if accepted.is_empty() { "this route takes no query parameters".to_string() } else { format!("accepted: {}", accepted.join(", ")) };
-                return Err(ApiError::invalid_query(&key, format!("unknown query parameter; {list}"))
-                    .with_details(json!({ "field": key, "accepted": accepted })));
+                return Err(
+                    ApiError::invalid_query(&key, format!("unknown query parameter; {list}")).with_details(json!({ "field": key, "accepted": accepted }))
+                );
             }
         }
         if seen.iter().any(|k| *k == key) {
@@ -323,7 +323,8 @@ mod tests {
         let found = codes_in_sources();
         assert!(found.contains_key("invalid_request") && found.contains_key("internal"), "the scan finds the constructors: {found:?}");
         for (code, uses) in &found {
-            let (_, status, _) = CODES.iter().find(|(c, _, _)| c == code).unwrap_or_else(|| panic!("code {code:?} used in {uses:?} is not in CODES (and docs/api.md)"));
+            let (_, status, _) =
+                CODES.iter().find(|(c, _, _)| c == code).unwrap_or_else(|| panic!("code {code:?} used in {uses:?} is not in CODES (and docs/api.md)"));
             for (used, file) in uses {
                 assert_eq!(*used, status_name(*status), "{code} is listed as {status} but {file} answers it with {used}");
             }

@@ -5,10 +5,10 @@ mod calls;
 mod campaigns;
 mod contacts;
 mod dnc;
-mod phone_numbers;
-mod single_calls;
 mod error;
+mod phone_numbers;
 mod query;
+mod single_calls;
 mod webhooks;
 
 pub use error::{ApiError, Json, Path, Query, CODES};
@@ -43,7 +43,13 @@ const QUERY_ROUTES: &[(Method, &str)] = &[
 ];
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new().merge(campaigns::router()).merge(calls::router()).merge(dnc::router()).merge(contacts::router()).merge(single_calls::router()).merge(phone_numbers::router())
+    let api = Router::new()
+        .merge(campaigns::router())
+        .merge(calls::router())
+        .merge(dnc::router())
+        .merge(contacts::router())
+        .merge(single_calls::router())
+        .merge(phone_numbers::router())
         .route_layer(middleware::from_fn(no_stray_query));
     Router::new()
         .nest("/api/v1", api)
@@ -82,7 +88,8 @@ pub async fn error_shape(request: Request, next: Next) -> Response {
     }
     let (parts, body) = response.into_parts();
     let error = if status == StatusCode::METHOD_NOT_ALLOWED {
-        let allow: Vec<&str> = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).map(|a| a.split(',').map(str::trim).collect()).unwrap_or_default();
+        let allow: Vec<&str> =
+            parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).map(|a| a.split(',').map(str::trim).collect()).unwrap_or_default();
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on this route; it takes {}", allow.join(", ")))
             .with_details(serde_json::json!({ "allow": allow }))
     } else if status.is_server_error() {

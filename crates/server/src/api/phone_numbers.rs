@@ -1,8 +1,8 @@
 //! `/api/v1/phone-numbers`: our numbers and the assistant that answers each inbound call.
 
+use super::Path;
 use super::{ApiError, Auth, Json};
 use crate::app::AppState;
-use super::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};

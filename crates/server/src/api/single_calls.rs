@@ -2,9 +2,9 @@
 //! `PUT /api/v1/calls/{id}` moves it while it has not started, `DELETE` cancels it; and the
 //! assistants a workspace may call with (`/api/v1/assistants`).
 
+use super::Path;
 use super::{ApiError, Auth, Json};
 use crate::app::AppState;
-use super::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
@@ -70,8 +70,7 @@ fn future(at: Timestamp, now: Timestamp) -> Result<Timestamp, ApiError> {
 /// recipient may be in (all candidates of an ambiguous number). An error if those zones never
 /// share such an instant, rather than a call at night in one of them.
 fn business_hours(at: Timestamp, zones: &[String]) -> Result<Timestamp, ApiError> {
-    let tzs: Vec<jiff::tz::TimeZone> =
-        zones.iter().map(|z| jiff::tz::TimeZone::get(z).unwrap_or(jiff::tz::TimeZone::UTC)).collect();
+    let tzs: Vec<jiff::tz::TimeZone> = zones.iter().map(|z| jiff::tz::TimeZone::get(z).unwrap_or(jiff::tz::TimeZone::UTC)).collect();
     let tzs = if tzs.is_empty() { vec![jiff::tz::TimeZone::UTC] } else { tzs };
     LocalHours::default().next_open_in_all(&tzs, at).ok_or_else(|| {
         ApiError::invalid(
@@ -84,9 +83,11 @@ fn business_hours(at: Timestamp, zones: &[String]) -> Result<Timestamp, ApiError
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewCall>) -> Result<(StatusCode, Json<Call>), ApiError> {
     let now = app.now();
     let (phone, inline) = e164(&body.phone)?;
-    let assistant = app.store.get_assistant(&ws, &body.assistant_id).await?.ok_or_else(|| {
-        ApiError::invalid("assistant_id", "unknown assistant: register it with POST /api/v1/assistants (or use it in a campaign)")
-    })?;
+    let assistant = app
+        .store
+        .get_assistant(&ws, &body.assistant_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid("assistant_id", "unknown assistant: register it with POST /api/v1/assistants (or use it in a campaign)"))?;
     app.require_account(assistant.provider, "assistant_id")?;
     // Refused now rather than left waiting: the claim would turn it away at its time.
     let listed = app.store.suppressions_for(&ws, None, &phone).await?;
@@ -119,20 +120,26 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
     if !(1..=100).contains(&max_attempts) {
         return Err(ApiError::invalid("max_attempts", "must be between 1 and 100"));
     }
-    let call = app.store.create_single_call(NewSingleCall {
-        workspace_id: ws,
-        assistant,
-        phone,
-        extension,
-        name: body.name,
-        variables: body.variables,
-        timezone: zone,
-        scheduled_for: at,
-        recurrence: body.recurrence,
-        max_attempts,
-        retry,
-        respect_business_hours: body.respect_business_hours,
-    }, now).await?;
+    let call = app
+        .store
+        .create_single_call(
+            NewSingleCall {
+                workspace_id: ws,
+                assistant,
+                phone,
+                extension,
+                name: body.name,
+                variables: body.variables,
+                timezone: zone,
+                scheduled_for: at,
+                recurrence: body.recurrence,
+                max_attempts,
+                retry,
+                respect_business_hours: body.respect_business_hours,
+            },
+            now,
+        )
+        .await?;
     app.engine.wake_everywhere();
     Ok((StatusCode::CREATED, Json(call)))
 }

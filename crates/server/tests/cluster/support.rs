@@ -187,17 +187,31 @@ impl Cluster {
         let mut ids = vec![];
         for i in 0..count {
             let node = i % self.nodes.len();
-            let c = self.api(node, reqwest::Method::POST, "/campaigns", Some(json!({
-                "name": format!("cluster {i}"), "provider": "sim", "assistant_id": "asst_cluster",
-                "phone_number_id": format!("pn_{i}"), "max_concurrent": cap, "max_attempts": 2,
-                "calling_hours": {"start": "00:00", "end": "00:00"},
-                "retry": {"no_answer": {"max_retries": 3, "delay_secs": 0.2}, "busy": {"max_retries": 3, "delay_secs": 0.2},
-                          "failed": {"max_retries": 3, "delay_secs": 0.2}, "timeout": {"max_retries": 3, "delay_secs": 0.2}},
-            }))).await;
+            let c = self
+                .api(
+                    node,
+                    reqwest::Method::POST,
+                    "/campaigns",
+                    Some(json!({
+                        "name": format!("cluster {i}"), "provider": "sim", "assistant_id": "asst_cluster",
+                        "phone_number_id": format!("pn_{i}"), "max_concurrent": cap, "max_attempts": 2,
+                        "calling_hours": {"start": "00:00", "end": "00:00"},
+                        "retry": {"no_answer": {"max_retries": 3, "delay_secs": 0.2}, "busy": {"max_retries": 3, "delay_secs": 0.2},
+                                  "failed": {"max_retries": 3, "delay_secs": 0.2}, "timeout": {"max_retries": 3, "delay_secs": 0.2}},
+                    })),
+                )
+                .await;
             let id = c["id"].as_str().unwrap().to_string();
             let port = self.nodes[node].port;
-            let resp = self.http.post(format!("http://127.0.0.1:{port}/api/v1/campaigns/{id}/contacts"))
-                .bearer_auth(&self.key).header("content-type", "text/csv").body(csv.clone()).send().await.unwrap();
+            let resp = self
+                .http
+                .post(format!("http://127.0.0.1:{port}/api/v1/campaigns/{id}/contacts"))
+                .bearer_auth(&self.key)
+                .header("content-type", "text/csv")
+                .body(csv.clone())
+                .send()
+                .await
+                .unwrap();
             assert!(resp.status().is_success());
             ids.push(id);
         }

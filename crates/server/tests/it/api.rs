@@ -91,15 +91,12 @@ async fn bad_requests_are_answered_in_our_error_shape_naming_what_is_wrong() {
     assert!(body["error"]["message"].as_str().unwrap().contains("assistant_id"), "message should name the field: {body}");
 
     // A value out of range names its field in details.
-    let (status, body) = app
-        .post_json("/campaigns", &json!({"name": "x", "provider": "sim", "assistant_id": "a", "phone_number_id": "p", "max_concurrent": 0}))
-        .await;
+    let (status, body) =
+        app.post_json("/campaigns", &json!({"name": "x", "provider": "sim", "assistant_id": "a", "phone_number_id": "p", "max_concurrent": 0})).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(body["error"]["details"]["field"], "max_concurrent", "{body}");
 
-    let (status, body) = app
-        .post_json("/campaigns", &json!({"name": "x", "provider": "twilio-ish", "assistant_id": "a", "phone_number_id": "p"}))
-        .await;
+    let (status, body) = app.post_json("/campaigns", &json!({"name": "x", "provider": "twilio-ish", "assistant_id": "a", "phone_number_id": "p"})).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(body["error"]["details"]["field"], "provider", "{body}");
     let (_, list) = app.get("/campaigns").await;
@@ -119,7 +116,9 @@ async fn bad_requests_are_answered_in_our_error_shape_naming_what_is_wrong() {
     // Query strings: a bad one is a 400 in our shape too, and a good `limit` is read as a number.
     let (status, body) = app.get("/calls?limit=abc").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
-    for (path, field) in [("/calls?limit=0", "limit"), ("/campaigns?limit=501", "limit"), ("/calls?status=bogus", "status"), ("/calls?campaign_id=nope", "campaign_id")] {
+    for (path, field) in
+        [("/calls?limit=0", "limit"), ("/campaigns?limit=501", "limit"), ("/calls?status=bogus", "status"), ("/calls?campaign_id=nope", "campaign_id")]
+    {
         let (status, body) = app.get(path).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
         assert_eq!(body["error"]["details"]["field"], field, "{path}: {body}");
@@ -157,10 +156,7 @@ fn assert_mixed_report(report: &Value) {
     assert_eq!(report["rejected_count"], 3, "{report}");
     let rejected = report["rejected"].as_array().unwrap();
     let reason = |line: u64| -> String {
-        rejected
-            .iter()
-            .find(|r| r["line"] == line)
-            .unwrap_or_else(|| panic!("line {line} should be rejected: {report}"))["reason"]
+        rejected.iter().find(|r| r["line"] == line).unwrap_or_else(|| panic!("line {line} should be rejected: {report}"))["reason"]
             .as_str()
             .unwrap()
             .to_string()
@@ -210,7 +206,11 @@ async fn contacts_import_from_multipart_csv_body_and_json_reporting_bad_rows_by_
     assert_eq!(report["imported"], 2, "{report}");
     let rejected: Vec<(u64, String)> =
         report["rejected"].as_array().unwrap().iter().map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap().to_string())).collect();
-    let lines: Vec<u64> = { let mut l: Vec<u64> = rejected.iter().map(|r| r.0).collect(); l.sort(); l };
+    let lines: Vec<u64> = {
+        let mut l: Vec<u64> = rejected.iter().map(|r| r.0).collect();
+        l.sort();
+        l
+    };
     assert_eq!(lines, vec![2, 3, 5, 6], "{report}");
     let reason = |line: u64| rejected.iter().find(|r| r.0 == line).unwrap().1.clone();
     assert!(reason(2).contains("invalid phone number"), "{report}");

@@ -132,7 +132,10 @@ async fn batch_mode_creates_the_next_batch_only_after_every_call_of_the_last_has
                 assert!(
                     ts(&a["ended_at"]) <= ts(&b["created_at"]) && ts(&a["ended_at"]) <= ts(&b["dialed_at"]),
                     "call {} of a later batch was created at {} before {} of an earlier one ended at {}",
-                    b["id"], b["created_at"], a["id"], a["ended_at"]
+                    b["id"],
+                    b["created_at"],
+                    a["id"],
+                    a["ended_at"]
                 );
             }
         }
@@ -147,7 +150,17 @@ async fn pausing_stops_new_calls_and_resuming_carries_on_to_completion() {
     let id = app.create_campaign(json!({"max_concurrent": 3})).await;
     app.import_csv(&id, &contacts_csv(24)).await;
     app.act(&id, "start").await;
-    eventually(|| async { if app.sim_stats().dials >= 3 { Ok(()) } else { Err(format!("{:?}", app.sim_stats())) } }, secs(5)).await;
+    eventually(
+        || async {
+            if app.sim_stats().dials >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{:?}", app.sim_stats()))
+            }
+        },
+        secs(5),
+    )
+    .await;
 
     let paused = app.act(&id, "pause").await;
     assert_eq!(paused["status"], "paused");
@@ -155,7 +168,11 @@ async fn pausing_stops_new_calls_and_resuming_carries_on_to_completion() {
     let idle = eventually(
         || async {
             let c = app.campaign(&id).await;
-            if c["counts"]["active_calls"] == 0 { Ok(c) } else { Err(format!("still active: {}", c["counts"])) }
+            if c["counts"]["active_calls"] == 0 {
+                Ok(c)
+            } else {
+                Err(format!("still active: {}", c["counts"]))
+            }
         },
         secs(5),
     )
@@ -166,7 +183,11 @@ async fn pausing_stops_new_calls_and_resuming_carries_on_to_completion() {
     holds_for(
         || async {
             let now = app.sim_stats().dials;
-            if now == dials { Ok(()) } else { Err(format!("a paused campaign dialled: {dials} → {now}")) }
+            if now == dials {
+                Ok(())
+            } else {
+                Err(format!("a paused campaign dialled: {dials} → {now}"))
+            }
         },
         ms(600),
     )
@@ -197,7 +218,11 @@ async fn canceling_cancels_pending_contacts_while_calls_in_flight_still_end_and_
     eventually(
         || async {
             let s = app.sim_stats();
-            if s.active >= 2 { Ok(()) } else { Err(format!("sim active {}", s.active)) }
+            if s.active >= 2 {
+                Ok(())
+            } else {
+                Err(format!("sim active {}", s.active))
+            }
         },
         secs(5),
     )
@@ -217,7 +242,11 @@ async fn canceling_cancels_pending_contacts_while_calls_in_flight_still_end_and_
     let after = eventually(
         || async {
             let c = app.campaign(&id).await;
-            if c["counts"]["active_calls"] == 0 { Ok(c) } else { Err(format!("still active: {}", c["counts"])) }
+            if c["counts"]["active_calls"] == 0 {
+                Ok(c)
+            } else {
+                Err(format!("still active: {}", c["counts"]))
+            }
         },
         secs(5),
     )
@@ -225,7 +254,13 @@ async fn canceling_cancels_pending_contacts_while_calls_in_flight_still_end_and_
     assert_eq!(after["status"], "canceled", "a canceled campaign never completes: {after}");
     let dials = app.sim_stats().dials;
     holds_for(
-        || async { if app.sim_stats().dials == dials { Ok(()) } else { Err("a canceled campaign dialled".into()) } },
+        || async {
+            if app.sim_stats().dials == dials {
+                Ok(())
+            } else {
+                Err("a canceled campaign dialled".into())
+            }
+        },
         ms(400),
     )
     .await;

@@ -17,10 +17,14 @@ async fn a_contact_shows_its_attempts_and_can_be_retried_by_hand() {
     app.import_csv(&id, &contacts_csv(2)).await;
     app.act(&id, "start").await;
 
-    let first = eventually(|| async {
-        let calls = app.all_calls(&[("campaign_id", id.as_str()), ("phone", nums[0].as_str()), ("status", "ended")], 10).await;
-        calls.first().cloned().ok_or_else(|| "no ended call yet".to_string())
-    }, secs(10)).await;
+    let first = eventually(
+        || async {
+            let calls = app.all_calls(&[("campaign_id", id.as_str()), ("phone", nums[0].as_str()), ("status", "ended")], 10).await;
+            calls.first().cloned().ok_or_else(|| "no ended call yet".to_string())
+        },
+        secs(10),
+    )
+    .await;
     let contact = first["contact_id"].as_str().unwrap().to_string();
     let (status, c) = app.get(&format!("/contacts/{contact}")).await;
     assert_eq!(status, StatusCode::OK, "{c}");
@@ -29,10 +33,18 @@ async fn a_contact_shows_its_attempts_and_can_be_retried_by_hand() {
 
     let (status, c) = app.post(&format!("/contacts/{contact}/retry")).await;
     assert_eq!(status, StatusCode::OK, "{c}");
-    let c = eventually(|| async {
-        let (_, c) = app.get(&format!("/contacts/{contact}")).await;
-        if c["attempt_history"].as_array().map_or(0, |a| a.len()) == 2 && c["status"] == "exhausted" { Ok(c) } else { Err(c.to_string()) }
-    }, secs(10)).await;
+    let c = eventually(
+        || async {
+            let (_, c) = app.get(&format!("/contacts/{contact}")).await;
+            if c["attempt_history"].as_array().map_or(0, |a| a.len()) == 2 && c["status"] == "exhausted" {
+                Ok(c)
+            } else {
+                Err(c.to_string())
+            }
+        },
+        secs(10),
+    )
+    .await;
     assert_eq!(c["attempt_history"][1]["attempt"], 2, "{c}");
 
     let (status, body) = app.post(&format!("/contacts/{contact}/cancel")).await;

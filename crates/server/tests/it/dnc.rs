@@ -15,7 +15,17 @@ async fn numbers_listed_mid_campaign_are_never_dialled_and_end_as_dnc() {
     let id = app.create_campaign(json!({"max_concurrent": 1, "max_attempts": 1})).await;
     app.import_csv(&id, &contacts_csv(12)).await;
     app.act(&id, "start").await;
-    eventually(|| async { if app.sim_stats().dials >= 1 { Ok(()) } else { Err("no dial yet".to_string()) } }, secs(10)).await;
+    eventually(
+        || async {
+            if app.sim_stats().dials >= 1 {
+                Ok(())
+            } else {
+                Err("no dial yet".to_string())
+            }
+        },
+        secs(10),
+    )
+    .await;
     let dialled: Vec<String> = app.all_calls(&[("campaign_id", id.as_str())], 50).await.iter().map(|c| c["phone"].as_str().unwrap().to_string()).collect();
     let listed: Vec<String> = numbers(12).into_iter().filter(|n| !dialled.contains(n)).rev().take(2).collect();
     assert_eq!(listed.len(), 2, "two numbers are still undialled");

@@ -111,7 +111,12 @@ async fn every_refusal_is_json_in_our_shape_with_its_documented_status() {
     let campaign = app.create_campaign(json!({})).await;
 
     // 405, with the methods the route takes (was an empty body).
-    for (method, path) in [(Method::PATCH, "/api/v1/campaigns".to_string()), (Method::DELETE, format!("/api/v1/campaigns/{campaign}")), (Method::POST, "/healthz".into()), (Method::GET, "/webhooks/vapi".into())] {
+    for (method, path) in [
+        (Method::PATCH, "/api/v1/campaigns".to_string()),
+        (Method::DELETE, format!("/api/v1/campaigns/{campaign}")),
+        (Method::POST, "/healthz".into()),
+        (Method::GET, "/webhooks/vapi".into()),
+    ] {
         let resp = app.http.request(method.clone(), app.url(&path)).bearer_auth(&app.key).send().await.unwrap();
         let allow = resp.headers().get("allow").map(|v| v.to_str().unwrap().to_string());
         let (status, body) = (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null));
@@ -121,7 +126,12 @@ async fn every_refusal_is_json_in_our_shape_with_its_documented_status() {
     }
 
     // Invalid UTF-8 in a path segment names the parameter (was text/plain).
-    for (method, path, field) in [(Method::GET, "/campaigns/%FF%FE", "id"), (Method::DELETE, "/dnc/%C3%28", "phone"), (Method::GET, "/calls/%FF", "id"), (Method::DELETE, "/phone-numbers/%80", "number")] {
+    for (method, path, field) in [
+        (Method::GET, "/campaigns/%FF%FE", "id"),
+        (Method::DELETE, "/dnc/%C3%28", "phone"),
+        (Method::GET, "/calls/%FF", "id"),
+        (Method::DELETE, "/phone-numbers/%80", "number"),
+    ] {
         let (status, body) = send(app.api(method.clone(), path)).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_path");
         assert_eq!(body["error"]["details"]["field"], field, "{method} {path}: {body}");
@@ -168,7 +178,8 @@ async fn every_refusal_is_json_in_our_shape_with_its_documented_status() {
         }
     }
     // The JSON extractor names nested fields the same way.
-    let (status, body) = app.post_json("/campaigns", &json!({"name": "x", "provider": "sim", "assistant_id": "a", "phone_number_id": "p", "max_concurrent": "many"})).await;
+    let (status, body) =
+        app.post_json("/campaigns", &json!({"name": "x", "provider": "sim", "assistant_id": "a", "phone_number_id": "p", "max_concurrent": "many"})).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_json");
     assert_eq!(body["error"]["details"]["field"], "max_concurrent", "{body}");
 }
@@ -243,13 +254,20 @@ async fn slow_clients_are_cut_off_after_the_header_and_body_read_timeouts() {
     let campaign = app.create_campaign(json!({})).await;
     let uploads = [
         (format!("/api/v1/campaigns/{campaign}/contacts"), "text/csv", "phone\n+14155552671\n"),
-        (format!("/api/v1/campaigns/{campaign}/contacts"), "multipart/form-data; boundary=XX", "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.csv\"\r\n\r\nphone\n"),
+        (
+            format!("/api/v1/campaigns/{campaign}/contacts"),
+            "multipart/form-data; boundary=XX",
+            "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.csv\"\r\n\r\nphone\n",
+        ),
         (format!("/api/v1/campaigns/{campaign}/contacts"), "application/json", "[{\"phone\": "),
         ("/api/v1/dnc".to_string(), "text/csv", "phone\n+14155552671\n"),
     ];
     for (path, content_type, start) in &uploads {
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        let head = format!("POST {path} HTTP/1.1\r\nHost: dialtone\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}\r\nContent-Length: 100000\r\n\r\n{start}", app.key);
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: dialtone\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}\r\nContent-Length: 100000\r\n\r\n{start}",
+            app.key
+        );
         s.write_all(head.as_bytes()).await.unwrap();
         partial_bodies.push(s);
     }

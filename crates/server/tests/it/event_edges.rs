@@ -55,7 +55,8 @@ async fn a_twilio_machine_verdict_after_completed_and_twice_still_makes_a_voicem
 
 async fn ask_for(app: &TestApp, call_id: &str, number: &str) -> (StatusCode, Value) {
     app.webhook(json!({"type": "assistant-request", "call": {"id": call_id, "type": "inboundPhoneCall"},
-        "phoneNumber": {"number": number}, "customer": {"number": "+14155552671"}})).await
+        "phoneNumber": {"number": number}, "customer": {"number": "+14155552671"}}))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,24 +104,29 @@ async fn every_provider_list_in_an_error_comes_from_the_one_list_of_providers() 
 async fn twilio_campaign(app: &TestApp, mode: Mode) -> String {
     let ws = app.state.store.default_workspace().await.unwrap();
     let midnight = jiff::civil::Time::midnight();
-    let cmp = app.state.store
-        .create_campaign(NewCampaign {
-            workspace_id: ws,
-            name: "twilio, account since removed".into(),
-            provider: ProviderKind::Twilio,
-            assistant_id: "asst_t".into(),
-            phone_number_id: TWILIO_CALLER.into(),
-            mode,
-            max_concurrent: 3,
-            max_attempts: 3,
-            retry: RetryPolicy::default(),
-            default_region: "US".into(),
-            schedule: dialtone_core::schedule::Schedule::always("UTC"),
-            calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
-            recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
-            max_call_duration_secs: None,
-            assume_campaign_timezone_for_ambiguous: false,
-        }, app.state.now())
+    let cmp = app
+        .state
+        .store
+        .create_campaign(
+            NewCampaign {
+                workspace_id: ws,
+                name: "twilio, account since removed".into(),
+                provider: ProviderKind::Twilio,
+                assistant_id: "asst_t".into(),
+                phone_number_id: TWILIO_CALLER.into(),
+                mode,
+                max_concurrent: 3,
+                max_attempts: 3,
+                retry: RetryPolicy::default(),
+                default_region: "US".into(),
+                schedule: dialtone_core::schedule::Schedule::always("UTC"),
+                calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
+                recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
+                max_call_duration_secs: None,
+                assume_campaign_timezone_for_ambiguous: false,
+            },
+            app.state.now(),
+        )
         .await
         .unwrap();
     cmp.id.to_string()
@@ -245,7 +250,11 @@ async fn a_scheduled_call_whose_number_is_listed_before_its_time_ends_canceled_d
         let call = eventually(
             || async {
                 let c = app.call(id).await;
-                if c["status"] == "scheduled" { Err(format!("{c}")) } else { Ok(c) }
+                if c["status"] == "scheduled" {
+                    Err(format!("{c}"))
+                } else {
+                    Ok(c)
+                }
             },
             secs(10),
         )

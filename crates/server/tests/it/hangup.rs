@@ -52,7 +52,11 @@ async fn hanging_up_ends_the_call_as_canceled_at_the_provider_and_here(provider:
     holds_for(
         || async {
             let c = app.call(id).await;
-            if c["status"] == "canceled" && c["outcome"] == "canceled" { Ok(()) } else { Err(format!("{c}")) }
+            if c["status"] == "canceled" && c["outcome"] == "canceled" {
+                Ok(())
+            } else {
+                Err(format!("{c}"))
+            }
         },
         ms(300),
     )

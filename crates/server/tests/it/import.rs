@@ -16,8 +16,11 @@ async fn chunked_upload(app: &TestApp, campaign: &str, csv: &str) -> (StatusCode
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = app.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("POST /api/v1/campaigns/{campaign}/contacts HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
-        Content-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n", app.key);
+    let mut req = format!(
+        "POST /api/v1/campaigns/{campaign}/contacts HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+        Content-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        app.key
+    );
     for line in csv.lines() {
         req.push_str(&format!("{:x}\r\n{line}\n\r\n", line.len() + 1));
     }
@@ -146,13 +149,12 @@ async fn an_extension_is_kept_on_the_contact_and_reaches_the_provider() {
         let report = app.import_csv(&id, &format!("phone,name\n\"{} {ext}\",Ana\n", nums[n])).await;
         assert_eq!(report["imported"], 1, "{report}");
         app.act(&id, "start").await;
-        let digits = eventually(|| async {
-            app.sim_stats().digits_after_connect.get(&nums[n]).cloned().ok_or_else(|| "not dialled yet".to_string())
-        }, secs(10)).await;
+        let digits =
+            eventually(|| async { app.sim_stats().digits_after_connect.get(&nums[n]).cloned().ok_or_else(|| "not dialled yet".to_string()) }, secs(10)).await;
         assert_eq!(digits, sent, "{provider}");
-        let call = eventually(|| async {
-            app.all_calls(&[("campaign_id", id.as_str())], 10).await.first().cloned().ok_or_else(|| "no call".to_string())
-        }, secs(10)).await;
+        let call =
+            eventually(|| async { app.all_calls(&[("campaign_id", id.as_str())], 10).await.first().cloned().ok_or_else(|| "no call".to_string()) }, secs(10))
+                .await;
         let (status, contact) = app.get(&format!("/contacts/{}", call["contact_id"].as_str().unwrap())).await;
         assert_eq!(status, StatusCode::OK, "{contact}");
         assert_eq!(contact["extension"], sent.trim_start_matches('w'), "{contact}");
@@ -185,9 +187,8 @@ async fn a_single_call_takes_an_extension() {
     let body = json!({"assistant_id": "asst_ext", "phone": nums[0], "extension": "ext. 7"});
     let (status, call) = app.post_json("/calls", &body).await;
     assert_eq!(status, StatusCode::CREATED, "{call}");
-    let digits = eventually(|| async {
-        app.sim_stats().digits_after_connect.get(&nums[0]).cloned().ok_or_else(|| "not dialled yet".to_string())
-    }, secs(10)).await;
+    let digits =
+        eventually(|| async { app.sim_stats().digits_after_connect.get(&nums[0]).cloned().ok_or_else(|| "not dialled yet".to_string()) }, secs(10)).await;
     assert_eq!(digits, "7");
     let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_ext", "phone": nums[1], "extension": "7a"})).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");

@@ -20,11 +20,7 @@ async fn inbound_calls(app: &TestApp) -> Vec<Value> {
 
 /// The value of the `dialtone_webhooks` counter whose labels include `label`.
 fn webhook_count(metrics: &str, label: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("dialtone_webhooks_total{") && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    metrics.lines().filter(|l| l.starts_with("dialtone_webhooks_total{") && l.contains(label)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,9 +120,8 @@ async fn lifecycle_events_that_arrive_before_the_assistant_request_are_applied_t
     assert_eq!(statuses.len(), 3, "every early event belongs to the call: {events:?}");
 
     // A late replay of the assistant-request does not record the call twice.
-    let (code, again) = app
-        .webhook(json!({"type": "assistant-request", "call": {"id": pid}, "phoneNumber": {"number": OUR_NUMBER}, "customer": {"number": CALLER}}))
-        .await;
+    let (code, again) =
+        app.webhook(json!({"type": "assistant-request", "call": {"id": pid}, "phoneNumber": {"number": OUR_NUMBER}, "customer": {"number": CALLER}})).await;
     assert_eq!(code, StatusCode::OK, "{again}");
     assert_eq!(inbound_calls(&app).await.len(), 1);
 }
@@ -149,7 +144,11 @@ async fn two_hundred_inbound_calls_at_once_are_all_answered_recorded_and_ended()
         || async {
             let calls = inbound_calls(&app).await;
             let ended = calls.iter().filter(|c| c["status"] == "ended").count();
-            if calls.len() == N && ended == N { Ok(calls) } else { Err(format!("{} recorded, {ended} ended", calls.len())) }
+            if calls.len() == N && ended == N {
+                Ok(calls)
+            } else {
+                Err(format!("{} recorded, {ended} ended", calls.len()))
+            }
         },
         secs(10),
     )

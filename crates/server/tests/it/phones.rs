@@ -29,11 +29,16 @@ async fn national_numbers_are_imported_and_dialled_as_libphonenumber_reads_them(
     assert_eq!(lines, [5, 6], "{report}");
 
     let italy = app.create_campaign(json!({"default_region": "it", "max_concurrent": 2})).await;
-    let (status, report) = app.post_json(&format!("/campaigns/{italy}/contacts"), &json!([
-        {"phone": "391 231 2312"},
-        {"phone": "+33 1 42 68 53 00"},
-        {"phone": "06 6982 1234"},
-    ])).await;
+    let (status, report) = app
+        .post_json(
+            &format!("/campaigns/{italy}/contacts"),
+            &json!([
+                {"phone": "391 231 2312"},
+                {"phone": "+33 1 42 68 53 00"},
+                {"phone": "06 6982 1234"},
+            ]),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!((report["imported"].as_u64(), report["rejected_count"].as_u64()), (Some(3), Some(0)), "{report}");
 

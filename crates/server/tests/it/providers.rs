@@ -110,7 +110,8 @@ async fn completes_from_the_providers_answers_when_no_end_webhook_arrives(wire: 
     assert!(sim.webhooks_dropped >= CONTACTS as u64, "every call's end was withheld: {sim:?}");
     assert_eq!(total(&counts["outcomes"]), CONTACTS as u64, "{counts}");
     let timed_out: Vec<Value> = app.all_calls(&[("campaign_id", id.as_str()), ("outcome", "timeout")], 100).await;
-    let reasons: Vec<String> = timed_out.iter().map(|c| format!("{} (dialled at {} as {}): {}", c["id"], c["dialed_at"], c["provider_call_id"], c["ended_reason"])).collect();
+    let reasons: Vec<String> =
+        timed_out.iter().map(|c| format!("{} (dialled at {} as {}): {}", c["id"], c["dialed_at"], c["provider_call_id"], c["ended_reason"])).collect();
     assert!(timed_out.is_empty(), "the provider knew how each call ended, yet {} timed out: {reasons:?}", timed_out.len());
     assert_eq!(outcomes(&done), wire.expected_outcomes(&sim), "the reaper's answers are the provider's outcomes");
     assert_eq!(sim.duplicate_dials, 0, "{:?}", sim.duplicate_dial_ids);

@@ -50,7 +50,11 @@ async fn calls_the_provider_can_no_longer_answer_for_end_as_timeout_and_free_the
     eventually(
         || async {
             let c = app.campaign(&id).await;
-            if c["counts"]["calls"]["in_progress"] == 2 { Ok(()) } else { Err(format!("{}", c["counts"])) }
+            if c["counts"]["calls"]["in_progress"] == 2 {
+                Ok(())
+            } else {
+                Err(format!("{}", c["counts"]))
+            }
         },
         secs(5),
     )

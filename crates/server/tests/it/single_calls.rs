@@ -33,11 +33,14 @@ async fn a_single_call_request_is_validated_field_by_field() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["phone"], "+919188097679", "{body}");
     // An extension written after the number is kept, never dropped; it must agree with the field.
-    let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": "+91 91880 97679 ext. 22", "scheduled_for": in_ms(3_600_000)})).await;
+    let (status, body) =
+        app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": "+91 91880 97679 ext. 22", "scheduled_for": in_ms(3_600_000)})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (_, contact) = app.get(&format!("/contacts/{}", body["contact_id"].as_str().unwrap())).await;
     assert_eq!(contact["extension"], "22", "{contact}");
-    let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": "+91 91880 97679 ext. 22", "extension": "23", "scheduled_for": in_ms(3_600_000)})).await;
+    let (status, body) = app
+        .post_json("/calls", &json!({"assistant_id": "asst_single", "phone": "+91 91880 97679 ext. 22", "extension": "23", "scheduled_for": in_ms(3_600_000)}))
+        .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(body["error"]["details"]["field"], "extension");
 }
@@ -59,21 +62,44 @@ async fn a_scheduled_call_is_listed_moved_and_placed_within_a_second_of_its_time
     let resp = app.api(Method::PUT, &format!("/calls/{id}")).json(&json!({"scheduled_for": at})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let at: jiff::Timestamp = at.parse().unwrap();
-    eventually(|| async { if app.sim_stats().dials == 1 { Ok(()) } else { Err("not placed yet".to_string()) } }, secs(10)).await;
+    eventually(
+        || async {
+            if app.sim_stats().dials == 1 {
+                Ok(())
+            } else {
+                Err("not placed yet".to_string())
+            }
+        },
+        secs(10),
+    )
+    .await;
     let dialled = app.sim_stats().first_dial_at_ms.unwrap();
     let late = dialled - at.as_millisecond();
     assert!((0..1000).contains(&late), "placed {late} ms after its time");
     let placed = app.call(&id).await;
     assert_ne!(placed["status"], "scheduled");
-    assert_eq!(app.api(Method::PUT, &format!("/calls/{id}")).json(&json!({"scheduled_for": in_ms(60_000)})).send().await.unwrap().status(),
-        StatusCode::CONFLICT, "a call that started cannot be moved");
+    assert_eq!(
+        app.api(Method::PUT, &format!("/calls/{id}")).json(&json!({"scheduled_for": in_ms(60_000)})).send().await.unwrap().status(),
+        StatusCode::CONFLICT,
+        "a call that started cannot be moved"
+    );
 
     // Canceled before its time: never placed, still visible as canceled.
     let (_, other) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": nums[1], "scheduled_for": in_ms(1000)})).await;
     let other_id = other["id"].as_str().unwrap().to_string();
     let resp = app.api(Method::DELETE, &format!("/calls/{other_id}")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    holds_for(|| async { if app.sim_stats().dials == 1 { Ok(()) } else { Err("the canceled call was placed".to_string()) } }, ms(1500)).await;
+    holds_for(
+        || async {
+            if app.sim_stats().dials == 1 {
+                Ok(())
+            } else {
+                Err("the canceled call was placed".to_string())
+            }
+        },
+        ms(1500),
+    )
+    .await;
     assert_eq!(app.call(&other_id).await["status"], "canceled");
 }
 
@@ -85,20 +111,34 @@ async fn business_hours_and_recurrence_move_and_repeat_a_call() {
     let app = TestApp::with(options).await;
     register(&app).await;
     // 03:00 in Tokyo is outside business hours: moved to 08:00 local.
-    let (status, call) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": nums[1], "timezone": "Asia/Tokyo",
-        "scheduled_for": "2099-01-05T18:00:00Z", "respect_business_hours": true})).await;
+    let (status, call) = app
+        .post_json(
+            "/calls",
+            &json!({"assistant_id": "asst_single", "phone": nums[1], "timezone": "Asia/Tokyo",
+        "scheduled_for": "2099-01-05T18:00:00Z", "respect_business_hours": true}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{call}");
     assert_eq!(call["scheduled_for"], "2099-01-05T23:00:00Z", "03:00 JST becomes 08:00 JST");
 
     // A daily call, now: once it ends, the next occurrence is scheduled for the next local midnight.
-    let (status, call) = app.post_json("/calls", &json!({"assistant_id": "asst_single", "phone": nums[0], "timezone": "UTC",
-        "recurrence": {"frequency": {"type": "daily"}, "max_occurrences": 3}})).await;
+    let (status, call) = app
+        .post_json(
+            "/calls",
+            &json!({"assistant_id": "asst_single", "phone": nums[0], "timezone": "UTC",
+        "recurrence": {"frequency": {"type": "daily"}, "max_occurrences": 3}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{call}");
     let contact = call["contact_id"].as_str().unwrap().to_string();
-    let next = eventually(|| async {
-        let calls = app.all_calls(&[("contact_id", contact.as_str()), ("status", "scheduled")], 10).await;
-        calls.into_iter().find(|c| c["attempt"] == 2).ok_or_else(|| "no next occurrence yet".to_string())
-    }, secs(10)).await;
+    let next = eventually(
+        || async {
+            let calls = app.all_calls(&[("contact_id", contact.as_str()), ("status", "scheduled")], 10).await;
+            calls.into_iter().find(|c| c["attempt"] == 2).ok_or_else(|| "no next occurrence yet".to_string())
+        },
+        secs(10),
+    )
+    .await;
     let tomorrow = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date().tomorrow().unwrap();
     assert_eq!(next["scheduled_for"], format!("{tomorrow}T00:00:00Z"), "{next}");
     assert_eq!(next["attempt"], 2);

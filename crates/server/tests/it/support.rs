@@ -332,7 +332,11 @@ impl TestApp {
             || async {
                 let detail = self.call(id).await;
                 let reported = detail["events"].as_array().is_some_and(|es| es.iter().any(|e| e["provider_type"] == "end-of-call-report"));
-                if reported { Ok(detail) } else { Err(format!("no end-of-call report reached the call: {detail}")) }
+                if reported {
+                    Ok(detail)
+                } else {
+                    Err(format!("no end-of-call report reached the call: {detail}"))
+                }
             },
             secs(5),
         )

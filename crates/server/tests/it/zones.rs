@@ -22,7 +22,11 @@ fn zone_at_ten_now() -> String {
         offset += 24;
     }
     // POSIX-style names: Etc/GMT-10 is UTC+10.
-    if offset == 0 { "Etc/UTC".to_string() } else { format!("Etc/GMT{:+}", -offset) }
+    if offset == 0 {
+        "Etc/UTC".to_string()
+    } else {
+        format!("Etc/GMT{:+}", -offset)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,10 +38,18 @@ async fn an_ambiguous_number_shows_its_zones_and_why_it_is_not_called() {
     app.import_csv(&id, &format!("phone\n{AU_MOBILE}\n")).await;
     app.act(&id, "start").await;
 
-    let c = eventually(|| async {
-        let c = contact_of(&app, &id, AU_MOBILE).await;
-        if c["waiting"].is_null() { Err(c.to_string()) } else { Ok(c) }
-    }, secs(10)).await;
+    let c = eventually(
+        || async {
+            let c = contact_of(&app, &id, AU_MOBILE).await;
+            if c["waiting"].is_null() {
+                Err(c.to_string())
+            } else {
+                Ok(c)
+            }
+        },
+        secs(10),
+    )
+    .await;
     assert_eq!(c["timezone_source"], "ambiguous", "{c}");
     let zones: Vec<&str> = c["timezones"].as_array().unwrap().iter().map(|z| z.as_str().unwrap()).collect();
     for want in ["Australia/Perth", "Australia/Sydney", "Australia/Adelaide", "Australia/Lord_Howe"] {
@@ -58,26 +70,41 @@ async fn an_ambiguous_number_shows_its_zones_and_why_it_is_not_called() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_that_opts_in_calls_ambiguous_numbers_in_its_own_zone() {
     let app = TestApp::start().await;
-    let id = app.create_campaign(json!({
-        "calling_hours": {"start": "09:00", "end": "12:00"},
-        "schedule": {"timezone": zone_at_ten_now()},
-        "assume_campaign_timezone_for_ambiguous": true,
-    })).await;
+    let id = app
+        .create_campaign(json!({
+            "calling_hours": {"start": "09:00", "end": "12:00"},
+            "schedule": {"timezone": zone_at_ten_now()},
+            "assume_campaign_timezone_for_ambiguous": true,
+        }))
+        .await;
     assert_eq!(app.campaign(&id).await["assume_campaign_timezone_for_ambiguous"], true);
     app.import_csv(&id, &format!("phone\n{AU_MOBILE}\n")).await;
     app.act(&id, "start").await;
-    eventually(|| async {
-        let calls = app.all_calls(&[("campaign_id", id.as_str())], 10).await;
-        if calls.is_empty() { Err("no call yet".to_string()) } else { Ok(()) }
-    }, secs(10)).await;
+    eventually(
+        || async {
+            let calls = app.all_calls(&[("campaign_id", id.as_str())], 10).await;
+            if calls.is_empty() {
+                Err("no call yet".to_string())
+            } else {
+                Ok(())
+            }
+        },
+        secs(10),
+    )
+    .await;
     let c = contact_of(&app, &id, AU_MOBILE).await;
     assert_eq!(c["timezone_source"], "ambiguous", "the contact still shows its candidates: {c}");
     assert_eq!(c["waiting"], Value::Null, "{c}");
 
-    let (status, body) = app.post_json("/campaigns", &json!({
-        "name": "x", "provider": "sim", "assistant_id": "a", "phone_number_id": "p",
-        "assume_campaign_timezone_for_ambiguous": "yes",
-    })).await;
+    let (status, body) = app
+        .post_json(
+            "/campaigns",
+            &json!({
+                "name": "x", "provider": "sim", "assistant_id": "a", "phone_number_id": "p",
+                "assume_campaign_timezone_for_ambiguous": "yes",
+            }),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
@@ -86,10 +113,15 @@ async fn a_single_calls_business_hours_hold_in_every_candidate_zone() {
     let app = TestApp::start().await;
     let (status, _) = app.post_json("/assistants", &json!({"id": "asst_z", "provider": "sim", "phone_number_id": PHONE_NUMBER_ID})).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, call) = app.post_json("/calls", &json!({
-        "assistant_id": "asst_z", "phone": AU_MOBILE, "respect_business_hours": true,
-        "scheduled_for": (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string(),
-    })).await;
+    let (status, call) = app
+        .post_json(
+            "/calls",
+            &json!({
+                "assistant_id": "asst_z", "phone": AU_MOBILE, "respect_business_hours": true,
+                "scheduled_for": (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string(),
+            }),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{call}");
     let at: jiff::Timestamp = call["scheduled_for"].as_str().unwrap().parse().unwrap();
     let (_, contact) = app.get(&format!("/contacts/{}", call["contact_id"].as_str().unwrap())).await;
@@ -109,16 +141,25 @@ async fn a_recurring_single_call_in_business_hours_recurs_in_business_hours() {
     // Placed now (10:xx in its zone); the next day's occurrence used to be due at local
     // midnight, and was dialled then.
     let zone = zone_at_ten_now();
-    let (status, call) = app.post_json("/calls", &json!({
-        "assistant_id": "asst_z", "phone": "+14155550123", "timezone": zone, "respect_business_hours": true,
-        "recurrence": {"frequency": {"type": "daily"}, "max_occurrences": 3},
-    })).await;
+    let (status, call) = app
+        .post_json(
+            "/calls",
+            &json!({
+                "assistant_id": "asst_z", "phone": "+14155550123", "timezone": zone, "respect_business_hours": true,
+                "recurrence": {"frequency": {"type": "daily"}, "max_occurrences": 3},
+            }),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{call}");
     let contact = call["contact_id"].as_str().unwrap().to_string();
-    let next = eventually(|| async {
-        let calls = app.all_calls(&[("contact_id", contact.as_str()), ("status", "scheduled")], 10).await;
-        calls.into_iter().find(|c| c["attempt"] == 2).ok_or_else(|| "no next occurrence yet".to_string())
-    }, secs(10)).await;
+    let next = eventually(
+        || async {
+            let calls = app.all_calls(&[("contact_id", contact.as_str()), ("status", "scheduled")], 10).await;
+            calls.into_iter().find(|c| c["attempt"] == 2).ok_or_else(|| "no next occurrence yet".to_string())
+        },
+        secs(10),
+    )
+    .await;
     let tz = jiff::tz::TimeZone::get(&zone).unwrap();
     let tomorrow = jiff::Timestamp::now().to_zoned(tz.clone()).date().tomorrow().unwrap();
     let eight = tomorrow.at(8, 0, 0, 0).to_zoned(tz).unwrap().timestamp();

@@ -111,7 +111,10 @@ async fn exotel_without_events_posts_a_plain_terminal_form() {
     let sim = spawn(SimConfig { number_outcomes: outcomes(&[(BOB, SimOutcome::NoAnswer)]), ..all_providers(None) }).await;
     let client = FormClient::exotel(&sim);
     let (status, created, _) = client
-        .post("/Calls/connect.json", &[("From", BOB), ("CallerId", EXOPHONE), ("Url", "http://flow.test/1"), ("CustomField", "call_e2"), ("StatusCallback", &url)])
+        .post(
+            "/Calls/connect.json",
+            &[("From", BOB), ("CallerId", EXOPHONE), ("Url", "http://flow.test/1"), ("CustomField", "call_e2"), ("StatusCallback", &url)],
+        )
         .await;
     assert_eq!(status, 200);
     let hits = receiver.wait_for_count(1).await;

@@ -44,14 +44,7 @@ async fn create_rejects_invalid_bodies_naming_the_field() {
     let error: Value = client.post_call(&body).await.json().await.unwrap();
     assert!(error["message"].as_str().unwrap().contains("phoneNumberId"), "{error}");
 
-    let response = client
-        .http
-        .post(format!("{}/call", client.base))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let response = client.http.post(format!("{}/call", client.base)).header("content-type", "application/json").body("{not json").send().await.unwrap();
     assert_eq!(response.status(), 400);
 
     let stats = sim.stats();
@@ -82,12 +75,9 @@ async fn call_routes_require_the_api_key_when_one_is_set() {
 #[tokio::test]
 async fn answered_call_plays_through_with_bearer_webhooks_in_order() {
     let (receiver, url) = Receiver::start().await;
-    let sim = spawn(dialtone_sim::SimConfig {
-        webhook_secret: Some("whsec".into()),
-        number_outcomes: outcomes(&[(ANA, SimOutcome::Answered)]),
-        ..fast(Some(&url))
-    })
-    .await;
+    let sim =
+        spawn(dialtone_sim::SimConfig { webhook_secret: Some("whsec".into()), number_outcomes: outcomes(&[(ANA, SimOutcome::Answered)]), ..fast(Some(&url)) })
+            .await;
     receiver.watch(&sim);
     let client = Client::new(&sim);
 
@@ -103,10 +93,7 @@ async fn answered_call_plays_through_with_bearer_webhooks_in_order() {
 
     let hits = receiver.wait_for_count(4).await;
     let labels: Vec<_> = hits.iter().map(Received::label).collect();
-    assert_eq!(
-        labels,
-        ["status-update:ringing", "status-update:in-progress", "status-update:ended", "end-of-call-report"]
-    );
+    assert_eq!(labels, ["status-update:ringing", "status-update:in-progress", "status-update:ended", "end-of-call-report"]);
     for hit in &hits {
         assert_eq!(hit.headers["authorization"], "Bearer whsec");
         assert!(hit.headers.get("x-vapi-secret").is_none());
@@ -189,11 +176,7 @@ async fn legacy_mode_sends_x_vapi_secret_instead_of_bearer() {
 #[tokio::test]
 async fn number_outcome_busy_never_goes_in_progress() {
     let (receiver, url) = Receiver::start().await;
-    let sim = spawn(dialtone_sim::SimConfig {
-        number_outcomes: outcomes(&[(BOB, SimOutcome::Busy)]),
-        ..fast(Some(&url))
-    })
-    .await;
+    let sim = spawn(dialtone_sim::SimConfig { number_outcomes: outcomes(&[(BOB, SimOutcome::Busy)]), ..fast(Some(&url)) }).await;
     let client = Client::new(&sim);
     let call = client.dial(&dial_body(BOB, Some("call_1"), "pn_a", "cmp_1")).await;
 
@@ -226,11 +209,7 @@ async fn repeated_dialtone_call_id_counts_as_duplicate_dial() {
 #[tokio::test]
 async fn peak_concurrency_is_counted_per_phone_number_and_campaign() {
     let hang = "+14155550999";
-    let sim = spawn(dialtone_sim::SimConfig {
-        number_outcomes: outcomes(&[(ANA, SimOutcome::Answered), (hang, SimOutcome::Hang)]),
-        ..fast(None)
-    })
-    .await;
+    let sim = spawn(dialtone_sim::SimConfig { number_outcomes: outcomes(&[(ANA, SimOutcome::Answered), (hang, SimOutcome::Hang)]), ..fast(None) }).await;
     let client = Client::new(&sim);
 
     // Three short calls at once on pn_a / cmp_1, then they all end.
@@ -262,11 +241,7 @@ async fn peak_concurrency_is_counted_per_phone_number_and_campaign() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_accounting_is_exact_under_parallel_dials() {
     let hang = "+14155550999";
-    let sim = spawn(dialtone_sim::SimConfig {
-        number_outcomes: outcomes(&[(hang, SimOutcome::Hang)]),
-        ..fast(None)
-    })
-    .await;
+    let sim = spawn(dialtone_sim::SimConfig { number_outcomes: outcomes(&[(hang, SimOutcome::Hang)]), ..fast(None) }).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..60 {
         let client = Client::new(&sim);
@@ -334,11 +309,7 @@ async fn out_of_order_sends_progress_after_ended_and_duplicates_repeat() {
 
 #[tokio::test]
 async fn rate_limit_fault_returns_429_and_creates_nothing() {
-    let sim = spawn(dialtone_sim::SimConfig {
-        faults: Faults { rate_429: 1.0, ..Faults::none() },
-        ..fast(None)
-    })
-    .await;
+    let sim = spawn(dialtone_sim::SimConfig { faults: Faults { rate_429: 1.0, ..Faults::none() }, ..fast(None) }).await;
     let client = Client::new(&sim);
     let response = client.post_call(&dial_body(ANA, Some("call_1"), "pn_a", "cmp_1")).await;
     assert_eq!(response.status(), 429);
@@ -354,11 +325,7 @@ async fn rate_limit_fault_returns_429_and_creates_nothing() {
 
 #[tokio::test]
 async fn unavailable_fault_returns_503_and_creates_nothing() {
-    let sim = spawn(dialtone_sim::SimConfig {
-        faults: Faults { rate_503: 1.0, ..Faults::none() },
-        ..fast(None)
-    })
-    .await;
+    let sim = spawn(dialtone_sim::SimConfig { faults: Faults { rate_503: 1.0, ..Faults::none() }, ..fast(None) }).await;
     let client = Client::new(&sim);
     let response = client.post_call(&dial_body(ANA, Some("call_1"), "pn_a", "cmp_1")).await;
     assert_eq!(response.status(), 503);

@@ -109,9 +109,7 @@ impl Receiver {
 
 async fn record(State(receiver): State<Receiver>, uri: Uri, headers: HeaderMap, raw: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-    let is_form = headers
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/x-www-form-urlencoded"));
+    let is_form = headers.get("content-type").is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/x-www-form-urlencoded"));
     let form = if is_form { url::form_urlencoded::parse(&raw).into_owned().collect() } else { Vec::new() };
     let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let url = format!("http://{host}{uri}");
@@ -130,12 +128,7 @@ async fn record(State(receiver): State<Receiver>, uri: Uri, headers: HeaderMap, 
             let status = match body["message"]["call"]["id"].as_str() {
                 None => None,
                 Some(id) => {
-                    let call: Value = reqwest::get(format!("{}/call/{id}", info.base_url))
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
+                    let call: Value = reqwest::get(format!("{}/call/{id}", info.base_url)).await.unwrap().json().await.unwrap();
                     call["status"].as_str().map(String::from)
                 }
             };
@@ -155,12 +148,7 @@ async fn record(State(receiver): State<Receiver>, uri: Uri, headers: HeaderMap, 
 
 /// 1000x faster than real time: a full call takes about 0.1 s.
 pub fn fast(webhook_url: Option<&str>) -> SimConfig {
-    SimConfig {
-        webhook_url: webhook_url.map(String::from),
-        time_scale: 0.001,
-        seed: Some(7),
-        ..SimConfig::default()
-    }
+    SimConfig { webhook_url: webhook_url.map(String::from), time_scale: 0.001, seed: Some(7), ..SimConfig::default() }
 }
 
 pub async fn spawn(config: SimConfig) -> SimHandle {
@@ -291,37 +279,19 @@ impl FormClient {
     }
 
     pub fn new(handle: &SimHandle, user: &str, password: &str, prefix: &str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            base: format!("{}{prefix}", handle.base_url()),
-            user: user.into(),
-            password: password.into(),
-        }
+        Self { http: reqwest::Client::new(), base: format!("{}{prefix}", handle.base_url()), user: user.into(), password: password.into() }
     }
 
     /// POSTs a form to `{base}{path}`; returns the status and JSON body.
     pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value, HeaderMap) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .basic_auth(&self.user, Some(&self.password))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
+        let response = self.http.post(format!("{}{path}", self.base)).basic_auth(&self.user, Some(&self.password)).form(form).send().await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         (status, response.json().await.unwrap(), headers)
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .basic_auth(&self.user, Some(&self.password))
-            .send()
-            .await
-            .unwrap();
+        let response = self.http.get(format!("{}{path}", self.base)).basic_auth(&self.user, Some(&self.password)).send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 }

@@ -127,11 +127,7 @@ async fn twilio_answered_call_sends_signed_progress_callbacks_in_sequence() {
 #[tokio::test]
 async fn twilio_default_subscription_is_completed_only_with_machine_detection() {
     let (receiver, url) = Receiver::start().await;
-    let sim = spawn(SimConfig {
-        number_outcomes: outcomes(&[(ANA, SimOutcome::Voicemail), (BOB, SimOutcome::Busy)]),
-        ..all_providers(None)
-    })
-    .await;
+    let sim = spawn(SimConfig { number_outcomes: outcomes(&[(ANA, SimOutcome::Voicemail), (BOB, SimOutcome::Busy)]), ..all_providers(None) }).await;
     let client = FormClient::twilio(&sim);
     let callback = format!("{url}/twilio?dialtone_call_id=call_vm");
     let form = [("To", ANA), ("From", LINE), ("Twiml", "<Response/>"), ("StatusCallback", &callback), ("MachineDetection", "DetectMessageEnd")];
@@ -161,8 +157,17 @@ async fn twilio_async_amd_sends_its_verdict_on_its_own_and_no_status_callback_ca
     let client = FormClient::twilio(&sim);
     let callback = format!("{url}/twilio?dialtone_call_id=call_amd");
     let amd = format!("{url}/amd?dialtone_call_id=call_amd");
-    let form = [("To", ANA), ("From", LINE), ("Twiml", "<Response/>"), ("StatusCallback", &callback), ("MachineDetection", "Enable"),
-        ("AsyncAmd", "true"), ("AsyncAmdStatusCallback", &amd), ("StatusCallbackEvent", "answered"), ("StatusCallbackEvent", "completed")];
+    let form = [
+        ("To", ANA),
+        ("From", LINE),
+        ("Twiml", "<Response/>"),
+        ("StatusCallback", &callback),
+        ("MachineDetection", "Enable"),
+        ("AsyncAmd", "true"),
+        ("AsyncAmdStatusCallback", &amd),
+        ("StatusCallbackEvent", "answered"),
+        ("StatusCallbackEvent", "completed"),
+    ];
     assert_eq!(client.post("/Calls.json", &form).await.0, 201);
     let hits = receiver.wait_for_count(3).await;
     let verdicts: Vec<_> = hits.iter().filter(|h| h.url.contains("/amd?")).collect();
@@ -186,7 +191,10 @@ async fn twilio_hang_up_completes_an_answered_call_and_cancels_a_ringing_one() {
     let client = FormClient::twilio(&sim);
     let callback = format!("{url}/twilio?dialtone_call_id=call_h");
     let (_, created, _) = client
-        .post("/Calls.json", &[("To", HANG), ("From", LINE), ("Twiml", "<Response/>"), ("StatusCallback", &callback), ("StatusCallbackEvent", "answered completed")])
+        .post(
+            "/Calls.json",
+            &[("To", HANG), ("From", LINE), ("Twiml", "<Response/>"), ("StatusCallback", &callback), ("StatusCallbackEvent", "answered completed")],
+        )
         .await;
     let sid = created["sid"].as_str().unwrap().to_string();
     receiver.wait_for_count(1).await;

@@ -13,12 +13,7 @@ const UNKNOWN: &str = "+14155550501";
 #[tokio::test]
 async fn control_url_end_call_cancels_a_live_call() {
     let (receiver, url) = Receiver::start().await;
-    let sim = spawn(SimConfig {
-        api_key: Some("sk".into()),
-        number_outcomes: outcomes(&[(HANG, SimOutcome::Hang)]),
-        ..fast(Some(&url))
-    })
-    .await;
+    let sim = spawn(SimConfig { api_key: Some("sk".into()), number_outcomes: outcomes(&[(HANG, SimOutcome::Hang)]), ..fast(Some(&url)) }).await;
     receiver.watch(&sim);
     let client = Client::new(&sim).with_key("sk");
     let created = client.dial(&dial_body(HANG, Some("call_c"), "pn_a", "cmp_1")).await;
@@ -125,15 +120,8 @@ async fn inbound_answer_after_the_deadline_is_a_timeout() {
     let sim = spawn(fast(Some(&url))).await;
     let http = reqwest::Client::new();
     let started = std::time::Instant::now();
-    let response: Value = http
-        .post(format!("{}/sim/inbound", sim.base_url()))
-        .json(&json!({"to": OURS, "from": ANA}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response: Value =
+        http.post(format!("{}/sim/inbound", sim.base_url())).json(&json!({"to": OURS, "from": ANA})).send().await.unwrap().json().await.unwrap();
     let waited = started.elapsed().as_secs_f64();
     assert!((7.0..9.0).contains(&waited), "waited {waited} s");
     assert_eq!(response["calls"][0]["answer"], "timeout", "{response}");
@@ -149,11 +137,7 @@ async fn inbound_answer_after_the_deadline_is_a_timeout() {
 
 #[tokio::test]
 async fn duplicate_dials_and_peaks_are_counted_across_providers() {
-    let sim = spawn(SimConfig {
-        number_outcomes: outcomes(&[(HANG, SimOutcome::Hang)]),
-        ..all_providers(None)
-    })
-    .await;
+    let sim = spawn(SimConfig { number_outcomes: outcomes(&[(HANG, SimOutcome::Hang)]), ..all_providers(None) }).await;
     let hook = "http://127.0.0.1:9/cb";
     Client::new(&sim).dial(&dial_body(HANG, Some("call_x"), "pn_a", "cmp_1")).await;
     let twilio = FormClient::twilio(&sim);

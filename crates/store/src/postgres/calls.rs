@@ -2,8 +2,8 @@
 
 use super::events;
 use super::rows::{self, ms};
-use crate::common::{contact_zones, recipient_hold, ACTIVE_SQL};
 use crate::calls as shared;
+use crate::common::{contact_zones, recipient_hold, ACTIVE_SQL};
 use crate::sql::Db;
 use crate::{attempts, Applied, Dial, Result, StoreError};
 use dialtone_core::schedule::{LocalHours, Schedule};
@@ -64,14 +64,13 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
     }
     // Counted in a statement of its own, after the locks: it sees every earlier claim.
     let open_ids: Vec<&str> = open.iter().map(|(c, _)| c.try_get("id")).collect::<std::result::Result<_, _>>()?;
-    let active: HashMap<String, i64> = sqlx::query_as(&format!(
-        "SELECT campaign_id, COUNT(*) FROM calls WHERE campaign_id = ANY($1) AND status IN {ACTIVE_SQL} GROUP BY campaign_id"
-    ))
-    .bind(&open_ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
+    let active: HashMap<String, i64> =
+        sqlx::query_as(&format!("SELECT campaign_id, COUNT(*) FROM calls WHERE campaign_id = ANY($1) AND status IN {ACTIVE_SQL} GROUP BY campaign_id"))
+            .bind(&open_ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
     let mut providers: Vec<String> = open.iter().map(|(c, _)| c.try_get("provider")).collect::<std::result::Result<_, _>>()?;
     providers.sort_unstable();
     providers.dedup();
@@ -123,10 +122,7 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
         if claimed.is_empty() {
             break;
         }
-        let mut mine: Vec<(usize, &PgRow)> = claimed
-            .iter()
-            .map(|r| Ok((by_campaign[r.try_get::<&str, _>("campaign_id")?], r)))
-            .collect::<Result<_>>()?;
+        let mut mine: Vec<(usize, &PgRow)> = claimed.iter().map(|r| Ok((by_campaign[r.try_get::<&str, _>("campaign_id")?], r))).collect::<Result<_>>()?;
         // RETURNING has no order: dial each campaign's contacts in due order, like the pick.
         mine.sort_by_cached_key(|(i, r)| (*i, r.get::<i64, _>("next_attempt_at"), r.get::<String, _>("id")));
         // Fewer than asked: nothing else is due in that campaign right now. Otherwise the
@@ -242,10 +238,10 @@ impl TurnedAway {
                 "UPDATE calls SET status = 'canceled', outcome = 'canceled', ended_reason = 'dnc', ended_at = $1, updated_at = $1
                  WHERE contact_id = ANY($2::text[]) AND status = 'scheduled'",
             )
-                .bind(ms(now))
-                .bind(&dnc)
-                .execute(&mut **tx)
-                .await?;
+            .bind(ms(now))
+            .bind(&dnc)
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(())
     }
@@ -268,17 +264,13 @@ struct AccountState {
 async fn account_state(tx: &mut Transaction<'_, Postgres>, provider: &str, now: Timestamp) -> Result<Option<AccountState>> {
     // Claims of other campaigns on this account hold other campaign rows: the account's
     // own row is what makes them count its calls one at a time (campaign → account).
-    let limit: Option<i64> = sqlx::query_scalar(
-        "SELECT max_concurrent FROM provider_accounts WHERE provider = $1 AND max_concurrent IS NOT NULL FOR UPDATE",
-    )
-    .bind(provider)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(limit) = limit else { return Ok(None) };
-    let active: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE provider = $1 AND status IN {ACTIVE_SQL}"))
+    let limit: Option<i64> = sqlx::query_scalar("SELECT max_concurrent FROM provider_accounts WHERE provider = $1 AND max_concurrent IS NOT NULL FOR UPDATE")
         .bind(provider)
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
+    let Some(limit) = limit else { return Ok(None) };
+    let active: i64 =
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE provider = $1 AND status IN {ACTIVE_SQL}")).bind(provider).fetch_one(&mut **tx).await?;
     // Campaigns that want slots now: something due, or calls in flight. Inbound calls take
     // account slots (counted above) but their hidden campaign never claims, so it takes no share.
     let sharing: i64 = sqlx::query_scalar(&format!(
@@ -328,8 +320,7 @@ fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64) -> Result<Dia
 
 /// Inserts the QUEUED calls for claimed contacts `rows` (each with its index in
 /// `claiming`): one statement.
-async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[(usize, &PgRow)], claiming: &[Claiming], node: &str,
-    now: Timestamp) -> Result<Vec<Dial>> {
+async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[(usize, &PgRow)], claiming: &[Claiming], node: &str, now: Timestamp) -> Result<Vec<Dial>> {
     if rows.is_empty() {
         return Ok(vec![]);
     }
@@ -398,8 +389,15 @@ pub async fn release_unsent(pool: &PgPool, call: &CallId, reason: &str, now: Tim
     // Hold the campaign's status still (a cancel waits) while the contact follows it.
     sqlx::query("SELECT 1 FROM campaigns WHERE id = $1 FOR SHARE").bind(&unsent.campaign_id).execute(&mut *tx).await?;
     attempts::give_back(Db::from(&mut *tx), &unsent.contact_id, now, None, now).await?;
-    events::insert_engine_note(&mut tx, &unsent.workspace_id, &format!("engine:{call}:released"), "released",
-        serde_json::json!({ "call_id": call, "contact_id": unsent.contact_id, "reason": reason }), now).await?;
+    events::insert_engine_note(
+        &mut tx,
+        &unsent.workspace_id,
+        &format!("engine:{call}:released"),
+        "released",
+        serde_json::json!({ "call_id": call, "contact_id": unsent.contact_id, "reason": reason }),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -78,10 +78,8 @@ async fn lock_calls(tx: &mut Tx<'_>, events: &[ProviderEvent]) -> Result<BatchCa
         .bind(&keys)
         .execute(&mut **tx)
         .await?;
-    let rows: Vec<CallRow> = sqlx::query_as("SELECT * FROM calls WHERE provider_call_id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(&unknown)
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows: Vec<CallRow> =
+        sqlx::query_as("SELECT * FROM calls WHERE provider_call_id = ANY($1) ORDER BY id FOR UPDATE").bind(&unknown).fetch_all(&mut **tx).await?;
     locked.add(rows.into_iter().map(Call::try_from).collect::<Result<Vec<_>>>()?);
     Ok(locked)
 }

@@ -23,8 +23,8 @@ mod rows;
 mod wakes;
 
 use crate::shared::{impl_store, Pools};
-use crate::*;
 use crate::sql::Db;
+use crate::*;
 use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -53,12 +53,8 @@ impl PostgresStore {
     /// engine's loops log and retry on their next pass.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", "30s")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .test_before_acquire(true)
-            .connect_with(options.clone())
-            .await?;
+        let pool =
+            PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).test_before_acquire(true).connect_with(options.clone()).await?;
         Ok(Self { pool, options, ingest: tokio::sync::Mutex::new(None) })
     }
 

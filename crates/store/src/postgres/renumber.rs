@@ -39,9 +39,8 @@ pub(super) async fn renumber_old_layout(pool: &PgPool) -> Result<u64> {
         return Ok(0);
     }
     sqlx::query("LOCK TABLE _sqlx_migrations IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
-    let old: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = 2 AND description = 'recurrence')")
-        .fetch_one(&mut *tx)
-        .await?;
+    let old: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = 2 AND description = 'recurrence')").fetch_one(&mut *tx).await?;
     if !old {
         return Ok(0);
     }

@@ -50,7 +50,8 @@ pub async fn create(p: Pools<'_>, new: NewCampaign, now: Timestamp) -> Result<Ca
 }
 
 pub async fn get(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId) -> Result<Option<Campaign>> {
-    let row: Option<CampaignRow> = p.read().fetch_optional("SELECT * FROM campaigns WHERE workspace_id = $1 AND id = $2", args![ws.as_str(), id.as_str()]).await?;
+    let row: Option<CampaignRow> =
+        p.read().fetch_optional("SELECT * FROM campaigns WHERE workspace_id = $1 AND id = $2", args![ws.as_str(), id.as_str()]).await?;
     row.map(Campaign::try_from).transpose()
 }
 
@@ -109,10 +110,7 @@ pub async fn transition(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, from: &
     }
     let mut a = args![to.as_str(), ms(now), ws.as_str(), id.as_str()];
     a.extend(from.iter().map(|s| Arg::from(s.as_str())));
-    let sql = format!(
-        "UPDATE campaigns SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND id = $4 AND status IN ({})",
-        placeholders(5, from.len())
-    );
+    let sql = format!("UPDATE campaigns SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND id = $4 AND status IN ({})", placeholders(5, from.len()));
     Ok(p.write().execute(&sql, a).await? == 1)
 }
 
@@ -133,8 +131,7 @@ pub async fn cancel(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, now: Timest
     }
     // New statements, after the campaign row's lock (PostgreSQL): they see contacts an
     // import committed while we waited for that lock.
-    db.execute("UPDATE contacts SET status = 'canceled', updated_at = $1 WHERE campaign_id = $2 AND status = 'pending'", args![ms(now), id.as_str()])
-        .await?;
+    db.execute("UPDATE contacts SET status = 'canceled', updated_at = $1 WHERE campaign_id = $2 AND status = 'pending'", args![ms(now), id.as_str()]).await?;
     db.execute(
         "UPDATE calls SET status = 'canceled', outcome = 'canceled', ended_at = $1, updated_at = $1 WHERE campaign_id = $2 AND status = 'scheduled'",
         args![ms(now), id.as_str()],
@@ -262,7 +259,16 @@ async fn insert_chunk(db: Db<'_>, ws: &WorkspaceId, campaign: &CampaignId, chunk
             let mut rows = Vec::with_capacity(chunk.len());
             for (i, c) in chunk.iter().enumerate() {
                 let n = 4 + i * 8;
-                rows.push(format!("(${n}, $1, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, $3, $3, $3)", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7));
+                rows.push(format!(
+                    "(${n}, $1, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, $3, $3, $3)",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                ));
                 a.extend(args![
                     &ids[i],
                     c.phone.as_str(),
@@ -285,8 +291,15 @@ async fn insert_chunk(db: Db<'_>, ws: &WorkspaceId, campaign: &CampaignId, chunk
     }
 }
 
-async fn insert_chunk_pg(conn: &mut sqlx::PgConnection, ws: &WorkspaceId, campaign: &CampaignId, chunk: &[&NewContact], ids: &[String], variables: &[String],
-    now: Timestamp) -> Result<Vec<(String, String)>, sqlx::Error> {
+async fn insert_chunk_pg(
+    conn: &mut sqlx::PgConnection,
+    ws: &WorkspaceId,
+    campaign: &CampaignId,
+    chunk: &[&NewContact],
+    ids: &[String],
+    variables: &[String],
+    now: Timestamp,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
     let phones: Vec<&str> = chunk.iter().map(|c| c.phone.as_str()).collect();
     let extensions: Vec<&str> = chunk.iter().map(|c| extension_db(c.extension.as_ref())).collect();
     let names: Vec<Option<&str>> = chunk.iter().map(|c| c.name.as_deref()).collect();
@@ -316,7 +329,8 @@ async fn insert_chunk_pg(conn: &mut sqlx::PgConnection, ws: &WorkspaceId, campai
 }
 
 pub async fn get_contact(p: Pools<'_>, ws: &WorkspaceId, id: &ContactId) -> Result<Option<Contact>> {
-    let row: Option<ContactRow> = p.read().fetch_optional("SELECT * FROM contacts WHERE workspace_id = $1 AND id = $2", args![ws.as_str(), id.as_str()]).await?;
+    let row: Option<ContactRow> =
+        p.read().fetch_optional("SELECT * FROM contacts WHERE workspace_id = $1 AND id = $2", args![ws.as_str(), id.as_str()]).await?;
     row.map(Contact::try_from).transpose()
 }
 
@@ -354,8 +368,15 @@ pub async fn retry_contact_now(p: Pools<'_>, ws: &WorkspaceId, id: &ContactId, n
     if done == 0 {
         return Ok(false);
     }
-    insert_engine_note(&mut db, ws.as_str(), &format!("engine:{id}:manual-retry:{}", ms(now)), "manual_retry",
-        serde_json::json!({ "contact_id": id, "decision": "retry now, ignoring the retry limits" }), now).await?;
+    insert_engine_note(
+        &mut db,
+        ws.as_str(),
+        &format!("engine:{id}:manual-retry:{}", ms(now)),
+        "manual_retry",
+        serde_json::json!({ "contact_id": id, "decision": "retry now, ignoring the retry limits" }),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -15,8 +15,15 @@ use dialtone_core::{CallId, CampaignId, ContactId, PhoneNumber, ProviderKind, Re
 use jiff::Timestamp;
 
 /// Registers one of our numbers; `Conflict` if it is registered already (in any workspace).
-pub async fn add_number(p: Pools<'_>, ws: &WorkspaceId, number: &PhoneNumber, provider: ProviderKind, assistant_id: &str, name: Option<&str>,
-    now: Timestamp) -> Result<PhoneNumberEntry> {
+pub async fn add_number(
+    p: Pools<'_>,
+    ws: &WorkspaceId,
+    number: &PhoneNumber,
+    provider: ProviderKind,
+    assistant_id: &str,
+    name: Option<&str>,
+    now: Timestamp,
+) -> Result<PhoneNumberEntry> {
     let row: Option<PhoneNumberRow> = p
         .write()
         .fetch_optional(

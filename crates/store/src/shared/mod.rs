@@ -25,7 +25,10 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 #[derive(Clone, Copy)]
 pub enum Pools<'a> {
     /// One writer connection (SQLite allows one writer anyway) and a pool of readers.
-    Sqlite { read: &'a SqlitePool, write: &'a SqlitePool },
+    Sqlite {
+        read: &'a SqlitePool,
+        write: &'a SqlitePool,
+    },
     Postgres(&'a PgPool),
 }
 

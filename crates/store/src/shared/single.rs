@@ -84,8 +84,19 @@ pub async fn create(p: Pools<'_>, new: NewSingleCall, now: Timestamp) -> Result<
         ],
     )
     .await?;
-    let call = insert_scheduled(&mut db, &call, &new.workspace_id, &campaign, &contact, 1, new.assistant.provider.as_str(), new.phone.as_str(), new.scheduled_for, now)
-        .await?;
+    let call = insert_scheduled(
+        &mut db,
+        &call,
+        &new.workspace_id,
+        &campaign,
+        &contact,
+        1,
+        new.assistant.provider.as_str(),
+        new.phone.as_str(),
+        new.scheduled_for,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(call)
 }
@@ -93,8 +104,18 @@ pub async fn create(p: Pools<'_>, new: NewSingleCall, now: Timestamp) -> Result<
 /// The call row of a single call (or its next occurrence) waiting for its time, inserted in
 /// the caller's transaction (`db`: either backend's `&mut tx`, or a [`crate::sql::Db`]).
 #[allow(clippy::too_many_arguments)]
-pub async fn insert_scheduled(db: &mut impl AsDb, call: &CallId, ws: &WorkspaceId, campaign: &CampaignId, contact: &ContactId, attempt: u32,
-    provider: &str, phone: &str, at: Timestamp, now: Timestamp) -> Result<Call> {
+pub async fn insert_scheduled(
+    db: &mut impl AsDb,
+    call: &CallId,
+    ws: &WorkspaceId,
+    campaign: &CampaignId,
+    contact: &ContactId,
+    attempt: u32,
+    provider: &str,
+    phone: &str,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<Call> {
     // Numbered after every call the contact has (see `crate::attempts`): a capacity refusal
     // gave its attempt back, yet its call keeps its number.
     let last = crate::attempts::last_number(db.as_db(), contact.as_str()).await?;
@@ -113,8 +134,7 @@ pub async fn insert_scheduled(db: &mut impl AsDb, call: &CallId, ws: &WorkspaceI
 /// PostgreSQL: locks the hidden campaign of scheduled call `id` before anything else, so a
 /// claim of that call (campaign → contact → call) and a change to it never lock in
 /// opposite orders.
-const LOCK_CAMPAIGN_OF_CALL: &str =
-    "SELECT 1 FROM campaigns cam WHERE cam.id = (SELECT campaign_id FROM calls WHERE workspace_id = $1 AND id = $2) FOR UPDATE";
+const LOCK_CAMPAIGN_OF_CALL: &str = "SELECT 1 FROM campaigns cam WHERE cam.id = (SELECT campaign_id FROM calls WHERE workspace_id = $1 AND id = $2) FOR UPDATE";
 
 /// Moves a call that has not started yet (and its contact's next attempt). False if it is
 /// no longer `scheduled`.

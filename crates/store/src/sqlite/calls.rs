@@ -2,14 +2,14 @@
 
 use super::campaigns::ACTIVE_SQL;
 use super::events;
-use super::suppressions;
 use super::rows::{self, ms};
+use super::suppressions;
 use crate::calls as shared;
+use crate::common::{contact_zones, recipient_hold};
 use crate::sql::Db;
 use crate::{attempts, Applied, Dial, Result, StoreError};
-use dialtone_core::{CallId, CampaignId, CampaignStatus, ContactId, Mode, Outcome, PhoneNumber, ProviderKind, WorkspaceId};
-use crate::common::{contact_zones, recipient_hold};
 use dialtone_core::schedule::{LocalHours, Schedule};
+use dialtone_core::{CallId, CampaignId, CampaignStatus, ContactId, Mode, Outcome, PhoneNumber, ProviderKind, WorkspaceId};
 use jiff::Timestamp;
 use sqlx::{Row, Sqlite, SqlitePool};
 
@@ -83,11 +83,7 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
             if suppressions::is_suppressed(&mut tx, ws.as_str(), campaign.as_str(), &phone).await? {
                 attempts::turn_away(Db::from(&mut *tx), &contact, "dnc", None, None, now).await?;
                 // A scheduled single call's row would otherwise wait in `scheduled` for ever.
-                sqlx::query(crate::common::CANCEL_SCHEDULED_DNC_SQL)
-                    .bind(ms(now))
-                    .bind(r.try_get::<String, _>("id")?)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(crate::common::CANCEL_SCHEDULED_DNC_SQL).bind(ms(now)).bind(r.try_get::<String, _>("id")?).execute(&mut *tx).await?;
                 continue;
             }
             // The recipient's own hours, judged now, right before dialling, in every zone
@@ -108,16 +104,11 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
 /// (inbound calls included), capped at a fair share so that campaigns on one account take
 /// turns and none starves. Unlimited accounts allow anything.
 async fn account_room(tx: &mut sqlx::Transaction<'_, Sqlite>, provider: &str, campaign_active: i64, now: Timestamp) -> Result<u32> {
-    let limit: Option<i64> = sqlx::query_scalar("SELECT max_concurrent FROM provider_accounts WHERE provider = ?")
-        .bind(provider)
-        .fetch_optional(&mut **tx)
-        .await?
-        .flatten();
+    let limit: Option<i64> =
+        sqlx::query_scalar("SELECT max_concurrent FROM provider_accounts WHERE provider = ?").bind(provider).fetch_optional(&mut **tx).await?.flatten();
     let Some(limit) = limit else { return Ok(u32::MAX) };
-    let account_active: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE provider = ? AND status IN {ACTIVE_SQL}"))
-        .bind(provider)
-        .fetch_one(&mut **tx)
-        .await?;
+    let account_active: i64 =
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE provider = ? AND status IN {ACTIVE_SQL}")).bind(provider).fetch_one(&mut **tx).await?;
     // Campaigns that want slots now: something due, or calls in flight. Inbound calls take
     // account slots (counted above) but their hidden campaign never claims, so it takes no share.
     let sharing: i64 = sqlx::query_scalar(&format!(
@@ -134,8 +125,16 @@ async fn account_room(tx: &mut sqlx::Transaction<'_, Sqlite>, provider: &str, ca
 
 /// Inserts the QUEUED call for a claimed contact `r` of campaign row `c`.
 #[allow(clippy::too_many_arguments)]
-async fn new_call(tx: &mut sqlx::Transaction<'_, Sqlite>, r: &sqlx::sqlite::SqliteRow, ws: &WorkspaceId, campaign: &CampaignId,
-    provider: ProviderKind, c: &sqlx::sqlite::SqliteRow, node: &str, now: Timestamp) -> Result<Dial> {
+async fn new_call(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    r: &sqlx::sqlite::SqliteRow,
+    ws: &WorkspaceId,
+    campaign: &CampaignId,
+    provider: ProviderKind,
+    c: &sqlx::sqlite::SqliteRow,
+    node: &str,
+    now: Timestamp,
+) -> Result<Dial> {
     // A scheduled single call already has its row: it moves to QUEUED (owned by `node`) instead.
     let scheduled: Option<(String, i64)> = sqlx::query_as(
         "UPDATE calls SET status = 'queued', claimed_by = ?3, updated_at = ?1, last_event_at = ?1
@@ -249,8 +248,15 @@ pub async fn release_unsent(pool: &SqlitePool, call: &CallId, reason: &str, now:
         return Ok(false);
     };
     attempts::give_back(Db::from(&mut *tx), &unsent.contact_id, now, None, now).await?;
-    events::insert_engine_note(&mut tx, &unsent.workspace_id, &format!("engine:{call}:released"), "released",
-        serde_json::json!({ "call_id": call, "contact_id": unsent.contact_id, "reason": reason }), now).await?;
+    events::insert_engine_note(
+        &mut tx,
+        &unsent.workspace_id,
+        &format!("engine:{call}:released"),
+        "released",
+        serde_json::json!({ "call_id": call, "contact_id": unsent.contact_id, "reason": reason }),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

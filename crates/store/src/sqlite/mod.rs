@@ -8,8 +8,8 @@ mod inbound;
 mod rows;
 
 use crate::shared::{campaigns, impl_store, suppressions, Pools};
-use crate::*;
 use crate::sql::Db;
+use crate::*;
 use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

@@ -256,7 +256,9 @@ impl World {
             if contact.attempts as usize != mine.len() - refused_for_capacity {
                 return Err(format!(
                     "after {after:?}: contact {} has attempts {} but {} calls, {refused_for_capacity} of them refused for capacity",
-                    contact.id, contact.attempts, mine.len()
+                    contact.id,
+                    contact.attempts,
+                    mine.len()
                 ));
             }
             let active = mine.iter().filter(|c| c.status.is_active()).count();
@@ -304,9 +306,7 @@ pub async fn attempt_numbers_never_repeat_or_skip_and_only_spent_attempts_count(
     // would make the PostgreSQL run slow); the campaigns share nothing but the nodes.
     let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
     let handle = tokio::runtime::Handle::current();
-    let result = runner.run(&proptest::collection::vec(op(), 1..40), |ops| {
-        tokio::task::block_in_place(|| handle.block_on(run_case(&store, &ops)))
-    });
+    let result = runner.run(&proptest::collection::vec(op(), 1..40), |ops| tokio::task::block_in_place(|| handle.block_on(run_case(&store, &ops))));
     if let Err(e) = result {
         panic!("{e}");
     }

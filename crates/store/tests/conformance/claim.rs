@@ -62,10 +62,7 @@ pub async fn claim_returns_nothing_for_draft_paused_or_canceled_campaigns(store:
         end(&store, &d.call_id, Outcome::Completed, at(2)).await;
     }
 
-    let paused = store
-        .transition_campaign(&ws, &cmp.id, &[CampaignStatus::Starting, CampaignStatus::Dialing], CampaignStatus::Paused, at(3))
-        .await
-        .unwrap();
+    let paused = store.transition_campaign(&ws, &cmp.id, &[CampaignStatus::Starting, CampaignStatus::Dialing], CampaignStatus::Paused, at(3)).await.unwrap();
     assert!(paused);
     assert!(claim(&store, &cmp.id, at(4)).await.is_empty(), "paused");
 

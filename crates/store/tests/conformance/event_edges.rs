@@ -35,8 +35,8 @@ pub async fn a_machine_verdict_before_completed_ends_the_call_as_voicemail(store
     assert_eq!((call.status, call.outcome, call.answered_by), (CallStatus::Ended, Some(Outcome::Voicemail), Some(AnsweredBy::Machine)));
     assert_eq!(call.ended_reason.as_deref(), Some("completed"), "the provider's own reason is kept");
     assert_eq!(load_contact(&store, &ws, &dial.contact_id).await.last_outcome, Some(Outcome::Voicemail));
-    let applied: Vec<(String, bool)> = store.call_events(&ws, &dial.call_id).await.unwrap().into_iter()
-        .filter(|e| e.source == "provider").map(|e| (e.kind, e.applied)).collect();
+    let applied: Vec<(String, bool)> =
+        store.call_events(&ws, &dial.call_id).await.unwrap().into_iter().filter(|e| e.source == "provider").map(|e| (e.kind, e.applied)).collect();
     assert!(applied.contains(&("amd:machine".into(), true)) && applied.contains(&("amd:human".into(), false)), "{applied:?}");
 }
 
@@ -65,12 +65,23 @@ pub async fn a_human_verdict_leaves_completed_and_order_in_one_batch_does_not_ma
     }
     let (h, m1, m2, m3) = (&dials[0].call_id, &dials[1].call_id, &dials[2].call_id, &dials[3].call_id);
     // One group commit: verdict then end, end then verdict, and a verdict twice.
-    let out = store.apply_events(&[
-        amd(h, &pids[0], AnsweredBy::Human, "h-amd"), completed(h, &pids[0], "h-end"),
-        amd(m1, &pids[1], AnsweredBy::Machine, "m1-amd"), completed(m1, &pids[1], "m1-end"),
-        completed(m2, &pids[2], "m2-end"), amd(m2, &pids[2], AnsweredBy::Machine, "m2-amd"),
-        amd(m3, &pids[3], AnsweredBy::Machine, "m3-amd"), amd(m3, &pids[3], AnsweredBy::Machine, "m3-amd"), completed(m3, &pids[3], "m3-end"),
-    ], at(2)).await.unwrap();
+    let out = store
+        .apply_events(
+            &[
+                amd(h, &pids[0], AnsweredBy::Human, "h-amd"),
+                completed(h, &pids[0], "h-end"),
+                amd(m1, &pids[1], AnsweredBy::Machine, "m1-amd"),
+                completed(m1, &pids[1], "m1-end"),
+                completed(m2, &pids[2], "m2-end"),
+                amd(m2, &pids[2], AnsweredBy::Machine, "m2-amd"),
+                amd(m3, &pids[3], AnsweredBy::Machine, "m3-amd"),
+                amd(m3, &pids[3], AnsweredBy::Machine, "m3-amd"),
+                completed(m3, &pids[3], "m3-end"),
+            ],
+            at(2),
+        )
+        .await
+        .unwrap();
     assert_eq!(out.iter().filter(|a| a.ended_call()).count(), 4, "each call ends once: {out:?}");
     let outcome = |id: &CallId| {
         let (store, ws, id) = (store.clone(), ws.clone(), id.clone());
@@ -101,8 +112,8 @@ pub async fn an_event_that_beat_the_provider_id_is_applied_when_the_id_is_stored
     let contact = load_contact(&store, &ws, &dial.contact_id).await;
     assert_eq!((contact.status, contact.next_attempt_at), (ContactStatus::Pending, at(4) + retry_base()), "the contact moved on");
     assert_eq!(active_of(&store, &ws, &cmp.id).await, 0, "the slot is free");
-    let stored: Vec<(String, bool)> = store.call_events(&ws, &dial.call_id).await.unwrap().into_iter()
-        .filter(|e| e.source == "provider").map(|e| (e.kind, e.applied)).collect();
+    let stored: Vec<(String, bool)> =
+        store.call_events(&ws, &dial.call_id).await.unwrap().into_iter().filter(|e| e.source == "provider").map(|e| (e.kind, e.applied)).collect();
     assert_eq!(stored, vec![("ringing".into(), true), ("ended:busy".into(), true)]);
     // Replays are duplicates, and find the call now.
     let replay = apply1(&store, event(None, Some(&pid), EventKind::Ended { outcome: Outcome::Busy, reason: None }, "early-busy"), at(5)).await;
@@ -137,8 +148,14 @@ pub async fn an_event_whose_ids_name_different_calls_moves_neither(store: S) {
     let marks = |id: &CallId| {
         let (store, ws, id) = (store.clone(), ws.clone(), id.clone());
         async move {
-            store.call_events(&ws, &id).await.unwrap().into_iter().filter(|e| e.source == "provider")
-                .map(|e| (e.payload["test"].as_str().unwrap().to_string(), e.applied, e.mismatched)).collect::<Vec<_>>()
+            store
+                .call_events(&ws, &id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.source == "provider")
+                .map(|e| (e.payload["test"].as_str().unwrap().to_string(), e.applied, e.mismatched))
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(marks(&a.call_id).await, vec![("crossed".into(), false, true), ("fine".into(), true, false)]);

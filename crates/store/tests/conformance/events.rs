@@ -213,10 +213,7 @@ pub async fn a_call_refused_because_the_account_is_full_spends_no_attempt(store:
     let (ws, cmp) = running(&store, Mode::Continuous, 1, 1, 1).await;
     let dial = claim(&store, &cmp.id, at(0)).await.pop().unwrap();
     place(&store, &dial, at(1)).await;
-    let refused = EventKind::Ended {
-        outcome: Outcome::Failed,
-        reason: Some("call.start.error-subscription-concurrency-limit-reached".into()),
-    };
+    let refused = EventKind::Ended { outcome: Outcome::Failed, reason: Some("call.start.error-subscription-concurrency-limit-reached".into()) };
     apply1(&store, event(Some(&dial.call_id), None, refused, "capacity-refusal"), at(2)).await;
     let c = load_contact(&store, &ws, &dial.contact_id).await;
     assert_eq!((c.status, c.attempts), (ContactStatus::Pending, 0), "max_attempts 1, yet the contact is due again");

@@ -60,7 +60,11 @@ pub async fn overdue_calls_are_live_calls_past_their_campaigns_or_the_default_ma
         "oldest first, each with the limit it broke"
     );
     assert_eq!(store.overdue_calls(at(3610), HOUR, 1).await.unwrap().len(), 1, "at most `limit`");
-    assert_eq!(ids(store.overdue_calls(at(3610), Duration::from_secs(7200), 100).await.unwrap()), vec![(b.call_id.clone(), 120)], "the default is the caller's");
+    assert_eq!(
+        ids(store.overdue_calls(at(3610), Duration::from_secs(7200), 100).await.unwrap()),
+        vec![(b.call_id.clone(), 120)],
+        "the default is the caller's"
+    );
 
     store.end_call(&b.call_id, Outcome::Timeout, "max duration", at(3610)).await.unwrap();
     assert_eq!(ids(store.overdue_calls(at(3610), HOUR, 100).await.unwrap()), vec![(a.call_id.clone(), 3600)], "an ended call is not live");

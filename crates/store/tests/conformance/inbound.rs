@@ -2,7 +2,9 @@
 //! an inbound call in its hidden campaign, and events that arrive before the record.
 
 use crate::support::*;
-use dialtone_core::{CallId, CallStatus, CampaignStatus, ContactStatus, Direction, EventKind, Mode, Outcome, PhoneNumber, ProviderEvent, ProviderKind, WorkspaceId};
+use dialtone_core::{
+    CallId, CallStatus, CampaignStatus, ContactStatus, Direction, EventKind, Mode, Outcome, PhoneNumber, ProviderEvent, ProviderKind, WorkspaceId,
+};
 use dialtone_store::{Call, CallFilter, Page, PhoneNumberEntry, StoreError};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -37,7 +39,10 @@ async fn all_calls(store: &S, ws: &WorkspaceId) -> Vec<Call> {
 pub async fn phone_numbers_are_added_listed_found_by_exact_number_and_removed(store: S) {
     let ws = store.default_workspace().await.unwrap();
     let a = registered(&store, &ws, 1).await;
-    assert_eq!((a.number.as_str(), a.provider, a.assistant_id.as_str(), a.name.as_deref()), ("+16285000001", ProviderKind::Vapi, "asst_inbound", Some("front desk")));
+    assert_eq!(
+        (a.number.as_str(), a.provider, a.assistant_id.as_str(), a.name.as_deref()),
+        ("+16285000001", ProviderKind::Vapi, "asst_inbound", Some("front desk"))
+    );
     assert_eq!((&a.workspace_id, a.created_at), (&ws, t0()));
     let b = store.add_phone_number(&ws, &our_number(2), ProviderKind::Sim, "asst_other", None, at(1)).await.unwrap();
     assert_ne!(a.id, b.id);
@@ -199,10 +204,8 @@ pub async fn an_orphan_that_does_not_end_the_call_is_applied_and_later_events_fi
 pub async fn two_concurrent_inbound_calls_from_the_same_caller_are_both_recorded(store: S) {
     let ws = store.default_workspace().await.unwrap();
     let entry = registered(&store, &ws, 1).await;
-    let (a, b) = tokio::join!(
-        store.record_inbound_call(&entry, "vapi-a", "+14155550100", at(1)),
-        store.record_inbound_call(&entry, "vapi-b", "+14155550100", at(1)),
-    );
+    let (a, b) =
+        tokio::join!(store.record_inbound_call(&entry, "vapi-a", "+14155550100", at(1)), store.record_inbound_call(&entry, "vapi-b", "+14155550100", at(1)),);
     let (a, b) = (a.expect("first call recorded"), b.expect("second call recorded"));
     assert_ne!(a.id, b.id);
     assert_ne!(a.contact_id, b.contact_id, "a contact per call");

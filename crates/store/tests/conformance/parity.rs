@@ -353,5 +353,8 @@ async fn random_event_sequences_leave_the_same_rows_on_both_backends_batched_or_
         corrected += calls.iter().filter(|c| c.answered_by.as_deref() == Some("machine") && c.outcome.as_deref() == Some("voicemail")).count();
     }
     // The sequences reach the edges they are meant to (else the comparison proves little).
-    assert!(adopted > 0 && mismatched > 0 && refused > 0 && corrected > 0, "adopted {adopted}, mismatched {mismatched}, refused {refused}, voicemail by AMD {corrected}");
+    assert!(
+        adopted > 0 && mismatched > 0 && refused > 0 && corrected > 0,
+        "adopted {adopted}, mismatched {mismatched}, refused {refused}, voicemail by AMD {corrected}"
+    );
 }

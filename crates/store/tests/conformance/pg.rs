@@ -53,10 +53,7 @@ pub async fn fresh_database() -> Database {
     let server = server_url();
     let name = format!("dialtone_t_{}", dialtone_core::EventId::new().as_str().trim_start_matches("evt_").to_lowercase());
     let mut conn = admin(&server).await;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {server}: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {server}: {e}"));
     let _ = conn.close().await;
     let url = with_database(&server, &name);
     Database { server, name, url }

@@ -8,9 +8,9 @@ use crate::support::*;
 use dialtone_core::{ContactStatus, Mode, Outcome};
 use dialtone_store::postgres::PostgresStore;
 use dialtone_store::CallFilter;
+use sqlx::Connection;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use sqlx::Connection;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Barrier;
@@ -144,13 +144,12 @@ async fn three_nodes_dialling_a_campaign_through_never_exceed_the_cap() {
         tokio::spawn(async move {
             let mut peak = 0i64;
             while !done.load(Ordering::Relaxed) {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM calls WHERE campaign_id = $1 AND status IN ('queued', 'dialing', 'ringing', 'in_progress')",
-                )
-                .bind(cmp.as_str())
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+                let n: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE campaign_id = $1 AND status IN ('queued', 'dialing', 'ringing', 'in_progress')")
+                        .bind(cmp.as_str())
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
                 peak = peak.max(n);
             }
             peak
@@ -301,12 +300,11 @@ async fn kill_connections(db: &pg::Database) -> u64 {
 
 async fn listeners(db: &pg::Database) -> i64 {
     let mut admin = sqlx::PgConnection::connect(&db.url).await.expect("admin connection");
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN%'",
-    )
-    .fetch_one(&mut admin)
-    .await
-    .expect("count listeners");
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN%'")
+            .fetch_one(&mut admin)
+            .await
+            .expect("count listeners");
     let _ = admin.close().await;
     n
 }

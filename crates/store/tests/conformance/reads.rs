@@ -35,10 +35,7 @@ pub async fn list_calls_filters_by_campaign_status_outcome_and_phone(store: S) {
     assert_eq!(filter(CallFilter { status: Some(CallStatus::Ended), ..Default::default() }).await, set(&[&da[0], &da[1], &da[2]]));
     assert_eq!(filter(CallFilter { status: Some(CallStatus::Dialing), ..Default::default() }).await, set(&[&da[3]]));
     assert_eq!(filter(CallFilter { status: Some(CallStatus::Queued), ..Default::default() }).await.len(), 5);
-    assert_eq!(
-        filter(CallFilter { campaign_id: Some(a.id.clone()), status: Some(CallStatus::Queued), ..Default::default() }).await,
-        set(&[&da[4], &da[5]])
-    );
+    assert_eq!(filter(CallFilter { campaign_id: Some(a.id.clone()), status: Some(CallStatus::Queued), ..Default::default() }).await, set(&[&da[4], &da[5]]));
     assert_eq!(filter(CallFilter { outcome: Some(Outcome::Completed), ..Default::default() }).await, set(&[&da[0], &da[1]]));
     assert_eq!(filter(CallFilter { outcome: Some(Outcome::NoAnswer), ..Default::default() }).await, set(&[&da[2]]));
     assert!(filter(CallFilter { outcome: Some(Outcome::Busy), ..Default::default() }).await.is_empty());
@@ -125,10 +122,8 @@ pub async fn another_workspace_sees_none_of_our_campaigns_contacts_or_calls(stor
     assert!(store.call_events(&other, &dial.call_id).await.unwrap().is_empty());
 
     // Nor can it change them.
-    let moved = store
-        .transition_campaign(&other, &cmp.id, &[dialtone_core::CampaignStatus::Dialing], dialtone_core::CampaignStatus::Paused, at(3))
-        .await
-        .unwrap();
+    let moved =
+        store.transition_campaign(&other, &cmp.id, &[dialtone_core::CampaignStatus::Dialing], dialtone_core::CampaignStatus::Paused, at(3)).await.unwrap();
     assert!(!moved);
     assert!(!store.cancel_campaign(&other, &cmp.id, at(3)).await.unwrap());
     assert!(store.insert_contacts(&other, &cmp.id, &new_contacts(50..51), at(3)).await.is_err());

@@ -13,10 +13,7 @@ use std::collections::BTreeMap;
 pub async fn over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own_hours(store: S) {
     let ws = store.default_workspace().await.unwrap();
     let schedule = Schedule {
-        windows: vec![
-            Window::weekdays(time(9, 0, 0, 0), time(17, 0, 0, 0)),
-            Window::new(&[Weekday::Saturday], time(10, 0, 0, 0), time(14, 0, 0, 0)),
-        ],
+        windows: vec![Window::weekdays(time(9, 0, 0, 0), time(17, 0, 0, 0)), Window::new(&[Weekday::Saturday], time(10, 0, 0, 0), time(14, 0, 0, 0))],
         ..Schedule::always("America/New_York")
     };
     let hours = LocalHours::default();

@@ -106,18 +106,14 @@ impl Fresh {
 /// Every fact on which the backends disagree, as "fact: SQLite has `…`, PostgreSQL has `…`".
 fn diff(sqlite: &Facts, postgres: &Facts) -> Vec<(String, Option<String>, Option<String>)> {
     let keys: BTreeSet<&String> = sqlite.keys().chain(postgres.keys()).collect();
-    keys.into_iter()
-        .filter(|k| sqlite.get(*k) != postgres.get(*k))
-        .map(|k| ((*k).clone(), sqlite.get(k).cloned(), postgres.get(k).cloned()))
-        .collect()
+    keys.into_iter().filter(|k| sqlite.get(*k) != postgres.get(*k)).map(|k| ((*k).clone(), sqlite.get(k).cloned(), postgres.get(k).cloned())).collect()
 }
 
 /// The differences not in `ALLOWED`, and any allowed one no longer seen, as sentences.
 fn unexpected(diffs: Vec<(String, Option<String>, Option<String>)>) -> Vec<String> {
     let show = |v: &Option<String>| v.as_ref().map_or("nothing".to_string(), |v| format!("`{v}`"));
-    let allowed = |d: &(String, Option<String>, Option<String>)| {
-        ALLOWED.iter().any(|(k, s, p, _)| (*k, *s, *p) == (d.0.as_str(), d.1.as_deref(), d.2.as_deref()))
-    };
+    let allowed =
+        |d: &(String, Option<String>, Option<String>)| ALLOWED.iter().any(|(k, s, p, _)| (*k, *s, *p) == (d.0.as_str(), d.1.as_deref(), d.2.as_deref()));
     let mut out: Vec<String> =
         diffs.iter().filter(|d| !allowed(d)).map(|(k, s, p)| format!("{k}: SQLite has {}, PostgreSQL has {}", show(s), show(p))).collect();
     for (k, s, p, _) in ALLOWED {
@@ -286,7 +282,11 @@ async fn sqlite_facts(conn: &mut SqliteConnection, booleans: &BTreeSet<String>) 
                 facts.insert(format!("check {table}: {expr}"), "present".into());
             }
         }
-        let fks = sqlx::query("SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?) ORDER BY id, seq").bind(table).fetch_all(&mut *conn).await.unwrap();
+        let fks = sqlx::query("SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?) ORDER BY id, seq")
+            .bind(table)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
         let mut by_id: BTreeMap<i64, (String, Vec<String>, Vec<String>)> = BTreeMap::new();
         for r in fks {
             let e = by_id.entry(r.get(0)).or_insert_with(|| (r.get(1), vec![], vec![]));
@@ -300,11 +300,13 @@ async fn sqlite_facts(conn: &mut SqliteConnection, booleans: &BTreeSet<String>) 
         for r in indexes {
             let (name, unique, origin): (String, bool, String) = (r.get(0), r.get(1), r.get(2));
             let (key, value) = if origin == "c" {
-                let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?").bind(&name).fetch_one(&mut *conn).await.unwrap();
+                let sql: String =
+                    sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?").bind(&name).fetch_one(&mut *conn).await.unwrap();
                 let (columns, predicate) = index_parts(&sql, &bools);
                 (format!("index {name}"), index_fact(table, unique, &columns, predicate))
             } else {
-                let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno").bind(&name).fetch_all(&mut *conn).await.unwrap();
+                let columns: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno").bind(&name).fetch_all(&mut *conn).await.unwrap();
                 if origin == "pk" {
                     (format!("primary key {table}"), format!("({})", columns.join(", ")))
                 } else {

@@ -1,8 +1,8 @@
 //! Fixtures shared by the suite: a fixed clock, campaigns, contacts and provider events.
 
 use dialtone_core::{
-    CallId, CallStatus, CampaignId, CampaignStatus, ContactId, EventId, EventKind, Mode, Outcome,
-    PhoneNumber, ProviderEvent, ProviderKind, RetryPolicy, WorkspaceId,
+    CallId, CallStatus, CampaignId, CampaignStatus, ContactId, EventId, EventKind, Mode, Outcome, PhoneNumber, ProviderEvent, ProviderKind, RetryPolicy,
+    WorkspaceId,
 };
 use dialtone_store::{Applied, Call, CallFilter, Campaign, Contact, Dial, NewCampaign, NewContact, Page, Store};
 use jiff::{SignedDuration, Timestamp};
@@ -42,7 +42,14 @@ pub fn phone(i: u32) -> PhoneNumber {
 /// Contacts for numbers `range`, each reported at line `i + 1`.
 pub fn new_contacts(range: std::ops::Range<u32>) -> Vec<NewContact> {
     range
-        .map(|i| NewContact { extension: None, phone: phone(i), name: Some(format!("Contact {i}")), variables: Default::default(), timezone: None, line: i as u64 + 1 })
+        .map(|i| NewContact {
+            extension: None,
+            phone: phone(i),
+            name: Some(format!("Contact {i}")),
+            variables: Default::default(),
+            timezone: None,
+            line: i as u64 + 1,
+        })
         .collect()
 }
 

@@ -210,7 +210,10 @@ pub async fn contacts_stored_with_one_zone_keep_reading_as_one_zone(store: S) {
     store.insert_contacts(&ws, &cmp.id, &rows, t0()).await.unwrap();
     let got = contacts_by_phone(&store, &cmp).await;
     let ny = &got["+12125550123"];
-    assert_eq!((ny.timezone.as_deref(), ny.timezone_source, ny.timezones.clone()), (Some("America/New_York"), Some(TzSource::AreaCode), vec!["America/New_York".to_string()]));
+    assert_eq!(
+        (ny.timezone.as_deref(), ny.timezone_source, ny.timezones.clone()),
+        (Some("America/New_York"), Some(TzSource::AreaCode), vec!["America/New_York".to_string()])
+    );
     let none = &got["+12125550124"];
     assert_eq!((none.timezone.as_deref(), none.timezone_source, none.timezones.len()), (None, None, 0));
     assert_eq!((ny.waiting.clone(), none.waiting.clone()), (None, None));
