@@ -325,6 +325,17 @@ pub fn account_room(limit: i64, account_active: i64, sharing: i64, campaign_acti
     (limit - account_active).min(share - campaign_active).max(0) as u32
 }
 
+/// Ended reasons by which a provider says the account was full when the call should have
+/// started: placement slows down, and the attempt is not spent.
+pub const CAPACITY_REASONS: &[&str] = &["call.start.error-subscription-concurrency-limit-reached"];
+
+/// How long a contact waits after its call was refused for capacity.
+pub const CAPACITY_RETRY_MS: i64 = 5_000;
+
+pub fn is_capacity_refusal(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Ended { reason: Some(r), .. } if CAPACITY_REASONS.contains(&r.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,15 +396,4 @@ mod tests {
         assert_eq!(payload_extras(&serde_json::json!({"cost": 1})), (Some(1.0), None));
         assert_eq!(payload_extras(&serde_json::json!("x")), (None, None));
     }
-}
-
-/// Ended reasons by which a provider says the account was full when the call should have
-/// started: placement slows down, and the attempt is not spent.
-pub const CAPACITY_REASONS: &[&str] = &["call.start.error-subscription-concurrency-limit-reached"];
-
-/// How long a contact waits after its call was refused for capacity.
-pub const CAPACITY_RETRY_MS: i64 = 5_000;
-
-pub fn is_capacity_refusal(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::Ended { reason: Some(r), .. } if CAPACITY_REASONS.contains(&r.as_str()))
 }

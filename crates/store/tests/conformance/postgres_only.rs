@@ -118,7 +118,7 @@ async fn racing_claims_for_overlapping_sets_of_campaigns_on_three_nodes_fill_eac
             for d in &claimed[k] {
                 assert!(seen.insert(d.contact_id.clone()), "round {round}: contact {} claimed twice", d.contact_id);
             }
-            active[k].extend(claimed[k].drain(..));
+            active[k].append(&mut claimed[k]);
             assert_eq!(active_of(&nodes[1], &ws, &ids[k]).await, CAP as u64);
             // Free a different number of slots in each campaign and round.
             for (i, d) in active[k].drain(..(round as usize + k) % CAP + 1).enumerate() {
