@@ -219,3 +219,28 @@ pub async fn active_count(mut db: Db<'_>) -> Result<u64> {
     let (n,): (i64,) = db.fetch_one(&format!("SELECT COUNT(*) FROM calls WHERE status IN {ACTIVE_SQL}"), args![]).await?;
     Ok(n as u64)
 }
+
+/// See `Store::release_unsent`. The attempt never reached the provider: the call is deleted,
+/// the attempt given back (the contact is due now, unless its campaign was canceled
+/// meanwhile) and why is noted, in one write transaction. PostgreSQL holds the campaign's
+/// status still (`FOR SHARE`: a cancel waits) while the contact follows it; SQLite's one
+/// writer already does.
+pub async fn release_unsent(p: crate::shared::Pools<'_>, call: &CallId, reason: &str, now: Timestamp) -> Result<bool> {
+    let mut tx = p.begin().await?;
+    let Some(unsent) = delete_unsent(tx.db(), call).await? else {
+        return Ok(false);
+    };
+    crate::shared::pg_lock(&mut tx.db(), "SELECT 1 FROM campaigns WHERE id = $1 FOR SHARE", args![unsent.campaign_id.as_str()]).await?;
+    crate::attempts::give_back(tx.db(), &unsent.contact_id, now, None, now).await?;
+    crate::events::insert_engine_note(
+        &mut tx.db(),
+        &unsent.workspace_id,
+        &format!("engine:{call}:released"),
+        "released",
+        serde_json::json!({ "call_id": call, "contact_id": unsent.contact_id, "reason": reason }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

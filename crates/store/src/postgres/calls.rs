@@ -379,29 +379,6 @@ pub async fn end_call(pool: &PgPool, call: &CallId, outcome: Outcome, reason: &s
     Ok((!applied.duplicate).then_some(applied))
 }
 
-/// See `Store::release_unsent`. The attempt never reached the provider: it is given back
-/// and the contact is due now (unless its campaign was canceled meanwhile).
-pub async fn release_unsent(pool: &PgPool, call: &CallId, reason: &str, now: Timestamp) -> Result<bool> {
-    let mut tx = pool.begin().await?;
-    let Some(unsent) = shared::delete_unsent(Db::from(&mut *tx), call).await? else {
-        return Ok(false);
-    };
-    // Hold the campaign's status still (a cancel waits) while the contact follows it.
-    sqlx::query("SELECT 1 FROM campaigns WHERE id = $1 FOR SHARE").bind(&unsent.campaign_id).execute(&mut *tx).await?;
-    attempts::give_back(Db::from(&mut *tx), &unsent.contact_id, now, None, now).await?;
-    events::insert_engine_note(
-        &mut tx,
-        &unsent.workspace_id,
-        &format!("engine:{call}:released"),
-        "released",
-        serde_json::json!({ "call_id": call, "contact_id": unsent.contact_id, "reason": reason }),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
 /// Returns the server's clock as the heartbeat was written.
 pub async fn heartbeat(pool: &PgPool, node: &str, now: Timestamp) -> Result<Timestamp> {
     let server_ms: i64 = sqlx::query_scalar(

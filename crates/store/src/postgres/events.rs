@@ -225,8 +225,3 @@ pub(crate) async fn update_contacts(conn: &mut PgConnection, steps: &[(&str, Nex
 pub async fn adopt_orphans(tx: &mut Tx<'_>, call: Call, pid: &str, now: Timestamp) -> Result<Call> {
     crate::events::adopt_orphans(&mut Db::from(&mut **tx), call, pid, now).await
 }
-
-/// See `crate::events::insert_engine_note`.
-pub async fn insert_engine_note(tx: &mut Tx<'_>, ws: &str, dedupe_key: &str, kind: &str, payload: serde_json::Value, now: Timestamp) -> Result<()> {
-    crate::events::insert_engine_note(&mut Db::from(&mut **tx), ws, dedupe_key, kind, payload, now).await
-}

@@ -23,7 +23,6 @@ mod rows;
 mod wakes;
 
 use crate::shared::{impl_store, Pools};
-use crate::sql::Db;
 use crate::*;
 use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -91,20 +90,12 @@ impl_store!(PostgresStore {
         calls::claim(&self.pool, campaigns, node, now).await
     }
 
-    async fn mark_placing(&self, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {
-        crate::calls::mark_placing(Db::from(&self.pool), call, node, now).await
-    }
-
     async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
         calls::mark_dialed(&self.pool, call, provider_call_id, now).await
     }
 
     async fn end_call(&self, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {
         calls::end_call(&self.pool, call, outcome, reason, now).await
-    }
-
-    async fn release_unsent(&self, call: &CallId, reason: &str, now: Timestamp) -> Result<bool> {
-        calls::release_unsent(&self.pool, call, reason, now).await
     }
 
     async fn apply_events(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>> {
@@ -118,26 +109,6 @@ impl_store!(PostgresStore {
             *held = None;
         }
         applied
-    }
-
-    async fn purge_unknown_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
-        crate::events::purge_unknown(crate::sql::Db::from(&self.pool), before, limit).await
-    }
-
-    async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
-        crate::calls::stuck(Db::from(&self.pool), quiet_since, limit).await
-    }
-
-    async fn orphaned_calls(&self, node: &str, lease: Duration, now: Timestamp) -> Result<Vec<Call>> {
-        crate::calls::orphaned(Db::from(&self.pool), Db::from(&self.pool), node, lease, now).await
-    }
-
-    async fn overdue_calls(&self, now: Timestamp, default_max: Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
-        crate::calls::overdue(Db::from(&self.pool), now, default_max, limit).await
-    }
-
-    async fn touch_call(&self, call: &CallId, now: Timestamp) -> Result<()> {
-        crate::calls::touch(Db::from(&self.pool), call, now).await
     }
 
     async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>> {
@@ -157,19 +128,4 @@ impl_store!(PostgresStore {
         inbound::record_call(&self.pool, entry, provider_call_id, from, now).await
     }
 
-    async fn get_call(&self, ws: &WorkspaceId, id: &CallId) -> Result<Option<Call>> {
-        crate::calls::get(Db::from(&self.pool), ws, id).await
-    }
-
-    async fn list_calls(&self, ws: &WorkspaceId, filter: &CallFilter, page: &Page) -> Result<Vec<Call>> {
-        crate::calls::list(Db::from(&self.pool), ws, filter, page).await
-    }
-
-    async fn call_events(&self, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {
-        crate::calls::events_of(Db::from(&self.pool), ws, id).await
-    }
-
-    async fn active_calls(&self) -> Result<u64> {
-        crate::calls::active_count(Db::from(&self.pool)).await
-    }
 });

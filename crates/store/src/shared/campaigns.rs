@@ -6,8 +6,9 @@
 //! the one lock that orders a campaign's claims, imports, cancellation and completion.
 //! SQLite's one writer needs none of that.
 
-use super::{insert_engine_note, pg_lock, placeholders, Pools};
+use super::{pg_lock, placeholders, Pools};
 use crate::common::{add_count, duplicate_reason, extension_db, ms, parse, timezone_source_column, timezones_column};
+use crate::events::insert_engine_note;
 use crate::rows::{CampaignRow, ContactRow};
 use crate::sql::{args, Arg, Db, Dialect};
 use crate::{Campaign, CampaignCounts, Contact, InsertReport, NewCampaign, NewContact, Page, RejectedRow, Result, StoreError};

@@ -14,11 +14,8 @@ pub mod single;
 pub mod suppressions;
 pub mod workspaces;
 
-use crate::common::ms;
-use crate::sql::{args, Arg, Db, Dialect};
+use crate::sql::{Arg, Db, Dialect};
 use crate::Result;
-use dialtone_core::EventId;
-use jiff::Timestamp;
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 /// A backend's pools, as a shared operation needs them.
@@ -102,18 +99,6 @@ pub fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Records an engine decision that belongs to no call row (a manual retry, a released,
-/// never-sent claim), once per `dedupe_key`.
-pub async fn insert_engine_note(db: &mut Db<'_>, ws: &str, dedupe_key: &str, kind: &str, payload: serde_json::Value, now: Timestamp) -> Result<()> {
-    db.execute(
-        "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, received_at)
-         VALUES ($1, $2, NULL, 'engine', 'engine', $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING",
-        args![EventId::new().as_str(), ws, kind, dedupe_key, payload.to_string(), ms(now)],
-    )
-    .await?;
-    Ok(())
-}
-
 /// `impl Store for $store { … }`: the operations written once here (each handed the
 /// store's `self.pools()`), followed by the backend's own items (`$own`: migrations,
 /// claims, events, call reads, leases, wakes, inbound recording).
@@ -121,6 +106,50 @@ macro_rules! impl_store {
     ($store:ty { $($own:tt)* }) => {
         #[async_trait::async_trait]
         impl $crate::Store for $store {
+            async fn mark_placing(&self, call: &dialtone_core::CallId, node: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::calls::mark_placing(self.pools().write(), call, node, now).await
+            }
+
+            async fn release_unsent(&self, call: &dialtone_core::CallId, reason: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::calls::release_unsent(self.pools(), call, reason, now).await
+            }
+
+            async fn purge_unknown_events(&self, before: jiff::Timestamp, limit: u32) -> $crate::Result<u64> {
+                $crate::events::purge_unknown(self.pools().write(), before, limit).await
+            }
+
+            async fn stuck_calls(&self, quiet_since: jiff::Timestamp, limit: u32) -> $crate::Result<Vec<$crate::Call>> {
+                $crate::calls::stuck(self.pools().read(), quiet_since, limit).await
+            }
+
+            async fn orphaned_calls(&self, node: &str, lease: std::time::Duration, now: jiff::Timestamp) -> $crate::Result<Vec<$crate::Call>> {
+                $crate::calls::orphaned(self.pools().read(), self.pools().write(), node, lease, now).await
+            }
+
+            async fn overdue_calls(&self, now: jiff::Timestamp, default_max: std::time::Duration, limit: u32) -> $crate::Result<Vec<($crate::Call, u64)>> {
+                $crate::calls::overdue(self.pools().read(), now, default_max, limit).await
+            }
+
+            async fn touch_call(&self, call: &dialtone_core::CallId, now: jiff::Timestamp) -> $crate::Result<()> {
+                $crate::calls::touch(self.pools().write(), call, now).await
+            }
+
+            async fn get_call(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::CallId) -> $crate::Result<Option<$crate::Call>> {
+                $crate::calls::get(self.pools().read(), ws, id).await
+            }
+
+            async fn list_calls(&self, ws: &dialtone_core::WorkspaceId, filter: &$crate::CallFilter, page: &$crate::Page) -> $crate::Result<Vec<$crate::Call>> {
+                $crate::calls::list(self.pools().read(), ws, filter, page).await
+            }
+
+            async fn call_events(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::CallId) -> $crate::Result<Vec<$crate::CallEvent>> {
+                $crate::calls::events_of(self.pools().read(), ws, id).await
+            }
+
+            async fn active_calls(&self) -> $crate::Result<u64> {
+                $crate::calls::active_count(self.pools().read()).await
+            }
+
             async fn default_workspace(&self) -> $crate::Result<dialtone_core::WorkspaceId> {
                 $crate::shared::workspaces::default_workspace(self.pools()).await
             }

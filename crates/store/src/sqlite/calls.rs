@@ -240,27 +240,6 @@ pub async fn end_call(pool: &SqlitePool, call: &CallId, outcome: Outcome, reason
     Ok((!applied.duplicate).then_some(applied))
 }
 
-/// See `Store::release_unsent`. The attempt never reached the provider: it is given back
-/// and the contact is due now (unless its campaign was canceled meanwhile).
-pub async fn release_unsent(pool: &SqlitePool, call: &CallId, reason: &str, now: Timestamp) -> Result<bool> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let Some(unsent) = shared::delete_unsent(Db::from(&mut *tx), call).await? else {
-        return Ok(false);
-    };
-    attempts::give_back(Db::from(&mut *tx), &unsent.contact_id, now, None, now).await?;
-    events::insert_engine_note(
-        &mut tx,
-        &unsent.workspace_id,
-        &format!("engine:{call}:released"),
-        "released",
-        serde_json::json!({ "call_id": call, "contact_id": unsent.contact_id, "reason": reason }),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
 pub async fn heartbeat(pool: &SqlitePool, node: &str, now: Timestamp) -> Result<()> {
     sqlx::query(
         "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES (?1, ?2, ?2)

@@ -41,8 +41,3 @@ pub async fn apply_one(tx: &mut Tx<'_>, e: &ProviderEvent, source: &str, now: Ti
 pub async fn adopt_orphans(tx: &mut Tx<'_>, call: Call, pid: &str, now: Timestamp) -> Result<Call> {
     crate::events::adopt_orphans(&mut Db::from(&mut **tx), call, pid, now).await
 }
-
-/// See `crate::events::insert_engine_note`.
-pub async fn insert_engine_note(tx: &mut Tx<'_>, ws: &str, dedupe_key: &str, kind: &str, payload: serde_json::Value, now: Timestamp) -> Result<()> {
-    crate::events::insert_engine_note(&mut Db::from(&mut **tx), ws, dedupe_key, kind, payload, now).await
-}

@@ -8,7 +8,6 @@ mod inbound;
 mod rows;
 
 use crate::shared::{campaigns, impl_store, suppressions, Pools};
-use crate::sql::Db;
 use crate::*;
 use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -53,10 +52,6 @@ impl_store!(SqliteStore {
         calls::claim(&self.write, campaign, node, now).await
     }
 
-    async fn mark_placing(&self, call: &CallId, node: &str, now: Timestamp) -> Result<bool> {
-        crate::calls::mark_placing(Db::from(&self.write), call, node, now).await
-    }
-
     async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
         calls::mark_dialed(&self.write, call, provider_call_id, now).await
     }
@@ -73,35 +68,11 @@ impl_store!(SqliteStore {
         calls::end_call(&self.write, call, outcome, reason, now).await
     }
 
-    async fn release_unsent(&self, call: &CallId, reason: &str, now: Timestamp) -> Result<bool> {
-        calls::release_unsent(&self.write, call, reason, now).await
-    }
-
     async fn apply_events(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let out = events::apply_batch(&mut tx, events, "provider", received_at).await?;
         tx.commit().await?;
         Ok(out)
-    }
-
-    async fn purge_unknown_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
-        crate::events::purge_unknown(crate::sql::Db::from(&self.write), before, limit).await
-    }
-
-    async fn stuck_calls(&self, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
-        crate::calls::stuck(Db::from(&self.read), quiet_since, limit).await
-    }
-
-    async fn orphaned_calls(&self, node: &str, lease: Duration, now: Timestamp) -> Result<Vec<Call>> {
-        crate::calls::orphaned(Db::from(&self.read), Db::from(&self.write), node, lease, now).await
-    }
-
-    async fn overdue_calls(&self, now: Timestamp, default_max: Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
-        crate::calls::overdue(Db::from(&self.read), now, default_max, limit).await
-    }
-
-    async fn touch_call(&self, call: &CallId, now: Timestamp) -> Result<()> {
-        crate::calls::touch(Db::from(&self.write), call, now).await
     }
 
     async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>> {
@@ -123,19 +94,4 @@ impl_store!(SqliteStore {
         inbound::record_call(&self.write, entry, provider_call_id, from, now).await
     }
 
-    async fn get_call(&self, ws: &WorkspaceId, id: &CallId) -> Result<Option<Call>> {
-        crate::calls::get(Db::from(&self.read), ws, id).await
-    }
-
-    async fn list_calls(&self, ws: &WorkspaceId, filter: &CallFilter, page: &Page) -> Result<Vec<Call>> {
-        crate::calls::list(Db::from(&self.read), ws, filter, page).await
-    }
-
-    async fn call_events(&self, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {
-        crate::calls::events_of(Db::from(&self.read), ws, id).await
-    }
-
-    async fn active_calls(&self) -> Result<u64> {
-        crate::calls::active_count(Db::from(&self.read)).await
-    }
 });
