@@ -8,7 +8,7 @@ use dialtone_providers::{ErrorClass, ParsedWebhook, PlaceCall, Placed, Provider,
 use jiff::Timestamp;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// How the scripted provider answers one placement request.
 #[derive(Debug, Clone)]
@@ -59,6 +59,8 @@ pub struct ScriptedProvider {
     placed: Mutex<Vec<(CallId, Timestamp)>>,
     created: Mutex<Vec<CallId>>,
     hung_up: Mutex<Vec<String>>,
+    witness: OnceLock<(Arc<dyn dialtone_store::Store>, dialtone_core::WorkspaceId)>,
+    seen_at_send: Mutex<Vec<dialtone_store::Call>>,
 }
 
 impl Default for ScriptedProvider {
@@ -80,6 +82,8 @@ impl ScriptedProvider {
             placed: Mutex::new(vec![]),
             created: Mutex::new(vec![]),
             hung_up: Mutex::new(vec![]),
+            witness: OnceLock::new(),
+            seen_at_send: Mutex::new(vec![]),
         }
     }
 
@@ -99,6 +103,19 @@ impl ScriptedProvider {
     pub fn lookups_fail(mut self) -> Self {
         self.lookup_fails = true;
         self
+    }
+
+    /// Reads each call from `store` the moment it is asked to place it, as the store holds
+    /// it then (see [`ScriptedProvider::seen_at_send`]): how a test sees what was committed
+    /// before the request. Set once.
+    pub fn witnessing(self, store: Arc<dyn dialtone_store::Store>, ws: dialtone_core::WorkspaceId) -> Self {
+        assert!(self.witness.set((store, ws)).is_ok(), "witnessing is set once");
+        self
+    }
+
+    /// With [`ScriptedProvider::witnessing`]: each call as stored when its placement request came.
+    pub fn seen_at_send(&self) -> Vec<dialtone_store::Call> {
+        self.seen_at_send.lock().unwrap().clone()
     }
 
     /// Placement requests received, answered or not.
@@ -141,6 +158,10 @@ impl Provider for ScriptedProvider {
     async fn place_call(&self, call: &PlaceCall) -> Result<Placed, ProviderError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.placed.lock().unwrap().push((call.call_id.clone(), self.clock.now()));
+        if let Some((store, ws)) = self.witness.get() {
+            let stored = store.get_call(ws, &call.call_id).await.ok().flatten().expect("the call row exists before it is sent");
+            self.seen_at_send.lock().unwrap().push(stored);
+        }
         let answer = self.script.lock().unwrap().pop_front().unwrap_or(Answer::Accept);
         match answer {
             Answer::Accept => {

@@ -7,5 +7,6 @@ mod support;
 mod breaker;
 mod max_duration;
 mod scheduled;
+mod send_order;
 mod unanswered;
 mod unknown_events;
