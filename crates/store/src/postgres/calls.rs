@@ -1,9 +1,9 @@
 //! The engine's writes on PostgreSQL: claiming, placing, ending, and reads of calls.
 
 use super::events;
-use super::rows::{self, ms};
 use crate::calls as shared;
 use crate::common::{contact_zones, recipient_hold, ACTIVE_SQL};
+use crate::rows::{self, ms};
 use crate::sql::Db;
 use crate::{attempts, Applied, Dial, Result, StoreError};
 use dialtone_core::schedule::{LocalHours, Schedule};

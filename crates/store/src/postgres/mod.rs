@@ -19,7 +19,6 @@ mod calls;
 pub(crate) mod events;
 mod inbound;
 mod renumber;
-mod rows;
 mod wakes;
 
 use crate::shared::{impl_store, Pools};

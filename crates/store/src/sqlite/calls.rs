@@ -2,10 +2,10 @@
 
 use super::campaigns::ACTIVE_SQL;
 use super::events;
-use super::rows::{self, ms};
 use super::suppressions;
 use crate::calls as shared;
 use crate::common::{contact_zones, recipient_hold};
+use crate::rows::{self, ms};
 use crate::sql::Db;
 use crate::{attempts, Applied, Dial, Result, StoreError};
 use dialtone_core::schedule::{LocalHours, Schedule};

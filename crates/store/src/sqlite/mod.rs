@@ -5,7 +5,6 @@
 mod calls;
 mod events;
 mod inbound;
-mod rows;
 
 use crate::shared::{campaigns, impl_store, suppressions, Pools};
 use crate::*;
