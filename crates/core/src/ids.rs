@@ -81,6 +81,11 @@ prefixed_id!(
     "dnc"
 );
 prefixed_id!(
+    /// An agent for dialtone's own voice pipeline (`agents.id`): greeting, prompts, speech services.
+    AgentId,
+    "agt"
+);
+prefixed_id!(
     /// One engine process in the shared database: it owns the leases of the calls it claims.
     NodeId,
     "node"

@@ -1,6 +1,7 @@
 //! dialtone-core: the domain of dialtone as plain data with methods that decide things.
 //! No I/O, no async, no SQL: everything here is unit- and property-tested on its own.
 
+pub mod agent;
 pub mod attempt;
 pub mod call;
 pub mod campaign;
@@ -15,6 +16,7 @@ pub mod retry;
 pub mod schedule;
 pub mod timezone;
 
+pub use agent::{Agent, Speaker, SpeechService, TranscriptTurn};
 pub use attempt::{AttemptState, Step as AttemptStep, WrongOrder};
 pub use call::{CallStatus, Direction, Outcome, Transition};
 pub use campaign::{CampaignKind, CampaignStatus, Mode, ProviderKind};
@@ -22,7 +24,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::ContactStatus;
 pub use event::{AnsweredBy, EventKind, ProviderEvent};
 pub use frequency::{Frequency, Recurrence, RecurrenceError};
-pub use ids::{ApiKeyId, CallId, CampaignId, ContactId, EventId, NodeId, PhoneNumberId, SuppressionId, WorkspaceId};
+pub use ids::{AgentId, ApiKeyId, CallId, CampaignId, ContactId, EventId, NodeId, PhoneNumberId, SuppressionId, WorkspaceId};
 pub use phone::{PhoneError, PhoneNumber};
 pub use phone_ext::{parse_with_extension, split_extension, Extension, ExtensionError};
 pub use retry::RetryPolicy;

@@ -3,6 +3,7 @@
 //! the [`Provider`] trait.
 
 pub mod exotel;
+pub mod media;
 pub mod resilience;
 mod rest;
 pub mod twilio;
