@@ -112,6 +112,14 @@ impl Resampler {
         self.to_hz
     }
 
+    /// Output samples dropped at the start of a stream to take out the filter's group delay.
+    /// Prepending this many zeros to the output gives a stream whose sample `k` lags the input
+    /// by exactly this many output samples and that yields exactly `n × to/from` samples for
+    /// `n` in (when `n × to/from` is whole).
+    pub fn delay(&self) -> usize {
+        self.skip as usize
+    }
+
     /// Resamples `input`, appending what can be computed so far to `out`. The last few
     /// samples wait for more input (or [`Resampler::finish`]).
     pub fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
