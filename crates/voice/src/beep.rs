@@ -90,47 +90,49 @@ impl GoertzelBank {
         self.window.len()
     }
 
-    /// Each bin's share of the frame's windowed energy, in bin order (all 0 for a silent or
-    /// wrongly sized frame), and the frame's RMS.
+    /// Each bin's share of the frame's windowed energy, in bin order, into `out` (all 0 for a
+    /// silent or wrongly sized frame); returns the frame's RMS. Allocation-free once `out` has
+    /// room for two values per bin.
     pub fn ratios(&self, frame: &[i16], out: &mut Vec<f32>) -> f32 {
+        let bins = self.bins.len();
         out.clear();
         if frame.len() != self.window.len() {
-            out.resize(self.bins.len(), 0.0);
+            out.resize(bins, 0.0);
             return 0.0;
         }
-        let mut energy = 0.0f32;
-        let mut raw = 0.0f32;
-        let xw: Vec<f32> = frame
-            .iter()
-            .zip(&self.window)
-            .map(|(&s, &w)| {
-                let s = f32::from(s);
-                raw += s * s;
-                let v = s * w;
-                energy += v * v;
-                v
-            })
-            .collect();
-        let rms = (raw / frame.len() as f32).sqrt();
-        for &(_, coeff) in &self.bins {
-            let (mut s1, mut s2) = (0.0f32, 0.0f32);
-            for &x in &xw {
-                let s0 = x + coeff * s1 - s2;
-                s2 = s1;
-                s1 = s0;
+        // All bins run side by side over the windowed samples: out[2b], out[2b+1] = s1, s2.
+        out.resize(2 * bins, 0.0);
+        let (mut energy, mut raw) = (0.0f32, 0.0f32);
+        for (&s, &w) in frame.iter().zip(&self.window) {
+            let x = f32::from(s);
+            raw += x * x;
+            let v = x * w;
+            energy += v * v;
+            for (state, &(_, coeff)) in out.chunks_exact_mut(2).zip(&self.bins) {
+                let s0 = v + coeff * state[0] - state[1];
+                state[1] = state[0];
+                state[0] = s0;
             }
-            let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-            out.push(if energy > 0.0 { (power / energy * self.norm).min(1.0) } else { 0.0 });
         }
-        rms
+        for b in 0..bins {
+            let (s1, s2, coeff) = (out[2 * b], out[2 * b + 1], self.bins[b].1);
+            let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+            out[b] = if energy > 0.0 { (power / energy * self.norm).clamp(0.0, 1.0) } else { 0.0 };
+        }
+        out.truncate(bins);
+        (raw / frame.len() as f32).sqrt()
+    }
+
+    /// The strongest bin of `frame`; `scratch` as in [`GoertzelBank::ratios`].
+    pub fn strongest_with(&self, frame: &[i16], scratch: &mut Vec<f32>) -> Tone {
+        let rms = self.ratios(frame, scratch);
+        let (i, ratio) = scratch.iter().copied().enumerate().fold((0, 0.0f32), |best, (i, r)| if r > best.1 { (i, r) } else { best });
+        Tone { hz: self.bins.get(i).map_or(0, |b| b.0), ratio, rms }
     }
 
     /// The strongest bin of `frame`.
     pub fn strongest(&self, frame: &[i16]) -> Tone {
-        let mut ratios = Vec::with_capacity(self.bins.len());
-        let rms = self.ratios(frame, &mut ratios);
-        let (i, ratio) = ratios.iter().copied().enumerate().fold((0, 0.0f32), |best, (i, r)| if r > best.1 { (i, r) } else { best });
-        Tone { hz: self.bins.get(i).map_or(0, |b| b.0), ratio, rms }
+        self.strongest_with(frame, &mut Vec::new())
     }
 }
 
@@ -155,6 +157,7 @@ pub struct BeepDetector {
     frame_ms: u64,
     frames: u64,
     run: Option<Run>,
+    scratch: Vec<f32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,7 +181,7 @@ impl BeepDetector {
         let step = config.step_hz.max(1) as usize;
         let bank = GoertzelBank::new((config.min_hz..=config.max_hz).step_by(step), frame_len, config.sample_rate);
         let frame_ms = u64::from(config.frame_ms);
-        Self { config, bank, frame_ms, frames: 0, run: None }
+        Self { config, bank, frame_ms, frames: 0, run: None, scratch: Vec::new() }
     }
 
     /// Samples per frame (160 at 8 kHz, 20 ms).
@@ -188,8 +191,8 @@ impl BeepDetector {
 
     /// Is `frame` tonal by the beep rule (strongest bin ≥ `min_tone_ratio`, RMS > `min_rms`)?
     /// Returns the tone if so.
-    pub fn tonal(&self, frame: &[i16]) -> Option<Tone> {
-        let tone = self.bank.strongest(frame);
+    pub fn tonal(&mut self, frame: &[i16]) -> Option<Tone> {
+        let tone = self.bank.strongest_with(frame, &mut self.scratch);
         (tone.ratio >= self.config.min_tone_ratio && tone.rms > self.config.min_rms).then_some(tone)
     }
 
@@ -232,5 +235,67 @@ impl BeepDetector {
             hz: (run.hz_sum / run.frames) as u32,
             ms,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(ms: usize, hz: f32, amplitude: f32) -> Vec<i16> {
+        (0..8 * ms).map(|i| (amplitude * (2.0 * PI * hz * i as f32 / 8_000.0).sin()).round() as i16).collect()
+    }
+
+    fn run(pcm: &[i16]) -> Vec<Beep> {
+        let mut det = BeepDetector::default();
+        let mut found: Vec<Beep> = pcm.chunks_exact(det.frame_samples()).filter_map(|f| det.push_frame(f)).collect();
+        found.extend(det.finish());
+        found
+    }
+
+    #[test]
+    fn a_pure_tone_holds_its_frame() {
+        let det = BeepDetector::default();
+        assert_eq!(det.frame_samples(), 160);
+        let on_bin = det.bank.strongest(&tone(20, 1_000.0, 8_000.0));
+        assert_eq!(on_bin.hz, 1_000);
+        assert!(on_bin.ratio > 0.95, "{on_bin:?}");
+        let between = det.bank.strongest(&tone(20, 1_012.5, 8_000.0));
+        assert!(between.ratio > 0.8 && between.hz.abs_diff(1_012) <= 13, "{between:?}");
+        let two = det.bank.strongest(&tone(20, 770.0, 4_000.0).iter().zip(tone(20, 1_336.0, 4_000.0)).map(|(a, b)| a + b).collect::<Vec<_>>());
+        assert!(two.ratio < 0.6, "DTMF is not one tone: {two:?}");
+    }
+
+    #[test]
+    fn odd_frames_do_not_panic() {
+        let mut det = BeepDetector::default();
+        assert_eq!(det.push_frame(&[1; 7]), None);
+        assert_eq!(det.push_frame(&[]), None);
+        assert_eq!(det.bank.strongest(&[0; 160]).ratio, 0.0);
+    }
+
+    #[test]
+    fn a_beep_is_reported_when_it_ends_with_its_start_and_length() {
+        let pcm = [vec![0; 1_600], tone(300, 1_000.0, 8_000.0), vec![0; 1_600]].concat();
+        let mut det = BeepDetector::default();
+        let hits: Vec<(usize, Beep)> = pcm.chunks_exact(160).enumerate().filter_map(|(i, f)| det.push_frame(f).map(|b| (i, b))).collect();
+        assert_eq!(hits, vec![(25, Beep { start_sample: 1_600, hz: 1_000, ms: 300 })]);
+    }
+
+    #[test]
+    fn a_frequency_jump_splits_tones() {
+        // 120 ms at 900 Hz then 120 ms at 1,000 Hz: neither is long enough, nor are they one tone.
+        assert_eq!(run(&[tone(120, 900.0, 8_000.0), tone(120, 1_000.0, 8_000.0), vec![0; 800]].concat()), vec![]);
+        let two = run(&[tone(200, 850.0, 8_000.0), tone(200, 1_150.0, 8_000.0), vec![0; 800]].concat());
+        assert_eq!(two.iter().map(|b| b.hz).collect::<Vec<_>>(), vec![850, 1_150]);
+    }
+
+    #[test]
+    fn a_long_tone_is_reported_once_after_1_5_s() {
+        let pcm = [tone(3_000, 1_000.0, 8_000.0), vec![0; 800]].concat();
+        let mut det = BeepDetector::default();
+        let hits: Vec<(usize, Beep)> = pcm.chunks_exact(160).enumerate().filter_map(|(i, f)| det.push_frame(f).map(|b| (i, b))).collect();
+        assert_eq!(hits, vec![(74, Beep { start_sample: 0, hz: 1_000, ms: 1_500 })]);
+        assert_eq!(det.finish(), None);
     }
 }

@@ -271,3 +271,84 @@ impl Listener {
 fn samples_to_ms(samples: u64) -> u64 {
     samples * 1000 / RATE
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A VAD that plays back a script of per-frame probabilities (then 0).
+    struct Scripted(std::vec::IntoIter<f32>);
+
+    impl Vad for Scripted {
+        fn frame_samples(&self) -> usize {
+            128
+        }
+        fn voice_probability(&mut self, _frame: &[i16]) -> f32 {
+            self.0.next().unwrap_or(0.0)
+        }
+        fn reset(&mut self) {}
+    }
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::UNIX_EPOCH + SignedDuration::from_millis(ms)
+    }
+
+    /// Runs `script` (1 = voiced 16 ms frame) over silence fed frame by frame; returns
+    /// (event, frame index after which it was returned).
+    fn run(script: &str, frames: usize) -> Vec<(Heard, u64)> {
+        let probs = script.chars().filter(|c| !c.is_whitespace()).map(|c| if c == '1' { 0.9 } else { 0.1 }).collect::<Vec<_>>();
+        let mut l = Listener::with_vad(ListenerConfig::default(), Box::new(Scripted(probs.into_iter())));
+        let mut out = Vec::new();
+        for i in 0..frames {
+            for h in l.push(t(i as i64 * 16), &[0; 128]) {
+                out.push((h, l.vad_pos / 128));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn onset_is_confirmed_after_80_ms_and_dated_at_its_first_frame() {
+        let heard = run("00 1101 1 1 0000", 200);
+        assert_eq!(heard[0], (Heard::SpeechStarted { at: t(32) }, 8));
+    }
+
+    #[test]
+    fn a_gap_before_confirmation_drops_the_onset() {
+        // Four voiced frames, then seven silent (112 ms > 100 ms), then five voiced from frame 11.
+        let heard = run("1111 0000000 11111", 200);
+        assert_eq!(heard[0], (Heard::SpeechStarted { at: t(11 * 16) }, 16));
+        // Shorter bursts never start a segment.
+        assert_eq!(run("1111 0000000 1111 0000000 1", 200), vec![]);
+    }
+
+    #[test]
+    fn segment_ends_after_700_ms_of_silence_dated_at_the_last_voiced_frame() {
+        // Voiced frames 0–9, a 640 ms pause (40 frames), voiced 50–59, then silence.
+        let script = format!("{}{}{}", "1".repeat(10), "0".repeat(40), "1".repeat(10));
+        let heard = run(&script, 200);
+        assert_eq!(
+            heard,
+            vec![
+                (Heard::SpeechStarted { at: t(0) }, 5),
+                // Last voiced frame ends at 60 × 16 = 960 ms; 44 frames (704 ms) later the end is reported.
+                (Heard::SpeechEnded { at: t(960), speech_ms: 960 }, 104),
+            ]
+        );
+    }
+
+    #[test]
+    fn finish_closes_an_open_segment() {
+        let mut l = Listener::with_vad(ListenerConfig::default(), Box::new(Scripted(vec![0.9; 20].into_iter())));
+        assert_eq!(l.push(t(0), &[0; 128 * 20]), vec![Heard::SpeechStarted { at: t(0) }]);
+        assert!(l.speaking());
+        assert_eq!(l.finish(), vec![Heard::SpeechEnded { at: t(320), speech_ms: 320 }]);
+        assert!(!l.speaking());
+    }
+
+    #[test]
+    fn listener_can_move_between_tasks() {
+        fn send<T: Send>() {}
+        send::<Listener>();
+    }
+}
