@@ -16,7 +16,7 @@ use std::f32::consts::PI;
 /// The detector's thresholds. `Default` is VOICE.md §5.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeepConfig {
-    /// Sample rate of the input (Hz).
+    /// Sample rate of the input (Hz). [`crate::listen::Listener`] takes 8,000 Hz only.
     pub sample_rate: u32,
     /// Analysis frame (ms); 20 ms = 160 samples at 8 kHz.
     pub frame_ms: u32,

@@ -6,15 +6,18 @@
 //! white/pink noise where `webrtc-vad` gave up to 1.00. earshot takes 16 kHz only, so 8 kHz
 //! phone audio is upsampled ×2, on purpose by linear interpolation and not by the anti-aliased
 //! [`crate::resample`]: earshot was trained on wideband audio, and noise with nothing above
-//! 4 kHz looks like voice to it. Measured on the fixtures and sox noise (μ-law, −43 to −20 dBFS):
-//! with the clean FIR, white/pink noise at ≥ −30 dBFS scored 0.94–0.98 of frames voiced; with
-//! linear interpolation (whose attenuated images keep some energy above 4 kHz) 0.00–0.02, while
-//! the speech clips stayed at 0.62–0.93 and DTMF fell from 0.83 to 0.08.
-//! A slow automatic gain control ([`Agc`]) levels quiet lines first (VOICE.md §3 measured
-//! 0.21–0.76 of −40 dBFS speech frames voiced without it).
+//! 4 kHz looks like voice to it. Measured on the fixtures and sox noise (μ-law, 8 kHz): with the
+//! clean FIR, white/pink noise at −33 dBFS RMS and louder scored 0.94–0.98 of frames voiced;
+//! with linear interpolation (whose attenuated images keep some energy above 4 kHz) 0.00–0.02,
+//! while the speech clips stayed at 0.62–0.93 and DTMF fell from 0.83 to 0.08.
 //!
-//! Known weakness: pure tones and DTMF score as voice (0.83 of frames); [`crate::listen`] masks
-//! tonal frames with [`crate::beep`]'s Goertzel bank.
+//! A slow automatic gain control ([`Agc`]) levels quiet lines first: speech peaking at
+//! −40 dBFS had 0.00–0.80 of its frames voiced without it, 0.60–0.86 with it.
+//!
+//! Known weaknesses: very loud noise (≈ −16 dBFS RMS and up) scores as voice whatever the
+//! upsampling; tones can score as voice (VOICE.md §3: 0.83 of frames; here a beep right after
+//! a greeting stretched its segment), so [`crate::listen`] masks tonal frames with
+//! [`crate::beep`]'s Goertzel bank.
 
 /// Sample rate the VADs here take (Hz): the phone's.
 pub const VAD_RATE_HZ: u32 = 8_000;
