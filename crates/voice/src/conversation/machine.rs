@@ -337,10 +337,10 @@ fn start(c: &mut Conversation, now: Timestamp, acts: &mut Vec<Action>) {
 fn greet(c: &mut Conversation, now: Timestamp, acts: &mut Vec<Action>) {
     c.m.phase = Phase::Talking;
     c.m.quiet_since = Some(now);
+    // Set even for a blank greeting: the callee's turns after this are answered.
+    c.m.greeted_at = Some(now);
     let greeting = c.script.greeting.clone();
-    if say(c, now, Utterance::Greeting, &greeting, acts).is_some() {
-        c.m.greeted_at = Some(now);
-    }
+    say(c, now, Utterance::Greeting, &greeting, acts);
 }
 
 /// Sends one line: a `Say` with a fresh mark, added to our current turn (or a new one).

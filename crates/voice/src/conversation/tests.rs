@@ -644,3 +644,16 @@ fn a_late_driver_still_gets_every_timer_and_deadlines_stay_ahead() {
     assert!(call.c.handle(t(1000), Input::Tick).is_empty());
     assert!(call.c.next_deadline().unwrap() > t(12_500));
 }
+
+#[test]
+fn blank_lines_are_not_said_and_the_conversation_still_works() {
+    let mut call = Call::new(Script { greeting: " ".into(), no_response_prompt: String::new(), goodbye: String::new(), ..script() });
+    assert!(call.feed(0, Input::Started).is_empty(), "no Say for a blank greeting");
+    let acts = call.callee_says(1000, 2000, "Hello?");
+    assert!(matches!(acts[..], [Action::FinalizeStt, Action::Reply { .. }]), "{acts:?}");
+    call.feed(2200, Input::ReplyFailed { reply: reply_id(&acts) });
+    // Blank prompt and goodbye: the timers still run, and the call ends.
+    call.advance(100_000);
+    assert_eq!(call.when(is_hangup), Some(2200 + 10_000 + 5000));
+    assert!(says(&call.log.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>()).is_empty());
+}
