@@ -43,6 +43,20 @@ pub struct Script {
     pub max_duration: SignedDuration,
 }
 
+impl Script {
+    /// Added: the script of an agent (`max_duration_secs` → `max_duration`).
+    pub fn from_agent(agent: &dialtone_core::Agent) -> Self {
+        Self {
+            greeting: agent.greeting.clone(),
+            system_prompt: agent.system_prompt.clone(),
+            no_response_prompt: agent.no_response_prompt.clone(),
+            goodbye: agent.goodbye.clone(),
+            voicemail_message: agent.voicemail_message.clone(),
+            max_duration: SignedDuration::from_secs(i64::from(agent.max_duration_secs)),
+        }
+    }
+}
+
 /// The conversation's timers and thresholds. `Default` holds the values docs/voice.md gives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timing {

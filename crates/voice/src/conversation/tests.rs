@@ -657,3 +657,26 @@ fn blank_lines_are_not_said_and_the_conversation_still_works() {
     assert_eq!(call.when(is_hangup), Some(2200 + 10_000 + 5000));
     assert!(says(&call.log.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>()).is_empty());
 }
+
+#[test]
+fn an_agents_settings_make_its_script() {
+    use dialtone_core::agent::{Agent, SpeechService};
+    let agent = Agent {
+        id: dialtone_core::ids::AgentId::new(),
+        workspace_id: dialtone_core::ids::WorkspaceId::new(),
+        name: "Dana".into(),
+        greeting: GREETING.into(),
+        system_prompt: "You are Dana.".into(),
+        no_response_prompt: "Hello? Are you there?".into(),
+        goodbye: GOODBYE.into(),
+        voicemail_message: Some(VOICEMAIL.into()),
+        max_duration_secs: 600,
+        language: "en-US".into(),
+        stt: SpeechService::default(),
+        llm: SpeechService::default(),
+        tts: SpeechService::default(),
+        created_at: t(0),
+        updated_at: t(0),
+    };
+    assert_eq!(Script::from_agent(&agent), script());
+}
