@@ -109,6 +109,8 @@ struct CalleeTurn {
     ended_at: Option<Timestamp>,
     finals: Vec<String>,
     partial: String,
+    /// Its latest segment began during our turn and did not interrupt us ("mhm").
+    backchannel: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,8 +365,10 @@ fn speech_started(c: &mut Conversation, at: Timestamp) {
     }
     c.m.speech = Some(at);
     c.m.callee.started_at.get_or_insert(at);
+    let during_our_turn = matches!(c.m.phase, Phase::Talking) && c.m.our_turn();
+    c.m.callee.backchannel = during_our_turn;
     match &mut c.m.phase {
-        Phase::Talking if c.m.agent.is_some() || c.m.reply.is_some() => {
+        Phase::Talking if during_our_turn => {
             c.m.barge.get_or_insert(at);
         }
         Phase::VoicemailWait { silence_at, .. } => *silence_at = None,
@@ -400,6 +404,7 @@ fn speech_ended(c: &mut Conversation, now: Timestamp, at: Timestamp, speech_ms: 
 /// The callee's speech during our turn lasted `min_barge_in`: stop talking.
 fn confirm_barge_in(c: &mut Conversation, now: Timestamp, acts: &mut Vec<Action>) {
     let Some(onset) = c.m.barge.take() else { return };
+    c.m.callee.backchannel = false;
     let greeting_unheard = c.m.agent.as_ref().is_some_and(|t| t.kind == Utterance::Greeting && t.lines.iter().all(|l| l.played_at.is_none()));
     let callee_first = greeting_unheard && c.m.greeted_at.is_some_and(|g| onset <= plus(g, c.timing.greeting_lead));
     if callee_first {
@@ -469,10 +474,11 @@ fn callee_turn_done(c: &mut Conversation, now: Timestamp, acts: &mut Vec<Action>
     if c.m.reply_played_at.is_some_and(|p| started_at >= p) {
         c.m.exchanged = true;
     }
-    // Not answered: an opening utterance the greeting answers, a backchannel ("mhm") while
-    // we keep talking, anything while voicemail or closing.
+    // Not answered: an opening utterance the greeting answers, a backchannel ("mhm") that
+    // did not interrupt us (even when its text comes after our turn ended), anything while
+    // voicemail or closing.
     let opening = !matches!(c.m.greeted_at, Some(g) if started_at >= g);
-    if !matches!(c.m.phase, Phase::Talking) || opening || c.m.our_turn() {
+    if !matches!(c.m.phase, Phase::Talking) || opening || heard.backchannel || c.m.our_turn() {
         return;
     }
     c.m.next_reply += 1;

@@ -241,7 +241,7 @@ fn a_callee_turn_gets_a_streamed_reply_sentence_by_sentence() {
 #[test]
 fn a_reply_is_not_requested_for_a_backchannel_while_we_talk() {
     let (mut call, reply) = asked();
-    call.feed(4200, Input::ReplyDelta { reply, text: "We open at nine. ".into() });
+    let m1 = mark_of(&call.feed(4200, Input::ReplyDelta { reply, text: "We open at nine. ".into() }), Utterance::Reply);
     // "mhm", too short to interrupt.
     call.onset(4500);
     let acts = call.end_of_speech(4650, 150);
@@ -249,6 +249,17 @@ fn a_reply_is_not_requested_for_a_backchannel_while_we_talk() {
     let acts = call.final_text(4700, "mhm");
     assert!(acts.is_empty(), "{acts:?}");
     assert_eq!(call.c.transcript().last().unwrap().text, "mhm");
+    // Another one whose text comes only after our turn ended: still no reply.
+    let m2 = mark_of(&call.feed(4800, Input::ReplyDelta { reply, text: "We close at five. ".into() }), Utterance::Reply);
+    call.feed(4900, Input::ReplyDone { reply });
+    call.onset(5000);
+    call.end_of_speech(5100, 100);
+    call.played(5200, &m1);
+    call.played(5300, &m2);
+    assert!(call.final_text(5400, "uh-huh").is_empty(), "no reply to a backchannel");
+    // A real question after that is answered.
+    let acts = call.callee_says(6000, 7000, "And on Sundays?");
+    assert!(matches!(acts[..], [Action::FinalizeStt, Action::Reply { .. }]), "{acts:?}");
 }
 
 #[test]
