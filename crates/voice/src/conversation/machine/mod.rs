@@ -1,16 +1,19 @@
-//! The state machine behind [`Conversation`]: phases, our turn, the callee's turn and the
-//! timers. docs/voice.md describes the same rules as tables.
+//! The state machine behind [`Conversation`]: phases, our turn and the callee's turn;
+//! [`timers`] says what is due next, [`ending`] handles voicemail, goodbye and the end.
+//! docs/voice.md describes the same rules as tables.
 
-use super::text::{speech_estimate, take_sentences};
-use super::{Action, Conversation, EndReason, Ending, Input, State, Utterance, VoiceOutcome};
+mod ending;
+mod timers;
+
+use super::text::take_sentences;
+use super::{Action, Conversation, EndReason, Input, State, Utterance};
 use crate::listen::Heard;
 use crate::speech::{ChatMessage, ChatRequest, SttEvent};
-use dialtone_core::{AnsweredBy, Speaker, TranscriptTurn};
+use dialtone_core::{Speaker, TranscriptTurn};
+use ending::{enter_voicemail, finish, hang_up, provider_amd};
 use jiff::{SignedDuration, Timestamp};
-
-/// Timers fired in one `handle` call at most; each firing changes the phase or disarms its
-/// timer, so this only guards against a bug looping forever.
-const MAX_FIRINGS: usize = 32;
+use timers::fire_due;
+pub(super) use timers::next_timer;
 
 #[derive(Debug, Default)]
 pub(super) struct Machine {
@@ -113,18 +116,6 @@ struct CalleeTurn {
     backchannel: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Timer {
-    Barge,
-    Greet,
-    LongSpeech,
-    NoResponse,
-    VoicemailEnd,
-    Hang,
-    MaxGoodbye,
-    MaxEnd,
-}
-
 fn plus(t: Timestamp, d: SignedDuration) -> Timestamp {
     t.saturating_add(d).unwrap_or(t)
 }
@@ -160,56 +151,6 @@ impl Machine {
     }
 }
 
-/// The earliest armed timer.
-pub(super) fn next_timer(c: &Conversation) -> Option<(Timestamp, Timer)> {
-    let m = &c.m;
-    let t = &c.timing;
-    let started = m.started_at?;
-    let max_end = plus(started, c.script.max_duration);
-    let mut timers: Vec<(Timestamp, Timer)> = Vec::with_capacity(4);
-    match &m.phase {
-        Phase::Ringing | Phase::Ended => return None,
-        Phase::CalleeFirst { greet_at } => timers.push((*greet_at, Timer::Greet)),
-        Phase::Talking => {
-            if let Some(onset) = m.barge {
-                timers.push((plus(onset, t.min_barge_in), Timer::Barge));
-            }
-            if let (Some(q), None, false, false) = (m.quiet_since, m.speech, m.our_turn(), m.barge.is_some()) {
-                let wait = if m.prompted { t.no_response_goodbye } else { t.no_response };
-                timers.push((plus(q, wait), Timer::NoResponse));
-            }
-        }
-        Phase::VoicemailWait { silence_at, give_up_at } => {
-            timers.push((*give_up_at, Timer::VoicemailEnd));
-            if let Some(s) = silence_at {
-                timers.push((*s, Timer::VoicemailEnd));
-            }
-        }
-        Phase::LeavingMessage { hang_at, .. } => timers.push((*hang_at, Timer::Hang)),
-        Phase::Closing { hang_from, hang_at, mark_back, .. } => {
-            timers.push((*hang_at, Timer::Hang));
-            if let (true, Some(from)) = (mark_back, hang_from) {
-                timers.push((*from, Timer::Hang));
-            }
-        }
-    }
-    if matches!(m.phase, Phase::CalleeFirst { .. } | Phase::Talking) {
-        if let (Some(onset), true) = (m.speech, long_speech_armed(m)) {
-            timers.push((plus(onset, t.voicemail_speech), Timer::LongSpeech));
-        }
-        let lead = speech_estimate(&c.script.goodbye);
-        timers.push((plus(max_end, -lead).max(started), Timer::MaxGoodbye));
-    }
-    timers.push((max_end, Timer::MaxEnd));
-    let (at, timer) = timers.into_iter().min_by_key(|&(at, _)| at)?;
-    // Everything due by the last `handle` has fired there; this only guards the promise.
-    Some((m.last_now.map_or(at, |last| at.max(last)), timer))
-}
-
-fn long_speech_armed(m: &Machine) -> bool {
-    !m.exchanged && !m.amd_human
-}
-
 pub(super) fn handle(c: &mut Conversation, now: Timestamp, input: Input) -> Vec<Action> {
     let now = c.m.last_now.map_or(now, |last| now.max(last));
     let mut acts = Vec::new();
@@ -233,49 +174,6 @@ pub(super) fn handle(c: &mut Conversation, now: Timestamp, input: Input) -> Vec<
 fn heard_at(h: &Heard) -> Timestamp {
     match h {
         Heard::SpeechStarted { at } | Heard::SpeechEnded { at, .. } | Heard::Beep { at, .. } => *at,
-    }
-}
-
-fn fire_due(c: &mut Conversation, now: Timestamp, acts: &mut Vec<Action>) {
-    for _ in 0..MAX_FIRINGS {
-        if c.ending.is_some() {
-            return;
-        }
-        let Some((at, timer)) = next_timer(c) else { return };
-        if at > now {
-            return;
-        }
-        fire(c, now, timer, acts);
-    }
-}
-
-fn fire(c: &mut Conversation, now: Timestamp, timer: Timer, acts: &mut Vec<Action>) {
-    match timer {
-        Timer::Barge => confirm_barge_in(c, now, acts),
-        Timer::Greet => greet(c, now, acts),
-        Timer::LongSpeech => enter_voicemail(c, now, false, acts),
-        Timer::NoResponse => {
-            if c.m.prompted {
-                begin_closing(c, now, EndReason::AgentHungUp, acts);
-            } else {
-                let prompt = c.script.no_response_prompt.clone();
-                if say(c, now, Utterance::NoResponsePrompt, &prompt, acts).is_none() {
-                    // Nothing to say: count the prompt as played.
-                    c.m.prompted = true;
-                    c.m.quiet_since = Some(now);
-                }
-            }
-        }
-        Timer::VoicemailEnd => leave_message(c, now, acts),
-        Timer::Hang => match &c.m.phase {
-            Phase::Closing { reason, .. } => {
-                let reason = *reason;
-                hang_up(c, now, reason, acts)
-            }
-            _ => hang_up(c, now, EndReason::VoicemailDone, acts),
-        },
-        Timer::MaxGoodbye => begin_closing(c, now, EndReason::MaxDuration, acts),
-        Timer::MaxEnd => hang_up(c, now, EndReason::MaxDuration, acts),
     }
 }
 
@@ -562,120 +460,4 @@ fn mark_played(c: &mut Conversation, now: Timestamp, mark: &str, acts: &mut Vec<
         }
         _ => close_turn_if_played(c, now),
     }
-}
-
-fn provider_amd(c: &mut Conversation, now: Timestamp, verdict: AnsweredBy, acts: &mut Vec<Action>) {
-    match verdict {
-        AnsweredBy::Unknown => {}
-        AnsweredBy::Machine => match c.m.phase {
-            Phase::Ringing => c.m.amd_machine_early = true,
-            Phase::CalleeFirst { .. } | Phase::Talking if !c.m.exchanged => enter_voicemail(c, now, false, acts),
-            _ => {}
-        },
-        AnsweredBy::Human => {
-            c.m.amd_human = true;
-            c.m.amd_machine_early = false;
-            if matches!(c.m.phase, Phase::VoicemailWait { .. }) {
-                // A person after all (the beep would have moved us on already).
-                c.m.voicemail = false;
-                c.m.quiet_since = Some(now);
-                if c.m.greeted_at.is_some() {
-                    c.m.phase = Phase::Talking;
-                } else if let Some(onset) = c.m.speech {
-                    c.m.phase = Phase::CalleeFirst { greet_at: plus(onset.max(now), c.timing.callee_first_wait) };
-                } else {
-                    greet(c, now, acts);
-                }
-            }
-        }
-    }
-}
-
-/// Voicemail: stop talking, then leave the message at the beep (`beep`) or when the
-/// greeting ends; with no message, hang up at once.
-fn enter_voicemail(c: &mut Conversation, now: Timestamp, beep: bool, acts: &mut Vec<Action>) {
-    c.m.voicemail = true;
-    stop_talking(c, now, acts);
-    let has_message = c.script.voicemail_message.as_deref().is_some_and(|m| !m.trim().is_empty());
-    if !has_message {
-        return hang_up(c, now, EndReason::VoicemailDone, acts);
-    }
-    if beep {
-        return leave_message(c, now, acts);
-    }
-    let silence_at = c.m.speech.is_none().then(|| plus(now, c.timing.voicemail_silence));
-    let give_up_at = plus(now, c.timing.voicemail_wait_max);
-    if !matches!(c.m.phase, Phase::VoicemailWait { .. }) {
-        c.m.phase = Phase::VoicemailWait { silence_at, give_up_at };
-    }
-}
-
-fn leave_message(c: &mut Conversation, now: Timestamp, acts: &mut Vec<Action>) {
-    let message = c.script.voicemail_message.clone().unwrap_or_default();
-    match say(c, now, Utterance::Voicemail, &message, acts) {
-        Some(mark) => {
-            let hang_at = plus(now, speech_estimate(&message).saturating_add(c.timing.mark_grace)).min(max_end(c).max(now));
-            c.m.phase = Phase::LeavingMessage { mark, hang_at };
-        }
-        None => hang_up(c, now, EndReason::VoicemailDone, acts),
-    }
-}
-
-fn max_end(c: &Conversation) -> Timestamp {
-    let started = c.m.started_at.unwrap_or(Timestamp::MAX);
-    plus(started, c.script.max_duration)
-}
-
-/// Goodbye, then hang-up when its mark comes back (bounded).
-fn begin_closing(c: &mut Conversation, now: Timestamp, reason: EndReason, acts: &mut Vec<Action>) {
-    stop_talking(c, now, acts);
-    let goodbye = c.script.goodbye.clone();
-    let Some(mark) = say(c, now, Utterance::Goodbye, &goodbye, acts) else {
-        return hang_up(c, now, reason, acts);
-    };
-    let max_end = max_end(c).max(now);
-    let (hang_from, hang_at) = match reason {
-        EndReason::MaxDuration => (Some(plus(max_end, -SignedDuration::from_secs(1)).max(now)), max_end),
-        _ => (None, plus(now, speech_estimate(&goodbye).saturating_add(c.timing.mark_grace)).min(max_end)),
-    };
-    c.m.phase = Phase::Closing { mark, reason, hang_from, hang_at, mark_back: false };
-}
-
-fn outcome(c: &Conversation) -> VoiceOutcome {
-    if c.m.voicemail {
-        VoiceOutcome::Voicemail
-    } else if c.m.callee_spoke {
-        VoiceOutcome::Completed
-    } else {
-        VoiceOutcome::NoResponse
-    }
-}
-
-fn hang_up(c: &mut Conversation, now: Timestamp, reason: EndReason, acts: &mut Vec<Action>) {
-    finish(c, now, reason, false, acts)
-}
-
-/// The ending: flushes both sides' turns into the transcript and returns `Hangup`.
-fn finish(c: &mut Conversation, now: Timestamp, reason: EndReason, voicemail_left: bool, acts: &mut Vec<Action>) {
-    if let Some(turn) = c.m.agent.take() {
-        let cut = c.m.reply.is_some() || turn.lines.iter().any(|l| l.played_at.is_none());
-        record_agent_turn(c, turn, now, cut);
-    }
-    // Settled text the STT had not closed, or what it last guessed.
-    let mut heard = std::mem::take(&mut c.m.callee);
-    if heard.finals.is_empty() && !heard.partial.trim().is_empty() {
-        heard.finals.push(heard.partial.trim().to_string());
-    }
-    if !heard.finals.is_empty() {
-        let started_at = heard.started_at.unwrap_or(now).min(now);
-        let ended_at = heard.ended_at.unwrap_or(now).clamp(started_at, now);
-        record(c, TranscriptTurn { speaker: Speaker::Callee, text: heard.finals.join(" "), started_at, ended_at, interrupted: false });
-        c.m.callee_spoke = true;
-    }
-    c.m.reply = None;
-    c.m.barge = None;
-    let ending = Ending { outcome: outcome(c), reason, voicemail_left };
-    c.ending = Some(ending);
-    c.m.phase = Phase::Ended;
-    acts.push(Action::Hangup(ending));
 }
