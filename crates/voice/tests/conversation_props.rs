@@ -140,8 +140,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn random_inputs_keep_the_conversation_sound(steps in steps(), max_s in 1u8..90, voicemail in any::<bool>()) {
-        let mut c = Conversation::new(script(max_s, voicemail), Timing::default());
+    fn random_inputs_keep_the_conversation_sound(steps in steps(), max_s in 1u8..90, voicemail in any::<bool>(), silence in any::<bool>()) {
+        let timing = Timing { voicemail_opening_silence: silence.then(|| SignedDuration::from_secs(5)), ..Timing::default() };
+        let mut c = Conversation::new(script(max_s, voicemail), timing);
         let mut seen = Seen::default();
         let mut now = Timestamp::from_second(1_800_000_000).unwrap();
         for (advance_ms, ticks, op) in steps {

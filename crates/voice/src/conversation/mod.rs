@@ -84,6 +84,11 @@ pub struct Timing {
     /// Added: how long past [`speech_estimate`] of a closing line (goodbye, voicemail message)
     /// we wait for its mark before hanging up anyway (5 s).
     pub mark_grace: SignedDuration,
+    /// Added: a line silent this long after our greeting played (no VAD onset, no key, AMD
+    /// not `Human`) is taken for a voicemail (the "long silence"). `None` (the
+    /// default): a silent line is a person who does not answer, handled by the no-response
+    /// prompt and goodbye (outcome `NoResponse`); a silent mailbox is still caught by its beep.
+    pub voicemail_opening_silence: Option<SignedDuration>,
 }
 
 impl Default for Timing {
@@ -98,6 +103,7 @@ impl Default for Timing {
             voicemail_silence: SignedDuration::from_millis(1500),
             voicemail_wait_max: SignedDuration::from_secs(30),
             mark_grace: SignedDuration::from_secs(5),
+            voicemail_opening_silence: None,
         }
     }
 }

@@ -691,3 +691,30 @@ fn an_agents_settings_make_its_script() {
     };
     assert_eq!(Script::from_agent(&agent), script());
 }
+
+#[test]
+fn long_opening_silence_is_voicemail_only_when_configured() {
+    // Default: a silent line gets the no-response prompt.
+    let (mut call, _) = greeted();
+    call.advance(12_000);
+    assert_eq!(call.when(is_say(Utterance::NoResponsePrompt)), Some(12_000));
+
+    let timing = Timing { voicemail_opening_silence: Some(SignedDuration::from_secs(5)), ..Timing::default() };
+    let mut call = Call { c: Conversation::new(script(), timing.clone()), now: 0, log: Vec::new() };
+    let g = mark_of(&call.feed(0, Input::Started), Utterance::Greeting);
+    call.played(2000, &g);
+    call.advance(7000);
+    assert_eq!(call.c.state(), State::VoicemailWait, "5 s of silence after the greeting played");
+    call.advance(8500);
+    assert_eq!(call.when(is_say(Utterance::Voicemail)), Some(8500));
+
+    // Any sound from the callee's side disarms it.
+    let mut call = Call { c: Conversation::new(script(), timing), now: 0, log: Vec::new() };
+    let g = mark_of(&call.feed(0, Input::Started), Utterance::Greeting);
+    call.played(2000, &g);
+    call.onset(3000);
+    call.end_of_speech(3100, 100);
+    call.advance(20_000);
+    assert_eq!(call.c.state(), State::Talking);
+    assert_eq!(call.when(is_say(Utterance::NoResponsePrompt)), Some(13_100));
+}

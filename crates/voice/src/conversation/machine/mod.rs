@@ -50,6 +50,8 @@ pub(super) struct Machine {
     /// A real exchange: the callee spoke after hearing one of our replies. Disarms the
     /// long-speech voicemail rule and a provider's `Machine` verdict.
     exchanged: bool,
+    /// The callee's side made a sound (a VAD onset) or a key press since the call began.
+    heard_callee: bool,
     /// The provider's AMD said `Human`: long speech is not a voicemail greeting.
     amd_human: bool,
     /// A `Machine` verdict that arrived before `Started`.
@@ -212,6 +214,7 @@ fn apply(c: &mut Conversation, now: Timestamp, input: Input, acts: &mut Vec<Acti
         Input::Dtmf { .. } => {
             if matches!(c.m.phase, Phase::Talking | Phase::CalleeFirst { .. }) {
                 c.m.callee_spoke = true;
+                c.m.heard_callee = true;
                 c.m.prompted = false;
                 c.m.quiet_since = Some(now);
             }
@@ -262,6 +265,7 @@ fn speech_started(c: &mut Conversation, at: Timestamp) {
         return;
     }
     c.m.speech = Some(at);
+    c.m.heard_callee = true;
     c.m.callee.started_at.get_or_insert(at);
     let during_our_turn = matches!(c.m.phase, Phase::Talking) && c.m.our_turn();
     c.m.callee.backchannel = during_our_turn;

@@ -15,6 +15,7 @@ pub(in crate::conversation) enum Timer {
     Barge,
     Greet,
     LongSpeech,
+    OpeningSilence,
     NoResponse,
     VoicemailEnd,
     Hang,
@@ -37,6 +38,9 @@ pub(in crate::conversation) fn next_timer(c: &Conversation) -> Option<(Timestamp
                 timers.push((plus(onset, t.min_barge_in), Timer::Barge));
             }
             if let (Some(q), None, false, false) = (m.quiet_since, m.speech, m.our_turn(), m.barge.is_some()) {
+                if let (Some(d), false, false, false) = (t.voicemail_opening_silence, m.heard_callee, m.amd_human, m.prompted) {
+                    timers.push((plus(q, d), Timer::OpeningSilence));
+                }
                 let wait = if m.prompted { t.no_response_goodbye } else { t.no_response };
                 timers.push((plus(q, wait), Timer::NoResponse));
             }
@@ -89,7 +93,7 @@ fn fire(c: &mut Conversation, now: Timestamp, timer: Timer, acts: &mut Vec<Actio
     match timer {
         Timer::Barge => confirm_barge_in(c, now, acts),
         Timer::Greet => greet(c, now, acts),
-        Timer::LongSpeech => enter_voicemail(c, now, false, acts),
+        Timer::LongSpeech | Timer::OpeningSilence => enter_voicemail(c, now, false, acts),
         Timer::NoResponse => {
             if c.m.prompted {
                 begin_closing(c, now, EndReason::AgentHungUp, acts);
