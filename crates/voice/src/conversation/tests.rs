@@ -718,3 +718,18 @@ fn long_opening_silence_is_voicemail_only_when_configured() {
     assert_eq!(call.c.state(), State::Talking);
     assert_eq!(call.when(is_say(Utterance::NoResponsePrompt)), Some(13_100));
 }
+
+#[test]
+fn an_onset_the_listener_confirms_after_200ms_of_voice_clears_at_once() {
+    let (mut call, reply) = asked();
+    call.feed(4200, Input::ReplyDelta { reply, text: "We open at nine. ".into() });
+    // Voice from 5000; the listener reports it at 5220 (200 ms of voice plus a 20 ms frame).
+    let acts = call.feed(5220, Input::Heard(Heard::SpeechStarted { at: t(5000) }));
+    assert_eq!(acts, [Action::Clear, Action::CancelReply { reply }]);
+    // Its end comes after the listener's 700 ms endpointing silence.
+    let acts = call.feed(6500, Input::Heard(Heard::SpeechEnded { at: t(5800), speech_ms: 800 }));
+    assert_eq!(acts, [Action::FinalizeStt]);
+    let heard = call.final_text(6600, "Wait, what?");
+    assert!(matches!(heard[..], [Action::Reply { .. }]), "{heard:?}");
+    assert_eq!(call.turns().last().unwrap(), &(Speaker::Callee, "Wait, what?", 5000, 5800, false));
+}
