@@ -273,6 +273,9 @@ async fn flite_speaks_at_the_rate_asked_and_names_a_missing_program() {
     let wide = all_audio(&flite, "Hello, this is dialtone.", 16000).await.unwrap();
     assert!((wide.len() as i64 - 2 * audio.len() as i64).abs() <= 2, "16 kHz is flite's own rate: {} vs {}", wide.len(), audio.len());
 
+    let error = flite.synthesize("Hello", &tts_options(22050)).await.err().expect("22,050 Hz is no small ratio of 16 kHz");
+    assert!(error.message.contains("sample_rate"), "{error}");
+
     let missing = FliteTts::new("/nonexistent/flite");
     let error = missing.synthesize("Hello", &tts_options(8000)).await.err().expect("no such program");
     assert_eq!(error.service, "flite");
