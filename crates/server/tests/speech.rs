@@ -90,6 +90,8 @@ async fn deepgram_recognises_a_clip_sent_in_random_chunks_with_partial_then_fina
     audio.extend(clip("question"));
     // 500 ms of silence: more than the 300 ms endpointing.
     audio.extend(vec![0i16; 4000]);
+    // Nothing to send must not close the stream (an empty binary frame would).
+    session.audio.send(SttInput::Audio(vec![])).await.unwrap();
     send_chunked(&session, &audio, 777, &mut rng).await;
     let events = until_speech_final(&mut session).await;
     let text = "What time is my appointment tomorrow?";
@@ -258,6 +260,11 @@ async fn elevenlabs_returns_audio_of_the_expected_length_and_refuses_a_wrong_key
     let wrong = ElevenLabsTts::new(&sim.base_url(), key("nope"));
     let error = wrong.synthesize(text, &tts_options(8000)).await.err().expect("refused");
     assert!(error.message.contains("401"), "{error}");
+    // No header: the key may come in the first message instead, and a missing one ends the stream.
+    let keyless = ElevenLabsTts::new(&sim.base_url(), None);
+    let mut stream = keyless.synthesize(text, &tts_options(8000)).await.unwrap();
+    let error = stream.next().await.unwrap().unwrap_err();
+    assert!(error.message.contains("Invalid API key") && !error.retryable, "{error}");
     assert_eq!(sim.sim().speech_stats().tts_sessions, 3);
     sim.shutdown();
 }
