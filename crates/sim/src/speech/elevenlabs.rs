@@ -34,7 +34,8 @@ const CHUNK_CHARS: usize = 120;
 
 pub(super) async fn stream_input(
     State(shared): State<Arc<Shared>>,
-    Path(voice): Path<String>,
+    // Any voice id is accepted: the tone bursts are the same for all.
+    Path(_voice): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -49,7 +50,6 @@ pub(super) async fn stream_input(
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     };
     let header_ok = presented.is_some();
-    let _ = voice;
     ws.on_upgrade(move |socket| session(shared, socket, output, header_ok))
 }
 
