@@ -15,3 +15,4 @@ pub mod keys;
 pub mod linger;
 pub mod logs;
 pub mod sim_cmd;
+pub mod speech;
