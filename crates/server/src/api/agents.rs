@@ -196,8 +196,14 @@ impl AgentPatch {
     }
 }
 
+/// Now, at the store's precision (unix milliseconds), so an answer shows what a later read shows.
+fn now_ms(app: &AppState) -> jiff::Timestamp {
+    let now = app.now();
+    jiff::Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
+}
+
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewAgent>) -> Result<(StatusCode, Json<Agent>), ApiError> {
-    let agent = body.validate(ws, app.now())?;
+    let agent = body.validate(ws, now_ms(&app))?;
     app.store.create_agent(&agent).await?;
     Ok((StatusCode::CREATED, Json(agent)))
 }
@@ -218,7 +224,7 @@ async fn show(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<S
 }
 
 async fn update(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Json(body): Json<AgentPatch>) -> Result<Json<Agent>, ApiError> {
-    let agent = body.apply(load(&app, &ws, &id).await?, app.now())?;
+    let agent = body.apply(load(&app, &ws, &id).await?, now_ms(&app))?;
     // Whole-row write: of two PATCHes at once the later one wins entirely.
     if !app.store.update_agent(&agent).await? {
         return Err(ApiError::not_found("agent"));
