@@ -278,9 +278,14 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 }
 
 /// The code a bare status gets when something below our handlers (axum's router, a
-/// tower layer) answered without our shape: the first code listed for it.
+/// tower layer) answered without our shape: the first code listed for it. `invalid_agent`
+/// (422) says something specific that a bare 422 does not: such a one stays `invalid_request`.
 pub fn code_for(status: StatusCode) -> &'static str {
-    CODES.iter().find(|(_, s, _)| *s == status).map(|(c, _, _)| *c).unwrap_or(if status.is_server_error() { "internal" } else { "invalid_request" })
+    CODES.iter().find(|(c, s, _)| *s == status && *c != "invalid_agent").map(|(c, _, _)| *c).unwrap_or(if status.is_server_error() {
+        "internal"
+    } else {
+        "invalid_request"
+    })
 }
 
 #[cfg(test)]
