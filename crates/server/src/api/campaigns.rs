@@ -84,7 +84,7 @@ impl CreateCampaign {
                 Ok(v)
             }
         };
-        let provider: ProviderKind = app.parse_provider("provider", &self.provider)?;
+        let provider: ProviderKind = app.parse_provider_for("provider", &self.provider, self.agent_id.is_some())?;
         if let Some(secs) = self.max_call_duration_secs {
             if !(1..=MAX_CALL_DURATION_SECS).contains(&secs) {
                 return Err(ApiError::invalid("max_call_duration_secs", format!("must be between 1 and {MAX_CALL_DURATION_SECS} seconds")));
@@ -444,7 +444,7 @@ async fn act(app: &AppState, ws: &WorkspaceId, id: &str, from: &[CampaignStatus]
     let campaign = load(app, ws, id).await?;
     // Whatever its mode: every call it placed would fail for want of an account.
     if to.is_runnable() && from.contains(&campaign.status) {
-        app.require_account(campaign.provider, "provider")?;
+        app.require_account_for(campaign.provider, "provider", campaign.agent_id.is_some())?;
     }
     if !app.store.transition_campaign(ws, &campaign.id, from, to, app.now()).await? {
         return Err(

@@ -162,3 +162,21 @@ async fn campaigns_and_single_calls_take_an_agent_only_on_exotel_or_twilio() {
     let (status, body) = send(app.api(Method::DELETE, &format!("/agents/{agent}"))).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "no unfinished campaign uses it any more: {body}");
 }
+
+/// An agent call streams to dialtone instead of running the configured TwiML, so a Twilio
+/// account without TwiML takes agent campaigns (and starts them) while it still refuses the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_account_without_twiml_takes_agent_campaigns_only() {
+    let app = TestApp::with(Options { provider_accounts: true, configure: |c| c.twilio_twiml_url = None, ..Options::default() }).await;
+    let agent = create_agent(&app).await;
+    let body = |agent_id: Option<&str>| json!({"name": "twilio", "provider": "twilio", "assistant_id": "asst_it", "phone_number_id": TWILIO_CALLER, "agent_id": agent_id});
+    let (status, answer) = app.post_json("/campaigns", &body(None)).await;
+    assert_error(status, &answer, StatusCode::BAD_REQUEST, "provider_not_configured");
+    assert_eq!(answer["error"]["details"]["missing_settings"], json!(["twilio_twiml_url"]), "{answer}");
+    let (status, created) = app.post_json("/campaigns", &body(Some(&agent))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, started) = app.post(&format!("/campaigns/{id}/start")).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    app.act(id, "cancel").await;
+}
