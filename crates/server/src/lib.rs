@@ -14,4 +14,5 @@ pub mod inbound;
 pub mod keys;
 pub mod linger;
 pub mod logs;
+pub mod media;
 pub mod sim_cmd;
