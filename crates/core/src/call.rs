@@ -57,6 +57,9 @@ impl CallStatus {
 pub enum Outcome {
     Completed,
     NoAnswer,
+    /// Answered by a person who never spoke to dialtone's own voice pipeline (an agent's
+    /// `no_response_prompt` and `goodbye` went unanswered). Only an agent call ends so.
+    NoResponse,
     Busy,
     Voicemail,
     Failed,
@@ -66,7 +69,7 @@ pub enum Outcome {
 }
 
 text_enum!(Outcome, "outcome", {
-    Completed => "completed", NoAnswer => "no_answer", Busy => "busy", Voicemail => "voicemail",
+    Completed => "completed", NoAnswer => "no_answer", NoResponse => "no_response", Busy => "busy", Voicemail => "voicemail",
     Failed => "failed", InvalidNumber => "invalid_number", Canceled => "canceled", Timeout => "timeout",
 });
 
@@ -290,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_verdict_never_changes_an_outcome_other_than_completed() {
-        for o in [Outcome::Busy, Outcome::NoAnswer, Outcome::Failed, Outcome::Canceled, Outcome::Timeout] {
+        for o in [Outcome::Busy, Outcome::NoAnswer, Outcome::NoResponse, Outcome::Failed, Outcome::Canceled, Outcome::Timeout] {
             let done = facts(o.terminal_status(CallStatus::Ringing), Some(o), None);
             assert_eq!(effect(&done, &amd(AnsweredBy::Machine)).corrected, None, "{o}");
             let heard = facts(CallStatus::Ringing, None, Some(AnsweredBy::Machine));

@@ -436,6 +436,8 @@ mod tests {
             ended_at: None,
             last_event_at: t(0),
             answered_by: None,
+            transcript: None,
+            voicemail_left: false,
         }
     }
 
