@@ -16,3 +16,4 @@ pub mod linger;
 pub mod logs;
 pub mod media;
 pub mod sim_cmd;
+pub mod speech;
