@@ -86,7 +86,8 @@ async fn exotel_greets_in_320_byte_multiples_replies_and_saves_the_call_on_stop(
     let (last, whole) = sizes.split_last().unwrap();
     assert!(whole.iter().all(|n| *n >= 3200 && n % 320 == 0), "{sizes:?}");
     assert!(*last > 0 && last % 320 == 0, "{sizes:?}");
-    assert_eq!(sizes.iter().sum::<usize>(), tts_samples(&greeting) * 2 / 3200 * 3200 + (tts_samples(&greeting) * 2 % 3200).div_ceil(320) * 320);
+    let total: usize = sizes.iter().sum();
+    assert!(total >= tts_samples(&greeting) * 2 && total < tts_samples(&greeting) * 2 + 3200, "{total}");
     p.mark(&mark).await;
 
     p.speak(&app, &fixture("question")).await;
@@ -99,8 +100,8 @@ async fn exotel_greets_in_320_byte_multiples_replies_and_saves_the_call_on_stop(
     app.until("the call to end", || app.state.media.running_sessions() == 0).await;
     let stored = app.stored_call(&call).await;
     assert_eq!((stored.status, stored.outcome), (CallStatus::Ended, Some(Outcome::Completed)));
-    let (transcript, voicemail_left) = app.records.saved.lock().unwrap().get(&call).cloned().unwrap();
-    assert!(!voicemail_left);
+    let transcript = stored.transcript.clone().expect("the transcript is saved on the call");
+    assert!(!stored.voicemail_left);
     assert_eq!(transcript[0].speaker, Speaker::Agent);
     assert!(transcript.iter().any(|t| t.speaker == Speaker::Callee && t.text == HEARD), "{transcript:?}");
     app.until("no LLM/TTS stream left", || app.speech.live_streams() == 0).await;
@@ -130,7 +131,7 @@ async fn twilio_greets_in_160_byte_frames_and_a_barge_in_clears() {
     }
     p.stop().await;
     app.until("the call to end", || app.state.media.running_sessions() == 0).await;
-    let (transcript, _) = app.records.saved.lock().unwrap().get(&call).cloned().unwrap();
+    let transcript = app.stored_call(&call).await.transcript.expect("the transcript is saved on the call");
     assert!(transcript.iter().any(|t| t.speaker == Speaker::Agent && t.interrupted), "{transcript:?}");
 }
 
@@ -153,7 +154,7 @@ async fn silence_after_the_greeting_prompts_at_10_s_says_goodbye_at_15_s_and_end
     assert_eq!(p.next().await, Got::Closed);
     app.until("the call to end", || app.state.media.running_sessions() == 0).await;
     let stored = app.stored_call(&call).await;
-    assert_eq!(stored.outcome, Some(dialtone_server::media::session::outcome(dialtone_voice::conversation::VoiceOutcome::NoResponse)));
+    assert_eq!(stored.outcome, Some(Outcome::NoResponse));
 }
 
 #[tokio::test]
@@ -166,9 +167,9 @@ async fn a_dropped_socket_ends_the_call_with_what_was_said_and_no_task_left() {
     app.ingest(&call, EventKind::Ended { outcome: Outcome::Completed, reason: None }, "completed").await;
     drop(p);
     app.until("the session to end", || app.state.media.running_sessions() == 0).await;
-    assert!(app.records.saved.lock().unwrap().contains_key(&call));
     app.until("no LLM/TTS stream left", || app.speech.live_streams() == 0).await;
     let stored = app.stored_call(&call).await;
+    assert!(stored.transcript.is_some(), "what was said is saved");
     assert_eq!(stored.status, CallStatus::Ended);
     assert_ne!(stored.outcome, Some(Outcome::Completed), "the callee never spoke: the voice verdict (no response) corrects `completed`");
 }
