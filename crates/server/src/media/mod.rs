@@ -131,12 +131,23 @@ pub struct Media {
     pub cache: greeting::GreetingCache,
     running: AtomicUsize,
     finished: tokio::sync::Notify,
+    /// Inbound frames the sessions have fully handled (their actions carried out): a test
+    /// on a manual clock waits for it before moving the clock on.
+    pub frames_handled: std::sync::atomic::AtomicU64,
 }
 
 impl Media {
     pub fn new(config: MediaConfig, speech: Arc<dyn SpeechFactory>, records: Arc<dyn CallRecords>) -> Arc<Self> {
         let cache = greeting::GreetingCache::new(config.cache_entries);
-        Arc::new(Self { config, speech, records, cache, running: AtomicUsize::new(0), finished: tokio::sync::Notify::new() })
+        Arc::new(Self {
+            config,
+            speech,
+            records,
+            cache,
+            running: AtomicUsize::new(0),
+            finished: tokio::sync::Notify::new(),
+            frames_handled: Default::default(),
+        })
     }
 
     /// Sessions whose task is still running.

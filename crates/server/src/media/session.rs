@@ -337,11 +337,15 @@ impl Driver {
             let deadline = self.conversation.next_deadline();
             let tick = self.tick_wait(deadline);
             let send_at = self.next_send_at();
+            let mut from_socket = false;
             let inputs: Vec<Input> = tokio::select! {
-                frame = socket.recv() => match self.on_frame(frame) {
-                    Ok(inputs) => inputs,
-                    Err(()) => vec![Input::Stopped],
-                },
+                frame = socket.recv() => {
+                    from_socket = true;
+                    match self.on_frame(frame) {
+                        Ok(inputs) => inputs,
+                        Err(()) => vec![Input::Stopped],
+                    }
+                }
                 Some(msg) = self.tts_rx.recv() => { self.on_tts(msg); vec![] }
                 Some(msg) = self.llm_rx.recv() => self.on_llm(msg),
                 event = recv_stt(&mut self.stt) => match event {
@@ -360,6 +364,7 @@ impl Driver {
             for input in inputs {
                 let stopped = input == Input::Stopped;
                 let now = self.now();
+                tracing::trace!(?input, %now, "conversation input");
                 let actions = self.conversation.handle(now, input);
                 if let Some(ending) = self.act(socket, actions).await {
                     return ending;
@@ -367,6 +372,9 @@ impl Driver {
                 if stopped {
                     return self.conversation.ending().unwrap_or_else(|| fallback_ending(&self.conversation));
                 }
+            }
+            if from_socket {
+                self.media.frames_handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         }
     }

@@ -260,6 +260,8 @@ pub struct Provider {
     pub ws: Ws,
     pub exotel: bool,
     pub sid: String,
+    /// Frames sent after `start` (the server counts those it handled).
+    pub sent: u64,
 }
 
 /// What the provider received (frames other than media are kept whole).
@@ -274,6 +276,15 @@ pub enum Got {
 impl Provider {
     pub async fn send(&mut self, v: Value) {
         self.ws.send(Message::Text(v.to_string().into())).await.unwrap();
+        if v["event"] != "connected" && v["event"] != "start" {
+            self.sent += 1;
+        }
+    }
+
+    /// Waits until dialtone has handled every frame sent so far (so the clock may move).
+    pub async fn settle(&self, app: &MediaApp) {
+        let sent = self.sent;
+        app.until("dialtone to handle the frames sent", || app.state.media.frames_handled.load(std::sync::atomic::Ordering::SeqCst) >= sent).await;
     }
 
     fn sid_key(&self) -> &'static str {
@@ -332,9 +343,10 @@ impl Provider {
         }
     }
 
-    pub async fn mark(&mut self, name: &str) {
+    pub async fn mark(&mut self, app: &MediaApp, name: &str) {
         let key = self.sid_key();
         self.send(json!({"event": "mark", key: self.sid, "mark": {"name": name}})).await;
+        self.settle(app).await;
     }
 
     /// Sends `ulaw` (8 kHz μ-law) as the callee's audio, in the provider's framing
@@ -351,6 +363,7 @@ impl Provider {
                 json!({"track": "inbound", "chunk": i.to_string(), "timestamp": "0", "payload": payload})
             };
             self.send(json!({"event": "media", key: self.sid, "media": media})).await;
+            self.settle(app).await;
             app.advance((chunk.len() / 8) as i64);
         }
     }
