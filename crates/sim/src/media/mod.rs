@@ -100,7 +100,7 @@ pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, call
                     by = Some(HungUpBy::Callee);
                 }
                 // Ended through the API (Twilio `Status=completed`): the provider stops the stream.
-                if by.is_none() && tick_no % 5 == 0 && call_ended(shared, call_sid) {
+                if by.is_none() && tick_no.is_multiple_of(5) && call_ended(shared, call_sid) {
                     let _ = tx.send(Message::text(session.stop())).await;
                     let _ = tx.close().await;
                     by = Some(HungUpBy::Dialtone);
