@@ -88,11 +88,16 @@ impl AppState {
     /// Errors: 400 `invalid_request` for an unknown name (the message lists every provider
     /// and those configured here); 400 `provider_not_configured` as [`Self::require_account`].
     pub fn parse_provider(&self, field: &str, text: &str) -> Result<ProviderKind, ApiError> {
+        self.parse_provider_for(field, text, false)
+    }
+
+    /// [`Self::parse_provider`] for work that may be an agent's (see [`Self::require_account_for`]).
+    pub fn parse_provider_for(&self, field: &str, text: &str, agent: bool) -> Result<ProviderKind, ApiError> {
         let Ok(kind) = text.parse::<ProviderKind>() else {
             let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
             return Err(ApiError::invalid(field, format!("must be one of {} (configured on this server: {})", all.join(", "), self.configured_list())));
         };
-        self.require_account(kind, field)?;
+        self.require_account_for(kind, field, agent)?;
         Ok(kind)
     }
 
@@ -103,10 +108,20 @@ impl AppState {
     /// settings (config name and `DIALTONE_*` variable), the request `field` that chose the
     /// provider, and the providers that are configured.
     pub fn require_account(&self, kind: ProviderKind, field: &str) -> Result<(), ApiError> {
-        if self.is_configured(kind) {
+        self.require_account_for(kind, field, false)
+    }
+
+    /// [`Self::require_account`] for work that may be an agent's (`agent`): an agent call is
+    /// placed with a stream to dialtone instead of the configured TwiML, so a Twilio account
+    /// without `twilio_twiml_url` / `twilio_twiml` takes it.
+    pub fn require_account_for(&self, kind: ProviderKind, field: &str, agent: bool) -> Result<(), ApiError> {
+        let mut missing = self.missing_settings.get(&kind).cloned().unwrap_or_default();
+        if agent {
+            missing.retain(|m| *m != "twilio_twiml_url");
+        }
+        if self.engine.account(kind).is_some() && missing.is_empty() {
             return Ok(());
         }
-        let missing = self.missing_settings.get(&kind).cloned().unwrap_or_default();
         let env: Vec<String> = missing.iter().map(|m| crate::config::env_name(m)).collect();
         let set: Vec<String> = missing.iter().zip(&env).map(|(m, e)| format!("{m} ({e})")).collect();
         let message = format!(
@@ -171,6 +186,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
         tc.twiml_url = config.twilio_twiml_url.clone();
         tc.twiml = config.twilio_twiml.clone();
         tc.machine_detection = config.twilio_machine_detection;
+        tc.media_secret = Some(config.media_secret());
         let rate = RateLimit { per_second: config.twilio_rate_per_sec, burst: 1 };
         providers.insert(ProviderKind::Twilio, account(config, Arc::new(TwilioProvider::new(tc)), Some(rate))?);
     }
@@ -180,6 +196,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
         ec.base_url = config.exotel_base_url.clone();
         ec.flow_url = config.exotel_flow_url.clone();
         ec.stream_url = config.exotel_stream_url.clone();
+        ec.media_secret = Some(config.media_secret());
         ec.ip_allowlist =
             config.exotel_ip_allowlist.iter().map(|ip| ip.parse()).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("exotel_ip_allowlist: {e}"))?;
         let rate = RateLimit::per_minute(config.exotel_rate_per_min).with_burst(10);

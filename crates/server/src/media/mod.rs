@@ -99,19 +99,13 @@ impl MediaConfig {
         }
     }
 
-    /// `wss://host/…` for `https://host/…` (and `ws://` for `http://`).
+    /// `wss://host/…` for `https://host/…` (and `ws://` for `http://`); another scheme is
+    /// kept as it is.
     pub fn ws_base(&self) -> String {
-        let base = self.public_url.trim_end_matches('/');
-        if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            base.to_string()
-        }
+        dialtone_providers::media::websocket_base(&self.public_url).unwrap_or_else(|| self.public_url.trim_end_matches('/').to_string())
     }
 
-    /// The Exotel `StreamUrl` for `call`.
+    /// The Exotel `StreamUrl` for `call` (what the Exotel client places agent calls with).
     pub fn exotel_stream_url(&self, call: &CallId) -> String {
         let token = dialtone_providers::media::stream_token(self.secret.expose_secret().as_bytes(), call);
         format!("{}/media/exotel/{token}?call_id={call}", self.ws_base())
@@ -262,16 +256,10 @@ async fn twilio_stream(State(state): State<Arc<AppState>>, headers: HeaderMap, u
     })
 }
 
-/// The media streams' settings from the server's config.
+/// The media streams' settings from the server's config (`media_secret`, `public_url`,
+/// `twilio_auth_token`, `exotel_callback_token`).
 pub fn media_config(config: &crate::config::Config) -> MediaConfig {
-    // TODO(merge i12-agents): the configured media secret. Until then a per-process one:
-    // stream URLs stay valid only while this process runs.
-    let secret: String = {
-        use rand::Rng;
-        let bytes: [u8; 32] = rand::thread_rng().gen();
-        hex::encode(bytes)
-    };
-    let mut mc = MediaConfig::new(SecretString::from(secret), config.public_url());
+    let mut mc = MediaConfig::new(config.media_secret(), config.public_url());
     mc.twilio_auth_token = config.twilio_auth_token.clone();
     mc.exotel_callback_token = config.exotel_callback_token.clone();
     mc
