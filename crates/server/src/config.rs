@@ -454,6 +454,16 @@ mod tests {
         assert_eq!(config.speech.elevenlabs_api_key.as_ref().map(|k| k.expose_secret()), Some("xi-from-file"));
         assert_eq!(config.speech.deepgram_url, "wss://api.deepgram.com", "defaults still apply");
         assert_eq!(speech_env_name("deepgram_api_key"), "DIALTONE_SPEECH_DEEPGRAM_API_KEY");
+        // Only this test sets DIALTONE_SPEECH_* variables; std serialises environment access.
+        std::env::set_var(speech_env_name("deepgram_api_key"), "dg-from-env");
+        std::env::set_var(speech_env_name("elevenlabs_api_key"), "xi-from-env");
+        let loaded = Config::load(Some(&path));
+        std::env::remove_var(speech_env_name("deepgram_api_key"));
+        std::env::remove_var(speech_env_name("elevenlabs_api_key"));
+        let config = loaded.unwrap();
+        assert_eq!(config.speech.deepgram_api_key.as_ref().map(|k| k.expose_secret()), Some("dg-from-env"));
+        assert_eq!(config.speech.elevenlabs_api_key.as_ref().map(|k| k.expose_secret()), Some("xi-from-env"), "the environment wins over the file");
+        assert_eq!(config.speech.openai_base_url, "http://127.0.0.1:11434/v1");
         std::fs::write(&path, "[speech]\ndeepgram_key = \"typo\"\n").unwrap();
         assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("deepgram_key"), "typos are refused");
     }

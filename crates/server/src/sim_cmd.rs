@@ -20,6 +20,10 @@ pub struct SimArgs {
     /// API key required on POST/GET /call (match dialtone's sim_api_key).
     #[arg(long, default_value = "sim")]
     pub api_key: String,
+    /// Key the speech services (Deepgram-, OpenAI-, ElevenLabs-compatible) require (match
+    /// dialtone's `speech.sim_api_key`); unset accepts any.
+    #[arg(long, env = "DIALTONE_SIM_SPEECH_API_KEY")]
+    pub speech_api_key: Option<String>,
     /// Multiplies every simulated duration: 1 = real time, 0.01 = 100× faster.
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
@@ -88,6 +92,7 @@ impl SimArgs {
             webhook_secret: self.webhook_secret.clone(),
             hmac_secret: self.hmac_secret.clone(),
             api_key: Some(self.api_key.clone()),
+            speech_api_key: self.speech_api_key.clone(),
             time_scale: self.time_scale,
             outcomes: match &self.outcomes {
                 Some(s) => OutcomeMix::parse(s).map_err(anyhow::Error::msg)?,

@@ -126,6 +126,8 @@ async fn run(socket: Socket, mut audio: mpsc::Receiver<SttInput>, events: mpsc::
         tokio::select! {
             input = audio.recv(), if closing.is_none() => {
                 let sent = match input {
+                    // An empty binary message would close the stream (Deepgram's legacy CloseStream).
+                    Some(SttInput::Audio(samples)) if samples.is_empty() => Ok(()),
                     Some(SttInput::Audio(samples)) => {
                         idle.as_mut().reset(Instant::now() + keepalive);
                         let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();

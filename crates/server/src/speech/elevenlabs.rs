@@ -118,8 +118,10 @@ impl Reader {
             let text = match message {
                 Message::Text(text) => text,
                 Message::Close(frame) => {
+                    // 1008 (policy violation): a wrong key or a bad message, which a retry will not mend.
+                    let policy = frame.as_ref().is_some_and(|f| u16::from(f.code) == 1008);
                     let why = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default();
-                    return self.fail(format!("the service closed the stream before the last audio: {why}"), true);
+                    return self.fail(format!("the service closed the stream before the last audio: {why}"), !policy);
                 }
                 _ => continue,
             };

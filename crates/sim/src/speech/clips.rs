@@ -63,8 +63,12 @@ const AUDIO: &[(&str, &[u8])] = &[
 
 const CLIPS_JSON: &str = include_str!("../../../../fixtures/voice/clips.json");
 
-fn fnv(codes: impl Iterator<Item = u8>) -> u64 {
-    codes.fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+/// Multiplier of the polynomial (Rabin–Karp) window hash, so the stream's window hash rolls
+/// in O(1) a sample.
+const BASE: u64 = 0x0100_0000_01b3;
+
+fn window_hash(codes: &[u8]) -> u64 {
+    codes.iter().fold(0, |h, &c| h.wrapping_mul(BASE).wrapping_add(u64::from(c) + 1))
 }
 
 fn index() -> &'static Index {
@@ -85,7 +89,7 @@ fn index() -> &'static Index {
             while start + WINDOW <= codes.len() {
                 let window = &codes[start..start + WINDOW];
                 if window.iter().any(|&c| g711::decode(c).unsigned_abs() >= VOICED as u16) {
-                    windows.entry(fnv(window.iter().copied())).or_default().push((i as u16, start as u32));
+                    windows.entry(window_hash(window)).or_default().push((i as u16, start as u32));
                     count += 1;
                     last = start as u32;
                 }
@@ -121,7 +125,12 @@ struct Track {
 
 /// Streaming recogniser state for one session.
 pub(crate) struct Recogniser {
+    /// The last `WINDOW` codes, a ring indexed by `pos % WINDOW`.
     recent: [u8; WINDOW],
+    /// `window_hash` of the codes in `recent`, oldest first.
+    hash: u64,
+    /// `BASE^WINDOW`, to roll the oldest code out.
+    drop_factor: u64,
     /// Samples received so far.
     pos: u64,
     tracks: Vec<Track>,
@@ -136,7 +145,14 @@ impl Default for Recogniser {
 
 impl Recogniser {
     pub(crate) fn new() -> Self {
-        Self { recent: [0xFF; WINDOW], pos: 0, tracks: vec![Track::default(); index().clips.len()], partial_sent: false }
+        Self {
+            recent: [0xFF; WINDOW],
+            hash: window_hash(&[0xFF; WINDOW]),
+            drop_factor: BASE.wrapping_pow(WINDOW as u32),
+            pos: 0,
+            tracks: vec![Track::default(); index().clips.len()],
+            partial_sent: false,
+        }
     }
 
     /// Samples received so far.
@@ -149,13 +165,15 @@ impl Recogniser {
         let index = index();
         let mut heard = Vec::new();
         for code in codes {
-            self.recent.copy_within(1.., 0);
-            self.recent[WINDOW - 1] = code;
+            let slot = (self.pos % WINDOW as u64) as usize;
+            let oldest = self.recent[slot];
+            self.recent[slot] = code;
+            self.hash = self.hash.wrapping_mul(BASE).wrapping_add(u64::from(code) + 1).wrapping_sub((u64::from(oldest) + 1).wrapping_mul(self.drop_factor));
             self.pos += 1;
             if self.pos < WINDOW as u64 {
                 continue;
             }
-            let Some(hits) = index.windows.get(&fnv(self.recent.iter().copied())) else { continue };
+            let Some(hits) = index.windows.get(&self.hash) else { continue };
             for &(clip, offset) in hits {
                 let track = &mut self.tracks[clip as usize];
                 if track.matched > 0 && offset <= track.last_offset {
@@ -286,6 +304,14 @@ mod tests {
             assert_eq!(r.flush(), None, "{name}: nothing left over");
             assert!(heard.iter().any(|h| matches!(h, Heard::Partial { .. })), "{name}: an interim result first");
         }
+    }
+
+    #[test]
+    fn the_rolling_hash_equals_the_window_hash() {
+        let mut r = Recogniser::new();
+        let codes: Vec<u8> = (0..200u32).map(|i| (i * 37 % 256) as u8).collect();
+        r.push_codes(codes.iter().copied());
+        assert_eq!(r.hash, window_hash(&codes[200 - WINDOW..]));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! `{"type":"KeepAlive"|"Finalize"|"CloseStream"}`; the service answers `Results`
 //! (`is_final`, `speech_final`, `from_finalize`, `start`, `duration`,
 //! `channel.alternatives[0].transcript`), `SpeechStarted`, `UtteranceEnd`, `Metadata`, and
-//! closes after 10 s without audio or KeepAlive (`NET-0001`). A wrong key is refused on the
+//! closes after 10 s without audio or KeepAlive (`NET-0001`); an empty binary message closes
+//! the stream like CloseStream. A wrong key is refused on the
 //! upgrade with 401.
 
 use std::collections::HashMap;
@@ -92,6 +93,11 @@ async fn session(shared: Arc<Shared>, mut socket: WebSocket, options: Options) {
         };
         let Some(Ok(message)) = message else { return };
         let mut out: Vec<serde_json::Value> = Vec::new();
+        // An empty binary message is Deepgram's older way of saying CloseStream.
+        let message = match message {
+            Message::Binary(bytes) if bytes.is_empty() => Message::Text(r#"{"type":"CloseStream"}"#.into()),
+            message => message,
+        };
         match message {
             Message::Binary(bytes) => {
                 let heard = if options.mulaw {
