@@ -5,7 +5,7 @@
 //! [`crate::MediaCallRecord`] of what it heard.
 //!
 //! Media always runs in real time (tokio time), whatever [`crate::SimConfig::time_scale`] is:
-//! audio has no fast-forward. Tests can pause tokio time.
+//! audio has no fast-forward.
 
 pub(crate) mod callee;
 pub(crate) mod session;
@@ -71,7 +71,9 @@ pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, call
             _ = shared.stopped() => by = Some(HungUpBy::Sim),
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    for reply in session.on_text(ms(), text.as_str()) {
+                    // On the stream clock: within the current tick's 20 ms, even when ticks run late.
+                    let now = ms().clamp(tick_no.saturating_sub(1) * TICK_MS, (tick_no.max(1)) * TICK_MS - 1);
+                    for reply in session.on_text(now, text.as_str()) {
                         if tx.send(Message::text(reply)).await.is_err() {
                             by = Some(HungUpBy::Dialtone);
                             break;
@@ -84,10 +86,9 @@ pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, call
                 Some(Err(_)) => by = Some(HungUpBy::Error),
             },
             _ = ticker.tick() => {
-                // The tick's own time, not now: a late tick still covers its 20 ms.
-                let now = tick_no * TICK_MS;
+                // The tick's scheduled time: the stream clock, which late ticks catch up on.
+                let out = session.tick(tick_no * TICK_MS);
                 tick_no += 1;
-                let out = session.tick(now);
                 for text in out.messages {
                     if tx.send(Message::text(text)).await.is_err() {
                         by = Some(HungUpBy::Dialtone);
@@ -110,7 +111,7 @@ pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, call
     }
     let by = by.unwrap_or(HungUpBy::Error);
     let secs = t0.elapsed().as_secs_f64();
-    let record = session.finish(ms(), by);
+    let record = session.finish(tick_no.saturating_sub(1) * TICK_MS, by);
     shared.lock().push_media(record);
     Some(MediaEnd { by, secs })
 }
