@@ -112,6 +112,66 @@ pub struct Config {
     /// Days to keep webhook events for calls dialtone never placed (a Vapi org-wide
     /// Server URL sends every call's events); the reaper purges older ones.
     pub unknown_event_retention_days: u32,
+    /// `[speech]`: keys and addresses of the speech services agents use.
+    #[serde(default)]
+    pub speech: SpeechConfig,
+}
+
+/// The `[speech]` section: keys and addresses of the speech services dialtone's own voice
+/// pipeline uses (see `crate::speech`). Each key is also read from
+/// `DIALTONE_SPEECH_<KEY>` (see [`speech_env_name`]), e.g. `DIALTONE_SPEECH_DEEPGRAM_API_KEY`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpeechConfig {
+    /// Deepgram API key, sent as `Authorization: Token <key>`.
+    #[serde(serialize_with = "expose_option")]
+    pub deepgram_api_key: Option<SecretString>,
+    /// Deepgram's address (default `wss://api.deepgram.com`; `https://` works too).
+    pub deepgram_url: String,
+    /// OpenAI API key, sent as `Authorization: Bearer <key>`; leave unset for a local
+    /// OpenAI-compatible server (Ollama, llama.cpp) that needs none.
+    #[serde(serialize_with = "expose_option")]
+    pub openai_api_key: Option<SecretString>,
+    /// OpenAI-compatible API base, up to and including `/v1` (default
+    /// `https://api.openai.com/v1`; Ollama `http://127.0.0.1:11434/v1`, llama.cpp's
+    /// `llama-server` `http://127.0.0.1:8080/v1`). An agent's `base_url` overrides it.
+    pub openai_base_url: String,
+    /// ElevenLabs API key, sent as `xi-api-key`.
+    #[serde(serialize_with = "expose_option")]
+    pub elevenlabs_api_key: Option<SecretString>,
+    /// ElevenLabs' address (default `wss://api.elevenlabs.io`).
+    pub elevenlabs_url: String,
+    /// The simulator serving the speech services of provider `sim` (default
+    /// `http://127.0.0.1:8090`, where `dialtone sim` listens).
+    pub sim_url: String,
+    /// Key sent to the simulator's speech services; unset sends `sim` (a simulator started
+    /// without a speech key accepts any).
+    #[serde(serialize_with = "expose_option")]
+    pub sim_api_key: Option<SecretString>,
+    /// The `flite` program for provider `flite` (default `flite`, looked up on `PATH`).
+    pub flite_path: String,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        Self {
+            deepgram_api_key: None,
+            deepgram_url: "wss://api.deepgram.com".into(),
+            openai_api_key: None,
+            openai_base_url: "https://api.openai.com/v1".into(),
+            elevenlabs_api_key: None,
+            elevenlabs_url: "wss://api.elevenlabs.io".into(),
+            sim_url: "http://127.0.0.1:8090".into(),
+            sim_api_key: None,
+            flite_path: "flite".into(),
+        }
+    }
+}
+
+/// The environment variable that sets `[speech]` key `name`:
+/// `deepgram_api_key` → `DIALTONE_SPEECH_DEEPGRAM_API_KEY`.
+pub fn speech_env_name(name: &str) -> String {
+    format!("DIALTONE_SPEECH_{}", name.to_ascii_uppercase())
 }
 
 impl Default for Config {
@@ -163,6 +223,7 @@ impl Default for Config {
             max_upload_bytes: 256 * 1024 * 1024,
             max_concurrent_imports: 4,
             unknown_event_retention_days: 7,
+            speech: SpeechConfig::default(),
         }
     }
 }
@@ -184,7 +245,15 @@ impl Config {
             _ => vec![],
         };
         let env = Env::prefixed("DIALTONE_").filter(move |k| known.iter().any(|f| k.as_str().eq_ignore_ascii_case(f)));
-        let config: Config = fig.merge(env).extract()?;
+        // `[speech]` keys: DIALTONE_SPEECH_DEEPGRAM_API_KEY sets speech.deepgram_api_key.
+        let speech_known: Vec<String> = match serde_json::to_value(SpeechConfig::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => vec![],
+        };
+        let speech_env = Env::prefixed("DIALTONE_SPEECH_")
+            .filter(move |k| speech_known.iter().any(|f| k.as_str().eq_ignore_ascii_case(f)))
+            .map(|k| format!("speech.{}", k.as_str().to_ascii_lowercase()).into());
+        let config: Config = fig.merge(env).merge(speech_env).extract()?;
         config.validate()?;
         Ok(config)
     }
@@ -310,6 +379,13 @@ mod tests {
             exotel_api_key: secret("exotel-key"),
             exotel_api_token: secret("exotel-token"),
             exotel_callback_token: secret("exotel-callback"),
+            speech: SpeechConfig {
+                deepgram_api_key: secret("deepgram"),
+                openai_api_key: secret("openai"),
+                elevenlabs_api_key: secret("elevenlabs"),
+                sim_api_key: secret("sim-speech"),
+                ..SpeechConfig::default()
+            },
             ..Config::default()
         };
         let debug = format!("{config:?} {config:#?}");
@@ -329,6 +405,20 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json);
         std::fs::write(&path, "log_format = \"xml\"\n").unwrap();
         assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("xml"));
+    }
+
+    #[test]
+    fn the_speech_section_loads_from_the_file_and_its_keys_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dialtone.toml");
+        std::fs::write(&path, "[speech]\nopenai_base_url = \"http://127.0.0.1:11434/v1\"\nelevenlabs_api_key = \"xi-from-file\"\n").unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.speech.openai_base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(config.speech.elevenlabs_api_key.as_ref().map(|k| k.expose_secret()), Some("xi-from-file"));
+        assert_eq!(config.speech.deepgram_url, "wss://api.deepgram.com", "defaults still apply");
+        assert_eq!(speech_env_name("deepgram_api_key"), "DIALTONE_SPEECH_DEEPGRAM_API_KEY");
+        std::fs::write(&path, "[speech]\ndeepgram_key = \"typo\"\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("deepgram_key"), "typos are refused");
     }
 
     #[test]

@@ -14,4 +14,6 @@ pub mod inbound;
 pub mod keys;
 pub mod linger;
 pub mod logs;
+pub mod media;
 pub mod sim_cmd;
+pub mod speech;

@@ -46,6 +46,9 @@ pub struct SimConfig {
     pub exotel_sid: Option<String>,
     pub exotel_api_key: Option<String>,
     pub exotel_api_token: Option<String>,
+    /// The key the speech services require (Deepgram `Authorization: Token`, OpenAI
+    /// `Authorization: Bearer`, ElevenLabs `xi-api-key`). `None` accepts any key or none.
+    pub speech_api_key: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -69,6 +72,7 @@ impl Default for SimConfig {
             exotel_sid: None,
             exotel_api_key: None,
             exotel_api_token: None,
+            speech_api_key: None,
         }
     }
 }

@@ -6,7 +6,10 @@
 //! Twilio `POST /2010-04-01/Accounts/{sid}/Calls.json`, `GET|POST
 //! …/Calls/{CallSid}.json`; Exotel `POST /v1/Accounts/{sid}/Calls/connect.json`,
 //! `GET …/Calls/{CallSid}.json`; the sim's own `POST /sim/inbound`,
-//! `GET /sim/stats`, `GET /healthz`.
+//! `GET /sim/stats`, `GET /healthz`; speech services (see [`speech`]): Deepgram-compatible
+//! WS `/v1/listen`, OpenAI-compatible `POST /v1/chat/completions` and
+//! `POST /v1/audio/transcriptions`, ElevenLabs-compatible WS
+//! `/v1/text-to-speech/{voice}/stream-input`.
 //!
 //! Media streams: an answered Exotel call with `StreamUrl`, or Twilio call whose TwiML has
 //! `<Connect><Stream url=…>`, gets a WebSocket opened to that URL, played by a scripted
@@ -22,6 +25,7 @@ mod ids;
 mod inbound;
 mod lifecycle;
 mod media;
+pub mod speech;
 mod state;
 mod stats;
 mod twilio;
@@ -37,6 +41,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{Faults, OutcomeMix, SimConfig, SimOutcome};
+pub use speech::SpeechStats;
 pub use media::Callee;
 pub use stats::{LiveChange, MediaCallRecord, Occupancy, OutcomeCounts, SimStats};
 /// `X-Twilio-Signature`: base64(HMAC-SHA1(auth_token, url + each param's name
@@ -56,6 +61,7 @@ pub(crate) struct Shared {
     state: Mutex<state::State>,
     http: reqwest::Client,
     stop: watch::Sender<bool>,
+    speech: speech::Counters,
 }
 
 impl Shared {
@@ -76,7 +82,7 @@ impl Sim {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("the TLS backend initializes");
         let state = state::State::new(&config);
         let (stop, _) = watch::channel(false);
-        Self { shared: Arc::new(Shared { config, state: Mutex::new(state), http, stop }) }
+        Self { shared: Arc::new(Shared { config, state: Mutex::new(state), http, stop, speech: speech::Counters::default() }) }
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -104,6 +110,11 @@ impl Sim {
 
     pub fn stats(&self) -> SimStats {
         self.shared.lock().stats()
+    }
+
+    /// What the speech services (Deepgram-, OpenAI-, ElevenLabs-compatible) were asked.
+    pub fn speech_stats(&self) -> SpeechStats {
+        self.shared.speech.snapshot()
     }
 
     /// Every open and end of a call so far, in the order the books saw them (see

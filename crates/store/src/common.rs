@@ -82,6 +82,7 @@ pub fn kind_text(kind: &EventKind) -> String {
         EventKind::Ended { outcome, .. } => format!("ended:{outcome}"),
         EventKind::Info => "info".to_string(),
         EventKind::Amd { answered_by } => format!("amd:{answered_by}"),
+        EventKind::Voice { outcome } => format!("voice:{outcome}"),
     }
 }
 
@@ -94,6 +95,9 @@ pub fn kind_from_text(kind: &str) -> Option<EventKind> {
     }
     if let Some(verdict) = kind.strip_prefix("amd:") {
         return verdict.parse::<AnsweredBy>().ok().map(|answered_by| EventKind::Amd { answered_by });
+    }
+    if let Some(outcome) = kind.strip_prefix("voice:") {
+        return outcome.parse::<Outcome>().ok().map(|outcome| EventKind::Voice { outcome });
     }
     if let Some(outcome) = kind.strip_prefix("ended:") {
         return outcome.parse::<Outcome>().ok().map(|outcome| EventKind::Ended { outcome, reason: None });
@@ -396,4 +400,12 @@ mod tests {
         assert_eq!(payload_extras(&serde_json::json!({"cost": 1})), (Some(1.0), None));
         assert_eq!(payload_extras(&serde_json::json!("x")), (None, None));
     }
+}
+
+/// The agent of a claimed call, from its campaign's `agent_id` and that agent's
+/// `max_duration_secs` (read in the claim, both backends).
+pub fn dial_agent(agent_id: Option<String>, max_duration_secs: Option<i64>) -> Option<crate::DialAgent> {
+    let id = agent_id?;
+    let secs = max_duration_secs.and_then(|s| u32::try_from(s).ok()).unwrap_or(dialtone_core::agent::DEFAULT_MAX_DURATION_SECS);
+    Some(crate::DialAgent { id: dialtone_core::AgentId::from_db(id), max_duration_secs: secs })
 }
