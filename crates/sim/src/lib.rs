@@ -41,8 +41,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{Faults, OutcomeMix, SimConfig, SimOutcome};
-pub use speech::SpeechStats;
 pub use media::Callee;
+pub use speech::SpeechStats;
 pub use stats::{LiveChange, MediaCallRecord, Occupancy, OutcomeCounts, SimStats};
 /// `X-Twilio-Signature`: base64(HMAC-SHA1(auth_token, url + each param's name
 /// and value, sorted by name then value)), as the sim signs Twilio callbacks.

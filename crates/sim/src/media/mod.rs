@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use callee::Callee;
@@ -36,7 +37,17 @@ pub(crate) struct MediaEnd {
 /// Runs the stream of call `call_sid` until someone hangs up. `None` when the socket could not
 /// be opened (recorded with its error); the caller then lets the call run without media.
 pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, callee: Callee) -> Option<MediaEnd> {
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(spec.url.as_str())).await;
+    let mut request = match spec.url.as_str().into_client_request() {
+        Ok(request) => request,
+        Err(e) => return failed(shared, call_sid, spec, callee, e.to_string()),
+    };
+    // Twilio signs the WebSocket upgrade like a webhook: X-Twilio-Signature over the URL, no params.
+    if let (Wire::Twilio, Some(token)) = (spec.wire, shared.config.twilio_auth_token.as_deref()) {
+        if let Ok(value) = crate::twilio::signature::<&str, &str>(token, &spec.url, &[]).parse() {
+            request.headers_mut().insert("x-twilio-signature", value);
+        }
+    }
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await;
     let ws = match connected {
         Ok(Ok((ws, _response))) => ws,
         Ok(Err(e)) => return failed(shared, call_sid, spec, callee, e.to_string()),
@@ -101,7 +112,7 @@ pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, call
                     by = Some(HungUpBy::Callee);
                 }
                 // Ended through the API (Twilio `Status=completed`): the provider stops the stream.
-                if by.is_none() && tick_no % 5 == 0 && call_ended(shared, call_sid) {
+                if by.is_none() && tick_no.is_multiple_of(5) && call_ended(shared, call_sid) {
                     let _ = tx.send(Message::text(session.stop())).await;
                     let _ = tx.close().await;
                     by = Some(HungUpBy::Dialtone);
