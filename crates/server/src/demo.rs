@@ -27,7 +27,7 @@ pub enum DemoProvider {
 
 impl DemoProvider {
     /// The campaign's `provider` (Vapi's format is dialled through the `sim` account).
-    fn campaign_provider(self) -> ProviderKind {
+    pub(crate) fn campaign_provider(self) -> ProviderKind {
         match self {
             Self::Vapi => ProviderKind::Sim,
             Self::Twilio => ProviderKind::Twilio,
@@ -36,7 +36,7 @@ impl DemoProvider {
     }
 
     /// Vapi dials from a phone number id; Twilio and Exotel from a caller number.
-    fn caller(self) -> &'static str {
+    pub(crate) fn caller(self) -> &'static str {
         match self {
             Self::Vapi => "pn_demo",
             Self::Twilio => "+15005550006",
@@ -207,15 +207,15 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
 
 /// The simulator on a thread and runtime of its own, so the CPU time it spends (answering
 /// dials, sending webhooks) can be told apart from dialtone's, which runs in the same process.
-struct SimThread {
-    handle: dialtone_sim::SimHandle,
+pub(crate) struct SimThread {
+    pub(crate) handle: dialtone_sim::SimHandle,
     runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SimThread {
-    async fn start(config: SimConfig) -> anyhow::Result<Self> {
+    pub(crate) async fn start(config: SimConfig) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -231,11 +231,11 @@ impl SimThread {
     }
 
     /// CPU time the simulator's thread has used so far.
-    async fn cpu(&self) -> Duration {
+    pub(crate) async fn cpu(&self) -> Duration {
         self.runtime.spawn(async { crate::cpu::thread() }).await.unwrap_or_default()
     }
 
-    fn shutdown(mut self) {
+    pub(crate) fn shutdown(mut self) {
         self.handle.sim().stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -17,3 +17,4 @@ pub mod logs;
 pub mod media;
 pub mod sim_cmd;
 pub mod speech;
+pub mod voice_rig;
