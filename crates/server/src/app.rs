@@ -171,6 +171,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
         tc.twiml_url = config.twilio_twiml_url.clone();
         tc.twiml = config.twilio_twiml.clone();
         tc.machine_detection = config.twilio_machine_detection;
+        tc.media_secret = Some(config.media_secret());
         let rate = RateLimit { per_second: config.twilio_rate_per_sec, burst: 1 };
         providers.insert(ProviderKind::Twilio, account(config, Arc::new(TwilioProvider::new(tc)), Some(rate))?);
     }
@@ -180,6 +181,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
         ec.base_url = config.exotel_base_url.clone();
         ec.flow_url = config.exotel_flow_url.clone();
         ec.stream_url = config.exotel_stream_url.clone();
+        ec.media_secret = Some(config.media_secret());
         ec.ip_allowlist =
             config.exotel_ip_allowlist.iter().map(|ip| ip.parse()).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("exotel_ip_allowlist: {e}"))?;
         let rate = RateLimit::per_minute(config.exotel_rate_per_min).with_burst(10);

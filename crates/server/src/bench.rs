@@ -93,6 +93,7 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
                 recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
                 max_call_duration_secs: None,
                 assume_campaign_timezone_for_ambiguous: false,
+                agent_id: None,
             },
             now,
         )

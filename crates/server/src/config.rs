@@ -94,6 +94,14 @@ pub struct Config {
     pub exotel_ip_allowlist: Vec<String>,
     pub exotel_rate_per_min: u32,
     pub exotel_max_concurrent: Option<u32>,
+    /// The key of the media-stream tokens: the address an agent call's provider opens
+    /// (`/media/exotel/{token}`, Twilio's `token` parameter) carries HMAC-SHA256(key, call
+    /// id). Unset: a random key per process (see [`Config::media_secret`]), which is right
+    /// for one node; several nodes behind one public URL must all set the same one
+    /// (`DIALTONE_MEDIA_SECRET`), or a stream that lands on another node, or on a restarted
+    /// one, is refused.
+    #[serde(serialize_with = "expose_option")]
+    pub media_secret: Option<SecretString>,
     /// Consecutive provider failures that open an account's circuit breaker, and for how long.
     pub breaker_failures: u32,
     pub breaker_open_secs: u64,
@@ -215,6 +223,7 @@ impl Default for Config {
             exotel_ip_allowlist: vec![],
             exotel_rate_per_min: 200,
             exotel_max_concurrent: None,
+            media_secret: None,
             breaker_failures: 5,
             breaker_open_secs: 60,
             capacity_cooldown_ms: 5000,
@@ -304,6 +313,23 @@ impl Config {
         }
     }
 
+    /// The media-stream token key: `media_secret`, or when it is unset a random 256-bit
+    /// key made once per process (every call of this process signs and checks with it).
+    pub fn media_secret(&self) -> SecretString {
+        static GENERATED: std::sync::OnceLock<SecretString> = std::sync::OnceLock::new();
+        match &self.media_secret {
+            Some(secret) => secret.clone(),
+            None => GENERATED
+                .get_or_init(|| {
+                    use rand::RngCore;
+                    let mut key = [0u8; 32];
+                    rand::rngs::OsRng.fill_bytes(&mut key);
+                    SecretString::from(hex::encode(key))
+                })
+                .clone(),
+        }
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_string()
     }
@@ -367,6 +393,16 @@ mod tests {
     }
 
     #[test]
+    fn the_media_secret_is_the_configured_one_or_one_random_key_per_process() {
+        let set = Config { media_secret: Some(SecretString::from("shared")), ..Config::default() };
+        assert_eq!(set.media_secret().expose_secret(), "shared");
+        let (a, b) = (Config::default().media_secret(), Config::default().media_secret());
+        assert_eq!(a.expose_secret(), b.expose_secret(), "stable within the process");
+        assert_eq!(a.expose_secret().len(), 64, "256 bits, hex");
+        assert_ne!(a.expose_secret(), "shared");
+    }
+
+    #[test]
     fn debug_output_of_a_config_shows_no_secret() {
         let secret = |name: &str| Some(SecretString::from(format!("s3cret-{name}")));
         let config = Config {
@@ -386,6 +422,7 @@ mod tests {
                 sim_api_key: secret("sim-speech"),
                 ..SpeechConfig::default()
             },
+            media_secret: secret("media"),
             ..Config::default()
         };
         let debug = format!("{config:?} {config:#?}");

@@ -63,6 +63,9 @@ pub struct CreateCampaign {
     /// the calling hours in every candidate zone.
     #[serde(default)]
     pub assume_campaign_timezone_for_ambiguous: bool,
+    /// An agent of this workspace (`agt_…`): dialtone's own voice pipeline handles the
+    /// calls. Exotel and Twilio only (422 `invalid_agent` otherwise); checked in `create`.
+    pub agent_id: Option<String>,
 }
 
 /// The longest `max_call_duration_secs` a campaign may ask for: a day. Providers cap calls
@@ -129,6 +132,8 @@ impl CreateCampaign {
             recurrence,
             max_call_duration_secs: self.max_call_duration_secs,
             assume_campaign_timezone_for_ambiguous: self.assume_campaign_timezone_for_ambiguous,
+            // Checked against the store by the caller (`api::agents::check_agent_id`).
+            agent_id: None,
         })
     }
 }
@@ -176,7 +181,9 @@ async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Campaign, Ap
 }
 
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<CreateCampaign>) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
-    let new = body.validate(ws.clone(), &app)?;
+    let agent_id = body.agent_id.clone();
+    let mut new = body.validate(ws.clone(), &app)?;
+    new.agent_id = super::agents::check_agent_id(&app, &ws, agent_id.as_deref(), new.provider).await?;
     let campaign = app.store.create_campaign(new, app.now()).await?;
     // A campaign's assistant becomes known to the workspace (single calls may use it).
     if app.store.get_assistant(&ws, &campaign.assistant_id).await?.is_none() {
