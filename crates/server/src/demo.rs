@@ -87,6 +87,17 @@ pub struct DemoArgs {
     /// (PostgreSQL only). All of them claim and place calls; webhooks go to the first.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
+    /// Whole conversations (Exotel or Twilio only): an agent on the simulator's speech
+    /// services, contacts answered by the simulator's scripted callees over media streams,
+    /// and the simulator's record of what it heard. Contacts default to 18; media runs in
+    /// real time (`--time-scale` still shortens ringing).
+    #[arg(long)]
+    pub voice: bool,
+    /// With `--voice`: the callees the contacts cycle through, e.g. `human,barge_in`
+    /// (human, talks_first, silent, voicemail, barge_in, hangs_up_early; default four humans to
+    /// one of each other kind).
+    #[arg(long, value_parser = crate::demo_voice::parse_mix)]
+    pub callees: Option<Vec<dialtone_sim::Callee>>,
 }
 
 /// `count` distinct, valid US numbers, the same for the same count.
@@ -112,6 +123,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.mode == "continuous" || args.mode == "batch", "--mode must be continuous or batch");
     anyhow::ensure!(args.time_scale > 0.0, "--time-scale must be above 0");
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(!args.voice || args.provider != DemoProvider::Vapi, "--voice needs --provider exotel or twilio (media streams)");
     anyhow::ensure!(
         args.nodes == 1 || args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")),
         "--nodes above 1 needs --database-url postgres://… (several nodes share one PostgreSQL database)"
@@ -146,9 +158,15 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         time_scale: args.time_scale,
         faults: if args.faults { Faults::demo_mix() } else { Faults::none() },
         seed: args.seed,
+        // Voice: the callee kind decides the conversation; a few calls still go unanswered.
+        outcomes: if args.voice { dialtone_sim::OutcomeMix { answered: 90, no_answer: 6, busy: 4, voicemail: 0, failed: 0 } } else { Default::default() },
         ..SimConfig::default()
     };
-    let longest_call = (sim_config.ring_secs.1 + sim_config.talk_secs.1 + 2.0) * args.time_scale;
+    let mut longest_call = (sim_config.ring_secs.1 + sim_config.talk_secs.1 + 2.0) * args.time_scale;
+    if args.voice {
+        // Media runs in real time: the agent's 120 s cap, plus ringing.
+        longest_call = longest_call.max(130.0);
+    }
     let sim = SimThread::start(sim_config).await?;
 
     let config = Config {
@@ -160,7 +178,7 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         twilio_account_sid: Some(TWILIO_SID.into()),
         twilio_auth_token: Some(secret.clone().into()),
         twilio_base_url: format!("{}/2010-04-01", sim.handle.base_url()),
-        twilio_twiml_url: Some("https://demo.invalid/twiml".into()),
+        twilio_twiml_url: (!args.voice).then(|| "https://demo.invalid/twiml".into()),
         // The demo's calls are simulated: Twilio's 1 call/s default would make it crawl.
         twilio_rate_per_sec: 200.0,
         exotel_sid: Some(EXOTEL_SID.into()),
@@ -170,6 +188,7 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         exotel_flow_url: Some("https://demo.invalid/flow".into()),
         exotel_callback_token: Some(secret.into()),
         exotel_rate_per_min: 60_000,
+        speech: crate::config::SpeechConfig { sim_url: sim.handle.base_url(), ..Default::default() },
         ..Config::default()
     };
     // Everything in the demo runs on simulated time, so the engine's patience is scaled
@@ -263,8 +282,14 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
         }
     };
 
+    let agent_id = if args.voice {
+        let agent = call(http.post(api("/agents")).json(&crate::demo_voice::demo_agent_json())).await?;
+        agent["id"].as_str().map(String::from)
+    } else {
+        None
+    };
     let retry_delay = 60.0 * args.time_scale;
-    let campaign = call(http.post(api("/campaigns")).json(&json!({
+    let mut campaign_body = json!({
         "name": "dialtone demo",
         "provider": args.provider.campaign_provider().as_str(),
         "assistant_id": "asst_demo",
@@ -281,11 +306,15 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
             "failed": {"max_retries": 5, "delay_secs": retry_delay / 5.0},
             "timeout": {"max_retries": 3, "delay_secs": retry_delay},
         },
-    })))
-    .await?;
+    });
+    if let Some(agent_id) = &agent_id {
+        campaign_body["agent_id"] = json!(agent_id);
+    }
+    let campaign = call(http.post(api("/campaigns")).json(&campaign_body)).await?;
     let id = campaign["id"].as_str().unwrap_or_default().to_string();
 
     let csv = match args.contacts {
+        _ if args.voice => crate::demo_voice::voice_csv(args.contacts.unwrap_or(18), args.callees.as_deref().unwrap_or(&[])),
         Some(n) => synthetic_csv(n),
         None => EXAMPLE_CSV.to_string(),
     };
@@ -319,6 +348,9 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
     let occupancy = dialtone_sim::Occupancy::of(&sim.handle.live_log(), args.provider.caller(), u64::from(args.cap));
     let per_call = |d: Duration| if stats.dials == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / stats.dials as f64 };
     r["occupancy"] = serde_json::to_value(&occupancy)?;
+    if args.voice {
+        r["voice"] = crate::demo_voice::summarize(&stats.media);
+    }
     // From the campaign's start to its completion. The simulator shares the process (on a
     // thread of its own); dialtone's part is the rest: HTTP server, engine, SQLite (an
     // in-process library), provider client and the demo's own polling. A PostgreSQL
@@ -419,6 +451,9 @@ fn print_table(r: &Value) {
             println!("    {k:<26} {v}");
         }
     }
+    if let Some(v) = r.get("voice") {
+        print_voice(v);
+    }
     println!("  {:<28} {}", "webhooks received", r["webhooks_received"]);
     println!("  {:<28} {}", "duplicate events ignored", r["duplicate_webhooks_ignored"]);
     if r["faults"] == true {
@@ -428,4 +463,21 @@ fn print_table(r: &Value) {
             s["rejected_429"], s["rejected_503"], s["webhooks_dropped"], s["webhooks_duplicated"], s["calls_reordered"]
         );
     }
+}
+
+fn print_voice(v: &Value) {
+    let ms = |x: &Value| x.as_u64().map_or("-".to_string(), |n| format!("{n} ms"));
+    let line = |label: &str, s: &Value| println!("  {label:<28} p50 {}, p95 {} (n = {}, sim)", ms(&s["p50_ms"]), ms(&s["p95_ms"]), s["n"]);
+    println!("  voice ({} media calls, as the simulator heard them)", v["calls"]);
+    if let Some(by) = v["by_callee"].as_object() {
+        for (callee, c) in by {
+            let hung: Vec<String> = c["hung_up_by"].as_object().map(|m| m.iter().map(|(k, n)| format!("{k} {n}")).collect()).unwrap_or_default();
+            println!("    {callee:<26} {} calls, hung up by: {}", c["calls"], hung.join(", "));
+        }
+    }
+    line("greeting latency", &v["greeting_latency"]);
+    line("reply latency", &v["reply_latency"]);
+    line("barge-in → clear", &v["barge_in_to_clear"]);
+    println!("  {:<28} {}", "chunk-size violations", v["chunk_size_violations"]);
+    println!("  {:<28} {} of {}", "voicemails left", v["voicemails_left"], v["voicemail_calls"]);
 }
