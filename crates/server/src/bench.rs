@@ -261,7 +261,7 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
     }))
 }
 
-fn voice_demo_args(args: &VoiceBenchArgs, contacts: usize, cap: u32, callees: Option<Vec<dialtone_sim::Callee>>) -> DemoArgs {
+fn voice_demo_args(args: &VoiceBenchArgs, contacts: usize, cap: u32, callees: Option<String>) -> DemoArgs {
     DemoArgs {
         contacts: Some(contacts),
         cap,
@@ -297,7 +297,7 @@ pub async fn voice(args: &VoiceBenchArgs) -> anyhow::Result<Value> {
     });
     if args.calls > 0 {
         let cap = u32::try_from(args.calls).unwrap_or(u32::MAX);
-        let load = demo::execute(&voice_demo_args(args, args.calls, cap, Some(vec![dialtone_sim::Callee::Human]))).await?;
+        let load = demo::execute(&voice_demo_args(args, args.calls, cap, Some("human".into()))).await?;
         let wall_ms = load["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
         let cores = |ms: &Value| ms.as_f64().unwrap_or(0.0) / wall_ms;
         report["load_run"] = json!({

@@ -96,8 +96,8 @@ pub struct DemoArgs {
     /// With `--voice`: the callees the contacts cycle through, e.g. `human,barge_in`
     /// (human, talks_first, silent, voicemail, barge_in, hangs_up_early; default four humans to
     /// one of each other kind).
-    #[arg(long, value_parser = crate::demo_voice::parse_mix)]
-    pub callees: Option<Vec<dialtone_sim::Callee>>,
+    #[arg(long)]
+    pub callees: Option<String>,
 }
 
 /// `count` distinct, valid US numbers, the same for the same count.
@@ -124,6 +124,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.time_scale > 0.0, "--time-scale must be above 0");
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
     anyhow::ensure!(!args.voice || args.provider != DemoProvider::Vapi, "--voice needs --provider exotel or twilio (media streams)");
+    if let Some(mix) = &args.callees {
+        crate::demo_voice::parse_mix(mix).map_err(|e| anyhow::anyhow!("--callees: {e}"))?;
+    }
     anyhow::ensure!(
         args.nodes == 1 || args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")),
         "--nodes above 1 needs --database-url postgres://… (several nodes share one PostgreSQL database)"
@@ -178,7 +181,8 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         twilio_account_sid: Some(TWILIO_SID.into()),
         twilio_auth_token: Some(secret.clone().into()),
         twilio_base_url: format!("{}/2010-04-01", sim.handle.base_url()),
-        twilio_twiml_url: (!args.voice).then(|| "https://demo.invalid/twiml".into()),
+        // Agent calls send inline <Connect><Stream> TwiML whatever is configured here.
+        twilio_twiml_url: Some("https://demo.invalid/twiml".into()),
         // The demo's calls are simulated: Twilio's 1 call/s default would make it crawl.
         twilio_rate_per_sec: 200.0,
         exotel_sid: Some(EXOTEL_SID.into()),
@@ -314,7 +318,10 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
     let id = campaign["id"].as_str().unwrap_or_default().to_string();
 
     let csv = match args.contacts {
-        _ if args.voice => crate::demo_voice::voice_csv(args.contacts.unwrap_or(18), args.callees.as_deref().unwrap_or(&[])),
+        _ if args.voice => {
+            let mix = args.callees.as_deref().map(crate::demo_voice::parse_mix).transpose().map_err(anyhow::Error::msg)?.unwrap_or_default();
+            crate::demo_voice::voice_csv(args.contacts.unwrap_or(18), &mix)
+        }
         Some(n) => synthetic_csv(n),
         None => EXAMPLE_CSV.to_string(),
     };
@@ -480,4 +487,7 @@ fn print_voice(v: &Value) {
     line("barge-in → clear", &v["barge_in_to_clear"]);
     println!("  {:<28} {}", "chunk-size violations", v["chunk_size_violations"]);
     println!("  {:<28} {} of {}", "voicemails left", v["voicemails_left"], v["voicemail_calls"]);
+    if let Some(error) = v["connect_error_example"].as_str() {
+        println!("  {:<28} {} (e.g. {error})", "streams not opened", v["connect_errors"]);
+    }
 }

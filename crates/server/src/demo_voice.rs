@@ -88,6 +88,9 @@ pub fn summarize(records: &[MediaCallRecord]) -> Value {
         "voicemails_left": records.iter().filter(|r| r.voicemail_left == Some(true)).count(),
         "voicemail_calls": records.iter().filter(|r| r.voicemail_left.is_some()).count(),
         "audio_received_s": records.iter().map(|r| r.audio_received_ms).sum::<u64>() as f64 / 1000.0,
+        // Streams the simulator could not open (the call then ran without media), and why.
+        "connect_errors": records.iter().filter(|r| r.connect_error.is_some()).count(),
+        "connect_error_example": records.iter().find_map(|r| r.connect_error.clone()),
     })
 }
 
