@@ -258,8 +258,11 @@ pub async fn build_with(
     }
     let media = crate::media::Media::new(
         media_config,
-        voice.speech.unwrap_or_else(|| crate::media::speech_from_config(config)),
-        voice.records.unwrap_or_else(|| Arc::new(crate::media::StoreRecords(store.clone()))),
+        match voice.speech {
+            Some(s) => s,
+            None => crate::media::speech_from_config(config)?,
+        },
+        voice.records.unwrap_or_else(|| Arc::new(crate::media::StoreRecords { store: store.clone(), clock: engine.clock().clone() })),
     );
     Ok(Arc::new(AppState {
         store,

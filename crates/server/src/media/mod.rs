@@ -131,12 +131,23 @@ pub struct Media {
     pub cache: greeting::GreetingCache,
     running: AtomicUsize,
     finished: tokio::sync::Notify,
+    /// Inbound frames the sessions have fully handled (their actions carried out): a test
+    /// on a manual clock waits for it before moving the clock on.
+    pub frames_handled: std::sync::atomic::AtomicU64,
 }
 
 impl Media {
     pub fn new(config: MediaConfig, speech: Arc<dyn SpeechFactory>, records: Arc<dyn CallRecords>) -> Arc<Self> {
         let cache = greeting::GreetingCache::new(config.cache_entries);
-        Arc::new(Self { config, speech, records, cache, running: AtomicUsize::new(0), finished: tokio::sync::Notify::new() })
+        Arc::new(Self {
+            config,
+            speech,
+            records,
+            cache,
+            running: AtomicUsize::new(0),
+            finished: tokio::sync::Notify::new(),
+            frames_handled: Default::default(),
+        })
     }
 
     /// Sessions whose task is still running.
@@ -266,29 +277,34 @@ pub fn media_config(config: &crate::config::Config) -> MediaConfig {
     mc
 }
 
-/// Speech services from the config. TODO(merge i12-speech): the real clients.
-pub fn speech_from_config(_config: &crate::config::Config) -> Arc<dyn SpeechFactory> {
-    Arc::new(NoSpeech)
+/// Speech services from the config's `[speech]` section (`crate::speech::SpeechClients`).
+pub fn speech_from_config(config: &crate::config::Config) -> anyhow::Result<Arc<dyn SpeechFactory>> {
+    Ok(Arc::new(crate::speech::SpeechClients::new(&config.speech)?))
 }
 
-struct NoSpeech;
-
-impl SpeechFactory for NoSpeech {
+impl SpeechFactory for crate::speech::SpeechClients {
     fn for_agent(&self, agent: &Agent) -> Result<SpeechSet, SpeechError> {
-        Err(SpeechError { service: "config", message: format!("no speech services for agent {}", agent.id), retryable: false })
+        Ok(SpeechSet { stt: self.stt(&agent.stt)?, llm: self.llm(&agent.llm)?, tts: self.tts(&agent.tts)? })
     }
 }
 
-/// [`CallRecords`] on the store. TODO(merge i12-agents): agents and transcripts in the store.
-pub struct StoreRecords(pub Arc<dyn dialtone_store::Store>);
+/// [`CallRecords`] on the store: the agent of the call's campaign, the transcript saved
+/// on the call (stamped on the engine's clock).
+pub struct StoreRecords {
+    pub store: Arc<dyn dialtone_store::Store>,
+    pub clock: Arc<dyn dialtone_core::Clock>,
+}
 
 #[async_trait]
 impl CallRecords for StoreRecords {
-    async fn agent_for_call(&self, _call: &CallId) -> anyhow::Result<Option<Agent>> {
-        Ok(None)
+    async fn agent_for_call(&self, call: &CallId) -> anyhow::Result<Option<Agent>> {
+        Ok(self.store.agent_for_call(call).await?)
     }
 
-    async fn save_conversation(&self, _call: &CallId, _transcript: &[TranscriptTurn], _voicemail_left: bool) -> anyhow::Result<()> {
+    async fn save_conversation(&self, call: &CallId, transcript: &[TranscriptTurn], voicemail_left: bool) -> anyhow::Result<()> {
+        if !self.store.save_transcript(call, transcript, voicemail_left, self.clock.now()).await? {
+            tracing::warn!(call_id = %call, "the transcript's call is not in the store");
+        }
         Ok(())
     }
 }

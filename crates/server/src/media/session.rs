@@ -18,14 +18,15 @@
 //! [`EventKind::Voice`] event. Every LLM/TTS task lives in the session's `JoinSet` and is
 //! aborted when the session returns; dropping the STT session's sender closes it.
 
-use super::audio::{self, Chunker, SAMPLE_RATE};
+use super::audio::{self, SAMPLE_RATE};
 use super::wire::{Dialect, Start, StreamIn, StreamOut};
 use super::{greeting, Media, SessionGuard, SpeechSet};
 use axum::extract::ws::{Message, WebSocket};
 use dialtone_core::{Agent, CallId, EventKind, Outcome, ProviderEvent};
 use dialtone_engine::Engine;
+use dialtone_voice::chunk::Chunker;
 use dialtone_voice::conversation::{Action, Conversation, EndReason, Ending, Input, Script, Timing, Utterance, VoiceOutcome};
-use dialtone_voice::listen::Heard;
+use dialtone_voice::listen::{Listener, ListenerConfig};
 use dialtone_voice::speech::{SttEvent, SttInput, SttOptions, SttSession, TtsOptions};
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
@@ -43,18 +44,6 @@ pub struct SessionEnd {
     pub ending: Option<Ending>,
 }
 
-/// The conversation's script from the agent's settings.
-pub fn script(agent: &Agent) -> Script {
-    Script {
-        greeting: agent.greeting.clone(),
-        system_prompt: agent.system_prompt.clone(),
-        no_response_prompt: agent.no_response_prompt.clone(),
-        goodbye: agent.goodbye.clone(),
-        voicemail_message: agent.voicemail_message.clone(),
-        max_duration: SignedDuration::from_secs(i64::from(agent.max_duration_secs)),
-    }
-}
-
 /// Runs one media stream to its end. `call` is known before the upgrade on Exotel (URL)
 /// and read from `start` on Twilio. Never panics on what the socket sends.
 #[tracing::instrument(skip_all, fields(provider = dialect.as_str(), call_id))]
@@ -65,6 +54,7 @@ pub async fn run(media: Arc<Media>, engine: Arc<Engine>, dialect: Dialect, call:
         return SessionEnd { call_id: None, ending: None };
     };
     tracing::Span::current().record("call_id", call_id.as_str());
+    tracing::debug!(stream_sid, "media stream started");
     let agent = match media.records.agent_for_call(&call_id).await {
         Ok(Some(agent)) => agent,
         Ok(None) => {
@@ -190,8 +180,7 @@ fn provider_kind(dialect: Dialect) -> dialtone_core::ProviderKind {
 pub fn outcome(o: VoiceOutcome) -> Outcome {
     match o {
         VoiceOutcome::Completed => Outcome::Completed,
-        // TODO(merge i12-agents): Outcome::NoResponse.
-        VoiceOutcome::NoResponse => Outcome::NoAnswer,
+        VoiceOutcome::NoResponse => Outcome::NoResponse,
         VoiceOutcome::Voicemail => Outcome::Voicemail,
     }
 }
@@ -238,6 +227,10 @@ struct Driver {
     speech: SpeechSet,
     conversation: Conversation,
     listener: Listener,
+    /// Inbound samples so far and the engine-clock time of the first: the listener's times
+    /// come from sample positions (8 kHz), so network jitter does not move them.
+    heard_samples: u64,
+    stream_started: Option<Timestamp>,
     stt: Option<SttSession>,
     tasks: JoinSet<()>,
     /// Speech to synthesise after the current one, in order.
@@ -269,7 +262,7 @@ impl Driver {
     ) -> Self {
         let (tts_tx, tts_rx) = mpsc::channel(64);
         let (llm_tx, llm_rx) = mpsc::channel(64);
-        let conversation = Conversation::new(script(&agent), Timing::default());
+        let conversation = Conversation::new(Script::from_agent(&agent), Timing::default());
         Self {
             media,
             engine,
@@ -279,7 +272,9 @@ impl Driver {
             agent,
             speech,
             conversation,
-            listener: Listener::new(),
+            listener: Listener::new(ListenerConfig::default()),
+            heard_samples: 0,
+            stream_started: None,
             stt: None,
             tasks: JoinSet::new(),
             says: VecDeque::new(),
@@ -315,6 +310,7 @@ impl Driver {
     /// The loop: until the conversation ends or the socket goes.
     async fn run(&mut self, socket: &mut WebSocket) -> Ending {
         let now = self.now();
+        self.stream_started = Some(now);
         let actions = self.conversation.handle(now, Input::Started);
         if let Some(ending) = self.act(socket, actions).await {
             return ending;
@@ -328,14 +324,28 @@ impl Driver {
             if let Err(ending) = self.send_due(socket).await {
                 return ending;
             }
+            // Checked on every turn of the loop, not only when the loop is idle: inbound
+            // audio arrives every 20–100 ms and would otherwise starve the timer below.
+            let now = self.now();
+            if self.conversation.next_deadline().is_some_and(|d| d <= now) {
+                let actions = self.conversation.handle(now, Input::Tick);
+                if let Some(ending) = self.act(socket, actions).await {
+                    return ending;
+                }
+                continue;
+            }
             let deadline = self.conversation.next_deadline();
             let tick = self.tick_wait(deadline);
             let send_at = self.next_send_at();
+            let mut from_socket = false;
             let inputs: Vec<Input> = tokio::select! {
-                frame = socket.recv() => match self.on_frame(frame) {
-                    Ok(inputs) => inputs,
-                    Err(()) => vec![Input::Stopped],
-                },
+                frame = socket.recv() => {
+                    from_socket = true;
+                    match self.on_frame(frame) {
+                        Ok(inputs) => inputs,
+                        Err(()) => vec![Input::Stopped],
+                    }
+                }
                 Some(msg) = self.tts_rx.recv() => { self.on_tts(msg); vec![] }
                 Some(msg) = self.llm_rx.recv() => self.on_llm(msg),
                 event = recv_stt(&mut self.stt) => match event {
@@ -354,6 +364,7 @@ impl Driver {
             for input in inputs {
                 let stopped = input == Input::Stopped;
                 let now = self.now();
+                tracing::trace!(?input, %now, "conversation input");
                 let actions = self.conversation.handle(now, input);
                 if let Some(ending) = self.act(socket, actions).await {
                     return ending;
@@ -361,6 +372,9 @@ impl Driver {
                 if stopped {
                     return self.conversation.ending().unwrap_or_else(|| fallback_ending(&self.conversation));
                 }
+            }
+            if from_socket {
+                self.media.frames_handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         }
     }
@@ -414,8 +428,11 @@ impl Driver {
         }
     }
 
-    async fn send(&self, socket: &mut WebSocket, out: &StreamOut) -> Result<(), axum::Error> {
-        socket.send(Message::Text(self.dialect.encode(&self.stream_sid, out).into())).await
+    /// Sends one frame. The text is made before the await: the driver (its VAD) is not
+    /// `Sync`, so no borrow of it may be held across one.
+    fn send<'a>(&self, socket: &'a mut WebSocket, out: &StreamOut) -> impl std::future::Future<Output = Result<(), axum::Error>> + Send + 'a {
+        let text = self.dialect.encode(&self.stream_sid, out);
+        socket.send(Message::Text(text.into()))
     }
 
     /// One inbound frame → the conversation's inputs. Err: the stream is over.
@@ -442,8 +459,14 @@ impl Driver {
                     // A slow STT service loses audio rather than holding up the call.
                     let _ = stt.audio.try_send(SttInput::Audio(pcm.clone()));
                 }
-                let now = self.now();
-                self.listener.push(now, &pcm).into_iter().map(Input::Heard).collect()
+                let started = *self.stream_started.get_or_insert_with(|| self.engine.clock().now());
+                let at = started + SignedDuration::from_micros((self.heard_samples * 125) as i64);
+                self.heard_samples += pcm.len() as u64;
+                let heard = self.listener.push(at, &pcm);
+                for h in &heard {
+                    tracing::debug!(heard = ?h, now = %self.now(), "heard");
+                }
+                heard.into_iter().map(Input::Heard).collect()
             }
             StreamIn::Mark { mark, .. } => vec![Input::MarkPlayed { mark: mark.name }],
             StreamIn::Dtmf { dtmf, .. } => dtmf.digit.chars().next().map(|digit| Input::Dtmf { digit }).into_iter().collect(),
@@ -499,7 +522,7 @@ impl Driver {
             let Some(say) = self.says.pop_front() else { return };
             let cacheable = say.kind != Utterance::Reply;
             let key = greeting::key(&self.agent, self.dialect.as_str(), SAMPLE_RATE, &say.text);
-            let mut chunker = Chunker::new(self.dialect);
+            let mut chunker = audio::chunker(self.dialect);
             if let Some(pcm) = cacheable.then(|| self.media.cache.get(&key)).flatten() {
                 self.queue.extend(chunker.push(&pcm).into_iter().map(Queued::Audio));
                 if let Some(last) = chunker.finish() {
@@ -537,6 +560,7 @@ impl Driver {
     /// Carries out the conversation's actions in order; `Some` when the stream is over.
     async fn act(&mut self, socket: &mut WebSocket, actions: Vec<Action>) -> Option<Ending> {
         for action in actions {
+            tracing::debug!(?action, "conversation action");
             match action {
                 Action::Say { mark, text, kind } => {
                     self.says.push_back(Say { mark, text, kind });
@@ -620,17 +644,4 @@ async fn recv_stt(stt: &mut Option<SttSession>) -> Option<Result<SttEvent, dialt
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
-}
-
-/// The VAD and beep detector over the callee's audio.
-struct Listener;
-
-impl Listener {
-    fn new() -> Self {
-        Listener
-    }
-
-    fn push(&mut self, _now: Timestamp, _pcm: &[i16]) -> Vec<Heard> {
-        Vec::new()
-    }
 }

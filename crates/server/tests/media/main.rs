@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 async fn exotel(app: &MediaApp, call: &dialtone_core::CallId) -> Provider {
     let url = app.state.media.config.exotel_stream_url(call);
     let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let mut p = Provider { ws, exotel: true, sid: "st_media_it".into() };
+    let mut p = Provider { ws, exotel: true, sid: "st_media_it".into(), sent: 0 };
     p.start(json!({"call_id": call.as_str()})).await;
     p
 }
@@ -23,7 +23,7 @@ async fn twilio(app: &MediaApp, call: &dialtone_core::CallId) -> Provider {
     let signature = dialtone_providers::twilio::sign_base64(TWILIO_TOKEN, &url, &[]);
     request.headers_mut().insert("x-twilio-signature", signature.parse().unwrap());
     let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let mut p = Provider { ws, exotel: false, sid: "MZ_media_it".into() };
+    let mut p = Provider { ws, exotel: false, sid: "MZ_media_it".into(), sent: 0 };
     let url = app.state.media.config.exotel_stream_url(call);
     let token = url.split("/media/exotel/").nth(1).unwrap().split('?').next().unwrap().to_string();
     p.start(json!({"dialtone_call_id": call.as_str(), "token": token})).await;
@@ -86,8 +86,9 @@ async fn exotel_greets_in_320_byte_multiples_replies_and_saves_the_call_on_stop(
     let (last, whole) = sizes.split_last().unwrap();
     assert!(whole.iter().all(|n| *n >= 3200 && n % 320 == 0), "{sizes:?}");
     assert!(*last > 0 && last % 320 == 0, "{sizes:?}");
-    assert_eq!(sizes.iter().sum::<usize>(), tts_samples(&greeting) * 2 / 3200 * 3200 + (tts_samples(&greeting) * 2 % 3200).div_ceil(320) * 320);
-    p.mark(&mark).await;
+    let total: usize = sizes.iter().sum();
+    assert!(total >= tts_samples(&greeting) * 2 && total < tts_samples(&greeting) * 2 + 3200, "{total}");
+    p.mark(&app, &mark).await;
 
     p.speak(&app, &fixture("question")).await;
     p.silence(&app, 1500).await;
@@ -99,8 +100,8 @@ async fn exotel_greets_in_320_byte_multiples_replies_and_saves_the_call_on_stop(
     app.until("the call to end", || app.state.media.running_sessions() == 0).await;
     let stored = app.stored_call(&call).await;
     assert_eq!((stored.status, stored.outcome), (CallStatus::Ended, Some(Outcome::Completed)));
-    let (transcript, voicemail_left) = app.records.saved.lock().unwrap().get(&call).cloned().unwrap();
-    assert!(!voicemail_left);
+    let transcript = stored.transcript.clone().expect("the transcript is saved on the call");
+    assert!(!stored.voicemail_left);
     assert_eq!(transcript[0].speaker, Speaker::Agent);
     assert!(transcript.iter().any(|t| t.speaker == Speaker::Callee && t.text == HEARD), "{transcript:?}");
     app.until("no LLM/TTS stream left", || app.speech.live_streams() == 0).await;
@@ -114,7 +115,7 @@ async fn twilio_greets_in_160_byte_frames_and_a_barge_in_clears() {
 
     let (sizes, mark) = p.turn().await;
     assert!(sizes.iter().all(|n| *n == 160), "{sizes:?}");
-    p.mark(&mark).await;
+    p.mark(&app, &mark).await;
     p.speak(&app, &fixture("question")).await;
     p.silence(&app, 1500).await;
     // The reply starts; the callee interrupts while it is still queued.
@@ -130,7 +131,7 @@ async fn twilio_greets_in_160_byte_frames_and_a_barge_in_clears() {
     }
     p.stop().await;
     app.until("the call to end", || app.state.media.running_sessions() == 0).await;
-    let (transcript, _) = app.records.saved.lock().unwrap().get(&call).cloned().unwrap();
+    let transcript = app.stored_call(&call).await.transcript.expect("the transcript is saved on the call");
     assert!(transcript.iter().any(|t| t.speaker == Speaker::Agent && t.interrupted), "{transcript:?}");
 }
 
@@ -140,20 +141,28 @@ async fn silence_after_the_greeting_prompts_at_10_s_says_goodbye_at_15_s_and_end
     let call = app.call(agent()).await;
     let mut p = exotel(&app, &call).await;
     let (_, mark) = p.turn().await;
-    p.mark(&mark).await;
+    p.mark(&app, &mark).await;
     // Silence: the clock moves with the audio the line sends.
     p.silence(&app, 9_800).await;
     p.silence(&app, 400).await;
     let (prompt, mark) = p.turn().await;
     assert!(!prompt.is_empty());
-    p.mark(&mark).await;
+    p.mark(&app, &mark).await;
     p.silence(&app, 5_200).await;
     let (_, mark) = p.turn().await;
-    p.mark(&mark).await;
+    p.mark(&app, &mark).await;
     assert_eq!(p.next().await, Got::Closed);
     app.until("the call to end", || app.state.media.running_sessions() == 0).await;
     let stored = app.stored_call(&call).await;
-    assert_eq!(stored.outcome, Some(dialtone_server::media::session::outcome(dialtone_voice::conversation::VoiceOutcome::NoResponse)));
+    assert_eq!(stored.outcome, Some(Outcome::NoResponse));
+    // Timed on the engine's clock from the marks (the greeting's and the prompt's playing
+    // ends), not from sending.
+    let turns = stored.transcript.expect("the transcript is saved on the call");
+    let kinds: Vec<_> = turns.iter().map(|t| (t.speaker, t.text.as_str())).collect();
+    assert_eq!(kinds, vec![(Speaker::Agent, agent().greeting.as_str()), (Speaker::Agent, "Hello? Are you there?"), (Speaker::Agent, "Goodbye.")]);
+    let gap = |a: usize, b: usize| turns[b].started_at.duration_since(turns[a].ended_at).as_millis();
+    assert!((10_000..=10_200).contains(&gap(0, 1)), "prompt {} ms after the greeting played", gap(0, 1));
+    assert!((5_000..=5_200).contains(&gap(1, 2)), "goodbye {} ms after the prompt played", gap(1, 2));
 }
 
 #[tokio::test]
@@ -166,9 +175,9 @@ async fn a_dropped_socket_ends_the_call_with_what_was_said_and_no_task_left() {
     app.ingest(&call, EventKind::Ended { outcome: Outcome::Completed, reason: None }, "completed").await;
     drop(p);
     app.until("the session to end", || app.state.media.running_sessions() == 0).await;
-    assert!(app.records.saved.lock().unwrap().contains_key(&call));
     app.until("no LLM/TTS stream left", || app.speech.live_streams() == 0).await;
     let stored = app.stored_call(&call).await;
+    assert!(stored.transcript.is_some(), "what was said is saved");
     assert_eq!(stored.status, CallStatus::Ended);
     assert_ne!(stored.outcome, Some(Outcome::Completed), "the callee never spoke: the voice verdict (no response) corrects `completed`");
 }

@@ -3,16 +3,15 @@
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use dialtone_core::{Agent, AgentId, CallId, Clock, ManualClock, SpeechService, TranscriptTurn};
+use dialtone_core::{Agent, AgentId, CallId, Clock, ManualClock, SpeechService};
 use dialtone_server::app::{self, AppState, VoiceParts};
 use dialtone_server::config::Config;
-use dialtone_server::media::{CallRecords, MediaConfig, SpeechFactory, SpeechSet};
+use dialtone_server::media::{MediaConfig, SpeechFactory, SpeechSet};
 use dialtone_voice::speech::{ChatRequest, Llm, SpeechError, Stt, SttEvent, SttInput, SttOptions, SttSession, Tts, TtsOptions};
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -52,7 +51,7 @@ pub fn agent() -> Agent {
 /// yet dropped: none may outlive the session.
 #[derive(Clone, Default)]
 pub struct Scripted {
-    pub live: Arc<()>,
+    pub live: Arc<std::sync::atomic::AtomicUsize>,
     pub tts_calls: Arc<Mutex<Vec<String>>>,
     pub llm_calls: Arc<Mutex<Vec<ChatRequest>>>,
 }
@@ -60,7 +59,21 @@ pub struct Scripted {
 impl Scripted {
     /// LLM/TTS streams still alive (held by a task).
     pub fn live_streams(&self) -> usize {
-        Arc::strong_count(&self.live) - 1
+        self.live.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn guard(&self) -> Live {
+        self.live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Live(self.live.clone())
+    }
+}
+
+/// Counts one LLM/TTS stream as alive until dropped.
+pub struct Live(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -76,7 +89,7 @@ impl Tts for Scripted {
         let n = tts_samples(text);
         let pcm: Vec<i16> = (0..n).map(|i| ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0) as i16).collect();
         let pieces: Vec<Result<Vec<i16>, SpeechError>> = pcm.chunks(400).map(|c| Ok(c.to_vec())).collect();
-        let guard = self.live.clone();
+        let guard = self.guard();
         Ok(futures::stream::iter(pieces)
             .map(move |p| {
                 let _ = &guard;
@@ -90,7 +103,7 @@ impl Tts for Scripted {
 impl Llm for Scripted {
     async fn reply(&self, request: &ChatRequest) -> Result<BoxStream<'static, Result<String, SpeechError>>, SpeechError> {
         self.llm_calls.lock().unwrap().push(request.clone());
-        let guard = self.live.clone();
+        let guard = self.guard();
         let (a, b) = REPLY.split_at(10);
         Ok(futures::stream::iter(vec![Ok(a.to_string()), Ok(b.to_string())])
             .map(move |p| {
@@ -131,31 +144,11 @@ impl SpeechFactory for Scripted {
     }
 }
 
-/// Calls' agents, and what the driver saved.
-#[derive(Default)]
-pub struct Records {
-    pub agents: Mutex<HashMap<CallId, Agent>>,
-    pub saved: Mutex<HashMap<CallId, (Vec<TranscriptTurn>, bool)>>,
-}
-
-#[async_trait]
-impl CallRecords for Records {
-    async fn agent_for_call(&self, call: &CallId) -> anyhow::Result<Option<Agent>> {
-        Ok(self.agents.lock().unwrap().get(call).cloned())
-    }
-
-    async fn save_conversation(&self, call: &CallId, transcript: &[TranscriptTurn], voicemail_left: bool) -> anyhow::Result<()> {
-        self.saved.lock().unwrap().insert(call.clone(), (transcript.to_vec(), voicemail_left));
-        Ok(())
-    }
-}
-
 pub struct MediaApp {
     pub base: String,
     pub state: Arc<AppState>,
     pub clock: ManualClock,
     pub speech: Scripted,
-    pub records: Arc<Records>,
     cancel: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -182,25 +175,24 @@ impl MediaApp {
         };
         let clock = ManualClock::new("2026-12-01T09:00:00Z".parse().unwrap());
         let speech = Scripted::default();
-        let records = Arc::new(Records::default());
-        let parts = VoiceParts {
-            speech: Some(Arc::new(speech.clone())),
-            records: Some(records.clone()),
-            configure: Some(|c: &mut MediaConfig| c.max_tick = Duration::from_millis(5)),
-        };
+        let parts =
+            VoiceParts { speech: Some(Arc::new(speech.clone())), records: None, configure: Some(|c: &mut MediaConfig| c.max_tick = Duration::from_millis(5)) };
         let state = app::build_with(&config, config.engine(), Arc::new(clock.clone()), parts).await.unwrap();
         let cancel = CancellationToken::new();
         tokio::spawn(app::serve(state.clone(), listener, cancel.clone()));
-        Self { base, state, clock, speech, records, cancel, _dir: dir }
+        Self { base, state, clock, speech, cancel, _dir: dir }
     }
 
-    /// A call in progress whose agent is `agent`.
-    pub async fn call(&self, agent: Agent) -> CallId {
+    /// A call in progress whose agent is `agent` (stored in the default workspace).
+    pub async fn call(&self, mut agent: Agent) -> CallId {
         use dialtone_store::{Assistant, NewSingleCall};
         let store = &self.state.store;
         let ws = store.default_workspace().await.unwrap();
+        agent.workspace_id = ws.clone();
+        store.create_agent(&agent).await.unwrap();
         let new = NewSingleCall {
             workspace_id: ws,
+            agent_id: Some(agent.id.clone()),
             assistant: Assistant { id: "agent".into(), provider: dialtone_core::ProviderKind::Sim, phone_number_id: "pn".into(), name: None },
             phone: dialtone_core::PhoneNumber::parse("+14155552671", "US").unwrap(),
             extension: None,
@@ -215,7 +207,6 @@ impl MediaApp {
             retry: dialtone_core::RetryPolicy::default(),
         };
         let call = store.create_single_call(new, self.clock.now()).await.unwrap();
-        self.records.agents.lock().unwrap().insert(call.id.clone(), agent);
         self.progress(&call.id, dialtone_core::CallStatus::InProgress).await;
         call.id
     }
@@ -269,6 +260,8 @@ pub struct Provider {
     pub ws: Ws,
     pub exotel: bool,
     pub sid: String,
+    /// Frames sent after `start` (the server counts those it handled).
+    pub sent: u64,
 }
 
 /// What the provider received (frames other than media are kept whole).
@@ -283,6 +276,15 @@ pub enum Got {
 impl Provider {
     pub async fn send(&mut self, v: Value) {
         self.ws.send(Message::Text(v.to_string().into())).await.unwrap();
+        if v["event"] != "connected" && v["event"] != "start" {
+            self.sent += 1;
+        }
+    }
+
+    /// Waits until dialtone has handled every frame sent so far (so the clock may move).
+    pub async fn settle(&self, app: &MediaApp) {
+        let sent = self.sent;
+        app.until("dialtone to handle the frames sent", || app.state.media.frames_handled.load(std::sync::atomic::Ordering::SeqCst) >= sent).await;
     }
 
     fn sid_key(&self) -> &'static str {
@@ -341,9 +343,10 @@ impl Provider {
         }
     }
 
-    pub async fn mark(&mut self, name: &str) {
+    pub async fn mark(&mut self, app: &MediaApp, name: &str) {
         let key = self.sid_key();
         self.send(json!({"event": "mark", key: self.sid, "mark": {"name": name}})).await;
+        self.settle(app).await;
     }
 
     /// Sends `ulaw` (8 kHz μ-law) as the callee's audio, in the provider's framing
@@ -360,6 +363,7 @@ impl Provider {
                 json!({"track": "inbound", "chunk": i.to_string(), "timestamp": "0", "payload": payload})
             };
             self.send(json!({"event": "media", key: self.sid, "media": media})).await;
+            self.settle(app).await;
             app.advance((chunk.len() / 8) as i64);
         }
     }
