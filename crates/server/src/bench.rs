@@ -110,7 +110,6 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
     let campaign = store
         .create_campaign(
             NewCampaign {
-                agent_id: None,
                 workspace_id: ws.clone(),
                 name: "bench".into(),
                 provider: ProviderKind::Sim,

@@ -46,7 +46,6 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
         let c = store
             .create_campaign(
                 NewCampaign {
-                    agent_id: None,
                     workspace_id: ws.clone(),
                     name: format!("tick {i}"),
                     provider: ProviderKind::Sim,

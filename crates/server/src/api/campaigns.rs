@@ -117,7 +117,6 @@ impl CreateCampaign {
         let retry = self.retry.unwrap_or_default();
         retry.validate().map_err(|m| ApiError::invalid("retry", m))?;
         Ok(NewCampaign {
-            agent_id: None,
             workspace_id: ws,
             name: text("name", self.name)?,
             provider,

@@ -128,7 +128,6 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         .store
         .create_single_call(
             NewSingleCall {
-                agent_id: None,
                 workspace_id: ws,
                 assistant,
                 phone,

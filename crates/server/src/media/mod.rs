@@ -264,14 +264,8 @@ async fn twilio_stream(State(state): State<Arc<AppState>>, headers: HeaderMap, u
 
 /// The media streams' settings from the server's config.
 pub fn media_config(config: &crate::config::Config) -> MediaConfig {
-    // TODO(merge i12-agents): the configured media secret. Until then a per-process one:
-    // stream URLs stay valid only while this process runs.
-    let secret: String = {
-        use rand::Rng;
-        let bytes: [u8; 32] = rand::thread_rng().gen();
-        hex::encode(bytes)
-    };
-    let mut mc = MediaConfig::new(SecretString::from(secret), config.public_url());
+    // The secret the provider clients sign stream addresses with (`media_secret`).
+    let mut mc = MediaConfig::new(config.media_secret(), config.public_url());
     mc.twilio_auth_token = config.twilio_auth_token.clone();
     mc.exotel_callback_token = config.exotel_callback_token.clone();
     mc
