@@ -5,7 +5,7 @@
 //! [`crate::MediaCallRecord`] of what it heard.
 //!
 //! Media always runs in real time (tokio time), whatever [`crate::SimConfig::time_scale`] is:
-//! audio has no fast-forward. Tests can pause tokio time.
+//! audio has no fast-forward.
 
 pub(crate) mod callee;
 pub(crate) mod session;
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use callee::Callee;
@@ -36,7 +37,17 @@ pub(crate) struct MediaEnd {
 /// Runs the stream of call `call_sid` until someone hangs up. `None` when the socket could not
 /// be opened (recorded with its error); the caller then lets the call run without media.
 pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, callee: Callee) -> Option<MediaEnd> {
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(spec.url.as_str())).await;
+    let mut request = match spec.url.as_str().into_client_request() {
+        Ok(request) => request,
+        Err(e) => return failed(shared, call_sid, spec, callee, e.to_string()),
+    };
+    // Twilio signs the WebSocket upgrade like a webhook: X-Twilio-Signature over the URL, no params.
+    if let (Wire::Twilio, Some(token)) = (spec.wire, shared.config.twilio_auth_token.as_deref()) {
+        if let Ok(value) = crate::twilio::signature::<&str, &str>(token, &spec.url, &[]).parse() {
+            request.headers_mut().insert("x-twilio-signature", value);
+        }
+    }
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await;
     let ws = match connected {
         Ok(Ok((ws, _response))) => ws,
         Ok(Err(e)) => return failed(shared, call_sid, spec, callee, e.to_string()),
@@ -71,7 +82,9 @@ pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, call
             _ = shared.stopped() => by = Some(HungUpBy::Sim),
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    for reply in session.on_text(ms(), text.as_str()) {
+                    // On the stream clock: within the current tick's 20 ms, even when ticks run late.
+                    let now = ms().clamp(tick_no.saturating_sub(1) * TICK_MS, (tick_no.max(1)) * TICK_MS - 1);
+                    for reply in session.on_text(now, text.as_str()) {
                         if tx.send(Message::text(reply)).await.is_err() {
                             by = Some(HungUpBy::Dialtone);
                             break;
@@ -84,10 +97,9 @@ pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, call
                 Some(Err(_)) => by = Some(HungUpBy::Error),
             },
             _ = ticker.tick() => {
-                // The tick's own time, not now: a late tick still covers its 20 ms.
-                let now = tick_no * TICK_MS;
+                // The tick's scheduled time: the stream clock, which late ticks catch up on.
+                let out = session.tick(tick_no * TICK_MS);
                 tick_no += 1;
-                let out = session.tick(now);
                 for text in out.messages {
                     if tx.send(Message::text(text)).await.is_err() {
                         by = Some(HungUpBy::Dialtone);
@@ -110,7 +122,7 @@ pub(crate) async fn run(shared: &Shared, call_sid: &str, spec: &StreamSpec, call
     }
     let by = by.unwrap_or(HungUpBy::Error);
     let secs = t0.elapsed().as_secs_f64();
-    let record = session.finish(ms(), by);
+    let record = session.finish(tick_no.saturating_sub(1) * TICK_MS, by);
     shared.lock().push_media(record);
     Some(MediaEnd { by, secs })
 }

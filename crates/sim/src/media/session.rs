@@ -102,7 +102,6 @@ pub(crate) struct Session {
     chunk: u64,
     /// ms of callee audio sent so far (the `timestamp` of the next frame).
     sent_ms: u64,
-    callee: Callee,
     script: Vec<Step>,
     step: usize,
     step_began: u64,
@@ -150,7 +149,6 @@ impl Session {
             seq: 0,
             chunk: 0,
             sent_ms: 0,
-            callee,
             script: callee.script(),
             step: 0,
             step_began: 0,
@@ -335,7 +333,7 @@ impl Session {
                 if let Some(short) = self.short_chunk.take() {
                     self.violation(short);
                 }
-                if size % 320 != 0 || size > 100_000 {
+                if !size.is_multiple_of(320) || size > 100_000 {
                     self.violation(size);
                 } else if size < 3_200 {
                     self.short_chunk = Some(size);
@@ -541,7 +539,6 @@ impl Session {
         }
         self.record.hung_up_by = Some(by.as_str().into());
         self.record.duration_ms = now;
-        let _ = self.callee;
         self.record
     }
 }
