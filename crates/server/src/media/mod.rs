@@ -163,6 +163,39 @@ impl Media {
         }
     }
 
+    /// Synthesises `agent`'s greeting into the line cache for both providers' streams, in
+    /// the background, unless it is there already: called when an agent is created or
+    /// changed, so the first call's greeting starts without a TTS round trip. (A greeting
+    /// not yet cached is synthesised on first use and cached then.) Errors are logged.
+    pub fn warm(self: &Arc<Self>, agent: &Agent) {
+        let keys: Vec<greeting::Key> =
+            [Dialect::Exotel, Dialect::Twilio].iter().map(|d| greeting::key(agent, d.as_str(), audio::SAMPLE_RATE, &agent.greeting)).collect();
+        if agent.greeting.trim().is_empty() || keys.iter().all(|k| self.cache.get(k).is_some()) {
+            return;
+        }
+        let tts = match self.speech.for_agent(agent) {
+            Ok(s) => s.tts,
+            Err(e) => {
+                tracing::warn!(agent_id = %agent.id, error = %e, "cannot warm the greeting: the agent's speech services are not available");
+                return;
+            }
+        };
+        let options = dialtone_voice::speech::TtsOptions {
+            sample_rate: audio::SAMPLE_RATE,
+            voice: agent.tts.voice.clone(),
+            model: agent.tts.model.clone(),
+            language: agent.language.clone(),
+        };
+        let (media, text, agent_id) = (self.clone(), agent.greeting.clone(), agent.id.clone());
+        tokio::spawn(async move {
+            // The audio is the same for both streams (chunking comes later): made once.
+            match media.cache.warm(keys[0], tts.as_ref(), &text, &options).await {
+                Ok(pcm) => media.cache.put(keys[1], pcm.as_ref().clone()),
+                Err(e) => tracing::warn!(%agent_id, error = %e, "could not warm the greeting"),
+            }
+        });
+    }
+
     fn enter(self: &Arc<Self>) -> SessionGuard {
         self.running.fetch_add(1, Ordering::SeqCst);
         SessionGuard(self.clone())

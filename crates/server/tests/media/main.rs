@@ -181,3 +181,20 @@ async fn a_dropped_socket_ends_the_call_with_what_was_said_and_no_task_left() {
     assert_eq!(stored.status, CallStatus::Ended);
     assert_ne!(stored.outcome, Some(Outcome::Completed), "the callee never spoke: the voice verdict (no response) corrects `completed`");
 }
+
+#[tokio::test]
+async fn a_warmed_greeting_is_played_from_the_cache_without_a_tts_request() {
+    let app = MediaApp::start().await;
+    let mut agent = agent();
+    agent.workspace_id = app.state.store.default_workspace().await.unwrap();
+    app.state.media.warm(&agent);
+    app.until("the greeting to be cached for both providers", || app.state.media.cache.len() == 2).await;
+    let call = app.call(agent.clone()).await;
+    let mut p = twilio(&app, &call).await;
+    let (sizes, _) = p.turn().await;
+    assert_eq!(sizes.len(), tts_samples(&agent.greeting).div_ceil(160));
+    let asked: Vec<String> = app.speech.tts_calls.lock().unwrap().clone();
+    assert_eq!(asked, vec![agent.greeting.clone()], "synthesised once, when warmed");
+    p.stop().await;
+    app.until("the call to end", || app.state.media.running_sessions() == 0).await;
+}
