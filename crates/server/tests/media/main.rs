@@ -198,3 +198,43 @@ async fn a_warmed_greeting_is_played_from_the_cache_without_a_tts_request() {
     p.stop().await;
     app.until("the call to end", || app.state.media.running_sessions() == 0).await;
 }
+
+#[tokio::test]
+async fn a_voicemail_greeting_with_a_beep_gets_the_message_and_ends_voicemail_left() {
+    let app = MediaApp::start().await;
+    let agent = agent();
+    let message = agent.voicemail_message.clone().unwrap();
+    let call = app.call(agent).await;
+    let mut p = exotel(&app, &call).await;
+    let mut marks = Vec::new();
+    // The machine talks over our greeting; whatever we send, its marks come back.
+    p.speak(&app, &fixture("voicemail_beep")).await;
+    p.silence(&app, 2_000).await;
+    let said = loop {
+        match p.next().await {
+            Got::Mark(m) => {
+                marks.push(m.clone());
+                p.mark(&app, &m).await;
+                if m.starts_with("voicemail") {
+                    break m;
+                }
+            }
+            Got::Closed => panic!("closed before the voicemail message; marks {marks:?}"),
+            Got::Media(_) | Got::Clear => {}
+        }
+    };
+    assert!(said.starts_with("voicemail"));
+    // After its mark, the call is hung up.
+    loop {
+        match p.next().await {
+            Got::Closed => break,
+            Got::Mark(m) => p.mark(&app, &m).await,
+            _ => {}
+        }
+    }
+    app.until("the call to end", || app.state.media.running_sessions() == 0).await;
+    let stored = app.stored_call(&call).await;
+    assert_eq!(stored.outcome, Some(Outcome::Voicemail));
+    assert!(stored.voicemail_left);
+    assert!(app.speech.tts_calls.lock().unwrap().contains(&message));
+}
