@@ -128,6 +128,9 @@ pub struct Media {
     /// Inbound frames the sessions have fully handled (their actions carried out): a test
     /// on a manual clock waits for it before moving the clock on.
     pub frames_handled: std::sync::atomic::AtomicU64,
+    /// The running sessions by call: what reaches a call from outside its socket (Twilio's
+    /// AsyncAmd verdict, which comes by webhook).
+    live: std::sync::Mutex<std::collections::HashMap<CallId, tokio::sync::mpsc::Sender<dialtone_voice::conversation::Input>>>,
 }
 
 impl Media {
@@ -141,6 +144,7 @@ impl Media {
             running: AtomicUsize::new(0),
             finished: tokio::sync::Notify::new(),
             frames_handled: Default::default(),
+            live: Default::default(),
         })
     }
 
@@ -196,9 +200,32 @@ impl Media {
         });
     }
 
+    /// Passes `input` to call `call`'s running session, if there is one (dropped if its
+    /// queue is full). Returns whether a session took it.
+    pub fn notify(&self, call: &CallId, input: dialtone_voice::conversation::Input) -> bool {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.get(call).is_some_and(|tx| tx.try_send(input).is_ok())
+    }
+
+    /// Registers a session for `call` until the returned guard drops.
+    fn register(self: &Arc<Self>, call: &CallId) -> (LiveGuard, tokio::sync::mpsc::Receiver<dialtone_voice::conversation::Input>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(call.clone(), tx);
+        (LiveGuard(self.clone(), call.clone()), rx)
+    }
+
     fn enter(self: &Arc<Self>) -> SessionGuard {
         self.running.fetch_add(1, Ordering::SeqCst);
         SessionGuard(self.clone())
+    }
+}
+
+/// Keeps a session reachable by [`Media::notify`] until dropped.
+pub struct LiveGuard(Arc<Media>, CallId);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
     }
 }
 

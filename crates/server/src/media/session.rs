@@ -76,9 +76,10 @@ pub async fn run(media: Arc<Media>, engine: Arc<Engine>, dialect: Dialect, call:
             return SessionEnd { call_id: Some(call_id), ending: None };
         }
     };
+    let (_live, outside) = media.register(&call_id);
     let mut driver = Driver::new(media.clone(), engine.clone(), dialect, stream_sid, start.call_sid.clone(), agent, speech);
     driver.open_stt().await;
-    let ending = driver.run(&mut socket).await;
+    let ending = driver.run(&mut socket, outside).await;
     let _ = socket.send(Message::Close(None)).await;
     drop(socket);
     let provider_sid = driver.provider_sid.clone();
@@ -308,7 +309,7 @@ impl Driver {
     }
 
     /// The loop: until the conversation ends or the socket goes.
-    async fn run(&mut self, socket: &mut WebSocket) -> Ending {
+    async fn run(&mut self, socket: &mut WebSocket, mut outside: mpsc::Receiver<Input>) -> Ending {
         let now = self.now();
         self.stream_started = Some(now);
         let actions = self.conversation.handle(now, Input::Started);
@@ -348,6 +349,7 @@ impl Driver {
                 }
                 Some(msg) = self.tts_rx.recv() => { self.on_tts(msg); vec![] }
                 Some(msg) = self.llm_rx.recv() => self.on_llm(msg),
+                Some(input) = outside.recv() => vec![input],
                 event = recv_stt(&mut self.stt) => match event {
                     Some(Ok(e)) => vec![Input::Stt(e)],
                     Some(Err(e)) => { tracing::warn!(error = %e, "STT session failed"); self.stt = None; vec![] }

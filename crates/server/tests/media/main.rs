@@ -238,3 +238,40 @@ async fn a_voicemail_greeting_with_a_beep_gets_the_message_and_ends_voicemail_le
     assert!(stored.voicemail_left);
     assert!(app.speech.tts_calls.lock().unwrap().contains(&message));
 }
+
+#[tokio::test]
+async fn twilios_machine_verdict_reaches_the_conversation_under_way() {
+    let app = MediaApp::start().await;
+    let call = app.call(agent()).await;
+    let verdict = || dialtone_voice::conversation::Input::ProviderAmd(dialtone_core::AnsweredBy::Machine);
+    assert!(!app.state.media.notify(&call, verdict()), "no session yet");
+    let mut p = twilio(&app, &call).await;
+    let (_, mark) = p.turn().await;
+    assert!(app.state.media.notify(&call, verdict()));
+    p.mark(&app, &mark).await;
+    // A machine that never beeps: the line stays silent until the message has played,
+    // its marks echoed as it plays.
+    let mut left = false;
+    for _ in 0..62 {
+        p.silence(&app, 500).await;
+        for got in p.arrived() {
+            match got {
+                Got::Mark(m) => {
+                    left |= m.starts_with("voicemail");
+                    p.mark(&app, &m).await;
+                }
+                Got::Closed => panic!("closed before the voicemail message"),
+                _ => {}
+            }
+        }
+        if left {
+            break;
+        }
+    }
+    assert!(left, "the voicemail message was said within 31 s");
+    while p.next().await != Got::Closed {}
+    app.until("the call to end", || app.state.media.running_sessions() == 0).await;
+    assert!(!app.state.media.notify(&call, verdict()), "the session is gone");
+    let stored = app.stored_call(&call).await;
+    assert_eq!((stored.outcome, stored.voicemail_left), (Some(Outcome::Voicemail), true));
+}

@@ -275,7 +275,8 @@ pub enum Got {
 
 impl Provider {
     pub async fn send(&mut self, v: Value) {
-        self.ws.send(Message::Text(v.to_string().into())).await.unwrap();
+        // A closed socket (dialtone hung up) is for the reads to notice.
+        let _ = self.ws.send(Message::Text(v.to_string().into())).await;
         if v["event"] != "connected" && v["event"] != "start" {
             self.sent += 1;
         }
@@ -284,7 +285,11 @@ impl Provider {
     /// Waits until dialtone has handled every frame sent so far (so the clock may move).
     pub async fn settle(&self, app: &MediaApp) {
         let sent = self.sent;
-        app.until("dialtone to handle the frames sent", || app.state.media.frames_handled.load(std::sync::atomic::Ordering::SeqCst) >= sent).await;
+        let media = &app.state.media;
+        app.until("dialtone to handle the frames sent (or to end the call)", || {
+            media.frames_handled.load(std::sync::atomic::Ordering::SeqCst) >= sent || media.running_sessions() == 0
+        })
+        .await;
     }
 
     fn sid_key(&self) -> &'static str {
@@ -329,6 +334,30 @@ impl Provider {
                 other => panic!("unexpected event {other}: {text}"),
             };
         }
+    }
+
+    /// Frames dialtone sent that have already arrived, without waiting for more.
+    pub fn arrived(&mut self) -> Vec<Got> {
+        let mut got = Vec::new();
+        while let Some(msg) = futures::FutureExt::now_or_never(self.ws.next()) {
+            match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                    got.push(Got::Closed);
+                    break;
+                }
+                Some(Ok(Message::Text(text))) => {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    got.push(match v["event"].as_str().unwrap() {
+                        "media" => Got::Media(base64::engine::general_purpose::STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap().len()),
+                        "mark" => Got::Mark(v["mark"]["name"].as_str().unwrap().to_string()),
+                        "clear" => Got::Clear,
+                        other => panic!("unexpected event {other}: {text}"),
+                    });
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+        got
     }
 
     /// Media sizes up to the next mark (returned with them).
