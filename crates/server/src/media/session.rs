@@ -318,7 +318,9 @@ impl Driver {
         }
         loop {
             if let Some(ending) = self.hanging_up {
-                if self.queue.is_empty() && self.speaking.is_none() && self.says.is_empty() && Instant::now() >= self.played_until {
+                if self.queue.is_empty() && self.speaking.is_none() && self.says.is_empty() {
+                    // Everything is sent: let the provider play it (at most `send_ahead`), then close.
+                    tokio::time::sleep_until(self.played_until).await;
                     return ending;
                 }
             }
@@ -466,7 +468,7 @@ impl Driver {
                 self.heard_samples += pcm.len() as u64;
                 let heard = self.listener.push(at, &pcm);
                 for h in &heard {
-                    tracing::debug!(heard = ?h, now = %self.now(), "heard");
+                    tracing::trace!(heard = ?h, now = %self.now(), "heard");
                 }
                 heard.into_iter().map(Input::Heard).collect()
             }
@@ -562,7 +564,7 @@ impl Driver {
     /// Carries out the conversation's actions in order; `Some` when the stream is over.
     async fn act(&mut self, socket: &mut WebSocket, actions: Vec<Action>) -> Option<Ending> {
         for action in actions {
-            tracing::debug!(?action, "conversation action");
+            tracing::trace!(?action, "conversation action");
             match action {
                 Action::Say { mark, text, kind } => {
                     self.says.push_back(Say { mark, text, kind });
