@@ -12,6 +12,7 @@ mod postgres_only;
 mod renumbering;
 mod schema;
 mod support;
+mod upgrade;
 
 mod agents;
 mod attempts;
