@@ -401,6 +401,7 @@ fn report(args: &DemoArgs, contacts: u64, campaign: &Value, sim: &SimStats, stat
             "voicemail": outcome("voicemail"),
             "failed": outcome("failed"),
             "timeout": outcome("timeout"),
+            "no_response": outcome("no_response"),
         },
         "webhooks_received": state.webhooks_received.load(Ordering::Relaxed),
         "duplicate_webhooks_ignored": state.duplicate_events.load(Ordering::Relaxed),
