@@ -340,6 +340,14 @@ pub fn is_capacity_refusal(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Ended { reason: Some(r), .. } if CAPACITY_REASONS.contains(&r.as_str()))
 }
 
+/// The agent of a claimed call, from its campaign's `agent_id` and that agent's
+/// `max_duration_secs` (read in the claim, both backends).
+pub fn dial_agent(agent_id: Option<String>, max_duration_secs: Option<i64>) -> Option<crate::DialAgent> {
+    let id = agent_id?;
+    let secs = max_duration_secs.and_then(|s| u32::try_from(s).ok()).unwrap_or(dialtone_core::agent::DEFAULT_MAX_DURATION_SECS);
+    Some(crate::DialAgent { id: dialtone_core::AgentId::from_db(id), max_duration_secs: secs })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,12 +408,4 @@ mod tests {
         assert_eq!(payload_extras(&serde_json::json!({"cost": 1})), (Some(1.0), None));
         assert_eq!(payload_extras(&serde_json::json!("x")), (None, None));
     }
-}
-
-/// The agent of a claimed call, from its campaign's `agent_id` and that agent's
-/// `max_duration_secs` (read in the claim, both backends).
-pub fn dial_agent(agent_id: Option<String>, max_duration_secs: Option<i64>) -> Option<crate::DialAgent> {
-    let id = agent_id?;
-    let secs = max_duration_secs.and_then(|s| u32::try_from(s).ok()).unwrap_or(dialtone_core::agent::DEFAULT_MAX_DURATION_SECS);
-    Some(crate::DialAgent { id: dialtone_core::AgentId::from_db(id), max_duration_secs: secs })
 }

@@ -109,7 +109,6 @@ async fn twilio_campaign(app: &TestApp, mode: Mode) -> String {
         .store
         .create_campaign(
             NewCampaign {
-                agent_id: None,
                 workspace_id: ws,
                 name: "twilio, account since removed".into(),
                 provider: ProviderKind::Twilio,
