@@ -344,7 +344,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
         if c["status"] == "completed" {
             break c;
         }
-        anyhow::ensure!(Instant::now() < deadline, "demo did not finish within {} s (campaign is {})", args.timeout_secs, c["status"]);
+        anyhow::ensure!(Instant::now() < deadline, "demo did not finish within {} s (campaign is {}, counts {})", args.timeout_secs, c["status"], c["counts"]);
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let wall_ms = started.elapsed().as_millis() as u64;
