@@ -344,7 +344,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
         if c["status"] == "completed" {
             break c;
         }
-        anyhow::ensure!(Instant::now() < deadline, "demo did not finish within {} s (campaign is {})", args.timeout_secs, c["status"]);
+        anyhow::ensure!(Instant::now() < deadline, "demo did not finish within {} s (campaign is {}, counts {})", args.timeout_secs, c["status"], c["counts"]);
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let wall_ms = started.elapsed().as_millis() as u64;
@@ -402,6 +402,7 @@ fn report(args: &DemoArgs, contacts: u64, campaign: &Value, sim: &SimStats, stat
             "voicemail": outcome("voicemail"),
             "failed": outcome("failed"),
             "timeout": outcome("timeout"),
+            "no_response": outcome("no_response"),
         },
         "webhooks_received": state.webhooks_received.load(Ordering::Relaxed),
         "duplicate_webhooks_ignored": state.duplicate_events.load(Ordering::Relaxed),
