@@ -397,7 +397,6 @@ fn report(args: &DemoArgs, contacts: u64, campaign: &Value, sim: &SimStats, stat
         "outcomes": {
             "completed": outcome("completed"),
             "no_answer": outcome("no_answer"),
-            "no_response": outcome("no_response"),
             "busy": outcome("busy"),
             "voicemail": outcome("voicemail"),
             "failed": outcome("failed"),
