@@ -116,7 +116,7 @@ pub fn apply(current: CallStatus, event: &EventKind) -> Option<Transition> {
     let (to, outcome) = match event {
         EventKind::Progress(status) if status.is_active() => (*status, None),
         EventKind::Progress(_) | EventKind::Info | EventKind::Amd { .. } => return None,
-        EventKind::Ended { outcome, .. } => (outcome.terminal_status(current), Some(*outcome)),
+        EventKind::Ended { outcome, .. } | EventKind::Voice { outcome } => (outcome.terminal_status(current), Some(*outcome)),
     };
     (to.rank() > current.rank()).then_some(Transition { from: current, to, outcome })
 }
@@ -160,7 +160,18 @@ impl Effect {
 ///   or after it (the ended call's outcome is corrected to `voicemail`);
 /// - a `human` or `unknown` verdict is stored and leaves the outcome as the end says;
 /// - any other outcome (busy, no answer, …) is never changed by a verdict.
+///
+/// The voice pipeline's verdict ([`EventKind::Voice`]) ends an active call with its own
+/// outcome (an AMD verdict stored before does not turn it into `voicemail`: the pipeline
+/// listened to the callee and decides), and corrects a call the provider already ended
+/// plain `completed` (the status callback won the race), like a late AMD verdict.
 pub fn effect(call: &CallFacts, event: &EventKind) -> Effect {
+    if let EventKind::Voice { outcome } = event {
+        if call.status == CallStatus::Ended && call.outcome == Some(Outcome::Completed) && *outcome != Outcome::Completed {
+            return Effect { corrected: Some(*outcome), ..Effect::default() };
+        }
+        return Effect { transition: apply(call.status, event), ..Effect::default() };
+    }
     if let EventKind::Amd { answered_by } = event {
         if call.answered_by.is_some() {
             return Effect::default();
@@ -217,6 +228,23 @@ mod tests {
     fn a_refused_placement_is_failed_not_ended() {
         assert_eq!(apply(CallStatus::Queued, &ended(Outcome::Failed)).unwrap().to, CallStatus::Failed);
         assert_eq!(apply(CallStatus::Ringing, &ended(Outcome::Failed)).unwrap().to, CallStatus::Ended);
+    }
+
+    #[test]
+    fn the_voice_verdict_ends_a_live_call_and_corrects_a_plain_completed_one() {
+        let voice = |o| EventKind::Voice { outcome: o };
+        // Before the provider's end: the call ends with the pipeline's outcome, even over a
+        // machine verdict (the pipeline listened to the whole call).
+        let fx = effect(&facts(CallStatus::InProgress, None, Some(AnsweredBy::Machine)), &voice(Outcome::Completed));
+        assert_eq!(fx.transition.unwrap().outcome, Some(Outcome::Completed));
+        // After the provider's plain `completed`: corrected, like a late AMD verdict.
+        let fx = effect(&facts(CallStatus::Ended, Some(Outcome::Completed), None), &voice(Outcome::Voicemail));
+        assert_eq!((fx.transition, fx.corrected), (None, Some(Outcome::Voicemail)));
+        // Agreeing, or after any other end (busy, failed): nothing changes.
+        assert!(!effect(&facts(CallStatus::Ended, Some(Outcome::Completed), None), &voice(Outcome::Completed)).changes());
+        assert!(!effect(&facts(CallStatus::Ended, Some(Outcome::Busy), None), &voice(Outcome::Voicemail)).changes());
+        // And the provider's end after the verdict is stale.
+        assert_eq!(apply(CallStatus::Ended, &ended(Outcome::Completed)), None);
     }
 
     fn facts(status: CallStatus, outcome: Option<Outcome>, answered_by: Option<AnsweredBy>) -> CallFacts {

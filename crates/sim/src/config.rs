@@ -2,6 +2,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::Callee;
+
 /// How the simulator behaves. `Default` is a well-behaved provider in real time.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -27,6 +29,10 @@ pub struct SimConfig {
     pub outcomes: OutcomeMix,
     /// Per E.164 number, overrides the mix.
     pub number_outcomes: HashMap<String, SimOutcome>,
+    /// Per dialled E.164 number, the scripted callee of a media-stream call; numbers not
+    /// listed get [`Callee::Voicemail`] when their outcome is voicemail, else one by their
+    /// last digit ([`Callee::by_last_digit`]).
+    pub callees: HashMap<String, Callee>,
     pub faults: Faults,
     /// Seeds outcome, duration and fault draws for reproducible runs.
     pub seed: Option<u64>,
@@ -58,6 +64,7 @@ impl Default for SimConfig {
             talk_secs: (20.0, 90.0),
             outcomes: OutcomeMix::default(),
             number_outcomes: HashMap::new(),
+            callees: HashMap::new(),
             faults: Faults::none(),
             seed: None,
             twilio_account_sid: None,

@@ -11,6 +11,10 @@
 //! `POST /v1/audio/transcriptions`, ElevenLabs-compatible WS
 //! `/v1/text-to-speech/{voice}/stream-input`.
 //!
+//! Media streams: an answered Exotel call with `StreamUrl`, or Twilio call whose TwiML has
+//! `<Connect><Stream url=…>`, gets a WebSocket opened to that URL, played by a scripted
+//! [`Callee`]; what the sim heard lands in [`SimStats::media`].
+//!
 //! It shares no code with dialtone's provider clients on purpose: a
 //! misunderstanding of a wire format must not be able to hide in both.
 
@@ -20,6 +24,7 @@ mod exotel;
 mod ids;
 mod inbound;
 mod lifecycle;
+mod media;
 pub mod speech;
 mod state;
 mod stats;
@@ -36,8 +41,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{Faults, OutcomeMix, SimConfig, SimOutcome};
+pub use media::Callee;
 pub use speech::SpeechStats;
-pub use stats::{LiveChange, Occupancy, OutcomeCounts, SimStats};
+pub use stats::{LiveChange, MediaCallRecord, Occupancy, OutcomeCounts, SimStats};
 /// `X-Twilio-Signature`: base64(HMAC-SHA1(auth_token, url + each param's name
 /// and value, sorted by name then value)), as the sim signs Twilio callbacks.
 pub use twilio::signature as twilio_signature;
@@ -115,6 +121,11 @@ impl Sim {
     /// [`Occupancy::of`] for the figures worked out from it).
     pub fn live_log(&self) -> Vec<LiveChange> {
         self.shared.lock().live_log()
+    }
+
+    /// What the sim heard on each media-stream call that has ended (also in [`SimStats::media`]).
+    pub fn media_records(&self) -> Vec<MediaCallRecord> {
+        self.shared.lock().media_records()
     }
 
     /// Freezes every call where it is and stops sending webhooks.

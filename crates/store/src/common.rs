@@ -82,6 +82,7 @@ pub fn kind_text(kind: &EventKind) -> String {
         EventKind::Ended { outcome, .. } => format!("ended:{outcome}"),
         EventKind::Info => "info".to_string(),
         EventKind::Amd { answered_by } => format!("amd:{answered_by}"),
+        EventKind::Voice { outcome } => format!("voice:{outcome}"),
     }
 }
 
@@ -94,6 +95,9 @@ pub fn kind_from_text(kind: &str) -> Option<EventKind> {
     }
     if let Some(verdict) = kind.strip_prefix("amd:") {
         return verdict.parse::<AnsweredBy>().ok().map(|answered_by| EventKind::Amd { answered_by });
+    }
+    if let Some(outcome) = kind.strip_prefix("voice:") {
+        return outcome.parse::<Outcome>().ok().map(|outcome| EventKind::Voice { outcome });
     }
     if let Some(outcome) = kind.strip_prefix("ended:") {
         return outcome.parse::<Outcome>().ok().map(|outcome| EventKind::Ended { outcome, reason: None });

@@ -6,6 +6,7 @@
 
 mod client;
 mod signature;
+pub use signature::{sign_base64, verify_url_signature};
 mod webhook;
 
 use crate::{ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest};

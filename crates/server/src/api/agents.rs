@@ -205,6 +205,7 @@ fn now_ms(app: &AppState) -> jiff::Timestamp {
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewAgent>) -> Result<(StatusCode, Json<Agent>), ApiError> {
     let agent = body.validate(ws, now_ms(&app))?;
     app.store.create_agent(&agent).await?;
+    app.media.warm(&agent);
     Ok((StatusCode::CREATED, Json(agent)))
 }
 
@@ -229,6 +230,7 @@ async fn update(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path
     if !app.store.update_agent(&agent).await? {
         return Err(ApiError::not_found("agent"));
     }
+    app.media.warm(&agent);
     Ok(Json(agent))
 }
 
