@@ -23,6 +23,8 @@ fn args(provider: DemoProvider) -> DemoArgs {
         nodes: 1,
         voice: true,
         callees: Some("human,talks_first,silent,voicemail,barge_in,hangs_up_early".into()),
+        // Every call is answered, so each callee kind is played once.
+        unanswered_percent: 0,
     }
 }
 
