@@ -243,6 +243,7 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
         nodes,
         voice: false,
         callees: None,
+        unanswered_percent: 10,
     };
     let r = demo::execute(&demo_args).await?;
     let wall = r["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
@@ -278,6 +279,8 @@ fn voice_demo_args(args: &VoiceBenchArgs, contacts: usize, cap: u32, callees: Op
         nodes: 1,
         voice: true,
         callees,
+        // Every call streams: the figures are about conversations, not retries.
+        unanswered_percent: 0,
     }
 }
 

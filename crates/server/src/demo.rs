@@ -98,6 +98,10 @@ pub struct DemoArgs {
     /// one of each other kind).
     #[arg(long)]
     pub callees: Option<String>,
+    /// With `--voice`: the share of calls (percent) the simulator leaves unanswered (no answer
+    /// or busy), to be retried.
+    #[arg(long, default_value_t = 10)]
+    pub unanswered_percent: u32,
 }
 
 /// `count` distinct, valid US numbers, the same for the same count.
@@ -123,6 +127,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.mode == "continuous" || args.mode == "batch", "--mode must be continuous or batch");
     anyhow::ensure!(args.time_scale > 0.0, "--time-scale must be above 0");
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(args.unanswered_percent < 100, "--unanswered-percent must be below 100");
     anyhow::ensure!(!args.voice || args.provider != DemoProvider::Vapi, "--voice needs --provider exotel or twilio (media streams)");
     if let Some(mix) = &args.callees {
         crate::demo_voice::parse_mix(mix).map_err(|e| anyhow::anyhow!("--callees: {e}"))?;
@@ -162,7 +167,7 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         faults: if args.faults { Faults::demo_mix() } else { Faults::none() },
         seed: args.seed,
         // Voice: the callee kind decides the conversation; a few calls still go unanswered.
-        outcomes: if args.voice { dialtone_sim::OutcomeMix { answered: 90, no_answer: 6, busy: 4, voicemail: 0, failed: 0 } } else { Default::default() },
+        outcomes: if args.voice { voice_mix(args.unanswered_percent) } else { Default::default() },
         ..SimConfig::default()
     };
     let mut longest_call = (sim_config.ring_secs.1 + sim_config.talk_secs.1 + 2.0) * args.time_scale;
@@ -370,6 +375,14 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
         "dialtone_ms_per_call": per_call(process_cpu.saturating_sub(sim_cpu)),
     });
     Ok(r)
+}
+
+/// Voice: every answered call streams (the callee kind decides the conversation); the
+/// unanswered share is split 3:2 between no-answer and busy.
+fn voice_mix(unanswered_percent: u32) -> dialtone_sim::OutcomeMix {
+    let unanswered = unanswered_percent.min(100);
+    let busy = unanswered * 2 / 5;
+    dialtone_sim::OutcomeMix { answered: 100 - unanswered, no_answer: unanswered - busy, busy, voicemail: 0, failed: 0 }
 }
 
 fn finished_contacts(campaign: &Value) -> u64 {
