@@ -15,6 +15,7 @@ pub mod sql;
 pub mod sqlite;
 
 pub use model::*;
+pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
 
 use async_trait::async_trait;
 use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId};
@@ -264,6 +265,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_calls(&self, ws: &WorkspaceId, filter: &CallFilter, page: &Page) -> Result<Vec<Call>>;
     async fn call_events(&self, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>>;
     async fn active_calls(&self) -> Result<u64>;
+
+    // Stats and alerts (issue 11; definitions in `shared::stats`).
+    /// `GET /stats`: counts, rates, latency percentiles and the hourly series of the calls
+    /// created in `[from, to)` of a workspace (or one of its campaigns).
+    async fn stats(&self, q: &StatsQuery) -> Result<Stats>;
+    /// The failure-rate alert's window: calls that ended at or after `since`, by campaign
+    /// and provider, with how many failed.
+    async fn failure_window(&self, since: Timestamp) -> Result<Vec<WindowCount>>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

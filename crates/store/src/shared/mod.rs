@@ -11,6 +11,7 @@
 pub mod campaigns;
 pub mod inbound;
 pub mod single;
+pub mod stats;
 pub mod suppressions;
 pub mod workspaces;
 
@@ -278,6 +279,14 @@ macro_rules! impl_store {
 
             async fn find_phone_number(&self, number: &str) -> $crate::Result<Option<$crate::PhoneNumberEntry>> {
                 $crate::shared::inbound::find_number(self.pools(), number).await
+            }
+
+            async fn stats(&self, q: &$crate::StatsQuery) -> $crate::Result<$crate::Stats> {
+                $crate::shared::stats::stats(self.pools(), q).await
+            }
+
+            async fn failure_window(&self, since: jiff::Timestamp) -> $crate::Result<Vec<$crate::WindowCount>> {
+                $crate::shared::stats::failure_window(self.pools(), since).await
             }
 
             $($own)*

@@ -26,6 +26,7 @@ mod lifecycle;
 mod placing;
 mod reads;
 mod schedule;
+mod stats;
 mod zones;
 
 use dialtone_store::Store;
@@ -154,4 +155,6 @@ conformance! {
     inbound::an_orphan_that_does_not_end_the_call_is_applied_and_later_events_find_the_call,
     inbound::two_concurrent_inbound_calls_from_the_same_caller_are_both_recorded,
     inbound::two_hundred_inbound_calls_racing_their_own_events_are_each_recorded_and_ended_exactly_once,
+
+    stats::stats_match_a_hand_computed_fixture,
 }
