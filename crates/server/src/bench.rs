@@ -18,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// `stats`: time the `/stats` query on a database of N calls instead (see
+    /// `bench_stats`). Without a subcommand: the ingest and dispatch figures.
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
     /// Calls whose lifecycles are sent as webhooks (4 events each).
     #[arg(long, default_value_t = 5000)]
     pub calls: usize,
@@ -46,7 +50,17 @@ pub struct BenchArgs {
     pub tick_contacts: usize,
 }
 
+/// What `dialtone bench` measures besides ingest and dispatch.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchWhat {
+    /// The `/stats` query on N synthetic calls, per backend: `dialtone bench stats --calls 1000000`.
+    Stats(crate::bench_stats::StatsBenchArgs),
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchWhat::Stats(stats)) = args.what {
+        return crate::bench_stats::run(stats).await;
+    }
     let ingest = ingest(&args).await?;
     let one_node = dispatch(&args, 1).await?;
     let mut report = json!({ "ingest": ingest, "dispatch": one_node });

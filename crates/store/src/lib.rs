@@ -4,6 +4,7 @@
 
 pub mod apply;
 mod attempts;
+pub mod bench_fill;
 mod calls;
 mod common;
 mod events;
