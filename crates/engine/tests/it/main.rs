@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alerts;
 mod breaker;
 mod max_duration;
 mod scheduled;

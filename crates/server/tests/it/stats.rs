@@ -18,6 +18,7 @@ async fn stats_count_a_finished_campaign_as_the_call_list_shows_it() {
     app.act(&id, "start").await;
     app.wait_for_status(&id, "completed", secs(30)).await;
     let calls = app.all_calls(&[("campaign_id", id.as_str())], 100).await;
+    assert!(app.campaign(&id).await["alerts"].is_array(), "the campaign view lists its alerts");
 
     for query in [vec![("preset", "today")], vec![("campaign_id", id.as_str())], vec![]] {
         let (status, s) = stats(&app, &query).await;
