@@ -44,8 +44,10 @@ async fn backend(url: &str, args: &StatsBenchArgs) -> anyhow::Result<Value> {
     let now = Timestamp::now();
     let campaign = store.create_campaign(campaign(&ws), now).await?;
     let span = SignedDuration::from_hours(24 * 30);
-    // The oldest call a minute inside the 30-day range, so `month_all` counts every call.
-    let start = now - span + SignedDuration::from_mins(1);
+    // Calls are created over [start, start + span): with start 1 ms after now − 30 days,
+    // the oldest is inside `month_all` (from = now + 1 ms − 30 days) and the newest is not
+    // after now, so that range counts every call.
+    let start = now - span + SignedDuration::from_millis(1);
     let filled = Instant::now();
     dialtone_store::bench_fill::fill_calls(url, &ws, &campaign.id, args.calls, start, span.as_millis() as i64).await?;
     let fill_secs = filled.elapsed().as_secs_f64();
