@@ -8,6 +8,7 @@
 //! - reaper: reconciles calls that went quiet, and claims a crash left unsent.
 
 mod account;
+pub mod alerts;
 mod dispatcher;
 mod group;
 mod ingest;
@@ -58,6 +59,13 @@ pub struct EngineConfig {
     /// org-wide Server URL sends the events of every call on the account) are kept before
     /// the reaper purges them. Default 7 days.
     pub unknown_event_retention: Duration,
+    /// Failure-rate alerts (see `alerts`): a campaign's or provider account's share of
+    /// failed calls over the last hour above this raises one (0..=1; default 0.2) …
+    pub alert_threshold: f64,
+    /// … when at least this many calls ended in that hour (default 20).
+    pub alert_min_calls: u64,
+    /// How often the alerts are evaluated (default 30 s).
+    pub alert_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +81,9 @@ impl Default for EngineConfig {
             heartbeat_interval: Duration::from_secs(5),
             lease: Duration::from_secs(15),
             unknown_event_retention: Duration::from_secs(7 * 24 * 3600),
+            alert_threshold: 0.2,
+            alert_min_calls: 20,
+            alert_interval: Duration::from_secs(30),
         }
     }
 }
@@ -105,6 +116,8 @@ pub struct Engine {
     /// Dialed marks (call, provider call id) waiting to be committed together.
     dialed_marks: group::Group<(dialtone_core::CallId, String), bool>,
     pub metrics: Metrics,
+    /// The failure-rate alerts raised now (see `alerts`).
+    pub alerts: alerts::Alerts,
 }
 
 impl Engine {
@@ -128,6 +141,7 @@ impl Engine {
             placing_marks: Default::default(),
             dialed_marks: Default::default(),
             metrics: Metrics::default(),
+            alerts: Default::default(),
         })
     }
 
@@ -275,9 +289,11 @@ impl Engine {
         };
         let dispatcher = tokio::spawn(dispatcher::run(self.clone(), cancel.clone()));
         let reaper = tokio::spawn(reaper::run(self.clone(), cancel.clone()));
+        let alerts = tokio::spawn(alerts::run(self.clone(), cancel.clone()));
         cancel.cancelled().await;
         let _ = dispatcher.await;
         let _ = reaper.await;
+        let _ = alerts.await;
         self.tasks.close();
         self.tasks.wait().await;
         heartbeat_stop.cancel();

@@ -29,6 +29,13 @@ struct ErrorLabel {
     status: String,
 }
 
+/// A failure-rate alert's subject: `scope` `campaign` (id a campaign id) or `account` (id a provider).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabel {
+    scope: String,
+    id: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabel {
     provider: String,
@@ -53,6 +60,7 @@ pub struct Metrics {
     clock_skew: Gauge<f64, std::sync::atomic::AtomicU64>,
     unknown_events: Family<ProviderLabel, Counter>,
     unknown_purged: Counter,
+    failure_alerts: Family<AlertLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -88,7 +96,14 @@ impl Default for Metrics {
             "Events for calls dialtone never placed, purged after unknown_event_retention",
             unknown_purged.clone(),
         );
+        let failure_alerts = Family::<AlertLabel, Gauge>::default();
+        registry.register(
+            "failure_rate_alert",
+            "1 while a campaign's or provider account's failure rate over the last hour is above the alert threshold, 0 once it recovered",
+            failure_alerts.clone(),
+        );
         Self {
+            failure_alerts,
             registry,
             placed,
             ended,
@@ -138,6 +153,11 @@ impl Metrics {
     /// Counts events for unknown calls the reaper purged (`dialtone_webhook_events_unknown_purged_total`).
     pub fn unknown_purged(&self, n: u64) {
         self.unknown_purged.inc_by(n);
+    }
+
+    /// Sets `dialtone_failure_rate_alert{scope, id}`: 1 raised, 0 cleared.
+    pub fn failure_alert(&self, scope: &str, id: &str, raised: bool) {
+        self.failure_alerts.get_or_create(&AlertLabel { scope: scope.into(), id: id.into() }).set(i64::from(raised));
     }
 
     pub fn clock_skew(&self, seconds: f64) {

@@ -19,6 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// `stats`: time the `/stats` query on a database of N calls instead (see
+    /// `bench_stats`); `voice`: the voice pipeline's figures. Without a subcommand: the
+    /// ingest and dispatch figures.
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
     /// Calls whose lifecycles are sent as webhooks (4 events each).
     #[arg(long, default_value_t = 5000)]
     pub calls: usize,
@@ -45,12 +50,13 @@ pub struct BenchArgs {
     /// … of this many contacts each (1,000 × 1,000 = the 1,000,000-contact figure).
     #[arg(long, default_value_t = 1000)]
     pub tick_contacts: usize,
-    #[command(subcommand)]
-    pub what: Option<BenchWhat>,
 }
 
+/// What `dialtone bench` measures besides ingest and dispatch.
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchWhat {
+    /// The `/stats` query on N synthetic calls, per backend: `dialtone bench stats --calls 1000000`.
+    Stats(crate::bench_stats::StatsBenchArgs),
     /// The voice pipeline's figures (issue 12): greeting latency p50/p95, reply latency after
     /// the end of the callee's speech, barge-in → `clear`, and a load run of concurrent media
     /// calls (the simulator's virtual speaker running dry mid-speech, CPU).
@@ -74,10 +80,14 @@ pub struct VoiceBenchArgs {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(BenchWhat::Voice(voice_args)) = &args.what {
-        let report = voice(voice_args).await?;
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+    match &args.what {
+        Some(BenchWhat::Voice(voice_args)) => {
+            let report = voice(voice_args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        Some(BenchWhat::Stats(stats)) => return crate::bench_stats::run(stats.clone()).await,
+        None => {}
     }
     let ingest = ingest(&args).await?;
     let one_node = dispatch(&args, 1).await?;

@@ -120,6 +120,13 @@ pub struct Config {
     /// Days to keep webhook events for calls dialtone never placed (a Vapi org-wide
     /// Server URL sends every call's events); the reaper purges older ones.
     pub unknown_event_retention_days: u32,
+    /// Failure-rate alerts: a campaign's or provider account's share of failed calls over
+    /// the last hour above this (0..=1) raises an alert …
+    pub alert_failure_threshold: f64,
+    /// … when at least this many of its calls ended in that hour.
+    pub alert_min_calls: u64,
+    /// How often the alerts are evaluated, in seconds.
+    pub alert_interval_secs: u64,
     /// `[speech]`: keys and addresses of the speech services agents use.
     #[serde(default)]
     pub speech: SpeechConfig,
@@ -233,6 +240,9 @@ impl Default for Config {
             max_concurrent_imports: 4,
             unknown_event_retention_days: 7,
             speech: SpeechConfig::default(),
+            alert_failure_threshold: 0.2,
+            alert_min_calls: 20,
+            alert_interval_secs: 30,
         }
     }
 }
@@ -277,6 +287,9 @@ impl Config {
         anyhow::ensure!(self.max_upload_bytes > 0, "max_upload_bytes must be above 0");
         anyhow::ensure!(self.max_concurrent_imports > 0, "max_concurrent_imports must be above 0");
         anyhow::ensure!(self.unknown_event_retention_days > 0, "unknown_event_retention_days must be above 0");
+        anyhow::ensure!((0.0..1.0).contains(&self.alert_failure_threshold), "alert_failure_threshold must be at least 0 and below 1 (0.2 = 20 %)");
+        anyhow::ensure!(self.alert_min_calls > 0, "alert_min_calls must be above 0");
+        anyhow::ensure!(self.alert_interval_secs > 0, "alert_interval_secs must be above 0");
         Ok(())
     }
 
@@ -343,6 +356,9 @@ impl Config {
             placement_backoff: self.placement_backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
             capacity_cooldown: Duration::from_millis(self.capacity_cooldown_ms),
             unknown_event_retention: Duration::from_secs(u64::from(self.unknown_event_retention_days) * 24 * 3600),
+            alert_threshold: self.alert_failure_threshold,
+            alert_min_calls: self.alert_min_calls,
+            alert_interval: Duration::from_secs(self.alert_interval_secs),
             ..Default::default()
         }
     }
@@ -475,5 +491,21 @@ mod tests {
         assert_eq!(two.engine().unknown_event_retention, Duration::from_secs(2 * 24 * 3600));
         let zero = Config { unknown_event_retention_days: 0, ..Config::default() };
         assert!(zero.validate().unwrap_err().to_string().contains("unknown_event_retention_days"));
+    }
+
+    #[test]
+    fn failure_alerts_default_to_20_percent_of_20_calls_and_the_keys_are_checked() {
+        let e = Config::default().engine();
+        assert_eq!((e.alert_threshold, e.alert_min_calls, e.alert_interval), (0.2, 20, Duration::from_secs(30)));
+        let set = Config { alert_failure_threshold: 0.5, alert_min_calls: 5, ..Config::default() }.engine();
+        assert_eq!((set.alert_threshold, set.alert_min_calls), (0.5, 5));
+        for (bad, key) in [
+            (Config { alert_failure_threshold: 1.0, ..Config::default() }, "alert_failure_threshold"),
+            (Config { alert_failure_threshold: -0.1, ..Config::default() }, "alert_failure_threshold"),
+            (Config { alert_min_calls: 0, ..Config::default() }, "alert_min_calls"),
+            (Config { alert_interval_secs: 0, ..Config::default() }, "alert_interval_secs"),
+        ] {
+            assert!(bad.validate().unwrap_err().to_string().contains(key), "{key}");
+        }
     }
 }

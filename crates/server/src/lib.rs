@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod bench_stats;
 mod bench_tick;
 pub mod client;
 pub mod config;

@@ -4,6 +4,7 @@
 
 pub mod apply;
 mod attempts;
+pub mod bench_fill;
 mod calls;
 mod common;
 mod events;
@@ -15,6 +16,7 @@ pub mod sql;
 pub mod sqlite;
 
 pub use model::*;
+pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
 
 use async_trait::async_trait;
 use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId};
@@ -287,6 +289,13 @@ pub trait Store: Send + Sync + 'static {
     /// Stores what an agent call left: its transcript (replacing an earlier save) and whether
     /// a voicemail message was played. False if there is no such call.
     async fn save_transcript(&self, call: &CallId, turns: &[dialtone_core::TranscriptTurn], voicemail_left: bool, now: Timestamp) -> Result<bool>;
+    // Stats and alerts (issue 11; definitions in `shared::stats`).
+    /// `GET /stats`: counts, rates, latency percentiles and the hourly series of the calls
+    /// created in `[from, to)` of a workspace (or one of its campaigns).
+    async fn stats(&self, q: &StatsQuery) -> Result<Stats>;
+    /// The failure-rate alert's window: calls that ended at or after `since`, by campaign
+    /// and provider, with how many failed.
+    async fn failure_window(&self, since: Timestamp) -> Result<Vec<WindowCount>>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

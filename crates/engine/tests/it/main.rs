@@ -5,6 +5,7 @@
 mod support;
 
 mod agent_media;
+mod alerts;
 mod breaker;
 mod max_duration;
 mod scheduled;

@@ -147,6 +147,9 @@ pub struct CampaignView {
     pub next_open_at: Option<jiff::Timestamp>,
     /// Why a running campaign is not dialling right now, if something holds it back.
     pub waiting_reason: Option<String>,
+    /// Failure-rate alerts raised now for this campaign or its provider account (empty
+    /// when none; see docs/api.md "Failure-rate alerts").
+    pub alerts: Vec<dialtone_engine::alerts::Alert>,
 }
 
 async fn view(app: &AppState, campaign: Campaign) -> Result<CampaignView, ApiError> {
@@ -169,7 +172,8 @@ fn view_with(app: &AppState, campaign: Campaign, counts: CampaignCounts) -> Camp
     } else {
         None
     };
-    CampaignView { campaign, counts, next_open_at, waiting_reason }
+    let alerts = app.engine.alerts.for_campaign(campaign.id.as_str(), campaign.provider);
+    CampaignView { campaign, counts, next_open_at, waiting_reason, alerts }
 }
 
 fn parse_id(id: &str) -> Result<CampaignId, ApiError> {

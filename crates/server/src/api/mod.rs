@@ -10,6 +10,7 @@ mod error;
 mod phone_numbers;
 mod query;
 mod single_calls;
+mod stats;
 mod webhooks;
 
 pub use error::{ApiError, Json, Path, Query, CODES};
@@ -37,6 +38,8 @@ const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/api/v1/dnc/check"),
     (Method::GET, "/api/v1/campaigns/{id}/dnc"),
     (Method::GET, "/api/v1/campaigns/{id}/contacts"),
+    // `?campaign_id=&from=&to=&preset=`.
+    (Method::GET, "/api/v1/stats"),
     // `?region=`: the region national numbers in the request are read in.
     (Method::POST, "/api/v1/dnc"),
     (Method::POST, "/api/v1/campaigns/{id}/dnc"),
@@ -53,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(single_calls::router())
         .merge(phone_numbers::router())
         .merge(agents::router())
+        .merge(stats::router())
         .route_layer(middleware::from_fn(no_stray_query));
     Router::new()
         .nest("/api/v1", api)

@@ -17,6 +17,7 @@ mod phones;
 mod providers;
 mod reaper;
 mod single_calls;
+mod stats;
 mod support;
 mod webhooks;
 mod zones;

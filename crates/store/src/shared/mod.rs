@@ -12,6 +12,7 @@ pub mod agents;
 pub mod campaigns;
 pub mod inbound;
 pub mod single;
+pub mod stats;
 pub mod suppressions;
 pub mod workspaces;
 
@@ -308,6 +309,14 @@ macro_rules! impl_store {
             async fn save_transcript(&self, call: &dialtone_core::CallId, turns: &[dialtone_core::TranscriptTurn], voicemail_left: bool,
                 now: jiff::Timestamp) -> $crate::Result<bool> {
                 $crate::shared::agents::save_transcript(self.pools(), call, turns, voicemail_left, now).await
+            }
+
+            async fn stats(&self, q: &$crate::StatsQuery) -> $crate::Result<$crate::Stats> {
+                $crate::shared::stats::stats(self.pools(), q).await
+            }
+
+            async fn failure_window(&self, since: jiff::Timestamp) -> $crate::Result<Vec<$crate::WindowCount>> {
+                $crate::shared::stats::failure_window(self.pools(), since).await
             }
 
             $($own)*

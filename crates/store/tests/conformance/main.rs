@@ -28,6 +28,7 @@ mod lifecycle;
 mod placing;
 mod reads;
 mod schedule;
+mod stats;
 mod zones;
 
 use dialtone_store::Store;
@@ -160,4 +161,5 @@ conformance! {
     agents::agents_are_created_listed_paged_updated_and_soft_deleted,
     agents::an_agent_campaigns_calls_carry_the_agent_and_keep_their_transcript,
     agents::a_single_call_with_an_agent_is_claimed_with_it,
+    stats::stats_match_a_hand_computed_fixture,
 }

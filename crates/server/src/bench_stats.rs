@@ -1,0 +1,106 @@
+//! `dialtone bench stats --calls N`: fills a fresh database with N synthetic calls (bulk
+//! SQL, see `dialtone_store::bench_fill`) spread evenly over the last 30 days, then times
+//! the `/stats` query (`Store::stats`, what the route runs) for each range, and prints one
+//! JSON object: per backend, the fill time and per range the query's p50/p99 in ms.
+//! SQLite always (a temp dir); PostgreSQL too with `--postgres-url` (a fresh, empty database:
+//! the bench adds a million rows to it).
+
+use clap::Args;
+use dialtone_core::{Mode, ProviderKind, RetryPolicy};
+use dialtone_store::{NewCampaign, StatsQuery, Store};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Args)]
+pub struct StatsBenchArgs {
+    /// Calls to fill the database with (the figure is 1,000,000).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub calls: u64,
+    /// Times each query is run (after one warm-up run).
+    #[arg(long, default_value_t = 50)]
+    pub runs: usize,
+    /// Also measure PostgreSQL, in this fresh database.
+    #[arg(long)]
+    pub postgres_url: Option<String>,
+}
+
+pub async fn run(args: StatsBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.calls > 0 && args.runs > 0, "--calls and --runs must be at least 1");
+    let dir = tempfile::tempdir()?;
+    let sqlite_url = format!("sqlite://{}", dir.path().join("stats-bench.db").display());
+    let mut report = json!({ "calls": args.calls, "runs": args.runs, "sqlite": backend(&sqlite_url, &args).await? });
+    if let Some(url) = &args.postgres_url {
+        report["postgres"] = backend(url, &args).await?;
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+async fn backend(url: &str, args: &StatsBenchArgs) -> anyhow::Result<Value> {
+    let store = dialtone_store::connect(url).await?;
+    let ws = store.default_workspace().await?;
+    let now = Timestamp::now();
+    let campaign = store.create_campaign(campaign(&ws), now).await?;
+    let span = SignedDuration::from_hours(24 * 30);
+    // Calls are created over [start, start + span): with start 1 ms after now − 30 days,
+    // the oldest is inside `month_all` (from = now + 1 ms − 30 days) and the newest is not
+    // after now, so that range counts every call.
+    let start = now - span + SignedDuration::from_millis(1);
+    let filled = Instant::now();
+    dialtone_store::bench_fill::fill_calls(url, &ws, &campaign.id, args.calls, start, span.as_millis() as i64).await?;
+    let fill_secs = filled.elapsed().as_secs_f64();
+
+    let day = SignedDuration::from_hours(24);
+    let end = now + SignedDuration::from_millis(1);
+    let ranges = [
+        ("today_24h", None, end - day),
+        ("week", None, end - day * 7),
+        ("month_all", None, end - day * 30),
+        ("campaign_month_all", Some(campaign.id.clone()), end - day * 30),
+    ];
+    let mut queries = serde_json::Map::new();
+    for (name, campaign_id, from) in ranges {
+        let q = StatsQuery { workspace_id: ws.clone(), campaign_id, from, to: end, now };
+        queries.insert(name.into(), time(&store, &q, args.runs).await?);
+    }
+    Ok(json!({ "fill_secs": (fill_secs * 10.0).round() / 10.0, "queries": queries }))
+}
+
+/// Runs `q` once to warm up, then `runs` times: p50 and p99 in ms, and the calls it counted.
+async fn time(store: &Arc<dyn Store>, q: &StatsQuery, runs: usize) -> anyhow::Result<Value> {
+    let counted = store.stats(q).await?.total_calls;
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        store.stats(q).await?;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |p: usize| ms[((p * ms.len()).div_ceil(100)).clamp(1, ms.len()) - 1];
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    Ok(json!({ "calls_in_range": counted, "p50_ms": round(at(50)), "p99_ms": round(at(99)) }))
+}
+
+fn campaign(ws: &dialtone_core::WorkspaceId) -> NewCampaign {
+    let midnight = jiff::civil::Time::midnight();
+    NewCampaign {
+        workspace_id: ws.clone(),
+        name: "stats bench".into(),
+        provider: ProviderKind::Sim,
+        assistant_id: "asst_bench".into(),
+        phone_number_id: "pn_bench".into(),
+        mode: Mode::Continuous,
+        max_concurrent: 1,
+        max_attempts: 3,
+        retry: RetryPolicy::default(),
+        default_region: "US".into(),
+        schedule: dialtone_core::schedule::Schedule::always("UTC"),
+        calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
+        recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
+        max_call_duration_secs: None,
+        assume_campaign_timezone_for_ambiguous: false,
+        agent_id: None,
+    }
+}

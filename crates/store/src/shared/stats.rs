@@ -1,0 +1,412 @@
+//! `GET /stats` and the failure-rate alert window, written once for both backends.
+//!
+//! Definitions (docs/api.md repeats them):
+//! - the range selects calls by `created_at` (the claim that made the row, or the moment a
+//!   single call was scheduled), `from` inclusive, `to` exclusive;
+//! - an *ended* call has an outcome other than `canceled` (a call we canceled is neither a
+//!   success nor a failure); `success_rate` = calls with outcome `completed` / ended calls;
+//! - a *failed* call has outcome `failed`, `timeout` or `invalid_number` ([`FAILURE_OUTCOMES`]):
+//!   the call did not happen. `no_answer`, `busy` and `voicemail` are the called party's
+//!   answers, not failures; the failure breakdown still lists them (every ended call that is
+//!   not `completed`), by outcome and `ended_reason`;
+//! - `avg_duration_secs`: mean `duration_ms` of the calls in range that report one, in seconds;
+//! - retries are calls with `attempt > 1`; `retries_pending` counts the contacts waiting
+//!   (status `pending`) after at least one attempt, now, whatever the range;
+//! - `scheduled_next_hour` / `_24h`: calls in status `scheduled` whose `scheduled_for` is
+//!   before now + 1 h / + 24 h (an overdue one not yet placed counts too);
+//! - placement latency = `dialed_at − COALESCE(scheduled_for, created_at)`: from the claim
+//!   (or the scheduled time) to the provider accepting the call, for calls in range that
+//!   reached the provider;
+//! - webhook-to-commit latency = `received_at − occurred_at` of the provider events whose
+//!   `received_at` is in range and that carry the provider's own event time: from the
+//!   moment the provider says the event happened to the group commit that stored it
+//!   (`received_at` is stamped when the ingest writer takes the batch, just before its
+//!   commit). It includes the provider's delivery delay and any clock difference between
+//!   the provider and us; a negative difference (a provider clock ahead of ours) counts as 0.
+//!
+//! Percentiles are nearest-rank over a histogram the database groups (one scan, no sort of
+//! the range, the same SQL on both backends: PostgreSQL's `percentile_cont` has no SQLite
+//! counterpart). Buckets are 1 ms wide below 1 s, 10 ms below 10 s, 100 ms below 100 s and
+//! 1 s above; a percentile is its bucket's lower bound, so it is exact below 1 s and within
+//! 1 % above.
+
+use super::Pools;
+use crate::common::ms;
+use crate::sql::{args, Arg};
+use crate::Result;
+use dialtone_core::{CampaignId, WorkspaceId};
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Outcomes that count as a failed call (in `/stats` and in the failure-rate alert).
+pub const FAILURE_OUTCOMES: &[&str] = &["failed", "timeout", "invalid_number"];
+const FAILURE_SQL: &str = "('failed', 'timeout', 'invalid_number')";
+
+/// The longest range `/stats` answers: its hourly series has one point per hour.
+pub const MAX_RANGE_HOURS: i64 = 24 * 92;
+
+/// What `/stats` is asked for.
+#[derive(Debug, Clone)]
+pub struct StatsQuery {
+    pub workspace_id: WorkspaceId,
+    pub campaign_id: Option<CampaignId>,
+    /// Inclusive.
+    pub from: Timestamp,
+    /// Exclusive.
+    pub to: Timestamp,
+    /// For the scheduled and pending counts, which look ahead from now.
+    pub now: Timestamp,
+}
+
+/// The answer of `/stats`. Counts are calls unless said otherwise; rates are fractions in
+/// 0..=1, `null` when nothing was counted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub campaign_id: Option<CampaignId>,
+    /// Calls in range.
+    pub total_calls: u64,
+    /// Calls in range by status (`scheduled`, `queued`, … `canceled`), only statuses seen.
+    pub by_status: BTreeMap<String, u64>,
+    /// Calls in range by outcome, only outcomes seen.
+    pub by_outcome: BTreeMap<String, u64>,
+    /// Calls with an outcome other than `canceled`.
+    pub ended_calls: u64,
+    /// `completed` / `ended_calls`.
+    pub success_rate: Option<f64>,
+    /// Calls with a failure outcome ([`FAILURE_OUTCOMES`]).
+    pub failed_calls: u64,
+    /// `failed_calls` / `ended_calls`.
+    pub failure_rate: Option<f64>,
+    /// Mean reported duration in seconds.
+    pub avg_duration_secs: Option<f64>,
+    /// Every ended call that did not complete, by outcome and reason, most first.
+    pub failure_breakdown: Vec<FailureReason>,
+    pub scheduled_next_hour: u64,
+    pub scheduled_next_24h: u64,
+    pub retries: RetryStats,
+    pub latency_ms: Latencies,
+    /// One point per hour of the range, oldest first.
+    pub hourly: Vec<HourPoint>,
+}
+
+/// One line of the failure breakdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailureReason {
+    pub outcome: String,
+    /// The call's `ended_reason` (the provider's or ours); `null` when none was recorded.
+    pub reason: Option<String>,
+    pub count: u64,
+}
+
+/// Retries: calls with `attempt > 1`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryStats {
+    /// Contacts waiting for another attempt now (status `pending`, attempts ≥ 1).
+    pub pending: u64,
+    /// Retry calls in range.
+    pub calls: u64,
+    /// Retry calls in range that ended (outcome other than `canceled`).
+    pub ended: u64,
+    /// Completed retries / ended retries.
+    pub success_rate: Option<f64>,
+}
+
+/// Latency percentiles, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Latencies {
+    pub webhook_to_commit: Percentiles,
+    pub placement: Percentiles,
+}
+
+/// Nearest-rank percentiles over `count` samples (`null` when there are none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: Option<i64>,
+    pub p95: Option<i64>,
+    pub p99: Option<i64>,
+}
+
+/// One hour of the series, by the hour the calls were created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HourPoint {
+    /// Start of the hour (UTC).
+    pub hour: Timestamp,
+    /// Calls that reached the provider (`dialed_at` set).
+    pub placed: u64,
+    /// Calls answered (`answered_at` set).
+    pub answered: u64,
+    /// Calls with a failure outcome.
+    pub failed: u64,
+}
+
+/// Calls that ended in the alert window, by campaign and provider account.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WindowCount {
+    pub campaign_id: String,
+    pub provider: String,
+    /// Calls with an outcome other than `canceled`.
+    pub ended: i64,
+    /// Of which failed ([`FAILURE_OUTCOMES`]).
+    pub failed: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct CountRow {
+    status: String,
+    outcome: Option<String>,
+    retry: i64,
+    n: i64,
+    dur_sum: Option<i64>,
+    dur_n: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct BreakdownRow {
+    outcome: String,
+    reason: Option<String>,
+    n: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct BucketRow {
+    bucket: i64,
+    n: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct HourRow {
+    hour: i64,
+    placed: i64,
+    answered: i64,
+    failed: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Two {
+    a: Option<i64>,
+    b: Option<i64>,
+}
+
+/// The histogram bucket of a latency expression `v` (milliseconds, clamped at 0).
+fn bucket_sql(v: &str) -> String {
+    format!(
+        "CASE WHEN {v} < 0 THEN 0 WHEN {v} < 1000 THEN {v} WHEN {v} < 10000 THEN ({v} / 10) * 10 \
+         WHEN {v} < 100000 THEN ({v} / 100) * 100 ELSE ({v} / 1000) * 1000 END"
+    )
+}
+
+/// The calls in range: `$1` workspace, `$2` campaign or NULL, `$3` from, `$4` to. Two
+/// texts rather than one `($2 IS NULL OR campaign_id = $2)`, which keeps a planner (SQLite's
+/// always, PostgreSQL's generic plan) from reading the campaign's own index. `$2` is still
+/// named when NULL (PostgreSQL wants every bound parameter used, and typed: the CAST).
+fn calls_in_range(q: &StatsQuery) -> &'static str {
+    if q.campaign_id.is_some() {
+        "campaign_id = $2 AND workspace_id = $1 AND created_at >= $3 AND created_at < $4"
+    } else {
+        "workspace_id = $1 AND CAST($2 AS TEXT) IS NULL AND created_at >= $3 AND created_at < $4"
+    }
+}
+
+fn range_args(q: &StatsQuery) -> Vec<Arg> {
+    args![q.workspace_id.as_str(), q.campaign_id.as_ref().map(|c| c.as_str()), ms(q.from), ms(q.to)]
+}
+
+/// Computes `/stats` (see the module doc for every definition). The statements are
+/// independent reads and run side by side (on SQLite, on several reader connections).
+pub async fn stats(p: Pools<'_>, q: &StatsQuery) -> Result<Stats> {
+    let in_range = calls_in_range(q);
+    let counts_sql = format!(
+        "SELECT status, outcome, CAST(CASE WHEN attempt > 1 THEN 1 ELSE 0 END AS BIGINT) AS retry, COUNT(*) AS n,
+                CAST(SUM(duration_ms) AS BIGINT) AS dur_sum, COUNT(duration_ms) AS dur_n
+         FROM calls WHERE {in_range} GROUP BY status, outcome, CASE WHEN attempt > 1 THEN 1 ELSE 0 END"
+    );
+    let breakdown_sql = format!(
+        "SELECT outcome, ended_reason AS reason, COUNT(*) AS n FROM calls
+         WHERE {in_range} AND outcome IS NOT NULL AND outcome NOT IN ('completed', 'canceled')
+         GROUP BY outcome, ended_reason ORDER BY n DESC, outcome, reason LIMIT 50"
+    );
+    let hourly_sql = format!(
+        "SELECT (created_at / 3600000) * 3600000 AS hour,
+                CAST(SUM(CASE WHEN dialed_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS placed,
+                CAST(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS answered,
+                CAST(SUM(CASE WHEN outcome IN {FAILURE_SQL} THEN 1 ELSE 0 END) AS BIGINT) AS failed
+         FROM calls WHERE {in_range} GROUP BY (created_at / 3600000) * 3600000"
+    );
+    let placement_v = "(dialed_at - COALESCE(scheduled_for, created_at))";
+    let placement_sql =
+        format!("SELECT {b} AS bucket, COUNT(*) AS n FROM calls WHERE {in_range} AND dialed_at IS NOT NULL GROUP BY {b}", b = bucket_sql(placement_v));
+    let webhook_v = "(received_at - occurred_at)";
+    let webhook_sql = format!(
+        "SELECT {b} AS bucket, COUNT(*) AS n FROM call_events
+         WHERE workspace_id = $1 AND source = 'provider' AND received_at >= $3 AND received_at < $4 AND occurred_at IS NOT NULL
+           AND {campaign}
+         GROUP BY {b}",
+        b = bucket_sql(webhook_v),
+        campaign = if q.campaign_id.is_some() { "call_id IN (SELECT id FROM calls WHERE campaign_id = $2)" } else { "CAST($2 AS TEXT) IS NULL" }
+    );
+    let scheduled_sql = "SELECT CAST(SUM(CASE WHEN scheduled_for < $3 THEN 1 ELSE 0 END) AS BIGINT) AS a, COUNT(*) AS b FROM calls
+         WHERE workspace_id = $1 AND ($2 IS NULL OR campaign_id = $2) AND status = 'scheduled' AND scheduled_for < $4";
+    let hour = SignedDuration::from_hours(1);
+    let (in_1h, in_24h) = (ms(q.now.saturating_add(hour).unwrap_or(q.now)), ms(q.now.saturating_add(hour * 24).unwrap_or(q.now)));
+    let sched_args = args![q.workspace_id.as_str(), q.campaign_id.as_ref().map(|c| c.as_str()), in_1h, in_24h];
+    let pending_sql = "SELECT COUNT(*) AS a, CAST(NULL AS BIGINT) AS b FROM contacts
+         WHERE workspace_id = $1 AND ($2 IS NULL OR campaign_id = $2) AND status = 'pending' AND attempts > 0";
+    let pending_args = args![q.workspace_id.as_str(), q.campaign_id.as_ref().map(|c| c.as_str())];
+
+    let (mut d1, mut d2, mut d3, mut d4, mut d5, mut d6, mut d7) = (p.read(), p.read(), p.read(), p.read(), p.read(), p.read(), p.read());
+    let (counts, breakdown, hours, placement, webhook, sched, pending) = tokio::try_join!(
+        d1.fetch_all::<CountRow>(&counts_sql, range_args(q)),
+        d2.fetch_all::<BreakdownRow>(&breakdown_sql, range_args(q)),
+        d3.fetch_all::<HourRow>(&hourly_sql, range_args(q)),
+        d4.fetch_all::<BucketRow>(&placement_sql, range_args(q)),
+        d5.fetch_all::<BucketRow>(&webhook_sql, range_args(q)),
+        d6.fetch_one::<Two>(scheduled_sql, sched_args),
+        d7.fetch_one::<Two>(pending_sql, pending_args),
+    )?;
+
+    let mut s = Stats {
+        from: q.from,
+        to: q.to,
+        campaign_id: q.campaign_id.clone(),
+        total_calls: 0,
+        by_status: BTreeMap::new(),
+        by_outcome: BTreeMap::new(),
+        ended_calls: 0,
+        success_rate: None,
+        failed_calls: 0,
+        failure_rate: None,
+        avg_duration_secs: None,
+        failure_breakdown: breakdown.into_iter().map(|r| FailureReason { outcome: r.outcome, reason: r.reason, count: r.n as u64 }).collect(),
+        scheduled_next_hour: sched.a.unwrap_or(0) as u64,
+        scheduled_next_24h: sched.b.unwrap_or(0) as u64,
+        retries: RetryStats { pending: pending.a.unwrap_or(0) as u64, calls: 0, ended: 0, success_rate: None },
+        latency_ms: Latencies { webhook_to_commit: percentiles(webhook), placement: percentiles(placement) },
+        hourly: series(q.from, q.to, hours),
+    };
+    let (mut completed, mut retry_completed, mut dur_sum, mut dur_n) = (0u64, 0u64, 0i64, 0i64);
+    for r in counts {
+        let n = r.n as u64;
+        s.total_calls += n;
+        *s.by_status.entry(r.status).or_default() += n;
+        dur_sum += r.dur_sum.unwrap_or(0);
+        dur_n += r.dur_n;
+        if r.retry == 1 {
+            s.retries.calls += n;
+        }
+        let Some(outcome) = r.outcome else { continue };
+        if outcome != "canceled" {
+            s.ended_calls += n;
+            if r.retry == 1 {
+                s.retries.ended += n;
+            }
+        }
+        if outcome == "completed" {
+            completed += n;
+            if r.retry == 1 {
+                retry_completed += n;
+            }
+        }
+        if FAILURE_OUTCOMES.contains(&outcome.as_str()) {
+            s.failed_calls += n;
+        }
+        *s.by_outcome.entry(outcome).or_default() += n;
+    }
+    s.success_rate = ratio(completed, s.ended_calls);
+    s.failure_rate = ratio(s.failed_calls, s.ended_calls);
+    s.retries.success_rate = ratio(retry_completed, s.retries.ended);
+    s.avg_duration_secs = (dur_n > 0).then(|| dur_sum as f64 / dur_n as f64 / 1000.0);
+    Ok(s)
+}
+
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// Nearest-rank percentiles of a histogram: the p-th is the smallest bucket whose
+/// cumulative count reaches ⌈p/100 · n⌉.
+fn percentiles(mut buckets: Vec<BucketRow>) -> Percentiles {
+    buckets.sort_by_key(|b| b.bucket);
+    let count: u64 = buckets.iter().map(|b| b.n as u64).sum();
+    let at = |p: u64| -> Option<i64> {
+        if count == 0 {
+            return None;
+        }
+        let rank = (p * count).div_ceil(100).max(1);
+        let mut seen = 0;
+        buckets
+            .iter()
+            .find(|b| {
+                seen += b.n as u64;
+                seen >= rank
+            })
+            .map(|b| b.bucket)
+    };
+    Percentiles { count, p50: at(50), p95: at(95), p99: at(99) }
+}
+
+/// Every hour from `from`'s hour to the hour before `to`, zeros where no call was created.
+fn series(from: Timestamp, to: Timestamp, rows: Vec<HourRow>) -> Vec<HourPoint> {
+    const H: i64 = 3_600_000;
+    let by_hour: BTreeMap<i64, HourRow> = rows.into_iter().map(|r| (r.hour, r)).collect();
+    let start = ms(from).div_euclid(H) * H;
+    let end = ms(to);
+    let mut out = Vec::new();
+    let mut h = start;
+    while h < end && out.len() < (MAX_RANGE_HOURS + 1) as usize {
+        let r = by_hour.get(&h);
+        out.push(HourPoint {
+            hour: Timestamp::from_millisecond(h).unwrap_or(from),
+            placed: r.map_or(0, |r| r.placed as u64),
+            answered: r.map_or(0, |r| r.answered as u64),
+            failed: r.map_or(0, |r| r.failed as u64),
+        });
+        h += H;
+    }
+    out
+}
+
+/// Calls that ended at or after `since` (outcome other than `canceled`), counted by
+/// campaign and provider account, with how many of them failed. The alert evaluator's one
+/// query: it reads the `calls_ended` index, one hour of ends.
+pub async fn failure_window(p: Pools<'_>, since: Timestamp) -> Result<Vec<WindowCount>> {
+    let sql = format!(
+        "SELECT campaign_id, provider, COUNT(*) AS ended,
+                CAST(SUM(CASE WHEN outcome IN {FAILURE_SQL} THEN 1 ELSE 0 END) AS BIGINT) AS failed
+         FROM calls WHERE ended_at >= $1 AND outcome IS NOT NULL AND outcome <> 'canceled'
+         GROUP BY campaign_id, provider ORDER BY campaign_id, provider"
+    );
+    p.read().fetch_all::<WindowCount>(&sql, args![ms(since)]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(bucket: i64, n: i64) -> BucketRow {
+        BucketRow { bucket, n }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        // 1..=100 ms, one each: p50 = 50, p95 = 95, p99 = 99.
+        let p = percentiles((1..=100).map(|v| b(v, 1)).collect());
+        assert_eq!(p, Percentiles { count: 100, p50: Some(50), p95: Some(95), p99: Some(99) });
+        // Four samples 10, 20, 30, 40: ranks 2, 4, 4.
+        let p = percentiles(vec![b(40, 1), b(10, 1), b(30, 1), b(20, 1)]);
+        assert_eq!((p.p50, p.p95, p.p99), (Some(20), Some(40), Some(40)));
+        assert_eq!(percentiles(vec![]), Percentiles { count: 0, p50: None, p95: None, p99: None });
+    }
+
+    #[test]
+    fn the_series_has_every_hour_of_the_range() {
+        let from = Timestamp::from_second(3600 * 10 + 5).unwrap();
+        let to = Timestamp::from_second(3600 * 13).unwrap();
+        let s = series(from, to, vec![HourRow { hour: 3_600_000 * 11, placed: 2, answered: 1, failed: 1 }]);
+        assert_eq!(s.len(), 3);
+        assert_eq!((s[0].placed, s[1].placed, s[1].failed, s[2].placed), (0, 2, 1, 0));
+    }
+}
