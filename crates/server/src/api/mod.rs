@@ -9,6 +9,7 @@ mod error;
 mod phone_numbers;
 mod query;
 mod single_calls;
+mod steer;
 mod webhooks;
 
 pub use error::{ApiError, Json, Path, Query, CODES};
