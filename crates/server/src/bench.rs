@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// … of this many contacts each (1,000 × 1,000 = the 1,000,000-contact figure).
     #[arg(long, default_value_t = 1000)]
     pub tick_contacts: usize,
+    /// Also export a campaign of this many contacts (SQLite, temp dir) as CSV: rows/s and
+    /// peak memory growth (1,000,000 = the figure).
+    #[arg(long, default_value_t = 0)]
+    pub export_contacts: u64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -56,6 +60,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.tick_campaigns > 0 {
         report["tick"] = crate::bench_tick::tick(args.database_url.as_deref(), args.tick_campaigns, args.tick_contacts).await?;
+    }
+    if args.export_contacts > 0 {
+        report["export"] = crate::export::bench(args.export_contacts).await?;
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

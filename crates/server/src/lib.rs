@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod cpu;
 pub mod demo;
+pub mod export;
 pub mod import;
 pub mod inbound;
 pub mod keys;

@@ -4,14 +4,14 @@
 
 use super::{paged, ApiError, Auth, Json, PageQuery, Path, Query};
 use crate::app::AppState;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dialtone_core::frequency::Recurrence;
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CampaignId, ContactId, ContactStatus, Mode, RetryPolicy, WorkspaceId};
-use dialtone_store::{waiting_for, Archived, Campaign, CampaignHold, CampaignPatch, Contact, ContactFilter, ExportRow, PendingGroup, WaitingFor};
+use dialtone_store::{waiting_for, Archived, Campaign, CampaignHold, CampaignPatch, Contact, ContactFilter, PendingGroup, WaitingFor};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -254,103 +254,12 @@ pub async fn archive(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id):
     }
 }
 
-/// Contacts per keyset page of the export: a page is fetched, written and sent before the
-/// next is read, so memory holds one page whatever the campaign's size.
-pub const EXPORT_PAGE: u32 = 1_000;
-
-/// The export's fixed columns, before one column per variable.
-pub const EXPORT_COLUMNS: &[&str] = &["phone", "name", "status", "outcome", "attempts", "last_call_at", "duration_secs", "summary"];
-
-/// The export's header: the fixed columns, then each variable key (sorted); a key equal to
-/// a fixed column's name is written `variables.<key>`.
-pub fn export_header(keys: &[String]) -> Vec<String> {
-    let mut h: Vec<String> = EXPORT_COLUMNS.iter().map(|s| s.to_string()).collect();
-    h.extend(keys.iter().map(|k| if EXPORT_COLUMNS.contains(&k.as_str()) { format!("variables.{k}") } else { k.clone() }));
-    h
-}
-
-/// One contact's export record, in [`export_header`]'s order. A variable holding a string is
-/// written as it is, any other JSON value as its JSON text, a missing one or `null` empty.
-pub fn export_record(row: &ExportRow, keys: &[String]) -> Vec<String> {
-    let phone = if row.extension.is_empty() { row.phone.clone() } else { format!("{} ext. {}", row.phone, row.extension) };
-    let mut r = vec![
-        phone,
-        row.name.clone().unwrap_or_default(),
-        row.status.clone(),
-        row.outcome.clone().unwrap_or_default(),
-        row.attempts.to_string(),
-        row.last_call_at.map(|t| t.to_string()).unwrap_or_default(),
-        row.duration_ms.map(|ms| format!("{}", ms as f64 / 1000.0)).unwrap_or_default(),
-        // No call stores a summary yet (the call-detail fields land separately).
-        String::new(),
-    ];
-    let vars: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&row.variables).unwrap_or_default();
-    r.extend(keys.iter().map(|k| match vars.get(k) {
-        None | Some(serde_json::Value::Null) => String::new(),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-    }));
-    r
-}
-
-/// Writes `records` as CSV bytes (RFC 4180 quoting by the `csv` crate).
-fn csv_bytes(records: impl IntoIterator<Item = Vec<String>>) -> Result<Bytes, std::io::Error> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(64 * 1024));
-    for r in records {
-        w.write_record(&r).map_err(std::io::Error::other)?;
-    }
-    w.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
-}
-
-/// The export as a stream of CSV chunks: the header, then one chunk per keyset page of
-/// [`EXPORT_PAGE`] contacts. `pages` counts the pages read (for tests and the bench).
-pub fn export_stream(
-    app: Arc<AppState>,
-    campaign: CampaignId,
-    keys: Vec<String>,
-    pages: Option<Arc<std::sync::atomic::AtomicU64>>,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    enum Step {
-        Header,
-        After(Option<String>),
-        Done,
-    }
-    futures::stream::unfold(Step::Header, move |step| {
-        let (app, campaign, keys, pages) = (app.clone(), campaign.clone(), keys.clone(), pages.clone());
-        async move {
-            match step {
-                Step::Header => Some((csv_bytes([export_header(&keys)]), Step::After(None))),
-                Step::Done => None,
-                Step::After(after) => {
-                    let rows = match app.store.export_page(&campaign, after.as_deref(), EXPORT_PAGE).await {
-                        Ok(rows) => rows,
-                        Err(e) => {
-                            // The status line is gone already: the body is cut short, and the
-                            // client sees an incomplete transfer rather than a short file.
-                            tracing::error!(campaign_id = %campaign, error = %e, "export stopped by a database error");
-                            return Some((Err(std::io::Error::other(e.to_string())), Step::Done));
-                        }
-                    };
-                    if let Some(p) = &pages {
-                        p.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    if rows.is_empty() {
-                        return None;
-                    }
-                    let next = if rows.len() < EXPORT_PAGE as usize { Step::Done } else { Step::After(rows.last().map(|r| r.id.clone())) };
-                    Some((csv_bytes(rows.iter().map(|r| export_record(r, &keys))), next))
-                }
-            }
-        }
-    })
-}
-
-/// `GET /campaigns/{id}/export.csv`: one row per contact (see [`export_header`]), streamed
+/// `GET /campaigns/{id}/export.csv`: one row per contact (see [`crate::export::header`]), streamed
 /// as `text/csv` in keyset pages; memory stays at one page whatever the size.
 pub async fn export(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Response, ApiError> {
     let campaign = load(&app, &ws, &id).await?;
     let keys = app.store.variable_keys(&campaign.id).await?;
-    let body = Body::from_stream(export_stream(app.clone(), campaign.id.clone(), keys, None));
+    let body = Body::from_stream(crate::export::stream(app.store.clone(), campaign.id.clone(), keys, None));
     let file = format!("attachment; filename=\"{}.csv\"", campaign.id);
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, file)], body).into_response())
 }
@@ -402,28 +311,5 @@ mod tests {
         // Due and held by nothing: not waiting.
         let free = breakdown(&groups[4..], None);
         assert!(free.is_empty(), "{free:?}");
-    }
-
-    #[test]
-    fn export_records_quote_and_spread_variables() {
-        let row = ExportRow {
-            id: "ct_1".into(),
-            phone: "+14155550100".into(),
-            extension: "22".into(),
-            name: Some("Doe, \"Jo\"".into()),
-            status: "done".into(),
-            attempts: 2,
-            variables: r#"{"plan":"gold","n":3,"name":"x","gone":null}"#.into(),
-            outcome: Some("completed".into()),
-            last_call_at: Some(t(1_700_000_000)),
-            duration_ms: Some(61_500),
-        };
-        let keys: Vec<String> = ["gone", "n", "name", "other", "plan"].iter().map(|s| s.to_string()).collect();
-        let header = export_header(&keys);
-        assert_eq!(header[8..], ["gone", "n", "variables.name", "other", "plan"]);
-        let bytes = csv_bytes([header, export_record(&row, &keys)]).unwrap();
-        let text = String::from_utf8(bytes.to_vec()).unwrap();
-        let second = text.lines().nth(1).unwrap();
-        assert_eq!(second, r#"+14155550100 ext. 22,"Doe, ""Jo""",done,completed,2,2023-11-14T22:13:20Z,61.5,,,3,x,,gold"#);
     }
 }
