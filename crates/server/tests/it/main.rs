@@ -16,6 +16,7 @@ mod phones;
 mod providers;
 mod reaper;
 mod single_calls;
+mod steer;
 mod support;
 mod webhooks;
 mod zones;
