@@ -246,7 +246,7 @@ pub async fn patch(
 /// 409 `conflict` with `details.active_calls` while calls are in flight.
 pub async fn archive(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {
     match app.store.archive_campaign(&ws, &parse_id(&id)?, app.now()).await? {
-        Archived::Done(c) => Ok(Json(view(&app, c).await?)),
+        Archived::Done(c) => Ok(Json(view(&app, *c).await?)),
         Archived::ActiveCalls(n) => {
             Err(ApiError::conflict(format!("the campaign has {n} call(s) in flight; pause or cancel it and archive it once they have ended"))
                 .with_details(serde_json::json!({ "active_calls": n })))

@@ -162,9 +162,9 @@ async fn an_archived_campaign_is_canceled_and_listed_only_on_request() {
 
     let ids = |page: Value| page["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     let (_, default) = app.get("/campaigns").await;
-    assert_eq!(ids(default), [kept.clone()]);
+    assert_eq!(ids(default), [kept.as_str()]);
     let (_, archived) = app.get("/campaigns?archived=true").await;
-    assert_eq!(ids(archived), [id.clone()]);
+    assert_eq!(ids(archived), [id.as_str()]);
     let (status, body) = app.get("/campaigns?archived=maybe").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
 

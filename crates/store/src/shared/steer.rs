@@ -233,10 +233,10 @@ pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, patch: &Cam
                 patch.max_concurrent,
                 patch.mode.map(|m| m.as_str()),
                 patch.max_attempts,
-                patch.retry.as_ref().map(|r| json(r)),
-                patch.schedule.as_ref().map(|s| json(s)),
-                patch.calling_hours.as_ref().map(|h| json(h)),
-                patch.recurrence.as_ref().map(|r| json(r)),
+                patch.retry.as_ref().map(json),
+                patch.schedule.as_ref().map(json),
+                patch.calling_hours.as_ref().map(json),
+                patch.recurrence.as_ref().map(json),
                 ms(now),
             ],
         )
@@ -262,7 +262,7 @@ async fn over_or_missing(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, verb: 
 pub enum Archived {
     /// Archived now (a campaign not yet over was canceled first, with its pending contacts
     /// and scheduled calls).
-    Done(Campaign),
+    Done(Box<Campaign>),
     /// It has this many calls in flight: nothing changed.
     ActiveCalls(u64),
 }
@@ -282,7 +282,7 @@ pub async fn archive(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, now: Times
         return Err(StoreError::not_found("campaign", id));
     };
     if row.archived_at.is_some() {
-        return Ok(Archived::Done(row.try_into()?));
+        return Ok(Archived::Done(Box::new(row.try_into()?)));
     }
     let (active,): (i64,) = db.fetch_one(&format!("SELECT COUNT(*) FROM calls WHERE campaign_id = $1 AND status IN {ACTIVE_SQL}"), args![id.as_str()]).await?;
     if active > 0 {
@@ -303,7 +303,7 @@ pub async fn archive(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, now: Times
     .await?;
     let row: CampaignRow = db.fetch_one("SELECT * FROM campaigns WHERE id = $1", args![id.as_str()]).await?;
     tx.commit().await?;
-    Ok(Archived::Done(row.try_into()?))
+    Ok(Archived::Done(Box::new(row.try_into()?)))
 }
 
 /// A workspace's campaigns, newest first: archived ones only if `archived`, else the others.
