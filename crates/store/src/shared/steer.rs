@@ -424,6 +424,43 @@ mod tests {
         assert_eq!(ContactFilter::search("  "), (None, None));
     }
 
+    fn contact(status: ContactStatus, attempts: u32, next: i64, waiting: Option<crate::Waiting>) -> Contact {
+        Contact {
+            id: dialtone_core::ContactId::new(),
+            campaign_id: CampaignId::new(),
+            phone: dialtone_core::PhoneNumber::parse("+14155552671", "US").unwrap(),
+            extension: None,
+            name: None,
+            variables: Default::default(),
+            timezone: None,
+            timezone_source: None,
+            timezones: vec![],
+            recurrence: None,
+            status,
+            attempts,
+            next_attempt_at: Timestamp::from_second(next).unwrap(),
+            last_outcome: None,
+            waiting,
+            created_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_contact_waits_for_its_own_hold_then_its_due_time_then_the_campaign() {
+        let t = |s: i64| Timestamp::from_second(s).unwrap();
+        let now = t(100);
+        let cap = Some(CampaignHold { reason: WaitingFor::CampaignCap, until: None });
+        let hours = crate::Waiting::of(ContactStatus::Pending, Some(crate::WaitReason::CallingHours), t(500), &[]);
+        assert_eq!(waiting_for(&contact(ContactStatus::Pending, 0, 500, hours), now, cap), Some((WaitingFor::CallingHours, Some(t(500)))));
+        let none = crate::Waiting::of(ContactStatus::Pending, Some(crate::WaitReason::NoCommonHours), t(500), &[]);
+        assert_eq!(waiting_for(&contact(ContactStatus::Pending, 1, 500, none), now, cap), Some((WaitingFor::CallingHours, None)));
+        assert_eq!(waiting_for(&contact(ContactStatus::Pending, 2, 300, None), now, cap), Some((WaitingFor::RetryDelay, Some(t(300)))));
+        assert_eq!(waiting_for(&contact(ContactStatus::Pending, 0, 300, None), now, cap), Some((WaitingFor::CampaignSchedule, Some(t(300)))));
+        assert_eq!(waiting_for(&contact(ContactStatus::Pending, 1, 100, None), now, cap), Some((WaitingFor::CampaignCap, None)));
+        assert_eq!(waiting_for(&contact(ContactStatus::Pending, 1, 50, None), now, None), None, "due and held by nothing");
+        assert_eq!(waiting_for(&contact(ContactStatus::Done, 1, 500, None), now, cap), None);
+    }
+
     #[test]
     fn like_patterns_match_wildcards_literally() {
         assert_eq!(like_pattern("50%_a\\"), "%50\\%\\_a\\\\%");
