@@ -57,6 +57,9 @@ impl CallStatus {
 pub enum Outcome {
     Completed,
     NoAnswer,
+    /// Answered by a person who never spoke to dialtone's own voice pipeline (an agent's
+    /// `no_response_prompt` and `goodbye` went unanswered). Only an agent call ends so.
+    NoResponse,
     Busy,
     Voicemail,
     Failed,
@@ -66,7 +69,7 @@ pub enum Outcome {
 }
 
 text_enum!(Outcome, "outcome", {
-    Completed => "completed", NoAnswer => "no_answer", Busy => "busy", Voicemail => "voicemail",
+    Completed => "completed", NoAnswer => "no_answer", NoResponse => "no_response", Busy => "busy", Voicemail => "voicemail",
     Failed => "failed", InvalidNumber => "invalid_number", Canceled => "canceled", Timeout => "timeout",
 });
 
@@ -113,7 +116,7 @@ pub fn apply(current: CallStatus, event: &EventKind) -> Option<Transition> {
     let (to, outcome) = match event {
         EventKind::Progress(status) if status.is_active() => (*status, None),
         EventKind::Progress(_) | EventKind::Info | EventKind::Amd { .. } => return None,
-        EventKind::Ended { outcome, .. } => (outcome.terminal_status(current), Some(*outcome)),
+        EventKind::Ended { outcome, .. } | EventKind::Voice { outcome } => (outcome.terminal_status(current), Some(*outcome)),
     };
     (to.rank() > current.rank()).then_some(Transition { from: current, to, outcome })
 }
@@ -157,7 +160,18 @@ impl Effect {
 ///   or after it (the ended call's outcome is corrected to `voicemail`);
 /// - a `human` or `unknown` verdict is stored and leaves the outcome as the end says;
 /// - any other outcome (busy, no answer, …) is never changed by a verdict.
+///
+/// The voice pipeline's verdict ([`EventKind::Voice`]) ends an active call with its own
+/// outcome (an AMD verdict stored before does not turn it into `voicemail`: the pipeline
+/// listened to the callee and decides), and corrects a call the provider already ended
+/// plain `completed` (the status callback won the race), like a late AMD verdict.
 pub fn effect(call: &CallFacts, event: &EventKind) -> Effect {
+    if let EventKind::Voice { outcome } = event {
+        if call.status == CallStatus::Ended && call.outcome == Some(Outcome::Completed) && *outcome != Outcome::Completed {
+            return Effect { corrected: Some(*outcome), ..Effect::default() };
+        }
+        return Effect { transition: apply(call.status, event), ..Effect::default() };
+    }
     if let EventKind::Amd { answered_by } = event {
         if call.answered_by.is_some() {
             return Effect::default();
@@ -216,6 +230,23 @@ mod tests {
         assert_eq!(apply(CallStatus::Ringing, &ended(Outcome::Failed)).unwrap().to, CallStatus::Ended);
     }
 
+    #[test]
+    fn the_voice_verdict_ends_a_live_call_and_corrects_a_plain_completed_one() {
+        let voice = |o| EventKind::Voice { outcome: o };
+        // Before the provider's end: the call ends with the pipeline's outcome, even over a
+        // machine verdict (the pipeline listened to the whole call).
+        let fx = effect(&facts(CallStatus::InProgress, None, Some(AnsweredBy::Machine)), &voice(Outcome::Completed));
+        assert_eq!(fx.transition.unwrap().outcome, Some(Outcome::Completed));
+        // After the provider's plain `completed`: corrected, like a late AMD verdict.
+        let fx = effect(&facts(CallStatus::Ended, Some(Outcome::Completed), None), &voice(Outcome::Voicemail));
+        assert_eq!((fx.transition, fx.corrected), (None, Some(Outcome::Voicemail)));
+        // Agreeing, or after any other end (busy, failed): nothing changes.
+        assert!(!effect(&facts(CallStatus::Ended, Some(Outcome::Completed), None), &voice(Outcome::Completed)).changes());
+        assert!(!effect(&facts(CallStatus::Ended, Some(Outcome::Busy), None), &voice(Outcome::Voicemail)).changes());
+        // And the provider's end after the verdict is stale.
+        assert_eq!(apply(CallStatus::Ended, &ended(Outcome::Completed)), None);
+    }
+
     fn facts(status: CallStatus, outcome: Option<Outcome>, answered_by: Option<AnsweredBy>) -> CallFacts {
         CallFacts { status, outcome, answered_by }
     }
@@ -262,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_verdict_never_changes_an_outcome_other_than_completed() {
-        for o in [Outcome::Busy, Outcome::NoAnswer, Outcome::Failed, Outcome::Canceled, Outcome::Timeout] {
+        for o in [Outcome::Busy, Outcome::NoAnswer, Outcome::NoResponse, Outcome::Failed, Outcome::Canceled, Outcome::Timeout] {
             let done = facts(o.terminal_status(CallStatus::Ringing), Some(o), None);
             assert_eq!(effect(&done, &amd(AnsweredBy::Machine)).corrected, None, "{o}");
             let heard = facts(CallStatus::Ringing, None, Some(AnsweredBy::Machine));

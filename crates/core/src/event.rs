@@ -19,6 +19,11 @@ pub enum EventKind {
     /// `AsyncAmdStatusCallback`): moves no state, but decides whether a `completed` call
     /// was a voicemail (`dialtone_core::call::effect`).
     Amd { answered_by: AnsweredBy },
+    /// The verdict of dialtone's own voice pipeline (Exotel/Twilio media streams) when its
+    /// conversation ended: `completed`, `no_response` or `voicemail`. It heard the whole
+    /// call, so it wins over the provider's plain `completed` whichever arrives first
+    /// (`dialtone_core::call::effect`).
+    Voice { outcome: Outcome },
 }
 
 /// Who answered a call, as the provider's answering-machine detection (AMD) judged it.

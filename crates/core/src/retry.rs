@@ -25,6 +25,10 @@ impl RetryRule {
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     pub no_answer: RetryRule,
+    /// A person answered an agent call but never spoke (`no_response`). Retried, like
+    /// `no_answer` (a silent line is often a bad connection or a bad moment), but fewer times
+    /// and later by default: someone did pick up, and calling back within minutes is pushy.
+    pub no_response: RetryRule,
     pub busy: RetryRule,
     /// Network or provider errors.
     pub failed: RetryRule,
@@ -45,6 +49,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             no_answer: RetryRule::new(3, 300.0),
+            no_response: RetryRule::new(2, 3600.0),
             busy: RetryRule::new(3, 600.0),
             failed: RetryRule::new(5, 60.0),
             voicemail: RetryRule::new(0, 3600.0),
@@ -69,12 +74,13 @@ impl RetryPolicy {
     /// The same delay (and `max_retries`) for every retryable outcome; no jitter.
     pub fn uniform(max_retries: u32, delay: SignedDuration) -> Self {
         let rule = RetryRule::new(max_retries, delay.as_secs_f64());
-        Self { no_answer: rule, busy: rule, failed: rule, timeout: rule, jitter: 0.0, ..Self::default() }
+        Self { no_answer: rule, no_response: rule, busy: rule, failed: rule, timeout: rule, jitter: 0.0, ..Self::default() }
     }
 
     pub fn rule(&self, outcome: Outcome) -> Option<&RetryRule> {
         match outcome {
             Outcome::NoAnswer => Some(&self.no_answer),
+            Outcome::NoResponse => Some(&self.no_response),
             Outcome::Busy => Some(&self.busy),
             Outcome::Failed => Some(&self.failed),
             Outcome::Voicemail => Some(&self.voicemail),
@@ -88,6 +94,7 @@ impl RetryPolicy {
     pub fn validate(&self) -> Result<(), String> {
         let rules = [
             ("no_answer", self.no_answer),
+            ("no_response", self.no_response),
             ("busy", self.busy),
             ("failed", self.failed),
             ("voicemail", self.voicemail),
@@ -164,6 +171,17 @@ mod tests {
         assert_eq!(p.next_step(Outcome::Busy, 3, 3, 10, 0.0), secs(2400.0));
         assert_eq!(p.next_step(Outcome::Failed, 5, 5, 10, 0.0), secs(960.0));
         assert_eq!(p.next_step(Outcome::Failed, 6, 6, 10, 0.0), NextStep::Finish(ContactStatus::Exhausted));
+    }
+
+    #[test]
+    fn no_response_is_retried_later_and_fewer_times_than_no_answer() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.next_step(Outcome::NoResponse, 1, 1, 10, 0.0), secs(3600.0));
+        assert_eq!(p.next_step(Outcome::NoResponse, 2, 2, 10, 0.0), secs(7200.0));
+        assert_eq!(p.next_step(Outcome::NoResponse, 3, 3, 10, 0.0), NextStep::Finish(ContactStatus::Exhausted));
+        let p: RetryPolicy = serde_json::from_str(r#"{"no_response": {"max_retries": 0, "delay_secs": 0}}"#).unwrap();
+        assert_eq!(p.next_step(Outcome::NoResponse, 1, 1, 10, 0.0), NextStep::Finish(ContactStatus::Exhausted));
+        assert_eq!("no_response".parse::<Outcome>().unwrap(), Outcome::NoResponse);
     }
 
     #[test]

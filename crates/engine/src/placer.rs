@@ -94,6 +94,8 @@ impl Placing {
             extension: dial.extension.clone(),
             customer_name: dial.name.clone(),
             variables: dial.variables.clone(),
+            // The campaign's agent: the provider opens a media stream to our pipeline.
+            media: dial.agent.as_ref().map(|a| dialtone_providers::MediaStream { max_duration_secs: a.max_duration_secs }),
         }
     }
 

@@ -57,6 +57,7 @@ pub struct ScriptedProvider {
     lookups: AtomicUsize,
     status_lookups: AtomicUsize,
     placed: Mutex<Vec<(CallId, Timestamp)>>,
+    media: Mutex<Vec<(CallId, Option<dialtone_providers::MediaStream>)>>,
     created: Mutex<Vec<CallId>>,
     hung_up: Mutex<Vec<String>>,
     witness: OnceLock<(Arc<dyn dialtone_store::Store>, dialtone_core::WorkspaceId)>,
@@ -80,6 +81,7 @@ impl ScriptedProvider {
             lookups: AtomicUsize::new(0),
             status_lookups: AtomicUsize::new(0),
             placed: Mutex::new(vec![]),
+            media: Mutex::new(vec![]),
             created: Mutex::new(vec![]),
             hung_up: Mutex::new(vec![]),
             witness: OnceLock::new(),
@@ -138,6 +140,11 @@ impl ScriptedProvider {
         self.placed.lock().unwrap().clone()
     }
 
+    /// Every placement request: our call id and the media stream it asked for (an agent call's).
+    pub fn media(&self) -> Vec<(CallId, Option<dialtone_providers::MediaStream>)> {
+        self.media.lock().unwrap().clone()
+    }
+
     /// The calls the provider holds (accepted, or created by a request that timed out).
     pub fn created(&self) -> Vec<CallId> {
         self.created.lock().unwrap().clone()
@@ -158,6 +165,7 @@ impl Provider for ScriptedProvider {
     async fn place_call(&self, call: &PlaceCall) -> Result<Placed, ProviderError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.placed.lock().unwrap().push((call.call_id.clone(), self.clock.now()));
+        self.media.lock().unwrap().push((call.call_id.clone(), call.media));
         if let Some((store, ws)) = self.witness.get() {
             let stored = store.get_call(ws, &call.call_id).await.ok().flatten().expect("the call row exists before it is sent");
             self.seen_at_send.lock().unwrap().push(stored);

@@ -29,6 +29,32 @@ pub struct PlaceCall {
     pub customer_name: Option<String>,
     /// Passed to the assistant (Vapi: `assistantOverrides.variableValues`).
     pub variables: serde_json::Map<String, serde_json::Value>,
+    /// Set when the call's campaign (or single call) has an agent: the call is placed so
+    /// that the provider opens a media stream to dialtone's own voice pipeline (Exotel
+    /// `StreamUrl`, Twilio `<Connect><Stream>`), whatever flow or TwiML is configured.
+    /// `None`: the configured flow, stream or TwiML runs the call (Vapi ignores it).
+    pub media: Option<MediaStream>,
+}
+
+/// A media stream to open for a call (see [`PlaceCall::media`] and [`media`] for the
+/// addresses and their token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaStream {
+    /// The agent's `max_duration_secs`: the pipeline says goodbye and hangs up then.
+    pub max_duration_secs: u32,
+}
+
+impl MediaStream {
+    /// Added to `max_duration_secs` for the provider's own limit (`TimeLimit`): the
+    /// pipeline's goodbye and hang-up come first, the provider's cut is only the backstop.
+    pub const TIME_LIMIT_MARGIN_SECS: u32 = 60;
+    /// The largest `TimeLimit` Exotel and Twilio take (4 h, their documented maximum).
+    pub const MAX_TIME_LIMIT_SECS: u32 = 14_400;
+
+    /// The provider's `TimeLimit` in seconds: `max_duration_secs` + 60 s, at most 14,400.
+    pub fn time_limit_secs(&self) -> u32 {
+        self.max_duration_secs.saturating_add(Self::TIME_LIMIT_MARGIN_SECS).min(Self::MAX_TIME_LIMIT_SECS)
+    }
 }
 
 /// The provider accepted the call.

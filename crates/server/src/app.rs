@@ -40,6 +40,8 @@ pub struct AppState {
     pub imports: Arc<tokio::sync::Semaphore>,
     /// `max_upload_bytes`: a larger contact upload gets 413.
     pub max_upload_bytes: u64,
+    /// Media streams (`/media/…`) and the voice pipeline's shared state.
+    pub media: Arc<crate::media::Media>,
 }
 
 /// Slow clients are cut off, so half-open connections cannot pile up.
@@ -86,11 +88,16 @@ impl AppState {
     /// Errors: 400 `invalid_request` for an unknown name (the message lists every provider
     /// and those configured here); 400 `provider_not_configured` as [`Self::require_account`].
     pub fn parse_provider(&self, field: &str, text: &str) -> Result<ProviderKind, ApiError> {
+        self.parse_provider_for(field, text, false)
+    }
+
+    /// [`Self::parse_provider`] for work that may be an agent's (see [`Self::require_account_for`]).
+    pub fn parse_provider_for(&self, field: &str, text: &str, agent: bool) -> Result<ProviderKind, ApiError> {
         let Ok(kind) = text.parse::<ProviderKind>() else {
             let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
             return Err(ApiError::invalid(field, format!("must be one of {} (configured on this server: {})", all.join(", "), self.configured_list())));
         };
-        self.require_account(kind, field)?;
+        self.require_account_for(kind, field, agent)?;
         Ok(kind)
     }
 
@@ -101,10 +108,20 @@ impl AppState {
     /// settings (config name and `DIALTONE_*` variable), the request `field` that chose the
     /// provider, and the providers that are configured.
     pub fn require_account(&self, kind: ProviderKind, field: &str) -> Result<(), ApiError> {
-        if self.is_configured(kind) {
+        self.require_account_for(kind, field, false)
+    }
+
+    /// [`Self::require_account`] for work that may be an agent's (`agent`): an agent call is
+    /// placed with a stream to dialtone instead of the configured TwiML, so a Twilio account
+    /// without `twilio_twiml_url` / `twilio_twiml` takes it.
+    pub fn require_account_for(&self, kind: ProviderKind, field: &str, agent: bool) -> Result<(), ApiError> {
+        let mut missing = self.missing_settings.get(&kind).cloned().unwrap_or_default();
+        if agent {
+            missing.retain(|m| *m != "twilio_twiml_url");
+        }
+        if self.engine.account(kind).is_some() && missing.is_empty() {
             return Ok(());
         }
-        let missing = self.missing_settings.get(&kind).cloned().unwrap_or_default();
         let env: Vec<String> = missing.iter().map(|m| crate::config::env_name(m)).collect();
         let set: Vec<String> = missing.iter().zip(&env).map(|(m, e)| format!("{m} ({e})")).collect();
         let message = format!(
@@ -169,6 +186,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
         tc.twiml_url = config.twilio_twiml_url.clone();
         tc.twiml = config.twilio_twiml.clone();
         tc.machine_detection = config.twilio_machine_detection;
+        tc.media_secret = Some(config.media_secret());
         let rate = RateLimit { per_second: config.twilio_rate_per_sec, burst: 1 };
         providers.insert(ProviderKind::Twilio, account(config, Arc::new(TwilioProvider::new(tc)), Some(rate))?);
     }
@@ -178,6 +196,7 @@ pub fn providers(config: &Config) -> anyhow::Result<Providers> {
         ec.base_url = config.exotel_base_url.clone();
         ec.flow_url = config.exotel_flow_url.clone();
         ec.stream_url = config.exotel_stream_url.clone();
+        ec.media_secret = Some(config.media_secret());
         ec.ip_allowlist =
             config.exotel_ip_allowlist.iter().map(|ip| ip.parse()).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("exotel_ip_allowlist: {e}"))?;
         let rate = RateLimit::per_minute(config.exotel_rate_per_min).with_burst(10);
@@ -204,6 +223,28 @@ pub fn account_limits(config: &Config) -> Vec<(ProviderKind, Option<u32>)> {
 }
 
 pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AppState>> {
+    build_with(config, engine_config, clock, VoiceParts::default()).await
+}
+
+/// What [`build_with`] may be given instead of making it from the config (tests, the
+/// simulator's demo).
+#[derive(Default)]
+pub struct VoiceParts {
+    /// The agents' speech services; `None`: the clients the config names.
+    pub speech: Option<Arc<dyn crate::media::SpeechFactory>>,
+    /// Where calls' agents are read and transcripts saved; `None`: the store.
+    pub records: Option<Arc<dyn crate::media::CallRecords>>,
+    /// Changes to the media streams' settings (e.g. a short `max_tick` under a manual clock).
+    pub configure: Option<fn(&mut crate::media::MediaConfig)>,
+}
+
+/// [`build`], with parts of the voice pipeline given.
+pub async fn build_with(
+    config: &Config,
+    engine_config: dialtone_engine::EngineConfig,
+    clock: Arc<dyn Clock>,
+    voice: VoiceParts,
+) -> anyhow::Result<Arc<AppState>> {
     let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
     store.default_workspace().await?;
     for (kind, limit) in account_limits(config) {
@@ -226,6 +267,18 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
         }
     }
     let engine = Engine::new(store.clone(), providers, clock, engine_config);
+    let mut media_config = crate::media::media_config(config);
+    if let Some(configure) = voice.configure {
+        configure(&mut media_config);
+    }
+    let media = crate::media::Media::new(
+        media_config,
+        match voice.speech {
+            Some(s) => s,
+            None => crate::media::speech_from_config(config)?,
+        },
+        voice.records.unwrap_or_else(|| Arc::new(crate::media::StoreRecords { store: store.clone(), clock: engine.clock().clone() })),
+    );
     Ok(Arc::new(AppState {
         store,
         engine,
@@ -236,6 +289,7 @@ pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig
         missing_settings: ProviderKind::ALL.iter().map(|k| (*k, config.missing_provider_settings(*k))).filter(|(_, m)| !m.is_empty()).collect(),
         imports: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_imports as usize)),
         max_upload_bytes: config.max_upload_bytes,
+        media,
     }))
 }
 
@@ -281,7 +335,9 @@ async fn serve_http(listener: TcpListener, router: axum::Router, timeouts: HttpT
     let router = axum::middleware::from_fn(crate::api::error_shape).layer(router);
     let router = axum::middleware::from_fn(crate::linger::drain_unread_body).layer(router);
 
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connections are tracked by hand rather than by hyper-util's `GracefulShutdown`, which
+    // cannot watch a connection that allows upgrades (the media streams are WebSockets).
+    let connections = tokio_util::task::TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(timeouts.header_read);
     loop {
@@ -305,17 +361,28 @@ async fn serve_http(listener: TcpListener, router: axum::Router, timeouts: HttpT
             router.clone().call(request)
         });
         let service = tower_http::timeout::RequestBodyTimeout::new(service, timeouts.body_read);
-        let connection = http.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        // `with_upgrades`: the media streams are WebSockets.
+        let connection = http.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service)).with_upgrades();
+        let stop = cancel.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                r = connection.as_mut() => r,
+                _ = stop.cancelled() => {
+                    // Finish the request under way, then close; idle connections close now.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
             // A slow client cut off, a reset: routine for a server, not a fault of ours.
-            if let Err(e) = connection.await {
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    connections.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await.is_err() {
         tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "requests still under way at shutdown were cut off");
     }
     Ok(())

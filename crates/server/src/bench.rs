@@ -3,6 +3,7 @@
 //!   temp dir), each answered only after its group commit: events/s and latency percentiles;
 //! - dispatch: a demo run with fast simulated calls: calls placed per second under a cap,
 //!   with one node, and on PostgreSQL also with several (`--dispatch-nodes`).
+//! - `dialtone bench voice`: the voice pipeline against the simulator (see [`voice`]).
 
 use crate::app;
 use crate::config::Config;
@@ -44,13 +45,56 @@ pub struct BenchArgs {
     /// … of this many contacts each (1,000 × 1,000 = the 1,000,000-contact figure).
     #[arg(long, default_value_t = 1000)]
     pub tick_contacts: usize,
-    /// Also export a campaign of this many contacts (SQLite, temp dir) as CSV: rows/s and
-    /// peak memory growth (1,000,000 = the issue's figure).
-    #[arg(long, default_value_t = 0)]
-    pub export_contacts: u64,
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchWhat {
+    /// The voice pipeline's figures (issue 12): greeting latency p50/p95, reply latency after
+    /// the end of the callee's speech, barge-in → `clear`, and a load run of concurrent media
+    /// calls (the simulator's virtual speaker running dry mid-speech, CPU).
+    Voice(VoiceBenchArgs),
+    /// The CSV export of a large campaign (issue 11): a SQLite campaign of `--contacts`
+    /// contacts (filled in one statement) exported once: time, rows/s, keyset pages and the
+    /// process's peak memory growth.
+    Export(ExportBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportBenchArgs {
+    /// Contacts in the campaign (1,000,000 = the issue's figure).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub contacts: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VoiceBenchArgs {
+    /// Concurrent media calls in the load run (the goal is 600 on two cores); 0 skips it.
+    #[arg(long, default_value_t = 600)]
+    pub calls: usize,
+    /// Contacts in the latency run, cycling through every scripted callee kind.
+    #[arg(long, default_value_t = 27)]
+    pub latency_contacts: usize,
+    /// `exotel` or `twilio`.
+    #[arg(long, value_enum, default_value = "exotel")]
+    pub provider: demo::DemoProvider,
+    /// Give up on a run after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout_secs: u64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchWhat::Voice(voice_args)) = &args.what {
+        let report = voice(voice_args).await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    if let Some(BenchWhat::Export(export_args)) = &args.what {
+        let report = json!({ "export": crate::export::bench(export_args.contacts).await? });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     let ingest = ingest(&args).await?;
     let one_node = dispatch(&args, 1).await?;
     let mut report = json!({ "ingest": ingest, "dispatch": one_node });
@@ -60,9 +104,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.tick_campaigns > 0 {
         report["tick"] = crate::bench_tick::tick(args.database_url.as_deref(), args.tick_campaigns, args.tick_contacts).await?;
-    }
-    if args.export_contacts > 0 {
-        report["export"] = crate::export::bench(args.export_contacts).await?;
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -100,6 +141,7 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
                 recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
                 max_call_duration_secs: None,
                 assume_campaign_timezone_for_ambiguous: false,
+                agent_id: None,
             },
             now,
         )
@@ -215,6 +257,9 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
         timeout_secs: 600,
         provider: demo::DemoProvider::Vapi,
         nodes,
+        voice: false,
+        callees: None,
+        unanswered_percent: 10,
     };
     let r = demo::execute(&demo_args).await?;
     let wall = r["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
@@ -231,4 +276,64 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
         "occupancy": r["occupancy"],
         "cpu": r["cpu"],
     }))
+}
+
+fn voice_demo_args(args: &VoiceBenchArgs, contacts: usize, cap: u32, callees: Option<String>) -> DemoArgs {
+    DemoArgs {
+        contacts: Some(contacts),
+        cap,
+        mode: "continuous".into(),
+        // Ringing only: media runs in real time.
+        time_scale: 0.1,
+        faults: false,
+        json: true,
+        max_attempts: 1,
+        seed: Some(12),
+        database_url: None,
+        timeout_secs: args.timeout_secs,
+        provider: args.provider,
+        nodes: 1,
+        voice: true,
+        callees,
+        // Every call streams: the figures are about conversations, not retries.
+        unanswered_percent: 0,
+    }
+}
+
+/// `dialtone bench voice`: two demo runs with `--voice`. The latency run cycles through every
+/// callee kind at a small cap; the load run holds `calls` human conversations at once. The
+/// figures are the simulator's (what it heard, when), plus the process's CPU.
+pub async fn voice(args: &VoiceBenchArgs) -> anyhow::Result<Value> {
+    anyhow::ensure!(args.provider != demo::DemoProvider::Vapi, "--provider must be exotel or twilio");
+    let latency = demo::execute(&voice_demo_args(args, args.latency_contacts, 9, None)).await?;
+    let mut report = json!({
+        "provider": latency["provider"],
+        "latency_run": {
+            "contacts": latency["contacts"],
+            "outcomes": latency["outcomes"],
+            "voice": latency["voice"],
+        },
+    });
+    if args.calls > 0 {
+        let cap = u32::try_from(args.calls).unwrap_or(u32::MAX);
+        let load = demo::execute(&voice_demo_args(args, args.calls, cap, Some("human".into()))).await?;
+        let wall_ms = load["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
+        let cores = |ms: &Value| ms.as_f64().unwrap_or(0.0) / wall_ms;
+        report["load_run"] = json!({
+            "calls": args.calls,
+            "max_concurrent_observed": load["max_concurrent_observed"],
+            "wall_ms": load["wall_ms"],
+            "outcomes": load["outcomes"],
+            "voice": load["voice"],
+            // CPU over the run, in cores (1.0 = one core busy): the whole process, the
+            // simulator's thread, and dialtone's part (the rest).
+            "cpu_cores": {
+                "process": cores(&load["cpu"]["process_ms"]),
+                "sim": cores(&load["cpu"]["sim_ms"]),
+                "dialtone": cores(&load["cpu"]["dialtone_ms"]),
+            },
+            "cpu": load["cpu"],
+        });
+    }
+    Ok(report)
 }

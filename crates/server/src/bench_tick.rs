@@ -61,6 +61,7 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
                     recurrence: Recurrence::new(Frequency::Once),
                     max_call_duration_secs: None,
                     assume_campaign_timezone_for_ambiguous: false,
+                    agent_id: None,
                 },
                 now,
             )

@@ -94,6 +94,14 @@ pub struct Config {
     pub exotel_ip_allowlist: Vec<String>,
     pub exotel_rate_per_min: u32,
     pub exotel_max_concurrent: Option<u32>,
+    /// The key of the media-stream tokens: the address an agent call's provider opens
+    /// (`/media/exotel/{token}`, Twilio's `token` parameter) carries HMAC-SHA256(key, call
+    /// id). Unset: a random key per process (see [`Config::media_secret`]), which is right
+    /// for one node; several nodes behind one public URL must all set the same one
+    /// (`DIALTONE_MEDIA_SECRET`), or a stream that lands on another node, or on a restarted
+    /// one, is refused.
+    #[serde(serialize_with = "expose_option")]
+    pub media_secret: Option<SecretString>,
     /// Consecutive provider failures that open an account's circuit breaker, and for how long.
     pub breaker_failures: u32,
     pub breaker_open_secs: u64,
@@ -112,6 +120,66 @@ pub struct Config {
     /// Days to keep webhook events for calls dialtone never placed (a Vapi org-wide
     /// Server URL sends every call's events); the reaper purges older ones.
     pub unknown_event_retention_days: u32,
+    /// `[speech]`: keys and addresses of the speech services agents use.
+    #[serde(default)]
+    pub speech: SpeechConfig,
+}
+
+/// The `[speech]` section: keys and addresses of the speech services dialtone's own voice
+/// pipeline uses (see `crate::speech`). Each key is also read from
+/// `DIALTONE_SPEECH_<KEY>` (see [`speech_env_name`]), e.g. `DIALTONE_SPEECH_DEEPGRAM_API_KEY`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpeechConfig {
+    /// Deepgram API key, sent as `Authorization: Token <key>`.
+    #[serde(serialize_with = "expose_option")]
+    pub deepgram_api_key: Option<SecretString>,
+    /// Deepgram's address (default `wss://api.deepgram.com`; `https://` works too).
+    pub deepgram_url: String,
+    /// OpenAI API key, sent as `Authorization: Bearer <key>`; leave unset for a local
+    /// OpenAI-compatible server (Ollama, llama.cpp) that needs none.
+    #[serde(serialize_with = "expose_option")]
+    pub openai_api_key: Option<SecretString>,
+    /// OpenAI-compatible API base, up to and including `/v1` (default
+    /// `https://api.openai.com/v1`; Ollama `http://127.0.0.1:11434/v1`, llama.cpp's
+    /// `llama-server` `http://127.0.0.1:8080/v1`). An agent's `base_url` overrides it.
+    pub openai_base_url: String,
+    /// ElevenLabs API key, sent as `xi-api-key`.
+    #[serde(serialize_with = "expose_option")]
+    pub elevenlabs_api_key: Option<SecretString>,
+    /// ElevenLabs' address (default `wss://api.elevenlabs.io`).
+    pub elevenlabs_url: String,
+    /// The simulator serving the speech services of provider `sim` (default
+    /// `http://127.0.0.1:8090`, where `dialtone sim` listens).
+    pub sim_url: String,
+    /// Key sent to the simulator's speech services; unset sends `sim` (a simulator started
+    /// without a speech key accepts any).
+    #[serde(serialize_with = "expose_option")]
+    pub sim_api_key: Option<SecretString>,
+    /// The `flite` program for provider `flite` (default `flite`, looked up on `PATH`).
+    pub flite_path: String,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        Self {
+            deepgram_api_key: None,
+            deepgram_url: "wss://api.deepgram.com".into(),
+            openai_api_key: None,
+            openai_base_url: "https://api.openai.com/v1".into(),
+            elevenlabs_api_key: None,
+            elevenlabs_url: "wss://api.elevenlabs.io".into(),
+            sim_url: "http://127.0.0.1:8090".into(),
+            sim_api_key: None,
+            flite_path: "flite".into(),
+        }
+    }
+}
+
+/// The environment variable that sets `[speech]` key `name`:
+/// `deepgram_api_key` → `DIALTONE_SPEECH_DEEPGRAM_API_KEY`.
+pub fn speech_env_name(name: &str) -> String {
+    format!("DIALTONE_SPEECH_{}", name.to_ascii_uppercase())
 }
 
 impl Default for Config {
@@ -155,6 +223,7 @@ impl Default for Config {
             exotel_ip_allowlist: vec![],
             exotel_rate_per_min: 200,
             exotel_max_concurrent: None,
+            media_secret: None,
             breaker_failures: 5,
             breaker_open_secs: 60,
             capacity_cooldown_ms: 5000,
@@ -163,6 +232,7 @@ impl Default for Config {
             max_upload_bytes: 256 * 1024 * 1024,
             max_concurrent_imports: 4,
             unknown_event_retention_days: 7,
+            speech: SpeechConfig::default(),
         }
     }
 }
@@ -184,7 +254,15 @@ impl Config {
             _ => vec![],
         };
         let env = Env::prefixed("DIALTONE_").filter(move |k| known.iter().any(|f| k.as_str().eq_ignore_ascii_case(f)));
-        let config: Config = fig.merge(env).extract()?;
+        // `[speech]` keys: DIALTONE_SPEECH_DEEPGRAM_API_KEY sets speech.deepgram_api_key.
+        let speech_known: Vec<String> = match serde_json::to_value(SpeechConfig::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => vec![],
+        };
+        let speech_env = Env::prefixed("DIALTONE_SPEECH_")
+            .filter(move |k| speech_known.iter().any(|f| k.as_str().eq_ignore_ascii_case(f)))
+            .map(|k| format!("speech.{}", k.as_str().to_ascii_lowercase()).into());
+        let config: Config = fig.merge(env).merge(speech_env).extract()?;
         config.validate()?;
         Ok(config)
     }
@@ -232,6 +310,23 @@ impl Config {
         match rest[..authority_end].rfind('@').and_then(|at| rest[..at].find(':').map(|colon| (colon, at))) {
             Some((colon, at)) => format!("{scheme}://{}:***{}", &rest[..colon], &rest[at..]),
             None => url.to_string(),
+        }
+    }
+
+    /// The media-stream token key: `media_secret`, or when it is unset a random 256-bit
+    /// key made once per process (every call of this process signs and checks with it).
+    pub fn media_secret(&self) -> SecretString {
+        static GENERATED: std::sync::OnceLock<SecretString> = std::sync::OnceLock::new();
+        match &self.media_secret {
+            Some(secret) => secret.clone(),
+            None => GENERATED
+                .get_or_init(|| {
+                    use rand::RngCore;
+                    let mut key = [0u8; 32];
+                    rand::rngs::OsRng.fill_bytes(&mut key);
+                    SecretString::from(hex::encode(key))
+                })
+                .clone(),
         }
     }
 
@@ -298,6 +393,16 @@ mod tests {
     }
 
     #[test]
+    fn the_media_secret_is_the_configured_one_or_one_random_key_per_process() {
+        let set = Config { media_secret: Some(SecretString::from("shared")), ..Config::default() };
+        assert_eq!(set.media_secret().expose_secret(), "shared");
+        let (a, b) = (Config::default().media_secret(), Config::default().media_secret());
+        assert_eq!(a.expose_secret(), b.expose_secret(), "stable within the process");
+        assert_eq!(a.expose_secret().len(), 64, "256 bits, hex");
+        assert_ne!(a.expose_secret(), "shared");
+    }
+
+    #[test]
     fn debug_output_of_a_config_shows_no_secret() {
         let secret = |name: &str| Some(SecretString::from(format!("s3cret-{name}")));
         let config = Config {
@@ -310,6 +415,14 @@ mod tests {
             exotel_api_key: secret("exotel-key"),
             exotel_api_token: secret("exotel-token"),
             exotel_callback_token: secret("exotel-callback"),
+            speech: SpeechConfig {
+                deepgram_api_key: secret("deepgram"),
+                openai_api_key: secret("openai"),
+                elevenlabs_api_key: secret("elevenlabs"),
+                sim_api_key: secret("sim-speech"),
+                ..SpeechConfig::default()
+            },
+            media_secret: secret("media"),
             ..Config::default()
         };
         let debug = format!("{config:?} {config:#?}");
@@ -329,6 +442,30 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json);
         std::fs::write(&path, "log_format = \"xml\"\n").unwrap();
         assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("xml"));
+    }
+
+    #[test]
+    fn the_speech_section_loads_from_the_file_and_its_keys_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dialtone.toml");
+        std::fs::write(&path, "[speech]\nopenai_base_url = \"http://127.0.0.1:11434/v1\"\nelevenlabs_api_key = \"xi-from-file\"\n").unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.speech.openai_base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(config.speech.elevenlabs_api_key.as_ref().map(|k| k.expose_secret()), Some("xi-from-file"));
+        assert_eq!(config.speech.deepgram_url, "wss://api.deepgram.com", "defaults still apply");
+        assert_eq!(speech_env_name("deepgram_api_key"), "DIALTONE_SPEECH_DEEPGRAM_API_KEY");
+        // Only this test sets DIALTONE_SPEECH_* variables; std serialises environment access.
+        std::env::set_var(speech_env_name("deepgram_api_key"), "dg-from-env");
+        std::env::set_var(speech_env_name("elevenlabs_api_key"), "xi-from-env");
+        let loaded = Config::load(Some(&path));
+        std::env::remove_var(speech_env_name("deepgram_api_key"));
+        std::env::remove_var(speech_env_name("elevenlabs_api_key"));
+        let config = loaded.unwrap();
+        assert_eq!(config.speech.deepgram_api_key.as_ref().map(|k| k.expose_secret()), Some("dg-from-env"));
+        assert_eq!(config.speech.elevenlabs_api_key.as_ref().map(|k| k.expose_secret()), Some("xi-from-env"), "the environment wins over the file");
+        assert_eq!(config.speech.openai_base_url, "http://127.0.0.1:11434/v1");
+        std::fs::write(&path, "[speech]\ndeepgram_key = \"typo\"\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("deepgram_key"), "typos are refused");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub enum DemoProvider {
 
 impl DemoProvider {
     /// The campaign's `provider` (Vapi's format is dialled through the `sim` account).
-    fn campaign_provider(self) -> ProviderKind {
+    pub(crate) fn campaign_provider(self) -> ProviderKind {
         match self {
             Self::Vapi => ProviderKind::Sim,
             Self::Twilio => ProviderKind::Twilio,
@@ -36,7 +36,7 @@ impl DemoProvider {
     }
 
     /// Vapi dials from a phone number id; Twilio and Exotel from a caller number.
-    fn caller(self) -> &'static str {
+    pub(crate) fn caller(self) -> &'static str {
         match self {
             Self::Vapi => "pn_demo",
             Self::Twilio => "+15005550006",
@@ -87,6 +87,21 @@ pub struct DemoArgs {
     /// (PostgreSQL only). All of them claim and place calls; webhooks go to the first.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
+    /// Whole conversations (Exotel or Twilio only): an agent on the simulator's speech
+    /// services, contacts answered by the simulator's scripted callees over media streams,
+    /// and the simulator's record of what it heard. Contacts default to 18; media runs in
+    /// real time (`--time-scale` still shortens ringing).
+    #[arg(long)]
+    pub voice: bool,
+    /// With `--voice`: the callees the contacts cycle through, e.g. `human,barge_in`
+    /// (human, talks_first, silent, voicemail, barge_in, hangs_up_early; default four humans to
+    /// one of each other kind).
+    #[arg(long)]
+    pub callees: Option<String>,
+    /// With `--voice`: the share of calls (percent) the simulator leaves unanswered (no answer
+    /// or busy), to be retried.
+    #[arg(long, default_value_t = 10)]
+    pub unanswered_percent: u32,
 }
 
 /// `count` distinct, valid US numbers, the same for the same count.
@@ -112,6 +127,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.mode == "continuous" || args.mode == "batch", "--mode must be continuous or batch");
     anyhow::ensure!(args.time_scale > 0.0, "--time-scale must be above 0");
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(args.unanswered_percent < 100, "--unanswered-percent must be below 100");
+    anyhow::ensure!(!args.voice || args.provider != DemoProvider::Vapi, "--voice needs --provider exotel or twilio (media streams)");
+    if let Some(mix) = &args.callees {
+        crate::demo_voice::parse_mix(mix).map_err(|e| anyhow::anyhow!("--callees: {e}"))?;
+    }
     anyhow::ensure!(
         args.nodes == 1 || args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")),
         "--nodes above 1 needs --database-url postgres://… (several nodes share one PostgreSQL database)"
@@ -146,9 +166,15 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         time_scale: args.time_scale,
         faults: if args.faults { Faults::demo_mix() } else { Faults::none() },
         seed: args.seed,
+        // Voice: the callee kind decides the conversation; a few calls still go unanswered.
+        outcomes: if args.voice { voice_mix(args.unanswered_percent) } else { Default::default() },
         ..SimConfig::default()
     };
-    let longest_call = (sim_config.ring_secs.1 + sim_config.talk_secs.1 + 2.0) * args.time_scale;
+    let mut longest_call = (sim_config.ring_secs.1 + sim_config.talk_secs.1 + 2.0) * args.time_scale;
+    if args.voice {
+        // Media runs in real time: the agent's 120 s cap, plus ringing.
+        longest_call = longest_call.max(130.0);
+    }
     let sim = SimThread::start(sim_config).await?;
 
     let config = Config {
@@ -160,6 +186,7 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         twilio_account_sid: Some(TWILIO_SID.into()),
         twilio_auth_token: Some(secret.clone().into()),
         twilio_base_url: format!("{}/2010-04-01", sim.handle.base_url()),
+        // Agent calls send inline <Connect><Stream> TwiML whatever is configured here.
         twilio_twiml_url: Some("https://demo.invalid/twiml".into()),
         // The demo's calls are simulated: Twilio's 1 call/s default would make it crawl.
         twilio_rate_per_sec: 200.0,
@@ -170,6 +197,7 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         exotel_flow_url: Some("https://demo.invalid/flow".into()),
         exotel_callback_token: Some(secret.into()),
         exotel_rate_per_min: 60_000,
+        speech: crate::config::SpeechConfig { sim_url: sim.handle.base_url(), ..Default::default() },
         ..Config::default()
     };
     // Everything in the demo runs on simulated time, so the engine's patience is scaled
@@ -207,15 +235,15 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
 
 /// The simulator on a thread and runtime of its own, so the CPU time it spends (answering
 /// dials, sending webhooks) can be told apart from dialtone's, which runs in the same process.
-struct SimThread {
-    handle: dialtone_sim::SimHandle,
+pub(crate) struct SimThread {
+    pub(crate) handle: dialtone_sim::SimHandle,
     runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SimThread {
-    async fn start(config: SimConfig) -> anyhow::Result<Self> {
+    pub(crate) async fn start(config: SimConfig) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -231,11 +259,11 @@ impl SimThread {
     }
 
     /// CPU time the simulator's thread has used so far.
-    async fn cpu(&self) -> Duration {
+    pub(crate) async fn cpu(&self) -> Duration {
         self.runtime.spawn(async { crate::cpu::thread() }).await.unwrap_or_default()
     }
 
-    fn shutdown(mut self) {
+    pub(crate) fn shutdown(mut self) {
         self.handle.sim().stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -263,8 +291,14 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
         }
     };
 
+    let agent_id = if args.voice {
+        let agent = call(http.post(api("/agents")).json(&crate::demo_voice::demo_agent_json())).await?;
+        agent["id"].as_str().map(String::from)
+    } else {
+        None
+    };
     let retry_delay = 60.0 * args.time_scale;
-    let campaign = call(http.post(api("/campaigns")).json(&json!({
+    let mut campaign_body = json!({
         "name": "dialtone demo",
         "provider": args.provider.campaign_provider().as_str(),
         "assistant_id": "asst_demo",
@@ -281,11 +315,18 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
             "failed": {"max_retries": 5, "delay_secs": retry_delay / 5.0},
             "timeout": {"max_retries": 3, "delay_secs": retry_delay},
         },
-    })))
-    .await?;
+    });
+    if let Some(agent_id) = &agent_id {
+        campaign_body["agent_id"] = json!(agent_id);
+    }
+    let campaign = call(http.post(api("/campaigns")).json(&campaign_body)).await?;
     let id = campaign["id"].as_str().unwrap_or_default().to_string();
 
     let csv = match args.contacts {
+        _ if args.voice => {
+            let mix = args.callees.as_deref().map(crate::demo_voice::parse_mix).transpose().map_err(anyhow::Error::msg)?.unwrap_or_default();
+            crate::demo_voice::voice_csv(args.contacts.unwrap_or(18), &mix)
+        }
         Some(n) => synthetic_csv(n),
         None => EXAMPLE_CSV.to_string(),
     };
@@ -308,7 +349,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
         if c["status"] == "completed" {
             break c;
         }
-        anyhow::ensure!(Instant::now() < deadline, "demo did not finish within {} s (campaign is {})", args.timeout_secs, c["status"]);
+        anyhow::ensure!(Instant::now() < deadline, "demo did not finish within {} s (campaign is {}, counts {})", args.timeout_secs, c["status"], c["counts"]);
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let wall_ms = started.elapsed().as_millis() as u64;
@@ -319,6 +360,9 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
     let occupancy = dialtone_sim::Occupancy::of(&sim.handle.live_log(), args.provider.caller(), u64::from(args.cap));
     let per_call = |d: Duration| if stats.dials == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / stats.dials as f64 };
     r["occupancy"] = serde_json::to_value(&occupancy)?;
+    if args.voice {
+        r["voice"] = crate::demo_voice::summarize(&stats.media);
+    }
     // From the campaign's start to its completion. The simulator shares the process (on a
     // thread of its own); dialtone's part is the rest: HTTP server, engine, SQLite (an
     // in-process library), provider client and the demo's own polling. A PostgreSQL
@@ -331,6 +375,14 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
         "dialtone_ms_per_call": per_call(process_cpu.saturating_sub(sim_cpu)),
     });
     Ok(r)
+}
+
+/// Voice: every answered call streams (the callee kind decides the conversation); the
+/// unanswered share is split 3:2 between no-answer and busy.
+fn voice_mix(unanswered_percent: u32) -> dialtone_sim::OutcomeMix {
+    let unanswered = unanswered_percent.min(100);
+    let busy = unanswered * 2 / 5;
+    dialtone_sim::OutcomeMix { answered: 100 - unanswered, no_answer: unanswered - busy, busy, voicemail: 0, failed: 0 }
 }
 
 fn finished_contacts(campaign: &Value) -> u64 {
@@ -362,6 +414,7 @@ fn report(args: &DemoArgs, contacts: u64, campaign: &Value, sim: &SimStats, stat
             "voicemail": outcome("voicemail"),
             "failed": outcome("failed"),
             "timeout": outcome("timeout"),
+            "no_response": outcome("no_response"),
         },
         "webhooks_received": state.webhooks_received.load(Ordering::Relaxed),
         "duplicate_webhooks_ignored": state.duplicate_events.load(Ordering::Relaxed),
@@ -419,6 +472,9 @@ fn print_table(r: &Value) {
             println!("    {k:<26} {v}");
         }
     }
+    if let Some(v) = r.get("voice") {
+        print_voice(v);
+    }
     println!("  {:<28} {}", "webhooks received", r["webhooks_received"]);
     println!("  {:<28} {}", "duplicate events ignored", r["duplicate_webhooks_ignored"]);
     if r["faults"] == true {
@@ -427,5 +483,25 @@ fn print_table(r: &Value) {
             "  faults injected: {} × 429, {} × 503, {} webhooks dropped, {} duplicated, {} calls reordered",
             s["rejected_429"], s["rejected_503"], s["webhooks_dropped"], s["webhooks_duplicated"], s["calls_reordered"]
         );
+    }
+}
+
+fn print_voice(v: &Value) {
+    let ms = |x: &Value| x.as_u64().map_or("-".to_string(), |n| format!("{n} ms"));
+    let line = |label: &str, s: &Value| println!("  {label:<28} p50 {}, p95 {} (n = {}, sim)", ms(&s["p50_ms"]), ms(&s["p95_ms"]), s["n"]);
+    println!("  voice ({} media calls, as the simulator heard them)", v["calls"]);
+    if let Some(by) = v["by_callee"].as_object() {
+        for (callee, c) in by {
+            let hung: Vec<String> = c["hung_up_by"].as_object().map(|m| m.iter().map(|(k, n)| format!("{k} {n}")).collect()).unwrap_or_default();
+            println!("    {callee:<26} {} calls, hung up by: {}", c["calls"], hung.join(", "));
+        }
+    }
+    line("greeting latency", &v["greeting_latency"]);
+    line("reply latency", &v["reply_latency"]);
+    line("barge-in → clear", &v["barge_in_to_clear"]);
+    println!("  {:<28} {}", "chunk-size violations", v["chunk_size_violations"]);
+    println!("  {:<28} {} of {}", "voicemails left", v["voicemails_left"], v["voicemail_calls"]);
+    if let Some(error) = v["connect_error_example"].as_str() {
+        println!("  {:<28} {} (e.g. {error})", "streams not opened", v["connect_errors"]);
     }
 }

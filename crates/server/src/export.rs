@@ -1,6 +1,6 @@
 //! `GET /campaigns/{id}/export.csv`: one CSV row per contact, streamed in keyset pages of
 //! [`PAGE`] contacts so memory stays at one page whatever the campaign's size; and the
-//! `dialtone bench --export-contacts N` run that checks it on a large campaign.
+//! `dialtone bench export --contacts N` run that checks it on a large campaign.
 
 use axum::body::Bytes;
 use dialtone_core::CampaignId;
@@ -121,6 +121,7 @@ pub async fn scratch_campaign(store: &dyn Store, ws: &dialtone_core::WorkspaceId
                 recurrence: Recurrence::new(Frequency::Once),
                 max_call_duration_secs: None,
                 assume_campaign_timezone_for_ambiguous: false,
+                agent_id: None,
             },
             jiff::Timestamp::now(),
         )
@@ -200,7 +201,7 @@ pub async fn drain(store: Arc<dyn Store>, campaign: &CampaignId) -> anyhow::Resu
     })
 }
 
-/// `dialtone bench --export-contacts N`: a campaign of `n` contacts in a temp SQLite
+/// `dialtone bench export --contacts N`: a campaign of `n` contacts in a temp SQLite
 /// database (filled in one statement), exported once: time, rows/s, pages and peak memory
 /// growth. Fails if a row is missing.
 pub async fn bench(n: u64) -> anyhow::Result<serde_json::Value> {

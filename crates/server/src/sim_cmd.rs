@@ -20,6 +20,10 @@ pub struct SimArgs {
     /// API key required on POST/GET /call (match dialtone's sim_api_key).
     #[arg(long, default_value = "sim")]
     pub api_key: String,
+    /// Key the speech services (Deepgram-, OpenAI-, ElevenLabs-compatible) require (match
+    /// dialtone's `speech.sim_api_key`); unset accepts any.
+    #[arg(long, env = "DIALTONE_SIM_SPEECH_API_KEY")]
+    pub speech_api_key: Option<String>,
     /// Multiplies every simulated duration: 1 = real time, 0.01 = 100× faster.
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
@@ -59,6 +63,24 @@ pub struct SimArgs {
     pub exotel_api_key: Option<String>,
     #[arg(long)]
     pub exotel_api_token: Option<String>,
+    /// Scripted callees of media-stream calls per dialled number, e.g.
+    /// `+14155550101=human,+14155550102=barge_in`. Other numbers: by their last digit
+    /// (0–3, 9 human; 4 talks_first; 5 silent; 6 voicemail; 7 barge_in; 8 hangs_up_early).
+    #[arg(long)]
+    pub callees: Option<String>,
+}
+
+/// `NUMBER=KIND,…` → the sim's per-number callees.
+fn parse_callees(s: &str) -> anyhow::Result<std::collections::HashMap<String, dialtone_sim::Callee>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (number, kind) = pair.split_once('=').ok_or_else(|| anyhow::anyhow!("--callees: expected NUMBER=KIND, got `{pair}`"))?;
+            let callee = kind.parse().map_err(|e: String| anyhow::anyhow!("--callees: {e}"))?;
+            Ok((number.trim().to_string(), callee))
+        })
+        .collect()
 }
 
 impl SimArgs {
@@ -88,6 +110,7 @@ impl SimArgs {
             webhook_secret: self.webhook_secret.clone(),
             hmac_secret: self.hmac_secret.clone(),
             api_key: Some(self.api_key.clone()),
+            speech_api_key: self.speech_api_key.clone(),
             time_scale: self.time_scale,
             outcomes: match &self.outcomes {
                 Some(s) => OutcomeMix::parse(s).map_err(anyhow::Error::msg)?,
@@ -100,6 +123,7 @@ impl SimArgs {
             exotel_sid: self.exotel_sid.clone(),
             exotel_api_key: self.exotel_api_key.clone(),
             exotel_api_token: self.exotel_api_token.clone(),
+            callees: self.callees.as_deref().map(parse_callees).transpose()?.unwrap_or_default(),
             ..SimConfig::default()
         })
     }
@@ -117,5 +141,18 @@ impl SimArgs {
         }
         Sim::new(config).serve(listener).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callees_flag() {
+        let map = parse_callees("+14155550101=human, +14155550102=barge_in").unwrap();
+        assert_eq!(map["+14155550102"], dialtone_sim::Callee::BargeIn);
+        assert!(parse_callees("+14155550101").unwrap_err().to_string().contains("NUMBER=KIND"));
+        assert!(parse_callees("+14155550101=robot").unwrap_err().to_string().contains("robot"));
     }
 }

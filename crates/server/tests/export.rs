@@ -1,7 +1,7 @@
 //! The CSV export of a large campaign streams in keyset pages with bounded memory. Its own
 //! test binary, so no other test's allocations count in the process's peak memory.
 //! 50,000 contacts here: 1,000,000 took 101 s in a debug build, so
-//! `dialtone bench --export-contacts 1000000`
+//! `dialtone bench export --contacts 1000000`
 //! runs the million.
 
 use dialtone_server::export;

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 
-use crate::{exotel, inbound, twilio, vapi, Shared};
+use crate::{exotel, inbound, speech, twilio, vapi, Shared};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -19,6 +19,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(twilio::routes())
         .merge(exotel::routes())
         .merge(inbound::routes())
+        .merge(speech::routes())
         .route("/sim/stats", get(stats))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(shared)

@@ -2,6 +2,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::Callee;
+
 /// How the simulator behaves. `Default` is a well-behaved provider in real time.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -27,6 +29,10 @@ pub struct SimConfig {
     pub outcomes: OutcomeMix,
     /// Per E.164 number, overrides the mix.
     pub number_outcomes: HashMap<String, SimOutcome>,
+    /// Per dialled E.164 number, the scripted callee of a media-stream call; numbers not
+    /// listed get [`Callee::Voicemail`] when their outcome is voicemail, else one by their
+    /// last digit ([`Callee::by_last_digit`]).
+    pub callees: HashMap<String, Callee>,
     pub faults: Faults,
     /// Seeds outcome, duration and fault draws for reproducible runs.
     pub seed: Option<u64>,
@@ -40,6 +46,9 @@ pub struct SimConfig {
     pub exotel_sid: Option<String>,
     pub exotel_api_key: Option<String>,
     pub exotel_api_token: Option<String>,
+    /// The key the speech services require (Deepgram `Authorization: Token`, OpenAI
+    /// `Authorization: Bearer`, ElevenLabs `xi-api-key`). `None` accepts any key or none.
+    pub speech_api_key: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -55,6 +64,7 @@ impl Default for SimConfig {
             talk_secs: (20.0, 90.0),
             outcomes: OutcomeMix::default(),
             number_outcomes: HashMap::new(),
+            callees: HashMap::new(),
             faults: Faults::none(),
             seed: None,
             twilio_account_sid: None,
@@ -62,6 +72,7 @@ impl Default for SimConfig {
             exotel_sid: None,
             exotel_api_key: None,
             exotel_api_token: None,
+            speech_api_key: None,
         }
     }
 }

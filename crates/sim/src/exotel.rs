@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::{basic_auth, form_get, form_pairs, http_url, latency, looks_e164, query_param, same, strip_json};
 use crate::lifecycle;
+use crate::media::{exotel_custom_parameters, StreamSpec, Wire};
 use crate::state::{random_hex32, Admission, CallRecord, CallStatus, Detail, Final, NewCall, Provider, Step};
 use crate::webhooks::{Kind, Outgoing, Payload};
 use crate::Shared;
@@ -38,6 +39,8 @@ pub(crate) struct ExotelCall {
     pub events: bool,
     /// `StatusCallbackContentType=application/json`; otherwise form posts.
     pub json: bool,
+    /// `StreamUrl`: the voicebot WebSocket the sim opens once the call is answered.
+    pub stream: Option<StreamSpec>,
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -131,6 +134,14 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, S
     }
     let json = form_get(form, "StatusCallbackContentType").is_some_and(|t| t.eq_ignore_ascii_case("application/json"));
     let param = |name: &str| status_callback.as_deref().and_then(|url| query_param(url, name));
+    let stream = form_get(form, "StreamUrl").map(|url| StreamSpec {
+        wire: Wire::Exotel,
+        url: url.to_string(),
+        custom_parameters: exotel_custom_parameters(url),
+        account_sid: account.to_string(),
+        number: from.to_string(),
+        caller: caller_id.to_string(),
+    });
     Ok(NewCall {
         number: from.to_string(),
         line: caller_id.to_string(),
@@ -148,6 +159,7 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, S
             answered_event,
             events,
             json,
+            stream,
         }),
     })
 }

@@ -6,7 +6,14 @@
 //! Twilio `POST /2010-04-01/Accounts/{sid}/Calls.json`, `GET|POST
 //! …/Calls/{CallSid}.json`; Exotel `POST /v1/Accounts/{sid}/Calls/connect.json`,
 //! `GET …/Calls/{CallSid}.json`; the sim's own `POST /sim/inbound`,
-//! `GET /sim/stats`, `GET /healthz`.
+//! `GET /sim/stats`, `GET /healthz`; speech services (see [`speech`]): Deepgram-compatible
+//! WS `/v1/listen`, OpenAI-compatible `POST /v1/chat/completions` and
+//! `POST /v1/audio/transcriptions`, ElevenLabs-compatible WS
+//! `/v1/text-to-speech/{voice}/stream-input`.
+//!
+//! Media streams: an answered Exotel call with `StreamUrl`, or Twilio call whose TwiML has
+//! `<Connect><Stream url=…>`, gets a WebSocket opened to that URL, played by a scripted
+//! [`Callee`]; what the sim heard lands in [`SimStats::media`].
 //!
 //! It shares no code with dialtone's provider clients on purpose: a
 //! misunderstanding of a wire format must not be able to hide in both.
@@ -17,6 +24,8 @@ mod exotel;
 mod ids;
 mod inbound;
 mod lifecycle;
+mod media;
+pub mod speech;
 mod state;
 mod stats;
 mod twilio;
@@ -32,7 +41,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{Faults, OutcomeMix, SimConfig, SimOutcome};
-pub use stats::{LiveChange, Occupancy, OutcomeCounts, SimStats};
+pub use media::Callee;
+pub use speech::SpeechStats;
+pub use stats::{LiveChange, MediaCallRecord, Occupancy, OutcomeCounts, SimStats};
 /// `X-Twilio-Signature`: base64(HMAC-SHA1(auth_token, url + each param's name
 /// and value, sorted by name then value)), as the sim signs Twilio callbacks.
 pub use twilio::signature as twilio_signature;
@@ -50,6 +61,7 @@ pub(crate) struct Shared {
     state: Mutex<state::State>,
     http: reqwest::Client,
     stop: watch::Sender<bool>,
+    speech: speech::Counters,
 }
 
 impl Shared {
@@ -70,7 +82,7 @@ impl Sim {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("the TLS backend initializes");
         let state = state::State::new(&config);
         let (stop, _) = watch::channel(false);
-        Self { shared: Arc::new(Shared { config, state: Mutex::new(state), http, stop }) }
+        Self { shared: Arc::new(Shared { config, state: Mutex::new(state), http, stop, speech: speech::Counters::default() }) }
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -100,10 +112,20 @@ impl Sim {
         self.shared.lock().stats()
     }
 
+    /// What the speech services (Deepgram-, OpenAI-, ElevenLabs-compatible) were asked.
+    pub fn speech_stats(&self) -> SpeechStats {
+        self.shared.speech.snapshot()
+    }
+
     /// Every open and end of a call so far, in the order the books saw them (see
     /// [`Occupancy::of`] for the figures worked out from it).
     pub fn live_log(&self) -> Vec<LiveChange> {
         self.shared.lock().live_log()
+    }
+
+    /// What the sim heard on each media-stream call that has ended (also in [`SimStats::media`]).
+    pub fn media_records(&self) -> Vec<MediaCallRecord> {
+        self.shared.lock().media_records()
     }
 
     /// Freezes every call where it is and stops sending webhooks.

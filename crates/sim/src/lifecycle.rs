@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::{SimConfig, SimOutcome};
+use crate::media::{self, Callee, HungUpBy, MediaEnd, StreamSpec};
 use crate::state::{CallRecord, Detail, Ending, Final, Plan, Step};
 use crate::webhooks::{self, Outgoing};
 use crate::{exotel, twilio, vapi, Shared};
@@ -52,6 +53,12 @@ async fn run(shared: &Shared, id: &str, plan: &Plan) {
         }
         SimOutcome::Answered | SimOutcome::Voicemail => {
             if step(shared, id, Step::InProgress) {
+                if let Some((spec, callee)) = media_stream(shared, id, plan) {
+                    if let Some(end) = media::run(shared, id, &spec, callee).await {
+                        finish(shared, id, media_ending(plan, callee, &end));
+                        return;
+                    }
+                }
                 sleep(shared, plan.talk).await;
                 finish(shared, id, natural(plan));
             }
@@ -61,6 +68,34 @@ async fn run(shared: &Shared, id: &str, plan: &Plan) {
             step(shared, id, Step::InProgress);
         }
     }
+}
+
+/// The call's media stream, if it asked for one, and the callee who answers it.
+fn media_stream(shared: &Shared, id: &str, plan: &Plan) -> Option<(StreamSpec, Callee)> {
+    let mut state = shared.lock();
+    let spec = match &state.call_mut(id)?.detail {
+        Detail::Exotel(e) => e.stream.clone(),
+        Detail::Twilio(t) => t.stream.clone(),
+        Detail::Vapi(_) => None,
+    }?;
+    let callee = match shared.config.callees.get(&spec.number) {
+        Some(callee) => *callee,
+        None if plan.outcome == SimOutcome::Voicemail => Callee::Voicemail,
+        None => Callee::by_last_digit(&spec.number),
+    };
+    Some((spec, callee))
+}
+
+/// A media call ends `completed` (a voicemail callee counts as voicemail), priced and timed
+/// on the real seconds it lasted.
+fn media_ending(plan: &Plan, callee: Callee, end: &MediaEnd) -> Ending {
+    let fin = if callee == Callee::Voicemail || plan.outcome == SimOutcome::Voicemail { Final::Voicemail } else { Final::Answered };
+    let reason = match end.by {
+        HungUpBy::Callee => "customer-ended-call",
+        HungUpBy::Dialtone => "assistant-ended-call",
+        HungUpBy::Sim | HungUpBy::Error => "call-ended",
+    };
+    Ending { fin, reason: reason.into(), cost: None, talk_secs: Some(end.secs), hangup: false }
 }
 
 async fn sleep(shared: &Shared, simulated_secs: f64) {

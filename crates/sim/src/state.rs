@@ -512,6 +512,15 @@ impl State {
         }
     }
 
+    pub(crate) fn media_records(&self) -> Vec<crate::stats::MediaCallRecord> {
+        self.stats.media.clone()
+    }
+
+    /// Files what the sim heard on one media stream.
+    pub(crate) fn push_media(&mut self, record: crate::stats::MediaCallRecord) {
+        self.stats.media.push(record);
+    }
+
     pub(crate) fn webhook_duplicated(&mut self) {
         self.stats.webhooks_duplicated += 1;
     }

@@ -72,6 +72,73 @@ pub struct SimStats {
     pub inbound_timeouts: u64,
     /// Anything else: non-2xx, transport error, a body naming no assistant.
     pub inbound_invalid: u64,
+    /// What the simulator heard on each media-stream call (Exotel `StreamUrl`, Twilio
+    /// `<Connect><Stream>`), in the order the calls ended.
+    pub media: Vec<MediaCallRecord>,
+}
+
+/// What the simulator, playing the callee, heard on one media-stream call. Times are ms on
+/// the session's clock (tokio time), counted from the moment the sim sent `start`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct MediaCallRecord {
+    /// The provider's call id (Exotel `Sid`, Twilio `CA…`).
+    pub call_sid: String,
+    /// `"exotel"` or `"twilio"`.
+    pub provider: String,
+    /// The scripted callee (`human`, `talks_first`, `silent`, `voicemail`, `barge_in`,
+    /// `hangs_up_early`; see `dialtone_sim::Callee`).
+    pub callee: String,
+    /// The dialled number.
+    pub number: String,
+    pub stream_sid: String,
+    /// The WebSocket to the stream URL was opened.
+    pub connected: bool,
+    /// Why it could not be (then the call ran its planned talk time without media).
+    pub connect_error: Option<String>,
+    /// Echoed in `start` (Exotel: the StreamUrl's query parameters; Twilio: `<Parameter>`s).
+    pub custom_parameters: BTreeMap<String, String>,
+    /// `start` sent → first non-silent audio frame received.
+    pub greeting_latency_ms: Option<u64>,
+    /// For each callee utterance answered: end of its speech → first non-silent audio received.
+    pub reply_latencies_ms: Vec<u64>,
+    /// Barge-in callee: onset of its interrupting speech → first `clear` received.
+    pub clear_latency_ms: Option<u64>,
+    pub clears: u64,
+    pub marks_received: u64,
+    /// Mark names echoed back when playback reached them (or returned by a Twilio `clear`), in order.
+    pub marks_echoed: Vec<String>,
+    /// `media` messages received from dialtone.
+    pub chunks: u64,
+    /// Payload size in bytes (decoded) → how many chunks had it.
+    pub chunk_sizes: BTreeMap<u32, u64>,
+    /// Chunks breaking the provider's size rule: Exotel a multiple of 320 B, ≥ 3,200 B (except
+    /// the last before a `mark`, `clear` or the end), ≤ 100,000 B; Twilio exactly 160 B.
+    pub chunk_size_violations: u64,
+    /// The first 20 offending sizes, in bytes.
+    pub violation_sizes: Vec<u32>,
+    /// Audio received, in ms (Exotel 16 B/ms PCM16, Twilio 8 B/ms μ-law).
+    pub audio_received_ms: u64,
+    /// Of which non-silent, in ms (20 ms frames, RMS > 200).
+    pub voiced_received_ms: u64,
+    /// Longest time the virtual speaker ran dry before audio that resumed within 1 s: an
+    /// audible gap mid-speech from late frames.
+    pub playout_gap_max_ms: u64,
+    /// Gaps counted in `playout_gap_max_ms` longer than 40 ms.
+    pub playout_gaps: u64,
+    /// The callee's clips in the order it played them.
+    pub clips_played: Vec<String>,
+    /// Voicemail callee only: ≥ 1 s of non-silent audio arrived after the beep.
+    pub voicemail_left: Option<bool>,
+    /// `"callee"` (the script hung up: `stop` sent, socket closed), `"dialtone"` (it closed
+    /// the socket or ended the call through the API), `"sim"` (stopped), `"error"` (the socket failed).
+    pub hung_up_by: Option<String>,
+    /// `start` sent → the session ended.
+    pub duration_ms: u64,
+    /// `media` frames the callee sent.
+    pub frames_sent: u64,
+    /// Messages from dialtone that were not valid JSON of a known event, or had a bad payload.
+    pub bad_messages: u64,
 }
 
 /// How calls ended, as the provider reported it on the wire.

@@ -18,6 +18,7 @@ use sha1::Sha1;
 use crate::api::{basic_auth, form_get, form_pairs, http_url, latency, looks_e164, query_param, same, strip_json};
 use crate::config::{SimConfig, SimOutcome};
 use crate::lifecycle;
+use crate::media::{twiml_stream, StreamSpec, Wire};
 use crate::state::{random_hex32, Admission, CallRecord, CallStatus, Detail, Ending, Final, NewCall, Provider, Step};
 use crate::webhooks::{Kind, Outgoing, Payload};
 use crate::Shared;
@@ -42,6 +43,8 @@ pub(crate) struct TwilioCall {
     /// `SendDigits` as requested (an extension), shown in the call as `send_digits` (the
     /// simulator's own field: Twilio does not echo it) so tests can check what was sent.
     pub send_digits: Option<String>,
+    /// `<Connect><Stream url=…>` in `Twiml`: the media stream the sim opens once answered.
+    pub stream: Option<StreamSpec>,
 }
 
 /// `StatusCallbackEvent` subscriptions; Twilio's default is `completed` only.
@@ -165,6 +168,14 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, (
         Some(raw) => Some(http_url(raw).ok_or((21609, format!("AsyncAmdStatusCallback is not a valid URL: {raw}")))?),
     };
     let param = |name: &str| status_callback.as_deref().and_then(|url| query_param(url, name));
+    let stream = form_get(form, "Twiml").and_then(twiml_stream).map(|(url, custom_parameters)| StreamSpec {
+        wire: Wire::Twilio,
+        url,
+        custom_parameters,
+        account_sid: account.to_string(),
+        number: to.to_string(),
+        caller: from.to_string(),
+    });
     Ok(NewCall {
         number: to.to_string(),
         line: from.to_string(),
@@ -183,6 +194,7 @@ fn parse_new_call(account: &str, form: &[(String, String)]) -> Result<NewCall, (
             amd_callback,
             answered_by: None,
             send_digits,
+            stream,
         }),
     })
 }

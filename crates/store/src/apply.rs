@@ -292,6 +292,12 @@ pub fn apply_event(call: &mut Call, kind: &EventKind, cost: Option<f64>, duratio
         call.updated_at = now;
         return fx;
     }
+    if let (Some(corrected), None) = (fx.corrected, &fx.transition) {
+        // The voice pipeline's verdict on a call the provider already ended `completed`.
+        call.outcome = Some(corrected);
+        call.updated_at = now;
+        return fx;
+    }
     let Some(t) = fx.transition.clone() else {
         call.cost = call.cost.or(cost);
         call.duration_ms = call.duration_ms.or(duration_ms);
@@ -300,6 +306,10 @@ pub fn apply_event(call: &mut Call, kind: &EventKind, cost: Option<f64>, duratio
     if let EventKind::Ended { reason, .. } = kind {
         call.outcome = t.outcome;
         call.ended_reason = reason.clone().or(call.ended_reason.take());
+    }
+    if let EventKind::Voice { .. } = kind {
+        call.outcome = t.outcome;
+        call.ended_reason = call.ended_reason.take().or(Some("voice".to_string()));
     }
     call.cost = cost.or(call.cost);
     call.duration_ms = duration_ms.or(call.duration_ms);
@@ -426,6 +436,8 @@ mod tests {
             ended_at: None,
             last_event_at: t(0),
             answered_by: None,
+            transcript: None,
+            voicemail_left: false,
         }
     }
 

@@ -82,6 +82,7 @@ pub fn kind_text(kind: &EventKind) -> String {
         EventKind::Ended { outcome, .. } => format!("ended:{outcome}"),
         EventKind::Info => "info".to_string(),
         EventKind::Amd { answered_by } => format!("amd:{answered_by}"),
+        EventKind::Voice { outcome } => format!("voice:{outcome}"),
     }
 }
 
@@ -94,6 +95,9 @@ pub fn kind_from_text(kind: &str) -> Option<EventKind> {
     }
     if let Some(verdict) = kind.strip_prefix("amd:") {
         return verdict.parse::<AnsweredBy>().ok().map(|answered_by| EventKind::Amd { answered_by });
+    }
+    if let Some(outcome) = kind.strip_prefix("voice:") {
+        return outcome.parse::<Outcome>().ok().map(|outcome| EventKind::Voice { outcome });
     }
     if let Some(outcome) = kind.strip_prefix("ended:") {
         return outcome.parse::<Outcome>().ok().map(|outcome| EventKind::Ended { outcome, reason: None });
@@ -334,6 +338,14 @@ pub const CAPACITY_RETRY_MS: i64 = 5_000;
 
 pub fn is_capacity_refusal(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Ended { reason: Some(r), .. } if CAPACITY_REASONS.contains(&r.as_str()))
+}
+
+/// The agent of a claimed call, from its campaign's `agent_id` and that agent's
+/// `max_duration_secs` (read in the claim, both backends).
+pub fn dial_agent(agent_id: Option<String>, max_duration_secs: Option<i64>) -> Option<crate::DialAgent> {
+    let id = agent_id?;
+    let secs = max_duration_secs.and_then(|s| u32::try_from(s).ok()).unwrap_or(dialtone_core::agent::DEFAULT_MAX_DURATION_SECS);
+    Some(crate::DialAgent { id: dialtone_core::AgentId::from_db(id), max_duration_secs: secs })
 }
 
 #[cfg(test)]

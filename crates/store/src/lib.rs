@@ -284,6 +284,29 @@ pub trait Store: Send + Sync + 'static {
     async fn list_calls(&self, ws: &WorkspaceId, filter: &CallFilter, page: &Page) -> Result<Vec<Call>>;
     async fn call_events(&self, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>>;
     async fn active_calls(&self) -> Result<u64>;
+
+    // Agents (dialtone's own voice pipeline) and what their calls leave.
+    /// Inserts `agent` as given (its id, workspace and times included).
+    async fn create_agent(&self, agent: &dialtone_core::Agent) -> Result<()>;
+    /// A workspace's agent; `None` if there is none or it was deleted.
+    async fn get_agent(&self, ws: &WorkspaceId, id: &dialtone_core::AgentId) -> Result<Option<dialtone_core::Agent>>;
+    /// A workspace's agents, newest first (keyset pagination on the id); deleted ones left out.
+    async fn list_agents(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<dialtone_core::Agent>>;
+    /// Writes every setting of `agent` and its `updated_at` (id, workspace and `created_at`
+    /// stay). False if there is no such agent in `agent.workspace_id`, or it was deleted.
+    /// Calls placed afterwards use the new settings; a call under way keeps what it read.
+    async fn update_agent(&self, agent: &dialtone_core::Agent) -> Result<bool>;
+    /// Soft-deletes an agent (`deleted_at`): it is no longer listed or usable by new
+    /// campaigns, and calls that used it still find it. `StoreError::Conflict` while a
+    /// campaign that is not over (completed or canceled) names it; false if there is no such agent.
+    async fn delete_agent(&self, ws: &WorkspaceId, id: &dialtone_core::AgentId, now: Timestamp) -> Result<bool>;
+    /// The agent of `call`'s campaign (deleted or not), for the media stream that opens for
+    /// the call (authenticated by the call's stream token, hence no workspace). `None`: no
+    /// such call, or its campaign has no agent.
+    async fn agent_for_call(&self, call: &CallId) -> Result<Option<dialtone_core::Agent>>;
+    /// Stores what an agent call left: its transcript (replacing an earlier save) and whether
+    /// a voicemail message was played. False if there is no such call.
+    async fn save_transcript(&self, call: &CallId, turns: &[dialtone_core::TranscriptTurn], voicemail_left: bool, now: Timestamp) -> Result<bool>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

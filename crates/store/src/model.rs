@@ -2,11 +2,11 @@
 
 use dialtone_core::frequency::Recurrence;
 use dialtone_core::schedule::{LocalHours, Schedule};
+use dialtone_core::{AgentId, ContactZone, Extension, TranscriptTurn, TzSource};
 use dialtone_core::{
     AnsweredBy, CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode, Outcome, PhoneNumber, ProviderKind, RetryPolicy,
     Transition, WorkspaceId,
 };
-use dialtone_core::{ContactZone, Extension, TzSource};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -38,6 +38,9 @@ pub struct NewCampaign {
     /// Opt-in: judge contacts whose number may be in several zones (`ambiguous`) in the
     /// schedule's zone alone, instead of in every candidate zone. Default false.
     pub assume_campaign_timezone_for_ambiguous: bool,
+    /// An agent of this workspace (Exotel and Twilio only): dialtone's own voice pipeline
+    /// handles the calls, placed with a media stream. The API checks both.
+    pub agent_id: Option<AgentId>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +62,8 @@ pub struct Campaign {
     /// This campaign's maximum call duration in seconds; `None` = the server's default.
     pub max_call_duration_secs: Option<u32>,
     pub assume_campaign_timezone_for_ambiguous: bool,
+    /// The agent whose pipeline handles the calls; `null`: the provider's own flow or TwiML.
+    pub agent_id: Option<AgentId>,
     /// A user's campaign, or the hidden one behind single calls or inbound calls.
     pub kind: dialtone_core::CampaignKind,
     pub status: CampaignStatus,
@@ -200,6 +205,10 @@ pub struct Call {
     /// (Twilio async AMD): `human`, `machine` or `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answered_by: Option<AnsweredBy>,
+    /// What was said on an agent call, turn by turn (`null` until the pipeline saved it).
+    pub transcript: Option<Vec<TranscriptTurn>>,
+    /// An agent call reached a voicemail box and left `voicemail_message` on it.
+    pub voicemail_left: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -236,6 +245,17 @@ pub struct Dial {
     pub extension: Option<Extension>,
     pub name: Option<String>,
     pub variables: Variables,
+    /// The campaign's agent: the call is placed with a media stream to dialtone.
+    pub agent: Option<DialAgent>,
+}
+
+/// The agent of a claimed call, as placing it needs: the stream is opened for it and the
+/// provider's own time limit is set from `max_duration_secs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialAgent {
+    pub id: AgentId,
+    /// The agent's `max_duration_secs` when the call was claimed.
+    pub max_duration_secs: u32,
 }
 
 /// What applying one event did.
@@ -317,6 +337,8 @@ pub struct NewSingleCall {
     /// Every occurrence (and retry) only inside 08:00–21:00 in every zone the recipient may
     /// be in: the hidden campaign gets those calling hours instead of round the clock.
     pub respect_business_hours: bool,
+    /// The agent whose pipeline handles the call (stored on the hidden campaign).
+    pub agent_id: Option<AgentId>,
 }
 
 /// One of our numbers and the assistant that answers calls to it (inbound calls).

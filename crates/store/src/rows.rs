@@ -9,7 +9,7 @@
 use crate::common::{extension_of, opt_parse, opt_ts, read_zones};
 pub use crate::common::{json, json_map, ms, parse, retry_policy, ts};
 use crate::{Assistant, Call, CallEvent, Campaign, Contact, PhoneNumberEntry, Result, StoreError, Suppression, Waiting};
-use dialtone_core::{CallId, CampaignId, ContactId, ContactStatus, PhoneNumber, WorkspaceId};
+use dialtone_core::{Agent, AgentId, CallId, CampaignId, ContactId, ContactStatus, PhoneNumber, WorkspaceId};
 use sqlx::{FromRow, Row};
 
 /// A `campaigns` row.
@@ -38,6 +38,7 @@ pub struct CampaignRow {
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub archived_at: Option<i64>,
+    pub agent_id: Option<String>,
 }
 
 impl TryFrom<CampaignRow> for Campaign {
@@ -68,6 +69,7 @@ impl TryFrom<CampaignRow> for Campaign {
             started_at: opt_ts(r.started_at)?,
             completed_at: opt_ts(r.completed_at)?,
             archived_at: opt_ts(r.archived_at)?,
+            agent_id: r.agent_id.map(AgentId::from_db),
         })
     }
 }
@@ -147,6 +149,8 @@ pub struct CallRow {
     pub ended_at: Option<i64>,
     pub last_event_at: i64,
     pub answered_by: Option<String>,
+    pub transcript: Option<String>,
+    pub voicemail_left: bool,
 }
 
 impl TryFrom<CallRow> for Call {
@@ -177,6 +181,8 @@ impl TryFrom<CallRow> for Call {
             ended_at: opt_ts(r.ended_at)?,
             last_event_at: ts(r.last_event_at)?,
             answered_by: opt_parse(r.answered_by)?,
+            transcript: r.transcript.map(|t| json(&t, "transcript")).transpose()?,
+            voicemail_left: r.voicemail_left,
         })
     }
 }
@@ -266,6 +272,51 @@ impl TryFrom<AssistantRow> for Assistant {
 
     fn try_from(r: AssistantRow) -> Result<Assistant> {
         Ok(Assistant { id: r.id, provider: parse(&r.provider)?, phone_number_id: r.phone_number_id, name: r.name })
+    }
+}
+
+/// An `agents` row (`deleted_at` is read by the queries, not shown).
+#[derive(Debug, Clone, FromRow)]
+pub struct AgentRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub greeting: String,
+    pub system_prompt: String,
+    pub no_response_prompt: String,
+    pub goodbye: String,
+    pub voicemail_message: Option<String>,
+    pub max_duration_secs: i64,
+    pub language: String,
+    pub stt: String,
+    pub llm: String,
+    pub tts: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<AgentRow> for Agent {
+    type Error = StoreError;
+
+    fn try_from(r: AgentRow) -> Result<Agent> {
+        Ok(Agent {
+            id: AgentId::from_db(r.id),
+            workspace_id: WorkspaceId::from_db(r.workspace_id),
+            name: r.name,
+            greeting: r.greeting,
+            system_prompt: r.system_prompt,
+            no_response_prompt: r.no_response_prompt,
+            goodbye: r.goodbye,
+            voicemail_message: r.voicemail_message,
+            max_duration_secs: u32::try_from(r.max_duration_secs)
+                .map_err(|_| StoreError::Corrupt(format!("agent max_duration_secs {}", r.max_duration_secs)))?,
+            language: r.language,
+            stt: json(&r.stt, "stt")?,
+            llm: json(&r.llm, "llm")?,
+            tts: json(&r.tts, "tts")?,
+            created_at: ts(r.created_at)?,
+            updated_at: ts(r.updated_at)?,
+        })
     }
 }
 

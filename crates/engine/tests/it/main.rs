@@ -4,6 +4,7 @@
 
 mod support;
 
+mod agent_media;
 mod breaker;
 mod max_duration;
 mod scheduled;

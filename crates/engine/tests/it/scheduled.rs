@@ -34,6 +34,7 @@ async fn a_scheduled_call_fires_on_the_first_tick_at_its_time_and_not_before() {
                 max_attempts: 1,
                 retry: RetryPolicy::default(),
                 respect_business_hours: false,
+                agent_id: None,
             },
             start,
         )

@@ -39,6 +39,7 @@ pub fn campaign(ws: &WorkspaceId, name: &str) -> NewCampaign {
         recurrence: Recurrence::new(Frequency::Once),
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
+        agent_id: None,
     }
 }
 

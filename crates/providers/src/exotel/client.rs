@@ -41,13 +41,25 @@ pub(super) fn connect_form(config: &ExotelConfig, call: &PlaceCall) -> Result<Ve
         return Err(final_error(None, "exotel cannot dial an extension after connecting; this contact has one".into()));
     }
     let mut form = vec![("From", call.customer_number.clone()), ("CallerId", call.phone_number_id.clone())];
-    match (&config.flow_url, &config.stream_url) {
-        (Some(flow), _) => form.push(("Url", flow.clone())),
-        (None, Some(stream)) => {
-            form.push(("StreamUrl", stream.clone()));
-            form.push(("StreamType", "bidirectional".into()));
+    if let Some(media) = &call.media {
+        // dialtone's own pipeline: a bidirectional stream to us, whatever flow is configured.
+        // The call id rides in the query (Exotel echoes it in `custom_parameters`), the token
+        // in the path binds the address to this call.
+        let secret = config.media_secret.as_ref().ok_or_else(|| final_error(None, "exotel: media_secret is not configured".into()))?;
+        let url = crate::media::exotel_stream_url(&config.public_base_url, secret.expose_secret().as_bytes(), &call.call_id)
+            .ok_or_else(|| final_error(None, format!("exotel: public URL {:?} is not http(s)", config.public_base_url)))?;
+        form.push(("StreamUrl", url));
+        form.push(("StreamType", "bidirectional".into()));
+        form.push(("TimeLimit", media.time_limit_secs().to_string()));
+    } else {
+        match (&config.flow_url, &config.stream_url) {
+            (Some(flow), _) => form.push(("Url", flow.clone())),
+            (None, Some(stream)) => {
+                form.push(("StreamUrl", stream.clone()));
+                form.push(("StreamType", "bidirectional".into()));
+            }
+            (None, None) => return Err(final_error(None, "exotel: neither flow_url nor stream_url is configured".into())),
         }
-        (None, None) => return Err(final_error(None, "exotel: neither flow_url nor stream_url is configured".into())),
     }
     form.push(("CustomField", call.call_id.to_string()));
     form.push(("StatusCallback", format!("{}{WEBHOOK_PATH}/{}", config.public_base_url.trim_end_matches('/'), config.callback_token.expose_secret())));
@@ -144,7 +156,45 @@ mod tests {
             extension: None,
             customer_name: None,
             variables: Default::default(),
+            media: None,
         }
+    }
+
+    #[test]
+    fn an_agent_call_streams_to_dialtone_with_its_token_and_a_time_limit() {
+        let mut c = config();
+        c.flow_url = Some("http://my.exotel.com/acme/exoml/start_voice/1".into());
+        c.media_secret = Some(SecretString::from("media-key"));
+        let call = PlaceCall { media: Some(crate::MediaStream { max_duration_secs: 600 }), ..place() };
+        let form = connect_form(&c, &call).unwrap();
+        let token = crate::media::stream_token(b"media-key", &call.call_id);
+        let keys: Vec<&str> = form.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                "From",
+                "CallerId",
+                "StreamUrl",
+                "StreamType",
+                "TimeLimit",
+                "CustomField",
+                "StatusCallback",
+                "StatusCallbackEvents[0]",
+                "StatusCallbackEvents[1]",
+                "StatusCallbackContentType"
+            ],
+            "the agent's stream replaces the configured flow"
+        );
+        assert!(form.contains(&("StreamUrl", format!("wss://dialer.example.com/media/exotel/{token}?call_id={}", call.call_id))));
+        assert!(form.contains(&("StreamType", "bidirectional".into())));
+        assert!(form.contains(&("TimeLimit", "660".into())), "600 s + 60 s margin");
+
+        let long = PlaceCall { media: Some(crate::MediaStream { max_duration_secs: 20_000 }), ..place() };
+        assert!(connect_form(&c, &long).unwrap().contains(&("TimeLimit", "14400".into())), "Exotel's maximum");
+
+        c.media_secret = None;
+        let e = connect_form(&c, &call).unwrap_err();
+        assert!(e.message.contains("media_secret") && e.class == ErrorClass::Final, "{}", e.message);
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct ExotelConfig {
     /// When non-empty, callbacks are accepted only from these addresses (see [`PEER_IP_HEADER`]).
     pub ip_allowlist: Vec<IpAddr>,
     pub request_timeout: Duration,
+    /// The key of the media-stream tokens (`crate::media::stream_token`). A call placed
+    /// with a media stream (`PlaceCall::media`) fails without it.
+    pub media_secret: Option<SecretString>,
 }
 
 impl ExotelConfig {
@@ -67,6 +70,7 @@ impl ExotelConfig {
             stream_url: None,
             ip_allowlist: Vec::new(),
             request_timeout: Duration::from_secs(10),
+            media_secret: None,
         }
     }
 }

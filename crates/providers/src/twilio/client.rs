@@ -57,10 +57,20 @@ pub fn send_digits(extension: &dialtone_core::Extension) -> String {
 /// The form of `POST /Accounts/{sid}/Calls.json`, in the order it is sent.
 pub(super) fn create_call_form(config: &TwilioConfig, call: &PlaceCall) -> Result<Vec<(&'static str, String)>, ProviderError> {
     let mut form = vec![("To", call.customer_number.clone()), ("From", call.phone_number_id.clone())];
-    match (&config.twiml_url, &config.twiml) {
-        (Some(url), _) => form.push(("Url", url.clone())),
-        (None, Some(twiml)) => form.push(("Twiml", twiml.clone())),
-        (None, None) => return Err(final_error(None, "twilio: neither twiml_url nor twiml is configured".into())),
+    if let Some(media) = &call.media {
+        // dialtone's own pipeline: inline TwiML that connects the call to our stream,
+        // whatever TwiML is configured; the call id and its token travel as <Parameter>s.
+        let secret = config.media_secret.as_ref().ok_or_else(|| final_error(None, "twilio: media_secret is not configured".into()))?;
+        let twiml = crate::media::twilio_stream_twiml(&config.public_base_url, secret.expose_secret().as_bytes(), &call.call_id)
+            .ok_or_else(|| final_error(None, format!("twilio: public URL {:?} is not http(s)", config.public_base_url)))?;
+        form.push(("Twiml", twiml));
+        form.push(("TimeLimit", media.time_limit_secs().to_string()));
+    } else {
+        match (&config.twiml_url, &config.twiml) {
+            (Some(url), _) => form.push(("Url", url.clone())),
+            (None, Some(twiml)) => form.push(("Twiml", twiml.clone())),
+            (None, None) => return Err(final_error(None, "twilio: neither twiml_url nor twiml is configured".into())),
+        }
     }
     form.push(("StatusCallback", status_callback_url(config, call)));
     form.push(("StatusCallbackMethod", "POST".into()));
@@ -184,7 +194,28 @@ mod tests {
             extension: None,
             customer_name: None,
             variables: Default::default(),
+            media: None,
         }
+    }
+
+    #[test]
+    fn an_agent_call_connects_to_dialtones_stream_with_its_call_id_and_token() {
+        let mut c = config();
+        c.media_secret = Some(SecretString::from("media-key"));
+        let call = PlaceCall { media: Some(crate::MediaStream { max_duration_secs: 120 }), ..place() };
+        let form = create_call_form(&c, &call).unwrap();
+        let token = crate::media::stream_token(b"media-key", &call.call_id);
+        let twiml = format!(
+            "<Response><Connect><Stream url=\"wss://dialer.example.com/media/twilio\"><Parameter name=\"dialtone_call_id\" value=\"{}\"/>\
+             <Parameter name=\"token\" value=\"{token}\"/></Stream></Connect></Response>",
+            call.call_id
+        );
+        assert_eq!(form[..4], [("To", "+14155551234".into()), ("From", "+15005550006".into()), ("Twiml", twiml), ("TimeLimit", "180".into())]);
+        assert!(!form.iter().any(|(k, _)| *k == "Url"), "the agent's stream replaces the configured TwiML URL");
+
+        c.media_secret = None;
+        let e = create_call_form(&c, &call).unwrap_err();
+        assert!(e.message.contains("media_secret") && e.class == ErrorClass::Final, "{}", e.message);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod client;
 mod signature;
+pub use signature::{sign_base64, verify_url_signature};
 mod webhook;
 
 use crate::{ParsedWebhook, PlaceCall, Placed, Provider, ProviderError, RemoteCall, WebhookError, WebhookRequest};
@@ -41,6 +42,9 @@ pub struct TwilioConfig {
     /// How long Twilio lets the phone ring (`Timeout`).
     pub ring_timeout_secs: u32,
     pub request_timeout: Duration,
+    /// The key of the media-stream tokens (`crate::media::stream_token`). A call placed
+    /// with a media stream (`PlaceCall::media`) fails without it.
+    pub media_secret: Option<SecretString>,
 }
 
 impl TwilioConfig {
@@ -57,6 +61,7 @@ impl TwilioConfig {
             machine_detection: false,
             ring_timeout_secs: 30,
             request_timeout: Duration::from_secs(10),
+            media_secret: None,
         }
     }
 }

@@ -41,6 +41,25 @@ pub(super) fn verify(config: &TwilioConfig, req: &WebhookRequest<'_>) -> Result<
     }
 }
 
+/// Whether `signature` (base64, the `X-Twilio-Signature` header) is Twilio's signature of
+/// `url` with no parameters, as on the upgrade request of a Media Streams WebSocket
+/// (Twilio signs the `wss://` URL it opens). The URL is tried with and without its
+/// scheme's default port, like webhooks; compared in constant time.
+pub fn verify_url_signature(auth_token: &str, url: &str, signature: &str) -> bool {
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else { return false };
+    if auth_token.is_empty() {
+        return false;
+    }
+    let matched = url_variants(url).iter().fold(subtle::Choice::from(0), |acc, candidate| acc | sign(auth_token, candidate, &[]).as_slice().ct_eq(&given));
+    bool::from(matched)
+}
+
+/// The signature Twilio computes for `url` and `params`, base64 (what `X-Twilio-Signature`
+/// carries); for tests and the simulator, which signs as Twilio does.
+pub fn sign_base64(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(sign(auth_token, url, params))
+}
+
 /// The signature Twilio computes for `url` and `params`.
 pub(super) fn sign(token: &str, url: &str, params: &[(String, String)]) -> Vec<u8> {
     // Sorted by name and, for a repeated name, by value: the same as sorting the pairs.
@@ -62,8 +81,8 @@ pub(super) fn url_variants(url: &str) -> Vec<String> {
     let mut out = vec![url.to_string()];
     let Some((scheme, rest)) = url.split_once("://") else { return out };
     let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "https" => "443",
-        "http" => "80",
+        "https" | "wss" => "443",
+        "http" | "ws" => "80",
         _ => return out,
     };
     let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));

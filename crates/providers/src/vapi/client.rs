@@ -247,6 +247,7 @@ mod tests {
             extension: None,
             customer_name: name.map(str::to_string),
             variables: vars.as_object().unwrap().clone(),
+            media: None,
         }
     }
 

@@ -27,6 +27,7 @@ fn a_call() -> PlaceCall {
         extension: None,
         customer_name: None,
         variables: Default::default(),
+        media: None,
     }
 }
 

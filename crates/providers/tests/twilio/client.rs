@@ -32,6 +32,7 @@ fn a_call() -> PlaceCall {
         extension: None,
         customer_name: Some("Ana".into()),
         variables: Default::default(),
+        media: None,
     }
 }
 

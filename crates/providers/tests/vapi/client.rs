@@ -96,6 +96,7 @@ fn a_call() -> PlaceCall {
         extension: None,
         customer_name: Some("Ana".into()),
         variables: json!({"plan": "gold"}).as_object().unwrap().clone(),
+        media: None,
     }
 }
 

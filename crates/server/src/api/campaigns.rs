@@ -65,6 +65,9 @@ pub struct CreateCampaign {
     /// the calling hours in every candidate zone.
     #[serde(default)]
     pub assume_campaign_timezone_for_ambiguous: bool,
+    /// An agent of this workspace (`agt_…`): dialtone's own voice pipeline handles the
+    /// calls. Exotel and Twilio only (422 `invalid_agent` otherwise); checked in `create`.
+    pub agent_id: Option<String>,
 }
 
 /// The longest `max_call_duration_secs` a campaign may ask for: a day. Providers cap calls
@@ -83,7 +86,7 @@ impl CreateCampaign {
                 Ok(v)
             }
         };
-        let provider: ProviderKind = app.parse_provider("provider", &self.provider)?;
+        let provider: ProviderKind = app.parse_provider_for("provider", &self.provider, self.agent_id.is_some())?;
         if let Some(secs) = self.max_call_duration_secs {
             if !(1..=MAX_CALL_DURATION_SECS).contains(&secs) {
                 return Err(ApiError::invalid("max_call_duration_secs", format!("must be between 1 and {MAX_CALL_DURATION_SECS} seconds")));
@@ -131,6 +134,8 @@ impl CreateCampaign {
             recurrence,
             max_call_duration_secs: self.max_call_duration_secs,
             assume_campaign_timezone_for_ambiguous: self.assume_campaign_timezone_for_ambiguous,
+            // Checked against the store by the caller (`api::agents::check_agent_id`).
+            agent_id: None,
         })
     }
 }
@@ -186,7 +191,9 @@ pub(super) async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<C
 }
 
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<CreateCampaign>) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
-    let new = body.validate(ws.clone(), &app)?;
+    let agent_id = body.agent_id.clone();
+    let mut new = body.validate(ws.clone(), &app)?;
+    new.agent_id = super::agents::check_agent_id(&app, &ws, agent_id.as_deref(), new.provider).await?;
     let campaign = app.store.create_campaign(new, app.now()).await?;
     // A campaign's assistant becomes known to the workspace (single calls may use it).
     if app.store.get_assistant(&ws, &campaign.assistant_id).await?.is_none() {
@@ -434,7 +441,7 @@ async fn act(app: &AppState, ws: &WorkspaceId, id: &str, from: &[CampaignStatus]
     let campaign = load(app, ws, id).await?;
     // Whatever its mode: every call it placed would fail for want of an account.
     if to.is_runnable() && from.contains(&campaign.status) {
-        app.require_account(campaign.provider, "provider")?;
+        app.require_account_for(campaign.provider, "provider", campaign.agent_id.is_some())?;
     }
     if !app.store.transition_campaign(ws, &campaign.id, from, to, app.now()).await? {
         return Err(

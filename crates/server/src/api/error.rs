@@ -20,6 +20,7 @@ pub const CODES: &[(&str, StatusCode, &str)] = &[
     ("invalid_query", StatusCode::BAD_REQUEST, "a query parameter is unknown, repeated or malformed (a cursor, a number, a date); `details.field` names it"),
     ("invalid_path", StatusCode::BAD_REQUEST, "a path segment is not valid UTF-8 or not of the expected type; `details.field` names the parameter"),
     ("provider_not_configured", StatusCode::BAD_REQUEST, "the campaign, single call, assistant or phone number names a provider with no account on this server (at create, start and resume); `details` has `field`, `provider`, `missing_settings`, `env` (the `DIALTONE_*` variables to set) and `configured` (the providers that are)"),
+    ("invalid_agent", StatusCode::UNPROCESSABLE_ENTITY, "a campaign's or single call's `agent_id` names no agent of this workspace, or the provider cannot stream to dialtone (only exotel and twilio can); `details.field` is `agent_id`"),
     ("malformed_webhook", StatusCode::BAD_REQUEST, "an authentic webhook the server cannot read"),
     ("unauthorized", StatusCode::UNAUTHORIZED, "no API key, an unknown or revoked one, or a webhook that fails authentication"),
     ("not_found", StatusCode::NOT_FOUND, "no such route, or no such resource in this workspace"),
@@ -277,9 +278,14 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 }
 
 /// The code a bare status gets when something below our handlers (axum's router, a
-/// tower layer) answered without our shape: the first code listed for it.
+/// tower layer) answered without our shape: the first code listed for it. `invalid_agent`
+/// (422) says something specific that a bare 422 does not: such a one stays `invalid_request`.
 pub fn code_for(status: StatusCode) -> &'static str {
-    CODES.iter().find(|(_, s, _)| *s == status).map(|(c, _, _)| *c).unwrap_or(if status.is_server_error() { "internal" } else { "invalid_request" })
+    CODES.iter().find(|(c, s, _)| *s == status && *c != "invalid_agent").map(|(c, _, _)| *c).unwrap_or(if status.is_server_error() {
+        "internal"
+    } else {
+        "invalid_request"
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The HTTP surface: `/api/v1` (bearer API keys), `/webhooks/{provider}`, `/healthz`,
 //! `/readyz`, `/metrics`. One router per resource, merged here.
 
+mod agents;
 mod calls;
 mod campaigns;
 mod contacts;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 /// is refused rather than ignored.
 const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/api/v1/campaigns"),
+    (Method::GET, "/api/v1/agents"),
     (Method::GET, "/api/v1/calls"),
     (Method::GET, "/api/v1/dnc"),
     (Method::GET, "/api/v1/dnc/check"),
@@ -51,10 +53,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(contacts::router())
         .merge(single_calls::router())
         .merge(phone_numbers::router())
+        .merge(agents::router())
         .route_layer(middleware::from_fn(no_stray_query));
     Router::new()
         .nest("/api/v1", api)
         .merge(webhooks::router())
+        .merge(crate::media::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -47,6 +47,9 @@ struct NewCall {
     recurrence: Option<Recurrence>,
     max_attempts: Option<u32>,
     retry: Option<RetryPolicy>,
+    /// An agent of this workspace: dialtone's own voice pipeline handles the call. The
+    /// assistant's provider must be exotel or twilio (422 `invalid_agent` otherwise).
+    agent_id: Option<String>,
 }
 
 /// A single call has no default region, so its number must carry its country code (`+`);
@@ -88,7 +91,8 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         .get_assistant(&ws, &body.assistant_id)
         .await?
         .ok_or_else(|| ApiError::invalid("assistant_id", "unknown assistant: register it with POST /api/v1/assistants (or use it in a campaign)"))?;
-    app.require_account(assistant.provider, "assistant_id")?;
+    app.require_account_for(assistant.provider, "assistant_id", body.agent_id.is_some())?;
+    let agent_id = super::agents::check_agent_id(&app, &ws, body.agent_id.as_deref(), assistant.provider).await?;
     // Refused now rather than left waiting: the claim would turn it away at its time.
     let listed = app.store.suppressions_for(&ws, None, &phone).await?;
     if !listed.is_empty() {
@@ -136,6 +140,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
                 max_attempts,
                 retry,
                 respect_business_hours: body.respect_business_hours,
+                agent_id,
             },
             now,
         )

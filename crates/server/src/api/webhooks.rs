@@ -59,8 +59,21 @@ async fn handle(State(app): State<Arc<AppState>>, kind: ProviderKind, request: R
                 let (result, answer) = crate::inbound::answer(&app, kind, &ask).await;
                 (result, (StatusCode::OK, axum::Json(answer)).into_response())
             } else {
+                // Twilio's AsyncAmd verdict also goes to the call's conversation, if one
+                // is under way on a media stream (it agrees or overrides: docs/voice.md).
+                let verdicts: Vec<_> = parsed
+                    .events
+                    .iter()
+                    .filter_map(|e| match (&e.call_id, &e.kind) {
+                        (Some(call), dialtone_core::EventKind::Amd { answered_by }) => Some((call.clone(), *answered_by)),
+                        _ => None,
+                    })
+                    .collect();
                 match app.engine.ingest(parsed.events).await {
                     Ok(applied) => {
+                        for (call, verdict) in verdicts {
+                            app.media.notify(&call, dialtone_voice::conversation::Input::ProviderAmd(verdict));
+                        }
                         let dups = applied.iter().filter(|a| a.duplicate).count() as u64;
                         let unknown = applied.iter().filter(|a| a.unknown()).count() as u64;
                         app.engine.metrics.unknown_events(kind.as_str(), unknown);

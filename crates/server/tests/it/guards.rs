@@ -124,6 +124,7 @@ async fn twilio_campaign(app: &TestApp, mode: Mode) -> String {
                 recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
                 max_call_duration_secs: None,
                 assume_campaign_timezone_for_ambiguous: false,
+                agent_id: None,
             },
             app.state.now(),
         )

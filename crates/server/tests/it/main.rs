@@ -2,6 +2,7 @@
 //! test, a real simulator on another port, everything spoken over HTTP.
 
 mod accounts;
+mod agents;
 mod api;
 mod campaigns;
 mod contacts;

@@ -1,6 +1,8 @@
 //! The simulator, started on port 0, driven over HTTP like the engine drives Vapi.
 
 mod exotel;
+mod media;
+mod speech;
 mod support;
 mod twilio;
 mod vapi_more;

@@ -25,6 +25,8 @@ struct Claiming {
     /// `assume_campaign_timezone_for_ambiguous`.
     assume_campaign_tz: bool,
     single_calls: bool,
+    /// The campaign's agent, if its calls go to dialtone's own pipeline.
+    agent: Option<crate::DialAgent>,
     /// Slots still to fill in this claim.
     want: u32,
     dials: Vec<Dial>,
@@ -44,8 +46,9 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
     let ids: Vec<&str> = campaigns.iter().map(|c| c.as_str()).collect();
     let rows = sqlx::query(
         "SELECT id, workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours, kind,
-            assume_campaign_timezone_for_ambiguous
-         FROM campaigns WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            assume_campaign_timezone_for_ambiguous, agent_id,
+            (SELECT max_duration_secs FROM agents a WHERE a.id = campaigns.agent_id) AS agent_max_duration_secs
+         FROM campaigns WHERE id = ANY($1) ORDER BY id FOR UPDATE OF campaigns",
     )
     .bind(&ids)
     .fetch_all(&mut *tx)
@@ -104,6 +107,7 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             schedule,
             hours: rows::json(c.try_get("calling_hours")?, "calling_hours")?,
             assume_campaign_tz: c.try_get("assume_campaign_timezone_for_ambiguous")?,
+            agent: crate::common::dial_agent(c.try_get("agent_id")?, c.try_get("agent_max_duration_secs")?),
             single_calls: c.try_get::<String, _>("kind")? == dialtone_core::CampaignKind::SingleCalls.as_str(),
             want,
             dials: Vec::with_capacity(want as usize),
@@ -315,6 +319,7 @@ fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64) -> Result<Dia
         extension: crate::common::extension_of(r.try_get("extension")?),
         name: r.try_get("name")?,
         variables: rows::json_map(r.try_get("variables")?)?,
+        agent: c.agent.clone(),
     })
 }
 

@@ -24,8 +24,8 @@ pub async fn create(p: Pools<'_>, new: NewCampaign, now: Timestamp) -> Result<Ca
         .fetch_one(
             "INSERT INTO campaigns (id, workspace_id, name, provider, assistant_id, phone_number_id, mode,
                 max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, max_call_duration_secs,
-                status, created_at, updated_at, assume_campaign_timezone_for_ambiguous)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $16, $17) RETURNING *",
+                status, created_at, updated_at, assume_campaign_timezone_for_ambiguous, agent_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $16, $17, $18) RETURNING *",
             args![
                 CampaignId::new().as_str(),
                 new.workspace_id.as_str(),
@@ -44,6 +44,7 @@ pub async fn create(p: Pools<'_>, new: NewCampaign, now: Timestamp) -> Result<Ca
                 new.max_call_duration_secs,
                 ms(now),
                 new.assume_campaign_timezone_for_ambiguous,
+                new.agent_id.as_ref().map(|a| a.as_str()),
             ],
         )
         .await?;

@@ -8,6 +8,7 @@
 //! What a backend does differently stays in `sqlite/` and `postgres/`: claiming, events,
 //! recording an inbound call (PostgreSQL's advisory lock and deadlock retries), wake-ups.
 
+pub mod agents;
 pub mod campaigns;
 pub mod inbound;
 pub mod single;
@@ -307,6 +308,35 @@ macro_rules! impl_store {
 
             async fn find_phone_number(&self, number: &str) -> $crate::Result<Option<$crate::PhoneNumberEntry>> {
                 $crate::shared::inbound::find_number(self.pools(), number).await
+            }
+
+            async fn create_agent(&self, agent: &dialtone_core::Agent) -> $crate::Result<()> {
+                $crate::shared::agents::create(self.pools(), agent).await
+            }
+
+            async fn get_agent(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::AgentId) -> $crate::Result<Option<dialtone_core::Agent>> {
+                $crate::shared::agents::get(self.pools(), ws, id).await
+            }
+
+            async fn list_agents(&self, ws: &dialtone_core::WorkspaceId, page: &$crate::Page) -> $crate::Result<Vec<dialtone_core::Agent>> {
+                $crate::shared::agents::list(self.pools(), ws, page).await
+            }
+
+            async fn update_agent(&self, agent: &dialtone_core::Agent) -> $crate::Result<bool> {
+                $crate::shared::agents::update(self.pools(), agent).await
+            }
+
+            async fn delete_agent(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::AgentId, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::agents::delete(self.pools(), ws, id, now).await
+            }
+
+            async fn agent_for_call(&self, call: &dialtone_core::CallId) -> $crate::Result<Option<dialtone_core::Agent>> {
+                $crate::shared::agents::for_call(self.pools(), call).await
+            }
+
+            async fn save_transcript(&self, call: &dialtone_core::CallId, turns: &[dialtone_core::TranscriptTurn], voicemail_left: bool,
+                now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::agents::save_transcript(self.pools(), call, turns, voicemail_left, now).await
             }
 
             $($own)*

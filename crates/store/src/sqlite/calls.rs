@@ -19,7 +19,8 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let Some(c) = sqlx::query(
         "SELECT workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours,
-            assume_campaign_timezone_for_ambiguous
+            assume_campaign_timezone_for_ambiguous, agent_id,
+            (SELECT max_duration_secs FROM agents a WHERE a.id = campaigns.agent_id) AS agent_max_duration_secs
          FROM campaigns WHERE id = ?",
     )
     .bind(campaign.as_str())
@@ -167,6 +168,7 @@ async fn new_call(
         extension: crate::common::extension_of(r.try_get("extension")?),
         name: r.try_get("name")?,
         variables: rows::json_map(r.try_get("variables")?)?,
+        agent: crate::common::dial_agent(c.try_get("agent_id")?, c.try_get("agent_max_duration_secs")?),
     };
     if scheduled.is_some() {
         return Ok(dial);

@@ -30,7 +30,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        // Readers connect lazily, so none holds the schema as it was before `migrate`: a
+        // reader that had loaded it kept statements of the old shape (a `SELECT *` over a
+        // rebuilt table read one row's 24 columns as 26, and sqlx panicked) until it reconnected.
+        let read = SqlitePoolOptions::new().max_connections(4).connect_lazy_with(options.read_only(true));
         Ok(Self { write, read })
     }
 

@@ -233,6 +233,7 @@ impl World {
             extension: None,
             name: None,
             variables: Default::default(),
+            agent: None,
         }
     }
 
@@ -335,6 +336,7 @@ pub async fn a_recurring_single_calls_next_occurrence_is_numbered_after_a_capaci
                 respect_business_hours: false,
                 max_attempts: 3,
                 retry: retry_policy(),
+                agent_id: None,
             },
             t0(),
         )

@@ -28,6 +28,7 @@ async fn campaign_with_max(store: &S, ws: &dialtone_core::WorkspaceId, max: Opti
         recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
         max_call_duration_secs: max,
         assume_campaign_timezone_for_ambiguous: false,
+        agent_id: None,
     };
     let cmp = store.create_campaign(new, t0()).await.unwrap();
     assert_eq!(cmp.max_call_duration_secs, max, "stored as given");
@@ -85,6 +86,7 @@ fn single(ws: &dialtone_core::WorkspaceId, i: u32) -> NewSingleCall {
         respect_business_hours: false,
         max_attempts: 1,
         retry: retry_policy(),
+        agent_id: None,
     }
 }
 

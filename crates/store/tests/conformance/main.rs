@@ -12,7 +12,9 @@ mod postgres_only;
 mod renumbering;
 mod schema;
 mod support;
+mod upgrade;
 
+mod agents;
 mod attempts;
 mod claim;
 mod contacts;
@@ -159,4 +161,8 @@ conformance! {
     inbound::an_orphan_that_does_not_end_the_call_is_applied_and_later_events_find_the_call,
     inbound::two_concurrent_inbound_calls_from_the_same_caller_are_both_recorded,
     inbound::two_hundred_inbound_calls_racing_their_own_events_are_each_recorded_and_ended_exactly_once,
+
+    agents::agents_are_created_listed_paged_updated_and_soft_deleted,
+    agents::an_agent_campaigns_calls_carry_the_agent_and_keep_their_transcript,
+    agents::a_single_call_with_an_agent_is_claimed_with_it,
 }

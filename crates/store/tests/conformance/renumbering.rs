@@ -18,9 +18,20 @@ async fn applied(conn: &mut PgConnection) -> Vec<Row> {
 }
 
 /// What the old PostgreSQL numbering held: 0001_init, then SQLite's 0004..0010 as 0002..0008
-/// (SQLite's 0002_suppressions and 0003_schedules were in its 0001_init), and nothing later.
+/// (SQLite's 0002_suppressions and 0003_schedules were in its 0001_init), and nothing later:
+/// what a later version changed in the schema is taken back too, so that it applies again
+/// (0011 changes nothing on PostgreSQL; 0012's agents, columns and outcome CHECK are undone).
 async fn rewrite_to_the_old_numbering(conn: &mut PgConnection) {
     let mut tx = conn.begin().await.unwrap();
+    for undo in [
+        "ALTER TABLE campaigns DROP COLUMN agent_id",
+        "DROP TABLE agents",
+        "ALTER TABLE calls DROP COLUMN transcript, DROP COLUMN voicemail_left, DROP CONSTRAINT calls_outcome_check",
+        "ALTER TABLE calls ADD CONSTRAINT calls_outcome_check
+            CHECK (outcome IN ('completed', 'no_answer', 'busy', 'voicemail', 'failed', 'invalid_number', 'canceled', 'timeout'))",
+    ] {
+        sqlx::query(undo).execute(&mut *tx).await.unwrap();
+    }
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version IN (2, 3) OR version > 10").execute(&mut *tx).await.unwrap();
     for new in 4..=10i64 {
         sqlx::query("UPDATE _sqlx_migrations SET version = $1 WHERE version = $2").bind(new - 2).bind(new).execute(&mut *tx).await.unwrap();

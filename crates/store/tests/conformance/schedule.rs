@@ -33,6 +33,7 @@ pub async fn over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own
         recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
+        agent_id: None,
     };
     // 2026-03-02 is a Monday; the week crosses the US spring-forward on 2026-03-08.
     let monday: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();
@@ -103,6 +104,7 @@ pub async fn a_daily_campaign_calls_each_contact_once_per_local_day(store: S) {
         },
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
+        agent_id: None,
     };
     let start: Timestamp = "2026-04-06T12:00:00Z".parse().unwrap();
     let cmp = store.create_campaign(new, start).await.unwrap();

@@ -71,6 +71,7 @@ pub async fn draft_campaign(store: &S, ws: &WorkspaceId, mode: Mode, cap: u32, m
         recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
+        agent_id: None,
     };
     store.create_campaign(new, t0()).await.expect("create campaign")
 }

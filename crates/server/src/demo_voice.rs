@@ -1,0 +1,148 @@
+//! The voice parts of `dialtone demo --voice` and `dialtone bench voice`: the demo's agent,
+//! contacts that map to the simulator's scripted callees, and the figures worked out from the
+//! simulator's own record of what it heard ([`dialtone_sim::MediaCallRecord`]).
+
+use std::collections::BTreeMap;
+
+use dialtone_sim::{Callee, MediaCallRecord};
+use serde_json::{json, Value};
+
+/// The demo's agent as `POST /api/v1/agents` takes it: an appointment reminder on the
+/// simulator's speech services (`provider: "sim"`, at `speech.sim_url`).
+pub fn demo_agent_json() -> Value {
+    let sim = json!({"provider": "sim"});
+    json!({
+        "name": "Appointment reminder",
+        "greeting": "Hi, this is the clinic calling about your appointment tomorrow.",
+        "system_prompt": "You remind people of their appointment and answer questions about it briefly.",
+        "goodbye": "Thank you, goodbye.",
+        "voicemail_message": "Hi, this is the clinic. Please call us back about your appointment tomorrow.",
+        "max_duration_secs": 120,
+        "stt": sim,
+        "llm": sim,
+        "tts": sim,
+    })
+}
+
+/// The default mix of scripted callees for a voice demo: four humans to one of each other kind.
+pub const DEFAULT_MIX: [Callee; 9] =
+    [Callee::Human, Callee::TalksFirst, Callee::Human, Callee::Silent, Callee::Human, Callee::Voicemail, Callee::BargeIn, Callee::Human, Callee::HangsUpEarly];
+
+/// A number that the simulator's callee rule (last digit, see [`Callee`]) maps to `callee`,
+/// distinct for each `n` below 700,000.
+pub fn number_for(callee: Callee, n: usize) -> String {
+    callee.number_with_prefix(&format!("+1415{}{:03}", 201 + (n / 1_000) % 700, n % 1_000))
+}
+
+/// `count` contacts cycling through `mix`, as CSV (`name,phone,callee`).
+pub fn voice_csv(count: usize, mix: &[Callee]) -> String {
+    let mix = if mix.is_empty() { &DEFAULT_MIX[..] } else { mix };
+    let mut out = String::from("name,phone,callee\n");
+    for n in 0..count {
+        let callee = mix[n % mix.len()];
+        out.push_str(&format!("Contact {n},{},{}\n", number_for(callee, n), callee.as_str()));
+    }
+    out
+}
+
+/// Parses `human,barge_in,…` (see [`Callee`]).
+pub fn parse_mix(s: &str) -> Result<Vec<Callee>, String> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::parse).collect()
+}
+
+/// `p`-quantile (0..=1) of `values`, nearest rank; `None` when empty.
+pub fn percentile(values: &[u64], p: f64) -> Option<u64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied()
+}
+
+/// The voice figures of a set of records: per callee kind (calls, who hung up, clips), and
+/// latencies and sizes over all of them.
+pub fn summarize(records: &[MediaCallRecord]) -> Value {
+    let mut by_callee: BTreeMap<String, Value> = BTreeMap::new();
+    for r in records {
+        let entry = by_callee.entry(r.callee.clone()).or_insert_with(|| json!({"calls": 0, "hung_up_by": {}, "connect_errors": 0}));
+        entry["calls"] = json!(entry["calls"].as_u64().unwrap_or(0) + 1);
+        if r.connect_error.is_some() {
+            entry["connect_errors"] = json!(entry["connect_errors"].as_u64().unwrap_or(0) + 1);
+        }
+        let by = r.hung_up_by.clone().unwrap_or_else(|| "-".into());
+        let n = entry["hung_up_by"][&by].as_u64().unwrap_or(0) + 1;
+        entry["hung_up_by"][&by] = json!(n);
+    }
+    let greeting: Vec<u64> = records.iter().filter(|r| r.callee != "talks_first").filter_map(|r| r.greeting_latency_ms).collect();
+    let reply: Vec<u64> = records.iter().flat_map(|r| r.reply_latencies_ms.iter().copied()).collect();
+    let clear: Vec<u64> = records.iter().filter_map(|r| r.clear_latency_ms).collect();
+    let gaps: Vec<u64> = records.iter().filter(|r| r.connected).map(|r| r.playout_gap_max_ms).collect();
+    let stat = |v: &[u64]| json!({"n": v.len(), "p50_ms": percentile(v, 0.5), "p95_ms": percentile(v, 0.95), "max_ms": v.iter().max()});
+    json!({
+        "calls": records.len(),
+        "by_callee": by_callee,
+        "greeting_latency": stat(&greeting),
+        "reply_latency": stat(&reply),
+        "barge_in_to_clear": stat(&clear),
+        "playout_gap_max_per_call": {"p99_ms": percentile(&gaps, 0.99), "max_ms": gaps.iter().max(), "gaps_over_40_ms": records.iter().map(|r| r.playout_gaps).sum::<u64>()},
+        "chunk_size_violations": records.iter().map(|r| r.chunk_size_violations).sum::<u64>(),
+        "voicemails_left": records.iter().filter(|r| r.voicemail_left == Some(true)).count(),
+        "voicemail_calls": records.iter().filter(|r| r.voicemail_left.is_some()).count(),
+        "audio_received_s": records.iter().map(|r| r.audio_received_ms).sum::<u64>() as f64 / 1000.0,
+        // Streams the simulator could not open (the call then ran without media), and why.
+        "connect_errors": records.iter().filter(|r| r.connect_error.is_some()).count(),
+        "connect_error_example": records.iter().find_map(|r| r.connect_error.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!((percentile(&v, 0.5), percentile(&v, 0.95), percentile(&v, 1.0)), (Some(50), Some(95), Some(100)));
+        assert_eq!(percentile(&[], 0.5), None);
+        assert_eq!(percentile(&[7], 0.99), Some(7));
+    }
+
+    #[test]
+    fn numbers_select_their_callee() {
+        for callee in Callee::ALL {
+            for n in [0, 42, 699_999] {
+                let number = number_for(callee, n);
+                assert_eq!(Callee::by_last_digit(&number), callee);
+                assert!(dialtone_core::PhoneNumber::parse(&number, "US").is_ok(), "{number}");
+            }
+        }
+        let csv = voice_csv(10, &DEFAULT_MIX);
+        assert_eq!(csv.lines().count(), 11);
+        assert!(csv.lines().nth(10).unwrap().ends_with(",human"), "the mix wraps around");
+        assert_eq!(parse_mix("human, barge_in"), Ok(vec![Callee::Human, Callee::BargeIn]));
+        assert!(parse_mix("human,robot").is_err());
+    }
+
+    #[test]
+    fn summary_of_records() {
+        let rec = |callee: &str, greeting: Option<u64>, replies: Vec<u64>, by: &str| MediaCallRecord {
+            callee: callee.into(),
+            connected: true,
+            greeting_latency_ms: greeting,
+            reply_latencies_ms: replies,
+            hung_up_by: Some(by.into()),
+            ..MediaCallRecord::default()
+        };
+        let mut barge = rec("barge_in", Some(300), vec![], "callee");
+        barge.clear_latency_ms = Some(220);
+        let mut vm = rec("voicemail", Some(400), vec![], "dialtone");
+        vm.voicemail_left = Some(true);
+        let s = summarize(&[rec("human", Some(200), vec![900, 1_100], "dialtone"), rec("talks_first", Some(1_500), vec![800], "callee"), barge, vm]);
+        assert_eq!(s["calls"], 4);
+        assert_eq!(s["greeting_latency"]["n"], 3, "talks_first's greeting answers its hello: not a greeting latency");
+        assert_eq!(s["greeting_latency"]["p50_ms"], 300);
+        assert_eq!(s["reply_latency"]["max_ms"], 1_100);
+        assert_eq!(s["barge_in_to_clear"]["p95_ms"], 220);
+        assert_eq!((s["voicemails_left"].as_u64(), s["voicemail_calls"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(s["by_callee"]["human"]["hung_up_by"]["dialtone"], 1);
+    }
+}

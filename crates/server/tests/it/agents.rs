@@ -1,0 +1,181 @@
+//! Agents over HTTP: created with their defaults, validated field by field, listed, changed
+//! and deleted; campaigns and single calls take one only on Exotel or Twilio.
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn agent_body() -> Value {
+    json!({
+        "name": "Reminders",
+        "greeting": "Hi, this is Ada from Acme.",
+        "system_prompt": "You remind customers of their appointment.",
+        "goodbye": "Thanks, goodbye!",
+        "stt": {"provider": "deepgram", "model": "nova-3"},
+        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:11434/v1/"},
+        "tts": {"provider": "flite", "voice": "slt"},
+    })
+}
+
+async fn create_agent(app: &TestApp) -> String {
+    let (status, agent) = app.post_json("/agents", &agent_body()).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    agent["id"].as_str().unwrap().to_string()
+}
+
+/// `agent_body()` with `field` set to `value` (`null` removes it).
+fn with(field: &str, value: Value) -> Value {
+    let mut body = agent_body();
+    if value.is_null() {
+        body.as_object_mut().unwrap().remove(field);
+    } else {
+        body[field] = value;
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_is_created_with_its_defaults_listed_changed_and_deleted() {
+    let app = TestApp::start().await;
+    let (status, agent) = app.post_json("/agents", &agent_body()).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let id = agent["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("agt_"), "{agent}");
+    assert_eq!(agent["no_response_prompt"], "Hello? Are you there?");
+    assert_eq!(agent["max_duration_secs"], 600);
+    assert_eq!(agent["language"], "en-US");
+    assert_eq!(agent["voicemail_message"], Value::Null);
+    assert_eq!(agent["llm"], json!({"provider": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:11434/v1"}), "trailing / trimmed");
+    assert_eq!(agent["tts"], json!({"provider": "flite", "voice": "slt"}));
+
+    let second = create_agent(&app).await;
+    let (status, page) = app.get("/agents?limit=1").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["data"][0]["id"], second.as_str(), "newest first");
+    let (_, next) = app.get(&format!("/agents?limit=1&before={}", page["next_cursor"].as_str().unwrap())).await;
+    assert_eq!(next["data"][0]["id"], id.as_str(), "{next}");
+    let (status, shown) = app.get(&format!("/agents/{id}")).await;
+    assert_eq!((status, &shown), (StatusCode::OK, &agent));
+
+    let patch = json!({"name": "Renamed", "voicemail_message": "Call us back.", "max_duration_secs": 120, "tts": {"provider": "sim"}});
+    let (status, changed) = send(app.api(Method::PATCH, &format!("/agents/{id}")).json(&patch)).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!((&changed["name"], &changed["voicemail_message"], &changed["max_duration_secs"]), (&json!("Renamed"), &json!("Call us back."), &json!(120)));
+    assert_eq!(changed["greeting"], agent["greeting"], "absent fields stay");
+    assert_eq!(changed["tts"], json!({"provider": "sim"}));
+    let (_, cleared) = send(app.api(Method::PATCH, &format!("/agents/{id}")).json(&json!({"voicemail_message": null}))).await;
+    assert_eq!((&cleared["voicemail_message"], &cleared["name"]), (&Value::Null, &json!("Renamed")), "null removes the message");
+    let (status, body) = send(app.api(Method::PATCH, &format!("/agents/{id}")).json(&json!({"stt": {"provider": "whisper"}}))).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["error"]["details"]["field"], "stt.provider");
+    assert_eq!(app.get(&format!("/agents/{id}")).await.1["stt"]["provider"], "deepgram", "a refused PATCH changes nothing");
+
+    let (status, _) = send(app.api(Method::DELETE, &format!("/agents/{id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = app.get(&format!("/agents/{id}")).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = send(app.api(Method::DELETE, &format!("/agents/{id}"))).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (_, all) = app.get("/agents").await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 1, "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_agent_field_is_a_4xx_naming_it() {
+    let app = TestApp::start().await;
+    let cases = [
+        (with("name", json!("  ")), "name"),
+        (with("greeting", json!("")), "greeting"),
+        (with("max_duration_secs", json!(5)), "max_duration_secs"),
+        (with("max_duration_secs", json!(14_341)), "max_duration_secs"),
+        (with("language", json!("en US")), "language"),
+        (with("stt", json!({"provider": "elevenlabs"})), "stt.provider"),
+        (with("llm", json!({"provider": "deepgram"})), "llm.provider"),
+        (with("tts", json!({"provider": "espeak"})), "tts.provider"),
+        (with("llm", json!({"provider": "openai", "base_url": "ftp://x"})), "llm.base_url"),
+        (with("llm", json!({"provider": "openai", "base_url": "not a url"})), "llm.base_url"),
+        (with("tts", json!({"provider": "flite", "voice": ""})), "tts.voice"),
+        (with("voicemail_message", json!(" ")), "voicemail_message"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = app.post_json("/agents", &body).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+    }
+    for (body, field) in [(with("stt", Value::Null), "stt"), (with("voice", json!("x")), "voice"), (with("max_duration_secs", json!(-1)), "max_duration_secs")]
+    {
+        let (status, answer) = app.post_json("/agents", &body).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_json");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{answer}");
+    }
+    let (_, all) = app.get("/agents").await;
+    assert_eq!(all["data"], json!([]), "nothing was stored");
+    let (status, body) = app.get("/agents/not-an-id").await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_and_single_calls_take_an_agent_only_on_exotel_or_twilio() {
+    let app = TestApp::with(Options { provider_accounts: true, ..Options::default() }).await;
+    let agent = create_agent(&app).await;
+    let campaign = |provider: &str, caller: &str, agent_id: &str| json!({"name": "agent campaign", "provider": provider, "assistant_id": "asst_it", "phone_number_id": caller, "agent_id": agent_id});
+    for (body, why) in [
+        (campaign("sim", PHONE_NUMBER_ID, &agent), "sim cannot stream"),
+        (campaign("exotel", EXOTEL_CALLER, "agt_01m8r7zqbpwz8k3r35m6nzc1zy"), "no such agent"),
+        (campaign("exotel", EXOTEL_CALLER, "asst_1"), "not an agent id"),
+    ] {
+        let (status, answer) = app.post_json("/campaigns", &body).await;
+        assert_error(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_agent");
+        assert_eq!(answer["error"]["details"]["field"], "agent_id", "{why}: {answer}");
+    }
+    let (status, exotel) = app.post_json("/campaigns", &campaign("exotel", EXOTEL_CALLER, &agent)).await;
+    assert_eq!(status, StatusCode::CREATED, "{exotel}");
+    assert_eq!(exotel["agent_id"], agent.as_str());
+    let (status, twilio) = app.post_json("/campaigns", &campaign("twilio", TWILIO_CALLER, &agent)).await;
+    assert_eq!(status, StatusCode::CREATED, "{twilio}");
+    let plain = app.create_campaign(json!({})).await;
+    assert_eq!(app.campaign(&plain).await["agent_id"], Value::Null);
+
+    let (status, body) = send(app.api(Method::DELETE, &format!("/agents/{agent}"))).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    assert!(body["error"]["message"].as_str().unwrap().contains(exotel["id"].as_str().unwrap()), "names a campaign that uses it: {body}");
+
+    // A single call: its assistant's provider decides.
+    for (id, provider, caller) in [("asst_exo", "exotel", EXOTEL_CALLER), ("asst_sim", "sim", PHONE_NUMBER_ID)] {
+        let (status, body) = app.post_json("/assistants", &json!({"id": id, "provider": provider, "phone_number_id": caller})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let nums = numbers(2);
+    let (status, call) = app.post_json("/calls", &json!({"assistant_id": "asst_exo", "phone": nums[0], "scheduled_for": later, "agent_id": agent})).await;
+    assert_eq!(status, StatusCode::CREATED, "{call}");
+    assert_eq!((&call["transcript"], &call["voicemail_left"]), (&Value::Null, &json!(false)), "a call shows what its agent left: {call}");
+    let (status, body) = app.post_json("/calls", &json!({"assistant_id": "asst_sim", "phone": nums[1], "scheduled_for": later, "agent_id": agent})).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_agent");
+    assert_eq!(body["error"]["details"]["field"], "agent_id");
+
+    for id in [exotel["id"].as_str().unwrap(), twilio["id"].as_str().unwrap()] {
+        app.act(id, "cancel").await;
+    }
+    let (status, _) = send(app.api(Method::DELETE, &format!("/calls/{}", call["id"].as_str().unwrap()))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(app.api(Method::DELETE, &format!("/agents/{agent}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "no unfinished campaign uses it any more: {body}");
+}
+
+/// An agent call streams to dialtone instead of running the configured TwiML, so a Twilio
+/// account without TwiML takes agent campaigns (and starts them) while it still refuses the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_account_without_twiml_takes_agent_campaigns_only() {
+    let app = TestApp::with(Options { provider_accounts: true, configure: |c| c.twilio_twiml_url = None, ..Options::default() }).await;
+    let agent = create_agent(&app).await;
+    let body = |agent_id: Option<&str>| json!({"name": "twilio", "provider": "twilio", "assistant_id": "asst_it", "phone_number_id": TWILIO_CALLER, "agent_id": agent_id});
+    let (status, answer) = app.post_json("/campaigns", &body(None)).await;
+    assert_error(status, &answer, StatusCode::BAD_REQUEST, "provider_not_configured");
+    assert_eq!(answer["error"]["details"]["missing_settings"], json!(["twilio_twiml_url"]), "{answer}");
+    let (status, created) = app.post_json("/campaigns", &body(Some(&agent))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, started) = app.post(&format!("/campaigns/{id}/start")).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+}
