@@ -30,6 +30,18 @@ impl Account {
         *self.cooldown_until.lock().unwrap() = Some(now + pause);
     }
 
+    /// What holds new calls on this account now, if anything: `(true, until)` for an open
+    /// circuit breaker, `(false, until)` for the provider's "at capacity" cool-down.
+    pub fn hold(&self, now: Timestamp) -> Option<(bool, Timestamp)> {
+        if let BreakerState::Open { until } = self.breaker.state(now) {
+            return Some((true, until));
+        }
+        match *self.cooldown_until.lock().unwrap() {
+            Some(until) if until > now => Some((false, until)),
+            _ => None,
+        }
+    }
+
     /// Why new calls on this account must wait now, if they must.
     pub fn waiting(&self, now: Timestamp) -> Option<String> {
         if let BreakerState::Open { until } = self.breaker.state(now) {

@@ -184,6 +184,13 @@ impl Engine {
         }
     }
 
+    /// What holds new calls on `kind`'s account now, if anything: `(true, until)` while its
+    /// circuit breaker is open, `(false, until)` while the provider's account is at capacity
+    /// (cooling down). `None` also when no such provider is configured.
+    pub fn account_hold(&self, kind: ProviderKind) -> Option<(bool, jiff::Timestamp)> {
+        self.providers.get(&kind).and_then(|a| a.hold(self.clock.now()))
+    }
+
     /// Breaker states for the metrics gauge: 0 closed, 1 open, 2 half-open.
     pub fn breaker_states(&self) -> Vec<(ProviderKind, i64)> {
         let now = self.clock.now();

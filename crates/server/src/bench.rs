@@ -61,6 +61,17 @@ pub enum BenchWhat {
     /// the end of the callee's speech, barge-in → `clear`, and a load run of concurrent media
     /// calls (the simulator's virtual speaker running dry mid-speech, CPU).
     Voice(VoiceBenchArgs),
+    /// The CSV export of a large campaign (issue 11): a SQLite campaign of `--contacts`
+    /// contacts (filled in one statement) exported once: time, rows/s, keyset pages and the
+    /// process's peak memory growth.
+    Export(ExportBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportBenchArgs {
+    /// Contacts in the campaign (1,000,000 = the issue's figure).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub contacts: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -87,6 +98,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         Some(BenchWhat::Stats(stats)) => return crate::bench_stats::run(stats.clone()).await,
+        Some(BenchWhat::Export(export_args)) => {
+            let report = json!({ "export": crate::export::bench(export_args.contacts).await? });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
         None => {}
     }
     let ingest = ingest(&args).await?;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cpu;
 pub mod demo;
 pub mod demo_voice;
+pub mod export;
 pub mod import;
 pub mod inbound;
 pub mod keys;

@@ -17,6 +17,7 @@ pub mod sqlite;
 
 pub use model::*;
 pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
+pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
 
 use async_trait::async_trait;
 use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId};
@@ -107,6 +108,25 @@ pub trait Store: Send + Sync + 'static {
     async fn retry_contact_now(&self, ws: &WorkspaceId, id: &dialtone_core::ContactId, now: Timestamp) -> Result<bool>;
     /// Cancels a pending contact's further attempts. False if it has none pending.
     async fn cancel_contact(&self, ws: &WorkspaceId, id: &dialtone_core::ContactId, now: Timestamp) -> Result<bool>;
+
+    // Steering a campaign through the API (issue 11; `shared::steer`).
+    /// A campaign's contacts matching `filter` (statuses, number digits, name), newest first.
+    async fn list_contacts_filtered(&self, ws: &WorkspaceId, campaign: &CampaignId, filter: &ContactFilter, page: &Page) -> Result<Vec<Contact>>;
+    /// A campaign's pending contacts in groups (claim-time hold, due or not, retried or
+    /// not) with counts and earliest/latest due times: one grouped read.
+    async fn pending_groups(&self, campaign: &CampaignId, now: Timestamp) -> Result<Vec<PendingGroup>>;
+    /// Changes a campaign's settings (effective at its next claim). `NotFound`; `Conflict`
+    /// if it is over or archived.
+    async fn update_campaign(&self, ws: &WorkspaceId, id: &CampaignId, patch: &CampaignPatch, now: Timestamp) -> Result<Campaign>;
+    /// Archives a campaign with no call in flight (canceling it if it was not over).
+    async fn archive_campaign(&self, ws: &WorkspaceId, id: &CampaignId, now: Timestamp) -> Result<Archived>;
+    /// A workspace's campaigns, newest first: only archived ones if `archived`, else only
+    /// the others (as [`Store::list_campaigns`]).
+    async fn list_campaigns_archived(&self, ws: &WorkspaceId, archived: bool, page: &Page) -> Result<Vec<Campaign>>;
+    /// The sorted variable names used by a campaign's contacts.
+    async fn variable_keys(&self, campaign: &CampaignId) -> Result<Vec<String>>;
+    /// One keyset page of the CSV export: up to `limit` contacts after id `after`, in id order.
+    async fn export_page(&self, campaign: &CampaignId, after: Option<&str>, limit: u32) -> Result<Vec<ExportRow>>;
 
     // The engine's writes.
     /// In one transaction: checks the campaign is runnable, counts its active calls, claims

@@ -71,6 +71,8 @@ pub struct Campaign {
     pub updated_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
+    /// When `DELETE /campaigns/{id}` archived it; `null` while it is not archived.
+    pub archived_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]

@@ -37,6 +37,7 @@ pub struct CampaignRow {
     pub updated_at: i64,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
+    pub archived_at: Option<i64>,
     pub agent_id: Option<String>,
 }
 
@@ -67,6 +68,7 @@ impl TryFrom<CampaignRow> for Campaign {
             updated_at: ts(r.updated_at)?,
             started_at: opt_ts(r.started_at)?,
             completed_at: opt_ts(r.completed_at)?,
+            archived_at: opt_ts(r.archived_at)?,
             agent_id: r.agent_id.map(AgentId::from_db),
         })
     }

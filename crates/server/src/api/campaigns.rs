@@ -1,8 +1,9 @@
 //! `/api/v1/campaigns`: create, list, get (with counts), import and list contacts, start,
 //! pause, resume, cancel.
 
+use super::steer::{self, WaitingCount};
 use super::Path;
-use super::{paged, ApiError, Auth, Json, PageQuery, Query};
+use super::{paged, ApiError, Auth, Json, Query};
 use crate::app::AppState;
 use crate::import::{self, CsvContacts, ImportReport};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
@@ -11,7 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use dialtone_core::frequency::{Frequency, Recurrence};
 use dialtone_core::schedule::{LocalHours, Schedule};
-use dialtone_core::{CampaignId, CampaignStatus, ContactId, Mode, ProviderKind, RetryPolicy, WorkspaceId};
+use dialtone_core::{CampaignId, CampaignStatus, Mode, ProviderKind, RetryPolicy, WorkspaceId};
 use dialtone_store::{Assistant, Campaign, CampaignCounts, NewCampaign, NewContact};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -23,8 +24,9 @@ const CHUNK: usize = 1000;
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/campaigns", post(create).get(list))
-        .route("/campaigns/{id}", get(show))
-        .route("/campaigns/{id}/contacts", post(import_contacts).layer(DefaultBodyLimit::disable()).get(list_contacts))
+        .route("/campaigns/{id}", get(show).patch(steer::patch).delete(steer::archive))
+        .route("/campaigns/{id}/contacts", post(import_contacts).layer(DefaultBodyLimit::disable()).get(steer::list_contacts))
+        .route("/campaigns/{id}/export.csv", get(steer::export))
         .route("/campaigns/{id}/start", post(start))
         .route("/campaigns/{id}/pause", post(pause))
         .route("/campaigns/{id}/resume", post(resume))
@@ -150,11 +152,19 @@ pub struct CampaignView {
     /// Failure-rate alerts raised now for this campaign or its provider account (empty
     /// when none; see docs/api.md "Failure-rate alerts").
     pub alerts: Vec<dialtone_engine::alerts::Alert>,
+    /// Pending contacts by what they wait for (`calling_hours`, `retry_delay`,
+    /// `campaign_schedule`, `circuit_breaker`, `account_cap`, `campaign_cap`): each
+    /// `{"count", "earliest", "latest"}`. In single-campaign responses, not in the list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<std::collections::BTreeMap<dialtone_store::WaitingFor, WaitingCount>>,
 }
 
-async fn view(app: &AppState, campaign: Campaign) -> Result<CampaignView, ApiError> {
+pub(super) async fn view(app: &AppState, campaign: Campaign) -> Result<CampaignView, ApiError> {
     let counts = app.store.campaign_counts(&campaign.id).await?;
-    Ok(view_with(app, campaign, counts))
+    let waiting = steer::waiting_breakdown(app, &campaign, counts.active_calls).await?;
+    let mut v = view_with(app, campaign, counts);
+    v.waiting = Some(waiting);
+    Ok(v)
 }
 
 fn view_with(app: &AppState, campaign: Campaign, counts: CampaignCounts) -> CampaignView {
@@ -173,14 +183,14 @@ fn view_with(app: &AppState, campaign: Campaign, counts: CampaignCounts) -> Camp
         None
     };
     let alerts = app.engine.alerts.for_campaign(campaign.id.as_str(), campaign.provider);
-    CampaignView { campaign, counts, next_open_at, waiting_reason, alerts }
+    CampaignView { campaign, counts, next_open_at, waiting_reason, alerts, waiting: None }
 }
 
 fn parse_id(id: &str) -> Result<CampaignId, ApiError> {
     CampaignId::parse(id).ok_or_else(|| ApiError::not_found("campaign"))
 }
 
-async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Campaign, ApiError> {
+pub(super) async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Campaign, ApiError> {
     app.store.get_campaign(ws, &parse_id(id)?).await?.ok_or_else(|| ApiError::not_found("campaign"))
 }
 
@@ -198,9 +208,10 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
     Ok((StatusCode::CREATED, Json(view(&app, campaign).await?)))
 }
 
-async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<PageQuery>) -> Result<Json<serde_json::Value>, ApiError> {
-    let page = q.page(|c| CampaignId::parse(c).is_some())?;
-    let campaigns = app.store.list_campaigns(&ws, &page).await?;
+/// `GET /campaigns?archived=&limit=&before=`: newest first; archived campaigns only with
+/// `archived=true`.
+async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<steer::CampaignsQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (campaigns, limit) = steer::campaigns_page(&app, &ws, q).await?;
     // The whole page's counts in one read, not one per campaign.
     let ids: Vec<_> = campaigns.iter().map(|c| c.id.clone()).collect();
     let mut counts = app.store.campaign_counts_many(&ids).await?;
@@ -211,21 +222,7 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<
             view_with(&app, c, n)
         })
         .collect();
-    Ok(Json(paged(views, page.limit, |v| v.campaign.id.to_string())))
-}
-
-/// `GET /campaigns/{id}/contacts`: the campaign's contacts, newest first, each with its
-/// candidate `timezones` and, when the claim held it back, `waiting` (why, until when).
-async fn list_contacts(
-    State(app): State<Arc<AppState>>,
-    Auth(ws): Auth,
-    Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let page = q.page(|c| ContactId::parse(c).is_some())?;
-    let campaign = load(&app, &ws, &id).await?;
-    let contacts = app.store.list_contacts(&ws, &campaign.id, &page).await?;
-    Ok(Json(paged(contacts, page.limit, |c| c.id.to_string())))
+    Ok(Json(paged(views, limit, |v| v.campaign.id.to_string())))
 }
 
 async fn show(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {

@@ -11,6 +11,7 @@ mod phone_numbers;
 mod query;
 mod single_calls;
 mod stats;
+mod steer;
 mod webhooks;
 
 pub use error::{ApiError, Json, Path, Query, CODES};

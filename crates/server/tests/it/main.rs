@@ -18,6 +18,7 @@ mod providers;
 mod reaper;
 mod single_calls;
 mod stats;
+mod steer;
 mod support;
 mod webhooks;
 mod zones;

@@ -61,7 +61,7 @@ pub async fn list(p: Pools<'_>, ws: &WorkspaceId, page: &Page) -> Result<Vec<Cam
     let rows: Vec<CampaignRow> = p
         .read()
         .fetch_all(
-            "SELECT * FROM campaigns WHERE workspace_id = $1 AND kind = 'campaign' AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            "SELECT * FROM campaigns WHERE workspace_id = $1 AND kind = 'campaign' AND archived_at IS NULL AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
             args![ws.as_str(), page.before.as_deref(), page.limit],
         )
         .await?;

@@ -13,6 +13,7 @@ pub mod campaigns;
 pub mod inbound;
 pub mod single;
 pub mod stats;
+pub mod steer;
 pub mod suppressions;
 pub mod workspaces;
 
@@ -166,6 +167,34 @@ macro_rules! impl_store {
 
             async fn set_account_limit(&self, provider: dialtone_core::ProviderKind, max_concurrent: Option<u32>, now: jiff::Timestamp) -> $crate::Result<()> {
                 $crate::shared::workspaces::set_account_limit(self.pools(), provider, max_concurrent, now).await
+            }
+
+            async fn list_contacts_filtered(&self, ws: &dialtone_core::WorkspaceId, campaign: &dialtone_core::CampaignId, filter: &$crate::ContactFilter, page: &$crate::Page) -> $crate::Result<Vec<$crate::Contact>> {
+                $crate::shared::steer::list_contacts(self.pools(), ws, campaign, filter, page).await
+            }
+
+            async fn pending_groups(&self, campaign: &dialtone_core::CampaignId, now: jiff::Timestamp) -> $crate::Result<Vec<$crate::PendingGroup>> {
+                $crate::shared::steer::pending_groups(self.pools(), campaign, now).await
+            }
+
+            async fn update_campaign(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::CampaignId, patch: &$crate::CampaignPatch, now: jiff::Timestamp) -> $crate::Result<$crate::Campaign> {
+                $crate::shared::steer::update(self.pools(), ws, id, patch, now).await
+            }
+
+            async fn archive_campaign(&self, ws: &dialtone_core::WorkspaceId, id: &dialtone_core::CampaignId, now: jiff::Timestamp) -> $crate::Result<$crate::Archived> {
+                $crate::shared::steer::archive(self.pools(), ws, id, now).await
+            }
+
+            async fn list_campaigns_archived(&self, ws: &dialtone_core::WorkspaceId, archived: bool, page: &$crate::Page) -> $crate::Result<Vec<$crate::Campaign>> {
+                $crate::shared::steer::list_campaigns(self.pools(), ws, archived, page).await
+            }
+
+            async fn variable_keys(&self, campaign: &dialtone_core::CampaignId) -> $crate::Result<Vec<String>> {
+                $crate::shared::steer::variable_keys(self.pools(), campaign).await
+            }
+
+            async fn export_page(&self, campaign: &dialtone_core::CampaignId, after: Option<&str>, limit: u32) -> $crate::Result<Vec<$crate::ExportRow>> {
+                $crate::shared::steer::export_page(self.pools(), campaign, after, limit).await
             }
 
             async fn create_campaign(&self, new: $crate::NewCampaign, now: jiff::Timestamp) -> $crate::Result<$crate::Campaign> {

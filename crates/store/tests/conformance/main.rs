@@ -29,6 +29,7 @@ mod placing;
 mod reads;
 mod schedule;
 mod stats;
+mod steer;
 mod zones;
 
 use dialtone_store::Store;
@@ -73,6 +74,10 @@ macro_rules! conformance {
 }
 
 conformance! {
+    steer::contacts_are_filtered_by_status_and_searched_by_digits_or_name,
+    steer::pending_contacts_are_grouped_by_hold_due_time_and_retry,
+    steer::a_patch_holds_from_the_next_claim_and_archive_waits_for_live_calls,
+    steer::export_pages_walk_every_contact_once_with_its_last_call_and_every_key,
     contacts::an_extension_is_kept_and_one_number_may_hold_several,
     contacts::adding_contacts_to_an_unknown_campaign_names_the_campaign_and_where_it_was_missed,
     claim::claim_never_exceeds_max_concurrent_and_tops_up_to_the_cap_in_continuous_mode,
