@@ -362,6 +362,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
     r["occupancy"] = serde_json::to_value(&occupancy)?;
     if args.voice {
         r["voice"] = crate::demo_voice::summarize(&stats.media);
+        r["voice"]["agent_calls"] = agent_calls(state, &id).await?;
     }
     // From the campaign's start to its completion. The simulator shares the process (on a
     // thread of its own); dialtone's part is the rest: HTTP server, engine, SQLite (an
@@ -375,6 +376,31 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
         "dialtone_ms_per_call": per_call(process_cpu.saturating_sub(sim_cpu)),
     });
     Ok(r)
+}
+
+/// The campaign's calls as dialtone stored them, with the simulator's callee kind (by the
+/// dialled number's last digit): `[{callee, phone, status, outcome, voicemail_left,
+/// transcript}]`, oldest first. What tests and readers check the conversations against.
+async fn agent_calls(state: &AppState, campaign: &str) -> anyhow::Result<Value> {
+    let ws = state.store.default_workspace().await?;
+    let filter = dialtone_store::CallFilter { campaign_id: dialtone_core::CampaignId::parse(campaign), ..Default::default() };
+    let mut calls = state.store.list_calls(&ws, &filter, &dialtone_store::Page { limit: 1000, before: None }).await?;
+    calls.reverse();
+    let rows: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.campaign_id.as_str() == campaign)
+        .map(|c| {
+            json!({
+                "callee": dialtone_sim::Callee::by_last_digit(c.phone.as_str()).as_str(),
+                "phone": c.phone.as_str(),
+                "status": c.status,
+                "outcome": c.outcome,
+                "voicemail_left": c.voicemail_left,
+                "transcript": c.transcript,
+            })
+        })
+        .collect();
+    Ok(Value::Array(rows))
 }
 
 /// Voice: every answered call streams (the callee kind decides the conversation); the

@@ -54,6 +54,9 @@ pub struct Scripted {
     pub live: Arc<std::sync::atomic::AtomicUsize>,
     pub tts_calls: Arc<Mutex<Vec<String>>>,
     pub llm_calls: Arc<Mutex<Vec<ChatRequest>>>,
+    /// What the STT hears in the next utterances (set by the test before it speaks a clip);
+    /// `None`: `HEARD`.
+    pub says: Arc<Mutex<Option<String>>>,
 }
 
 impl Scripted {
@@ -117,6 +120,7 @@ impl Llm for Scripted {
 #[async_trait]
 impl Stt for Scripted {
     async fn open(&self, _options: &SttOptions) -> Result<SttSession, SpeechError> {
+        let says = self.says.clone();
         let (audio, mut rx) = tokio::sync::mpsc::channel::<SttInput>(1024);
         let (tx, events) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
@@ -126,7 +130,8 @@ impl Stt for Scripted {
                     SttInput::Audio(pcm) => heard += pcm.len(),
                     SttInput::Finalize if heard > 0 => {
                         heard = 0;
-                        if tx.send(Ok(SttEvent::Final { text: HEARD.into(), speech_final: true })).await.is_err() {
+                        let text = says.lock().unwrap().clone().unwrap_or_else(|| HEARD.into());
+                        if tx.send(Ok(SttEvent::Final { text, speech_final: true })).await.is_err() {
                             return;
                         }
                     }
@@ -262,6 +267,8 @@ pub struct Provider {
     pub sid: String,
     /// Frames sent after `start` (the server counts those it handled).
     pub sent: u64,
+    /// Every frame dialtone sent so far, in order (`next` and `arrived` append).
+    pub log: Vec<Got>,
 }
 
 /// What the provider received (frames other than media are kept whole).
@@ -325,14 +332,9 @@ impl Provider {
                 Some(Ok(Message::Text(t))) => t,
                 Some(Ok(_)) => continue,
             };
-            let v: Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(v[self.sid_key()], self.sid, "{text}");
-            return match v["event"].as_str().unwrap() {
-                "media" => Got::Media(base64::engine::general_purpose::STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap().len()),
-                "mark" => Got::Mark(v["mark"]["name"].as_str().unwrap().to_string()),
-                "clear" => Got::Clear,
-                other => panic!("unexpected event {other}: {text}"),
-            };
+            let got = self.parse(&text);
+            self.log.push(got.clone());
+            return got;
         }
     }
 
@@ -345,19 +347,57 @@ impl Provider {
                     got.push(Got::Closed);
                     break;
                 }
-                Some(Ok(Message::Text(text))) => {
-                    let v: Value = serde_json::from_str(&text).unwrap();
-                    got.push(match v["event"].as_str().unwrap() {
-                        "media" => Got::Media(base64::engine::general_purpose::STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap().len()),
-                        "mark" => Got::Mark(v["mark"]["name"].as_str().unwrap().to_string()),
-                        "clear" => Got::Clear,
-                        other => panic!("unexpected event {other}: {text}"),
-                    });
-                }
+                Some(Ok(Message::Text(text))) => got.push(self.parse(&text)),
                 Some(Ok(_)) => {}
             }
         }
+        self.log.extend(got.iter().cloned());
         got
+    }
+
+    /// One text frame from dialtone; checks its stream id and spelling.
+    fn parse(&self, text: &str) -> Got {
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v[self.sid_key()], self.sid, "{text}");
+        match v["event"].as_str().unwrap() {
+            "media" => Got::Media(base64::engine::general_purpose::STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap().len()),
+            "mark" => Got::Mark(v["mark"]["name"].as_str().unwrap().to_string()),
+            "clear" => Got::Clear,
+            other => panic!("unexpected event {other}: {text}"),
+        }
+    }
+
+    /// Reads until dialtone closes the stream, echoing marks; the frames read.
+    pub async fn drain(&mut self, app: &MediaApp) -> Vec<Got> {
+        let mut got = Vec::new();
+        loop {
+            let g = self.next().await;
+            got.push(g.clone());
+            match g {
+                Got::Closed => return got,
+                Got::Mark(m) => self.mark(app, &m).await,
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks the size of every media frame dialtone sent ([`Provider::log`]): Twilio exactly
+    /// 160 B (20 ms of μ-law); Exotel a multiple of 320 B (20 ms of PCM16) and at least 3,200 B
+    /// (100 ms), except the last before a mark, a clear or the end (PROVIDERS.md,
+    /// docs/sim-voice.md).
+    pub fn check_frame_sizes(&self) {
+        let log = &self.log;
+        assert!(log.iter().any(|g| matches!(g, Got::Media(_))), "dialtone sent no media");
+        for (i, got) in log.iter().enumerate() {
+            let Got::Media(n) = *got else { continue };
+            if !self.exotel {
+                assert_eq!(n, 160, "Twilio frame {i} is {n} B: {log:?}");
+                continue;
+            }
+            let last = !matches!(log.get(i + 1), Some(Got::Media(_)));
+            assert!(n > 0 && n % 320 == 0, "Exotel frame {i} is {n} B: {log:?}");
+            assert!(last || n >= 3200, "Exotel frame {i} is {n} B (< 3,200 B, not the last of a turn): {log:?}");
+        }
     }
 
     /// Media sizes up to the next mark (returned with them).
@@ -411,6 +451,20 @@ impl Provider {
         };
         self.send(json!({"event": "stop", key: self.sid, "stop": stop})).await;
     }
+}
+
+/// A clip's text from `fixtures/voice/clips.json`.
+pub fn clip_text(name: &str) -> String {
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{}/../../fixtures/voice/clips.json", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap();
+    json["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["text"].as_str())
+        .unwrap_or_else(|| panic!("no clip {name}"))
+        .to_string()
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
