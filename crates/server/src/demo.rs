@@ -297,7 +297,6 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
     } else {
         None
     };
-    let retry_delay = 60.0 * args.time_scale;
     let mut campaign_body = json!({
         "name": "dialtone demo",
         "provider": args.provider.campaign_provider().as_str(),
@@ -309,12 +308,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
         // The demo runs at any hour: recipients' calling hours (08:00–21:00 by default)
         // are opened round the clock here, and the simulated calls are not real people.
         "calling_hours": {"start": "00:00", "end": "00:00"},
-        "retry": {
-            "no_answer": {"max_retries": 3, "delay_secs": retry_delay},
-            "busy": {"max_retries": 3, "delay_secs": retry_delay * 2.0},
-            "failed": {"max_retries": 5, "delay_secs": retry_delay / 5.0},
-            "timeout": {"max_retries": 3, "delay_secs": retry_delay},
-        },
+        "retry": retry_policy(args.time_scale),
     });
     if let Some(agent_id) = &agent_id {
         campaign_body["agent_id"] = json!(agent_id);
@@ -401,6 +395,25 @@ async fn agent_calls(state: &AppState, campaign: &str) -> anyhow::Result<Value> 
         })
         .collect();
     Ok(Value::Array(rows))
+}
+
+/// The demo campaign's retry policy (`retry` of `POST /api/v1/campaigns`): every retried
+/// outcome's delay in simulated time (a minute or two at `time_scale`). Each outcome a
+/// retry rule exists for is named, `no_response` included (a voice call answered by a
+/// silent callee): one left out falls back to the engine's default delay, an hour for
+/// `no_response`, and the demo would wait for it long after its timeout.
+fn retry_policy(time_scale: f64) -> Value {
+    let delay = 60.0 * time_scale;
+    json!({
+        "no_answer": {"max_retries": 3, "delay_secs": delay},
+        "no_response": {"max_retries": 2, "delay_secs": delay},
+        "busy": {"max_retries": 3, "delay_secs": delay * 2.0},
+        "failed": {"max_retries": 5, "delay_secs": delay / 5.0},
+        "voicemail": {"max_retries": 0, "delay_secs": delay},
+        "invalid_number": {"max_retries": 0, "delay_secs": 0.0},
+        "timeout": {"max_retries": 3, "delay_secs": delay},
+        "max_delay_secs": delay * 4.0,
+    })
 }
 
 /// Voice: every answered call streams (the callee kind decides the conversation); the
@@ -529,5 +542,30 @@ fn print_voice(v: &Value) {
     println!("  {:<28} {} of {}", "voicemails left", v["voicemails_left"], v["voicemail_calls"]);
     if let Some(error) = v["connect_error_example"].as_str() {
         println!("  {:<28} {} (e.g. {error})", "streams not opened", v["connect_errors"]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dialtone_core::{Outcome, RetryPolicy};
+
+    /// A voice demo once stalled: a silent callee's `no_response` fell back to the
+    /// default policy's hour-long delay, the campaign stayed `dialing` with nothing
+    /// active and the demo timed out. Every retried outcome waits simulated time only.
+    #[test]
+    fn every_retried_outcome_waits_simulated_time() {
+        let time_scale = 0.005;
+        let policy: RetryPolicy = serde_json::from_value(retry_policy(time_scale)).unwrap();
+        policy.validate().unwrap();
+        for &outcome in Outcome::ALL {
+            let Some(rule) = policy.rule(outcome) else { continue };
+            if rule.max_retries > 0 {
+                assert!(rule.delay_secs <= 120.0 * time_scale, "{outcome:?} waits {} s", rule.delay_secs);
+            }
+        }
+        // The longest retry, doubled by its count and jittered, is capped too.
+        assert!(policy.max_delay_secs <= 240.0 * time_scale);
+        assert!(policy.rule(Outcome::NoResponse).unwrap().max_retries > 0, "a silent callee is called again, as the default policy does");
     }
 }

@@ -36,9 +36,42 @@ async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Re
     write_calls(db, &plan.dirty_calls()).await?;
     end_contacts(db, plan.ended(), now).await?;
     for call in plan.corrected() {
-        correct_last_outcome(db, call, now).await?;
+        if !retry_corrected(db, call, now).await? {
+            correct_last_outcome(db, call, now).await?;
+        }
     }
     Ok(())
+}
+
+/// A verdict that came after the provider's `completed` end (the voice pipeline's
+/// `no_response`, a late AMD `voicemail`) corrected `call`'s outcome, but its contact was
+/// already moved on as completed (`done`). When the campaign's policy retries the
+/// corrected outcome, the contact is retried as it would have been had the verdict come
+/// first (the order of the two is a race: the stream's close and the status callback):
+/// otherwise a silent callee was retried or not depending on which won. Only a contact
+/// still `done` by this call (no later attempt) of a runnable, one-off campaign is moved;
+/// true if it was.
+async fn retry_corrected(db: &mut Db<'_>, call: &Call, now: Timestamp) -> Result<bool> {
+    let Some(outcome) = call.outcome else { return Ok(false) };
+    let sql = format!(
+        "SELECT {AFTER_CALL_COLUMNS} FROM (SELECT CAST($2 AS TEXT) AS outcome) t, contacts c JOIN campaigns cam ON cam.id = c.campaign_id
+         WHERE c.id = $1 AND c.status = 'done' AND cam.status IN ('starting', 'dialing')
+           AND NOT EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND attempt > $3)"
+    );
+    let Some(row) = db.fetch_optional::<AfterCallRow>(&sql, args![call.contact_id.as_str(), outcome.as_str(), call.attempt]).await? else {
+        return Ok(false);
+    };
+    let step = next_step(&row, call, outcome, now)?;
+    if step.status != dialtone_core::ContactStatus::Pending || step.schedule_attempt.is_some() {
+        return Ok(false);
+    }
+    let n = db
+        .execute(
+            "UPDATE contacts SET status = $1, next_attempt_at = $2, last_outcome = $3, updated_at = $4 WHERE id = $5 AND status = 'done'",
+            args![step.status.as_str(), ms(step.next_at), step.last_outcome.as_str(), ms(now), call.contact_id.as_str()],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 /// Offers `rows` to `call_events` (`ON CONFLICT (dedupe_key) DO NOTHING`); returns the

@@ -12,3 +12,4 @@ mod scheduled;
 mod send_order;
 mod unanswered;
 mod unknown_events;
+mod voice_race;
