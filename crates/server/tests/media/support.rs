@@ -197,7 +197,6 @@ impl MediaApp {
 
     /// A call in progress whose agent is `agent` (stored in the default workspace).
     pub async fn call(&self, mut agent: Agent) -> CallId {
-        use dialtone_store::{Assistant, NewSingleCall};
         let store = &self.state.store;
         let ws = store.default_workspace().await.unwrap();
         agent.workspace_id = ws.clone();
