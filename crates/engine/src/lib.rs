@@ -90,6 +90,15 @@ impl Default for EngineConfig {
 
 pub type Providers = HashMap<ProviderKind, Arc<Account>>;
 
+/// Told of each agent call the engine is about to send to its provider (after the
+/// `mark_placing` fence, before the request): the server warms the agent's greeting then,
+/// so it is synthesised while the phone rings. Called on the placer's task: it must return
+/// at once (spawn any work) and must not fail the placement.
+pub trait PlacementObserver: Send + Sync + 'static {
+    /// `call` is being placed for `agent` (the call's campaign's agent).
+    fn placing_agent_call(&self, call: &dialtone_core::CallId, agent: &dialtone_core::AgentId);
+}
+
 pub struct Engine {
     store: Arc<dyn Store>,
     /// This process's id in the shared database (`node_<ulid>`, new at every start): it
@@ -118,6 +127,8 @@ pub struct Engine {
     pub metrics: Metrics,
     /// The failure-rate alerts raised now (see `alerts`).
     pub alerts: alerts::Alerts,
+    /// Told of each agent call placed ([`Engine::observe_placements`]); set once.
+    observer: std::sync::OnceLock<Arc<dyn PlacementObserver>>,
 }
 
 impl Engine {
@@ -142,7 +153,14 @@ impl Engine {
             dialed_marks: Default::default(),
             metrics: Metrics::default(),
             alerts: Default::default(),
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the observer told of each agent call placed from now on. Only the first one set
+    /// is kept; returns whether `observer` was.
+    pub fn observe_placements(&self, observer: Arc<dyn PlacementObserver>) -> bool {
+        self.observer.set(observer).is_ok()
     }
 
     /// Waits until every placement spawned so far has finished: its provider request sent

@@ -166,6 +166,11 @@ impl Engine {
             return Ok(());
         };
         let request = placing.request();
+        if let (Some(agent), Some(observer)) = (&placing.dial.agent, self.observer.get()) {
+            // Now, not once the provider accepts: the greeting's synthesis overlaps the
+            // provider request as well as the ringing.
+            observer.placing_agent_call(&placing.dial.call_id, &agent.id);
+        }
         let mut tries = 0;
         // Whether the last failure left it unclear if the provider created the call.
         let mut ambiguous = false;

@@ -279,6 +279,10 @@ pub async fn build_with(
         },
         voice.records.unwrap_or_else(|| Arc::new(crate::media::StoreRecords { store: store.clone(), clock: engine.clock().clone() })),
     );
+    // Greetings are synthesised at dial time, while the phone rings, and at start for the
+    // agents of campaigns under way (the cache is per process).
+    engine.observe_placements(Arc::new(crate::media::WarmOnPlacement(media.clone())));
+    media.warm_in_use(store.clone(), crate::media::WARM_AT_START);
     Ok(Arc::new(AppState {
         store,
         engine,

@@ -306,6 +306,10 @@ pub trait Store: Send + Sync + 'static {
     /// the call (authenticated by the call's stream token, hence no workspace). `None`: no
     /// such call, or its campaign has no agent.
     async fn agent_for_call(&self, call: &CallId) -> Result<Option<dialtone_core::Agent>>;
+    /// The agents (not deleted) of campaigns that are dialling or about to (`starting`,
+    /// `dialing`), in every workspace; at most `limit`, most recently changed first. What a
+    /// server warms at start, so the first calls after a restart greet from the cache.
+    async fn agents_in_use(&self, limit: u32) -> Result<Vec<dialtone_core::Agent>>;
     /// Stores what an agent call left: its transcript (replacing an earlier save) and whether
     /// a voicemail message was played. False if there is no such call.
     async fn save_transcript(&self, call: &CallId, turns: &[dialtone_core::TranscriptTurn], voicemail_left: bool, now: Timestamp) -> Result<bool>;

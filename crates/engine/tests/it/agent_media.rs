@@ -35,6 +35,9 @@ async fn an_agent_campaigns_calls_ask_for_a_media_stream_and_others_do_not() {
     store.create_agent(&agent).await.unwrap();
     let provider = Arc::new(ScriptedProvider::new());
     let engine = Engine::new(store.clone(), sim_account(&provider), Arc::new(ManualClock::new(start)), EngineConfig::default());
+    let seen = Arc::new(Seen::default());
+    assert!(engine.observe_placements(seen.clone()));
+    assert!(!engine.observe_placements(seen.clone()), "one observer");
     let nums = numbers(2);
     let mut with_agent = campaign(&ws, "agent");
     with_agent.agent_id = Some(agent.id.clone());
@@ -47,4 +50,17 @@ async fn an_agent_campaigns_calls_ask_for_a_media_stream_and_others_do_not() {
     let mut asked: Vec<Option<MediaStream>> = provider.media().into_iter().map(|(_, m)| m).collect();
     asked.sort_by_key(|m| m.is_none());
     assert_eq!(asked, vec![Some(MediaStream { max_duration_secs: 240 }), None]);
+    // The observer (the server warms the greeting there) heard of the agent call only.
+    let agent_call = provider.media().into_iter().find(|(_, m)| m.is_some()).unwrap().0;
+    assert_eq!(*seen.0.lock().unwrap(), vec![(agent_call, agent.id.clone())]);
+}
+
+/// Records the agent calls the engine told it of.
+#[derive(Default)]
+struct Seen(std::sync::Mutex<Vec<(dialtone_core::CallId, AgentId)>>);
+
+impl dialtone_engine::PlacementObserver for Seen {
+    fn placing_agent_call(&self, call: &dialtone_core::CallId, agent: &AgentId) {
+        self.0.lock().unwrap().push((call.clone(), agent.clone()));
+    }
 }

@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use dialtone_core::{Agent, CallId, TranscriptTurn};
+use dialtone_core::{Agent, AgentId, CallId, TranscriptTurn};
 use dialtone_voice::speech::{Llm, SpeechError, Stt, Tts};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -131,6 +131,42 @@ pub struct Media {
     /// The running sessions by call: what reaches a call from outside its socket (Twilio's
     /// AsyncAmd verdict, which comes by webhook).
     live: std::sync::Mutex<std::collections::HashMap<CallId, tokio::sync::mpsc::Sender<dialtone_voice::conversation::Input>>>,
+    /// Dial-time warm-ups ([`Media::warm_for_call`]): agents being warmed, and when each was
+    /// last seen cached.
+    warming: std::sync::Mutex<Warming>,
+    /// Dial-time warm-ups running at most ([`WARM_CONCURRENCY`]).
+    warm_slots: Arc<tokio::sync::Semaphore>,
+    /// Set once the start-up warm-up ([`Media::warm_in_use`]) has gone through every agent.
+    pub warmed_at_start: std::sync::atomic::AtomicBool,
+}
+
+/// Dial-time greeting warm-ups running at once, at most.
+pub const WARM_CONCURRENCY: usize = 4;
+/// An agent whose greeting was seen cached this recently is not read again at dial time
+/// (an edit made on this node warms at once; one made on another node is seen within this).
+pub const WARM_RECHECK: Duration = Duration::from_secs(60);
+/// Agents the start-up warm-up ([`Media::warm_in_use`]) covers, at most.
+pub const WARM_AT_START: u32 = 64;
+
+#[derive(Default)]
+struct Warming {
+    busy: std::collections::HashSet<AgentId>,
+    checked: std::collections::HashMap<AgentId, (greeting::Key, std::time::Instant)>,
+}
+
+/// The greeting's cache keys, Exotel's then Twilio's.
+fn greeting_keys(agent: &Agent) -> [greeting::Key; 2] {
+    [Dialect::Exotel, Dialect::Twilio].map(|d| greeting::key(agent, d.as_str(), audio::SAMPLE_RATE, &agent.greeting))
+}
+
+/// The engine's placement hook: warms the greeting of each agent call placed
+/// ([`Media::warm_for_call`]).
+pub struct WarmOnPlacement(pub Arc<Media>);
+
+impl dialtone_engine::PlacementObserver for WarmOnPlacement {
+    fn placing_agent_call(&self, call: &CallId, agent: &AgentId) {
+        self.0.warm_for_call(call, agent);
+    }
 }
 
 impl Media {
@@ -145,6 +181,9 @@ impl Media {
             finished: tokio::sync::Notify::new(),
             frames_handled: Default::default(),
             live: Default::default(),
+            warming: Default::default(),
+            warm_slots: Arc::new(tokio::sync::Semaphore::new(WARM_CONCURRENCY)),
+            warmed_at_start: Default::default(),
         })
     }
 
@@ -172,11 +211,25 @@ impl Media {
     /// changed, so the first call's greeting starts without a TTS round trip. (A greeting
     /// not yet cached is synthesised on first use and cached then.) Errors are logged.
     pub fn warm(self: &Arc<Self>, agent: &Agent) {
-        let keys: Vec<greeting::Key> =
-            [Dialect::Exotel, Dialect::Twilio].iter().map(|d| greeting::key(agent, d.as_str(), audio::SAMPLE_RATE, &agent.greeting)).collect();
-        if agent.greeting.trim().is_empty() || keys.iter().all(|k| self.cache.get(k).is_some()) {
+        if self.greeting_cached(agent) {
             return;
         }
+        let (media, agent) = (self.clone(), agent.clone());
+        tokio::spawn(async move { media.warm_now(&agent).await });
+    }
+
+    /// Whether `agent`'s greeting is cached for both providers' streams (or it has none).
+    pub fn greeting_cached(&self, agent: &Agent) -> bool {
+        agent.greeting.trim().is_empty() || greeting_keys(agent).iter().all(|k| self.cache.get(k).is_some())
+    }
+
+    /// Synthesises `agent`'s greeting into the cache unless it is there; returns when done.
+    /// Errors (no speech services, TTS failed) are logged; nothing is cached then.
+    pub async fn warm_now(&self, agent: &Agent) {
+        if self.greeting_cached(agent) {
+            return;
+        }
+        let keys = greeting_keys(agent);
         let tts = match self.speech.for_agent(agent) {
             Ok(s) => s.tts,
             Err(e) => {
@@ -190,12 +243,73 @@ impl Media {
             model: agent.tts.model.clone(),
             language: agent.language.clone(),
         };
-        let (media, text, agent_id) = (self.clone(), agent.greeting.clone(), agent.id.clone());
+        // The audio is the same for both streams (chunking comes later): made once.
+        match self.cache.warm(keys[0], tts.as_ref(), &agent.greeting, &options).await {
+            Ok(pcm) => self.cache.put(keys[1], pcm.as_ref().clone()),
+            Err(e) => tracing::warn!(agent_id = %agent.id, error = %e, "could not warm the greeting"),
+        }
+    }
+
+    /// Dial time: call `call` is being placed for agent `agent_id`, so its greeting is
+    /// synthesised while the phone rings (the engine's [`dialtone_engine::PlacementObserver`]
+    /// hook). Returns at once: the work runs on a spawned task, at most
+    /// [`WARM_CONCURRENCY`] at a time and one per agent (a campaign placing 50 calls at once
+    /// asks for one synthesis); when all slots are busy the call is skipped (its greeting is
+    /// made at `start` if still missing). The agent is read by call, as the stream reads it;
+    /// an agent seen cached within [`WARM_RECHECK`] is not read again. Errors are logged.
+    pub fn warm_for_call(self: &Arc<Self>, call: &CallId, agent_id: &AgentId) {
+        {
+            let warming = self.warming.lock().unwrap_or_else(|e| e.into_inner());
+            if warming.busy.contains(agent_id) {
+                return;
+            }
+            if let Some((key, at)) = warming.checked.get(agent_id) {
+                if at.elapsed() < WARM_RECHECK && self.cache.get(key).is_some() {
+                    return;
+                }
+            }
+        }
+        let Ok(permit) = self.warm_slots.clone().try_acquire_owned() else {
+            tracing::debug!(%call, %agent_id, "greeting warm-up skipped: every warm-up slot is busy");
+            return;
+        };
+        if !self.warming.lock().unwrap_or_else(|e| e.into_inner()).busy.insert(agent_id.clone()) {
+            return;
+        }
+        let (media, call, agent_id) = (self.clone(), call.clone(), agent_id.clone());
         tokio::spawn(async move {
-            // The audio is the same for both streams (chunking comes later): made once.
-            match media.cache.warm(keys[0], tts.as_ref(), &text, &options).await {
-                Ok(pcm) => media.cache.put(keys[1], pcm.as_ref().clone()),
-                Err(e) => tracing::warn!(%agent_id, error = %e, "could not warm the greeting"),
+            let _permit = permit;
+            let agent = media.records.agent_for_call(&call).await;
+            match agent {
+                Ok(Some(agent)) => {
+                    media.warm_now(&agent).await;
+                    if media.greeting_cached(&agent) {
+                        let key = greeting_keys(&agent)[0];
+                        media.warming.lock().unwrap_or_else(|e| e.into_inner()).checked.insert(agent_id.clone(), (key, std::time::Instant::now()));
+                    }
+                }
+                Ok(None) => tracing::debug!(%call, "greeting warm-up: the call has no agent"),
+                Err(e) => tracing::warn!(%call, error = %e, "greeting warm-up: could not read the call's agent"),
+            }
+            media.warming.lock().unwrap_or_else(|e| e.into_inner()).busy.remove(&agent_id);
+        });
+    }
+
+    /// Server start: warms the greetings of the agents of campaigns that are dialling
+    /// (at most `limit` agents, one synthesis at a time, in the background), so the first
+    /// calls after a restart, or on a node that just joined, greet from the cache.
+    pub fn warm_in_use(self: &Arc<Self>, store: Arc<dyn dialtone_store::Store>, limit: u32) {
+        let media = self.clone();
+        tokio::spawn(async move {
+            match store.agents_in_use(limit).await {
+                Ok(agents) => {
+                    for agent in &agents {
+                        media.warm_now(agent).await;
+                    }
+                    media.warmed_at_start.store(true, Ordering::SeqCst);
+                    tracing::info!(agents = agents.len(), "greetings of the agents in use warmed");
+                }
+                Err(e) => tracing::warn!(error = %e, "could not list the agents in use to warm their greetings"),
             }
         });
     }

@@ -170,6 +170,52 @@ async fn a_warmed_greeting_is_played_from_the_cache_without_a_tts_request() {
     app.until("the call to end", || app.state.media.running_sessions() == 0).await;
 }
 
+/// Issue 12: the greeting is synthesised at dial time, while the phone rings, so `start`
+/// plays it from the cache; and a new process warms the agents of campaigns under way.
+#[tokio::test]
+async fn a_placed_agent_calls_greeting_is_warmed_while_it_rings_and_again_after_a_restart() {
+    struct Noop;
+    impl dialtone_engine::PlacementObserver for Noop {
+        fn placing_agent_call(&self, _: &dialtone_core::CallId, _: &dialtone_core::AgentId) {}
+    }
+    let app = MediaApp::start().await;
+    app.until("the start-up warm-up to finish", || app.state.media.warmed_at_start.load(std::sync::atomic::Ordering::SeqCst)).await;
+    assert!(!app.state.engine.observe_placements(std::sync::Arc::new(Noop)), "the server set the engine's placement observer");
+    let agent = agent();
+    let call = app.call(agent.clone()).await;
+    assert!(app.speech.tts_calls.lock().unwrap().is_empty(), "nothing synthesised before the call is placed");
+    // What the engine's placer does for an agent call (the engine's own test checks it calls
+    // the observer); asked twice, as by two calls of one campaign placed together.
+    app.state.media.warm_for_call(&call, &agent.id);
+    app.state.media.warm_for_call(&call, &agent.id);
+    app.until("the greeting to be cached for both providers", || app.state.media.cache.len() == 2).await;
+    // Once the cache holds it, a later placement asks for nothing.
+    app.state.media.warm_for_call(&call, &agent.id);
+    assert_eq!(*app.speech.tts_calls.lock().unwrap(), vec![agent.greeting.clone()], "synthesised once, at dial time");
+
+    let mut p = twilio(&app, &call).await;
+    let (sizes, _) = p.turn().await;
+    assert_eq!(sizes.len(), tts_samples(&agent.greeting).div_ceil(160));
+    assert_eq!(*app.speech.tts_calls.lock().unwrap(), vec![agent.greeting.clone()], "no TTS request at `start`");
+    p.stop().await;
+    app.until("the call to end", || app.state.media.running_sessions() == 0).await;
+
+    // A new process over the same database: its cache starts empty and is warmed at start
+    // for the agents of campaigns under way (a second agent call keeps one dialling).
+    let second = app.another_call(&agent.id).await;
+    let app = app.restart().await;
+    app.until("the start-up warm-up to finish", || app.state.media.warmed_at_start.load(std::sync::atomic::Ordering::SeqCst)).await;
+    assert_eq!(app.state.media.cache.len(), 2);
+    assert_eq!(*app.speech.tts_calls.lock().unwrap(), vec![agent.greeting.clone()], "synthesised once, at start");
+    let mut p = exotel(&app, &second).await;
+    let (sizes, _) = p.turn().await;
+    let total: usize = sizes.iter().sum();
+    assert!(total >= tts_samples(&agent.greeting) * 2 && total < tts_samples(&agent.greeting) * 2 + 3200, "{total}");
+    assert_eq!(*app.speech.tts_calls.lock().unwrap(), vec![agent.greeting.clone()], "no TTS request at `start` after the restart");
+    p.stop().await;
+    app.until("the call to end", || app.state.media.running_sessions() == 0).await;
+}
+
 #[tokio::test]
 async fn a_voicemail_greeting_with_a_beep_gets_the_message_and_ends_voicemail_left() {
     let app = MediaApp::start().await;

@@ -155,7 +155,7 @@ pub struct MediaApp {
     pub clock: ManualClock,
     pub speech: Scripted,
     cancel: CancellationToken,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for MediaApp {
@@ -166,9 +166,21 @@ impl Drop for MediaApp {
 
 impl MediaApp {
     pub async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// Stops this server and starts a new process state (a new `AppState`: empty caches,
+    /// fresh scripted speech services) over the same database.
+    pub async fn restart(mut self) -> Self {
+        let dir = self.dir.take().unwrap();
+        drop(self);
+        Self::start_in(dir).await
+    }
+
+    /// The server over the database in `dir` (made if new).
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into());
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let config = Config {
@@ -185,19 +197,26 @@ impl MediaApp {
         let state = app::build_with(&config, config.engine(), Arc::new(clock.clone()), parts).await.unwrap();
         let cancel = CancellationToken::new();
         tokio::spawn(app::serve(state.clone(), listener, cancel.clone()));
-        Self { base, state, clock, speech, cancel, _dir: dir }
+        Self { base, state, clock, speech, cancel, dir: Some(dir) }
     }
 
     /// A call in progress whose agent is `agent` (stored in the default workspace).
     pub async fn call(&self, mut agent: Agent) -> CallId {
-        use dialtone_store::{Assistant, NewSingleCall};
         let store = &self.state.store;
         let ws = store.default_workspace().await.unwrap();
         agent.workspace_id = ws.clone();
         store.create_agent(&agent).await.unwrap();
+        self.another_call(&agent.id).await
+    }
+
+    /// Another call in progress for agent `agent_id` (stored already).
+    pub async fn another_call(&self, agent_id: &AgentId) -> CallId {
+        use dialtone_store::{Assistant, NewSingleCall};
+        let store = &self.state.store;
+        let ws = store.default_workspace().await.unwrap();
         let new = NewSingleCall {
             workspace_id: ws,
-            agent_id: Some(agent.id.clone()),
+            agent_id: Some(agent_id.clone()),
             assistant: Assistant { id: "agent".into(), provider: dialtone_core::ProviderKind::Sim, phone_number_id: "pn".into(), name: None },
             phone: dialtone_core::PhoneNumber::parse("+14155552671", "US").unwrap(),
             extension: None,

@@ -137,6 +137,21 @@ pub async fn for_call(p: Pools<'_>, call: &CallId) -> Result<Option<Agent>> {
     row.map(Agent::try_from).transpose()
 }
 
+/// The agents (not deleted) of `starting`/`dialing` campaigns, at most `limit`, most
+/// recently changed first.
+pub async fn in_use(p: Pools<'_>, limit: u32) -> Result<Vec<Agent>> {
+    let rows: Vec<AgentRow> = p
+        .read()
+        .fetch_all(
+            "SELECT a.* FROM agents a WHERE a.deleted_at IS NULL AND a.id IN \
+             (SELECT c.agent_id FROM campaigns c WHERE c.status IN ('starting', 'dialing') AND c.agent_id IS NOT NULL) \
+             ORDER BY a.updated_at DESC, a.id LIMIT $1",
+            args![limit],
+        )
+        .await?;
+    rows.into_iter().map(Agent::try_from).collect()
+}
+
 /// Stores what an agent call left (replacing what an earlier save stored). False if there is
 /// no such call.
 pub async fn save_transcript(p: Pools<'_>, call: &CallId, turns: &[TranscriptTurn], voicemail_left: bool, now: Timestamp) -> Result<bool> {

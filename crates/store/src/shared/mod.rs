@@ -335,6 +335,10 @@ macro_rules! impl_store {
                 $crate::shared::agents::for_call(self.pools(), call).await
             }
 
+            async fn agents_in_use(&self, limit: u32) -> $crate::Result<Vec<dialtone_core::Agent>> {
+                $crate::shared::agents::in_use(self.pools(), limit).await
+            }
+
             async fn save_transcript(&self, call: &dialtone_core::CallId, turns: &[dialtone_core::TranscriptTurn], voicemail_left: bool,
                 now: jiff::Timestamp) -> $crate::Result<bool> {
                 $crate::shared::agents::save_transcript(self.pools(), call, turns, voicemail_left, now).await

@@ -106,10 +106,13 @@ pub async fn an_agent_campaigns_calls_carry_the_agent_and_keep_their_transcript(
     let refused = store.delete_agent(&ws, &ada.id, at(1)).await;
     assert!(matches!(&refused, Err(StoreError::Conflict(m)) if m.contains(cmp.id.as_str())), "in use by a draft campaign: {refused:?}");
 
+    assert!(store.agents_in_use(10).await.unwrap().is_empty(), "a draft campaign's agent is not warmed at start");
     add_contacts(&store, &ws, &cmp.id, 0..2).await;
     start(&store, &ws, &cmp.id).await;
     add_contacts(&store, &ws, &plain.id, 10..11).await;
     start(&store, &ws, &plain.id).await;
+    assert_eq!(store.agents_in_use(10).await.unwrap(), vec![ada.clone()], "the agent of a started campaign, once");
+    assert!(store.agents_in_use(0).await.unwrap().is_empty(), "limit");
     let dials = claim(&store, &cmp.id, at(2)).await;
     assert_eq!(dials.len(), 2);
     for d in &dials {
@@ -150,6 +153,7 @@ pub async fn an_agent_campaigns_calls_carry_the_agent_and_keep_their_transcript(
     assert_eq!(counts.outcomes.get("no_response"), Some(&1));
 
     assert!(store.cancel_campaign(&ws, &cmp.id, at(30)).await.unwrap());
+    assert!(store.agents_in_use(10).await.unwrap().is_empty(), "no campaign under way uses it");
     assert!(store.delete_agent(&ws, &ada.id, at(31)).await.unwrap(), "no unfinished campaign uses it any more");
     assert_eq!(store.agent_for_call(&talked.call_id).await.unwrap(), Some(Agent { updated_at: at(31), ..ada }), "a call keeps its deleted agent");
 }
