@@ -15,7 +15,9 @@ fn args(provider: DemoProvider) -> DemoArgs {
         time_scale: 0.01,
         faults: false,
         json: true,
-        max_attempts: 3,
+        // One attempt each: a silent callee's `no_response` would otherwise be called back
+        // (the demo's retry policy), adding real-time calls without adding a callee kind.
+        max_attempts: 1,
         seed: Some(12),
         database_url: None,
         timeout_secs: 240,
