@@ -263,7 +263,14 @@ impl Driver {
     ) -> Self {
         let (tts_tx, tts_rx) = mpsc::channel(64);
         let (llm_tx, llm_rx) = mpsc::channel(64);
-        let conversation = Conversation::new(Script::from_agent(&agent), Timing::default());
+        let timing = Timing::default();
+        // The conversation ignores speech shorter than `min_barge_in` (coughs, "mhm"), but it
+        // learns a segment's length only when the segment ends, 700 ms of silence later. So
+        // the listener confirms an onset only after that much voice: a cough never reaches the
+        // conversation as an onset, and a real one is acted on (`clear`) as soon as it arrives.
+        let onset_ms = u64::try_from(timing.min_barge_in.as_millis()).unwrap_or(200);
+        let listener = Listener::new(ListenerConfig { onset_ms, ..ListenerConfig::default() });
+        let conversation = Conversation::new(Script::from_agent(&agent), timing);
         Self {
             media,
             engine,
@@ -273,7 +280,7 @@ impl Driver {
             agent,
             speech,
             conversation,
-            listener: Listener::new(ListenerConfig::default()),
+            listener,
             heard_samples: 0,
             stream_started: None,
             stt: None,

@@ -212,6 +212,27 @@ pub async fn barge_in(line: Line) {
     assert!((0..=300).contains(&to_clear), "{line:?}: clear {to_clear} ms after the onset: {turns:#?}");
 }
 
+/// Coughs twice during the greeting: bursts shorter than the 200 ms barge-in threshold
+/// (VOICE.md pain point 2) neither clear nor cut the greeting.
+pub async fn coughs(line: Line) {
+    let (app, call, mut p) = open(line).await;
+    let (_, mark) = p.turn().await;
+    p.silence(&app, 500).await;
+    *app.speech.says.lock().unwrap() = Some(String::new());
+    p.speak(&app, &fixture("cough")).await;
+    p.silence(&app, 400).await;
+    p.speak(&app, &fixture("cough")).await;
+    p.silence(&app, 1_000).await;
+    p.settle(&app).await;
+    let _ = p.arrived();
+    assert!(!p.log.contains(&Got::Clear), "{line:?}: a cough cleared the greeting: {:?}", p.log);
+    p.mark(&app, &mark).await;
+    p.silence(&app, 300).await;
+    let stored = hang_up(&app, &call, &mut p).await;
+    let turns = turns(&stored);
+    assert_eq!((turns[0].speaker, turns[0].text.as_str(), turns[0].interrupted), (Speaker::Agent, agent().greeting.as_str(), false), "{line:?}: {turns:#?}");
+}
+
 /// Hangs up 2 s after `start`, having heard the greeting: the call is finalised, its
 /// transcript saved; the callee never spoke, so `no_response` (docs/voice.md, "Outcomes":
 /// callee hung up → as the call went).
@@ -244,4 +265,4 @@ macro_rules! both_lines {
     };
 }
 
-both_lines!(human, talks_first, silent, voicemail, barge_in, hangs_up_early);
+both_lines!(human, talks_first, silent, voicemail, barge_in, hangs_up_early, coughs);
