@@ -304,7 +304,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_agent(&self, ws: &WorkspaceId, id: &dialtone_core::AgentId, now: Timestamp) -> Result<bool>;
     /// The agent of `call`'s campaign (deleted or not), for the media stream that opens for
     /// the call (authenticated by the call's stream token, hence no workspace). `None`: no
-    /// such call, or its campaign has no agent.
+    /// such call, its campaign has no agent, or the call is not live (queued, dialing,
+    /// ringing or in progress): a stream URL replayed after the call ended opens nothing.
     async fn agent_for_call(&self, call: &CallId) -> Result<Option<dialtone_core::Agent>>;
     /// The agents (not deleted) of campaigns that are dialling or about to (`starting`,
     /// `dialing`), in every workspace; at most `limit`, most recently changed first. What a

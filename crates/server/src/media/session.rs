@@ -58,7 +58,7 @@ pub async fn run(media: Arc<Media>, engine: Arc<Engine>, dialect: Dialect, call:
     let agent = match media.records.agent_for_call(&call_id).await {
         Ok(Some(agent)) => agent,
         Ok(None) => {
-            tracing::warn!("media stream for a call without an agent: closed");
+            tracing::warn!("media stream for a call that is unknown, over, or has no agent: closed");
             let _ = socket.send(Message::Close(None)).await;
             return SessionEnd { call_id: Some(call_id), ending: None };
         }

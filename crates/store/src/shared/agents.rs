@@ -130,7 +130,10 @@ pub async fn for_call(p: Pools<'_>, call: &CallId) -> Result<Option<Agent>> {
     let row: Option<AgentRow> = p
         .read()
         .fetch_optional(
-            "SELECT a.* FROM calls k JOIN campaigns c ON c.id = k.campaign_id JOIN agents a ON a.id = c.agent_id WHERE k.id = $1",
+            // Only a live call opens a stream: a replayed or reconnected stream URL of a call
+            // that is over must not start a second conversation over its saved transcript.
+            "SELECT a.* FROM calls k JOIN campaigns c ON c.id = k.campaign_id JOIN agents a ON a.id = c.agent_id \
+             WHERE k.id = $1 AND k.status IN ('queued', 'dialing', 'ringing', 'in_progress')",
             args![call.as_str()],
         )
         .await?;
