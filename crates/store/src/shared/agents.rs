@@ -10,7 +10,7 @@
 use super::Pools;
 use crate::common::ms;
 use crate::rows::AgentRow;
-use crate::sql::args;
+use crate::sql::{args, Arg};
 use crate::{Page, Result, StoreError};
 use dialtone_core::{Agent, AgentId, CallId, TranscriptTurn, WorkspaceId};
 use jiff::Timestamp;
@@ -19,32 +19,38 @@ fn service(s: &dialtone_core::SpeechService) -> String {
     serde_json::to_string(s).expect("a speech service serializes")
 }
 
+/// The settings columns, in the order both statements below bind them (after the id and
+/// the workspace): everything a PATCH may change.
+const SETTINGS: &str = "name, greeting, system_prompt, no_response_prompt, goodbye, voicemail_message, max_duration_secs, language, stt, llm, tts";
+
+/// `a`'s id, workspace and [`SETTINGS`] values, in that order (`$1` to `$13`).
+fn key_and_settings(a: &Agent) -> Vec<Arg> {
+    args![
+        a.id.as_str(),
+        a.workspace_id.as_str(),
+        &a.name,
+        &a.greeting,
+        &a.system_prompt,
+        &a.no_response_prompt,
+        &a.goodbye,
+        a.voicemail_message.as_deref(),
+        a.max_duration_secs,
+        &a.language,
+        service(&a.stt),
+        service(&a.llm),
+        service(&a.tts),
+    ]
+}
+
 /// Inserts `a` as it is (id, workspace and times included).
 pub async fn create(p: Pools<'_>, a: &Agent) -> Result<()> {
-    p.write()
-        .execute(
-            "INSERT INTO agents (id, workspace_id, name, greeting, system_prompt, no_response_prompt, goodbye, voicemail_message,
-                max_duration_secs, language, stt, llm, tts, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            args![
-                a.id.as_str(),
-                a.workspace_id.as_str(),
-                &a.name,
-                &a.greeting,
-                &a.system_prompt,
-                &a.no_response_prompt,
-                &a.goodbye,
-                a.voicemail_message.as_deref(),
-                a.max_duration_secs,
-                &a.language,
-                service(&a.stt),
-                service(&a.llm),
-                service(&a.tts),
-                ms(a.created_at),
-                ms(a.updated_at),
-            ],
-        )
-        .await?;
+    let mut values = key_and_settings(a);
+    values.extend(args![ms(a.created_at), ms(a.updated_at)]);
+    let sql = format!(
+        "INSERT INTO agents (id, workspace_id, {SETTINGS}, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    );
+    p.write().execute(&sql, values).await?;
     Ok(())
 }
 
@@ -70,30 +76,11 @@ pub async fn list(p: Pools<'_>, ws: &WorkspaceId, page: &Page) -> Result<Vec<Age
 /// Writes every setting of `a` and its `updated_at` (its id, workspace and `created_at`
 /// stay). False if there is no such agent, or it was deleted.
 pub async fn update(p: Pools<'_>, a: &Agent) -> Result<bool> {
-    let n = p
-        .write()
-        .execute(
-            "UPDATE agents SET name = $3, greeting = $4, system_prompt = $5, no_response_prompt = $6, goodbye = $7, voicemail_message = $8,
-                max_duration_secs = $9, language = $10, stt = $11, llm = $12, tts = $13, updated_at = $14
-             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
-            args![
-                a.workspace_id.as_str(),
-                a.id.as_str(),
-                &a.name,
-                &a.greeting,
-                &a.system_prompt,
-                &a.no_response_prompt,
-                &a.goodbye,
-                a.voicemail_message.as_deref(),
-                a.max_duration_secs,
-                &a.language,
-                service(&a.stt),
-                service(&a.llm),
-                service(&a.tts),
-                ms(a.updated_at),
-            ],
-        )
-        .await?;
+    let mut values = key_and_settings(a);
+    values.extend(args![ms(a.updated_at)]);
+    let set: Vec<String> = SETTINGS.split(", ").enumerate().map(|(i, column)| format!("{column} = ${}", i + 3)).collect();
+    let sql = format!("UPDATE agents SET {}, updated_at = $14 WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL", set.join(", "));
+    let n = p.write().execute(&sql, values).await?;
     Ok(n == 1)
 }
 
