@@ -21,7 +21,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::clips::{Heard, Recogniser};
-use super::{bump, key_ok, refuse, scheme_value};
+use super::{bump, key_ok, recv_or_idle, refuse, scheme_value};
 use crate::Shared;
 
 /// Deepgram closes a stream that got neither audio nor KeepAlive for this long.
@@ -82,16 +82,8 @@ async fn session(shared: Arc<Shared>, mut socket: WebSocket, options: Options) {
     let stopped = shared.stopped();
     tokio::pin!(stopped);
     loop {
-        let message = tokio::select! {
-            message = socket.recv() => message,
-            _ = tokio::time::sleep(IDLE) => {
-                let frame = CloseFrame { code: 1011, reason: "Deepgram did not receive audio data or a text message within the timeout window. (NET-0001)".into() };
-                let _ = socket.send(Message::Close(Some(frame))).await;
-                return;
-            }
-            _ = &mut stopped => return,
-        };
-        let Some(Ok(message)) = message else { return };
+        let idle_close = (1011, "Deepgram did not receive audio data or a text message within the timeout window. (NET-0001)");
+        let Some(Ok(message)) = recv_or_idle(&mut socket, stopped.as_mut(), IDLE, idle_close).await else { return };
         let mut out: Vec<serde_json::Value> = Vec::new();
         // An empty binary message is Deepgram's older way of saying CloseStream.
         let message = match message {

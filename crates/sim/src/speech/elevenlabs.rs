@@ -22,7 +22,7 @@ use axum::Json;
 use base64::Engine as _;
 use serde_json::json;
 
-use super::{bump, g711, key_ok, refuse};
+use super::{bump, g711, key_ok, recv_or_idle, refuse};
 use crate::Shared;
 
 /// ElevenLabs' default `inactivity_timeout`.
@@ -75,15 +75,8 @@ async fn session(shared: Arc<Shared>, mut socket: WebSocket, output: Output, mut
     let stopped = shared.stopped();
     tokio::pin!(stopped);
     loop {
-        let message = tokio::select! {
-            message = socket.recv() => message,
-            _ = tokio::time::sleep(IDLE) => {
-                let frame = CloseFrame { code: 1008, reason: "Have not received a new text input within the timeout of 20 seconds.".into() };
-                let _ = socket.send(Message::Close(Some(frame))).await;
-                return;
-            }
-            _ = &mut stopped => return,
-        };
+        let idle_close = (1008, "Have not received a new text input within the timeout of 20 seconds.");
+        let message = recv_or_idle(&mut socket, stopped.as_mut(), IDLE, idle_close).await;
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,

@@ -17,6 +17,7 @@ mod openai;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
@@ -95,6 +96,26 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 /// Whether `presented` is the configured speech key; no key configured accepts anything.
+/// The next message of a speech session's socket, as `socket.recv()` gives it; `None` when
+/// the session is over: the simulator stopped, or nothing came for `idle`, in which case the
+/// service's own close frame (`code`, `reason`: what the real service sends on an idle
+/// stream) was sent first.
+async fn recv_or_idle<F: std::future::Future<Output = ()>>(
+    socket: &mut WebSocket,
+    stopped: std::pin::Pin<&mut F>,
+    idle: std::time::Duration,
+    (code, reason): (u16, &'static str),
+) -> Option<Result<Message, axum::Error>> {
+    tokio::select! {
+        message = socket.recv() => message,
+        _ = tokio::time::sleep(idle) => {
+            let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+            None
+        }
+        _ = stopped => None,
+    }
+}
+
 fn key_ok(shared: &Shared, presented: Option<&str>) -> bool {
     match &shared.config.speech_api_key {
         None => true,

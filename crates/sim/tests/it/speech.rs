@@ -121,3 +121,39 @@ async fn transcription_hears_a_clip_in_a_wav_and_names_bad_fields() {
     assert_eq!(not_wav.json::<Value>().await.unwrap()["error"]["param"], "file");
     sim.shutdown();
 }
+
+/// Opens a WebSocket to the simulator with one header and waits (on the paused clock) for
+/// the close frame the service sends when nothing arrives.
+async fn idle_close(url: String, header: (&'static str, &'static str)) -> (u16, String) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(header.0, header.1.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => return (u16::from(frame.code), frame.reason.to_string()),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn streaming_services_close_an_idle_socket_with_their_own_close_frame() {
+    let sim = sim().await;
+    let ws = sim.base_url().replace("http://", "ws://");
+    let started = tokio::time::Instant::now();
+    let (code, reason) = idle_close(format!("{ws}/v1/listen?encoding=mulaw&sample_rate=8000"), ("authorization", "Token k")).await;
+    assert_eq!(code, 1011);
+    assert!(reason.contains("NET-0001"), "{reason}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(10), "Deepgram waits 10 s: {:?}", started.elapsed());
+
+    let started = tokio::time::Instant::now();
+    let (code, reason) = idle_close(format!("{ws}/v1/text-to-speech/v/stream-input?output_format=ulaw_8000"), ("xi-api-key", "k")).await;
+    assert_eq!(code, 1008);
+    assert!(reason.contains("20 seconds"), "{reason}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(20), "ElevenLabs waits 20 s: {:?}", started.elapsed());
+    sim.shutdown();
+}
