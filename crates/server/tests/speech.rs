@@ -29,17 +29,7 @@ fn key(k: &str) -> Option<SecretString> {
     Some(SecretString::from(k.to_owned()))
 }
 
-/// G.711 μ-law decode (ITU-T G.711), so the test reads the fixtures on its own.
-fn ulaw(byte: u8) -> i16 {
-    let u = !byte;
-    let magnitude = ((((i32::from(u & 0x0F)) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84;
-    (if u & 0x80 != 0 { -magnitude } else { magnitude }) as i16
-}
-
-fn clip(name: &str) -> Vec<i16> {
-    let path = format!("{}/../../fixtures/voice/{name}.ulaw", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(path).unwrap().into_iter().map(ulaw).collect()
-}
+use dialtone_sim::fixtures::pcm as clip;
 
 fn options() -> SttOptions {
     SttOptions { sample_rate: 8000, language: "en-US".into(), model: None }

@@ -21,6 +21,7 @@
 mod api;
 mod config;
 mod exotel;
+pub mod fixtures;
 mod ids;
 mod inbound;
 mod lifecycle;

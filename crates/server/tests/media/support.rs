@@ -443,7 +443,7 @@ impl Provider {
         let frame = if self.exotel { 800 } else { 160 };
         let key = self.sid_key();
         for (i, chunk) in ulaw.chunks(frame).enumerate() {
-            let bytes: Vec<u8> = if self.exotel { chunk.iter().flat_map(|&u| ulaw_to_linear(u).to_le_bytes()).collect() } else { chunk.to_vec() };
+            let bytes: Vec<u8> = if self.exotel { dialtone_voice::codec::pcm_to_le_bytes(&dialtone_voice::codec::ulaw_to_pcm(chunk)) } else { chunk.to_vec() };
             let payload = base64::engine::general_purpose::STANDARD.encode(bytes);
             let media = if self.exotel {
                 json!({"chunk": i.to_string(), "timestamp": "0", "payload": payload})
@@ -474,24 +474,10 @@ impl Provider {
 
 /// A clip's text from `fixtures/voice/clips.json`.
 pub fn clip_text(name: &str) -> String {
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{}/../../fixtures/voice/clips.json", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap();
-    json["clips"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["text"].as_str())
-        .unwrap_or_else(|| panic!("no clip {name}"))
-        .to_string()
+    dialtone_sim::fixtures::text(name).unwrap_or_else(|| panic!("no clip {name}")).to_owned()
 }
 
+/// A clip's μ-law bytes.
 pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../../fixtures/voice/{name}.ulaw", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
-
-fn ulaw_to_linear(u: u8) -> i16 {
-    let u = !u;
-    let t = ((((u & 0x0F) as i32) << 3) + 0x84) << ((u & 0x70) >> 4);
-    (if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
+    dialtone_sim::fixtures::ulaw(name).to_vec()
 }

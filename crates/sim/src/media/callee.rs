@@ -159,16 +159,17 @@ impl Clip {
     pub(crate) fn audio(self) -> &'static ClipAudio {
         static CLIPS: OnceLock<HashMap<Clip, ClipAudio>> = OnceLock::new();
         let clips = CLIPS.get_or_init(|| {
-            let all: [(Clip, &'static str, &'static [u8]); 6] = [
-                (Clip::Hello, "hello", include_bytes!("../../../../fixtures/voice/hello.ulaw")),
-                (Clip::YesSpeaking, "yes_speaking", include_bytes!("../../../../fixtures/voice/yes_speaking.ulaw")),
-                (Clip::Question, "question", include_bytes!("../../../../fixtures/voice/question.ulaw")),
-                (Clip::ThanksBye, "thanks_bye", include_bytes!("../../../../fixtures/voice/thanks_bye.ulaw")),
-                (Clip::Interrupt, "interrupt", include_bytes!("../../../../fixtures/voice/interrupt.ulaw")),
-                (Clip::VoicemailBeep, "voicemail_beep", include_bytes!("../../../../fixtures/voice/voicemail_beep.ulaw")),
+            let all = [
+                (Clip::Hello, "hello"),
+                (Clip::YesSpeaking, "yes_speaking"),
+                (Clip::Question, "question"),
+                (Clip::ThanksBye, "thanks_bye"),
+                (Clip::Interrupt, "interrupt"),
+                (Clip::VoicemailBeep, "voicemail_beep"),
             ];
             all.into_iter()
-                .map(|(clip, name, ulaw)| {
+                .map(|(clip, name)| {
+                    let ulaw = crate::fixtures::ulaw(name);
                     let voiced: Vec<usize> = ulaw.chunks(160).enumerate().filter(|(_, f)| voiced_ulaw(f)).map(|(i, _)| i).collect();
                     let voice_start_ms = voiced.first().map_or(0, |i| *i as u64 * 20);
                     let voice_end_ms = voiced.last().map_or(0, |i| (*i as u64 + 1) * 20).min(ulaw.len() as u64 / 8);

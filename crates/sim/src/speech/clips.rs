@@ -1,4 +1,4 @@
-//! The project's own callee clips (`fixtures/voice/*.ulaw`, text in `clips.json`), embedded,
+//! The project's own callee clips (embedded by [`crate::fixtures`]),
 //! and a recogniser that finds them in a stream of audio by fingerprint.
 //!
 //! Why not a real recogniser: the fake speech-to-text only has to recognise the clips the
@@ -10,8 +10,6 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
-
-use super::g711;
 
 /// Samples per fingerprint window (4 ms at 8 kHz).
 const WINDOW: usize = 32;
@@ -29,7 +27,6 @@ const FLUSH_SHARE: f64 = 0.1;
 
 /// One clip the recogniser knows.
 pub(crate) struct Clip {
-    pub(crate) name: &'static str,
     pub(crate) text: &'static str,
     /// Indexed (voiced) windows.
     windows: u32,
@@ -43,25 +40,10 @@ struct Index {
     windows: HashMap<u64, Vec<(u16, u32)>>,
 }
 
-macro_rules! fixture {
-    ($name:literal) => {
-        ($name, include_bytes!(concat!("../../../../fixtures/voice/", $name, ".ulaw")).as_slice())
-    };
+/// The clips the recogniser knows: those with words (a cough or a DTMF tone is not speech).
+fn spoken() -> impl Iterator<Item = (&'static str, &'static [u8], &'static str)> {
+    crate::fixtures::CLIPS.iter().filter_map(|(name, codes)| crate::fixtures::text(name).filter(|t| !t.is_empty()).map(|text| (*name, *codes, text)))
 }
-
-/// (name, μ-law bytes). The text comes from `clips.json`.
-const AUDIO: &[(&str, &[u8])] = &[
-    fixture!("hello"),
-    fixture!("yes_speaking"),
-    fixture!("question"),
-    fixture!("thanks_bye"),
-    fixture!("interrupt"),
-    fixture!("mhm"),
-    fixture!("voicemail_beep"),
-    fixture!("voicemail_no_beep"),
-];
-
-const CLIPS_JSON: &str = include_str!("../../../../fixtures/voice/clips.json");
 
 /// Multiplier of the polynomial (Rabin–Karp) window hash, so the stream's window hash rolls
 /// in O(1) a sample.
@@ -74,36 +56,25 @@ fn window_hash(codes: &[u8]) -> u64 {
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let json: serde_json::Value = serde_json::from_str(CLIPS_JSON).expect("fixtures/voice/clips.json is JSON");
-        let text_of = |name: &str| -> &'static str {
-            let clips = json["clips"].as_array().expect("clips.json has clips[]");
-            let text = clips.iter().find(|c| c["name"] == name).and_then(|c| c["text"].as_str()).unwrap_or("");
-            Box::leak(text.to_owned().into_boxed_str())
-        };
         let mut clips = Vec::new();
         let mut windows: HashMap<u64, Vec<(u16, u32)>> = HashMap::new();
-        for (i, (name, codes)) in AUDIO.iter().enumerate() {
+        for (i, (_, codes, text)) in spoken().enumerate() {
             let mut count = 0;
             let mut last = 0;
             let mut start = 0;
             while start + WINDOW <= codes.len() {
                 let window = &codes[start..start + WINDOW];
-                if window.iter().any(|&c| g711::decode(c).unsigned_abs() >= VOICED as u16) {
+                if window.iter().any(|&c| audio_codec_algorithms::decode_ulaw(c).unsigned_abs() >= VOICED as u16) {
                     windows.entry(window_hash(window)).or_default().push((i as u16, start as u32));
                     count += 1;
                     last = start as u32;
                 }
                 start += STRIDE;
             }
-            clips.push(Clip { name, text: text_of(name), windows: count, last_window: last });
+            clips.push(Clip { text, windows: count, last_window: last });
         }
         Index { clips, windows }
     })
-}
-
-/// The clip named `name`'s text, if the recogniser knows it.
-pub fn text_of(name: &str) -> Option<&'static str> {
-    index().clips.iter().find(|c| c.name == name).map(|c| c.text)
 }
 
 /// What the recogniser has to say.
@@ -195,7 +166,7 @@ impl Recogniser {
 
     /// Feeds linear samples (re-encoded to μ-law, see the module doc).
     pub(crate) fn push_samples(&mut self, samples: &[i16]) -> Vec<Heard> {
-        self.push_codes(samples.iter().map(|&s| g711::encode(s)).collect::<Vec<_>>())
+        self.push_codes(samples.iter().map(|&s| audio_codec_algorithms::encode_ulaw(s)).collect::<Vec<_>>())
     }
 
     fn share(&self, clip: usize) -> f64 {
@@ -269,15 +240,10 @@ pub(crate) fn transcribe(samples: &[i16]) -> String {
     texts.join(" ")
 }
 
-/// The clip's audio decoded to linear16, for tests.
-#[cfg(test)]
-pub(crate) fn pcm(name: &str) -> Vec<i16> {
-    AUDIO.iter().find(|(n, _)| *n == name).map(|(_, codes)| codes.iter().map(|&c| g711::decode(c)).collect()).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::pcm;
 
     fn completes(heard: &[Heard]) -> Vec<(String, u64)> {
         heard.iter().filter_map(|h| if let Heard::Complete { text, end, .. } = h { Some((text.clone(), *end)) } else { None }).collect()
@@ -285,7 +251,7 @@ mod tests {
 
     #[test]
     fn every_speech_clip_is_recognised_with_silence_around_and_at_its_end() {
-        for (name, _) in AUDIO {
+        for (name, _, _) in spoken() {
             let clip = pcm(name);
             let mut stream = vec![0i16; 1234];
             stream.extend(&clip);
@@ -294,11 +260,11 @@ mod tests {
             let heard = r.push_samples(&stream);
             let done = completes(&heard);
             assert_eq!(done.len(), 1, "{name}: {heard:?}");
-            assert_eq!(done[0].0, text_of(name).unwrap());
+            assert_eq!(done[0].0, crate::fixtures::text(name).unwrap());
             let end = done[0].1 as i64;
             let clip_end = 1234 + clip.len() as i64;
             // voicemail_beep's greeting is voicemail_no_beep's: reported where the speech ends, before the beep.
-            if *name != "voicemail_beep" {
+            if name != "voicemail_beep" {
                 assert!(end <= clip_end && end > clip_end - 4000, "{name}: ended at {end}, clip at {clip_end}");
             }
             assert_eq!(r.flush(), None, "{name}: nothing left over");
@@ -334,6 +300,6 @@ mod tests {
         let mut r = Recogniser::new();
         r.push_samples(&cut[..cut.len() / 2]);
         let Some(Heard::Complete { text, .. }) = r.flush() else { panic!("half a clip is still heard") };
-        assert!(text.starts_with("Sorry, wait") && text.len() < text_of("interrupt").unwrap().len(), "{text}");
+        assert!(text.starts_with("Sorry, wait") && text.len() < crate::fixtures::text("interrupt").unwrap().len(), "{text}");
     }
 }

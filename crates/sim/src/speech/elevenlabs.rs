@@ -22,7 +22,7 @@ use axum::Json;
 use base64::Engine as _;
 use serde_json::json;
 
-use super::{bump, g711, key_ok, recv_or_idle, refuse};
+use super::{bump, key_ok, recv_or_idle, refuse};
 use crate::Shared;
 
 /// ElevenLabs' default `inactivity_timeout`.
@@ -117,8 +117,11 @@ async fn session(shared: Arc<Shared>, mut socket: WebSocket, output: Output, mut
             buffer.clear();
             // Quarter-second messages, as a streaming service sends them.
             for part in samples.chunks((output.rate / 4) as usize) {
-                let bytes: Vec<u8> =
-                    if output.ulaw { part.iter().map(|&s| g711::encode(s)).collect() } else { part.iter().flat_map(|s| s.to_le_bytes()).collect() };
+                let bytes: Vec<u8> = if output.ulaw {
+                    part.iter().map(|&s| audio_codec_algorithms::encode_ulaw(s)).collect()
+                } else {
+                    part.iter().flat_map(|s| s.to_le_bytes()).collect()
+                };
                 let audio = base64::engine::general_purpose::STANDARD.encode(bytes);
                 if !send(&mut socket, json!({"audio": audio, "isFinal": null, "normalizedAlignment": null, "alignment": null})).await {
                     return;

@@ -11,7 +11,6 @@
 mod clips;
 mod deepgram;
 mod elevenlabs;
-mod g711;
 mod openai;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +26,6 @@ use serde::Serialize;
 use crate::Shared;
 
 /// The text the fake speech-to-text reports for the fixture clip `name` (e.g. `question`).
-pub use clips::text_of as clip_text;
 /// How long the fake text-to-speech makes each character (ms): audio for `text` is
 /// `text.trim().chars().count() * 60` ms.
 pub use elevenlabs::MS_PER_CHAR as TTS_MS_PER_CHAR;

@@ -1,7 +1,8 @@
 //! The speech services' HTTP side, raw: shapes, refusals and 4xx errors naming the field.
 //! (The WebSocket services are driven by dialtone's real clients in the server's tests.)
 
-use dialtone_sim::speech::{clip_text, scripted_reply};
+use dialtone_sim::fixtures;
+use dialtone_sim::speech::scripted_reply;
 use dialtone_sim::SimConfig;
 use serde_json::{json, Value};
 
@@ -91,25 +92,19 @@ fn multipart(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-fn ulaw(byte: u8) -> i16 {
-    let u = !byte;
-    let magnitude = ((((i32::from(u & 0x0F)) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84;
-    (if u & 0x80 != 0 { -magnitude } else { magnitude }) as i16
-}
-
 #[tokio::test]
 async fn transcription_hears_a_clip_in_a_wav_and_names_bad_fields() {
     let sim = sim().await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/audio/transcriptions", sim.base_url());
-    let clip: Vec<i16> = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/voice/question.ulaw")).unwrap().into_iter().map(ulaw).collect();
+    let clip: Vec<i16> = fixtures::pcm("question");
     let post = |fields: Vec<(&'static str, Vec<u8>)>| {
         let borrowed: Vec<(&str, &[u8])> = fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
         let (content_type, body) = multipart(&borrowed);
         http.post(&url).bearer_auth("k").header("content-type", content_type).body(body).send()
     };
     let answer: Value = post(vec![("model", b"whisper-1".to_vec()), ("file", wav(&clip, 8000))]).await.unwrap().json().await.unwrap();
-    assert_eq!(answer["text"], clip_text("question").unwrap());
+    assert_eq!(answer["text"], fixtures::text("question").unwrap());
     let text = post(vec![("file", wav(&clip, 8000)), ("response_format", b"text".to_vec())]).await.unwrap().text().await.unwrap();
     assert_eq!(text, "What time is my appointment tomorrow?");
 
