@@ -16,6 +16,7 @@ pub mod sql;
 pub mod sqlite;
 
 pub use model::*;
+pub use shared::idempotency::{Begun, StoredResponse, STALE as IDEMPOTENCY_STALE, TTL as IDEMPOTENCY_TTL};
 pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
 
@@ -321,6 +322,14 @@ pub trait Store: Send + Sync + 'static {
     /// The failure-rate alert's window: calls that ended at or after `since`, by campaign
     /// and provider, with how many failed.
     async fn failure_window(&self, since: Timestamp) -> Result<Vec<WindowCount>>;
+    // Idempotency-Key (issue 13; rules in `shared::idempotency`).
+    /// Claims `key` in `ws` for `request` (method, path and query), or says that another
+    /// request holds it or has answered it. Purges expired keys on the way.
+    async fn begin_idempotent(&self, ws: &WorkspaceId, key: &str, request: &str, now: Timestamp) -> Result<Begun>;
+    /// Stores the owner's answer and body hash; false if the key was taken from it (stale).
+    async fn finish_idempotent(&self, ws: &WorkspaceId, key: &str, body_sha256: &str, response: &StoredResponse) -> Result<bool>;
+    /// Frees a key whose owner failed on our side, so a retry runs afresh.
+    async fn abandon_idempotent(&self, ws: &WorkspaceId, key: &str) -> Result<()>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

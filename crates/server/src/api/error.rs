@@ -28,6 +28,8 @@ pub const CODES: &[(&str, StatusCode, &str)] = &[
     ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED, "the route exists but not with this method; the `Allow` header and `details.allow` list the methods it takes"),
     ("request_timeout", StatusCode::REQUEST_TIMEOUT, "the client stopped sending the body for longer than `body_read_timeout_secs`"),
     ("conflict", StatusCode::CONFLICT, "the resource is not in a state that allows this (e.g. starting a campaign that is not a draft)"),
+    ("idempotency_key_in_use", StatusCode::CONFLICT, "a request with the same `Idempotency-Key` is still running; `Retry-After` says when to send it again"),
+    ("idempotency_key_reused", StatusCode::UNPROCESSABLE_ENTITY, "the `Idempotency-Key` was first used with another method, path, query or body; `details.field` is `Idempotency-Key`"),
     ("dnc", StatusCode::CONFLICT, "a single call to a number on a do-not-call list; `details.field` is `phone`, `details.matches` lists the entries"),
     ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "the body is over the route's limit (2 MiB for JSON, 1 MiB for webhooks, 256 MiB for contact uploads)"),
     ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE, "a missing or wrong `Content-Type` (JSON routes need `application/json`)"),
@@ -277,11 +279,15 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// Codes that say something specific a bare status does not (`invalid_agent`'s 422, the
+/// `Idempotency-Key` refusals): never given to an answer that arrived without our shape.
+const SPECIFIC: &[&str] = &["invalid_agent", "idempotency_key_in_use", "idempotency_key_reused"];
+
 /// The code a bare status gets when something below our handlers (axum's router, a
-/// tower layer) answered without our shape: the first code listed for it. `invalid_agent`
-/// (422) says something specific that a bare 422 does not: such a one stays `invalid_request`.
+/// tower layer) answered without our shape: the first code listed for it, leaving out the
+/// [`SPECIFIC`] ones (a bare 422 stays `invalid_request`).
 pub fn code_for(status: StatusCode) -> &'static str {
-    CODES.iter().find(|(c, s, _)| *s == status && *c != "invalid_agent").map(|(c, _, _)| *c).unwrap_or(if status.is_server_error() {
+    CODES.iter().find(|(c, s, _)| *s == status && !SPECIFIC.contains(c)).map(|(c, _, _)| *c).unwrap_or(if status.is_server_error() {
         "internal"
     } else {
         "invalid_request"
@@ -355,6 +361,7 @@ mod tests {
         assert_eq!(code_for(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
         assert_eq!(code_for(StatusCode::UNSUPPORTED_MEDIA_TYPE), "unsupported_media_type");
         assert_eq!(code_for(StatusCode::UNPROCESSABLE_ENTITY), "invalid_request");
+        assert_eq!(code_for(StatusCode::CONFLICT), "conflict");
         assert_eq!(code_for(StatusCode::GATEWAY_TIMEOUT), "internal");
     }
 }

@@ -7,6 +7,7 @@ mod campaigns;
 mod contacts;
 mod dnc;
 mod error;
+mod idempotency;
 mod phone_numbers;
 mod query;
 mod single_calls;
@@ -58,7 +59,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(phone_numbers::router())
         .merge(agents::router())
         .merge(stats::router())
-        .route_layer(middleware::from_fn(no_stray_query));
+        .route_layer(middleware::from_fn(no_stray_query))
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::layer));
     Router::new()
         .nest("/api/v1", api)
         .merge(webhooks::router())

@@ -181,6 +181,27 @@ impl Cluster {
         v
     }
 
+    /// `POST /api/v1{path}` to node `i` with an `Idempotency-Key`: the status and JSON body.
+    pub async fn post_keyed(&self, i: usize, path: &str, key: &str, body: &Value) -> (reqwest::StatusCode, Value) {
+        let port = self.nodes[i].port;
+        let resp = self
+            .http
+            .post(format!("http://127.0.0.1:{port}/api/v1{path}"))
+            .bearer_auth(&self.key)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        (resp.status(), resp.json().await.expect("json"))
+    }
+
+    /// The names of every campaign of the workspace (through node 0).
+    pub async fn campaign_names(&self) -> Vec<String> {
+        let list = self.api(0, reqwest::Method::GET, "/campaigns?limit=500", None).await;
+        list["data"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+    }
+
     /// Creates, fills and starts `count` campaigns through different nodes; returns their ids.
     pub async fn campaigns(&self, count: usize, contacts: usize, cap: u32) -> Vec<String> {
         let csv = dialtone_server::demo::synthetic_csv(contacts);

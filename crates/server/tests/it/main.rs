@@ -11,6 +11,7 @@ mod edges;
 mod event_edges;
 mod guards;
 mod hangup;
+mod idempotency;
 mod import;
 mod inbound;
 mod phones;

@@ -10,6 +10,7 @@
 
 pub mod agents;
 pub mod campaigns;
+pub mod idempotency;
 pub mod inbound;
 pub mod single;
 pub mod stats;
@@ -350,6 +351,19 @@ macro_rules! impl_store {
 
             async fn failure_window(&self, since: jiff::Timestamp) -> $crate::Result<Vec<$crate::WindowCount>> {
                 $crate::shared::stats::failure_window(self.pools(), since).await
+            }
+
+            async fn begin_idempotent(&self, ws: &dialtone_core::WorkspaceId, key: &str, request: &str, now: jiff::Timestamp) -> $crate::Result<$crate::Begun> {
+                $crate::shared::idempotency::begin(self.pools(), ws, key, request, now).await
+            }
+
+            async fn finish_idempotent(&self, ws: &dialtone_core::WorkspaceId, key: &str, body_sha256: &str, response: &$crate::StoredResponse)
+                -> $crate::Result<bool> {
+                $crate::shared::idempotency::finish(self.pools(), ws, key, body_sha256, response).await
+            }
+
+            async fn abandon_idempotent(&self, ws: &dialtone_core::WorkspaceId, key: &str) -> $crate::Result<()> {
+                $crate::shared::idempotency::abandon(self.pools(), ws, key).await
             }
 
             $($own)*

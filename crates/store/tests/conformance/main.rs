@@ -22,6 +22,7 @@ mod dnc;
 mod event_edges;
 mod events;
 mod guards;
+mod idempotency;
 mod inbound;
 mod leases;
 mod lifecycle;
@@ -164,6 +165,8 @@ conformance! {
     inbound::two_hundred_inbound_calls_racing_their_own_events_are_each_recorded_and_ended_exactly_once,
 
     agents::agents_are_created_listed_paged_updated_and_soft_deleted,
+    idempotency::an_idempotency_key_has_one_owner_its_answer_is_kept_a_day_and_a_failed_owner_frees_it,
+    idempotency::concurrent_requests_with_one_key_have_exactly_one_owner,
     agents::an_agent_campaigns_calls_carry_the_agent_and_keep_their_transcript,
     agents::a_single_call_with_an_agent_is_claimed_with_it,
     stats::stats_match_a_hand_computed_fixture,

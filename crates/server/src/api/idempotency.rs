@@ -1,0 +1,185 @@
+//! `Idempotency-Key` on every `POST` and `PATCH` of `/api/v1` (draft-ietf-httpapi-
+//! idempotency-key-header; the behaviour Stripe's API made familiar). A client that retries
+//! a create after a timeout sends the same key and gets the first answer, instead of a
+//! second campaign or a second call.
+//!
+//! - The first request with a key (per workspace) runs; its answer (status, content type,
+//!   body) is stored with the SHA-256 of its body, and the same key with the same method,
+//!   path, query and body replays that answer for 24 h, with `Idempotent-Replayed: true`.
+//! - The same key with another body, method, path or query: 422 `idempotency_key_reused`.
+//! - The same key while the first request is still running: 409 `idempotency_key_in_use`
+//!   with `Retry-After: 1`.
+//! - A 5xx answer, or one given before the body was read to its end (a refusal that changed
+//!   nothing: a 401, a 415, an unknown campaign), is not stored: the retry runs afresh.
+//! - The record is in the database, so all of this holds across nodes. A node that dies
+//!   mid-request leaves the key in progress for 1 h (`IDEMPOTENCY_STALE`), then free.
+//!
+//! Bodies are hashed as they stream through, so a 256 MiB contact upload is never held in
+//! memory; only the answer is kept.
+
+use super::{ApiError, Auth};
+use crate::app::AppState;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dialtone_store::{Begun, StoredResponse};
+use futures::StreamExt;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+
+/// The request header.
+pub const HEADER: &str = "idempotency-key";
+/// Set on a replayed answer.
+pub const REPLAYED: &str = "idempotent-replayed";
+/// Longest key accepted (a UUID is 36; Stripe allows 255).
+pub const MAX_KEY_LEN: usize = 255;
+/// Largest answer stored for replay; a larger one is not stored (the key is freed).
+const MAX_STORED_BYTES: usize = 4 * 1024 * 1024;
+
+fn bad_key(message: &str) -> Response {
+    ApiError::invalid("Idempotency-Key", message).into_response()
+}
+
+/// The middleware (a route layer of `/api/v1`).
+pub async fn layer(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if !matches!(*request.method(), Method::POST | Method::PATCH) {
+        return next.run(request).await;
+    }
+    let Some(value) = request.headers().get(HEADER) else { return next.run(request).await };
+    let key = match value.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()) => k.to_owned(),
+        _ => return bad_key(&format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters (a UUID is a good key)")),
+    };
+    let (mut parts, body) = request.into_parts();
+    let ws = match Auth::from_request_parts(&mut parts, &app).await {
+        Ok(Auth(ws)) => ws,
+        Err(e) => return e.into_response(),
+    };
+    let target = format!("{} {}", parts.method, parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str()));
+    let begun = match app.store.begin_idempotent(&ws, &key, &target, app.now()).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match begun {
+        Begun::InProgress => {
+            let mut r = ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_use",
+                "a request with this Idempotency-Key is still running; send it again when it has answered",
+            )
+            .with_details(json!({ "field": "Idempotency-Key" }))
+            .into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Begun::Done { request: first, body_sha256, response } => {
+            let mut hashed = Hashed::new(body);
+            while let Some(chunk) = hashed.stream.next().await {
+                if let Err(e) = chunk {
+                    return ApiError::body(&e).into_response();
+                }
+            }
+            if first != target || hashed.hex() != body_sha256 {
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    format!("this Idempotency-Key was first used for another request ({first}, or another body); use a new key for a new request"),
+                )
+                .with_details(json!({ "field": "Idempotency-Key" }))
+                .into_response();
+            }
+            replay(response)
+        }
+        Begun::Owner => {
+            let hashed = Hashed::new(body);
+            let state = hashed.state.clone();
+            let response = next.run(Request::from_parts(parts, Body::from_stream(hashed.stream))).await;
+            let (ended, digest) = {
+                let s = state.lock().expect("hash state lock");
+                (s.ended, hex(s.hasher.clone().finalize().as_slice()))
+            };
+            if response.status().is_server_error() || !ended {
+                abandon(&app, &ws, &key).await;
+                return response;
+            }
+            let (parts, body) = response.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, MAX_STORED_BYTES).await else {
+                abandon(&app, &ws, &key).await;
+                return ApiError::internal("an answer too large to keep for Idempotency-Key replays").into_response();
+            };
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => {
+                    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                    let stored = StoredResponse { status: parts.status.as_u16(), content_type, body: text.to_owned() };
+                    if let Err(e) = app.store.finish_idempotent(&ws, &key, &digest, &stored).await {
+                        tracing::warn!(error = %e, "could not store an Idempotency-Key answer; the key is freed");
+                        abandon(&app, &ws, &key).await;
+                    }
+                }
+                Err(_) => abandon(&app, &ws, &key).await,
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}
+
+async fn abandon(app: &AppState, ws: &dialtone_core::WorkspaceId, key: &str) {
+    if let Err(e) = app.store.abandon_idempotent(ws, key).await {
+        tracing::warn!(error = %e, "could not free an Idempotency-Key; it frees itself when stale");
+    }
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (status, stored.body).into_response();
+    if let Some(ct) = stored.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    r.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
+    r
+}
+
+struct HashState {
+    hasher: Sha256,
+    /// The body was read to its end.
+    ended: bool,
+}
+
+/// A request body that hashes itself as it is read.
+struct Hashed {
+    state: Arc<Mutex<HashState>>,
+    stream: futures::stream::BoxStream<'static, Result<axum::body::Bytes, axum::Error>>,
+}
+
+impl Hashed {
+    fn new(body: Body) -> Self {
+        let state = Arc::new(Mutex::new(HashState { hasher: Sha256::new(), ended: false }));
+        let (each, end) = (state.clone(), state.clone());
+        let stream = body
+            .into_data_stream()
+            .inspect(move |chunk| {
+                if let Ok(bytes) = chunk {
+                    each.lock().expect("hash state lock").hasher.update(bytes);
+                }
+            })
+            .map(Some)
+            .chain(futures::stream::once(async move {
+                end.lock().expect("hash state lock").ended = true;
+                None
+            }))
+            .filter_map(|item| async move { item })
+            .boxed();
+        Self { state, stream }
+    }
+
+    fn hex(&self) -> String {
+        hex(self.state.lock().expect("hash state lock").hasher.clone().finalize().as_slice())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

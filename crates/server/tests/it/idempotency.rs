@@ -1,0 +1,141 @@
+//! `Idempotency-Key`: a retried create replays the first answer and creates nothing twice;
+//! the same key on another request is refused; a request still running holds its key.
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn campaign_body(name: &str) -> Value {
+    json!({"name": name, "provider": "sim", "assistant_id": "asst_it", "phone_number_id": PHONE_NUMBER_ID, "max_concurrent": 2})
+}
+
+async fn post_keyed(app: &TestApp, path: &str, key: &str, body: &Value) -> (StatusCode, Value, bool) {
+    let r = app.api(Method::POST, path).header("Idempotency-Key", key).json(body).send().await.unwrap();
+    let replayed = r.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+    let status = r.status();
+    (status, r.json().await.unwrap(), replayed)
+}
+
+async fn campaigns_named(app: &TestApp, name: &str) -> usize {
+    let (_, list) = app.get("/campaigns?limit=500").await;
+    list["data"].as_array().unwrap().iter().filter(|c| c["name"] == name).count()
+}
+
+#[tokio::test]
+async fn a_retried_create_replays_the_first_answer_and_creates_once() {
+    let app = TestApp::start().await;
+    let body = campaign_body("idem once");
+    let (s1, first, replayed1) = post_keyed(&app, "/campaigns", "key-1", &body).await;
+    assert_eq!(s1, StatusCode::CREATED, "{first}");
+    assert!(!replayed1);
+    let (s2, second, replayed2) = post_keyed(&app, "/campaigns", "key-1", &body).await;
+    assert_eq!(s2, StatusCode::CREATED);
+    assert!(replayed2, "the retry says it is a replay");
+    assert_eq!(second, first, "the same answer, the same id");
+    assert_eq!(campaigns_named(&app, "idem once").await, 1);
+
+    // Without a key, or with another key, a create runs again.
+    let (s3, third, _) = post_keyed(&app, "/campaigns", "key-2", &body).await;
+    assert_eq!(s3, StatusCode::CREATED);
+    assert_ne!(third["id"], first["id"]);
+    assert_eq!(campaigns_named(&app, "idem once").await, 2);
+}
+
+#[tokio::test]
+async fn the_same_key_on_another_request_is_refused_and_a_bad_key_is_named() {
+    let app = TestApp::start().await;
+    let (s, _, _) = post_keyed(&app, "/campaigns", "key-a", &campaign_body("idem a")).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, e, _) = post_keyed(&app, "/campaigns", "key-a", &campaign_body("idem b")).await;
+    assert_error(s, &e, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    assert_eq!(e["error"]["details"]["field"], "Idempotency-Key");
+    let (s, e, _) = post_keyed(&app, "/agents", "key-a", &json!({"name": "x"})).await;
+    assert_error(s, &e, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    assert_eq!(campaigns_named(&app, "idem b").await, 0, "the refused request did nothing");
+
+    for bad in ["x".repeat(256), "has space".to_string(), "ünïcode".to_string()] {
+        let r = app.api(Method::POST, "/campaigns").header("Idempotency-Key", bad.as_bytes()).json(&campaign_body("idem c")).send().await.unwrap();
+        let status = r.status();
+        let e: Value = r.json().await.unwrap();
+        assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(e["error"]["details"]["field"], "Idempotency-Key", "{bad}");
+    }
+    assert_eq!(campaigns_named(&app, "idem c").await, 0);
+}
+
+#[tokio::test]
+async fn a_refusal_of_a_read_body_is_replayed_too() {
+    let app = TestApp::start().await;
+    let mut body = campaign_body("idem bad");
+    body["max_concurrent"] = json!(0);
+    let (s1, e1, r1) = post_keyed(&app, "/campaigns", "key-bad", &body).await;
+    assert_error(s1, &e1, StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(!r1);
+    let (s2, e2, r2) = post_keyed(&app, "/campaigns", "key-bad", &body).await;
+    assert_eq!((s2, &e2, r2), (s1, &e1, true), "the same refusal, replayed");
+}
+
+#[tokio::test]
+async fn a_contact_import_retried_with_its_key_adds_nobody_twice() {
+    let app = TestApp::start().await;
+    let id = app.create_campaign(json!({})).await;
+    let csv = contacts_csv(25);
+    let import = || {
+        app.api(Method::POST, &format!("/campaigns/{id}/contacts")).header("content-type", "text/csv").header("Idempotency-Key", "import-1").body(csv.clone())
+    };
+    let first = import().send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: Value = first.json().await.unwrap();
+    let again = import().send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    let campaign = app.campaign(&id).await;
+    assert_eq!(total(&campaign["counts"]["contacts"]), 25, "{campaign}");
+}
+
+#[tokio::test]
+async fn a_request_still_running_holds_its_key() {
+    let app = TestApp::start().await;
+    let id = app.create_campaign(json!({})).await;
+    // The first import sends half its body and waits. The same key with another body then
+    // gets 409 while it runs. (Should that probe reach the server before the first request
+    // did, it runs instead, harmlessly: an empty import; then try again with a new key.)
+    let url = app.url(&format!("/api/v1/campaigns/{id}/contacts"));
+    let mut attempt = 0;
+    let (key, tx, slow, busy) = loop {
+        attempt += 1;
+        assert!(attempt < 20, "the probe never found the first request running");
+        let key = format!("slow-{attempt}");
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        let body = reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) }));
+        let request = app.http.post(&url).bearer_auth(&app.key).header("content-type", "text/csv").header("Idempotency-Key", &key).body(body);
+        let slow = tokio::spawn(request.send());
+        tx.send(Ok(b"phone\n+14155550100\n".to_vec())).await.unwrap();
+        let probe =
+            app.api(Method::POST, &format!("/campaigns/{id}/contacts")).header("content-type", "text/csv").header("Idempotency-Key", &key).body("phone\n");
+        let busy = probe.send().await.unwrap();
+        if busy.status() == StatusCode::CONFLICT {
+            break (key, tx, slow, busy);
+        }
+    };
+    assert_eq!(busy.headers()["retry-after"], "1");
+    let e: Value = busy.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "idempotency_key_in_use");
+    assert_eq!(e["error"]["details"]["field"], "Idempotency-Key");
+
+    let second = || {
+        app.api(Method::POST, &format!("/campaigns/{id}/contacts"))
+            .header("content-type", "text/csv")
+            .header("Idempotency-Key", &key)
+            .body("phone\n+14155550100\n+14155550101\n")
+    };
+    tx.send(Ok(b"+14155550101\n".to_vec())).await.unwrap();
+    drop(tx);
+    let first = slow.await.unwrap().unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: Value = first.json().await.unwrap();
+    let replay = second().send().await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true", "the same body, now answered");
+    assert_eq!(replay.json::<Value>().await.unwrap(), first);
+    assert_eq!(total(&app.campaign(&id).await["counts"]["contacts"]), 2);
+}
