@@ -43,7 +43,7 @@ pub struct NewCampaign {
     pub agent_id: Option<AgentId>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Campaign {
     pub id: CampaignId,
     pub workspace_id: WorkspaceId,
@@ -67,11 +67,16 @@ pub struct Campaign {
     /// A user's campaign, or the hidden one behind single calls or inbound calls.
     pub kind: dialtone_core::CampaignKind,
     pub status: CampaignStatus,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub completed_at: Option<Timestamp>,
     /// When `DELETE /campaigns/{id}` archived it; `null` while it is not archived.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub archived_at: Option<Timestamp>,
 }
 
@@ -89,7 +94,7 @@ pub struct NewContact {
 }
 
 /// A row that was not imported, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RejectedRow {
     pub line: u64,
     pub reason: String,
@@ -102,7 +107,7 @@ pub struct InsertReport {
     pub duplicates: Vec<RejectedRow>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Contact {
     pub id: ContactId,
     pub campaign_id: CampaignId,
@@ -110,6 +115,7 @@ pub struct Contact {
     /// Digits dialled after the number connects; `null` when there are none.
     pub extension: Option<Extension>,
     pub name: Option<String>,
+    #[schema(value_type = Object)]
     pub variables: Variables,
     /// One IANA zone; for an `ambiguous` contact, one of `timezones`, shown for reference.
     pub timezone: Option<String>,
@@ -121,10 +127,12 @@ pub struct Contact {
     pub recurrence: Option<Recurrence>,
     pub status: ContactStatus,
     pub attempts: u32,
+    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: Timestamp,
     pub last_outcome: Option<Outcome>,
     /// Why a pending contact was put back without a call, and until when; `null` otherwise.
     pub waiting: Option<Waiting>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -143,10 +151,11 @@ dialtone_core::text_enum!(WaitReason, "wait reason", {
 });
 
 /// A contact's wait, as the API shows it: `{"reason", "until", "message"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Waiting {
     pub reason: WaitReason,
     /// When it is due again; `null` when no moment will do (`no_common_hours`).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub until: Option<Timestamp>,
     pub message: String,
 }
@@ -176,7 +185,7 @@ impl Waiting {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Call {
     pub id: CallId,
     pub workspace_id: WorkspaceId,
@@ -192,14 +201,22 @@ pub struct Call {
     pub ended_reason: Option<String>,
     pub cost: Option<f64>,
     pub duration_ms: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// For a scheduled single call: when it is to be placed.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub scheduled_for: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub placing_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub dialed_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub answered_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     pub last_event_at: Timestamp,
     /// The answering-machine detection verdict, when the provider sent one on its own
     /// (Twilio async AMD): `human`, `machine` or `unknown`.
@@ -211,7 +228,7 @@ pub struct Call {
     pub voicemail_left: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CallEvent {
     pub id: String,
     pub call_id: Option<CallId>,
@@ -225,7 +242,9 @@ pub struct CallEvent {
     /// stored with).
     pub mismatched: bool,
     pub payload: serde_json::Value,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub occurred_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     pub received_at: Timestamp,
 }
 
@@ -284,7 +303,7 @@ impl Applied {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CampaignCounts {
     pub contacts: BTreeMap<String, u64>,
     pub calls: BTreeMap<String, u64>,
@@ -302,17 +321,18 @@ pub struct CallFilter {
 }
 
 /// A number on a do-not-call list: workspace-wide (`campaign_id` None) or for one campaign.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Suppression {
     pub id: String,
     pub campaign_id: Option<CampaignId>,
     pub phone: PhoneNumber,
     pub reason: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
 /// An assistant a workspace may call with (registered, or used by a campaign).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Assistant {
     pub id: String,
     pub provider: ProviderKind,
@@ -342,7 +362,7 @@ pub struct NewSingleCall {
 }
 
 /// One of our numbers and the assistant that answers calls to it (inbound calls).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PhoneNumberEntry {
     pub id: String,
     pub workspace_id: WorkspaceId,
@@ -350,6 +370,7 @@ pub struct PhoneNumberEntry {
     pub provider: ProviderKind,
     pub assistant_id: String,
     pub name: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 

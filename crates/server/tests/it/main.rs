@@ -13,6 +13,7 @@ mod guards;
 mod hangup;
 mod import;
 mod inbound;
+mod openapi;
 mod phones;
 mod providers;
 mod reaper;

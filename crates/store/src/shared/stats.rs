@@ -61,9 +61,11 @@ pub struct StatsQuery {
 
 /// The answer of `/stats`. Counts are calls unless said otherwise; rates are fractions in
 /// 0..=1, `null` when nothing was counted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
+    #[schema(value_type = String, format = DateTime)]
     pub from: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub to: Timestamp,
     pub campaign_id: Option<CampaignId>,
     /// Calls in range.
@@ -93,7 +95,7 @@ pub struct Stats {
 }
 
 /// One line of the failure breakdown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FailureReason {
     pub outcome: String,
     /// The call's `ended_reason` (the provider's or ours); `null` when none was recorded.
@@ -102,7 +104,7 @@ pub struct FailureReason {
 }
 
 /// Retries: calls with `attempt > 1`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RetryStats {
     /// Contacts waiting for another attempt now (status `pending`, attempts ≥ 1).
     pub pending: u64,
@@ -115,14 +117,14 @@ pub struct RetryStats {
 }
 
 /// Latency percentiles, in milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Latencies {
     pub webhook_to_commit: Percentiles,
     pub placement: Percentiles,
 }
 
 /// Nearest-rank percentiles over `count` samples (`null` when there are none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: Option<i64>,
@@ -131,9 +133,10 @@ pub struct Percentiles {
 }
 
 /// One hour of the series, by the hour the calls were created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HourPoint {
     /// Start of the hour (UTC).
+    #[schema(value_type = String, format = DateTime)]
     pub hour: Timestamp,
     /// Calls that reached the provider (`dialed_at` set).
     pub placed: u64,
