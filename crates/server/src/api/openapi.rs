@@ -12,6 +12,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -96,14 +97,56 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
         SECURITY_SCHEME.to_string(),
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("An API key from `dialtone keys create`.")).build()),
     );
+    // Every operation under its own id (the handlers' names repeat across modules).
+    let mut ids: Vec<(String, String)> = vec![];
     for (path, item) in doc.paths.paths.iter_mut() {
         let secured = path != DOCUMENT_PATH;
-        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch, &mut item.trace];
-        for op in ops.into_iter().flatten() {
+        for (method, op) in operations(item) {
+            let id = operation_id(method, path);
+            op.operation_id = Some(id.clone());
+            ids.push((path.clone(), id));
             shared(op, secured);
         }
     }
+    // Links from each create to the operations on what it created, so a client (and
+    // schemathesis's stateful phase) knows where the new `id` goes.
+    for (collection, created) in CREATES {
+        let targets: Vec<&(String, String)> = ids.iter().filter(|(p, _)| p.starts_with(&format!("{collection}/{{id}}"))).collect();
+        let Some(item) = doc.paths.paths.get_mut(*collection) else { continue };
+        let Some(response) = item.post.as_mut().and_then(|op| op.responses.responses.get_mut(*created)) else { continue };
+        if let RefOr::T(response) = response {
+            for (_, id) in targets {
+                response.links.insert(id.clone(), RefOr::T(LinkBuilder::new().operation_id(id.clone()).parameter("id", "$response.body#/id").build()));
+            }
+        }
+    }
     doc
+}
+
+/// The collections whose `POST` creates an item (answering `201` with its `id`) that the
+/// operations under `{collection}/{id}` act on.
+const CREATES: &[(&str, &str)] = &[("/api/v1/campaigns", "201"), ("/api/v1/agents", "201"), ("/api/v1/calls", "201")];
+
+/// `post /api/v1/campaigns/{id}/start` → `post_campaigns_id_start`: unique, stable, readable.
+fn operation_id(method: &str, path: &str) -> String {
+    let rest = path.strip_prefix("/api/v1/").unwrap_or(path);
+    let words: Vec<&str> = rest.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    format!("{method}_{}", words.join("_"))
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("patch", &mut item.patch),
+        ("options", &mut item.options),
+        ("head", &mut item.head),
+        ("trace", &mut item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_mut().map(|op| (m, op)))
 }
 
 fn shared(op: &mut Operation, secured: bool) {
@@ -126,10 +169,38 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new().routes(routes!(document))
 }
 
+/// The document as JSON.
+pub fn to_json(doc: &OpenApi) -> serde_json::Value {
+    let mut json = serde_json::to_value(doc).unwrap_or_default();
+    // utoipa 5.5 writes a Link object's fields in snake_case (`operation_id`); OpenAPI
+    // spells them in camelCase.
+    // (`get_mut`, not indexing: indexing a missing key would add it as `null`.)
+    for item in objects(json.get_mut("paths")) {
+        for op in objects(Some(item)) {
+            for response in objects(op.get_mut("responses")) {
+                for link in objects(response.get_mut("links")) {
+                    let Some(link) = link.as_object_mut() else { continue };
+                    for (snake, camel) in [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")] {
+                        if let Some(v) = link.remove(snake) {
+                            link.insert(camel.to_string(), v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    json
+}
+
+/// The values of `v` if it is an object; nothing otherwise.
+fn objects(v: Option<&mut serde_json::Value>) -> impl Iterator<Item = &mut serde_json::Value> {
+    v.and_then(|v| v.as_object_mut()).into_iter().flat_map(|o| o.values_mut())
+}
+
 /// The document as JSON text, built once.
 fn rendered() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| super::openapi_document().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")))
+    DOC.get_or_init(|| to_json(&super::openapi_document()).to_string())
 }
 
 /// This document.
