@@ -42,6 +42,8 @@ const MAX_PROMPT: usize = 50_000;
 /// The body of `POST /agents`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Renewals", "greeting": "Hello, this is Ana from Acme.", "system_prompt": "You remind customers of their renewal.",
+    "goodbye": "Thank you, goodbye.", "stt": {"provider": "sim"}, "llm": {"provider": "sim"}, "tts": {"provider": "sim"}}))]
 struct NewAgent {
     name: String,
     greeting: String,

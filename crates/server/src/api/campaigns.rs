@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 /// The body of `POST /campaigns`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Spring renewals", "provider": "sim", "assistant_id": "asst_renewals", "phone_number_id": "pn_main", "max_concurrent": 4}))]
 pub struct CreateCampaign {
     pub name: String,
     /// One of [`ProviderKind::ALL`] that this server has an account for.
