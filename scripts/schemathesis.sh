@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-30}"
+max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
 venv="${SCHEMATHESIS_VENV:-target/schemathesis-venv}"
 # Pinned: a new release may add checks; bump on purpose.
 version="4.32.5"

@@ -41,14 +41,23 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Spring renewals", "provider": "sim", "assistant_id": "asst_renewals", "phone_number_id": "pn_main", "max_concurrent": 4}))]
 pub struct CreateCampaign {
+    #[schema(min_length = 1)]
     pub name: String,
     /// One of [`ProviderKind::ALL`] that this server has an account for.
+    #[schema(value_type = ProviderKind)]
     pub provider: String,
+    #[schema(min_length = 1)]
     pub assistant_id: String,
+    #[schema(min_length = 1)]
     pub phone_number_id: String,
     /// `continuous` (default) or `batch`.
+    #[schema(value_type = Option<Mode>)]
     pub mode: Option<String>,
+    /// Calls live at once, 1–1000 (default 8).
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent: Option<u32>,
+    /// Attempts per contact, 1–100 (default 3).
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
     /// ISO 3166 region used to read numbers written without a country code (default `US`).
     pub default_region: Option<String>,
@@ -64,6 +73,7 @@ pub struct CreateCampaign {
     pub recurrence: Option<Recurrence>,
     /// Seconds a call may stay live before it is hung up and ends as `timeout`
     /// (1–86,400); default: the server's `max_call_duration_secs`.
+    #[schema(minimum = 1, maximum = 86_400)]
     pub max_call_duration_secs: Option<u32>,
     /// Opt-in (default false): judge contacts whose number may be in several zones
     /// (`timezone_source: "ambiguous"`) in the schedule's zone alone, instead of requiring

@@ -49,6 +49,8 @@ pub(super) struct NewCall {
     respect_business_hours: bool,
     /// Repeat daily / weekly / monthly, with an end date or a maximum number of occurrences.
     recurrence: Option<Recurrence>,
+    /// Attempts, 1–100 (default 1).
+    #[schema(minimum = 1, maximum = 100)]
     max_attempts: Option<u32>,
     retry: Option<RetryPolicy>,
     /// An agent of this workspace: dialtone's own voice pipeline handles the call. The

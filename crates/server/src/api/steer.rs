@@ -183,12 +183,16 @@ pub async fn list_contacts(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchCampaign {
+    #[schema(min_length = 1)]
     pub name: Option<String>,
     /// 1–1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent: Option<u32>,
     /// `continuous` or `batch`.
+    #[schema(value_type = Option<Mode>)]
     pub mode: Option<String>,
     /// 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
     pub retry: Option<RetryPolicy>,
     pub schedule: Option<Schedule>,

@@ -109,6 +109,21 @@ async fn the_document_is_openapi_3_1_with_every_route_and_the_error_shape_on_eve
         }
     }
 
+    // Operation ids are unique, and a create's links name real operations with the new id.
+    let ids: Vec<&str> = paths.values().flat_map(|item| item.as_object().unwrap().values()).filter_map(|op| op["operationId"].as_str()).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    assert_eq!(ids.len(), OPERATIONS.len());
+    let links = paths["/api/v1/campaigns"]["post"]["responses"]["201"]["links"].as_object().expect("links from a created campaign");
+    assert!(links.len() >= 10, "{links:?}");
+    for link in links.values() {
+        assert!(ids.contains(&link["operationId"].as_str().unwrap()), "{link}");
+        assert_eq!(link["parameters"]["id"], "$response.body#/id");
+    }
+    assert!(links.contains_key("post_campaigns_id_start"), "{links:?}");
+
     // The bodies the issue names: contacts as CSV or JSON, the export as CSV.
     let upload = &paths["/api/v1/campaigns/{id}/contacts"]["post"]["requestBody"]["content"];
     assert!(upload.get("text/csv").is_some() && upload.get("application/json").is_some(), "{upload}");
