@@ -29,6 +29,7 @@ pub struct Agent {
     /// Said before we hang up (no response, maximum duration).
     pub goodbye: String,
     /// Left after a voicemail greeting's beep; `None`: hang up without a message.
+    #[schema(required = true)]
     pub voicemail_message: Option<String>,
     /// The conversation is ended with `goodbye` after this long (s, default 600).
     pub max_duration_secs: u32,

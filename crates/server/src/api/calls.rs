@@ -27,10 +27,15 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this campaign's calls (`cmp_…`).
     campaign_id: Option<String>,
+    /// Only this contact's calls (`ct_…`).
     contact_id: Option<String>,
+    #[param(value_type = Option<dialtone_core::CallStatus>)]
     status: Option<String>,
+    #[param(value_type = Option<dialtone_core::Outcome>)]
     outcome: Option<String>,
+    /// Only calls to this number (E.164; national numbers are read as US).
     phone: Option<String>,
     // Spelled out rather than `#[serde(flatten)] PageQuery`: a flattened query string
     // reaches serde as strings only, and `limit=10` would be refused as "not a u32".

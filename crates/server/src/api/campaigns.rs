@@ -162,9 +162,10 @@ pub struct CampaignView {
     pub campaign: Campaign,
     pub counts: CampaignCounts,
     /// When the campaign's schedule is next open (now, if open); null if it never opens again.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub next_open_at: Option<jiff::Timestamp>,
     /// Why a running campaign is not dialling right now, if something holds it back.
+    #[schema(required = true)]
     pub waiting_reason: Option<String>,
     /// Failure-rate alerts raised now for this campaign or its provider account (empty
     /// when none; see docs/api.md "Failure-rate alerts").

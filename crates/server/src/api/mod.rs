@@ -221,6 +221,7 @@ impl PageQuery {
 pub struct Paged<T> {
     pub data: Vec<T>,
     /// Pass as `before` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

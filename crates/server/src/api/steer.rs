@@ -47,9 +47,9 @@ pub fn campaign_hold(app: &AppState, campaign: &Campaign, active_calls: u64) -> 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, ToSchema)]
 pub struct WaitingCount {
     pub count: u64,
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub earliest: Option<Timestamp>,
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub latest: Option<Timestamp>,
 }
 
@@ -119,9 +119,10 @@ pub struct ContactView {
     #[serde(flatten)]
     pub contact: Contact,
     /// What the contact waits for now, or `null` (not pending, or due and next in line).
+    #[schema(required = true)]
     pub waiting_for: Option<WaitingFor>,
     /// Until when it waits, when known.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub until: Option<Timestamp>,
 }
 

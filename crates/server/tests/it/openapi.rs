@@ -174,3 +174,53 @@ async fn the_docs_page_and_its_assets_come_from_the_binary() {
     let (status, body) = send(reqwest::Client::new().get(app.url("/docs/nope.js"))).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
+
+/// The properties `schema` (a component, or an `allOf` of components) requires.
+fn required(doc: &Value, schema: &Value) -> Vec<String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap();
+        return required(doc, &doc["components"]["schemas"][name]);
+    }
+    let mut out: Vec<String> = schema["required"].as_array().into_iter().flatten().map(|v| v.as_str().unwrap().to_string()).collect();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        out.extend(required(doc, part));
+    }
+    out
+}
+
+fn assert_has_required(doc: &Value, component: &str, item: &Value) {
+    let fields = required(doc, &doc["components"]["schemas"][component]);
+    assert!(!fields.is_empty(), "{component} requires nothing?");
+    for field in fields {
+        assert!(item.get(&field).is_some(), "{component}.{field} is required by the document but missing from {item}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_campaigns_answers_carry_every_field_the_document_requires() {
+    let app = TestApp::start().await;
+    let doc = document(&app).await;
+    let id = app.create_campaign(serde_json::json!({})).await;
+    app.import_csv(&id, &contacts_csv(4)).await;
+    app.act(&id, "start").await;
+    let campaign = app.wait_for_status(&id, "completed", secs(30)).await;
+    assert_has_required(&doc, "CampaignView", &campaign);
+    let calls = app.all_calls(&[("campaign_id", id.as_str())], 100).await;
+    assert!(!calls.is_empty());
+    for call in &calls {
+        assert_has_required(&doc, "Call", call);
+    }
+    let (status, page) = app.get(&format!("/campaigns/{id}/contacts")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_has_required(&doc, "Paged_ContactView", &page);
+    for contact in page["data"].as_array().unwrap() {
+        assert_has_required(&doc, "ContactView", contact);
+        let (_, detail) = app.get(&format!("/contacts/{}", contact["id"].as_str().unwrap())).await;
+        assert_has_required(&doc, "ContactDetail", &detail);
+    }
+    let call_id = calls[0]["id"].as_str().unwrap();
+    let (_, call) = app.get(&format!("/calls/{call_id}")).await;
+    assert_has_required(&doc, "CallView", &call);
+    let (_, stats) = app.get(&format!("/stats?campaign_id={id}")).await;
+    assert_has_required(&doc, "Stats", &stats);
+}

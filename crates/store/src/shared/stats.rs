@@ -67,6 +67,7 @@ pub struct Stats {
     pub from: Timestamp,
     #[schema(value_type = String, format = DateTime)]
     pub to: Timestamp,
+    #[schema(required = true)]
     pub campaign_id: Option<CampaignId>,
     /// Calls in range.
     pub total_calls: u64,
@@ -77,12 +78,15 @@ pub struct Stats {
     /// Calls with an outcome other than `canceled`.
     pub ended_calls: u64,
     /// `completed` / `ended_calls`.
+    #[schema(required = true)]
     pub success_rate: Option<f64>,
     /// Calls with a failure outcome ([`FAILURE_OUTCOMES`]).
     pub failed_calls: u64,
     /// `failed_calls` / `ended_calls`.
+    #[schema(required = true)]
     pub failure_rate: Option<f64>,
     /// Mean reported duration in seconds.
+    #[schema(required = true)]
     pub avg_duration_secs: Option<f64>,
     /// Every ended call that did not complete, by outcome and reason, most first.
     pub failure_breakdown: Vec<FailureReason>,
@@ -99,6 +103,7 @@ pub struct Stats {
 pub struct FailureReason {
     pub outcome: String,
     /// The call's `ended_reason` (the provider's or ours); `null` when none was recorded.
+    #[schema(required = true)]
     pub reason: Option<String>,
     pub count: u64,
 }
@@ -113,6 +118,7 @@ pub struct RetryStats {
     /// Retry calls in range that ended (outcome other than `canceled`).
     pub ended: u64,
     /// Completed retries / ended retries.
+    #[schema(required = true)]
     pub success_rate: Option<f64>,
 }
 
@@ -127,8 +133,11 @@ pub struct Latencies {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Percentiles {
     pub count: u64,
+    #[schema(required = true)]
     pub p50: Option<i64>,
+    #[schema(required = true)]
     pub p95: Option<i64>,
+    #[schema(required = true)]
     pub p99: Option<i64>,
 }
 
