@@ -19,6 +19,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 
 const INDEX: &str = include_str!("../../assets/docs/index.html");
 
+/// `GET /docs` (the page), `/docs/` (redirected there) and `/docs/{asset}`.
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/docs", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX) }))

@@ -165,6 +165,7 @@ fn shared(op: &mut Operation, secured: bool) {
     }
 }
 
+/// `GET /openapi.json` (under `/api/v1`), itself in the document.
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new().routes(routes!(document))
 }
