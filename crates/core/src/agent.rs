@@ -15,7 +15,7 @@ pub const DEFAULT_MAX_DURATION_SECS: u32 = 600;
 
 /// An agent (`/api/v1/agents`). A campaign or single call on Exotel or Twilio that names
 /// one (`agent_id`) is handled by dialtone's own voice pipeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Agent {
     pub id: AgentId,
     pub workspace_id: WorkspaceId,
@@ -29,6 +29,7 @@ pub struct Agent {
     /// Said before we hang up (no response, maximum duration).
     pub goodbye: String,
     /// Left after a voicemail greeting's beep; `None`: hang up without a message.
+    #[schema(required = true)]
     pub voicemail_message: Option<String>,
     /// The conversation is ended with `goodbye` after this long (s, default 600).
     pub max_duration_secs: u32,
@@ -37,7 +38,9 @@ pub struct Agent {
     pub stt: SpeechService,
     pub llm: SpeechService,
     pub tts: SpeechService,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -46,7 +49,7 @@ pub struct Agent {
 /// `provider` names a client: STT `deepgram`, `openai` (OpenAI-compatible transcription),
 /// `sim`; LLM `openai` (any OpenAI-compatible chat endpoint: OpenAI, Ollama, llama.cpp),
 /// `sim`; TTS `elevenlabs`, `flite` (local, Debian's `flite`), `sim`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SpeechService {
     pub provider: String,
     /// Model id, e.g. `nova-3`, `gpt-4o-mini`, `eleven_flash_v2_5`.
@@ -74,12 +77,14 @@ pub enum Speaker {
 crate::text_enum!(Speaker, "speaker", { Agent => "agent", Callee => "callee" });
 
 /// One turn of a call's transcript, stored on the call and shown by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TranscriptTurn {
     pub speaker: Speaker,
     /// For an interrupted agent turn, only what was played (up to the last acknowledged mark).
     pub text: String,
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub ended_at: Timestamp,
     /// An agent turn the callee barged in on.
     #[serde(default)]

@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Frequency {
     Once,
@@ -17,6 +17,7 @@ pub enum Frequency {
     /// On the chosen days, at most once a week; no days means any day of the week.
     Weekly {
         #[serde(with = "wire::weekdays", default)]
+        #[schema(value_type = Vec<String>, example = json!(["mon", "tue"]))]
         days: Vec<Weekday>,
     },
     /// Once a month, from `day_of_month` (clamped to the month's last day), or from the 1st.
@@ -26,12 +27,13 @@ pub enum Frequency {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recurrence {
     pub frequency: Frequency,
     /// Inclusive, in the contact's local calendar: no occurrence may start on a later date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
     pub end_date: Option<Date>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_occurrences: Option<u32>,

@@ -61,6 +61,19 @@ macro_rules! prefixed_id {
                 f.write_str(&self.0)
             }
         }
+
+        /// In the OpenAPI document: a string, the prefix, `_` and a lower-case ULID.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(concat!("An id: `", $prefix, "_` and a lower-case ULID.")))
+                    .examples([concat!($prefix, "_01jd0000000000000000000000")])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 

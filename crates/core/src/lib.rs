@@ -41,7 +41,13 @@ pub struct UnknownVariant {
     pub value: String,
 }
 
-/// Implements `as_str`, `FromStr` and `Display` for a fieldless enum with fixed spellings.
+/// utoipa, for [`text_enum!`] and the ids to describe themselves in the OpenAPI document
+/// of crates that do not depend on it by name.
+#[doc(hidden)]
+pub use utoipa as __utoipa;
+
+/// Implements `as_str`, `FromStr` and `Display` for a fieldless enum with fixed spellings,
+/// and its OpenAPI schema (`utoipa::ToSchema`): a string, one of those spellings.
 #[macro_export]
 macro_rules! text_enum {
     ($ty:ident, $kind:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -65,5 +71,15 @@ macro_rules! text_enum {
                 f.write_str(self.as_str())
             }
         }
+        impl $crate::__utoipa::PartialSchema for $ty {
+            fn schema() -> $crate::__utoipa::openapi::RefOr<$crate::__utoipa::openapi::schema::Schema> {
+                $crate::__utoipa::openapi::ObjectBuilder::new()
+                    .schema_type($crate::__utoipa::openapi::schema::Type::String)
+                    .description(Some(concat!("A ", $kind, ".")))
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+        impl $crate::__utoipa::ToSchema for $ty {}
     };
 }

@@ -26,8 +26,9 @@ pub enum PhoneError {
 }
 
 /// A phone number in E.164 form (`+14155551234`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "+14155552671")]
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {

@@ -12,8 +12,9 @@ use serde::Serialize;
 use std::fmt;
 
 /// Digits dialled (DTMF) after the call connects: 1 to [`Extension::MAX_DIGITS`] of `0-9`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "22")]
 pub struct Extension(String);
 
 /// Labels that announce an extension, lower case, longest first so `extension` is not read

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub const WINDOW: SignedDuration = SignedDuration::from_hours(1);
 
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertScope {
     /// One campaign's calls.
@@ -44,7 +44,7 @@ impl AlertScope {
 }
 
 /// A raised failure-rate alert, as the campaign view lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Always `failure_rate`.
     pub kind: &'static str,
@@ -58,8 +58,10 @@ pub struct Alert {
     /// The threshold it is above (0..=1).
     pub threshold: f64,
     /// When it was raised.
+    #[schema(value_type = String, format = DateTime)]
     pub since: Timestamp,
     /// When it was last evaluated.
+    #[schema(value_type = String, format = DateTime)]
     pub checked_at: Timestamp,
     pub message: String,
 }

@@ -71,7 +71,9 @@ fn find_column(headers: &[String], names: &[&str]) -> Option<usize> {
     names.iter().find_map(|n| normal.iter().position(|h| h == n))
 }
 
-#[derive(Debug, Default, Serialize)]
+/// The answer of a contact upload (`POST /campaigns/{id}/contacts`) and of a CSV added to a
+/// do-not-call list.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     /// Rows read (the header excluded).
     pub rows: u64,
@@ -79,6 +81,16 @@ pub struct ImportReport {
     pub rejected_count: u64,
     /// Each rejected row with its line number and reason (the first 1,000).
     pub rejected: Vec<RejectedRow>,
+}
+
+/// A multipart contact upload, as the OpenAPI document describes it: one or more `file`
+/// parts, each a CSV (other parts are read and ignored).
+#[derive(utoipa::ToSchema)]
+pub struct ContactsUpload {
+    /// A CSV with a header row and a phone column.
+    #[allow(dead_code)]
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 impl ImportReport {

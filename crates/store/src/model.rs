@@ -43,7 +43,7 @@ pub struct NewCampaign {
     pub agent_id: Option<AgentId>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Campaign {
     pub id: CampaignId,
     pub workspace_id: WorkspaceId,
@@ -60,18 +60,25 @@ pub struct Campaign {
     pub calling_hours: LocalHours,
     pub recurrence: Recurrence,
     /// This campaign's maximum call duration in seconds; `None` = the server's default.
+    #[schema(required = true)]
     pub max_call_duration_secs: Option<u32>,
     pub assume_campaign_timezone_for_ambiguous: bool,
     /// The agent whose pipeline handles the calls; `null`: the provider's own flow or TwiML.
+    #[schema(required = true)]
     pub agent_id: Option<AgentId>,
     /// A user's campaign, or the hidden one behind single calls or inbound calls.
     pub kind: dialtone_core::CampaignKind,
     pub status: CampaignStatus,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub started_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub completed_at: Option<Timestamp>,
     /// When `DELETE /campaigns/{id}` archived it; `null` while it is not archived.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub archived_at: Option<Timestamp>,
 }
 
@@ -89,7 +96,7 @@ pub struct NewContact {
 }
 
 /// A row that was not imported, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RejectedRow {
     pub line: u64,
     pub reason: String,
@@ -102,29 +109,39 @@ pub struct InsertReport {
     pub duplicates: Vec<RejectedRow>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Contact {
     pub id: ContactId,
     pub campaign_id: CampaignId,
     pub phone: PhoneNumber,
     /// Digits dialled after the number connects; `null` when there are none.
+    #[schema(required = true)]
     pub extension: Option<Extension>,
+    #[schema(required = true)]
     pub name: Option<String>,
+    #[schema(value_type = Object)]
     pub variables: Variables,
     /// One IANA zone; for an `ambiguous` contact, one of `timezones`, shown for reference.
+    #[schema(required = true)]
     pub timezone: Option<String>,
+    #[schema(required = true)]
     pub timezone_source: Option<TzSource>,
     /// Every zone the contact may be in: several for `ambiguous`, else `[timezone]` (empty
     /// if it has no zone). Calling hours must hold in all of them.
     pub timezones: Vec<String>,
     /// A single call's own recurrence (campaign contacts follow the campaign's).
+    #[schema(required = true)]
     pub recurrence: Option<Recurrence>,
     pub status: ContactStatus,
     pub attempts: u32,
+    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: Timestamp,
+    #[schema(required = true)]
     pub last_outcome: Option<Outcome>,
     /// Why a pending contact was put back without a call, and until when; `null` otherwise.
+    #[schema(required = true)]
     pub waiting: Option<Waiting>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -143,10 +160,11 @@ dialtone_core::text_enum!(WaitReason, "wait reason", {
 });
 
 /// A contact's wait, as the API shows it: `{"reason", "until", "message"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Waiting {
     pub reason: WaitReason,
     /// When it is due again; `null` when no moment will do (`no_common_hours`).
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub until: Option<Timestamp>,
     pub message: String,
 }
@@ -176,7 +194,7 @@ impl Waiting {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Call {
     pub id: CallId,
     pub workspace_id: WorkspaceId,
@@ -185,35 +203,50 @@ pub struct Call {
     pub attempt: u32,
     pub direction: Direction,
     pub provider: ProviderKind,
+    #[schema(required = true)]
     pub provider_call_id: Option<String>,
     pub phone: PhoneNumber,
     pub status: CallStatus,
+    #[schema(required = true)]
     pub outcome: Option<Outcome>,
+    #[schema(required = true)]
     pub ended_reason: Option<String>,
+    #[schema(required = true)]
     pub cost: Option<f64>,
+    #[schema(required = true)]
     pub duration_ms: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// For a scheduled single call: when it is to be placed.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub scheduled_for: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub placing_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub dialed_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub answered_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub ended_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     pub last_event_at: Timestamp,
     /// The answering-machine detection verdict, when the provider sent one on its own
     /// (Twilio async AMD): `human`, `machine` or `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answered_by: Option<AnsweredBy>,
     /// What was said on an agent call, turn by turn (`null` until the pipeline saved it).
+    #[schema(required = true)]
     pub transcript: Option<Vec<TranscriptTurn>>,
     /// An agent call reached a voicemail box and left `voicemail_message` on it.
     pub voicemail_left: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CallEvent {
     pub id: String,
+    #[schema(required = true)]
     pub call_id: Option<CallId>,
     /// `provider` (a webhook or a reconcile lookup) or `engine` (a decision of ours).
     pub source: String,
@@ -225,7 +258,9 @@ pub struct CallEvent {
     /// stored with).
     pub mismatched: bool,
     pub payload: serde_json::Value,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub occurred_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     pub received_at: Timestamp,
 }
 
@@ -284,7 +319,7 @@ impl Applied {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CampaignCounts {
     pub contacts: BTreeMap<String, u64>,
     pub calls: BTreeMap<String, u64>,
@@ -302,21 +337,25 @@ pub struct CallFilter {
 }
 
 /// A number on a do-not-call list: workspace-wide (`campaign_id` None) or for one campaign.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Suppression {
     pub id: String,
+    #[schema(required = true)]
     pub campaign_id: Option<CampaignId>,
     pub phone: PhoneNumber,
+    #[schema(required = true)]
     pub reason: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
 /// An assistant a workspace may call with (registered, or used by a campaign).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Assistant {
     pub id: String,
     pub provider: ProviderKind,
     pub phone_number_id: String,
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 
@@ -342,14 +381,16 @@ pub struct NewSingleCall {
 }
 
 /// One of our numbers and the assistant that answers calls to it (inbound calls).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PhoneNumberEntry {
     pub id: String,
     pub workspace_id: WorkspaceId,
     pub number: PhoneNumber,
     pub provider: ProviderKind,
     pub assistant_id: String,
+    #[schema(required = true)]
     pub name: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 

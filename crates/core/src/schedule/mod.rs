@@ -39,14 +39,17 @@ pub const MAX_DATE_RANGE_DAYS: i32 = 3660;
 
 /// Opens on each listed day at `start` (local civil time) and closes at `end`. `end <= start`
 /// crosses midnight and closes at `end` the next day; `start == end` is open 24 hours.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     #[serde(with = "wire::weekdays")]
+    #[schema(value_type = Vec<String>, example = json!(["mon", "tue"]))]
     pub days: Vec<Weekday>,
     #[serde(with = "wire::hhmm")]
+    #[schema(value_type = String, example = "08:00")]
     pub start: Time,
     #[serde(with = "wire::hhmm")]
+    #[schema(value_type = String, example = "08:00")]
     pub end: Time,
 }
 
@@ -72,7 +75,7 @@ impl Window {
 const ALL_DAYS: [Weekday; 7] = [Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday, Weekday::Friday, Weekday::Saturday, Weekday::Sunday];
 
 /// A campaign's dialing calendar, in one IANA time zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     pub timezone: String,
@@ -81,11 +84,14 @@ pub struct Schedule {
     pub windows: Vec<Window>,
     /// Inclusive local dates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
     pub start_date: Option<Date>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
     pub end_date: Option<Date>,
     /// Local dates on which the schedule is closed all day (holidays).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
     pub blackout_dates: Vec<Date>,
 }
 
@@ -227,12 +233,14 @@ impl Schedule {
 
 /// A recipient's calling hours, judged in the recipient's own zone. Same crossing rules as
 /// `Window`, applied every day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocalHours {
     #[serde(with = "wire::hhmm")]
+    #[schema(value_type = String, example = "08:00")]
     pub start: Time,
     #[serde(with = "wire::hhmm")]
+    #[schema(value_type = String, example = "08:00")]
     pub end: Time,
 }
 

@@ -3,20 +3,22 @@
 //! (`agent_id`) is placed with a media stream to dialtone, and the agent's settings drive
 //! the conversation. Every field is checked here; a wrong one is a 400 naming it.
 
+use super::openapi::ErrorBody;
 use super::Path;
-use super::{paged, ApiError, Auth, Json, PageQuery, Query};
+use super::{paged, ApiError, Auth, Json, PageQuery, Paged, Query};
 use crate::app::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use dialtone_core::agent::{DEFAULT_MAX_DURATION_SECS, DEFAULT_NO_RESPONSE_PROMPT};
 use dialtone_core::{Agent, AgentId, ProviderKind, SpeechService, WorkspaceId};
 use serde::{Deserialize, Deserializer};
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/agents", post(create).get(list)).route("/agents/{id}", get(show).patch(update).delete(remove))
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(show, update, remove))
 }
 
 /// The speech-service providers each service knows (`SpeechService::provider`).
@@ -37,8 +39,11 @@ const MAX_NAME: usize = 200;
 const MAX_LINE: usize = 4_000;
 const MAX_PROMPT: usize = 50_000;
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /agents`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Renewals", "greeting": "Hello, this is Ana from Acme.", "system_prompt": "You remind customers of their renewal.",
+    "goodbye": "Thank you, goodbye.", "stt": {"provider": "sim"}, "llm": {"provider": "sim"}, "tts": {"provider": "sim"}}))]
 struct NewAgent {
     name: String,
     greeting: String,
@@ -55,7 +60,7 @@ struct NewAgent {
 
 /// A PATCH body: a field that is absent stays as it is; `voicemail_message: null` removes
 /// the message (the agent then hangs up on a voicemail box without one).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AgentPatch {
     name: Option<String>,
@@ -64,6 +69,7 @@ struct AgentPatch {
     no_response_prompt: Option<String>,
     goodbye: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     voicemail_message: Option<Option<String>>,
     max_duration_secs: Option<u32>,
     language: Option<String>,
@@ -202,6 +208,8 @@ fn now_ms(app: &AppState) -> jiff::Timestamp {
     jiff::Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
 }
 
+#[utoipa::path(post, path = "/agents", tag = "agents", request_body = NewAgent,
+    responses((status = 201, description = "The agent.", body = Agent), (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewAgent>) -> Result<(StatusCode, Json<Agent>), ApiError> {
     let agent = body.validate(ws, now_ms(&app))?;
     app.store.create_agent(&agent).await?;
@@ -209,7 +217,8 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
     Ok((StatusCode::CREATED, Json(agent)))
 }
 
-async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<PageQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/agents", tag = "agents", params(PageQuery), responses((status = 200, description = "A page of agents, newest first.", body = Paged<Agent>)))]
+async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<PageQuery>) -> Result<Json<Paged<Agent>>, ApiError> {
     let page = q.page(|c| AgentId::parse(c).is_some())?;
     let agents = app.store.list_agents(&ws, &page).await?;
     Ok(Json(paged(agents, page.limit, |a| a.id.to_string())))
@@ -220,10 +229,14 @@ async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Agent, ApiEr
     app.store.get_agent(ws, &id).await?.ok_or_else(|| ApiError::not_found("agent"))
 }
 
+#[utoipa::path(get, path = "/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id (`agt_…`).")), responses((status = 200, description = "The agent.", body = Agent)))]
 async fn show(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<Agent>, ApiError> {
     Ok(Json(load(&app, &ws, &id).await?))
 }
 
+/// Changes the given fields; `voicemail_message: null` removes the message.
+#[utoipa::path(patch, path = "/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id (`agt_…`).")), request_body = AgentPatch,
+    responses((status = 200, description = "The agent.", body = Agent), (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
 async fn update(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Json(body): Json<AgentPatch>) -> Result<Json<Agent>, ApiError> {
     let agent = body.apply(load(&app, &ws, &id).await?, now_ms(&app))?;
     // Whole-row write: of two PATCHes at once the later one wins entirely.
@@ -234,6 +247,8 @@ async fn update(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path
     Ok(Json(agent))
 }
 
+#[utoipa::path(delete, path = "/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id (`agt_…`).")),
+    responses((status = 204, description = "Deleted."), (status = 409, description = "A campaign that is not over uses it.", body = ErrorBody)))]
 async fn remove(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = AgentId::parse(&id).ok_or_else(|| ApiError::not_found("agent"))?;
     // A campaign that is not over still uses it: 409 `conflict` naming the campaigns.

@@ -1,15 +1,14 @@
 //! `/api/v1/campaigns`: create, list, get (with counts), import and list contacts, start,
 //! pause, resume, cancel.
 
+use super::openapi::ErrorBody;
 use super::steer::{self, WaitingCount};
 use super::Path;
-use super::{paged, ApiError, Auth, Json, Query};
+use super::{paged, ApiError, Auth, Json, Paged, Query};
 use crate::app::AppState;
 use crate::import::{self, CsvContacts, ImportReport};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
-use axum::routing::{get, post};
-use axum::Router;
 use dialtone_core::frequency::{Frequency, Recurrence};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CampaignId, CampaignStatus, Mode, ProviderKind, RetryPolicy, WorkspaceId};
@@ -17,33 +16,48 @@ use dialtone_store::{Assistant, Campaign, CampaignCounts, NewCampaign, NewContac
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// Rows parsed and stored per step of an import.
 const CHUNK: usize = 1000;
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/campaigns", post(create).get(list))
-        .route("/campaigns/{id}", get(show).patch(steer::patch).delete(steer::archive))
-        .route("/campaigns/{id}/contacts", post(import_contacts).layer(DefaultBodyLimit::disable()).get(steer::list_contacts))
-        .route("/campaigns/{id}/export.csv", get(steer::export))
-        .route("/campaigns/{id}/start", post(start))
-        .route("/campaigns/{id}/pause", post(pause))
-        .route("/campaigns/{id}/resume", post(resume))
-        .route("/campaigns/{id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, steer::patch, steer::archive))
+        // Uploads have their own limit (`max_upload_bytes`), checked as the body streams in.
+        .routes(routes!(import_contacts, steer::list_contacts).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(steer::export))
+        .routes(routes!(start))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(cancel))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /campaigns`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Spring renewals", "provider": "sim", "assistant_id": "asst_renewals", "phone_number_id": "pn_main", "max_concurrent": 4}))]
 pub struct CreateCampaign {
+    #[schema(min_length = 1)]
     pub name: String,
     /// One of [`ProviderKind::ALL`] that this server has an account for.
+    #[schema(value_type = ProviderKind)]
     pub provider: String,
+    #[schema(min_length = 1)]
     pub assistant_id: String,
+    #[schema(min_length = 1)]
     pub phone_number_id: String,
     /// `continuous` (default) or `batch`.
+    #[schema(value_type = Option<Mode>)]
     pub mode: Option<String>,
+    /// Calls live at once, 1–1000 (default 8).
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent: Option<u32>,
+    /// Attempts per contact, 1–100 (default 3).
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
     /// ISO 3166 region used to read numbers written without a country code (default `US`).
     pub default_region: Option<String>,
@@ -59,6 +73,7 @@ pub struct CreateCampaign {
     pub recurrence: Option<Recurrence>,
     /// Seconds a call may stay live before it is hung up and ends as `timeout`
     /// (1–86,400); default: the server's `max_call_duration_secs`.
+    #[schema(minimum = 1, maximum = 86_400)]
     pub max_call_duration_secs: Option<u32>,
     /// Opt-in (default false): judge contacts whose number may be in several zones
     /// (`timezone_source: "ambiguous"`) in the schedule's zone alone, instead of requiring
@@ -140,14 +155,17 @@ impl CreateCampaign {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A campaign with its counts and what holds it back (`GET /campaigns/{id}` and the list).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignView {
     #[serde(flatten)]
     pub campaign: Campaign,
     pub counts: CampaignCounts,
     /// When the campaign's schedule is next open (now, if open); null if it never opens again.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub next_open_at: Option<jiff::Timestamp>,
     /// Why a running campaign is not dialling right now, if something holds it back.
+    #[schema(required = true)]
     pub waiting_reason: Option<String>,
     /// Failure-rate alerts raised now for this campaign or its provider account (empty
     /// when none; see docs/api.md "Failure-rate alerts").
@@ -194,6 +212,11 @@ pub(super) async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<C
     app.store.get_campaign(ws, &parse_id(id)?).await?.ok_or_else(|| ApiError::not_found("campaign"))
 }
 
+/// Creates a campaign (a draft: upload contacts, then start it).
+#[utoipa::path(post, path = "/campaigns", tag = "campaigns", request_body = CreateCampaign,
+    responses((status = 201, description = "The campaign, a draft.", body = CampaignView),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "`agent_id` names no usable agent (`invalid_agent`).", body = ErrorBody)))]
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<CreateCampaign>) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
     let agent_id = body.agent_id.clone();
     let mut new = body.validate(ws.clone(), &app)?;
@@ -210,7 +233,9 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
 
 /// `GET /campaigns?archived=&limit=&before=`: newest first; archived campaigns only with
 /// `archived=true`.
-async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<steer::CampaignsQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/campaigns", tag = "campaigns", params(steer::CampaignsQuery),
+    responses((status = 200, description = "A page of campaigns, newest first (without `waiting`).", body = Paged<CampaignView>)))]
+async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<steer::CampaignsQuery>) -> Result<Json<Paged<CampaignView>>, ApiError> {
     let (campaigns, limit) = steer::campaigns_page(&app, &ws, q).await?;
     // The whole page's counts in one read, not one per campaign.
     let ids: Vec<_> = campaigns.iter().map(|c| c.id.clone()).collect();
@@ -225,6 +250,9 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<
     Ok(Json(paged(views, limit, |v| v.campaign.id.to_string())))
 }
 
+/// A campaign with its counts, `waiting` breakdown and alerts.
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "The campaign id (`cmp_…`).")),
+    responses((status = 200, description = "The campaign.", body = CampaignView)))]
 async fn show(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {
     let campaign = load(&app, &ws, &id).await?;
     Ok(Json(view(&app, campaign).await?))
@@ -236,6 +264,14 @@ async fn show(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<S
 /// bad rows are reported by line and the rest imported. CSV bodies are spooled to an
 /// anonymous temporary file as they arrive and read back in chunks of [`CHUNK`] rows, so
 /// memory stays flat whatever the size. At most `max_concurrent_imports` run at once (429).
+#[utoipa::path(post, path = "/campaigns/{id}/contacts", tag = "campaigns", params(("id" = String, Path, description = "The campaign id (`cmp_…`).")),
+    request_body(description = "A CSV with a header row and a phone column (`phone`, `number`, …; other columns become variables), \
+        as `text/csv` or as `file` parts of `multipart/form-data`; or a JSON array of contacts (`{\"phone\", \"name\", \"timezone\", …variables}`).",
+        content((String = "text/csv"), (import::ContactsUpload = "multipart/form-data"), (Vec<Object> = "application/json"))),
+    responses((status = 200, description = "What was imported; bad rows by line with the reason.", body = ImportReport),
+        (status = 413, description = "Over `max_upload_bytes`.", body = ErrorBody),
+        (status = 415, description = "Not CSV, multipart or JSON.", body = ErrorBody),
+        (status = 429, description = "Too many imports running (`too_many_imports`).", body = ErrorBody)))]
 async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, req: Request) -> Result<Json<ImportReport>, ApiError> {
     let campaign = load(&app, &ws, &id).await?;
     // Refused rather than queued: a waiting upload would hold its connection and body open.
@@ -456,20 +492,32 @@ async fn act(app: &AppState, ws: &WorkspaceId, id: &str, from: &[CampaignStatus]
     Ok(Json(view(app, load(app, ws, id).await?).await?))
 }
 
+/// Starts a draft campaign.
+#[utoipa::path(post, path = "/campaigns/{id}/start", tag = "campaigns", params(("id" = String, Path, description = "The campaign id (`cmp_…`).")),
+    responses((status = 200, description = "The campaign, starting.", body = CampaignView), (status = 409, description = "Not a draft.", body = ErrorBody)))]
 async fn start(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {
     act(&app, &ws, &id, &[CampaignStatus::Draft], CampaignStatus::Starting, "start").await
 }
 
+/// Pauses a running campaign: no new calls; live calls go on.
+#[utoipa::path(post, path = "/campaigns/{id}/pause", tag = "campaigns", params(("id" = String, Path, description = "The campaign id (`cmp_…`).")),
+    responses((status = 200, description = "The campaign, paused.", body = CampaignView), (status = 409, description = "Not running.", body = ErrorBody)))]
 async fn pause(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {
     act(&app, &ws, &id, &[CampaignStatus::Starting, CampaignStatus::Dialing], CampaignStatus::Paused, "pause").await
 }
 
+/// Resumes a paused campaign.
+#[utoipa::path(post, path = "/campaigns/{id}/resume", tag = "campaigns", params(("id" = String, Path, description = "The campaign id (`cmp_…`).")),
+    responses((status = 200, description = "The campaign, dialing again.", body = CampaignView), (status = 409, description = "Not paused.", body = ErrorBody)))]
 async fn resume(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {
     let campaign = load(&app, &ws, &id).await?;
     let to = CampaignStatus::resumed(campaign.started_at.is_some());
     act(&app, &ws, &id, &[CampaignStatus::Paused], to, "resume").await
 }
 
+/// Cancels a campaign: its pending contacts are not called.
+#[utoipa::path(post, path = "/campaigns/{id}/cancel", tag = "campaigns", params(("id" = String, Path, description = "The campaign id (`cmp_…`).")),
+    responses((status = 200, description = "The campaign, canceled.", body = CampaignView), (status = 409, description = "Already over.", body = ErrorBody)))]
 async fn cancel(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {
     let campaign = load(&app, &ws, &id).await?;
     if !app.store.cancel_campaign(&ws, &campaign.id, app.now()).await? {

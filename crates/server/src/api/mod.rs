@@ -1,13 +1,20 @@
 //! The HTTP surface: `/api/v1` (bearer API keys), `/webhooks/{provider}`, `/healthz`,
 //! `/readyz`, `/metrics`. One router per resource, merged here.
+//!
+//! Each resource module returns an [`OpenApiRouter`] built with `routes!()` from handlers
+//! annotated with `#[utoipa::path]`: a route cannot be mounted without its operation in
+//! the OpenAPI document (`GET /api/v1/openapi.json`, described in [`openapi`]). A new
+//! resource adds its router to [`api`] and nothing else.
 
 mod agents;
 mod calls;
 mod campaigns;
 mod contacts;
 mod dnc;
+mod docs;
 mod error;
 mod idempotency;
+pub mod openapi;
 mod phone_numbers;
 mod query;
 mod single_calls;
@@ -26,8 +33,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use dialtone_core::WorkspaceId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The `/api/v1` routes that take query parameters (each reads them with [`Query`], which
 /// checks its own keys). Every other API route takes none, and a query string sent to one
@@ -49,8 +58,9 @@ const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::DELETE, "/api/v1/campaigns/{id}/dnc/{phone}"),
 ];
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new()
+/// Every `/api/v1` route with its OpenAPI operation, paths relative to `/api/v1`.
+fn api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
         .merge(campaigns::router())
         .merge(calls::router())
         .merge(dnc::router())
@@ -59,10 +69,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(phone_numbers::router())
         .merge(agents::router())
         .merge(stats::router())
-        .route_layer(middleware::from_fn(no_stray_query))
-        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::layer));
+        .merge(openapi::router())
+}
+
+/// The `/api/v1` routes and the OpenAPI document that describes exactly them.
+fn api_v1() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    let (router, spec) = OpenApiRouter::with_openapi(openapi::base()).nest("/api/v1", api()).split_for_parts();
+    (router, openapi::finish(spec))
+}
+
+/// The OpenAPI 3.1 document of `/api/v1`, as `GET /api/v1/openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_v1().1
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let (api, _) = api_v1();
+    let api = api.route_layer(middleware::from_fn(no_stray_query)).route_layer(middleware::from_fn_with_state(state.clone(), idempotency::layer));
     Router::new()
-        .nest("/api/v1", api)
+        .merge(api)
+        .merge(docs::router())
         .merge(webhooks::router())
         .merge(crate::media::router())
         .route("/healthz", get(|| async { "ok" }))
@@ -155,10 +181,14 @@ impl FromRequestParts<Arc<AppState>> for Auth {
 }
 
 /// `?limit=&before=` on list endpoints: newest first, `before` = the previous page's `next_cursor`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
     pub before: Option<String>,
 }
 
@@ -187,8 +217,23 @@ impl PageQuery {
     }
 }
 
+/// A page of a list: `{"data": [...], "next_cursor"}`, the cursor `null` on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paged<T> {
+    pub data: Vec<T>,
+    /// Pass as `before` to get the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// A whole list, not paged: `{"data": [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Listed<T> {
+    pub data: Vec<T>,
+}
+
 /// A page of items with the cursor for the next one (`null` on the last page).
-pub fn paged<T: serde::Serialize>(items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> serde_json::Value {
-    let next = (items.len() as u32 == limit).then(|| items.last().map(&cursor)).flatten();
-    serde_json::json!({ "data": items, "next_cursor": next })
+pub fn paged<T: serde::Serialize>(items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Paged<T> {
+    let next_cursor = (items.len() as u32 == limit).then(|| items.last().map(&cursor)).flatten();
+    Paged { data: items, next_cursor }
 }

@@ -2,13 +2,12 @@
 //! `PUT /api/v1/calls/{id}` moves it while it has not started, `DELETE` cancels it; and the
 //! assistants a workspace may call with (`/api/v1/assistants`).
 
+use super::openapi::ErrorBody;
 use super::Path;
-use super::{ApiError, Auth, Json};
+use super::{ApiError, Auth, Json, Listed};
 use crate::app::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::Router;
 use dialtone_core::frequency::Recurrence;
 use dialtone_core::schedule::LocalHours;
 use dialtone_core::{contact_timezone, CallId, Extension, PhoneNumber, ProviderKind, RetryPolicy, WorkspaceId};
@@ -16,17 +15,20 @@ use dialtone_store::{Assistant, Call, NewSingleCall, Variables};
 use jiff::Timestamp;
 use serde::Deserialize;
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/calls", axum::routing::post(create))
-        .route("/calls/{id}", put(reschedule).delete(cancel))
-        .route("/assistants", get(list_assistants).post(add_assistant))
+/// `/assistants`; the single-call routes share their paths with `/calls` and are mounted
+/// by [`super::calls::router`] (one path, one `routes!`).
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(list_assistants, add_assistant))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /calls`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewCall {
+pub(super) struct NewCall {
     assistant_id: String,
     /// E.164, e.g. +14155552671.
     phone: String,
@@ -34,10 +36,12 @@ struct NewCall {
     extension: Option<String>,
     name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     variables: Variables,
     /// The recipient's IANA zone; derived from the number when absent.
     timezone: Option<String>,
     /// When to place it (RFC 3339); now when absent. Must be in the future.
+    #[schema(value_type = Option<String>, format = DateTime)]
     scheduled_for: Option<Timestamp>,
     /// Move the time into the recipient's business hours (08:00–21:00 local) if it falls
     /// outside: in every zone the number may be in, when it may be in several.
@@ -45,6 +49,8 @@ struct NewCall {
     respect_business_hours: bool,
     /// Repeat daily / weekly / monthly, with an end date or a maximum number of occurrences.
     recurrence: Option<Recurrence>,
+    /// Attempts, 1–100 (default 1).
+    #[schema(minimum = 1, maximum = 100)]
     max_attempts: Option<u32>,
     retry: Option<RetryPolicy>,
     /// An agent of this workspace: dialtone's own voice pipeline handles the call. The
@@ -83,7 +89,13 @@ fn business_hours(at: Timestamp, zones: &[String]) -> Result<Timestamp, ApiError
     })
 }
 
-async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewCall>) -> Result<(StatusCode, Json<Call>), ApiError> {
+/// Places one call now, or schedules it (`scheduled_for`), optionally recurring.
+#[utoipa::path(post, path = "/calls", tag = "calls", request_body = NewCall,
+    responses((status = 201, description = "The call, scheduled or queued.", body = Call),
+        (status = 409, description = "The number is on the do-not-call list (`dnc`).", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "`agent_id` names no usable agent (`invalid_agent`).", body = ErrorBody)))]
+pub(super) async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewCall>) -> Result<(StatusCode, Json<Call>), ApiError> {
     let now = app.now();
     let (phone, inline) = e164(&body.phone)?;
     let assistant = app
@@ -149,9 +161,11 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
     Ok((StatusCode::CREATED, Json(call)))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `PUT /calls/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Reschedule {
+pub(super) struct Reschedule {
+    #[schema(value_type = String, format = DateTime)]
     scheduled_for: Timestamp,
     #[serde(default)]
     respect_business_hours: bool,
@@ -162,7 +176,17 @@ async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Call, ApiErr
     app.store.get_call(ws, &id).await?.ok_or_else(|| ApiError::not_found("call"))
 }
 
-async fn reschedule(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Json(body): Json<Reschedule>) -> Result<Json<Call>, ApiError> {
+/// Moves a scheduled call that has not started.
+#[utoipa::path(put, path = "/calls/{id}", tag = "calls", params(("id" = String, Path, description = "The call id.")), request_body = Reschedule,
+    responses((status = 200, description = "The call at its new time.", body = Call),
+        (status = 409, description = "The call has started.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
+pub(super) async fn reschedule(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<Reschedule>,
+) -> Result<Json<Call>, ApiError> {
     let call = load(&app, &ws, &id).await?;
     let mut at = future(body.scheduled_for, app.now())?;
     if body.respect_business_hours {
@@ -175,7 +199,10 @@ async fn reschedule(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): 
     Ok(Json(load(&app, &ws, &id).await?))
 }
 
-async fn cancel(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<Call>, ApiError> {
+/// Cancels a scheduled call that has not started.
+#[utoipa::path(delete, path = "/calls/{id}", tag = "calls", params(("id" = String, Path, description = "The call id.")),
+    responses((status = 200, description = "The call, canceled.", body = Call), (status = 409, description = "The call has started.", body = ErrorBody)))]
+pub(super) async fn cancel(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<Call>, ApiError> {
     let call = load(&app, &ws, &id).await?;
     if !app.store.cancel_scheduled_call(&ws, &call.id, app.now()).await? {
         return Err(ApiError::conflict(format!("the call is {}; only a call that has not started can be canceled (hang up is a later feature)", call.status)));
@@ -183,7 +210,8 @@ async fn cancel(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path
     Ok(Json(load(&app, &ws, &id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /assistants`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAssistant {
     id: String,
@@ -192,6 +220,9 @@ struct NewAssistant {
     name: Option<String>,
 }
 
+/// Registers (or updates) an assistant that single calls may use.
+#[utoipa::path(post, path = "/assistants", tag = "assistants", request_body = NewAssistant,
+    responses((status = 201, description = "The assistant.", body = Assistant), (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
 async fn add_assistant(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewAssistant>) -> Result<(StatusCode, Json<Assistant>), ApiError> {
     let provider: ProviderKind = app.parse_provider("provider", &body.provider)?;
     if body.id.trim().is_empty() {
@@ -205,6 +236,7 @@ async fn add_assistant(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(bo
     Ok((StatusCode::CREATED, Json(a)))
 }
 
-async fn list_assistants(State(app): State<Arc<AppState>>, Auth(ws): Auth) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(serde_json::json!({ "data": app.store.list_assistants(&ws).await? })))
+#[utoipa::path(get, path = "/assistants", tag = "assistants", responses((status = 200, description = "Every assistant of the workspace.", body = Listed<Assistant>)))]
+async fn list_assistants(State(app): State<Arc<AppState>>, Auth(ws): Auth) -> Result<Json<Listed<Assistant>>, ApiError> {
+    Ok(Json(Listed { data: app.store.list_assistants(&ws).await? }))
 }

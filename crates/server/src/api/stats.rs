@@ -9,24 +9,34 @@
 use super::{ApiError, Auth, Json, Query};
 use crate::app::AppState;
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use dialtone_core::CampaignId;
 use dialtone_store::{Stats, StatsQuery, MAX_RANGE_HOURS};
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use std::sync::Arc;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/stats", get(stats))
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(stats))
 }
 
-#[derive(Debug, Deserialize)]
+/// `?campaign_id=&from=&to=&preset=` on `GET /stats`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StatsParams {
+    /// One campaign's calls only.
     campaign_id: Option<String>,
+    /// Start of the range, RFC 3339 (default: 24 h before `to`).
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// End of the range, exclusive, RFC 3339 (default: now).
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// `today`, `week` or `month`, up to now; not with `from` or `to`.
+    #[param(pattern = "^(today|week|month)$")]
     preset: Option<String>,
 }
 
@@ -71,6 +81,7 @@ fn range(p: &StatsParams, now: Timestamp) -> Result<(Timestamp, Timestamp), ApiE
     Ok((from, to))
 }
 
+#[utoipa::path(get, path = "/stats", tag = "stats", params(StatsParams), responses((status = 200, description = "The workspace's call statistics over the range.", body = Stats)))]
 async fn stats(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(p): Query<StatsParams>) -> Result<Json<Stats>, ApiError> {
     let now = app.now();
     let campaign_id =

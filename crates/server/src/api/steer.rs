@@ -2,7 +2,8 @@
 //! waits for; the campaign's `waiting` breakdown; `PATCH` and archive (`DELETE`); and the
 //! streamed CSV export. Routes are mounted by `campaigns::router`.
 
-use super::{paged, ApiError, Auth, Json, PageQuery, Path, Query};
+use super::openapi::ErrorBody;
+use super::{paged, ApiError, Auth, Json, PageQuery, Paged, Path, Query};
 use crate::app::AppState;
 use axum::body::Body;
 use axum::extract::State;
@@ -16,6 +17,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
 use super::campaigns::{load, view, CampaignView};
 
@@ -42,10 +44,12 @@ pub fn campaign_hold(app: &AppState, campaign: &Campaign, active_calls: u64) -> 
 
 /// One line of a campaign's `waiting` breakdown: how many pending contacts wait for this,
 /// and the earliest and latest moment they are due (`null` when not known).
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, ToSchema)]
 pub struct WaitingCount {
     pub count: u64,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub earliest: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub latest: Option<Timestamp>,
 }
 
@@ -94,25 +98,31 @@ pub async fn waiting_breakdown(app: &AppState, campaign: &Campaign, active_calls
 }
 
 /// `?status=&q=&limit=&before=` on `GET /campaigns/{id}/contacts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ContactsQuery {
     /// One status or several, comma-separated (`pending,in_call`).
     status: Option<String>,
     /// Searches the number (its digits, anywhere in the E.164 form) or the name.
     q: Option<String>,
+    /// Items per page, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// The previous page's `next_cursor`.
     before: Option<String>,
 }
 
 /// A contact as `GET /campaigns/{id}/contacts` lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ContactView {
     #[serde(flatten)]
     pub contact: Contact,
     /// What the contact waits for now, or `null` (not pending, or due and next in line).
+    #[schema(required = true)]
     pub waiting_for: Option<WaitingFor>,
     /// Until when it waits, when known.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub until: Option<Timestamp>,
 }
 
@@ -133,12 +143,14 @@ fn statuses(text: &str) -> Result<Vec<ContactStatus>, ApiError> {
 
 /// `GET /campaigns/{id}/contacts`: the campaign's contacts, newest first, filtered by
 /// `status` and `q`, each with `waiting_for` and `until`.
+#[utoipa::path(get, path = "/campaigns/{id}/contacts", tag = "campaigns", params(("id" = String, Path, description = "The campaign id."), ContactsQuery),
+    responses((status = 200, description = "A page of contacts, newest first.", body = Paged<ContactView>)))]
 pub async fn list_contacts(
     State(app): State<Arc<AppState>>,
     Auth(ws): Auth,
     Path(id): Path<String>,
     Query(q): Query<ContactsQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Paged<ContactView>>, ApiError> {
     let page = PageQuery { limit: q.limit, before: q.before }.page(|c| ContactId::parse(c).is_some())?;
     let mut filter = ContactFilter { statuses: q.status.as_deref().map(statuses).transpose()?.unwrap_or_default(), ..Default::default() };
     if let Some(text) = &q.q {
@@ -169,15 +181,19 @@ pub async fn list_contacts(
 /// The body of `PATCH /campaigns/{id}`: every field optional; those given are checked as at
 /// creation and replace the stored value (`retry`, `schedule`, `calling_hours`,
 /// `recurrence` whole).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchCampaign {
+    #[schema(min_length = 1)]
     pub name: Option<String>,
     /// 1–1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent: Option<u32>,
     /// `continuous` or `batch`.
+    #[schema(value_type = Option<Mode>)]
     pub mode: Option<String>,
     /// 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
     pub retry: Option<RetryPolicy>,
     pub schedule: Option<Schedule>,
@@ -230,6 +246,10 @@ fn parse_id(id: &str) -> Result<CampaignId, ApiError> {
 
 /// `PATCH /campaigns/{id}`: changes the given settings of a campaign that is not over or
 /// archived (409 otherwise); the dispatcher reads them at its next claim.
+#[utoipa::path(patch, path = "/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "The campaign id.")), request_body = PatchCampaign,
+    responses((status = 200, description = "The campaign with the new settings.", body = CampaignView),
+        (status = 409, description = "The campaign is over or archived.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
 pub async fn patch(
     State(app): State<Arc<AppState>>,
     Auth(ws): Auth,
@@ -244,6 +264,9 @@ pub async fn patch(
 
 /// `DELETE /campaigns/{id}`: archives the campaign (canceling it first if it is not over);
 /// 409 `conflict` with `details.active_calls` while calls are in flight.
+#[utoipa::path(delete, path = "/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "The campaign id.")),
+    responses((status = 200, description = "The campaign, archived.", body = CampaignView),
+        (status = 409, description = "Calls are in flight (`details.active_calls`).", body = ErrorBody)))]
 pub async fn archive(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<CampaignView>, ApiError> {
     match app.store.archive_campaign(&ws, &parse_id(&id)?, app.now()).await? {
         Archived::Done(c) => Ok(Json(view(&app, *c).await?)),
@@ -256,6 +279,8 @@ pub async fn archive(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id):
 
 /// `GET /campaigns/{id}/export.csv`: one row per contact (see [`crate::export::header`]), streamed
 /// as `text/csv` in keyset pages; memory stays at one page whatever the size.
+#[utoipa::path(get, path = "/campaigns/{id}/export.csv", tag = "campaigns", params(("id" = String, Path, description = "The campaign id.")),
+    responses((status = 200, description = "One CSV row per contact: final status, outcome, attempts, last call, duration, summary, every variable.", content_type = "text/csv", body = String)))]
 pub async fn export(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Response, ApiError> {
     let campaign = load(&app, &ws, &id).await?;
     let keys = app.store.variable_keys(&campaign.id).await?;
@@ -265,10 +290,14 @@ pub async fn export(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): 
 }
 
 /// `?archived=` on `GET /campaigns` with the page.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CampaignsQuery {
+    /// Items per page, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
     pub before: Option<String>,
     /// `true`: only archived campaigns; `false` (default): only the others.
     pub archived: Option<bool>,

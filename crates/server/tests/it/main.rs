@@ -14,6 +14,7 @@ mod hangup;
 mod idempotency;
 mod import;
 mod inbound;
+mod openapi;
 mod phones;
 mod providers;
 mod reaper;

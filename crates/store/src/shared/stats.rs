@@ -61,10 +61,13 @@ pub struct StatsQuery {
 
 /// The answer of `/stats`. Counts are calls unless said otherwise; rates are fractions in
 /// 0..=1, `null` when nothing was counted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
+    #[schema(value_type = String, format = DateTime)]
     pub from: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub to: Timestamp,
+    #[schema(required = true)]
     pub campaign_id: Option<CampaignId>,
     /// Calls in range.
     pub total_calls: u64,
@@ -75,12 +78,15 @@ pub struct Stats {
     /// Calls with an outcome other than `canceled`.
     pub ended_calls: u64,
     /// `completed` / `ended_calls`.
+    #[schema(required = true)]
     pub success_rate: Option<f64>,
     /// Calls with a failure outcome ([`FAILURE_OUTCOMES`]).
     pub failed_calls: u64,
     /// `failed_calls` / `ended_calls`.
+    #[schema(required = true)]
     pub failure_rate: Option<f64>,
     /// Mean reported duration in seconds.
+    #[schema(required = true)]
     pub avg_duration_secs: Option<f64>,
     /// Every ended call that did not complete, by outcome and reason, most first.
     pub failure_breakdown: Vec<FailureReason>,
@@ -93,16 +99,17 @@ pub struct Stats {
 }
 
 /// One line of the failure breakdown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FailureReason {
     pub outcome: String,
     /// The call's `ended_reason` (the provider's or ours); `null` when none was recorded.
+    #[schema(required = true)]
     pub reason: Option<String>,
     pub count: u64,
 }
 
 /// Retries: calls with `attempt > 1`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RetryStats {
     /// Contacts waiting for another attempt now (status `pending`, attempts ≥ 1).
     pub pending: u64,
@@ -111,29 +118,34 @@ pub struct RetryStats {
     /// Retry calls in range that ended (outcome other than `canceled`).
     pub ended: u64,
     /// Completed retries / ended retries.
+    #[schema(required = true)]
     pub success_rate: Option<f64>,
 }
 
 /// Latency percentiles, in milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Latencies {
     pub webhook_to_commit: Percentiles,
     pub placement: Percentiles,
 }
 
 /// Nearest-rank percentiles over `count` samples (`null` when there are none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Percentiles {
     pub count: u64,
+    #[schema(required = true)]
     pub p50: Option<i64>,
+    #[schema(required = true)]
     pub p95: Option<i64>,
+    #[schema(required = true)]
     pub p99: Option<i64>,
 }
 
 /// One hour of the series, by the hour the calls were created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HourPoint {
     /// Start of the hour (UTC).
+    #[schema(value_type = String, format = DateTime)]
     pub hour: Timestamp,
     /// Calls that reached the provider (`dialed_at` set).
     pub placed: u64,
