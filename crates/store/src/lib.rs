@@ -321,6 +321,11 @@ pub trait Store: Send + Sync + 'static {
     /// The failure-rate alert's window: calls that ended at or after `since`, by campaign
     /// and provider, with how many failed.
     async fn failure_window(&self, since: Timestamp) -> Result<Vec<WindowCount>>;
+    // Call detail (issue 11).
+    /// Stores what a provider reported of a call's content (summary, recording URL,
+    /// transcript; see `calls::save_report` for what replaces what). False if there is no
+    /// such call.
+    async fn save_call_report(&self, call: &CallId, report: &dialtone_core::CallReport, now: Timestamp) -> Result<bool>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

@@ -1,5 +1,6 @@
 //! `/api/v1/calls`: list with filters and pagination; one call with its event history.
 
+use super::stats::instant;
 use super::Path;
 use super::{paged, ApiError, Auth, Json, PageQuery, Query};
 use crate::app::AppState;
@@ -7,7 +8,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use dialtone_core::{CallId, CampaignId, ContactId, PhoneNumber};
-use dialtone_store::{Call, CallEvent, CallFilter};
+use dialtone_store::{Call, CallEvent, CallFilter, CallSort};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -27,13 +28,44 @@ struct ListQuery {
     // reaches serde as strings only, and `limit=10` would be refused as "not a u32".
     limit: Option<u32>,
     before: Option<String>,
+    /// RFC 3339 bounds, `[from, to)`, on when the call was created / ended.
+    created_from: Option<String>,
+    created_to: Option<String>,
+    ended_from: Option<String>,
+    ended_to: Option<String>,
+    /// `-created_at` (newest first, the default) or `created_at` (oldest first).
+    sort: Option<String>,
+}
+
+/// `a,b,c` → each parsed, blanks skipped; a bad one names `field`.
+fn any_of<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Vec<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|e| ApiError::invalid_query(field, e)))
+        .collect()
 }
 
 async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<ListQuery>) -> Result<Json<serde_json::Value>, ApiError> {
     let filter = CallFilter {
         campaign_id: q.campaign_id.as_deref().map(|c| CampaignId::parse(c).ok_or_else(|| ApiError::invalid("campaign_id", "not a campaign id"))).transpose()?,
-        status: q.status.as_deref().map(|s| s.parse().map_err(|e| ApiError::invalid("status", e))).transpose()?,
-        outcome: q.outcome.as_deref().map(|s| s.parse().map_err(|e| ApiError::invalid("outcome", e))).transpose()?,
+        status: None,
+        outcome: None,
+        statuses: any_of("status", q.status.as_deref())?,
+        outcomes: any_of("outcome", q.outcome.as_deref())?,
+        created_from: q.created_from.as_deref().map(|v| instant("created_from", v)).transpose()?,
+        created_to: q.created_to.as_deref().map(|v| instant("created_to", v)).transpose()?,
+        ended_from: q.ended_from.as_deref().map(|v| instant("ended_from", v)).transpose()?,
+        ended_to: q.ended_to.as_deref().map(|v| instant("ended_to", v)).transpose()?,
+        sort: match q.sort.as_deref() {
+            None | Some("-created_at") => CallSort::NewestFirst,
+            Some("created_at") => CallSort::OldestFirst,
+            Some(_) => return Err(ApiError::invalid_query("sort", "expected created_at or -created_at")),
+        },
         phone: q.phone.as_deref().map(|p| PhoneNumber::parse(p, "US").map_err(|e| ApiError::invalid("phone", e))).transpose()?,
         contact_id: q.contact_id.as_deref().map(|c| ContactId::parse(c).ok_or_else(|| ApiError::invalid("contact_id", "not a contact id"))).transpose()?,
     };

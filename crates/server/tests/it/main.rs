@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod api;
+mod call_detail;
 mod campaigns;
 mod contacts;
 mod dnc;

@@ -344,6 +344,10 @@ macro_rules! impl_store {
                 $crate::shared::agents::save_transcript(self.pools(), call, turns, voicemail_left, now).await
             }
 
+            async fn save_call_report(&self, call: &dialtone_core::CallId, report: &dialtone_core::CallReport, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::calls::save_report(self.pools().write(), call, report, now).await
+            }
+
             async fn stats(&self, q: &$crate::StatsQuery) -> $crate::Result<$crate::Stats> {
                 $crate::shared::stats::stats(self.pools(), q).await
             }
