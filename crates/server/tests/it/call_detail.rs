@@ -43,8 +43,19 @@ fn common_fields(calls: &[Value]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vapi_call_carries_cost_summary_recording_and_transcript_from_the_end_of_call_report() {
-    let (_app, _id, calls) = finished_calls("sim", PHONE_NUMBER_ID).await;
+    let (app, id, calls) = finished_calls("sim", PHONE_NUMBER_ID).await;
     common_fields(&calls);
+
+    // The export shows each contact's last call's duration and summary.
+    let text = app.api(reqwest::Method::GET, &format!("/campaigns/{id}/export.csv")).send().await.unwrap().text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    for c in &calls {
+        let row = records.iter().find(|r| r[0] == *c["phone"].as_str().unwrap()).unwrap_or_else(|| panic!("{c} not exported: {text}"));
+        assert_eq!(&row[7], c["summary"].as_str().unwrap_or_default(), "{text}");
+        assert_eq!(row[6].parse::<f64>().ok(), c["duration_secs"].as_f64(), "{text}");
+    }
+
     for c in calls.iter().filter(|c| c["outcome"] == "completed") {
         assert!(c["cost"].as_f64().is_some_and(|x| x > 0.0), "Vapi reports a cost: {c}");
         assert!(c["summary"].as_str().is_some_and(|s| !s.is_empty()), "analysis.summary: {c}");

@@ -351,6 +351,8 @@ pub struct ExportRow {
     /// The last call's talk time in milliseconds, as the provider reported it, else from
     /// answer to end.
     pub duration_ms: Option<i64>,
+    /// The last call's summary, as the provider wrote it.
+    pub summary: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -367,6 +369,7 @@ struct ExportRowDb {
     duration_ms: Option<i64>,
     answered_at: Option<i64>,
     ended_at: Option<i64>,
+    summary: Option<String>,
 }
 
 /// Up to `limit` contacts of a campaign in id (import) order, after the id `after`: one
@@ -377,7 +380,7 @@ pub async fn export_page(p: Pools<'_>, campaign: &CampaignId, after: Option<&str
         .read()
         .fetch_all(
             "SELECT c.id, c.phone, c.extension, c.name, c.status, c.attempts, c.variables,
-                    l.outcome, l.created_at AS last_call_at, l.duration_ms, l.answered_at, l.ended_at
+                    l.outcome, l.created_at AS last_call_at, l.duration_ms, l.answered_at, l.ended_at, l.summary
              FROM contacts c
              LEFT JOIN calls l ON l.id = (SELECT id FROM calls WHERE contact_id = c.id ORDER BY attempt DESC LIMIT 1)
              WHERE c.campaign_id = $1 AND ($2 IS NULL OR c.id > $2)
@@ -402,6 +405,7 @@ pub async fn export_page(p: Pools<'_>, campaign: &CampaignId, after: Option<&str
                 outcome: r.outcome,
                 last_call_at: opt_ts(r.last_call_at)?,
                 duration_ms: r.duration_ms.or(derived),
+                summary: r.summary,
             })
         })
         .collect()
