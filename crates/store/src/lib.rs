@@ -17,6 +17,7 @@ pub mod sqlite;
 
 pub use model::*;
 pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
+pub use shared::workspaces::ApiKeyInfo;
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
 
 use async_trait::async_trait;
@@ -326,6 +327,11 @@ pub trait Store: Send + Sync + 'static {
     /// transcript; see `calls::save_report` for what replaces what). False if there is no
     /// such call.
     async fn save_call_report(&self, call: &CallId, report: &dialtone_core::CallReport, now: Timestamp) -> Result<bool>;
+    // API keys for `dialtone keys list|revoke` (issue 11; see `shared::workspaces`).
+    async fn list_api_keys(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyInfo>>;
+    async fn set_api_key_prefix(&self, id: &ApiKeyId, prefix: &str) -> Result<()>;
+    async fn revoke_api_key(&self, ws: &WorkspaceId, id: &str, now: Timestamp) -> Result<bool>;
+    async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

@@ -6,6 +6,7 @@ mod agents;
 mod api;
 mod call_detail;
 mod campaigns;
+mod cli;
 mod contacts;
 mod dnc;
 mod edges;

@@ -215,9 +215,18 @@ pub struct CampaignPatch {
 /// Applies `patch` to a campaign of the workspace that is neither archived nor over. The
 /// claim reads the campaign row each time, so the change holds from the next claim.
 /// Errors: `NotFound`; `Conflict` if the campaign is completed, canceled or archived.
+///
+/// New calling hours or a new schedule (its time zone is the one contacts without their
+/// own are judged in) also free the contacts that were waiting for the old hours
+/// (`calling_hours`, `no_common_hours`): they become due now, in the same transaction, and
+/// the next claim judges them by the new rules, dialling those inside them and sending the
+/// others to wait for the new hours' next opening. So they are called neither at the old
+/// time nor earlier than the new hours allow. A retry delay is not a wait for the hours and
+/// stays as it was.
 pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, patch: &CampaignPatch, now: Timestamp) -> Result<Campaign> {
-    let row: Option<CampaignRow> = p
-        .write()
+    let mut tx = p.begin().await?;
+    let row: Option<CampaignRow> = tx
+        .db()
         .fetch_optional(
             "UPDATE campaigns SET
                 name = COALESCE($3, name), max_concurrent = COALESCE($4, max_concurrent), mode = COALESCE($5, mode),
@@ -241,10 +250,21 @@ pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, patch: &Cam
             ],
         )
         .await?;
-    match row {
-        Some(r) => r.try_into(),
-        None => Err(over_or_missing(p, ws, id, "changed").await),
+    let Some(row) = row else {
+        drop(tx);
+        return Err(over_or_missing(p, ws, id, "changed").await);
+    };
+    if patch.calling_hours.is_some() || patch.schedule.is_some() {
+        tx.db()
+            .execute(
+                "UPDATE contacts SET next_attempt_at = $1, wait_reason = NULL, updated_at = $1
+                 WHERE campaign_id = $2 AND status = 'pending' AND wait_reason IN ('calling_hours', 'no_common_hours')",
+                args![ms(now), id.as_str()],
+            )
+            .await?;
     }
+    tx.commit().await?;
+    row.try_into()
 }
 
 /// The error for a campaign an edit did not touch: `NotFound`, or `Conflict` saying why.
