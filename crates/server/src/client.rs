@@ -493,7 +493,14 @@ pub async fn run_dnc(args: DncArgs, listen: &str) -> anyhow::Result<()> {
                 body["reason"] = r.into();
             }
             let r = api.post(&base(&campaign), Some(&body)).await?;
-            api.print(&r, |r| r.to_string());
+            api.print(&r, |r| {
+                let mut out = String::new();
+                for bad in r["rejected"].as_array().into_iter().flatten() {
+                    out.push_str(&format!("line {}: {}\n", bad["line"], bad["reason"].as_str().unwrap_or_default()));
+                }
+                out.push_str(&format!("{} added, {} already listed", r["added"], r["already_listed"]));
+                out
+            });
         }
         DncCommand::List { campaign, limit } => {
             let page = api.get(&format!("{}?limit={limit}", base(&campaign))).await?;
