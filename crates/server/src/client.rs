@@ -419,17 +419,11 @@ pub async fn run_calls(args: CallsArgs, listen: &str) -> anyhow::Result<()> {
     let api = Api::new(&args.conn, listen)?;
     match args.command {
         CallsCommand::List { campaign, status, outcome, phone, limit, before } => {
-            let query: Vec<(&str, String)> = [
-                ("campaign_id", campaign),
-                ("status", status),
-                ("outcome", outcome),
-                ("phone", phone),
-                ("limit", Some(limit.to_string())),
-                ("before", before),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
+            let query: Vec<(&str, String)> =
+                [("campaign_id", campaign), ("status", status), ("outcome", outcome), ("phone", phone), ("limit", Some(limit.to_string())), ("before", before)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect();
             let page = api.send(api.req(reqwest::Method::GET, "/calls").query(&query)).await?;
             api.print(&page, |p| {
                 let mut out = format!("{:<32} {:<16} {:<11} {:<14} {:>8}  created", "id", "phone", "status", "outcome", "secs");
@@ -509,7 +503,14 @@ pub async fn run_dnc(args: DncArgs, listen: &str) -> anyhow::Result<()> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|s| format!("{:<16} {:<32} {}", s["phone"].as_str().unwrap_or_default(), s["campaign_id"].as_str().unwrap_or("(workspace)"), s["reason"].as_str().unwrap_or("")))
+                    .map(|s| {
+                        format!(
+                            "{:<16} {:<32} {}",
+                            s["phone"].as_str().unwrap_or_default(),
+                            s["campaign_id"].as_str().unwrap_or("(workspace)"),
+                            s["reason"].as_str().unwrap_or("")
+                        )
+                    })
                     .collect();
                 if rows.is_empty() {
                     "the list is empty".to_string()

@@ -188,7 +188,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys { command: KeysCommand::Revoke { id, json } } => {
             let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
             let ws = store.default_workspace().await?;
-            anyhow::ensure!(store.revoke_api_key(&ws, &id, jiff::Timestamp::now()).await?, "no key {id} that is not revoked already (see `dialtone keys list`)");
+            anyhow::ensure!(
+                store.revoke_api_key(&ws, &id, jiff::Timestamp::now()).await?,
+                "no key {id} that is not revoked already (see `dialtone keys list`)"
+            );
             if json {
                 println!("{}", serde_json::json!({ "id": id, "revoked": true }));
             } else {

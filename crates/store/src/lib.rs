@@ -17,8 +17,8 @@ pub mod sqlite;
 
 pub use model::*;
 pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
-pub use shared::workspaces::ApiKeyInfo;
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
+pub use shared::workspaces::ApiKeyInfo;
 
 use async_trait::async_trait;
 use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId};

@@ -42,12 +42,7 @@ fn any_of<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Vec<T>, 
 where
     T::Err: std::fmt::Display,
 {
-    v.into_iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|e| ApiError::invalid_query(field, e)))
-        .collect()
+    v.into_iter().flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|e| ApiError::invalid(field, e))).collect()
 }
 
 async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<ListQuery>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -64,7 +59,7 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<
         sort: match q.sort.as_deref() {
             None | Some("-created_at") => CallSort::NewestFirst,
             Some("created_at") => CallSort::OldestFirst,
-            Some(_) => return Err(ApiError::invalid_query("sort", "expected created_at or -created_at")),
+            Some(_) => return Err(ApiError::invalid("sort", "expected created_at or -created_at")),
         },
         phone: q.phone.as_deref().map(|p| PhoneNumber::parse(p, "US").map_err(|e| ApiError::invalid("phone", e))).transpose()?,
         contact_id: q.contact_id.as_deref().map(|c| ContactId::parse(c).ok_or_else(|| ApiError::invalid("contact_id", "not a contact id"))).transpose()?,

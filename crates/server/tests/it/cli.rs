@@ -52,7 +52,23 @@ async fn a_campaign_is_created_imported_started_watched_and_exported_from_the_cl
     let c = json(
         dialtone(
             &app,
-            &["campaigns", "create", "--body", body.to_str().unwrap(), "--name", "cli", "--provider", "sim", "--assistant-id", "asst_1", "--phone-number-id", PHONE_NUMBER_ID, "--max-concurrent", "3", "--json"],
+            &[
+                "campaigns",
+                "create",
+                "--body",
+                body.to_str().unwrap(),
+                "--name",
+                "cli",
+                "--provider",
+                "sim",
+                "--assistant-id",
+                "asst_1",
+                "--phone-number-id",
+                PHONE_NUMBER_ID,
+                "--max-concurrent",
+                "3",
+                "--json",
+            ],
             &[],
         )
         .await,
@@ -106,7 +122,10 @@ async fn pause_resume_and_cancel_move_the_campaign() {
     let app = TestApp::start().await;
     let id = app.create_campaign(serde_json::json!({"max_concurrent": 1})).await;
     app.import_csv(&id, &contacts_csv(3)).await;
-    assert!(ok(dialtone(&app, &["campaigns", "start", &id], &[]).await).contains("is starting") || app.get(&format!("/campaigns/{id}")).await.1["status"] != "draft");
+    assert!(
+        ok(dialtone(&app, &["campaigns", "start", &id], &[]).await).contains("is starting")
+            || app.get(&format!("/campaigns/{id}")).await.1["status"] != "draft"
+    );
     let paused = json(dialtone(&app, &["campaigns", "pause", &id, "--json"], &[]).await);
     assert_eq!(paused["status"], "paused", "{paused}");
     let resumed = json(dialtone(&app, &["campaigns", "resume", &id, "--json"], &[]).await);

@@ -7,4 +7,4 @@ ALTER TABLE calls ADD COLUMN recording_url TEXT;
 -- (the key itself is never stored), and when it last authenticated a request (unix ms,
 -- written at most once a minute per key and server). NULL for keys made before.
 ALTER TABLE api_keys ADD COLUMN key_prefix TEXT;
-ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
+ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
