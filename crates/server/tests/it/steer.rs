@@ -250,7 +250,7 @@ async fn new_calling_hours_move_the_contacts_waiting_for_the_old_ones_either_way
     // San Francisco numbers: the contacts' zone is America/Los_Angeles.
     let zone = jiff::tz::TimeZone::get("America/Los_Angeles").unwrap();
     let now = jiff::Timestamp::now().to_zoned(zone.clone());
-    let hour = |ahead: i8| ((now.hour() + ahead) % 24) as i8;
+    let hour = |ahead: i8| (now.hour() + ahead) % 24;
     let hours = |start: i8, end: i8| json!({"calling_hours": {"start": format!("{start:02}:00"), "end": format!("{end:02}:00")}});
     // The next moment it is `h`:00 in Los Angeles.
     let next = |h: i8| {
