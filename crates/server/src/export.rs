@@ -15,10 +15,11 @@ pub const PAGE: u32 = 1_000;
 pub const COLUMNS: &[&str] = &["phone", "name", "status", "outcome", "attempts", "last_call_at", "duration_secs", "summary"];
 
 /// The export's header: the fixed columns, then each variable key (sorted); a key equal to
-/// a fixed column's name is written `variables.<key>`.
+/// a fixed column's name is written `variables.<key>`. Keys come from the imported files,
+/// so they are [`defuse`]d like the cells.
 pub fn header(keys: &[String]) -> Vec<String> {
     let mut h: Vec<String> = COLUMNS.iter().map(|s| s.to_string()).collect();
-    h.extend(keys.iter().map(|k| if COLUMNS.contains(&k.as_str()) { format!("variables.{k}") } else { k.clone() }));
+    h.extend(keys.iter().map(|k| if COLUMNS.contains(&k.as_str()) { format!("variables.{k}") } else { defuse(k.clone()) }));
     h
 }
 
@@ -292,6 +293,7 @@ mod tests {
         for risky in ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "+1415 555", "+", "-", "+1.2.3"] {
             assert_eq!(defuse(risky.to_string()), format!("'{risky}"), "{risky:?}");
         }
+        assert_eq!(header(&["=cmd".to_string()])[8], "'=cmd", "variable keys in the header too");
         for kept in ["+14155550100", "+14155550100 ext. 22", "-3.5", "+2", "42", "plain", "", "a=b", "1.2.3"] {
             assert_eq!(defuse(kept.to_string()), kept);
         }
