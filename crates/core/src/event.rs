@@ -68,5 +68,31 @@ pub struct ProviderEvent {
     /// Provider-reported cost, duration and the like, when the event carries them.
     pub cost: Option<f64>,
     pub duration_ms: Option<i64>,
+    /// What the provider reported about the call's content (summary, recording,
+    /// transcript), when this event carries any of it: stored on the call as it comes,
+    /// whatever the event does to the call's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Box<CallReport>>,
     pub raw: serde_json::Value,
+}
+
+/// The content of a call as a provider reports it, each part `None` when not reported:
+/// Vapi's end-of-call-report (`analysis.summary`, `artifact.recordingUrl`,
+/// `artifact.messages`), a Twilio recording callback or an Exotel status callback
+/// (`RecordingUrl`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CallReport {
+    /// A short summary of the conversation, as the provider wrote it.
+    pub summary: Option<String>,
+    /// Where the provider keeps the call's recording (an `https://` URL of the provider's).
+    pub recording_url: Option<String>,
+    /// What was said, turn by turn (Vapi's `artifact.messages`).
+    pub transcript: Option<Vec<crate::TranscriptTurn>>,
+}
+
+impl CallReport {
+    /// Whether the report carries anything to store.
+    pub fn is_empty(&self) -> bool {
+        self.summary.is_none() && self.recording_url.is_none() && self.transcript.is_none()
+    }
 }

@@ -22,7 +22,7 @@ pub use call::{CallStatus, Direction, Outcome, Transition};
 pub use campaign::{CampaignKind, CampaignStatus, Mode, ProviderKind};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::ContactStatus;
-pub use event::{AnsweredBy, EventKind, ProviderEvent};
+pub use event::{AnsweredBy, CallReport, EventKind, ProviderEvent};
 pub use frequency::{Frequency, Recurrence, RecurrenceError};
 pub use ids::{AgentId, ApiKeyId, CallId, CampaignId, ContactId, EventId, NodeId, PhoneNumberId, SuppressionId, WorkspaceId};
 pub use phone::{PhoneError, PhoneNumber};

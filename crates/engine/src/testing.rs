@@ -228,6 +228,7 @@ fn remote(provider_call_id: &str, call_id: Option<CallId>, status: CallStatus, n
             occurred_at: None,
             cost: None,
             duration_ms: None,
+            report: None,
             raw: serde_json::json!({ "status": text }),
         },
     }

@@ -1,16 +1,32 @@
-//! `dialtone campaigns …`: a small client over the HTTP API, for people at a terminal.
+//! `dialtone campaigns|calls|dnc|stats …`: a client over the HTTP API (docs/api.md), for
+//! people at a terminal. Every command prints a short human summary, or with `--json` the
+//! API's JSON as it came; an API error is printed as the API's message and the command
+//! exits non-zero.
 
 use clap::{Args, Subcommand};
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the API is and how to authenticate, shared by every client command.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Base URL of a running `dialtone serve`. Default: `http://` + the config's `listen`
+    /// (a wildcard address such as 0.0.0.0 is dialled as 127.0.0.1).
+    #[arg(long, env = "DIALTONE_API_URL", global = true)]
+    pub api_url: Option<String>,
+    /// API key (`dialtone keys create`).
+    #[arg(long, env = "DIALTONE_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+    /// Print the API's JSON instead of a summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// Base URL of a running `dialtone serve`.
-    #[arg(long, env = "DIALTONE_API_URL", default_value = "http://127.0.0.1:8080")]
-    pub api_url: String,
-    /// API key (`dialtone keys create`).
-    #[arg(long, env = "DIALTONE_API_KEY", hide_env_values = true)]
-    pub api_key: String,
+    #[command(flatten)]
+    pub conn: Connection,
     #[command(subcommand)]
     pub command: CampaignsCommand,
 }
@@ -19,52 +35,521 @@ pub struct ClientArgs {
 pub enum CampaignsCommand {
     /// Campaigns with their status, progress and when their schedule next opens.
     List,
-    /// One campaign in full (JSON).
-    Show { id: String },
+    /// One campaign: status, counts, what its contacts wait for.
+    Show {
+        id: String,
+        /// Show a live progress bar until the campaign ends (completed or canceled).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Create a draft campaign; prints its id. Other settings (schedule, calling hours,
+    /// retry) go in `--body`, a JSON file of `POST /campaigns` fields.
+    Create {
+        #[arg(long)]
+        name: Option<String>,
+        /// sim, vapi, twilio or exotel.
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        assistant_id: Option<String>,
+        #[arg(long)]
+        phone_number_id: Option<String>,
+        #[arg(long)]
+        max_concurrent: Option<u32>,
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        /// A JSON file with the request body; the flags above override its fields.
+        #[arg(long)]
+        body: Option<PathBuf>,
+    },
+    /// Upload contacts from a CSV file (a header row and a phone column); bad rows are
+    /// listed with their line and reason.
+    Import { id: String, file: PathBuf },
+    /// Start a draft campaign.
+    Start {
+        id: String,
+        /// Then show a live progress bar until the campaign ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Pause: no new calls; calls under way finish.
+    Pause { id: String },
+    /// Resume a paused campaign.
+    Resume {
+        id: String,
+        /// Then show a live progress bar until the campaign ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Cancel for good: pending contacts are not called.
+    Cancel { id: String },
+    /// Write the results CSV (one row per contact) to a file, or to stdout.
+    Export {
+        id: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
-pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let get = |path: String| {
-        let req = http.get(format!("{}/api/v1{path}", args.api_url.trim_end_matches('/'))).bearer_auth(&args.api_key);
-        async move {
-            let resp = req.send().await?;
-            let status = resp.status();
-            let body: Value = resp.json().await?;
-            anyhow::ensure!(status.is_success(), "{status}: {}", body["error"]["message"].as_str().unwrap_or(&body.to_string()));
-            Ok::<Value, anyhow::Error>(body)
-        }
+#[derive(Debug, Args)]
+pub struct CallsArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    #[command(subcommand)]
+    pub command: CallsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// Calls, newest first (one page; `--before` the last id shown for the next).
+    List {
+        #[arg(long)]
+        campaign: Option<String>,
+        /// One or several, comma-separated (e.g. ended,failed).
+        #[arg(long)]
+        status: Option<String>,
+        /// One or several, comma-separated (e.g. busy,no_answer).
+        #[arg(long)]
+        outcome: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        before: Option<String>,
+    },
+    /// One call with its details and event history.
+    Show { id: String },
+    /// Hang up a live call (its outcome becomes canceled).
+    Hangup { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct DncArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    #[command(subcommand)]
+    pub command: DncCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DncCommand {
+    /// Put numbers on the do-not-call list (workspace-wide, or one campaign's).
+    Add {
+        #[arg(required = true)]
+        numbers: Vec<String>,
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The do-not-call list (one page).
+    List {
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Take a number off the list.
+    Remove {
+        number: String,
+        #[arg(long)]
+        campaign: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// today, week or month.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// RFC 3339 start of the range.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// RFC 3339 end of the range.
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
+/// A connection made usable: the base URL and key settled.
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+    pub json: bool,
+}
+
+/// The API's base URL: `DIALTONE_API_URL` / `--api-url`, else `http://` + `listen`.
+pub fn base_url(api_url: Option<&str>, listen: &str) -> String {
+    if let Some(url) = api_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let addr = match listen.rsplit_once(':') {
+        Some(("0.0.0.0" | "[::]" | "::" | "", port)) => format!("127.0.0.1:{port}"),
+        _ => listen.to_string(),
     };
+    format!("http://{addr}")
+}
+
+impl Api {
+    pub fn new(conn: &Connection, listen: &str) -> anyhow::Result<Self> {
+        let key = conn.api_key.clone().filter(|k| !k.is_empty()).ok_or_else(|| anyhow::anyhow!("no API key: set DIALTONE_API_KEY or pass --api-key"))?;
+        Ok(Self { http: reqwest::Client::new(), base: base_url(conn.api_url.as_deref(), listen), key, json: conn.json })
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}/api/v1{path}", self.base)).bearer_auth(&self.key)
+    }
+
+    /// Sends `req`; the JSON body of a 2xx, else the API's error message as the error.
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let resp = req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the API at {}: {e}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        let body: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        if !status.is_success() {
+            let message = body["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| body.to_string());
+            anyhow::bail!("{message} (HTTP {})", status.as_u16());
+        }
+        Ok(body)
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    async fn post(&self, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let req = self.req(reqwest::Method::POST, path);
+        self.send(match body {
+            Some(b) => req.json(b),
+            None => req,
+        })
+        .await
+    }
+
+    /// Prints `body` as JSON with `--json`, else `summary` of it.
+    fn print(&self, body: &Value, summary: impl FnOnce(&Value) -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
+        } else {
+            println!("{}", summary(body));
+        }
+    }
+}
+
+/// A path segment, percent-encoded (a phone number's `+`).
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.conn, listen)?;
     match args.command {
-        CampaignsCommand::Show { id } => println!("{}", serde_json::to_string_pretty(&get(format!("/campaigns/{id}")).await?)?),
         CampaignsCommand::List => {
             let mut rows = vec![];
             let mut cursor: Option<String> = None;
             loop {
-                let page = get(match &cursor {
-                    Some(c) => format!("/campaigns?limit=100&before={c}"),
-                    None => "/campaigns?limit=100".into(),
-                })
-                .await?;
+                let page = api
+                    .get(&match &cursor {
+                        Some(c) => format!("/campaigns?limit=100&before={}", seg(c)),
+                        None => "/campaigns?limit=100".into(),
+                    })
+                    .await?;
                 rows.extend(page["data"].as_array().cloned().unwrap_or_default());
                 match page["next_cursor"].as_str() {
                     Some(c) => cursor = Some(c.to_string()),
                     None => break,
                 }
             }
-            println!("{:<32} {:<24} {:<10} {:>9} {:>6}  next open", "id", "name", "status", "finished", "active");
-            for c in rows {
-                println!("{}", line(&c));
+            api.print(&Value::Array(rows.clone()), |_| {
+                let mut out = format!("{:<32} {:<24} {:<10} {:>9} {:>6}  next open", "id", "name", "status", "finished", "active");
+                for c in &rows {
+                    out.push('\n');
+                    out.push_str(&line(c));
+                }
+                out
+            });
+        }
+        CampaignsCommand::Show { id, watch } => {
+            let c = api.get(&format!("/campaigns/{}", seg(&id))).await?;
+            if watch {
+                return watch_campaign(&api, &id).await;
+            }
+            api.print(&c, summary);
+        }
+        CampaignsCommand::Create { name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, body } => {
+            let mut req = match body {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    serde_json::from_str::<Value>(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?
+                }
+                None => json!({}),
+            };
+            anyhow::ensure!(req.is_object(), "the --body file must hold a JSON object");
+            let flags = [
+                ("name", name.map(Value::from)),
+                ("provider", provider.map(Value::from)),
+                ("assistant_id", assistant_id.map(Value::from)),
+                ("phone_number_id", phone_number_id.map(Value::from)),
+                ("max_concurrent", max_concurrent.map(Value::from)),
+                ("max_attempts", max_attempts.map(Value::from)),
+            ];
+            for (k, v) in flags {
+                if let Some(v) = v {
+                    req[k] = v;
+                }
+            }
+            let c = api.post("/campaigns", Some(&req)).await?;
+            api.print(&c, |c| format!("created {} ({})", c["id"].as_str().unwrap_or_default(), c["status"].as_str().unwrap_or_default()));
+        }
+        CampaignsCommand::Import { id, file } => {
+            let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let req = api.req(reqwest::Method::POST, &format!("/campaigns/{}/contacts", seg(&id))).header("content-type", "text/csv").body(bytes);
+            let report = api.send(req).await?;
+            api.print(&report, |r| {
+                let mut out = String::new();
+                for bad in r["rejected"].as_array().into_iter().flatten() {
+                    out.push_str(&format!("line {}: {}\n", bad["line"], bad["reason"].as_str().unwrap_or_default()));
+                }
+                out.push_str(&format!("{} imported, {} rejected", r["imported"], r["rejected_count"].as_u64().unwrap_or(0)));
+                out
+            });
+        }
+        CampaignsCommand::Start { id, watch } => act(&api, &id, "start", watch).await?,
+        CampaignsCommand::Resume { id, watch } => act(&api, &id, "resume", watch).await?,
+        CampaignsCommand::Pause { id } => act(&api, &id, "pause", false).await?,
+        CampaignsCommand::Cancel { id } => act(&api, &id, "cancel", false).await?,
+        CampaignsCommand::Export { id, output } => {
+            let resp = api.req(reqwest::Method::GET, &format!("/campaigns/{}/export.csv", seg(&id))).send().await?;
+            if !resp.status().is_success() {
+                let status = resp.status();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                anyhow::bail!("{} (HTTP {})", body["error"]["message"].as_str().unwrap_or("export failed"), status.as_u16());
+            }
+            // Streamed chunk by chunk: a million-row export is never held in memory.
+            let mut out: Box<dyn std::io::Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut resp = resp;
+            let mut bytes = 0u64;
+            while let Some(chunk) = resp.chunk().await? {
+                out.write_all(&chunk)?;
+                bytes += chunk.len() as u64;
+            }
+            out.flush()?;
+            if let Some(path) = output {
+                eprintln!("wrote {bytes} bytes to {}", path.display());
             }
         }
     }
     Ok(())
 }
 
-fn line(c: &Value) -> String {
+async fn act(api: &Api, id: &str, action: &str, watch: bool) -> anyhow::Result<()> {
+    let c = api.post(&format!("/campaigns/{}/{action}", seg(id)), None).await?;
+    if watch {
+        // With `--json`, only the campaign as it ended is printed.
+        return watch_campaign(api, id).await;
+    }
+    api.print(&c, |c| format!("{} is {}", c["id"].as_str().unwrap_or(id), c["status"].as_str().unwrap_or_default()));
+    Ok(())
+}
+
+/// The campaign's contacts: (finished, total), from its `counts.contacts`.
+fn progress(c: &Value) -> (u64, u64) {
     let contacts = c["counts"]["contacts"].as_object();
     let total: u64 = contacts.map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
     let open: u64 = contacts.map_or(0, |m| ["pending", "in_call"].iter().filter_map(|k| m.get(*k).and_then(Value::as_u64)).sum());
+    (total - open.min(total), total)
+}
+
+fn is_over(c: &Value) -> bool {
+    matches!(c["status"].as_str(), Some("completed" | "canceled"))
+}
+
+/// Polls the campaign twice a second and draws a progress bar until it is over. With
+/// `--json` it prints the campaign's JSON once it is.
+async fn watch_campaign(api: &Api, id: &str) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    if api.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} contacts  {msg}")?);
+    loop {
+        let c = api.get(&format!("/campaigns/{}", seg(id))).await?;
+        let (done, total) = progress(&c);
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message(format!("{} · {} active", c["status"].as_str().unwrap_or_default(), c["counts"]["active_calls"]));
+        if is_over(&c) {
+            bar.finish();
+            api.print(&c, summary);
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A campaign in a few lines: status, progress, outcomes, what waits for what.
+fn summary(c: &Value) -> String {
+    let (done, total) = progress(c);
+    let mut out = format!(
+        "{} {}\nstatus: {}\nprogress: {done}/{total} contacts, {} active calls",
+        c["id"].as_str().unwrap_or_default(),
+        c["name"].as_str().unwrap_or_default(),
+        c["status"].as_str().unwrap_or_default(),
+        c["counts"]["active_calls"]
+    );
+    if let Some(outcomes) = c["counts"]["outcomes"].as_object().filter(|o| !o.is_empty()) {
+        let parts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!("\noutcomes: {}", parts.join(", ")));
+    }
+    if let Some(waiting) = c["waiting"].as_object().filter(|w| !w.is_empty()) {
+        out.push_str(&format!("\nwaiting: {}", Value::Object(waiting.clone())));
+    }
+    out
+}
+
+pub async fn run_calls(args: CallsArgs, listen: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.conn, listen)?;
+    match args.command {
+        CallsCommand::List { campaign, status, outcome, phone, limit, before } => {
+            let query: Vec<(&str, String)> =
+                [("campaign_id", campaign), ("status", status), ("outcome", outcome), ("phone", phone), ("limit", Some(limit.to_string())), ("before", before)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect();
+            let page = api.send(api.req(reqwest::Method::GET, "/calls").query(&query)).await?;
+            api.print(&page, |p| {
+                let mut out = format!("{:<32} {:<16} {:<11} {:<14} {:>8}  created", "id", "phone", "status", "outcome", "secs");
+                for c in p["data"].as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "\n{:<32} {:<16} {:<11} {:<14} {:>8}  {}",
+                        c["id"].as_str().unwrap_or_default(),
+                        c["phone"].as_str().unwrap_or_default(),
+                        c["status"].as_str().unwrap_or_default(),
+                        c["outcome"].as_str().unwrap_or("-"),
+                        c["duration_secs"].as_f64().map_or("-".to_string(), |s| format!("{s:.1}")),
+                        c["created_at"].as_str().unwrap_or_default()
+                    ));
+                }
+                if let Some(next) = p["next_cursor"].as_str() {
+                    out.push_str(&format!("\nmore: --before {next}"));
+                }
+                out
+            });
+        }
+        CallsCommand::Show { id } => {
+            let c = api.get(&format!("/calls/{}", seg(&id))).await?;
+            api.print(&c, call_summary);
+        }
+        CallsCommand::Hangup { id } => {
+            let c = api.post(&format!("/calls/{}/hangup", seg(&id)), None).await?;
+            api.print(&c, |c| format!("{} hung up: {}", c["id"].as_str().unwrap_or(&id), c["outcome"].as_str().unwrap_or_default()));
+        }
+    }
+    Ok(())
+}
+
+fn call_summary(c: &Value) -> String {
+    let field = |k: &str| match &c[k] {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let mut out = String::new();
+    for k in ["id", "campaign_id", "phone", "name", "status", "outcome", "ended_reason", "answered_by", "duration_secs", "cost", "recording_url", "summary"] {
+        out.push_str(&format!("{k:<14} {}\n", field(k)));
+    }
+    for t in c["transcript"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  {}: {}\n", t["speaker"].as_str().unwrap_or_default(), t["text"].as_str().unwrap_or_default()));
+    }
+    let events = c["events"].as_array().map_or(0, Vec::len);
+    out.push_str(&format!("{events} events (--json to see them)"));
+    out
+}
+
+pub async fn run_dnc(args: DncArgs, listen: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.conn, listen)?;
+    let base = |campaign: &Option<String>| match campaign {
+        Some(c) => format!("/campaigns/{}/dnc", seg(c)),
+        None => "/dnc".to_string(),
+    };
+    match args.command {
+        DncCommand::Add { numbers, campaign, reason } => {
+            let mut body = json!({ "numbers": numbers });
+            if let Some(r) = reason {
+                body["reason"] = r.into();
+            }
+            let r = api.post(&base(&campaign), Some(&body)).await?;
+            api.print(&r, |r| {
+                let mut out = String::new();
+                for bad in r["rejected"].as_array().into_iter().flatten() {
+                    out.push_str(&format!("line {}: {}\n", bad["line"], bad["reason"].as_str().unwrap_or_default()));
+                }
+                out.push_str(&format!("{} added, {} already listed", r["added"], r["already_listed"]));
+                out
+            });
+        }
+        DncCommand::List { campaign, limit } => {
+            let page = api.get(&format!("{}?limit={limit}", base(&campaign))).await?;
+            api.print(&page, |p| {
+                let rows: Vec<String> = p["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| {
+                        format!(
+                            "{:<16} {:<32} {}",
+                            s["phone"].as_str().unwrap_or_default(),
+                            s["campaign_id"].as_str().unwrap_or("(workspace)"),
+                            s["reason"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    "the list is empty".to_string()
+                } else {
+                    rows.join("\n")
+                }
+            });
+        }
+        DncCommand::Remove { number, campaign } => {
+            let r = api.send(api.req(reqwest::Method::DELETE, &format!("{}/{}", base(&campaign), seg(&number)))).await?;
+            api.print(&r, |_| format!("{number} removed"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_stats(args: StatsArgs, listen: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.conn, listen)?;
+    let query: Vec<(&str, String)> = [("campaign_id", args.campaign), ("preset", args.preset), ("from", args.from), ("to", args.to)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    let s = api.send(api.req(reqwest::Method::GET, "/stats").query(&query)).await?;
+    api.print(&s, |s| {
+        let mut out = String::new();
+        for (k, v) in s.as_object().into_iter().flatten() {
+            if k == "hourly" {
+                out.push_str(&format!("{k:<24} {} hours (--json to see them)\n", v.as_array().map_or(0, Vec::len)));
+            } else {
+                out.push_str(&format!("{k:<24} {v}\n"));
+            }
+        }
+        out.trim_end().to_string()
+    });
+    Ok(())
+}
+
+fn line(c: &Value) -> String {
+    let (done, total) = progress(c);
     let next = match (c["status"].as_str(), c["next_open_at"].as_str()) {
         (Some("completed" | "canceled"), _) => "-".to_string(),
         (_, Some(t)) => t.to_string(),
@@ -76,7 +561,7 @@ fn line(c: &Value) -> String {
         c["id"].as_str().unwrap_or(""),
         name,
         c["status"].as_str().unwrap_or(""),
-        format!("{}/{}", total - open, total),
+        format!("{done}/{total}"),
         c["counts"]["active_calls"].to_string()
     )
 }
@@ -89,5 +574,13 @@ mod tests {
             "counts": {"contacts": {"done": 3, "pending": 5, "in_call": 2}, "active_calls": 2}});
         let l = super::line(&c);
         assert!(l.contains(" 3/10") && l.contains("2026-12-01T14:00:00Z") && l.contains("dialing"), "{l}");
+    }
+
+    #[test]
+    fn the_address_comes_from_the_url_else_from_listen() {
+        assert_eq!(super::base_url(Some("http://h:1/"), "0.0.0.0:8080"), "http://h:1");
+        assert_eq!(super::base_url(None, "0.0.0.0:9000"), "http://127.0.0.1:9000");
+        assert_eq!(super::base_url(None, "[::]:9000"), "http://127.0.0.1:9000");
+        assert_eq!(super::base_url(None, "10.0.0.2:8080"), "http://10.0.0.2:8080");
     }
 }

@@ -15,10 +15,11 @@ pub const PAGE: u32 = 1_000;
 pub const COLUMNS: &[&str] = &["phone", "name", "status", "outcome", "attempts", "last_call_at", "duration_secs", "summary"];
 
 /// The export's header: the fixed columns, then each variable key (sorted); a key equal to
-/// a fixed column's name is written `variables.<key>`.
+/// a fixed column's name is written `variables.<key>`. Keys come from the imported files,
+/// so they are [`defuse`]d like the cells.
 pub fn header(keys: &[String]) -> Vec<String> {
     let mut h: Vec<String> = COLUMNS.iter().map(|s| s.to_string()).collect();
-    h.extend(keys.iter().map(|k| if COLUMNS.contains(&k.as_str()) { format!("variables.{k}") } else { k.clone() }));
+    h.extend(keys.iter().map(|k| if COLUMNS.contains(&k.as_str()) { format!("variables.{k}") } else { defuse(k.clone()) }));
     h
 }
 
@@ -34,8 +35,7 @@ pub fn record(row: &ExportRow, keys: &[String]) -> Vec<String> {
         row.attempts.to_string(),
         row.last_call_at.map(|t| t.to_string()).unwrap_or_default(),
         row.duration_ms.map(|ms| format!("{}", ms as f64 / 1000.0)).unwrap_or_default(),
-        // No call stores a summary yet (the call-detail fields land separately).
-        String::new(),
+        row.summary.clone().unwrap_or_default(),
     ];
     let vars: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&row.variables).unwrap_or_default();
     r.extend(keys.iter().map(|k| match vars.get(k) {
@@ -43,7 +43,32 @@ pub fn record(row: &ExportRow, keys: &[String]) -> Vec<String> {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     }));
-    r
+    r.into_iter().map(defuse).collect()
+}
+
+/// A cell a spreadsheet would run as a formula, made inert (OWASP "CSV Injection"): a cell
+/// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a `'` in front. A
+/// cell that is a number or a phone number is left as it is, so `+14155550100`,
+/// `+14155550100 ext. 22` and `-3.5` stay usable (a spreadsheet reads them as a number or
+/// text, never as a formula): optional sign, then digits with at most one `.`, optionally
+/// ` ext. ` and digits.
+pub fn defuse(cell: String) -> String {
+    let risky = matches!(cell.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r'));
+    if !risky || is_number_or_phone(&cell) {
+        return cell;
+    }
+    format!("'{cell}")
+}
+
+fn is_number_or_phone(cell: &str) -> bool {
+    let (number, ext) = cell.split_once(" ext. ").unwrap_or((cell, "0"));
+    let digits = number.strip_prefix(['+', '-']).unwrap_or(number);
+    let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let decimal = match digits.split_once('.') {
+        Some((whole, frac)) => plain(whole) && plain(frac),
+        None => plain(digits),
+    };
+    decimal && plain(ext)
 }
 
 /// Writes `records` as CSV bytes (RFC 4180 quoting by the `csv` crate).
@@ -252,6 +277,7 @@ mod tests {
             outcome: Some("completed".into()),
             last_call_at: Some(t(1_700_000_000)),
             duration_ms: Some(61_500),
+            summary: Some("=HYPERLINK(\"http://x\")".into()),
         };
         let keys: Vec<String> = ["gone", "n", "name", "other", "plan"].iter().map(|s| s.to_string()).collect();
         let header = header(&keys);
@@ -259,6 +285,17 @@ mod tests {
         let bytes = csv_bytes([header, record(&row, &keys)]).unwrap();
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         let second = text.lines().nth(1).unwrap();
-        assert_eq!(second, r#"+14155550100 ext. 22,"Doe, ""Jo""",done,completed,2,2023-11-14T22:13:20Z,61.5,,,3,x,,gold"#);
+        assert_eq!(second, r#"+14155550100 ext. 22,"Doe, ""Jo""",done,completed,2,2023-11-14T22:13:20Z,61.5,"'=HYPERLINK(""http://x"")",,3,x,,gold"#);
+    }
+
+    #[test]
+    fn formulas_are_defused_and_numbers_and_phones_kept() {
+        for risky in ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "+1415 555", "+", "-", "+1.2.3"] {
+            assert_eq!(defuse(risky.to_string()), format!("'{risky}"), "{risky:?}");
+        }
+        assert_eq!(header(&["=cmd".to_string()])[8], "'=cmd", "variable keys in the header too");
+        for kept in ["+14155550100", "+14155550100 ext. 22", "-3.5", "+2", "42", "plain", "", "a=b", "1.2.3"] {
+            assert_eq!(defuse(kept.to_string()), kept);
+        }
     }
 }

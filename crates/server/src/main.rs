@@ -24,15 +24,22 @@ enum Command {
     Serve,
     /// Zero set-up demo: SQLite in a temp dir, the simulator in-process, a live progress bar.
     Demo(demo::DemoArgs),
-    /// Look at campaigns through a running server's API (status, progress, next open time).
+    /// Create, import, start, pause, resume, cancel, watch and export campaigns through a
+    /// running server's API (DIALTONE_API_URL, else the config's `listen`; DIALTONE_API_KEY).
     Campaigns(client::ClientArgs),
+    /// List calls, show one with its details and events, hang up a live one (through the API).
+    Calls(client::CallsArgs),
+    /// The do-not-call list: add, list, remove numbers (through the API).
+    Dnc(client::DncArgs),
+    /// Call statistics: counts, success rate, failures, latency (through the API).
+    Stats(client::StatsArgs),
     /// Measure webhook ingest and dispatch throughput (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Run the provider simulator (Vapi wire format).
     Sim(Box<sim_cmd::SimArgs>),
     /// Apply database migrations and exit.
     Migrate,
-    /// Manage API keys.
+    /// Manage API keys (straight in the database, like `migrate`).
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -53,6 +60,20 @@ enum KeysCommand {
     Create {
         #[arg(long, default_value = "default")]
         name: String,
+    },
+    /// The default workspace's keys: id, prefix, name, created, last use (never the key).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its id (key_…): every request with it fails with 401 from now on,
+    /// on every server sharing the database.
+    Revoke {
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -89,7 +110,19 @@ async fn run_cli() -> anyhow::Result<()> {
         }
         Command::Campaigns(args) => {
             init_logs(&Config::default(), true);
-            client::run(args).await
+            client::run(args, &Config::load(cli.config.as_deref())?.listen).await
+        }
+        Command::Calls(args) => {
+            init_logs(&Config::default(), true);
+            client::run_calls(args, &Config::load(cli.config.as_deref())?.listen).await
+        }
+        Command::Dnc(args) => {
+            init_logs(&Config::default(), true);
+            client::run_dnc(args, &Config::load(cli.config.as_deref())?.listen).await
+        }
+        Command::Stats(args) => {
+            init_logs(&Config::default(), true);
+            client::run_stats(args, &Config::load(cli.config.as_deref())?.listen).await
         }
         Command::Bench(args) => {
             init_logs(&Config::default(), true);
@@ -124,12 +157,52 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let ws = store.default_workspace().await?;
             let key = keys::generate();
             let id = store.create_api_key(&ws, &name, &keys::hash(&key), jiff::Timestamp::now()).await?;
+            store.set_api_key_prefix(&id, keys::shown_prefix(&key)).await?;
             eprintln!("created {id} for workspace {ws}; store the key now, it is not shown again:");
             println!("{key}");
             Ok(())
         }
+        Command::Keys { command: KeysCommand::List { json } } => {
+            let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
+            let ws = store.default_workspace().await?;
+            let keys = store.list_api_keys(&ws).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                return Ok(());
+            }
+            let time = |ms: Option<i64>| ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()).map_or("-".to_string(), |t| t.to_string());
+            println!("{:<31} {:<9} {:<16} {:<25} {:<25} revoked", "id", "prefix", "name", "created", "last used");
+            for k in keys {
+                println!(
+                    "{:<31} {:<9} {:<16} {:<25} {:<25} {}",
+                    k.id,
+                    k.prefix.as_deref().unwrap_or("-"),
+                    k.name,
+                    time(Some(k.created_at)),
+                    time(k.last_used_at),
+                    time(k.revoked_at)
+                );
+            }
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Revoke { id, json } } => {
+            let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
+            let ws = store.default_workspace().await?;
+            anyhow::ensure!(
+                store.revoke_api_key(&ws, &id, jiff::Timestamp::now()).await?,
+                "no key {id} that is not revoked already (see `dialtone keys list`)"
+            );
+            if json {
+                println!("{}", serde_json::json!({ "id": id, "revoked": true }));
+            } else {
+                println!("revoked {id}");
+            }
+            Ok(())
+        }
         Command::Import { campaign, file } => import_file(&config, &campaign, &file).await,
-        Command::Demo(_) | Command::Sim(_) | Command::Bench(_) | Command::Campaigns(_) => unreachable!("handled before config is loaded"),
+        Command::Demo(_) | Command::Sim(_) | Command::Bench(_) | Command::Campaigns(_) | Command::Calls(_) | Command::Dnc(_) | Command::Stats(_) => {
+            unreachable!("handled before config is loaded")
+        }
     }
 }
 

@@ -329,6 +329,23 @@ pub(crate) fn ended(call: &mut CallRecord, config: &SimConfig) -> Vec<Outgoing> 
         }
         _ => (String::new(), "The call did not connect.", "false"),
     };
+    // `artifact.messages`, as Vapi sends them: one per line of the transcript, `bot` or
+    // `user`, unix-ms `time`/`endTime`, spread over the talk time.
+    let lines: Vec<&str> = transcript.lines().filter(|l| !l.is_empty()).collect();
+    let start = call.started_at.map_or(timestamp, |t| t.as_millisecond());
+    let step = (call.talk_secs.max(0.0) * 1000.0 / lines.len().max(1) as f64) as i64;
+    let messages: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let (role, text) = match line.split_once(": ")? {
+                ("AI", text) => ("bot", text),
+                (_, text) => ("user", text),
+            };
+            let time = start + step * i as i64;
+            Some(json!({"role": role, "message": text, "time": time, "endTime": time + step, "secondsFromStart": (step * i as i64) as f64 / 1000.0}))
+        })
+        .collect();
     let report = json!({
         "type": "end-of-call-report",
         "endedReason": reason,
@@ -337,6 +354,7 @@ pub(crate) fn ended(call: &mut CallRecord, config: &SimConfig) -> Vec<Outgoing> 
         "endedAt": call.ended_at.map(rfc3339_ms),
         "artifact": {
             "transcript": transcript,
+            "messages": messages,
             "recordingUrl": format!("https://sim.invalid/rec/{}.wav", call.id),
         },
         "analysis": {"summary": summary, "successEvaluation": success},

@@ -438,6 +438,11 @@ mod tests {
             answered_by: None,
             transcript: None,
             voicemail_left: false,
+            duration_secs: None,
+            summary: None,
+            recording_url: None,
+            name: None,
+            variables: None,
         }
     }
 
@@ -451,6 +456,7 @@ mod tests {
             occurred_at: None,
             cost: None,
             duration_ms: None,
+            report: None,
             raw: serde_json::Value::Null,
         }
     }

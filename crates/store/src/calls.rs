@@ -15,8 +15,8 @@
 use crate::common::{lease_cutoff, ms, ACTIVE_SQL};
 use crate::rows::{CallEventRow, CallRow};
 use crate::sql::{args, Arg, Db};
-use crate::{Call, CallEvent, CallFilter, Page, Result};
-use dialtone_core::{CallId, EventKind, Outcome, ProviderEvent, WorkspaceId};
+use crate::{Call, CallEvent, CallFilter, CallSort, Page, Result};
+use dialtone_core::{CallId, CallReport, EventKind, Outcome, ProviderEvent, WorkspaceId};
 use jiff::Timestamp;
 
 fn calls(rows: Vec<CallRow>) -> Result<Vec<Call>> {
@@ -79,6 +79,7 @@ pub fn end_event(call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) 
         occurred_at: Some(now),
         cost: None,
         duration_ms: None,
+        report: None,
         raw: serde_json::json!({ "decision": "end", "outcome": outcome, "reason": reason }),
     }
 }
@@ -178,19 +179,24 @@ pub async fn touch(mut db: Db<'_>, call: &CallId, now: Timestamp) -> Result<()> 
     Ok(())
 }
 
+/// A call with its contact's name and variables (`contact_name`, `contact_variables`).
+const CALL_WITH_CONTACT: &str = "SELECT calls.*, ct.name AS contact_name, ct.variables AS contact_variables
+     FROM calls LEFT JOIN contacts ct ON ct.id = calls.contact_id";
+
 pub async fn get(mut db: Db<'_>, ws: &WorkspaceId, id: &CallId) -> Result<Option<Call>> {
-    let row: Option<CallRow> = db.fetch_optional("SELECT * FROM calls WHERE workspace_id = $1 AND id = $2", args![ws.as_str(), id.as_str()]).await?;
+    let sql = format!("{CALL_WITH_CONTACT} WHERE calls.workspace_id = $1 AND calls.id = $2");
+    let row: Option<CallRow> = db.fetch_optional(&sql, args![ws.as_str(), id.as_str()]).await?;
     row.map(Call::try_from).transpose()
 }
 
-/// A workspace's calls matching `f`, newest first (keyset pagination on the id).
+/// A workspace's calls matching `f`, in `f.sort` order (keyset pagination on the id).
 pub async fn list(mut db: Db<'_>, ws: &WorkspaceId, f: &CallFilter, page: &Page) -> Result<Vec<Call>> {
-    let mut sql = String::from("SELECT * FROM calls WHERE workspace_id = $1");
+    let mut sql = format!("{CALL_WITH_CONTACT} WHERE calls.workspace_id = $1");
     let mut args: Vec<Arg> = args![ws.as_str()];
     let mut filter = |column: &str, value: Option<Arg>| {
         if let Some(v) = value {
             args.push(v);
-            sql.push_str(&format!(" AND {column} ${}", args.len()));
+            sql.push_str(&format!(" AND calls.{column} ${}", args.len()));
         }
     };
     filter("campaign_id =", f.campaign_id.as_ref().map(|c| c.as_str().into()));
@@ -198,10 +204,46 @@ pub async fn list(mut db: Db<'_>, ws: &WorkspaceId, f: &CallFilter, page: &Page)
     filter("status =", f.status.map(|s| s.as_str().into()));
     filter("outcome =", f.outcome.map(|o| o.as_str().into()));
     filter("phone =", f.phone.as_ref().map(|p| p.as_str().into()));
-    filter("id <", page.before.as_ref().map(|b| b.as_str().into()));
+    filter("created_at >=", f.created_from.map(|t| ms(t).into()));
+    filter("created_at <", f.created_to.map(|t| ms(t).into()));
+    filter("ended_at >=", f.ended_from.map(|t| ms(t).into()));
+    filter("ended_at <", f.ended_to.map(|t| ms(t).into()));
+    let (cursor, order) = match f.sort {
+        CallSort::NewestFirst => ("id <", "DESC"),
+        CallSort::OldestFirst => ("id >", "ASC"),
+    };
+    filter(cursor, page.before.as_ref().map(|b| b.as_str().into()));
+    let mut any_of = |column: &str, values: Vec<&str>| {
+        if values.is_empty() {
+            return;
+        }
+        let first = args.len() + 1;
+        args.extend(values.into_iter().map(Arg::from));
+        let placeholders: Vec<String> = (first..=args.len()).map(|i| format!("${i}")).collect();
+        sql.push_str(&format!(" AND calls.{column} IN ({})", placeholders.join(", ")));
+    };
+    any_of("status", f.statuses.iter().map(|s| s.as_str()).collect());
+    any_of("outcome", f.outcomes.iter().map(|o| o.as_str()).collect());
     args.push(page.limit.into());
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
+    sql.push_str(&format!(" ORDER BY calls.id {order} LIMIT ${}", args.len()));
     calls(db.fetch_all(&sql, args).await?)
+}
+
+/// Stores what a provider reported of `call`'s content (see `Store::save_call_report`): each
+/// part the report carries replaces the stored one, except a transcript, which never
+/// replaces one already there (dialtone's own pipeline saves the turns it heard). False if
+/// there is no such call.
+pub async fn save_report(mut db: Db<'_>, call: &CallId, report: &CallReport, now: Timestamp) -> Result<bool> {
+    let transcript = report.transcript.as_ref().map(|t| serde_json::to_string(t).expect("a transcript serializes"));
+    let n = db
+        .execute(
+            "UPDATE calls SET summary = COALESCE($1, summary), recording_url = COALESCE($2, recording_url),
+                transcript = COALESCE(transcript, $3), updated_at = $4
+             WHERE id = $5",
+            args![report.summary.as_deref(), report.recording_url.as_deref(), transcript, ms(now), call.as_str()],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 pub async fn events_of(mut db: Db<'_>, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {

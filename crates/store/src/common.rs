@@ -384,6 +384,7 @@ mod tests {
             occurred_at: None,
             cost: None,
             duration_ms: None,
+            report: None,
             raw: serde_json::Value::Null,
         }
     }

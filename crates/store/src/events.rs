@@ -299,6 +299,7 @@ fn orphan_event(o: &OrphanRow, call: &Call, pid: &str) -> Option<ProviderEvent> 
         occurred_at: None,
         cost,
         duration_ms: None,
+        report: None,
         raw: serde_json::Value::Null,
     })
 }

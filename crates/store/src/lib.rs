@@ -19,6 +19,7 @@ pub use model::*;
 pub use shared::idempotency::{Begun, StoredResponse, STALE as IDEMPOTENCY_STALE, TTL as IDEMPOTENCY_TTL};
 pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
+pub use shared::workspaces::ApiKeyInfo;
 
 use async_trait::async_trait;
 use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId};
@@ -330,6 +331,16 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_idempotent(&self, ws: &WorkspaceId, key: &str, body_sha256: &str, response: &StoredResponse) -> Result<bool>;
     /// Frees a key whose owner failed on our side, so a retry runs afresh.
     async fn abandon_idempotent(&self, ws: &WorkspaceId, key: &str) -> Result<()>;
+    // Call detail (issue 11).
+    /// Stores what a provider reported of a call's content (summary, recording URL,
+    /// transcript; see `calls::save_report` for what replaces what). False if there is no
+    /// such call.
+    async fn save_call_report(&self, call: &CallId, report: &dialtone_core::CallReport, now: Timestamp) -> Result<bool>;
+    // API keys for `dialtone keys list|revoke` (issue 11; see `shared::workspaces`).
+    async fn list_api_keys(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyInfo>>;
+    async fn set_api_key_prefix(&self, id: &ApiKeyId, prefix: &str) -> Result<()>;
+    async fn revoke_api_key(&self, ws: &WorkspaceId, id: &str, now: Timestamp) -> Result<bool>;
+    async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

@@ -233,14 +233,32 @@ pub struct Call {
     #[schema(value_type = String, format = DateTime)]
     pub last_event_at: Timestamp,
     /// The answering-machine detection verdict, when the provider sent one on its own
-    /// (Twilio async AMD): `human`, `machine` or `unknown`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// (Twilio async AMD): `human`, `machine` or `unknown`; `null` when none came.
     pub answered_by: Option<AnsweredBy>,
     /// What was said on an agent call, turn by turn (`null` until the pipeline saved it).
     #[schema(required = true)]
     pub transcript: Option<Vec<TranscriptTurn>>,
     /// An agent call reached a voicemail box and left `voicemail_message` on it.
     pub voicemail_left: bool,
+    /// `duration_ms` in seconds (milliseconds kept as the fraction): the talk time the
+    /// provider reported (Vapi `endedAt - startedAt`, Twilio `CallDuration`, Exotel
+    /// `ConversationDuration`).
+    #[schema(required = true)]
+    pub duration_secs: Option<f64>,
+    /// The provider's summary of the conversation (Vapi `analysis.summary`).
+    #[schema(required = true)]
+    pub summary: Option<String>,
+    /// The provider's recording of the call (Vapi `artifact.recordingUrl`, Twilio and
+    /// Exotel `RecordingUrl`).
+    #[schema(required = true)]
+    pub recording_url: Option<String>,
+    /// The contact's name, as it is now (`null` when it has none, or for a read that does
+    /// not join the contact: only `GET /calls` and `GET /calls/{id}` do).
+    #[schema(required = true)]
+    pub name: Option<String>,
+    /// The contact's variables, as they are now (`null` as for `name`).
+    #[schema(value_type = Option<Object>, required = true)]
+    pub variables: Option<Variables>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -334,6 +352,28 @@ pub struct CallFilter {
     pub status: Option<CallStatus>,
     pub outcome: Option<Outcome>,
     pub phone: Option<PhoneNumber>,
+    /// Several statuses (`status=a,b`): a call in any of them (ANDed with `status`).
+    pub statuses: Vec<CallStatus>,
+    /// Several outcomes (`outcome=a,b`): a call with any of them (ANDed with `outcome`).
+    pub outcomes: Vec<Outcome>,
+    /// Created at or after / before (`[from, to)`).
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+    /// Ended at or after / before (`[from, to)`); a call not ended matches neither.
+    pub ended_from: Option<Timestamp>,
+    pub ended_to: Option<Timestamp>,
+    pub sort: CallSort,
+}
+
+/// The order of a call list. Both page by the call id (ids are ULIDs, so id order is
+/// creation order): the cursor `before` is the last id of the previous page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CallSort {
+    /// `-created_at`: newest first (the default).
+    #[default]
+    NewestFirst,
+    /// `created_at`: oldest first.
+    OldestFirst,
 }
 
 /// A number on a do-not-call list: workspace-wide (`campaign_id` None) or for one campaign.

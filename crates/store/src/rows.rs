@@ -151,6 +151,13 @@ pub struct CallRow {
     pub answered_by: Option<String>,
     pub transcript: Option<String>,
     pub voicemail_left: bool,
+    pub summary: Option<String>,
+    pub recording_url: Option<String>,
+    /// The contact's name and variables (JSON text), where the query joins the contact.
+    #[sqlx(default)]
+    pub contact_name: Option<String>,
+    #[sqlx(default)]
+    pub contact_variables: Option<String>,
 }
 
 impl TryFrom<CallRow> for Call {
@@ -183,6 +190,11 @@ impl TryFrom<CallRow> for Call {
             answered_by: opt_parse(r.answered_by)?,
             transcript: r.transcript.map(|t| json(&t, "transcript")).transpose()?,
             voicemail_left: r.voicemail_left,
+            duration_secs: r.duration_ms.map(|ms| ms as f64 / 1000.0),
+            summary: r.summary,
+            recording_url: r.recording_url,
+            name: r.contact_name,
+            variables: r.contact_variables.map(|v| json_map(&v)).transpose()?,
         })
     }
 }

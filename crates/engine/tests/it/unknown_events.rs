@@ -19,6 +19,7 @@ fn stranger(key: &str) -> ProviderEvent {
         occurred_at: None,
         cost: None,
         duration_ms: None,
+        report: None,
         raw: serde_json::json!({ "key": key }),
     }
 }

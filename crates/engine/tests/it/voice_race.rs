@@ -20,6 +20,7 @@ fn event(call: &Call, kind: EventKind, key: &str) -> ProviderEvent {
         occurred_at: None,
         cost: None,
         duration_ms: None,
+        report: None,
         raw: serde_json::Value::Null,
     }
 }

@@ -5,7 +5,7 @@
 use super::{status_kind, ExotelConfig, PEER_IP_HEADER};
 use crate::rest::{form_pairs, pairs_to_json, path_and_query, seconds_to_ms, text_field};
 use crate::{ParsedWebhook, WebhookError, WebhookRequest};
-use dialtone_core::{CallId, CallStatus, EventKind, ProviderEvent};
+use dialtone_core::{CallId, CallReport, CallStatus, EventKind, ProviderEvent};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::net::IpAddr;
@@ -60,6 +60,8 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         EventKind::Ended { .. } => text_field(obj, "ConversationDuration").and_then(|d| seconds_to_ms(&d)),
         _ => None,
     };
+    // Set when the call was recorded (`Record=true`), `null` otherwise.
+    let report = text_field(obj, "RecordingUrl").map(|url| Box::new(CallReport { recording_url: Some(url), ..CallReport::default() }));
     let event_type = event_type.unwrap_or_else(|| "terminal".to_string());
     let event = ProviderEvent {
         provider_type: event_type.clone(),
@@ -71,6 +73,7 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         occurred_at: None,
         cost: None,
         duration_ms,
+        report,
         raw,
     };
     Ok(ParsedWebhook { events: vec![event], ..ParsedWebhook::default() })

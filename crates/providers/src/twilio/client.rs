@@ -118,6 +118,7 @@ pub(super) fn remote_call(call: Value, fallback_sid: &str) -> Option<RemoteCall>
         // `price` is in `price_unit` and often set minutes after the end: left in `raw`.
         cost: None,
         duration_ms: if ended { text_field(obj, "duration").and_then(|d| seconds_to_ms(&d)) } else { None },
+        report: None,
         raw: call,
     };
     Some(RemoteCall { provider_call_id: sid, call_id: None, event })

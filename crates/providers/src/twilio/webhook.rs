@@ -4,7 +4,7 @@
 use super::{parse_rfc2822, status_kind};
 use crate::rest::{form_pairs, pairs_to_json, query_param, seconds_to_ms};
 use crate::{ParsedWebhook, WebhookError, WebhookRequest};
-use dialtone_core::{AnsweredBy, CallId, EventKind, ProviderEvent};
+use dialtone_core::{AnsweredBy, CallId, CallReport, EventKind, ProviderEvent};
 use sha2::Digest;
 
 pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookError> {
@@ -21,6 +21,12 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         // on. It arrives in any order with `completed`, which then carries no AnsweredBy;
         // `dialtone_core::call::effect` makes a machine's completed call a voicemail.
         (None, None, Some(a)) => ("amd", EventKind::Amd { answered_by: AnsweredBy::from_twilio(a) }, format!("amd:{a}")),
+        // The recording status callback (`RecordingStatusCallback`): `RecordingSid`,
+        // `RecordingUrl`, `RecordingStatus`, no `CallStatus`. Moves nothing; its URL is
+        // stored on the call (below).
+        (None, None, None) if get("RecordingSid").is_some() => {
+            ("recording", EventKind::Info, format!("recording:{}:{}", get("RecordingSid").unwrap_or_default(), get("RecordingStatus").unwrap_or("none")))
+        }
         (None, s, _) => {
             // A status we do not know may repeat with new content: the sequence number
             // (or, failing that, the body) keeps distinct callbacks distinct.
@@ -33,6 +39,10 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         EventKind::Ended { .. } => get("CallDuration").and_then(seconds_to_ms),
         _ => None,
     };
+    // Twilio's recording URL is sent on the recording callback once the recording is
+    // `completed` (earlier statuses have no file yet); a status callback may carry one too.
+    let recording_url = get("RecordingUrl").filter(|_| get("RecordingStatus").is_none_or(|s| s == "completed"));
+    let report = recording_url.map(|url| Box::new(CallReport { recording_url: Some(url.to_string()), ..CallReport::default() }));
     let event = ProviderEvent {
         provider_type: provider_type.to_string(),
         provider_call_id: Some(sid.to_string()),
@@ -42,6 +52,7 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         occurred_at: get("Timestamp").and_then(parse_rfc2822),
         cost: None,
         duration_ms,
+        report,
         // `SequenceNumber` stays here: events are ordered by state rank downstream.
         raw: pairs_to_json(&pairs),
     };

@@ -5,7 +5,7 @@
 use super::{dialtone_call_id, duration_ms, ended_kind, parse_time, status_kind, HmacAlgorithm, HmacConfig, SigEncoding, VapiConfig};
 use crate::{ParsedWebhook, WebhookError, WebhookRequest};
 use base64::Engine as _;
-use dialtone_core::{CallStatus, EventKind, ProviderEvent};
+use dialtone_core::{CallReport, CallStatus, EventKind, ProviderEvent, Speaker, TranscriptTurn};
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use secrecy::ExposeSecret;
@@ -136,6 +136,7 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
             let mut ev = event(msg_type, message, &body, ended_kind(reason), msg_type.to_string())?;
             ev.cost = field("cost").and_then(Value::as_f64);
             ev.duration_ms = duration_ms(field("startedAt"), field("endedAt"));
+            ev.report = Some(Box::new(report(message))).filter(|r| !r.is_empty());
             ev
         }
         "hang" => {
@@ -183,8 +184,37 @@ fn event(msg_type: &str, message: &Map<String, Value>, body: &Value, kind: Event
         occurred_at: message.get("timestamp").and_then(parse_time),
         cost: None,
         duration_ms: None,
+        report: None,
         raw: body.clone(),
     })
+}
+
+/// The content an end-of-call-report carries: `analysis.summary`, `artifact.recordingUrl`
+/// and the turns of `artifact.messages` (each `{role, message, time, endTime}`, times in
+/// unix ms; `bot`/`assistant` turns are the agent's, `user` turns the callee's, system and
+/// tool messages are left out). Older payloads have `summary` and `recordingUrl` at the top
+/// of `message`. Vapi's plain-text `artifact.transcript` is not read: it has no times.
+fn report(message: &Map<String, Value>) -> CallReport {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let artifact = message.get("artifact");
+    let summary = text(message.get("analysis").and_then(|a| a.get("summary"))).or_else(|| text(message.get("summary")));
+    let recording_url = text(artifact.and_then(|a| a.get("recordingUrl"))).or_else(|| text(message.get("recordingUrl")));
+    let transcript = artifact.and_then(|a| a.get("messages")).and_then(Value::as_array).map(|messages| {
+        messages
+            .iter()
+            .filter_map(|m| {
+                let speaker = match m.get("role").and_then(Value::as_str)? {
+                    "bot" | "assistant" => Speaker::Agent,
+                    "user" => Speaker::Callee,
+                    _ => return None,
+                };
+                let started_at = m.get("time").and_then(parse_time)?;
+                let ended_at = m.get("endTime").and_then(parse_time).unwrap_or(started_at);
+                Some(TranscriptTurn { speaker, text: text(m.get("message"))?, started_at, ended_at, interrupted: false })
+            })
+            .collect::<Vec<_>>()
+    });
+    CallReport { summary, recording_url, transcript: transcript.filter(|t| !t.is_empty()) }
 }
 
 fn str_field<'a>(message: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

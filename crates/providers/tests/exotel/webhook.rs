@@ -139,3 +139,11 @@ fn without_call_sid_it_is_malformed() {
     assert!(matches!(parse_with(b"Status=completed"), Err(WebhookError::Malformed(_))));
     assert!(matches!(parse_with(b""), Err(WebhookError::Malformed(_))));
 }
+
+#[test]
+fn a_recorded_calls_terminal_callback_carries_its_recording_url() {
+    let ev = parse(json!({"CallSid": "s1", "Status": "completed", "ConversationDuration": 9, "RecordingUrl": "https://recordings.exotel.com/s1.mp3"})).unwrap();
+    assert_eq!(ev.duration_ms, Some(9_000));
+    assert_eq!(ev.report.unwrap().recording_url.as_deref(), Some("https://recordings.exotel.com/s1.mp3"));
+    assert!(parse(json!({"CallSid": "s1", "Status": "completed", "RecordingUrl": null})).unwrap().report.is_none());
+}

@@ -245,3 +245,19 @@ fn a_foreign_or_missing_call_id_in_the_url_is_none() {
         assert_eq!(parsed.events[0].call_id, None, "{url}");
     }
 }
+
+#[test]
+fn the_recording_callback_carries_the_recording_url_once_completed() {
+    let ev = parse(
+        "CallSid=CA1&AccountSid=AC1&RecordingSid=RE1&RecordingStatus=completed&RecordingDuration=12&RecordingUrl=https%3A%2F%2Fapi.twilio.com%2Frec%2FRE1",
+    )
+    .unwrap();
+    assert_eq!(ev.kind, EventKind::Info, "moves nothing");
+    assert_eq!(ev.provider_type, "recording");
+    assert_eq!(ev.dedupe_key, "twilio:CA1:recording:RE1:completed");
+    assert_eq!(ev.report.unwrap().recording_url.as_deref(), Some("https://api.twilio.com/rec/RE1"));
+    let ev = parse("CallSid=CA1&AccountSid=AC1&RecordingSid=RE1&RecordingStatus=in-progress&RecordingUrl=https%3A%2F%2Fx").unwrap();
+    assert!(ev.report.is_none(), "no file yet");
+    let ev = parse("CallSid=CA1&CallStatus=completed&CallDuration=7").unwrap();
+    assert!(ev.report.is_none());
+}

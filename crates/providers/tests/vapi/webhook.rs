@@ -345,3 +345,38 @@ fn kind_is_what_was_configured() {
     assert_eq!(provider(None, None).kind(), ProviderKind::Sim);
     assert_eq!(VapiProvider::new(VapiConfig::new(SecretString::from("k"))).kind(), ProviderKind::Vapi);
 }
+
+#[test]
+fn an_end_of_call_report_carries_summary_recording_and_the_turns_of_its_messages() {
+    let p = parse(&json!({"message": {
+        "type": "end-of-call-report", "endedReason": "customer-ended-call", "cost": 0.02,
+        "startedAt": "2026-01-01T10:00:00.000Z", "endedAt": "2026-01-01T10:00:30.000Z",
+        "artifact": {"transcript": "AI: Hi\nUser: Hello\n", "recordingUrl": "https://storage.vapi.ai/rec.wav", "messages": [
+            {"role": "system", "message": "You are a bot", "time": 1767261600000i64},
+            {"role": "bot", "message": "Hi", "time": 1767261600000i64, "endTime": 1767261601500i64, "secondsFromStart": 0},
+            {"role": "tool_calls", "toolCalls": []},
+            {"role": "user", "message": " Hello ", "time": 1767261602000i64, "endTime": 1767261603000i64},
+            {"role": "user", "message": "no time"}
+        ]},
+        "analysis": {"summary": "A short greeting.", "successEvaluation": "true"},
+        "call": {"id": "c1"}
+    }}))
+    .unwrap();
+    let ev = &p.events[0];
+    assert_eq!((ev.cost, ev.duration_ms), (Some(0.02), Some(30_000)));
+    let r = ev.report.as_deref().expect("a report");
+    assert_eq!(r.summary.as_deref(), Some("A short greeting."));
+    assert_eq!(r.recording_url.as_deref(), Some("https://storage.vapi.ai/rec.wav"));
+    let turns = r.transcript.as_ref().unwrap();
+    let said: Vec<(String, &str)> = turns.iter().map(|t| (t.speaker.to_string(), t.text.as_str())).collect();
+    assert_eq!(said, [("agent".to_string(), "Hi"), ("callee".to_string(), "Hello")], "system, tool and untimed messages left out");
+    assert_eq!(turns[0].started_at, Timestamp::from_millisecond(1_767_261_600_000).unwrap());
+    assert_eq!(turns[0].ended_at, Timestamp::from_millisecond(1_767_261_601_500).unwrap());
+
+    // Older payloads: summary and recording at the top of `message`; nothing at all: no report.
+    let p = parse(&json!({"message": {"type": "end-of-call-report", "summary": "old", "recordingUrl": "https://r", "call": {"id": "c2"}}})).unwrap();
+    let r = p.events[0].report.as_deref().unwrap();
+    assert_eq!((r.summary.as_deref(), r.recording_url.as_deref(), r.transcript.as_ref()), (Some("old"), Some("https://r"), None));
+    let p = parse(&json!({"message": {"type": "end-of-call-report", "analysis": {"summary": "  "}, "call": {"id": "c3"}}})).unwrap();
+    assert!(p.events[0].report.is_none());
+}

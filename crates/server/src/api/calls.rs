@@ -1,12 +1,13 @@
 //! `/api/v1/calls`: list with filters and pagination; one call with its event history.
 
 use super::openapi::ErrorBody;
+use super::stats::instant;
 use super::Path;
 use super::{paged, ApiError, Auth, Json, PageQuery, Paged, Query};
 use crate::app::AppState;
 use axum::extract::State;
 use dialtone_core::{CallId, CampaignId, ContactId, PhoneNumber};
-use dialtone_store::{Call, CallEvent, CallFilter};
+use dialtone_store::{Call, CallEvent, CallFilter, CallSort};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -22,7 +23,8 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(hangup))
 }
 
-/// `?campaign_id=&contact_id=&status=&outcome=&phone=&limit=&before=` on `GET /calls`.
+/// `?campaign_id=&contact_id=&status=&outcome=&phone=&created_from=&created_to=&ended_from=&ended_to=&sort=&limit=&before=`
+/// on `GET /calls`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -31,9 +33,11 @@ struct ListQuery {
     campaign_id: Option<String>,
     /// Only this contact's calls (`ct_…`).
     contact_id: Option<String>,
-    #[param(value_type = Option<dialtone_core::CallStatus>)]
+    /// One or more call statuses, comma-separated (`completed,failed`): calls in any of them.
+    #[param(example = "queued,dialing")]
     status: Option<String>,
-    #[param(value_type = Option<dialtone_core::Outcome>)]
+    /// One or more outcomes, comma-separated (`no_answer,busy`): calls with any of them.
+    #[param(example = "no_answer,busy")]
     outcome: Option<String>,
     /// Only calls to this number (E.164; national numbers are read as US).
     phone: Option<String>,
@@ -44,6 +48,29 @@ struct ListQuery {
     limit: Option<u32>,
     /// The previous page's `next_cursor`.
     before: Option<String>,
+    /// Calls created at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
+    created_from: Option<String>,
+    /// Calls created before this instant (RFC 3339).
+    #[param(format = DateTime)]
+    created_to: Option<String>,
+    /// Calls that ended at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
+    ended_from: Option<String>,
+    /// Calls that ended before this instant (RFC 3339).
+    #[param(format = DateTime)]
+    ended_to: Option<String>,
+    /// `-created_at` (newest first, the default) or `created_at` (oldest first).
+    #[param(pattern = "^-?created_at$")]
+    sort: Option<String>,
+}
+
+/// `a,b,c` → each parsed, blanks skipped; a bad one names `field`.
+fn any_of<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Vec<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.into_iter().flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|e| ApiError::invalid(field, e))).collect()
 }
 
 /// The workspace's calls, newest first, filtered.
@@ -51,8 +78,19 @@ struct ListQuery {
 async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<ListQuery>) -> Result<Json<Paged<Call>>, ApiError> {
     let filter = CallFilter {
         campaign_id: q.campaign_id.as_deref().map(|c| CampaignId::parse(c).ok_or_else(|| ApiError::invalid("campaign_id", "not a campaign id"))).transpose()?,
-        status: q.status.as_deref().map(|s| s.parse().map_err(|e| ApiError::invalid("status", e))).transpose()?,
-        outcome: q.outcome.as_deref().map(|s| s.parse().map_err(|e| ApiError::invalid("outcome", e))).transpose()?,
+        status: None,
+        outcome: None,
+        statuses: any_of("status", q.status.as_deref())?,
+        outcomes: any_of("outcome", q.outcome.as_deref())?,
+        created_from: q.created_from.as_deref().map(|v| instant("created_from", v)).transpose()?,
+        created_to: q.created_to.as_deref().map(|v| instant("created_to", v)).transpose()?,
+        ended_from: q.ended_from.as_deref().map(|v| instant("ended_from", v)).transpose()?,
+        ended_to: q.ended_to.as_deref().map(|v| instant("ended_to", v)).transpose()?,
+        sort: match q.sort.as_deref() {
+            None | Some("-created_at") => CallSort::NewestFirst,
+            Some("created_at") => CallSort::OldestFirst,
+            Some(_) => return Err(ApiError::invalid("sort", "expected created_at or -created_at")),
+        },
         phone: q.phone.as_deref().map(|p| PhoneNumber::parse(p, "US").map_err(|e| ApiError::invalid("phone", e))).transpose()?,
         contact_id: q.contact_id.as_deref().map(|c| ContactId::parse(c).ok_or_else(|| ApiError::invalid("contact_id", "not a contact id"))).transpose()?,
     };

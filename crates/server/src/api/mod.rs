@@ -174,7 +174,19 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::unauthorized("missing API key: send Authorization: Bearer <key>"))?;
         match app.store.find_api_key(&crate::keys::hash(key)).await? {
-            Some((_, ws)) => Ok(Auth(ws)),
+            Some((id, ws)) => {
+                if crate::keys::due_for_touch(&id) {
+                    // Best effort, off the request's path: a lost write only makes the
+                    // last-use time a minute older.
+                    let (store, now) = (app.store.clone(), app.now());
+                    tokio::spawn(async move {
+                        if let Err(e) = store.touch_api_key(&id, now).await {
+                            tracing::debug!(error = %e, "could not note an API key's use");
+                        }
+                    });
+                }
+                Ok(Auth(ws))
+            }
             None => Err(ApiError::unauthorized("unknown or revoked API key")),
         }
     }

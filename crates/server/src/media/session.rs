@@ -147,6 +147,7 @@ async fn finish(
         occurred_at: Some(engine.clock().now()),
         cost: None,
         duration_ms: None,
+        report: None,
         raw: serde_json::json!({
             "outcome": outcome,
             "reason": format!("{:?}", ending.reason),

@@ -4,7 +4,9 @@
 mod accounts;
 mod agents;
 mod api;
+mod call_detail;
 mod campaigns;
+mod cli;
 mod contacts;
 mod dnc;
 mod edges;

@@ -132,7 +132,10 @@ async fn the_document_is_openapi_3_1_with_every_route_and_the_error_shape_on_eve
     assert!(paths["/api/v1/campaigns/{id}/export.csv"]["get"]["responses"]["200"]["content"].get("text/csv").is_some());
     // Query parameters are the ones the server reads.
     let params: Vec<&str> = paths["/api/v1/calls"]["get"]["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(params, ["campaign_id", "contact_id", "status", "outcome", "phone", "limit", "before"]);
+    assert_eq!(
+        params,
+        ["campaign_id", "contact_id", "status", "outcome", "phone", "limit", "before", "created_from", "created_to", "ended_from", "ended_to", "sort"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

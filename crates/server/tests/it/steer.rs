@@ -221,3 +221,62 @@ async fn the_export_has_one_quoted_row_per_contact_with_its_last_call_and_every_
     let (status, body) = app.get("/campaigns/cmp_nope/export.csv").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
+
+/// The contacts' `waiting.until`, once every one of them waits for its calling hours and
+/// all wait until the same moment `want` (or any, with `None`).
+async fn all_wait_until(app: &TestApp, id: &str, want: Option<jiff::Timestamp>) -> jiff::Timestamp {
+    eventually(
+        || async {
+            let page = contacts(app, id, "limit=10").await;
+            let untils: Vec<Option<jiff::Timestamp>> = page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c["waiting"]["reason"] == "calling_hours").then(|| c["waiting"]["until"].as_str().and_then(|t| t.parse().ok())).flatten())
+                .collect();
+            match untils.first().copied().flatten() {
+                Some(t) if untils.iter().all(|u| *u == Some(t)) && want.is_none_or(|w| w == t) => Ok(t),
+                _ => Err(format!("want all waiting until {want:?}: {page}")),
+            }
+        },
+        secs(10),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_calling_hours_move_the_contacts_waiting_for_the_old_ones_either_way() {
+    let app = TestApp::start().await;
+    // San Francisco numbers: the contacts' zone is America/Los_Angeles.
+    let zone = jiff::tz::TimeZone::get("America/Los_Angeles").unwrap();
+    let now = jiff::Timestamp::now().to_zoned(zone.clone());
+    let hour = |ahead: i8| (now.hour() + ahead) % 24;
+    let hours = |start: i8, end: i8| json!({"calling_hours": {"start": format!("{start:02}:00"), "end": format!("{end:02}:00")}});
+    // The next moment it is `h`:00 in Los Angeles.
+    let next = |h: i8| {
+        let at = now.with().hour(h).minute(0).second(0).subsec_nanosecond(0).build().unwrap();
+        let at = if at <= now { at.checked_add(jiff::Span::new().days(1)).unwrap() } else { at };
+        at.timestamp()
+    };
+    let id = app.create_campaign(hours(hour(3), hour(6))).await;
+    app.import_csv(&id, "phone\n+14155550101\n+14155550102\n+14155550103\n").await;
+    app.act(&id, "start").await;
+    all_wait_until(&app, &id, Some(next(hour(3)))).await;
+
+    // Earlier hours: the waiting contacts are due at the new opening, not the old one.
+    let (status, body) = send(app.api(Method::PATCH, &format!("/campaigns/{id}")).json(&hours(hour(2), hour(6)))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    all_wait_until(&app, &id, Some(next(hour(2)))).await;
+
+    // Later hours: never earlier than the new rules allow.
+    let (status, body) = send(app.api(Method::PATCH, &format!("/campaigns/{id}")).json(&hours(hour(4), hour(6)))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    all_wait_until(&app, &id, Some(next(hour(4)))).await;
+    assert_eq!(app.sim_stats().dials, 0, "nobody was called outside the hours");
+
+    // Hours that hold now: they are called at once.
+    let (status, body) = send(app.api(Method::PATCH, &format!("/campaigns/{id}")).json(&hours(hour(0), hour(3)))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.wait_for_status(&id, "completed", secs(10)).await;
+    assert_eq!(app.sim_stats().dials, 3);
+}

@@ -85,6 +85,8 @@ pub struct TestApp {
     pub state: Arc<AppState>,
     /// The simulator's base URL (for its own `/sim/*` routes).
     pub sim_base: String,
+    /// The server's database (for commands that open it themselves, like `keys`).
+    pub database_url: String,
     sim: Option<SimHandle>,
     sim_probe: Sim,
     cancel: CancellationToken,
@@ -142,7 +144,7 @@ impl TestApp {
         };
         let sim = Sim::spawn(sim_config, "127.0.0.1:0").await.unwrap();
         let mut config = Config {
-            database_url: database_url.into(),
+            database_url: database_url.clone().into(),
             public_url: Some(base.clone()),
             sim_base_url: sim.base_url(),
             sim_api_key: SIM_KEY.into(),
@@ -185,6 +187,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             state,
             sim_base: sim.base_url(),
+            database_url,
             sim_probe: sim.sim().clone(),
             sim: Some(sim),
             cancel,

@@ -249,6 +249,7 @@ impl MediaApp {
             occurred_at: None,
             cost: None,
             duration_ms: None,
+            report: None,
             raw: json!({}),
         };
         self.state.engine.ingest(vec![event]).await.unwrap();

@@ -345,6 +345,26 @@ macro_rules! impl_store {
                 $crate::shared::agents::save_transcript(self.pools(), call, turns, voicemail_left, now).await
             }
 
+            async fn list_api_keys(&self, ws: &dialtone_core::WorkspaceId) -> $crate::Result<Vec<$crate::ApiKeyInfo>> {
+                $crate::shared::workspaces::list_api_keys(self.pools(), ws).await
+            }
+
+            async fn set_api_key_prefix(&self, id: &dialtone_core::ApiKeyId, prefix: &str) -> $crate::Result<()> {
+                $crate::shared::workspaces::set_api_key_prefix(self.pools(), id, prefix).await
+            }
+
+            async fn revoke_api_key(&self, ws: &dialtone_core::WorkspaceId, id: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::workspaces::revoke_api_key(self.pools(), ws, id, now).await
+            }
+
+            async fn touch_api_key(&self, id: &dialtone_core::ApiKeyId, now: jiff::Timestamp) -> $crate::Result<()> {
+                $crate::shared::workspaces::touch_api_key(self.pools(), id, now).await
+            }
+
+            async fn save_call_report(&self, call: &dialtone_core::CallId, report: &dialtone_core::CallReport, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::calls::save_report(self.pools().write(), call, report, now).await
+            }
+
             async fn stats(&self, q: &$crate::StatsQuery) -> $crate::Result<$crate::Stats> {
                 $crate::shared::stats::stats(self.pools(), q).await
             }

@@ -215,9 +215,18 @@ pub struct CampaignPatch {
 /// Applies `patch` to a campaign of the workspace that is neither archived nor over. The
 /// claim reads the campaign row each time, so the change holds from the next claim.
 /// Errors: `NotFound`; `Conflict` if the campaign is completed, canceled or archived.
+///
+/// New calling hours or a new schedule (its time zone is the one contacts without their
+/// own are judged in) also free the contacts that were waiting for the old hours
+/// (`calling_hours`, `no_common_hours`): they become due now, in the same transaction, and
+/// the next claim judges them by the new rules, dialling those inside them and sending the
+/// others to wait for the new hours' next opening. So they are called neither at the old
+/// time nor earlier than the new hours allow. A retry delay is not a wait for the hours and
+/// stays as it was.
 pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, patch: &CampaignPatch, now: Timestamp) -> Result<Campaign> {
-    let row: Option<CampaignRow> = p
-        .write()
+    let mut tx = p.begin().await?;
+    let row: Option<CampaignRow> = tx
+        .db()
         .fetch_optional(
             "UPDATE campaigns SET
                 name = COALESCE($3, name), max_concurrent = COALESCE($4, max_concurrent), mode = COALESCE($5, mode),
@@ -241,10 +250,21 @@ pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, patch: &Cam
             ],
         )
         .await?;
-    match row {
-        Some(r) => r.try_into(),
-        None => Err(over_or_missing(p, ws, id, "changed").await),
+    let Some(row) = row else {
+        drop(tx);
+        return Err(over_or_missing(p, ws, id, "changed").await);
+    };
+    if patch.calling_hours.is_some() || patch.schedule.is_some() {
+        tx.db()
+            .execute(
+                "UPDATE contacts SET next_attempt_at = $1, wait_reason = NULL, updated_at = $1
+                 WHERE campaign_id = $2 AND status = 'pending' AND wait_reason IN ('calling_hours', 'no_common_hours')",
+                args![ms(now), id.as_str()],
+            )
+            .await?;
     }
+    tx.commit().await?;
+    row.try_into()
 }
 
 /// The error for a campaign an edit did not touch: `NotFound`, or `Conflict` saying why.
@@ -351,6 +371,8 @@ pub struct ExportRow {
     /// The last call's talk time in milliseconds, as the provider reported it, else from
     /// answer to end.
     pub duration_ms: Option<i64>,
+    /// The last call's summary, as the provider wrote it.
+    pub summary: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -367,6 +389,7 @@ struct ExportRowDb {
     duration_ms: Option<i64>,
     answered_at: Option<i64>,
     ended_at: Option<i64>,
+    summary: Option<String>,
 }
 
 /// Up to `limit` contacts of a campaign in id (import) order, after the id `after`: one
@@ -377,7 +400,7 @@ pub async fn export_page(p: Pools<'_>, campaign: &CampaignId, after: Option<&str
         .read()
         .fetch_all(
             "SELECT c.id, c.phone, c.extension, c.name, c.status, c.attempts, c.variables,
-                    l.outcome, l.created_at AS last_call_at, l.duration_ms, l.answered_at, l.ended_at
+                    l.outcome, l.created_at AS last_call_at, l.duration_ms, l.answered_at, l.ended_at, l.summary
              FROM contacts c
              LEFT JOIN calls l ON l.id = (SELECT id FROM calls WHERE contact_id = c.id ORDER BY attempt DESC LIMIT 1)
              WHERE c.campaign_id = $1 AND ($2 IS NULL OR c.id > $2)
@@ -402,6 +425,7 @@ pub async fn export_page(p: Pools<'_>, campaign: &CampaignId, after: Option<&str
                 outcome: r.outcome,
                 last_call_at: opt_ts(r.last_call_at)?,
                 duration_ms: r.duration_ms.or(derived),
+                summary: r.summary,
             })
         })
         .collect()

@@ -49,3 +49,51 @@ pub async fn set_account_limit(p: Pools<'_>, provider: ProviderKind, max_concurr
         .await?;
     Ok(())
 }
+
+/// An API key as `dialtone keys list` shows it: never the key nor its hash.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub name: String,
+    /// The key's first characters (`dt_` and 5 more); `null` for a key made before they were kept.
+    pub prefix: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms, at most a minute late; `null` if never used since it was recorded.
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A workspace's API keys, revoked ones included, oldest first.
+pub async fn list_api_keys(p: Pools<'_>, ws: &WorkspaceId) -> Result<Vec<ApiKeyInfo>> {
+    p.read()
+        .fetch_all(
+            "SELECT id, name, key_prefix AS prefix, created_at, last_used_at, revoked_at FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, id",
+            args![ws.as_str()],
+        )
+        .await
+}
+
+/// Records the first characters of a key just created (see [`ApiKeyInfo::prefix`]).
+pub async fn set_api_key_prefix(p: Pools<'_>, id: &ApiKeyId, prefix: &str) -> Result<()> {
+    p.write().execute("UPDATE api_keys SET key_prefix = $1 WHERE id = $2", args![prefix, id.as_str()]).await?;
+    Ok(())
+}
+
+/// Revokes a key of `ws` by its id: from the commit on, `find_api_key` no longer finds it,
+/// on every server sharing the database. False if there is no such key or it was revoked.
+pub async fn revoke_api_key(p: Pools<'_>, ws: &WorkspaceId, id: &str, now: Timestamp) -> Result<bool> {
+    let n = p
+        .write()
+        .execute("UPDATE api_keys SET revoked_at = $1 WHERE workspace_id = $2 AND id = $3 AND revoked_at IS NULL", args![ms(now), ws.as_str(), id])
+        .await?;
+    Ok(n == 1)
+}
+
+/// Notes that `id` authenticated a request at `now` (never moving the time back).
+pub async fn touch_api_key(p: Pools<'_>, id: &ApiKeyId, now: Timestamp) -> Result<()> {
+    p.write()
+        .execute("UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)", args![ms(now), id.as_str()])
+        .await?;
+    Ok(())
+}

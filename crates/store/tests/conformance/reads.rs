@@ -189,3 +189,82 @@ pub async fn counts_of_several_campaigns_read_together_match_each_campaigns_own(
     assert_eq!(together[&b.id].active_calls, 2);
     assert_eq!(together.get(&empty.id).map_or(0, |c| c.active_calls + c.contacts.values().sum::<u64>()), 0);
 }
+
+pub async fn a_call_report_is_stored_and_calls_filter_by_several_statuses_dates_and_sort(store: S) {
+    let (ws, cmp) = running(&store, Mode::Continuous, 10, 3, 4).await;
+    let d = claim(&store, &cmp.id, at(0)).await;
+    end(&store, &d[0].call_id, Outcome::Completed, at(10)).await;
+    end(&store, &d[1].call_id, Outcome::Busy, at(20)).await;
+
+    let turn = |text: &str| dialtone_core::TranscriptTurn {
+        speaker: dialtone_core::Speaker::Agent,
+        text: text.into(),
+        started_at: at(1),
+        ended_at: at(2),
+        interrupted: false,
+    };
+    let report =
+        dialtone_core::CallReport { summary: Some("went well".into()), recording_url: Some("https://r/1.wav".into()), transcript: Some(vec![turn("hi")]) };
+    assert!(store.save_call_report(&d[0].call_id, &report, at(11)).await.unwrap());
+    // A later report with only a summary replaces the summary and keeps the rest; a
+    // transcript already stored is never replaced.
+    let later = dialtone_core::CallReport { summary: Some("went very well".into()), transcript: Some(vec![turn("other")]), ..Default::default() };
+    assert!(store.save_call_report(&d[0].call_id, &later, at(12)).await.unwrap());
+    assert!(!store.save_call_report(&CallId::new(), &report, at(12)).await.unwrap(), "no such call");
+    let call = store.get_call(&ws, &d[0].call_id).await.unwrap().unwrap();
+    assert_eq!((call.summary.as_deref(), call.recording_url.as_deref()), (Some("went very well"), Some("https://r/1.wav")));
+    assert_eq!(call.transcript.unwrap()[0].text, "hi");
+    assert!(call.name.as_deref().is_some_and(|n| n.starts_with("Contact ")), "the contact's name is joined: {:?}", call.name);
+    assert_eq!(call.variables, Some(Default::default()), "the contact's variables are joined");
+
+    let set = |ds: &[&dialtone_store::Dial]| ds.iter().map(|d| d.call_id.clone()).collect::<BTreeSet<_>>();
+    let filter = |f: CallFilter| {
+        let store = store.clone();
+        let ws = ws.clone();
+        async move { store.list_calls(&ws, &f, &Page { limit: 100, before: None }).await.unwrap() }
+    };
+    let f = CallFilter { statuses: vec![CallStatus::Ended, CallStatus::Failed], ..Default::default() };
+    assert_eq!(ids(&filter(f).await), set(&[&d[0], &d[1]]));
+    let f = CallFilter { outcomes: vec![Outcome::Busy, Outcome::NoAnswer], ..Default::default() };
+    assert_eq!(ids(&filter(f).await), set(&[&d[1]]));
+    let f = CallFilter { ended_from: Some(at(15)), ended_to: Some(at(25)), ..Default::default() };
+    assert_eq!(ids(&filter(f).await), set(&[&d[1]]));
+    let f = CallFilter { created_from: Some(at(0)), created_to: Some(at(1)), ..Default::default() };
+    assert_eq!(filter(f).await.len(), 4);
+    assert!(filter(CallFilter { created_from: Some(at(1)), ..Default::default() }).await.is_empty());
+
+    let newest: Vec<CallId> = filter(CallFilter::default()).await.into_iter().map(|c| c.id).collect();
+    let oldest: Vec<CallId> =
+        filter(CallFilter { sort: dialtone_store::CallSort::OldestFirst, ..Default::default() }).await.into_iter().map(|c| c.id).collect();
+    assert_eq!(newest.iter().rev().cloned().collect::<Vec<_>>(), oldest);
+    let page2 = store
+        .list_calls(
+            &ws,
+            &CallFilter { sort: dialtone_store::CallSort::OldestFirst, ..Default::default() },
+            &Page { limit: 10, before: Some(oldest[1].to_string()) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.into_iter().map(|c| c.id).collect::<Vec<_>>(), oldest[2..]);
+}
+
+pub async fn api_keys_are_listed_without_their_hash_touched_and_revoked(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let id = store.create_api_key(&ws, "ops", "hash-of-ops", at(0)).await.unwrap();
+    store.set_api_key_prefix(&id, "dt_abcde").await.unwrap();
+    store.touch_api_key(&id, at(50)).await.unwrap();
+    store.touch_api_key(&id, at(40)).await.unwrap();
+    let keys = store.list_api_keys(&ws).await.unwrap();
+    let k = keys.iter().find(|k| k.id == id.as_str()).unwrap();
+    assert_eq!(
+        (k.prefix.as_deref(), k.name.as_str(), k.last_used_at, k.revoked_at),
+        (Some("dt_abcde"), "ops", Some(at(50).as_millisecond()), None),
+        "never moved back"
+    );
+    assert!(store.revoke_api_key(&ws, id.as_str(), at(60)).await.unwrap());
+    assert!(!store.revoke_api_key(&ws, id.as_str(), at(61)).await.unwrap(), "already revoked");
+    assert!(!store.revoke_api_key(&ws, "key_nope", at(61)).await.unwrap());
+    assert_eq!(store.find_api_key("hash-of-ops").await.unwrap(), None, "a revoked key authenticates nothing");
+    let keys = store.list_api_keys(&ws).await.unwrap();
+    assert_eq!(keys.iter().find(|k| k.id == id.as_str()).unwrap().revoked_at, Some(at(60).as_millisecond()));
+}

@@ -122,6 +122,7 @@ pub fn event(call: Option<&CallId>, provider_call_id: Option<&str>, kind: EventK
         occurred_at: None,
         cost: None,
         duration_ms: None,
+        report: None,
         raw: serde_json::json!({ "test": dedupe_key }),
     }
 }

@@ -1,0 +1,204 @@
+//! The CLI that writes (issue 11): the real `dialtone` binary against a test server, as a
+//! user at a terminal runs it.
+
+use crate::support::*;
+use serde_json::Value;
+use std::process::Output;
+
+/// Runs `dialtone args…` with the server's address and key in the environment (unless
+/// `env` overrides them), off the runtime's workers (the server runs on them).
+async fn dialtone(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dialtone"));
+    cmd.args(args).env_remove("DIALTONE_LISTEN").env_remove("DIALTONE_DATABASE_URL").env("DIALTONE_API_URL", &app.base).env("DIALTONE_API_KEY", &app.key);
+    // Not to pick up a dialtone.toml where the tests run.
+    cmd.current_dir(std::env::temp_dir());
+    for (k, v) in env {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", o.status, stdout(&o), String::from_utf8_lossy(&o.stderr));
+    stdout(&o)
+}
+
+fn json(o: Output) -> Value {
+    let text = ok(o);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn failed(o: &Output, message: &str) {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected a failure: {}", stdout(o));
+    assert!(stderr.contains(message), "the API's message {message:?} is printed: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_created_imported_started_watched_and_exported_from_the_cli() {
+    let app = TestApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Fields without a flag come from --body; the flags win over it.
+    let body = dir.path().join("campaign.json");
+    std::fs::write(&body, r#"{"name": "from the file", "max_attempts": 1, "calling_hours": {"start": "00:00", "end": "00:00"}}"#).unwrap();
+    let c = json(
+        dialtone(
+            &app,
+            &[
+                "campaigns",
+                "create",
+                "--body",
+                body.to_str().unwrap(),
+                "--name",
+                "cli",
+                "--provider",
+                "sim",
+                "--assistant-id",
+                "asst_1",
+                "--phone-number-id",
+                PHONE_NUMBER_ID,
+                "--max-concurrent",
+                "3",
+                "--json",
+            ],
+            &[],
+        )
+        .await,
+    );
+    assert_eq!((c["name"].as_str(), c["max_attempts"].as_u64()), (Some("cli"), Some(1)), "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(c["status"], "draft", "{c}");
+
+    // A bad row is shown with its line and reason; the good ones are imported.
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(&csv, format!("{}not a phone,Bad Row,gold\n", contacts_csv(6))).unwrap();
+    let out = ok(dialtone(&app, &["campaigns", "import", &id, csv.to_str().unwrap()], &[]).await);
+    assert!(out.contains("line 8:") && out.contains("6 imported, 1 rejected"), "{out}");
+
+    // start --watch returns once the campaign is over, and prints it (as JSON here).
+    let done = json(dialtone(&app, &["campaigns", "start", &id, "--watch", "--json"], &[]).await);
+    assert_eq!(done["status"], "completed", "{done}");
+    let shown = ok(dialtone(&app, &["campaigns", "show", &id], &[]).await);
+    assert!(shown.contains("status: completed") && shown.contains("progress: 6/6 contacts"), "{shown}");
+    assert!(ok(dialtone(&app, &["campaigns", "list"], &[]).await).contains(&id));
+
+    let file = dir.path().join("out.csv");
+    ok(dialtone(&app, &["campaigns", "export", &id, "-o", file.to_str().unwrap()], &[]).await);
+    let exported = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(exported.lines().count(), 7, "a header and one row per contact: {exported}");
+    assert!(exported.starts_with("phone,name,status,outcome,attempts,last_call_at,duration_secs,summary"), "{exported}");
+
+    let calls = json(dialtone(&app, &["calls", "list", "--campaign", &id, "--json"], &[]).await);
+    let data = calls["data"].as_array().unwrap();
+    assert_eq!(data.len(), 6, "{calls}");
+    let call_id = data[0]["id"].as_str().unwrap();
+    let call = json(dialtone(&app, &["calls", "show", call_id, "--json"], &[]).await);
+    assert_eq!(call["id"], call_id);
+    assert!(call["events"].as_array().is_some_and(|e| !e.is_empty()), "{call}");
+    assert!(ok(dialtone(&app, &["calls", "show", call_id], &[]).await).contains("duration_secs"));
+    let table = ok(dialtone(&app, &["calls", "list", "--campaign", &id, "--status", "ended,failed"], &[]).await);
+    assert_eq!(table.lines().count(), 7, "{table}");
+
+    // The API's refusals are printed as its message, with a failing exit.
+    failed(&dialtone(&app, &["calls", "hangup", call_id], &[]).await, "only a live call can be hung up");
+    failed(&dialtone(&app, &["campaigns", "pause", &id], &[]).await, "completed");
+    failed(&dialtone(&app, &["calls", "list", "--status", "sleeping"], &[]).await, "status");
+
+    let stats = json(dialtone(&app, &["stats", "--campaign", &id, "--preset", "today", "--json"], &[]).await);
+    assert!(stats.is_object(), "{stats}");
+    ok(dialtone(&app, &["stats"], &[]).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_cancel_move_the_campaign() {
+    let app = TestApp::start().await;
+    let id = app.create_campaign(serde_json::json!({"max_concurrent": 1})).await;
+    app.import_csv(&id, &contacts_csv(3)).await;
+    assert!(
+        ok(dialtone(&app, &["campaigns", "start", &id], &[]).await).contains("is starting")
+            || app.get(&format!("/campaigns/{id}")).await.1["status"] != "draft"
+    );
+    let paused = json(dialtone(&app, &["campaigns", "pause", &id, "--json"], &[]).await);
+    assert_eq!(paused["status"], "paused", "{paused}");
+    let resumed = json(dialtone(&app, &["campaigns", "resume", &id, "--json"], &[]).await);
+    assert_ne!(resumed["status"], "paused", "{resumed}");
+    let canceled = json(dialtone(&app, &["campaigns", "cancel", &id, "--json"], &[]).await);
+    assert_eq!(canceled["status"], "canceled", "{canceled}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_do_not_call_list_is_kept_from_the_cli() {
+    let app = TestApp::start().await;
+    let out = ok(dialtone(&app, &["dnc", "add", "+14155550123", "+14155550124", "--reason", "asked"], &[]).await);
+    assert_eq!(out.trim(), "2 added, 0 already listed");
+    let list = json(dialtone(&app, &["dnc", "list", "--json"], &[]).await);
+    let phones: Vec<&str> = list["data"].as_array().unwrap().iter().filter_map(|s| s["phone"].as_str()).collect();
+    assert_eq!(phones.len(), 2, "{list}");
+    assert!(phones.contains(&"+14155550123"), "{list}");
+    ok(dialtone(&app, &["dnc", "remove", "+14155550123"], &[]).await);
+    let table = ok(dialtone(&app, &["dnc", "list"], &[]).await);
+    assert!(!table.contains("+14155550123") && table.contains("+14155550124"), "{table}");
+    let out = ok(dialtone(&app, &["dnc", "add", "not-a-number", "+14155550124"], &[]).await);
+    assert!(out.contains("line 1: invalid phone number \"not-a-number\"") && out.contains("0 added, 1 already listed"), "{out}");
+    failed(&dialtone(&app, &["dnc", "remove", "+14155550199"], &[]).await, "not");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_listed_without_the_key_and_a_revoked_key_fails_at_once() {
+    let app = TestApp::start().await;
+    let db = [("DIALTONE_DATABASE_URL", app.database_url.as_str())];
+    let key = ok(dialtone(&app, &["keys", "create", "--name", "ops"], &db).await).trim().to_string();
+    assert!(key.starts_with("dt_"), "{key}");
+    let with_key = [("DIALTONE_API_KEY", key.as_str())];
+    ok(dialtone(&app, &["campaigns", "list"], &with_key).await);
+
+    let listed = json(dialtone(&app, &["keys", "list", "--json"], &db).await);
+    let text = listed.to_string();
+    assert!(!text.contains(&key) && !text.contains(&key[8..]), "the key is never shown: {text}");
+    let ops = listed.as_array().unwrap().iter().find(|k| k["name"] == "ops").unwrap_or_else(|| panic!("{listed}")).clone();
+    assert_eq!(ops["prefix"], &key[..8]);
+    assert!(ops["created_at"].is_i64() && ops["revoked_at"].is_null(), "{ops}");
+    // The use above is noted (off the request's path: give it a moment).
+    let mut used = Value::Null;
+    for _ in 0..50 {
+        let keys = json(dialtone(&app, &["keys", "list", "--json"], &db).await);
+        used = keys.as_array().unwrap().iter().find(|k| k["name"] == "ops").unwrap()["last_used_at"].clone();
+        if used.is_i64() {
+            break;
+        }
+        tokio::time::sleep(ms(100)).await;
+    }
+    assert!(used.is_i64(), "last use recorded: {used}");
+    let table = ok(dialtone(&app, &["keys", "list"], &db).await);
+    assert!(table.contains(&key[..8]) && table.contains("ops"), "{table}");
+
+    let id = ops["id"].as_str().unwrap();
+    assert!(ok(dialtone(&app, &["keys", "revoke", id], &db).await).contains("revoked"));
+    failed(&dialtone(&app, &["campaigns", "list"], &with_key).await, "unknown or revoked API key");
+    failed(&dialtone(&app, &["keys", "revoke", id], &db).await, "no key");
+    // The other key still works.
+    ok(dialtone(&app, &["campaigns", "list"], &[]).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_api_url_the_cli_dials_the_configs_listen_address() {
+    let app = TestApp::start().await;
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dialtone.toml");
+    std::fs::write(&config, format!("listen = \"0.0.0.0:{port}\"\n")).unwrap();
+    let out = ok(dialtone(&app, &["--config", config.to_str().unwrap(), "campaigns", "list", "--json"], &[("DIALTONE_API_URL", "")]).await);
+    assert_eq!(out.trim(), "[]");
+    // And the environment's DIALTONE_LISTEN too.
+    let out = ok(dialtone(&app, &["stats", "--json"], &[("DIALTONE_API_URL", ""), ("DIALTONE_LISTEN", &format!("127.0.0.1:{port}"))]).await);
+    assert!(out.trim_start().starts_with('{'), "{out}");
+    failed(&dialtone(&app, &["campaigns", "list"], &[("DIALTONE_API_KEY", "")]).await, "DIALTONE_API_KEY");
+}
