@@ -7,6 +7,7 @@ mod campaigns;
 mod contacts;
 mod dnc;
 mod error;
+pub mod events;
 mod phone_numbers;
 mod query;
 mod single_calls;
@@ -58,6 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(phone_numbers::router())
         .merge(agents::router())
         .merge(stats::router())
+        .merge(events::router())
         .route_layer(middleware::from_fn(no_stray_query));
     Router::new()
         .nest("/api/v1", api)

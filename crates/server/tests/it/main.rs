@@ -9,6 +9,7 @@ mod contacts;
 mod dnc;
 mod edges;
 mod event_edges;
+mod events;
 mod guards;
 mod hangup;
 mod import;
