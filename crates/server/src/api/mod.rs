@@ -63,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn(no_stray_query));
     Router::new()
         .nest("/api/v1", api)
+        .merge(crate::dashboard::router())
         .merge(webhooks::router())
         .merge(crate::media::router())
         .route("/healthz", get(|| async { "ok" }))

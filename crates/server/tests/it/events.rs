@@ -71,13 +71,13 @@ async fn the_stream_shows_a_campaign_running_to_its_end_and_its_calls() {
 
     let mut statuses = vec![];
     let mut calls = std::collections::HashSet::new();
-    let mut last_id = String::new();
+    let mut last_id = None;
     let mut ended_calls = 0;
     let mut progress = vec![];
     loop {
         let e = stream.next(secs(30)).await.expect("the campaign reaches its end on the stream within 30 s");
         assert!(!e.id.is_empty(), "every event has an id: {e:?}");
-        last_id = e.id.clone();
+        last_id = Some(e.id.clone());
         match e.event.as_str() {
             "campaign" => {
                 assert_eq!(e.data["id"], id.as_str(), "{e:?}");
@@ -113,6 +113,7 @@ async fn the_stream_shows_a_campaign_running_to_its_end_and_its_calls() {
     assert!(ended_calls >= 1, "calls are seen ending");
 
     // A client that reconnects with the last id it saw gets nothing old again...
+    let last_id = last_id.expect("events came");
     let mut again = Reader::open(&app, Some(&last_id)).await;
     let until = tokio::time::Instant::now() + secs(3);
     while let Some(e) = again.next(until - tokio::time::Instant::now()).await {
