@@ -87,6 +87,7 @@ async fn click(c: &Client, css: &str) {
 }
 
 async fn fill(c: &Client, css: &str, text: &str) {
+    wait_text(c, css, secs(10), |_| true).await;
     let el = c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
     el.clear().await.unwrap();
     el.send_keys(text).await.unwrap();
@@ -94,9 +95,16 @@ async fn fill(c: &Client, css: &str, text: &str) {
 
 /// Saves the page as `<DIALTONE_SCREENSHOTS>/<name>.png` when that variable is set.
 async fn screenshot(c: &Client, name: &str) {
+    screenshot_at(c, name, None).await;
+}
+
+/// [`screenshot`] with the element `at` (a CSS selector) scrolled into view.
+async fn screenshot_at(c: &Client, name: &str, at: Option<&str>) {
     let Ok(dir) = std::env::var("DIALTONE_SCREENSHOTS") else { return };
-    // Charts and live values settle first.
+    // Charts and live values settle first; the page is shown from its top.
     tokio::time::sleep(ms(600)).await;
+    let scroll = "document.activeElement && document.activeElement.blur(); const at = arguments[0] && document.querySelector(arguments[0]); if (at) at.scrollIntoView(); else window.scrollTo(0, 0);";
+    c.execute(scroll, vec![json!(at)]).await.unwrap();
     let png = c.screenshot().await.unwrap();
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
@@ -105,6 +113,7 @@ async fn screenshot(c: &Client, name: &str) {
 async fn sign_in(c: &Client, app: &TestApp) {
     c.goto(&app.base).await.unwrap();
     wait_text(c, "#signin h1", secs(10), |t| t == "Sign in").await;
+    screenshot(c, "sign-in").await;
     fill(c, "#api-key", &app.key).await;
     click(c, "#signin button[type=submit]").await;
     wait_text(c, "h1", secs(10), |t| t == "Campaigns").await;
@@ -120,7 +129,6 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     let driver = driver().await;
     let c = browser(&driver, 1280, 900).await;
     sign_in(&c, &app).await;
-    screenshot(&c, "sign-in-done").await;
 
     // Create from the page, round the clock (the test runs at any hour).
     fill(&c, "#create-campaign input[name=name]", "Browser test").await;
@@ -149,7 +157,7 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     let bad = wait_text(&c, "#rejected tr[data-line='3']", secs(5), |_| true).await;
     assert!(bad.starts_with('3') && bad.contains("12"), "the bad row's line and reason: {bad}");
     wait_text(&c, "#contacts tbody tr", secs(5), |t| t.contains("pending")).await;
-    screenshot(&c, "campaign-import").await;
+    screenshot_at(&c, "campaign-import", Some("#upload")).await;
 
     // Start it, pause it while it runs, resume it.
     click(&c, "button[data-action=start]").await;

@@ -18,6 +18,8 @@ function h(tag, attrs, ...children) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "dataset") Object.assign(el.dataset, v);
+    // Through the CSSOM: the page's Content-Security-Policy refuses inline style attributes.
+    else if (k === "style") el.style.cssText = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat()) {
@@ -25,6 +27,11 @@ function h(tag, attrs, ...children) {
     el.append(c instanceof Node ? c : String(c));
   }
   return el;
+}
+
+/** Replaces `el`'s children, skipping null / undefined / false ones (conditional parts). */
+function setChildren(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 function svg(tag, attrs, ...children) {
@@ -188,7 +195,7 @@ function signInPage(message) {
   message ? h("div", { class: "error" }, message) : null,
   h("label", {}, "API key", input), " ",
   h("button", { type: "submit" }, "Sign in"));
-  main.replaceChildren(form);
+  setChildren(main, form);
   input.focus();
 }
 
@@ -215,7 +222,7 @@ async function route() {
   for (const [re, page] of routes) {
     const m = path.match(re);
     if (m) {
-      main.replaceChildren(h("p", { class: "notice" }, "Loading…"));
+      setChildren(main, h("p", { class: "notice" }, "Loading…"));
       await attempt(() => page(...m.slice(1).map(decodeURIComponent)));
       return;
     }
@@ -285,7 +292,7 @@ async function campaignsPage() {
     h("label", {}, "to", f("hours_end", { type: "time", value: "21:00", required: true })),
     h("button", { type: "submit" }, "Create")));
 
-  main.replaceChildren(
+  setChildren(main, 
     h("h1", {}, "Campaigns"),
     h("div", { class: "scroll" }, h("table", { id: "campaigns" },
       h("thead", {}, h("tr", {}, ["Name", "Status", "Progress", "Live calls", "Provider", "Created", ""].map((t) => h("th", {}, t)))), body)),
@@ -308,8 +315,9 @@ function barChart(points, keys, colors, id) {
       const v = p[k] || 0, bh = (v / max) * (H - 10);
       g.append(svg("rect", { x: pad + i * slot + j * bw, y: H - bh, width: bw, height: bh, fill: colors[j] }, svg("title", {}, `${fmtTime(p.hour)} ${k}: ${v}`)));
     });
-    if (points.length <= 24 || i % Math.ceil(points.length / 12) === 0) {
-      g.append(svg("text", { x: pad + i * slot, y: H + 14 }, new Date(p.hour).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
+    if (i % Math.ceil(points.length / 8) === 0) {
+      const d = new Date(p.hour);
+      g.append(svg("text", { x: pad + i * slot, y: H + 14 }, `${d.getMonth() + 1}/${d.getDate()} ${String(d.getHours()).padStart(2, "0")}:00`));
     }
   });
   return h("div", {}, g, h("div", { class: "legend" }, keys.map((k, j) => h("span", {}, h("i", { style: `background:${colors[j]}` }), k))));
@@ -350,7 +358,7 @@ async function campaignPage(id) {
   let c = await api("GET", `/campaigns/${id}`);
   const head = h("div");
   const renderHead = () => {
-    head.replaceChildren(
+    setChildren(head, 
       h("h1", {}, c.name, " ", h("span", { class: "status", id: "campaign-status" }, badge(c.status))),
       h("p", {}, progressCell(c.counts), " ", c.waiting_reason ? h("span", { class: "notice" }, c.waiting_reason) : null),
       h("div", { class: "actions" }, campaignActions(c, (v) => { c = v; renderHead(); }),
@@ -384,7 +392,7 @@ async function campaignPage(id) {
   attempt(async () => {
     const s = await api("GET", `/stats${qs({ campaign_id: id, preset: "week" })}`);
     const points = s.hourly.filter((p, i, all) => p.placed || p.answered || p.failed || i >= all.length - 24);
-    chart.replaceChildren(barChart(points, ["placed", "answered", "failed"], COLORS, "campaign-hourly"));
+    setChildren(chart, barChart(points, ["placed", "answered", "failed"], COLORS, "campaign-hourly"));
   }, chart);
 
   // Import
@@ -395,16 +403,16 @@ async function campaignPage(id) {
     if (!file.files.length) return;
     const d = new FormData();
     d.append("file", file.files[0]);
-    report.replaceChildren(h("p", { class: "notice" }, "Uploading…"));
+    setChildren(report, h("p", { class: "notice" }, "Uploading…"));
     try {
       const r = await api("POST", `/campaigns/${id}/contacts`, d);
-      report.replaceChildren(
+      setChildren(report, 
         h("p", { id: "import-summary" }, `${r.rows} rows: ${r.imported} imported, ${r.rejected_count} rejected.`),
         r.rejected.length ? h("div", { class: "scroll" }, h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", {}, "Line"), h("th", {}, "Reason"))),
           h("tbody", {}, r.rejected.map((x) => h("tr", { "data-line": x.line }, h("td", {}, x.line), h("td", { class: "wrap" }, x.reason)))))) : null);
       loadContacts();
     } catch (e) {
-      report.replaceChildren(errorBox(e), e.details && e.details.line ? h("p", {}, `Line ${e.details.line}`) : null);
+      setChildren(report, errorBox(e), e.details && e.details.line ? h("p", {}, `Line ${e.details.line}`) : null);
     }
   } }, h("h2", {}, "Upload contacts (CSV)"), h("div", { class: "row" }, file, h("button", { type: "submit" }, "Upload")), report);
 
@@ -420,7 +428,7 @@ async function campaignPage(id) {
       const rows = page.data.map((ct) => h("tr", {},
         h("td", {}, ct.phone), h("td", {}, ct.name || ""), h("td", {}, badge(ct.status)), h("td", {}, ct.attempts),
         h("td", {}, fmtTime(ct.next_attempt_at)), h("td", {}, (ct.timezones || [ct.timezone]).join(", ")), h("td", {}, ct.waiting_for || ""), h("td", {}, fmtTime(ct.until))));
-      if (append) contactsBody.append(...rows); else contactsBody.replaceChildren(...rows);
+      if (append) contactsBody.append(...rows); else setChildren(contactsBody, ...rows);
       cursor = page.next_cursor;
       more.hidden = !cursor;
     }, contactsSection);
@@ -432,7 +440,7 @@ async function campaignPage(id) {
     more);
   loadContacts();
 
-  main.replaceChildren(h("p", {}, h("a", { href: "#/campaigns" }, "← Campaigns"), " · ", h("a", { href: `#/calls?campaign_id=${id}` }, "Calls")), head,
+  setChildren(main, h("p", {}, h("a", { href: "#/campaigns" }, "← Campaigns"), " · ", h("a", { href: `#/calls?campaign_id=${id}` }, "Calls")), head,
     h("h2", {}, "Calls per hour (last 7 days)"), chart, upload, contactsSection);
 }
 
@@ -452,12 +460,15 @@ function durationOf(call) {
   return "";
 }
 
+/** Campaign names by id, for the calls tables (filled by the pages that list campaigns). */
+const campaignNames = new Map();
+
 function callRow(call) {
   return h("tr", { class: "clickable", "data-call-id": call.id, onclick: () => { location.hash = `#/call/${call.id}`; } },
     h("td", {}, h("a", { href: `#/call/${call.id}` }, call.phone)),
     h("td", {}, badge(call.status)), h("td", {}, call.outcome || ""), h("td", {}, call.attempt),
     h("td", {}, durationOf(call)), h("td", {}, fmtTime(call.created_at)), h("td", {}, fmtTime(call.ended_at)),
-    h("td", {}, h("a", { href: `#/campaign/${call.campaign_id}`, onclick: (e) => e.stopPropagation() }, call.campaign_id)));
+    h("td", {}, h("a", { href: `#/campaign/${call.campaign_id}`, onclick: (e) => e.stopPropagation() }, campaignNames.get(call.campaign_id) || call.campaign_id)));
 }
 
 const CALL_HEAD = ["Phone", "Status", "Outcome", "Attempt", "Duration", "Created", "Ended", "Campaign"];
@@ -465,6 +476,7 @@ const CALL_HEAD = ["Phone", "Status", "Outcome", "Attempt", "Duration", "Created
 async function callsPage() {
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const campaigns = await api("GET", "/campaigns?limit=100");
+  for (const c of campaigns.data) campaignNames.set(c.id, c.name);
   const sel = (name, values, label) => h("select", { name }, h("option", { value: "" }, label), values.map(([v, t]) => h("option", { value: v, selected: params.get(name) === v }, t)));
   const form = h("form", { class: "card row", id: "call-filters" },
     h("label", {}, "Campaign", sel("campaign_id", campaigns.data.map((c) => [c.id, c.name]), "all")),
@@ -492,7 +504,7 @@ async function callsPage() {
     const { from, to, ...server } = f;
     const page = await api("GET", `/calls${qs({ ...server, limit: 100, before: append ? cursor : "" })}`);
     const rows = page.data.filter((c) => inRange(c, f)).map(callRow);
-    if (append) body.append(...rows); else body.replaceChildren(...rows);
+    if (append) body.append(...rows); else setChildren(body, ...rows);
     cursor = page.next_cursor;
     more.hidden = !cursor;
   };
@@ -509,7 +521,7 @@ async function callsPage() {
     if (old) old.replaceWith(callRow(call)); else body.prepend(callRow(call));
   });
   await load(false);
-  main.replaceChildren(h("h1", {}, "Calls"), form, h("div", { class: "scroll" }, h("table", { id: "calls" }, h("thead", {}, h("tr", {}, CALL_HEAD.map((t) => h("th", {}, t)))), body)), more);
+  setChildren(main, h("h1", {}, "Calls"), form, h("div", { class: "scroll" }, h("table", { id: "calls" }, h("thead", {}, h("tr", {}, CALL_HEAD.map((t) => h("th", {}, t)))), body)), more);
 }
 
 async function callPage(id) {
@@ -518,7 +530,7 @@ async function callPage(id) {
     const field = (k, v) => (v === undefined || v === null || v === "" ? null : h("tr", {}, h("th", {}, k), h("td", { class: "wrap" }, v)));
     const live = ["queued", "dialing", "ringing", "in_progress"].includes(call.status);
     const transcript = call.transcript || null;
-    box.replaceChildren(
+    setChildren(box, 
       h("p", {}, h("a", { href: "#/calls" }, "← Calls"), " · ", h("a", { href: `#/campaign/${call.campaign_id}` }, "Campaign")),
       h("h1", {}, `Call to ${call.phone} `, h("span", { id: "call-status" }, badge(call.status))),
       live ? h("button", { class: "danger", id: "hangup", onclick: () => attempt(async () => { render(await api("POST", `/calls/${id}/hangup`)); }, box) }, "Hang up") : null,
@@ -545,7 +557,7 @@ async function callPage(id) {
   };
   render(await api("GET", `/calls/${id}`));
   onLive(async (kind, call) => { if (kind === "call" && call.id === id) render(await api("GET", `/calls/${id}`)); });
-  main.replaceChildren(box);
+  setChildren(main, box);
 }
 
 function localInput(t) {
@@ -583,7 +595,7 @@ async function scheduledPage() {
     h("label", {}, "When", h("input", { name: "scheduled_for", type: "datetime-local", value: localInput() })),
     h("label", {}, "Business hours only", h("input", { name: "respect_business_hours", type: "checkbox" })),
     h("button", { type: "submit" }, "Schedule")));
-  main.replaceChildren(h("h1", {}, "Scheduled calls"), form,
+  setChildren(main, h("h1", {}, "Scheduled calls"), form,
     h("div", { class: "scroll" }, h("table", { id: "scheduled" }, h("thead", {}, h("tr", {}, ["Phone", "Scheduled for", ""].map((t) => h("th", {}, t)))), body)),
     calls.data.length ? null : h("p", { class: "notice" }, "Nothing scheduled."));
 }
@@ -591,7 +603,7 @@ async function scheduledPage() {
 async function dncPage() {
   const result = h("div", { id: "dnc-result" });
   const show = (r) => {
-    result.replaceChildren(h("p", {}, `${r.added} added, ${r.already_listed} already listed, ${r.rejected_count} rejected.`),
+    setChildren(result, h("p", {}, `${r.added} added, ${r.already_listed} already listed, ${r.rejected_count} rejected.`),
       r.rejected.length ? h("table", {}, h("tbody", {}, r.rejected.map((x) => h("tr", {}, h("td", {}, `line ${x.line}`), h("td", { class: "wrap" }, x.reason))))) : null);
   };
   const add = h("form", { class: "card", id: "dnc-add", onsubmit: async (ev) => {
@@ -618,18 +630,18 @@ async function dncPage() {
   const body = h("tbody");
   const reload = async () => {
     const l = await api("GET", "/dnc?limit=500");
-    body.replaceChildren(...l.data.map((s) => h("tr", {}, h("td", {}, s.phone), h("td", {}, s.reason || ""), h("td", {}, fmtTime(s.created_at)),
+    setChildren(body, ...l.data.map((s) => h("tr", {}, h("td", {}, s.phone), h("td", {}, s.reason || ""), h("td", {}, fmtTime(s.created_at)),
       h("td", {}, h("button", { class: "danger", onclick: () => attempt(async () => { await api("DELETE", `/dnc/${encodeURIComponent(s.phone)}`); reload(); }) }, "Remove")))));
   };
   await reload();
-  main.replaceChildren(h("h1", {}, "Do-not-call list"), add, upload, result,
+  setChildren(main, h("h1", {}, "Do-not-call list"), add, upload, result,
     h("div", { class: "scroll" }, h("table", { id: "dnc" }, h("thead", {}, h("tr", {}, ["Phone", "Reason", "Added", ""].map((t) => h("th", {}, t)))), body)));
 }
 
 async function statsPage() {
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const campaigns = await api("GET", "/campaigns?limit=100");
-  const preset = h("select", { name: "preset" }, ["today", "week", "month"].map((p) => h("option", { selected: (params.get("preset") || "week") === p }, p)));
+  const preset = h("select", { name: "preset" }, ["today", "week", "month"].map((p) => h("option", { selected: (params.get("preset") || "today") === p }, p)));
   const campaign = h("select", { name: "campaign_id" }, h("option", { value: "" }, "all campaigns"), campaigns.data.map((c) => h("option", { value: c.id, selected: params.get("campaign_id") === c.id }, c.name)));
   const out = h("div");
   const load = async () => {
@@ -637,7 +649,7 @@ async function statsPage() {
     const pct = (r) => (r === null || r === undefined ? "—" : `${Math.round(r * 1000) / 10} %`);
     const tile = (k, v) => h("div", { class: "stat", "data-stat": k }, h("b", {}, v), h("span", {}, k));
     const lat = (l) => (l && l.count ? `${l.p50} / ${l.p95} / ${l.p99} ms` : "—");
-    out.replaceChildren(
+    setChildren(out, 
       h("div", { class: "grid" }, tile("calls", s.total_calls), tile("success rate", pct(s.success_rate)), tile("failure rate", pct(s.failure_rate)),
         tile("avg duration", s.avg_duration_secs === null ? "—" : `${Math.round(s.avg_duration_secs)} s`),
         tile("scheduled next hour", s.scheduled_next_hour), tile("scheduled next 24 h", s.scheduled_next_24h),
@@ -657,7 +669,7 @@ async function statsPage() {
   const form = h("form", { class: "card row", onsubmit: (ev) => { ev.preventDefault(); history.replaceState(null, "", `#/stats${qs({ preset: preset.value, campaign_id: campaign.value })}`); attempt(load, out); } },
     h("label", {}, "Range", preset), h("label", {}, "Campaign", campaign), h("button", { type: "submit" }, "Show"));
   await load();
-  main.replaceChildren(h("h1", {}, "Stats"), form, out);
+  setChildren(main, h("h1", {}, "Stats"), form, out);
 }
 
 // ---------- start ----------

@@ -6,6 +6,7 @@ mod agents;
 mod api;
 mod campaigns;
 mod contacts;
+mod dashboard;
 mod dnc;
 mod edges;
 mod event_edges;
