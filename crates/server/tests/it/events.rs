@@ -17,7 +17,7 @@ struct Sse {
 /// comment lines (`:`) ignored.
 struct Reader {
     body: reqwest::Response,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl Reader {
@@ -29,15 +29,16 @@ impl Reader {
         let body = req.send().await.unwrap();
         assert_eq!(body.status(), StatusCode::OK);
         assert_eq!(body.headers()["content-type"], "text/event-stream");
-        Reader { body, buf: String::new() }
+        Reader { body, buf: Vec::new() }
     }
 
     /// The next event, or `None` if none comes within `wait`.
     async fn next(&mut self, wait: Duration) -> Option<Sse> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            while let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
+            while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let block = String::from_utf8(block).unwrap();
                 let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
                 for line in block.lines() {
                     if let Some(v) = line.strip_prefix("id:") {
@@ -53,7 +54,7 @@ impl Reader {
                 }
             }
             let chunk = tokio::time::timeout_at(deadline, self.body.chunk()).await.ok()?.unwrap()?;
-            self.buf.push_str(&String::from_utf8(chunk.to_vec()).unwrap());
+            self.buf.extend_from_slice(&chunk);
         }
     }
 }
@@ -71,13 +72,11 @@ async fn the_stream_shows_a_campaign_running_to_its_end_and_its_calls() {
 
     let mut statuses = vec![];
     let mut calls = std::collections::HashSet::new();
-    let mut last_id = None;
     let mut ended_calls = 0;
     let mut progress = vec![];
-    loop {
+    let last_id = loop {
         let e = stream.next(secs(30)).await.expect("the campaign reaches its end on the stream within 30 s");
         assert!(!e.id.is_empty(), "every event has an id: {e:?}");
-        last_id = Some(e.id.clone());
         match e.event.as_str() {
             "campaign" => {
                 assert_eq!(e.data["id"], id.as_str(), "{e:?}");
@@ -93,7 +92,7 @@ async fn the_stream_shows_a_campaign_running_to_its_end_and_its_calls() {
                     let counts = &e.data["counts"];
                     assert_eq!(total(&counts["contacts"]), 12, "{counts}");
                     assert_eq!(counts["active_calls"], 0, "{counts}");
-                    break;
+                    break e.id;
                 }
             }
             "call" => {
@@ -105,7 +104,7 @@ async fn the_stream_shows_a_campaign_running_to_its_end_and_its_calls() {
             }
             other => panic!("unexpected event {other}: {e:?}"),
         }
-    }
+    };
     assert!(statuses.iter().any(|s| s == "dialing"), "the campaign is seen dialling: {statuses:?}");
     assert!(progress.len() >= 3 && progress.windows(2).all(|w| w[0] < w[1]), "progress is seen rising on the way: {progress:?}");
     assert_eq!(progress.last(), Some(&12), "{progress:?}");
@@ -113,7 +112,6 @@ async fn the_stream_shows_a_campaign_running_to_its_end_and_its_calls() {
     assert!(ended_calls >= 1, "calls are seen ending");
 
     // A client that reconnects with the last id it saw gets nothing old again...
-    let last_id = last_id.expect("events came");
     let mut again = Reader::open(&app, Some(&last_id)).await;
     let until = tokio::time::Instant::now() + secs(3);
     while let Some(e) = again.next(until - tokio::time::Instant::now()).await {
