@@ -208,6 +208,52 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     click(&c, "#schedule-call button[type=submit]").await;
     wait_text(&c, "#scheduled tbody", secs(10), |t| t.contains("+14155550100")).await;
     screenshot(&c, "scheduled").await;
+    let scheduled = app.all_calls(&[("status", "scheduled")], 10).await;
+    assert_eq!(scheduled.len(), 1, "{scheduled:?}");
+    let call = scheduled[0]["id"].as_str().unwrap().to_string();
+    let before = ts(&scheduled[0]["scheduled_for"]);
+    let srow = format!("#scheduled tr[data-call-id='{call}']");
+    c.execute(&format!("document.querySelector(\"{srow} input[type=datetime-local]\").value = '2027-06-01T10:30';"), vec![]).await.unwrap();
+    click(&c, &format!("{srow} button.secondary")).await;
+    eventually(
+        || async {
+            let now = ts(&app.call(&call).await["scheduled_for"]);
+            if now != before && now.to_string().starts_with("2027-06-01") {
+                Ok(())
+            } else {
+                Err(format!("still {now}"))
+            }
+        },
+        secs(10),
+    )
+    .await;
+    click(&c, &format!("{srow} button.danger")).await;
+    eventually(
+        || async {
+            if app.call(&call).await["status"] == "canceled" {
+                Ok(())
+            } else {
+                Err("not canceled".to_string())
+            }
+        },
+        secs(10),
+    )
+    .await;
+    wait_text(&c, "main > p.notice", secs(10), |t| t == "Nothing scheduled.").await;
+    c.goto(&format!("{}/#/dnc", app.base)).await.unwrap();
+    click(&c, "#dnc tbody button.danger").await;
+    eventually(
+        || async {
+            let (_, list) = app.get("/dnc").await;
+            if list["data"].as_array().is_some_and(|d| d.is_empty()) {
+                Ok(())
+            } else {
+                Err(format!("{list}"))
+            }
+        },
+        secs(10),
+    )
+    .await;
 
     // On a phone-sized window the campaigns page still reads.
     c.set_window_size(390, 844).await.unwrap();

@@ -78,6 +78,12 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// How many workspaces this process is reading for connected clients (one reader each,
+    /// however many clients).
+    pub fn watched_workspaces(&self) -> usize {
+        self.watches.lock().unwrap().len()
+    }
+
     /// Ends every stream (at shutdown) and stops the pollers.
     pub fn close(&self) {
         self.closed.cancel();

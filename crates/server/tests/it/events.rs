@@ -138,3 +138,30 @@ async fn the_stream_needs_an_api_key_and_takes_no_query() {
     let (status, body) = send(app.http.get(app.url("/api/v1/events?since=1")).bearer_auth(&app.key)).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_share_one_reader_which_stops_when_the_last_leaves() {
+    let app = TestApp::start().await;
+    let id = app.create_campaign(json!({})).await;
+    let mut clients = vec![];
+    for _ in 0..5 {
+        clients.push(Reader::open(&app, None).await);
+    }
+    assert_eq!(app.state.events.watched_workspaces(), 1, "one reader for the workspace, not one per client");
+    for c in &mut clients {
+        let e = c.next(secs(5)).await.expect("every client gets the current state");
+        assert_eq!((e.event.as_str(), e.data["id"].as_str()), ("campaign", Some(id.as_str())), "{e:?}");
+    }
+    drop(clients);
+    eventually(
+        || async {
+            if app.state.events.watched_workspaces() == 0 {
+                Ok(())
+            } else {
+                Err("the reader still runs".to_string())
+            }
+        },
+        secs(5),
+    )
+    .await;
+}
