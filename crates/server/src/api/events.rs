@@ -56,6 +56,10 @@ struct Sent {
 /// and that event's sequence number.
 #[derive(Default)]
 struct Snapshot {
+    /// The counts of campaigns that are over, with the row's `updated_at` they were read
+    /// at: not counted again until the row changes (a finished campaign of a million
+    /// contacts is not re-counted every second).
+    settled: HashMap<dialtone_core::CampaignId, (jiff::Timestamp, dialtone_store::CampaignCounts)>,
     campaigns: BTreeMap<String, Sent>,
     calls: BTreeMap<String, Sent>,
     seq: u64,
@@ -146,8 +150,24 @@ async fn poll(app: Arc<AppState>, ws: WorkspaceId, watch: Arc<Watch>) {
 /// broadcast as `campaign` / `call` events.
 async fn read_once(app: &AppState, ws: &WorkspaceId, watch: &Watch) -> Result<(), ApiError> {
     let campaigns = app.store.list_campaigns_archived(ws, false, &Page { limit: CAMPAIGNS_WATCHED, before: None }).await?;
-    let ids: Vec<_> = campaigns.iter().map(|c| c.id.clone()).collect();
-    let mut counts = app.store.campaign_counts_many(&ids).await?;
+    let mut counts = {
+        let snapshot = watch.snapshot.lock().unwrap();
+        let settled = |c: &dialtone_store::Campaign| snapshot.settled.get(&c.id).filter(|(at, _)| *at == c.updated_at).map(|(_, n)| n.clone());
+        campaigns.iter().filter_map(|c| settled(c).map(|n| (c.id.clone(), n))).collect::<HashMap<_, _>>()
+    };
+    let ids: Vec<_> = campaigns.iter().filter(|c| !counts.contains_key(&c.id)).map(|c| c.id.clone()).collect();
+    let fresh = app.store.campaign_counts_many(&ids).await?;
+    {
+        let mut snapshot = watch.snapshot.lock().unwrap();
+        snapshot.settled.retain(|id, _| campaigns.iter().any(|c| c.id == *id));
+        for c in campaigns.iter().filter(|c| c.status.is_terminal()) {
+            // A canceled campaign's calls in flight still end and are counted after it is over.
+            if let Some(n) = fresh.get(&c.id).filter(|n| n.active_calls == 0 && n.contacts.get("in_call").copied().unwrap_or(0) == 0) {
+                snapshot.settled.insert(c.id.clone(), (c.updated_at, n.clone()));
+            }
+        }
+    }
+    counts.extend(fresh);
     let views: Vec<CampaignView> = campaigns
         .into_iter()
         .map(|c| {
