@@ -42,6 +42,8 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Media streams (`/media/…`) and the voice pipeline's shared state.
     pub media: Arc<crate::media::Media>,
+    /// `GET /api/v1/events`: the per-process fan-out of campaign and call changes.
+    pub events: crate::api::events::Hub,
 }
 
 /// Slow clients are cut off, so half-open connections cannot pile up.
@@ -294,6 +296,7 @@ pub async fn build_with(
         imports: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_imports as usize)),
         max_upload_bytes: config.max_upload_bytes,
         media,
+        events: crate::api::events::Hub::default(),
     }))
 }
 
@@ -301,6 +304,13 @@ pub async fn build_with(
 pub async fn serve(state: Arc<AppState>, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
     let router = router(state.clone());
     let engine = tokio::spawn(state.engine.clone().run(cancel.clone()));
+    // Live event streams never end by themselves: they are closed as shutdown starts.
+    let events = state.clone();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        events.events.close();
+    });
     let served = serve_http(listener, router, state.http, cancel.clone()).await;
     cancel.cancel();
     engine.await?;

@@ -9,6 +9,7 @@ mod bench_tick;
 pub mod client;
 pub mod config;
 pub mod cpu;
+pub mod dashboard;
 pub mod demo;
 pub mod demo_voice;
 pub mod export;

@@ -185,7 +185,7 @@ pub(super) async fn view(app: &AppState, campaign: Campaign) -> Result<CampaignV
     Ok(v)
 }
 
-fn view_with(app: &AppState, campaign: Campaign, counts: CampaignCounts) -> CampaignView {
+pub(super) fn view_with(app: &AppState, campaign: Campaign, counts: CampaignCounts) -> CampaignView {
     let now = app.now();
     let next_open_at = campaign.schedule.next_open(now);
     let waiting_reason = if !campaign.status.is_runnable() {

@@ -13,6 +13,7 @@ mod contacts;
 mod dnc;
 mod docs;
 mod error;
+pub mod events;
 mod idempotency;
 pub mod openapi;
 mod phone_numbers;
@@ -70,6 +71,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(agents::router())
         .merge(stats::router())
         .merge(openapi::router())
+        .merge(events::router())
 }
 
 /// The `/api/v1` routes and the OpenAPI document that describes exactly them.
@@ -89,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api)
         .merge(docs::router())
+        .merge(crate::dashboard::router())
         .merge(webhooks::router())
         .merge(crate::media::router())
         .route("/healthz", get(|| async { "ok" }))

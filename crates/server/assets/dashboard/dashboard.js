@@ -1,0 +1,685 @@
+// dialtone dashboard: plain JavaScript, no build step. Everything goes through the public
+// /api/v1 API with the user's API key (kept in sessionStorage, sent as a Bearer token).
+// Live updates come from GET /api/v1/events (server-sent events), read with fetch()
+// streaming because EventSource cannot send an Authorization header.
+"use strict";
+
+const KEY = "dialtone_api_key";
+const main = document.getElementById("main");
+let liveHandlers = []; // (kind, data) => void, reset on every page change
+let stream = null; // AbortController of the event stream
+
+// ---------- helpers ----------
+
+/** Builds an element: h("td", {class: "x", onclick: f}, "text", child...). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    // Through the CSSOM: the page's Content-Security-Policy refuses inline style attributes.
+    else if (k === "style") el.style.cssText = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+/** Replaces `el`'s children, skipping null / undefined / false ones (conditional parts). */
+function setChildren(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = e.code;
+    this.details = e.details;
+  }
+}
+
+/** Calls /api/v1{path}; `body` is JSON unless it is FormData, a Blob or a string (sent as is). */
+async function api(method, path, body, contentType) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}` };
+  let payload;
+  if (body instanceof FormData) payload = body;
+  else if (typeof body === "string" || body instanceof Blob) { payload = body; headers["Content-Type"] = contentType || "text/csv"; }
+  else if (body !== undefined) { payload = JSON.stringify(body); headers["Content-Type"] = "application/json"; }
+  const res = await fetch(`/api/v1${path}`, { method, headers, body: payload });
+  if (res.status === 401) { signOut("Your API key was refused: sign in again."); throw new ApiError(401, null); }
+  if (res.status === 204) return null;
+  const type = res.headers.get("content-type") || "";
+  const data = type.includes("json") ? await res.json() : await res.blob();
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+function fmtTime(t) {
+  if (!t) return "";
+  const d = new Date(t);
+  return isNaN(d) ? t : d.toLocaleString();
+}
+
+function qs(params) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== "" && v !== null && v !== undefined) p.set(k, v);
+  const s = p.toString();
+  return s ? `?${s}` : "";
+}
+
+function badge(s) { return h("span", { class: `badge ${s || ""}` }, s || "—"); }
+
+function errorBox(e) { return h("div", { class: "error", role: "alert" }, e.message || String(e)); }
+
+/** Runs `f`, showing a failure in `where` (or at the top of the page). */
+async function attempt(f, where) {
+  try { return await f(); } catch (e) {
+    if (e.status === 401) return;
+    (where || main).prepend(errorBox(e));
+  }
+}
+
+function sum(obj) { return Object.values(obj || {}).reduce((a, b) => a + b, 0); }
+
+/** Contacts no longer waiting for a call, of all contacts. */
+function progress(counts) {
+  const c = counts.contacts || {};
+  const total = sum(c);
+  const open = (c.pending || 0) + (c.in_call || 0);
+  return { done: total - open, total };
+}
+
+function progressCell(counts) {
+  const p = progress(counts);
+  const pct = p.total ? Math.round((100 * p.done) / p.total) : 0;
+  return h("span", { class: "progress-cell" }, h("span", { class: "progress" }, h("i", { style: `width:${pct}%` })), h("span", { class: "progress-text" }, `${p.done} / ${p.total}`));
+}
+
+// ---------- live events ----------
+
+function setLive(on) {
+  const el = document.getElementById("live");
+  el.textContent = on ? "live" : "offline";
+  el.classList.toggle("on", on);
+}
+
+/** Reads GET /api/v1/events for as long as the user is signed in; reconnects with Last-Event-ID. */
+async function openStream() {
+  if (stream) return;
+  const ctl = new AbortController();
+  stream = ctl;
+  let lastId = null;
+  while (!ctl.signal.aborted) {
+    try {
+      const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}` };
+      if (lastId) headers["Last-Event-ID"] = lastId;
+      const res = await fetch("/api/v1/events", { headers, signal: ctl.signal });
+      if (res.status === 401) { signOut("Your API key was refused: sign in again."); return; }
+      if (!res.ok || !res.body) throw new Error(`events: HTTP ${res.status}`);
+      setLive(true);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          let kind = "message", data = "", id = null;
+          for (const line of block.split("\n")) {
+            if (line.startsWith(":")) continue;
+            const i = line.indexOf(":");
+            const field = i < 0 ? line : line.slice(0, i);
+            let v = i < 0 ? "" : line.slice(i + 1);
+            if (v.startsWith(" ")) v = v.slice(1);
+            if (field === "event") kind = v;
+            else if (field === "data") data += (data ? "\n" : "") + v;
+            else if (field === "id") id = v;
+          }
+          if (id) lastId = id;
+          if (!data) continue;
+          let parsed;
+          try { parsed = JSON.parse(data); } catch { continue; }
+          for (const f of liveHandlers) { try { f(kind, parsed); } catch (e) { console.error(e); } }
+        }
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+    }
+    setLive(false);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+function onLive(f) { liveHandlers.push(f); }
+
+// ---------- sign-in ----------
+
+function signOut(message) {
+  sessionStorage.removeItem(KEY);
+  if (stream) { stream.abort(); stream = null; }
+  setLive(false);
+  signInPage(message);
+}
+
+function signInPage(message) {
+  document.getElementById("nav").hidden = true;
+  const input = h("input", { type: "password", id: "api-key", name: "api_key", autocomplete: "off", required: true, placeholder: "dt_…" });
+  const form = h("form", { class: "card signin", id: "signin", onsubmit: async (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, input.value.trim());
+    try {
+      await api("GET", "/campaigns?limit=1");
+      start();
+    } catch (e) {
+      if (e.status !== 401) form.append(errorBox(e));
+    }
+  } },
+  h("h1", {}, "Sign in"),
+  h("p", { class: "notice" }, "Paste an API key (", h("code", {}, "dialtone keys create"), "). It is kept in this tab only."),
+  message ? h("div", { class: "error" }, message) : null,
+  h("label", {}, "API key", input), " ",
+  h("button", { type: "submit" }, "Sign in"));
+  setChildren(main, form);
+  input.focus();
+}
+
+// ---------- pages ----------
+
+const routes = [
+  [/^#\/campaigns$/, campaignsPage],
+  [/^#\/campaign\/([^/]+)$/, campaignPage],
+  [/^#\/calls$/, callsPage],
+  [/^#\/call\/([^/]+)$/, callPage],
+  [/^#\/scheduled$/, scheduledPage],
+  [/^#\/dnc$/, dncPage],
+  [/^#\/stats$/, statsPage],
+];
+
+async function route() {
+  if (!sessionStorage.getItem(KEY)) return signInPage();
+  liveHandlers = [];
+  const path = (location.hash || "#/campaigns").split("?")[0];
+  for (const a of document.querySelectorAll("nav a")) {
+    const href = a.getAttribute("href");
+    a.classList.toggle("active", path === href || path.startsWith(`${href.replace(/s$/, "")}/`));
+  }
+  for (const [re, page] of routes) {
+    const m = path.match(re);
+    if (m) {
+      setChildren(main, h("p", { class: "notice" }, "Loading…"));
+      await attempt(() => page(...m.slice(1).map(decodeURIComponent)));
+      return;
+    }
+  }
+  location.hash = "#/campaigns";
+}
+
+function campaignActions(c, after) {
+  const act = (verb) => async () => {
+    await attempt(async () => { const v = await api("POST", `/campaigns/${c.id}/${verb}`); after(v); });
+  };
+  const s = c.status;
+  return h("span", { class: "actions" },
+    s === "draft" ? h("button", { onclick: act("start"), "data-action": "start" }, "Start") : null,
+    s === "starting" || s === "dialing" ? h("button", { class: "secondary", onclick: act("pause"), "data-action": "pause" }, "Pause") : null,
+    s === "paused" ? h("button", { onclick: act("resume"), "data-action": "resume" }, "Resume") : null,
+    ["draft", "starting", "dialing", "paused"].includes(s) ? h("button", { class: "danger", onclick: () => { if (confirm(`Cancel campaign "${c.name}"?`)) act("cancel")(); }, "data-action": "cancel" }, "Cancel") : null);
+}
+
+async function campaignsPage() {
+  const list = await api("GET", "/campaigns?limit=100");
+  const body = h("tbody");
+  const rows = new Map();
+  const row = (c) => {
+    const tr = h("tr", { class: "clickable", "data-campaign-id": c.id, onclick: (ev) => { if (!ev.target.closest("button")) location.hash = `#/campaign/${c.id}`; } },
+      h("td", {}, h("a", { href: `#/campaign/${c.id}` }, c.name)),
+      h("td", { class: "status" }, badge(c.status)),
+      h("td", {}, progressCell(c.counts)),
+      h("td", {}, c.counts.active_calls),
+      h("td", {}, c.provider),
+      h("td", {}, fmtTime(c.created_at)),
+      h("td", {}, campaignActions(c, (v) => put({ ...c, ...v }))));
+    return tr;
+  };
+  const put = (c) => {
+    const tr = row(c);
+    const old = rows.get(c.id);
+    if (old) old.replaceWith(tr); else body.prepend(tr);
+    rows.set(c.id, tr);
+  };
+  for (const c of list.data.slice().reverse()) put(c);
+  onLive((kind, c) => { if (kind === "campaign") put(c); });
+
+  const f = (name, attrs) => h("input", { name, ...attrs });
+  const form = h("form", { class: "card", id: "create-campaign", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(form);
+    await attempt(async () => {
+      const c = await api("POST", "/campaigns", {
+        name: d.get("name"), provider: d.get("provider"), assistant_id: d.get("assistant_id"), phone_number_id: d.get("phone_number_id"),
+        max_concurrent: Number(d.get("max_concurrent")), max_attempts: Number(d.get("max_attempts")), mode: d.get("mode"),
+        calling_hours: { start: d.get("hours_start"), end: d.get("hours_end") },
+      });
+      location.hash = `#/campaign/${c.id}`;
+    }, form);
+  } },
+  h("h2", {}, "New campaign"),
+  h("div", { class: "row" },
+    h("label", {}, "Name", f("name", { required: true })),
+    h("label", {}, "Provider", h("select", { name: "provider" }, ["sim", "vapi", "twilio", "exotel"].map((p) => h("option", {}, p)))),
+    h("label", {}, "Assistant id", f("assistant_id", { required: true })),
+    h("label", {}, "Phone number id", f("phone_number_id", { required: true })),
+    h("label", {}, "Max concurrent", f("max_concurrent", { type: "number", min: 1, max: 1000, value: 8 })),
+    h("label", {}, "Max attempts", f("max_attempts", { type: "number", min: 1, max: 100, value: 3 })),
+    h("label", {}, "Mode", h("select", { name: "mode" }, h("option", {}, "continuous"), h("option", {}, "batch"))),
+    h("label", { title: "each recipient's local time; equal start and end: round the clock" }, "Calling hours from", f("hours_start", { type: "time", value: "08:00", required: true })),
+    h("label", {}, "to", f("hours_end", { type: "time", value: "21:00", required: true })),
+    h("button", { type: "submit" }, "Create")));
+
+  setChildren(main, 
+    h("h1", {}, "Campaigns"),
+    h("div", { class: "scroll" }, h("table", { id: "campaigns" },
+      h("thead", {}, h("tr", {}, ["Name", "Status", "Progress", "Live calls", "Provider", "Created", ""].map((t) => h("th", {}, t)))), body)),
+    list.data.length ? null : h("p", { class: "notice" }, "No campaigns yet."),
+    form);
+}
+
+/** A bar chart of hourly points: one group of bars per hour, one bar per key. */
+function barChart(points, keys, colors, id) {
+  const W = 720, H = 200, pad = 28;
+  const max = Math.max(1, ...points.flatMap((p) => keys.map((k) => p[k] || 0)));
+  const slot = (W - pad) / Math.max(1, points.length);
+  const bw = Math.max(1, (slot * 0.8) / keys.length);
+  const g = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H + 20}`, id, role: "img" });
+  g.append(svg("line", { x1: pad, y1: H, x2: W, y2: H, stroke: "#bbb" }));
+  g.append(svg("text", { x: 0, y: 10 }, String(max)));
+  g.append(svg("text", { x: 0, y: H }, "0"));
+  points.forEach((p, i) => {
+    keys.forEach((k, j) => {
+      const v = p[k] || 0, bh = (v / max) * (H - 10);
+      g.append(svg("rect", { x: pad + i * slot + j * bw, y: H - bh, width: bw, height: bh, fill: colors[j] }, svg("title", {}, `${fmtTime(p.hour)} ${k}: ${v}`)));
+    });
+    if (i % Math.ceil(points.length / 8) === 0) {
+      const d = new Date(p.hour);
+      g.append(svg("text", { x: pad + i * slot, y: H + 14 }, `${d.getMonth() + 1}/${d.getDate()} ${String(d.getHours()).padStart(2, "0")}:00`));
+    }
+  });
+  return h("div", {}, g, h("div", { class: "legend" }, keys.map((k, j) => h("span", {}, h("i", { style: `background:${colors[j]}` }), k))));
+}
+
+/** A line chart of a 0–1 rate per hour (gaps where the rate is null). */
+function rateChart(points, id) {
+  const W = 720, H = 160, pad = 28;
+  const g = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H + 20}`, id, role: "img" });
+  g.append(svg("line", { x1: pad, y1: H, x2: W, y2: H, stroke: "#bbb" }));
+  g.append(svg("text", { x: 0, y: 10 }, "100%"));
+  g.append(svg("text", { x: 0, y: H }, "0%"));
+  const step = (W - pad) / Math.max(1, points.length - 1);
+  let d = "";
+  points.forEach((p, i) => {
+    if (p.rate === null) { return; }
+    const x = pad + i * step, y = H - p.rate * (H - 10);
+    d += `${d && points[i - 1] && points[i - 1].rate !== null ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)} `;
+    g.append(svg("circle", { cx: x, cy: y, r: 2.5, fill: "#1d63d8" }, svg("title", {}, `${fmtTime(p.hour)}: ${Math.round(p.rate * 100)}%`)));
+  });
+  g.append(svg("path", { d, fill: "none", stroke: "#1d63d8", "stroke-width": 2 }));
+  return g;
+}
+
+const COLORS = ["#1d63d8", "#1a7f37", "#b42318"];
+
+function countsGrid(c) {
+  const cells = [];
+  const total = sum(c.counts.contacts);
+  cells.push(["contacts", total]);
+  for (const [k, v] of Object.entries(c.counts.contacts || {})) cells.push([`contacts ${k}`, v]);
+  cells.push(["live calls", c.counts.active_calls]);
+  for (const [k, v] of Object.entries(c.counts.outcomes || {})) cells.push([k, v]);
+  return h("div", { class: "grid", id: "counts" }, cells.map(([k, v]) => h("div", { class: "stat", "data-count": k }, h("b", {}, v), h("span", {}, k))));
+}
+
+async function campaignPage(id) {
+  let c = await api("GET", `/campaigns/${id}`);
+  const head = h("div");
+  const renderHead = () => {
+    setChildren(head, 
+      h("h1", {}, c.name, " ", h("span", { class: "status", id: "campaign-status" }, badge(c.status))),
+      h("p", {}, progressCell(c.counts), " ", c.waiting_reason ? h("span", { class: "notice" }, c.waiting_reason) : null),
+      h("div", { class: "actions" }, campaignActions(c, (v) => { c = v; renderHead(); }),
+        h("button", { class: "secondary", id: "export", onclick: () => attempt(async () => {
+          const blob = await api("GET", `/campaigns/${id}/export.csv`);
+          const a = h("a", { href: URL.createObjectURL(blob), download: `${id}.csv` });
+          document.body.append(a); a.click(); a.remove();
+        }) }, "Export CSV")),
+      h("h2", {}, "Counts"), countsGrid(c),
+      h("h2", {}, "Alerts"),
+      h("div", { id: "alerts" }, (c.alerts || []).length ? c.alerts.map((a) => h("div", { class: "alert" }, a.message)) : h("p", { class: "notice" }, "None.")),
+      h("h2", {}, "Waiting"),
+      waitingTable(c.waiting));
+  };
+  renderHead();
+  onLive(async (kind, v) => {
+    if (kind === "campaign" && v.id === id) {
+      // The stream carries the list view; the waiting breakdown comes with GET.
+      c = { ...v, waiting: c.waiting };
+      renderHead();
+    }
+  });
+  // The breakdown is re-read every few seconds while the page is open (it is not in the stream).
+  const waitingTimer = setInterval(async () => {
+    if (!document.body.contains(head)) return clearInterval(waitingTimer);
+    try { const v = await api("GET", `/campaigns/${id}`); c = v; renderHead(); } catch { /* shown on the next action */ }
+  }, 10000);
+
+  // Chart
+  const chart = h("div", { id: "outcomes-chart" });
+  attempt(async () => {
+    const s = await api("GET", `/stats${qs({ campaign_id: id, preset: "week" })}`);
+    const points = s.hourly.filter((p, i, all) => p.placed || p.answered || p.failed || i >= all.length - 24);
+    setChildren(chart, barChart(points, ["placed", "answered", "failed"], COLORS, "campaign-hourly"));
+  }, chart);
+
+  // Import
+  const report = h("div", { id: "import-report" });
+  const file = h("input", { type: "file", name: "file", accept: ".csv,text/csv", id: "csv-file" });
+  const upload = h("form", { class: "card", id: "upload", onsubmit: async (ev) => {
+    ev.preventDefault();
+    if (!file.files.length) return;
+    const d = new FormData();
+    d.append("file", file.files[0]);
+    setChildren(report, h("p", { class: "notice" }, "Uploading…"));
+    try {
+      const r = await api("POST", `/campaigns/${id}/contacts`, d);
+      setChildren(report, 
+        h("p", { id: "import-summary" }, `${r.rows} rows: ${r.imported} imported, ${r.rejected_count} rejected.`),
+        r.rejected.length ? h("div", { class: "scroll" }, h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", {}, "Line"), h("th", {}, "Reason"))),
+          h("tbody", {}, r.rejected.map((x) => h("tr", { "data-line": x.line }, h("td", {}, x.line), h("td", { class: "wrap" }, x.reason)))))) : null);
+      loadContacts();
+    } catch (e) {
+      setChildren(report, errorBox(e), e.details && e.details.line ? h("p", {}, `Line ${e.details.line}`) : null);
+    }
+  } }, h("h2", {}, "Upload contacts (CSV)"), h("div", { class: "row" }, file, h("button", { type: "submit" }, "Upload")), report);
+
+  // Contacts
+  const contactsBody = h("tbody");
+  const status = h("select", { name: "status" }, ["", "pending", "in_call", "done", "exhausted", "canceled", "dnc"].map((s) => h("option", { value: s }, s || "any status")));
+  const q = h("input", { name: "q", placeholder: "phone or name" });
+  const more = h("button", { class: "secondary", hidden: true }, "More");
+  let cursor = null;
+  const loadContacts = async (append) => {
+    await attempt(async () => {
+      const page = await api("GET", `/campaigns/${id}/contacts${qs({ status: status.value, q: q.value, limit: 50, before: append ? cursor : "" })}`);
+      const rows = page.data.map((ct) => h("tr", {},
+        h("td", {}, ct.phone), h("td", {}, ct.name || ""), h("td", {}, badge(ct.status)), h("td", {}, ct.attempts),
+        h("td", {}, fmtTime(ct.next_attempt_at)), h("td", {}, (ct.timezones || [ct.timezone]).join(", ")), h("td", {}, ct.waiting_for || ""), h("td", {}, fmtTime(ct.until))));
+      if (append) contactsBody.append(...rows); else setChildren(contactsBody, ...rows);
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+    }, contactsSection);
+  };
+  more.onclick = () => loadContacts(true);
+  const contactsSection = h("section", {}, h("h2", {}, "Contacts"),
+    h("form", { class: "row", onsubmit: (ev) => { ev.preventDefault(); loadContacts(); } }, status, q, h("button", { type: "submit" }, "Filter")),
+    h("div", { class: "scroll" }, h("table", { id: "contacts" }, h("thead", {}, h("tr", {}, ["Phone", "Name", "Status", "Attempts", "Next attempt", "Time zone", "Waiting for", "Until"].map((t) => h("th", {}, t)))), contactsBody)),
+    more);
+  loadContacts();
+
+  setChildren(main, h("p", {}, h("a", { href: "#/campaigns" }, "← Campaigns"), " · ", h("a", { href: `#/calls?campaign_id=${id}` }, "Calls")), head,
+    h("h2", {}, "Calls per hour (last 7 days)"), chart, upload, contactsSection);
+}
+
+function waitingTable(w) {
+  const entries = Object.entries(w || {});
+  if (!entries.length) return h("p", { class: "notice", id: "waiting" }, "No contact is held back.");
+  return h("div", { class: "scroll" }, h("table", { id: "waiting" }, h("thead", {}, h("tr", {}, ["Waiting for", "Contacts", "Earliest", "Latest"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, entries.map(([k, v]) => h("tr", {}, h("td", {}, k.replace(/_/g, " ")), h("td", {}, v.count), h("td", {}, fmtTime(v.earliest)), h("td", {}, fmtTime(v.latest)))))));
+}
+
+const CALL_STATUSES = ["scheduled", "queued", "dialing", "ringing", "in_progress", "ended", "failed", "canceled"];
+const OUTCOMES = ["completed", "no_answer", "no_response", "busy", "voicemail", "failed", "invalid_number", "canceled", "timeout"];
+
+function durationOf(call) {
+  if (call.duration_secs !== undefined && call.duration_secs !== null) return `${call.duration_secs} s`;
+  if (call.duration_ms !== undefined && call.duration_ms !== null) return `${Math.round(call.duration_ms / 1000)} s`;
+  return "";
+}
+
+/** Campaign names by id, for the calls tables (filled by the pages that list campaigns). */
+const campaignNames = new Map();
+
+function callRow(call) {
+  return h("tr", { class: "clickable", "data-call-id": call.id, onclick: () => { location.hash = `#/call/${call.id}`; } },
+    h("td", {}, h("a", { href: `#/call/${call.id}` }, call.phone)),
+    h("td", {}, badge(call.status)), h("td", {}, call.outcome || ""), h("td", {}, call.attempt),
+    h("td", {}, durationOf(call)), h("td", {}, fmtTime(call.created_at)), h("td", {}, fmtTime(call.ended_at)),
+    h("td", {}, h("a", { href: `#/campaign/${call.campaign_id}`, onclick: (e) => e.stopPropagation() }, campaignNames.get(call.campaign_id) || call.campaign_id)));
+}
+
+const CALL_HEAD = ["Phone", "Status", "Outcome", "Attempt", "Duration", "Created", "Ended", "Campaign"];
+
+async function callsPage() {
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const campaigns = await api("GET", "/campaigns?limit=100");
+  for (const c of campaigns.data) campaignNames.set(c.id, c.name);
+  const sel = (name, values, label) => h("select", { name }, h("option", { value: "" }, label), values.map(([v, t]) => h("option", { value: v, selected: params.get(name) === v }, t)));
+  const form = h("form", { class: "card row", id: "call-filters" },
+    h("label", {}, "Campaign", sel("campaign_id", campaigns.data.map((c) => [c.id, c.name]), "all")),
+    h("label", {}, "Status", sel("status", CALL_STATUSES.map((s) => [s, s]), "any")),
+    h("label", {}, "Outcome", sel("outcome", OUTCOMES.map((s) => [s, s]), "any")),
+    h("label", {}, "Phone", h("input", { name: "phone", value: params.get("phone") || "", placeholder: "+1415…" })),
+    h("label", {}, "From", h("input", { name: "from", type: "date", value: params.get("from") || "" })),
+    h("label", {}, "To", h("input", { name: "to", type: "date", value: params.get("to") || "" })),
+    h("button", { type: "submit" }, "Filter"));
+  const filters = () => Object.fromEntries([...new FormData(form)].filter(([, v]) => v !== ""));
+  const body = h("tbody");
+  const more = h("button", { class: "secondary", hidden: true }, "More");
+  let cursor = null;
+  // The date range is applied here to the listed page (created date, local time).
+  const inRange = (call, f) => {
+    const day = new Date(call.created_at);
+    if (f.from && day < new Date(`${f.from}T00:00`)) return false;
+    if (f.to && day >= new Date(new Date(`${f.to}T00:00`).getTime() + 86400000)) return false;
+    return true;
+  };
+  const matches = (call, f) => (!f.campaign_id || call.campaign_id === f.campaign_id) && (!f.status || call.status === f.status)
+    && (!f.outcome || call.outcome === f.outcome) && (!f.phone || call.phone.replace(/\D/g, "").includes(f.phone.replace(/\D/g, ""))) && inRange(call, f);
+  const load = async (append) => {
+    const f = filters();
+    const { from, to, ...server } = f;
+    const page = await api("GET", `/calls${qs({ ...server, limit: 100, before: append ? cursor : "" })}`);
+    const rows = page.data.filter((c) => inRange(c, f)).map(callRow);
+    if (append) body.append(...rows); else setChildren(body, ...rows);
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+  };
+  form.onsubmit = (ev) => {
+    ev.preventDefault();
+    history.replaceState(null, "", `#/calls${qs(filters())}`);
+    attempt(() => load(false), form);
+  };
+  more.onclick = () => attempt(() => load(true));
+  onLive((kind, call) => {
+    if (kind !== "call") return;
+    const old = body.querySelector(`tr[data-call-id="${CSS.escape(call.id)}"]`);
+    if (!matches(call, filters())) { if (old) old.remove(); return; }
+    if (old) old.replaceWith(callRow(call)); else body.prepend(callRow(call));
+  });
+  await load(false);
+  setChildren(main, h("h1", {}, "Calls"), form, h("div", { class: "scroll" }, h("table", { id: "calls" }, h("thead", {}, h("tr", {}, CALL_HEAD.map((t) => h("th", {}, t)))), body)), more);
+}
+
+async function callPage(id) {
+  const box = h("div");
+  const render = (call) => {
+    const field = (k, v) => (v === undefined || v === null || v === "" ? null : h("tr", {}, h("th", {}, k), h("td", { class: "wrap" }, v)));
+    const live = ["queued", "dialing", "ringing", "in_progress"].includes(call.status);
+    const transcript = call.transcript || null;
+    setChildren(box, 
+      h("p", {}, h("a", { href: "#/calls" }, "← Calls"), " · ", h("a", { href: `#/campaign/${call.campaign_id}` }, "Campaign")),
+      h("h1", {}, `Call to ${call.phone} `, h("span", { id: "call-status" }, badge(call.status))),
+      live ? h("button", { class: "danger", id: "hangup", onclick: () => attempt(async () => { render(await api("POST", `/calls/${id}/hangup`)); }, box) }, "Hang up") : null,
+      h("section", {}, h("table", { id: "call-fields" }, h("tbody", {},
+        field("Outcome", call.outcome), field("Ended reason", call.ended_reason), field("Answered by", call.answered_by),
+        field("Name", call.contact_name || call.name), field("Attempt", call.attempt), field("Direction", call.direction), field("Provider", call.provider),
+        field("Provider call id", call.provider_call_id), field("Duration", durationOf(call)), field("Cost", call.cost),
+        field("Created", fmtTime(call.created_at)), field("Scheduled for", fmtTime(call.scheduled_for)), field("Dialled", fmtTime(call.dialed_at)),
+        field("Answered", fmtTime(call.answered_at)), field("Ended", fmtTime(call.ended_at)),
+        field("Summary", call.summary),
+        field("Recording", call.recording_url ? h("a", { href: call.recording_url, target: "_blank", rel: "noopener", id: "recording" }, "listen") : null),
+        field("Variables", call.variables && Object.keys(call.variables).length ? JSON.stringify(call.variables) : null)))),
+      h("h2", {}, "Transcript"),
+      transcript && transcript.length
+        ? h("section", { class: "transcript", id: "transcript" }, transcript.map((t) => h("p", { class: t.speaker }, h("b", {}, `${t.speaker}: `), t.text, t.interrupted ? " (interrupted)" : "")))
+        : h("p", { class: "notice" }, "None."),
+      h("h2", {}, "Events"),
+      h("div", { class: "scroll" }, h("table", { id: "events" },
+        h("thead", {}, h("tr", {}, ["Received", "Occurred", "Source", "Kind", "Type", "Applied", "Payload"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, (call.events || []).map((e) => h("tr", { "data-event-kind": e.kind },
+          h("td", {}, fmtTime(e.received_at)), h("td", {}, fmtTime(e.occurred_at)), h("td", {}, e.source), h("td", {}, e.kind), h("td", {}, e.provider_type),
+          h("td", {}, e.applied ? "yes" : e.mismatched ? "mismatched" : "no"),
+          h("td", { class: "wrap" }, h("details", {}, h("summary", {}, "raw"), h("pre", {}, JSON.stringify(e.payload, null, 2))))))))));
+  };
+  render(await api("GET", `/calls/${id}`));
+  onLive(async (kind, call) => { if (kind === "call" && call.id === id) render(await api("GET", `/calls/${id}`)); });
+  setChildren(main, box);
+}
+
+function localInput(t) {
+  const d = t ? new Date(t) : new Date(Date.now() + 3600000);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+async function scheduledPage() {
+  const [calls, assistants] = await Promise.all([api("GET", "/calls?status=scheduled&limit=200"), api("GET", "/assistants")]);
+  const body = h("tbody");
+  const row = (call) => {
+    const when = h("input", { type: "datetime-local", value: localInput(call.scheduled_for) });
+    return h("tr", { "data-call-id": call.id },
+      h("td", {}, h("a", { href: `#/call/${call.id}` }, call.phone)), h("td", {}, fmtTime(call.scheduled_for)),
+      h("td", {}, h("span", { class: "row" }, when,
+        h("button", { class: "secondary", onclick: () => attempt(async () => { await api("PUT", `/calls/${call.id}`, { scheduled_for: new Date(when.value).toISOString() }); scheduledPage(); }) }, "Reschedule"),
+        h("button", { class: "danger", onclick: () => attempt(async () => { await api("DELETE", `/calls/${call.id}`); scheduledPage(); }) }, "Cancel"))));
+  };
+  body.append(...calls.data.map(row));
+  const form = h("form", { class: "card", id: "schedule-call", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(form);
+    await attempt(async () => {
+      const body = { assistant_id: d.get("assistant_id"), phone: d.get("phone"), respect_business_hours: d.get("respect_business_hours") === "on" };
+      if (d.get("name")) body.name = d.get("name");
+      if (d.get("scheduled_for")) body.scheduled_for = new Date(d.get("scheduled_for")).toISOString();
+      await api("POST", "/calls", body);
+      scheduledPage();
+    }, form);
+  } }, h("h2", {}, "Schedule a call"), h("div", { class: "row" },
+    h("label", {}, "Assistant", h("select", { name: "assistant_id", required: true }, assistants.data.map((a) => h("option", { value: a.id }, `${a.name || a.id} (${a.provider})`)))),
+    h("label", {}, "Phone", h("input", { name: "phone", required: true, placeholder: "+14155552671" })),
+    h("label", {}, "Name", h("input", { name: "name" })),
+    h("label", {}, "When", h("input", { name: "scheduled_for", type: "datetime-local", value: localInput() })),
+    h("label", {}, "Business hours only", h("input", { name: "respect_business_hours", type: "checkbox" })),
+    h("button", { type: "submit" }, "Schedule")));
+  setChildren(main, h("h1", {}, "Scheduled calls"), form,
+    h("div", { class: "scroll" }, h("table", { id: "scheduled" }, h("thead", {}, h("tr", {}, ["Phone", "Scheduled for", ""].map((t) => h("th", {}, t)))), body)),
+    calls.data.length ? null : h("p", { class: "notice" }, "Nothing scheduled."));
+}
+
+async function dncPage() {
+  const result = h("div", { id: "dnc-result" });
+  const show = (r) => {
+    setChildren(result, h("p", {}, `${r.added} added, ${r.already_listed} already listed, ${r.rejected_count} rejected.`),
+      r.rejected.length ? h("table", {}, h("tbody", {}, r.rejected.map((x) => h("tr", {}, h("td", {}, `line ${x.line}`), h("td", { class: "wrap" }, x.reason))))) : null);
+  };
+  const add = h("form", { class: "card", id: "dnc-add", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(add);
+    const numbers = String(d.get("numbers")).split(/[\n,]+/).map((s) => s.trim()).filter(Boolean);
+    await attempt(async () => {
+      const body = { numbers, reason: d.get("reason") || undefined };
+      if (d.get("region")) body.region = d.get("region");
+      show(await api("POST", "/dnc", body));
+      reload();
+    }, add);
+  } }, h("h2", {}, "Add numbers"), h("div", { class: "row" },
+    h("label", {}, "Numbers (one a line)", h("textarea", { name: "numbers", rows: 3, required: true })),
+    h("label", {}, "Reason", h("input", { name: "reason" })),
+    h("label", {}, "Region of national numbers", h("input", { name: "region", placeholder: "US", size: 3 })),
+    h("button", { type: "submit" }, "Add")));
+  const file = h("input", { type: "file", accept: ".csv,text/csv" });
+  const upload = h("form", { class: "card", onsubmit: async (ev) => {
+    ev.preventDefault();
+    if (!file.files.length) return;
+    await attempt(async () => { show(await api("POST", "/dnc", file.files[0], "text/csv")); reload(); }, upload);
+  } }, h("h2", {}, "Upload a CSV"), h("div", { class: "row" }, file, h("button", { type: "submit" }, "Upload")));
+  const body = h("tbody");
+  const reload = async () => {
+    const l = await api("GET", "/dnc?limit=500");
+    setChildren(body, ...l.data.map((s) => h("tr", {}, h("td", {}, s.phone), h("td", {}, s.reason || ""), h("td", {}, fmtTime(s.created_at)),
+      h("td", {}, h("button", { class: "danger", onclick: () => attempt(async () => { await api("DELETE", `/dnc/${encodeURIComponent(s.phone)}`); reload(); }) }, "Remove")))));
+  };
+  await reload();
+  setChildren(main, h("h1", {}, "Do-not-call list"), add, upload, result,
+    h("div", { class: "scroll" }, h("table", { id: "dnc" }, h("thead", {}, h("tr", {}, ["Phone", "Reason", "Added", ""].map((t) => h("th", {}, t)))), body)));
+}
+
+async function statsPage() {
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const campaigns = await api("GET", "/campaigns?limit=100");
+  const preset = h("select", { name: "preset" }, ["today", "week", "month"].map((p) => h("option", { selected: (params.get("preset") || "today") === p }, p)));
+  const campaign = h("select", { name: "campaign_id" }, h("option", { value: "" }, "all campaigns"), campaigns.data.map((c) => h("option", { value: c.id, selected: params.get("campaign_id") === c.id }, c.name)));
+  const out = h("div");
+  const load = async () => {
+    const s = await api("GET", `/stats${qs({ preset: preset.value, campaign_id: campaign.value })}`);
+    const pct = (r) => (r === null || r === undefined ? "—" : `${Math.round(r * 1000) / 10} %`);
+    const tile = (k, v) => h("div", { class: "stat", "data-stat": k }, h("b", {}, v), h("span", {}, k));
+    const lat = (l) => (l && l.count ? `${l.p50} / ${l.p95} / ${l.p99} ms` : "—");
+    setChildren(out, 
+      h("div", { class: "grid" }, tile("calls", s.total_calls), tile("success rate", pct(s.success_rate)), tile("failure rate", pct(s.failure_rate)),
+        tile("avg duration", s.avg_duration_secs === null ? "—" : `${Math.round(s.avg_duration_secs)} s`),
+        tile("scheduled next hour", s.scheduled_next_hour), tile("scheduled next 24 h", s.scheduled_next_24h),
+        tile("retries pending", s.retries.pending), tile("placement p50/95/99", lat(s.latency_ms.placement))),
+      h("h2", {}, "Success rate over time (answered / placed, per hour)"),
+      rateChart(s.hourly.map((p) => ({ hour: p.hour, rate: p.placed ? p.answered / p.placed : null })), "success-chart"),
+      h("h2", {}, "Volume by hour"),
+      barChart(s.hourly, ["placed", "answered", "failed"], COLORS, "volume-chart"),
+      h("h2", {}, "Failure breakdown"),
+      s.failure_breakdown.length
+        ? h("div", { class: "scroll" }, h("table", { id: "failures" }, h("thead", {}, h("tr", {}, ["Outcome", "Reason", "Calls"].map((t) => h("th", {}, t)))),
+          h("tbody", {}, s.failure_breakdown.map((f) => h("tr", {}, h("td", {}, f.outcome), h("td", { class: "wrap" }, f.reason || "—"), h("td", {}, f.count))))))
+        : h("p", { class: "notice" }, "No failures in this range."),
+      h("h2", {}, "By outcome"),
+      h("div", { class: "grid" }, Object.entries(s.by_outcome).map(([k, v]) => tile(k, v))));
+  };
+  const form = h("form", { class: "card row", onsubmit: (ev) => { ev.preventDefault(); history.replaceState(null, "", `#/stats${qs({ preset: preset.value, campaign_id: campaign.value })}`); attempt(load, out); } },
+    h("label", {}, "Range", preset), h("label", {}, "Campaign", campaign), h("button", { type: "submit" }, "Show"));
+  await load();
+  setChildren(main, h("h1", {}, "Stats"), form, out);
+}
+
+// ---------- start ----------
+
+function start() {
+  document.getElementById("nav").hidden = false;
+  openStream();
+  route();
+}
+
+document.getElementById("signout").addEventListener("click", () => signOut());
+window.addEventListener("hashchange", () => { if (sessionStorage.getItem(KEY)) route(); });
+if (sessionStorage.getItem(KEY)) start(); else signInPage();
