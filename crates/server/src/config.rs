@@ -310,6 +310,10 @@ impl Config {
                 ("exotel_sid", self.exotel_sid.is_some()),
                 ("exotel_api_key", self.exotel_api_key.is_some()),
                 ("exotel_api_token", self.exotel_api_token.is_some()),
+                // What the answered call runs when no agent does (PROVIDERS.md: Exotel's
+                // connect API needs a flow `Url` or a `StreamUrl`); without it every call
+                // without an agent would fail at placement.
+                ("exotel_flow_url", self.exotel_flow_url.is_some() || self.exotel_stream_url.is_some()),
             ],
         };
         need.into_iter().filter(|(_, set)| !set).map(|(name, _)| name).collect()
@@ -404,7 +408,13 @@ mod tests {
         config.twilio_auth_token = Some("tok".into());
         config.twilio_twiml = Some("<Response/>".into());
         assert!(config.missing_provider_settings(ProviderKind::Twilio).is_empty(), "inline TwiML does as well as a URL");
-        assert_eq!(config.missing_provider_settings(ProviderKind::Exotel), ["exotel_sid", "exotel_api_key", "exotel_api_token"]);
+        assert_eq!(config.missing_provider_settings(ProviderKind::Exotel), ["exotel_sid", "exotel_api_key", "exotel_api_token", "exotel_flow_url"]);
+        config.exotel_stream_url = Some("wss://bot.example.com/ws".into());
+        assert_eq!(
+            config.missing_provider_settings(ProviderKind::Exotel),
+            ["exotel_sid", "exotel_api_key", "exotel_api_token"],
+            "a stream URL does as well as a flow"
+        );
         assert_eq!(env_name("twilio_auth_token"), "DIALTONE_TWILIO_AUTH_TOKEN");
     }
 

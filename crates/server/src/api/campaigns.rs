@@ -39,7 +39,9 @@ pub struct CreateCampaign {
     pub name: String,
     /// One of [`ProviderKind::ALL`] that this server has an account for.
     pub provider: String,
-    pub assistant_id: String,
+    /// Required without `agent_id`; with one it defaults to the agent's id (the agent is
+    /// the assistant) and is only a label.
+    pub assistant_id: Option<String>,
     pub phone_number_id: String,
     /// `continuous` (default) or `batch`.
     pub mode: Option<String>,
@@ -122,7 +124,11 @@ impl CreateCampaign {
             workspace_id: ws,
             name: text("name", self.name)?,
             provider,
-            assistant_id: text("assistant_id", self.assistant_id)?,
+            // With an agent, the agent is the assistant: its id names it unless one is given.
+            assistant_id: match self.assistant_id.or_else(|| self.agent_id.clone()) {
+                Some(id) => text("assistant_id", id)?,
+                None => return Err(ApiError::invalid("assistant_id", "is required unless agent_id is given")),
+            },
             phone_number_id: text("phone_number_id", self.phone_number_id)?,
             mode,
             max_concurrent,
