@@ -25,6 +25,7 @@ pub mod wire;
 use crate::api::ApiError;
 use crate::app::AppState;
 use async_trait::async_trait;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -369,8 +370,24 @@ fn unauthorized(message: &str) -> Response {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response()
 }
 
+/// A media route asked for without a WebSocket upgrade (a browser, `curl`, a health check):
+/// 426 `upgrade_required` with `Upgrade: websocket` (RFC 9110 §15.5.22), axum's reason in
+/// the message.
+fn upgrade_required(rejection: &WebSocketUpgradeRejection) -> Response {
+    let message = format!("this is a WebSocket media stream; connect with a WebSocket upgrade ({})", rejection.body_text());
+    let mut response = ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", message).into_response();
+    response.headers_mut().insert(axum::http::header::UPGRADE, axum::http::HeaderValue::from_static("websocket"));
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("Upgrade"));
+    response
+}
+
 /// Exotel's stream: the token must be the call's, checked before the upgrade.
-async fn exotel_stream(State(state): State<Arc<AppState>>, Path(token): Path<String>, Query(q): Query<ExotelQuery>, ws: WebSocketUpgrade) -> Response {
+async fn exotel_stream(
+    State(state): State<Arc<AppState>>,
+    Path(token): Path<String>,
+    Query(q): Query<ExotelQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
     let Some(call) = q.call_id.as_deref().and_then(CallId::parse) else {
         return ApiError::invalid("call_id", "must be the call id the stream URL was made for").into_response();
     };
@@ -378,6 +395,10 @@ async fn exotel_stream(State(state): State<Arc<AppState>>, Path(token): Path<Str
     if !media.config.token_ok(&call, &token) {
         return unauthorized("the stream token does not match the call");
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return upgrade_required(&rejection),
+    };
     let guard = media.enter();
     let engine = state.engine.clone();
     ws.on_upgrade(move |socket| async move {
@@ -410,7 +431,12 @@ async fn exotel_voicebot(State(state): State<Arc<AppState>>, Path(token): Path<S
 }
 
 /// Twilio's stream: the upgrade request must carry Twilio's signature of the wss URL.
-async fn twilio_stream(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: axum::http::Uri, ws: WebSocketUpgrade) -> Response {
+async fn twilio_stream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
     let media = state.media.clone();
     let Some(auth_token) = media.config.twilio_auth_token.as_ref() else {
         return unauthorized("no Twilio auth token is configured");
@@ -423,6 +449,10 @@ async fn twilio_stream(State(state): State<Arc<AppState>>, headers: HeaderMap, u
     if !dialtone_providers::twilio::verify_url_signature(auth_token.expose_secret(), &url, signature) {
         return unauthorized("X-Twilio-Signature does not match");
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return upgrade_required(&rejection),
+    };
     let guard = media.enter();
     let engine = state.engine.clone();
     ws.on_upgrade(move |socket| async move {
