@@ -20,6 +20,7 @@
 pub mod audio;
 pub mod greeting;
 pub mod session;
+pub mod stt_feed;
 pub mod wire;
 
 use crate::api::ApiError;
@@ -129,6 +130,9 @@ pub struct Media {
     /// Inbound frames the sessions have fully handled (their actions carried out): a test
     /// on a manual clock waits for it before moving the clock on.
     pub frames_handled: std::sync::atomic::AtomicU64,
+    /// Callee audio samples shed because an STT session stalled past its backlog bound
+    /// (`stt_feed::MAX_BACKLOG_SAMPLES`); 0 unless a speech service stalls for a minute.
+    pub stt_audio_shed_samples: std::sync::atomic::AtomicU64,
     /// The running sessions by call: what reaches a call from outside its socket (Twilio's
     /// AsyncAmd verdict, which comes by webhook).
     live: std::sync::Mutex<std::collections::HashMap<CallId, tokio::sync::mpsc::Sender<dialtone_voice::conversation::Input>>>,
@@ -181,6 +185,7 @@ impl Media {
             running: AtomicUsize::new(0),
             finished: tokio::sync::Notify::new(),
             frames_handled: Default::default(),
+            stt_audio_shed_samples: Default::default(),
             live: Default::default(),
             warming: Default::default(),
             warm_slots: Arc::new(tokio::sync::Semaphore::new(WARM_CONCURRENCY)),

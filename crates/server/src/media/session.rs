@@ -19,6 +19,7 @@
 //! aborted when the session returns; dropping the STT session's sender closes it.
 
 use super::audio::{self, SAMPLE_RATE};
+use super::stt_feed::SttFeed;
 use super::wire::{Dialect, Start, StreamIn, StreamOut};
 use super::{greeting, Media, SessionGuard, SpeechSet};
 use axum::extract::ws::{Message, WebSocket};
@@ -233,6 +234,8 @@ struct Driver {
     heard_samples: u64,
     stream_started: Option<Timestamp>,
     stt: Option<SttSession>,
+    /// Callee audio waiting for room in the STT session's channel.
+    stt_feed: SttFeed,
     tasks: JoinSet<()>,
     /// Speech to synthesise after the current one, in order.
     says: VecDeque<Say>,
@@ -284,6 +287,7 @@ impl Driver {
             heard_samples: 0,
             stream_started: None,
             stt: None,
+            stt_feed: SttFeed::default(),
             tasks: JoinSet::new(),
             says: VecDeque::new(),
             speaking: None,
@@ -333,6 +337,9 @@ impl Driver {
             }
             if let Err(ending) = self.send_due(socket).await {
                 return ending;
+            }
+            if let Some(stt) = &self.stt {
+                self.stt_feed.flush(&stt.audio);
             }
             // Checked on every turn of the loop, not only when the loop is idle: inbound
             // audio arrives every 20–100 ms and would otherwise starve the timer below.
@@ -466,10 +473,7 @@ impl Driver {
                     return Ok(vec![]);
                 }
                 let Ok(pcm) = audio::decode_inbound(self.dialect, &media.payload) else { return Ok(vec![]) };
-                if let Some(stt) = &self.stt {
-                    // A slow STT service loses audio rather than holding up the call.
-                    let _ = stt.audio.try_send(SttInput::Audio(pcm.clone()));
-                }
+                self.to_stt(SttInput::Audio(pcm.clone()));
                 let started = *self.stream_started.get_or_insert_with(|| self.engine.clock().now());
                 let at = started + SignedDuration::from_micros((self.heard_samples * 125) as i64);
                 self.heard_samples += pcm.len() as u64;
@@ -484,6 +488,24 @@ impl Driver {
             StreamIn::Stop { .. } => return Err(()),
             StreamIn::Connected | StreamIn::Start { .. } | StreamIn::Unknown => vec![],
         })
+    }
+
+    /// Hands callee audio (or `Finalize`) to the STT session without losing any: a full
+    /// channel queues it in order ([`SttFeed`]); only a session stalled past the feed's bound
+    /// sheds its oldest audio, counted in `Media::stt_audio_shed_samples` and logged.
+    fn to_stt(&mut self, input: SttInput) {
+        let Some(stt) = &self.stt else { return };
+        let shed = self.stt_feed.push(&stt.audio, input);
+        if shed > 0 {
+            self.media.stt_audio_shed_samples.fetch_add(shed, std::sync::atomic::Ordering::Relaxed);
+            if self.stt_feed.shed_samples == shed {
+                tracing::warn!(
+                    shed_samples = shed,
+                    "the STT service has not taken the callee's audio for {} s: the oldest is shed (later sheds of this call are counted, not logged)",
+                    self.stt_feed.max_samples / SAMPLE_RATE as usize
+                );
+            }
+        }
     }
 
     fn on_llm(&mut self, msg: LlmMsg) -> Vec<Input> {
@@ -619,11 +641,7 @@ impl Driver {
                         handle.abort();
                     }
                 }
-                Action::FinalizeStt => {
-                    if let Some(stt) = &self.stt {
-                        let _ = stt.audio.try_send(SttInput::Finalize);
-                    }
-                }
+                Action::FinalizeStt => self.to_stt(SttInput::Finalize),
                 Action::Hangup(ending) => {
                     self.hanging_up = Some(ending);
                 }
