@@ -355,7 +355,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
     let per_call = |d: Duration| if stats.dials == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / stats.dials as f64 };
     r["occupancy"] = serde_json::to_value(&occupancy)?;
     if args.voice {
-        r["voice"] = crate::demo_voice::summarize(&stats.media);
+        r["voice"] = crate::demo_voice::summarize(&stats.media_summary);
         r["voice"]["agent_calls"] = agent_calls(state, &id).await?;
     }
     // From the campaign's start to its completion. The simulator shares the process (on a
