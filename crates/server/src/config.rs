@@ -279,6 +279,7 @@ impl Config {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.tick_ms > 0, "tick_ms must be above 0");
+        self.check_exotel_stream_url()?;
         anyhow::ensure!(self.stuck_timeout_secs > 0, "stuck_timeout_secs must be above 0");
         anyhow::ensure!(self.max_call_duration_secs > 0, "max_call_duration_secs must be above 0");
         anyhow::ensure!(self.reaper_interval_secs > 0, "reaper_interval_secs must be above 0");
@@ -290,6 +291,27 @@ impl Config {
         anyhow::ensure!((0.0..1.0).contains(&self.alert_failure_threshold), "alert_failure_threshold must be at least 0 and below 1 (0.2 = 20 %)");
         anyhow::ensure!(self.alert_min_calls > 0, "alert_min_calls must be above 0");
         anyhow::ensure!(self.alert_interval_secs > 0, "alert_interval_secs must be above 0");
+        Ok(())
+    }
+
+    /// With an Exotel account: the `StreamUrl`s dialtone will send must fit Exotel's 600
+    /// characters ([`dialtone_providers::media::EXOTEL_STREAM_URL_MAX`]): an agent call's
+    /// (`{public_url}` as wss + `/media/exotel/{token}?call_id={id}`) and `exotel_stream_url`.
+    fn check_exotel_stream_url(&self) -> anyhow::Result<()> {
+        use dialtone_providers::media::{check_exotel_stream_url, exotel_stream_url_len, EXOTEL_STREAM_URL_MAX};
+        if self.exotel_sid.is_none() {
+            return Ok(());
+        }
+        if let Some(len) = self.public_url.as_deref().and_then(exotel_stream_url_len) {
+            anyhow::ensure!(
+                len <= EXOTEL_STREAM_URL_MAX,
+                "public_url is too long for Exotel: an agent call's StreamUrl under it would be {len} characters, over Exotel's limit of {EXOTEL_STREAM_URL_MAX} (the URL adds {} to public_url)",
+                len - self.public_url.as_deref().unwrap_or("").trim_end_matches('/').len()
+            );
+        }
+        if let Some(stream) = &self.exotel_stream_url {
+            check_exotel_stream_url(stream).map_err(|e| anyhow::anyhow!("exotel_stream_url is too long: {e}"))?;
+        }
         Ok(())
     }
 
@@ -396,6 +418,21 @@ mod tests {
         assert_eq!(config.engine().max_call_duration, Duration::from_secs(3600));
         let zero = Config { max_call_duration_secs: 0, ..Config::default() };
         assert!(zero.validate().unwrap_err().to_string().contains("max_call_duration_secs"));
+    }
+
+    #[test]
+    fn an_exotel_public_url_whose_stream_url_passes_600_characters_is_refused() {
+        let long = format!("https://{}.example.com", "a".repeat(520));
+        let config = Config { public_url: Some(long.clone()), ..Config::default() };
+        assert!(config.validate().is_ok(), "without an Exotel account the limit does not apply");
+        let exotel = Config { public_url: Some(long), exotel_sid: Some("acme".into()), ..Config::default() };
+        let e = exotel.validate().unwrap_err().to_string();
+        assert!(e.contains("public_url") && e.contains("600"), "{e}");
+        let fine = Config { public_url: Some("https://dialer.example.com".into()), exotel_sid: Some("acme".into()), ..Config::default() };
+        assert!(fine.validate().is_ok());
+        let stream =
+            Config { exotel_stream_url: Some(format!("wss://bot.example.com/{}", "x".repeat(600))), exotel_sid: Some("acme".into()), ..Config::default() };
+        assert!(stream.validate().unwrap_err().to_string().contains("exotel_stream_url"));
     }
 
     #[test]
