@@ -217,6 +217,8 @@ struct Say {
     mark: String,
     text: String,
     kind: Utterance,
+    /// Samples of its audio so far (8 kHz).
+    samples: usize,
 }
 
 struct Driver {
@@ -251,6 +253,9 @@ struct Driver {
     /// Real time at which the audio sent so far will have finished playing.
     played_until: Instant,
     hanging_up: Option<Ending>,
+    /// Inputs the driver itself produced (`LineAudio`), fed to the conversation on the next
+    /// turn of the loop.
+    pending: Vec<Input>,
 }
 
 impl Driver {
@@ -300,6 +305,7 @@ impl Driver {
             queue: VecDeque::new(),
             played_until: Instant::now(),
             hanging_up: None,
+            pending: Vec::new(),
         }
     }
 
@@ -340,6 +346,13 @@ impl Driver {
             }
             if let Some(stt) = &self.stt {
                 self.stt_feed.flush(&stt.audio);
+            }
+            for input in std::mem::take(&mut self.pending) {
+                let now = self.now();
+                let actions = self.conversation.handle(now, input);
+                if let Some(ending) = self.act(socket, actions).await {
+                    return ending;
+                }
             }
             // Checked on every turn of the loop, not only when the loop is idle: inbound
             // audio arrives every 20–100 ms and would otherwise starve the timer below.
@@ -527,6 +540,7 @@ impl Driver {
         let Some((say, chunker, collected, _)) = self.speaking.as_mut() else { return };
         match msg.what {
             TtsPiece::Audio(pcm) => {
+                say.samples += pcm.len();
                 if let Some(all) = collected.as_mut() {
                     all.extend_from_slice(&pcm);
                 }
@@ -543,6 +557,7 @@ impl Driver {
                     self.queue.push_back(Queued::Audio(last));
                 }
                 self.queue.push_back(Queued::Mark(say.mark.clone()));
+                self.pending.push(line_audio(&say.mark, say.samples));
                 self.speaking = None;
                 self.start_next_say();
             }
@@ -561,6 +576,7 @@ impl Driver {
                 if let Some(last) = chunker.finish() {
                     self.queue.push_back(Queued::Audio(last));
                 }
+                self.pending.push(line_audio(&say.mark, pcm.len()));
                 self.queue.push_back(Queued::Mark(say.mark));
                 continue;
             }
@@ -596,7 +612,7 @@ impl Driver {
             tracing::trace!(?action, "conversation action");
             match action {
                 Action::Say { mark, text, kind } => {
-                    self.says.push_back(Say { mark, text, kind });
+                    self.says.push_back(Say { mark, text, kind, samples: 0 });
                     self.start_next_say();
                 }
                 Action::Clear => {
@@ -655,6 +671,11 @@ impl Driver {
         drop(self.conversation.handle(now, Input::Stopped));
         self.conversation.ending().unwrap_or_else(|| fallback_ending(&self.conversation))
     }
+}
+
+/// `Input::LineAudio` for a line of `samples` at 8 kHz.
+fn line_audio(mark: &str, samples: usize) -> Input {
+    Input::LineAudio { mark: mark.to_string(), duration: SignedDuration::from_micros(samples as i64 * 1_000_000 / i64::from(SAMPLE_RATE)) }
 }
 
 /// When the conversation did not say how it ended (it had not started): the callee hung
