@@ -102,6 +102,11 @@ pub struct Config {
     /// one, is refused.
     #[serde(serialize_with = "expose_option")]
     pub media_secret: Option<SecretString>,
+    /// Added: agents' fixed lines (greeting, prompt, goodbye, voicemail message) kept as
+    /// synthesised audio, so a greeting starts without a TTS round trip (1,024 lines, the
+    /// oldest dropped first). 0 turns the cache off: every line is synthesised when said
+    /// (`dialtone bench voice` measures the cold greeting so).
+    pub greeting_cache_entries: usize,
     /// Consecutive provider failures that open an account's circuit breaker, and for how long.
     pub breaker_failures: u32,
     pub breaker_open_secs: u64,
@@ -231,6 +236,7 @@ impl Default for Config {
             exotel_rate_per_min: 200,
             exotel_max_concurrent: None,
             media_secret: None,
+            greeting_cache_entries: 1024,
             breaker_failures: 5,
             breaker_open_secs: 60,
             capacity_cooldown_ms: 5000,

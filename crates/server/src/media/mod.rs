@@ -19,6 +19,7 @@
 
 pub mod audio;
 pub mod greeting;
+pub mod jitter;
 pub mod session;
 pub mod stt_feed;
 pub mod wire;
@@ -83,7 +84,7 @@ pub struct MediaConfig {
     pub max_tick: Duration,
     /// How long a socket may take to send `start` after opening (10 s).
     pub start_timeout: Duration,
-    /// Cached lines kept (greetings etc.).
+    /// Cached lines kept (greetings etc.); 0: no cache, every line is synthesised when said.
     pub cache_entries: usize,
 }
 
@@ -133,6 +134,8 @@ pub struct Media {
     /// Callee audio samples shed because an STT session stalled past its backlog bound
     /// (`stt_feed::MAX_BACKLOG_SAMPLES`); 0 unless a speech service stalls for a minute.
     pub stt_audio_shed_samples: std::sync::atomic::AtomicU64,
+    /// Every outbound audio chunk's send lateness (actual − scheduled send time).
+    pub send_jitter: jitter::SendJitter,
     /// The running sessions by call: what reaches a call from outside its socket (Twilio's
     /// AsyncAmd verdict, which comes by webhook).
     live: std::sync::Mutex<std::collections::HashMap<CallId, tokio::sync::mpsc::Sender<dialtone_voice::conversation::Input>>>,
@@ -186,6 +189,7 @@ impl Media {
             finished: tokio::sync::Notify::new(),
             frames_handled: Default::default(),
             stt_audio_shed_samples: Default::default(),
+            send_jitter: Default::default(),
             live: Default::default(),
             warming: Default::default(),
             warm_slots: Arc::new(tokio::sync::Semaphore::new(WARM_CONCURRENCY)),
@@ -217,7 +221,7 @@ impl Media {
     /// changed, so the first call's greeting starts without a TTS round trip. (A greeting
     /// not yet cached is synthesised on first use and cached then.) Errors are logged.
     pub fn warm(self: &Arc<Self>, agent: &Agent) {
-        if self.greeting_cached(agent) {
+        if !self.cache.enabled() || self.greeting_cached(agent) {
             return;
         }
         let (media, agent) = (self.clone(), agent.clone());
@@ -232,7 +236,7 @@ impl Media {
     /// Synthesises `agent`'s greeting into the cache unless it is there; returns when done.
     /// Errors (no speech services, TTS failed) are logged; nothing is cached then.
     pub async fn warm_now(&self, agent: &Agent) {
-        if self.greeting_cached(agent) {
+        if !self.cache.enabled() || self.greeting_cached(agent) {
             return;
         }
         let keys = greeting_keys(agent);
@@ -264,6 +268,9 @@ impl Media {
     /// made at `start` if still missing). The agent is read by call, as the stream reads it;
     /// an agent seen cached within [`WARM_RECHECK`] is not read again. Errors are logged.
     pub fn warm_for_call(self: &Arc<Self>, call: &CallId, agent_id: &AgentId) {
+        if !self.cache.enabled() {
+            return;
+        }
         {
             let warming = self.warming.lock().unwrap_or_else(|e| e.into_inner());
             if warming.busy.contains(agent_id) {
@@ -471,6 +478,7 @@ pub fn media_config(config: &crate::config::Config) -> MediaConfig {
     let mut mc = MediaConfig::new(config.media_secret(), config.public_url());
     mc.twilio_auth_token = config.twilio_auth_token.clone();
     mc.exotel_callback_token = config.exotel_callback_token.clone();
+    mc.cache_entries = config.greeting_cache_entries;
     mc
 }
 

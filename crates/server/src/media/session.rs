@@ -189,8 +189,20 @@ pub fn outcome(o: VoiceOutcome) -> Outcome {
 
 /// A piece of outbound audio or a mark, in the order it must be sent.
 enum Queued {
-    Audio(Vec<u8>),
+    /// One chunk, encoded when it was queued (base64 and the dialect's JSON), so that
+    /// sending it at its time is one socket write: no work on the paced path.
+    Audio {
+        text: String,
+        play: Duration,
+        queued_at: Instant,
+    },
     Mark(String),
+}
+
+/// A chunk of wire audio, ready to send.
+fn queued_audio(dialect: Dialect, stream_sid: &str, bytes: &[u8]) -> Queued {
+    let text = dialect.encode(stream_sid, &StreamOut::Media { payload: audio::encode_payload(bytes) });
+    Queued::Audio { text, play: audio::play_time(dialect, bytes.len()), queued_at: Instant::now() }
 }
 
 /// What a TTS task sends back. `gen` is the speech generation it belongs to: a `Clear`
@@ -422,35 +434,34 @@ impl Driver {
         Duration::try_from(left).unwrap_or(max).min(max)
     }
 
-    /// When the queue's head may be sent (audio: `send_ahead` before what is queued has played).
+    /// When the queue's head may be sent (audio: `send_ahead` before what is queued has
+    /// played, and not before it was queued: its scheduled send time).
     fn next_send_at(&self) -> Option<Instant> {
         match self.queue.front()? {
             Queued::Mark(_) => Some(Instant::now()),
-            Queued::Audio(_) => Some(self.played_until.checked_sub(self.media.config.send_ahead).unwrap_or_else(Instant::now)),
+            Queued::Audio { queued_at, .. } => Some(self.played_until.checked_sub(self.media.config.send_ahead).map_or(*queued_at, |at| at.max(*queued_at))),
         }
     }
 
-    /// Sends what the pacing allows now. Err: the socket is gone.
+    /// Sends what the pacing allows now, recording each audio chunk's lateness (actual −
+    /// scheduled send time) in `Media::send_jitter`. Err: the socket is gone.
     async fn send_due(&mut self, socket: &mut WebSocket) -> Result<(), Ending> {
         loop {
+            let Some(at) = self.next_send_at() else { return Ok(()) };
             let now = Instant::now();
-            let due = match self.queue.front() {
-                None => return Ok(()),
-                Some(Queued::Mark(_)) => true,
-                Some(Queued::Audio(_)) => self.played_until <= now + self.media.config.send_ahead,
-            };
-            if !due {
+            if at > now {
                 return Ok(());
             }
-            let out = match self.queue.pop_front() {
-                Some(Queued::Audio(bytes)) => {
-                    self.played_until = self.played_until.max(now) + audio::play_time(self.dialect, bytes.len());
-                    StreamOut::Media { payload: audio::encode_payload(&bytes) }
+            let text = match self.queue.pop_front() {
+                Some(Queued::Audio { text, play, .. }) => {
+                    self.media.send_jitter.record(now - at);
+                    self.played_until = self.played_until.max(now) + play;
+                    text
                 }
-                Some(Queued::Mark(name)) => StreamOut::Mark { name },
+                Some(Queued::Mark(name)) => self.dialect.encode(&self.stream_sid, &StreamOut::Mark { name }),
                 None => return Ok(()),
             };
-            if self.send(socket, &out).await.is_err() {
+            if socket.send(Message::Text(text.into())).await.is_err() {
                 let now = self.now();
                 let actions = self.conversation.handle(now, Input::Stopped);
                 drop(actions);
@@ -486,7 +497,7 @@ impl Driver {
                     return Ok(vec![]);
                 }
                 let Ok(pcm) = audio::decode_inbound(self.dialect, &media.payload) else { return Ok(vec![]) };
-                self.to_stt(SttInput::Audio(pcm.clone()));
+                self.feed_stt(SttInput::Audio(pcm.clone()));
                 let started = *self.stream_started.get_or_insert_with(|| self.engine.clock().now());
                 let at = started + SignedDuration::from_micros((self.heard_samples * 125) as i64);
                 self.heard_samples += pcm.len() as u64;
@@ -506,7 +517,7 @@ impl Driver {
     /// Hands callee audio (or `Finalize`) to the STT session without losing any: a full
     /// channel queues it in order ([`SttFeed`]); only a session stalled past the feed's bound
     /// sheds its oldest audio, counted in `Media::stt_audio_shed_samples` and logged.
-    fn to_stt(&mut self, input: SttInput) {
+    fn feed_stt(&mut self, input: SttInput) {
         let Some(stt) = &self.stt else { return };
         let shed = self.stt_feed.push(&stt.audio, input);
         if shed > 0 {
@@ -544,7 +555,8 @@ impl Driver {
                 if let Some(all) = collected.as_mut() {
                     all.extend_from_slice(&pcm);
                 }
-                self.queue.extend(chunker.push(&pcm).into_iter().map(Queued::Audio));
+                let (dialect, sid) = (self.dialect, &self.stream_sid);
+                self.queue.extend(chunker.push(&pcm).iter().map(|c| queued_audio(dialect, sid, c)));
             }
             TtsPiece::Done | TtsPiece::Failed(_) => {
                 if let TtsPiece::Failed(e) = &msg.what {
@@ -554,7 +566,7 @@ impl Driver {
                     self.media.cache.put(key, all);
                 }
                 if let Some(last) = chunker.finish() {
-                    self.queue.push_back(Queued::Audio(last));
+                    self.queue.push_back(queued_audio(self.dialect, &self.stream_sid, &last));
                 }
                 self.queue.push_back(Queued::Mark(say.mark.clone()));
                 self.pending.push(line_audio(&say.mark, say.samples));
@@ -572,9 +584,10 @@ impl Driver {
             let key = greeting::key(&self.agent, self.dialect.as_str(), SAMPLE_RATE, &say.text);
             let mut chunker = audio::chunker(self.dialect);
             if let Some(pcm) = cacheable.then(|| self.media.cache.get(&key)).flatten() {
-                self.queue.extend(chunker.push(&pcm).into_iter().map(Queued::Audio));
+                let (dialect, sid) = (self.dialect, &self.stream_sid);
+                self.queue.extend(chunker.push(&pcm).iter().map(|c| queued_audio(dialect, sid, c)));
                 if let Some(last) = chunker.finish() {
-                    self.queue.push_back(Queued::Audio(last));
+                    self.queue.push_back(queued_audio(dialect, sid, &last));
                 }
                 self.pending.push(line_audio(&say.mark, pcm.len()));
                 self.queue.push_back(Queued::Mark(say.mark));
@@ -657,7 +670,7 @@ impl Driver {
                         handle.abort();
                     }
                 }
-                Action::FinalizeStt => self.to_stt(SttInput::Finalize),
+                Action::FinalizeStt => self.feed_stt(SttInput::Finalize),
                 Action::Hangup(ending) => {
                     self.hanging_up = Some(ending);
                 }
