@@ -351,7 +351,23 @@ pub async fn voice(args: &VoiceBenchArgs) -> anyhow::Result<Value> {
     if args.calls > 0 {
         let cap = u32::try_from(args.calls).unwrap_or(u32::MAX);
         let loadavg_before = loadavg();
-        let load = demo::execute(&voice_demo_args(args, args.calls, cap, Some("human".into()), false)).await?;
+        // A baseline for the send jitter: how late a bare 20 ms timer on the same runtime
+        // wakes during the run. When it is as late as the sends, the lateness is the
+        // machine's (CPU taken by others), not the pacing's.
+        let probe = std::sync::Arc::new(crate::media::jitter::SendJitter::default());
+        let probe_task = {
+            let probe = probe.clone();
+            tokio::spawn(async move {
+                loop {
+                    let at = tokio::time::Instant::now() + std::time::Duration::from_millis(20);
+                    tokio::time::sleep_until(at).await;
+                    probe.record(tokio::time::Instant::now() - at);
+                }
+            })
+        };
+        let load = demo::execute(&voice_demo_args(args, args.calls, cap, Some("human".into()), false)).await;
+        probe_task.abort();
+        let load = load?;
         let wall_ms = load["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
         let cores = |ms: &Value| ms.as_f64().unwrap_or(0.0) / wall_ms;
         report["load_run"] = json!({
@@ -371,6 +387,7 @@ pub async fn voice(args: &VoiceBenchArgs) -> anyhow::Result<Value> {
             // How busy the machine was (1, 5, 15-minute load averages, `/proc/loadavg`):
             // the bench shares it with whatever else runs.
             "machine_loadavg": {"before": loadavg_before, "after": loadavg()},
+            "timer_probe_lateness": probe.summary(),
         });
     }
     Ok(report)
