@@ -127,7 +127,7 @@ impl CreateCampaign {
             // With an agent, the agent is the assistant: its id names it unless one is given.
             assistant_id: match self.assistant_id.or_else(|| self.agent_id.clone()) {
                 Some(id) => text("assistant_id", id)?,
-                None => return Err(ApiError::invalid("assistant_id", "is required unless agent_id is given")),
+                None => return Err(ApiError::missing("assistant_id", "required unless agent_id is given")),
             },
             phone_number_id: text("phone_number_id", self.phone_number_id)?,
             mode,

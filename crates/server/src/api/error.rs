@@ -59,6 +59,15 @@ impl ApiError {
         e
     }
 
+    /// A required field is missing from a JSON body (one serde cannot require, because it
+    /// is required only in some cases): 400 `invalid_json` naming it, as serde's own
+    /// "missing field" is.
+    pub fn missing(field: &str, when: &str) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_json", format!("missing field `{field}` ({when})"));
+        e.details = json!({ "field": field });
+        e
+    }
+
     /// A query parameter is wrong: 400 `invalid_query` naming it.
     pub fn invalid_query(field: &str, message: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_query", format!("{field}: {message}")).with_details(json!({ "field": field }))

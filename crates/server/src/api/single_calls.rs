@@ -158,7 +158,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
 /// Errors: 400 naming the field.
 async fn assistant_for(app: &AppState, ws: &WorkspaceId, body: &NewCall) -> Result<Assistant, ApiError> {
     let (Some(agent_id), None) = (&body.agent_id, &body.assistant_id) else {
-        let Some(id) = &body.assistant_id else { return Err(ApiError::invalid("assistant_id", "is required unless agent_id is given")) };
+        let Some(id) = &body.assistant_id else { return Err(ApiError::missing("assistant_id", "required unless agent_id is given")) };
         return app
             .store
             .get_assistant(ws, id)

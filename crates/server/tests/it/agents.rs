@@ -242,9 +242,9 @@ async fn an_agent_needs_no_assistant_id_in_campaigns_or_single_calls() {
     assert_eq!(call["provider"], "exotel", "{call}");
 
     let (status, body) = app.post_json("/campaigns", &json!({"name": "no one", "provider": "sim", "phone_number_id": PHONE_NUMBER_ID})).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_json");
     assert_eq!(body["error"]["details"]["field"], "assistant_id", "{body}");
     let (status, body) = app.post_json("/calls", &json!({"phone": nums[3], "scheduled_for": later})).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_json");
     assert_eq!(body["error"]["details"]["field"], "assistant_id", "{body}");
 }
