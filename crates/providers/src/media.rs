@@ -30,6 +30,28 @@ pub fn websocket_base(public_base_url: &str) -> Option<String> {
     }
 }
 
+/// The longest `StreamUrl` Exotel takes: 600 characters (Exotel's AgentStream developer guide,
+/// `POST /v1/Accounts/{sid}/Calls/connect`: "streamurl … max 600 chars"; ../shared/VOICE.md).
+pub const EXOTEL_STREAM_URL_MAX: usize = 600;
+
+/// Checks a `StreamUrl` against [`EXOTEL_STREAM_URL_MAX`]. Err: a message naming the length,
+/// the limit and what to shorten.
+pub fn check_exotel_stream_url(url: &str) -> Result<(), String> {
+    let len = url.chars().count();
+    if len > EXOTEL_STREAM_URL_MAX {
+        return Err(format!(
+            "the Exotel StreamUrl would be {len} characters, over Exotel's limit of {EXOTEL_STREAM_URL_MAX}; shorten public_url (DIALTONE_PUBLIC_URL) or exotel_stream_url"
+        ));
+    }
+    Ok(())
+}
+
+/// The length of every Exotel `StreamUrl` dialtone makes under `public_base_url` (call ids
+/// and tokens have fixed lengths); `None` when the URL is not http(s)/ws(s).
+pub fn exotel_stream_url_len(public_base_url: &str) -> Option<usize> {
+    exotel_stream_url(public_base_url, b"length only", &CallId::new()).map(|u| u.chars().count())
+}
+
 /// Exotel's `StreamUrl` for `call_id`: `{wss base}/media/exotel/{token}?call_id={call_id}`.
 /// Call ids are `call_` + base32 and tokens hex: nothing to escape.
 pub fn exotel_stream_url(public_base_url: &str, secret: &[u8], call_id: &CallId) -> Option<String> {
@@ -45,6 +67,26 @@ pub fn twilio_stream_twiml(public_base_url: &str, secret: &[u8], call_id: &CallI
         xml_escape(call_id.as_str()),
         xml_escape(&stream_token(secret, call_id)),
     ))
+}
+
+#[cfg(test)]
+mod length_tests {
+    use super::*;
+
+    #[test]
+    fn stream_urls_over_600_characters_are_refused_with_the_lengths() {
+        let short = "https://dialer.example.com";
+        let len = exotel_stream_url_len(short).unwrap();
+        assert_eq!(len, exotel_stream_url(short, b"k", &CallId::new()).unwrap().len());
+        assert!(check_exotel_stream_url(&exotel_stream_url(short, b"k", &CallId::new()).unwrap()).is_ok());
+        // A base that leaves the URL exactly at the limit passes; one character more does not.
+        let at_limit = format!("https://{}", "a".repeat(EXOTEL_STREAM_URL_MAX - len + short.len() - "https://".len()));
+        assert_eq!(exotel_stream_url_len(&at_limit), Some(EXOTEL_STREAM_URL_MAX));
+        assert!(check_exotel_stream_url(&exotel_stream_url(&at_limit, b"k", &CallId::new()).unwrap()).is_ok());
+        let over = format!("{at_limit}a");
+        let e = check_exotel_stream_url(&exotel_stream_url(&over, b"k", &CallId::new()).unwrap()).unwrap_err();
+        assert!(e.contains("601 characters") && e.contains("600") && e.contains("public_url"), "{e}");
+    }
 }
 
 /// Escapes the five characters XML reserves, for an attribute value. Own code: five

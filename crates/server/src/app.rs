@@ -114,12 +114,13 @@ impl AppState {
     }
 
     /// [`Self::require_account`] for work that may be an agent's (`agent`): an agent call is
-    /// placed with a stream to dialtone instead of the configured TwiML, so a Twilio account
-    /// without `twilio_twiml_url` / `twilio_twiml` takes it.
+    /// placed with a stream to dialtone instead of the configured TwiML or flow, so a Twilio
+    /// account without `twilio_twiml_url` / `twilio_twiml`, or an Exotel account without
+    /// `exotel_flow_url` / `exotel_stream_url`, takes it.
     pub fn require_account_for(&self, kind: ProviderKind, field: &str, agent: bool) -> Result<(), ApiError> {
         let mut missing = self.missing_settings.get(&kind).cloned().unwrap_or_default();
         if agent {
-            missing.retain(|m| *m != "twilio_twiml_url");
+            missing.retain(|m| *m != "twilio_twiml_url" && *m != "exotel_flow_url");
         }
         if self.engine.account(kind).is_some() && missing.is_empty() {
             return Ok(());

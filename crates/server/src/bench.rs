@@ -82,6 +82,10 @@ pub struct VoiceBenchArgs {
     /// Contacts in the latency run, cycling through every scripted callee kind.
     #[arg(long, default_value_t = 27)]
     pub latency_contacts: usize,
+    /// Human callees in the cold-greeting run (no line cache: the greeting is synthesised
+    /// after `start`; 3 at a time); 0 skips it.
+    #[arg(long, default_value_t = 12)]
+    pub cold_contacts: usize,
     /// `exotel` or `twilio`.
     #[arg(long, value_enum, default_value = "exotel")]
     pub provider: demo::DemoProvider,
@@ -270,6 +274,7 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
         voice: false,
         callees: None,
         unanswered_percent: 10,
+        no_greeting_cache: false,
     };
     let r = demo::execute(&demo_args).await?;
     let wall = r["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
@@ -288,7 +293,13 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
     }))
 }
 
-fn voice_demo_args(args: &VoiceBenchArgs, contacts: usize, cap: u32, callees: Option<String>) -> DemoArgs {
+/// The first three fields of `/proc/loadavg` (Linux); `None` elsewhere.
+fn loadavg() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+fn voice_demo_args(args: &VoiceBenchArgs, contacts: usize, cap: u32, callees: Option<String>, no_greeting_cache: bool) -> DemoArgs {
     DemoArgs {
         contacts: Some(contacts),
         cap,
@@ -307,15 +318,18 @@ fn voice_demo_args(args: &VoiceBenchArgs, contacts: usize, cap: u32, callees: Op
         callees,
         // Every call streams: the figures are about conversations, not retries.
         unanswered_percent: 0,
+        no_greeting_cache,
     }
 }
 
-/// `dialtone bench voice`: two demo runs with `--voice`. The latency run cycles through every
-/// callee kind at a small cap; the load run holds `calls` human conversations at once. The
-/// figures are the simulator's (what it heard, when), plus the process's CPU.
+/// `dialtone bench voice`: demo runs with `--voice`. The latency run cycles through every
+/// callee kind at a small cap; the cold run greets without the line cache; the load run holds
+/// `calls` human conversations at once. The figures are the simulator's (what it heard,
+/// when), dialtone's send jitter (actual − scheduled send time of every audio chunk), plus
+/// the process's CPU.
 pub async fn voice(args: &VoiceBenchArgs) -> anyhow::Result<Value> {
     anyhow::ensure!(args.provider != demo::DemoProvider::Vapi, "--provider must be exotel or twilio");
-    let latency = demo::execute(&voice_demo_args(args, args.latency_contacts, 9, None)).await?;
+    let latency = demo::execute(&voice_demo_args(args, args.latency_contacts, 9, None, false)).await?;
     let mut report = json!({
         "provider": latency["provider"],
         "latency_run": {
@@ -324,9 +338,36 @@ pub async fn voice(args: &VoiceBenchArgs) -> anyhow::Result<Value> {
             "voice": latency["voice"],
         },
     });
+    if args.cold_contacts > 0 {
+        // No line cache: each greeting is synthesised by the simulator's TTS after `start`.
+        let cold = demo::execute(&voice_demo_args(args, args.cold_contacts, 3, Some("human".into()), true)).await?;
+        report["cold_greeting_run"] = json!({
+            "contacts": cold["contacts"],
+            "outcomes": cold["outcomes"],
+            "greeting_latency": cold["voice"]["greeting_latency"],
+            "send_jitter": cold["voice"]["send_jitter"],
+        });
+    }
     if args.calls > 0 {
         let cap = u32::try_from(args.calls).unwrap_or(u32::MAX);
-        let load = demo::execute(&voice_demo_args(args, args.calls, cap, Some("human".into()))).await?;
+        let loadavg_before = loadavg();
+        // A baseline for the send jitter: how late a bare 20 ms timer on the same runtime
+        // wakes during the run. When it is as late as the sends, the lateness is the
+        // machine's (CPU taken by others), not the pacing's.
+        let probe = std::sync::Arc::new(crate::media::jitter::SendJitter::default());
+        let probe_task = {
+            let probe = probe.clone();
+            tokio::spawn(async move {
+                loop {
+                    let at = tokio::time::Instant::now() + std::time::Duration::from_millis(20);
+                    tokio::time::sleep_until(at).await;
+                    probe.record(tokio::time::Instant::now() - at);
+                }
+            })
+        };
+        let load = demo::execute(&voice_demo_args(args, args.calls, cap, Some("human".into()), false)).await;
+        probe_task.abort();
+        let load = load?;
         let wall_ms = load["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
         let cores = |ms: &Value| ms.as_f64().unwrap_or(0.0) / wall_ms;
         report["load_run"] = json!({
@@ -343,6 +384,10 @@ pub async fn voice(args: &VoiceBenchArgs) -> anyhow::Result<Value> {
                 "dialtone": cores(&load["cpu"]["dialtone_ms"]),
             },
             "cpu": load["cpu"],
+            // How busy the machine was (1, 5, 15-minute load averages, `/proc/loadavg`):
+            // the bench shares it with whatever else runs.
+            "machine_loadavg": {"before": loadavg_before, "after": loadavg()},
+            "timer_probe_lateness": probe.summary(),
         });
     }
     Ok(report)

@@ -102,6 +102,11 @@ pub struct Config {
     /// one, is refused.
     #[serde(serialize_with = "expose_option")]
     pub media_secret: Option<SecretString>,
+    /// Added: agents' fixed lines (greeting, prompt, goodbye, voicemail message) kept as
+    /// synthesised audio, so a greeting starts without a TTS round trip (1,024 lines, the
+    /// oldest dropped first). 0 turns the cache off: every line is synthesised when said
+    /// (`dialtone bench voice` measures the cold greeting so).
+    pub greeting_cache_entries: usize,
     /// Consecutive provider failures that open an account's circuit breaker, and for how long.
     pub breaker_failures: u32,
     pub breaker_open_secs: u64,
@@ -231,6 +236,7 @@ impl Default for Config {
             exotel_rate_per_min: 200,
             exotel_max_concurrent: None,
             media_secret: None,
+            greeting_cache_entries: 1024,
             breaker_failures: 5,
             breaker_open_secs: 60,
             capacity_cooldown_ms: 5000,
@@ -279,6 +285,7 @@ impl Config {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.tick_ms > 0, "tick_ms must be above 0");
+        self.check_exotel_stream_url()?;
         anyhow::ensure!(self.stuck_timeout_secs > 0, "stuck_timeout_secs must be above 0");
         anyhow::ensure!(self.max_call_duration_secs > 0, "max_call_duration_secs must be above 0");
         anyhow::ensure!(self.reaper_interval_secs > 0, "reaper_interval_secs must be above 0");
@@ -290,6 +297,27 @@ impl Config {
         anyhow::ensure!((0.0..1.0).contains(&self.alert_failure_threshold), "alert_failure_threshold must be at least 0 and below 1 (0.2 = 20 %)");
         anyhow::ensure!(self.alert_min_calls > 0, "alert_min_calls must be above 0");
         anyhow::ensure!(self.alert_interval_secs > 0, "alert_interval_secs must be above 0");
+        Ok(())
+    }
+
+    /// With an Exotel account: the `StreamUrl`s dialtone will send must fit Exotel's 600
+    /// characters ([`dialtone_providers::media::EXOTEL_STREAM_URL_MAX`]): an agent call's
+    /// (`{public_url}` as wss + `/media/exotel/{token}?call_id={id}`) and `exotel_stream_url`.
+    fn check_exotel_stream_url(&self) -> anyhow::Result<()> {
+        use dialtone_providers::media::{check_exotel_stream_url, exotel_stream_url_len, EXOTEL_STREAM_URL_MAX};
+        if self.exotel_sid.is_none() {
+            return Ok(());
+        }
+        if let Some(len) = self.public_url.as_deref().and_then(exotel_stream_url_len) {
+            anyhow::ensure!(
+                len <= EXOTEL_STREAM_URL_MAX,
+                "public_url is too long for Exotel: an agent call's StreamUrl under it would be {len} characters, over Exotel's limit of {EXOTEL_STREAM_URL_MAX} (the URL adds {} to public_url)",
+                len - self.public_url.as_deref().unwrap_or("").trim_end_matches('/').len()
+            );
+        }
+        if let Some(stream) = &self.exotel_stream_url {
+            check_exotel_stream_url(stream).map_err(|e| anyhow::anyhow!("exotel_stream_url is too long: {e}"))?;
+        }
         Ok(())
     }
 
@@ -310,6 +338,10 @@ impl Config {
                 ("exotel_sid", self.exotel_sid.is_some()),
                 ("exotel_api_key", self.exotel_api_key.is_some()),
                 ("exotel_api_token", self.exotel_api_token.is_some()),
+                // What the answered call runs when no agent does (PROVIDERS.md: Exotel's
+                // connect API needs a flow `Url` or a `StreamUrl`); without it every call
+                // without an agent would fail at placement.
+                ("exotel_flow_url", self.exotel_flow_url.is_some() || self.exotel_stream_url.is_some()),
             ],
         };
         need.into_iter().filter(|(_, set)| !set).map(|(name, _)| name).collect()
@@ -395,6 +427,21 @@ mod tests {
     }
 
     #[test]
+    fn an_exotel_public_url_whose_stream_url_passes_600_characters_is_refused() {
+        let long = format!("https://{}.example.com", "a".repeat(520));
+        let config = Config { public_url: Some(long.clone()), ..Config::default() };
+        assert!(config.validate().is_ok(), "without an Exotel account the limit does not apply");
+        let exotel = Config { public_url: Some(long), exotel_sid: Some("acme".into()), ..Config::default() };
+        let e = exotel.validate().unwrap_err().to_string();
+        assert!(e.contains("public_url") && e.contains("600"), "{e}");
+        let fine = Config { public_url: Some("https://dialer.example.com".into()), exotel_sid: Some("acme".into()), ..Config::default() };
+        assert!(fine.validate().is_ok());
+        let stream =
+            Config { exotel_stream_url: Some(format!("wss://bot.example.com/{}", "x".repeat(600))), exotel_sid: Some("acme".into()), ..Config::default() };
+        assert!(stream.validate().unwrap_err().to_string().contains("exotel_stream_url"));
+    }
+
+    #[test]
     fn missing_provider_settings_name_what_each_account_still_needs() {
         let mut config = Config::default();
         assert!(config.missing_provider_settings(ProviderKind::Sim).is_empty(), "the simulator needs nothing");
@@ -404,7 +451,13 @@ mod tests {
         config.twilio_auth_token = Some("tok".into());
         config.twilio_twiml = Some("<Response/>".into());
         assert!(config.missing_provider_settings(ProviderKind::Twilio).is_empty(), "inline TwiML does as well as a URL");
-        assert_eq!(config.missing_provider_settings(ProviderKind::Exotel), ["exotel_sid", "exotel_api_key", "exotel_api_token"]);
+        assert_eq!(config.missing_provider_settings(ProviderKind::Exotel), ["exotel_sid", "exotel_api_key", "exotel_api_token", "exotel_flow_url"]);
+        config.exotel_stream_url = Some("wss://bot.example.com/ws".into());
+        assert_eq!(
+            config.missing_provider_settings(ProviderKind::Exotel),
+            ["exotel_sid", "exotel_api_key", "exotel_api_token"],
+            "a stream URL does as well as a flow"
+        );
         assert_eq!(env_name("twilio_auth_token"), "DIALTONE_TWILIO_AUTH_TOKEN");
     }
 

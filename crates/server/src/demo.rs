@@ -102,6 +102,10 @@ pub struct DemoArgs {
     /// or busy), to be retried.
     #[arg(long, default_value_t = 10)]
     pub unanswered_percent: u32,
+    /// With `--voice`: no line cache (`greeting_cache_entries = 0`): every greeting is
+    /// synthesised after `start`, to see the cold greeting latency.
+    #[arg(long)]
+    pub no_greeting_cache: bool,
 }
 
 /// `count` distinct, valid US numbers, the same for the same count.
@@ -198,6 +202,7 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         exotel_callback_token: Some(secret.into()),
         exotel_rate_per_min: 60_000,
         speech: crate::config::SpeechConfig { sim_url: sim.handle.base_url(), ..Default::default() },
+        greeting_cache_entries: if args.no_greeting_cache { 0 } else { Config::default().greeting_cache_entries },
         ..Config::default()
     };
     // Everything in the demo runs on simulated time, so the engine's patience is scaled
@@ -355,8 +360,10 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
     let per_call = |d: Duration| if stats.dials == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / stats.dials as f64 };
     r["occupancy"] = serde_json::to_value(&occupancy)?;
     if args.voice {
-        r["voice"] = crate::demo_voice::summarize(&stats.media);
+        r["voice"] = crate::demo_voice::summarize(&stats.media_summary);
         r["voice"]["agent_calls"] = agent_calls(state, &id).await?;
+        // Every outbound audio chunk: actual − scheduled send time (dialtone's side).
+        r["voice"]["send_jitter"] = state.media.send_jitter.summary();
     }
     // From the campaign's start to its completion. The simulator shares the process (on a
     // thread of its own); dialtone's part is the rest: HTTP server, engine, SQLite (an

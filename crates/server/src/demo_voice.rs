@@ -2,9 +2,9 @@
 //! contacts that map to the simulator's scripted callees, and the figures worked out from the
 //! simulator's own record of what it heard ([`dialtone_sim::MediaCallRecord`]).
 
-use std::collections::BTreeMap;
-
-use dialtone_sim::{Callee, MediaCallRecord};
+#[cfg(test)]
+use dialtone_sim::MediaCallRecord;
+use dialtone_sim::{Callee, Histogram, MediaSummary};
 use serde_json::{json, Value};
 
 /// The demo's agent as `POST /api/v1/agents` takes it: an appointment reminder on the
@@ -58,39 +58,24 @@ pub fn percentile(values: &[u64], p: f64) -> Option<u64> {
     sorted.get(rank - 1).copied()
 }
 
-/// The voice figures of a set of records: per callee kind (calls, who hung up, clips), and
-/// latencies and sizes over all of them.
-pub fn summarize(records: &[MediaCallRecord]) -> Value {
-    let mut by_callee: BTreeMap<String, Value> = BTreeMap::new();
-    for r in records {
-        let entry = by_callee.entry(r.callee.clone()).or_insert_with(|| json!({"calls": 0, "hung_up_by": {}, "connect_errors": 0}));
-        entry["calls"] = json!(entry["calls"].as_u64().unwrap_or(0) + 1);
-        if r.connect_error.is_some() {
-            entry["connect_errors"] = json!(entry["connect_errors"].as_u64().unwrap_or(0) + 1);
-        }
-        let by = r.hung_up_by.clone().unwrap_or_else(|| "-".into());
-        let n = entry["hung_up_by"][&by].as_u64().unwrap_or(0) + 1;
-        entry["hung_up_by"][&by] = json!(n);
-    }
-    let greeting: Vec<u64> = records.iter().filter(|r| r.callee != "talks_first").filter_map(|r| r.greeting_latency_ms).collect();
-    let reply: Vec<u64> = records.iter().flat_map(|r| r.reply_latencies_ms.iter().copied()).collect();
-    let clear: Vec<u64> = records.iter().filter_map(|r| r.clear_latency_ms).collect();
-    let gaps: Vec<u64> = records.iter().filter(|r| r.connected).map(|r| r.playout_gap_max_ms).collect();
-    let stat = |v: &[u64]| json!({"n": v.len(), "p50_ms": percentile(v, 0.5), "p95_ms": percentile(v, 0.95), "max_ms": v.iter().max()});
+/// The voice figures of the simulator's summary of every media call: per callee kind (calls,
+/// who hung up), and latencies and sizes over all of them.
+pub fn summarize(m: &MediaSummary) -> Value {
+    let stat = |h: &Histogram| json!({"n": h.n, "p50_ms": h.quantile(0.5), "p95_ms": h.quantile(0.95), "max_ms": h.max});
     json!({
-        "calls": records.len(),
-        "by_callee": by_callee,
-        "greeting_latency": stat(&greeting),
-        "reply_latency": stat(&reply),
-        "barge_in_to_clear": stat(&clear),
-        "playout_gap_max_per_call": {"p99_ms": percentile(&gaps, 0.99), "max_ms": gaps.iter().max(), "gaps_over_40_ms": records.iter().map(|r| r.playout_gaps).sum::<u64>()},
-        "chunk_size_violations": records.iter().map(|r| r.chunk_size_violations).sum::<u64>(),
-        "voicemails_left": records.iter().filter(|r| r.voicemail_left == Some(true)).count(),
-        "voicemail_calls": records.iter().filter(|r| r.voicemail_left.is_some()).count(),
-        "audio_received_s": records.iter().map(|r| r.audio_received_ms).sum::<u64>() as f64 / 1000.0,
+        "calls": m.calls,
+        "by_callee": m.by_callee,
+        "greeting_latency": stat(&m.greeting_latency_ms),
+        "reply_latency": stat(&m.reply_latency_ms),
+        "barge_in_to_clear": stat(&m.clear_latency_ms),
+        "playout_gap_max_per_call": {"p99_ms": m.playout_gap_max_ms.quantile(0.99), "max_ms": m.playout_gap_max_ms.max, "gaps_over_40_ms": m.playout_gaps},
+        "chunk_size_violations": m.chunk_size_violations,
+        "voicemails_left": m.voicemails_left,
+        "voicemail_calls": m.voicemail_calls,
+        "audio_received_s": m.audio_received_ms as f64 / 1000.0,
         // Streams the simulator could not open (the call then ran without media), and why.
-        "connect_errors": records.iter().filter(|r| r.connect_error.is_some()).count(),
-        "connect_error_example": records.iter().find_map(|r| r.connect_error.clone()),
+        "connect_errors": m.connect_errors,
+        "connect_error_example": m.connect_error_example,
     })
 }
 
@@ -136,7 +121,11 @@ mod tests {
         barge.clear_latency_ms = Some(220);
         let mut vm = rec("voicemail", Some(400), vec![], "dialtone");
         vm.voicemail_left = Some(true);
-        let s = summarize(&[rec("human", Some(200), vec![900, 1_100], "dialtone"), rec("talks_first", Some(1_500), vec![800], "callee"), barge, vm]);
+        let mut m = MediaSummary::default();
+        for r in [rec("human", Some(200), vec![900, 1_100], "dialtone"), rec("talks_first", Some(1_500), vec![800], "callee"), barge, vm] {
+            m.add(&r);
+        }
+        let s = summarize(&m);
         assert_eq!(s["calls"], 4);
         assert_eq!(s["greeting_latency"]["n"], 3, "talks_first's greeting answers its hello: not a greeting latency");
         assert_eq!(s["greeting_latency"]["p50_ms"], 300);

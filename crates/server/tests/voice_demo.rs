@@ -27,6 +27,7 @@ fn args(provider: DemoProvider) -> DemoArgs {
         callees: Some("human,talks_first,silent,voicemail,barge_in,hangs_up_early".into()),
         // Every call is answered, so each callee kind is played once.
         unanswered_percent: 0,
+        no_greeting_cache: false,
     }
 }
 

@@ -44,7 +44,7 @@ use tokio::task::JoinHandle;
 pub use config::{Faults, OutcomeMix, SimConfig, SimOutcome};
 pub use media::Callee;
 pub use speech::SpeechStats;
-pub use stats::{LiveChange, MediaCallRecord, Occupancy, OutcomeCounts, SimStats};
+pub use stats::{CalleeSummary, Histogram, LiveChange, MediaCallRecord, MediaSummary, Occupancy, OutcomeCounts, SimStats, MEDIA_RECORDS_KEPT};
 /// `X-Twilio-Signature`: base64(HMAC-SHA1(auth_token, url + each param's name
 /// and value, sorted by name then value)), as the sim signs Twilio callbacks.
 pub use twilio::signature as twilio_signature;
@@ -124,7 +124,7 @@ impl Sim {
         self.shared.lock().live_log()
     }
 
-    /// What the sim heard on each media-stream call that has ended (also in [`SimStats::media`]).
+    /// What the sim heard on the latest media-stream calls that have ended ([`SimStats::media`], bounded).
     pub fn media_records(&self) -> Vec<MediaCallRecord> {
         self.shared.lock().media_records()
     }

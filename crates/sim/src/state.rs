@@ -518,7 +518,7 @@ impl State {
 
     /// Files what the sim heard on one media stream.
     pub(crate) fn push_media(&mut self, record: crate::stats::MediaCallRecord) {
-        self.stats.media.push(record);
+        self.stats.push_media(record);
     }
 
     pub(crate) fn webhook_duplicated(&mut self) {

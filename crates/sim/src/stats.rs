@@ -72,9 +72,142 @@ pub struct SimStats {
     pub inbound_timeouts: u64,
     /// Anything else: non-2xx, transport error, a body naming no assistant.
     pub inbound_invalid: u64,
-    /// What the simulator heard on each media-stream call (Exotel `StreamUrl`, Twilio
-    /// `<Connect><Stream>`), in the order the calls ended.
+    /// What the simulator heard on the latest media-stream calls (Exotel `StreamUrl`, Twilio
+    /// `<Connect><Stream>`), in the order the calls ended: a bounded sample, between
+    /// [`MEDIA_RECORDS_KEPT`] and twice that many (the oldest half is dropped when full).
     pub media: Vec<MediaCallRecord>,
+    /// Added: every media-stream call's record folded into counts and latency histograms,
+    /// in constant memory however long the simulator runs.
+    pub media_summary: MediaSummary,
+}
+
+/// [`SimStats::media`] keeps at least this many of the latest records (1,000).
+pub const MEDIA_RECORDS_KEPT: usize = 1_000;
+
+impl SimStats {
+    /// Files one media call's record: into [`Self::media_summary`], and into the bounded
+    /// sample [`Self::media`].
+    pub fn push_media(&mut self, record: MediaCallRecord) {
+        self.media_summary.add(&record);
+        if self.media.len() >= 2 * MEDIA_RECORDS_KEPT {
+            self.media.drain(..self.media.len() - MEDIA_RECORDS_KEPT + 1);
+        }
+        self.media.push(record);
+    }
+}
+
+/// Every media call the simulator heard, aggregated (what `dialtone demo --voice` and
+/// `dialtone bench voice` report). Constant size: counts, and latency [`Histogram`]s.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct MediaSummary {
+    pub calls: u64,
+    /// Per scripted callee kind.
+    pub by_callee: BTreeMap<String, CalleeSummary>,
+    /// `start` → first non-silent frame, except `talks_first` callees (their greeting
+    /// answers their "Hello?").
+    pub greeting_latency_ms: Histogram,
+    /// Each answered utterance's end of speech → first non-silent audio.
+    pub reply_latency_ms: Histogram,
+    /// Barge-in onset → `clear`.
+    pub clear_latency_ms: Histogram,
+    /// Per connected call, its longest playout gap.
+    pub playout_gap_max_ms: Histogram,
+    /// Gaps over 40 ms, all calls.
+    pub playout_gaps: u64,
+    pub chunk_size_violations: u64,
+    /// Voicemail callees on whose box a message was left / all voicemail callees.
+    pub voicemails_left: u64,
+    pub voicemail_calls: u64,
+    pub audio_received_ms: u64,
+    /// Streams the simulator could not open, and the first reason.
+    pub connect_errors: u64,
+    pub connect_error_example: Option<String>,
+}
+
+/// One callee kind's calls in a [`MediaSummary`].
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct CalleeSummary {
+    pub calls: u64,
+    pub connect_errors: u64,
+    /// `callee`, `dialtone`, `sim`, `error` (or `-`) → calls.
+    pub hung_up_by: BTreeMap<String, u64>,
+}
+
+impl MediaSummary {
+    pub fn add(&mut self, r: &MediaCallRecord) {
+        self.calls += 1;
+        let callee = self.by_callee.entry(r.callee.clone()).or_default();
+        callee.calls += 1;
+        *callee.hung_up_by.entry(r.hung_up_by.clone().unwrap_or_else(|| "-".into())).or_default() += 1;
+        if let Some(e) = &r.connect_error {
+            callee.connect_errors += 1;
+            self.connect_errors += 1;
+            self.connect_error_example.get_or_insert_with(|| e.clone());
+        }
+        if r.callee != "talks_first" {
+            if let Some(ms) = r.greeting_latency_ms {
+                self.greeting_latency_ms.add(ms);
+            }
+        }
+        for ms in &r.reply_latencies_ms {
+            self.reply_latency_ms.add(*ms);
+        }
+        if let Some(ms) = r.clear_latency_ms {
+            self.clear_latency_ms.add(ms);
+        }
+        if r.connected {
+            self.playout_gap_max_ms.add(r.playout_gap_max_ms);
+        }
+        self.playout_gaps += r.playout_gaps;
+        self.chunk_size_violations += r.chunk_size_violations;
+        if let Some(left) = r.voicemail_left {
+            self.voicemail_calls += 1;
+            self.voicemails_left += u64::from(left);
+        }
+        self.audio_received_ms += r.audio_received_ms;
+    }
+}
+
+/// Millisecond values in buckets: exact below 1 s, 10 ms wide below 10 s, 100 ms below 100 s,
+/// 1 s up to an hour (at most 6,300 buckets whatever the count). Quantiles by nearest rank, reported
+/// as their bucket's lower bound.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Histogram {
+    pub n: u64,
+    pub max: Option<u64>,
+    /// Bucket lower bound (ms) → values in it.
+    pub buckets: BTreeMap<u64, u64>,
+}
+
+impl Histogram {
+    pub fn add(&mut self, ms: u64) {
+        let ms = ms.min(3_600_000);
+        let bucket = match ms {
+            0..1_000 => ms,
+            1_000..10_000 => ms / 10 * 10,
+            10_000..100_000 => ms / 100 * 100,
+            _ => ms / 1_000 * 1_000,
+        };
+        *self.buckets.entry(bucket).or_default() += 1;
+        self.n += 1;
+        self.max = Some(self.max.map_or(ms, |m| m.max(ms)));
+    }
+
+    /// The `p`-quantile (0..=1) by nearest rank; `None` when empty.
+    pub fn quantile(&self, p: f64) -> Option<u64> {
+        let rank = ((self.n as f64 * p).ceil() as u64).clamp(1, self.n.max(1));
+        let mut seen = 0;
+        for (bucket, count) in &self.buckets {
+            seen += count;
+            if seen >= rank {
+                return Some(*bucket);
+            }
+        }
+        None
+    }
 }
 
 /// What the simulator, playing the callee, heard on one media-stream call. Times are ms on
@@ -271,5 +404,49 @@ mod tests {
     #[test]
     fn an_empty_record_has_no_figures() {
         assert_eq!(Occupancy::of(&[], "a", 5), Occupancy::default());
+    }
+}
+
+#[cfg(test)]
+mod media_tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_by_nearest_rank_in_bounded_buckets() {
+        let mut h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        for ms in 1..=100 {
+            h.add(ms);
+        }
+        assert_eq!((h.quantile(0.5), h.quantile(0.95), h.quantile(1.0), h.max), (Some(50), Some(95), Some(100), Some(100)));
+        for ms in 0..1_000_000 {
+            h.add(ms);
+        }
+        assert!(h.buckets.len() <= 6_300, "{} buckets", h.buckets.len());
+        assert_eq!((h.quantile(1.0), h.max), (Some(999_000), Some(999_999)), "the top bucket is 1 s wide");
+    }
+
+    #[test]
+    fn media_records_stay_bounded_while_the_summary_counts_every_call() {
+        let mut stats = SimStats::default();
+        for n in 0..5_000u64 {
+            let callee = if n % 2 == 0 { "human" } else { "voicemail" };
+            stats.push_media(MediaCallRecord {
+                call_sid: n.to_string(),
+                callee: callee.into(),
+                connected: true,
+                greeting_latency_ms: Some(n % 400),
+                voicemail_left: (callee == "voicemail").then_some(true),
+                hung_up_by: Some("dialtone".into()),
+                ..MediaCallRecord::default()
+            });
+            assert!(stats.media.len() <= 2 * MEDIA_RECORDS_KEPT);
+        }
+        assert!(stats.media.len() >= MEDIA_RECORDS_KEPT);
+        assert_eq!(stats.media.last().unwrap().call_sid, "4999", "the latest are kept");
+        let s = &stats.media_summary;
+        assert_eq!((s.calls, s.greeting_latency_ms.n, s.voicemail_calls, s.voicemails_left), (5_000, 5_000, 2_500, 2_500));
+        assert_eq!(s.by_callee["human"].hung_up_by["dialtone"], 2_500);
+        assert_eq!(s.greeting_latency_ms.quantile(1.0), Some(399));
     }
 }

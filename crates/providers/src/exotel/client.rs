@@ -48,6 +48,7 @@ pub(super) fn connect_form(config: &ExotelConfig, call: &PlaceCall) -> Result<Ve
         let secret = config.media_secret.as_ref().ok_or_else(|| final_error(None, "exotel: media_secret is not configured".into()))?;
         let url = crate::media::exotel_stream_url(&config.public_base_url, secret.expose_secret().as_bytes(), &call.call_id)
             .ok_or_else(|| final_error(None, format!("exotel: public URL {:?} is not http(s)", config.public_base_url)))?;
+        crate::media::check_exotel_stream_url(&url).map_err(|e| final_error(None, format!("exotel: {e}")))?;
         form.push(("StreamUrl", url));
         form.push(("StreamType", "bidirectional".into()));
         form.push(("TimeLimit", media.time_limit_secs().to_string()));
@@ -55,6 +56,7 @@ pub(super) fn connect_form(config: &ExotelConfig, call: &PlaceCall) -> Result<Ve
         match (&config.flow_url, &config.stream_url) {
             (Some(flow), _) => form.push(("Url", flow.clone())),
             (None, Some(stream)) => {
+                crate::media::check_exotel_stream_url(stream).map_err(|e| final_error(None, format!("exotel: {e}")))?;
                 form.push(("StreamUrl", stream.clone()));
                 form.push(("StreamType", "bidirectional".into()));
             }
@@ -192,6 +194,12 @@ mod tests {
 
         let long = PlaceCall { media: Some(crate::MediaStream { max_duration_secs: 20_000 }), ..place() };
         assert!(connect_form(&c, &long).unwrap().contains(&("TimeLimit", "14400".into())), "Exotel's maximum");
+
+        // Over Exotel's 600-character StreamUrl: the placement fails, saying why.
+        let base = std::mem::replace(&mut c.public_base_url, format!("https://{}.example.com", "d".repeat(560)));
+        let e = connect_form(&c, &call).unwrap_err();
+        assert!(e.class == ErrorClass::Final && e.message.contains("StreamUrl") && e.message.contains("600"), "{}", e.message);
+        c.public_base_url = base;
 
         c.media_secret = None;
         let e = connect_form(&c, &call).unwrap_err();

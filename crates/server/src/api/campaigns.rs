@@ -46,8 +46,10 @@ pub struct CreateCampaign {
     /// One of [`ProviderKind::ALL`] that this server has an account for.
     #[schema(value_type = ProviderKind)]
     pub provider: String,
+    /// Required without `agent_id`; with one it defaults to the agent's id (the agent is
+    /// the assistant) and is only a label.
     #[schema(min_length = 1)]
-    pub assistant_id: String,
+    pub assistant_id: Option<String>,
     #[schema(min_length = 1)]
     pub phone_number_id: String,
     /// `continuous` (default) or `batch`.
@@ -137,7 +139,11 @@ impl CreateCampaign {
             workspace_id: ws,
             name: text("name", self.name)?,
             provider,
-            assistant_id: text("assistant_id", self.assistant_id)?,
+            // With an agent, the agent is the assistant: its id names it unless one is given.
+            assistant_id: match self.assistant_id.or_else(|| self.agent_id.clone()) {
+                Some(id) => text("assistant_id", id)?,
+                None => return Err(ApiError::missing("assistant_id", "required unless agent_id is given")),
+            },
             phone_number_id: text("phone_number_id", self.phone_number_id)?,
             mode,
             max_concurrent,

@@ -33,6 +33,7 @@ pub const CODES: &[(&str, StatusCode, &str)] = &[
     ("dnc", StatusCode::CONFLICT, "a single call to a number on a do-not-call list; `details.field` is `phone`, `details.matches` lists the entries"),
     ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "the body is over the route's limit (2 MiB for JSON, 1 MiB for webhooks, 256 MiB for contact uploads)"),
     ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE, "a missing or wrong `Content-Type` (JSON routes need `application/json`)"),
+    ("upgrade_required", StatusCode::UPGRADE_REQUIRED, "a media-stream route (`/media/exotel/{token}`, `/media/twilio`) was requested without WebSocket upgrade headers; the `Upgrade: websocket` header says what it takes"),
     ("too_many_imports", StatusCode::TOO_MANY_REQUESTS, "`max_concurrent_imports` contact imports are already running on this node; send it again when they finish"),
     ("internal", StatusCode::INTERNAL_SERVER_ERROR, "a fault on our side; the cause is in the server log only"),
     ("provider_error", StatusCode::BAD_GATEWAY, "the provider did not confirm an action it was asked for"),
@@ -56,6 +57,15 @@ impl ApiError {
     /// A request field is wrong: 400 naming the field.
     pub fn invalid(field: &str, message: impl std::fmt::Display) -> Self {
         let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request", format!("{field}: {message}"));
+        e.details = json!({ "field": field });
+        e
+    }
+
+    /// A required field is missing from a JSON body (one serde cannot require, because it
+    /// is required only in some cases): 400 `invalid_json` naming it, as serde's own
+    /// "missing field" is.
+    pub fn missing(field: &str, when: &str) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_json", format!("missing field `{field}` ({when})"));
         e.details = json!({ "field": field });
         e
     }

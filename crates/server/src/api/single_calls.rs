@@ -29,7 +29,14 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewCall {
-    assistant_id: String,
+    /// Required without `agent_id`. With one and without this, the call uses the assistant
+    /// registered under the agent's id (a campaign with the agent registers it), or else the
+    /// `provider` and `phone_number_id` given here.
+    assistant_id: Option<String>,
+    /// With `agent_id` and no `assistant_id`: the provider (`exotel`, `twilio`) to call on.
+    provider: Option<String>,
+    /// With `agent_id` and no `assistant_id`: the caller number's id on that provider.
+    phone_number_id: Option<String>,
     /// E.164, e.g. +14155552671.
     phone: String,
     /// Digits dialled after the call connects (`"22"`; `"ext. 22"` is read too).
@@ -98,11 +105,7 @@ fn business_hours(at: Timestamp, zones: &[String]) -> Result<Timestamp, ApiError
 pub(super) async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewCall>) -> Result<(StatusCode, Json<Call>), ApiError> {
     let now = app.now();
     let (phone, inline) = e164(&body.phone)?;
-    let assistant = app
-        .store
-        .get_assistant(&ws, &body.assistant_id)
-        .await?
-        .ok_or_else(|| ApiError::invalid("assistant_id", "unknown assistant: register it with POST /api/v1/assistants (or use it in a campaign)"))?;
+    let assistant = assistant_for(&app, &ws, &body).await?;
     app.require_account_for(assistant.provider, "assistant_id", body.agent_id.is_some())?;
     let agent_id = super::agents::check_agent_id(&app, &ws, body.agent_id.as_deref(), assistant.provider).await?;
     // Refused now rather than left waiting: the claim would turn it away at its time.
@@ -159,6 +162,39 @@ pub(super) async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Jso
         .await?;
     app.engine.wake_everywhere();
     Ok((StatusCode::CREATED, Json(call)))
+}
+
+/// The assistant a new call is placed with: `assistant_id`'s; or, for an agent's call without
+/// one, the agent is the assistant: made from `provider` and `phone_number_id` when given,
+/// else the one registered under the agent's id (a campaign with the agent registers it).
+/// Errors: 400 naming the field.
+async fn assistant_for(app: &AppState, ws: &WorkspaceId, body: &NewCall) -> Result<Assistant, ApiError> {
+    let (Some(agent_id), None) = (&body.agent_id, &body.assistant_id) else {
+        let Some(id) = &body.assistant_id else { return Err(ApiError::missing("assistant_id", "required unless agent_id is given")) };
+        return app
+            .store
+            .get_assistant(ws, id)
+            .await?
+            .ok_or_else(|| ApiError::invalid("assistant_id", "unknown assistant: register it with POST /api/v1/assistants (or use it in a campaign)"));
+    };
+    let agent_id = agent_id.trim();
+    match (&body.provider, &body.phone_number_id) {
+        (Some(provider), Some(phone_number_id)) => {
+            let provider: ProviderKind = app.parse_provider_for("provider", provider, true)?;
+            let phone_number_id = phone_number_id.trim();
+            if phone_number_id.is_empty() {
+                return Err(ApiError::invalid("phone_number_id", "must not be empty"));
+            }
+            Ok(Assistant { id: agent_id.to_string(), provider, phone_number_id: phone_number_id.to_string(), name: None })
+        }
+        (provider, _) => match app.store.get_assistant(ws, agent_id).await? {
+            Some(assistant) if provider.is_none() && body.phone_number_id.is_none() => Ok(assistant),
+            _ => Err(ApiError::invalid(
+                if provider.is_none() { "provider" } else { "phone_number_id" },
+                "an agent's call without assistant_id needs provider and phone_number_id (or none of the two, when a campaign with the agent registered it as an assistant)",
+            )),
+        },
+    }
 }
 
 /// The body of `PUT /calls/{id}`.

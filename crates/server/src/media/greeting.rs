@@ -6,7 +6,7 @@
 //! text): editing the agent's text or voice makes a new key, so a stale line is never
 //! played. Warmed on first use and by [`GreetingCache::warm`] (called when a call that
 //! uses the agent is set up, before the callee answers); bounded to `capacity` entries,
-//! the oldest dropped first.
+//! the oldest dropped first; `capacity` 0 turns the cache off (nothing is kept).
 
 use dialtone_core::Agent;
 use dialtone_voice::speech::{SpeechError, Tts, TtsOptions};
@@ -51,8 +51,14 @@ struct Inner {
 }
 
 impl GreetingCache {
+    /// A cache of `capacity` lines; 0: off (`put` keeps nothing).
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), inner: Mutex::new(Inner::default()) }
+        Self { capacity, inner: Mutex::new(Inner::default()) }
+    }
+
+    /// Whether lines are kept at all (`capacity` above 0).
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
     }
 
     pub fn get(&self, key: &Key) -> Option<Arc<Vec<i16>>> {
@@ -60,6 +66,9 @@ impl GreetingCache {
     }
 
     pub fn put(&self, key: Key, pcm: Vec<i16>) {
+        if !self.enabled() {
+            return;
+        }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.audio.insert(key, Arc::new(pcm)).is_none() {
             inner.order.push_back(key);
@@ -92,5 +101,23 @@ impl GreetingCache {
         }
         self.put(key, pcm);
         Ok(self.get(&key).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_of_zero_entries_keeps_nothing_and_a_full_one_drops_the_oldest() {
+        let off = GreetingCache::new(0);
+        off.put([1; 32], vec![1, 2, 3]);
+        assert!(!off.enabled() && off.get(&[1; 32]).is_none() && off.is_empty());
+        let two = GreetingCache::new(2);
+        for k in 1..=3u8 {
+            two.put([k; 32], vec![i16::from(k)]);
+        }
+        assert!(two.enabled());
+        assert_eq!((two.get(&[1; 32]), two.get(&[3; 32]).as_deref()), (None, Some(&vec![3])));
     }
 }

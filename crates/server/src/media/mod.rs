@@ -19,12 +19,15 @@
 
 pub mod audio;
 pub mod greeting;
+pub mod jitter;
 pub mod session;
+pub mod stt_feed;
 pub mod wire;
 
 use crate::api::ApiError;
 use crate::app::AppState;
 use async_trait::async_trait;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -81,7 +84,7 @@ pub struct MediaConfig {
     pub max_tick: Duration,
     /// How long a socket may take to send `start` after opening (10 s).
     pub start_timeout: Duration,
-    /// Cached lines kept (greetings etc.).
+    /// Cached lines kept (greetings etc.); 0: no cache, every line is synthesised when said.
     pub cache_entries: usize,
 }
 
@@ -128,6 +131,11 @@ pub struct Media {
     /// Inbound frames the sessions have fully handled (their actions carried out): a test
     /// on a manual clock waits for it before moving the clock on.
     pub frames_handled: std::sync::atomic::AtomicU64,
+    /// Callee audio samples shed because an STT session stalled past its backlog bound
+    /// (`stt_feed::MAX_BACKLOG_SAMPLES`); 0 unless a speech service stalls for a minute.
+    pub stt_audio_shed_samples: std::sync::atomic::AtomicU64,
+    /// Every outbound audio chunk's send lateness (actual − scheduled send time).
+    pub send_jitter: jitter::SendJitter,
     /// The running sessions by call: what reaches a call from outside its socket (Twilio's
     /// AsyncAmd verdict, which comes by webhook).
     live: std::sync::Mutex<std::collections::HashMap<CallId, tokio::sync::mpsc::Sender<dialtone_voice::conversation::Input>>>,
@@ -180,6 +188,8 @@ impl Media {
             running: AtomicUsize::new(0),
             finished: tokio::sync::Notify::new(),
             frames_handled: Default::default(),
+            stt_audio_shed_samples: Default::default(),
+            send_jitter: Default::default(),
             live: Default::default(),
             warming: Default::default(),
             warm_slots: Arc::new(tokio::sync::Semaphore::new(WARM_CONCURRENCY)),
@@ -211,7 +221,7 @@ impl Media {
     /// changed, so the first call's greeting starts without a TTS round trip. (A greeting
     /// not yet cached is synthesised on first use and cached then.) Errors are logged.
     pub fn warm(self: &Arc<Self>, agent: &Agent) {
-        if self.greeting_cached(agent) {
+        if !self.cache.enabled() || self.greeting_cached(agent) {
             return;
         }
         let (media, agent) = (self.clone(), agent.clone());
@@ -226,7 +236,7 @@ impl Media {
     /// Synthesises `agent`'s greeting into the cache unless it is there; returns when done.
     /// Errors (no speech services, TTS failed) are logged; nothing is cached then.
     pub async fn warm_now(&self, agent: &Agent) {
-        if self.greeting_cached(agent) {
+        if !self.cache.enabled() || self.greeting_cached(agent) {
             return;
         }
         let keys = greeting_keys(agent);
@@ -258,6 +268,9 @@ impl Media {
     /// made at `start` if still missing). The agent is read by call, as the stream reads it;
     /// an agent seen cached within [`WARM_RECHECK`] is not read again. Errors are logged.
     pub fn warm_for_call(self: &Arc<Self>, call: &CallId, agent_id: &AgentId) {
+        if !self.cache.enabled() {
+            return;
+        }
         {
             let warming = self.warming.lock().unwrap_or_else(|e| e.into_inner());
             if warming.busy.contains(agent_id) {
@@ -369,8 +382,24 @@ fn unauthorized(message: &str) -> Response {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response()
 }
 
+/// A media route asked for without a WebSocket upgrade (a browser, `curl`, a health check):
+/// 426 `upgrade_required` with `Upgrade: websocket` (RFC 9110 §15.5.22), axum's reason in
+/// the message.
+fn upgrade_required(rejection: &WebSocketUpgradeRejection) -> Response {
+    let message = format!("this is a WebSocket media stream; connect with a WebSocket upgrade ({})", rejection.body_text());
+    let mut response = ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", message).into_response();
+    response.headers_mut().insert(axum::http::header::UPGRADE, axum::http::HeaderValue::from_static("websocket"));
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("Upgrade"));
+    response
+}
+
 /// Exotel's stream: the token must be the call's, checked before the upgrade.
-async fn exotel_stream(State(state): State<Arc<AppState>>, Path(token): Path<String>, Query(q): Query<ExotelQuery>, ws: WebSocketUpgrade) -> Response {
+async fn exotel_stream(
+    State(state): State<Arc<AppState>>,
+    Path(token): Path<String>,
+    Query(q): Query<ExotelQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
     let Some(call) = q.call_id.as_deref().and_then(CallId::parse) else {
         return ApiError::invalid("call_id", "must be the call id the stream URL was made for").into_response();
     };
@@ -378,6 +407,10 @@ async fn exotel_stream(State(state): State<Arc<AppState>>, Path(token): Path<Str
     if !media.config.token_ok(&call, &token) {
         return unauthorized("the stream token does not match the call");
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return upgrade_required(&rejection),
+    };
     let guard = media.enter();
     let engine = state.engine.clone();
     ws.on_upgrade(move |socket| async move {
@@ -410,7 +443,12 @@ async fn exotel_voicebot(State(state): State<Arc<AppState>>, Path(token): Path<S
 }
 
 /// Twilio's stream: the upgrade request must carry Twilio's signature of the wss URL.
-async fn twilio_stream(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: axum::http::Uri, ws: WebSocketUpgrade) -> Response {
+async fn twilio_stream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
     let media = state.media.clone();
     let Some(auth_token) = media.config.twilio_auth_token.as_ref() else {
         return unauthorized("no Twilio auth token is configured");
@@ -423,6 +461,10 @@ async fn twilio_stream(State(state): State<Arc<AppState>>, headers: HeaderMap, u
     if !dialtone_providers::twilio::verify_url_signature(auth_token.expose_secret(), &url, signature) {
         return unauthorized("X-Twilio-Signature does not match");
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return upgrade_required(&rejection),
+    };
     let guard = media.enter();
     let engine = state.engine.clone();
     ws.on_upgrade(move |socket| async move {
@@ -436,6 +478,7 @@ pub fn media_config(config: &crate::config::Config) -> MediaConfig {
     let mut mc = MediaConfig::new(config.media_secret(), config.public_url());
     mc.twilio_auth_token = config.twilio_auth_token.clone();
     mc.exotel_callback_token = config.exotel_callback_token.clone();
+    mc.cache_entries = config.greeting_cache_entries;
     mc
 }
 

@@ -19,6 +19,7 @@
 //! aborted when the session returns; dropping the STT session's sender closes it.
 
 use super::audio::{self, SAMPLE_RATE};
+use super::stt_feed::SttFeed;
 use super::wire::{Dialect, Start, StreamIn, StreamOut};
 use super::{greeting, Media, SessionGuard, SpeechSet};
 use axum::extract::ws::{Message, WebSocket};
@@ -189,8 +190,20 @@ pub fn outcome(o: VoiceOutcome) -> Outcome {
 
 /// A piece of outbound audio or a mark, in the order it must be sent.
 enum Queued {
-    Audio(Vec<u8>),
+    /// One chunk, encoded when it was queued (base64 and the dialect's JSON), so that
+    /// sending it at its time is one socket write: no work on the paced path.
+    Audio {
+        text: String,
+        play: Duration,
+        queued_at: Instant,
+    },
     Mark(String),
+}
+
+/// A chunk of wire audio, ready to send.
+fn queued_audio(dialect: Dialect, stream_sid: &str, bytes: &[u8]) -> Queued {
+    let text = dialect.encode(stream_sid, &StreamOut::Media { payload: audio::encode_payload(bytes) });
+    Queued::Audio { text, play: audio::play_time(dialect, bytes.len()), queued_at: Instant::now() }
 }
 
 /// What a TTS task sends back. `gen` is the speech generation it belongs to: a `Clear`
@@ -217,6 +230,8 @@ struct Say {
     mark: String,
     text: String,
     kind: Utterance,
+    /// Samples of its audio so far (8 kHz).
+    samples: usize,
 }
 
 struct Driver {
@@ -234,6 +249,8 @@ struct Driver {
     heard_samples: u64,
     stream_started: Option<Timestamp>,
     stt: Option<SttSession>,
+    /// Callee audio waiting for room in the STT session's channel.
+    stt_feed: SttFeed,
     tasks: JoinSet<()>,
     /// Speech to synthesise after the current one, in order.
     says: VecDeque<Say>,
@@ -249,6 +266,9 @@ struct Driver {
     /// Real time at which the audio sent so far will have finished playing.
     played_until: Instant,
     hanging_up: Option<Ending>,
+    /// Inputs the driver itself produced (`LineAudio`), fed to the conversation on the next
+    /// turn of the loop.
+    pending: Vec<Input>,
 }
 
 impl Driver {
@@ -285,6 +305,7 @@ impl Driver {
             heard_samples: 0,
             stream_started: None,
             stt: None,
+            stt_feed: SttFeed::default(),
             tasks: JoinSet::new(),
             says: VecDeque::new(),
             speaking: None,
@@ -297,6 +318,7 @@ impl Driver {
             queue: VecDeque::new(),
             played_until: Instant::now(),
             hanging_up: None,
+            pending: Vec::new(),
         }
     }
 
@@ -334,6 +356,16 @@ impl Driver {
             }
             if let Err(ending) = self.send_due(socket).await {
                 return ending;
+            }
+            if let Some(stt) = &self.stt {
+                self.stt_feed.flush(&stt.audio);
+            }
+            for input in std::mem::take(&mut self.pending) {
+                let now = self.now();
+                let actions = self.conversation.handle(now, input);
+                if let Some(ending) = self.act(socket, actions).await {
+                    return ending;
+                }
             }
             // Checked on every turn of the loop, not only when the loop is idle: inbound
             // audio arrives every 20–100 ms and would otherwise starve the timer below.
@@ -403,35 +435,34 @@ impl Driver {
         Duration::try_from(left).unwrap_or(max).min(max)
     }
 
-    /// When the queue's head may be sent (audio: `send_ahead` before what is queued has played).
+    /// When the queue's head may be sent (audio: `send_ahead` before what is queued has
+    /// played, and not before it was queued: its scheduled send time).
     fn next_send_at(&self) -> Option<Instant> {
         match self.queue.front()? {
             Queued::Mark(_) => Some(Instant::now()),
-            Queued::Audio(_) => Some(self.played_until.checked_sub(self.media.config.send_ahead).unwrap_or_else(Instant::now)),
+            Queued::Audio { queued_at, .. } => Some(self.played_until.checked_sub(self.media.config.send_ahead).map_or(*queued_at, |at| at.max(*queued_at))),
         }
     }
 
-    /// Sends what the pacing allows now. Err: the socket is gone.
+    /// Sends what the pacing allows now, recording each audio chunk's lateness (actual −
+    /// scheduled send time) in `Media::send_jitter`. Err: the socket is gone.
     async fn send_due(&mut self, socket: &mut WebSocket) -> Result<(), Ending> {
         loop {
+            let Some(at) = self.next_send_at() else { return Ok(()) };
             let now = Instant::now();
-            let due = match self.queue.front() {
-                None => return Ok(()),
-                Some(Queued::Mark(_)) => true,
-                Some(Queued::Audio(_)) => self.played_until <= now + self.media.config.send_ahead,
-            };
-            if !due {
+            if at > now {
                 return Ok(());
             }
-            let out = match self.queue.pop_front() {
-                Some(Queued::Audio(bytes)) => {
-                    self.played_until = self.played_until.max(now) + audio::play_time(self.dialect, bytes.len());
-                    StreamOut::Media { payload: audio::encode_payload(&bytes) }
+            let text = match self.queue.pop_front() {
+                Some(Queued::Audio { text, play, .. }) => {
+                    self.media.send_jitter.record(now - at);
+                    self.played_until = self.played_until.max(now) + play;
+                    text
                 }
-                Some(Queued::Mark(name)) => StreamOut::Mark { name },
+                Some(Queued::Mark(name)) => self.dialect.encode(&self.stream_sid, &StreamOut::Mark { name }),
                 None => return Ok(()),
             };
-            if self.send(socket, &out).await.is_err() {
+            if socket.send(Message::Text(text.into())).await.is_err() {
                 let now = self.now();
                 let actions = self.conversation.handle(now, Input::Stopped);
                 drop(actions);
@@ -467,10 +498,7 @@ impl Driver {
                     return Ok(vec![]);
                 }
                 let Ok(pcm) = audio::decode_inbound(self.dialect, &media.payload) else { return Ok(vec![]) };
-                if let Some(stt) = &self.stt {
-                    // A slow STT service loses audio rather than holding up the call.
-                    let _ = stt.audio.try_send(SttInput::Audio(pcm.clone()));
-                }
+                self.feed_stt(SttInput::Audio(pcm.clone()));
                 let started = *self.stream_started.get_or_insert_with(|| self.engine.clock().now());
                 let at = started + SignedDuration::from_micros((self.heard_samples * 125) as i64);
                 self.heard_samples += pcm.len() as u64;
@@ -485,6 +513,24 @@ impl Driver {
             StreamIn::Stop { .. } => return Err(()),
             StreamIn::Connected | StreamIn::Start { .. } | StreamIn::Unknown => vec![],
         })
+    }
+
+    /// Hands callee audio (or `Finalize`) to the STT session without losing any: a full
+    /// channel queues it in order ([`SttFeed`]); only a session stalled past the feed's bound
+    /// sheds its oldest audio, counted in `Media::stt_audio_shed_samples` and logged.
+    fn feed_stt(&mut self, input: SttInput) {
+        let Some(stt) = &self.stt else { return };
+        let shed = self.stt_feed.push(&stt.audio, input);
+        if shed > 0 {
+            self.media.stt_audio_shed_samples.fetch_add(shed, std::sync::atomic::Ordering::Relaxed);
+            if self.stt_feed.shed_samples == shed {
+                tracing::warn!(
+                    shed_samples = shed,
+                    "the STT service has not taken the callee's audio for {} s: the oldest is shed (later sheds of this call are counted, not logged)",
+                    self.stt_feed.max_samples / SAMPLE_RATE as usize
+                );
+            }
+        }
     }
 
     fn on_llm(&mut self, msg: LlmMsg) -> Vec<Input> {
@@ -506,10 +552,12 @@ impl Driver {
         let Some((say, chunker, collected, _)) = self.speaking.as_mut() else { return };
         match msg.what {
             TtsPiece::Audio(pcm) => {
+                say.samples += pcm.len();
                 if let Some(all) = collected.as_mut() {
                     all.extend_from_slice(&pcm);
                 }
-                self.queue.extend(chunker.push(&pcm).into_iter().map(Queued::Audio));
+                let (dialect, sid) = (self.dialect, &self.stream_sid);
+                self.queue.extend(chunker.push(&pcm).iter().map(|c| queued_audio(dialect, sid, c)));
             }
             TtsPiece::Done | TtsPiece::Failed(_) => {
                 if let TtsPiece::Failed(e) = &msg.what {
@@ -519,9 +567,10 @@ impl Driver {
                     self.media.cache.put(key, all);
                 }
                 if let Some(last) = chunker.finish() {
-                    self.queue.push_back(Queued::Audio(last));
+                    self.queue.push_back(queued_audio(self.dialect, &self.stream_sid, &last));
                 }
                 self.queue.push_back(Queued::Mark(say.mark.clone()));
+                self.pending.push(line_audio(&say.mark, say.samples));
                 self.speaking = None;
                 self.start_next_say();
             }
@@ -536,10 +585,12 @@ impl Driver {
             let key = greeting::key(&self.agent, self.dialect.as_str(), SAMPLE_RATE, &say.text);
             let mut chunker = audio::chunker(self.dialect);
             if let Some(pcm) = cacheable.then(|| self.media.cache.get(&key)).flatten() {
-                self.queue.extend(chunker.push(&pcm).into_iter().map(Queued::Audio));
+                let (dialect, sid) = (self.dialect, &self.stream_sid);
+                self.queue.extend(chunker.push(&pcm).iter().map(|c| queued_audio(dialect, sid, c)));
                 if let Some(last) = chunker.finish() {
-                    self.queue.push_back(Queued::Audio(last));
+                    self.queue.push_back(queued_audio(dialect, sid, &last));
                 }
+                self.pending.push(line_audio(&say.mark, pcm.len()));
                 self.queue.push_back(Queued::Mark(say.mark));
                 continue;
             }
@@ -575,7 +626,7 @@ impl Driver {
             tracing::trace!(?action, "conversation action");
             match action {
                 Action::Say { mark, text, kind } => {
-                    self.says.push_back(Say { mark, text, kind });
+                    self.says.push_back(Say { mark, text, kind, samples: 0 });
                     self.start_next_say();
                 }
                 Action::Clear => {
@@ -620,11 +671,7 @@ impl Driver {
                         handle.abort();
                     }
                 }
-                Action::FinalizeStt => {
-                    if let Some(stt) = &self.stt {
-                        let _ = stt.audio.try_send(SttInput::Finalize);
-                    }
-                }
+                Action::FinalizeStt => self.feed_stt(SttInput::Finalize),
                 Action::Hangup(ending) => {
                     self.hanging_up = Some(ending);
                 }
@@ -638,6 +685,11 @@ impl Driver {
         drop(self.conversation.handle(now, Input::Stopped));
         self.conversation.ending().unwrap_or_else(|| fallback_ending(&self.conversation))
     }
+}
+
+/// `Input::LineAudio` for a line of `samples` at 8 kHz.
+fn line_audio(mark: &str, samples: usize) -> Input {
+    Input::LineAudio { mark: mark.to_string(), duration: SignedDuration::from_micros(samples as i64 * 1_000_000 / i64::from(SAMPLE_RATE)) }
 }
 
 /// When the conversation did not say how it ended (it had not started): the callee hung

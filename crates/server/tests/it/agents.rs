@@ -179,3 +179,72 @@ async fn a_twilio_account_without_twiml_takes_agent_campaigns_only() {
     let (status, started) = app.post(&format!("/campaigns/{id}/start")).await;
     assert_eq!(status, StatusCode::OK, "{started}");
 }
+
+/// docs/api.md's agent example: its request, posted as written, answers exactly the answer
+/// it shows (the defaults the docs promise are the ones the API fills in); `"…"` in the
+/// docs stands for any value (ids, times).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_example_in_docs_api_md_is_what_the_api_answers() {
+    let docs = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.md")).unwrap();
+    let section = &docs[docs.find("`POST /agents`").expect("the agents section")..];
+    let blocks: Vec<Value> = section
+        .split("```json\n")
+        .skip(1)
+        .take(2)
+        .map(|b| serde_json::from_str(&b[..b.find("```").unwrap()]).unwrap_or_else(|e| panic!("docs/api.md agent example is not JSON: {e}")))
+        .collect();
+    let (request, documented) = (&blocks[0], &blocks[1]);
+    let app = TestApp::start().await;
+    let (status, answer) = app.post_json("/agents", request).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let documented = documented.as_object().unwrap();
+    let answer = answer.as_object().unwrap();
+    assert_eq!(documented.keys().collect::<Vec<_>>(), answer.keys().collect::<Vec<_>>(), "the same fields");
+    for (field, shown) in documented {
+        if shown != "…" {
+            assert_eq!(&answer[field], shown, "{field}");
+        }
+    }
+    assert_eq!(answer["no_response_prompt"], "Hello? Are you there?");
+    assert_eq!(answer["max_duration_secs"], 600);
+    assert_eq!(answer["language"], "en-US");
+}
+
+/// With `agent_id`, the agent is the assistant: a campaign needs no `assistant_id` (its
+/// assistant is the agent's id, registered for single calls), and neither does a single call
+/// (it takes that registration, or `provider` and `phone_number_id`). Without an agent,
+/// `assistant_id` is still required, by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_needs_no_assistant_id_in_campaigns_or_single_calls() {
+    let app = TestApp::with(Options { provider_accounts: true, ..Options::default() }).await;
+    let agent = create_agent(&app).await;
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let nums = numbers(4);
+    // A single call before any campaign: provider and caller given.
+    let (status, call) = app
+        .post_json("/calls", &json!({"agent_id": agent, "provider": "twilio", "phone_number_id": TWILIO_CALLER, "phone": nums[0], "scheduled_for": later}))
+        .await;
+    assert_eq!((status, &call["provider"]), (StatusCode::CREATED, &json!("twilio")), "{call}");
+    // Neither: nothing registered under the agent yet, so `provider` is named.
+    let (status, body) = app.post_json("/calls", &json!({"agent_id": agent, "phone": nums[1], "scheduled_for": later})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["error"]["details"]["field"], "provider", "{body}");
+    let (status, body) = app.post_json("/calls", &json!({"agent_id": agent, "provider": "exotel", "phone": nums[1], "scheduled_for": later})).await;
+    assert_eq!(body["error"]["details"]["field"], "phone_number_id", "{status} {body}");
+
+    let (status, campaign) =
+        app.post_json("/campaigns", &json!({"name": "agent only", "provider": "exotel", "phone_number_id": EXOTEL_CALLER, "agent_id": agent})).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    assert_eq!((&campaign["assistant_id"], &campaign["agent_id"]), (&json!(agent), &json!(agent)), "{campaign}");
+    // Now the agent is a registered assistant (on the campaign's provider and caller).
+    let (status, call) = app.post_json("/calls", &json!({"agent_id": agent, "phone": nums[2], "scheduled_for": later})).await;
+    assert_eq!(status, StatusCode::CREATED, "{call}");
+    assert_eq!(call["provider"], "exotel", "{call}");
+
+    let (status, body) = app.post_json("/campaigns", &json!({"name": "no one", "provider": "sim", "phone_number_id": PHONE_NUMBER_ID})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_json");
+    assert_eq!(body["error"]["details"]["field"], "assistant_id", "{body}");
+    let (status, body) = app.post_json("/calls", &json!({"phone": nums[3], "scheduled_for": later})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_json");
+    assert_eq!(body["error"]["details"]["field"], "assistant_id", "{body}");
+}

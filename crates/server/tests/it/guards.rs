@@ -40,7 +40,7 @@ async fn a_campaign_on_a_provider_without_an_account_is_refused_at_create_in_any
     let app = TestApp::start().await;
     let cases: [(&str, &[&str]); 3] = [
         ("twilio", &["twilio_account_sid", "twilio_auth_token", "twilio_twiml_url"]),
-        ("exotel", &["exotel_sid", "exotel_api_key", "exotel_api_token"]),
+        ("exotel", &["exotel_sid", "exotel_api_key", "exotel_api_token", "exotel_flow_url"]),
         ("vapi", &["vapi_api_key"]),
     ];
     for (provider, settings) in cases {
@@ -73,6 +73,68 @@ async fn a_twilio_account_without_twiml_is_refused_naming_the_twiml() {
     assert_not_configured(status, &body, "provider", &["twilio_twiml_url"]);
 }
 
+/// An Exotel account with neither `exotel_flow_url` nor `exotel_stream_url` can place only
+/// agent calls (their `StreamUrl` is dialtone's own): a campaign without an agent is refused
+/// at create, and one stored before is refused at start, naming the flow setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exotel_campaign_without_agent_or_flow_is_refused_at_create_and_start() {
+    let app = TestApp::with(Options {
+        provider_accounts: true,
+        configure: |c| {
+            c.exotel_flow_url = None;
+            c.exotel_stream_url = None;
+        },
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = app.post_json("/campaigns", &campaign_body(json!({"provider": "exotel"}))).await;
+    assert_not_configured_among(status, &body, "provider", &["exotel_flow_url"]);
+    // With an agent the call streams to dialtone: accepted.
+    let agent_body = json!({"name": "Dana", "greeting": "Hi.", "system_prompt": "Be brief.", "goodbye": "Bye.",
+        "stt": {"provider": "sim"}, "llm": {"provider": "sim"}, "tts": {"provider": "sim"}});
+    let (status, agent) = app.post_json("/agents", &agent_body).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let (status, body) = app.post_json("/campaigns", &campaign_body(json!({"provider": "exotel", "agent_id": agent["id"]}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // One stored without an agent (as if the flow had been configured then) cannot start.
+    let ws = app.state.store.default_workspace().await.unwrap();
+    let midnight = jiff::civil::Time::midnight();
+    let new = NewCampaign {
+        workspace_id: ws,
+        name: "exotel, flow since removed".into(),
+        provider: ProviderKind::Exotel,
+        assistant_id: "asst_e".into(),
+        phone_number_id: "pn_e".into(),
+        mode: Mode::Continuous,
+        max_concurrent: 3,
+        max_attempts: 3,
+        retry: RetryPolicy::default(),
+        default_region: "US".into(),
+        schedule: dialtone_core::schedule::Schedule::always("UTC"),
+        calling_hours: dialtone_core::schedule::LocalHours::new(midnight, midnight),
+        recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
+        max_call_duration_secs: None,
+        assume_campaign_timezone_for_ambiguous: false,
+        agent_id: None,
+    };
+    let cmp = app.state.store.create_campaign(new, app.state.now()).await.unwrap();
+    let (status, body) = app.post(&format!("/campaigns/{}/start", cmp.id)).await;
+    assert_not_configured_among(status, &body, "provider", &["exotel_flow_url"]);
+}
+
+/// Like [`assert_not_configured`] for a server whose other providers are configured too.
+fn assert_not_configured_among(status: StatusCode, body: &Value, field: &str, settings: &[&str]) {
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let e = &body["error"];
+    assert_eq!(e["code"], "provider_not_configured", "{body}");
+    assert_eq!(e["details"]["field"], field, "{body}");
+    assert_eq!(e["details"]["missing_settings"], json!(settings), "{body}");
+    let message = e["message"].as_str().unwrap();
+    for s in settings {
+        assert!(message.contains(s) && message.contains(&format!("DIALTONE_{}", s.to_uppercase())), "{message} names {s}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_provider_list_in_an_error_comes_from_the_one_list_of_providers() {
     let app = TestApp::start().await;
@@ -94,7 +156,7 @@ async fn every_provider_list_in_an_error_comes_from_the_one_list_of_providers() 
     let (status, body) = app.post_json("/assistants", &json!({"id": "asst_t", "provider": "twilio", "phone_number_id": "pn"})).await;
     assert_not_configured(status, &body, "provider", &["twilio_account_sid", "twilio_auth_token", "twilio_twiml_url"]);
     let (status, body) = app.post_json("/phone-numbers", &json!({"number": "+14155550100", "provider": "exotel", "assistant_id": "asst_x"})).await;
-    assert_not_configured(status, &body, "provider", &["exotel_sid", "exotel_api_key", "exotel_api_token"]);
+    assert_not_configured(status, &body, "provider", &["exotel_sid", "exotel_api_key", "exotel_api_token", "exotel_flow_url"]);
     // Without `provider` a number is on Vapi, which has no account here either.
     let (status, body) = app.post_json("/phone-numbers", &json!({"number": "+14155550100", "assistant_id": "asst_x"})).await;
     assert_not_configured(status, &body, "provider", &["vapi_api_key"]);

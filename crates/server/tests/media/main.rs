@@ -60,6 +60,28 @@ async fn a_wrong_token_or_signature_is_refused_before_the_upgrade() {
     assert_eq!(app.state.media.running_sessions(), 0);
 }
 
+/// A plain GET (a browser, curl, a health check) on a media route with a valid token or
+/// signature: 426 `upgrade_required` with `Upgrade: websocket`, not a JSON-body error.
+#[tokio::test]
+async fn a_plain_get_on_a_media_route_is_426_upgrade_required() {
+    let app = MediaApp::start().await;
+    let call = app.call(agent()).await;
+    let http = reqwest::Client::new();
+    let exotel = app.state.media.config.exotel_stream_url(&call).replacen("ws://", "http://", 1);
+    let twilio_ws = format!("{}/media/twilio", app.ws_base());
+    let signature = dialtone_providers::twilio::sign_base64(TWILIO_TOKEN, &twilio_ws, &[]);
+    let twilio = http.get(twilio_ws.replacen("ws://", "http://", 1)).header("x-twilio-signature", signature);
+    for request in [http.get(&exotel), twilio] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 426);
+        assert_eq!(response.headers()["upgrade"], "websocket");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "upgrade_required", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("WebSocket"), "{body}");
+    }
+    assert_eq!(app.state.media.running_sessions(), 0);
+}
+
 #[tokio::test]
 async fn the_voicebot_applet_endpoint_answers_the_calls_stream_url() {
     let app = MediaApp::start().await;

@@ -207,6 +207,11 @@ pub async fn barge_in(line: Line) {
     );
     assert_eq!(turns[1].text, clip_text("interrupt"), "{line:?}");
     assert_eq!(turns[2].text, REPLY, "{line:?}");
+    // Its text is what played before the clear (about 1.2 s of its 1.65 s): a prefix of
+    // whole words, neither empty nor the whole line.
+    let greeting = agent().greeting;
+    let cut = &turns[0].text;
+    assert!(!cut.is_empty() && cut.len() < greeting.len() && greeting.starts_with(&format!("{cut} ")), "{line:?}: cut greeting {cut:?}");
     // The cut greeting ends at the barge-in (when `clear` went out): within 300 ms of the onset.
     let to_clear = ms(turns[1].started_at, turns[0].ended_at);
     assert!((0..=300).contains(&to_clear), "{line:?}: clear {to_clear} ms after the onset: {turns:#?}");

@@ -24,7 +24,7 @@ use crate::speech::ChatRequest;
 use dialtone_core::{AnsweredBy, TranscriptTurn};
 use jiff::{SignedDuration, Timestamp};
 
-pub use text::{speech_estimate, take_sentences};
+pub use text::{played_words, speech_estimate, take_sentences};
 
 /// What the agent says, taken from its `Agent`. Empty (all-whitespace) lines are not said.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +129,11 @@ pub enum Input {
     MarkPlayed { mark: String },
     /// A key the callee pressed (`dtmf`).
     Dtmf { digit: char },
+    /// Added: the playing time of the whole audio of line `mark` (the driver knows it once
+    /// the line's audio is complete: from the cache at once, from TTS when it finishes).
+    /// Used to save the part of a line that played when our turn is cut before any of its
+    /// marks came back; unknown marks are ignored.
+    LineAudio { mark: String, duration: SignedDuration },
     /// The provider's own answering-machine verdict (Twilio AsyncAmd), when it has one.
     /// `Machine` → voicemail unless a real exchange already happened; `Human` cancels a
     /// voicemail suspicion from long speech or an earlier `Machine` (not a beep); `Unknown`
@@ -264,8 +269,10 @@ impl Conversation {
     }
 
     /// The turns so far, ordered by start; an interrupted agent turn holds only what was
-    /// played (sentences whose marks came back). Turns still in progress are added when
-    /// they finish (or at the ending).
+    /// played: the sentences whose marks came back, or, when none had come back (a greeting,
+    /// a reply cut in its first sentence), the words of its first line that had started
+    /// playing ([`played_words`]). Turns still in progress are added when they finish (or at
+    /// the ending).
     pub fn transcript(&self) -> &[TranscriptTurn] {
         &self.transcript
     }

@@ -290,6 +290,32 @@ fn barge_in_clears_within_300ms_and_truncates_our_turn_at_the_last_played_mark()
     assert_eq!(request.messages[4].content, "Sorry, what about Sundays?");
 }
 
+/// A greeting (or a reply's first sentence) cut by barge-in before its mark came back keeps
+/// the words that had started playing, by the share of its audio (reported by the driver)
+/// that had played, marked interrupted; never an empty turn.
+#[test]
+fn a_greeting_cut_by_barge_in_keeps_the_words_that_played() {
+    let mut call = Call::started();
+    let greeting = mark_of(&call.log.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>(), Utterance::Greeting);
+    // The cached greeting's audio: 2.4 s for 6 words.
+    assert!(call.feed(10, Input::LineAudio { mark: greeting.clone(), duration: SignedDuration::from_millis(2400) }).is_empty());
+    call.onset(1000);
+    assert_eq!(call.advance(1200), [Action::Clear], "barge-in 200 ms after the onset");
+    // 1.2 s of 2.4 s played: half of the 6 words.
+    assert_eq!(call.turns(), [(Speaker::Agent, "Hi, this is", 0, 1200, true)]);
+    assert!(call.played(1300, &greeting).is_empty(), "the cleared mark's echo changes nothing");
+    assert_eq!(call.turns().len(), 1);
+
+    // A reply cut in its first sentence, audio reported.
+    let (mut call, reply) = asked();
+    let m = mark_of(&call.feed(4200, Input::ReplyDelta { reply, text: "We open at nine on weekdays. ".into() }), Utterance::Reply);
+    call.feed(4300, Input::LineAudio { mark: m, duration: SignedDuration::from_millis(2000) });
+    call.onset(4500);
+    assert_eq!(call.advance(4700), [Action::Clear, Action::CancelReply { reply }]);
+    // 500 ms of 2 s: a quarter of 6 words, rounded up to the word under way.
+    assert_eq!(call.turns().last().unwrap(), &(Speaker::Agent, "We open", 4200, 4700, true));
+}
+
 #[test]
 fn an_onset_shorter_than_200ms_does_not_interrupt() {
     let (mut call, reply) = asked();
@@ -422,7 +448,9 @@ fn long_uninterrupted_opening_speech_is_voicemail_left_after_the_greeting_ends()
     let acts = call.played(19_000, &m);
     assert_eq!(acts, [Action::Hangup(Ending { outcome: VoiceOutcome::Voicemail, reason: EndReason::VoicemailDone, voicemail_left: true })]);
     let turns = call.turns();
-    assert_eq!(turns[0], (Speaker::Agent, "", 0, 800, true), "the greeting was cut before any of it played");
+    // Cut 800 ms into a greeting whose audio length was not reported: its estimate (3.43 s)
+    // says 23 % of its 6 words had played, so the first two began.
+    assert_eq!(turns[0], (Speaker::Agent, "Hi, this", 0, 800, true), "the greeting was cut before its mark: the words that began playing");
     assert_eq!(turns[1].0, Speaker::Callee);
     assert_eq!(turns[2], (Speaker::Agent, VOICEMAIL, 15_800, 19_000, false));
 }
@@ -589,7 +617,7 @@ fn stopped_ends_with_the_callee_hanging_up_and_nothing_after() {
         assert!(call.c.handle(t(2000), input).is_empty());
     }
     assert_eq!(call.c.ending(), Some(ending));
-    assert_eq!(call.turns(), [(Speaker::Agent, "", 0, 1000, true)], "the greeting was cut before it played");
+    assert_eq!(call.turns(), [(Speaker::Agent, "Hi, this", 0, 1000, true)], "the greeting was cut before its mark: what had played");
 }
 
 #[test]
@@ -638,7 +666,8 @@ fn the_transcript_holds_every_turn_in_order_with_times() {
             (Speaker::Callee, "When do you open?", 3000, 4000, false),
             (Speaker::Agent, "At nine.", 4300, 5200, false),
             (Speaker::Callee, "Great, thanks.", 6000, 7000, false),
-            (Speaker::Agent, "", 7300, 8000, true),
+            // Cut 700 ms into its first sentence, before any mark: the word that began.
+            (Speaker::Agent, "You're", 7300, 8000, true),
             (Speaker::Callee, "No.", 7800, 8500, false),
         ]
     );

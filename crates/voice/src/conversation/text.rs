@@ -61,6 +61,17 @@ pub fn speech_estimate(text: &str) -> SignedDuration {
     SignedDuration::from_millis(chars.saturating_mul(90).saturating_add(1000))
 }
 
+/// The words of `text` a listener heard start when the line was cut after `played` of its
+/// `total` playing time: the first ⌈n × played/total⌉ of its n words (a word cut in the
+/// middle counts as said), joined by single spaces. Speech spreads evenly enough over a
+/// line's words for a transcript; `total` zero or negative counts the whole line as played.
+pub fn played_words(text: &str, played: SignedDuration, total: SignedDuration) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let fraction = if total.is_positive() { (played.as_secs_f64() / total.as_secs_f64()).clamp(0.0, 1.0) } else { 1.0 };
+    let keep = ((words.len() as f64 * fraction).ceil() as usize).min(words.len());
+    words[..keep].join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +84,19 @@ mod tests {
             out.extend(take_sentences(&mut buf));
         }
         (out, buf)
+    }
+
+    #[test]
+    fn played_words_keep_the_words_that_started_playing() {
+        let ms = SignedDuration::from_millis;
+        let text = "Hi, this is Dana from Acme.";
+        assert_eq!(played_words(text, ms(0), ms(3000)), "");
+        assert_eq!(played_words(text, ms(1), ms(3000)), "Hi,", "a word begun is a word said");
+        assert_eq!(played_words(text, ms(1500), ms(3000)), "Hi, this is");
+        assert_eq!(played_words(text, ms(1501), ms(3000)), "Hi, this is Dana");
+        assert_eq!(played_words(text, ms(9000), ms(3000)), text);
+        assert_eq!(played_words(text, ms(10), ms(0)), text);
+        assert_eq!(played_words("  two   words ", ms(1), ms(2)), "two");
     }
 
     #[test]

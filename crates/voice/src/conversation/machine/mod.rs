@@ -5,7 +5,7 @@
 mod ending;
 mod timers;
 
-use super::text::take_sentences;
+use super::text::{played_words, speech_estimate, take_sentences};
 use super::{Action, Conversation, EndReason, Input, State, Utterance};
 use crate::listen::Heard;
 use crate::speech::{ChatMessage, ChatRequest, SttEvent};
@@ -100,6 +100,8 @@ struct Line {
     mark: String,
     text: String,
     played_at: Option<Timestamp>,
+    /// The playing time of its whole audio, once the driver reported it (`LineAudio`).
+    audio: Option<SignedDuration>,
 }
 
 #[derive(Debug)]
@@ -220,6 +222,11 @@ fn apply(c: &mut Conversation, now: Timestamp, input: Input, acts: &mut Vec<Acti
             }
         }
         Input::ProviderAmd(verdict) => provider_amd(c, now, verdict, acts),
+        Input::LineAudio { mark, duration } => {
+            if let Some(line) = c.m.agent.as_mut().and_then(|t| t.lines.iter_mut().find(|l| l.mark == mark)) {
+                line.audio = Some(duration);
+            }
+        }
     }
 }
 
@@ -255,7 +262,7 @@ fn say(c: &mut Conversation, now: Timestamp, kind: Utterance, text: &str, acts: 
     }
     let mark = c.m.mark(kind);
     let turn = c.m.agent.get_or_insert_with(|| AgentTurn { kind, started_at: now, lines: Vec::new() });
-    turn.lines.push(Line { mark: mark.clone(), text: text.to_string(), played_at: None });
+    turn.lines.push(Line { mark: mark.clone(), text: text.to_string(), played_at: None, audio: None });
     acts.push(Action::Say { mark: mark.clone(), text: text.to_string(), kind });
     Some(mark)
 }
@@ -349,8 +356,23 @@ fn clear_lines(c: &mut Conversation, turn: Option<&AgentTurn>, acts: &mut Vec<Ac
 }
 
 /// Records our turn with the lines that played; `interrupted`: it was cut short (ends `now`).
+///
+/// A turn cut before any of its marks came back (a greeting, or a reply in its first
+/// sentence) keeps the words of its first line that had started playing: the line began
+/// playing when the turn was said (the driver sends audio as soon as it has it) and has
+/// played `now − started_at` of its audio (`LineAudio`, or [`speech_estimate`] when the
+/// audio was not complete yet); see [`played_words`].
 fn record_agent_turn(c: &mut Conversation, turn: AgentTurn, now: Timestamp, interrupted: bool) {
-    let played: Vec<&str> = turn.lines.iter().filter(|l| l.played_at.is_some()).map(|l| l.text.as_str()).collect();
+    let mut played: Vec<String> = turn.lines.iter().filter(|l| l.played_at.is_some()).map(|l| l.text.clone()).collect();
+    if interrupted && played.is_empty() {
+        if let Some(first) = turn.lines.first() {
+            let total = first.audio.unwrap_or_else(|| speech_estimate(&first.text));
+            let words = played_words(&first.text, now.duration_since(turn.started_at), total);
+            if !words.is_empty() {
+                played.push(words);
+            }
+        }
+    }
     let ended_at = if interrupted { now } else { turn.lines.iter().filter_map(|l| l.played_at).max().unwrap_or(now) };
     record(c, TranscriptTurn { speaker: Speaker::Agent, text: played.join(" "), started_at: turn.started_at, ended_at, interrupted });
 }
