@@ -50,14 +50,6 @@ pub fn parse_mix(s: &str) -> Result<Vec<Callee>, String> {
     s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::parse).collect()
 }
 
-/// `p`-quantile (0..=1) of `values`, nearest rank; `None` when empty.
-pub fn percentile(values: &[u64], p: f64) -> Option<u64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1));
-    sorted.get(rank - 1).copied()
-}
-
 /// The voice figures of the simulator's summary of every media call: per callee kind (calls,
 /// who hung up), and latencies and sizes over all of them.
 pub fn summarize(m: &MediaSummary) -> Value {
@@ -82,14 +74,6 @@ pub fn summarize(m: &MediaSummary) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_by_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!((percentile(&v, 0.5), percentile(&v, 0.95), percentile(&v, 1.0)), (Some(50), Some(95), Some(100)));
-        assert_eq!(percentile(&[], 0.5), None);
-        assert_eq!(percentile(&[7], 0.99), Some(7));
-    }
 
     #[test]
     fn numbers_select_their_callee() {

@@ -463,10 +463,7 @@ impl Driver {
                 None => return Ok(()),
             };
             if socket.send(Message::Text(text.into())).await.is_err() {
-                let now = self.now();
-                let actions = self.conversation.handle(now, Input::Stopped);
-                drop(actions);
-                return Err(self.conversation.ending().unwrap_or_else(|| fallback_ending(&self.conversation)));
+                return Err(self.stopped());
             }
         }
     }
@@ -581,7 +578,8 @@ impl Driver {
     fn start_next_say(&mut self) {
         while self.speaking.is_none() {
             let Some(say) = self.says.pop_front() else { return };
-            let cacheable = say.kind != Utterance::Reply;
+            // Fixed lines only, and only when the cache keeps anything (`greeting_cache_entries`).
+            let cacheable = say.kind != Utterance::Reply && self.media.cache.enabled();
             let key = greeting::key(&self.agent, self.dialect.as_str(), SAMPLE_RATE, &say.text);
             let mut chunker = audio::chunker(self.dialect);
             if let Some(pcm) = cacheable.then(|| self.media.cache.get(&key)).flatten() {

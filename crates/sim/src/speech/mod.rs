@@ -25,7 +25,6 @@ use serde::Serialize;
 
 use crate::Shared;
 
-/// The text the fake speech-to-text reports for the fixture clip `name` (e.g. `question`).
 /// How long the fake text-to-speech makes each character (ms): audio for `text` is
 /// `text.trim().chars().count() * 60` ms.
 pub use elevenlabs::MS_PER_CHAR as TTS_MS_PER_CHAR;
@@ -93,7 +92,6 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/v1/text-to-speech/{voice}/stream-input", any(elevenlabs::stream_input))
 }
 
-/// Whether `presented` is the configured speech key; no key configured accepts anything.
 /// The next message of a speech session's socket, as `socket.recv()` gives it; `None` when
 /// the session is over: the simulator stopped, or nothing came for `idle`, in which case the
 /// service's own close frame (`code`, `reason`: what the real service sends on an idle
@@ -114,6 +112,7 @@ async fn recv_or_idle<F: std::future::Future<Output = ()>>(
     }
 }
 
+/// Whether `presented` is the configured speech key; no key configured accepts anything.
 fn key_ok(shared: &Shared, presented: Option<&str>) -> bool {
     match &shared.config.speech_api_key {
         None => true,

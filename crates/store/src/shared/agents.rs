@@ -8,7 +8,7 @@
 //! deletes an agent and finds it still calling.
 
 use super::Pools;
-use crate::common::ms;
+use crate::common::{ms, ACTIVE_SQL};
 use crate::rows::AgentRow;
 use crate::sql::{args, Arg};
 use crate::{Page, Result, StoreError};
@@ -119,8 +119,10 @@ pub async fn for_call(p: Pools<'_>, call: &CallId) -> Result<Option<Agent>> {
         .fetch_optional(
             // Only a live call opens a stream: a replayed or reconnected stream URL of a call
             // that is over must not start a second conversation over its saved transcript.
-            "SELECT a.* FROM calls k JOIN campaigns c ON c.id = k.campaign_id JOIN agents a ON a.id = c.agent_id \
-             WHERE k.id = $1 AND k.status IN ('queued', 'dialing', 'ringing', 'in_progress')",
+            &format!(
+                "SELECT a.* FROM calls k JOIN campaigns c ON c.id = k.campaign_id JOIN agents a ON a.id = c.agent_id \
+                 WHERE k.id = $1 AND k.status IN {ACTIVE_SQL}"
+            ),
             args![call.as_str()],
         )
         .await?;
