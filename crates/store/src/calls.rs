@@ -233,7 +233,7 @@ pub async fn list(mut db: Db<'_>, ws: &WorkspaceId, f: &CallFilter, page: &Page)
 /// part the report carries replaces the stored one, except a transcript, which never
 /// replaces one already there (dialtone's own pipeline saves the turns it heard). False if
 /// there is no such call.
-pub async fn save_report(db: &mut Db<'_>, call: &CallId, report: &CallReport, now: Timestamp) -> Result<bool> {
+pub async fn save_report(mut db: Db<'_>, call: &CallId, report: &CallReport, now: Timestamp) -> Result<bool> {
     let transcript = report.transcript.as_ref().map(|t| serde_json::to_string(t).expect("a transcript serializes"));
     let n = db
         .execute(

@@ -27,22 +27,7 @@ pub async fn apply_loaded(db: &mut Db<'_>, calls: BatchCalls, events: &[Provider
     mark_applied(db, &remarks.applied, true).await?;
     mark_applied(db, &remarks.not_applied, false).await?;
     write_plan(db, &plan, now).await?;
-    let applied = plan.into_applied();
-    save_reports(db, events, &applied, now).await?;
-    Ok(applied)
-}
-
-/// Stores the content reports (summary, recording, transcript) that events carry on the
-/// calls they matched, in the batch's own transaction: they are acknowledged with their
-/// events, at no extra commit. A duplicate still names its call, so a provider's retry
-/// saves its report again; a report never moves a call, so it stays out of the plan.
-async fn save_reports(db: &mut Db<'_>, events: &[ProviderEvent], applied: &[Applied], now: Timestamp) -> Result<()> {
-    for (event, applied) in events.iter().zip(applied) {
-        if let (Some(report), Some(call_id), false) = (event.report.as_deref(), applied.call_id.as_ref(), applied.mismatched) {
-            crate::calls::save_report(db, call_id, report, now).await?;
-        }
-    }
-    Ok(())
+    Ok(plan.into_applied())
 }
 
 /// Writes what a plan decided: the calls it changed, the contacts of the calls it ended,

@@ -362,7 +362,7 @@ macro_rules! impl_store {
             }
 
             async fn save_call_report(&self, call: &dialtone_core::CallId, report: &dialtone_core::CallReport, now: jiff::Timestamp) -> $crate::Result<bool> {
-                $crate::calls::save_report(&mut self.pools().write(), call, report, now).await
+                $crate::calls::save_report(self.pools().write(), call, report, now).await
             }
 
             async fn stats(&self, q: &$crate::StatsQuery) -> $crate::Result<$crate::Stats> {
