@@ -70,6 +70,7 @@ impl Engine {
         }
         self.recover().await?;
         self.purge_unknown_events().await?;
+        self.purge_idempotency_keys().await?;
         Ok(stuck.len())
     }
 
@@ -117,25 +118,25 @@ impl Engine {
     }
 
     /// Deletes the events for calls dialtone never placed that are older than
-    /// `unknown_event_retention` (at most `PURGE_ROUNDS × PURGE_CHUNK` a pass, so one pass
-    /// after a long outage cannot hold the writer for long). Returns how many went.
+    /// `unknown_event_retention` (in rounds, see [`purge_in_rounds`]). Returns how many went.
     pub async fn purge_unknown_events(&self) -> Result<u64, EngineError> {
-        const PURGE_CHUNK: u32 = 5_000;
-        const PURGE_ROUNDS: u32 = 20;
         let now = self.clock.now();
         let retention = SignedDuration::try_from(self.config.unknown_event_retention).unwrap_or(SignedDuration::MAX);
         let Ok(before) = now.checked_sub(retention) else { return Ok(0) };
-        let mut purged = 0;
-        for _ in 0..PURGE_ROUNDS {
-            let n = self.store.purge_unknown_events(before, PURGE_CHUNK).await?;
-            purged += n;
-            if n < u64::from(PURGE_CHUNK) {
-                break;
-            }
-        }
+        let purged = purge_in_rounds(|chunk| self.store.purge_unknown_events(before, chunk)).await?;
         if purged > 0 {
             self.metrics.unknown_purged(purged);
             tracing::info!(events = purged, retention_secs = self.config.unknown_event_retention.as_secs(), "purged events for calls dialtone never placed");
+        }
+        Ok(purged)
+    }
+
+    /// Deletes expired `Idempotency-Key` records (24 h old), in rounds. Returns how many went.
+    pub async fn purge_idempotency_keys(&self) -> Result<u64, EngineError> {
+        let now = self.clock.now();
+        let purged = purge_in_rounds(|chunk| self.store.purge_idempotency_keys(now, chunk)).await?;
+        if purged > 0 {
+            tracing::debug!(records = purged, "purged expired Idempotency-Key records");
         }
         Ok(purged)
     }
@@ -199,4 +200,25 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Runs `purge(chunk)` until a round deletes fewer than `PURGE_CHUNK` rows, at most
+/// `PURGE_ROUNDS` rounds a pass, so one pass after a long outage cannot hold the writer for
+/// long. Returns how many rows went.
+async fn purge_in_rounds<F, Fut>(mut purge: F) -> Result<u64, EngineError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = dialtone_store::Result<u64>>,
+{
+    const PURGE_CHUNK: u32 = 5_000;
+    const PURGE_ROUNDS: u32 = 20;
+    let mut purged = 0;
+    for _ in 0..PURGE_ROUNDS {
+        let n = purge(PURGE_CHUNK).await?;
+        purged += n;
+        if n < u64::from(PURGE_CHUNK) {
+            break;
+        }
+    }
+    Ok(purged)
 }

@@ -331,6 +331,8 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_idempotent(&self, ws: &WorkspaceId, key: &str, body_sha256: &str, response: &StoredResponse) -> Result<bool>;
     /// Frees a key whose owner failed on our side, so a retry runs afresh.
     async fn abandon_idempotent(&self, ws: &WorkspaceId, key: &str) -> Result<()>;
+    /// Deletes at most `limit` idempotency records that expired by `now`; how many went.
+    async fn purge_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64>;
     // Call detail (issue 11).
     /// Stores what a provider reported of a call's content (summary, recording URL,
     /// transcript; see `calls::save_report` for what replaces what). False if there is no

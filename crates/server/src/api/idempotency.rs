@@ -20,7 +20,7 @@
 use super::{ApiError, Auth};
 use crate::app::AppState;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -54,8 +54,8 @@ pub async fn layer(State(app): State<Arc<AppState>>, request: Request, next: Nex
         _ => return bad_key(&format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters (a UUID is a good key)")),
     };
     let (mut parts, body) = request.into_parts();
-    let ws = match Auth::from_request_parts(&mut parts, &app).await {
-        Ok(Auth(ws)) => ws,
+    let ws = match Auth::remembered(&mut parts, &app).await {
+        Ok(ws) => ws,
         Err(e) => return e.into_response(),
     };
     let target = format!("{} {}", parts.method, parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str()));
@@ -97,10 +97,7 @@ pub async fn layer(State(app): State<Arc<AppState>>, request: Request, next: Nex
             let hashed = Hashed::new(body);
             let state = hashed.state.clone();
             let response = next.run(Request::from_parts(parts, Body::from_stream(hashed.stream))).await;
-            let (ended, digest) = {
-                let s = state.lock().expect("hash state lock");
-                (s.ended, hex(s.hasher.clone().finalize().as_slice()))
-            };
+            let (ended, digest) = (state.lock().expect("hash state lock").ended, hashed_hex(&state));
             if response.status().is_server_error() || !ended {
                 abandon(&app, &ws, &key).await;
                 return response;
@@ -176,10 +173,11 @@ impl Hashed {
     }
 
     fn hex(&self) -> String {
-        hex(self.state.lock().expect("hash state lock").hasher.clone().finalize().as_slice())
+        hashed_hex(&self.state)
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The SHA-256 of what was read so far, hex.
+fn hashed_hex(state: &Mutex<HashState>) -> String {
+    hex::encode(state.lock().expect("hash state lock").hasher.clone().finalize())
 }

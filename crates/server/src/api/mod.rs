@@ -87,7 +87,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let (api, _) = api_v1();
-    let api = api.route_layer(middleware::from_fn(no_stray_query)).route_layer(middleware::from_fn_with_state(state.clone(), idempotency::layer));
+    // Route layers run last-added first: a stray query is refused before a key is claimed.
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), idempotency::layer)).route_layer(middleware::from_fn(no_stray_query));
     Router::new()
         .merge(api)
         .merge(docs::router())
@@ -166,10 +167,28 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
 /// The workspace of the API key in `Authorization: Bearer …`.
 pub struct Auth(pub WorkspaceId);
 
+/// A request extension: the workspace a layer found for the request's API key, so the
+/// handler's [`Auth`] does not look the key up a second time.
+#[derive(Clone)]
+struct Authenticated(WorkspaceId);
+
+impl Auth {
+    /// Authenticates `parts` and leaves the answer in its extensions for the handler.
+    async fn remembered(parts: &mut Parts, app: &Arc<AppState>) -> Result<WorkspaceId, ApiError> {
+        let Auth(ws) = Auth::from_request_parts(parts, app).await?;
+        parts.extensions.insert(Authenticated(ws.clone()));
+        Ok(ws)
+    }
+}
+
 impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, ApiError> {
+        // A layer that authenticated the request already (Idempotency-Key) left its answer.
+        if let Some(Authenticated(ws)) = parts.extensions.get::<Authenticated>() {
+            return Ok(Auth(ws.clone()));
+        }
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let key = header
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))

@@ -6,6 +6,7 @@
 //! then [`finish`] stores its answer; a request that finds the key in progress is refused,
 //! one that finds it done gets the stored answer. An owner that fails on our side
 //! ([`abandon`]) or dies (in progress for longer than [`STALE`]) leaves the key free again.
+//! Expired records are deleted by the reaper ([`purge`]).
 
 use super::Pools;
 use crate::common::ms;
@@ -53,18 +54,18 @@ struct Row {
     response_body: Option<String>,
 }
 
-/// Claims `key` for `request` (`"POST /api/v1/campaigns"`), or says who has it. Expired
-/// records (every workspace's) and a stale in-progress record for this key are removed
-/// first, in the same transaction.
+/// Claims `key` for `request` (`"POST /api/v1/campaigns"`), or says who has it. This key's
+/// record is removed first, in the same transaction, if it expired or went stale (other
+/// workspaces' expired records are the reaper's: [`purge`]).
 pub async fn begin(p: Pools<'_>, ws: &WorkspaceId, key: &str, request: &str, now: Timestamp) -> Result<Begun> {
     let expired = ms(now.saturating_sub(TTL).unwrap_or(now));
     let stale = ms(now.saturating_sub(STALE).unwrap_or(now));
     let mut tx = p.begin().await?;
     let mut db = tx.db();
-    db.execute("DELETE FROM idempotency_keys WHERE created_at < $1", args![expired]).await?;
     db.execute(
-        "DELETE FROM idempotency_keys WHERE workspace_id = $1 AND idempotency_key = $2 AND status = 'in_progress' AND created_at < $3",
-        args![ws.as_str(), key, stale],
+        "DELETE FROM idempotency_keys WHERE workspace_id = $1 AND idempotency_key = $2
+           AND (created_at < $3 OR (status = 'in_progress' AND created_at < $4))",
+        args![ws.as_str(), key, expired, stale],
     )
     .await?;
     // ON CONFLICT … DO NOTHING is the same text on SQLite (3.24+) and PostgreSQL.
@@ -110,6 +111,19 @@ pub async fn finish(p: Pools<'_>, ws: &WorkspaceId, key: &str, body_sha256: &str
         )
         .await?;
     Ok(n == 1)
+}
+
+/// Deletes at most `limit` records older than [`TTL`] at `now`, oldest first; returns how
+/// many went. The reaper calls it in rounds, off the request path.
+pub async fn purge(p: Pools<'_>, now: Timestamp, limit: u32) -> Result<u64> {
+    let expired = ms(now.saturating_sub(TTL).unwrap_or(now));
+    p.write()
+        .execute(
+            "DELETE FROM idempotency_keys WHERE (workspace_id, idempotency_key) IN (
+                SELECT workspace_id, idempotency_key FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+            args![expired, limit],
+        )
+        .await
 }
 
 /// Frees a key whose owner failed on our side (a 5xx, or a body it did not read to its end),

@@ -386,6 +386,10 @@ macro_rules! impl_store {
                 $crate::shared::idempotency::abandon(self.pools(), ws, key).await
             }
 
+            async fn purge_idempotency_keys(&self, now: jiff::Timestamp, limit: u32) -> $crate::Result<u64> {
+                $crate::shared::idempotency::purge(self.pools(), now, limit).await
+            }
+
             $($own)*
         }
     };

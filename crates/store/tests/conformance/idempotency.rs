@@ -20,6 +20,9 @@ pub async fn an_idempotency_key_has_one_owner_its_answer_is_kept_a_day_and_a_fai
 
     // A day later the key is forgotten and runs again.
     let day = IDEMPOTENCY_TTL.as_secs();
+    assert_eq!(store.begin_idempotent(&ws, "k0", post, t0()).await.unwrap(), Begun::Owner);
+    assert_eq!(store.purge_idempotency_keys(at(day - 1), 10).await.unwrap(), 0, "nothing has expired yet");
+    assert_eq!(store.purge_idempotency_keys(at(day + 1), 10).await.unwrap(), 2, "the reaper purges k0 and k1, a day old");
     assert_eq!(store.begin_idempotent(&ws, "k1", post, at(day + 1)).await.unwrap(), Begun::Owner);
 
     // An owner that failed on our side frees the key at once.
