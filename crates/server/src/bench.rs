@@ -92,6 +92,11 @@ pub struct VoiceBenchArgs {
     /// Give up on a run after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_secs: u64,
+    /// The simulator thread's nice value (0–19). The default, 19, gives it only the CPU
+    /// dialtone leaves, as if the provider ran elsewhere: the send jitter is then dialtone's
+    /// own. 0 shares the cores evenly (both figures are in BENCHMARKS.md).
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub sim_nice: i32,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -275,6 +280,7 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
         callees: None,
         unanswered_percent: 10,
         no_greeting_cache: false,
+        sim_nice: 0,
     };
     let r = demo::execute(&demo_args).await?;
     let wall = r["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
@@ -319,6 +325,7 @@ fn voice_demo_args(args: &VoiceBenchArgs, contacts: usize, cap: u32, callees: Op
         // Every call streams: the figures are about conversations, not retries.
         unanswered_percent: 0,
         no_greeting_cache,
+        sim_nice: args.sim_nice,
     }
 }
 
@@ -372,6 +379,7 @@ pub async fn voice(args: &VoiceBenchArgs) -> anyhow::Result<Value> {
         let cores = |ms: &Value| ms.as_f64().unwrap_or(0.0) / wall_ms;
         report["load_run"] = json!({
             "calls": args.calls,
+            "sim_nice": args.sim_nice,
             "max_concurrent_observed": load["max_concurrent_observed"],
             "wall_ms": load["wall_ms"],
             "outcomes": load["outcomes"],

@@ -106,6 +106,11 @@ pub struct DemoArgs {
     /// synthesised after `start`, to see the cold greeting latency.
     #[arg(long)]
     pub no_greeting_cache: bool,
+    /// The simulator thread's nice value (0–19, Linux). At 19 the simulator (the provider and
+    /// its callees) gets only the CPU dialtone leaves, as if it ran on machines of its own:
+    /// `bench voice` uses it to judge dialtone's own send jitter on a shared 2-core machine.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub sim_nice: i32,
 }
 
 /// `count` distinct, valid US numbers, the same for the same count.
@@ -179,7 +184,7 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         // Media runs in real time: the agent's 120 s cap, plus ringing.
         longest_call = longest_call.max(130.0);
     }
-    let sim = SimThread::start(sim_config).await?;
+    let sim = SimThread::start(sim_config, args.sim_nice).await?;
 
     let config = Config {
         database_url: database_url.into(),
@@ -248,11 +253,17 @@ pub(crate) struct SimThread {
 }
 
 impl SimThread {
-    pub(crate) async fn start(config: SimConfig) -> anyhow::Result<Self> {
+    /// Starts the simulator on its thread, at nice `nice` (0: the default priority).
+    pub(crate) async fn start(config: SimConfig, nice: i32) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("sim".into()).spawn(move || {
+            if nice != 0 {
+                if let Err(e) = crate::cpu::set_thread_nice(nice) {
+                    tracing::warn!(nice, error = %e, "could not lower the simulator thread's priority");
+                }
+            }
             runtime.block_on(async move {
                 let spawned = Sim::spawn(config, "127.0.0.1:0").await.map(|h| (h, tokio::runtime::Handle::current()));
                 let _ = ready_tx.send(spawned);

@@ -28,6 +28,7 @@ fn args(provider: DemoProvider) -> DemoArgs {
         // Every call is answered, so each callee kind is played once.
         unanswered_percent: 0,
         no_greeting_cache: false,
+        sim_nice: 0,
     }
 }
 
