@@ -188,6 +188,17 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     c.goto(&format!("{}/#/calls?campaign_id={id}", app.base)).await.unwrap();
     wait_text(&c, "#calls tbody tr", secs(10), |t| t.contains("ended")).await;
     screenshot(&c, "calls").await;
+    // The date range is asked of the server (created_from / created_to), in local days:
+    // from tomorrow lists nothing, from today lists the campaign's calls again.
+    let today = jiff::Zoned::now().date();
+    let tomorrow = today.tomorrow().unwrap();
+    for (from, rows_expected) in [(tomorrow, false), (today, true)] {
+        c.goto(&format!("{}/#/calls?campaign_id={id}&from={from}", app.base)).await.unwrap();
+        let css = format!("#call-filters input[name=from][value='{from}']");
+        wait_text(&c, &css, secs(10), |_| true).await;
+        let rows = c.find_all(Locator::Css("#calls tbody tr")).await.unwrap();
+        assert_eq!(!rows.is_empty(), rows_expected, "calls created from {from}: {} rows", rows.len());
+    }
     click(&c, "#calls tbody tr a").await;
     wait_text(&c, "#call-status", secs(10), |t| t == "ended").await;
     let events = wait_text(&c, "#events tbody", secs(10), |t| !t.is_empty()).await;

@@ -490,11 +490,14 @@ async function callsPage() {
   const body = h("tbody");
   const more = h("button", { class: "secondary", hidden: true }, "More");
   let cursor = null;
-  // The date range is applied here to the listed page (created date, local time).
+  // The date range is the created date in local time: whole local days, from the start of
+  // `from` to the end of `to` (sent as created_from / created_to; live rows are checked here).
+  const dayStart = (d) => new Date(`${d}T00:00`);
+  const dayAfter = (d) => new Date(dayStart(d).getTime() + 86400000);
   const inRange = (call, f) => {
     const day = new Date(call.created_at);
-    if (f.from && day < new Date(`${f.from}T00:00`)) return false;
-    if (f.to && day >= new Date(new Date(`${f.to}T00:00`).getTime() + 86400000)) return false;
+    if (f.from && day < dayStart(f.from)) return false;
+    if (f.to && day >= dayAfter(f.to)) return false;
     return true;
   };
   const matches = (call, f) => (!f.campaign_id || call.campaign_id === f.campaign_id) && (!f.status || call.status === f.status)
@@ -502,8 +505,10 @@ async function callsPage() {
   const load = async (append) => {
     const f = filters();
     const { from, to, ...server } = f;
+    if (from) server.created_from = dayStart(from).toISOString();
+    if (to) server.created_to = dayAfter(to).toISOString();
     const page = await api("GET", `/calls${qs({ ...server, limit: 100, before: append ? cursor : "" })}`);
-    const rows = page.data.filter((c) => inRange(c, f)).map(callRow);
+    const rows = page.data.map(callRow);
     if (append) body.append(...rows); else setChildren(body, ...rows);
     cursor = page.next_cursor;
     more.hidden = !cursor;
