@@ -97,6 +97,10 @@ pub struct VoiceBenchArgs {
     /// own. 0 shares the cores evenly (both figures are in BENCHMARKS.md).
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub sim_nice: i32,
+    /// The agent's text-to-speech in every run: `sim` or `flite` (local; with
+    /// `--cold-contacts` it measures a cold greeting synthesised by flite).
+    #[arg(long, value_enum, default_value = "sim")]
+    pub tts: demo::DemoTts,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -281,6 +285,7 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
         unanswered_percent: 10,
         no_greeting_cache: false,
         sim_nice: 0,
+        tts: Default::default(),
     };
     let r = demo::execute(&demo_args).await?;
     let wall = r["wall_ms"].as_f64().unwrap_or(1.0).max(1.0);
@@ -326,6 +331,7 @@ fn voice_demo_args(args: &VoiceBenchArgs, contacts: usize, cap: u32, callees: Op
         unanswered_percent: 0,
         no_greeting_cache,
         sim_nice: args.sim_nice,
+        tts: args.tts,
     }
 }
 
@@ -346,9 +352,10 @@ pub async fn voice(args: &VoiceBenchArgs) -> anyhow::Result<Value> {
         },
     });
     if args.cold_contacts > 0 {
-        // No line cache: each greeting is synthesised by the simulator's TTS after `start`.
+        // No line cache: each greeting is synthesised by the agent's TTS (`--tts`) after `start`.
         let cold = demo::execute(&voice_demo_args(args, args.cold_contacts, 3, Some("human".into()), true)).await?;
         report["cold_greeting_run"] = json!({
+            "tts": args.tts.provider(),
             "contacts": cold["contacts"],
             "outcomes": cold["outcomes"],
             "greeting_latency": cold["voice"]["greeting_latency"],

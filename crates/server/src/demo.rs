@@ -25,6 +25,25 @@ pub enum DemoProvider {
     Exotel,
 }
 
+/// The demo agent's text-to-speech: the simulator's ElevenLabs-compatible service, or the
+/// local `flite` program (Debian `flite`; no network, see `speech::flite`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DemoTts {
+    #[default]
+    Sim,
+    Flite,
+}
+
+impl DemoTts {
+    /// The agent's `tts.provider`.
+    pub fn provider(self) -> &'static str {
+        match self {
+            Self::Sim => "sim",
+            Self::Flite => "flite",
+        }
+    }
+}
+
 impl DemoProvider {
     /// The campaign's `provider` (Vapi's format is dialled through the `sim` account).
     pub(crate) fn campaign_provider(self) -> ProviderKind {
@@ -111,6 +130,10 @@ pub struct DemoArgs {
     /// `bench voice` uses it to judge dialtone's own send jitter on a shared 2-core machine.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub sim_nice: i32,
+    /// With `--voice`: the agent's text-to-speech, `sim` (the simulator's ElevenLabs-compatible
+    /// service) or `flite` (local, needs Debian's `flite` on `PATH`).
+    #[arg(long, value_enum, default_value = "sim")]
+    pub tts: DemoTts,
 }
 
 /// `count` distinct, valid US numbers, the same for the same count.
@@ -308,7 +331,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
     };
 
     let agent_id = if args.voice {
-        let agent = call(http.post(api("/agents")).json(&crate::demo_voice::demo_agent_json())).await?;
+        let agent = call(http.post(api("/agents")).json(&crate::demo_voice::demo_agent_json(args.tts))).await?;
         agent["id"].as_str().map(String::from)
     } else {
         None

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 /// The demo's agent as `POST /api/v1/agents` takes it: an appointment reminder on the
 /// simulator's speech services (`provider: "sim"`, at `speech.sim_url`).
-pub fn demo_agent_json() -> Value {
+pub fn demo_agent_json(tts: crate::demo::DemoTts) -> Value {
     let sim = json!({"provider": "sim"});
     json!({
         "name": "Appointment reminder",
@@ -20,7 +20,7 @@ pub fn demo_agent_json() -> Value {
         "max_duration_secs": 120,
         "stt": sim,
         "llm": sim,
-        "tts": sim,
+        "tts": {"provider": tts.provider()},
     })
 }
 

@@ -29,6 +29,7 @@ fn args(provider: DemoProvider) -> DemoArgs {
         unanswered_percent: 0,
         no_greeting_cache: false,
         sim_nice: 0,
+        tts: Default::default(),
     }
 }
 
