@@ -3,6 +3,7 @@
 
 mod accounts;
 mod agents;
+mod batches;
 mod api;
 mod call_detail;
 mod campaigns;
