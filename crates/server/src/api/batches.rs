@@ -15,7 +15,7 @@ use super::Path;
 use super::{paged, ApiError, Auth, Json, PageQuery, Paged, Query};
 use crate::app::AppState;
 use crate::import;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CampaignId, ContactStatus, RetryPolicy, WorkspaceId};
@@ -25,19 +25,15 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// Most calls one batch may carry (issue 13); more is 422 `too_many_calls`.
 pub const MAX_CALLS: usize = 10_000;
 
-/// Largest `POST /batches` body: 10,000 calls with a few hundred bytes of variables each.
-/// Other JSON routes keep axum's 2 MiB.
-pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
-        .routes(routes!(create, list).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+        .routes(routes!(create, list))
         .routes(routes!(show))
         .routes(routes!(calls))
         .routes(routes!(cancel))
@@ -194,7 +190,7 @@ fn read_calls(items: &[serde_json::Value], region: &str, zone: &str, extensions:
 #[utoipa::path(post, path = "/batches", tag = "batches", request_body = CreateBatch,
     responses((status = 202, description = "The batch, accepted and starting; `Location` is its URL.", body = BatchView,
             headers(("Location" = String, description = "`/api/v1/batches/{id}`"))),
-        (status = 413, description = "The body is over 32 MiB.", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB (the JSON limit of every route).", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 422, description = "Over 10,000 calls (`too_many_calls`), bad items (`invalid_calls`, each by index), or a bad `agent_id`.", body = ErrorBody)))]
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<CreateBatch>) -> Result<(StatusCode, HeaderMap, Json<BatchView>), ApiError> {
