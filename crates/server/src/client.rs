@@ -560,7 +560,12 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
                     body[k] = v;
                 }
             }
-            let resp = api.req(reqwest::Method::POST, "/batches").json(&body).send().await.map_err(|e| anyhow::anyhow!("cannot reach the API at {}: {e}", api.base))?;
+            let resp = api
+                .req(reqwest::Method::POST, "/batches")
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach the API at {}: {e}", api.base))?;
             let status = resp.status();
             let b: Value = resp.json().await.unwrap_or(Value::Null);
             if !status.is_success() {

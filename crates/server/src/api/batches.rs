@@ -32,11 +32,7 @@ use utoipa_axum::routes;
 pub const MAX_CALLS: usize = 10_000;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
-        .routes(routes!(create, list))
-        .routes(routes!(show))
-        .routes(routes!(calls))
-        .routes(routes!(cancel))
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(show)).routes(routes!(calls)).routes(routes!(cancel))
 }
 
 /// The body of `POST /batches`: the calls, and the settings a campaign takes.
@@ -138,12 +134,7 @@ fn view(campaign: Campaign, counts: CampaignCounts) -> BatchView {
     let total: u64 = counts.contacts.values().sum();
     let finished: u64 = counts.contacts.iter().filter(|(s, _)| s.parse::<ContactStatus>().is_ok_and(|s| s.is_finished())).map(|(_, n)| n).sum();
     let percent_done = if total == 0 { 0.0 } else { (finished as f64 * 1000.0 / total as f64).round() / 10.0 };
-    BatchView {
-        finished_at: campaign.completed_at,
-        campaign,
-        counts,
-        progress: Progress { total, finished, remaining: total - finished, percent_done },
-    }
+    BatchView { finished_at: campaign.completed_at, campaign, counts, progress: Progress { total, finished, remaining: total - finished, percent_done } }
 }
 
 async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Campaign, ApiError> {

@@ -118,7 +118,7 @@ async fn a_batch_runs_to_the_end_with_its_counts_progress_and_calls_and_skips_dn
 }
 
 /// The UTC offset zone (`Etc/GMT…`) where the local hour is `hour` now.
-fn zone_at_local_hour(hour: i64) -> String {
+pub fn zone_at_local_hour(hour: i64) -> String {
     let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
     let mut offset = (hour - now.hour() as i64).rem_euclid(24);
     if offset > 12 {

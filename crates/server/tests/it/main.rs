@@ -3,8 +3,8 @@
 
 mod accounts;
 mod agents;
-mod batches;
 mod api;
+mod batches;
 mod call_detail;
 mod campaigns;
 mod cli;
