@@ -293,7 +293,7 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 
 /// Codes that say something specific a bare status does not (`invalid_agent`'s 422, the
 /// `Idempotency-Key` refusals): never given to an answer that arrived without our shape.
-const SPECIFIC: &[&str] = &["invalid_agent", "idempotency_key_in_use", "idempotency_key_reused"];
+const SPECIFIC: &[&str] = &["invalid_agent", "too_many_calls", "invalid_calls", "idempotency_key_in_use", "idempotency_key_reused"];
 
 /// The code a bare status gets when something below our handlers (axum's router, a
 /// tower layer) answered without our shape: the first code listed for it, leaving out the
