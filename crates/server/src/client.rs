@@ -1,4 +1,4 @@
-//! `dialtone campaigns|calls|dnc|stats …`: a client over the HTTP API (docs/api.md), for
+//! `dialtone campaigns|batches|calls|dnc|stats …`: a client over the HTTP API (docs/api.md), for
 //! people at a terminal. Every command prints a short human summary, or with `--json` the
 //! API's JSON as it came; an API error is printed as the API's message and the command
 //! exits non-zero.
@@ -89,6 +89,57 @@ pub enum CampaignsCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BatchesArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    #[command(subcommand)]
+    pub command: BatchesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchesCommand {
+    /// Send a batch of calls (`POST /batches`); it starts at once. `--file` is a JSON
+    /// object (the whole request body), a JSON array of calls, or a CSV (a header row, a
+    /// phone column; name, timezone and extension columns; other columns become variables).
+    /// The flags fill in or override the body's settings. A bad item refuses the whole
+    /// batch; each is printed with its 0-based index and reason.
+    Create {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        /// sim, vapi, twilio or exotel.
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        assistant_id: Option<String>,
+        #[arg(long)]
+        phone_number_id: Option<String>,
+        #[arg(long)]
+        max_concurrent: Option<u32>,
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        /// No call before this instant (RFC 3339).
+        #[arg(long)]
+        start_at: Option<String>,
+        /// Then show a live progress bar until the batch ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Batches, newest first, with their progress.
+    List,
+    /// One batch: status, progress, counts by status and outcome.
+    Show {
+        id: String,
+        /// Show a live progress bar until the batch ends (completed or canceled).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Cancel: calls not yet placed are not placed; live calls finish.
+    Cancel { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -413,6 +464,168 @@ fn summary(c: &Value) -> String {
         out.push_str(&format!("\nwaiting: {}", Value::Object(waiting.clone())));
     }
     out
+}
+
+/// The `calls` of a CSV file: one object per row, header → cell (empty cells left out),
+/// read by the server as a JSON contact row.
+fn csv_calls(bytes: &[u8]) -> anyhow::Result<Vec<Value>> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(bytes);
+    let headers: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+    let mut calls = vec![];
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| anyhow::anyhow!("CSV line {}: {e}", i + 2))?;
+        let mut call = serde_json::Map::new();
+        for (h, v) in headers.iter().zip(record.iter()) {
+            if !v.is_empty() {
+                call.insert(h.clone(), Value::from(v));
+            }
+        }
+        calls.push(Value::Object(call));
+    }
+    Ok(calls)
+}
+
+/// The `POST /batches` body from `--file`: a JSON object as it is, a JSON array or a CSV
+/// as its `calls`.
+fn batch_body(file: &std::path::Path) -> anyhow::Result<Value> {
+    let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        return Ok(json!({ "calls": csv_calls(&bytes)? }));
+    }
+    match serde_json::from_slice::<Value>(&bytes).map_err(|e| anyhow::anyhow!("{}: not JSON (a .csv file is read as CSV): {e}", file.display()))? {
+        Value::Array(calls) => Ok(json!({ "calls": calls })),
+        body @ Value::Object(_) => Ok(body),
+        _ => anyhow::bail!("{}: expected a JSON object (the request body) or an array of calls", file.display()),
+    }
+}
+
+/// A batch in a few lines: status, progress, outcomes.
+fn batch_summary(b: &Value) -> String {
+    let p = &b["progress"];
+    let mut out = format!(
+        "{} {}\nstatus: {}\nprogress: {}/{} calls finished ({}%), {} active calls",
+        b["id"].as_str().unwrap_or_default(),
+        b["name"].as_str().unwrap_or_default(),
+        b["status"].as_str().unwrap_or_default(),
+        p["finished"],
+        p["total"],
+        p["percent_done"],
+        b["counts"]["active_calls"]
+    );
+    if let Some(outcomes) = b["counts"]["outcomes"].as_object().filter(|o| !o.is_empty()) {
+        let parts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!("\noutcomes: {}", parts.join(", ")));
+    }
+    out
+}
+
+/// Polls the batch twice a second with a progress bar until it is over; then prints it.
+async fn watch_batch(api: &Api, id: &str) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    if api.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} calls  {msg}")?);
+    loop {
+        let b = api.get(&format!("/batches/{}", seg(id))).await?;
+        bar.set_length(b["progress"]["total"].as_u64().unwrap_or(0));
+        bar.set_position(b["progress"]["finished"].as_u64().unwrap_or(0));
+        bar.set_message(format!("{} · {} active", b["status"].as_str().unwrap_or_default(), b["counts"]["active_calls"]));
+        if is_over(&b) {
+            bar.finish();
+            api.print(&b, batch_summary);
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.conn, listen)?;
+    match args.command {
+        BatchesCommand::Create { file, name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, start_at, watch } => {
+            let mut body = batch_body(&file)?;
+            let flags = [
+                ("name", name.map(Value::from)),
+                ("provider", provider.map(Value::from)),
+                ("assistant_id", assistant_id.map(Value::from)),
+                ("phone_number_id", phone_number_id.map(Value::from)),
+                ("max_concurrent", max_concurrent.map(Value::from)),
+                ("max_attempts", max_attempts.map(Value::from)),
+                ("start_at", start_at.map(Value::from)),
+            ];
+            for (k, v) in flags {
+                if let Some(v) = v {
+                    body[k] = v;
+                }
+            }
+            let resp = api
+                .req(reqwest::Method::POST, "/batches")
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach the API at {}: {e}", api.base))?;
+            let status = resp.status();
+            let b: Value = resp.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                for bad in b["error"]["details"]["items"].as_array().into_iter().flatten() {
+                    eprintln!("item {}: {}", bad["index"], bad["reason"].as_str().unwrap_or_default());
+                }
+                let message = b["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| b.to_string());
+                anyhow::bail!("{message} (HTTP {})", status.as_u16());
+            }
+            let id = b["id"].as_str().unwrap_or_default().to_string();
+            if watch {
+                return watch_batch(&api, &id).await;
+            }
+            api.print(&b, |b| format!("created batch {id} with {} calls ({})", b["progress"]["total"], b["status"].as_str().unwrap_or_default()));
+        }
+        BatchesCommand::List => {
+            let mut rows = vec![];
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = api
+                    .get(&match &cursor {
+                        Some(c) => format!("/batches?limit=100&before={}", seg(c)),
+                        None => "/batches?limit=100".into(),
+                    })
+                    .await?;
+                rows.extend(page["data"].as_array().cloned().unwrap_or_default());
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+            api.print(&Value::Array(rows.clone()), |_| {
+                let mut out = format!("{:<32} {:<24} {:<10} {:>13} {:>6}", "id", "name", "status", "finished", "done%");
+                for b in &rows {
+                    let name: String = b["name"].as_str().unwrap_or("").chars().take(24).collect();
+                    out.push_str(&format!(
+                        "\n{:<32} {:<24} {:<10} {:>13} {:>6}",
+                        b["id"].as_str().unwrap_or(""),
+                        name,
+                        b["status"].as_str().unwrap_or(""),
+                        format!("{}/{}", b["progress"]["finished"], b["progress"]["total"]),
+                        b["progress"]["percent_done"].to_string()
+                    ));
+                }
+                out
+            });
+        }
+        BatchesCommand::Show { id, watch } => {
+            let b = api.get(&format!("/batches/{}", seg(&id))).await?;
+            if watch {
+                return watch_batch(&api, &id).await;
+            }
+            api.print(&b, batch_summary);
+        }
+        BatchesCommand::Cancel { id } => {
+            let b = api.post(&format!("/batches/{}/cancel", seg(&id)), None).await?;
+            api.print(&b, |b| format!("{} is {}", b["id"].as_str().unwrap_or(&id), b["status"].as_str().unwrap_or_default()));
+        }
+    }
+    Ok(())
 }
 
 pub async fn run_calls(args: CallsArgs, listen: &str) -> anyhow::Result<()> {

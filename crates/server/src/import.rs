@@ -476,7 +476,7 @@ pub fn from_json(
     Ok(out)
 }
 
-fn json_row(item: &serde_json::Value, region: &str, campaign_tz: &str, extensions: bool, line: u64) -> Result<NewContact, String> {
+pub fn json_row(item: &serde_json::Value, region: &str, campaign_tz: &str, extensions: bool, line: u64) -> Result<NewContact, String> {
     use serde_json::Value;
     let obj = item.as_object().ok_or("expected an object")?;
     if obj.is_empty() {

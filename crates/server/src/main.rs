@@ -1,4 +1,4 @@
-//! `dialtone`: serve, demo, sim, migrate, keys, import.
+//! `dialtone`: serve, demo, sim, migrate, keys, import, and the API clients (campaigns, batches, calls, dnc, stats).
 
 use clap::{Parser, Subcommand};
 use dialtone_core::{CampaignId, SystemClock};
@@ -27,6 +27,9 @@ enum Command {
     /// Create, import, start, pause, resume, cancel, watch and export campaigns through a
     /// running server's API (DIALTONE_API_URL, else the config's `listen`; DIALTONE_API_KEY).
     Campaigns(client::ClientArgs),
+    /// Send many calls in one request and follow them: create (from JSON or CSV), list,
+    /// show (with --watch), cancel (through the API).
+    Batches(client::BatchesArgs),
     /// List calls, show one with its details and events, hang up a live one (through the API).
     Calls(client::CallsArgs),
     /// The do-not-call list: add, list, remove numbers (through the API).
@@ -111,6 +114,10 @@ async fn run_cli() -> anyhow::Result<()> {
         Command::Campaigns(args) => {
             init_logs(&Config::default(), true);
             client::run(args, &Config::load(cli.config.as_deref())?.listen).await
+        }
+        Command::Batches(args) => {
+            init_logs(&Config::default(), true);
+            client::run_batches(args, &Config::load(cli.config.as_deref())?.listen).await
         }
         Command::Calls(args) => {
             init_logs(&Config::default(), true);
@@ -200,7 +207,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { campaign, file } => import_file(&config, &campaign, &file).await,
-        Command::Demo(_) | Command::Sim(_) | Command::Bench(_) | Command::Campaigns(_) | Command::Calls(_) | Command::Dnc(_) | Command::Stats(_) => {
+        Command::Demo(_)
+        | Command::Sim(_)
+        | Command::Bench(_)
+        | Command::Campaigns(_)
+        | Command::Batches(_)
+        | Command::Calls(_)
+        | Command::Dnc(_)
+        | Command::Stats(_) => {
             unreachable!("handled before config is loaded")
         }
     }

@@ -125,6 +125,12 @@ pub trait Store: Send + Sync + 'static {
     /// A workspace's campaigns, newest first: only archived ones if `archived`, else only
     /// the others (as [`Store::list_campaigns`]).
     async fn list_campaigns_archived(&self, ws: &WorkspaceId, archived: bool, page: &Page) -> Result<Vec<Campaign>>;
+    /// Creates a batch (`POST /batches`): its campaign, flagged `batch`, in `starting`, with
+    /// `contacts` pending and due at `start_at` (or now), in one transaction. Numbers must be
+    /// distinct (`Conflict` otherwise).
+    async fn create_batch(&self, new: NewCampaign, contacts: &[NewContact], start_at: Option<Timestamp>, now: Timestamp) -> Result<Campaign>;
+    /// The workspace's batches, newest first (keyset pages on the id).
+    async fn list_batches(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<Campaign>>;
     /// The sorted variable names used by a campaign's contacts.
     async fn variable_keys(&self, campaign: &CampaignId) -> Result<Vec<String>>;
     /// One keyset page of the CSV export: up to `limit` contacts after id `after`, in id order.

@@ -68,6 +68,9 @@ pub struct Campaign {
     pub agent_id: Option<AgentId>,
     /// A user's campaign, or the hidden one behind single calls or inbound calls.
     pub kind: dialtone_core::CampaignKind,
+    /// True for a campaign made by `POST /api/v1/batches` (listed under `/batches`, not
+    /// `/campaigns`).
+    pub batch: bool,
     pub status: CampaignStatus,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,

@@ -39,6 +39,7 @@ pub struct CampaignRow {
     pub completed_at: Option<i64>,
     pub archived_at: Option<i64>,
     pub agent_id: Option<String>,
+    pub batch: bool,
 }
 
 impl TryFrom<CampaignRow> for Campaign {
@@ -62,6 +63,7 @@ impl TryFrom<CampaignRow> for Campaign {
             max_call_duration_secs: r.max_call_duration_secs.map(|s| s as u32),
             assume_campaign_timezone_for_ambiguous: r.assume_campaign_timezone_for_ambiguous,
             kind: parse(&r.kind)?,
+            batch: r.batch,
             default_region: r.default_region,
             status: parse(&r.status)?,
             created_at: ts(r.created_at)?,

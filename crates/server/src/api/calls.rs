@@ -28,41 +28,41 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct ListQuery {
+pub(super) struct ListQuery {
     /// Only this campaign's calls (`cmp_…`).
-    campaign_id: Option<String>,
+    pub(super) campaign_id: Option<String>,
     /// Only this contact's calls (`ct_…`).
-    contact_id: Option<String>,
+    pub(super) contact_id: Option<String>,
     /// One or more call statuses, comma-separated (`completed,failed`): calls in any of them.
     #[param(example = "queued,dialing")]
-    status: Option<String>,
+    pub(super) status: Option<String>,
     /// One or more outcomes, comma-separated (`no_answer,busy`): calls with any of them.
     #[param(example = "no_answer,busy")]
-    outcome: Option<String>,
+    pub(super) outcome: Option<String>,
     /// Only calls to this number (E.164; national numbers are read as US).
-    phone: Option<String>,
+    pub(super) phone: Option<String>,
     // Spelled out rather than `#[serde(flatten)] PageQuery`: a flattened query string
     // reaches serde as strings only, and `limit=10` would be refused as "not a u32".
     /// Items per page, 1–500 (default 50).
     #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
+    pub(super) limit: Option<u32>,
     /// The previous page's `next_cursor`.
-    before: Option<String>,
+    pub(super) before: Option<String>,
     /// Calls created at or after this instant (RFC 3339).
     #[param(format = DateTime)]
-    created_from: Option<String>,
+    pub(super) created_from: Option<String>,
     /// Calls created before this instant (RFC 3339).
     #[param(format = DateTime)]
-    created_to: Option<String>,
+    pub(super) created_to: Option<String>,
     /// Calls that ended at or after this instant (RFC 3339).
     #[param(format = DateTime)]
-    ended_from: Option<String>,
+    pub(super) ended_from: Option<String>,
     /// Calls that ended before this instant (RFC 3339).
     #[param(format = DateTime)]
-    ended_to: Option<String>,
+    pub(super) ended_to: Option<String>,
     /// `-created_at` (newest first, the default) or `created_at` (oldest first).
     #[param(pattern = "^-?created_at$")]
-    sort: Option<String>,
+    pub(super) sort: Option<String>,
 }
 
 /// `a,b,c` → each parsed, blanks skipped; a bad one names `field`.
@@ -76,6 +76,14 @@ where
 /// The workspace's calls, newest first, filtered.
 #[utoipa::path(get, path = "/calls", tag = "calls", params(ListQuery), responses((status = 200, description = "A page of calls.", body = Paged<Call>)))]
 async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<ListQuery>) -> Result<Json<Paged<Call>>, ApiError> {
+    let (filter, page) = read_query(q)?;
+    let calls = app.store.list_calls(&ws, &filter, &page).await?;
+    Ok(Json(paged(calls, page.limit, |c| c.id.to_string())))
+}
+
+/// The filter and page a [`ListQuery`] asks for (also `GET /batches/{id}/calls`); a bad
+/// value is a 400 naming its parameter.
+pub(super) fn read_query(q: ListQuery) -> Result<(CallFilter, dialtone_store::Page), ApiError> {
     let filter = CallFilter {
         campaign_id: q.campaign_id.as_deref().map(|c| CampaignId::parse(c).ok_or_else(|| ApiError::invalid("campaign_id", "not a campaign id"))).transpose()?,
         status: None,
@@ -95,8 +103,7 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<
         contact_id: q.contact_id.as_deref().map(|c| ContactId::parse(c).ok_or_else(|| ApiError::invalid("contact_id", "not a contact id"))).transpose()?,
     };
     let page = PageQuery { limit: q.limit, before: q.before }.page(|c| CallId::parse(c).is_some())?;
-    let calls = app.store.list_calls(&ws, &filter, &page).await?;
-    Ok(Json(paged(calls, page.limit, |c| c.id.to_string())))
+    Ok((filter, page))
 }
 
 /// A call with its events, oldest first.

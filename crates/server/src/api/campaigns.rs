@@ -228,13 +228,19 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
     let mut new = body.validate(ws.clone(), &app)?;
     new.agent_id = super::agents::check_agent_id(&app, &ws, agent_id.as_deref(), new.provider).await?;
     let campaign = app.store.create_campaign(new, app.now()).await?;
-    // A campaign's assistant becomes known to the workspace (single calls may use it).
-    if app.store.get_assistant(&ws, &campaign.assistant_id).await?.is_none() {
+    remember_assistant(&app, &ws, &campaign).await?;
+    Ok((StatusCode::CREATED, Json(view(&app, campaign).await?)))
+}
+
+/// A campaign's (or batch's) assistant becomes known to the workspace (single calls may
+/// use it), unless it is already.
+pub(super) async fn remember_assistant(app: &AppState, ws: &WorkspaceId, campaign: &Campaign) -> Result<(), ApiError> {
+    if app.store.get_assistant(ws, &campaign.assistant_id).await?.is_none() {
         let assistant =
             Assistant { id: campaign.assistant_id.clone(), provider: campaign.provider, phone_number_id: campaign.phone_number_id.clone(), name: None };
-        app.store.upsert_assistant(&ws, &assistant, app.now()).await?;
+        app.store.upsert_assistant(ws, &assistant, app.now()).await?;
     }
-    Ok((StatusCode::CREATED, Json(view(&app, campaign).await?)))
+    Ok(())
 }
 
 /// `GET /campaigns?archived=&limit=&before=`: newest first; archived campaigns only with

@@ -7,6 +7,7 @@
 //! resource adds its router to [`api`] and nothing else.
 
 mod agents;
+mod batches;
 mod calls;
 mod campaigns;
 mod contacts;
@@ -46,6 +47,8 @@ const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/api/v1/campaigns"),
     (Method::GET, "/api/v1/agents"),
     (Method::GET, "/api/v1/calls"),
+    (Method::GET, "/api/v1/batches"),
+    (Method::GET, "/api/v1/batches/{id}/calls"),
     (Method::GET, "/api/v1/dnc"),
     (Method::GET, "/api/v1/dnc/check"),
     (Method::GET, "/api/v1/campaigns/{id}/dnc"),
@@ -64,6 +67,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .merge(campaigns::router())
         .merge(calls::router())
+        .merge(batches::router())
         .merge(dnc::router())
         .merge(contacts::router())
         .merge(single_calls::router())

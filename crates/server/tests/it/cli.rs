@@ -202,3 +202,51 @@ async fn without_an_api_url_the_cli_dials_the_configs_listen_address() {
     assert!(out.trim_start().starts_with('{'), "{out}");
     failed(&dialtone(&app, &["campaigns", "list"], &[("DIALTONE_API_KEY", "")]).await, "DIALTONE_API_KEY");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
+    let app = TestApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nums = numbers(5);
+    let csv = dir.path().join("calls.csv");
+    // Each callee in a zone where it is noon now: inside the default calling hours.
+    let noon = crate::batches::zone_at_local_hour(12);
+    std::fs::write(&csv, format!("phone,name,plan,timezone\n{},Ada,gold,{noon}\n{},,silver,{noon}\n{},,,{noon}\n", nums[0], nums[1], nums[2])).unwrap();
+    let settings = ["--provider", "sim", "--assistant-id", "asst_it", "--phone-number-id", PHONE_NUMBER_ID, "--max-attempts", "1"];
+    let mut args = vec!["batches", "create", "--file", csv.to_str().unwrap(), "--watch", "--json"];
+    args.extend(settings);
+    // The CSV's calls run to the end; --watch --json prints the batch as it ended.
+    let done = json(dialtone(&app, &args, &[]).await);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["progress"]["total"], 3, "{done}");
+    assert_eq!(done["progress"]["percent_done"], 100.0, "{done}");
+    let id = done["id"].as_str().unwrap().to_string();
+    let shown = ok(dialtone(&app, &["batches", "show", &id], &[]).await);
+    assert!(shown.contains("3/3 calls finished (100"), "{shown}");
+    let listed = ok(dialtone(&app, &["batches", "list"], &[]).await);
+    assert!(listed.contains(&id), "{listed}");
+
+    // A JSON file holding the whole body, starting in two hours; a bad item is named by index.
+    let body = dir.path().join("batch.json");
+    let start_at = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    std::fs::write(
+        &body,
+        serde_json::json!({"provider": "sim", "assistant_id": "asst_it", "phone_number_id": PHONE_NUMBER_ID, "start_at": start_at,
+            "calls": [{"phone": nums[3]}, {"phone": nums[4], "variables": {"n": 1}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let created = ok(dialtone(&app, &["batches", "create", "--file", body.to_str().unwrap(), "--name", "later"], &[]).await);
+    let later = created.split_whitespace().nth(2).unwrap().to_string();
+    assert!(later.starts_with("cmp_"), "{created}");
+    let canceled = ok(dialtone(&app, &["batches", "cancel", &later], &[]).await);
+    assert!(canceled.contains("canceled"), "{canceled}");
+    failed(&dialtone(&app, &["batches", "cancel", &later], &[]).await, "cannot cancel a batch that is canceled");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, serde_json::json!([{"phone": nums[0]}, {"phone": "nope"}]).to_string()).unwrap();
+    let mut args = vec!["batches", "create", "--file", bad.to_str().unwrap()];
+    args.extend(settings);
+    let o = dialtone(&app, &args, &[]).await;
+    failed(&o, "item 1:");
+}

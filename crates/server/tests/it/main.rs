@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod api;
+mod batches;
 mod call_detail;
 mod campaigns;
 mod cli;

@@ -19,13 +19,18 @@ use std::collections::{HashMap, HashSet};
 pub use crate::common::ACTIVE_SQL;
 
 pub async fn create(p: Pools<'_>, new: NewCampaign, now: Timestamp) -> Result<Campaign> {
-    let row: CampaignRow = p
-        .write()
+    insert_campaign(p.write(), &new, CampaignStatus::Draft, false, now).await
+}
+
+/// Inserts a campaign row in `status`; `batch` marks one made by `POST /batches` (listed
+/// under `/batches`, not `/campaigns`).
+pub(crate) async fn insert_campaign(mut db: Db<'_>, new: &NewCampaign, status: CampaignStatus, batch: bool, now: Timestamp) -> Result<Campaign> {
+    let row: CampaignRow = db
         .fetch_one(
             "INSERT INTO campaigns (id, workspace_id, name, provider, assistant_id, phone_number_id, mode,
                 max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, max_call_duration_secs,
-                status, created_at, updated_at, assume_campaign_timezone_for_ambiguous, agent_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $16, $17, $18) RETURNING *",
+                status, created_at, updated_at, assume_campaign_timezone_for_ambiguous, agent_id, batch)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20) RETURNING *",
             args![
                 CampaignId::new().as_str(),
                 new.workspace_id.as_str(),
@@ -42,9 +47,11 @@ pub async fn create(p: Pools<'_>, new: NewCampaign, now: Timestamp) -> Result<Ca
                 serde_json::to_string(&new.calling_hours).expect("hours serialize"),
                 serde_json::to_string(&new.recurrence).expect("a recurrence serializes"),
                 new.max_call_duration_secs,
+                status.as_str(),
                 ms(now),
                 new.assume_campaign_timezone_for_ambiguous,
                 new.agent_id.as_ref().map(|a| a.as_str()),
+                batch,
             ],
         )
         .await?;
@@ -61,7 +68,7 @@ pub async fn list(p: Pools<'_>, ws: &WorkspaceId, page: &Page) -> Result<Vec<Cam
     let rows: Vec<CampaignRow> = p
         .read()
         .fetch_all(
-            "SELECT * FROM campaigns WHERE workspace_id = $1 AND kind = 'campaign' AND archived_at IS NULL AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            "SELECT * FROM campaigns WHERE workspace_id = $1 AND kind = 'campaign' AND NOT batch AND archived_at IS NULL AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
             args![ws.as_str(), page.before.as_deref(), page.limit],
         )
         .await?;
@@ -203,7 +210,7 @@ pub async fn runnable(p: Pools<'_>, now: Timestamp) -> Result<Vec<CampaignId>> {
 
 /// Rows per multi-row INSERT when importing contacts (SQLite binds 8 values a row, well
 /// under its 32766; PostgreSQL binds one array a column).
-const INSERT_CHUNK: usize = 2_000;
+pub(crate) const INSERT_CHUNK: usize = 2_000;
 
 /// Adds contacts to a campaign that is not over (`NotFound` if there is no such campaign,
 /// `Conflict` if it is over). A number (with its extension) already in the campaign, or
@@ -241,7 +248,7 @@ pub async fn insert_contacts(p: Pools<'_>, ws: &WorkspaceId, campaign: &Campaign
 }
 
 /// A contact's place in its campaign's unique key: (phone, extension column).
-fn key(c: &NewContact) -> (String, String) {
+pub(crate) fn key(c: &NewContact) -> (String, String) {
     (c.phone.as_str().to_string(), extension_db(c.extension.as_ref()).to_string())
 }
 
@@ -250,7 +257,7 @@ fn key(c: &NewContact) -> (String, String) {
 /// and `UNNEST`s them (one short statement whatever the size, planned once), SQLite, which
 /// has no arrays, takes multi-row VALUES; and the conflict target must repeat each one's
 /// partial index predicate (`inbound = 0` on SQLite, `NOT inbound` on PostgreSQL).
-async fn insert_chunk(db: Db<'_>, ws: &WorkspaceId, campaign: &CampaignId, chunk: &[&NewContact], now: Timestamp) -> Result<Vec<(String, String)>> {
+pub(crate) async fn insert_chunk(db: Db<'_>, ws: &WorkspaceId, campaign: &CampaignId, chunk: &[&NewContact], now: Timestamp) -> Result<Vec<(String, String)>> {
     let ids: Vec<String> = chunk.iter().map(|_| ContactId::new().as_str().to_string()).collect();
     let variables: Vec<String> = chunk.iter().map(|c| serde_json::Value::Object(c.variables.clone()).to_string()).collect();
     match db {

@@ -9,6 +9,7 @@
 //! recording an inbound call (PostgreSQL's advisory lock and deadlock retries), wake-ups.
 
 pub mod agents;
+pub mod batches;
 pub mod campaigns;
 pub mod idempotency;
 pub mod inbound;
@@ -188,6 +189,15 @@ macro_rules! impl_store {
 
             async fn list_campaigns_archived(&self, ws: &dialtone_core::WorkspaceId, archived: bool, page: &$crate::Page) -> $crate::Result<Vec<$crate::Campaign>> {
                 $crate::shared::steer::list_campaigns(self.pools(), ws, archived, page).await
+            }
+
+            async fn create_batch(&self, new: $crate::NewCampaign, contacts: &[$crate::NewContact], start_at: Option<jiff::Timestamp>,
+                now: jiff::Timestamp) -> $crate::Result<$crate::Campaign> {
+                $crate::shared::batches::create(self.pools(), new, contacts, start_at, now).await
+            }
+
+            async fn list_batches(&self, ws: &dialtone_core::WorkspaceId, page: &$crate::Page) -> $crate::Result<Vec<$crate::Campaign>> {
+                $crate::shared::batches::list(self.pools(), ws, page).await
             }
 
             async fn variable_keys(&self, campaign: &dialtone_core::CampaignId) -> $crate::Result<Vec<String>> {

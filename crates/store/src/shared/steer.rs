@@ -332,7 +332,7 @@ pub async fn list_campaigns(p: Pools<'_>, ws: &WorkspaceId, archived: bool, page
     let rows: Vec<CampaignRow> = p
         .read()
         .fetch_all(
-            &format!("SELECT * FROM campaigns WHERE workspace_id = $1 AND kind = 'campaign' AND {which} AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"),
+            &format!("SELECT * FROM campaigns WHERE workspace_id = $1 AND kind = 'campaign' AND NOT batch AND {which} AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"),
             args![ws.as_str(), page.before.as_deref(), page.limit],
         )
         .await?;
