@@ -220,7 +220,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { campaign, file } => import_file(&config, &campaign, &file).await,
-        Command::Demo(_) | Command::Sim(_) | Command::Bench(_) | Command::Campaigns(_) | Command::Calls(_) | Command::Dnc(_) | Command::Stats(_) | Command::Workspaces(_) => {
+        Command::Demo(_)
+        | Command::Sim(_)
+        | Command::Bench(_)
+        | Command::Campaigns(_)
+        | Command::Calls(_)
+        | Command::Dnc(_)
+        | Command::Stats(_)
+        | Command::Workspaces(_) => {
             unreachable!("handled before config is loaded")
         }
     }

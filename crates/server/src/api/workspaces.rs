@@ -105,7 +105,11 @@ async fn visible(app: &AppState, grant: &KeyGrant, id: &str) -> Result<dialtone_
 #[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = NewWorkspace,
     responses((status = 201, description = "The workspace, and its first key if asked for.", body = CreatedWorkspace),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
-async fn create(State(app): State<Arc<AppState>>, Grant(grant): Grant, Json(body): Json<NewWorkspace>) -> Result<(StatusCode, Json<CreatedWorkspace>), ApiError> {
+async fn create(
+    State(app): State<Arc<AppState>>,
+    Grant(grant): Grant,
+    Json(body): Json<NewWorkspace>,
+) -> Result<(StatusCode, Json<CreatedWorkspace>), ApiError> {
     if !grant.operator {
         return Err(operator_only("creates workspaces"));
     }
@@ -139,7 +143,12 @@ async fn show(State(app): State<Arc<AppState>>, Grant(grant): Grant, Path(id): P
     responses((status = 200, description = "The workspace as it now is.", body = Workspace),
         (status = 409, description = "The default workspace cannot be disabled.", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
-async fn update(State(app): State<Arc<AppState>>, Grant(grant): Grant, Path(id): Path<String>, Json(body): Json<WorkspacePatch>) -> Result<Json<Workspace>, ApiError> {
+async fn update(
+    State(app): State<Arc<AppState>>,
+    Grant(grant): Grant,
+    Path(id): Path<String>,
+    Json(body): Json<WorkspacePatch>,
+) -> Result<Json<Workspace>, ApiError> {
     let current = visible(&app, &grant, &id).await?;
     let name = body.name.as_deref().map(check_name).transpose()?;
     if body.disabled.is_some() && !grant.operator {

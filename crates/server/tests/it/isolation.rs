@@ -129,7 +129,8 @@ async fn build_a(a: &Client<'_>, ws: String, key_id: String) -> World {
     let res = a.req(Method::POST, &format!("/campaigns/{campaign}/contacts")).header("content-type", "text/csv").body(contacts_csv(3)).send().await.unwrap();
     assert!(res.status().is_success());
     a.ok(Method::POST, &format!("/campaigns/{campaign}/start"), None).await;
-    let single = a.ok(Method::POST, "/calls", Some(json!({"assistant_id": "asst_workspace_a", "phone": "+14155550131"}))).await["id"].as_str().unwrap().to_string();
+    let single =
+        a.ok(Method::POST, "/calls", Some(json!({"assistant_id": "asst_workspace_a", "phone": "+14155550131"}))).await["id"].as_str().unwrap().to_string();
     let scheduled =
         a.ok(Method::POST, "/calls", Some(json!({"assistant_id": "asst_workspace_a", "phone": "+14155550132", "scheduled_for": in_ms(3_600_000)}))).await["id"]
             .as_str()
@@ -286,7 +287,12 @@ async fn workspace_b_reaches_nothing_of_workspace_a_on_any_route_of_the_document
             let mut urls = vec![path.trim_start_matches("/api/v1").to_string()];
             for p in &params {
                 let values = w.path_values(path, p);
-                urls = urls.iter().flat_map(|u| values.iter().map(move |v| u.replace(&format!("{{{p}}}"), &url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()))).collect();
+                urls = urls
+                    .iter()
+                    .flat_map(|u| {
+                        values.iter().map(move |v| u.replace(&format!("{{{p}}}"), &url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()))
+                    })
+                    .collect();
             }
             let query: Vec<(String, String)> = op["parameters"]
                 .as_array()

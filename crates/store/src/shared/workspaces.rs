@@ -108,9 +108,7 @@ const WORKSPACE_COLUMNS: &str = "SELECT id, name, is_default, created_at, disabl
 /// Creates an enabled, non-default workspace named `name`.
 pub async fn create_workspace(p: Pools<'_>, name: &str, now: Timestamp) -> Result<Workspace> {
     let id = WorkspaceId::new();
-    p.write()
-        .execute("INSERT INTO workspaces (id, name, is_default, created_at) VALUES ($1, $2, FALSE, $3)", args![id.as_str(), name, ms(now)])
-        .await?;
+    p.write().execute("INSERT INTO workspaces (id, name, is_default, created_at) VALUES ($1, $2, FALSE, $3)", args![id.as_str(), name, ms(now)]).await?;
     Ok(Workspace { id: id.as_str().to_string(), name: name.to_string(), is_default: false, created_at: ms(now), disabled_at: None })
 }
 
