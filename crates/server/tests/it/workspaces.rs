@@ -134,7 +134,8 @@ async fn scopes_gate_reads_writes_and_management() {
     let scopes: Vec<&Value> = listed.iter().map(|k| &k["scopes"]).collect();
     assert!(scopes.contains(&&json!(["read", "write", "admin"])), "the harness's key (made like the first-start key) has every scope: {scopes:?}");
     assert!(scopes.contains(&&json!(["read"])));
-    // The CLI's key, made straight in the database, keeps full rights by default.
+    let (status, body) = app.post_json("/keys", &json!({"name": "x", "scope": ["read"]})).await;
+    assert!(status == StatusCode::BAD_REQUEST, "an unknown field is refused: {body}");
     let (status, body) = send(app.api(Method::GET, "/keys?workspace_id=ws_nothing")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
