@@ -761,6 +761,84 @@ pub async fn run_stats(args: StatsArgs, listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `dialtone workspaces …` (an admin key; `/api/v1/workspaces`).
+#[derive(Debug, Args)]
+pub struct WorkspacesArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    #[command(subcommand)]
+    pub command: WorkspacesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspacesCommand {
+    /// Create a workspace; with `--key-name`, also its first API key (printed once).
+    Create {
+        name: String,
+        /// Make a first key with this name.
+        #[arg(long)]
+        key_name: Option<String>,
+        /// The first key's scopes, comma-separated (read, write, admin; default all three).
+        #[arg(long, requires = "key_name")]
+        key_scopes: Option<String>,
+    },
+    /// The workspaces this key may see (every one for the default workspace's admin key).
+    List,
+    /// Rename a workspace.
+    Rename { id: String, name: String },
+    /// Disable a workspace: every key of it gets 401 from now on, on every server.
+    Disable { id: String },
+    /// Enable a disabled workspace again.
+    Enable { id: String },
+}
+
+fn workspace_line(w: &Value) -> String {
+    let state = if w["disabled_at"].is_null() { "enabled" } else { "disabled" };
+    let default = if w["is_default"].as_bool() == Some(true) { " (default)" } else { "" };
+    format!("{:<30} {:<9} {}{default}", w["id"].as_str().unwrap_or_default(), state, w["name"].as_str().unwrap_or_default())
+}
+
+pub async fn run_workspaces(args: WorkspacesArgs, listen: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.conn, listen)?;
+    let patch = |id: &str, body: Value| api.send(api.req(reqwest::Method::PATCH, &format!("/workspaces/{}", seg(id))).json(&body));
+    match args.command {
+        WorkspacesCommand::Create { name, key_name, key_scopes } => {
+            let mut body = json!({ "name": name });
+            if let Some(k) = key_name {
+                body["key"] = json!({ "name": k });
+                if let Some(s) = key_scopes {
+                    body["key"]["scopes"] = s.split(',').map(|s| s.trim()).collect::<Vec<_>>().into();
+                }
+            }
+            let r = api.post("/workspaces", Some(&body)).await?;
+            api.print(&r, |r| {
+                let mut out = format!("created {}", r["workspace"]["id"].as_str().unwrap_or_default());
+                if let Some(key) = r["key"]["key"].as_str() {
+                    out.push_str(&format!("\nkey {} (store it now, it is not shown again):\n{key}", r["key"]["id"].as_str().unwrap_or_default()));
+                }
+                out
+            });
+        }
+        WorkspacesCommand::List => {
+            let r = api.get("/workspaces").await?;
+            api.print(&r, |r| r["data"].as_array().into_iter().flatten().map(workspace_line).collect::<Vec<_>>().join("\n"));
+        }
+        WorkspacesCommand::Rename { id, name } => {
+            let r = patch(&id, json!({ "name": name })).await?;
+            api.print(&r, workspace_line);
+        }
+        WorkspacesCommand::Disable { id } => {
+            let r = patch(&id, json!({ "disabled": true })).await?;
+            api.print(&r, workspace_line);
+        }
+        WorkspacesCommand::Enable { id } => {
+            let r = patch(&id, json!({ "disabled": false })).await?;
+            api.print(&r, workspace_line);
+        }
+    }
+    Ok(())
+}
+
 fn line(c: &Value) -> String {
     let (done, total) = progress(c);
     let next = match (c["status"].as_str(), c["next_open_at"].as_str()) {

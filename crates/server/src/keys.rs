@@ -43,8 +43,47 @@ pub fn due_for_touch(id: &dialtone_core::ApiKeyId) -> bool {
     }
 }
 
+/// The scopes a key may carry: `read` for every `GET`, `write` for `POST`, `PUT`, `PATCH`
+/// and `DELETE`, `admin` for workspace and key management (issue 13). Order is canonical.
+pub const SCOPES: [&str; 3] = ["read", "write", "admin"];
+
+/// What a key made at first start or by `dialtone keys create` without `--scopes` carries
+/// (as do keys made before scopes existed: the migration's default).
+pub const ALL_SCOPES: &str = "read,write,admin";
+
+/// `scopes` checked and written canonically (known names, each once, in [`SCOPES`]
+/// order, comma-separated); an error names the first unknown scope or says it is empty.
+pub fn normalize_scopes<S: AsRef<str>>(scopes: &[S]) -> Result<String, String> {
+    let mut have = [false; 3];
+    for s in scopes {
+        let s = s.as_ref().trim();
+        match SCOPES.iter().position(|k| *k == s) {
+            Some(i) => have[i] = true,
+            None => return Err(format!("unknown scope {s:?}: scopes are read, write and admin")),
+        }
+    }
+    let out: Vec<&str> = SCOPES.iter().zip(have).filter(|(_, h)| *h).map(|(s, _)| *s).collect();
+    if out.is_empty() {
+        return Err("at least one scope is needed (read, write, admin)".into());
+    }
+    Ok(out.join(","))
+}
+
+/// Whether the stored, comma-separated `scopes` include `scope`.
+pub fn has_scope(scopes: &str, scope: &str) -> bool {
+    scopes.split(',').any(|s| s.trim() == scope)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scopes_are_checked_and_canonical() {
+        assert_eq!(super::normalize_scopes(&["admin", "read", "read"]).unwrap(), "read,admin");
+        assert!(super::normalize_scopes(&["root"]).unwrap_err().contains("root"));
+        assert!(super::normalize_scopes::<&str>(&[]).is_err());
+        assert!(super::has_scope("read,write", "write") && !super::has_scope("read,write", "admin"));
+    }
+
     #[test]
     fn keys_are_random_and_hashes_stable() {
         let (a, b) = (super::generate(), super::generate());

@@ -36,6 +36,9 @@ enum Command {
     Dnc(client::DncArgs),
     /// Call statistics: counts, success rate, failures, latency (through the API).
     Stats(client::StatsArgs),
+    /// Workspaces: create (with a first key), list, rename, disable, enable (through the
+    /// API, with an admin key; an admin key of the default workspace manages them all).
+    Workspaces(client::WorkspacesArgs),
     /// Measure webhook ingest and dispatch throughput (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Run the provider simulator (Vapi wire format).
@@ -59,10 +62,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create an API key for the default workspace; it is printed once.
+    /// Create an API key (for the default workspace unless `--workspace`); it is printed once.
     Create {
         #[arg(long, default_value = "default")]
         name: String,
+        /// Comma-separated, of read, write, admin (default: all three).
+        #[arg(long, default_value = keys::ALL_SCOPES)]
+        scopes: String,
+        /// The workspace's id (ws_…); default the default workspace.
+        #[arg(long)]
+        workspace: Option<String>,
     },
     /// The default workspace's keys: id, prefix, name, created, last use (never the key).
     List {
@@ -131,6 +140,10 @@ async fn run_cli() -> anyhow::Result<()> {
             init_logs(&Config::default(), true);
             client::run_stats(args, &Config::load(cli.config.as_deref())?.listen).await
         }
+        Command::Workspaces(args) => {
+            init_logs(&Config::default(), true);
+            client::run_workspaces(args, &Config::load(cli.config.as_deref())?.listen).await
+        }
         Command::Bench(args) => {
             init_logs(&Config::default(), true);
             bench::run(args).await
@@ -159,12 +172,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("migrations applied to {}", config.database_shown());
             Ok(())
         }
-        Command::Keys { command: KeysCommand::Create { name } } => {
+        Command::Keys { command: KeysCommand::Create { name, scopes, workspace } } => {
+            let scopes: Vec<&str> = scopes.split(',').collect();
+            let scopes = keys::normalize_scopes(&scopes).map_err(|e| anyhow::anyhow!("--scopes: {e}"))?;
             let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
-            let ws = store.default_workspace().await?;
+            let ws = match workspace {
+                Some(id) => {
+                    let w = store.get_workspace(&id).await?.ok_or_else(|| anyhow::anyhow!("no workspace {id} (see `dialtone workspaces list`)"))?;
+                    dialtone_core::WorkspaceId::from_db(w.id)
+                }
+                None => store.default_workspace().await?,
+            };
             let key = keys::generate();
-            let id = store.create_api_key(&ws, &name, &keys::hash(&key), jiff::Timestamp::now()).await?;
-            store.set_api_key_prefix(&id, keys::shown_prefix(&key)).await?;
+            let id = store.create_scoped_api_key(&ws, &name, &keys::hash(&key), keys::shown_prefix(&key), &scopes, jiff::Timestamp::now()).await?;
             eprintln!("created {id} for workspace {ws}; store the key now, it is not shown again:");
             println!("{key}");
             Ok(())
@@ -214,7 +234,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         | Command::Batches(_)
         | Command::Calls(_)
         | Command::Dnc(_)
-        | Command::Stats(_) => {
+        | Command::Stats(_)
+        | Command::Workspaces(_) => {
             unreachable!("handled before config is loaded")
         }
     }

@@ -19,7 +19,7 @@ pub use model::*;
 pub use shared::idempotency::{Begun, StoredResponse, STALE as IDEMPOTENCY_STALE, TTL as IDEMPOTENCY_TTL};
 pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
-pub use shared::workspaces::ApiKeyInfo;
+pub use shared::workspaces::{ApiKeyInfo, KeyGrant, Workspace};
 
 use async_trait::async_trait;
 use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId};
@@ -349,6 +349,20 @@ pub trait Store: Send + Sync + 'static {
     async fn set_api_key_prefix(&self, id: &ApiKeyId, prefix: &str) -> Result<()>;
     async fn revoke_api_key(&self, ws: &WorkspaceId, id: &str, now: Timestamp) -> Result<bool>;
     async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()>;
+    // Workspace management and scoped keys (issue 13; see `shared::workspaces`).
+    /// The grant of the key with this hash: `None` if unknown, revoked, or of a disabled
+    /// workspace. Read from the database every time (no cache).
+    async fn authenticate_api_key(&self, key_hash: &str) -> Result<Option<KeyGrant>>;
+    /// Creates a key of `ws` with its shown prefix and comma-separated `scopes`.
+    async fn create_scoped_api_key(&self, ws: &WorkspaceId, name: &str, key_hash: &str, prefix: &str, scopes: &str, now: Timestamp) -> Result<ApiKeyId>;
+    /// The workspace of the key with this id (revoked or not).
+    async fn api_key_workspace(&self, id: &str) -> Result<Option<WorkspaceId>>;
+    async fn create_workspace(&self, name: &str, now: Timestamp) -> Result<Workspace>;
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>>;
+    async fn get_workspace(&self, id: &str) -> Result<Option<Workspace>>;
+    /// Renames and/or disables or enables a workspace (never disables the default one);
+    /// `None` if there is no such workspace.
+    async fn update_workspace(&self, id: &str, name: Option<&str>, disabled: Option<bool>, now: Timestamp) -> Result<Option<Workspace>>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

@@ -25,6 +25,7 @@ pub const CODES: &[(&str, StatusCode, &str)] = &[
     ("invalid_calls", StatusCode::UNPROCESSABLE_ENTITY, "a batch with bad items (unreadable number, bad zone, a number twice): nothing is created; `details.items` lists each as `{\"index\", \"reason\"}` (0-based index into `calls`)"),
     ("malformed_webhook", StatusCode::BAD_REQUEST, "an authentic webhook the server cannot read"),
     ("unauthorized", StatusCode::UNAUTHORIZED, "no API key, an unknown or revoked one, or a webhook that fails authentication"),
+    ("insufficient_scope", StatusCode::FORBIDDEN, "the API key lacks the scope the request needs (`read` for GET, `write` for POST/PUT/PATCH/DELETE, `admin` for workspaces and keys), or only an admin key of the default workspace may do this; `details.required_scope` names it. Never answered for another workspace's resource: that is a 404"),
     ("not_found", StatusCode::NOT_FOUND, "no such route, or no such resource in this workspace"),
     ("not_configured", StatusCode::NOT_FOUND, "a webhook for a provider this server has no account for"),
     ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED, "the route exists but not with this method; the `Allow` header and `details.allow` list the methods it takes"),

@@ -16,6 +16,7 @@ mod docs;
 mod error;
 pub mod events;
 mod idempotency;
+mod keys;
 pub mod openapi;
 mod phone_numbers;
 mod query;
@@ -23,6 +24,7 @@ mod single_calls;
 mod stats;
 mod steer;
 mod webhooks;
+mod workspaces;
 
 pub use error::{ApiError, Json, Path, Query, CODES};
 
@@ -35,6 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use dialtone_core::WorkspaceId;
+use dialtone_store::KeyGrant;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -60,6 +63,8 @@ const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/api/v1/campaigns/{id}/dnc"),
     (Method::DELETE, "/api/v1/dnc/{phone}"),
     (Method::DELETE, "/api/v1/campaigns/{id}/dnc/{phone}"),
+    // `?workspace_id=`: another workspace's keys (an operator's admin key only).
+    (Method::GET, "/api/v1/keys"),
 ];
 
 /// Every `/api/v1` route with its OpenAPI operation, paths relative to `/api/v1`.
@@ -76,6 +81,8 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(stats::router())
         .merge(openapi::router())
         .merge(events::router())
+        .merge(workspaces::router())
+        .merge(keys::router())
 }
 
 /// The `/api/v1` routes and the OpenAPI document that describes exactly them.
@@ -168,19 +175,38 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.engine.metrics.render(active, &app.engine.breaker_states())))
 }
 
-/// The workspace of the API key in `Authorization: Bearer …`.
+/// The workspace of the API key in `Authorization: Bearer …`, once the key was found to
+/// carry the scope the route needs ([`required_scope`]).
 pub struct Auth(pub WorkspaceId);
 
-/// A request extension: the workspace a layer found for the request's API key, so the
+/// The whole grant of the request's API key (workspace, scopes, whether it is the
+/// operator's), for the workspace and key management routes; checked like [`Auth`].
+pub struct Grant(pub KeyGrant);
+
+/// A request extension: the grant a layer found for the request's API key, so the
 /// handler's [`Auth`] does not look the key up a second time.
 #[derive(Clone)]
-struct Authenticated(WorkspaceId);
+struct Authenticated(KeyGrant);
+
+/// The scope a route needs (issue 13): `admin` for workspace and key management, `read`
+/// for any other `GET`/`HEAD`, `write` for everything else (`POST`, `PUT`, `PATCH`, `DELETE`).
+pub fn required_scope(method: &Method, route: &str) -> &'static str {
+    let admin = ["/api/v1/workspaces", "/api/v1/keys"].iter().any(|p| route == *p || route.strip_prefix(p).is_some_and(|r| r.starts_with('/')));
+    if admin {
+        "admin"
+    } else if method == Method::GET || method == Method::HEAD {
+        "read"
+    } else {
+        "write"
+    }
+}
 
 impl Auth {
     /// Authenticates `parts` and leaves the answer in its extensions for the handler.
     async fn remembered(parts: &mut Parts, app: &Arc<AppState>) -> Result<WorkspaceId, ApiError> {
-        let Auth(ws) = Auth::from_request_parts(parts, app).await?;
-        parts.extensions.insert(Authenticated(ws.clone()));
+        let Grant(grant) = Grant::from_request_parts(parts, app).await?;
+        let ws = grant.workspace_id.clone();
+        parts.extensions.insert(Authenticated(grant));
         Ok(ws)
     }
 }
@@ -189,32 +215,55 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, ApiError> {
+        let Grant(grant) = Grant::from_request_parts(parts, app).await?;
+        Ok(Auth(grant.workspace_id))
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Grant {
+    type Rejection = ApiError;
+
+    /// 401 without a key, with an unknown or revoked one, or one of a disabled workspace
+    /// (looked up in the database on every request, so no node can hide a revocation);
+    /// 403 `insufficient_scope` when the key lacks the route's scope.
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, ApiError> {
         // A layer that authenticated the request already (Idempotency-Key) left its answer.
-        if let Some(Authenticated(ws)) = parts.extensions.get::<Authenticated>() {
-            return Ok(Auth(ws.clone()));
+        let grant = match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated(grant)) => grant.clone(),
+            None => authenticate(parts, app).await?,
+        };
+        let route = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| parts.uri.path().to_string());
+        let scope = required_scope(&parts.method, &route);
+        if !crate::keys::has_scope(&grant.scopes, scope) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", format!("this API key lacks the `{scope}` scope this request needs"))
+                .with_details(serde_json::json!({ "required_scope": scope })));
         }
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let key = header
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("missing API key: send Authorization: Bearer <key>"))?;
-        match app.store.find_api_key(&crate::keys::hash(key)).await? {
-            Some((id, ws)) => {
-                if crate::keys::due_for_touch(&id) {
-                    // Best effort, off the request's path: a lost write only makes the
-                    // last-use time a minute older.
-                    let (store, now) = (app.store.clone(), app.now());
-                    tokio::spawn(async move {
-                        if let Err(e) = store.touch_api_key(&id, now).await {
-                            tracing::debug!(error = %e, "could not note an API key's use");
-                        }
-                    });
-                }
-                Ok(Auth(ws))
+        Ok(Grant(grant))
+    }
+}
+
+async fn authenticate(parts: &Parts, app: &Arc<AppState>) -> Result<KeyGrant, ApiError> {
+    let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let key = header
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("missing API key: send Authorization: Bearer <key>"))?;
+    match app.store.authenticate_api_key(&crate::keys::hash(key)).await? {
+        Some(grant) => {
+            if crate::keys::due_for_touch(&grant.key_id) {
+                // Best effort, off the request's path: a lost write only makes the
+                // last-use time a minute older.
+                let (store, now, id) = (app.store.clone(), app.now(), grant.key_id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = store.touch_api_key(&id, now).await {
+                        tracing::debug!(error = %e, "could not note an API key's use");
+                    }
+                });
             }
-            None => Err(ApiError::unauthorized("unknown or revoked API key")),
+            Ok(grant)
         }
+        None => Err(ApiError::unauthorized("unknown or revoked API key, or its workspace is disabled")),
     }
 }
 

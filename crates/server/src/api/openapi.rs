@@ -158,7 +158,8 @@ fn shared(op: &mut Operation, secured: bool) {
     };
     add("400", "A request field, query parameter or path segment is not acceptable (`details.field` names it).");
     if secured {
-        add("401", "No API key, or an unknown or revoked one.");
+        add("401", "No API key, or an unknown or revoked one, or one of a disabled workspace.");
+        add("403", "The API key lacks the scope this operation needs (`insufficient_scope`).");
     }
     add("404", "No such resource in this workspace.");
     add("4XX", "Any other refusal, in the same shape (see docs/api.md for every code).");

@@ -250,3 +250,31 @@ async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
     let o = dialtone(&app, &args, &[]).await;
     failed(&o, "item 1:");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_are_managed_from_the_cli_and_keys_made_with_scopes() {
+    let app = TestApp::start().await;
+    let created = json(dialtone(&app, &["workspaces", "create", "Acme", "--key-name", "acme-admin", "--json"], &[]).await);
+    let ws = created["workspace"]["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
+    let acme_key = created["key"]["key"].as_str().unwrap().to_string();
+    assert_eq!(created["key"]["scopes"], serde_json::json!(["read", "write", "admin"]));
+    let listed = ok(dialtone(&app, &["workspaces", "list"], &[]).await);
+    assert!(listed.contains(&ws) && listed.contains("Acme") && listed.contains("(default)"), "{listed}");
+    // Acme's own admin key lists only Acme.
+    let mine = json(dialtone(&app, &["workspaces", "list", "--json"], &[("DIALTONE_API_KEY", acme_key.as_str())]).await);
+    assert_eq!(mine["data"].as_array().unwrap().len(), 1, "{mine}");
+    assert!(ok(dialtone(&app, &["workspaces", "rename", &ws, "Acme Ltd"], &[]).await).contains("Acme Ltd"));
+
+    // A read-only key made straight in the database, for Acme.
+    let db = [("DIALTONE_DATABASE_URL", app.database_url.as_str())];
+    let reader = ok(dialtone(&app, &["keys", "create", "--name", "reports", "--scopes", "read", "--workspace", &ws], &db).await).trim().to_string();
+    let as_reader = [("DIALTONE_API_KEY", reader.as_str())];
+    ok(dialtone(&app, &["campaigns", "list"], &as_reader).await);
+    failed(&dialtone(&app, &["dnc", "add", "+14155550100"], &as_reader).await, "lacks the `write` scope");
+    failed(&dialtone(&app, &["keys", "create", "--scopes", "root"], &db).await, "unknown scope");
+
+    assert!(ok(dialtone(&app, &["workspaces", "disable", &ws], &[]).await).contains("disabled"));
+    failed(&dialtone(&app, &["campaigns", "list"], &as_reader).await, "disabled");
+    assert!(ok(dialtone(&app, &["workspaces", "enable", &ws], &[]).await).contains("enabled"));
+    ok(dialtone(&app, &["campaigns", "list"], &as_reader).await);
+}

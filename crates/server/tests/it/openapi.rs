@@ -56,6 +56,13 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("delete", "/api/v1/agents/{id}"),
     ("get", "/api/v1/stats"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/workspaces"),
+    ("post", "/api/v1/workspaces"),
+    ("get", "/api/v1/workspaces/{id}"),
+    ("patch", "/api/v1/workspaces/{id}"),
+    ("get", "/api/v1/keys"),
+    ("post", "/api/v1/keys"),
+    ("delete", "/api/v1/keys/{id}"),
 ];
 
 async fn document(app: &TestApp) -> Value {

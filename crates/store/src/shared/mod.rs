@@ -371,6 +371,36 @@ macro_rules! impl_store {
                 $crate::shared::workspaces::touch_api_key(self.pools(), id, now).await
             }
 
+            async fn authenticate_api_key(&self, key_hash: &str) -> $crate::Result<Option<$crate::KeyGrant>> {
+                $crate::shared::workspaces::authenticate(self.pools(), key_hash).await
+            }
+
+            async fn create_scoped_api_key(&self, ws: &dialtone_core::WorkspaceId, name: &str, key_hash: &str, prefix: &str, scopes: &str,
+                now: jiff::Timestamp) -> $crate::Result<dialtone_core::ApiKeyId> {
+                $crate::shared::workspaces::create_scoped_api_key(self.pools(), ws, name, key_hash, prefix, scopes, now).await
+            }
+
+            async fn api_key_workspace(&self, id: &str) -> $crate::Result<Option<dialtone_core::WorkspaceId>> {
+                $crate::shared::workspaces::api_key_workspace(self.pools(), id).await
+            }
+
+            async fn create_workspace(&self, name: &str, now: jiff::Timestamp) -> $crate::Result<$crate::Workspace> {
+                $crate::shared::workspaces::create_workspace(self.pools(), name, now).await
+            }
+
+            async fn list_workspaces(&self) -> $crate::Result<Vec<$crate::Workspace>> {
+                $crate::shared::workspaces::list_workspaces(self.pools()).await
+            }
+
+            async fn get_workspace(&self, id: &str) -> $crate::Result<Option<$crate::Workspace>> {
+                $crate::shared::workspaces::get_workspace(self.pools(), id).await
+            }
+
+            async fn update_workspace(&self, id: &str, name: Option<&str>, disabled: Option<bool>, now: jiff::Timestamp)
+                -> $crate::Result<Option<$crate::Workspace>> {
+                $crate::shared::workspaces::update_workspace(self.pools(), id, name, disabled, now).await
+            }
+
             async fn save_call_report(&self, call: &dialtone_core::CallId, report: &dialtone_core::CallReport, now: jiff::Timestamp) -> $crate::Result<bool> {
                 $crate::calls::save_report(self.pools().write(), call, report, now).await
             }

@@ -2,7 +2,6 @@
 
 use super::Pools;
 use crate::common::ms;
-use crate::rows::ApiKeyRow;
 use crate::sql::args;
 use crate::Result;
 use dialtone_core::{ApiKeyId, ProviderKind, WorkspaceId};
@@ -32,10 +31,115 @@ pub async fn create_api_key(p: Pools<'_>, ws: &WorkspaceId, name: &str, hash: &s
     Ok(id)
 }
 
-/// The key with this hash and its workspace, unless it was revoked.
+/// The key with this hash and its workspace, unless it was revoked or its workspace is disabled.
 pub async fn find_api_key(p: Pools<'_>, hash: &str) -> Result<Option<(ApiKeyId, WorkspaceId)>> {
-    let row: Option<ApiKeyRow> = p.read().fetch_optional("SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", args![hash]).await?;
-    Ok(row.map(|r| (ApiKeyId::from_db(r.id), WorkspaceId::from_db(r.workspace_id))))
+    Ok(authenticate(p, hash).await?.map(|g| (g.key_id, g.workspace_id)))
+}
+
+/// What a request's API key may do: its workspace, its scopes and whether that workspace is
+/// the default (operator's) one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGrant {
+    pub key_id: ApiKeyId,
+    pub workspace_id: WorkspaceId,
+    /// Comma-separated scopes as stored (`read`, `write`, `admin`).
+    pub scopes: String,
+    /// The key belongs to the default workspace.
+    pub operator: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    id: String,
+    workspace_id: String,
+    scopes: String,
+    is_default: bool,
+}
+
+/// The grant of the key with this hash, unless the key was revoked or its workspace is
+/// disabled. Read from the database on every call (no cache), so a revocation or a
+/// disabled workspace holds from its commit on, on every server sharing the database.
+pub async fn authenticate(p: Pools<'_>, hash: &str) -> Result<Option<KeyGrant>> {
+    let row: Option<GrantRow> = p
+        .read()
+        .fetch_optional(
+            "SELECT k.id, k.workspace_id, k.scopes, w.is_default FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND w.disabled_at IS NULL",
+            args![hash],
+        )
+        .await?;
+    Ok(row.map(|r| KeyGrant { key_id: ApiKeyId::from_db(r.id), workspace_id: WorkspaceId::from_db(r.workspace_id), scopes: r.scopes, operator: r.is_default }))
+}
+
+/// Creates a key of `ws` with `scopes` (comma-separated, checked by the caller).
+pub async fn create_scoped_api_key(p: Pools<'_>, ws: &WorkspaceId, name: &str, hash: &str, prefix: &str, scopes: &str, now: Timestamp) -> Result<ApiKeyId> {
+    let id = ApiKeyId::new();
+    p.write()
+        .execute(
+            "INSERT INTO api_keys (id, workspace_id, name, key_hash, key_prefix, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            args![id.as_str(), ws.as_str(), name, hash, prefix, scopes, ms(now)],
+        )
+        .await?;
+    Ok(id)
+}
+
+/// The workspace of a key (revoked or not), by the key's id; `None` if there is no such key.
+pub async fn api_key_workspace(p: Pools<'_>, id: &str) -> Result<Option<WorkspaceId>> {
+    let row: Option<(String,)> = p.read().fetch_optional("SELECT workspace_id FROM api_keys WHERE id = $1", args![id]).await?;
+    Ok(row.map(|(ws,)| WorkspaceId::from_db(ws)))
+}
+
+/// A workspace as the API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct Workspace {
+    /// `ws_…`.
+    pub id: String,
+    pub name: String,
+    /// The operator's workspace, made at first start: never disabled; its admin keys manage every workspace.
+    pub is_default: bool,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms; `null` while enabled. A disabled workspace's keys get 401.
+    pub disabled_at: Option<i64>,
+}
+
+const WORKSPACE_COLUMNS: &str = "SELECT id, name, is_default, created_at, disabled_at FROM workspaces";
+
+/// Creates an enabled, non-default workspace named `name`.
+pub async fn create_workspace(p: Pools<'_>, name: &str, now: Timestamp) -> Result<Workspace> {
+    let id = WorkspaceId::new();
+    p.write().execute("INSERT INTO workspaces (id, name, is_default, created_at) VALUES ($1, $2, FALSE, $3)", args![id.as_str(), name, ms(now)]).await?;
+    Ok(Workspace { id: id.as_str().to_string(), name: name.to_string(), is_default: false, created_at: ms(now), disabled_at: None })
+}
+
+/// Every workspace, oldest first (the default one first).
+pub async fn list_workspaces(p: Pools<'_>) -> Result<Vec<Workspace>> {
+    p.read().fetch_all(&format!("{WORKSPACE_COLUMNS} ORDER BY is_default DESC, created_at, id"), args![]).await
+}
+
+/// One workspace; `None` if there is none with this id.
+pub async fn get_workspace(p: Pools<'_>, id: &str) -> Result<Option<Workspace>> {
+    p.read().fetch_optional(&format!("{WORKSPACE_COLUMNS} WHERE id = $1"), args![id]).await
+}
+
+/// Renames and/or disables (`Some(true)`, from `now`) or enables (`Some(false)`) a
+/// workspace; the default one is never disabled (the row is left as it is). The workspace
+/// as it now is, or `None` if there is none with this id.
+pub async fn update_workspace(p: Pools<'_>, id: &str, name: Option<&str>, disabled: Option<bool>, now: Timestamp) -> Result<Option<Workspace>> {
+    let mut db = p.write();
+    if let Some(name) = name {
+        db.execute("UPDATE workspaces SET name = $1 WHERE id = $2", args![name, id]).await?;
+    }
+    match disabled {
+        Some(true) => {
+            db.execute("UPDATE workspaces SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL AND NOT is_default", args![ms(now), id]).await?;
+        }
+        Some(false) => {
+            db.execute("UPDATE workspaces SET disabled_at = NULL WHERE id = $1", args![id]).await?;
+        }
+        None => {}
+    }
+    db.fetch_optional(&format!("{WORKSPACE_COLUMNS} WHERE id = $1"), args![id]).await
 }
 
 /// Sets (or, with `None`, lifts) the limit of a whole provider account.
@@ -62,13 +166,15 @@ pub struct ApiKeyInfo {
     /// Unix ms, at most a minute late; `null` if never used since it was recorded.
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// Comma-separated: `read`, `write`, `admin`.
+    pub scopes: String,
 }
 
 /// A workspace's API keys, revoked ones included, oldest first.
 pub async fn list_api_keys(p: Pools<'_>, ws: &WorkspaceId) -> Result<Vec<ApiKeyInfo>> {
     p.read()
         .fetch_all(
-            "SELECT id, name, key_prefix AS prefix, created_at, last_used_at, revoked_at FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, id",
+            "SELECT id, name, key_prefix AS prefix, created_at, last_used_at, revoked_at, scopes FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, id",
             args![ws.as_str()],
         )
         .await

@@ -155,6 +155,7 @@ conformance! {
     reads::find_api_key_finds_a_created_key_by_its_hash_only,
     reads::a_call_report_is_stored_and_calls_filter_by_several_statuses_dates_and_sort,
     reads::api_keys_are_listed_without_their_hash_touched_and_revoked,
+    reads::workspaces_are_created_renamed_disabled_and_their_keys_follow,
 
     inbound::phone_numbers_are_added_listed_found_by_exact_number_and_removed,
     inbound::a_number_registered_already_in_any_workspace_is_a_conflict,

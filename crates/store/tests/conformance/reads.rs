@@ -268,3 +268,35 @@ pub async fn api_keys_are_listed_without_their_hash_touched_and_revoked(store: S
     let keys = store.list_api_keys(&ws).await.unwrap();
     assert_eq!(keys.iter().find(|k| k.id == id.as_str()).unwrap().revoked_at, Some(at(60).as_millisecond()));
 }
+
+pub async fn workspaces_are_created_renamed_disabled_and_their_keys_follow(store: S) {
+    let default = store.default_workspace().await.unwrap();
+    let full = store.create_api_key(&default, "first", "hash-first", at(0)).await.unwrap();
+    let grant = store.authenticate_api_key("hash-first").await.unwrap().unwrap();
+    assert_eq!((grant.key_id, grant.workspace_id.clone(), grant.scopes.as_str(), grant.operator), (full, default.clone(), "read,write,admin", true));
+
+    let acme = store.create_workspace("Acme", at(1)).await.unwrap();
+    assert!(!acme.is_default && acme.disabled_at.is_none());
+    let acme_id = dialtone_core::WorkspaceId::from_db(acme.id.clone());
+    let reader = store.create_scoped_api_key(&acme_id, "reader", "hash-reader", "dt_abcde", "read", at(2)).await.unwrap();
+    let grant = store.authenticate_api_key("hash-reader").await.unwrap().unwrap();
+    assert_eq!((grant.workspace_id, grant.scopes.as_str(), grant.operator), (acme_id.clone(), "read", false));
+    assert_eq!(store.api_key_workspace(reader.as_str()).await.unwrap(), Some(acme_id.clone()));
+    assert_eq!(store.list_api_keys(&acme_id).await.unwrap()[0].scopes, "read");
+
+    let all = store.list_workspaces().await.unwrap();
+    assert_eq!(all.iter().map(|w| w.is_default).collect::<Vec<_>>(), vec![true, false], "the default one first");
+    let renamed = store.update_workspace(&acme.id, Some("Acme Ltd"), None, at(3)).await.unwrap().unwrap();
+    assert_eq!(renamed.name, "Acme Ltd");
+    let disabled = store.update_workspace(&acme.id, None, Some(true), at(4)).await.unwrap().unwrap();
+    assert_eq!(disabled.disabled_at, Some(at(4).as_millisecond()));
+    assert_eq!(store.authenticate_api_key("hash-reader").await.unwrap(), None, "a disabled workspace's key authenticates nothing");
+    assert_eq!(store.find_api_key("hash-reader").await.unwrap(), None);
+    store.update_workspace(&acme.id, None, Some(false), at(5)).await.unwrap();
+    assert!(store.authenticate_api_key("hash-reader").await.unwrap().is_some());
+
+    let kept = store.update_workspace(default.as_str(), None, Some(true), at(6)).await.unwrap().unwrap();
+    assert!(kept.disabled_at.is_none(), "the default workspace is never disabled");
+    assert_eq!(store.update_workspace("ws_nothing", Some("x"), None, at(7)).await.unwrap(), None);
+    assert_eq!(store.get_workspace("ws_nothing").await.unwrap(), None);
+}
