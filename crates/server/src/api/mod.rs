@@ -7,6 +7,7 @@
 //! resource adds its router to [`api`] and nothing else.
 
 mod agents;
+mod webhook_endpoints;
 mod calls;
 mod campaigns;
 mod contacts;
@@ -45,6 +46,8 @@ use utoipa_axum::router::OpenApiRouter;
 const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/api/v1/campaigns"),
     (Method::GET, "/api/v1/agents"),
+    (Method::GET, "/api/v1/webhook-endpoints"),
+    (Method::GET, "/api/v1/webhook-endpoints/{id}/deliveries"),
     (Method::GET, "/api/v1/calls"),
     (Method::GET, "/api/v1/dnc"),
     (Method::GET, "/api/v1/dnc/check"),
@@ -69,6 +72,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(single_calls::router())
         .merge(phone_numbers::router())
         .merge(agents::router())
+        .merge(webhook_endpoints::router())
         .merge(stats::router())
         .merge(openapi::router())
         .merge(events::router())
