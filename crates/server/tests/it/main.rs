@@ -19,6 +19,7 @@ mod idempotency;
 mod import;
 mod inbound;
 mod openapi;
+mod outbound;
 mod phones;
 mod providers;
 mod reaper;
