@@ -363,6 +363,8 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_delivery(&self, delivery: &Delivery, attempt: u32, node: &str, result: &TryResult, now: Timestamp) -> Result<bool>;
     /// An endpoint's deliveries, newest first, each with its tries.
     async fn list_deliveries(&self, ws: &WorkspaceId, endpoint: &str, page: &Page) -> Result<Vec<(Delivery, Vec<DeliveryAttempt>)>>;
+    /// The workspace a campaign belongs to; `None` if there is no such campaign.
+    async fn campaign_workspace(&self, campaign: &str) -> Result<Option<WorkspaceId>>;
     /// Sends a message to an endpoint again, now; false if there is no such delivery.
     async fn replay_delivery(&self, ws: &WorkspaceId, endpoint: &str, message: &str, now: Timestamp) -> Result<bool>;
     async fn list_api_keys(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyInfo>>;

@@ -151,6 +151,10 @@ macro_rules! impl_store {
                 $crate::shared::outbox::deliveries(self.pools(), ws, endpoint, page).await
             }
 
+            async fn campaign_workspace(&self, campaign: &str) -> $crate::Result<Option<dialtone_core::WorkspaceId>> {
+                $crate::shared::outbox::campaign_workspace(self.pools(), campaign).await
+            }
+
             async fn replay_delivery(&self, ws: &dialtone_core::WorkspaceId, endpoint: &str, message: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
                 $crate::shared::outbox::replay(self.pools(), ws, endpoint, message, now).await
             }

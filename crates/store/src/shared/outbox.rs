@@ -599,3 +599,10 @@ pub async fn replay(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, message: &st
         .await?;
     Ok(n == 1)
 }
+
+/// The workspace of a campaign (for events the engine raises about it, such as a
+/// failure-rate alert); `None` if there is no such campaign.
+pub async fn campaign_workspace(p: Pools<'_>, campaign: &str) -> Result<Option<WorkspaceId>> {
+    let row: Option<(String,)> = p.read().fetch_optional("SELECT workspace_id FROM campaigns WHERE id = $1", args![campaign]).await?;
+    Ok(row.map(|(ws,)| WorkspaceId::from_db(ws)))
+}
