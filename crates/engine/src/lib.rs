@@ -12,8 +12,8 @@ pub mod alerts;
 mod dispatcher;
 mod group;
 mod ingest;
-pub mod outbox;
 pub mod metrics;
+pub mod outbox;
 mod placer;
 mod reaper;
 #[cfg(feature = "testing")]

@@ -264,10 +264,7 @@ impl<'e> BatchPlan<'e> {
 
     /// The calls the batch answered (their `answered_at` set by it), as they now stand.
     pub fn answered(&self) -> Vec<&Call> {
-        self.dirty_calls()
-            .into_iter()
-            .filter(|c| c.answered_at.is_some() && self.loaded.get(c.id.as_str()).is_none_or(|l| l.answered_at.is_none()))
-            .collect()
+        self.dirty_calls().into_iter().filter(|c| c.answered_at.is_some() && self.loaded.get(c.id.as_str()).is_none_or(|l| l.answered_at.is_none())).collect()
     }
 
     /// The summary a report in this batch gives of `call`'s conversation (the last one).

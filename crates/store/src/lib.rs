@@ -17,12 +17,13 @@ pub mod sqlite;
 
 pub use model::*;
 pub use shared::idempotency::{Begun, StoredResponse, STALE as IDEMPOTENCY_STALE, TTL as IDEMPOTENCY_TTL};
+pub use shared::outbox::{
+    Claimed, Delivery, DeliveryAttempt, NewWebhookEndpoint, OutboxEvent, TryResult, WebhookEndpoint, WebhookEndpointPatch,
+    DISABLE_AFTER as WEBHOOK_DISABLE_AFTER, EVENT_TYPES as WEBHOOK_EVENT_TYPES, EXCERPT_BYTES as WEBHOOK_EXCERPT_BYTES,
+    RETRY_SCHEDULE as WEBHOOK_RETRY_SCHEDULE, ROTATION_OVERLAP as WEBHOOK_ROTATION_OVERLAP,
+};
 pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
-pub use shared::outbox::{
-    Claimed, Delivery, DeliveryAttempt, NewWebhookEndpoint, OutboxEvent, TryResult, WebhookEndpoint, WebhookEndpointPatch, DISABLE_AFTER as WEBHOOK_DISABLE_AFTER,
-    EVENT_TYPES as WEBHOOK_EVENT_TYPES, EXCERPT_BYTES as WEBHOOK_EXCERPT_BYTES, RETRY_SCHEDULE as WEBHOOK_RETRY_SCHEDULE, ROTATION_OVERLAP as WEBHOOK_ROTATION_OVERLAP,
-};
 pub use shared::workspaces::ApiKeyInfo;
 
 use async_trait::async_trait;

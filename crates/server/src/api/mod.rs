@@ -7,7 +7,6 @@
 //! resource adds its router to [`api`] and nothing else.
 
 mod agents;
-mod webhook_endpoints;
 mod calls;
 mod campaigns;
 mod contacts;
@@ -22,6 +21,7 @@ mod query;
 mod single_calls;
 mod stats;
 mod steer;
+mod webhook_endpoints;
 mod webhooks;
 
 pub use error::{ApiError, Json, Path, Query, CODES};

@@ -231,7 +231,12 @@ fn description(v: Option<String>) -> Result<Option<String>, ApiError> {
 #[utoipa::path(post, path = "/webhook-endpoints", tag = "webhook-endpoints", request_body = NewEndpoint,
     responses((status = 201, description = "The endpoint and its secret.", body = EndpointWithSecret), (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewEndpoint>) -> Result<(StatusCode, Json<EndpointWithSecret>), ApiError> {
-    let new = NewWebhookEndpoint { url: url(&body.url)?, events: events(body.events)?, enabled: body.enabled.unwrap_or(true), description: description(body.description)? };
+    let new = NewWebhookEndpoint {
+        url: url(&body.url)?,
+        events: events(body.events)?,
+        enabled: body.enabled.unwrap_or(true),
+        description: description(body.description)?,
+    };
     let secret = new_secret();
     let ep = app.store.create_webhook_endpoint(&ws, &new, &secret, app.now()).await?;
     Ok((StatusCode::CREATED, Json(EndpointWithSecret { endpoint: (&ep).into(), secret })))
@@ -259,7 +264,12 @@ async fn show(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<S
 /// Changes the given fields.
 #[utoipa::path(patch, path = "/webhook-endpoints/{id}", tag = "webhook-endpoints", params(("id" = String, Path, description = "The endpoint id (`ep_…`).")),
     request_body = EndpointPatch, responses((status = 200, description = "The endpoint.", body = EndpointView), (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
-async fn update(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Json(body): Json<EndpointPatch>) -> Result<Json<EndpointView>, ApiError> {
+async fn update(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<EndpointPatch>,
+) -> Result<Json<EndpointView>, ApiError> {
     let ep = load(&app, &ws, &id).await?;
     let patch = WebhookEndpointPatch {
         url: body.url.as_deref().map(url).transpose()?,
@@ -298,7 +308,12 @@ async fn rotate_secret(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id
 #[utoipa::path(get, path = "/webhook-endpoints/{id}/deliveries", tag = "webhook-endpoints",
     params(("id" = String, Path, description = "The endpoint id (`ep_…`)."), PageQuery),
     responses((status = 200, description = "A page of deliveries, newest first; the cursor is a message id.", body = Paged<DeliveryView>)))]
-async fn deliveries(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<Paged<DeliveryView>>, ApiError> {
+async fn deliveries(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Paged<DeliveryView>>, ApiError> {
     let ep = load(&app, &ws, &id).await?;
     let page = q.page(|c| MessageId::parse(c).is_some())?;
     let rows = app.store.list_deliveries(&ws, ep.id.as_str(), &page).await?;

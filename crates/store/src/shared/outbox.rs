@@ -22,16 +22,8 @@ use dialtone_core::{DeliveryAttemptId, MessageId, WebhookEndpointId, WorkspaceId
 use jiff::{SignedDuration, Timestamp};
 
 /// Every event type an endpoint can subscribe to.
-pub const EVENT_TYPES: [&str; 8] = [
-    "campaign.started",
-    "campaign.paused",
-    "campaign.completed",
-    "campaign.canceled",
-    "call.started",
-    "call.ended",
-    "contact.finished",
-    "alert.failure_rate",
-];
+pub const EVENT_TYPES: [&str; 8] =
+    ["campaign.started", "campaign.paused", "campaign.completed", "campaign.canceled", "call.started", "call.ended", "contact.finished", "alert.failure_rate"];
 
 /// The wait before each try: the n-th entry before try n+1 (the first is immediate).
 /// Eight tries in all, over about 27.6 h.
@@ -347,7 +339,16 @@ pub async fn create(p: Pools<'_>, ws: &WorkspaceId, new: &NewWebhookEndpoint, se
         .fetch_one(
             "INSERT INTO webhook_endpoints (id, workspace_id, url, description, events, enabled, secret, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *",
-            args![WebhookEndpointId::new().as_str(), ws.as_str(), &new.url, new.description.as_deref(), events_column(&new.events), new.enabled, secret, ms(now)],
+            args![
+                WebhookEndpointId::new().as_str(),
+                ws.as_str(),
+                &new.url,
+                new.description.as_deref(),
+                events_column(&new.events),
+                new.enabled,
+                secret,
+                ms(now)
+            ],
         )
         .await?;
     row.try_into()
@@ -387,16 +388,7 @@ pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &str, patch: &WebhookEnd
                 disabled_at = CASE WHEN $5 THEN NULL ELSE disabled_at END,
                 updated_at = $8
              WHERE workspace_id = $1 AND id = $2 RETURNING *",
-            args![
-                ws.as_str(),
-                id,
-                patch.url.as_deref(),
-                patch.events.as_ref().map(|e| events_column(e)),
-                patch.enabled,
-                set_description,
-                description,
-                ms(now)
-            ],
+            args![ws.as_str(), id, patch.url.as_deref(), patch.events.as_ref().map(|e| events_column(e)), patch.enabled, set_description, description, ms(now)],
         )
         .await?;
     row.map(WebhookEndpoint::try_from).transpose()
@@ -487,15 +479,7 @@ pub async fn finish(p: Pools<'_>, claimed: &Delivery, attempt: u32, node: &str, 
         .execute(
             "UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, claimed_by = NULL, lease_until = NULL, updated_at = $3
              WHERE message_id = $4 AND endpoint_id = $5 AND attempts = $6 AND claimed_by = $7 AND status = 'pending'",
-            args![
-                status,
-                if ok { None } else { next },
-                ms(now),
-                claimed.message_id.as_str(),
-                claimed.endpoint_id.as_str(),
-                attempt,
-                node
-            ],
+            args![status, if ok { None } else { next }, ms(now), claimed.message_id.as_str(), claimed.endpoint_id.as_str(), attempt, node],
         )
         .await?;
     if n == 0 {
@@ -519,14 +503,12 @@ pub async fn finish(p: Pools<'_>, claimed: &Delivery, attempt: u32, node: &str, 
     )
     .await?;
     if ok {
-        db.execute("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL", args![claimed.endpoint_id.as_str()]).await?;
+        db.execute("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL", args![claimed.endpoint_id.as_str()])
+            .await?;
     } else {
         let cutoff = ms(now.saturating_sub(DISABLE_AFTER).unwrap_or(now));
-        db.execute(
-            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
-            args![ms(now), claimed.endpoint_id.as_str()],
-        )
-        .await?;
+        db.execute("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2", args![ms(now), claimed.endpoint_id.as_str()])
+            .await?;
         db.execute(
             "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = 'failing', disabled_at = $1, updated_at = $1
              WHERE id = $2 AND enabled AND failing_since <= $3",
@@ -558,9 +540,8 @@ pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &P
     let mut a = args![endpoint];
     let list = placeholders(2, ids.len());
     a.extend(ids);
-    let attempts: Vec<AttemptRow> = db
-        .fetch_all(&format!("SELECT * FROM webhook_attempts WHERE endpoint_id = $1 AND message_id IN ({list}) ORDER BY attempted_at, id"), a)
-        .await?;
+    let attempts: Vec<AttemptRow> =
+        db.fetch_all(&format!("SELECT * FROM webhook_attempts WHERE endpoint_id = $1 AND message_id IN ({list}) ORDER BY attempted_at, id"), a).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let d = Delivery::try_from(r)?;

@@ -137,7 +137,14 @@ pub async fn an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_tw
     let got = store.claim_deliveries("n1", five_days, lease, 10).await.unwrap();
     let canceled = got.iter().find(|c| c.delivery.event_type == "campaign.canceled").expect("campaign.canceled is due");
     let attempt = canceled.delivery.attempts;
-    store.finish_delivery(&canceled.delivery, attempt, "n1", &TryResult { status_code: None, latency_ms: 10_000, response_excerpt: None, error: Some("timeout".into()) }, five_days)
+    store
+        .finish_delivery(
+            &canceled.delivery,
+            attempt,
+            "n1",
+            &TryResult { status_code: None, latency_ms: 10_000, response_excerpt: None, error: Some("timeout".into()) },
+            five_days,
+        )
         .await
         .unwrap();
     let off = store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().unwrap();
@@ -145,7 +152,8 @@ pub async fn an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_tw
     assert_eq!(off.disabled_reason.as_deref(), Some("failing"));
     let far = five_days.checked_add(jiff::SignedDuration::from_hours(30)).unwrap();
     assert!(store.claim_deliveries("n1", far, lease, 10).await.unwrap().is_empty(), "a disabled endpoint's deliveries wait");
-    let on = store.update_webhook_endpoint(&ws, ep.id.as_str(), &WebhookEndpointPatch { enabled: Some(true), ..Default::default() }, far).await.unwrap().unwrap();
+    let on =
+        store.update_webhook_endpoint(&ws, ep.id.as_str(), &WebhookEndpointPatch { enabled: Some(true), ..Default::default() }, far).await.unwrap().unwrap();
     assert!(on.enabled && on.disabled_reason.is_none() && on.failing_since.is_none());
 
     // Rotation.
