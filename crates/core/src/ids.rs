@@ -94,6 +94,22 @@ prefixed_id!(
     "dnc"
 );
 prefixed_id!(
+    /// A workspace's webhook endpoint for outbound events (`webhook_endpoints.id`).
+    WebhookEndpointId,
+    "ep"
+);
+prefixed_id!(
+    /// One outbound event (a Standard Webhooks message, its `webhook-id`), the same for
+    /// every endpoint it goes to and every retry (`webhook_deliveries.message_id`).
+    MessageId,
+    "msg"
+);
+prefixed_id!(
+    /// One try of delivering a message to an endpoint (`webhook_attempts.id`).
+    DeliveryAttemptId,
+    "atmpt"
+);
+prefixed_id!(
     /// An agent for dialtone's own voice pipeline (`agents.id`): greeting, prompts, speech services.
     AgentId,
     "agt"

@@ -176,6 +176,28 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
 }
 
 impl Engine {
+    /// An `alert.failure_rate` outbox event for each raised alert: a campaign's goes to the
+    /// campaign's workspace, a provider account's (the config file's accounts) to the
+    /// default workspace. `data` is the alert as `GET /campaigns/{id}` shows it. Every node
+    /// evaluates alerts on its own, so on a cluster each node that raises one sends it.
+    async fn emit_alert_events(&self, raised: &[Alert], now: Timestamp) -> Result<(), EngineError> {
+        let mut events = Vec::with_capacity(raised.len());
+        for a in raised {
+            let ws = match a.scope {
+                AlertScope::Campaign => self.store.campaign_workspace(&a.subject).await?,
+                AlertScope::Account => Some(self.store.default_workspace().await?),
+            };
+            let Some(ws) = ws else { continue };
+            events.push(dialtone_store::OutboxEvent {
+                workspace_id: ws.as_str().to_string(),
+                event_type: "alert.failure_rate",
+                data: serde_json::to_value(a).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        self.store.emit_events(&events, now).await?;
+        Ok(())
+    }
+
     /// One evaluation of the failure-rate alerts at the engine clock's now (the periodic
     /// task calls it every `alert_interval`; tests call it directly).
     pub async fn evaluate_alerts(&self) -> Result<Changes, EngineError> {
@@ -186,6 +208,9 @@ impl Engine {
         for a in &changes.raised {
             tracing::error!(scope = a.scope.as_str(), subject = %a.subject, failed = a.failed, ended = a.ended, rate = a.failure_rate, "failure-rate alert: {}", a.message);
             self.metrics.failure_alert(a.scope.as_str(), &a.subject, true);
+        }
+        if !changes.raised.is_empty() {
+            self.emit_alert_events(&changes.raised, now).await?;
         }
         for a in &changes.cleared {
             tracing::info!(scope = a.scope.as_str(), subject = %a.subject, failed = a.failed, ended = a.ended, "failure-rate alert cleared: the last hour is back under the threshold");

@@ -13,6 +13,7 @@ mod dispatcher;
 mod group;
 mod ingest;
 pub mod metrics;
+pub mod outbox;
 mod placer;
 mod reaper;
 #[cfg(feature = "testing")]
@@ -66,6 +67,12 @@ pub struct EngineConfig {
     pub alert_min_calls: u64,
     /// How often the alerts are evaluated (default 30 s).
     pub alert_interval: Duration,
+    /// How often the webhook delivery worker looks for due deliveries (default 1 s).
+    pub webhook_interval: Duration,
+    /// Timeout of one webhook try (default 10 s, as issue 13 asks).
+    pub webhook_timeout: Duration,
+    /// Most webhook tries in flight at once on this node (default 16).
+    pub webhook_concurrency: usize,
 }
 
 impl Default for EngineConfig {
@@ -84,6 +91,9 @@ impl Default for EngineConfig {
             alert_threshold: 0.2,
             alert_min_calls: 20,
             alert_interval: Duration::from_secs(30),
+            webhook_interval: Duration::from_secs(1),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_concurrency: 16,
         }
     }
 }
@@ -315,7 +325,9 @@ impl Engine {
         let dispatcher = tokio::spawn(dispatcher::run(self.clone(), cancel.clone()));
         let reaper = tokio::spawn(reaper::run(self.clone(), cancel.clone()));
         let alerts = tokio::spawn(alerts::run(self.clone(), cancel.clone()));
+        let webhooks = tokio::spawn(outbox::run(self.clone(), cancel.clone()));
         cancel.cancelled().await;
+        let _ = webhooks.await;
         let _ = dispatcher.await;
         let _ = reaper.await;
         let _ = alerts.await;

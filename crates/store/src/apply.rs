@@ -262,6 +262,21 @@ impl<'e> BatchPlan<'e> {
         self.calls.get(id)
     }
 
+    /// The calls the batch answered (their `answered_at` set by it), as they now stand.
+    pub fn answered(&self) -> Vec<&Call> {
+        self.dirty_calls().into_iter().filter(|c| c.answered_at.is_some() && self.loaded.get(c.id.as_str()).is_none_or(|l| l.answered_at.is_none())).collect()
+    }
+
+    /// The summary a report in this batch gives of `call`'s conversation (the last one).
+    pub fn summary_of(&self, call: &str) -> Option<&str> {
+        self.events
+            .iter()
+            .zip(&self.targets)
+            .filter(|(_, t)| t.as_deref() == Some(call))
+            .filter_map(|(e, _)| e.report.as_ref().and_then(|r| r.summary.as_deref()))
+            .next_back()
+    }
+
     /// The calls the batch ended, in event order.
     pub fn ended(&self) -> &[Ended] {
         &self.ended

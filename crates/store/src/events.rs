@@ -10,7 +10,8 @@
 use crate::apply::{next_step, AfterCallRow, BatchCalls, BatchPlan, Ended, EventRow, NextStep, AFTER_CALL_COLUMNS};
 use crate::common::{kind_from_text, kind_text, ms, payload_extras};
 use crate::sql::{args, Db};
-use crate::{Applied, Call, Result};
+use crate::{Applied, Call, OutboxEvent, Result};
+use dialtone_core::ContactStatus;
 use dialtone_core::{CallId, EventId, EventKind, ProviderEvent, WorkspaceId};
 use jiff::Timestamp;
 use std::collections::{HashMap, HashSet};
@@ -32,15 +33,52 @@ pub async fn apply_loaded(db: &mut Db<'_>, calls: BatchCalls, events: &[Provider
 
 /// Writes what a plan decided: the calls it changed, the contacts of the calls it ended,
 /// and the last outcome of contacts whose call a late verdict corrected.
+///
+/// The outbox events the batch causes (`call.started`, `call.ended`, `contact.finished`) are
+/// written last, in the same transaction (`shared::outbox::emit`: INSERTs into
+/// `webhook_deliveries` only, no row of another call is locked or updated).
 async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Result<()> {
     write_calls(db, &plan.dirty_calls()).await?;
-    end_contacts(db, plan.ended(), now).await?;
+    let mut outbox = call_events(plan);
+    outbox.extend(end_contacts(db, plan.ended(), now).await?);
     for call in plan.corrected() {
         if !retry_corrected(db, call, now).await? {
             correct_last_outcome(db, call, now).await?;
         }
     }
+    if !outbox.is_empty() {
+        crate::shared::outbox::emit(db, &outbox, now).await?;
+    }
     Ok(())
+}
+
+/// `call.started` for each call the batch answered, `call.ended` for each it ended.
+fn call_events(plan: &BatchPlan<'_>) -> Vec<OutboxEvent> {
+    let mut out = Vec::new();
+    for c in plan.answered() {
+        out.push(OutboxEvent {
+            workspace_id: c.workspace_id.as_str().to_string(),
+            event_type: "call.started",
+            data: serde_json::json!({
+                "call_id": c.id, "campaign_id": c.campaign_id, "contact_id": c.contact_id, "attempt": c.attempt,
+                "phone": c.phone.as_str(), "provider": c.provider.as_str(), "answered_at": c.answered_at,
+            }),
+        });
+    }
+    for e in plan.ended() {
+        let c = &e.call;
+        out.push(OutboxEvent {
+            workspace_id: c.workspace_id.as_str().to_string(),
+            event_type: "call.ended",
+            data: serde_json::json!({
+                "call_id": c.id, "campaign_id": c.campaign_id, "contact_id": c.contact_id, "attempt": c.attempt,
+                "phone": c.phone.as_str(), "provider": c.provider.as_str(), "outcome": e.outcome.as_str(),
+                "ended_reason": c.ended_reason, "duration_ms": c.duration_ms, "cost": c.cost,
+                "transcript_summary": plan.summary_of(c.id.as_str()), "ended_at": c.ended_at,
+            }),
+        });
+    }
+    out
 }
 
 /// A verdict that came after the provider's `completed` end (the voice pipeline's
@@ -154,7 +192,9 @@ async fn mark_applied(db: &mut Db<'_>, dedupe_keys: &[&str], applied: bool) -> R
 /// After calls end: for each, give the attempt back (the provider was at capacity), or
 /// retry the contact later, or finish it. A contact named twice (two of its calls ending
 /// in one batch) is moved once per round, in order.
-async fn end_contacts(db: &mut Db<'_>, ended: &[Ended], now: Timestamp) -> Result<()> {
+/// Returns a `contact.finished` outbox event for each contact that reached a final status.
+async fn end_contacts(db: &mut Db<'_>, ended: &[Ended], now: Timestamp) -> Result<Vec<OutboxEvent>> {
+    let mut finished = Vec::new();
     let mut rest = Vec::new();
     for e in ended {
         if e.capacity_refusal {
@@ -166,14 +206,15 @@ async fn end_contacts(db: &mut Db<'_>, ended: &[Ended], now: Timestamp) -> Resul
     while !rest.is_empty() {
         let mut seen = HashSet::new();
         let (round, later): (Vec<&Ended>, Vec<&Ended>) = rest.into_iter().partition(|e| seen.insert(e.call.contact_id.clone()));
-        move_contacts_on(db, &round, now).await?;
+        finished.extend(move_contacts_on(db, &round, now).await?);
         rest = later;
     }
-    Ok(())
+    Ok(finished)
 }
 
 /// Moves each contact on after its call ended ([`next_step`]); the contacts are distinct.
-async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> Result<()> {
+/// Returns a `contact.finished` outbox event for each that reached a final status.
+async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> Result<Vec<OutboxEvent>> {
     let found: Vec<AfterCallRow> = match db {
         Db::Postgres(c) => crate::postgres::events::after_call_rows(c, ended).await?,
         _ => {
@@ -190,6 +231,7 @@ async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> 
     };
     let rows: HashMap<&str, &AfterCallRow> = found.iter().map(|r| (r.contact_id.as_str(), r)).collect();
     let mut steps: Vec<(&str, NextStep)> = Vec::with_capacity(ended.len());
+    let mut finished = Vec::new();
     for e in ended {
         let Some(row) = rows.get(e.call.contact_id.as_str()) else { continue };
         let step = next_step(row, &e.call, e.outcome, now)?;
@@ -210,10 +252,21 @@ async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> 
             )
             .await?;
         }
+        if !matches!(step.status, ContactStatus::Pending | ContactStatus::InCall) {
+            finished.push(OutboxEvent {
+                workspace_id: row.workspace_id.clone(),
+                event_type: "contact.finished",
+                data: serde_json::json!({
+                    "contact_id": e.call.contact_id, "campaign_id": e.call.campaign_id, "status": step.status.as_str(),
+                    "last_outcome": step.last_outcome.as_str(), "last_call_id": e.call.id, "attempts": e.call.attempt,
+                }),
+            });
+        }
         steps.push((e.call.contact_id.as_str(), step));
     }
     if let Db::Postgres(c) = db {
-        return crate::postgres::events::update_contacts(c, &steps, now).await;
+        crate::postgres::events::update_contacts(c, &steps, now).await?;
+        return Ok(finished);
     }
     for (contact, step) in &steps {
         db.execute(
@@ -222,7 +275,7 @@ async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> 
         )
         .await?;
     }
-    Ok(())
+    Ok(finished)
 }
 
 /// A late AMD verdict corrected an ended call's outcome (`call` as corrected): its contact

@@ -17,6 +17,11 @@ pub mod sqlite;
 
 pub use model::*;
 pub use shared::idempotency::{Begun, StoredResponse, STALE as IDEMPOTENCY_STALE, TTL as IDEMPOTENCY_TTL};
+pub use shared::outbox::{
+    Claimed, Delivery, DeliveryAttempt, NewWebhookEndpoint, OutboxEvent, TryResult, WebhookEndpoint, WebhookEndpointPatch,
+    DISABLE_AFTER as WEBHOOK_DISABLE_AFTER, EVENT_TYPES as WEBHOOK_EVENT_TYPES, EXCERPT_BYTES as WEBHOOK_EXCERPT_BYTES,
+    RETRY_SCHEDULE as WEBHOOK_RETRY_SCHEDULE, ROTATION_OVERLAP as WEBHOOK_ROTATION_OVERLAP,
+};
 pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
 pub use shared::workspaces::{ApiKeyInfo, KeyGrant, Workspace};
@@ -345,6 +350,30 @@ pub trait Store: Send + Sync + 'static {
     /// such call.
     async fn save_call_report(&self, call: &CallId, report: &dialtone_core::CallReport, now: Timestamp) -> Result<bool>;
     // API keys for `dialtone keys list|revoke` (issue 11; see `shared::workspaces`).
+    // Outbound events (`shared::outbox`): webhook endpoints, the outbox, the delivery log.
+    /// A new endpoint of `ws` signing with `secret` (`whsec_…`).
+    async fn create_webhook_endpoint(&self, ws: &WorkspaceId, new: &NewWebhookEndpoint, secret: &str, now: Timestamp) -> Result<WebhookEndpoint>;
+    async fn get_webhook_endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<Option<WebhookEndpoint>>;
+    /// Newest first.
+    async fn list_webhook_endpoints(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<WebhookEndpoint>>;
+    /// `None`: no such endpoint in `ws`.
+    async fn update_webhook_endpoint(&self, ws: &WorkspaceId, id: &str, patch: &WebhookEndpointPatch, now: Timestamp) -> Result<Option<WebhookEndpoint>>;
+    /// Deletes it with its deliveries and their log; false if there is none.
+    async fn delete_webhook_endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<bool>;
+    /// The old secret keeps signing for 24 h ([`WEBHOOK_ROTATION_OVERLAP`]).
+    async fn rotate_webhook_secret(&self, ws: &WorkspaceId, id: &str, secret: &str, now: Timestamp) -> Result<Option<WebhookEndpoint>>;
+    /// Puts events in the outbox in a transaction of their own (see `shared::outbox::emit`).
+    async fn emit_events(&self, events: &[OutboxEvent], now: Timestamp) -> Result<()>;
+    /// Claims due deliveries for `node` until `now + lease`, counting a try on each.
+    async fn claim_deliveries(&self, node: &str, now: Timestamp, lease: jiff::SignedDuration, limit: u32) -> Result<Vec<Claimed>>;
+    /// Records try `attempt` and schedules the next; false if the claim was lost.
+    async fn finish_delivery(&self, delivery: &Delivery, attempt: u32, node: &str, result: &TryResult, now: Timestamp) -> Result<bool>;
+    /// An endpoint's deliveries, newest first, each with its tries.
+    async fn list_deliveries(&self, ws: &WorkspaceId, endpoint: &str, page: &Page) -> Result<Vec<(Delivery, Vec<DeliveryAttempt>)>>;
+    /// The workspace a campaign belongs to; `None` if there is no such campaign.
+    async fn campaign_workspace(&self, campaign: &str) -> Result<Option<WorkspaceId>>;
+    /// Sends a message to an endpoint again, now; false if there is no such delivery.
+    async fn replay_delivery(&self, ws: &WorkspaceId, endpoint: &str, message: &str, now: Timestamp) -> Result<bool>;
     async fn list_api_keys(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyInfo>>;
     async fn set_api_key_prefix(&self, id: &ApiKeyId, prefix: &str) -> Result<()>;
     async fn revoke_api_key(&self, ws: &WorkspaceId, id: &str, now: Timestamp) -> Result<bool>;

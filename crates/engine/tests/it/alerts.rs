@@ -16,6 +16,9 @@ async fn a_failure_rate_alert_is_raised_kept_and_cleared_as_the_hour_slides() {
     let config = EngineConfig::default();
     assert_eq!((config.alert_threshold, config.alert_min_calls), (0.2, 20), "20 % of at least 20 calls by default");
     let engine = Engine::new(store.clone(), Providers::new(), Arc::new(clock.clone()), config);
+    let hook =
+        dialtone_store::NewWebhookEndpoint { url: "http://127.0.0.1:9/h".into(), events: vec!["alert.failure_rate".into()], enabled: true, description: None };
+    let ep = store.create_webhook_endpoint(&ws, &hook, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", start).await.unwrap();
     let mut new = campaign(&ws, "alerts");
     new.max_concurrent = 30;
     let cmp = started(&store, new, &numbers(30), start).await;
@@ -38,6 +41,10 @@ async fn a_failure_rate_alert_is_raised_kept_and_cleared_as_the_hour_slides() {
     assert_eq!(raised, vec![(AlertScope::Campaign, cmp.to_string()), (AlertScope::Account, "sim".to_string())]);
     let on_campaign = engine.alerts.for_campaign(cmp.as_str(), ProviderKind::Sim);
     assert_eq!(on_campaign.len(), 2);
+    // Each raised alert is an outbound `alert.failure_rate` event of the workspace (issue 13).
+    let sent = store.list_deliveries(&ws, ep.id.as_str(), &dialtone_store::Page { limit: 10, before: None }).await.unwrap();
+    assert_eq!(sent.len(), 2, "one event per raised alert");
+    assert!(sent.iter().all(|(d, _)| d.event_type == "alert.failure_rate" && d.payload.contains("\"failure_rate\"")));
     assert_eq!((on_campaign[0].failed, on_campaign[0].ended, on_campaign[0].since), (5, 20, start));
     let metrics = engine.metrics.render(0, &[]);
     assert!(metrics.contains(&format!("dialtone_failure_rate_alert{{scope=\"campaign\",id=\"{cmp}\"}} 1")), "{metrics}");

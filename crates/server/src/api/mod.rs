@@ -23,6 +23,7 @@ mod query;
 mod single_calls;
 mod stats;
 mod steer;
+mod webhook_endpoints;
 mod webhooks;
 mod workspaces;
 
@@ -49,6 +50,8 @@ use utoipa_axum::router::OpenApiRouter;
 const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/api/v1/campaigns"),
     (Method::GET, "/api/v1/agents"),
+    (Method::GET, "/api/v1/webhook-endpoints"),
+    (Method::GET, "/api/v1/webhook-endpoints/{id}/deliveries"),
     (Method::GET, "/api/v1/calls"),
     (Method::GET, "/api/v1/batches"),
     (Method::GET, "/api/v1/batches/{id}/calls"),
@@ -78,6 +81,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(single_calls::router())
         .merge(phone_numbers::router())
         .merge(agents::router())
+        .merge(webhook_endpoints::router())
         .merge(stats::router())
         .merge(openapi::router())
         .merge(events::router())

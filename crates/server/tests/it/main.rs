@@ -21,6 +21,7 @@ mod import;
 mod inbound;
 mod isolation;
 mod openapi;
+mod outbound;
 mod phones;
 mod providers;
 mod reaper;

@@ -6,6 +6,7 @@
 //! the one lock that orders a campaign's claims, imports, cancellation and completion.
 //! SQLite's one writer needs none of that.
 
+use super::outbox::{emit, OutboxEvent};
 use super::{pg_lock, placeholders, Pools};
 use crate::common::{add_count, duplicate_reason, extension_db, ms, parse, timezone_source_column, timezones_column};
 use crate::events::insert_engine_note;
@@ -119,8 +120,30 @@ pub async fn transition(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, from: &
     }
     let mut a = args![to.as_str(), ms(now), ws.as_str(), id.as_str()];
     a.extend(from.iter().map(|s| Arg::from(s.as_str())));
-    let sql = format!("UPDATE campaigns SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND id = $4 AND status IN ({})", placeholders(5, from.len()));
-    Ok(p.write().execute(&sql, a).await? == 1)
+    let sql = format!(
+        "UPDATE campaigns SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND id = $4 AND status IN ({}) RETURNING kind",
+        placeholders(5, from.len())
+    );
+    let mut tx = p.begin().await?;
+    let mut db = tx.db();
+    let Some((kind,)) = db.fetch_optional::<(String,)>(&sql, a).await? else {
+        return Ok(false);
+    };
+    let event = match to {
+        CampaignStatus::Starting => Some("campaign.started"),
+        CampaignStatus::Paused => Some("campaign.paused"),
+        _ => None,
+    };
+    if let (Some(event), "campaign") = (event, kind.as_str()) {
+        emit(&mut db, &[campaign_event(ws.as_str(), id.as_str(), event, to.as_str())], now).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// A `campaign.*` outbox event: `data` is `{campaign_id, status}`.
+pub(crate) fn campaign_event(ws: &str, id: &str, event_type: &'static str, status: &str) -> OutboxEvent {
+    OutboxEvent { workspace_id: ws.to_string(), event_type, data: serde_json::json!({ "campaign_id": id, "status": status }) }
 }
 
 /// Cancels the campaign, its pending contacts and its scheduled calls (which stay visible,
@@ -128,15 +151,18 @@ pub async fn transition(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, from: &
 pub async fn cancel(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, now: Timestamp) -> Result<bool> {
     let mut tx = p.begin().await?;
     let mut db = tx.db();
-    let done = db
-        .execute(
+    let done: Option<(String,)> = db
+        .fetch_optional(
             "UPDATE campaigns SET status = 'canceled', completed_at = $1, updated_at = $1
-             WHERE workspace_id = $2 AND id = $3 AND status NOT IN ('completed', 'canceled')",
+             WHERE workspace_id = $2 AND id = $3 AND status NOT IN ('completed', 'canceled') RETURNING kind",
             args![ms(now), ws.as_str(), id.as_str()],
         )
         .await?;
-    if done == 0 {
+    let Some((kind,)) = done else {
         return Ok(false);
+    };
+    if kind == "campaign" {
+        emit(&mut db, &[campaign_event(ws.as_str(), id.as_str(), "campaign.canceled", "canceled")], now).await?;
     }
     // New statements, after the campaign row's lock (PostgreSQL): they see contacts an
     // import committed while we waited for that lock.
@@ -159,19 +185,25 @@ pub async fn complete_if_done(p: Pools<'_>, id: &CampaignId, now: Timestamp) -> 
     // snapshot taken before it waited for a claim or an import holding the row.
     pg_lock(&mut db, "SELECT 1 FROM campaigns WHERE id = $1 AND status IN ('starting', 'dialing') AND kind <> 'inbound' FOR UPDATE", args![id.as_str()])
         .await?;
-    let done = db
-        .execute(
+    let done: Option<(String, String)> = db
+        .fetch_optional(
             &format!(
                 "UPDATE campaigns SET status = 'completed', completed_at = $1, updated_at = $1
                  WHERE id = $2 AND status IN ('starting', 'dialing') AND kind <> 'inbound'
                    AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = $2 AND status IN ('pending', 'in_call'))
-                   AND NOT EXISTS (SELECT 1 FROM calls WHERE campaign_id = $2 AND status IN {ACTIVE_SQL})"
+                   AND NOT EXISTS (SELECT 1 FROM calls WHERE campaign_id = $2 AND status IN {ACTIVE_SQL})
+                 RETURNING workspace_id, kind"
             ),
             args![ms(now), id.as_str()],
         )
         .await?;
+    if let Some((ws, kind)) = &done {
+        if kind == "campaign" {
+            emit(&mut db, &[campaign_event(ws, id.as_str(), "campaign.completed", "completed")], now).await?;
+        }
+    }
     tx.commit().await?;
-    Ok(done == 1)
+    Ok(done.is_some())
 }
 
 /// Campaigns the dispatcher should look at now: runnable, with room under their cap and a

@@ -13,6 +13,7 @@ pub mod batches;
 pub mod campaigns;
 pub mod idempotency;
 pub mod inbound;
+pub mod outbox;
 pub mod single;
 pub mod stats;
 pub mod steer;
@@ -111,6 +112,54 @@ macro_rules! impl_store {
     ($store:ty { $($own:tt)* }) => {
         #[async_trait::async_trait]
         impl $crate::Store for $store {
+            async fn create_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, new: &$crate::NewWebhookEndpoint, secret: &str, now: jiff::Timestamp) -> $crate::Result<$crate::WebhookEndpoint> {
+                $crate::shared::outbox::create(self.pools(), ws, new, secret, now).await
+            }
+
+            async fn get_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, id: &str) -> $crate::Result<Option<$crate::WebhookEndpoint>> {
+                $crate::shared::outbox::get(self.pools(), ws, id).await
+            }
+
+            async fn list_webhook_endpoints(&self, ws: &dialtone_core::WorkspaceId, page: &$crate::Page) -> $crate::Result<Vec<$crate::WebhookEndpoint>> {
+                $crate::shared::outbox::list(self.pools(), ws, page).await
+            }
+
+            async fn update_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, id: &str, patch: &$crate::WebhookEndpointPatch, now: jiff::Timestamp) -> $crate::Result<Option<$crate::WebhookEndpoint>> {
+                $crate::shared::outbox::update(self.pools(), ws, id, patch, now).await
+            }
+
+            async fn delete_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, id: &str) -> $crate::Result<bool> {
+                $crate::shared::outbox::delete(self.pools(), ws, id).await
+            }
+
+            async fn rotate_webhook_secret(&self, ws: &dialtone_core::WorkspaceId, id: &str, secret: &str, now: jiff::Timestamp) -> $crate::Result<Option<$crate::WebhookEndpoint>> {
+                $crate::shared::outbox::rotate_secret(self.pools(), ws, id, secret, now).await
+            }
+
+            async fn emit_events(&self, events: &[$crate::OutboxEvent], now: jiff::Timestamp) -> $crate::Result<()> {
+                $crate::shared::outbox::emit_now(self.pools(), events, now).await
+            }
+
+            async fn claim_deliveries(&self, node: &str, now: jiff::Timestamp, lease: jiff::SignedDuration, limit: u32) -> $crate::Result<Vec<$crate::Claimed>> {
+                $crate::shared::outbox::claim(self.pools(), node, now, lease, limit).await
+            }
+
+            async fn finish_delivery(&self, delivery: &$crate::Delivery, attempt: u32, node: &str, result: &$crate::TryResult, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::outbox::finish(self.pools(), delivery, attempt, node, result, now).await
+            }
+
+            async fn list_deliveries(&self, ws: &dialtone_core::WorkspaceId, endpoint: &str, page: &$crate::Page) -> $crate::Result<Vec<($crate::Delivery, Vec<$crate::DeliveryAttempt>)>> {
+                $crate::shared::outbox::deliveries(self.pools(), ws, endpoint, page).await
+            }
+
+            async fn campaign_workspace(&self, campaign: &str) -> $crate::Result<Option<dialtone_core::WorkspaceId>> {
+                $crate::shared::outbox::campaign_workspace(self.pools(), campaign).await
+            }
+
+            async fn replay_delivery(&self, ws: &dialtone_core::WorkspaceId, endpoint: &str, message: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
+                $crate::shared::outbox::replay(self.pools(), ws, endpoint, message, now).await
+            }
+
             async fn mark_placing(&self, call: &dialtone_core::CallId, node: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
                 $crate::calls::mark_placing(self.pools().write(), call, node, now).await
             }

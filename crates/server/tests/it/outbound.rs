@@ -1,0 +1,197 @@
+//! Outbound events (issue 13): a campaign run against the simulator reaches a local
+//! receiver, every message signed per Standard Webhooks (checked with the `standardwebhooks`
+//! crate's verifier); a failing receiver is retried on the schedule, driven by an injected
+//! clock (no sleeps); the delivery log and replay through the API.
+
+use crate::support::*;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use dialtone_core::ManualClock;
+use dialtone_engine::{Engine, EngineConfig};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A local webhook receiver answering `status`; what it got, in order.
+type Got = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+async fn receiver(status: StatusCode) -> (String, Got) {
+    let got: Got = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push((headers, String::from_utf8_lossy(&body).into_owned()));
+                (status, "receiver says hi")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+async fn create_endpoint(app: &TestApp, url: &str, events: &[&str]) -> (String, String) {
+    let (status, ep) = app.post_json("/webhook-endpoints", &json!({ "url": url, "events": events, "enabled": true })).await;
+    assert_eq!(status, StatusCode::CREATED, "{ep}");
+    let secret = ep["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    (ep["id"].as_str().unwrap().to_string(), secret)
+}
+
+#[tokio::test]
+async fn a_campaign_run_reaches_the_receiver_every_event_signed() {
+    let app = TestApp::with(Options { engine: EngineConfig { webhook_interval: ms(50), ..Options::default().engine }, ..Options::default() }).await;
+    let (url, got) = receiver(StatusCode::NO_CONTENT).await;
+    let (endpoint, secret) = create_endpoint(&app, &url, &dialtone_store::WEBHOOK_EVENT_TYPES).await;
+
+    let cmp = app.create_campaign(json!({})).await;
+    app.import_csv(&cmp, &contacts_csv(4)).await;
+    app.act(&cmp, "start").await;
+    app.wait_for_status(&cmp, "completed", secs(30)).await;
+    let calls = app.all_calls(&[("campaign_id", &cmp)], 100).await;
+    let answered = calls.iter().filter(|c| !c["answered_at"].is_null()).count();
+
+    let want = 2 + calls.len() + answered + 4; // started + completed, call.ended, call.started, contact.finished
+    let events = eventually(
+        || {
+            let got = got.clone();
+            async move {
+                let n = got.lock().unwrap().len();
+                if n >= want {
+                    Ok(got.lock().unwrap().clone())
+                } else {
+                    Err(format!("{n} of {want} events"))
+                }
+            }
+        },
+        secs(20),
+    )
+    .await;
+    let verifier = standardwebhooks::Webhook::new(&secret).unwrap();
+    let mut types: HashMap<String, usize> = HashMap::new();
+    for (headers, body) in &events {
+        verifier.verify(body.as_bytes(), headers).unwrap_or_else(|e| panic!("signature of {body}: {e}"));
+        assert!(headers["webhook-id"].to_str().unwrap().starts_with("msg_"));
+        let v: Value = serde_json::from_str(body).unwrap();
+        *types.entry(v["type"].as_str().unwrap().to_string()).or_default() += 1;
+        if v["type"] == "call.ended" {
+            assert_eq!(v["data"]["campaign_id"], cmp.as_str());
+            assert!(v["data"]["outcome"].is_string() && v["data"].get("duration_ms").is_some() && v["data"].get("cost").is_some());
+        }
+    }
+    assert_eq!(types.get("campaign.started"), Some(&1), "{types:?}");
+    assert_eq!(types.get("campaign.completed"), Some(&1), "{types:?}");
+    assert_eq!(types.get("call.ended").copied().unwrap_or(0), calls.len(), "{types:?}");
+    assert_eq!(types.get("call.started").copied().unwrap_or(0), answered, "{types:?}");
+    assert_eq!(types.get("contact.finished").copied().unwrap_or(0), 4, "{types:?}");
+
+    // The log shows each as delivered, with its try (recorded just after the receiver answered).
+    let path = format!("/webhook-endpoints/{endpoint}/deliveries?limit=500");
+    eventually(
+        || async {
+            let (status, log) = app.get(&path).await;
+            let data = log["data"].as_array().cloned().unwrap_or_default();
+            let ok = status == StatusCode::OK
+                && data.len() == want
+                && data.iter().all(|d| d["status"] == "delivered" && d["tries"][0]["status_code"] == 204 && d["tries"][0]["latency_ms"].is_u64());
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{status} {log}"))
+            }
+        },
+        secs(10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_receiver_is_retried_on_the_schedule_then_replayed() {
+    // The app's own worker waits an hour between passes: the test's engine, on a manual
+    // clock, makes every try.
+    let app = TestApp::with(Options { engine: EngineConfig { webhook_interval: secs(3600), ..Options::default().engine }, ..Options::default() }).await;
+    let (url, got) = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+    let (endpoint, _) = create_endpoint(&app, &url, &["campaign.paused"]).await;
+    let cmp = app.create_campaign(json!({})).await;
+    app.import_csv(&cmp, &contacts_csv(1)).await;
+    app.act(&cmp, "start").await;
+    app.act(&cmp, "pause").await;
+
+    let clock = ManualClock::new(jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(1)).unwrap());
+    let engine = Engine::new(app.state.store.clone(), HashMap::new(), Arc::new(clock.clone()), EngineConfig::default());
+    let client = dialtone_engine::outbox::client(std::time::Duration::from_secs(10));
+    for (i, wait) in dialtone_store::WEBHOOK_RETRY_SCHEDULE.iter().enumerate() {
+        if i > 0 {
+            clock.advance(*wait - jiff::SignedDuration::from_millis(1));
+            assert_eq!(engine.deliver_webhooks(&client).await.unwrap(), 0, "try {} waits {wait:?}", i + 1);
+            clock.advance(jiff::SignedDuration::from_millis(1));
+        }
+        assert_eq!(engine.deliver_webhooks(&client).await.unwrap(), 1, "try {} is made after {wait:?}", i + 1);
+        assert_eq!(got.lock().unwrap().len(), i + 1);
+    }
+    clock.advance(jiff::SignedDuration::from_hours(48));
+    assert_eq!(engine.deliver_webhooks(&client).await.unwrap(), 0, "eight tries, then it is failed");
+    // The same message id on every try.
+    let ids: std::collections::HashSet<String> = got.lock().unwrap().iter().map(|(h, _)| h["webhook-id"].to_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 1);
+
+    let (status, log) = app.get(&format!("/webhook-endpoints/{endpoint}/deliveries")).await;
+    assert_eq!(status, StatusCode::OK);
+    let d = &log["data"][0];
+    assert_eq!(d["status"], "failed");
+    assert_eq!(d["tries"].as_array().unwrap().len(), 8);
+    assert_eq!(d["tries"][7]["status_code"], 503);
+    assert_eq!(d["tries"][7]["response_excerpt"], "receiver says hi");
+
+    let message = d["message_id"].as_str().unwrap();
+    let (status, _) = send(app.api(Method::POST, &format!("/webhook-endpoints/{endpoint}/deliveries/{message}/replay"))).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(engine.deliver_webhooks(&client).await.unwrap(), 1, "a replay is sent at once");
+    assert_eq!(got.lock().unwrap().len(), 9);
+
+    // Bad fields are refused naming them; another id is 404.
+    let (status, body) = app.post_json("/webhook-endpoints", &json!({ "url": "ftp://x", "events": ["call.ended"] })).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["error"]["details"]["field"], "url");
+    let (status, body) = app.post_json("/webhook-endpoints", &json!({ "url": "https://x.test/h", "events": ["call.ringing"] })).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["error"]["details"]["field"], "events");
+    let (status, _) = app.get("/webhook-endpoints/ep_01JZZZZZZZZZZZZZZZZZZZZZZZ").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn rotation_signs_with_both_secrets() {
+    let app = TestApp::with(Options { engine: EngineConfig { webhook_interval: ms(50), ..Options::default().engine }, ..Options::default() }).await;
+    let (url, got) = receiver(StatusCode::OK).await;
+    let (endpoint, old) = create_endpoint(&app, &url, &["campaign.paused"]).await;
+    let (status, rotated) = app.post(&format!("/webhook-endpoints/{endpoint}/rotate-secret")).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert!(!rotated["previous_secret_expires_at"].is_null());
+    let (_, shown) = app.get(&format!("/webhook-endpoints/{endpoint}")).await;
+    assert!(shown.get("secret").is_none(), "the secret is shown only once");
+
+    let cmp = app.create_campaign(json!({})).await;
+    app.import_csv(&cmp, &contacts_csv(1)).await;
+    app.act(&cmp, "start").await;
+    app.act(&cmp, "pause").await;
+    let (headers, body) = eventually(
+        || {
+            let got = got.clone();
+            async move { got.lock().unwrap().first().cloned().ok_or_else(|| "nothing yet".to_string()) }
+        },
+        secs(10),
+    )
+    .await;
+    assert_eq!(headers["webhook-signature"].to_str().unwrap().split(' ').count(), 2, "two signatures during a rotation");
+    for secret in [&old, &new] {
+        standardwebhooks::Webhook::new(secret).unwrap().verify(body.as_bytes(), &headers).expect("each secret verifies");
+    }
+}

@@ -1,0 +1,589 @@
+//! Outbound events to the user's systems: webhook endpoints, the durable outbox of
+//! deliveries, and the delivery log, written once for both backends.
+//!
+//! An event is fanned out at write time: [`emit`] inserts one `webhook_deliveries` row per
+//! matching enabled endpoint, inside the caller's transaction (the one that commits the
+//! state change the event reports), so a crash either loses both or neither. A workspace
+//! with no endpoint pays one indexed lookup per event and writes nothing. The delivery
+//! worker (`dialtone_engine::outbox`) claims due rows with a lease ([`claim`]), sends them,
+//! and records each try ([`finish`]); a lease that runs out (its node died) makes the row
+//! due again on any node.
+//!
+//! Retry schedule (Standard Webhooks / Svix): immediately, 5 s, 5 min, 30 min, 2 h, 5 h,
+//! 10 h, 10 h ([`RETRY_SCHEDULE`]); after the eighth failure the delivery is `failed`. An
+//! endpoint whose tries have failed without a success for 5 days ([`DISABLE_AFTER`]) is
+//! disabled (`disabled_reason = 'failing'`, visible in the API).
+
+use super::{placeholders, Pools};
+use crate::common::{ms, opt_ts, ts};
+use crate::sql::{args, Arg, Db, Dialect};
+use crate::{Page, Result};
+use dialtone_core::{DeliveryAttemptId, MessageId, WebhookEndpointId, WorkspaceId};
+use jiff::{SignedDuration, Timestamp};
+
+/// Every event type an endpoint can subscribe to.
+pub const EVENT_TYPES: [&str; 8] =
+    ["campaign.started", "campaign.paused", "campaign.completed", "campaign.canceled", "call.started", "call.ended", "contact.finished", "alert.failure_rate"];
+
+/// The wait before each try: the n-th entry before try n+1 (the first is immediate).
+/// Eight tries in all, over about 27.6 h.
+pub const RETRY_SCHEDULE: [SignedDuration; 8] = [
+    SignedDuration::ZERO,
+    SignedDuration::from_secs(5),
+    SignedDuration::from_mins(5),
+    SignedDuration::from_mins(30),
+    SignedDuration::from_hours(2),
+    SignedDuration::from_hours(5),
+    SignedDuration::from_hours(10),
+    SignedDuration::from_hours(10),
+];
+
+/// An endpoint failing (no successful try) for this long is disabled: 5 days.
+pub const DISABLE_AFTER: SignedDuration = SignedDuration::from_hours(24 * 5);
+
+/// How long the old secret keeps signing after a rotation: 24 h.
+pub const ROTATION_OVERLAP: SignedDuration = SignedDuration::from_hours(24);
+
+/// The answer excerpt kept per try: at most 1 KiB (cut at a character boundary).
+pub const EXCERPT_BYTES: usize = 1024;
+
+/// One event to put in the outbox: the workspace it belongs to, its type (one of
+/// [`EVENT_TYPES`]) and its `data` object. The body sent is
+/// `{"type": …, "timestamp": RFC 3339, "data": …}` (the Standard Webhooks payload shape).
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub workspace_id: String,
+    pub event_type: &'static str,
+    pub data: serde_json::Value,
+}
+
+/// A webhook endpoint as stored (the secrets included; the API shows them only at creation
+/// and rotation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEndpoint {
+    pub id: WebhookEndpointId,
+    pub workspace_id: WorkspaceId,
+    pub url: String,
+    pub description: Option<String>,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    /// `whsec_` + base64.
+    pub secret: String,
+    /// The secret before the last rotation, while it still signs.
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<Timestamp>,
+    /// First failed try since the last success.
+    pub failing_since: Option<Timestamp>,
+    /// `failing`: dialtone disabled it after [`DISABLE_AFTER`] of failures.
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl WebhookEndpoint {
+    /// The secrets that sign a message sent at `now`: the current one, and the previous one
+    /// within [`ROTATION_OVERLAP`] of a rotation.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {
+        let mut out = vec![self.secret.as_str()];
+        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_until) {
+            if now < until {
+                out.push(prev.as_str());
+            }
+        }
+        out
+    }
+}
+
+/// A new endpoint (validated by the caller: an http(s) URL, known event types).
+#[derive(Debug, Clone)]
+pub struct NewWebhookEndpoint {
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub description: Option<String>,
+}
+
+/// What a PATCH changes; `None` leaves a field as it is. Enabling clears a
+/// `disabled_reason` and the failure streak.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookEndpointPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    /// `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+}
+
+/// One message for one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub message_id: MessageId,
+    pub endpoint_id: WebhookEndpointId,
+    pub workspace_id: WorkspaceId,
+    pub event_type: String,
+    /// The JSON body, exactly as signed.
+    pub payload: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Tries claimed since it was written (or last replayed).
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// One try, as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryAttempt {
+    pub id: DeliveryAttemptId,
+    pub message_id: MessageId,
+    pub endpoint_id: WebhookEndpointId,
+    /// 1 for the first try (counted since the last replay).
+    pub attempt: u32,
+    pub attempted_at: Timestamp,
+    /// The HTTP status; `None` when no answer came (timeout, refused connection).
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// The first [`EXCERPT_BYTES`] of the answer's body.
+    pub response_excerpt: Option<String>,
+    pub error: Option<String>,
+    pub succeeded: bool,
+}
+
+/// A delivery claimed by a worker, with where and how to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub url: String,
+    /// The secrets to sign with at claim time ([`WebhookEndpoint::signing_secrets`]).
+    pub secrets: Vec<String>,
+}
+
+/// What one try came to.
+#[derive(Debug, Clone)]
+pub struct TryResult {
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    pub response_excerpt: Option<String>,
+    pub error: Option<String>,
+}
+
+impl TryResult {
+    /// A 2xx answer: delivered.
+    pub fn succeeded(&self) -> bool {
+        self.status_code.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Cuts `s` to at most [`EXCERPT_BYTES`] bytes, at a character boundary.
+pub fn excerpt(s: &str) -> String {
+    let mut end = s.len().min(EXCERPT_BYTES);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn events_column(events: &[String]) -> String {
+    format!(",{},", events.join(","))
+}
+
+fn events_of(column: &str) -> Vec<String> {
+    column.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    id: String,
+    workspace_id: String,
+    url: String,
+    description: Option<String>,
+    events: String,
+    enabled: bool,
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_until: Option<i64>,
+    failing_since: Option<i64>,
+    disabled_reason: Option<String>,
+    disabled_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<EndpointRow> for WebhookEndpoint {
+    type Error = crate::StoreError;
+    fn try_from(r: EndpointRow) -> Result<Self> {
+        Ok(WebhookEndpoint {
+            id: WebhookEndpointId::from_db(r.id),
+            workspace_id: WorkspaceId::from_db(r.workspace_id),
+            url: r.url,
+            description: r.description,
+            events: events_of(&r.events),
+            enabled: r.enabled,
+            secret: r.secret,
+            previous_secret: r.previous_secret,
+            previous_secret_until: opt_ts(r.previous_secret_until)?,
+            failing_since: opt_ts(r.failing_since)?,
+            disabled_reason: r.disabled_reason,
+            disabled_at: opt_ts(r.disabled_at)?,
+            created_at: ts(r.created_at)?,
+            updated_at: ts(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    message_id: String,
+    endpoint_id: String,
+    workspace_id: String,
+    event_type: String,
+    payload: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: Option<i64>,
+    created_at: i64,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = crate::StoreError;
+    fn try_from(r: DeliveryRow) -> Result<Self> {
+        Ok(Delivery {
+            message_id: MessageId::from_db(r.message_id),
+            endpoint_id: WebhookEndpointId::from_db(r.endpoint_id),
+            workspace_id: WorkspaceId::from_db(r.workspace_id),
+            event_type: r.event_type,
+            payload: r.payload,
+            status: r.status,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            next_attempt_at: opt_ts(r.next_attempt_at)?,
+            created_at: ts(r.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    id: String,
+    message_id: String,
+    endpoint_id: String,
+    attempt: i64,
+    attempted_at: i64,
+    status_code: Option<i64>,
+    latency_ms: i64,
+    response_excerpt: Option<String>,
+    error: Option<String>,
+    succeeded: bool,
+}
+
+impl TryFrom<AttemptRow> for DeliveryAttempt {
+    type Error = crate::StoreError;
+    fn try_from(r: AttemptRow) -> Result<Self> {
+        Ok(DeliveryAttempt {
+            id: DeliveryAttemptId::from_db(r.id),
+            message_id: MessageId::from_db(r.message_id),
+            endpoint_id: WebhookEndpointId::from_db(r.endpoint_id),
+            attempt: u32::try_from(r.attempt).unwrap_or(u32::MAX),
+            attempted_at: ts(r.attempted_at)?,
+            status_code: r.status_code.and_then(|s| u16::try_from(s).ok()),
+            latency_ms: u64::try_from(r.latency_ms).unwrap_or(0),
+            response_excerpt: r.response_excerpt,
+            error: r.error,
+            succeeded: r.succeeded,
+        })
+    }
+}
+
+const DELIVERY_COLUMNS: &str = "message_id, endpoint_id, workspace_id, event_type, payload, status, attempts, next_attempt_at, created_at";
+
+/// Events per statement in [`emit`] (4 arguments each, well under either backend's limit).
+const EMIT_CHUNK: usize = 200;
+
+/// Puts `events` in the outbox, inside the caller's transaction: one delivery per event and
+/// enabled endpoint of its workspace subscribed to its type, due at once. One statement per
+/// [`EMIT_CHUNK`] events; nothing is written for a workspace without such an endpoint.
+pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Result<()> {
+    let stamp = now.to_string();
+    for chunk in events.chunks(EMIT_CHUNK) {
+        let mut a: Vec<Arg> = args![ms(now)];
+        let mut rows = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            let body = serde_json::json!({ "type": e.event_type, "timestamp": stamp, "data": e.data }).to_string();
+            rows.push(format!("({})", placeholders(a.len() + 1, 4)));
+            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body]);
+        }
+        // `VALUES` names its columns column1… on both backends.
+        let sql = format!(
+            "INSERT INTO webhook_deliveries (message_id, endpoint_id, workspace_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at)
+             SELECT v.column1, e.id, e.workspace_id, v.column3, v.column4, 'pending', 0, $1, $1, $1
+             FROM (VALUES {}) AS v JOIN webhook_endpoints e
+               ON e.workspace_id = v.column2 AND e.enabled AND e.events LIKE '%,' || v.column3 || ',%'",
+            rows.join(", ")
+        );
+        db.execute(&sql, a).await?;
+    }
+    Ok(())
+}
+
+/// Emits `events` in a transaction of their own (for what no other write commits, such as
+/// a failure-rate alert).
+pub async fn emit_now(p: Pools<'_>, events: &[OutboxEvent], now: Timestamp) -> Result<()> {
+    let mut tx = p.begin().await?;
+    emit(&mut tx.db(), events, now).await?;
+    tx.commit().await
+}
+
+pub async fn create(p: Pools<'_>, ws: &WorkspaceId, new: &NewWebhookEndpoint, secret: &str, now: Timestamp) -> Result<WebhookEndpoint> {
+    let row: EndpointRow = p
+        .write()
+        .fetch_one(
+            "INSERT INTO webhook_endpoints (id, workspace_id, url, description, events, enabled, secret, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *",
+            args![
+                WebhookEndpointId::new().as_str(),
+                ws.as_str(),
+                &new.url,
+                new.description.as_deref(),
+                events_column(&new.events),
+                new.enabled,
+                secret,
+                ms(now)
+            ],
+        )
+        .await?;
+    row.try_into()
+}
+
+pub async fn get(p: Pools<'_>, ws: &WorkspaceId, id: &str) -> Result<Option<WebhookEndpoint>> {
+    let row: Option<EndpointRow> =
+        p.read().fetch_optional("SELECT * FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2", args![ws.as_str(), id]).await?;
+    row.map(WebhookEndpoint::try_from).transpose()
+}
+
+/// A workspace's endpoints, newest first.
+pub async fn list(p: Pools<'_>, ws: &WorkspaceId, page: &Page) -> Result<Vec<WebhookEndpoint>> {
+    let rows: Vec<EndpointRow> = p
+        .read()
+        .fetch_all(
+            "SELECT * FROM webhook_endpoints WHERE workspace_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            args![ws.as_str(), page.before.as_deref(), page.limit],
+        )
+        .await?;
+    rows.into_iter().map(WebhookEndpoint::try_from).collect()
+}
+
+/// Applies `patch`; `None` if there is no such endpoint in `ws`.
+pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &str, patch: &WebhookEndpointPatch, now: Timestamp) -> Result<Option<WebhookEndpoint>> {
+    let (set_description, description) = match &patch.description {
+        Some(d) => (true, d.clone()),
+        None => (false, None),
+    };
+    let row: Option<EndpointRow> = p
+        .write()
+        .fetch_optional(
+            "UPDATE webhook_endpoints SET url = COALESCE($3, url), events = COALESCE($4, events), enabled = COALESCE($5, enabled),
+                description = CASE WHEN $6 THEN $7 ELSE description END,
+                failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
+                disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
+                disabled_at = CASE WHEN $5 THEN NULL ELSE disabled_at END,
+                updated_at = $8
+             WHERE workspace_id = $1 AND id = $2 RETURNING *",
+            args![ws.as_str(), id, patch.url.as_deref(), patch.events.as_ref().map(|e| events_column(e)), patch.enabled, set_description, description, ms(now)],
+        )
+        .await?;
+    row.map(WebhookEndpoint::try_from).transpose()
+}
+
+/// Deletes the endpoint with its deliveries and their log; false if there is none.
+pub async fn delete(p: Pools<'_>, ws: &WorkspaceId, id: &str) -> Result<bool> {
+    let mut tx = p.begin().await?;
+    let mut db = tx.db();
+    let found: Option<(String,)> = db.fetch_optional("SELECT id FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2", args![ws.as_str(), id]).await?;
+    if found.is_none() {
+        return Ok(false);
+    }
+    db.execute("DELETE FROM webhook_attempts WHERE endpoint_id = $1", args![id]).await?;
+    db.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = $1", args![id]).await?;
+    db.execute("DELETE FROM webhook_endpoints WHERE id = $1", args![id]).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Makes `secret` the endpoint's secret; the one it replaces keeps signing for
+/// [`ROTATION_OVERLAP`]. `None` if there is no such endpoint.
+pub async fn rotate_secret(p: Pools<'_>, ws: &WorkspaceId, id: &str, secret: &str, now: Timestamp) -> Result<Option<WebhookEndpoint>> {
+    let until = now.saturating_add(ROTATION_OVERLAP).unwrap_or(now);
+    let row: Option<EndpointRow> = p
+        .write()
+        .fetch_optional(
+            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $3, secret = $4, updated_at = $5
+             WHERE workspace_id = $1 AND id = $2 RETURNING *",
+            args![ws.as_str(), id, ms(until), secret, ms(now)],
+        )
+        .await?;
+    row.map(WebhookEndpoint::try_from).transpose()
+}
+
+/// Claims up to `limit` due deliveries of enabled endpoints for `node` until `now + lease`,
+/// oldest due first, counting a try on each. A row whose lease ran out is due again.
+pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDuration, limit: u32) -> Result<Vec<Claimed>> {
+    let mut tx = p.begin().await?;
+    let mut db = tx.db();
+    // PostgreSQL: several nodes claim at once; SKIP LOCKED lets each take rows the others
+    // are not taking, rather than wait for them. SQLite's one writer needs no lock.
+    let lock = match db.dialect() {
+        Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let due = "status = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)";
+    let sql = format!(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, claimed_by = $1, lease_until = $3, updated_at = $2
+         WHERE (message_id, endpoint_id) IN (
+            SELECT d.message_id, d.endpoint_id FROM webhook_deliveries d
+            WHERE d.{due} AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
+            ORDER BY d.next_attempt_at LIMIT $4 {lock})
+           AND {due}
+         RETURNING {DELIVERY_COLUMNS}"
+    );
+    let until = now.saturating_add(lease).unwrap_or(now);
+    let rows: Vec<DeliveryRow> = db.fetch_all(&sql, args![node, ms(now), ms(until), limit]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let d = Delivery::try_from(r)?;
+        let ep: Option<EndpointRow> = db.fetch_optional("SELECT * FROM webhook_endpoints WHERE id = $1", args![d.endpoint_id.as_str()]).await?;
+        let Some(ep) = ep else { continue };
+        let ep = WebhookEndpoint::try_from(ep)?;
+        let secrets = ep.signing_secrets(now).into_iter().map(str::to_string).collect();
+        out.push(Claimed { delivery: d, url: ep.url, secrets });
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Records try number `attempt` of a claimed delivery and schedules what follows: delivered
+/// on a 2xx; else due again after the next wait of [`RETRY_SCHEDULE`], or `failed` after the
+/// last. The endpoint's failure streak is reset on success, started on failure, and the
+/// endpoint disabled once the streak is [`DISABLE_AFTER`] old. False (nothing written) if
+/// the claim is no longer `node`'s (its lease ran out and another node took the row).
+pub async fn finish(p: Pools<'_>, claimed: &Delivery, attempt: u32, node: &str, result: &TryResult, now: Timestamp) -> Result<bool> {
+    let mut tx = p.begin().await?;
+    let mut db = tx.db();
+    let ok = result.succeeded();
+    let next = RETRY_SCHEDULE.get(attempt as usize).map(|wait| ms(now.saturating_add(*wait).unwrap_or(now)));
+    let status = match (ok, next) {
+        (true, _) => "delivered",
+        (false, Some(_)) => "pending",
+        (false, None) => "failed",
+    };
+    let n = db
+        .execute(
+            "UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, claimed_by = NULL, lease_until = NULL, updated_at = $3
+             WHERE message_id = $4 AND endpoint_id = $5 AND attempts = $6 AND claimed_by = $7 AND status = 'pending'",
+            args![status, if ok { None } else { next }, ms(now), claimed.message_id.as_str(), claimed.endpoint_id.as_str(), attempt, node],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    db.execute(
+        "INSERT INTO webhook_attempts (id, message_id, endpoint_id, attempt, attempted_at, status_code, latency_ms, response_excerpt, error, succeeded)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        args![
+            DeliveryAttemptId::new().as_str(),
+            claimed.message_id.as_str(),
+            claimed.endpoint_id.as_str(),
+            attempt,
+            ms(now),
+            result.status_code.map(i64::from),
+            i64::try_from(result.latency_ms).unwrap_or(i64::MAX),
+            result.response_excerpt.as_deref().map(excerpt),
+            result.error.as_deref().map(excerpt),
+            ok
+        ],
+    )
+    .await?;
+    if ok {
+        db.execute("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL", args![claimed.endpoint_id.as_str()])
+            .await?;
+    } else {
+        let cutoff = ms(now.saturating_sub(DISABLE_AFTER).unwrap_or(now));
+        db.execute("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2", args![ms(now), claimed.endpoint_id.as_str()])
+            .await?;
+        db.execute(
+            "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = 'failing', disabled_at = $1, updated_at = $1
+             WHERE id = $2 AND enabled AND failing_since <= $3",
+            args![ms(now), claimed.endpoint_id.as_str(), cutoff],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// An endpoint's deliveries, newest first (`page.before`: a message id), each with its tries
+/// in order.
+pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &Page) -> Result<Vec<(Delivery, Vec<DeliveryAttempt>)>> {
+    let mut db = p.read();
+    let rows: Vec<DeliveryRow> = db
+        .fetch_all(
+            &format!(
+                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE workspace_id = $1 AND endpoint_id = $2 AND ($3 IS NULL OR message_id < $3)
+                 ORDER BY message_id DESC LIMIT $4"
+            ),
+            args![ws.as_str(), endpoint, page.before.as_deref(), page.limit],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<Arg> = rows.iter().map(|r| Arg::from(r.message_id.as_str())).collect();
+    let mut a = args![endpoint];
+    let list = placeholders(2, ids.len());
+    a.extend(ids);
+    let attempts: Vec<AttemptRow> =
+        db.fetch_all(&format!("SELECT * FROM webhook_attempts WHERE endpoint_id = $1 AND message_id IN ({list}) ORDER BY attempted_at, id"), a).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let d = Delivery::try_from(r)?;
+        let tries = attempts.iter().filter(|a| a.message_id == d.message_id.as_str()).map(|a| clone_attempt(a).try_into()).collect::<Result<Vec<_>>>()?;
+        out.push((d, tries));
+    }
+    Ok(out)
+}
+
+fn clone_attempt(a: &AttemptRow) -> AttemptRow {
+    AttemptRow {
+        id: a.id.clone(),
+        message_id: a.message_id.clone(),
+        endpoint_id: a.endpoint_id.clone(),
+        attempt: a.attempt,
+        attempted_at: a.attempted_at,
+        status_code: a.status_code,
+        latency_ms: a.latency_ms,
+        response_excerpt: a.response_excerpt.clone(),
+        error: a.error.clone(),
+        succeeded: a.succeeded,
+    }
+}
+
+/// Sends a message to the endpoint again: the delivery is pending and due at `now`, its
+/// try count restarted (the log keeps the earlier tries). False if there is no such
+/// delivery in `ws`.
+pub async fn replay(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, message: &str, now: Timestamp) -> Result<bool> {
+    let n = p
+        .write()
+        .execute(
+            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, claimed_by = NULL, lease_until = NULL, updated_at = $1
+             WHERE workspace_id = $2 AND endpoint_id = $3 AND message_id = $4",
+            args![ms(now), ws.as_str(), endpoint, message],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// The workspace of a campaign (for events the engine raises about it, such as a
+/// failure-rate alert); `None` if there is no such campaign.
+pub async fn campaign_workspace(p: Pools<'_>, campaign: &str) -> Result<Option<WorkspaceId>> {
+    let row: Option<(String,)> = p.read().fetch_optional("SELECT workspace_id FROM campaigns WHERE id = $1", args![campaign]).await?;
+    Ok(row.map(|(ws,)| WorkspaceId::from_db(ws)))
+}

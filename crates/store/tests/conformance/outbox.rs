@@ -1,0 +1,171 @@
+//! The outbox of outbound events (issue 13): events written with the state change they
+//! report, fanned out to the matching endpoints, claimed with a lease, retried on the
+//! schedule, an endpoint disabled after 5 days of failures, rotation, replay.
+
+use crate::support::*;
+use dialtone_core::{CallStatus, Mode, Outcome};
+use dialtone_store::{NewWebhookEndpoint, TryResult, WebhookEndpointPatch, WEBHOOK_DISABLE_AFTER, WEBHOOK_RETRY_SCHEDULE};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn endpoint(events: &[&str]) -> NewWebhookEndpoint {
+    NewWebhookEndpoint { url: "http://127.0.0.1:9/hook".into(), events: events.iter().map(|e| e.to_string()).collect(), enabled: true, description: None }
+}
+
+fn answer(status: u16) -> TryResult {
+    TryResult { status_code: Some(status), latency_ms: 3, response_excerpt: Some("x".repeat(5000)), error: None }
+}
+
+/// Every event type a campaign run causes lands in the outbox of a subscribed endpoint, in
+/// the transaction of its change, and only those its endpoint asked for; none for another
+/// workspace's endpoint or a disabled one.
+pub async fn a_campaign_run_writes_each_subscribed_event_once_to_each_matching_endpoint(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let all = store.create_webhook_endpoint(&ws, &endpoint(&dialtone_store::WEBHOOK_EVENT_TYPES), SECRET, t0()).await.unwrap();
+    let ended_only = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), SECRET, t0()).await.unwrap();
+    let off = store.create_webhook_endpoint(&ws, &NewWebhookEndpoint { enabled: false, ..endpoint(&["call.ended"]) }, SECRET, t0()).await.unwrap();
+
+    let cmp = draft_campaign(&store, &ws, Mode::Continuous, 5, 1).await;
+    add_contacts(&store, &ws, &cmp.id, 0..2).await;
+    start(&store, &ws, &cmp.id).await;
+    let dials = claim(&store, &cmp.id, at(1)).await;
+    assert_eq!(dials.len(), 2);
+    for d in &dials {
+        place(&store, d, at(2)).await;
+        apply1(&store, progress(&d.call_id, CallStatus::InProgress), at(3)).await;
+        end(&store, &d.call_id, Outcome::Completed, at(4)).await;
+    }
+    assert!(store.complete_if_done(&cmp.id, at(5)).await.unwrap());
+
+    let page = dialtone_store::Page { limit: 100, before: None };
+    let types = |rows: Vec<(dialtone_store::Delivery, Vec<dialtone_store::DeliveryAttempt>)>| {
+        let mut t: Vec<String> = rows.into_iter().map(|(d, _)| d.event_type).collect();
+        t.sort();
+        t
+    };
+    let got = types(store.list_deliveries(&ws, all.id.as_str(), &page).await.unwrap());
+    assert_eq!(
+        got,
+        vec!["call.ended", "call.ended", "call.started", "call.started", "campaign.completed", "campaign.started", "contact.finished", "contact.finished"],
+        "every event the run caused, once"
+    );
+    assert_eq!(types(store.list_deliveries(&ws, ended_only.id.as_str(), &page).await.unwrap()), vec!["call.ended", "call.ended"]);
+    assert!(store.list_deliveries(&ws, off.id.as_str(), &page).await.unwrap().is_empty(), "a disabled endpoint gets nothing");
+
+    // The payload: the Standard Webhooks shape, with what call.ended promises.
+    let rows = store.list_deliveries(&ws, ended_only.id.as_str(), &page).await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&rows[0].0.payload).unwrap();
+    assert_eq!(body["type"], "call.ended");
+    assert!(body["timestamp"].is_string());
+    for key in ["call_id", "campaign_id", "contact_id", "outcome", "duration_ms", "cost", "transcript_summary"] {
+        assert!(body["data"].get(key).is_some(), "call.ended data has {key}: {body}");
+    }
+    assert_eq!(body["data"]["outcome"], "completed");
+    // One message id for both endpoints' copies of an event.
+    let other = store.list_deliveries(&ws, all.id.as_str(), &page).await.unwrap();
+    assert!(other.iter().any(|(d, _)| d.message_id == rows[0].0.message_id));
+}
+
+/// Claims are leased and exclusive; a failure is retried after the schedule's next wait,
+/// the eighth failure fails it; a lost claim writes nothing; replay sends it again.
+pub async fn deliveries_are_leased_retried_on_the_schedule_and_replayed(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["campaign.paused"]), SECRET, t0()).await.unwrap();
+    let cmp = draft_campaign(&store, &ws, Mode::Continuous, 1, 1).await;
+    start(&store, &ws, &cmp.id).await;
+    assert!(store.transition_campaign(&ws, &cmp.id, &[dialtone_core::CampaignStatus::Starting], dialtone_core::CampaignStatus::Paused, t0()).await.unwrap());
+
+    let lease = jiff::SignedDuration::from_secs(60);
+    let mut now = t0();
+    for attempt in 1..=8u32 {
+        let got = store.claim_deliveries("n1", now, lease, 10).await.unwrap();
+        assert_eq!(got.len(), 1, "try {attempt} is due at {now}");
+        assert_eq!(got[0].secrets, vec![SECRET.to_string()]);
+        assert_eq!(got[0].delivery.attempts, attempt);
+        assert!(store.claim_deliveries("n2", now, lease, 10).await.unwrap().is_empty(), "a claimed delivery is nobody else's");
+        assert!(store.finish_delivery(&got[0].delivery, attempt, "n1", &answer(503), now).await.unwrap());
+        if attempt < 8 {
+            let wait = WEBHOOK_RETRY_SCHEDULE[attempt as usize];
+            let early = now.checked_add(wait - jiff::SignedDuration::from_millis(1)).unwrap();
+            assert!(store.claim_deliveries("n1", early, lease, 10).await.unwrap().is_empty(), "not before the wait of try {}", attempt + 1);
+            now = now.checked_add(wait).unwrap();
+        }
+    }
+    let page = dialtone_store::Page { limit: 10, before: None };
+    let rows = store.list_deliveries(&ws, ep.id.as_str(), &page).await.unwrap();
+    assert_eq!(rows[0].0.status, "failed");
+    assert_eq!(rows[0].1.len(), 8, "the log has every try");
+    assert_eq!(rows[0].1[0].status_code, Some(503));
+    assert_eq!(rows[0].1[0].response_excerpt.as_ref().unwrap().len(), 1024, "the answer is cut to 1 KiB");
+
+    // Replay: due at once, a dead node's claim is retaken after its lease, and its late
+    // finish writes nothing.
+    let message = rows[0].0.message_id.clone();
+    assert!(store.replay_delivery(&ws, ep.id.as_str(), message.as_str(), now).await.unwrap());
+    let dead = store.claim_deliveries("dead", now, lease, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(store.claim_deliveries("n1", now.checked_add(jiff::SignedDuration::from_secs(59)).unwrap(), lease, 10).await.unwrap().is_empty());
+    let later = now.checked_add(lease).unwrap();
+    let retaken = store.claim_deliveries("n1", later, lease, 10).await.unwrap();
+    assert_eq!(retaken.len(), 1, "a dead node's claim is due again after its lease");
+    assert!(!store.finish_delivery(&dead[0].delivery, 1, "dead", &answer(200), later).await.unwrap(), "the dead node's claim is lost");
+    assert!(store.finish_delivery(&retaken[0].delivery, 2, "n1", &answer(204), later).await.unwrap());
+    let rows = store.list_deliveries(&ws, ep.id.as_str(), &page).await.unwrap();
+    assert_eq!(rows[0].0.status, "delivered");
+    assert!(store.claim_deliveries("n1", later.checked_add(jiff::SignedDuration::from_hours(48)).unwrap(), lease, 10).await.unwrap().is_empty());
+    assert!(!store.replay_delivery(&ws, ep.id.as_str(), "msg_01JZZZZZZZZZZZZZZZZZZZZZZZ", now).await.unwrap());
+}
+
+/// Five days of failures disable an endpoint (and a PATCH turns it back on); a rotation
+/// signs with both secrets for 24 h.
+pub async fn an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_two_secrets_a_day(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["campaign.paused", "campaign.canceled"]), SECRET, t0()).await.unwrap();
+    let cmp = draft_campaign(&store, &ws, Mode::Continuous, 1, 1).await;
+    start(&store, &ws, &cmp.id).await;
+    assert!(store.transition_campaign(&ws, &cmp.id, &[dialtone_core::CampaignStatus::Starting], dialtone_core::CampaignStatus::Paused, t0()).await.unwrap());
+    let lease = jiff::SignedDuration::from_secs(60);
+    let got = store.claim_deliveries("n1", t0(), lease, 10).await.unwrap();
+    store.finish_delivery(&got[0].delivery, 1, "n1", &answer(500), t0()).await.unwrap();
+    let first = store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(first.failing_since, Some(t0()));
+    assert!(first.enabled);
+
+    // Another event, failing five days later: the endpoint is disabled.
+    let five_days = t0().checked_add(WEBHOOK_DISABLE_AFTER).unwrap();
+    assert!(store.cancel_campaign(&ws, &cmp.id, five_days).await.unwrap());
+    let got = store.claim_deliveries("n1", five_days, lease, 10).await.unwrap();
+    let canceled = got.iter().find(|c| c.delivery.event_type == "campaign.canceled").expect("campaign.canceled is due");
+    let attempt = canceled.delivery.attempts;
+    store
+        .finish_delivery(
+            &canceled.delivery,
+            attempt,
+            "n1",
+            &TryResult { status_code: None, latency_ms: 10_000, response_excerpt: None, error: Some("timeout".into()) },
+            five_days,
+        )
+        .await
+        .unwrap();
+    let off = store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().unwrap();
+    assert!(!off.enabled);
+    assert_eq!(off.disabled_reason.as_deref(), Some("failing"));
+    let far = five_days.checked_add(jiff::SignedDuration::from_hours(30)).unwrap();
+    assert!(store.claim_deliveries("n1", far, lease, 10).await.unwrap().is_empty(), "a disabled endpoint's deliveries wait");
+    let on =
+        store.update_webhook_endpoint(&ws, ep.id.as_str(), &WebhookEndpointPatch { enabled: Some(true), ..Default::default() }, far).await.unwrap().unwrap();
+    assert!(on.enabled && on.disabled_reason.is_none() && on.failing_since.is_none());
+
+    // Rotation.
+    let rotated = store.rotate_webhook_secret(&ws, ep.id.as_str(), "whsec_bmV3bmV3bmV3bmV3bmV3bmV3", far).await.unwrap().unwrap();
+    assert_eq!(rotated.signing_secrets(far), vec!["whsec_bmV3bmV3bmV3bmV3bmV3bmV3", SECRET]);
+    let day = far.checked_add(jiff::SignedDuration::from_hours(24)).unwrap();
+    assert_eq!(rotated.signing_secrets(day), vec!["whsec_bmV3bmV3bmV3bmV3bmV3bmV3"], "the old secret stops signing after 24 h");
+
+    // Another workspace sees nothing of it; delete takes its deliveries.
+    let page = dialtone_store::Page { limit: 10, before: None };
+    assert_eq!(store.list_webhook_endpoints(&ws, &page).await.unwrap().len(), 1);
+    assert!(store.delete_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap());
+    assert!(store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().is_none());
+    assert!(store.list_deliveries(&ws, ep.id.as_str(), &page).await.unwrap().is_empty());
+}
