@@ -34,7 +34,7 @@ pub const CODES: &[(&str, StatusCode, &str)] = &[
     ("idempotency_key_in_use", StatusCode::CONFLICT, "a request with the same `Idempotency-Key` is still running; `Retry-After` says when to send it again"),
     ("idempotency_key_reused", StatusCode::UNPROCESSABLE_ENTITY, "the `Idempotency-Key` was first used with another method, path, query or body; `details.field` is `Idempotency-Key`"),
     ("dnc", StatusCode::CONFLICT, "a single call to a number on a do-not-call list; `details.field` is `phone`, `details.matches` lists the entries"),
-    ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "the body is over the route's limit (2 MiB for JSON, 1 MiB for webhooks, 256 MiB for contact uploads)"),
+    ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "the body is over the route's limit (2 MiB for JSON, 16 MiB for `POST /batches`, 1 MiB for webhooks, 256 MiB for contact uploads)"),
     ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE, "a missing or wrong `Content-Type` (JSON routes need `application/json`)"),
     ("upgrade_required", StatusCode::UPGRADE_REQUIRED, "a media-stream route (`/media/exotel/{token}`, `/media/twilio`) was requested without WebSocket upgrade headers; the `Upgrade: websocket` header says what it takes"),
     ("too_many_imports", StatusCode::TOO_MANY_REQUESTS, "`max_concurrent_imports` contact imports are already running on this node; send it again when they finish"),

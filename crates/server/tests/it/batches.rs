@@ -211,7 +211,17 @@ async fn bad_items_are_listed_by_index_and_nothing_is_created() {
 async fn ten_thousand_calls_are_accepted_and_start_at_holds_them() {
     let app = TestApp::start().await;
     let start_at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
-    let (status, created) = app.post_json("/batches", &batch(items(10_000), json!({"start_at": start_at.to_string()}))).await;
+    // Each call with a 300-byte variable: a body of over 3 MiB, past axum's default 2 MiB.
+    let calls: Vec<Value> = items(10_000)
+        .into_iter()
+        .map(|mut c| {
+            c["variables"]["note"] = json!("n".repeat(300));
+            c
+        })
+        .collect();
+    let body = batch(calls, json!({"start_at": start_at.to_string()}));
+    assert!(body.to_string().len() > 3 << 20, "the body is over 3 MiB");
+    let (status, created) = app.post_json("/batches", &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
     assert_eq!(created["progress"]["total"], 10_000);
     assert_eq!(created["progress"]["percent_done"], 0.0);

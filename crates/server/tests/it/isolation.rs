@@ -61,11 +61,26 @@ struct World {
     number: String,
     idempotent: (Value, Value),
     stats_window: String,
+    /// A batch held until later (its state does not move during the suite).
+    batch: String,
+    /// A webhook endpoint of A's, and one message in its outbox.
+    endpoint: String,
+    message: String,
 }
 
 impl World {
     fn markers(&self) -> Vec<String> {
-        let mut m = vec![self.ws.clone(), self.key_id.clone(), self.campaign.clone(), self.contact.clone(), self.agent.clone(), self.number.clone()];
+        let mut m = vec![
+            self.ws.clone(),
+            self.key_id.clone(),
+            self.campaign.clone(),
+            self.contact.clone(),
+            self.agent.clone(),
+            self.number.clone(),
+            self.batch.clone(),
+            self.endpoint.clone(),
+            self.message.clone(),
+        ];
         m.extend(self.calls.iter().cloned());
         m.extend(self.dnc_phones.iter().cloned());
         m.extend(["asst_workspace_a".to_string(), "Campaign of A".to_string(), "Agent of A".to_string()]);
@@ -82,6 +97,9 @@ impl World {
             ("agents", "id") => vec![self.agent.clone()],
             ("workspaces", "id") => vec![self.ws.clone()],
             ("keys", "id") => vec![self.key_id.clone()],
+            ("batches", "id") => vec![self.batch.clone()],
+            ("webhook-endpoints", "id") => vec![self.endpoint.clone()],
+            ("webhook-endpoints", "message_id") => vec![self.message.clone()],
             ("campaigns" | "dnc", "phone") => self.dnc_phones.clone(),
             ("phone-numbers", "number") => vec![self.number.clone()],
             _ => panic!("the isolation suite cannot fill {{{param}}} of {path}: teach World::path_values which of A's ids it takes"),
@@ -109,11 +127,17 @@ fn body_for(method: &str, path: &str) -> Option<(&'static str, String)> {
         ("put", "/api/v1/calls/{id}") => j(json!({"scheduled_for": in_ms(7_200_000)})),
         ("patch", "/api/v1/agents/{id}") => j(json!({"name": "hijacked"})),
         ("patch", "/api/v1/workspaces/{id}") => j(json!({"name": "hijacked", "disabled": true})),
+        ("patch", "/api/v1/webhook-endpoints/{id}") => j(json!({"url": "https://hijacked.example/hook", "enabled": false})),
         _ => None,
     }
 }
 
 async fn build_a(a: &Client<'_>, ws: String, key_id: String) -> World {
+    // An endpoint nobody listens on (port 9, discard): its deliveries fail and wait in the outbox.
+    let endpoint = a.ok(Method::POST, "/webhook-endpoints", Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["campaign.started"]}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     a.ok(Method::POST, "/assistants", Some(json!({"id": "asst_workspace_a", "provider": "sim", "phone_number_id": "pn_workspace_a"}))).await;
     let campaign = a
         .ok(
@@ -171,6 +195,19 @@ async fn build_a(a: &Client<'_>, ws: String, key_id: String) -> World {
     let (status, first) = send(req).await;
     assert!(status.is_success(), "{first}");
     a.ok(Method::POST, &format!("/campaigns/{campaign}/dnc"), Some(json!({"numbers": ["+14155550152"]}))).await;
+    let batch = a
+        .ok(
+            Method::POST,
+            "/batches",
+            Some(json!({"name": "Batch of A", "provider": "sim", "assistant_id": "asst_workspace_a", "phone_number_id": PHONE_NUMBER_ID,
+                "start_at": in_ms(7_200_000), "calls": [{"phone": "+14155550161"}]})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deliveries = a.ok(Method::GET, &format!("/webhook-endpoints/{endpoint}/deliveries"), None).await;
+    let message = deliveries["data"][0]["message_id"].as_str().unwrap_or_else(|| panic!("A's endpoint has a message: {deliveries}")).to_string();
     let now = jiff::Timestamp::now();
     let stats_window = format!("from={}&to={}", now - jiff::SignedDuration::from_hours(1), now + jiff::SignedDuration::from_hours(1));
     World {
@@ -185,15 +222,21 @@ async fn build_a(a: &Client<'_>, ws: String, key_id: String) -> World {
         number: "+14155550141".into(),
         idempotent: (json!({"numbers": ["+14155550151"]}), first),
         stats_window,
+        batch,
+        endpoint,
+        message,
     }
 }
 
-/// Removes the fields that move with the clock alone: a key's last use, a campaign's next open time (computed from now).
+/// Removes the fields that move with the clock alone: a key's last use, a campaign's next
+/// open time (computed from now), an endpoint's first failure (the delivery worker's).
 fn drop_moving(v: &mut Value) {
     match v {
         Value::Object(o) => {
             o.remove("last_used_at");
             o.remove("next_open_at");
+            // An endpoint's: set by the delivery worker's first failed try, whenever it runs.
+            o.remove("failing_since");
             o.values_mut().for_each(drop_moving);
         }
         Value::Array(a) => a.iter_mut().for_each(drop_moving),
@@ -217,6 +260,9 @@ async fn snapshot(a: &Client<'_>, w: &World) -> BTreeMap<String, Value> {
         format!("/workspaces/{}", w.ws),
         "/keys".to_string(),
         format!("/stats?{}", w.stats_window),
+        format!("/batches/{}", w.batch),
+        "/batches".to_string(),
+        "/webhook-endpoints".to_string(),
     ];
     paths.extend(w.calls.iter().chain([&w.scheduled_call]).map(|c| format!("/calls/{c}")));
     let mut out = BTreeMap::new();
