@@ -91,7 +91,13 @@ async fn backend(url: &str, args: &StatsBenchArgs) -> anyhow::Result<Value> {
 /// Runs `q` once to warm up, then `runs` times: p50 and p99 in ms, and the calls it
 /// counted. `raw`: without the rollup (`Store::stats_raw`).
 async fn time(store: &Arc<dyn Store>, q: &StatsQuery, runs: usize, raw: bool) -> anyhow::Result<Value> {
-    let run = || async { if raw { store.stats_raw(q).await } else { store.stats(q).await } };
+    let run = || async {
+        if raw {
+            store.stats_raw(q).await
+        } else {
+            store.stats(q).await
+        }
+    };
     let counted = run().await?.total_calls;
     let mut ms = Vec::with_capacity(runs);
     for _ in 0..runs {

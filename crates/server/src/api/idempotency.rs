@@ -97,7 +97,10 @@ pub async fn layer(State(app): State<Arc<AppState>>, request: Request, next: Nex
             let hashed = Hashed::new(body);
             let state = hashed.state.clone();
             let response = next.run(Request::from_parts(parts, Body::from_stream(hashed.stream))).await;
-            let (ended, digest) = (state.lock().expect("hash state lock").ended, hashed_hex(&state));
+            // Two statements: a lock guard taken in a tuple lives to the end of the statement,
+            // and `hashed_hex` locks again (a std mutex is not reentrant).
+            let ended = state.lock().expect("hash state lock").ended;
+            let digest = hashed_hex(&state);
             if response.status().is_server_error() || !ended {
                 abandon(&app, &ws, &key).await;
                 return response;

@@ -210,6 +210,11 @@ struct HourRow {
 }
 
 #[derive(sqlx::FromRow)]
+struct One {
+    one: i64,
+}
+
+#[derive(sqlx::FromRow)]
 struct DirtyRow {
     kind: String,
     workspace_id: String,
@@ -282,6 +287,12 @@ const WEBHOOK_V: &str = "(received_at - occurred_at)";
 /// recomputed. Called before every `/stats` read and by the reaper, which keeps the log
 /// short.
 pub async fn refresh(p: Pools<'_>) -> Result<u64> {
+    // Nothing logged (the usual case between two reads): no write transaction, which on
+    // SQLite would queue behind (and delay) the one writer's ingest batches.
+    let pending: Option<i64> = p.read().fetch_optional::<One>("SELECT CAST(1 AS BIGINT) AS one FROM stats_dirty LIMIT 1", vec![]).await?.map(|r| r.one);
+    if pending.is_none() {
+        return Ok(0);
+    }
     let mut tx = p.begin().await?;
     let mut db = tx.db();
     // PostgreSQL only (SQLite's BEGIN IMMEDIATE already excludes every other writer).

@@ -184,7 +184,16 @@ pub async fn the_stats_rollup_answers_exactly_what_the_raw_query_answers(store: 
     add_contacts(&store, &ws, &b.id, 200..320).await;
     start(&store, &ws, &b.id).await;
     let campaigns = [a.id.clone(), b.id.clone()];
-    let outcomes = [Outcome::Completed, Outcome::Completed, Outcome::NoAnswer, Outcome::Busy, Outcome::Voicemail, Outcome::Failed, Outcome::Timeout, Outcome::InvalidNumber];
+    let outcomes = [
+        Outcome::Completed,
+        Outcome::Completed,
+        Outcome::NoAnswer,
+        Outcome::Busy,
+        Outcome::Voicemail,
+        Outcome::Failed,
+        Outcome::Timeout,
+        Outcome::InvalidNumber,
+    ];
     let mut open: Vec<dialtone_core::CallId> = Vec::new();
     let mut now = t0();
     for round in 0..14 {
