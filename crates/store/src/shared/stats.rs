@@ -352,7 +352,6 @@ pub async fn refresh(p: Pools<'_>) -> Result<u64> {
         )
         .await?;
     }
-    drop(db);
     tx.commit().await?;
     Ok(hours.len() as u64)
 }
