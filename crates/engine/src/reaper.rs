@@ -71,6 +71,7 @@ impl Engine {
         self.recover().await?;
         self.purge_unknown_events().await?;
         self.purge_idempotency_keys().await?;
+        self.refresh_stats().await?;
         Ok(stuck.len())
     }
 
@@ -139,6 +140,16 @@ impl Engine {
             tracing::debug!(records = purged, "purged expired Idempotency-Key records");
         }
         Ok(purged)
+    }
+
+    /// Brings the `/stats` rollup up to date (`Store::refresh_stats`), so the log of changed
+    /// hours stays short between `/stats` reads. Returns how many hours it recomputed.
+    pub async fn refresh_stats(&self) -> Result<u64, EngineError> {
+        let hours = self.store.refresh_stats().await?;
+        if hours > 0 {
+            tracing::debug!(hours, "refreshed the stats rollup");
+        }
+        Ok(hours)
     }
 
     #[tracing::instrument(skip_all, fields(call_id = %call.id, campaign_id = %call.campaign_id))]

@@ -1,7 +1,10 @@
 //! `dialtone bench stats --calls N`: fills a fresh database with N synthetic calls (bulk
 //! SQL, see `dialtone_store::bench_fill`) spread evenly over the last 30 days, then times
-//! the `/stats` query (`Store::stats`, what the route runs) for each range, and prints one
-//! JSON object: per backend, the fill time and per range the query's p50/p99 in ms.
+//! the `/stats` query (`Store::stats`, what the route runs: the hourly rollup, migration
+//! 0022) for each range, and prints one JSON object: per backend, the fill time, the time
+//! of the first rollup refresh (every filled hour recomputed), and per range the query's
+//! p50/p99 in ms, with and without the rollup (`Store::stats_raw`, the query before it).
+//! It fails if the two answers differ.
 //! SQLite always (a temp dir); PostgreSQL too with `--postgres-url` (a fresh, empty database:
 //! the bench adds a million rows to it).
 
@@ -51,30 +54,55 @@ async fn backend(url: &str, args: &StatsBenchArgs) -> anyhow::Result<Value> {
     let filled = Instant::now();
     dialtone_store::bench_fill::fill_calls(url, &ws, &campaign.id, args.calls, start, span.as_millis() as i64).await?;
     let fill_secs = filled.elapsed().as_secs_f64();
+    let refreshed = Instant::now();
+    let hours = store.refresh_stats().await?;
+    let refresh_secs = refreshed.elapsed().as_secs_f64();
 
     let day = SignedDuration::from_hours(24);
     let end = now + SignedDuration::from_millis(1);
+    let midnight = now.to_zoned(jiff::tz::TimeZone::UTC).start_of_day()?.timestamp();
+    // An arbitrary range: 12 days, neither end on an hour (17 min 23.456 s past).
+    let odd = SignedDuration::from_millis(1_043_456);
+    let (odd_from, odd_to) = (end - day * 20 + odd, end - day * 8 + odd);
+    let c = || Some(campaign.id.clone());
     let ranges = [
-        ("today_24h", None, end - day),
-        ("week", None, end - day * 7),
-        ("month_all", None, end - day * 30),
-        ("campaign_month_all", Some(campaign.id.clone()), end - day * 30),
+        ("today_24h", None, end - day, end),
+        ("today_since_midnight", None, midnight, end),
+        ("week", None, end - day * 7, end),
+        ("month_all", None, end - day * 30, end),
+        ("arbitrary_12_days", None, odd_from, odd_to),
+        ("campaign_today_24h", c(), end - day, end),
+        ("campaign_week", c(), end - day * 7, end),
+        ("campaign_month_all", c(), end - day * 30, end),
+        ("campaign_arbitrary_12_days", c(), odd_from, odd_to),
     ];
     let mut queries = serde_json::Map::new();
-    for (name, campaign_id, from) in ranges {
-        let q = StatsQuery { workspace_id: ws.clone(), campaign_id, from, to: end, now };
-        queries.insert(name.into(), time(&store, &q, args.runs).await?);
+    for (name, campaign_id, from, to) in ranges {
+        let q = StatsQuery { workspace_id: ws.clone(), campaign_id, from, to, now };
+        anyhow::ensure!(store.stats(&q).await? == store.stats_raw(&q).await?, "{name}: the rollup's answer differs from the raw query's");
+        let rollup = time(&store, &q, args.runs, false).await?;
+        let raw = time(&store, &q, args.runs.min(5), true).await?;
+        queries.insert(name.into(), json!({ "rollup": rollup, "raw": raw }));
     }
-    Ok(json!({ "fill_secs": (fill_secs * 10.0).round() / 10.0, "queries": queries }))
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    Ok(json!({ "fill_secs": round(fill_secs), "first_refresh": { "hours": hours, "secs": round(refresh_secs) }, "queries": queries }))
 }
 
-/// Runs `q` once to warm up, then `runs` times: p50 and p99 in ms, and the calls it counted.
-async fn time(store: &Arc<dyn Store>, q: &StatsQuery, runs: usize) -> anyhow::Result<Value> {
-    let counted = store.stats(q).await?.total_calls;
+/// Runs `q` once to warm up, then `runs` times: p50 and p99 in ms, and the calls it
+/// counted. `raw`: without the rollup (`Store::stats_raw`).
+async fn time(store: &Arc<dyn Store>, q: &StatsQuery, runs: usize, raw: bool) -> anyhow::Result<Value> {
+    let run = || async {
+        if raw {
+            store.stats_raw(q).await
+        } else {
+            store.stats(q).await
+        }
+    };
+    let counted = run().await?.total_calls;
     let mut ms = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
-        store.stats(q).await?;
+        run().await?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     ms.sort_by(f64::total_cmp);

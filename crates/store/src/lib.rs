@@ -331,6 +331,14 @@ pub trait Store: Send + Sync + 'static {
     /// `GET /stats`: counts, rates, latency percentiles and the hourly series of the calls
     /// created in `[from, to)` of a workspace (or one of its campaigns).
     async fn stats(&self, q: &StatsQuery) -> Result<Stats>;
+    /// `/stats` computed from the calls and events alone, without the rollup: the answer the
+    /// rollup must reproduce exactly (the conformance suite and `dialtone bench stats`
+    /// compare the two). Linear in the range's calls.
+    async fn stats_raw(&self, q: &StatsQuery) -> Result<Stats>;
+    /// Brings the `/stats` rollup up to date with every change logged since the last
+    /// refresh (`shared::stats::refresh`); how many hours it recomputed. `stats` does it
+    /// itself; the reaper calls it so the change log stays short.
+    async fn refresh_stats(&self) -> Result<u64>;
     /// The failure-rate alert's window: calls that ended at or after `since`, by campaign
     /// and provider, with how many failed.
     async fn failure_window(&self, since: Timestamp) -> Result<Vec<WindowCount>>;

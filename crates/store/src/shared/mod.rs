@@ -458,6 +458,14 @@ macro_rules! impl_store {
                 $crate::shared::stats::stats(self.pools(), q).await
             }
 
+            async fn stats_raw(&self, q: &$crate::StatsQuery) -> $crate::Result<$crate::Stats> {
+                $crate::shared::stats::stats_raw(self.pools(), q).await
+            }
+
+            async fn refresh_stats(&self) -> $crate::Result<u64> {
+                $crate::shared::stats::refresh(self.pools()).await
+            }
+
             async fn failure_window(&self, since: jiff::Timestamp) -> $crate::Result<Vec<$crate::WindowCount>> {
                 $crate::shared::stats::failure_window(self.pools(), since).await
             }

@@ -24,20 +24,29 @@
 //!   commit). It includes the provider's delivery delay and any clock difference between
 //!   the provider and us; a negative difference (a provider clock ahead of ours) counts as 0.
 //!
-//! Percentiles are nearest-rank over a histogram the database groups (one scan, no sort of
-//! the range, the same SQL on both backends: PostgreSQL's `percentile_cont` has no SQLite
-//! counterpart). Buckets are 1 ms wide below 1 s, 10 ms below 10 s, 100 ms below 100 s and
-//! 1 s above; a percentile is its bucket's lower bound, so it is exact below 1 s and within
-//! 1 % above.
+//! Percentiles are nearest-rank over a histogram the database groups (no sort of the range,
+//! the same SQL on both backends: PostgreSQL's `percentile_cont` has no SQLite
+//! counterpart). Buckets keep two significant digits: 1 ms wide below 100 ms, 10 ms below
+//! 1 s, 100 ms below 10 s, 1 s below 100 s, 10 s above. A percentile is its bucket's lower
+//! bound: exact below 100 ms, at most 10 % (one bucket) under the true value above, and
+//! within 1 % near the top of each decade. The buckets are coarse enough that an hour holds
+//! at most ~280 of them whatever the traffic, which is what lets the rollup merge them.
+//!
+//! The rollup (migration 0022, docs/architecture.md "Stats rollup"): whole hours of a
+//! range are read from `stats_call_hours` and the latency histograms (`stats_latency_hours`,
+//! and `stats_latency_days` for whole UTC days); the partial hours at either end (the open
+//! hour included) are read from the calls, with the same definitions. Triggers log every
+//! change to a call or a provider event in `stats_dirty`, and [`refresh`] recomputes the
+//! logged hours from the raw rows before each read, so the answer equals the raw query's.
 
-use super::Pools;
+use super::{pg_lock, Pools};
 use crate::common::ms;
 use crate::sql::{args, Arg};
 use crate::Result;
 use dialtone_core::{CampaignId, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Outcomes that count as a failed call (in `/stats` and in the failure-rate alert).
 pub const FAILURE_OUTCOMES: &[&str] = &["failed", "timeout", "invalid_number"];
@@ -153,6 +162,8 @@ pub struct HourPoint {
     pub answered: u64,
     /// Calls with a failure outcome.
     pub failed: u64,
+    /// Calls with outcome `completed` (the numerator of the success rate).
+    pub completed: u64,
 }
 
 /// Calls that ended in the alert window, by campaign and provider account.
@@ -189,12 +200,36 @@ struct BucketRow {
     n: i64,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Default)]
 struct HourRow {
     hour: i64,
     placed: i64,
     answered: i64,
     failed: i64,
+    completed: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct One {
+    one: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct DirtyRow {
+    kind: String,
+    workspace_id: String,
+    campaign_id: String,
+    hour: i64,
+}
+
+/// The rows one part of a range contributes (raw calls or rollup), merged in Rust.
+#[derive(Default)]
+struct Parts {
+    counts: Vec<CountRow>,
+    breakdown: Vec<BreakdownRow>,
+    hours: Vec<HourRow>,
+    placement: Vec<BucketRow>,
+    webhook: Vec<BucketRow>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -206,8 +241,8 @@ struct Two {
 /// The histogram bucket of a latency expression `v` (milliseconds, clamped at 0).
 fn bucket_sql(v: &str) -> String {
     format!(
-        "CASE WHEN {v} < 0 THEN 0 WHEN {v} < 1000 THEN {v} WHEN {v} < 10000 THEN ({v} / 10) * 10 \
-         WHEN {v} < 100000 THEN ({v} / 100) * 100 ELSE ({v} / 1000) * 1000 END"
+        "CASE WHEN {v} < 0 THEN 0 WHEN {v} < 100 THEN {v} WHEN {v} < 1000 THEN ({v} / 10) * 10 \
+         WHEN {v} < 10000 THEN ({v} / 100) * 100 WHEN {v} < 100000 THEN ({v} / 1000) * 1000 ELSE ({v} / 10000) * 10000 END"
     )
 }
 
@@ -215,22 +250,119 @@ fn bucket_sql(v: &str) -> String {
 /// texts rather than one `($2 IS NULL OR campaign_id = $2)`, which keeps a planner (SQLite's
 /// always, PostgreSQL's generic plan) from reading the campaign's own index. `$2` is still
 /// named when NULL (PostgreSQL wants every bound parameter used, and typed: the CAST).
-fn calls_in_range(q: &StatsQuery) -> &'static str {
+/// `col` is the time column the range is on.
+fn in_range(q: &StatsQuery, col: &str) -> String {
     if q.campaign_id.is_some() {
-        "campaign_id = $2 AND workspace_id = $1 AND created_at >= $3 AND created_at < $4"
+        format!("campaign_id = $2 AND workspace_id = $1 AND {col} >= $3 AND {col} < $4")
     } else {
-        "workspace_id = $1 AND CAST($2 AS TEXT) IS NULL AND created_at >= $3 AND created_at < $4"
+        format!("workspace_id = $1 AND CAST($2 AS TEXT) IS NULL AND {col} >= $3 AND {col} < $4")
     }
 }
 
-fn range_args(q: &StatsQuery) -> Vec<Arg> {
-    args![q.workspace_id.as_str(), q.campaign_id.as_ref().map(|c| c.as_str()), ms(q.from), ms(q.to)]
+fn range_args(q: &StatsQuery, from: i64, to: i64) -> Vec<Arg> {
+    args![q.workspace_id.as_str(), q.campaign_id.as_ref().map(|c| c.as_str()), from, to]
 }
 
-/// Computes `/stats` (see the module doc for every definition). The statements are
-/// independent reads and run side by side (on SQLite, on several reader connections).
-pub async fn stats(p: Pools<'_>, q: &StatsQuery) -> Result<Stats> {
-    let in_range = calls_in_range(q);
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The calls' columns a rollup hour groups by, as `SELECT` expressions over `calls`
+/// (`reason` kept only for the outcomes the failure breakdown lists).
+const CALL_DIMS: &str = "status, outcome,
+    CASE WHEN outcome IS NOT NULL AND outcome NOT IN ('completed', 'canceled') THEN ended_reason END,
+    CAST(CASE WHEN attempt > 1 THEN 1 ELSE 0 END AS BIGINT),
+    CAST(CASE WHEN dialed_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT),
+    CAST(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT)";
+
+const PLACEMENT_V: &str = "(dialed_at - COALESCE(scheduled_for, created_at))";
+const WEBHOOK_V: &str = "(received_at - occurred_at)";
+
+/// Brings the rollup up to date: takes every hour logged in `stats_dirty` (by the
+/// migration 0022 triggers, in the transaction of the change) and recomputes its rollup
+/// rows from the calls and events, then the UTC days of the latency histograms those hours
+/// fall in. One transaction; on PostgreSQL refreshes are serialized by an advisory lock
+/// (several nodes and requests refresh at once, and two recomputing the same hour would
+/// each insert its rows). The log's rows are taken with `DELETE … RETURNING`, so a change
+/// committed meanwhile stays logged for the next refresh. Returns how many hours it
+/// recomputed. Called before every `/stats` read and by the reaper, which keeps the log
+/// short.
+pub async fn refresh(p: Pools<'_>) -> Result<u64> {
+    // Nothing logged (the usual case between two reads): no write transaction, which on
+    // SQLite would queue behind (and delay) the one writer's ingest batches.
+    let pending: Option<i64> = p.read().fetch_optional::<One>("SELECT CAST(1 AS BIGINT) AS one FROM stats_dirty LIMIT 1", vec![]).await?.map(|r| r.one);
+    if pending.is_none() {
+        return Ok(0);
+    }
+    let mut tx = p.begin().await?;
+    let mut db = tx.db();
+    // PostgreSQL only (SQLite's BEGIN IMMEDIATE already excludes every other writer).
+    pg_lock(&mut db, "SELECT pg_advisory_xact_lock(7346518022)", vec![]).await?;
+    let logged = db.fetch_all::<DirtyRow>("DELETE FROM stats_dirty RETURNING kind, workspace_id, campaign_id, hour", vec![]).await?;
+    if logged.is_empty() {
+        return Ok(0);
+    }
+    let hours: BTreeSet<(String, String, String, i64)> = logged.into_iter().map(|r| (r.kind, r.workspace_id, r.campaign_id, r.hour)).collect();
+    let mut days = BTreeSet::new();
+    let key = "campaign_id = $2 AND workspace_id = $1 AND hour = $3";
+    let calls_of_hour = "campaign_id = $2 AND workspace_id = $1 AND created_at >= $3 AND created_at < $3 + 3600000";
+    let insert_calls = format!(
+        "INSERT INTO stats_call_hours (workspace_id, campaign_id, hour, status, outcome, reason, retry, placed, answered, n, dur_sum, dur_n)
+         SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), {CALL_DIMS}, COUNT(*), CAST(SUM(duration_ms) AS BIGINT), COUNT(duration_ms)
+         FROM calls WHERE {calls_of_hour} GROUP BY {CALL_DIMS}"
+    );
+    let insert_placement = format!(
+        "INSERT INTO stats_latency_hours (kind, workspace_id, campaign_id, hour, bucket, n)
+         SELECT 'p', CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), {b}, COUNT(*)
+         FROM calls WHERE {calls_of_hour} AND dialed_at IS NOT NULL GROUP BY {b}",
+        b = bucket_sql(PLACEMENT_V)
+    );
+    let insert_webhook = format!(
+        "INSERT INTO stats_latency_hours (kind, workspace_id, campaign_id, hour, bucket, n)
+         SELECT 'w', CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), {b}, COUNT(*)
+         FROM call_events e
+         WHERE e.workspace_id = $1 AND e.source = 'provider' AND e.received_at >= $3 AND e.received_at < $3 + 3600000
+           AND e.occurred_at IS NOT NULL AND COALESCE((SELECT c.campaign_id FROM calls c WHERE c.id = e.call_id), '') = $2
+         GROUP BY {b}",
+        b = bucket_sql(WEBHOOK_V)
+    );
+    for (kind, ws, campaign, hour) in &hours {
+        let a = || args![ws.as_str(), campaign.as_str(), *hour];
+        let latency_kind = if kind == "c" {
+            db.execute(&format!("DELETE FROM stats_call_hours WHERE {key}"), a()).await?;
+            db.execute(&insert_calls, a()).await?;
+            db.execute(&format!("DELETE FROM stats_latency_hours WHERE {key} AND kind = 'p'"), a()).await?;
+            db.execute(&insert_placement, a()).await?;
+            "p"
+        } else {
+            db.execute(&format!("DELETE FROM stats_latency_hours WHERE {key} AND kind = 'w'"), a()).await?;
+            db.execute(&insert_webhook, a()).await?;
+            "w"
+        };
+        days.insert((latency_kind, ws.as_str(), campaign.as_str(), hour.div_euclid(DAY_MS) * DAY_MS));
+    }
+    for (kind, ws, campaign, day) in days {
+        let a = || args![ws, campaign, day, kind];
+        db.execute("DELETE FROM stats_latency_days WHERE campaign_id = $2 AND workspace_id = $1 AND day = $3 AND kind = $4", a()).await?;
+        db.execute(
+            "INSERT INTO stats_latency_days (kind, workspace_id, campaign_id, day, bucket, n)
+             SELECT CAST($4 AS TEXT), CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), bucket, CAST(SUM(n) AS BIGINT)
+             FROM stats_latency_hours WHERE campaign_id = $2 AND workspace_id = $1 AND kind = $4 AND hour >= $3 AND hour < $3 + 86400000
+             GROUP BY bucket",
+            a(),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(hours.len() as u64)
+}
+
+/// The raw part of a range: the calls created (and provider events received) in
+/// `[from, to)`, read from the rows themselves.
+async fn raw(p: Pools<'_>, q: &StatsQuery, from: i64, to: i64) -> Result<Parts> {
+    if from >= to {
+        return Ok(Parts::default());
+    }
+    let in_range = in_range(q, "created_at");
     let counts_sql = format!(
         "SELECT status, outcome, CAST(CASE WHEN attempt > 1 THEN 1 ELSE 0 END AS BIGINT) AS retry, COUNT(*) AS n,
                 CAST(SUM(duration_ms) AS BIGINT) AS dur_sum, COUNT(duration_ms) AS dur_n
@@ -239,27 +371,114 @@ pub async fn stats(p: Pools<'_>, q: &StatsQuery) -> Result<Stats> {
     let breakdown_sql = format!(
         "SELECT outcome, ended_reason AS reason, COUNT(*) AS n FROM calls
          WHERE {in_range} AND outcome IS NOT NULL AND outcome NOT IN ('completed', 'canceled')
-         GROUP BY outcome, ended_reason ORDER BY n DESC, outcome, reason LIMIT 50"
+         GROUP BY outcome, ended_reason"
     );
     let hourly_sql = format!(
         "SELECT (created_at / 3600000) * 3600000 AS hour,
                 CAST(SUM(CASE WHEN dialed_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS placed,
                 CAST(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS answered,
-                CAST(SUM(CASE WHEN outcome IN {FAILURE_SQL} THEN 1 ELSE 0 END) AS BIGINT) AS failed
+                CAST(SUM(CASE WHEN outcome IN {FAILURE_SQL} THEN 1 ELSE 0 END) AS BIGINT) AS failed,
+                CAST(SUM(CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END) AS BIGINT) AS completed
          FROM calls WHERE {in_range} GROUP BY (created_at / 3600000) * 3600000"
     );
-    let placement_v = "(dialed_at - COALESCE(scheduled_for, created_at))";
     let placement_sql =
-        format!("SELECT {b} AS bucket, COUNT(*) AS n FROM calls WHERE {in_range} AND dialed_at IS NOT NULL GROUP BY {b}", b = bucket_sql(placement_v));
-    let webhook_v = "(received_at - occurred_at)";
+        format!("SELECT {b} AS bucket, COUNT(*) AS n FROM calls WHERE {in_range} AND dialed_at IS NOT NULL GROUP BY {b}", b = bucket_sql(PLACEMENT_V));
     let webhook_sql = format!(
         "SELECT {b} AS bucket, COUNT(*) AS n FROM call_events
          WHERE workspace_id = $1 AND source = 'provider' AND received_at >= $3 AND received_at < $4 AND occurred_at IS NOT NULL
            AND {campaign}
          GROUP BY {b}",
-        b = bucket_sql(webhook_v),
+        b = bucket_sql(WEBHOOK_V),
         campaign = if q.campaign_id.is_some() { "call_id IN (SELECT id FROM calls WHERE campaign_id = $2)" } else { "CAST($2 AS TEXT) IS NULL" }
     );
+    let a = || range_args(q, from, to);
+    let (mut d1, mut d2, mut d3, mut d4, mut d5) = (p.read(), p.read(), p.read(), p.read(), p.read());
+    let (counts, breakdown, hours, placement, webhook) = tokio::try_join!(
+        d1.fetch_all::<CountRow>(&counts_sql, a()),
+        d2.fetch_all::<BreakdownRow>(&breakdown_sql, a()),
+        d3.fetch_all::<HourRow>(&hourly_sql, a()),
+        d4.fetch_all::<BucketRow>(&placement_sql, a()),
+        d5.fetch_all::<BucketRow>(&webhook_sql, a()),
+    )?;
+    Ok(Parts { counts, breakdown, hours, placement, webhook })
+}
+
+/// The rollup part of a range: the whole hours `[from, to)` (both on the hour), latency
+/// histograms from whole UTC days where the range covers them and from hours at its ends.
+async fn rollup(p: Pools<'_>, q: &StatsQuery, from: i64, to: i64) -> Result<Parts> {
+    if from >= to {
+        return Ok(Parts::default());
+    }
+    let in_hours = in_range(q, "hour");
+    let counts_sql = format!(
+        "SELECT status, outcome, retry, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(dur_sum) AS BIGINT) AS dur_sum, CAST(SUM(dur_n) AS BIGINT) AS dur_n
+         FROM stats_call_hours WHERE {in_hours} GROUP BY status, outcome, retry"
+    );
+    let breakdown_sql = format!(
+        "SELECT outcome, reason, CAST(SUM(n) AS BIGINT) AS n FROM stats_call_hours
+         WHERE {in_hours} AND outcome IS NOT NULL AND outcome NOT IN ('completed', 'canceled') GROUP BY outcome, reason"
+    );
+    let hourly_sql = format!(
+        "SELECT hour, CAST(SUM(placed * n) AS BIGINT) AS placed, CAST(SUM(answered * n) AS BIGINT) AS answered,
+                CAST(SUM(CASE WHEN outcome IN {FAILURE_SQL} THEN n ELSE 0 END) AS BIGINT) AS failed,
+                CAST(SUM(CASE WHEN outcome = 'completed' THEN n ELSE 0 END) AS BIGINT) AS completed
+         FROM stats_call_hours WHERE {in_hours} GROUP BY hour"
+    );
+    // Whole days inside the hours, if any; the hours before and after them.
+    let (d1, d2) = (from.div_euclid(DAY_MS) * DAY_MS + if from.rem_euclid(DAY_MS) == 0 { 0 } else { DAY_MS }, to.div_euclid(DAY_MS) * DAY_MS);
+    let (d1, d2) = if d1 < d2 { (d1, d2) } else { (to, to) };
+    let scope = if q.campaign_id.is_some() { "campaign_id = $2 AND workspace_id = $1" } else { "workspace_id = $1 AND CAST($2 AS TEXT) IS NULL" };
+    let latency_sql = |kind: &str| {
+        format!(
+            "SELECT bucket, CAST(SUM(n) AS BIGINT) AS n FROM (
+                SELECT bucket, n FROM stats_latency_days WHERE {scope} AND kind = '{kind}' AND day >= $5 AND day < $6
+                UNION ALL
+                SELECT bucket, n FROM stats_latency_hours WHERE {scope} AND kind = '{kind}' AND hour >= $3 AND hour < $5
+                UNION ALL
+                SELECT bucket, n FROM stats_latency_hours WHERE {scope} AND kind = '{kind}' AND hour >= $6 AND hour < $4
+             ) parts GROUP BY bucket"
+        )
+    };
+    let (placement_sql, webhook_sql) = (latency_sql("p"), latency_sql("w"));
+    let a = || range_args(q, from, to);
+    let la = || {
+        let mut v = range_args(q, from, to);
+        v.extend(args![d1, d2]);
+        v
+    };
+    let (mut c1, mut c2, mut c3, mut c4, mut c5) = (p.read(), p.read(), p.read(), p.read(), p.read());
+    let (counts, breakdown, hours, placement, webhook) = tokio::try_join!(
+        c1.fetch_all::<CountRow>(&counts_sql, a()),
+        c2.fetch_all::<BreakdownRow>(&breakdown_sql, a()),
+        c3.fetch_all::<HourRow>(&hourly_sql, a()),
+        c4.fetch_all::<BucketRow>(&placement_sql, la()),
+        c5.fetch_all::<BucketRow>(&webhook_sql, la()),
+    )?;
+    Ok(Parts { counts, breakdown, hours, placement, webhook })
+}
+
+/// Computes `/stats` (see the module doc for every definition): brings the rollup up to
+/// date ([`refresh`]), then reads the whole hours of the range from it and the partial
+/// hours at either end from the calls, side by side (on SQLite, on several reader
+/// connections), and merges them.
+pub async fn stats(p: Pools<'_>, q: &StatsQuery) -> Result<Stats> {
+    stats_with(p, q, true).await
+}
+
+/// `/stats` read from the raw rows only, without the rollup: what the rollup must agree
+/// with (the conformance suite compares the two on random data).
+pub async fn stats_raw(p: Pools<'_>, q: &StatsQuery) -> Result<Stats> {
+    stats_with(p, q, false).await
+}
+
+async fn stats_with(p: Pools<'_>, q: &StatsQuery, use_rollup: bool) -> Result<Stats> {
+    let (from, to) = (ms(q.from), ms(q.to));
+    // Whole hours [h1, h2) from the rollup; [from, h1) and [h2, to) raw.
+    let (h1, h2) = (from.div_euclid(HOUR_MS) * HOUR_MS + if from.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS }, to.div_euclid(HOUR_MS) * HOUR_MS);
+    let (h1, h2) = if use_rollup && h1 < h2 { (h1, h2) } else { (to, to) };
+    if h1 < h2 {
+        refresh(p).await?;
+    }
     let scheduled_sql = "SELECT CAST(SUM(CASE WHEN scheduled_for < $3 THEN 1 ELSE 0 END) AS BIGINT) AS a, COUNT(*) AS b FROM calls
          WHERE workspace_id = $1 AND ($2 IS NULL OR campaign_id = $2) AND status = 'scheduled' AND scheduled_for < $4";
     let hour = SignedDuration::from_hours(1);
@@ -269,16 +488,22 @@ pub async fn stats(p: Pools<'_>, q: &StatsQuery) -> Result<Stats> {
          WHERE workspace_id = $1 AND ($2 IS NULL OR campaign_id = $2) AND status = 'pending' AND attempts > 0";
     let pending_args = args![q.workspace_id.as_str(), q.campaign_id.as_ref().map(|c| c.as_str())];
 
-    let (mut d1, mut d2, mut d3, mut d4, mut d5, mut d6, mut d7) = (p.read(), p.read(), p.read(), p.read(), p.read(), p.read(), p.read());
-    let (counts, breakdown, hours, placement, webhook, sched, pending) = tokio::try_join!(
-        d1.fetch_all::<CountRow>(&counts_sql, range_args(q)),
-        d2.fetch_all::<BreakdownRow>(&breakdown_sql, range_args(q)),
-        d3.fetch_all::<HourRow>(&hourly_sql, range_args(q)),
-        d4.fetch_all::<BucketRow>(&placement_sql, range_args(q)),
-        d5.fetch_all::<BucketRow>(&webhook_sql, range_args(q)),
+    let (mut d6, mut d7) = (p.read(), p.read());
+    let (head, middle, tail, sched, pending) = tokio::try_join!(
+        raw(p, q, from, h1.min(to)),
+        rollup(p, q, h1, h2),
+        raw(p, q, h2.max(from), to),
         d6.fetch_one::<Two>(scheduled_sql, sched_args),
         d7.fetch_one::<Two>(pending_sql, pending_args),
     )?;
+    let (mut counts, mut breakdown_rows, mut hours, mut placement, mut webhook) = (vec![], vec![], vec![], vec![], vec![]);
+    for part in [head, middle, tail] {
+        counts.extend(part.counts);
+        breakdown_rows.extend(part.breakdown);
+        hours.extend(part.hours);
+        placement.extend(part.placement);
+        webhook.extend(part.webhook);
+    }
 
     let mut s = Stats {
         from: q.from,
@@ -292,7 +517,7 @@ pub async fn stats(p: Pools<'_>, q: &StatsQuery) -> Result<Stats> {
         failed_calls: 0,
         failure_rate: None,
         avg_duration_secs: None,
-        failure_breakdown: breakdown.into_iter().map(|r| FailureReason { outcome: r.outcome, reason: r.reason, count: r.n as u64 }).collect(),
+        failure_breakdown: breakdown(breakdown_rows),
         scheduled_next_hour: sched.a.unwrap_or(0) as u64,
         scheduled_next_24h: sched.b.unwrap_or(0) as u64,
         retries: RetryStats { pending: pending.a.unwrap_or(0) as u64, calls: 0, ended: 0, success_rate: None },
@@ -334,6 +559,19 @@ pub async fn stats(p: Pools<'_>, q: &StatsQuery) -> Result<Stats> {
     Ok(s)
 }
 
+/// The failure breakdown from the parts' rows: summed by (outcome, reason), most first,
+/// then by outcome and reason (no reason first), at most 50 lines.
+fn breakdown(rows: Vec<BreakdownRow>) -> Vec<FailureReason> {
+    let mut by: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
+    for r in rows {
+        *by.entry((r.outcome, r.reason)).or_default() += r.n as u64;
+    }
+    let mut out: Vec<FailureReason> = by.into_iter().map(|((outcome, reason), count)| FailureReason { outcome, reason, count }).collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.outcome.cmp(&b.outcome)).then_with(|| a.reason.cmp(&b.reason)));
+    out.truncate(50);
+    out
+}
+
 fn ratio(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
@@ -363,7 +601,11 @@ fn percentiles(mut buckets: Vec<BucketRow>) -> Percentiles {
 /// Every hour from `from`'s hour to the hour before `to`, zeros where no call was created.
 fn series(from: Timestamp, to: Timestamp, rows: Vec<HourRow>) -> Vec<HourPoint> {
     const H: i64 = 3_600_000;
-    let by_hour: BTreeMap<i64, HourRow> = rows.into_iter().map(|r| (r.hour, r)).collect();
+    let mut by_hour: BTreeMap<i64, HourRow> = BTreeMap::new();
+    for r in rows {
+        let h = by_hour.entry(r.hour).or_insert_with(|| HourRow { hour: r.hour, ..HourRow::default() });
+        (h.placed, h.answered, h.failed, h.completed) = (h.placed + r.placed, h.answered + r.answered, h.failed + r.failed, h.completed + r.completed);
+    }
     let start = ms(from).div_euclid(H) * H;
     let end = ms(to);
     let mut out = Vec::new();
@@ -375,6 +617,7 @@ fn series(from: Timestamp, to: Timestamp, rows: Vec<HourRow>) -> Vec<HourPoint> 
             placed: r.map_or(0, |r| r.placed as u64),
             answered: r.map_or(0, |r| r.answered as u64),
             failed: r.map_or(0, |r| r.failed as u64),
+            completed: r.map_or(0, |r| r.completed as u64),
         });
         h += H;
     }
@@ -417,7 +660,7 @@ mod tests {
     fn the_series_has_every_hour_of_the_range() {
         let from = Timestamp::from_second(3600 * 10 + 5).unwrap();
         let to = Timestamp::from_second(3600 * 13).unwrap();
-        let s = series(from, to, vec![HourRow { hour: 3_600_000 * 11, placed: 2, answered: 1, failed: 1 }]);
+        let s = series(from, to, vec![HourRow { hour: 3_600_000 * 11, placed: 2, answered: 1, failed: 1, completed: 1 }]);
         assert_eq!(s.len(), 3);
         assert_eq!((s[0].placed, s[1].placed, s[1].failed, s[2].placed), (0, 2, 1, 0));
     }

@@ -177,4 +177,5 @@ conformance! {
     agents::an_agent_campaigns_calls_carry_the_agent_and_keep_their_transcript,
     agents::a_single_call_with_an_agent_is_claimed_with_it,
     stats::stats_match_a_hand_computed_fixture,
+    stats::the_stats_rollup_answers_exactly_what_the_raw_query_answers,
 }

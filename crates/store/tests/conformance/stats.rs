@@ -142,3 +142,113 @@ pub async fn stats_match_a_hand_computed_fixture(store: S) {
     assert_eq!((w[0].campaign_id.as_str(), w[0].provider.as_str(), w[0].ended, w[0].failed), (a.id.as_str(), "sim", 4, 2));
     assert!(store.failure_window(at(3801)).await.unwrap().is_empty());
 }
+
+/// A small deterministic generator (xorshift64*), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+/// Every range the comparison asks: whole days, odd hours, ranges inside one hour, ms
+/// edges, with and without a campaign.
+fn ranges(rng: &mut Rng, ws: &WorkspaceId, campaigns: &[dialtone_core::CampaignId]) -> Vec<StatsQuery> {
+    let mut out = Vec::new();
+    let mut fixed = vec![(at(-86_400), at(3 * 86_400)), (at(-3600), at(86_400 + 3600)), (t0(), at(7200)), (at(600), at(900))];
+    for _ in 0..8 {
+        let from = at(rng.below(2 * 86_400) as i64 - 3600) + ms(rng.below(3_600_000) as i64);
+        let to = from + ms(1 + rng.below(2 * 86_400_000) as i64);
+        fixed.push((from, to));
+    }
+    for (from, to) in fixed {
+        for campaign in std::iter::once(None).chain(campaigns.iter().cloned().map(Some)) {
+            out.push(StatsQuery { workspace_id: ws.clone(), campaign_id: campaign, from, to, now: at(86_400) });
+        }
+    }
+    out
+}
+
+/// The rollup (whole hours and days from `stats_call_hours` / `stats_latency_*`, edges
+/// raw) answers exactly what the raw query answers, on random calls spread over two days
+/// in two campaigns and single calls, including calls that change after their hour was rolled up
+/// (late ends, retries) and provider events received over several hours.
+pub async fn the_stats_rollup_answers_exactly_what_the_raw_query_answers(store: S) {
+    let mut rng = Rng(0x5EED_0011);
+    let (ws, a) = running(&store, Mode::Continuous, 30, 3, 120).await;
+    let b = draft_campaign(&store, &ws, Mode::Continuous, 30, 2).await;
+    add_contacts(&store, &ws, &b.id, 200..320).await;
+    start(&store, &ws, &b.id).await;
+    let campaigns = [a.id.clone(), b.id.clone()];
+    let outcomes = [
+        Outcome::Completed,
+        Outcome::Completed,
+        Outcome::NoAnswer,
+        Outcome::Busy,
+        Outcome::Voicemail,
+        Outcome::Failed,
+        Outcome::Timeout,
+        Outcome::InvalidNumber,
+    ];
+    let mut open: Vec<dialtone_core::CallId> = Vec::new();
+    let mut now = t0();
+    for round in 0..14 {
+        now += ms(600_000 + rng.below(7_200_000) as i64);
+        for cmp in &campaigns {
+            for dial in claim(&store, cmp, now).await {
+                if rng.below(6) == 0 {
+                    continue; // never placed: stays queued
+                }
+                let placed = now + ms(rng.below(3_000) as i64);
+                place(&store, &dial, placed).await;
+                if rng.below(3) > 0 {
+                    apply1(&store, progress(&dial.call_id, CallStatus::InProgress), placed + ms(2_000)).await;
+                }
+                if rng.below(4) == 0 {
+                    open.push(dial.call_id.clone()); // ends in a later round, in a later hour
+                    continue;
+                }
+                let outcome = outcomes[rng.below(outcomes.len() as u64) as usize];
+                let received = placed + ms(5_000 + rng.below(600_000) as i64);
+                let duration = (outcome == Outcome::Completed && rng.below(5) > 0).then(|| 1_000 + rng.below(300_000) as i64);
+                end_with(&store, &dial.call_id, outcome, received, rng.below(2_500) as i64, duration).await;
+            }
+        }
+        // Late ends of calls from earlier rounds, whose hours the rollup may already hold.
+        for call in std::mem::take(&mut open) {
+            if rng.below(2) == 0 {
+                open.push(call);
+                continue;
+            }
+            let outcome = outcomes[rng.below(outcomes.len() as u64) as usize];
+            end_with(&store, &call, outcome, now + ms(rng.below(60_000) as i64), rng.below(150_000) as i64, None).await;
+        }
+        if round % 3 == 1 {
+            store.create_single_call(single(&ws, 500 + round, now + ms(90_000)), now).await.unwrap();
+        }
+        if round % 4 == 3 {
+            // A refresh now, so the next rounds change hours already rolled up.
+            store.refresh_stats().await.unwrap();
+            for q in ranges(&mut rng, &ws, &campaigns) {
+                assert_eq!(store.stats(&q).await.unwrap(), store.stats_raw(&q).await.unwrap(), "{:?}..{:?} {:?}", q.from, q.to, q.campaign_id);
+            }
+        }
+    }
+    let mut nonzero = 0;
+    for q in ranges(&mut rng, &ws, &campaigns) {
+        let rolled = store.stats(&q).await.unwrap();
+        let raw = store.stats_raw(&q).await.unwrap();
+        assert_eq!(rolled, raw, "{:?}..{:?} {:?}", q.from, q.to, q.campaign_id);
+        nonzero += usize::from(raw.total_calls > 0 && raw.latency_ms.placement.count > 0 && raw.latency_ms.webhook_to_commit.count > 0);
+    }
+    assert!(nonzero >= 6, "the ranges hold calls and latencies ({nonzero})");
+    // Completed per hour sums to the completed calls.
+    let q = StatsQuery { workspace_id: ws.clone(), campaign_id: None, from: at(-86_400), to: at(3 * 86_400), now: at(86_400) };
+    let s = store.stats(&q).await.unwrap();
+    assert_eq!(s.hourly.iter().map(|h| h.completed).sum::<u64>(), s.by_outcome.get("completed").copied().unwrap_or(0));
+    assert!(store.refresh_stats().await.unwrap() == 0, "nothing changed since the last read");
+}
