@@ -15,6 +15,7 @@
 use crate::{Engine, EngineError};
 use dialtone_store::{Claimed, TryResult};
 use futures::StreamExt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -26,15 +27,96 @@ pub const LEASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 /// Most deliveries claimed in one pass.
 const CLAIM_LIMIT: u32 = 100;
 
-/// The HTTP client the worker sends with: its own, 10 s per try, no redirects followed (a
-/// redirect is a non-2xx answer, retried).
-pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("dialtone-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("a reqwest client with rustls builds")
+/// The HTTP clients the worker sends with: its own, 10 s per try, no redirects followed (a
+/// redirect is a non-2xx answer, retried). The operator's (default) workspace may send to
+/// any address, its own network included; every other workspace reaches public addresses
+/// only, so a tenant cannot make dialtone call (and show it the answer of) a service on
+/// dialtone's network (server-side request forgery).
+pub struct Clients {
+    operator: reqwest::Client,
+    tenant: reqwest::Client,
+}
+
+/// Builds the worker's [`Clients`] with `timeout` per try.
+pub fn client(timeout: Duration) -> Clients {
+    let builder = || {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("dialtone-webhooks/", env!("CARGO_PKG_VERSION")))
+    };
+    Clients {
+        operator: builder().build().expect("a reqwest client with rustls builds"),
+        tenant: builder().dns_resolver(Arc::new(PublicOnly)).build().expect("a reqwest client with rustls builds"),
+    }
+}
+
+/// Whether `ip` is a public (globally routable) address: not loopback, private (RFC 1918,
+/// IPv6 unique local), link-local, carrier-grade NAT (RFC 6598), unspecified, multicast,
+/// broadcast, documentation, benchmarking (RFC 2544) or reserved; IPv4-mapped IPv6 is judged
+/// as its IPv4. Ours because `IpAddr::is_global` is not stable Rust yet.
+pub fn is_public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_ip(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+        }
+    }
+}
+
+/// Why `url` may not be sent to from a tenant's workspace, if it names its host by a
+/// non-public IP address or as `localhost` (a host name is checked when it is resolved,
+/// by [`PublicOnly`]).
+pub fn non_public_host(url: &reqwest::Url) -> Option<String> {
+    let host = url.host_str()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let refused = match bare.parse::<IpAddr>() {
+        Ok(ip) => !is_public_ip(ip),
+        Err(_) => bare.eq_ignore_ascii_case("localhost") || bare.to_ascii_lowercase().ends_with(".localhost"),
+    };
+    refused.then(|| format!("{bare} is not a public address"))
+}
+
+/// The system resolver, keeping public addresses only ([`is_public_ip`]): a name that
+/// resolves to none fails the try. The check is on the addresses connected to, so a name
+/// that changes what it resolves to between checks gains nothing.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = all.into_iter().filter(|a| is_public_ip(a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// The `webhook-signature` header value for `body` sent as message `id` at `timestamp`
@@ -66,23 +148,42 @@ impl Engine {
     /// One pass of the delivery worker: claims what is due at the engine clock's now, sends
     /// it (at most `webhook_concurrency` at once) and records each try. Returns how many
     /// tries were made.
-    pub async fn deliver_webhooks(&self, client: &reqwest::Client) -> Result<usize, EngineError> {
+    pub async fn deliver_webhooks(&self, clients: &Clients) -> Result<usize, EngineError> {
         let now = self.clock.now();
         let claimed = self.store.claim_deliveries(self.node.as_str(), now, LEASE, CLAIM_LIMIT).await?;
         let n = claimed.len();
-        let results: Vec<Result<(), EngineError>> =
-            futures::stream::iter(claimed).map(|c| self.deliver_one(client, c)).buffer_unordered(self.config.webhook_concurrency.max(1)).collect().await;
+        if n == 0 {
+            return Ok(0);
+        }
+        let operator = self.store.default_workspace().await?;
+        let results: Vec<Result<(), EngineError>> = futures::stream::iter(claimed)
+            .map(|c| {
+                let tenant = c.delivery.workspace_id != operator;
+                self.deliver_one(if tenant { &clients.tenant } else { &clients.operator }, tenant, c)
+            })
+            .buffer_unordered(self.config.webhook_concurrency.max(1))
+            .collect()
+            .await;
         for r in results {
             r?;
         }
         Ok(n)
     }
 
-    async fn deliver_one(&self, client: &reqwest::Client, c: Claimed) -> Result<(), EngineError> {
+    /// Sends one claimed delivery; `tenant`: from a workspace other than the operator's,
+    /// so to public addresses only.
+    async fn deliver_one(&self, client: &reqwest::Client, tenant: bool, c: Claimed) -> Result<(), EngineError> {
         let d = &c.delivery;
         let timestamp = self.clock.now().as_second();
         let signature = signature(&c.secrets, d.message_id.as_str(), timestamp, &d.payload);
         let started = Instant::now();
+        let refused = if tenant { reqwest::Url::parse(&c.url).ok().as_ref().and_then(non_public_host) } else { None };
+        if let Some(why) = refused {
+            let result = TryResult { status_code: None, latency_ms: 0, response_excerpt: None, error: Some(format!("refused: {why}")) };
+            tracing::info!(endpoint = %d.endpoint_id, message = %d.message_id, error = ?result.error, "webhook delivery refused; retried on the schedule");
+            self.store.finish_delivery(d, d.attempts, self.node.as_str(), &result, self.clock.now()).await?;
+            return Ok(());
+        }
         let answer = client
             .post(&c.url)
             .header("content-type", "application/json")
@@ -99,7 +200,9 @@ impl Engine {
                 TryResult { status_code: Some(status), latency_ms: started.elapsed().as_millis() as u64, response_excerpt: Some(body), error: None }
             }
             Err(e) => {
-                let what = if e.is_timeout() { "timeout".to_string() } else { format!("{e}") };
+                // Without the URL (it may carry a token; it is the endpoint's, shown there),
+                // with the cause (connection refused, no public address, …).
+                let what = if e.is_timeout() { "timeout".to_string() } else { error_chain(&e.without_url()) };
                 TryResult { status_code: None, latency_ms: started.elapsed().as_millis() as u64, response_excerpt: None, error: Some(what) }
             }
         };
@@ -109,5 +212,65 @@ impl Engine {
         }
         self.store.finish_delivery(d, d.attempts, self.node.as_str(), &result, self.clock.now()).await?;
         Ok(())
+    }
+}
+
+/// An error and its sources, `: `-joined (reqwest's own text says only "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses_are_told_from_local_private_and_reserved_ones() {
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public_ip(ip.parse().unwrap()), "{ip} is public");
+        }
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "192.0.2.1",
+            "198.18.0.1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public_ip(ip.parse().unwrap()), "{ip} is not public");
+        }
+    }
+
+    #[test]
+    fn a_url_naming_a_local_host_is_refused_for_tenants() {
+        let refused = |u: &str| non_public_host(&reqwest::Url::parse(u).unwrap());
+        assert_eq!(refused("http://127.0.0.1:9/hook").as_deref(), Some("127.0.0.1 is not a public address"));
+        assert!(refused("http://[::1]/x").is_some());
+        assert!(refused("http://LOCALHOST:8080/").is_some());
+        assert!(refused("http://api.localhost/").is_some());
+        assert!(refused("http://169.254.169.254/latest/meta-data").is_some());
+        assert_eq!(refused("https://hooks.example.com/dialtone"), None, "a name is checked when it is resolved");
+        assert_eq!(refused("https://8.8.8.8/"), None);
     }
 }

@@ -113,6 +113,8 @@ async fn screenshot_at(c: &Client, name: &str, at: Option<&str>) {
 async fn sign_in(c: &Client, app: &TestApp) {
     c.goto(&app.base).await.unwrap();
     wait_text(c, "#signin h1", secs(10), |t| t == "Sign in").await;
+    let nav = c.find(Locator::Css("#nav")).await.unwrap();
+    assert!(!nav.is_displayed().await.unwrap(), "signed out, the menu and Sign out are hidden");
     screenshot(c, "sign-in").await;
     fill(c, "#api-key", &app.key).await;
     click(c, "#signin button[type=submit]").await;

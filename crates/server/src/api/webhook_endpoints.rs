@@ -190,6 +190,21 @@ fn new_secret() -> String {
     format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>()))
 }
 
+/// A checked endpoint URL. Outside the operator's (default) workspace it must not name a
+/// local or private address (`dialtone_engine::outbox::non_public_host`; host names are
+/// checked again when the delivery resolves them): a tenant may not make dialtone call a
+/// service on its own network and read the answer in the delivery log.
+async fn tenant_url(app: &AppState, ws: &WorkspaceId, v: &str) -> Result<String, ApiError> {
+    let checked = url(v)?;
+    if *ws != app.store.default_workspace().await? {
+        let parsed = reqwest::Url::parse(&checked).map_err(|e| ApiError::invalid("url", e))?;
+        if let Some(why) = dialtone_engine::outbox::non_public_host(&parsed) {
+            return Err(ApiError::invalid("url", format!("must reach a public address: {why}")));
+        }
+    }
+    Ok(checked)
+}
+
 fn url(v: &str) -> Result<String, ApiError> {
     let v = v.trim();
     if v.len() > MAX_URL {
@@ -232,7 +247,7 @@ fn description(v: Option<String>) -> Result<Option<String>, ApiError> {
     responses((status = 201, description = "The endpoint and its secret.", body = EndpointWithSecret), (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewEndpoint>) -> Result<(StatusCode, Json<EndpointWithSecret>), ApiError> {
     let new = NewWebhookEndpoint {
-        url: url(&body.url)?,
+        url: tenant_url(&app, &ws, &body.url).await?,
         events: events(body.events)?,
         enabled: body.enabled.unwrap_or(true),
         description: description(body.description)?,
@@ -271,8 +286,12 @@ async fn update(
     Json(body): Json<EndpointPatch>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let ep = load(&app, &ws, &id).await?;
+    let url = match body.url.as_deref() {
+        Some(u) => Some(tenant_url(&app, &ws, u).await?),
+        None => None,
+    };
     let patch = WebhookEndpointPatch {
-        url: body.url.as_deref().map(url).transpose()?,
+        url,
         events: body.events.map(events).transpose()?,
         enabled: body.enabled,
         description: body.description.map(description).transpose()?,

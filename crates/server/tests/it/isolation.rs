@@ -133,8 +133,9 @@ fn body_for(method: &str, path: &str) -> Option<(&'static str, String)> {
 }
 
 async fn build_a(a: &Client<'_>, ws: String, key_id: String) -> World {
-    // An endpoint nobody listens on (port 9, discard): its deliveries fail and wait in the outbox.
-    let endpoint = a.ok(Method::POST, "/webhook-endpoints", Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["campaign.started"]}))).await["id"]
+    // An endpoint whose name never resolves (.invalid): its deliveries fail and wait in the outbox.
+    let endpoint = a.ok(Method::POST, "/webhook-endpoints", Some(json!({"url": "https://hooks.example.invalid/a", "events": ["campaign.started"]}))).await
+        ["id"]
         .as_str()
         .unwrap()
         .to_string();

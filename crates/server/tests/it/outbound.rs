@@ -195,3 +195,48 @@ async fn rotation_signs_with_both_secrets() {
         standardwebhooks::Webhook::new(secret).unwrap().verify(body.as_bytes(), &headers).expect("each secret verifies");
     }
 }
+
+#[tokio::test]
+async fn a_tenants_endpoint_reaches_public_addresses_only() {
+    let app = TestApp::with(Options { engine: EngineConfig { webhook_interval: secs(3600), ..Options::default().engine }, ..Options::default() }).await;
+    let (status, t) = app.post_json("/workspaces", &json!({"name": "Tenant", "key": {"name": "tenant-admin"}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    let (ws, key) = (dialtone_core::WorkspaceId::from_db(t["workspace"]["id"].as_str().unwrap().to_string()), t["key"]["key"].as_str().unwrap().to_string());
+    let as_tenant = |method: Method, path: &str| app.http.request(method, app.url(&format!("/api/v1{path}"))).bearer_auth(&key);
+
+    // The API refuses a local, private or metadata address from a tenant, naming `url`.
+    for url in ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data", "http://localhost:8080/", "http://[::1]/x", "http://10.0.0.5/"] {
+        let (status, body) = send(as_tenant(Method::POST, "/webhook-endpoints").json(&json!({"url": url, "events": ["campaign.started"]}))).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(body["error"]["details"]["field"], "url", "{url}: {body}");
+    }
+    let (status, ep) =
+        send(as_tenant(Method::POST, "/webhook-endpoints").json(&json!({"url": "https://hooks.example.invalid/t", "events": ["campaign.started"]}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{ep}");
+    let (status, body) =
+        send(as_tenant(Method::PATCH, &format!("/webhook-endpoints/{}", ep["id"].as_str().unwrap())).json(&json!({"url": "http://192.168.1.1/"}))).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+
+    // An endpoint that names a local address anyway (written before this rule, straight
+    // into the store) gets nothing: the worker refuses the try and logs why.
+    let (url, got) = receiver(StatusCode::NO_CONTENT).await;
+    let new = dialtone_store::NewWebhookEndpoint { url, events: vec!["campaign.started".into()], enabled: true, description: None };
+    let local = app.state.store.create_webhook_endpoint(&ws, &new, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", jiff::Timestamp::now()).await.unwrap();
+    let (status, cmp) =
+        send(as_tenant(Method::POST, "/campaigns").json(&json!({"name": "t", "provider": "sim", "assistant_id": "a", "phone_number_id": PHONE_NUMBER_ID})))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{cmp}");
+    let cmp = cmp["id"].as_str().unwrap().to_string();
+    let res = as_tenant(Method::POST, &format!("/campaigns/{cmp}/contacts")).header("content-type", "text/csv").body(contacts_csv(1)).send().await.unwrap();
+    assert!(res.status().is_success());
+    let (status, _) = send(as_tenant(Method::POST, &format!("/campaigns/{cmp}/start"))).await;
+    assert!(status.is_success());
+    let engine = Engine::new(app.state.store.clone(), HashMap::new(), Arc::new(dialtone_core::SystemClock), EngineConfig::default());
+    let clients = dialtone_engine::outbox::client(std::time::Duration::from_secs(2));
+    assert!(engine.deliver_webhooks(&clients).await.unwrap() >= 1);
+    assert!(got.lock().unwrap().is_empty(), "the local receiver was never called");
+    let (status, log) = send(as_tenant(Method::GET, &format!("/webhook-endpoints/{}/deliveries", local.id))).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let error = log["data"][0]["tries"][0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.starts_with("refused: 127.0.0.1 is not a public address"), "{log}");
+}
