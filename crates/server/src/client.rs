@@ -1,10 +1,13 @@
-//! `dialtone campaigns|batches|calls|dnc|stats …`: a client over the HTTP API (docs/api.md), for
-//! people at a terminal. Every command prints a short human summary, or with `--json` the
-//! API's JSON as it came; an API error is printed as the API's message and the command
-//! exits non-zero.
+//! `dialtone campaigns|batches|calls|dnc|stats|workspaces …` and `dialtone keys list|revoke`:
+//! a client over the HTTP API (docs/api.md), for people at a terminal and for scripts. Every
+//! command prints a short human summary, or with `--json` exactly the JSON body the API
+//! answered (one page for lists, `{"data", "next_cursor"}`); an API error is printed as the
+//! API's message and the command exits non-zero. A create prints the new id alone on stdout
+//! (details on stderr), so `id=$(dialtone campaigns create …)` works.
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,8 +36,14 @@ pub struct ClientArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CampaignsCommand {
-    /// Campaigns with their status, progress and when their schedule next opens.
-    List,
+    /// Campaigns with their status, progress and when their schedule next opens, newest
+    /// first (one page; `--before` the cursor shown for the next).
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        before: Option<String>,
+    },
     /// One campaign: status, counts, what its contacts wait for.
     Show {
         id: String,
@@ -42,7 +51,8 @@ pub enum CampaignsCommand {
         #[arg(long)]
         watch: bool,
     },
-    /// Create a draft campaign; prints its id. Other settings (schedule, calling hours,
+    /// Create a draft campaign; prints its id alone (its status and name go to stderr;
+    /// `show` has the rest). Other settings (schedule, calling hours,
     /// retry) go in `--body`, a JSON file of `POST /campaigns` fields.
     Create {
         #[arg(long)]
@@ -129,8 +139,14 @@ pub enum BatchesCommand {
         #[arg(long)]
         watch: bool,
     },
-    /// Batches, newest first, with their progress.
-    List,
+    /// Batches, newest first, with their progress (one page; `--before` the cursor shown
+    /// for the next).
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        before: Option<String>,
+    },
     /// One batch: status, progress, counts by status and outcome.
     Show {
         id: String,
@@ -300,28 +316,15 @@ fn seg(s: &str) -> String {
 pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
     let api = Api::new(&args.conn, listen)?;
     match args.command {
-        CampaignsCommand::List => {
-            let mut rows = vec![];
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = api
-                    .get(&match &cursor {
-                        Some(c) => format!("/campaigns?limit=100&before={}", seg(c)),
-                        None => "/campaigns?limit=100".into(),
-                    })
-                    .await?;
-                rows.extend(page["data"].as_array().cloned().unwrap_or_default());
-                match page["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_string()),
-                    None => break,
-                }
-            }
-            api.print(&Value::Array(rows.clone()), |_| {
+        CampaignsCommand::List { limit, before } => {
+            let page = api.send(api.req(reqwest::Method::GET, "/campaigns").query(&page_query(limit, before))).await?;
+            api.print(&page, |p| {
                 let mut out = format!("{:<32} {:<24} {:<10} {:>9} {:>6}  next open", "id", "name", "status", "finished", "active");
-                for c in &rows {
+                for c in p["data"].as_array().into_iter().flatten() {
                     out.push('\n');
                     out.push_str(&line(c));
                 }
+                out.push_str(&more(p));
                 out
             });
         }
@@ -355,7 +358,15 @@ pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
                 }
             }
             let c = api.post("/campaigns", Some(&req)).await?;
-            api.print(&c, |c| format!("created {} ({})", c["id"].as_str().unwrap_or_default(), c["status"].as_str().unwrap_or_default()));
+            if !api.json {
+                eprintln!(
+                    "created {} ({}): {}",
+                    c["id"].as_str().unwrap_or_default(),
+                    c["status"].as_str().unwrap_or_default(),
+                    c["name"].as_str().unwrap_or_default()
+                );
+            }
+            api.print(&c, |c| c["id"].as_str().unwrap_or_default().to_string());
         }
         CampaignsCommand::Import { id, file } => {
             let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -423,22 +434,71 @@ fn is_over(c: &Value) -> bool {
     matches!(c["status"].as_str(), Some("completed" | "canceled"))
 }
 
-/// Polls the campaign twice a second and draws a progress bar until it is over. With
-/// `--json` it prints the campaign's JSON once it is.
-async fn watch_campaign(api: &Api, id: &str) -> anyhow::Result<()> {
-    let bar = indicatif::ProgressBar::new(0);
-    if api.json {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+/// How `--watch` shows progress: a bar (on stderr) when stdout is a terminal; else one
+/// line per change, on stdout, or on stderr with `--json` (stdout then holds only the API's
+/// JSON of the campaign or batch as it ended).
+enum Progress {
+    Bar(indicatif::ProgressBar),
+    Lines { last: String, stderr: bool },
+}
+
+impl Progress {
+    /// Prints `id` first (where the lines go), then starts the bar or the lines.
+    fn start(api: &Api, id: &str, unit: &str) -> anyhow::Result<Self> {
+        if api.json {
+            eprintln!("{id}");
+        } else {
+            println!("{id}");
+        }
+        if std::io::stdout().is_terminal() {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(indicatif::ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit}  {{msg}}"))?);
+            Ok(Self::Bar(bar))
+        } else {
+            Ok(Self::Lines { last: String::new(), stderr: api.json })
+        }
     }
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} contacts  {msg}")?);
+
+    /// Shows `done` of `total` `unit` and `msg` (status, active calls): the bar moves; a
+    /// line is printed only when it differs from the last one.
+    fn update(&mut self, done: u64, total: u64, unit: &str, msg: String) {
+        match self {
+            Self::Bar(bar) => {
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_message(msg);
+            }
+            Self::Lines { last, stderr } => {
+                let line = format!("{done}/{total} {unit} · {msg}");
+                if *last != line {
+                    if *stderr {
+                        eprintln!("{line}");
+                    } else {
+                        println!("{line}");
+                    }
+                    *last = line;
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish();
+        }
+    }
+}
+
+/// Polls the campaign twice a second and shows its progress ([`Progress`]) until it is
+/// over; then prints it (its summary, or with `--json` the API's JSON of it).
+async fn watch_campaign(api: &Api, id: &str) -> anyhow::Result<()> {
+    let mut progress_shown = Progress::start(api, id, "contacts")?;
     loop {
         let c = api.get(&format!("/campaigns/{}", seg(id))).await?;
         let (done, total) = progress(&c);
-        bar.set_length(total);
-        bar.set_position(done);
-        bar.set_message(format!("{} · {} active", c["status"].as_str().unwrap_or_default(), c["counts"]["active_calls"]));
+        progress_shown.update(done, total, "contacts", format!("{} · {} active", c["status"].as_str().unwrap_or_default(), c["counts"]["active_calls"]));
         if is_over(&c) {
-            bar.finish();
+            progress_shown.finish();
             api.print(&c, summary);
             return Ok(());
         }
@@ -460,10 +520,47 @@ fn summary(c: &Value) -> String {
         let parts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("\noutcomes: {}", parts.join(", ")));
     }
+    let next = match (c["status"].as_str(), c["next_open_at"].as_str()) {
+        (Some("completed" | "canceled"), _) => None,
+        (_, Some(t)) => Some(t.to_string()),
+        (Some("draft"), None) => None,
+        (_, None) => Some("never (the schedule has ended)".to_string()),
+    };
+    if let Some(next) = next {
+        out.push_str(&format!("\nschedule next open: {next}"));
+    }
+    if let Some(why) = c["waiting_reason"].as_str() {
+        out.push_str(&format!("\nheld back: {why}"));
+    }
     if let Some(waiting) = c["waiting"].as_object().filter(|w| !w.is_empty()) {
-        out.push_str(&format!("\nwaiting: {}", Value::Object(waiting.clone())));
+        out.push_str("\nwaiting contacts:");
+        for (why, w) in waiting {
+            let when = match (w["earliest"].as_str(), w["latest"].as_str()) {
+                (Some(a), Some(b)) if a != b => format!(", from {a} to {b}"),
+                (Some(a), _) => format!(", until {a}"),
+                _ => String::new(),
+            };
+            out.push_str(&format!("\n  {:<18} {}{when}", why.replace('_', " "), w["count"]));
+        }
+    }
+    for a in c["alerts"].as_array().into_iter().flatten() {
+        out.push_str(&format!("\nalert: {}", a["message"].as_str().map_or_else(|| a.to_string(), str::to_string)));
     }
     out
+}
+
+/// `?limit=&before=` of a list.
+fn page_query(limit: u32, before: Option<String>) -> Vec<(&'static str, String)> {
+    let mut q = vec![("limit", limit.to_string())];
+    if let Some(b) = before {
+        q.push(("before", b));
+    }
+    q
+}
+
+/// The line telling how to get the next page, if there is one.
+fn more(page: &Value) -> String {
+    page["next_cursor"].as_str().map_or_else(String::new, |next| format!("\nmore: --before {next}"))
 }
 
 /// The `calls` of a CSV file: one object per row, header → cell (empty cells left out),
@@ -520,20 +617,20 @@ fn batch_summary(b: &Value) -> String {
     out
 }
 
-/// Polls the batch twice a second with a progress bar until it is over; then prints it.
+/// Polls the batch twice a second and shows its progress ([`Progress`]) until it is over;
+/// then prints it.
 async fn watch_batch(api: &Api, id: &str) -> anyhow::Result<()> {
-    let bar = indicatif::ProgressBar::new(0);
-    if api.json {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} calls  {msg}")?);
+    let mut shown = Progress::start(api, id, "calls")?;
     loop {
         let b = api.get(&format!("/batches/{}", seg(id))).await?;
-        bar.set_length(b["progress"]["total"].as_u64().unwrap_or(0));
-        bar.set_position(b["progress"]["finished"].as_u64().unwrap_or(0));
-        bar.set_message(format!("{} · {} active", b["status"].as_str().unwrap_or_default(), b["counts"]["active_calls"]));
+        shown.update(
+            b["progress"]["finished"].as_u64().unwrap_or(0),
+            b["progress"]["total"].as_u64().unwrap_or(0),
+            "calls",
+            format!("{} · {} active", b["status"].as_str().unwrap_or_default(), b["counts"]["active_calls"]),
+        );
         if is_over(&b) {
-            bar.finish();
+            shown.finish();
             api.print(&b, batch_summary);
             return Ok(());
         }
@@ -579,27 +676,16 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
             if watch {
                 return watch_batch(&api, &id).await;
             }
-            api.print(&b, |b| format!("created batch {id} with {} calls ({})", b["progress"]["total"], b["status"].as_str().unwrap_or_default()));
-        }
-        BatchesCommand::List => {
-            let mut rows = vec![];
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = api
-                    .get(&match &cursor {
-                        Some(c) => format!("/batches?limit=100&before={}", seg(c)),
-                        None => "/batches?limit=100".into(),
-                    })
-                    .await?;
-                rows.extend(page["data"].as_array().cloned().unwrap_or_default());
-                match page["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_string()),
-                    None => break,
-                }
+            if !api.json {
+                eprintln!("created batch {id} with {} calls ({})", b["progress"]["total"], b["status"].as_str().unwrap_or_default());
             }
-            api.print(&Value::Array(rows.clone()), |_| {
+            api.print(&b, |_| id.clone());
+        }
+        BatchesCommand::List { limit, before } => {
+            let page = api.send(api.req(reqwest::Method::GET, "/batches").query(&page_query(limit, before))).await?;
+            api.print(&page, |p| {
                 let mut out = format!("{:<32} {:<24} {:<10} {:>13} {:>6}", "id", "name", "status", "finished", "done%");
-                for b in &rows {
+                for b in p["data"].as_array().into_iter().flatten() {
                     let name: String = b["name"].as_str().unwrap_or("").chars().take(24).collect();
                     out.push_str(&format!(
                         "\n{:<32} {:<24} {:<10} {:>13} {:>6}",
@@ -610,6 +696,7 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
                         b["progress"]["percent_done"].to_string()
                     ));
                 }
+                out.push_str(&more(p));
                 out
             });
         }
@@ -651,9 +738,7 @@ pub async fn run_calls(args: CallsArgs, listen: &str) -> anyhow::Result<()> {
                         c["created_at"].as_str().unwrap_or_default()
                     ));
                 }
-                if let Some(next) = p["next_cursor"].as_str() {
-                    out.push_str(&format!("\nmore: --before {next}"));
-                }
+                out.push_str(&more(p));
                 out
             });
         }
@@ -747,17 +832,134 @@ pub async fn run_stats(args: StatsArgs, listen: &str) -> anyhow::Result<()> {
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
     let s = api.send(api.req(reqwest::Method::GET, "/stats").query(&query)).await?;
-    api.print(&s, |s| {
-        let mut out = String::new();
-        for (k, v) in s.as_object().into_iter().flatten() {
-            if k == "hourly" {
-                out.push_str(&format!("{k:<24} {} hours (--json to see them)\n", v.as_array().map_or(0, Vec::len)));
-            } else {
-                out.push_str(&format!("{k:<24} {v}\n"));
-            }
+    api.print(&s, stats_summary);
+    Ok(())
+}
+
+/// `/stats` in readable lines: rates as percentages, latencies in ms, the failure
+/// breakdown one reason a line; the hourly series only counted (`--json` has it).
+fn stats_summary(s: &Value) -> String {
+    let pct = |v: &Value| v.as_f64().map_or("-".to_string(), |r| format!("{:.1} %", r * 100.0));
+    let counts = |v: &Value| {
+        let parts: Vec<String> = v.as_object().into_iter().flatten().map(|(k, n)| format!("{k} {n}")).collect();
+        if parts.is_empty() {
+            "-".to_string()
+        } else {
+            parts.join(", ")
         }
-        out.trim_end().to_string()
+    };
+    let ms = |p: &Value| match (p["p50"].as_i64(), p["p95"].as_i64(), p["p99"].as_i64()) {
+        (Some(a), Some(b), Some(c)) => format!("p50 {a} ms, p95 {b} ms, p99 {c} ms ({} samples)", p["count"]),
+        _ => "no samples".to_string(),
+    };
+    let mut out = format!(
+        "range          {} to {}{}\ncalls          {} ({})\noutcomes       {}\nsuccess rate   {} of {} ended calls\nfailure rate   {} ({} failed)\navg duration   {}\nscheduled      {} in the next hour, {} in the next 24 h\nretries        {} pending, {} placed, success rate {}\nlatency        webhook to commit: {}\n               placement: {}",
+        s["from"].as_str().unwrap_or_default(),
+        s["to"].as_str().unwrap_or_default(),
+        s["campaign_id"].as_str().map_or(String::new(), |c| format!(", campaign {c}")),
+        s["total_calls"],
+        counts(&s["by_status"]),
+        counts(&s["by_outcome"]),
+        pct(&s["success_rate"]),
+        s["ended_calls"],
+        pct(&s["failure_rate"]),
+        s["failed_calls"],
+        s["avg_duration_secs"].as_f64().map_or("-".to_string(), |d| format!("{d:.1} s")),
+        s["scheduled_next_hour"],
+        s["scheduled_next_24h"],
+        s["retries"]["pending"],
+        s["retries"]["calls"],
+        pct(&s["retries"]["success_rate"]),
+        ms(&s["latency_ms"]["webhook_to_commit"]),
+        ms(&s["latency_ms"]["placement"]),
+    );
+    let failures = s["failure_breakdown"].as_array().map_or(&[][..], Vec::as_slice);
+    if !failures.is_empty() {
+        out.push_str("\nfailures");
+        for f in failures {
+            out.push_str(&format!(
+                "\n  {:<6} {} ({})",
+                f["count"],
+                f["outcome"].as_str().unwrap_or_default(),
+                f["reason"].as_str().unwrap_or("no reason given")
+            ));
+        }
+    }
+    out.push_str(&format!("\nhourly series  {} hours (--json to see them)", s["hourly"].as_array().map_or(0, Vec::len)));
+    out
+}
+
+/// `dialtone keys list` and `dialtone keys revoke`: through the API (`GET /keys`,
+/// `DELETE /keys/{id}`) with an admin key, so they show what the API answers (`keys create`
+/// works straight in the database: it makes the first key).
+#[derive(Debug, Args)]
+pub struct KeysListArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Whose keys (`ws_…`); default the key's own workspace. Another workspace: the
+    /// operator's (default workspace's) admin key only.
+    #[arg(long)]
+    pub workspace: Option<String>,
+}
+
+/// `dialtone keys revoke ID` (see [`KeysListArgs`]).
+#[derive(Debug, Args)]
+pub struct KeysRevokeArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The key's id (`key_…`).
+    pub id: String,
+}
+
+/// A time of the API (RFC 3339) or `-`.
+fn time_or_dash(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+fn key_line(k: &Value) -> String {
+    let scopes: Vec<&str> = k["scopes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    format!(
+        "{:<31} {:<9} {:<16} {:<30} {:<17} {:<28} {:<28} {}",
+        k["id"].as_str().unwrap_or_default(),
+        k["prefix"].as_str().unwrap_or("-"),
+        k["name"].as_str().unwrap_or_default(),
+        k["workspace_id"].as_str().unwrap_or_default(),
+        scopes.join(","),
+        time_or_dash(&k["created_at"]),
+        time_or_dash(&k["last_used_at"]),
+        time_or_dash(&k["revoked_at"]),
+    )
+}
+
+/// `GET /keys`: prefix, name, workspace, scopes, created, last use, revoked (never the secret).
+pub async fn run_keys_list(args: KeysListArgs, listen: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.conn, listen)?;
+    let query: Vec<(&str, String)> = args.workspace.map(|w| ("workspace_id", w)).into_iter().collect();
+    let page = api.send(api.req(reqwest::Method::GET, "/keys").query(&query)).await?;
+    api.print(&page, |p| {
+        let mut out = format!("{:<31} {:<9} {:<16} {:<30} {:<17} {:<28} {:<28} revoked", "id", "prefix", "name", "workspace", "scopes", "created", "last used");
+        for k in p["data"].as_array().into_iter().flatten() {
+            out.push('\n');
+            out.push_str(&key_line(k));
+        }
+        out
     });
+    Ok(())
+}
+
+/// `DELETE /keys/{id}`; then the key as the API lists it now (its `revoked_at` set), which
+/// `--json` prints (the DELETE itself answers 204, no body).
+pub async fn run_keys_revoke(args: KeysRevokeArgs, listen: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.conn, listen)?;
+    let id = args.id;
+    api.send(api.req(reqwest::Method::DELETE, &format!("/keys/{}", seg(&id)))).await?;
+    // The operator may revoke another workspace's key: look for it where it is.
+    let mine = api.get("/keys").await?;
+    let key = mine["data"].as_array().into_iter().flatten().find(|k| k["id"] == id.as_str()).cloned();
+    match key {
+        Some(k) => api.print(&k, |k| format!("revoked {} ({} {})", id, k["prefix"].as_str().unwrap_or("-"), k["name"].as_str().unwrap_or_default())),
+        None => api.print(&json!({ "id": id }), |_| format!("revoked {id}")),
+    }
     Ok(())
 }
 
@@ -843,6 +1045,7 @@ fn line(c: &Value) -> String {
     let (done, total) = progress(c);
     let next = match (c["status"].as_str(), c["next_open_at"].as_str()) {
         (Some("completed" | "canceled"), _) => "-".to_string(),
+        (Some("draft"), _) => "- (a draft: not started)".to_string(),
         (_, Some(t)) => t.to_string(),
         (_, None) => "never (schedule ended)".to_string(),
     };

@@ -79,9 +79,16 @@ pub struct ImportReport {
     pub rows: u64,
     pub imported: u64,
     pub rejected_count: u64,
-    /// Each rejected row with its line number and reason (the first 1,000).
+    /// Each rejected row with its line number and reason: the 1,000 lowest lines, in line
+    /// order (file by file for a multipart upload of several files).
     pub rejected: Vec<RejectedRow>,
+    /// Where the current file's rows start in `rejected` (earlier files stay first).
+    #[serde(skip)]
+    part_start: usize,
 }
+
+/// How many rejected rows an [`ImportReport`] lists (all are counted).
+pub const MAX_LISTED_REJECTS: usize = 1000;
 
 /// A multipart contact upload, as the OpenAPI document describes it: one or more `file`
 /// parts, each a CSV (other parts are read and ignored).
@@ -94,11 +101,24 @@ pub struct ContactsUpload {
 }
 
 impl ImportReport {
+    /// Counts a rejected row and lists it in line order. A chunk's duplicates are found by
+    /// the store after the chunk's own bad rows were listed, so rows arrive out of order: each
+    /// is inserted at its place, and once the list is full a lower line pushes out the highest.
     pub fn reject(&mut self, row: RejectedRow) {
         self.rejected_count += 1;
-        if self.rejected.len() < 1000 {
-            self.rejected.push(row);
+        let at = self.part_start + self.rejected[self.part_start..].partition_point(|r| r.line <= row.line);
+        if self.rejected.len() < MAX_LISTED_REJECTS {
+            self.rejected.insert(at, row);
+        } else if at < self.rejected.len() {
+            self.rejected.pop();
+            self.rejected.insert(at, row);
         }
+    }
+
+    /// The rows of the next file of a multipart upload follow: its lines start again at 1,
+    /// and are listed after the earlier files'.
+    pub fn next_file(&mut self) {
+        self.part_start = self.rejected.len();
     }
 }
 
@@ -718,5 +738,33 @@ mod tests {
         assert_eq!(rows[2].timezone.as_ref().unwrap().timezone, "Europe/Paris");
         assert!(rows[2].variables.is_empty(), "{:?}", rows[2].variables);
         assert_eq!(rows[3].extension.as_ref().unwrap().as_str(), "31");
+    }
+
+    #[test]
+    fn rejected_rows_are_listed_in_line_order_and_the_lowest_lines_are_kept() {
+        let row = |line| RejectedRow { line, reason: format!("r{line}") };
+        let mut report = ImportReport::default();
+        // A chunk's own faults, then its duplicates found by the store.
+        for line in [3, 9, 5, 2, 7] {
+            report.reject(row(line));
+        }
+        assert_eq!(report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3, 5, 7, 9]);
+        // A second file of the same upload: after the first one's rows.
+        report.next_file();
+        for line in [4, 1] {
+            report.reject(row(line));
+        }
+        assert_eq!(report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3, 5, 7, 9, 1, 4]);
+
+        let mut full = ImportReport::default();
+        for line in (10..10 + MAX_LISTED_REJECTS as u64).rev() {
+            full.reject(row(line));
+        }
+        full.reject(row(2_000_000));
+        full.reject(row(1));
+        assert_eq!(full.rejected_count, MAX_LISTED_REJECTS as u64 + 2);
+        assert_eq!(full.rejected.len(), MAX_LISTED_REJECTS);
+        assert_eq!((full.rejected[0].line, full.rejected[MAX_LISTED_REJECTS - 1].line), (1, 8 + MAX_LISTED_REJECTS as u64));
+        assert!(full.rejected.windows(2).all(|w| w[0].line <= w[1].line));
     }
 }

@@ -45,7 +45,8 @@ enum Command {
     Sim(Box<sim_cmd::SimArgs>),
     /// Apply database migrations and exit.
     Migrate,
-    /// Manage API keys (straight in the database, like `migrate`).
+    /// API keys: `create` straight in the database (like `migrate`: it makes the first key);
+    /// `list` and `revoke` through the API.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -73,20 +74,12 @@ enum KeysCommand {
         #[arg(long)]
         workspace: Option<String>,
     },
-    /// The default workspace's keys: id, prefix, name, created, last use (never the key).
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a key by its id (key_…): every request with it fails with 401 from now on,
-    /// on every server sharing the database.
-    Revoke {
-        id: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Keys with their workspace, scopes, prefix, creation, last use and revocation (never
+    /// the key), as `GET /api/v1/keys` answers (through the API, with an admin key).
+    List(client::KeysListArgs),
+    /// Revoke a key by its id (key_…) through the API: every request with it fails with 401
+    /// from now on, on every server sharing the database.
+    Revoke(client::KeysRevokeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -189,43 +182,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{key}");
             Ok(())
         }
-        Command::Keys { command: KeysCommand::List { json } } => {
-            let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
-            let ws = store.default_workspace().await?;
-            let keys = store.list_api_keys(&ws).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
-                return Ok(());
-            }
-            let time = |ms: Option<i64>| ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()).map_or("-".to_string(), |t| t.to_string());
-            println!("{:<31} {:<9} {:<16} {:<25} {:<25} revoked", "id", "prefix", "name", "created", "last used");
-            for k in keys {
-                println!(
-                    "{:<31} {:<9} {:<16} {:<25} {:<25} {}",
-                    k.id,
-                    k.prefix.as_deref().unwrap_or("-"),
-                    k.name,
-                    time(Some(k.created_at)),
-                    time(k.last_used_at),
-                    time(k.revoked_at)
-                );
-            }
-            Ok(())
-        }
-        Command::Keys { command: KeysCommand::Revoke { id, json } } => {
-            let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
-            let ws = store.default_workspace().await?;
-            anyhow::ensure!(
-                store.revoke_api_key(&ws, &id, jiff::Timestamp::now()).await?,
-                "no key {id} that is not revoked already (see `dialtone keys list`)"
-            );
-            if json {
-                println!("{}", serde_json::json!({ "id": id, "revoked": true }));
-            } else {
-                println!("revoked {id}");
-            }
-            Ok(())
-        }
+        Command::Keys { command: KeysCommand::List(args) } => client::run_keys_list(args, &config.listen).await,
+        Command::Keys { command: KeysCommand::Revoke(args) } => client::run_keys_revoke(args, &config.listen).await,
         Command::Import { campaign, file } => import_file(&config, &campaign, &file).await,
         Command::Demo(_)
         | Command::Sim(_)

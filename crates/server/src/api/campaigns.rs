@@ -167,10 +167,14 @@ pub struct CampaignView {
     #[serde(flatten)]
     pub campaign: Campaign,
     pub counts: CampaignCounts,
-    /// When the campaign's schedule is next open (now, if open); null if it never opens again.
+    /// When the campaign's schedule is next open (now, if open); null if it never opens again,
+    /// and null for a draft (it dials nothing until started: `waiting_reason` says so) and a
+    /// completed or canceled campaign.
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub next_open_at: Option<jiff::Timestamp>,
-    /// Why a running campaign is not dialling right now, if something holds it back.
+    /// Why a campaign is not dialling right now, if something holds it back: for a running
+    /// one its account, its schedule; for a draft or a paused one, that it waits to be
+    /// started or resumed.
     #[schema(required = true)]
     pub waiting_reason: Option<String>,
     /// Failure-rate alerts raised now for this campaign or its provider account (empty
@@ -193,8 +197,16 @@ pub(super) async fn view(app: &AppState, campaign: Campaign) -> Result<CampaignV
 
 pub(super) fn view_with(app: &AppState, campaign: Campaign, counts: CampaignCounts) -> CampaignView {
     let now = app.now();
-    let next_open_at = campaign.schedule.next_open(now);
-    let waiting_reason = if !campaign.status.is_runnable() {
+    // A draft is not going to open by itself (a new user read "next open: now" on one).
+    let next_open_at = match campaign.status {
+        CampaignStatus::Draft | CampaignStatus::Completed | CampaignStatus::Canceled => None,
+        _ => campaign.schedule.next_open(now),
+    };
+    let waiting_reason = if campaign.status == CampaignStatus::Draft {
+        Some("a draft: nothing is dialled until it is started".to_string())
+    } else if campaign.status == CampaignStatus::Paused {
+        Some("paused: nothing is dialled until it is resumed".to_string())
+    } else if !campaign.status.is_runnable() {
         None
     } else if let Some(why) = app.engine.account_waiting(campaign.provider) {
         Some(why)
@@ -457,6 +469,7 @@ async fn import_csv(app: &AppState, campaign: &Campaign, spools: Vec<Spool>, rep
     for (i, file) in files.into_iter().enumerate() {
         let mut rows = open_rows(file, campaign, i + 1)?;
         let mut taken = std::mem::take(report);
+        taken.next_file();
         loop {
             let (back, mut rep, chunk) = tokio::task::spawn_blocking(move || {
                 let chunk = rows.next_chunk(CHUNK, &mut taken);

@@ -156,22 +156,133 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A JSON body that does not fit its type, naming the field by its path (`numbers[0]`).
+/// A JSON body that does not fit its type, naming the field by its path (`numbers[0]`,
+/// `schedule.timezone`) and saying what is wrong in plain words ([`plain_words`]), not
+/// serde's ("invalid type: string \"x\", expected u32 at line 1 column 22").
 pub fn json_data_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let mut field = err.path().to_string();
-    if field == "." {
-        // A missing, unknown or repeated key fails before it enters the path; serde's own
-        // message ("unknown field `numbrs`, expected …") still names it.
-        let inner = err.inner().to_string();
-        let named =
-            ["missing field `", "unknown field `", "duplicate field `"].iter().find_map(|p| inner.split_once(p)).and_then(|(_, rest)| rest.split_once('`'));
-        if let Some((name, _)) = named {
-            field = name.to_string();
-        }
+    let path = err.path().to_string();
+    let inner = err.inner().to_string();
+    if err.inner().is_syntax() || err.inner().is_eof() {
+        // Not a field's fault: the text is not JSON. Where it broke helps here.
+        let (line, column) = (err.inner().line(), err.inner().column());
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {} (line {line}, column {column})", plain_words(&inner)),
+        );
     }
-    let message = if field == "." { err.inner().to_string() } else { format!("{field}: {}", err.inner()) };
+    let mut field = path.clone();
+    // A missing, unknown or repeated key fails before it enters the path; serde's own
+    // message ("unknown field `numbrs`, expected …") still names it.
+    let named = ["missing field `", "unknown field `", "duplicate field `"].iter().find_map(|p| inner.split_once(p)).and_then(|(_, rest)| rest.split_once('`'));
+    if let Some((name, _)) = named {
+        // An unknown key is in the path already; a missing one is not (the path is its object's).
+        let in_path = path == name || path.ends_with(&format!(".{name}"));
+        field = if path == "." {
+            name.to_string()
+        } else if in_path {
+            path.clone()
+        } else {
+            format!("{path}.{name}")
+        };
+    }
+    let words = plain_words(&inner);
+    let message = if field == "." { words } else { format!("{field}: {words}") };
     let details = if field == "." { Value::Null } else { json!({ "field": field }) };
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message).with_details(details)
+}
+
+/// serde_json's wording of a body error in plain words, without the field (the caller puts
+/// it in front) nor the line and column (a JSON body is usually one line):
+/// `invalid type: string "x", expected u32` → `must be a whole number from 0 to 4294967295, not "x"`;
+/// `unknown variant `twilo`, expected one of `sim`, `vapi`` → `must be one of sim, vapi, not "twilo"`;
+/// `missing field `name`` → `is required`. A message it does not know (a field's own check)
+/// is kept as it is.
+pub fn plain_words(serde: &str) -> String {
+    let mut s = serde.trim();
+    // serde_json appends " at line L column C".
+    if let Some(at) = s.rfind(" at line ") {
+        if s[at + 9..].split_once(" column ").is_some_and(|(l, c)| l.parse::<u64>().is_ok() && c.parse::<u64>().is_ok()) {
+            s = &s[..at];
+        }
+    }
+    let names = |list: &str| -> String {
+        // "one of `a`, `b`" | "`a` or `b`" | "`a`"
+        let list = list.trim_start_matches("one of ");
+        list.split(['`', ',']).map(str::trim).filter(|w| !w.is_empty() && *w != "or").collect::<Vec<_>>().join(", ")
+    };
+    if let Some(rest) = s.strip_prefix("invalid type: ").or_else(|| s.strip_prefix("invalid value: ")) {
+        if let Some((got, expected)) = rest.split_once(", expected ") {
+            return format!("must be {}, not {}", expected_words(expected), got_words(got));
+        }
+    }
+    if let Some(rest) = s.strip_prefix("unknown variant `") {
+        if let Some((got, tail)) = rest.split_once('`') {
+            return match tail.strip_prefix(", expected ") {
+                Some(list) => format!("must be one of {}, not {got:?}", names(list)),
+                None => format!("{got:?} is not an accepted value"),
+            };
+        }
+    }
+    if let Some(rest) = s.strip_prefix("unknown field `") {
+        if let Some((_, tail)) = rest.split_once('`') {
+            return match tail.strip_prefix(", expected ") {
+                Some(list) => format!("is not a field here; the fields are {}", names(list)),
+                None => "is not a field here; this object takes no fields".to_string(),
+            };
+        }
+    }
+    if s.starts_with("missing field `") {
+        return "is required".to_string();
+    }
+    if s.starts_with("duplicate field `") {
+        return "is given twice".to_string();
+    }
+    if let Some(rest) = s.strip_prefix("invalid length ") {
+        if let Some((n, expected)) = rest.split_once(", expected ") {
+            return format!("must be {expected}, not {n} long");
+        }
+    }
+    if s.starts_with("EOF while parsing") {
+        return "it ends too soon".to_string();
+    }
+    s.to_string()
+}
+
+/// What serde expected, in words: `u32` → "a whole number from 0 to 4294967295".
+fn expected_words(expected: &str) -> String {
+    match expected {
+        "u8" => "a whole number from 0 to 255".into(),
+        "u16" => "a whole number from 0 to 65535".into(),
+        "u32" => "a whole number from 0 to 4294967295".into(),
+        "u64" | "usize" => "a whole number, 0 or more".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a string" | "a borrowed string" | "string" => "text (a JSON string)".into(),
+        "a boolean" => "true or false".into(),
+        "a sequence" | "a tuple" => "a list (a JSON array)".into(),
+        "a map" => "an object".into(),
+        e if e.starts_with("struct ") || e.starts_with("a map") => "an object".into(),
+        e if e.starts_with("a sequence") => "a list (a JSON array)".into(),
+        e => e.to_string(),
+    }
+}
+
+/// What serde got, in words: `string "x"` → `"x"`, `integer `5`` → `5`, `map` → "an object".
+fn got_words(got: &str) -> String {
+    let quoted = |prefix: &str| got.strip_prefix(prefix).map(|v| v.trim_matches('`').to_string());
+    if let Some(v) = got.strip_prefix("string ") {
+        return v.to_string();
+    }
+    if let Some(v) = quoted("integer ").or_else(|| quoted("floating point ")).or_else(|| quoted("boolean ")) {
+        return v;
+    }
+    match got {
+        "map" => "an object".into(),
+        "sequence" => "a list".into(),
+        "null" | "unit value" => "null".into(),
+        g => g.to_string(),
+    }
 }
 
 /// Reads a JSON body into `T`, with [`json_data_error`]'s field names.
@@ -310,6 +421,26 @@ pub fn code_for(status: StatusCode) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_wording_becomes_plain_words() {
+        let cases = [
+            ("invalid type: string \"x\", expected u32 at line 1 column 22", "must be a whole number from 0 to 4294967295, not \"x\""),
+            ("invalid value: integer `-1`, expected u32 at line 1 column 3", "must be a whole number from 0 to 4294967295, not -1"),
+            ("invalid type: integer `5`, expected a string at line 1 column 9", "must be text (a JSON string), not 5"),
+            ("invalid type: map, expected a sequence", "must be a list (a JSON array), not an object"),
+            ("invalid type: null, expected a boolean", "must be true or false, not null"),
+            ("unknown variant `twilo`, expected one of `sim`, `vapi`, `twilio`", "must be one of sim, vapi, twilio, not \"twilo\""),
+            ("unknown variant `x`, expected `a` or `b`", "must be one of a, b, not \"x\""),
+            ("unknown field `nme`, expected `name` or `max_concurrent` at line 1 column 6", "is not a field here; the fields are name, max_concurrent"),
+            ("missing field `assistant_id` at line 1 column 40", "is required"),
+            ("duplicate field `name`", "is given twice"),
+            ("must be 1 to 200 characters", "must be 1 to 200 characters"),
+        ];
+        for (serde, plain) in cases {
+            assert_eq!(plain_words(serde), plain, "{serde}");
+        }
+    }
     use std::collections::BTreeMap;
     use std::path::Path;
 

@@ -76,19 +76,43 @@ async fn a_campaign_is_created_imported_started_watched_and_exported_from_the_cl
     assert_eq!((c["name"].as_str(), c["max_attempts"].as_u64()), (Some("cli"), Some(1)), "{c}");
     let id = c["id"].as_str().unwrap().to_string();
     assert_eq!(c["status"], "draft", "{c}");
+    // A draft is not going to open: no next open time, and the list says why.
+    assert!(c["next_open_at"].is_null() && c["waiting_reason"].as_str().is_some_and(|w| w.contains("draft")), "{c}");
+    let listed = ok(dialtone(&app, &["campaigns", "list"], &[]).await);
+    let row = listed.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{listed}"));
+    assert!(row.contains("(a draft: not started)"), "{row}");
 
-    // A bad row is shown with its line and reason; the good ones are imported.
+    // A bad row is shown with its line and reason; the good ones are imported. The rows
+    // are listed in line order: the duplicate on line 3 is found by the store after the
+    // chunk's bad rows (line 9) were, and still comes first.
     let csv = dir.path().join("contacts.csv");
-    std::fs::write(&csv, format!("{}not a phone,Bad Row,gold\n", contacts_csv(6))).unwrap();
+    let six = contacts_csv(6);
+    let first = six.lines().nth(1).unwrap();
+    let rest: Vec<&str> = six.lines().skip(2).collect();
+    std::fs::write(&csv, format!("{}\n{first}\n{first}\n{}\nnot a phone,Bad Row,gold\n", six.lines().next().unwrap(), rest.join("\n"))).unwrap();
     let out = ok(dialtone(&app, &["campaigns", "import", &id, csv.to_str().unwrap()], &[]).await);
-    assert!(out.contains("line 8:") && out.contains("6 imported, 1 rejected"), "{out}");
+    assert!(out.contains("6 imported, 2 rejected"), "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("line ")).collect();
+    assert!(lines.len() == 2 && lines[0].starts_with("line 3: duplicate") && lines[1].starts_with("line 9:"), "{out}");
 
-    // start --watch returns once the campaign is over, and prints it (as JSON here).
-    let done = json(dialtone(&app, &["campaigns", "start", &id, "--watch", "--json"], &[]).await);
+    // start --watch with stdout not a terminal: the id first, then a line per change, then
+    // the campaign as it ended.
+    let watched = ok(dialtone(&app, &["campaigns", "start", &id, "--watch"], &[]).await);
+    let mut lines = watched.lines();
+    assert_eq!(lines.next(), Some(id.as_str()), "{watched}");
+    let updates: Vec<&str> = watched.lines().filter(|l| l.contains(" contacts · ")).collect();
+    assert!(!updates.is_empty() && updates.last().unwrap().starts_with("6/6 contacts · completed"), "{watched}");
+    assert!(watched.contains("status: completed"), "{watched}");
+    let done = json(dialtone(&app, &["campaigns", "show", &id, "--watch", "--json"], &[]).await);
     assert_eq!(done["status"], "completed", "{done}");
     let shown = ok(dialtone(&app, &["campaigns", "show", &id], &[]).await);
     assert!(shown.contains("status: completed") && shown.contains("progress: 6/6 contacts"), "{shown}");
+    assert!(!shown.contains('{'), "readable lines, not JSON: {shown}");
     assert!(ok(dialtone(&app, &["campaigns", "list"], &[]).await).contains(&id));
+    // --json is the API's page as it came.
+    let page = json(dialtone(&app, &["campaigns", "list", "--json", "--limit", "1"], &[]).await);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1), "{page}");
+    assert!(page.as_object().unwrap().contains_key("next_cursor"), "{page}");
 
     let file = dir.path().join("out.csv");
     ok(dialtone(&app, &["campaigns", "export", &id, "-o", file.to_str().unwrap()], &[]).await);
@@ -114,7 +138,67 @@ async fn a_campaign_is_created_imported_started_watched_and_exported_from_the_cl
 
     let stats = json(dialtone(&app, &["stats", "--campaign", &id, "--preset", "today", "--json"], &[]).await);
     assert!(stats.is_object(), "{stats}");
-    ok(dialtone(&app, &["stats"], &[]).await);
+    assert_eq!(stats["total_calls"], 6, "{stats}");
+    let plain = ok(dialtone(&app, &["stats", "--campaign", &id, "--preset", "today"], &[]).await);
+    assert!(!plain.contains('{') && !plain.contains('['), "readable lines, not JSON: {plain}");
+    assert!(plain.contains("calls          6 (") && plain.contains("success rate ") && plain.contains("latency "), "{plain}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_prints_the_id_alone_and_a_waiting_campaign_is_shown_in_words() {
+    let app = TestApp::start().await;
+    let out = dialtone(
+        &app,
+        &["campaigns", "create", "--name", "script", "--provider", "sim", "--assistant-id", "asst_1", "--phone-number-id", PHONE_NUMBER_ID],
+        &[],
+    )
+    .await;
+    let id = ok(out.clone());
+    let id = id.strip_suffix('\n').unwrap_or(&id);
+    assert!(id.starts_with("cmp_") && !id.contains(char::is_whitespace), "stdout is the id alone: {id:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("draft"), "details on stderr");
+
+    // One contact where it is 3 at night: it waits for its calling hours, said in words.
+    let zone = crate::batches::zone_at_local_hour(3);
+    app.import_csv(id, &format!("phone,timezone\n{},{zone}\n", numbers(1)[0])).await;
+    ok(dialtone(&app, &["campaigns", "start", id], &[]).await);
+    let shown = eventually(
+        || async {
+            let shown = ok(dialtone(&app, &["campaigns", "show", id], &[]).await);
+            if shown.contains("calling hours") {
+                Ok(shown)
+            } else {
+                Err(shown)
+            }
+        },
+        secs(10),
+    )
+    .await;
+    assert!(shown.contains("waiting contacts:") && !shown.contains('{'), "{shown}");
+    assert!(shown.contains("schedule next open: "), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_patch_names_the_field_in_plain_words() {
+    let app = TestApp::start().await;
+    let id = app.create_campaign(serde_json::json!({})).await;
+    let patch = |body: Value| {
+        let req = app.api(reqwest::Method::PATCH, &format!("/campaigns/{id}")).json(&body);
+        send(req)
+    };
+    for (body, field, words) in [
+        (serde_json::json!({"max_concurrent": "many"}), "max_concurrent", "max_concurrent: must be a whole number from 0 to 4294967295, not \"many\""),
+        (serde_json::json!({"max_attempts": -1}), "max_attempts", "max_attempts: must be a whole number from 0 to 4294967295, not -1"),
+        (serde_json::json!({"nmae": "x"}), "nmae", "nmae: is not a field here; the fields are "),
+        (serde_json::json!({"name": 5}), "name", "name: must be text (a JSON string), not 5"),
+    ] {
+        let (status, answer) = patch(body.clone()).await;
+        assert_error(status, &answer, reqwest::StatusCode::BAD_REQUEST, "invalid_json");
+        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(words), "{body}: {message}");
+        assert!(!message.contains("expected") && !message.contains("line 1"), "no serde wording: {message}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,30 +244,44 @@ async fn keys_are_listed_without_the_key_and_a_revoked_key_fails_at_once() {
     let with_key = [("DIALTONE_API_KEY", key.as_str())];
     ok(dialtone(&app, &["campaigns", "list"], &with_key).await);
 
-    let listed = json(dialtone(&app, &["keys", "list", "--json"], &db).await);
+    // The API's answer as it came: workspace, scopes, prefix, last use; never the key.
+    let listed = json(dialtone(&app, &["keys", "list", "--json"], &[]).await);
     let text = listed.to_string();
     assert!(!text.contains(&key) && !text.contains(&key[8..]), "the key is never shown: {text}");
-    let ops = listed.as_array().unwrap().iter().find(|k| k["name"] == "ops").unwrap_or_else(|| panic!("{listed}")).clone();
+    let ops = listed["data"].as_array().unwrap().iter().find(|k| k["name"] == "ops").unwrap_or_else(|| panic!("{listed}")).clone();
     assert_eq!(ops["prefix"], &key[..8]);
-    assert!(ops["created_at"].is_i64() && ops["revoked_at"].is_null(), "{ops}");
+    assert_eq!(ops["scopes"], serde_json::json!(["read", "write", "admin"]), "{ops}");
+    let ws = ops["workspace_id"].as_str().unwrap_or_else(|| panic!("{ops}")).to_string();
+    assert!(ops["created_at"].is_string() && ops["revoked_at"].is_null(), "{ops}");
     // The use above is noted (off the request's path: give it a moment).
     let mut used = Value::Null;
     for _ in 0..50 {
-        let keys = json(dialtone(&app, &["keys", "list", "--json"], &db).await);
-        used = keys.as_array().unwrap().iter().find(|k| k["name"] == "ops").unwrap()["last_used_at"].clone();
-        if used.is_i64() {
+        let keys = json(dialtone(&app, &["keys", "list", "--json"], &[]).await);
+        used = keys["data"].as_array().unwrap().iter().find(|k| k["name"] == "ops").unwrap()["last_used_at"].clone();
+        if used.is_string() {
             break;
         }
         tokio::time::sleep(ms(100)).await;
     }
-    assert!(used.is_i64(), "last use recorded: {used}");
-    let table = ok(dialtone(&app, &["keys", "list"], &db).await);
-    assert!(table.contains(&key[..8]) && table.contains("ops"), "{table}");
+    assert!(used.is_string(), "last use recorded: {used}");
+    let table = ok(dialtone(&app, &["keys", "list"], &[]).await);
+    let row = table.lines().find(|l| l.contains("ops")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains(&key[..8]) && row.contains("read,write,admin") && row.contains(&ws) && row.contains(used.as_str().unwrap()), "{table}");
+
+    // Another workspace's keys: the operator's key names it.
+    let acme = json(dialtone(&app, &["workspaces", "create", "Acme", "--key-name", "acme-reader", "--key-scopes", "read", "--json"], &[]).await);
+    let acme_ws = acme["workspace"]["id"].as_str().unwrap();
+    let theirs = json(dialtone(&app, &["keys", "list", "--workspace", acme_ws, "--json"], &[]).await);
+    assert_eq!(theirs["data"].as_array().map(Vec::len), Some(1), "{theirs}");
+    assert_eq!((theirs["data"][0]["scopes"].clone(), theirs["data"][0]["workspace_id"].as_str()), (serde_json::json!(["read"]), Some(acme_ws)), "{theirs}");
 
     let id = ops["id"].as_str().unwrap();
-    assert!(ok(dialtone(&app, &["keys", "revoke", id], &db).await).contains("revoked"));
+    assert!(ok(dialtone(&app, &["keys", "revoke", id], &[]).await).contains("revoked"));
     failed(&dialtone(&app, &["campaigns", "list"], &with_key).await, "unknown or revoked API key");
-    failed(&dialtone(&app, &["keys", "revoke", id], &db).await, "no key");
+    failed(&dialtone(&app, &["keys", "revoke", id], &[]).await, "not found");
+    let revoked = json(dialtone(&app, &["keys", "list", "--json"], &[]).await);
+    let ops = revoked["data"].as_array().unwrap().iter().find(|k| k["id"] == id).unwrap();
+    assert!(ops["revoked_at"].is_string(), "{ops}");
     // The other key still works.
     ok(dialtone(&app, &["campaigns", "list"], &[]).await);
 }
@@ -196,7 +294,8 @@ async fn without_an_api_url_the_cli_dials_the_configs_listen_address() {
     let config = dir.path().join("dialtone.toml");
     std::fs::write(&config, format!("listen = \"0.0.0.0:{port}\"\n")).unwrap();
     let out = ok(dialtone(&app, &["--config", config.to_str().unwrap(), "campaigns", "list", "--json"], &[("DIALTONE_API_URL", "")]).await);
-    assert_eq!(out.trim(), "[]");
+    let page: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page, serde_json::json!({"data": [], "next_cursor": null}), "the API's page as it came");
     // And the environment's DIALTONE_LISTEN too.
     let out = ok(dialtone(&app, &["stats", "--json"], &[("DIALTONE_API_URL", ""), ("DIALTONE_LISTEN", &format!("127.0.0.1:{port}"))]).await);
     assert!(out.trim_start().starts_with('{'), "{out}");
@@ -216,8 +315,12 @@ async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
     let mut args = vec!["batches", "create", "--file", csv.to_str().unwrap(), "--watch", "--json"];
     args.extend(settings);
     // The CSV's calls run to the end; --watch --json prints the batch as it ended.
-    let done = json(dialtone(&app, &args, &[]).await);
+    // The id and the progress lines go to stderr: stdout is the API's JSON alone.
+    let out = dialtone(&app, &args, &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let done = json(out);
     assert_eq!(done["status"], "completed", "{done}");
+    assert!(stderr.starts_with(done["id"].as_str().unwrap()) && stderr.contains("3/3 calls · completed"), "{stderr}");
     assert_eq!(done["progress"]["total"], 3, "{done}");
     assert_eq!(done["progress"]["percent_done"], 100.0, "{done}");
     let id = done["id"].as_str().unwrap().to_string();
@@ -225,6 +328,9 @@ async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
     assert!(shown.contains("3/3 calls finished (100"), "{shown}");
     let listed = ok(dialtone(&app, &["batches", "list"], &[]).await);
     assert!(listed.contains(&id), "{listed}");
+    let page = json(dialtone(&app, &["batches", "list", "--json"], &[]).await);
+    assert_eq!(page["data"][0]["id"], id.as_str(), "the API's page: {page}");
+    assert!(page["next_cursor"].is_null(), "{page}");
 
     // A JSON file holding the whole body, starting in two hours; a bad item is named by index.
     let body = dir.path().join("batch.json");
@@ -237,8 +343,8 @@ async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
     )
     .unwrap();
     let created = ok(dialtone(&app, &["batches", "create", "--file", body.to_str().unwrap(), "--name", "later"], &[]).await);
-    let later = created.split_whitespace().nth(2).unwrap().to_string();
-    assert!(later.starts_with("cmp_"), "{created}");
+    let later = created.trim_end().to_string();
+    assert!(later.starts_with("cmp_") && !later.contains(char::is_whitespace), "the id alone: {created:?}");
     let canceled = ok(dialtone(&app, &["batches", "cancel", &later], &[]).await);
     assert!(canceled.contains("canceled"), "{canceled}");
     failed(&dialtone(&app, &["batches", "cancel", &later], &[]).await, "cannot cancel a batch that is canceled");

@@ -400,5 +400,14 @@ async fn schedules_are_bounded_and_a_far_blackout_keeps_next_open_at() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap();
     let c = app.campaign(id).await;
+    // A draft is not going to open by itself: no time, and the reason.
+    assert!(c["next_open_at"].is_null(), "{c}");
+    assert!(c["waiting_reason"].as_str().is_some_and(|w| w.contains("draft")), "{c}");
+    // Started, with its one contact where it is 3 at night (outside the calling hours): it stays running.
+    let zone = crate::batches::zone_at_local_hour(3);
+    app.import_csv(id, &format!("phone,timezone\n{},{zone}\n", numbers(1)[0])).await;
+    let (status, body) = app.post(&format!("/campaigns/{id}/start")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let c = app.campaign(id).await;
     assert!(c["next_open_at"].is_string(), "{c}");
 }
