@@ -81,9 +81,19 @@ async fn wait_text(c: &Client, css: &str, timeout: Duration, ok: impl Fn(&str) -
     }
 }
 
+/// Clicks the element matching `css`, once it is there. A live page redraws parts of itself
+/// (a campaign's header on every event): an element replaced between finding and clicking it
+/// is found again.
 async fn click(c: &Client, css: &str) {
-    wait_text(c, css, secs(10), |_| true).await;
-    c.find(Locator::Css(css)).await.unwrap().click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+    let deadline = tokio::time::Instant::now() + secs(10);
+    loop {
+        wait_text(c, css, secs(10), |_| true).await;
+        match c.find(Locator::Css(css)).await.unwrap().click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") && tokio::time::Instant::now() < deadline => tokio::time::sleep(ms(50)).await,
+            Err(e) => panic!("click {css}: {e}"),
+        }
+    }
 }
 
 async fn fill(c: &Client, css: &str, text: &str) {
@@ -273,5 +283,294 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     c.goto(&format!("{}/#/campaigns", app.base)).await.unwrap();
     wait_text(&c, &format!("{row} .status"), secs(10), |t| t == "completed").await;
     screenshot(&c, "campaigns-phone").await;
+    c.close().await.unwrap();
+}
+
+/// `window.confirm` answers yes (the page asks before a revoke, a disable, a cancel).
+async fn confirm_yes(c: &Client) {
+    c.execute("window.confirm = () => true;", vec![]).await.unwrap();
+}
+
+/// The page is no wider than the window (tables scroll inside their own box): readable on a phone.
+async fn assert_fits(c: &Client, page: &str) {
+    let fits = c.execute("return document.documentElement.scrollWidth <= window.innerWidth + 1;", vec![]).await.unwrap();
+    let widths = c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await.unwrap();
+    assert_eq!(fits, json!(true), "{page} is wider than the phone's window: {widths}");
+}
+
+/// A local webhook receiver answering 200; the `webhook-id` of each message it got, in order.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let got: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push(headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string());
+                "thanks"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+/// A request with another key than the test's.
+async fn status_with(app: &TestApp, key: &str) -> u16 {
+    app.http.get(app.url("/api/v1/campaigns")).bearer_auth(key).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_keys_webhook_endpoints_and_batches_are_managed_from_the_dashboard() {
+    let mut options = Options::default();
+    options.engine.webhook_interval = ms(100);
+    let app = TestApp::with(options).await;
+    let driver = driver().await;
+    let c = browser(&driver, 1280, 900).await;
+    sign_in(&c, &app).await;
+
+    // Workspaces: create one with a first key (shown once, and it works), disable it.
+    c.goto(&format!("{}/#/workspaces", app.base)).await.unwrap();
+    wait_text(&c, "#workspaces tbody", secs(10), |t| t.contains("(operator)")).await;
+    fill(&c, "#create-workspace input[name=name]", "Acme").await;
+    fill(&c, "#create-workspace input[name=key_name]", "acme-admin").await;
+    click(&c, "#create-workspace button[type=submit]").await;
+    let acme_key = wait_text(&c, "#new-key .secret-value", secs(10), |t| t.starts_with("dt_")).await;
+    assert_eq!(status_with(&app, &acme_key).await, 200, "the key shown works");
+    let (_, list) = app.get("/workspaces").await;
+    let acme = list["data"].as_array().unwrap().iter().find(|w| w["name"] == "Acme").unwrap_or_else(|| panic!("{list}"))["id"].as_str().unwrap().to_string();
+    let acme_row = format!("#workspaces tr[data-workspace-id='{acme}']");
+    wait_text(&c, &format!("{acme_row} .state"), secs(10), |t| t == "enabled").await;
+    screenshot(&c, "workspaces").await;
+    confirm_yes(&c).await;
+    click(&c, &format!("{acme_row} button[data-action=disable]")).await;
+    wait_text(&c, &format!("{acme_row} .state"), secs(10), |t| t == "disabled").await;
+    assert_eq!(status_with(&app, &acme_key).await, 401, "a disabled workspace's key is refused");
+    click(&c, &format!("{acme_row} button[data-action=enable]")).await;
+    wait_text(&c, &format!("{acme_row} .state"), secs(10), |t| t == "enabled").await;
+    assert_eq!(status_with(&app, &acme_key).await, 200);
+
+    // API keys: a read-only key made from the page (its secret shown once), listed with its
+    // scopes, then revoked.
+    c.goto(&format!("{}/#/keys", app.base)).await.unwrap();
+    wait_text(&c, "#keys tbody", secs(10), |t| !t.is_empty()).await;
+    fill(&c, "#create-key input[name=name]", "reports").await;
+    click(&c, "#create-key input[name=scopes][value=write]").await;
+    click(&c, "#create-key button[type=submit]").await;
+    let reports_key = wait_text(&c, "#new-key .secret-value", secs(10), |t| t.starts_with("dt_")).await;
+    let (_, keys) = app.get("/keys").await;
+    let reports = keys["data"].as_array().unwrap().iter().find(|k| k["name"] == "reports").unwrap_or_else(|| panic!("{keys}")).clone();
+    assert_eq!(reports["scopes"], json!(["read"]), "{reports}");
+    let key_row = format!("#keys tr[data-key-id='{}']", reports["id"].as_str().unwrap());
+    assert_eq!(wait_text(&c, &format!("{key_row} .scopes"), secs(10), |_| true).await, "read");
+    assert_eq!(status_with(&app, &reports_key).await, 200);
+    screenshot(&c, "keys").await;
+    confirm_yes(&c).await;
+    click(&c, &format!("{key_row} button[data-action=revoke]")).await;
+    wait_text(&c, &format!("{key_row} .state"), secs(10), |t| t.starts_with("revoked")).await;
+    assert_eq!(status_with(&app, &reports_key).await, 401, "a revoked key is refused at once");
+    // The operator reads another workspace's keys.
+    c.goto(&format!("{}/#/keys?workspace_id={acme}", app.base)).await.unwrap();
+    wait_text(&c, "#keys tbody", secs(10), |t| t.contains("acme-admin")).await;
+
+    // Webhook endpoints: one made from the page (its signing secret shown once), disabled and
+    // enabled again; a campaign's events reach it, the delivery log shows them, one is replayed.
+    let (url, got) = receiver().await;
+    c.goto(&format!("{}/#/webhooks", app.base)).await.unwrap();
+    fill(&c, "#create-endpoint input[name=url]", &url).await;
+    fill(&c, "#create-endpoint input[name=description]", "the test's receiver").await;
+    click(&c, "#create-endpoint button[type=submit]").await;
+    wait_text(&c, "#endpoint-secret .secret-value", secs(10), |t| t.starts_with("whsec_")).await;
+    let (_, endpoints) = app.get("/webhook-endpoints").await;
+    let ep = endpoints["data"][0]["id"].as_str().unwrap_or_else(|| panic!("{endpoints}")).to_string();
+    assert_eq!(endpoints["data"][0]["events"].as_array().map(Vec::len), Some(8), "every event checked by default: {endpoints}");
+    let ep_row = format!("#endpoints tr[data-endpoint-id='{ep}']");
+    click(&c, &format!("{ep_row} button[data-action=disable]")).await;
+    wait_text(&c, &format!("{ep_row} .state"), secs(10), |t| t.starts_with("disabled")).await;
+    assert_eq!(app.get(&format!("/webhook-endpoints/{ep}")).await.1["enabled"], false);
+    click(&c, &format!("{ep_row} button[data-action=enable]")).await;
+    wait_text(&c, &format!("{ep_row} .state"), secs(10), |t| t.starts_with("enabled")).await;
+    screenshot(&c, "webhooks").await;
+    let cmp = app.create_campaign(json!({"name": "hooked"})).await;
+    app.import_csv(&cmp, &contacts_csv(2)).await;
+    app.act(&cmp, "start").await;
+    app.wait_for_status(&cmp, "completed", secs(30)).await;
+    c.goto(&format!("{}/#/webhook/{ep}", app.base)).await.unwrap();
+    wait_text(&c, "#deliveries tbody", secs(30), |t| t.contains("campaign.completed") && t.contains("delivered") && !t.contains("pending")).await;
+    let (_, log) = app.get(&format!("/webhook-endpoints/{ep}/deliveries")).await;
+    let started = log["data"].as_array().unwrap().iter().find(|d| d["event_type"] == "campaign.started").unwrap_or_else(|| panic!("{log}"));
+    let message = started["message_id"].as_str().unwrap().to_string();
+    screenshot(&c, "webhook-deliveries").await;
+    click(&c, &format!("#deliveries tr[data-message-id='{message}'] button[data-action=replay]")).await;
+    eventually(
+        || async {
+            let n = got.lock().unwrap().iter().filter(|id| **id == message).count();
+            if n == 2 {
+                Ok(())
+            } else {
+                Err(format!("{message} received {n} times"))
+            }
+        },
+        secs(20),
+    )
+    .await;
+    // The log follows: the replayed message's tries start again and it is delivered.
+    wait_text(&c, &format!("#deliveries tr[data-message-id='{message}'] .status"), secs(20), |t| t == "delivered").await;
+
+    // Batches: one runs to the end, followed live in the list and on its page; another,
+    // due in two hours, is canceled from the page.
+    let calls: Vec<Value> = contacts_csv(3).lines().skip(1).map(|l| json!({"phone": l.split(',').nth(1).unwrap()})).collect();
+    let batch = |name: &str, start_at: Option<String>| {
+        json!({"name": name, "provider": "sim", "assistant_id": "asst_it", "phone_number_id": PHONE_NUMBER_ID, "max_attempts": 1,
+            "calling_hours": {"start": "00:00", "end": "00:00"}, "start_at": start_at, "calls": calls})
+    };
+    c.goto(&format!("{}/#/batches", app.base)).await.unwrap();
+    wait_text(&c, "h1", secs(10), |t| t == "Batches").await;
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    let (status, held) = app.post_json("/batches", &batch("later", Some(later))).await;
+    assert_eq!(status, 202, "{held}");
+    let held = held["id"].as_str().unwrap().to_string();
+    let (status, run) = app.post_json("/batches", &batch("now", None)).await;
+    assert_eq!(status, 202, "{run}");
+    let run = run["id"].as_str().unwrap().to_string();
+    c.goto(&format!("{}/#/campaigns", app.base)).await.unwrap();
+    c.goto(&format!("{}/#/batches", app.base)).await.unwrap();
+    let run_row = format!("#batches tr[data-batch-id='{run}']");
+    wait_text(&c, &format!("{run_row} .progress-text"), secs(30), |t| t == "3 / 3 (100%)").await;
+    wait_text(&c, &format!("{run_row} .status"), secs(10), |t| t == "completed").await;
+    screenshot(&c, "batches").await;
+    let held_row = format!("#batches tr[data-batch-id='{held}']");
+    confirm_yes(&c).await;
+    click(&c, &format!("{held_row} button[data-action=cancel-batch]")).await;
+    wait_text(&c, &format!("{held_row} .status"), secs(10), |t| t == "canceled").await;
+    assert_eq!(app.get(&format!("/batches/{held}")).await.1["status"], "canceled");
+    click(&c, &format!("{run_row} a")).await;
+    wait_text(&c, "#batch-status", secs(10), |t| t == "completed").await;
+    wait_text(&c, "#batch-counts [data-count=finished] b", secs(10), |t| t == "3").await;
+    let rows = c.find_all(Locator::Css("#batch-calls tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 3, "the batch's calls");
+    screenshot(&c, "batch").await;
+
+    // On a phone-sized window each new page reads without scrolling sideways.
+    c.set_window_size(390, 844).await.unwrap();
+    for (page, ready) in
+        [("workspaces", "#workspaces tbody tr"), ("keys", "#keys tbody tr"), ("webhooks", "#endpoints tbody tr"), ("batches", "#batches tbody tr")]
+    {
+        c.goto(&format!("{}/#/{page}", app.base)).await.unwrap();
+        wait_text(&c, ready, secs(10), |_| true).await;
+        wait_text(&c, "h1", secs(10), |t| !t.is_empty() && t != "Loading…").await;
+        assert_fits(&c, page).await;
+    }
+    c.goto(&format!("{}/#/webhook/{ep}", app.base)).await.unwrap();
+    wait_text(&c, "#deliveries tbody tr", secs(10), |_| true).await;
+    assert_fits(&c, "webhook deliveries").await;
+    c.goto(&format!("{}/#/batch/{run}", app.base)).await.unwrap();
+    wait_text(&c, "#batch-calls tbody tr", secs(10), |_| true).await;
+    assert_fits(&c, "batch").await;
+    screenshot(&c, "batch-phone").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_call_is_hung_up_results_exported_contacts_searched_and_stats_ranges_chosen_from_the_dashboard() {
+    let mut options = Options::default();
+    // Real time, every call answered and talking for ten minutes: live until hung up.
+    options.sim.time_scale = 1.0;
+    options.sim.ring_secs = (0.2, 0.2);
+    options.sim.talk_secs = (600.0, 600.0);
+    options.sim.outcomes = dialtone_sim::OutcomeMix { answered: 1, no_answer: 0, busy: 0, voicemail: 0, failed: 0 };
+    let app = TestApp::with(options).await;
+    let driver = driver().await;
+    let c = browser(&driver, 1280, 900).await;
+    sign_in(&c, &app).await;
+
+    let cmp = app.create_campaign(json!({"name": "search me", "max_concurrent": 1})).await;
+    let nums = numbers(3);
+    app.import_csv(&cmp, &format!("phone,name\n{},Ada Lovelace\n{},Grace Hopper\n{},Alan Turing\n", nums[0], nums[1], nums[2])).await;
+
+    // Contacts search: by name, then by phone digits.
+    c.goto(&format!("{}/#/campaign/{cmp}", app.base)).await.unwrap();
+    wait_text(&c, "#contacts tbody", secs(10), |t| t.contains("Grace Hopper") && t.contains("Ada Lovelace")).await;
+    fill(&c, "#contacts-search input[name=q]", "Grace").await;
+    click(&c, "#contacts-search button[type=submit]").await;
+    wait_text(&c, "#contacts tbody", secs(10), |t| t.contains("Grace Hopper") && !t.contains("Ada")).await;
+    assert_eq!(c.find_all(Locator::Css("#contacts tbody tr")).await.unwrap().len(), 1);
+    fill(&c, "#contacts-search input[name=q]", &nums[2][2..]).await;
+    click(&c, "#contacts-search button[type=submit]").await;
+    wait_text(&c, "#contacts tbody", secs(10), |t| t.contains("Alan Turing") && !t.contains("Grace")).await;
+
+    // Export: the button's download holds the header and one row per contact.
+    c.execute("window.__exported = null; const orig = URL.createObjectURL; URL.createObjectURL = (b) => { window.__exported = b; return orig(b); };", vec![])
+        .await
+        .unwrap();
+    click(&c, "#export").await;
+    let csv = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; const t0 = Date.now(); \
+             (function poll() { if (window.__exported) window.__exported.text().then(done); else if (Date.now() - t0 > 10000) done(null); else setTimeout(poll, 100); })();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap_or_else(|| panic!("no export was downloaded: {csv}"));
+    assert!(csv.starts_with("phone,name,status,outcome,attempts"), "{csv}");
+    assert_eq!(csv.lines().count(), 4, "a header and one row per contact: {csv}");
+    assert!(csv.contains("Grace Hopper") && csv.contains(&nums[0]), "{csv}");
+
+    // Hang-up: the first call is live (a ten-minute talk); the button ends it.
+    app.act(&cmp, "start").await;
+    let call = eventually(
+        || async {
+            let calls = app.all_calls(&[("campaign_id", cmp.as_str()), ("status", "in_progress")], 10).await;
+            calls.first().map(|c| c["id"].as_str().unwrap().to_string()).ok_or_else(|| "no live call yet".to_string())
+        },
+        secs(30),
+    )
+    .await;
+    c.goto(&format!("{}/#/call/{call}", app.base)).await.unwrap();
+    wait_text(&c, "#call-status", secs(10), |t| t == "in_progress").await;
+    click(&c, "#hangup").await;
+    let ended = eventually(
+        || async {
+            let v = app.call(&call).await;
+            if v["outcome"] == "canceled" {
+                Ok(v)
+            } else {
+                Err(format!("{} {}", v["status"], v["outcome"]))
+            }
+        },
+        secs(20),
+    )
+    .await;
+    assert!(["ended", "canceled"].contains(&ended["status"].as_str().unwrap()), "{ended}");
+    wait_text(&c, "#call-fields", secs(10), |t| t.contains("canceled")).await;
+    assert!(c.find(Locator::Css("#hangup")).await.is_err(), "no hang-up button on an ended call");
+    app.act(&cmp, "cancel").await;
+
+    // Stats: the preset selector asks for the range it names.
+    c.goto(&format!("{}/#/stats", app.base)).await.unwrap();
+    let today = wait_text(&c, "#stats-range", secs(10), |t| !t.is_empty()).await;
+    let from_of = |c: &Client| {
+        let c = c.clone();
+        async move { c.find(Locator::Css("#stats-range")).await.unwrap().attr("data-from").await.unwrap().unwrap() }
+    };
+    let today_from: jiff::Timestamp = from_of(&c).await.parse().unwrap();
+    assert_eq!(today_from.to_zoned(jiff::tz::TimeZone::UTC).time(), jiff::civil::time(0, 0, 0, 0), "today starts at 00:00 UTC: {today}");
+    for (preset, days) in [("week", 7), ("month", 30)] {
+        c.execute(&format!("document.querySelector('select[name=preset]').value = '{preset}';"), vec![]).await.unwrap();
+        click(&c, "main form.card button[type=submit]").await;
+        wait_text(&c, "#stats-range", secs(10), |t| t != today).await;
+        let from: jiff::Timestamp = from_of(&c).await.parse().unwrap();
+        let span = jiff::Timestamp::now().duration_since(from).as_secs();
+        assert!((span - days * 86400).abs() < 600, "{preset}: from {from} is {span} s ago");
+        assert!(c.current_url().await.unwrap().fragment().unwrap().contains(&format!("preset={preset}")));
+        wait_text(&c, "[data-stat=calls] b", secs(10), |t| t.parse::<u64>().is_ok_and(|n| n >= 1)).await;
+        if preset == "week" {
+            screenshot(&c, "stats-week").await;
+        }
+    }
     c.close().await.unwrap();
 }

@@ -209,15 +209,36 @@ const routes = [
   [/^#\/scheduled$/, scheduledPage],
   [/^#\/dnc$/, dncPage],
   [/^#\/stats$/, statsPage],
+  [/^#\/batches$/, batchesPage],
+  [/^#\/batch\/([^/]+)$/, batchPage],
+  [/^#\/webhooks$/, webhooksPage],
+  [/^#\/webhook\/([^/]+)$/, webhookPage],
+  [/^#\/keys$/, keysPage],
+  [/^#\/workspaces$/, workspacesPage],
 ];
 
-async function route() {
+let routing = Promise.resolve();
+let routeGen = 0;
+
+/**
+ * Shows the page the location's hash names. One at a time: a page still loading when the
+ * hash changes again finishes first (and is then replaced); navigations queued behind a
+ * newer one are skipped. Without this, a slow page could draw over a faster later one.
+ */
+function route() {
+  const gen = ++routeGen;
+  routing = routing.then(() => (gen === routeGen ? routeNow() : undefined));
+  return routing;
+}
+
+async function routeNow() {
   if (!sessionStorage.getItem(KEY)) return signInPage();
   liveHandlers = [];
   const path = (location.hash || "#/campaigns").split("?")[0];
   for (const a of document.querySelectorAll("nav a")) {
     const href = a.getAttribute("href");
-    a.classList.toggle("active", path === href || path.startsWith(`${href.replace(/s$/, "")}/`));
+    const one = href === "#/batches" ? "#/batch" : href.replace(/s$/, "");
+    a.classList.toggle("active", path === href || path.startsWith(`${one}/`));
   }
   for (const [re, page] of routes) {
     const m = path.match(re);
@@ -435,7 +456,7 @@ async function campaignPage(id) {
   };
   more.onclick = () => loadContacts(true);
   const contactsSection = h("section", {}, h("h2", {}, "Contacts"),
-    h("form", { class: "row", onsubmit: (ev) => { ev.preventDefault(); loadContacts(); } }, status, q, h("button", { type: "submit" }, "Filter")),
+    h("form", { class: "row", id: "contacts-search", onsubmit: (ev) => { ev.preventDefault(); loadContacts(); } }, status, q, h("button", { type: "submit" }, "Filter")),
     h("div", { class: "scroll" }, h("table", { id: "contacts" }, h("thead", {}, h("tr", {}, ["Phone", "Name", "Status", "Attempts", "Next attempt", "Time zone", "Waiting for", "Until"].map((t) => h("th", {}, t)))), contactsBody)),
     more);
   loadContacts();
@@ -654,7 +675,8 @@ async function statsPage() {
     const pct = (r) => (r === null || r === undefined ? "—" : `${Math.round(r * 1000) / 10} %`);
     const tile = (k, v) => h("div", { class: "stat", "data-stat": k }, h("b", {}, v), h("span", {}, k));
     const lat = (l) => (l && l.count ? `${l.p50} / ${l.p95} / ${l.p99} ms` : "—");
-    setChildren(out, 
+    setChildren(out,
+      h("p", { class: "notice", id: "stats-range", "data-from": s.from, "data-to": s.to }, `${fmtTime(s.from)} – ${fmtTime(s.to)}`),
       h("div", { class: "grid" }, tile("calls", s.total_calls), tile("success rate", pct(s.success_rate)), tile("failure rate", pct(s.failure_rate)),
         tile("avg duration", s.avg_duration_secs === null ? "—" : `${Math.round(s.avg_duration_secs)} s`),
         tile("scheduled next hour", s.scheduled_next_hour), tile("scheduled next 24 h", s.scheduled_next_24h),
@@ -675,6 +697,277 @@ async function statsPage() {
     h("label", {}, "Range", preset), h("label", {}, "Campaign", campaign), h("button", { type: "submit" }, "Show"));
   await load();
   setChildren(main, h("h1", {}, "Stats"), form, out);
+}
+
+// ---------- batches ----------
+
+/** A batch's progress bar and "finished / total (percent)". */
+function batchProgress(b) {
+  const p = b.progress || { finished: 0, total: 0, percent_done: 0 };
+  return h("span", { class: "progress-cell" }, h("span", { class: "progress" }, h("i", { style: `width:${p.percent_done}%` })),
+    h("span", { class: "progress-text" }, `${p.finished} / ${p.total} (${p.percent_done}%)`));
+}
+
+function batchCancel(b, after) {
+  if (["completed", "canceled"].includes(b.status)) return null;
+  return h("button", { class: "danger", "data-action": "cancel-batch", onclick: () => {
+    if (confirm(`Cancel batch "${b.name}"? Calls not yet placed are not placed.`)) attempt(async () => after(await api("POST", `/batches/${b.id}/cancel`)));
+  } }, "Cancel");
+}
+
+/**
+ * Calls `refresh(campaignId)` at most once a second per batch when the event stream reports
+ * one of its calls (batches are not in the stream themselves; their calls are).
+ */
+function onBatchCalls(isMine, refresh) {
+  const due = new Map();
+  onLive((kind, call) => {
+    if (kind !== "call" || !isMine(call.campaign_id) || due.has(call.campaign_id)) return;
+    due.set(call.campaign_id, setTimeout(() => { due.delete(call.campaign_id); refresh(call.campaign_id, call); }, 1000));
+  });
+}
+
+async function batchesPage() {
+  const list = await api("GET", "/batches?limit=100");
+  const body = h("tbody");
+  const rows = new Map();
+  const put = (b) => {
+    const tr = h("tr", { class: "clickable", "data-batch-id": b.id, onclick: (ev) => { if (!ev.target.closest("button")) location.hash = `#/batch/${b.id}`; } },
+      h("td", {}, h("a", { href: `#/batch/${b.id}` }, b.name)),
+      h("td", { class: "status" }, badge(b.status)),
+      h("td", {}, batchProgress(b)),
+      h("td", {}, b.counts.active_calls),
+      h("td", {}, b.provider),
+      h("td", {}, fmtTime(b.created_at)),
+      h("td", {}, batchCancel(b, put)));
+    const old = rows.get(b.id);
+    if (old) old.replaceWith(tr); else body.append(tr);
+    rows.set(b.id, tr);
+  };
+  for (const b of list.data) put(b);
+  onBatchCalls((id) => rows.has(id), (id) => attempt(async () => put(await api("GET", `/batches/${id}`))));
+  setChildren(main,
+    h("h1", {}, "Batches"),
+    h("p", { class: "notice" }, "Many calls sent in one request (", h("code", {}, "POST /api/v1/batches"), " or ", h("code", {}, "dialtone batches create"), ")."),
+    h("div", { class: "scroll" }, h("table", { id: "batches" },
+      h("thead", {}, h("tr", {}, ["Name", "Status", "Progress", "Live calls", "Provider", "Created", ""].map((t) => h("th", {}, t)))), body)),
+    list.data.length ? null : h("p", { class: "notice" }, "No batches yet."),
+    list.next_cursor ? h("p", { class: "notice" }, "Showing the newest 100.") : null);
+}
+
+async function batchPage(id) {
+  let b = await api("GET", `/batches/${id}`);
+  const head = h("div");
+  const render = () => {
+    const cells = [["calls", b.progress.total], ["finished", b.progress.finished], ["remaining", b.progress.remaining], ["live calls", b.counts.active_calls]];
+    for (const [k, v] of Object.entries(b.counts.calls || {})) cells.push([`calls ${k}`, v]);
+    for (const [k, v] of Object.entries(b.counts.outcomes || {})) cells.push([k, v]);
+    setChildren(head,
+      h("h1", {}, b.name, " ", h("span", { class: "status", id: "batch-status" }, badge(b.status))),
+      h("p", { id: "batch-progress" }, batchProgress(b)),
+      h("div", { class: "actions" }, batchCancel(b, (v) => { b = v; render(); })),
+      h("h2", {}, "Counts"),
+      h("div", { class: "grid", id: "batch-counts" }, cells.map(([k, v]) => h("div", { class: "stat", "data-count": k }, h("b", {}, v), h("span", {}, k)))));
+  };
+  render();
+  const body = h("tbody");
+  const more = h("button", { class: "secondary", hidden: true }, "More");
+  let cursor = null;
+  const load = async (append) => {
+    const page = await api("GET", `/batches/${id}/calls${qs({ limit: 100, before: append ? cursor : "" })}`);
+    const rows = page.data.map(callRow);
+    if (append) body.append(...rows); else setChildren(body, ...rows);
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+  };
+  more.onclick = () => attempt(() => load(true));
+  await load(false);
+  onLive((kind, call) => {
+    if (kind !== "call" || call.campaign_id !== id) return;
+    const old = body.querySelector(`tr[data-call-id="${CSS.escape(call.id)}"]`);
+    if (old) old.replaceWith(callRow(call)); else body.prepend(callRow(call));
+  });
+  onBatchCalls((cid) => cid === id, () => attempt(async () => { b = await api("GET", `/batches/${id}`); render(); }));
+  setChildren(main, h("p", {}, h("a", { href: "#/batches" }, "← Batches")), head,
+    h("h2", {}, "Calls"), h("div", { class: "scroll" }, h("table", { id: "batch-calls" }, h("thead", {}, h("tr", {}, CALL_HEAD.map((t) => h("th", {}, t)))), body)), more);
+}
+
+// ---------- webhook endpoints ----------
+
+const WEBHOOK_EVENTS = ["campaign.started", "campaign.paused", "campaign.completed", "campaign.canceled", "call.started", "call.ended", "contact.finished", "alert.failure_rate"];
+
+/** A secret shown once (a new API key or a webhook signing secret), with a warning. */
+function secretBox(id, what, secret) {
+  return h("div", { class: "secret", id, role: "status" },
+    h("p", {}, h("b", {}, `${what}: copy it now, it is not shown again.`)),
+    h("code", { class: "secret-value" }, secret));
+}
+
+function endpointState(e) {
+  if (e.enabled) return e.failing_since ? h("span", {}, badge("enabled"), " ", h("span", { class: "notice" }, `failing since ${fmtTime(e.failing_since)}`)) : badge("enabled");
+  return h("span", {}, badge("disabled"), e.disabled_reason ? h("span", { class: "notice" }, ` (${e.disabled_reason})`) : null);
+}
+
+function endpointToggle(e, after) {
+  return h("button", { class: e.enabled ? "secondary" : "", "data-action": e.enabled ? "disable" : "enable",
+    onclick: () => attempt(async () => after(await api("PATCH", `/webhook-endpoints/${e.id}`, { enabled: !e.enabled }))) }, e.enabled ? "Disable" : "Enable");
+}
+
+async function webhooksPage() {
+  const body = h("tbody");
+  const reload = async () => {
+    const list = await api("GET", "/webhook-endpoints?limit=100");
+    setChildren(body, ...list.data.map((e) => h("tr", { "data-endpoint-id": e.id },
+      h("td", { class: "wrap" }, h("a", { href: `#/webhook/${e.id}` }, e.url), e.description ? h("div", { class: "notice" }, e.description) : null),
+      h("td", { class: "wrap" }, e.events.join(", ")),
+      h("td", { class: "state" }, endpointState(e)),
+      h("td", {}, h("span", { class: "actions" }, endpointToggle(e, reload), h("a", { class: "button secondary", href: `#/webhook/${e.id}` }, "Deliveries"))))));
+    if (!list.data.length) setChildren(body, h("tr", {}, h("td", { colspan: 4, class: "notice" }, "No endpoints yet.")));
+  };
+  const created = h("div");
+  const form = h("form", { class: "card", id: "create-endpoint", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(form);
+    await attempt(async () => {
+      const r = await api("POST", "/webhook-endpoints", { url: d.get("url"), events: d.getAll("events"), description: d.get("description") || undefined });
+      setChildren(created, secretBox("endpoint-secret", `Signing secret of ${r.url}`, r.secret));
+      form.reset();
+      await reload();
+    }, form);
+  } },
+  h("h2", {}, "New endpoint"),
+  h("div", { class: "row" },
+    h("label", {}, "URL", h("input", { name: "url", type: "url", required: true, placeholder: "your receiver's URL", size: 36 })),
+    h("label", {}, "Description", h("input", { name: "description" }))),
+  h("fieldset", { class: "events" }, h("legend", {}, "Events"),
+    WEBHOOK_EVENTS.map((e) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "events", value: e, checked: true }), e))),
+  h("button", { type: "submit" }, "Create"));
+  await reload();
+  setChildren(main, h("h1", {}, "Webhook endpoints"),
+    h("p", { class: "notice" }, "dialtone posts these events to your systems, signed per Standard Webhooks (", h("code", {}, "webhook-signature"), ")."),
+    created,
+    h("div", { class: "scroll" }, h("table", { id: "endpoints" }, h("thead", {}, h("tr", {}, ["URL", "Events", "State", ""].map((t) => h("th", {}, t)))), body)),
+    form);
+}
+
+async function webhookPage(id) {
+  let e = await api("GET", `/webhook-endpoints/${id}`);
+  const head = h("div");
+  const render = () => setChildren(head,
+    h("h1", {}, "Endpoint ", h("span", { class: "wrap" }, e.url)),
+    h("p", { id: "endpoint-state" }, endpointState(e), " ", endpointToggle(e, (v) => { e = v; render(); })),
+    h("p", { class: "notice" }, `Events: ${e.events.join(", ")}`));
+  render();
+  const body = h("tbody");
+  const reload = async () => {
+    const page = await api("GET", `/webhook-endpoints/${id}/deliveries?limit=50`);
+    setChildren(body, ...page.data.map((d) => {
+      const last = d.tries.length ? d.tries[d.tries.length - 1] : null;
+      return h("tr", { "data-message-id": d.message_id },
+        h("td", {}, fmtTime(d.created_at)), h("td", {}, d.event_type), h("td", { class: "status" }, badge(d.status)), h("td", { class: "attempts" }, d.attempts),
+        h("td", {}, last ? (last.status_code === null ? "—" : last.status_code) : "—"), h("td", {}, last ? `${last.latency_ms} ms` : "—"),
+        h("td", { class: "wrap" }, last ? (last.error || last.response_excerpt || "") : (d.next_attempt_at ? `next try ${fmtTime(d.next_attempt_at)}` : "")),
+        h("td", {}, h("details", {}, h("summary", {}, "body"), h("pre", {}, JSON.stringify(d.payload, null, 2)))),
+        h("td", {}, h("button", { class: "secondary", "data-action": "replay", onclick: () => attempt(async () => { await api("POST", `/webhook-endpoints/${id}/deliveries/${d.message_id}/replay`); await reload(); }) }, "Replay")));
+    }));
+    if (!page.data.length) setChildren(body, h("tr", {}, h("td", { colspan: 9, class: "notice" }, "No deliveries yet.")));
+    // Deliveries are not in the event stream: while one is still being tried, the log is read again.
+    if (page.data.some((d) => d.status === "pending") && !pendingTimer) {
+      pendingTimer = setTimeout(() => { pendingTimer = null; if (document.body.contains(body)) attempt(reload); }, 2000);
+    }
+  };
+  let pendingTimer = null;
+  await reload();
+  // Deliveries follow what the stream reports (a campaign or call changed: events are due), at most every 2 s.
+  let due = null;
+  onLive(() => { if (!due) due = setTimeout(() => { due = null; if (document.body.contains(body)) attempt(reload); }, 2000); });
+  setChildren(main, h("p", {}, h("a", { href: "#/webhooks" }, "← Webhook endpoints")), head,
+    h("h2", {}, "Delivery log ", h("button", { class: "link", id: "refresh-deliveries", onclick: () => attempt(reload) }, "refresh")),
+    h("div", { class: "scroll" }, h("table", { id: "deliveries" },
+      h("thead", {}, h("tr", {}, ["Created", "Event", "Status", "Tries", "HTTP", "Latency", "Response", "Payload", ""].map((t) => h("th", {}, t)))), body)));
+}
+
+// ---------- API keys and workspaces ----------
+
+const SCOPES = ["read", "write", "admin"];
+
+async function keysPage() {
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const workspaces = await api("GET", "/workspaces");
+  const mine = workspaces.data.length === 1 ? workspaces.data[0].id : "";
+  const ws = h("select", { name: "workspace_id", id: "keys-workspace" }, workspaces.data.map((w) => h("option", { value: w.id, selected: (params.get("workspace_id") || mine) === w.id || (!params.get("workspace_id") && w.is_default) }, w.name)));
+  const body = h("tbody");
+  const reload = async () => {
+    const list = await api("GET", `/keys${qs({ workspace_id: ws.value })}`);
+    setChildren(body, ...list.data.map((k) => h("tr", { "data-key-id": k.id, class: k.revoked_at ? "revoked" : null },
+      h("td", {}, k.name), h("td", {}, h("code", {}, k.prefix || "—")), h("td", { class: "scopes" }, k.scopes.join(", ")),
+      h("td", {}, fmtTime(k.created_at)), h("td", {}, k.last_used_at ? fmtTime(k.last_used_at) : "never"),
+      h("td", { class: "state" }, k.revoked_at ? `revoked ${fmtTime(k.revoked_at)}` : h("button", { class: "danger", "data-action": "revoke", onclick: () => {
+        if (confirm(`Revoke key "${k.name}" (${k.prefix})? Every request with it fails from now on.`)) attempt(async () => { await api("DELETE", `/keys/${k.id}`); await reload(); });
+      } }, "Revoke")))));
+  };
+  ws.onchange = () => { history.replaceState(null, "", `#/keys${qs({ workspace_id: ws.value })}`); attempt(reload); };
+  const created = h("div");
+  const form = h("form", { class: "card", id: "create-key", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(form);
+    await attempt(async () => {
+      const k = await api("POST", "/keys", { name: d.get("name"), scopes: d.getAll("scopes"), workspace_id: ws.value });
+      setChildren(created, secretBox("new-key", `API key "${k.name}" (${k.scopes.join(", ")})`, k.key));
+      form.reset();
+      await reload();
+    }, form);
+  } }, h("h2", {}, "New key"), h("div", { class: "row" },
+    h("label", {}, "Name", h("input", { name: "name", required: true })),
+    h("fieldset", { class: "events" }, h("legend", {}, "Scopes"), SCOPES.map((s) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "scopes", value: s, checked: s !== "admin" }), s))),
+    h("button", { type: "submit" }, "Create")));
+  await reload();
+  setChildren(main, h("h1", {}, "API keys"),
+    h("p", { class: "notice" }, "Keys are shown by their first characters only; a new key's secret is shown once. ",
+      h("code", {}, "read"), ": GET; ", h("code", {}, "write"), ": changes; ", h("code", {}, "admin"), ": keys and workspaces."),
+    h("form", { class: "row", onsubmit: (ev) => ev.preventDefault() }, h("label", {}, "Workspace", ws)),
+    created,
+    h("div", { class: "scroll" }, h("table", { id: "keys" }, h("thead", {}, h("tr", {}, ["Name", "Prefix", "Scopes", "Created", "Last used", ""].map((t) => h("th", {}, t)))), body)),
+    form);
+}
+
+async function workspacesPage() {
+  const body = h("tbody");
+  const reload = async () => {
+    const list = await api("GET", "/workspaces");
+    setChildren(body, ...list.data.map((w) => h("tr", { "data-workspace-id": w.id },
+      h("td", {}, w.name, w.is_default ? h("span", { class: "notice" }, " (operator)") : null), h("td", {}, h("code", {}, w.id)),
+      h("td", { class: "state" }, badge(w.disabled_at ? "disabled" : "enabled")), h("td", {}, fmtTime(w.created_at)),
+      h("td", {}, h("span", { class: "actions" },
+        h("a", { class: "button secondary", href: `#/keys?workspace_id=${w.id}` }, "Keys"),
+        w.is_default ? null : h("button", { class: w.disabled_at ? "" : "danger", "data-action": w.disabled_at ? "enable" : "disable", onclick: () => {
+          if (w.disabled_at || confirm(`Disable workspace "${w.name}"? Its keys get 401 at once.`)) {
+            attempt(async () => { await api("PATCH", `/workspaces/${w.id}`, { disabled: !w.disabled_at }); await reload(); });
+          }
+        } }, w.disabled_at ? "Enable" : "Disable"))))));
+  };
+  const created = h("div");
+  const form = h("form", { class: "card", id: "create-workspace", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(form);
+    await attempt(async () => {
+      const body = { name: d.get("name") };
+      if (d.get("key_name")) body.key = { name: d.get("key_name") };
+      const r = await api("POST", "/workspaces", body);
+      setChildren(created, r.key ? secretBox("new-key", `First key of ${r.workspace.name} (${r.key.scopes.join(", ")})`, r.key.key) : h("p", { class: "notice" }, `Created ${r.workspace.id}.`));
+      form.reset();
+      await reload();
+    }, form);
+  } }, h("h2", {}, "New workspace"), h("div", { class: "row" },
+    h("label", {}, "Name", h("input", { name: "name", required: true })),
+    h("label", {}, "First key's name (optional)", h("input", { name: "key_name" })),
+    h("button", { type: "submit" }, "Create")));
+  await reload();
+  setChildren(main, h("h1", {}, "Workspaces"),
+    h("p", { class: "notice" }, "Each workspace sees only its own campaigns, calls and keys. The operator's admin key manages them all."),
+    created,
+    h("div", { class: "scroll" }, h("table", { id: "workspaces" }, h("thead", {}, h("tr", {}, ["Name", "Id", "State", "Created", ""].map((t) => h("th", {}, t)))), body)),
+    form);
 }
 
 // ---------- start ----------
