@@ -50,6 +50,20 @@ pub struct BenchArgs {
     /// … of this many contacts each (1,000 × 1,000 = the 1,000,000-contact figure).
     #[arg(long, default_value_t = 1000)]
     pub tick_contacts: usize,
+    /// Ingest with this many webhook endpoints subscribed to every outbound event (issue 13:
+    /// "ingest figures unchanged with 3 endpoints, one of them down"): all but the last are
+    /// in-process receivers on loopback answering 204, the last refuses connections (a
+    /// port bound, then closed). The report adds what the receivers got during the run.
+    #[arg(long, default_value_t = 0)]
+    pub webhook_endpoints: usize,
+    /// Drop the stats rollup's triggers (migration 0022) before the ingest run, to measure
+    /// what they cost it (compare a run without this flag). For benchmark databases only:
+    /// `/stats` reads a stale rollup afterwards.
+    #[arg(long)]
+    pub drop_stats_triggers: bool,
+    /// Measure ingest only (no dispatch or tick run).
+    #[arg(long)]
+    pub ingest_only: bool,
 }
 
 /// What `dialtone bench` measures besides ingest and dispatch.
@@ -119,6 +133,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => {}
     }
     let ingest = ingest(&args).await?;
+    if args.ingest_only {
+        println!("{}", serde_json::to_string_pretty(&json!({ "ingest": ingest }))?);
+        return Ok(());
+    }
     let one_node = dispatch(&args, 1).await?;
     let mut report = json!({ "ingest": ingest, "dispatch": one_node });
     let postgres = args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres"));
@@ -144,6 +162,10 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
     let store = state.store.clone();
     let now = jiff::Timestamp::now();
     let ws = store.default_workspace().await?;
+    if args.drop_stats_triggers {
+        drop_stats_triggers(config.database_url.expose_secret()).await?;
+    }
+    let receivers = webhook_receivers(&store, &ws, args.webhook_endpoints, now).await?;
 
     // Calls to receive events for: claimed through the normal path, then accepted.
     let campaign = store
@@ -243,6 +265,7 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
         failures += f;
     }
     let wall = started.elapsed();
+    let delivered: Vec<u64> = receivers.iter().map(|r| r.load(std::sync::atomic::Ordering::Relaxed)).collect();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
     let ended = store.campaign_counts(&campaign.id).await?.calls.get("ended").copied().unwrap_or(0);
@@ -257,7 +280,74 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
         "wall_ms": wall.as_millis() as u64,
         "events_per_sec": (n as f64 / wall.as_secs_f64()).round(),
         "latency_ms": { "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0) },
+        "stats_triggers": !args.drop_stats_triggers,
+        "webhook_endpoints": args.webhook_endpoints,
+        "deliveries_received_during_run": delivered,
     }))
+}
+
+/// The stats rollup's triggers (migration 0022), per backend: SQLite has one per
+/// operation, PostgreSQL one for insert and delete and one for update per table.
+async fn drop_stats_triggers(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await?;
+        for (trigger, table) in [
+            ("stats_calls_insert_delete", "calls"),
+            ("stats_calls_update", "calls"),
+            ("stats_events_insert_delete", "call_events"),
+            ("stats_events_update", "call_events"),
+        ] {
+            sqlx::raw_sql(&format!("DROP TRIGGER IF EXISTS {trigger} ON {table}")).execute(&mut c).await?;
+        }
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await?;
+        for trigger in ["stats_calls_insert", "stats_calls_delete", "stats_calls_update", "stats_events_insert", "stats_events_delete", "stats_events_update"] {
+            sqlx::raw_sql(&format!("DROP TRIGGER IF EXISTS {trigger}")).execute(&mut c).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Registers `n` webhook endpoints in `ws`, subscribed to every event type: `n - 1`
+/// in-process receivers on loopback answering 204 (each counting what it got), and one
+/// address that refuses connections (a port bound, then closed). Returns the counters.
+async fn webhook_receivers(
+    store: &Arc<dyn dialtone_store::Store>,
+    ws: &dialtone_core::WorkspaceId,
+    n: usize,
+    now: jiff::Timestamp,
+) -> anyhow::Result<Vec<Arc<std::sync::atomic::AtomicU64>>> {
+    let mut counters = vec![];
+    for i in 0..n {
+        let url = if i + 1 < n {
+            let got = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let g = got.clone();
+            let app = axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move || {
+                    g.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    async { axum::http::StatusCode::NO_CONTENT }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}/hook", listener.local_addr()?);
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            counters.push(got);
+            url
+        } else {
+            let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            format!("http://{closed}/hook")
+        };
+        let new = dialtone_store::NewWebhookEndpoint {
+            url,
+            events: dialtone_store::WEBHOOK_EVENT_TYPES.iter().map(|t| t.to_string()).collect(),
+            enabled: true,
+            description: Some(format!("bench endpoint {i}")),
+        };
+        store.create_webhook_endpoint(ws, &new, &crate::api::webhook_endpoints::new_secret(), now).await?;
+    }
+    Ok(counters)
 }
 
 /// Recipient hours that never close, so a benchmark runs whatever the time of day.

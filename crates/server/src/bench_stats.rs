@@ -3,7 +3,7 @@
 //! the `/stats` query (`Store::stats`, what the route runs: the hourly rollup, migration
 //! 0022) for each range, and prints one JSON object: per backend, the fill time, the time
 //! of the first rollup refresh (every filled hour recomputed), and per range the query's
-//! p50/p99 in ms, with and without the rollup (`Store::stats_raw`, the query before it).
+//! p50/p95/p99 in ms, with and without the rollup (`Store::stats_raw`, the query before it).
 //! It fails if the two answers differ.
 //! SQLite always (a temp dir); PostgreSQL too with `--postgres-url` (a fresh, empty database:
 //! the bench adds a million rows to it).
@@ -88,7 +88,7 @@ async fn backend(url: &str, args: &StatsBenchArgs) -> anyhow::Result<Value> {
     Ok(json!({ "fill_secs": round(fill_secs), "first_refresh": { "hours": hours, "secs": round(refresh_secs) }, "queries": queries }))
 }
 
-/// Runs `q` once to warm up, then `runs` times: p50 and p99 in ms, and the calls it
+/// Runs `q` once to warm up, then `runs` times: p50, p95 and p99 in ms (nearest rank), and the calls it
 /// counted. `raw`: without the rollup (`Store::stats_raw`).
 async fn time(store: &Arc<dyn Store>, q: &StatsQuery, runs: usize, raw: bool) -> anyhow::Result<Value> {
     let run = || async {
@@ -108,7 +108,7 @@ async fn time(store: &Arc<dyn Store>, q: &StatsQuery, runs: usize, raw: bool) ->
     ms.sort_by(f64::total_cmp);
     let at = |p: usize| ms[((p * ms.len()).div_ceil(100)).clamp(1, ms.len()) - 1];
     let round = |v: f64| (v * 10.0).round() / 10.0;
-    Ok(json!({ "calls_in_range": counted, "p50_ms": round(at(50)), "p99_ms": round(at(99)) }))
+    Ok(json!({ "calls_in_range": counted, "p50_ms": round(at(50)), "p95_ms": round(at(95)), "p99_ms": round(at(99)) }))
 }
 
 fn campaign(ws: &dialtone_core::WorkspaceId) -> NewCampaign {

@@ -23,7 +23,7 @@ mod query;
 mod single_calls;
 mod stats;
 mod steer;
-mod webhook_endpoints;
+pub(crate) mod webhook_endpoints;
 mod webhooks;
 mod workspaces;
 

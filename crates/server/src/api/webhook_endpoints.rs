@@ -186,7 +186,7 @@ fn delivery_view((d, tries): (Delivery, Vec<DeliveryAttempt>)) -> DeliveryView {
 
 /// A new `whsec_` secret: 24 random bytes, base64 (what Svix and the Standard Webhooks
 /// libraries generate).
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>()))
 }
 
