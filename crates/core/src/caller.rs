@@ -32,7 +32,7 @@ text_enum!(CallerStrategy, "caller number strategy", {
     RoundRobin => "round_robin", LeastUsed => "least_used", LocalPresence => "local_presence",
 });
 
-/// The country calling code and geographic area code of an E.164 number (`+14155550100`
+/// The country calling code and geographic area code of an E.164 number (`+14152220100`
 /// → `("1", "415")`), as libphonenumber splits it. `None` for text that is not an E.164
 /// number (a Vapi phone-number id) and for numbers with no geographic area code (most
 /// mobile and non-geographic numbers outside North America).
@@ -98,32 +98,32 @@ mod tests {
 
     #[test]
     fn local_area_is_country_and_area_code() {
-        assert_eq!(local_area("+14155550100"), Some(("1".into(), "415".into())));
-        assert_eq!(local_area("+12125550100"), Some(("1".into(), "212".into())));
-        assert_eq!(local_area("+442079460000"), Some(("44".into(), "20".into())));
+        assert_eq!(local_area("+14152220100"), Some(("1".into(), "415".into())));
+        assert_eq!(local_area("+12122220100"), Some(("1".into(), "212".into())));
+        assert_eq!(local_area("+442071234567"), Some(("44".into(), "20".into())));
         assert_eq!(local_area("pn_main"), None, "a Vapi phone-number id has no area");
-        assert_eq!(local_area("+447700900123"), None, "a UK mobile has no geographic area code");
+        assert_eq!(local_area("+447911123456"), None, "a UK mobile has no geographic area code");
     }
 
     #[test]
     fn round_robin_starts_at_the_cursor_and_wraps() {
-        let a = areas(&["+14155550100", "+12125550100", "+13125550100"]);
+        let a = areas(&["+14152220100", "+12122220100", "+13122220100"]);
         assert_eq!(candidates(CallerStrategy::RoundRobin, CallerStrategy::RoundRobin, None, &a, &[0, 0, 0], 0), vec![0, 1, 2]);
         assert_eq!(candidates(CallerStrategy::RoundRobin, CallerStrategy::RoundRobin, None, &a, &[0, 0, 0], 4), vec![1, 2, 0]);
     }
 
     #[test]
     fn least_used_orders_by_calls_today_then_pool_order() {
-        let a = areas(&["+14155550100", "+12125550100", "+13125550100"]);
+        let a = areas(&["+14152220100", "+12122220100", "+13122220100"]);
         assert_eq!(candidates(CallerStrategy::LeastUsed, CallerStrategy::RoundRobin, None, &a, &[5, 2, 2], 7), vec![1, 2, 0]);
     }
 
     #[test]
     fn local_presence_prefers_the_callees_area_then_falls_back() {
-        let a = areas(&["+14155550100", "+12125550100", "+12125550101"]);
-        let ny = local_area("+12125559999");
+        let a = areas(&["+14152220100", "+12122220100", "+12122220101"]);
+        let ny = local_area("+12123339999");
         assert_eq!(candidates(CallerStrategy::LocalPresence, CallerStrategy::LeastUsed, ny.as_ref(), &a, &[0, 3, 1], 0), vec![2, 1, 0]);
-        let chicago = local_area("+13125559999");
+        let chicago = local_area("+13123339999");
         assert_eq!(candidates(CallerStrategy::LocalPresence, CallerStrategy::LeastUsed, chicago.as_ref(), &a, &[4, 3, 1], 0), vec![2, 1, 0], "no local number: the fallback's order");
         assert_eq!(candidates(CallerStrategy::LocalPresence, CallerStrategy::RoundRobin, chicago.as_ref(), &a, &[4, 3, 1], 1), vec![1, 2, 0]);
     }
