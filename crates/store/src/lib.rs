@@ -402,8 +402,9 @@ pub trait Store: Send + Sync + 'static {
     /// `None` if there is no such workspace.
     async fn update_workspace(&self, id: &str, name: Option<&str>, disabled: Option<bool>, now: Timestamp) -> Result<Option<Workspace>>;
     /// Sets or (`None`) removes the workspace's daily call limit per caller number (issue
-    /// 13); `None` back if there is no such workspace.
-    async fn set_caller_number_daily_limit(&self, id: &str, limit: Option<u32>) -> Result<Option<Workspace>>;
+    /// 13); contacts waiting for the old limit are due at `now`, judged again at the next
+    /// claim. `None` back if there is no such workspace.
+    async fn set_caller_number_daily_limit(&self, id: &str, limit: Option<u32>, now: Timestamp) -> Result<Option<Workspace>>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

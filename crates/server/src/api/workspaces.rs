@@ -181,7 +181,7 @@ async fn update(
     }
     let mut updated = app.store.update_workspace(&id, name, body.disabled, app.now()).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
     if let Some(limit) = body.caller_number_daily_limit {
-        updated = app.store.set_caller_number_daily_limit(&id, limit).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
+        updated = app.store.set_caller_number_daily_limit(&id, limit, app.now()).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
     }
     Ok(Json(updated.into()))
 }

@@ -109,12 +109,22 @@ pub struct Workspace {
 const WORKSPACE_COLUMNS: &str = "SELECT id, name, is_default, created_at, disabled_at, caller_number_daily_limit FROM workspaces";
 
 /// Sets (or with `None` removes) the workspace's daily call limit per caller number; it
-/// holds from the next claim. `None` back if there is no such workspace.
-pub async fn set_caller_number_daily_limit(p: Pools<'_>, id: &str, limit: Option<u32>) -> Result<Option<Workspace>> {
-    let n = p.write().execute("UPDATE workspaces SET caller_number_daily_limit = $1 WHERE id = $2", args![limit, id]).await?;
+/// holds from the next claim, which also judges again the contacts that were waiting for
+/// the old limit (they are due at `now`). `None` back if there is no such workspace.
+pub async fn set_caller_number_daily_limit(p: Pools<'_>, id: &str, limit: Option<u32>, now: Timestamp) -> Result<Option<Workspace>> {
+    let mut tx = p.begin().await?;
+    let n = tx.db().execute("UPDATE workspaces SET caller_number_daily_limit = $1 WHERE id = $2", args![limit, id]).await?;
     if n == 0 {
         return Ok(None);
     }
+    tx.db()
+        .execute(
+            "UPDATE contacts SET next_attempt_at = $1, wait_reason = NULL, updated_at = $1
+             WHERE workspace_id = $2 AND status = 'pending' AND wait_reason = 'caller_number_limit'",
+            args![ms(now), id],
+        )
+        .await?;
+    tx.commit().await?;
     get_workspace(p, id).await
 }
 

@@ -133,7 +133,7 @@ pub async fn a_contact_keeps_its_caller_number_across_retries(store: S) {
 pub async fn the_daily_limit_holds_under_concurrent_claims_across_campaigns(store: S) {
     const LIMIT: u32 = 5;
     let ws = store.default_workspace().await.unwrap();
-    assert!(store.set_caller_number_daily_limit(ws.as_str(), Some(LIMIT)).await.unwrap().is_some());
+    assert!(store.set_caller_number_daily_limit(ws.as_str(), Some(LIMIT), t0()).await.unwrap().is_some());
     let mut campaigns = vec![];
     for c in 0..4u32 {
         let cmp = pool_campaign(&store, &ws, &[SF, NY], CallerStrategy::LeastUsed, CallerStrategy::RoundRobin, &callees(c * 100..c * 100 + 20)).await;
