@@ -60,7 +60,14 @@ pub fn local_area(number: &str) -> Option<(String, String)> {
 ///
 /// Every index appears once: a number at its limit is skipped by the caller, which then
 /// tries the next.
-pub fn candidates(strategy: CallerStrategy, fallback: CallerStrategy, callee_area: Option<&(String, String)>, areas: &[Option<(String, String)>], used: &[i64], cursor: u64) -> Vec<usize> {
+pub fn candidates(
+    strategy: CallerStrategy,
+    fallback: CallerStrategy,
+    callee_area: Option<&(String, String)>,
+    areas: &[Option<(String, String)>],
+    used: &[i64],
+    cursor: u64,
+) -> Vec<usize> {
     let n = used.len();
     let base = |s: CallerStrategy| -> Vec<usize> {
         match s {
@@ -124,7 +131,11 @@ mod tests {
         let ny = local_area("+12123339999");
         assert_eq!(candidates(CallerStrategy::LocalPresence, CallerStrategy::LeastUsed, ny.as_ref(), &a, &[0, 3, 1], 0), vec![2, 1, 0]);
         let chicago = local_area("+13123339999");
-        assert_eq!(candidates(CallerStrategy::LocalPresence, CallerStrategy::LeastUsed, chicago.as_ref(), &a, &[4, 3, 1], 0), vec![2, 1, 0], "no local number: the fallback's order");
+        assert_eq!(
+            candidates(CallerStrategy::LocalPresence, CallerStrategy::LeastUsed, chicago.as_ref(), &a, &[4, 3, 1], 0),
+            vec![2, 1, 0],
+            "no local number: the fallback's order"
+        );
         assert_eq!(candidates(CallerStrategy::LocalPresence, CallerStrategy::RoundRobin, chicago.as_ref(), &a, &[4, 3, 1], 1), vec![1, 2, 0]);
     }
 }

@@ -183,7 +183,8 @@ impl utoipa::PartialSchema for BatchView {
                 object.required.push(name);
             }
         }
-        object.description = Some("A batch: its campaign's fields, `status` (`scheduled` while `start_at` is ahead), `finished_at`, counts and progress.".into());
+        object.description =
+            Some("A batch: its campaign's fields, `status` (`scheduled` while `start_at` is ahead), `finished_at`, counts and progress.".into());
         RefOr::T(Schema::Object(object))
     }
 }

@@ -37,6 +37,7 @@ impl PoolFields {
     /// `fallback_strategy` (unknown; `local_presence` as a fallback; a strategy without numbers).
     pub fn resolve(self, current: CallerPool, provider: ProviderKind, region: &str) -> Result<CallerPool, ApiError> {
         let mut pool = current;
+        let strategy_given = self.strategy.is_some() || self.fallback.is_some();
         if let Some(numbers) = self.numbers {
             if numbers.len() > MAX_CALLER_NUMBERS {
                 return Err(ApiError::invalid("caller_numbers", format!("at most {MAX_CALLER_NUMBERS} numbers")));
@@ -66,10 +67,17 @@ impl PoolFields {
         }
         if let Some(s) = self.fallback {
             pool.fallback = match s.parse() {
-                Ok(CallerStrategy::LocalPresence) => return Err(ApiError::invalid("fallback_strategy", "must be round_robin or least_used (what local_presence falls back to)")),
+                Ok(CallerStrategy::LocalPresence) => {
+                    return Err(ApiError::invalid("fallback_strategy", "must be round_robin or least_used (what local_presence falls back to)"))
+                }
                 Ok(f) => f,
                 Err(_) => return Err(ApiError::invalid("fallback_strategy", "must be round_robin or least_used")),
             };
+        }
+        // Removing the pool (`[]`) without naming a strategy resets them to the defaults.
+        if pool.numbers.is_empty() && !strategy_given {
+            pool.strategy = CallerStrategy::default();
+            pool.fallback = CallerStrategy::default();
         }
         if pool.numbers.is_empty() && (pool.strategy != CallerStrategy::RoundRobin || pool.fallback != CallerStrategy::RoundRobin) {
             return Err(ApiError::invalid("caller_number_strategy", "needs caller_numbers (a pool to pick from)"));
@@ -91,4 +99,41 @@ pub fn check_calls_per_minute(n: Option<u32>) -> Result<Option<u32>, ApiError> {
 /// For a `PATCH` field that `null` clears: absent → `None`, `null` → `Some(None)`.
 pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(list: &[&str]) -> PoolFields {
+        PoolFields { numbers: Some(list.iter().map(|s| s.to_string()).collect()), ..Default::default() }
+    }
+
+    #[test]
+    fn numbers_are_read_in_e164_and_ids_are_kept_only_where_the_provider_takes_them() {
+        let pool = numbers(&["(415) 222-0100", "+12122220100", "pn_abc"]).resolve(CallerPool::default(), ProviderKind::Vapi, "US").unwrap();
+        assert_eq!(pool.numbers, ["+14152220100", "+12122220100", "pn_abc"]);
+        for provider in [ProviderKind::Twilio, ProviderKind::Exotel] {
+            let e = numbers(&["+14152220100", "pn_abc"]).resolve(CallerPool::default(), provider, "US").unwrap_err();
+            assert_eq!(e.details["field"], "caller_numbers", "{provider}: {}", e.message);
+            assert!(e.message.contains("number 2"), "{}", e.message);
+        }
+        let e = numbers(&["+14152220100", "415 222 0100"]).resolve(CallerPool::default(), ProviderKind::Twilio, "US").unwrap_err();
+        assert!(e.message.contains("listed twice"), "{}", e.message);
+    }
+
+    #[test]
+    fn fields_not_given_keep_the_current_pool_and_a_fallback_is_never_local_presence() {
+        let current = CallerPool { numbers: vec!["+14152220100".into()], strategy: CallerStrategy::LocalPresence, fallback: CallerStrategy::LeastUsed };
+        let same = PoolFields { strategy: Some("round_robin".into()), ..Default::default() }.resolve(current.clone(), ProviderKind::Twilio, "US").unwrap();
+        assert_eq!((same.numbers.clone(), same.strategy, same.fallback), (current.numbers.clone(), CallerStrategy::RoundRobin, CallerStrategy::LeastUsed));
+        let e = PoolFields { fallback: Some("local_presence".into()), ..Default::default() }.resolve(current.clone(), ProviderKind::Twilio, "US").unwrap_err();
+        assert_eq!(e.details["field"], "fallback_strategy");
+        let none = PoolFields { numbers: Some(vec![]), ..Default::default() }.resolve(current.clone(), ProviderKind::Twilio, "US").unwrap();
+        assert_eq!(none, CallerPool::default(), "`[]` removes the pool and its strategies");
+        let e = PoolFields { numbers: Some(vec![]), strategy: Some("least_used".into()), ..Default::default() }
+            .resolve(current, ProviderKind::Twilio, "US")
+            .unwrap_err();
+        assert_eq!(e.details["field"], "caller_number_strategy", "a strategy with nothing to pick from");
+    }
 }

@@ -154,8 +154,11 @@ impl CreateCampaign {
         recurrence.validate().map_err(|e| ApiError::invalid("recurrence", e))?;
         let retry = self.retry.unwrap_or_default();
         retry.validate().map_err(|m| ApiError::invalid("retry", m))?;
-        let pool = PoolFields { numbers: self.caller_numbers, strategy: self.caller_number_strategy, fallback: self.fallback_strategy }
-            .resolve(Default::default(), provider, &region)?;
+        let pool = PoolFields { numbers: self.caller_numbers, strategy: self.caller_number_strategy, fallback: self.fallback_strategy }.resolve(
+            Default::default(),
+            provider,
+            &region,
+        )?;
         let phone_number_id = match (self.phone_number_id, pool.numbers.first()) {
             (Some(id), _) => text("phone_number_id", id)?,
             (None, Some(first)) => first.clone(),

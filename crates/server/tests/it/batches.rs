@@ -297,7 +297,17 @@ async fn calls_per_minute_throttles_a_batch() {
     )
     .await;
     // Well inside the minute nothing more is placed, though five slots stay free.
-    holds_for(|| async { if app.sim_stats().dials == 3 { Ok(()) } else { Err(format!("{} dials within the minute", app.sim_stats().dials)) } }, secs(5)).await;
+    holds_for(
+        || async {
+            if app.sim_stats().dials == 3 {
+                Ok(())
+            } else {
+                Err(format!("{} dials within the minute", app.sim_stats().dials))
+            }
+        },
+        secs(5),
+    )
+    .await;
     let (_, shown) = app.get(&format!("/batches/{id}")).await;
     assert_eq!(total(&shown["counts"]["calls"]), 3, "{}", shown["counts"]);
 

@@ -81,7 +81,7 @@ async fn a_pool_campaign_calls_from_its_numbers_and_each_call_shows_its_number()
         ("fallback_strategy", json!({"caller_numbers": [SF], "caller_number_strategy": "local_presence", "fallback_strategy": "local_presence"})),
         ("caller_number_strategy", json!({"caller_numbers": [SF], "caller_number_strategy": "nearest"})),
         ("caller_number_strategy", json!({"caller_numbers": null, "phone_number_id": "pn", "caller_number_strategy": "least_used"})),
-        ("phone_number_id", json!({"caller_numbers": null})),
+        ("phone_number_id", json!({"caller_numbers": null, "caller_number_strategy": null, "fallback_strategy": null})),
         ("calls_per_minute", json!({"caller_numbers": [SF], "calls_per_minute": 0})),
     ] {
         let mut b = body.clone();
@@ -96,10 +96,6 @@ async fn a_pool_campaign_calls_from_its_numbers_and_each_call_shows_its_number()
         assert_error(status, &e, StatusCode::BAD_REQUEST, if field == "phone_number_id" { "invalid_json" } else { "invalid_request" });
         assert_eq!(e["error"]["details"]["field"], field, "{b}: {e}");
     }
-    // Twilio needs numbers: an id that is not one is refused.
-    let (status, e) = app.post_json("/campaigns", &json!({"name": "t", "provider": "twilio", "assistant_id": "a", "caller_numbers": ["pn_abc"]})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
-    assert_eq!(e["error"]["details"]["field"], "caller_numbers", "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +130,17 @@ async fn the_daily_limit_holds_contacts_until_utc_midnight_and_says_so() {
     assert_eq!(ts(&waiting["earliest"]), tomorrow, "until the next midnight, UTC: {waiting}");
     assert_eq!(ts(&waiting["latest"]), tomorrow);
     // Two calls from each number, never more; the other two contacts wait.
-    holds_for(|| async { if app.sim_stats().dials == 4 { Ok(()) } else { Err(format!("{} dials", app.sim_stats().dials)) } }, secs(2)).await;
+    holds_for(
+        || async {
+            if app.sim_stats().dials == 4 {
+                Ok(())
+            } else {
+                Err(format!("{} dials", app.sim_stats().dials))
+            }
+        },
+        secs(2),
+    )
+    .await;
     let mut per: HashMap<String, u32> = HashMap::new();
     for c in app.all_calls(&[("campaign_id", id.as_str())], 100).await {
         *per.entry(c["caller_number"].as_str().unwrap().to_string()).or_default() += 1;

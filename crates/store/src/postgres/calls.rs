@@ -375,7 +375,13 @@ fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64, caller: Optio
 
 /// Inserts the QUEUED calls for claimed contacts `rows` (each with its index in
 /// `claiming`): one statement.
-async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[(usize, &PgRow, Option<String>)], claiming: &[Claiming], node: &str, now: Timestamp) -> Result<Vec<Dial>> {
+async fn new_calls(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[(usize, &PgRow, Option<String>)],
+    claiming: &[Claiming],
+    node: &str,
+    now: Timestamp,
+) -> Result<Vec<Dial>> {
     if rows.is_empty() {
         return Ok(vec![]);
     }

@@ -132,7 +132,14 @@ pub async fn set_caller_number_daily_limit(p: Pools<'_>, id: &str, limit: Option
 pub async fn create_workspace(p: Pools<'_>, name: &str, now: Timestamp) -> Result<Workspace> {
     let id = WorkspaceId::new();
     p.write().execute("INSERT INTO workspaces (id, name, is_default, created_at) VALUES ($1, $2, FALSE, $3)", args![id.as_str(), name, ms(now)]).await?;
-    Ok(Workspace { id: id.as_str().to_string(), name: name.to_string(), is_default: false, created_at: ms(now), disabled_at: None, caller_number_daily_limit: None })
+    Ok(Workspace {
+        id: id.as_str().to_string(),
+        name: name.to_string(),
+        is_default: false,
+        created_at: ms(now),
+        disabled_at: None,
+        caller_number_daily_limit: None,
+    })
 }
 
 /// Every workspace, oldest first (the default one first).

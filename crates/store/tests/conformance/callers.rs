@@ -93,8 +93,15 @@ pub async fn each_strategy_picks_as_its_rule_says_and_the_call_records_the_numbe
     let ny_callee = "+12123337001".to_string();
     let sf_callee = "+14153337002".to_string();
     let chi_callee = "+13123337003".to_string();
-    let lp = pool_campaign(&store, &ws, &[SF, NY], CallerStrategy::LocalPresence, CallerStrategy::LeastUsed, &[ny_callee.clone(), sf_callee.clone(), chi_callee.clone()])
-        .await;
+    let lp = pool_campaign(
+        &store,
+        &ws,
+        &[SF, NY],
+        CallerStrategy::LocalPresence,
+        CallerStrategy::LeastUsed,
+        &[ny_callee.clone(), sf_callee.clone(), chi_callee.clone()],
+    )
+    .await;
     let dials = claim(&store, &lp.id, at(3)).await;
     let got = by_callee(&dials);
     assert_eq!(got[&ny_callee], NY, "a 212 callee is called from the 212 number");
