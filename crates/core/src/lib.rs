@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod attempt;
 pub mod call;
+pub mod caller;
 pub mod campaign;
 pub mod clock;
 pub mod contact;
@@ -19,6 +20,7 @@ pub mod timezone;
 pub use agent::{Agent, Speaker, SpeechService, TranscriptTurn};
 pub use attempt::{AttemptState, Step as AttemptStep, WrongOrder};
 pub use call::{CallStatus, Direction, Outcome, Transition};
+pub use caller::CallerStrategy;
 pub use campaign::{CampaignKind, CampaignStatus, Mode, ProviderKind};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::ContactStatus;

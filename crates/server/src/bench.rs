@@ -187,6 +187,8 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
                 max_call_duration_secs: None,
                 assume_campaign_timezone_for_ambiguous: false,
                 agent_id: None,
+                caller_pool: Default::default(),
+                calls_per_minute: None,
             },
             now,
         )

@@ -130,5 +130,7 @@ fn campaign(ws: &dialtone_core::WorkspaceId) -> NewCampaign {
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
         agent_id: None,
+        caller_pool: Default::default(),
+        calls_per_minute: None,
     }
 }

@@ -62,6 +62,8 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
                     max_call_duration_secs: None,
                     assume_campaign_timezone_for_ambiguous: false,
                     agent_id: None,
+                    caller_pool: Default::default(),
+                    calls_per_minute: None,
                 },
                 now,
             )

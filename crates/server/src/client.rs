@@ -565,12 +565,16 @@ fn more(page: &Value) -> String {
 
 /// The `calls` of a CSV file: one object per row, header → cell (empty cells left out),
 /// read by the server as a JSON contact row.
-fn csv_calls(bytes: &[u8]) -> anyhow::Result<Vec<Value>> {
+/// The calls of a CSV file, and the file line (1-based) each starts on: the API names a
+/// bad call by its position in `calls`, the user knows it by its line in the file.
+fn csv_calls(bytes: &[u8]) -> anyhow::Result<(Vec<Value>, Vec<u64>)> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(bytes);
     let headers: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
     let mut calls = vec![];
+    let mut lines = vec![];
     for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| anyhow::anyhow!("CSV line {}: {e}", i + 2))?;
+        let record = record.map_err(|e| anyhow::anyhow!("CSV line {}: {e}", e.position().map_or(i as u64 + 2, |p| p.line())))?;
+        lines.push(record.position().map_or(i as u64 + 2, |p| p.line()));
         let mut call = serde_json::Map::new();
         for (h, v) in headers.iter().zip(record.iter()) {
             if !v.is_empty() {
@@ -579,20 +583,21 @@ fn csv_calls(bytes: &[u8]) -> anyhow::Result<Vec<Value>> {
         }
         calls.push(Value::Object(call));
     }
-    Ok(calls)
+    Ok((calls, lines))
 }
 
 /// The `POST /batches` body from `--file`: a JSON object as it is, a JSON array or a CSV
-/// as its `calls`.
-fn batch_body(file: &std::path::Path) -> anyhow::Result<Value> {
+/// as its `calls`; for a CSV also the file line of each call.
+fn batch_body(file: &std::path::Path) -> anyhow::Result<(Value, Option<Vec<u64>>)> {
     let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        return Ok(json!({ "calls": csv_calls(&bytes)? }));
+        let (calls, lines) = csv_calls(&bytes)?;
+        return Ok((json!({ "calls": calls }), Some(lines)));
     }
     match serde_json::from_slice::<Value>(&bytes).map_err(|e| anyhow::anyhow!("{}: not JSON (a .csv file is read as CSV): {e}", file.display()))? {
-        Value::Array(calls) => Ok(json!({ "calls": calls })),
-        body @ Value::Object(_) => Ok(body),
+        Value::Array(calls) => Ok((json!({ "calls": calls }), None)),
+        body @ Value::Object(_) => Ok((body, None)),
         _ => anyhow::bail!("{}: expected a JSON object (the request body) or an array of calls", file.display()),
     }
 }
@@ -642,7 +647,7 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
     let api = Api::new(&args.conn, listen)?;
     match args.command {
         BatchesCommand::Create { file, name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, start_at, watch } => {
-            let mut body = batch_body(&file)?;
+            let (mut body, csv_lines) = batch_body(&file)?;
             let flags = [
                 ("name", name.map(Value::from)),
                 ("provider", provider.map(Value::from)),
@@ -667,7 +672,13 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
             let b: Value = resp.json().await.unwrap_or(Value::Null);
             if !status.is_success() {
                 for bad in b["error"]["details"]["items"].as_array().into_iter().flatten() {
-                    eprintln!("item {}: {}", bad["index"], bad["reason"].as_str().unwrap_or_default());
+                    let reason = bad["reason"].as_str().unwrap_or_default();
+                    // `line` is the call's 1-based position in `calls`: for a CSV, its file line.
+                    let item = bad["line"].as_u64().unwrap_or(0);
+                    match csv_lines.as_ref().and_then(|lines| lines.get((item as usize).wrapping_sub(1))) {
+                        Some(line) => eprintln!("{}: line {line}: {reason}", file.display()),
+                        None => eprintln!("{}: item {item}: {reason}", file.display()),
+                    }
                 }
                 let message = b["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| b.to_string());
                 anyhow::bail!("{message} (HTTP {})", status.as_u16());

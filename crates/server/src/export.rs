@@ -147,6 +147,8 @@ pub async fn scratch_campaign(store: &dyn Store, ws: &dialtone_core::WorkspaceId
                 max_call_duration_secs: None,
                 assume_campaign_timezone_for_ambiguous: false,
                 agent_id: None,
+                caller_pool: Default::default(),
+                calls_per_minute: None,
             },
             jiff::Timestamp::now(),
         )

@@ -437,6 +437,7 @@ mod tests {
             provider: ProviderKind::Sim,
             provider_call_id: pid.map(str::to_string),
             phone: PhoneNumber::from_db("+14155550100".to_string()),
+            caller_number: None,
             status,
             outcome: None,
             ended_reason: None,

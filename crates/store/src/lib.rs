@@ -5,6 +5,7 @@
 pub mod apply;
 mod attempts;
 pub mod bench_fill;
+mod callers;
 mod calls;
 mod common;
 mod events;
@@ -400,6 +401,10 @@ pub trait Store: Send + Sync + 'static {
     /// Renames and/or disables or enables a workspace (never disables the default one);
     /// `None` if there is no such workspace.
     async fn update_workspace(&self, id: &str, name: Option<&str>, disabled: Option<bool>, now: Timestamp) -> Result<Option<Workspace>>;
+    /// Sets or (`None`) removes the workspace's daily call limit per caller number (issue
+    /// 13); contacts waiting for the old limit are due at `now`, judged again at the next
+    /// claim. `None` back if there is no such workspace.
+    async fn set_caller_number_daily_limit(&self, id: &str, limit: Option<u32>, now: Timestamp) -> Result<Option<Workspace>>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.

@@ -2,7 +2,7 @@
 
 use dialtone_core::frequency::Recurrence;
 use dialtone_core::schedule::{LocalHours, Schedule};
-use dialtone_core::{AgentId, ContactZone, Extension, TranscriptTurn, TzSource};
+use dialtone_core::{AgentId, CallerStrategy, ContactZone, Extension, TranscriptTurn, TzSource};
 use dialtone_core::{
     AnsweredBy, CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode, Outcome, PhoneNumber, ProviderKind, RetryPolicy,
     Transition, WorkspaceId,
@@ -41,6 +41,23 @@ pub struct NewCampaign {
     /// An agent of this workspace (Exotel and Twilio only): dialtone's own voice pipeline
     /// handles the calls, placed with a media stream. The API checks both.
     pub agent_id: Option<AgentId>,
+    /// The caller-ID pool; empty `numbers`: every call goes from `phone_number_id`.
+    pub caller_pool: CallerPool,
+    /// At most this many calls placed per rolling minute; `None`: no throttle.
+    pub calls_per_minute: Option<u32>,
+}
+
+/// A campaign's caller-ID pool (issue 13; rules in `dialtone_core::caller`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerPool {
+    /// E.164 numbers (or Vapi phone-number ids), in the order round-robin takes them.
+    /// Empty: no pool.
+    pub numbers: Vec<String>,
+    /// How a contact's first attempt picks its number.
+    pub strategy: CallerStrategy,
+    /// `local_presence`'s order when no pool number is local to the callee (never
+    /// `local_presence` itself).
+    pub fallback: CallerStrategy,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -71,6 +88,20 @@ pub struct Campaign {
     /// True for a campaign made by `POST /api/v1/batches` (listed under `/batches`, not
     /// `/campaigns`).
     pub batch: bool,
+    /// The caller-ID pool (E.164 numbers, or Vapi phone-number ids); empty: every call goes
+    /// from `phone_number_id`.
+    pub caller_numbers: Vec<String>,
+    /// How a contact's first attempt picks its number from `caller_numbers`; later
+    /// attempts keep it.
+    pub caller_number_strategy: CallerStrategy,
+    /// What `local_presence` does when no pool number has the callee's country and area code.
+    pub fallback_strategy: CallerStrategy,
+    /// At most this many calls placed per rolling minute (60 s); `null`: no throttle.
+    #[schema(required = true)]
+    pub calls_per_minute: Option<u32>,
+    /// A batch's `start_at`: no call before it; `null`: at once.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub start_at: Option<Timestamp>,
     pub status: CampaignStatus,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -144,6 +175,10 @@ pub struct Contact {
     /// Why a pending contact was put back without a call, and until when; `null` otherwise.
     #[schema(required = true)]
     pub waiting: Option<Waiting>,
+    /// The caller number its first attempt went from (kept for every retry); `null` until
+    /// then, and for campaigns without a pool or daily limit.
+    #[schema(required = true)]
+    pub caller_number: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
@@ -156,10 +191,13 @@ pub enum WaitReason {
     CallingHours,
     /// Its zones never share a moment inside the campaign's calling hours.
     NoCommonHours,
+    /// Every caller number it may use has made its daily call limit: due at the next UTC
+    /// midnight (`next_attempt_at`).
+    CallerNumberLimit,
 }
 
 dialtone_core::text_enum!(WaitReason, "wait reason", {
-    CallingHours => "calling_hours", NoCommonHours => "no_common_hours",
+    CallingHours => "calling_hours", NoCommonHours => "no_common_hours", CallerNumberLimit => "caller_number_limit",
 });
 
 /// A contact's wait, as the API shows it: `{"reason", "until", "message"}`.
@@ -193,6 +231,11 @@ impl Waiting {
                      give it an explicit timezone, widen calling_hours, or use assume_campaign_timezone_for_ambiguous"
                 ),
             },
+            WaitReason::CallerNumberLimit => Waiting {
+                reason: WaitReason::CallerNumberLimit,
+                until: Some(next),
+                message: format!("every caller number it may use has made the workspace's daily call limit; next call at {next} (UTC midnight)"),
+            },
         })
     }
 }
@@ -209,6 +252,10 @@ pub struct Call {
     #[schema(required = true)]
     pub provider_call_id: Option<String>,
     pub phone: PhoneNumber,
+    /// The number the call went from (a pool number, or `phone_number_id` when the
+    /// workspace has a daily limit); `null` for calls placed without either.
+    #[schema(required = true)]
+    pub caller_number: Option<String>,
     pub status: CallStatus,
     #[schema(required = true)]
     pub outcome: Option<Outcome>,

@@ -40,6 +40,11 @@ pub struct CampaignRow {
     pub archived_at: Option<i64>,
     pub agent_id: Option<String>,
     pub batch: bool,
+    pub caller_numbers: String,
+    pub caller_number_strategy: String,
+    pub fallback_strategy: String,
+    pub calls_per_minute: Option<i64>,
+    pub start_at: Option<i64>,
 }
 
 impl TryFrom<CampaignRow> for Campaign {
@@ -64,6 +69,11 @@ impl TryFrom<CampaignRow> for Campaign {
             assume_campaign_timezone_for_ambiguous: r.assume_campaign_timezone_for_ambiguous,
             kind: parse(&r.kind)?,
             batch: r.batch,
+            caller_numbers: json(&r.caller_numbers, "caller_numbers")?,
+            caller_number_strategy: parse(&r.caller_number_strategy)?,
+            fallback_strategy: parse(&r.fallback_strategy)?,
+            calls_per_minute: r.calls_per_minute.map(|n| n as u32),
+            start_at: opt_ts(r.start_at)?,
             default_region: r.default_region,
             status: parse(&r.status)?,
             created_at: ts(r.created_at)?,
@@ -95,6 +105,8 @@ pub struct ContactRow {
     pub last_outcome: Option<String>,
     pub wait_reason: Option<String>,
     pub created_at: i64,
+    #[sqlx(default)]
+    pub caller_number: Option<String>,
 }
 
 impl TryFrom<ContactRow> for Contact {
@@ -120,6 +132,7 @@ impl TryFrom<ContactRow> for Contact {
             last_outcome: opt_parse(r.last_outcome)?,
             waiting: Waiting::of(status, opt_parse(r.wait_reason)?, next_attempt_at, &timezones),
             timezones,
+            caller_number: r.caller_number,
             created_at: ts(r.created_at)?,
         })
     }
@@ -137,6 +150,8 @@ pub struct CallRow {
     pub provider: String,
     pub provider_call_id: Option<String>,
     pub phone: String,
+    #[sqlx(default)]
+    pub caller_number: Option<String>,
     pub status: String,
     pub outcome: Option<String>,
     pub ended_reason: Option<String>,
@@ -176,6 +191,7 @@ impl TryFrom<CallRow> for Call {
             provider: parse(&r.provider)?,
             provider_call_id: r.provider_call_id,
             phone: PhoneNumber::from_db(r.phone),
+            caller_number: r.caller_number,
             status: parse(&r.status)?,
             outcome: opt_parse(r.outcome)?,
             ended_reason: r.ended_reason,

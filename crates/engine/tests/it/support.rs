@@ -40,6 +40,8 @@ pub fn campaign(ws: &WorkspaceId, name: &str) -> NewCampaign {
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
         agent_id: None,
+        caller_pool: Default::default(),
+        calls_per_minute: None,
     }
 }
 

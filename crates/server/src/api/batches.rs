@@ -5,8 +5,12 @@
 //! of `GET /campaigns` and listed by `GET /batches`.
 //!
 //! All or nothing: one bad item (unreadable number, bad zone, a number twice) refuses the
-//! whole batch with 422 `invalid_calls` listing every bad item by index and reason, and
-//! nothing is stored; the user fixes those items and sends the batch again.
+//! whole batch with 422 `invalid_calls` listing every bad item by its 1-based position in
+//! `calls` (`line`, as a JSON contact import numbers its rows) and reason, and nothing is
+//! stored; the user fixes those items and sends the batch again.
+//!
+//! A batch whose `start_at` is still ahead shows status `scheduled` (its campaign is
+//! `starting`, with every call due at `start_at`) and echoes `start_at`.
 
 use super::calls::{read_query, ListQuery};
 use super::campaigns::{remember_assistant, CreateCampaign};
@@ -18,7 +22,7 @@ use crate::import;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use dialtone_core::schedule::{LocalHours, Schedule};
-use dialtone_core::{CampaignId, ContactStatus, RetryPolicy, WorkspaceId};
+use dialtone_core::{CampaignId, CampaignStatus, ContactStatus, RetryPolicy, WorkspaceId};
 use dialtone_store::{Call, Campaign, CampaignCounts, NewContact};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -58,8 +62,22 @@ pub struct CreateBatch {
     /// As for a campaign: required without `agent_id`.
     #[schema(min_length = 1)]
     pub assistant_id: Option<String>,
+    /// As for a campaign: required unless `caller_numbers` is given.
     #[schema(min_length = 1)]
-    pub phone_number_id: String,
+    pub phone_number_id: Option<String>,
+    /// A caller-ID pool, as for a campaign.
+    #[schema(max_items = 1000)]
+    pub caller_numbers: Option<Vec<String>>,
+    /// `round_robin` (default), `least_used` or `local_presence`.
+    #[schema(value_type = Option<dialtone_core::CallerStrategy>)]
+    pub caller_number_strategy: Option<String>,
+    /// `round_robin` (default) or `least_used`.
+    #[schema(value_type = Option<dialtone_core::CallerStrategy>)]
+    pub fallback_strategy: Option<String>,
+    /// The batch's throttle: at most this many calls placed per rolling minute (60 s),
+    /// 1–10,000; the dispatcher holds the rest back. Default: none (only `max_concurrent`).
+    #[schema(minimum = 1, maximum = 10_000)]
+    pub calls_per_minute: Option<u32>,
     /// An agent of this workspace (`agt_…`); Exotel and Twilio only.
     pub agent_id: Option<String>,
     /// Calls of this batch live at once, 1–1000 (default 8).
@@ -104,10 +122,12 @@ pub struct BatchCall {
     variables: Option<serde_json::Value>,
 }
 
-/// A refused item of a batch: its 0-based index in `calls` and why.
+/// A refused item of a batch: its 1-based position in `calls` (`line`, as a JSON contact
+/// import reports rows) and why.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BadCall {
-    pub index: usize,
+    /// 1 for the first item of `calls`.
+    pub line: usize,
     pub reason: String,
 }
 
@@ -124,12 +144,21 @@ pub struct Progress {
     pub percent_done: f64,
 }
 
-/// A batch: its campaign's fields (`id`, `name`, `status`, `created_at`, `started_at`, …),
-/// `finished_at`, counts by status and outcome, and progress.
-#[derive(Debug, Serialize, ToSchema)]
+/// A batch: its campaign's fields (`id`, `name`, `status`, `created_at`, `started_at`,
+/// `start_at`, …), `finished_at`, counts by status and outcome, and progress. `status` is
+/// the campaign's, except `scheduled` while `start_at` is ahead and no call was placed.
+#[derive(Debug)]
 pub struct BatchView {
-    #[serde(flatten)]
     pub campaign: Campaign,
+    pub batch: BatchFields,
+}
+
+/// What a batch shows beyond its campaign's fields (its `status` replaces the campaign's).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchFields {
+    /// `scheduled` while `start_at` is ahead and no call was placed; else the campaign's
+    /// status (`starting`, `dialing`, `paused`, `completed`, `canceled`).
+    pub status: BatchStatus,
     /// When it completed or was canceled; null while it runs.
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub finished_at: Option<jiff::Timestamp>,
@@ -138,11 +167,84 @@ pub struct BatchView {
     pub progress: Progress,
 }
 
-fn view(campaign: Campaign, counts: CampaignCounts) -> BatchView {
+impl utoipa::PartialSchema for BatchView {
+    /// The campaign's schema, its `status` replaced and the batch's fields added.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        let (RefOr::T(Schema::Object(mut object)), RefOr::T(Schema::Object(extra))) = (Campaign::schema(), BatchFields::schema()) else {
+            unreachable!("derived struct schemas are objects")
+        };
+        for (name, schema) in extra.properties {
+            object.properties.insert(name, schema);
+        }
+        for name in extra.required {
+            if !object.required.contains(&name) {
+                object.required.push(name);
+            }
+        }
+        object.description =
+            Some("A batch: its campaign's fields, `status` (`scheduled` while `start_at` is ahead), `finished_at`, counts and progress.".into());
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl ToSchema for BatchView {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <Campaign as ToSchema>::schemas(schemas);
+        <BatchFields as ToSchema>::schemas(schemas);
+    }
+}
+
+/// What `status` a batch shows: its campaign's, or `scheduled` (see [`BatchFields`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    Scheduled,
+    Starting,
+    Dialing,
+    Paused,
+    Completed,
+    Canceled,
+}
+
+impl BatchStatus {
+    /// `scheduled` while `start_at` is after `now` and no call was placed; else the campaign's.
+    fn of(c: &Campaign, now: jiff::Timestamp) -> Self {
+        match c.status {
+            CampaignStatus::Starting if c.started_at.is_none() && c.start_at.is_some_and(|at| at > now) => Self::Scheduled,
+            // A batch is never a draft (it starts when made); shown as starting if it were.
+            CampaignStatus::Draft | CampaignStatus::Starting => Self::Starting,
+            CampaignStatus::Dialing => Self::Dialing,
+            CampaignStatus::Paused => Self::Paused,
+            CampaignStatus::Completed => Self::Completed,
+            CampaignStatus::Canceled => Self::Canceled,
+        }
+    }
+}
+
+impl Serialize for BatchView {
+    /// The campaign's fields and the batch's in one object, the batch's `status` replacing
+    /// the campaign's.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut v = serde_json::to_value(&self.campaign).map_err(S::Error::custom)?;
+        let serde_json::Value::Object(extra) = serde_json::to_value(&self.batch).map_err(S::Error::custom)? else {
+            return Err(S::Error::custom("batch fields serialize to an object"));
+        };
+        let map = v.as_object_mut().ok_or_else(|| S::Error::custom("a campaign serializes to an object"))?;
+        map.extend(extra);
+        v.serialize(s)
+    }
+}
+
+fn view(campaign: Campaign, counts: CampaignCounts, now: jiff::Timestamp) -> BatchView {
+    let status = BatchStatus::of(&campaign, now);
     let total: u64 = counts.contacts.values().sum();
     let finished: u64 = counts.contacts.iter().filter(|(s, _)| s.parse::<ContactStatus>().is_ok_and(|s| s.is_finished())).map(|(_, n)| n).sum();
     let percent_done = if total == 0 { 0.0 } else { (finished as f64 * 1000.0 / total as f64).round() / 10.0 };
-    BatchView { finished_at: campaign.completed_at, campaign, counts, progress: Progress { total, finished, remaining: total - finished, percent_done } }
+    let progress = Progress { total, finished, remaining: total - finished, percent_done };
+    BatchView { batch: BatchFields { status, finished_at: campaign.completed_at, counts, progress }, campaign }
 }
 
 async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Campaign, ApiError> {
@@ -152,26 +254,27 @@ async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<Campaign, Ap
 
 async fn show_view(app: &AppState, campaign: Campaign) -> Result<BatchView, ApiError> {
     let counts = app.store.campaign_counts(&campaign.id).await?;
-    Ok(view(campaign, counts))
+    Ok(view(campaign, counts, app.now()))
 }
 
-/// Reads every item; all the bad ones are reported, by index, or the contacts returned.
+/// Reads every item; all the bad ones are reported, by 1-based position, or the contacts returned.
 fn read_calls(items: &[serde_json::Value], region: &str, zone: &str, extensions: bool) -> Result<Vec<NewContact>, Vec<BadCall>> {
     let mut good = Vec::with_capacity(items.len());
     let mut bad = vec![];
     let mut first: HashMap<(String, Option<String>), usize> = HashMap::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
-        match import::json_row(item, region, zone, extensions, index as u64) {
+        let line = index + 1;
+        match import::json_row(item, region, zone, extensions, line as u64) {
             Ok(c) => {
                 let key = (c.phone.as_str().to_string(), c.extension.as_ref().map(|e| e.to_string()));
                 if let Some(earlier) = first.get(&key) {
-                    bad.push(BadCall { index, reason: format!("{} is also item {earlier}: a batch calls each number once", c.phone) });
+                    bad.push(BadCall { line, reason: format!("{} is also item {earlier}: a batch calls each number once", c.phone) });
                 } else {
-                    first.insert(key, index);
+                    first.insert(key, line);
                     good.push(c);
                 }
             }
-            Err(reason) => bad.push(BadCall { index, reason }),
+            Err(reason) => bad.push(BadCall { line, reason }),
         }
     }
     if bad.is_empty() {
@@ -184,14 +287,15 @@ fn read_calls(items: &[serde_json::Value], region: &str, zone: &str, extensions:
 /// Creates a batch and starts it (its calls are due at once, or at `start_at`).
 ///
 /// Errors: 422 `too_many_calls` over [`MAX_CALLS`]; 422 `invalid_calls` with
-/// `details.items = [{"index", "reason"}]` for every bad item (nothing is created); 400
+/// `details.items = [{"line", "reason"}]` (`line`: 1-based position in `calls`) for every
+/// bad item (nothing is created); 400
 /// naming a bad setting, as `POST /campaigns`.
 #[utoipa::path(post, path = "/batches", tag = "batches", request_body = CreateBatch,
     responses((status = 202, description = "The batch, accepted and starting; `Location` is its URL.", body = BatchView,
             headers(("Location" = String, description = "`/api/v1/batches/{id}`"))),
         (status = 413, description = "The body is over 16 MiB (`MAX_BODY_BYTES`).", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
-        (status = 422, description = "Over 10,000 calls (`too_many_calls`), bad items (`invalid_calls`, each by index), or a bad `agent_id`.", body = ErrorBody)))]
+        (status = 422, description = "Over 10,000 calls (`too_many_calls`), bad items (`invalid_calls`, each by its 1-based `line` in `calls`), or a bad `agent_id`.", body = ErrorBody)))]
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<CreateBatch>) -> Result<(StatusCode, HeaderMap, Json<BatchView>), ApiError> {
     let count = body.calls.len();
     if count > MAX_CALLS {
@@ -211,6 +315,10 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         provider: body.provider,
         assistant_id: body.assistant_id,
         phone_number_id: body.phone_number_id,
+        caller_numbers: body.caller_numbers,
+        caller_number_strategy: body.caller_number_strategy,
+        fallback_strategy: body.fallback_strategy,
+        calls_per_minute: body.calls_per_minute,
         mode: None,
         max_concurrent: body.max_concurrent,
         max_attempts: body.max_attempts,
@@ -231,7 +339,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_calls",
-            format!("calls: {} of {count} calls are invalid (first: item {}: {}); nothing was created", bad.len(), bad[0].index, bad[0].reason),
+            format!("calls: {} of {count} calls are invalid (first: item {}: {}); nothing was created", bad.len(), bad[0].line, bad[0].reason),
         )
         .with_details(json!({ "field": "calls", "items": bad }))
     })?;
@@ -254,11 +362,12 @@ async fn list(State(app): State<Arc<AppState>>, Auth(ws): Auth, Query(q): Query<
     let batches = app.store.list_batches(&ws, &page).await?;
     let ids: Vec<_> = batches.iter().map(|c| c.id.clone()).collect();
     let mut counts = app.store.campaign_counts_many(&ids).await?;
+    let now = app.now();
     let views: Vec<BatchView> = batches
         .into_iter()
         .map(|c| {
             let n = counts.remove(&c.id).unwrap_or_default();
-            view(c, n)
+            view(c, n, now)
         })
         .collect();
     Ok(Json(paged(views, page.limit, |v| v.campaign.id.to_string())))

@@ -1,6 +1,7 @@
 //! `/api/v1/campaigns`: create, list, get (with counts), import and list contacts, start,
 //! pause, resume, cancel.
 
+use super::callers::{check_calls_per_minute, PoolFields};
 use super::openapi::ErrorBody;
 use super::steer::{self, WaitingCount};
 use super::Path;
@@ -50,8 +51,26 @@ pub struct CreateCampaign {
     /// the assistant) and is only a label.
     #[schema(min_length = 1)]
     pub assistant_id: Option<String>,
+    /// The caller number (Twilio `From`, Exotel `CallerId`, Vapi `phoneNumberId`). Required
+    /// unless `caller_numbers` is given (then it defaults to the first of them).
     #[schema(min_length = 1)]
-    pub phone_number_id: String,
+    pub phone_number_id: Option<String>,
+    /// A caller-ID pool: several E.164 numbers (on Vapi: phone-number ids, or numbers)
+    /// that calls go from, picked per contact by `caller_number_strategy`; a contact keeps
+    /// its number across retries. Default: none (every call from `phone_number_id`).
+    #[schema(max_items = 1000)]
+    pub caller_numbers: Option<Vec<String>>,
+    /// `round_robin` (default), `least_used` (fewest calls today, UTC, across the
+    /// workspace) or `local_presence` (a number with the callee's country and area code).
+    #[schema(value_type = Option<dialtone_core::CallerStrategy>)]
+    pub caller_number_strategy: Option<String>,
+    /// What `local_presence` does when no pool number is local: `round_robin` (default) or
+    /// `least_used`.
+    #[schema(value_type = Option<dialtone_core::CallerStrategy>)]
+    pub fallback_strategy: Option<String>,
+    /// At most this many calls placed per rolling minute, 1–10,000 (default: no throttle).
+    #[schema(minimum = 1, maximum = 10_000)]
+    pub calls_per_minute: Option<u32>,
     /// `continuous` (default) or `batch`.
     #[schema(value_type = Option<Mode>)]
     pub mode: Option<String>,
@@ -135,6 +154,17 @@ impl CreateCampaign {
         recurrence.validate().map_err(|e| ApiError::invalid("recurrence", e))?;
         let retry = self.retry.unwrap_or_default();
         retry.validate().map_err(|m| ApiError::invalid("retry", m))?;
+        let pool = PoolFields { numbers: self.caller_numbers, strategy: self.caller_number_strategy, fallback: self.fallback_strategy }.resolve(
+            Default::default(),
+            provider,
+            &region,
+        )?;
+        let phone_number_id = match (self.phone_number_id, pool.numbers.first()) {
+            (Some(id), _) => text("phone_number_id", id)?,
+            (None, Some(first)) => first.clone(),
+            (None, None) => return Err(ApiError::missing("phone_number_id", "required unless caller_numbers is given")),
+        };
+        let calls_per_minute = check_calls_per_minute(self.calls_per_minute)?;
         Ok(NewCampaign {
             workspace_id: ws,
             name: text("name", self.name)?,
@@ -144,7 +174,7 @@ impl CreateCampaign {
                 Some(id) => text("assistant_id", id)?,
                 None => return Err(ApiError::missing("assistant_id", "required unless agent_id is given")),
             },
-            phone_number_id: text("phone_number_id", self.phone_number_id)?,
+            phone_number_id,
             mode,
             max_concurrent,
             max_attempts,
@@ -157,6 +187,8 @@ impl CreateCampaign {
             assume_campaign_timezone_for_ambiguous: self.assume_campaign_timezone_for_ambiguous,
             // Checked against the store by the caller (`api::agents::check_agent_id`).
             agent_id: None,
+            caller_pool: pool,
+            calls_per_minute,
         })
     }
 }
@@ -232,16 +264,22 @@ pub(super) async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<C
 
 /// Creates a campaign (a draft: upload contacts, then start it).
 #[utoipa::path(post, path = "/campaigns", tag = "campaigns", request_body = CreateCampaign,
-    responses((status = 201, description = "The campaign, a draft.", body = CampaignView),
+    responses((status = 201, description = "The campaign, a draft; `Location` is its URL.", body = CampaignView,
+            headers(("Location" = String, description = "`/api/v1/campaigns/{id}`"))),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 422, description = "`agent_id` names no usable agent (`invalid_agent`).", body = ErrorBody)))]
-async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<CreateCampaign>) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
+async fn create(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Json(body): Json<CreateCampaign>,
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<CampaignView>), ApiError> {
     let agent_id = body.agent_id.clone();
     let mut new = body.validate(ws.clone(), &app)?;
     new.agent_id = super::agents::check_agent_id(&app, &ws, agent_id.as_deref(), new.provider).await?;
     let campaign = app.store.create_campaign(new, app.now()).await?;
     remember_assistant(&app, &ws, &campaign).await?;
-    Ok((StatusCode::CREATED, Json(view(&app, campaign).await?)))
+    let location = [(header::LOCATION, format!("/api/v1/campaigns/{}", campaign.id))];
+    Ok((StatusCode::CREATED, location, Json(view(&app, campaign).await?)))
 }
 
 /// A campaign's (or batch's) assistant becomes known to the workspace (single calls may

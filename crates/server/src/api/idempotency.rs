@@ -113,7 +113,8 @@ pub async fn layer(State(app): State<Arc<AppState>>, request: Request, next: Nex
             match std::str::from_utf8(&bytes) {
                 Ok(text) => {
                     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-                    let stored = StoredResponse { status: parts.status.as_u16(), content_type, body: text.to_owned() };
+                    let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                    let stored = StoredResponse { status: parts.status.as_u16(), content_type, location, body: text.to_owned() };
                     if let Err(e) = app.store.finish_idempotent(&ws, &key, &digest, &stored).await {
                         tracing::warn!(error = %e, "could not store an Idempotency-Key answer; the key is freed");
                         abandon(&app, &ws, &key).await;
@@ -137,6 +138,10 @@ fn replay(stored: StoredResponse) -> Response {
     let mut r = (status, stored.body).into_response();
     if let Some(ct) = stored.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
         r.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    // A create's replay names what the first answer made, as the first answer did.
+    if let Some(location) = stored.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        r.headers_mut().insert(header::LOCATION, location);
     }
     r.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
     r

@@ -8,6 +8,7 @@
 
 mod agents;
 mod batches;
+mod callers;
 mod calls;
 mod campaigns;
 mod contacts;

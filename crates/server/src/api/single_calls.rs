@@ -98,11 +98,16 @@ fn business_hours(at: Timestamp, zones: &[String]) -> Result<Timestamp, ApiError
 
 /// Places one call now, or schedules it (`scheduled_for`), optionally recurring.
 #[utoipa::path(post, path = "/calls", tag = "calls", request_body = NewCall,
-    responses((status = 201, description = "The call, scheduled or queued.", body = Call),
+    responses((status = 201, description = "The call, scheduled or queued; `Location` is its URL.", body = Call,
+            headers(("Location" = String, description = "`/api/v1/calls/{id}`"))),
         (status = 409, description = "The number is on the do-not-call list (`dnc`).", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 422, description = "`agent_id` names no usable agent (`invalid_agent`).", body = ErrorBody)))]
-pub(super) async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewCall>) -> Result<(StatusCode, Json<Call>), ApiError> {
+pub(super) async fn create(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Json(body): Json<NewCall>,
+) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<Call>), ApiError> {
     let now = app.now();
     let (phone, inline) = e164(&body.phone)?;
     let assistant = assistant_for(&app, &ws, &body).await?;
@@ -161,7 +166,8 @@ pub(super) async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Jso
         )
         .await?;
     app.engine.wake_everywhere();
-    Ok((StatusCode::CREATED, Json(call)))
+    let location = [(axum::http::header::LOCATION, format!("/api/v1/calls/{}", call.id))];
+    Ok((StatusCode::CREATED, location, Json(call)))
 }
 
 /// The assistant a new call is placed with: `assistant_id`'s; or, for an agent's call without

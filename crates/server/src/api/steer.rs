@@ -76,6 +76,8 @@ pub fn breakdown(groups: &[PendingGroup], hold: Option<CampaignHold>) -> BTreeMa
         match g.wait_reason.as_deref() {
             // No moment will do: counted, but with no time to show.
             Some("no_common_hours") => out.entry(WaitingFor::CallingHours).or_default().add(g.count, None, None),
+            // Until the next UTC midnight, when the numbers' daily counts start again.
+            Some("caller_number_limit") => out.entry(WaitingFor::CallerNumberLimit).or_default().add(g.count, Some(g.earliest), Some(g.latest)),
             Some(_) => out.entry(WaitingFor::CallingHours).or_default().add(g.count, Some(g.earliest), Some(g.latest)),
             None if g.later => {
                 let why = if g.retried { WaitingFor::RetryDelay } else { WaitingFor::CampaignSchedule };
@@ -199,11 +201,26 @@ pub struct PatchCampaign {
     pub schedule: Option<Schedule>,
     pub calling_hours: Option<LocalHours>,
     pub recurrence: Option<Recurrence>,
+    /// A new caller-ID pool (`[]` removes it). Contacts keep their number while it stays in
+    /// the pool; others pick anew at their next attempt.
+    #[schema(max_items = 1000)]
+    pub caller_numbers: Option<Vec<String>>,
+    /// `round_robin`, `least_used` or `local_presence`.
+    #[schema(value_type = Option<dialtone_core::CallerStrategy>)]
+    pub caller_number_strategy: Option<String>,
+    /// `round_robin` or `least_used`.
+    #[schema(value_type = Option<dialtone_core::CallerStrategy>)]
+    pub fallback_strategy: Option<String>,
+    /// 1–10,000 calls per rolling minute; `null` removes the throttle.
+    #[serde(default, deserialize_with = "super::callers::nullable")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 10_000)]
+    pub calls_per_minute: Option<Option<u32>>,
 }
 
 impl PatchCampaign {
-    /// Errors: 400 naming the field, with the rules of `POST /campaigns`.
-    pub fn validate(self) -> Result<CampaignPatch, ApiError> {
+    /// Errors: 400 naming the field, with the rules of `POST /campaigns`; the pool is
+    /// checked against `current` (its provider and region, and the fields not given).
+    pub fn validate(self, current: &dialtone_store::Campaign) -> Result<CampaignPatch, ApiError> {
         let name = match self.name {
             Some(n) if n.trim().is_empty() => return Err(ApiError::invalid("name", "must not be empty")),
             n => n.map(|n| n.trim().to_string()),
@@ -227,7 +244,24 @@ impl PatchCampaign {
         if let Some(r) = &self.retry {
             r.validate().map_err(|m| ApiError::invalid("retry", m))?;
         }
+        let pool = super::callers::PoolFields { numbers: self.caller_numbers, strategy: self.caller_number_strategy, fallback: self.fallback_strategy };
+        let caller_pool = if pool.is_empty() {
+            None
+        } else {
+            let now = dialtone_store::CallerPool {
+                numbers: current.caller_numbers.clone(),
+                strategy: current.caller_number_strategy,
+                fallback: current.fallback_strategy,
+            };
+            Some(pool.resolve(now, current.provider, &current.default_region)?)
+        };
+        let calls_per_minute = match self.calls_per_minute {
+            Some(n) => Some(super::callers::check_calls_per_minute(n)?),
+            None => None,
+        };
         Ok(CampaignPatch {
+            caller_pool,
+            calls_per_minute,
             name,
             max_concurrent: self.max_concurrent,
             mode,
@@ -256,8 +290,9 @@ pub async fn patch(
     Path(id): Path<String>,
     Json(body): Json<PatchCampaign>,
 ) -> Result<Json<CampaignView>, ApiError> {
-    let patch = body.validate()?;
-    let campaign = app.store.update_campaign(&ws, &parse_id(&id)?, &patch, app.now()).await?;
+    let current = load(&app, &ws, &id).await?;
+    let patch = body.validate(&current)?;
+    let campaign = app.store.update_campaign(&ws, &current.id, &patch, app.now()).await?;
     app.engine.wake_everywhere();
     Ok(Json(view(&app, campaign).await?))
 }

@@ -42,12 +42,23 @@ pub struct Workspace {
     /// When it was disabled; `null` while enabled. Every key of a disabled workspace gets 401.
     #[schema(required = true, value_type = Option<String>, format = DateTime)]
     disabled_at: Option<Timestamp>,
+    /// Calls each caller number may place per UTC day across the workspace's campaigns;
+    /// `null`: no limit.
+    #[schema(required = true)]
+    caller_number_daily_limit: Option<u32>,
 }
 
 impl From<dialtone_store::Workspace> for Workspace {
     fn from(w: dialtone_store::Workspace) -> Self {
         let at = |ms: i64| Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH);
-        Self { id: w.id, name: w.name, is_default: w.is_default, created_at: at(w.created_at), disabled_at: w.disabled_at.map(at) }
+        Self {
+            id: w.id,
+            name: w.name,
+            is_default: w.is_default,
+            created_at: at(w.created_at),
+            disabled_at: w.disabled_at.map(at),
+            caller_number_daily_limit: w.caller_number_daily_limit.map(|n| n as u32),
+        }
     }
 }
 
@@ -78,6 +89,12 @@ struct WorkspacePatch {
     name: Option<String>,
     /// `true` disables (its keys get 401 from now on, on every node), `false` enables. The operator's admin key only.
     disabled: Option<bool>,
+    /// Calls each caller number may place per UTC day, across all the workspace's
+    /// campaigns, 1–1,000,000; `null` removes the limit (the default). Holds from the next
+    /// claim; a contact whose numbers are all at the limit waits until 00:00 UTC.
+    #[serde(default, deserialize_with = "super::callers::nullable")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1_000_000)]
+    caller_number_daily_limit: Option<Option<u32>>,
 }
 
 fn check_name(name: &str) -> Result<&str, ApiError> {
@@ -137,7 +154,7 @@ async fn show(State(app): State<Arc<AppState>>, Grant(grant): Grant, Path(id): P
     Ok(Json(visible(&app, &grant, &id).await?.into()))
 }
 
-/// Renames, disables or enables a workspace. Disabling: every key of the workspace gets 401
+/// Renames, disables or enables a workspace, or sets its `caller_number_daily_limit`. Disabling: every key of the workspace gets 401
 /// from the commit on, on every node; its campaigns keep their state.
 #[utoipa::path(patch, path = "/workspaces/{id}", tag = "workspaces", request_body = WorkspacePatch, params(("id" = String, Path, description = "Workspace id (`ws_…`).")),
     responses((status = 200, description = "The workspace as it now is.", body = Workspace),
@@ -157,6 +174,14 @@ async fn update(
     if body.disabled == Some(true) && current.is_default {
         return Err(ApiError::conflict("the default workspace cannot be disabled"));
     }
-    let updated = app.store.update_workspace(&id, name, body.disabled, app.now()).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
+    if let Some(Some(n)) = body.caller_number_daily_limit {
+        if !(1..=1_000_000).contains(&n) {
+            return Err(ApiError::invalid("caller_number_daily_limit", "must be between 1 and 1000000, or null for no limit"));
+        }
+    }
+    let mut updated = app.store.update_workspace(&id, name, body.disabled, app.now()).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
+    if let Some(limit) = body.caller_number_daily_limit {
+        updated = app.store.set_caller_number_daily_limit(&id, limit, app.now()).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
+    }
     Ok(Json(updated.into()))
 }

@@ -1,7 +1,8 @@
 //! `POST /api/v1/batches`: a batch of calls runs to the end against the simulator as a
 //! campaign does (counts, progress, its calls paged); DNC and calling hours apply; cancel;
-//! bad items are listed by index and nothing is created; over 10,000 calls is refused;
-//! `Idempotency-Key` replays a batch.
+//! bad items are listed by their 1-based line and nothing is created; over 10,000 calls is
+//! refused; a batch starting later is `scheduled` and echoes `start_at`; `calls_per_minute`
+//! throttles it; `Idempotency-Key` replays a batch, `Location` included.
 
 use crate::support::*;
 use reqwest::{Method, StatusCode};
@@ -172,7 +173,7 @@ async fn calling_hours_hold_a_batchs_callee_until_cancel_ends_the_batch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_items_are_listed_by_index_and_nothing_is_created() {
+async fn bad_items_are_listed_by_their_line_and_nothing_is_created() {
     let app = TestApp::start().await;
     let good = numbers(3);
     let calls = vec![
@@ -188,9 +189,12 @@ async fn bad_items_are_listed_by_index_and_nothing_is_created() {
     assert_error(status, &e, StatusCode::UNPROCESSABLE_ENTITY, "invalid_calls");
     assert_eq!(e["error"]["details"]["field"], "calls");
     let bad = e["error"]["details"]["items"].as_array().unwrap();
-    let indexes: Vec<u64> = bad.iter().map(|b| b["index"].as_u64().unwrap()).collect();
-    assert_eq!(indexes, vec![1, 2, 3, 4, 5, 6], "{e}");
-    assert!(bad[3]["reason"].as_str().unwrap().contains("item 0"), "a repeat names the first: {e}");
+    // 1-based positions in `calls`, as a JSON contact import and the DNC list number rows.
+    let lines: Vec<u64> = bad.iter().map(|b| b["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![2, 3, 4, 5, 6, 7], "{e}");
+    assert!(bad.iter().all(|b| b.get("index").is_none()), "no 0-based index: {e}");
+    assert!(bad[3]["reason"].as_str().unwrap().contains("item 1"), "a repeat names the first: {e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("first: item 2"), "{e}");
     assert!(bad.iter().all(|b| !b["reason"].as_str().unwrap().is_empty()));
     let (_, batches) = app.get("/batches").await;
     assert_eq!(batches["data"], json!([]), "nothing was created");
@@ -225,7 +229,14 @@ async fn ten_thousand_calls_are_accepted_and_start_at_holds_them() {
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
     assert_eq!(created["progress"]["total"], 10_000);
     assert_eq!(created["progress"]["percent_done"], 0.0);
+    // Not started until start_at: `scheduled`, and start_at echoed.
+    assert_eq!(created["status"], "scheduled", "{}", created["status"]);
+    assert_eq!(ts(&created["start_at"]).as_millisecond(), start_at.as_millisecond(), "{}", created["start_at"]);
     let id = created["id"].as_str().unwrap();
+    let (_, shown) = app.get(&format!("/batches/{id}")).await;
+    assert_eq!((shown["status"].as_str(), ts(&shown["start_at"]).as_millisecond()), (Some("scheduled"), start_at.as_millisecond()));
+    let (_, listed) = app.get("/batches").await;
+    assert_eq!(listed["data"][0]["status"], "scheduled", "{}", listed["data"][0]["status"]);
     let (status, contacts) = app.get(&format!("/campaigns/{id}/contacts?limit=5")).await;
     assert_eq!(status, StatusCode::OK, "{contacts}");
     for c in contacts["data"].as_array().unwrap() {
@@ -246,16 +257,63 @@ async fn an_idempotency_key_replays_the_batch_and_refuses_another_body() {
         async move {
             let r = req.send().await.unwrap();
             let replayed = r.headers().get("idempotent-replayed").is_some();
-            (r.status(), replayed, r.json::<Value>().await.unwrap())
+            let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+            (r.status(), replayed, location, r.json::<Value>().await.unwrap())
         }
     };
-    let (s1, replayed1, first) = send_keyed(body.clone()).await;
+    let (s1, replayed1, location1, first) = send_keyed(body.clone()).await;
     assert_eq!((s1, replayed1), (StatusCode::ACCEPTED, false), "{first}");
-    let (s2, replayed2, second) = send_keyed(body.clone()).await;
+    assert_eq!(location1, Some(format!("/api/v1/batches/{}", first["id"].as_str().unwrap())));
+    let (s2, replayed2, location2, second) = send_keyed(body.clone()).await;
     assert_eq!((s2, replayed2), (StatusCode::ACCEPTED, true), "{second}");
     assert_eq!(second["id"], first["id"]);
-    let (s3, _, other) = send_keyed(batch(items(4), json!({"name": "idem"}))).await;
+    assert_eq!(location2, location1, "the replay names the batch as the first answer did");
+    let (s3, _, _, other) = send_keyed(batch(items(4), json!({"name": "idem"}))).await;
     assert_error(s3, &other, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
     let (_, batches) = app.get("/batches").await;
     assert_eq!(batches["data"].as_array().unwrap().len(), 1, "one batch: {batches}");
+}
+
+/// `calls_per_minute` holds a batch to that many calls per rolling minute, whatever its
+/// cap: with the simulator answering at once, a batch of 8 with a cap of 8 and a throttle of
+/// 3 places 3 calls and waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_per_minute_throttles_a_batch() {
+    let app = TestApp::start().await;
+    let (status, created) = app.post_json("/batches", &batch(items(8), json!({"max_concurrent": 8, "calls_per_minute": 3}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    assert_eq!(created["calls_per_minute"], 3, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    eventually(
+        || async {
+            let dials = app.sim_stats().dials;
+            if dials >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{dials} dials"))
+            }
+        },
+        secs(20),
+    )
+    .await;
+    // Well inside the minute nothing more is placed, though five slots stay free.
+    holds_for(
+        || async {
+            if app.sim_stats().dials == 3 {
+                Ok(())
+            } else {
+                Err(format!("{} dials within the minute", app.sim_stats().dials))
+            }
+        },
+        secs(5),
+    )
+    .await;
+    let (_, shown) = app.get(&format!("/batches/{id}")).await;
+    assert_eq!(total(&shown["counts"]["calls"]), 3, "{}", shown["counts"]);
+
+    for bad in [json!(0), json!(10_001)] {
+        let (status, e) = app.post_json("/batches", &batch(items(1), json!({"calls_per_minute": bad}))).await;
+        assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(e["error"]["details"]["field"], "calls_per_minute", "{e}");
+    }
 }

@@ -332,7 +332,7 @@ async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
     assert_eq!(page["data"][0]["id"], id.as_str(), "the API's page: {page}");
     assert!(page["next_cursor"].is_null(), "{page}");
 
-    // A JSON file holding the whole body, starting in two hours; a bad item is named by index.
+    // A JSON file holding the whole body, starting in two hours; a bad item is named by its number.
     let body = dir.path().join("batch.json");
     let start_at = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
     std::fs::write(
@@ -354,7 +354,14 @@ async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
     let mut args = vec!["batches", "create", "--file", bad.to_str().unwrap()];
     args.extend(settings);
     let o = dialtone(&app, &args, &[]).await;
-    failed(&o, "item 1:");
+    failed(&o, "bad.json: item 2:");
+    // A CSV's bad call is named by its line in the file (the header is line 1).
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("phone,name\n{},Ada\nnope,Bob\n", nums[0])).unwrap();
+    let mut args = vec!["batches", "create", "--file", bad.to_str().unwrap()];
+    args.extend(settings);
+    let o = dialtone(&app, &args, &[]).await;
+    failed(&o, "bad.csv: line 3:");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,6 +116,8 @@ async fn an_exotel_campaign_without_agent_or_flow_is_refused_at_create_and_start
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
         agent_id: None,
+        caller_pool: Default::default(),
+        calls_per_minute: None,
     };
     let cmp = app.state.store.create_campaign(new, app.state.now()).await.unwrap();
     let (status, body) = app.post(&format!("/campaigns/{}/start", cmp.id)).await;
@@ -187,6 +189,8 @@ async fn twilio_campaign(app: &TestApp, mode: Mode) -> String {
                 max_call_duration_secs: None,
                 assume_campaign_timezone_for_ambiguous: false,
                 agent_id: None,
+                caller_pool: Default::default(),
+                calls_per_minute: None,
             },
             app.state.now(),
         )

@@ -23,6 +23,7 @@ mod isolation;
 mod openapi;
 mod outbound;
 mod phones;
+mod pools;
 mod providers;
 mod reaper;
 mod single_calls;

@@ -1,6 +1,7 @@
 //! The engine's writes on PostgreSQL: claiming, placing, ending, and reads of calls.
 
 use super::events;
+use crate::callers;
 use crate::calls as shared;
 use crate::common::{contact_zones, recipient_hold, ACTIVE_SQL};
 use crate::rows::{self, ms};
@@ -27,6 +28,8 @@ struct Claiming {
     single_calls: bool,
     /// The campaign's agent, if its calls go to dialtone's own pipeline.
     agent: Option<crate::DialAgent>,
+    /// How its calls get their caller number; `None`: from `phone_number_id`, unrecorded.
+    picker: Option<callers::Picker>,
     /// Slots still to fill in this claim.
     want: u32,
     dials: Vec<Dial>,
@@ -46,8 +49,10 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
     let ids: Vec<&str> = campaigns.iter().map(|c| c.as_str()).collect();
     let rows = sqlx::query(
         "SELECT id, workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours, kind,
-            assume_campaign_timezone_for_ambiguous, agent_id,
-            (SELECT max_duration_secs FROM agents a WHERE a.id = campaigns.agent_id) AS agent_max_duration_secs
+            assume_campaign_timezone_for_ambiguous, agent_id, caller_numbers, caller_number_strategy, fallback_strategy,
+            caller_cursor, calls_per_minute,
+            (SELECT max_duration_secs FROM agents a WHERE a.id = campaigns.agent_id) AS agent_max_duration_secs,
+            (SELECT caller_number_daily_limit FROM workspaces w WHERE w.id = campaigns.workspace_id) AS caller_limit
          FROM campaigns WHERE id = ANY($1) ORDER BY id FOR UPDATE OF campaigns",
     )
     .bind(&ids)
@@ -93,11 +98,28 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
         // of the room left for the next, as separate claims would see it.
         if let Some(Some(account)) = accounts.get_mut(&provider_text) {
             want = want.min(crate::common::account_room(account.limit, account.active, account.sharing, campaign_active));
+        }
+        // The throttle (calls per rolling minute), counted after the campaign's lock.
+        if let Some(per_minute) = c.try_get::<Option<i64>, _>("calls_per_minute")? {
+            want = want.min(callers::throttle_room(Db::from(&mut *tx), &id, per_minute, now).await?);
+        }
+        if let Some(Some(account)) = accounts.get_mut(&provider_text) {
             account.active += i64::from(want);
         }
         if want == 0 {
             continue;
         }
+        let ws_text: String = c.try_get("workspace_id")?;
+        let picker = callers::Picker::of(&callers::CallerSettings {
+            workspace_id: &ws_text,
+            kind: c.try_get("kind")?,
+            phone_number_id: c.try_get("phone_number_id")?,
+            caller_numbers: c.try_get("caller_numbers")?,
+            strategy: c.try_get("caller_number_strategy")?,
+            fallback: c.try_get("fallback_strategy")?,
+            cursor: c.try_get("caller_cursor")?,
+            limit: c.try_get("caller_limit")?,
+        })?;
         claiming.push(Claiming {
             id: CampaignId::from_db(id),
             ws: WorkspaceId::from_db(c.try_get("workspace_id")?),
@@ -109,10 +131,15 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             assume_campaign_tz: c.try_get("assume_campaign_timezone_for_ambiguous")?,
             agent: crate::common::dial_agent(c.try_get("agent_id")?, c.try_get("agent_max_duration_secs")?),
             single_calls: c.try_get::<String, _>("kind")? == dialtone_core::CampaignKind::SingleCalls.as_str(),
+            picker,
             want,
             dials: Vec::with_capacity(want as usize),
         });
     }
+    // Every usage row this claim may raise, locked once in one sorted order (after the
+    // campaign rows, as every claim takes them): see `crate::callers`.
+    let keys: Vec<(String, String)> = claiming.iter().filter_map(|c| c.picker.as_ref()).flat_map(|p| p.keys()).collect();
+    let mut usage = if keys.is_empty() { None } else { Some(callers::Usage::lock(Db::from(&mut *tx), keys, now).await?) };
     let by_campaign: HashMap<String, usize> = claiming.iter().enumerate().map(|(i, c)| (c.id.as_str().to_string(), i)).collect();
     // Each round claims what is still free; contacts turned away at claim time (on a
     // do-not-call list, or outside their own hours) leave the pool, so the next round
@@ -155,7 +182,24 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
                     continue;
                 }
             }
-            to_dial.push((i, r));
+            // The caller number, last: a contact turned away above uses none of the day's calls.
+            let mut caller = None;
+            if let (Some(p), Some(u)) = (claiming[i].picker.as_mut(), usage.as_mut()) {
+                let kept: Option<String> = r.try_get("caller_number")?;
+                match p.pick(Db::from(&mut *tx), u, kept.as_deref(), r.try_get("phone")?).await? {
+                    Some(number) => {
+                        if kept.as_deref() != Some(number.as_str()) {
+                            callers::keep(Db::from(&mut *tx), &contact, &number).await?;
+                        }
+                        caller = Some(number);
+                    }
+                    None => {
+                        turned_away.push(contact, "pending", Some(ms(callers::next_day(now)?)), Some(callers::LIMIT_WAIT));
+                        continue;
+                    }
+                }
+            }
+            to_dial.push((i, r, caller));
         }
         turned_away.write(&mut tx, now).await?;
         for dial in new_calls(&mut tx, &to_dial, &claiming, node, now).await? {
@@ -165,6 +209,11 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
         for (&(i, want, before), exhausted) in asked.iter().zip(exhausted) {
             let dialled = (claiming[i].dials.len() - before) as u32;
             claiming[i].want = if exhausted { 0 } else { want - dialled };
+        }
+    }
+    for c in &claiming {
+        if let Some(p) = &c.picker {
+            p.save(Db::from(&mut *tx), c.id.as_str()).await?;
         }
     }
     tx.commit().await?;
@@ -185,7 +234,7 @@ async fn claim_due(tx: &mut Transaction<'_, Postgres>, claiming: &[Claiming], wa
                 ORDER BY next_attempt_at, id LIMIT w.n FOR UPDATE SKIP LOCKED) d)
          UPDATE contacts c SET status = 'in_call', {spend}, updated_at = $1, wait_reason = NULL
          FROM due WHERE c.id = due.id
-         RETURNING c.id, c.campaign_id, c.phone, c.extension, c.name, c.variables, c.attempts, c.timezone, c.timezones, c.next_attempt_at,
+         RETURNING c.id, c.campaign_id, c.phone, c.extension, c.name, c.variables, c.attempts, c.timezone, c.timezones, c.next_attempt_at, c.caller_number,
             EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = c.phone AND s.workspace_id = c.workspace_id
                     AND (s.campaign_id IS NULL OR s.campaign_id = c.campaign_id)) AS suppressed,
             (SELECT MAX(attempt) FROM calls k WHERE k.contact_id = c.id) AS last_attempt",
@@ -301,11 +350,12 @@ async fn queue_scheduled(tx: &mut Transaction<'_, Postgres>, r: &PgRow, c: &Clai
     .bind(node)
     .fetch_optional(&mut **tx)
     .await?;
-    scheduled.map(|(id, attempt)| dial_of(r, c, CallId::from_db(id), attempt)).transpose()
+    scheduled.map(|(id, attempt)| dial_of(r, c, CallId::from_db(id), attempt, None)).transpose()
 }
 
-/// The dial for claimed contact row `r` of campaign `c`.
-fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64) -> Result<Dial> {
+/// The dial for claimed contact row `r` of campaign `c`, from `caller` (else the
+/// campaign's `phone_number_id`).
+fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64, caller: Option<String>) -> Result<Dial> {
     Ok(Dial {
         call_id,
         workspace_id: c.ws.clone(),
@@ -314,7 +364,7 @@ fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64) -> Result<Dia
         attempt: attempt as u32,
         provider: c.provider,
         assistant_id: c.assistant_id.clone(),
-        phone_number_id: c.phone_number_id.clone(),
+        phone_number_id: caller.unwrap_or_else(|| c.phone_number_id.clone()),
         phone: PhoneNumber::from_db(r.try_get("phone")?),
         extension: crate::common::extension_of(r.try_get("extension")?),
         name: r.try_get("name")?,
@@ -325,21 +375,27 @@ fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64) -> Result<Dia
 
 /// Inserts the QUEUED calls for claimed contacts `rows` (each with its index in
 /// `claiming`): one statement.
-async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[(usize, &PgRow)], claiming: &[Claiming], node: &str, now: Timestamp) -> Result<Vec<Dial>> {
+async fn new_calls(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[(usize, &PgRow, Option<String>)],
+    claiming: &[Claiming],
+    node: &str,
+    now: Timestamp,
+) -> Result<Vec<Dial>> {
     if rows.is_empty() {
         return Ok(vec![]);
     }
     let mut dials = Vec::with_capacity(rows.len());
-    for (i, r) in rows {
+    for (i, r, caller) in rows {
         // Attempt numbers count calls (see `crate::attempts`).
         let attempt = attempts::next_number(r.try_get("last_attempt")?, r.try_get("attempts")?);
-        dials.push(dial_of(r, &claiming[*i], CallId::new(), attempt)?);
+        dials.push(dial_of(r, &claiming[*i], CallId::new(), attempt, caller.clone())?);
     }
     sqlx::query(
-        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by)
-         SELECT t.id, t.ws, t.campaign_id, t.contact_id, t.attempt, t.provider, t.phone, 'queued', $1, $1, $1, $2
-         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[])
-              WITH ORDINALITY AS t(id, ws, campaign_id, contact_id, attempt, provider, phone, ord)
+        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by, caller_number)
+         SELECT t.id, t.ws, t.campaign_id, t.contact_id, t.attempt, t.provider, t.phone, 'queued', $1, $1, $1, $2, t.caller_number
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[])
+              WITH ORDINALITY AS t(id, ws, campaign_id, contact_id, attempt, provider, phone, caller_number, ord)
          ORDER BY t.ord",
     )
     .bind(ms(now))
@@ -351,6 +407,7 @@ async fn new_calls(tx: &mut Transaction<'_, Postgres>, rows: &[(usize, &PgRow)],
     .bind(dials.iter().map(|d| d.attempt as i64).collect::<Vec<_>>())
     .bind(dials.iter().map(|d| d.provider.as_str()).collect::<Vec<_>>())
     .bind(dials.iter().map(|d| d.phone.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, _, caller)| caller.clone()).collect::<Vec<Option<String>>>())
     .execute(&mut **tx)
     .await?;
     Ok(dials)

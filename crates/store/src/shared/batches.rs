@@ -29,8 +29,12 @@ pub async fn create(p: Pools<'_>, new: NewCampaign, contacts: &[NewContact], sta
     for chunk in all.chunks(INSERT_CHUNK) {
         insert_chunk(db.by_ref(), &new.workspace_id, &campaign.id, chunk, now).await?;
     }
+    let mut campaign = campaign;
     if let Some(at) = start_at.filter(|at| *at > now) {
         db.execute("UPDATE contacts SET next_attempt_at = $1 WHERE campaign_id = $2", args![ms(at), campaign.id.as_str()]).await?;
+        // Kept to be echoed: the API shows the batch `scheduled` until then.
+        db.execute("UPDATE campaigns SET start_at = $1 WHERE id = $2", args![ms(at), campaign.id.as_str()]).await?;
+        campaign.start_at = Some(at);
     }
     tx.commit().await?;
     Ok(campaign)

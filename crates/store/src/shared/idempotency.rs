@@ -29,6 +29,8 @@ pub struct StoredResponse {
     /// HTTP status code.
     pub status: u16,
     pub content_type: Option<String>,
+    /// The `Location` header of a create's answer (`/api/v1/campaigns/cmp_…`), replayed with it.
+    pub location: Option<String>,
     /// The body, UTF-8 (every API answer is JSON).
     pub body: String,
 }
@@ -51,6 +53,7 @@ struct Row {
     status: String,
     response_status: Option<i64>,
     response_content_type: Option<String>,
+    response_location: Option<String>,
     response_body: Option<String>,
 }
 
@@ -81,7 +84,7 @@ pub async fn begin(p: Pools<'_>, ws: &WorkspaceId, key: &str, request: &str, now
     } else {
         let row: Row = db
             .fetch_one(
-                "SELECT request, body_sha256, status, response_status, response_content_type, response_body FROM idempotency_keys
+                "SELECT request, body_sha256, status, response_status, response_content_type, response_location, response_body FROM idempotency_keys
                  WHERE workspace_id = $1 AND idempotency_key = $2",
                 args![ws.as_str(), key],
             )
@@ -90,7 +93,12 @@ pub async fn begin(p: Pools<'_>, ws: &WorkspaceId, key: &str, request: &str, now
             ("done", Some(body_sha256), Some(status), Some(body)) => Begun::Done {
                 request: row.request,
                 body_sha256,
-                response: StoredResponse { status: u16::try_from(status).unwrap_or(500), content_type: row.response_content_type, body },
+                response: StoredResponse {
+                    status: u16::try_from(status).unwrap_or(500),
+                    content_type: row.response_content_type,
+                    location: row.response_location,
+                    body,
+                },
             },
             _ => Begun::InProgress,
         }
@@ -105,9 +113,10 @@ pub async fn finish(p: Pools<'_>, ws: &WorkspaceId, key: &str, body_sha256: &str
     let n = p
         .write()
         .execute(
-            "UPDATE idempotency_keys SET status = 'done', body_sha256 = $3, response_status = $4, response_content_type = $5, response_body = $6
+            "UPDATE idempotency_keys SET status = 'done', body_sha256 = $3, response_status = $4, response_content_type = $5, response_body = $6,
+                response_location = $7
              WHERE workspace_id = $1 AND idempotency_key = $2 AND status = 'in_progress'",
-            args![ws.as_str(), key, body_sha256, i64::from(response.status), response.content_type.as_deref(), &response.body],
+            args![ws.as_str(), key, body_sha256, i64::from(response.status), response.content_type.as_deref(), &response.body, response.location.as_deref()],
         )
         .await?;
     Ok(n == 1)

@@ -450,6 +450,10 @@ macro_rules! impl_store {
                 $crate::shared::workspaces::update_workspace(self.pools(), id, name, disabled, now).await
             }
 
+            async fn set_caller_number_daily_limit(&self, id: &str, limit: Option<u32>, now: jiff::Timestamp) -> $crate::Result<Option<$crate::Workspace>> {
+                $crate::shared::workspaces::set_caller_number_daily_limit(self.pools(), id, limit, now).await
+            }
+
             async fn save_call_report(&self, call: &dialtone_core::CallId, report: &dialtone_core::CallReport, now: jiff::Timestamp) -> $crate::Result<bool> {
                 $crate::calls::save_report(self.pools().write(), call, report, now).await
             }

@@ -108,11 +108,15 @@ pub enum WaitingFor {
     AccountCap,
     /// The campaign has `max_concurrent` calls live (one in batch mode).
     CampaignCap,
+    /// Every caller number the contact may use has made the workspace's daily call limit:
+    /// until the next midnight, UTC.
+    CallerNumberLimit,
 }
 
 dialtone_core::text_enum!(WaitingFor, "waiting_for", {
     CallingHours => "calling_hours", RetryDelay => "retry_delay", CampaignSchedule => "campaign_schedule",
     CircuitBreaker => "circuit_breaker", AccountCap => "account_cap", CampaignCap => "campaign_cap",
+    CallerNumberLimit => "caller_number_limit",
 });
 
 /// What holds every due contact of a campaign back right now (judged by the caller from
@@ -135,7 +139,8 @@ pub fn waiting_for(contact: &Contact, now: Timestamp, hold: Option<CampaignHold>
         return None;
     }
     if let Some(w) = &contact.waiting {
-        return Some((WaitingFor::CallingHours, w.until));
+        let why = if w.reason == crate::WaitReason::CallerNumberLimit { WaitingFor::CallerNumberLimit } else { WaitingFor::CallingHours };
+        return Some((why, w.until));
     }
     if contact.next_attempt_at > now {
         let why = if contact.attempts > 0 { WaitingFor::RetryDelay } else { WaitingFor::CampaignSchedule };
@@ -210,6 +215,11 @@ pub struct CampaignPatch {
     pub schedule: Option<Schedule>,
     pub calling_hours: Option<LocalHours>,
     pub recurrence: Option<Recurrence>,
+    /// A new caller-ID pool (an empty `numbers` removes it). Contacts keep the number their
+    /// first attempt used while it stays in the pool; others pick anew.
+    pub caller_pool: Option<crate::CallerPool>,
+    /// `Some(None)` removes the throttle.
+    pub calls_per_minute: Option<Option<u32>>,
 }
 
 /// Applies `patch` to a campaign of the workspace that is neither archived nor over. The
@@ -232,7 +242,10 @@ pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, patch: &Cam
                 name = COALESCE($3, name), max_concurrent = COALESCE($4, max_concurrent), mode = COALESCE($5, mode),
                 max_attempts = COALESCE($6, max_attempts), retry_policy = COALESCE($7, retry_policy),
                 schedule = COALESCE($8, schedule), calling_hours = COALESCE($9, calling_hours),
-                recurrence = COALESCE($10, recurrence), updated_at = $11
+                recurrence = COALESCE($10, recurrence), updated_at = $11,
+                caller_numbers = COALESCE($12, caller_numbers), caller_number_strategy = COALESCE($13, caller_number_strategy),
+                fallback_strategy = COALESCE($14, fallback_strategy),
+                calls_per_minute = CASE WHEN $15 THEN $16 ELSE calls_per_minute END
              WHERE workspace_id = $1 AND id = $2 AND archived_at IS NULL AND status NOT IN ('completed', 'canceled')
              RETURNING *",
             args![
@@ -247,6 +260,11 @@ pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, patch: &Cam
                 patch.calling_hours.as_ref().map(json),
                 patch.recurrence.as_ref().map(json),
                 ms(now),
+                patch.caller_pool.as_ref().map(|p| json(&p.numbers)),
+                patch.caller_pool.as_ref().map(|p| p.strategy.as_str()),
+                patch.caller_pool.as_ref().map(|p| p.fallback.as_str()),
+                patch.calls_per_minute.is_some(),
+                patch.calls_per_minute.flatten(),
             ],
         )
         .await?;
@@ -259,6 +277,17 @@ pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, patch: &Cam
             .execute(
                 "UPDATE contacts SET next_attempt_at = $1, wait_reason = NULL, updated_at = $1
                  WHERE campaign_id = $2 AND status = 'pending' AND wait_reason IN ('calling_hours', 'no_common_hours')",
+                args![ms(now), id.as_str()],
+            )
+            .await?;
+    }
+    if patch.caller_pool.is_some() {
+        // A new pool may have room: contacts waiting for the old numbers' daily limit are
+        // judged again at the next claim.
+        tx.db()
+            .execute(
+                "UPDATE contacts SET next_attempt_at = $1, wait_reason = NULL, updated_at = $1
+                 WHERE campaign_id = $2 AND status = 'pending' AND wait_reason = 'caller_number_limit'",
                 args![ms(now), id.as_str()],
             )
             .await?;
@@ -465,6 +494,7 @@ mod tests {
             next_attempt_at: Timestamp::from_second(next).unwrap(),
             last_outcome: None,
             waiting,
+            caller_number: None,
             created_at: Timestamp::UNIX_EPOCH,
         }
     }

@@ -101,15 +101,45 @@ pub struct Workspace {
     pub created_at: i64,
     /// Unix ms; `null` while enabled. A disabled workspace's keys get 401.
     pub disabled_at: Option<i64>,
+    /// Calls each caller number may place per UTC day across the workspace's campaigns
+    /// (issue 13, `crate::callers`); `None`: no limit.
+    pub caller_number_daily_limit: Option<i64>,
 }
 
-const WORKSPACE_COLUMNS: &str = "SELECT id, name, is_default, created_at, disabled_at FROM workspaces";
+const WORKSPACE_COLUMNS: &str = "SELECT id, name, is_default, created_at, disabled_at, caller_number_daily_limit FROM workspaces";
+
+/// Sets (or with `None` removes) the workspace's daily call limit per caller number; it
+/// holds from the next claim, which also judges again the contacts that were waiting for
+/// the old limit (they are due at `now`). `None` back if there is no such workspace.
+pub async fn set_caller_number_daily_limit(p: Pools<'_>, id: &str, limit: Option<u32>, now: Timestamp) -> Result<Option<Workspace>> {
+    let mut tx = p.begin().await?;
+    let n = tx.db().execute("UPDATE workspaces SET caller_number_daily_limit = $1 WHERE id = $2", args![limit, id]).await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    tx.db()
+        .execute(
+            "UPDATE contacts SET next_attempt_at = $1, wait_reason = NULL, updated_at = $1
+             WHERE workspace_id = $2 AND status = 'pending' AND wait_reason = 'caller_number_limit'",
+            args![ms(now), id],
+        )
+        .await?;
+    tx.commit().await?;
+    get_workspace(p, id).await
+}
 
 /// Creates an enabled, non-default workspace named `name`.
 pub async fn create_workspace(p: Pools<'_>, name: &str, now: Timestamp) -> Result<Workspace> {
     let id = WorkspaceId::new();
     p.write().execute("INSERT INTO workspaces (id, name, is_default, created_at) VALUES ($1, $2, FALSE, $3)", args![id.as_str(), name, ms(now)]).await?;
-    Ok(Workspace { id: id.as_str().to_string(), name: name.to_string(), is_default: false, created_at: ms(now), disabled_at: None })
+    Ok(Workspace {
+        id: id.as_str().to_string(),
+        name: name.to_string(),
+        is_default: false,
+        created_at: ms(now),
+        disabled_at: None,
+        caller_number_daily_limit: None,
+    })
 }
 
 /// Every workspace, oldest first (the default one first).

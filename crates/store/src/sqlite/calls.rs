@@ -3,6 +3,7 @@
 use super::campaigns::ACTIVE_SQL;
 use super::events;
 use super::suppressions;
+use crate::callers;
 use crate::calls as shared;
 use crate::common::{contact_zones, recipient_hold};
 use crate::rows::{self, ms};
@@ -19,8 +20,10 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let Some(c) = sqlx::query(
         "SELECT workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours,
-            assume_campaign_timezone_for_ambiguous, agent_id,
-            (SELECT max_duration_secs FROM agents a WHERE a.id = campaigns.agent_id) AS agent_max_duration_secs
+            assume_campaign_timezone_for_ambiguous, agent_id, kind, caller_numbers, caller_number_strategy, fallback_strategy,
+            caller_cursor, calls_per_minute,
+            (SELECT max_duration_secs FROM agents a WHERE a.id = campaigns.agent_id) AS agent_max_duration_secs,
+            (SELECT caller_number_daily_limit FROM workspaces w WHERE w.id = campaigns.workspace_id) AS caller_limit
          FROM campaigns WHERE id = ?",
     )
     .bind(campaign.as_str())
@@ -47,11 +50,28 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
         .fetch_one(&mut *tx)
         .await?;
     let provider_text: String = c.try_get("provider")?;
-    let n = mode.claimable(cap, active as u32).min(account_room(&mut tx, &provider_text, active, now).await?);
+    let mut n = mode.claimable(cap, active as u32).min(account_room(&mut tx, &provider_text, active, now).await?);
+    if let Some(per_minute) = c.try_get::<Option<i64>, _>("calls_per_minute")? {
+        n = n.min(callers::throttle_room(Db::from(&mut *tx), campaign.as_str(), per_minute, now).await?);
+    }
     if n == 0 {
         return Ok(vec![]);
     }
     let ws = WorkspaceId::from_db(c.try_get("workspace_id")?);
+    let mut picker = callers::Picker::of(&callers::CallerSettings {
+        workspace_id: ws.as_str(),
+        kind: c.try_get("kind")?,
+        phone_number_id: c.try_get("phone_number_id")?,
+        caller_numbers: c.try_get("caller_numbers")?,
+        strategy: c.try_get("caller_number_strategy")?,
+        fallback: c.try_get("fallback_strategy")?,
+        cursor: c.try_get("caller_cursor")?,
+        limit: c.try_get("caller_limit")?,
+    })?;
+    let mut usage = match &picker {
+        Some(p) => Some(callers::Usage::lock(Db::from(&mut *tx), p.keys().collect(), now).await?),
+        None => None,
+    };
     let provider: ProviderKind = rows::parse(c.try_get("provider")?)?;
     let mut dials = Vec::with_capacity(n as usize);
     // Each round claims what is still free; contacts turned away at claim time (on a
@@ -67,7 +87,7 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
             "UPDATE contacts SET status = 'in_call', {spend}, updated_at = ?1, wait_reason = NULL
              WHERE id IN (SELECT id FROM contacts WHERE campaign_id = ?2 AND status = 'pending' AND next_attempt_at <= ?1
                           ORDER BY next_attempt_at, id LIMIT ?3)
-             RETURNING id, phone, extension, name, variables, attempts, timezone, timezones",
+             RETURNING id, phone, extension, name, variables, attempts, timezone, timezones, caller_number",
             spend = attempts::SPEND,
         ))
         .bind(ms(now))
@@ -94,8 +114,31 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
                 attempts::turn_away(Db::from(&mut *tx), &contact, hold.status(), hold.next(), hold.reason().map(|r| r.as_str()), now).await?;
                 continue;
             }
-            dials.push(new_call(&mut tx, r, &ws, campaign, provider, &c, node, now).await?);
+            // The caller number, last: a contact turned away above uses none of the day's calls.
+            let caller = match (&mut picker, &mut usage) {
+                (Some(p), Some(u)) => {
+                    let kept: Option<String> = r.try_get("caller_number")?;
+                    match p.pick(Db::from(&mut *tx), u, kept.as_deref(), &phone).await? {
+                        Some(number) => {
+                            if kept.as_deref() != Some(number.as_str()) {
+                                callers::keep(Db::from(&mut *tx), &contact, &number).await?;
+                            }
+                            Some(number)
+                        }
+                        None => {
+                            let tomorrow = callers::next_day(now)?;
+                            attempts::turn_away(Db::from(&mut *tx), &contact, "pending", Some(tomorrow), Some(callers::LIMIT_WAIT), now).await?;
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            dials.push(new_call(&mut tx, r, &ws, campaign, provider, &c, caller, node, now).await?);
         }
+    }
+    if let Some(p) = &picker {
+        p.save(Db::from(&mut *tx), campaign.as_str()).await?;
     }
     tx.commit().await?;
     Ok(dials)
@@ -133,6 +176,7 @@ async fn new_call(
     campaign: &CampaignId,
     provider: ProviderKind,
     c: &sqlx::sqlite::SqliteRow,
+    caller: Option<String>,
     node: &str,
     now: Timestamp,
 ) -> Result<Dial> {
@@ -163,7 +207,10 @@ async fn new_call(
         attempt: attempt as u32,
         provider,
         assistant_id: c.try_get("assistant_id")?,
-        phone_number_id: c.try_get("phone_number_id")?,
+        phone_number_id: match &caller {
+            Some(number) => number.clone(),
+            None => c.try_get("phone_number_id")?,
+        },
         phone: PhoneNumber::from_db(r.try_get("phone")?),
         extension: crate::common::extension_of(r.try_get("extension")?),
         name: r.try_get("name")?,
@@ -174,8 +221,8 @@ async fn new_call(
         return Ok(dial);
     }
     sqlx::query(
-        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8, ?8, ?9)",
+        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by, caller_number)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8, ?8, ?9, ?10)",
     )
     .bind(dial.call_id.as_str())
     .bind(ws.as_str())
@@ -186,6 +233,7 @@ async fn new_call(
     .bind(dial.phone.as_str())
     .bind(ms(now))
     .bind(node)
+    .bind(caller)
     .execute(&mut **tx)
     .await?;
     Ok(dial)

@@ -53,6 +53,8 @@ async fn agent_campaign(store: &S, ws: &WorkspaceId, agent: Option<&AgentId>) ->
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
         agent_id: agent.cloned(),
+        caller_pool: Default::default(),
+        calls_per_minute: None,
     };
     store.create_campaign(new, t0()).await.unwrap()
 }

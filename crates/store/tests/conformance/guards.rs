@@ -29,6 +29,8 @@ async fn campaign_with_max(store: &S, ws: &dialtone_core::WorkspaceId, max: Opti
         max_call_duration_secs: max,
         assume_campaign_timezone_for_ambiguous: false,
         agent_id: None,
+        caller_pool: Default::default(),
+        calls_per_minute: None,
     };
     let cmp = store.create_campaign(new, t0()).await.unwrap();
     assert_eq!(cmp.max_call_duration_secs, max, "stored as given");

@@ -16,6 +16,7 @@ mod upgrade;
 
 mod agents;
 mod attempts;
+mod callers;
 mod claim;
 mod contacts;
 mod dnc;
@@ -178,4 +179,8 @@ conformance! {
     agents::a_single_call_with_an_agent_is_claimed_with_it,
     stats::stats_match_a_hand_computed_fixture,
     stats::the_stats_rollup_answers_exactly_what_the_raw_query_answers,
+    callers::each_strategy_picks_as_its_rule_says_and_the_call_records_the_number,
+    callers::a_contact_keeps_its_caller_number_across_retries,
+    callers::the_daily_limit_holds_under_concurrent_claims_across_campaigns,
+    callers::calls_per_minute_caps_the_calls_placed_in_any_rolling_minute,
 }

@@ -34,6 +34,8 @@ pub async fn over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
         agent_id: None,
+        caller_pool: Default::default(),
+        calls_per_minute: None,
     };
     // 2026-03-02 is a Monday; the week crosses the US spring-forward on 2026-03-08.
     let monday: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();
@@ -105,6 +107,8 @@ pub async fn a_daily_campaign_calls_each_contact_once_per_local_day(store: S) {
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
         agent_id: None,
+        caller_pool: Default::default(),
+        calls_per_minute: None,
     };
     let start: Timestamp = "2026-04-06T12:00:00Z".parse().unwrap();
     let cmp = store.create_campaign(new, start).await.unwrap();

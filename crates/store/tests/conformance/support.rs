@@ -72,6 +72,8 @@ pub async fn draft_campaign(store: &S, ws: &WorkspaceId, mode: Mode, cap: u32, m
         max_call_duration_secs: None,
         assume_campaign_timezone_for_ambiguous: false,
         agent_id: None,
+        caller_pool: Default::default(),
+        calls_per_minute: None,
     };
     store.create_campaign(new, t0()).await.expect("create campaign")
 }

@@ -63,6 +63,8 @@ async fn campaign(store: &S, schedule: Schedule, hours: LocalHours, assume_campa
         recurrence: dialtone_core::frequency::Recurrence::new(dialtone_core::frequency::Frequency::Once),
         assume_campaign_timezone_for_ambiguous: assume_campaign_tz,
         agent_id: None,
+        caller_pool: Default::default(),
+        calls_per_minute: None,
         max_call_duration_secs: None,
     };
     store.create_campaign(new, now).await.unwrap()

@@ -1,0 +1,139 @@
+//! The caller-ID pool and throttle fields that `POST /campaigns`, `PATCH /campaigns/{id}`
+//! and `POST /batches` share (issue 13), checked once here. The rules that pick a number
+//! are `dialtone_core::caller`; the claim applies them (`dialtone_store`'s `callers`).
+
+use super::ApiError;
+use dialtone_core::{CallerStrategy, PhoneNumber, ProviderKind};
+use dialtone_store::CallerPool;
+use serde::{Deserialize, Deserializer};
+use std::collections::HashSet;
+
+/// Most numbers one pool may hold.
+pub const MAX_CALLER_NUMBERS: usize = 1000;
+
+/// The range of `calls_per_minute`.
+pub const CALLS_PER_MINUTE: std::ops::RangeInclusive<u32> = 1..=10_000;
+
+/// `caller_numbers`, `caller_number_strategy` and `fallback_strategy` as a request gives them.
+#[derive(Debug, Default)]
+pub struct PoolFields {
+    pub numbers: Option<Vec<String>>,
+    pub strategy: Option<String>,
+    pub fallback: Option<String>,
+}
+
+impl PoolFields {
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_none() && self.strategy.is_none() && self.fallback.is_none()
+    }
+
+    /// The pool these fields make over `current` (what the campaign has; default for a new
+    /// one). Numbers are read in `region` when written nationally and kept in E.164; on
+    /// Vapi (and the simulator) an entry that is not a number is a Vapi phone-number id and
+    /// kept as given (it has no area code, so `local_presence` falls back for it).
+    ///
+    /// Errors: 400 naming `caller_numbers` (empty entry, unreadable number on Twilio or
+    /// Exotel, a number twice, over [`MAX_CALLER_NUMBERS`]), `caller_number_strategy` or
+    /// `fallback_strategy` (unknown; `local_presence` as a fallback; a strategy without numbers).
+    pub fn resolve(self, current: CallerPool, provider: ProviderKind, region: &str) -> Result<CallerPool, ApiError> {
+        let mut pool = current;
+        let strategy_given = self.strategy.is_some() || self.fallback.is_some();
+        if let Some(numbers) = self.numbers {
+            if numbers.len() > MAX_CALLER_NUMBERS {
+                return Err(ApiError::invalid("caller_numbers", format!("at most {MAX_CALLER_NUMBERS} numbers")));
+            }
+            let ids_allowed = matches!(provider, ProviderKind::Vapi | ProviderKind::Sim);
+            let mut seen = HashSet::with_capacity(numbers.len());
+            let mut out = Vec::with_capacity(numbers.len());
+            for (i, raw) in numbers.iter().enumerate() {
+                let raw = raw.trim();
+                if raw.is_empty() {
+                    return Err(ApiError::invalid("caller_numbers", format!("number {} is empty", i + 1)));
+                }
+                let number = match PhoneNumber::parse(raw, region) {
+                    Ok(n) => n.as_str().to_string(),
+                    Err(_) if ids_allowed && !raw.starts_with('+') => raw.to_string(),
+                    Err(e) => return Err(ApiError::invalid("caller_numbers", format!("number {} ({raw}): {e}", i + 1))),
+                };
+                if !seen.insert(number.clone()) {
+                    return Err(ApiError::invalid("caller_numbers", format!("{number} is listed twice")));
+                }
+                out.push(number);
+            }
+            pool.numbers = out;
+        }
+        if let Some(s) = self.strategy {
+            pool.strategy = s.parse().map_err(|_| ApiError::invalid("caller_number_strategy", "must be round_robin, least_used or local_presence"))?;
+        }
+        if let Some(s) = self.fallback {
+            pool.fallback = match s.parse() {
+                Ok(CallerStrategy::LocalPresence) => {
+                    return Err(ApiError::invalid("fallback_strategy", "must be round_robin or least_used (what local_presence falls back to)"))
+                }
+                Ok(f) => f,
+                Err(_) => return Err(ApiError::invalid("fallback_strategy", "must be round_robin or least_used")),
+            };
+        }
+        // Removing the pool (`[]`) without naming a strategy resets them to the defaults.
+        if pool.numbers.is_empty() && !strategy_given {
+            pool.strategy = CallerStrategy::default();
+            pool.fallback = CallerStrategy::default();
+        }
+        if pool.numbers.is_empty() && (pool.strategy != CallerStrategy::RoundRobin || pool.fallback != CallerStrategy::RoundRobin) {
+            return Err(ApiError::invalid("caller_number_strategy", "needs caller_numbers (a pool to pick from)"));
+        }
+        Ok(pool)
+    }
+}
+
+/// Checks `calls_per_minute`: 400 naming it outside [`CALLS_PER_MINUTE`].
+pub fn check_calls_per_minute(n: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match n {
+        Some(n) if !CALLS_PER_MINUTE.contains(&n) => {
+            Err(ApiError::invalid("calls_per_minute", format!("must be between {} and {}", CALLS_PER_MINUTE.start(), CALLS_PER_MINUTE.end())))
+        }
+        n => Ok(n),
+    }
+}
+
+/// For a `PATCH` field that `null` clears: absent → `None`, `null` → `Some(None)`.
+pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(list: &[&str]) -> PoolFields {
+        PoolFields { numbers: Some(list.iter().map(|s| s.to_string()).collect()), ..Default::default() }
+    }
+
+    #[test]
+    fn numbers_are_read_in_e164_and_ids_are_kept_only_where_the_provider_takes_them() {
+        let pool = numbers(&["(415) 222-0100", "+12122220100", "pn_abc"]).resolve(CallerPool::default(), ProviderKind::Vapi, "US").unwrap();
+        assert_eq!(pool.numbers, ["+14152220100", "+12122220100", "pn_abc"]);
+        for provider in [ProviderKind::Twilio, ProviderKind::Exotel] {
+            let e = numbers(&["+14152220100", "pn_abc"]).resolve(CallerPool::default(), provider, "US").unwrap_err();
+            assert_eq!(e.details["field"], "caller_numbers", "{provider}: {}", e.message);
+            assert!(e.message.contains("number 2"), "{}", e.message);
+        }
+        let e = numbers(&["+14152220100", "415 222 0100"]).resolve(CallerPool::default(), ProviderKind::Twilio, "US").unwrap_err();
+        assert!(e.message.contains("listed twice"), "{}", e.message);
+    }
+
+    #[test]
+    fn fields_not_given_keep_the_current_pool_and_a_fallback_is_never_local_presence() {
+        let current = CallerPool { numbers: vec!["+14152220100".into()], strategy: CallerStrategy::LocalPresence, fallback: CallerStrategy::LeastUsed };
+        let same = PoolFields { strategy: Some("round_robin".into()), ..Default::default() }.resolve(current.clone(), ProviderKind::Twilio, "US").unwrap();
+        assert_eq!((same.numbers.clone(), same.strategy, same.fallback), (current.numbers.clone(), CallerStrategy::RoundRobin, CallerStrategy::LeastUsed));
+        let e = PoolFields { fallback: Some("local_presence".into()), ..Default::default() }.resolve(current.clone(), ProviderKind::Twilio, "US").unwrap_err();
+        assert_eq!(e.details["field"], "fallback_strategy");
+        let none = PoolFields { numbers: Some(vec![]), ..Default::default() }.resolve(current.clone(), ProviderKind::Twilio, "US").unwrap();
+        assert_eq!(none, CallerPool::default(), "`[]` removes the pool and its strategies");
+        let e = PoolFields { numbers: Some(vec![]), strategy: Some("least_used".into()), ..Default::default() }
+            .resolve(current, ProviderKind::Twilio, "US")
+            .unwrap_err();
+        assert_eq!(e.details["field"], "caller_number_strategy", "a strategy with nothing to pick from");
+    }
+}
