@@ -225,6 +225,27 @@ pub fn account_limits(config: &Config) -> Vec<(ProviderKind, Option<u32>)> {
         .collect()
 }
 
+/// Opens (and migrates) the config's database with its master keys, then re-seals under
+/// `master_key` every stored secret sealed by a previous key or stored in plaintext
+/// (`Store::rotate_secrets`: a no-op when all are current). Without a master key, secrets
+/// stay as they are and provider accounts cannot be created.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let keyring = config.keyring()?;
+    let store = dialtone_store::connect_with(config.database_url.expose_secret(), keyring).await?;
+    if let Some(keyring) = store.keyring() {
+        let key_id = keyring.current_id().to_string();
+        let resealed = store.rotate_secrets().await.map_err(|e| {
+            anyhow::anyhow!("re-encrypting stored secrets under master_key {key_id}: {e} (keep the old key in previous_master_keys until this succeeds)")
+        })?;
+        if resealed > 0 {
+            tracing::info!(resealed, key_id, "stored secrets re-encrypted under the current master key");
+        }
+    } else {
+        tracing::warn!("no master_key configured: provider accounts cannot be created, webhook-endpoint secrets are stored unencrypted");
+    }
+    Ok(store)
+}
+
 pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AppState>> {
     build_with(config, engine_config, clock, VoiceParts::default()).await
 }
@@ -248,7 +269,7 @@ pub async fn build_with(
     clock: Arc<dyn Clock>,
     voice: VoiceParts,
 ) -> anyhow::Result<Arc<AppState>> {
-    let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
+    let store = open_store(config).await?;
     store.default_workspace().await?;
     for (kind, limit) in account_limits(config) {
         store.set_account_limit(kind, limit, Timestamp::now()).await?;

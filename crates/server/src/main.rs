@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Stored secrets (straight in the database, like `migrate`).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Import contacts from a CSV file straight into the database, with a progress bar.
     Import {
         /// Campaign id (cmp_…).
@@ -58,6 +63,15 @@ enum Command {
         /// The CSV file: a header row, a phone column (phone, number, phone_number or mobile).
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-encrypt every stored secret (provider accounts' credentials, webhook endpoints'
+    /// signing secrets) under `master_key`, opening them with it or any of
+    /// `previous_master_keys`; afterwards the previous keys may be removed. `serve` does
+    /// the same at every start.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -110,7 +124,7 @@ fn fail(e: &anyhow::Error) -> std::process::ExitCode {
 
 async fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo(_) | Command::Import { .. } | Command::Keys { .. } | Command::Migrate);
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Import { .. } | Command::Keys { .. } | Command::Secrets { .. } | Command::Migrate);
     match cli.command {
         Command::Sim(args) => {
             init_logs(&Config::default(), false);
@@ -224,6 +238,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             } else {
                 println!("revoked {id}");
             }
+            Ok(())
+        }
+        Command::Secrets { command: SecretsCommand::Rotate } => {
+            anyhow::ensure!(config.master_key.is_some(), "no master_key configured (DIALTONE_MASTER_KEY): nothing to re-encrypt under");
+            let store = dialtone_store::connect_with(config.database_url.expose_secret(), config.keyring()?).await?;
+            let resealed = store.rotate_secrets().await?;
+            let key = store.keyring().map(|k| k.current_id().to_string()).unwrap_or_default();
+            println!("{resealed} stored secrets re-encrypted under master key {key}; every secret is now under it (previous_master_keys may be removed)");
             Ok(())
         }
         Command::Import { campaign, file } => import_file(&config, &campaign, &file).await,
