@@ -19,6 +19,7 @@ mod idempotency;
 mod keys;
 pub mod openapi;
 mod phone_numbers;
+mod provider_accounts;
 mod query;
 mod single_calls;
 mod stats;
@@ -51,6 +52,7 @@ const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/api/v1/campaigns"),
     (Method::GET, "/api/v1/agents"),
     (Method::GET, "/api/v1/webhook-endpoints"),
+    (Method::GET, "/api/v1/provider-accounts"),
     (Method::GET, "/api/v1/webhook-endpoints/{id}/deliveries"),
     (Method::GET, "/api/v1/calls"),
     (Method::GET, "/api/v1/batches"),
@@ -82,6 +84,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(phone_numbers::router())
         .merge(agents::router())
         .merge(webhook_endpoints::router())
+        .merge(provider_accounts::router())
         .merge(stats::router())
         .merge(openapi::router())
         .merge(events::router())

@@ -23,6 +23,7 @@ mod isolation;
 mod openapi;
 mod outbound;
 mod phones;
+mod provider_accounts;
 mod providers;
 mod reaper;
 mod single_calls;
