@@ -453,6 +453,29 @@ mod tests {
         assert_eq!(named, all, "{row}");
     }
 
+    /// A start with a new master key (the old one kept as previous) re-encrypts what the
+    /// old key sealed, so the next start needs the new key only.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_start_re_encrypts_stored_secrets_under_the_new_master_key() {
+        use dialtone_store::secrets::MasterKey;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, old) = MasterKey::generate();
+        let (_, new) = MasterKey::generate();
+        let url: SecretString = format!("sqlite://{}", dir.path().join("t.db").display()).into();
+        let first = Config { database_url: url.clone(), master_key: Some(old.clone()), ..Config::default() };
+        let store = open_store(&first).await.unwrap();
+        let ws = store.default_workspace().await.unwrap();
+        let new_ep =
+            dialtone_store::NewWebhookEndpoint { url: "http://127.0.0.1:9/h".into(), events: vec!["call.ended".into()], enabled: true, description: None };
+        let ep = store.create_webhook_endpoint(&ws, &new_ep, "whsec_c2VjcmV0", Timestamp::now()).await.unwrap();
+        drop(store);
+        let rotated = Config { database_url: url.clone(), master_key: Some(new.clone()), previous_master_keys: vec![old], ..Config::default() };
+        drop(open_store(&rotated).await.unwrap());
+        let only_new = Config { database_url: url, master_key: Some(new), ..Config::default() };
+        let store = open_store(&only_new).await.unwrap();
+        assert_eq!(store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().unwrap().secret, "whsec_c2VjcmV0");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn request_logs_name_the_route_pattern_never_the_url() {
         let dir = tempfile::tempdir().unwrap();

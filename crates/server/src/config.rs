@@ -584,6 +584,35 @@ mod tests {
     }
 
     #[test]
+    fn master_keys_load_from_the_file_and_the_environment_and_a_bad_one_is_refused_by_name() {
+        use dialtone_store::secrets::MasterKey;
+        let (old, old_text) = MasterKey::generate();
+        let (new, new_text) = MasterKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dialtone.toml");
+        std::fs::write(&path, format!("master_key = \"{}\"\n", old_text.expose_secret())).unwrap();
+        let ring = Config::load(Some(&path)).unwrap().keyring().unwrap().unwrap();
+        assert_eq!(ring.current_id(), old.id());
+        // Only this test sets these variables; std serialises environment access.
+        std::env::set_var(env_name("master_key"), new_text.expose_secret());
+        std::env::set_var(env_name("previous_master_keys"), format!("[\"{}\"]", old_text.expose_secret()));
+        let loaded = Config::load(Some(&path));
+        std::env::remove_var(env_name("master_key"));
+        std::env::remove_var(env_name("previous_master_keys"));
+        let ring = loaded.unwrap().keyring().unwrap().unwrap();
+        assert_eq!(ring.current_id(), new.id(), "the environment wins over the file");
+        let sealed = dialtone_store::secrets::Keyring::new(old, vec![]).encrypt("v", "c");
+        assert_eq!(ring.decrypt(&sealed, "c").unwrap().expose_secret(), "v", "the previous key still opens");
+        assert!(Config::default().keyring().unwrap().is_none());
+        let short = Config { master_key: Some("c2hvcnQ=".into()), ..Config::default() };
+        assert!(short.validate().unwrap_err().to_string().contains("master_key: a master key must be 32 bytes"));
+        let orphan = Config { previous_master_keys: vec![old_text], ..Config::default() };
+        assert!(orphan.validate().unwrap_err().to_string().contains("master_key"));
+        let debug = format!("{:?}", Config { master_key: Some(new_text.clone()), ..Config::default() });
+        assert!(!debug.contains(new_text.expose_secret()), "the master key leaked into Debug");
+    }
+
+    #[test]
     fn unknown_events_are_kept_seven_days_by_default_and_the_key_is_checked() {
         assert_eq!(Config::default().engine().unknown_event_retention, Duration::from_secs(7 * 24 * 3600));
         let two = Config { unknown_event_retention_days: 2, ..Config::default() };

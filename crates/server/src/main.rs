@@ -39,6 +39,8 @@ enum Command {
     /// Workspaces: create (with a first key), list, rename, disable, enable (through the
     /// API, with an admin key; an admin key of the default workspace manages them all).
     Workspaces(client::WorkspacesArgs),
+    /// The workspace's own provider accounts: create, list, show, disable (through the API).
+    Accounts(client::AccountsArgs),
     /// Measure webhook ingest and dispatch throughput (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Run the provider simulator (Vapi wire format).
@@ -158,6 +160,10 @@ async fn run_cli() -> anyhow::Result<()> {
             init_logs(&Config::default(), true);
             client::run_workspaces(args, &Config::load(cli.config.as_deref())?.listen).await
         }
+        Command::Accounts(args) => {
+            init_logs(&Config::default(), true);
+            client::run_accounts(args, &Config::load(cli.config.as_deref())?.listen).await
+        }
         Command::Bench(args) => {
             init_logs(&Config::default(), true);
             bench::run(args).await
@@ -257,7 +263,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         | Command::Calls(_)
         | Command::Dnc(_)
         | Command::Stats(_)
-        | Command::Workspaces(_) => {
+        | Command::Workspaces(_)
+        | Command::Accounts(_) => {
             unreachable!("handled before config is loaded")
         }
     }

@@ -236,7 +236,6 @@ pub async fn update(
         args![ws.as_str(), id, patch.name.as_deref(), settings_json(&settings), sealed, hints, set_max, max, set_rate, rate, patch.enabled, ms(now)],
     )
     .await?;
-    drop(db);
     tx.commit().await?;
     get(p, ws, id).await
 }
