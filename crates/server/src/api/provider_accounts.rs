@@ -224,13 +224,14 @@ fn url(field: &str, v: &str, operator: bool) -> Result<String, ApiError> {
     Ok(v.trim().to_string())
 }
 
+/// An account's settings by name (JSON values; `null`: remove, in a PATCH).
+type Settings = BTreeMap<String, Value>;
+/// An account's secrets by name.
+type Secrets = BTreeMap<String, SecretString>;
+
 /// Credentials split into settings and secrets, each checked against the provider's
 /// fields; `null` values are kept (a PATCH removes those settings).
-fn credentials(
-    kind: ProviderKind,
-    given: serde_json::Map<String, Value>,
-    operator: bool,
-) -> Result<(BTreeMap<String, Value>, BTreeMap<String, SecretString>), ApiError> {
+fn credentials(kind: ProviderKind, given: serde_json::Map<String, Value>, operator: bool) -> Result<(Settings, Secrets), ApiError> {
     let spec = fields(kind);
     let (mut settings, mut secrets) = (BTreeMap::new(), BTreeMap::new());
     for (k, v) in given {
