@@ -115,6 +115,11 @@ prefixed_id!(
     "agt"
 );
 prefixed_id!(
+    /// A workspace's own provider account (`workspace_provider_accounts.id`, issue 13).
+    ProviderAccountId,
+    "pa"
+);
+prefixed_id!(
     /// One engine process in the shared database: it owns the leases of the calls it claims.
     NodeId,
     "node"

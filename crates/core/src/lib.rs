@@ -27,8 +27,8 @@ pub use contact::ContactStatus;
 pub use event::{AnsweredBy, CallReport, EventKind, ProviderEvent};
 pub use frequency::{Frequency, Recurrence, RecurrenceError};
 pub use ids::{
-    AgentId, ApiKeyId, CallId, CampaignId, ContactId, DeliveryAttemptId, EventId, MessageId, NodeId, PhoneNumberId, SuppressionId, WebhookEndpointId,
-    WorkspaceId,
+    AgentId, ApiKeyId, CallId, CampaignId, ContactId, DeliveryAttemptId, EventId, MessageId, NodeId, PhoneNumberId, ProviderAccountId, SuppressionId,
+    WebhookEndpointId, WorkspaceId,
 };
 pub use phone::{PhoneError, PhoneNumber};
 pub use phone_ext::{parse_with_extension, split_extension, Extension, ExtensionError};

@@ -225,6 +225,27 @@ pub fn account_limits(config: &Config) -> Vec<(ProviderKind, Option<u32>)> {
         .collect()
 }
 
+/// Opens (and migrates) the config's database with its master keys, then re-seals under
+/// `master_key` every stored secret sealed by a previous key or stored in plaintext
+/// (`Store::rotate_secrets`: a no-op when all are current). Without a master key, secrets
+/// stay as they are and provider accounts cannot be created.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let keyring = config.keyring()?;
+    let store = dialtone_store::connect_with(config.database_url.expose_secret(), keyring).await?;
+    if let Some(keyring) = store.keyring() {
+        let key_id = keyring.current_id().to_string();
+        let resealed = store.rotate_secrets().await.map_err(|e| {
+            anyhow::anyhow!("re-encrypting stored secrets under master_key {key_id}: {e} (keep the old key in previous_master_keys until this succeeds)")
+        })?;
+        if resealed > 0 {
+            tracing::info!(resealed, key_id, "stored secrets re-encrypted under the current master key");
+        }
+    } else {
+        tracing::warn!("no master_key configured: provider accounts cannot be created, webhook-endpoint secrets are stored unencrypted");
+    }
+    Ok(store)
+}
+
 pub async fn build(config: &Config, engine_config: dialtone_engine::EngineConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AppState>> {
     build_with(config, engine_config, clock, VoiceParts::default()).await
 }
@@ -248,7 +269,7 @@ pub async fn build_with(
     clock: Arc<dyn Clock>,
     voice: VoiceParts,
 ) -> anyhow::Result<Arc<AppState>> {
-    let store = dialtone_store::connect(config.database_url.expose_secret()).await?;
+    let store = open_store(config).await?;
     store.default_workspace().await?;
     for (kind, limit) in account_limits(config) {
         store.set_account_limit(kind, limit, Timestamp::now()).await?;
@@ -430,6 +451,29 @@ mod tests {
         let named: Vec<&str> = row.split('`').skip(3).step_by(2).filter(|w| w.chars().all(|c| c.is_ascii_lowercase())).collect();
         let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(named, all, "{row}");
+    }
+
+    /// A start with a new master key (the old one kept as previous) re-encrypts what the
+    /// old key sealed, so the next start needs the new key only.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_start_re_encrypts_stored_secrets_under_the_new_master_key() {
+        use dialtone_store::secrets::MasterKey;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, old) = MasterKey::generate();
+        let (_, new) = MasterKey::generate();
+        let url: SecretString = format!("sqlite://{}", dir.path().join("t.db").display()).into();
+        let first = Config { database_url: url.clone(), master_key: Some(old.clone()), ..Config::default() };
+        let store = open_store(&first).await.unwrap();
+        let ws = store.default_workspace().await.unwrap();
+        let new_ep =
+            dialtone_store::NewWebhookEndpoint { url: "http://127.0.0.1:9/h".into(), events: vec!["call.ended".into()], enabled: true, description: None };
+        let ep = store.create_webhook_endpoint(&ws, &new_ep, "whsec_c2VjcmV0", Timestamp::now()).await.unwrap();
+        drop(store);
+        let rotated = Config { database_url: url.clone(), master_key: Some(new.clone()), previous_master_keys: vec![old], ..Config::default() };
+        drop(open_store(&rotated).await.unwrap());
+        let only_new = Config { database_url: url, master_key: Some(new), ..Config::default() };
+        let store = open_store(&only_new).await.unwrap();
+        assert_eq!(store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().unwrap().secret, "whsec_c2VjcmV0");
     }
 
     #[tokio::test(flavor = "current_thread")]

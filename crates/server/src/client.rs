@@ -1052,6 +1052,118 @@ pub async fn run_workspaces(args: WorkspacesArgs, listen: &str) -> anyhow::Resul
     Ok(())
 }
 
+/// `dialtone accounts`: a workspace's own provider accounts (`/api/v1/provider-accounts`).
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    #[command(subcommand)]
+    pub command: AccountsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Register an account; its secrets are encrypted by the server and never shown again.
+    Create {
+        /// vapi, twilio or exotel.
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        name: String,
+        /// A credential, `NAME=VALUE` (repeatable): the config file's field of the provider
+        /// without its prefix, e.g. `account_sid=AC…` (`true`/`false` are booleans).
+        #[arg(long = "credential", value_name = "NAME=VALUE")]
+        credentials: Vec<String>,
+        /// A credential read from an environment variable, `NAME=VARIABLE` (repeatable),
+        /// so a secret stays out of the shell history and the process list.
+        #[arg(long = "credential-env", value_name = "NAME=VARIABLE")]
+        credentials_env: Vec<String>,
+        /// Calls at once on this account (default: no limit).
+        #[arg(long)]
+        max_concurrent: Option<u32>,
+        /// Calls placed per second (default: the provider's).
+        #[arg(long)]
+        calls_per_second: Option<f64>,
+    },
+    /// The workspace's accounts, newest first.
+    List,
+    /// One account, its secrets shown by their last four characters.
+    Show { id: String },
+    /// Disable an account (it stays listed).
+    Disable { id: String },
+}
+
+fn account_line(a: &Value) -> String {
+    let state = if a["enabled"].as_bool() == Some(true) { "enabled" } else { "disabled" };
+    format!(
+        "{:<30} {:<7} {:<9} {}",
+        a["id"].as_str().unwrap_or_default(),
+        a["provider"].as_str().unwrap_or_default(),
+        state,
+        a["name"].as_str().unwrap_or_default()
+    )
+}
+
+fn account_detail(a: &Value) -> String {
+    let mut out = account_line(a);
+    for (k, v) in a["credentials"].as_object().into_iter().flatten() {
+        out.push_str(&format!("\n  {k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())));
+    }
+    out.push_str(&format!("\n  max_concurrent: {}\n  calls_per_second: {}", a["max_concurrent"], a["calls_per_second"]));
+    out
+}
+
+/// `NAME=VALUE` pairs as a JSON object (`true`/`false` as booleans).
+fn credential_pairs(pairs: &[String], from_env: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let mut out = serde_json::Map::new();
+    for p in pairs {
+        let (k, v) = p.split_once('=').ok_or_else(|| anyhow::anyhow!("--credential {p:?}: expected NAME=VALUE"))?;
+        let v = match v {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            v => Value::String(v.to_string()),
+        };
+        out.insert(k.trim().to_string(), v);
+    }
+    for p in from_env {
+        let (k, var) = p.split_once('=').ok_or_else(|| anyhow::anyhow!("--credential-env {p:?}: expected NAME=VARIABLE"))?;
+        let v = std::env::var(var.trim()).map_err(|_| anyhow::anyhow!("--credential-env {k}: the environment variable {var} is not set"))?;
+        out.insert(k.trim().to_string(), Value::String(v));
+    }
+    Ok(out)
+}
+
+pub async fn run_accounts(args: AccountsArgs, listen: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.conn, listen)?;
+    match args.command {
+        AccountsCommand::Create { provider, name, credentials, credentials_env, max_concurrent, calls_per_second } => {
+            let mut body = json!({ "provider": provider, "name": name, "credentials": credential_pairs(&credentials, &credentials_env)? });
+            if let Some(m) = max_concurrent {
+                body["max_concurrent"] = json!(m);
+            }
+            if let Some(r) = calls_per_second {
+                body["calls_per_second"] = json!(r);
+            }
+            let r = api.post("/provider-accounts", Some(&body)).await?;
+            api.print(&r, |r| format!("created {}", account_detail(r)));
+        }
+        AccountsCommand::List => {
+            let r = api.get("/provider-accounts?limit=500").await?;
+            api.print(&r, |r| r["data"].as_array().into_iter().flatten().map(account_line).collect::<Vec<_>>().join("\n"));
+        }
+        AccountsCommand::Show { id } => {
+            let r = api.get(&format!("/provider-accounts/{}", seg(&id))).await?;
+            api.print(&r, account_detail);
+        }
+        AccountsCommand::Disable { id } => {
+            api.send(api.req(reqwest::Method::DELETE, &format!("/provider-accounts/{}", seg(&id)))).await?;
+            let r = api.get(&format!("/provider-accounts/{}", seg(&id))).await?;
+            api.print(&r, |r| format!("disabled {}", account_line(r)));
+        }
+    }
+    Ok(())
+}
+
 fn line(c: &Value) -> String {
     let (done, total) = progress(c);
     let next = match (c["status"].as_str(), c["next_open_at"].as_str()) {

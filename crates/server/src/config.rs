@@ -132,6 +132,18 @@ pub struct Config {
     pub alert_min_calls: u64,
     /// How often the alerts are evaluated, in seconds.
     pub alert_interval_secs: u64,
+    /// The master key secrets are stored under (provider accounts' credentials, webhook
+    /// endpoints' signing secrets; XChaCha20-Poly1305, see `dialtone_store::secrets`): 32
+    /// bytes, base64 (`openssl rand -base64 32`); also `DIALTONE_MASTER_KEY`. Unset:
+    /// provider accounts cannot be created (400 `master_key_missing`) and webhook-endpoint
+    /// secrets are stored as given. Losing it loses every stored secret.
+    #[serde(serialize_with = "expose_option")]
+    pub master_key: Option<SecretString>,
+    /// Master keys replaced by `master_key`: secrets sealed under them still open, and at
+    /// start (or `dialtone secrets rotate`) they are re-sealed under `master_key`, after
+    /// which these may be removed. Environment: `DIALTONE_PREVIOUS_MASTER_KEYS='["…","…"]'`.
+    #[serde(serialize_with = "expose_all")]
+    pub previous_master_keys: Vec<SecretString>,
     /// `[speech]`: keys and addresses of the speech services agents use.
     #[serde(default)]
     pub speech: SpeechConfig,
@@ -249,6 +261,8 @@ impl Default for Config {
             alert_failure_threshold: 0.2,
             alert_min_calls: 20,
             alert_interval_secs: 30,
+            master_key: None,
+            previous_master_keys: vec![],
         }
     }
 }
@@ -297,6 +311,7 @@ impl Config {
         anyhow::ensure!((0.0..1.0).contains(&self.alert_failure_threshold), "alert_failure_threshold must be at least 0 and below 1 (0.2 = 20 %)");
         anyhow::ensure!(self.alert_min_calls > 0, "alert_min_calls must be above 0");
         anyhow::ensure!(self.alert_interval_secs > 0, "alert_interval_secs must be above 0");
+        self.keyring()?;
         Ok(())
     }
 
@@ -375,6 +390,28 @@ impl Config {
         }
     }
 
+    /// The keys secrets are sealed and opened with: `master_key` seals, it and
+    /// `previous_master_keys` open; `None` without a `master_key`. Errors: a key that is
+    /// not 32 bytes of base64 (naming the setting), or previous keys without a current one.
+    pub fn keyring(&self) -> anyhow::Result<Option<dialtone_store::secrets::Keyring>> {
+        use dialtone_store::secrets::{Keyring, MasterKey};
+        let Some(current) = &self.master_key else {
+            anyhow::ensure!(
+                self.previous_master_keys.is_empty(),
+                "previous_master_keys is set but master_key is not: set master_key (DIALTONE_MASTER_KEY) to the new key"
+            );
+            return Ok(None);
+        };
+        let current = MasterKey::from_base64(current.expose_secret()).map_err(|e| anyhow::anyhow!("master_key: {e}"))?;
+        let previous = self
+            .previous_master_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| MasterKey::from_base64(k.expose_secret()).map_err(|e| anyhow::anyhow!("previous_master_keys[{i}]: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(Keyring::new(current, previous)))
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_string()
     }
@@ -405,6 +442,15 @@ fn expose_option<S: Serializer>(secret: &Option<SecretString>, serializer: S) ->
         Some(secret) => serializer.serialize_some(secret.expose_secret()),
         None => serializer.serialize_none(),
     }
+}
+
+fn expose_all<S: Serializer>(secrets: &[SecretString], serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(secrets.len()))?;
+    for s in secrets {
+        seq.serialize_element(s.expose_secret())?;
+    }
+    seq.end()
 }
 
 /// The environment variable that sets config field `name`: `DIALTONE_` and the name in
@@ -535,6 +581,35 @@ mod tests {
         assert_eq!(config.speech.openai_base_url, "http://127.0.0.1:11434/v1");
         std::fs::write(&path, "[speech]\ndeepgram_key = \"typo\"\n").unwrap();
         assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("deepgram_key"), "typos are refused");
+    }
+
+    #[test]
+    fn master_keys_load_from_the_file_and_the_environment_and_a_bad_one_is_refused_by_name() {
+        use dialtone_store::secrets::MasterKey;
+        let (old, old_text) = MasterKey::generate();
+        let (new, new_text) = MasterKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dialtone.toml");
+        std::fs::write(&path, format!("master_key = \"{}\"\n", old_text.expose_secret())).unwrap();
+        let ring = Config::load(Some(&path)).unwrap().keyring().unwrap().unwrap();
+        assert_eq!(ring.current_id(), old.id());
+        // Only this test sets these variables; std serialises environment access.
+        std::env::set_var(env_name("master_key"), new_text.expose_secret());
+        std::env::set_var(env_name("previous_master_keys"), format!("[\"{}\"]", old_text.expose_secret()));
+        let loaded = Config::load(Some(&path));
+        std::env::remove_var(env_name("master_key"));
+        std::env::remove_var(env_name("previous_master_keys"));
+        let ring = loaded.unwrap().keyring().unwrap().unwrap();
+        assert_eq!(ring.current_id(), new.id(), "the environment wins over the file");
+        let sealed = dialtone_store::secrets::Keyring::new(old, vec![]).encrypt("v", "c");
+        assert_eq!(ring.decrypt(&sealed, "c").unwrap().expose_secret(), "v", "the previous key still opens");
+        assert!(Config::default().keyring().unwrap().is_none());
+        let short = Config { master_key: Some("c2hvcnQ=".into()), ..Config::default() };
+        assert!(short.validate().unwrap_err().to_string().contains("master_key: a master key must be 32 bytes"));
+        let orphan = Config { previous_master_keys: vec![old_text], ..Config::default() };
+        assert!(orphan.validate().unwrap_err().to_string().contains("master_key"));
+        let debug = format!("{:?}", Config { master_key: Some(new_text.clone()), ..Config::default() });
+        assert!(!debug.contains(new_text.expose_secret()), "the master key leaked into Debug");
     }
 
     #[test]

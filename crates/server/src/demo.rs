@@ -230,6 +230,8 @@ pub async fn execute(args: &DemoArgs) -> anyhow::Result<Value> {
         exotel_callback_token: Some(secret.into()),
         exotel_rate_per_min: 60_000,
         speech: crate::config::SpeechConfig { sim_url: sim.handle.base_url(), ..Default::default() },
+        // An ephemeral master key: the demo's secrets live as long as its database does.
+        master_key: Some(dialtone_store::secrets::MasterKey::generate().1),
         greeting_cache_entries: if args.no_greeting_cache { 0 } else { Config::default().greeting_cache_entries },
         ..Config::default()
     };

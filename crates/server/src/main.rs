@@ -39,6 +39,8 @@ enum Command {
     /// Workspaces: create (with a first key), list, rename, disable, enable (through the
     /// API, with an admin key; an admin key of the default workspace manages them all).
     Workspaces(client::WorkspacesArgs),
+    /// The workspace's own provider accounts: create, list, show, disable (through the API).
+    Accounts(client::AccountsArgs),
     /// Measure webhook ingest and dispatch throughput (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Run the provider simulator (Vapi wire format).
@@ -51,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Stored secrets (straight in the database, like `migrate`).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Import contacts from a CSV file straight into the database, with a progress bar.
     Import {
         /// Campaign id (cmp_…).
@@ -59,6 +66,15 @@ enum Command {
         /// The CSV file: a header row, a phone column (phone, number, phone_number or mobile).
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-encrypt every stored secret (provider accounts' credentials, webhook endpoints'
+    /// signing secrets) under `master_key`, opening them with it or any of
+    /// `previous_master_keys`; afterwards the previous keys may be removed. `serve` does
+    /// the same at every start.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -103,7 +119,7 @@ fn fail(e: &anyhow::Error) -> std::process::ExitCode {
 
 async fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo(_) | Command::Import { .. } | Command::Keys { .. } | Command::Migrate);
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Import { .. } | Command::Keys { .. } | Command::Secrets { .. } | Command::Migrate);
     match cli.command {
         Command::Sim(args) => {
             init_logs(&Config::default(), false);
@@ -136,6 +152,10 @@ async fn run_cli() -> anyhow::Result<()> {
         Command::Workspaces(args) => {
             init_logs(&Config::default(), true);
             client::run_workspaces(args, &Config::load(cli.config.as_deref())?.listen).await
+        }
+        Command::Accounts(args) => {
+            init_logs(&Config::default(), true);
+            client::run_accounts(args, &Config::load(cli.config.as_deref())?.listen).await
         }
         Command::Bench(args) => {
             init_logs(&Config::default(), true);
@@ -184,6 +204,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Keys { command: KeysCommand::List(args) } => client::run_keys_list(args, &config.listen).await,
         Command::Keys { command: KeysCommand::Revoke(args) } => client::run_keys_revoke(args, &config.listen).await,
+        Command::Secrets { command: SecretsCommand::Rotate } => {
+            anyhow::ensure!(config.master_key.is_some(), "no master_key configured (DIALTONE_MASTER_KEY): nothing to re-encrypt under");
+            let store = dialtone_store::connect_with(config.database_url.expose_secret(), config.keyring()?).await?;
+            let resealed = store.rotate_secrets().await?;
+            let key = store.keyring().map(|k| k.current_id().to_string()).unwrap_or_default();
+            println!("{resealed} stored secrets re-encrypted under master key {key}; every secret is now under it (previous_master_keys may be removed)");
+            Ok(())
+        }
         Command::Import { campaign, file } => import_file(&config, &campaign, &file).await,
         Command::Demo(_)
         | Command::Sim(_)
@@ -193,7 +221,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         | Command::Calls(_)
         | Command::Dnc(_)
         | Command::Stats(_)
-        | Command::Workspaces(_) => {
+        | Command::Workspaces(_)
+        | Command::Accounts(_) => {
             unreachable!("handled before config is loaded")
         }
     }

@@ -12,6 +12,7 @@ mod events;
 mod model;
 pub mod postgres;
 pub mod rows;
+pub mod secrets;
 mod shared;
 pub mod sql;
 pub mod sqlite;
@@ -23,6 +24,7 @@ pub use shared::outbox::{
     DISABLE_AFTER as WEBHOOK_DISABLE_AFTER, EVENT_TYPES as WEBHOOK_EVENT_TYPES, EXCERPT_BYTES as WEBHOOK_EXCERPT_BYTES,
     RETRY_SCHEDULE as WEBHOOK_RETRY_SCHEDULE, ROTATION_OVERLAP as WEBHOOK_ROTATION_OVERLAP,
 };
+pub use shared::provider_accounts::{NewProviderAccount, ProviderAccount, ProviderAccountPatch};
 pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
 pub use shared::workspaces::{ApiKeyInfo, KeyGrant, Workspace};
@@ -46,6 +48,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// Provider-account secrets are stored encrypted only: without a master key there is
+    /// nothing to seal them with.
+    #[error("no master key is configured: set master_key in the config or DIALTONE_MASTER_KEY (32 bytes, base64: `openssl rand -base64 32`)")]
+    NoMasterKey,
 }
 
 /// What a store method looked for and did not find, and where in the store it looked.
@@ -405,16 +411,45 @@ pub trait Store: Send + Sync + 'static {
     /// 13); contacts waiting for the old limit are due at `now`, judged again at the next
     /// claim. `None` back if there is no such workspace.
     async fn set_caller_number_daily_limit(&self, id: &str, limit: Option<u32>, now: Timestamp) -> Result<Option<Workspace>>;
+
+    /// The master keys secrets are sealed and opened with; `None` when none is configured
+    /// (webhook-endpoint secrets are then stored as given, provider accounts refused).
+    fn keyring(&self) -> Option<&secrets::Keyring>;
+    /// Stores a workspace's provider account, its secrets sealed under the current master
+    /// key. Errors: [`StoreError::NoMasterKey`] without one.
+    async fn create_provider_account(&self, ws: &WorkspaceId, new: &NewProviderAccount, now: Timestamp) -> Result<ProviderAccount>;
+    /// One account of `ws` (enabled or not), without its secrets; `None` if `ws` has none
+    /// with this id.
+    async fn get_provider_account(&self, ws: &WorkspaceId, id: &str) -> Result<Option<ProviderAccount>>;
+    /// A page of the accounts of `ws`, newest first.
+    async fn list_provider_accounts(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<ProviderAccount>>;
+    /// Applies a PATCH (secrets merged and re-sealed); `None` if `ws` has no such account.
+    /// Errors: [`StoreError::NoMasterKey`] for a patch with secrets and no master key.
+    async fn update_provider_account(&self, ws: &WorkspaceId, id: &str, patch: &ProviderAccountPatch, now: Timestamp) -> Result<Option<ProviderAccount>>;
+    /// The opened secrets of an account, by name (for its provider client and webhook
+    /// checks, never for an answer); `None` if there is no such account.
+    async fn provider_account_secrets(&self, id: &str) -> Result<Option<std::collections::BTreeMap<String, secrecy::SecretString>>>;
+    /// Re-seals under the current master key every stored secret sealed by another key or
+    /// stored in plaintext (webhook-endpoint secrets from before 0024): the number of values
+    /// re-sealed; 0 when all are current. Errors: [`StoreError::NoMasterKey`]; a value
+    /// sealed by a key not configured ([`StoreError::Corrupt`], naming the key id).
+    async fn rotate_secrets(&self) -> Result<u64>;
 }
 
 /// Opens the backend named by the URL scheme (`sqlite:`, `postgres:`/`postgresql:`); runs migrations.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    connect_with(url, None).await
+}
+
+/// [`connect`], sealing and opening the secrets stored with `keyring` (the config's master
+/// keys). Runs no rotation: call [`Store::rotate_secrets`] for that.
+pub async fn connect_with(url: &str, keyring: Option<secrets::Keyring>) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        let store = sqlite::SqliteStore::connect(url).await?;
+        let store = sqlite::SqliteStore::connect(url).await?.with_keyring(keyring);
         store.migrate().await?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let store = postgres::PostgresStore::connect(url).await?;
+        let store = postgres::PostgresStore::connect(url).await?.with_keyring(keyring);
         store.migrate().await?;
         Ok(Arc::new(store))
     } else {

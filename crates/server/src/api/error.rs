@@ -20,6 +20,7 @@ pub const CODES: &[(&str, StatusCode, &str)] = &[
     ("invalid_query", StatusCode::BAD_REQUEST, "a query parameter is unknown, repeated or malformed (a cursor, a number, a date); `details.field` names it"),
     ("invalid_path", StatusCode::BAD_REQUEST, "a path segment is not valid UTF-8 or not of the expected type; `details.field` names the parameter"),
     ("provider_not_configured", StatusCode::BAD_REQUEST, "the campaign, single call, assistant or phone number names a provider with no account on this server (at create, start and resume); `details` has `field`, `provider`, `missing_settings`, `env` (the `DIALTONE_*` variables to set) and `configured` (the providers that are)"),
+    ("master_key_missing", StatusCode::BAD_REQUEST, "a provider account's secrets cannot be stored: the server has no master key (`master_key`, `DIALTONE_MASTER_KEY`); `details.field` is `credentials`, `details.env` names the variable"),
     ("invalid_agent", StatusCode::UNPROCESSABLE_ENTITY, "a campaign's or single call's `agent_id` names no agent of this workspace, or the provider cannot stream to dialtone (only exotel and twilio can); `details.field` is `agent_id`"),
     ("too_many_calls", StatusCode::UNPROCESSABLE_ENTITY, "a batch (`POST /batches`) with more than 10,000 calls; `details` has `field` (`calls`), `limit` and `count`"),
     ("invalid_calls", StatusCode::UNPROCESSABLE_ENTITY, "a batch with bad items (unreadable number, bad zone, a number twice): nothing is created; `details.items` lists each as `{\"index\", \"reason\"}` (0-based index into `calls`)"),
@@ -151,6 +152,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(missing) => ApiError::not_found(missing.what),
             StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::NoMasterKey => ApiError::new(StatusCode::BAD_REQUEST, "master_key_missing", StoreError::NoMasterKey.to_string())
+                .with_details(json!({ "field": "credentials", "env": "DIALTONE_MASTER_KEY" })),
             other => ApiError::internal(other),
         }
     }

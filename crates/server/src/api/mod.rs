@@ -20,6 +20,7 @@ mod idempotency;
 mod keys;
 pub mod openapi;
 mod phone_numbers;
+mod provider_accounts;
 mod query;
 mod single_calls;
 mod stats;
@@ -52,6 +53,7 @@ const QUERY_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/api/v1/campaigns"),
     (Method::GET, "/api/v1/agents"),
     (Method::GET, "/api/v1/webhook-endpoints"),
+    (Method::GET, "/api/v1/provider-accounts"),
     (Method::GET, "/api/v1/webhook-endpoints/{id}/deliveries"),
     (Method::GET, "/api/v1/calls"),
     (Method::GET, "/api/v1/batches"),
@@ -83,6 +85,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(phone_numbers::router())
         .merge(agents::router())
         .merge(webhook_endpoints::router())
+        .merge(provider_accounts::router())
         .merge(stats::router())
         .merge(openapi::router())
         .merge(events::router())

@@ -391,3 +391,109 @@ async fn workspaces_are_managed_from_the_cli_and_keys_made_with_scopes() {
     assert!(ok(dialtone(&app, &["workspaces", "enable", &ws], &[]).await).contains("enabled"));
     ok(dialtone(&app, &["campaigns", "list"], &as_reader).await);
 }
+
+/// `dialtone secrets rotate`: with the new key in `DIALTONE_MASTER_KEY` and the old one in
+/// `DIALTONE_PREVIOUS_MASTER_KEYS`, every stored secret is re-encrypted under the new key,
+/// after which the old key is not needed; without a master key it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_rotate_re_encrypts_every_stored_secret_under_the_new_master_key() {
+    use dialtone_store::secrets::{Keyring, MasterKey};
+    use secrecy::ExposeSecret;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/rotate.db", dir.path().display());
+    let (old, old_text) = MasterKey::generate();
+    let (new, new_text) = MasterKey::generate();
+    let store = dialtone_store::connect_with(&url, Some(Keyring::new(old.clone(), vec![]))).await.unwrap();
+    let ws = store.default_workspace().await.unwrap();
+    let account = dialtone_store::NewProviderAccount {
+        provider: dialtone_core::ProviderKind::Vapi,
+        name: "v".into(),
+        settings: Default::default(),
+        secrets: [("api_key".to_string(), secrecy::SecretString::from("vapi-key-0123456789"))].into(),
+        max_concurrent: None,
+        calls_per_second: None,
+    };
+    let pa = store.create_provider_account(&ws, &account, jiff::Timestamp::now()).await.unwrap();
+    store
+        .create_webhook_endpoint(
+            &ws,
+            &dialtone_store::NewWebhookEndpoint { url: "http://127.0.0.1:9/h".into(), events: vec!["call.ended".into()], enabled: true, description: None },
+            "whsec_AAAA",
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    drop(store);
+
+    let run = |env: Vec<(&'static str, String)>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dialtone"));
+        cmd.args(["secrets", "rotate"]).current_dir(std::env::temp_dir()).env("DIALTONE_DATABASE_URL", &url);
+        cmd.env_remove("DIALTONE_MASTER_KEY").env_remove("DIALTONE_PREVIOUS_MASTER_KEYS");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let rotated = ok(run(vec![
+        ("DIALTONE_MASTER_KEY", new_text.expose_secret().to_string()),
+        ("DIALTONE_PREVIOUS_MASTER_KEYS", format!("[\"{}\"]", old_text.expose_secret())),
+    ])
+    .await
+    .unwrap());
+    assert!(rotated.starts_with(&format!("2 stored secrets re-encrypted under master key {}", new.id())), "{rotated}");
+    let again = ok(run(vec![("DIALTONE_MASTER_KEY", new_text.expose_secret().to_string())]).await.unwrap());
+    assert!(again.starts_with("0 stored secrets"), "{again}");
+    let o = run(vec![]).await.unwrap();
+    failed(&o, "no master_key configured");
+
+    let store = dialtone_store::connect_with(&url, Some(Keyring::new(new, vec![]))).await.unwrap();
+    let secrets = store.provider_account_secrets(pa.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(secrets["api_key"].expose_secret(), "vapi-key-0123456789", "the old key is no longer needed");
+    let eps = store.list_webhook_endpoints(&ws, &dialtone_store::Page { limit: 10, before: None }).await.unwrap();
+    assert_eq!(eps[0].secret, "whsec_AAAA");
+}
+
+/// `dialtone accounts`: create (a secret from the environment), list, show (last four
+/// characters only), disable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_accounts_are_managed_from_the_cli_and_their_secrets_never_printed() {
+    let app = TestApp::start().await;
+    let created = json(
+        dialtone(
+            &app,
+            &[
+                "accounts",
+                "create",
+                "--provider",
+                "twilio",
+                "--name",
+                "Twilio EU",
+                "--credential",
+                "account_sid=AC42",
+                "--credential",
+                "twiml_url=https://example.com/twiml",
+                "--credential",
+                "machine_detection=true",
+                "--credential-env",
+                "auth_token=IT_TWILIO_TOKEN",
+                "--max-concurrent",
+                "3",
+                "--json",
+            ],
+            &[("IT_TWILIO_TOKEN", "cli-token-from-env-9876")],
+        )
+        .await,
+    );
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["credentials"]["auth_token"], "…9876");
+    assert_eq!(created["credentials"]["machine_detection"], true);
+    let list = ok(dialtone(&app, &["accounts", "list"], &[]).await);
+    assert!(list.contains(&id) && list.contains("twilio") && list.contains("enabled") && list.contains("Twilio EU"), "{list}");
+    let shown = ok(dialtone(&app, &["accounts", "show", &id], &[]).await);
+    assert!(shown.contains("auth_token: …9876") && shown.contains("account_sid: AC42"), "{shown}");
+    assert!(!shown.contains("cli-token-from-env"), "{shown}");
+    let disabled = ok(dialtone(&app, &["accounts", "disable", &id], &[]).await);
+    assert!(disabled.contains("disabled") && disabled.contains(&id), "{disabled}");
+    let o = dialtone(&app, &["accounts", "create", "--provider", "vapi", "--name", "v", "--credential", "api_key=k"], &[]).await;
+    failed(&o, "credentials.webhook_secret");
+}

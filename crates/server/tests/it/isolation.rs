@@ -66,6 +66,8 @@ struct World {
     /// A webhook endpoint of A's, and one message in its outbox.
     endpoint: String,
     message: String,
+    /// A provider account of A's (its name and its token's last four are markers too).
+    provider_account: String,
 }
 
 impl World {
@@ -80,10 +82,17 @@ impl World {
             self.batch.clone(),
             self.endpoint.clone(),
             self.message.clone(),
+            self.provider_account.clone(),
         ];
         m.extend(self.calls.iter().cloned());
         m.extend(self.dnc_phones.iter().cloned());
-        m.extend(["asst_workspace_a".to_string(), "Campaign of A".to_string(), "Agent of A".to_string()]);
+        m.extend([
+            "asst_workspace_a".to_string(),
+            "Campaign of A".to_string(),
+            "Agent of A".to_string(),
+            "Twilio of A".to_string(),
+            "ACworkspaceA".to_string(),
+        ]);
         m
     }
 
@@ -100,6 +109,7 @@ impl World {
             ("batches", "id") => vec![self.batch.clone()],
             ("webhook-endpoints", "id") => vec![self.endpoint.clone()],
             ("webhook-endpoints", "message_id") => vec![self.message.clone()],
+            ("provider-accounts", "id") => vec![self.provider_account.clone()],
             ("campaigns" | "dnc", "phone") => self.dnc_phones.clone(),
             ("phone-numbers", "number") => vec![self.number.clone()],
             _ => panic!("the isolation suite cannot fill {{{param}}} of {path}: teach World::path_values which of A's ids it takes"),
@@ -128,6 +138,7 @@ fn body_for(method: &str, path: &str) -> Option<(&'static str, String)> {
         ("patch", "/api/v1/agents/{id}") => j(json!({"name": "hijacked"})),
         ("patch", "/api/v1/workspaces/{id}") => j(json!({"name": "hijacked", "disabled": true})),
         ("patch", "/api/v1/webhook-endpoints/{id}") => j(json!({"url": "https://hijacked.example/hook", "enabled": false})),
+        ("patch", "/api/v1/provider-accounts/{id}") => j(json!({"name": "hijacked", "credentials": {"auth_token": "hijacked-token-0000"}, "enabled": false})),
         _ => None,
     }
 }
@@ -207,6 +218,17 @@ async fn build_a(a: &Client<'_>, ws: String, key_id: String) -> World {
         .as_str()
         .unwrap()
         .to_string();
+    let provider_account = a
+        .ok(
+            Method::POST,
+            "/provider-accounts",
+            Some(json!({"provider": "twilio", "name": "Twilio of A", "credentials": {"account_sid": "ACworkspaceA", "auth_token": "token-of-workspace-a-1234",
+                "twiml_url": "https://example.com/twiml"}, "max_concurrent": 2})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let deliveries = a.ok(Method::GET, &format!("/webhook-endpoints/{endpoint}/deliveries"), None).await;
     let message = deliveries["data"][0]["message_id"].as_str().unwrap_or_else(|| panic!("A's endpoint has a message: {deliveries}")).to_string();
     let now = jiff::Timestamp::now();
@@ -226,6 +248,7 @@ async fn build_a(a: &Client<'_>, ws: String, key_id: String) -> World {
         batch,
         endpoint,
         message,
+        provider_account,
     }
 }
 
@@ -264,6 +287,8 @@ async fn snapshot(a: &Client<'_>, w: &World) -> BTreeMap<String, Value> {
         format!("/batches/{}", w.batch),
         "/batches".to_string(),
         "/webhook-endpoints".to_string(),
+        "/provider-accounts".to_string(),
+        format!("/provider-accounts/{}", w.provider_account),
     ];
     paths.extend(w.calls.iter().chain([&w.scheduled_call]).map(|c| format!("/calls/{c}")));
     let mut out = BTreeMap::new();

@@ -24,6 +24,7 @@ mod openapi;
 mod outbound;
 mod phones;
 mod pools;
+mod provider_accounts;
 mod providers;
 mod reaper;
 mod single_calls;

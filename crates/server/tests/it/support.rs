@@ -172,6 +172,8 @@ impl TestApp {
             config.exotel_callback_token = Some(account_token.into());
             config.exotel_rate_per_min = 60_000;
         }
+        // Provider accounts' secrets are sealed under it (`configure` may take it away).
+        config.master_key = Some(dialtone_store::secrets::MasterKey::generate().1);
         (options.configure)(&mut config);
         let state = app::build(&config, options.engine, Arc::new(SystemClock)).await.unwrap();
         let cancel = CancellationToken::new();

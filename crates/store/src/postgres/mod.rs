@@ -31,6 +31,8 @@ use std::time::Duration;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Seals and opens the secrets stored (see [`crate::secrets`]); `None`: no master key.
+    keyring: Option<std::sync::Arc<crate::secrets::Keyring>>,
     /// What the pool connects with, for the listener's own connection.
     options: PgConnectOptions,
     /// The connection group commits of webhook events run on, kept between batches: the
@@ -53,12 +55,18 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", "30s")]);
         let pool =
             PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).test_before_acquire(true).connect_with(options.clone()).await?;
-        Ok(Self { pool, options, ingest: tokio::sync::Mutex::new(None) })
+        Ok(Self { pool, options, ingest: tokio::sync::Mutex::new(None), keyring: None })
     }
 
     /// The pool, for tests and tools that need to look under the trait.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The store, sealing and opening its secrets with `keyring`.
+    pub fn with_keyring(mut self, keyring: Option<crate::secrets::Keyring>) -> Self {
+        self.keyring = keyring.map(std::sync::Arc::new);
+        self
     }
 
     fn pools(&self) -> Pools<'_> {

@@ -14,6 +14,7 @@ pub mod campaigns;
 pub mod idempotency;
 pub mod inbound;
 pub mod outbox;
+pub mod provider_accounts;
 pub mod single;
 pub mod stats;
 pub mod steer;
@@ -112,20 +113,51 @@ macro_rules! impl_store {
     ($store:ty { $($own:tt)* }) => {
         #[async_trait::async_trait]
         impl $crate::Store for $store {
+            fn keyring(&self) -> Option<&$crate::secrets::Keyring> {
+                self.keyring.as_deref()
+            }
+
+            async fn create_provider_account(&self, ws: &dialtone_core::WorkspaceId, new: &$crate::NewProviderAccount, now: jiff::Timestamp) -> $crate::Result<$crate::ProviderAccount> {
+                let keyring = self.keyring.as_deref().ok_or($crate::StoreError::NoMasterKey)?;
+                $crate::shared::provider_accounts::create(self.pools(), ws, new, keyring, now).await
+            }
+
+            async fn get_provider_account(&self, ws: &dialtone_core::WorkspaceId, id: &str) -> $crate::Result<Option<$crate::ProviderAccount>> {
+                $crate::shared::provider_accounts::get(self.pools(), ws, id).await
+            }
+
+            async fn list_provider_accounts(&self, ws: &dialtone_core::WorkspaceId, page: &$crate::Page) -> $crate::Result<Vec<$crate::ProviderAccount>> {
+                $crate::shared::provider_accounts::list(self.pools(), ws, page).await
+            }
+
+            async fn update_provider_account(&self, ws: &dialtone_core::WorkspaceId, id: &str, patch: &$crate::ProviderAccountPatch, now: jiff::Timestamp) -> $crate::Result<Option<$crate::ProviderAccount>> {
+                $crate::shared::provider_accounts::update(self.pools(), ws, id, patch, self.keyring.as_deref(), now).await
+            }
+
+            async fn provider_account_secrets(&self, id: &str) -> $crate::Result<Option<std::collections::BTreeMap<String, secrecy::SecretString>>> {
+                let keyring = self.keyring.as_deref().ok_or($crate::StoreError::NoMasterKey)?;
+                $crate::shared::provider_accounts::account_secrets(self.pools(), id, keyring).await
+            }
+
+            async fn rotate_secrets(&self) -> $crate::Result<u64> {
+                let keyring = self.keyring.as_deref().ok_or($crate::StoreError::NoMasterKey)?;
+                $crate::shared::provider_accounts::rotate_secrets(self.pools(), keyring).await
+            }
+
             async fn create_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, new: &$crate::NewWebhookEndpoint, secret: &str, now: jiff::Timestamp) -> $crate::Result<$crate::WebhookEndpoint> {
-                $crate::shared::outbox::create(self.pools(), ws, new, secret, now).await
+                $crate::shared::outbox::create(self.pools(), ws, new, secret, self.keyring.as_deref(), now).await
             }
 
             async fn get_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, id: &str) -> $crate::Result<Option<$crate::WebhookEndpoint>> {
-                $crate::shared::outbox::get(self.pools(), ws, id).await
+                $crate::shared::outbox::get(self.pools(), ws, id, self.keyring.as_deref()).await
             }
 
             async fn list_webhook_endpoints(&self, ws: &dialtone_core::WorkspaceId, page: &$crate::Page) -> $crate::Result<Vec<$crate::WebhookEndpoint>> {
-                $crate::shared::outbox::list(self.pools(), ws, page).await
+                $crate::shared::outbox::list(self.pools(), ws, page, self.keyring.as_deref()).await
             }
 
             async fn update_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, id: &str, patch: &$crate::WebhookEndpointPatch, now: jiff::Timestamp) -> $crate::Result<Option<$crate::WebhookEndpoint>> {
-                $crate::shared::outbox::update(self.pools(), ws, id, patch, now).await
+                $crate::shared::outbox::update(self.pools(), ws, id, patch, self.keyring.as_deref(), now).await
             }
 
             async fn delete_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, id: &str) -> $crate::Result<bool> {
@@ -133,7 +165,7 @@ macro_rules! impl_store {
             }
 
             async fn rotate_webhook_secret(&self, ws: &dialtone_core::WorkspaceId, id: &str, secret: &str, now: jiff::Timestamp) -> $crate::Result<Option<$crate::WebhookEndpoint>> {
-                $crate::shared::outbox::rotate_secret(self.pools(), ws, id, secret, now).await
+                $crate::shared::outbox::rotate_secret(self.pools(), ws, id, secret, self.keyring.as_deref(), now).await
             }
 
             async fn emit_events(&self, events: &[$crate::OutboxEvent], now: jiff::Timestamp) -> $crate::Result<()> {
@@ -141,7 +173,7 @@ macro_rules! impl_store {
             }
 
             async fn claim_deliveries(&self, node: &str, now: jiff::Timestamp, lease: jiff::SignedDuration, limit: u32) -> $crate::Result<Vec<$crate::Claimed>> {
-                $crate::shared::outbox::claim(self.pools(), node, now, lease, limit).await
+                $crate::shared::outbox::claim(self.pools(), node, now, lease, limit, self.keyring.as_deref()).await
             }
 
             async fn finish_delivery(&self, delivery: &$crate::Delivery, attempt: u32, node: &str, result: &$crate::TryResult, now: jiff::Timestamp) -> $crate::Result<bool> {

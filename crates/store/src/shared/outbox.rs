@@ -16,10 +16,12 @@
 
 use super::{placeholders, Pools};
 use crate::common::{ms, opt_ts, ts};
+use crate::secrets::{self, Keyring};
 use crate::sql::{args, Arg, Db, Dialect};
 use crate::{Page, Result};
 use dialtone_core::{DeliveryAttemptId, MessageId, WebhookEndpointId, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
+use secrecy::ExposeSecret;
 
 /// Every event type an endpoint can subscribe to.
 pub const EVENT_TYPES: [&str; 8] =
@@ -210,24 +212,51 @@ struct EndpointRow {
     updated_at: i64,
 }
 
-impl TryFrom<EndpointRow> for WebhookEndpoint {
-    type Error = crate::StoreError;
-    fn try_from(r: EndpointRow) -> Result<Self> {
+/// The associated data an endpoint's secrets are sealed with: the row, not the column, as
+/// a rotation moves `secret` to `previous_secret` as it is.
+fn secret_context(id: &str) -> String {
+    format!("webhook_endpoints:{id}")
+}
+
+/// A signing secret as stored: sealed under the current master key when there is one,
+/// else as given (no master key configured: plaintext, as before 0024).
+fn seal_secret(keyring: Option<&Keyring>, id: &str, secret: &str) -> String {
+    match keyring {
+        Some(k) => k.encrypt(secret, &secret_context(id)),
+        None => secret.to_string(),
+    }
+}
+
+/// A stored signing secret opened: sealed ones with `keyring`, plaintext ones (written
+/// before 0024 or without a master key, until `rotate_secrets` seals them) as they are.
+fn open_secret(keyring: Option<&Keyring>, id: &str, stored: String) -> Result<String> {
+    if !secrets::is_encrypted(&stored) {
+        return Ok(stored);
+    }
+    let keyring = keyring.ok_or_else(|| crate::StoreError::Corrupt(format!("webhook endpoint {id}'s secret is encrypted and no master key is configured")))?;
+    let plain = keyring.decrypt(&stored, &secret_context(id)).map_err(|e| crate::StoreError::Corrupt(format!("webhook endpoint {id}'s secret: {e}")))?;
+    Ok(plain.expose_secret().to_string())
+}
+
+impl EndpointRow {
+    fn open(self, keyring: Option<&Keyring>) -> Result<WebhookEndpoint> {
+        let secret = open_secret(keyring, &self.id, self.secret)?;
+        let previous_secret = self.previous_secret.map(|s| open_secret(keyring, &self.id, s)).transpose()?;
         Ok(WebhookEndpoint {
-            id: WebhookEndpointId::from_db(r.id),
-            workspace_id: WorkspaceId::from_db(r.workspace_id),
-            url: r.url,
-            description: r.description,
-            events: events_of(&r.events),
-            enabled: r.enabled,
-            secret: r.secret,
-            previous_secret: r.previous_secret,
-            previous_secret_until: opt_ts(r.previous_secret_until)?,
-            failing_since: opt_ts(r.failing_since)?,
-            disabled_reason: r.disabled_reason,
-            disabled_at: opt_ts(r.disabled_at)?,
-            created_at: ts(r.created_at)?,
-            updated_at: ts(r.updated_at)?,
+            id: WebhookEndpointId::from_db(self.id),
+            workspace_id: WorkspaceId::from_db(self.workspace_id),
+            url: self.url,
+            description: self.description,
+            events: events_of(&self.events),
+            enabled: self.enabled,
+            secret,
+            previous_secret,
+            previous_secret_until: opt_ts(self.previous_secret_until)?,
+            failing_since: opt_ts(self.failing_since)?,
+            disabled_reason: self.disabled_reason,
+            disabled_at: opt_ts(self.disabled_at)?,
+            created_at: ts(self.created_at)?,
+            updated_at: ts(self.updated_at)?,
         })
     }
 }
@@ -333,35 +362,45 @@ pub async fn emit_now(p: Pools<'_>, events: &[OutboxEvent], now: Timestamp) -> R
     tx.commit().await
 }
 
-pub async fn create(p: Pools<'_>, ws: &WorkspaceId, new: &NewWebhookEndpoint, secret: &str, now: Timestamp) -> Result<WebhookEndpoint> {
+/// Stores a new endpoint; `secret` is sealed under the current master key if `keyring`
+/// is given (see [`crate::secrets`]).
+pub async fn create(
+    p: Pools<'_>,
+    ws: &WorkspaceId,
+    new: &NewWebhookEndpoint,
+    secret: &str,
+    keyring: Option<&Keyring>,
+    now: Timestamp,
+) -> Result<WebhookEndpoint> {
+    let id = WebhookEndpointId::new();
     let row: EndpointRow = p
         .write()
         .fetch_one(
             "INSERT INTO webhook_endpoints (id, workspace_id, url, description, events, enabled, secret, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *",
             args![
-                WebhookEndpointId::new().as_str(),
+                id.as_str(),
                 ws.as_str(),
                 &new.url,
                 new.description.as_deref(),
                 events_column(&new.events),
                 new.enabled,
-                secret,
+                seal_secret(keyring, id.as_str(), secret),
                 ms(now)
             ],
         )
         .await?;
-    row.try_into()
+    row.open(keyring)
 }
 
-pub async fn get(p: Pools<'_>, ws: &WorkspaceId, id: &str) -> Result<Option<WebhookEndpoint>> {
+pub async fn get(p: Pools<'_>, ws: &WorkspaceId, id: &str, keyring: Option<&Keyring>) -> Result<Option<WebhookEndpoint>> {
     let row: Option<EndpointRow> =
         p.read().fetch_optional("SELECT * FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2", args![ws.as_str(), id]).await?;
-    row.map(WebhookEndpoint::try_from).transpose()
+    row.map(|r| r.open(keyring)).transpose()
 }
 
 /// A workspace's endpoints, newest first.
-pub async fn list(p: Pools<'_>, ws: &WorkspaceId, page: &Page) -> Result<Vec<WebhookEndpoint>> {
+pub async fn list(p: Pools<'_>, ws: &WorkspaceId, page: &Page, keyring: Option<&Keyring>) -> Result<Vec<WebhookEndpoint>> {
     let rows: Vec<EndpointRow> = p
         .read()
         .fetch_all(
@@ -369,11 +408,18 @@ pub async fn list(p: Pools<'_>, ws: &WorkspaceId, page: &Page) -> Result<Vec<Web
             args![ws.as_str(), page.before.as_deref(), page.limit],
         )
         .await?;
-    rows.into_iter().map(WebhookEndpoint::try_from).collect()
+    rows.into_iter().map(|r| r.open(keyring)).collect()
 }
 
 /// Applies `patch`; `None` if there is no such endpoint in `ws`.
-pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &str, patch: &WebhookEndpointPatch, now: Timestamp) -> Result<Option<WebhookEndpoint>> {
+pub async fn update(
+    p: Pools<'_>,
+    ws: &WorkspaceId,
+    id: &str,
+    patch: &WebhookEndpointPatch,
+    keyring: Option<&Keyring>,
+    now: Timestamp,
+) -> Result<Option<WebhookEndpoint>> {
     let (set_description, description) = match &patch.description {
         Some(d) => (true, d.clone()),
         None => (false, None),
@@ -391,7 +437,7 @@ pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &str, patch: &WebhookEnd
             args![ws.as_str(), id, patch.url.as_deref(), patch.events.as_ref().map(|e| events_column(e)), patch.enabled, set_description, description, ms(now)],
         )
         .await?;
-    row.map(WebhookEndpoint::try_from).transpose()
+    row.map(|r| r.open(keyring)).transpose()
 }
 
 /// Deletes the endpoint with its deliveries and their log; false if there is none.
@@ -411,22 +457,29 @@ pub async fn delete(p: Pools<'_>, ws: &WorkspaceId, id: &str) -> Result<bool> {
 
 /// Makes `secret` the endpoint's secret; the one it replaces keeps signing for
 /// [`ROTATION_OVERLAP`]. `None` if there is no such endpoint.
-pub async fn rotate_secret(p: Pools<'_>, ws: &WorkspaceId, id: &str, secret: &str, now: Timestamp) -> Result<Option<WebhookEndpoint>> {
+pub async fn rotate_secret(
+    p: Pools<'_>,
+    ws: &WorkspaceId,
+    id: &str,
+    secret: &str,
+    keyring: Option<&Keyring>,
+    now: Timestamp,
+) -> Result<Option<WebhookEndpoint>> {
     let until = now.saturating_add(ROTATION_OVERLAP).unwrap_or(now);
     let row: Option<EndpointRow> = p
         .write()
         .fetch_optional(
             "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $3, secret = $4, updated_at = $5
              WHERE workspace_id = $1 AND id = $2 RETURNING *",
-            args![ws.as_str(), id, ms(until), secret, ms(now)],
+            args![ws.as_str(), id, ms(until), seal_secret(keyring, id, secret), ms(now)],
         )
         .await?;
-    row.map(WebhookEndpoint::try_from).transpose()
+    row.map(|r| r.open(keyring)).transpose()
 }
 
 /// Claims up to `limit` due deliveries of enabled endpoints for `node` until `now + lease`,
 /// oldest due first, counting a try on each. A row whose lease ran out is due again.
-pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDuration, limit: u32) -> Result<Vec<Claimed>> {
+pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDuration, limit: u32, keyring: Option<&Keyring>) -> Result<Vec<Claimed>> {
     let mut tx = p.begin().await?;
     let mut db = tx.db();
     // PostgreSQL: several nodes claim at once; SKIP LOCKED lets each take rows the others
@@ -452,7 +505,7 @@ pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDurati
         let d = Delivery::try_from(r)?;
         let ep: Option<EndpointRow> = db.fetch_optional("SELECT * FROM webhook_endpoints WHERE id = $1", args![d.endpoint_id.as_str()]).await?;
         let Some(ep) = ep else { continue };
-        let ep = WebhookEndpoint::try_from(ep)?;
+        let ep = ep.open(keyring)?;
         let secrets = ep.signing_secrets(now).into_iter().map(str::to_string).collect();
         out.push(Claimed { delivery: d, url: ep.url, secrets });
     }
@@ -586,4 +639,29 @@ pub async fn replay(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, message: &st
 pub async fn campaign_workspace(p: Pools<'_>, campaign: &str) -> Result<Option<WorkspaceId>> {
     let row: Option<(String,)> = p.read().fetch_optional("SELECT workspace_id FROM campaigns WHERE id = $1", args![campaign]).await?;
     Ok(row.map(|(ws,)| WorkspaceId::from_db(ws)))
+}
+
+/// Seals under `keyring`'s current key every endpoint secret not sealed by it (plaintext
+/// ones from before 0024 included): the number of values re-sealed. A row changed
+/// meanwhile keeps its new value (each update names the value it replaces).
+pub async fn rotate_secrets(p: Pools<'_>, keyring: &Keyring) -> Result<u64> {
+    let current = format!("{}:{}:%", secrets::PREFIX, keyring.current_id());
+    let rows: Vec<(String, String, Option<String>)> = p
+        .read()
+        .fetch_all(
+            "SELECT id, secret, previous_secret FROM webhook_endpoints WHERE secret NOT LIKE $1 OR (previous_secret IS NOT NULL AND previous_secret NOT LIKE $1)",
+            args![&current],
+        )
+        .await?;
+    let mut n = 0;
+    for (id, secret, previous) in rows {
+        for (column, stored) in [("secret", Some(secret)), ("previous_secret", previous)] {
+            let Some(stored) = stored.filter(|s| !keyring.is_current(s)) else { continue };
+            let plain = open_secret(Some(keyring), &id, stored.clone())?;
+            let sealed = seal_secret(Some(keyring), &id, &plain);
+            // The column name comes from the list above, never from input.
+            n += p.write().execute(&format!("UPDATE webhook_endpoints SET {column} = $1 WHERE id = $2 AND {column} = $3"), args![sealed, &id, stored]).await?;
+        }
+    }
+    Ok(n)
 }

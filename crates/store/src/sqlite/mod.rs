@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Seals and opens the secrets stored (see [`crate::secrets`]); `None`: no master key.
+    keyring: Option<std::sync::Arc<crate::secrets::Keyring>>,
 }
 
 impl SqliteStore {
@@ -34,7 +36,13 @@ impl SqliteStore {
         // reader that had loaded it kept statements of the old shape (a `SELECT *` over a
         // rebuilt table read one row's 24 columns as 26, and sqlx panicked) until it reconnected.
         let read = SqlitePoolOptions::new().max_connections(4).connect_lazy_with(options.read_only(true));
-        Ok(Self { write, read })
+        Ok(Self { write, read, keyring: None })
+    }
+
+    /// The store, sealing and opening its secrets with `keyring`.
+    pub fn with_keyring(mut self, keyring: Option<crate::secrets::Keyring>) -> Self {
+        self.keyring = keyring.map(std::sync::Arc::new);
+        self
     }
 
     /// Reads go to the reader pool, writes to the one writer.

@@ -11,6 +11,7 @@ mod pg;
 mod postgres_only;
 mod renumbering;
 mod schema;
+mod secrets;
 mod support;
 mod upgrade;
 
