@@ -20,6 +20,7 @@
 pub mod audio;
 pub mod greeting;
 pub mod jitter;
+pub mod playout;
 pub mod session;
 pub mod stt_feed;
 pub mod wire;
@@ -135,7 +136,10 @@ pub struct Media {
     /// (`stt_feed::MAX_BACKLOG_SAMPLES`); 0 unless a speech service stalls for a minute.
     pub stt_audio_shed_samples: std::sync::atomic::AtomicU64,
     /// Every outbound audio chunk's send lateness (actual − scheduled send time).
-    pub send_jitter: jitter::SendJitter,
+    pub send_jitter: Arc<jitter::SendJitter>,
+    /// The thread that paces every session's outbound audio ([`playout`]), started with
+    /// the first session; `None` inside when the OS refused the thread.
+    playout: std::sync::OnceLock<Option<playout::Playout>>,
     /// The running sessions by call: what reaches a call from outside its socket (Twilio's
     /// AsyncAmd verdict, which comes by webhook).
     live: std::sync::Mutex<std::collections::HashMap<CallId, tokio::sync::mpsc::Sender<dialtone_voice::conversation::Input>>>,
@@ -190,11 +194,26 @@ impl Media {
             frames_handled: Default::default(),
             stt_audio_shed_samples: Default::default(),
             send_jitter: Default::default(),
+            playout: std::sync::OnceLock::new(),
             live: Default::default(),
             warming: Default::default(),
             warm_slots: Arc::new(tokio::sync::Semaphore::new(WARM_CONCURRENCY)),
             warmed_at_start: Default::default(),
         })
+    }
+
+    /// The playout thread, started on first use; `None` when it could not be started
+    /// (logged; the session then closes its stream).
+    pub fn playout(&self) -> Option<&playout::Playout> {
+        self.playout
+            .get_or_init(|| match playout::Playout::start() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not start the playout thread: media streams are refused");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     /// Sessions whose task is still running.

@@ -19,6 +19,7 @@
 //! aborted when the session returns; dropping the STT session's sender closes it.
 
 use super::audio::{self, SAMPLE_RATE};
+use super::playout::Writer;
 use super::stt_feed::SttFeed;
 use super::wire::{Dialect, Start, StreamIn, StreamOut};
 use super::{greeting, Media, SessionGuard, SpeechSet};
@@ -29,6 +30,7 @@ use dialtone_voice::chunk::Chunker;
 use dialtone_voice::conversation::{Action, Conversation, EndReason, Ending, Input, Script, Timing, Utterance, VoiceOutcome};
 use dialtone_voice::listen::{Listener, ListenerConfig};
 use dialtone_voice::speech::{SttEvent, SttInput, SttOptions, SttSession, TtsOptions};
+use futures::stream::SplitStream;
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{HashMap, VecDeque};
@@ -77,12 +79,20 @@ pub async fn run(media: Arc<Media>, engine: Arc<Engine>, dialect: Dialect, call:
             return SessionEnd { call_id: Some(call_id), ending: None };
         }
     };
+    let Some(playout) = media.playout() else {
+        let _ = socket.send(Message::Close(None)).await;
+        return SessionEnd { call_id: Some(call_id), ending: None };
+    };
+    // The write half goes to the playout thread, which paces it (see `playout`); this task
+    // reads the other half and does the inbound work.
+    let (sink, mut stream) = socket.split();
+    let writer = playout.writer(sink, media.config.send_ahead, media.send_jitter.clone());
     let (_live, outside) = media.register(&call_id);
-    let mut driver = Driver::new(media.clone(), engine.clone(), dialect, stream_sid, start.call_sid.clone(), agent, speech);
+    let mut driver = Driver::new(media.clone(), engine.clone(), dialect, stream_sid, start.call_sid.clone(), agent, speech, writer);
     driver.open_stt().await;
-    let ending = driver.run(&mut socket, outside).await;
-    let _ = socket.send(Message::Close(None)).await;
-    drop(socket);
+    let ending = driver.run(&mut stream, outside).await;
+    driver.writer.close().await;
+    drop(stream);
     let provider_sid = driver.provider_sid.clone();
     let transcript = driver.conversation.transcript().to_vec();
     // Ends the LLM/TTS tasks and the STT session before anything slow is awaited.
@@ -188,22 +198,16 @@ pub fn outcome(o: VoiceOutcome) -> Outcome {
     }
 }
 
-/// A piece of outbound audio or a mark, in the order it must be sent.
-enum Queued {
-    /// One chunk, encoded when it was queued (base64 and the dialect's JSON), so that
-    /// sending it at its time is one socket write: no work on the paced path.
-    Audio {
-        text: String,
-        play: Duration,
-        queued_at: Instant,
-    },
-    Mark(String),
+/// Queues a chunk of wire audio on the writer, encoded now (base64 and the dialect's
+/// JSON), so that sending it at its time is one socket write: no work on the paced path.
+fn queue_audio(writer: &Writer, dialect: Dialect, stream_sid: &str, bytes: &[u8]) {
+    let text = dialect.encode(stream_sid, &StreamOut::Media { payload: audio::encode_payload(bytes) });
+    writer.audio(text, audio::play_time(dialect, bytes.len()), Instant::now());
 }
 
-/// A chunk of wire audio, ready to send.
-fn queued_audio(dialect: Dialect, stream_sid: &str, bytes: &[u8]) -> Queued {
-    let text = dialect.encode(stream_sid, &StreamOut::Media { payload: audio::encode_payload(bytes) });
-    Queued::Audio { text, play: audio::play_time(dialect, bytes.len()), queued_at: Instant::now() }
+/// Queues a `mark` on the writer, after the audio queued before it.
+fn queue_mark(writer: &Writer, dialect: Dialect, stream_sid: &str, name: String) {
+    writer.in_order(dialect.encode(stream_sid, &StreamOut::Mark { name }));
 }
 
 /// What a TTS task sends back. `gen` is the speech generation it belongs to: a `Clear`
@@ -262,9 +266,8 @@ struct Driver {
     llm_tx: mpsc::Sender<LlmMsg>,
     llm_rx: mpsc::Receiver<LlmMsg>,
     replies: HashMap<u64, AbortHandle>,
-    queue: VecDeque<Queued>,
-    /// Real time at which the audio sent so far will have finished playing.
-    played_until: Instant,
+    /// The socket's write half, paced on the playout thread.
+    writer: Writer,
     hanging_up: Option<Ending>,
     /// Inputs the driver itself produced (`LineAudio`), fed to the conversation on the next
     /// turn of the loop.
@@ -281,6 +284,7 @@ impl Driver {
         provider_sid: Option<String>,
         agent: Agent,
         speech: SpeechSet,
+        writer: Writer,
     ) -> Self {
         let (tts_tx, tts_rx) = mpsc::channel(64);
         let (llm_tx, llm_rx) = mpsc::channel(64);
@@ -315,8 +319,7 @@ impl Driver {
             llm_tx,
             llm_rx,
             replies: HashMap::new(),
-            queue: VecDeque::new(),
-            played_until: Instant::now(),
+            writer,
             hanging_up: None,
             pending: Vec::new(),
         }
@@ -339,23 +342,21 @@ impl Driver {
     }
 
     /// The loop: until the conversation ends or the socket goes.
-    async fn run(&mut self, socket: &mut WebSocket, mut outside: mpsc::Receiver<Input>) -> Ending {
+    async fn run(&mut self, socket: &mut SplitStream<WebSocket>, mut outside: mpsc::Receiver<Input>) -> Ending {
         let now = self.now();
         self.stream_started = Some(now);
         let actions = self.conversation.handle(now, Input::Started);
-        if let Some(ending) = self.act(socket, actions).await {
-            return ending;
-        }
+        self.act(actions);
         loop {
             if let Some(ending) = self.hanging_up {
-                if self.queue.is_empty() && self.speaking.is_none() && self.says.is_empty() {
-                    // Everything is sent: let the provider play it (at most `send_ahead`), then close.
-                    tokio::time::sleep_until(self.played_until).await;
+                if self.speaking.is_none() && self.says.is_empty() {
+                    // Everything is queued: wait until it is sent, let the provider play it
+                    // (at most `send_ahead`), then close. A socket gone meanwhile ends it too.
+                    if let Some(until) = self.writer.drained().await {
+                        tokio::time::sleep_until(until).await;
+                    }
                     return ending;
                 }
-            }
-            if let Err(ending) = self.send_due(socket).await {
-                return ending;
             }
             if let Some(stt) = &self.stt {
                 self.stt_feed.flush(&stt.audio);
@@ -363,26 +364,21 @@ impl Driver {
             for input in std::mem::take(&mut self.pending) {
                 let now = self.now();
                 let actions = self.conversation.handle(now, input);
-                if let Some(ending) = self.act(socket, actions).await {
-                    return ending;
-                }
+                self.act(actions);
             }
             // Checked on every turn of the loop, not only when the loop is idle: inbound
             // audio arrives every 20–100 ms and would otherwise starve the timer below.
             let now = self.now();
             if self.conversation.next_deadline().is_some_and(|d| d <= now) {
                 let actions = self.conversation.handle(now, Input::Tick);
-                if let Some(ending) = self.act(socket, actions).await {
-                    return ending;
-                }
+                self.act(actions);
                 continue;
             }
             let deadline = self.conversation.next_deadline();
             let tick = self.tick_wait(deadline);
-            let send_at = self.next_send_at();
             let mut from_socket = false;
             let inputs: Vec<Input> = tokio::select! {
-                frame = socket.recv() => {
+                frame = socket.next() => {
                     from_socket = true;
                     match self.on_frame(frame) {
                         Ok(inputs) => inputs,
@@ -397,7 +393,8 @@ impl Driver {
                     Some(Err(e)) => { tracing::warn!(error = %e, "STT session failed"); self.stt = None; vec![] }
                     None => { self.stt = None; vec![] }
                 },
-                _ = tokio::time::sleep_until(send_at.unwrap_or_else(far_future)), if send_at.is_some() => vec![],
+                // The provider closed the socket: a write was refused.
+                _ = self.writer.gone() => vec![Input::Stopped],
                 _ = tokio::time::sleep(tick) => {
                     match deadline {
                         Some(d) if self.now() >= d => vec![Input::Tick],
@@ -410,9 +407,7 @@ impl Driver {
                 let now = self.now();
                 tracing::trace!(?input, %now, "conversation input");
                 let actions = self.conversation.handle(now, input);
-                if let Some(ending) = self.act(socket, actions).await {
-                    return ending;
-                }
+                self.act(actions);
                 if stopped {
                     return self.conversation.ending().unwrap_or_else(|| fallback_ending(&self.conversation));
                 }
@@ -433,46 +428,6 @@ impl Driver {
             return Duration::ZERO;
         }
         Duration::try_from(left).unwrap_or(max).min(max)
-    }
-
-    /// When the queue's head may be sent (audio: `send_ahead` before what is queued has
-    /// played, and not before it was queued: its scheduled send time).
-    fn next_send_at(&self) -> Option<Instant> {
-        match self.queue.front()? {
-            Queued::Mark(_) => Some(Instant::now()),
-            Queued::Audio { queued_at, .. } => Some(self.played_until.checked_sub(self.media.config.send_ahead).map_or(*queued_at, |at| at.max(*queued_at))),
-        }
-    }
-
-    /// Sends what the pacing allows now, recording each audio chunk's lateness (actual −
-    /// scheduled send time) in `Media::send_jitter`. Err: the socket is gone.
-    async fn send_due(&mut self, socket: &mut WebSocket) -> Result<(), Ending> {
-        loop {
-            let Some(at) = self.next_send_at() else { return Ok(()) };
-            let now = Instant::now();
-            if at > now {
-                return Ok(());
-            }
-            let text = match self.queue.pop_front() {
-                Some(Queued::Audio { text, play, .. }) => {
-                    self.media.send_jitter.record(now - at);
-                    self.played_until = self.played_until.max(now) + play;
-                    text
-                }
-                Some(Queued::Mark(name)) => self.dialect.encode(&self.stream_sid, &StreamOut::Mark { name }),
-                None => return Ok(()),
-            };
-            if socket.send(Message::Text(text.into())).await.is_err() {
-                return Err(self.stopped());
-            }
-        }
-    }
-
-    /// Sends one frame. The text is made before the await: the driver (its VAD) is not
-    /// `Sync`, so no borrow of it may be held across one.
-    fn send<'a>(&self, socket: &'a mut WebSocket, out: &StreamOut) -> impl std::future::Future<Output = Result<(), axum::Error>> + Send + 'a {
-        let text = self.dialect.encode(&self.stream_sid, out);
-        socket.send(Message::Text(text.into()))
     }
 
     /// One inbound frame → the conversation's inputs. Err: the stream is over.
@@ -553,8 +508,9 @@ impl Driver {
                 if let Some(all) = collected.as_mut() {
                     all.extend_from_slice(&pcm);
                 }
-                let (dialect, sid) = (self.dialect, &self.stream_sid);
-                self.queue.extend(chunker.push(&pcm).iter().map(|c| queued_audio(dialect, sid, c)));
+                for chunk in chunker.push(&pcm).iter() {
+                    queue_audio(&self.writer, self.dialect, &self.stream_sid, chunk);
+                }
             }
             TtsPiece::Done | TtsPiece::Failed(_) => {
                 if let TtsPiece::Failed(e) = &msg.what {
@@ -564,9 +520,9 @@ impl Driver {
                     self.media.cache.put(key, all);
                 }
                 if let Some(last) = chunker.finish() {
-                    self.queue.push_back(queued_audio(self.dialect, &self.stream_sid, &last));
+                    queue_audio(&self.writer, self.dialect, &self.stream_sid, &last);
                 }
-                self.queue.push_back(Queued::Mark(say.mark.clone()));
+                queue_mark(&self.writer, self.dialect, &self.stream_sid, say.mark.clone());
                 self.pending.push(line_audio(&say.mark, say.samples));
                 self.speaking = None;
                 self.start_next_say();
@@ -583,13 +539,14 @@ impl Driver {
             let key = greeting::key(&self.agent, self.dialect.as_str(), SAMPLE_RATE, &say.text);
             let mut chunker = audio::chunker(self.dialect);
             if let Some(pcm) = cacheable.then(|| self.media.cache.get(&key)).flatten() {
-                let (dialect, sid) = (self.dialect, &self.stream_sid);
-                self.queue.extend(chunker.push(&pcm).iter().map(|c| queued_audio(dialect, sid, c)));
+                for chunk in chunker.push(&pcm).iter() {
+                    queue_audio(&self.writer, self.dialect, &self.stream_sid, chunk);
+                }
                 if let Some(last) = chunker.finish() {
-                    self.queue.push_back(queued_audio(dialect, sid, &last));
+                    queue_audio(&self.writer, self.dialect, &self.stream_sid, &last);
                 }
                 self.pending.push(line_audio(&say.mark, pcm.len()));
-                self.queue.push_back(Queued::Mark(say.mark));
+                queue_mark(&self.writer, self.dialect, &self.stream_sid, say.mark);
                 continue;
             }
             let tts = self.speech.tts.clone();
@@ -618,8 +575,9 @@ impl Driver {
         }
     }
 
-    /// Carries out the conversation's actions in order; `Some` when the stream is over.
-    async fn act(&mut self, socket: &mut WebSocket, actions: Vec<Action>) -> Option<Ending> {
+    /// Carries out the conversation's actions in order. Frames go to the writer, which
+    /// sends them in that order; a socket gone shows in `Writer::gone`.
+    fn act(&mut self, actions: Vec<Action>) {
         for action in actions {
             tracing::trace!(?action, "conversation action");
             match action {
@@ -629,15 +587,11 @@ impl Driver {
                 }
                 Action::Clear => {
                     self.gen += 1;
-                    self.queue.clear();
                     self.says.clear();
                     if let Some((_, _, _, handle)) = self.speaking.take() {
                         handle.abort();
                     }
-                    self.played_until = Instant::now();
-                    if self.send(socket, &StreamOut::Clear).await.is_err() {
-                        return Some(self.stopped());
-                    }
+                    self.writer.clear(self.dialect.encode(&self.stream_sid, &StreamOut::Clear));
                 }
                 Action::Reply { reply, mut request } => {
                     if request.model.is_none() {
@@ -675,13 +629,6 @@ impl Driver {
                 }
             }
         }
-        None
-    }
-
-    fn stopped(&mut self) -> Ending {
-        let now = self.now();
-        drop(self.conversation.handle(now, Input::Stopped));
-        self.conversation.ending().unwrap_or_else(|| fallback_ending(&self.conversation))
     }
 }
 
@@ -702,8 +649,4 @@ async fn recv_stt(stt: &mut Option<SttSession>) -> Option<Result<SttEvent, dialt
         Some(s) => s.events.recv().await,
         None => std::future::pending().await,
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400)
 }
