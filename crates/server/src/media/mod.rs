@@ -353,11 +353,18 @@ impl Media {
         live.get(call).is_some_and(|tx| tx.try_send(input).is_ok())
     }
 
-    /// Registers a session for `call` until the returned guard drops.
-    fn register(self: &Arc<Self>, call: &CallId) -> (LiveGuard, tokio::sync::mpsc::Receiver<dialtone_voice::conversation::Input>) {
+    /// Registers a session for `call` until the returned guard drops. `None` when a
+    /// session of this call is already running here: one call has one conversation, and a
+    /// second stream for it (a reconnect, a flow that opens its own) is refused.
+    fn register(self: &Arc<Self>, call: &CallId) -> Option<(LiveGuard, tokio::sync::mpsc::Receiver<dialtone_voice::conversation::Input>)> {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(call.clone(), tx);
-        (LiveGuard(self.clone(), call.clone()), rx)
+        match self.live.lock().unwrap_or_else(|e| e.into_inner()).entry(call.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => return None,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(tx);
+            }
+        }
+        Some((LiveGuard(self.clone(), call.clone()), rx))
     }
 
     fn enter(self: &Arc<Self>) -> SessionGuard {

@@ -79,6 +79,11 @@ pub async fn run(media: Arc<Media>, engine: Arc<Engine>, dialect: Dialect, call:
             return SessionEnd { call_id: Some(call_id), ending: None };
         }
     };
+    let Some((_live, outside)) = media.register(&call_id) else {
+        tracing::warn!("a second media stream for a call whose conversation is running here: closed, the first goes on");
+        let _ = socket.send(Message::Close(None)).await;
+        return SessionEnd { call_id: Some(call_id), ending: None };
+    };
     let Some(playout) = media.playout() else {
         let _ = socket.send(Message::Close(None)).await;
         return SessionEnd { call_id: Some(call_id), ending: None };
@@ -87,7 +92,6 @@ pub async fn run(media: Arc<Media>, engine: Arc<Engine>, dialect: Dialect, call:
     // reads the other half and does the inbound work.
     let (sink, mut stream) = socket.split();
     let writer = playout.writer(sink, media.config.send_ahead, media.send_jitter.clone());
-    let (_live, outside) = media.register(&call_id);
     let mut driver = Driver::new(media.clone(), engine.clone(), dialect, stream_sid, start.call_sid.clone(), agent, speech, writer);
     driver.open_stt().await;
     let ending = driver.run(&mut stream, outside).await;

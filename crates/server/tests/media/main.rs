@@ -314,3 +314,34 @@ async fn twilios_machine_verdict_reaches_the_conversation_under_way() {
     let stored = app.stored_call(&call).await;
     assert_eq!((stored.outcome, stored.voicemail_left), (Some(Outcome::Voicemail), true));
 }
+
+#[tokio::test]
+async fn a_second_stream_for_a_live_call_is_closed_and_the_first_conversation_goes_on() {
+    let app = MediaApp::start().await;
+    let call = app.call(agent()).await;
+    let mut first = exotel(&app, &call).await;
+    let (_, mark) = first.turn().await;
+
+    // A reconnect, or a flow that opens its own stream, for the same call.
+    let mut second = exotel(&app, &call).await;
+    match second.next().await {
+        Got::Closed => {}
+        other => panic!("the second stream got {other:?} instead of being closed"),
+    }
+    drop(second);
+    assert_eq!(app.state.media.running_sessions(), 1, "only the first conversation runs");
+    assert_ne!(app.stored_call(&call).await.status, CallStatus::Ended, "closing the second stream does not end the call");
+
+    // The first conversation carries on and ends the call when its stream stops.
+    first.mark(&app, &mark).await;
+    first.speak(&app, &fixture("question")).await;
+    first.silence(&app, 1500).await;
+    let (reply, _) = first.turn().await;
+    assert!(!reply.is_empty(), "the first conversation still answers");
+    first.stop().await;
+    app.until("the call to end", || app.state.media.running_sessions() == 0).await;
+    let stored = app.stored_call(&call).await;
+    assert_eq!((stored.status, stored.outcome), (CallStatus::Ended, Some(Outcome::Completed)));
+    let transcript = stored.transcript.expect("the first conversation's transcript is saved");
+    assert!(transcript.iter().any(|t| t.speaker == Speaker::Callee && t.text == HEARD), "{transcript:?}");
+}
