@@ -49,7 +49,10 @@ pub struct Agent {
 /// `provider` names a client: STT `deepgram`, `openai` (OpenAI-compatible transcription),
 /// `sim`; LLM `openai` (any OpenAI-compatible chat endpoint: OpenAI, Ollama, llama.cpp),
 /// `sim`; TTS `elevenlabs`, `flite` (local, Debian's `flite`), `sim`.
+/// Unknown fields are refused (a per-agent `api_key` or a misspelt `modle` would otherwise
+/// be dropped without a word): keys live in the server's `[speech]` config.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SpeechService {
     pub provider: String,
     /// Model id, e.g. `nova-3`, `gpt-4o-mini`, `eleven_flash_v2_5`.

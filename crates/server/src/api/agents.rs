@@ -270,9 +270,17 @@ pub async fn check_agent_id(app: &AppState, ws: &WorkspaceId, agent_id: Option<&
     if !matches!(provider, ProviderKind::Exotel | ProviderKind::Twilio) {
         return Err(invalid(format!("an agent needs a media stream, which only exotel and twilio calls open (this one is on {provider})")));
     }
-    let id = AgentId::parse(raw.trim()).ok_or_else(|| invalid(format!("{raw:?} is not an agent id (agt_…)")))?;
-    if app.store.get_agent(ws, &id).await?.is_none() {
+    let shown: String = raw.chars().take(64).collect();
+    let id = AgentId::parse(raw.trim()).ok_or_else(|| invalid(format!("{shown:?} is not an agent id (agt_…)")))?;
+    let Some(agent) = app.store.get_agent(ws, &id).await? else {
         return Err(invalid(format!("no agent {id} in this workspace")));
+    };
+    // Refused before anyone is rung: a call whose agent cannot listen, think or speak here
+    // would be answered and hung up on at once.
+    if let Err(e) = app.media.speech.for_agent(&agent) {
+        return Err(invalid(format!(
+            "agent {id} cannot talk on this server: {e} (set the service's key under [speech], or change the agent's stt, llm or tts)"
+        )));
     }
     Ok(Some(id))
 }

@@ -11,7 +11,7 @@ fn agent_body() -> Value {
         "greeting": "Hi, this is Ada from Acme.",
         "system_prompt": "You remind customers of their appointment.",
         "goodbye": "Thanks, goodbye!",
-        "stt": {"provider": "deepgram", "model": "nova-3"},
+        "stt": {"provider": "openai", "model": "whisper-1", "base_url": "http://127.0.0.1:8000/v1"},
         "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:11434/v1/"},
         "tts": {"provider": "flite", "voice": "slt"},
     })
@@ -68,7 +68,7 @@ async fn an_agent_is_created_with_its_defaults_listed_changed_and_deleted() {
     let (status, body) = send(app.api(Method::PATCH, &format!("/agents/{id}")).json(&json!({"stt": {"provider": "whisper"}}))).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(body["error"]["details"]["field"], "stt.provider");
-    assert_eq!(app.get(&format!("/agents/{id}")).await.1["stt"]["provider"], "deepgram", "a refused PATCH changes nothing");
+    assert_eq!(app.get(&format!("/agents/{id}")).await.1["stt"]["provider"], "openai", "a refused PATCH changes nothing");
 
     let (status, _) = send(app.api(Method::DELETE, &format!("/agents/{id}"))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -102,8 +102,13 @@ async fn a_wrong_agent_field_is_a_4xx_naming_it() {
         assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_request");
         assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
     }
-    for (body, field) in [(with("stt", Value::Null), "stt"), (with("voice", json!("x")), "voice"), (with("max_duration_secs", json!(-1)), "max_duration_secs")]
-    {
+    for (body, field) in [
+        (with("stt", Value::Null), "stt"),
+        (with("voice", json!("x")), "voice"),
+        (with("max_duration_secs", json!(-1)), "max_duration_secs"),
+        (with("stt", json!({"provider": "sim", "modle": "nova-3"})), "modle"),
+        (with("llm", json!({"provider": "openai", "api_key": "sk-x"})), "api_key"),
+    ] {
         let (status, answer) = app.post_json("/agents", &body).await;
         assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_json");
         assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{answer}");
@@ -118,16 +123,32 @@ async fn a_wrong_agent_field_is_a_4xx_naming_it() {
 async fn campaigns_and_single_calls_take_an_agent_only_on_exotel_or_twilio() {
     let app = TestApp::with(Options { provider_accounts: true, ..Options::default() }).await;
     let agent = create_agent(&app).await;
+    // An agent this server cannot run (Deepgram without a key) is stored, but no campaign
+    // or call may use it: its calls would be answered and hung up on at once.
+    let (status, keyless) = app.post_json("/agents", &with("stt", json!({"provider": "deepgram", "model": "nova-3"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{keyless}");
+    let keyless = keyless["id"].as_str().unwrap().to_string();
     let campaign = |provider: &str, caller: &str, agent_id: &str| json!({"name": "agent campaign", "provider": provider, "assistant_id": "asst_it", "phone_number_id": caller, "agent_id": agent_id});
     for (body, why) in [
         (campaign("sim", PHONE_NUMBER_ID, &agent), "sim cannot stream"),
         (campaign("exotel", EXOTEL_CALLER, "agt_01m8r7zqbpwz8k3r35m6nzc1zy"), "no such agent"),
         (campaign("exotel", EXOTEL_CALLER, "asst_1"), "not an agent id"),
+        (campaign("exotel", EXOTEL_CALLER, &keyless), "its STT has no key here"),
     ] {
         let (status, answer) = app.post_json("/campaigns", &body).await;
         assert_error(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_agent");
         assert_eq!(answer["error"]["details"]["field"], "agent_id", "{why}: {answer}");
     }
+    let (_, answer) = app.post_json("/campaigns", &campaign("twilio", TWILIO_CALLER, &keyless)).await;
+    assert!(answer["error"]["message"].as_str().unwrap().contains("deepgram: no API key"), "{answer}");
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let (status, answer) = app
+        .post_json(
+            "/calls",
+            &json!({"agent_id": keyless, "provider": "exotel", "phone_number_id": EXOTEL_CALLER, "phone": "+14155550199", "scheduled_for": later}),
+        )
+        .await;
+    assert_error(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_agent");
     let (status, exotel) = app.post_json("/campaigns", &campaign("exotel", EXOTEL_CALLER, &agent)).await;
     assert_eq!(status, StatusCode::CREATED, "{exotel}");
     assert_eq!(exotel["agent_id"], agent.as_str());
