@@ -274,7 +274,12 @@ pub enum Hold {
     /// Its zones never share a moment inside the calling hours: pending, looked at again at
     /// this instant, never called meanwhile.
     NoCommonHours(Timestamp),
-    /// The campaign's schedule and the hours never meet again: exhausted.
+    /// Its hours never meet the campaign's schedule, which still opens (a schedule and
+    /// hours that exclude each other, e.g. 20:00–24:00 UTC against 08:00–12:00 in New
+    /// York): pending, looked at again at this instant, never called meanwhile. A
+    /// misconfiguration the user can fix by PATCHing the campaign, so the contact is kept.
+    OutsideSchedule(Timestamp),
+    /// The campaign's schedule never opens again (it has ended): exhausted.
     Never,
 }
 
@@ -282,7 +287,7 @@ impl Hold {
     /// The contact's status after the hold.
     pub fn status(self) -> &'static str {
         match self {
-            Hold::Until(_) | Hold::NoCommonHours(_) => "pending",
+            Hold::Until(_) | Hold::NoCommonHours(_) | Hold::OutsideSchedule(_) => "pending",
             Hold::Never => "exhausted",
         }
     }
@@ -290,7 +295,7 @@ impl Hold {
     /// When it is due again; `None` leaves `next_attempt_at` as it was.
     pub fn next(self) -> Option<Timestamp> {
         match self {
-            Hold::Until(t) | Hold::NoCommonHours(t) => Some(t),
+            Hold::Until(t) | Hold::NoCommonHours(t) | Hold::OutsideSchedule(t) => Some(t),
             Hold::Never => None,
         }
     }
@@ -300,6 +305,7 @@ impl Hold {
         match self {
             Hold::Until(_) => Some(WaitReason::CallingHours),
             Hold::NoCommonHours(_) => Some(WaitReason::NoCommonHours),
+            Hold::OutsideSchedule(_) => Some(WaitReason::HoursOutsideSchedule),
             Hold::Never => None,
         }
     }
@@ -316,6 +322,9 @@ pub fn recipient_hold(schedule: &Schedule, hours: &LocalHours, zones: &[TimeZone
         // Told apart from a schedule that closes for good: the hours alone never meet.
         None if zones.len() > 1 && hours.next_open_in_all(zones, now).is_none() => {
             Hold::NoCommonHours(Timestamp::from_millisecond(ms(now).saturating_add(NO_COMMON_HOURS_RECHECK_MS)).unwrap_or(now))
+        }
+        None if schedule.next_open(now).is_some() => {
+            Hold::OutsideSchedule(Timestamp::from_millisecond(ms(now).saturating_add(NO_COMMON_HOURS_RECHECK_MS)).unwrap_or(now))
         }
         None => Hold::Never,
     })

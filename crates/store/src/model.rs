@@ -191,13 +191,17 @@ pub enum WaitReason {
     CallingHours,
     /// Its zones never share a moment inside the campaign's calling hours.
     NoCommonHours,
+    /// Its calling hours (in its zones) never fall inside the campaign's schedule, which
+    /// still opens: never called until the campaign's schedule or calling hours change.
+    HoursOutsideSchedule,
     /// Every caller number it may use has made its daily call limit: due at the next UTC
     /// midnight (`next_attempt_at`).
     CallerNumberLimit,
 }
 
 dialtone_core::text_enum!(WaitReason, "wait reason", {
-    CallingHours => "calling_hours", NoCommonHours => "no_common_hours", CallerNumberLimit => "caller_number_limit",
+    CallingHours => "calling_hours", NoCommonHours => "no_common_hours", HoursOutsideSchedule => "hours_outside_schedule",
+    CallerNumberLimit => "caller_number_limit",
 });
 
 /// A contact's wait, as the API shows it: `{"reason", "until", "message"}`.
@@ -229,6 +233,14 @@ impl Waiting {
                 message: format!(
                     "its number may be in any of {zones}, and no moment is inside the calling hours in all of them; \
                      give it an explicit timezone, widen calling_hours, or use assume_campaign_timezone_for_ambiguous"
+                ),
+            },
+            WaitReason::HoursOutsideSchedule => Waiting {
+                reason: WaitReason::HoursOutsideSchedule,
+                until: None,
+                message: format!(
+                    "its calling hours in {zones} never fall inside the campaign's schedule: it is not called until the \
+                     campaign's schedule or calling_hours change (PATCH the campaign)"
                 ),
             },
             WaitReason::CallerNumberLimit => Waiting {

@@ -75,7 +75,7 @@ pub fn breakdown(groups: &[PendingGroup], hold: Option<CampaignHold>) -> BTreeMa
     for g in groups {
         match g.wait_reason.as_deref() {
             // No moment will do: counted, but with no time to show.
-            Some("no_common_hours") => out.entry(WaitingFor::CallingHours).or_default().add(g.count, None, None),
+            Some("no_common_hours") | Some("hours_outside_schedule") => out.entry(WaitingFor::CallingHours).or_default().add(g.count, None, None),
             // Until the next UTC midnight, when the numbers' daily counts start again.
             Some("caller_number_limit") => out.entry(WaitingFor::CallerNumberLimit).or_default().add(g.count, Some(g.earliest), Some(g.latest)),
             Some(_) => out.entry(WaitingFor::CallingHours).or_default().add(g.count, Some(g.earliest), Some(g.latest)),

@@ -276,7 +276,7 @@ pub async fn update(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, patch: &Cam
         tx.db()
             .execute(
                 "UPDATE contacts SET next_attempt_at = $1, wait_reason = NULL, updated_at = $1
-                 WHERE campaign_id = $2 AND status = 'pending' AND wait_reason IN ('calling_hours', 'no_common_hours')",
+                 WHERE campaign_id = $2 AND status = 'pending' AND wait_reason IN ('calling_hours', 'no_common_hours', 'hours_outside_schedule')",
                 args![ms(now), id.as_str()],
             )
             .await?;

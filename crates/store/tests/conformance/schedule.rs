@@ -78,6 +78,16 @@ pub async fn over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own
         assert!(dials_per_zone.get(zone).copied().unwrap_or(0) >= 6, "{zone} is reachable inside the windows: {dials_per_zone:?}");
     }
     assert_eq!(dials_per_zone.get("Asia/Tokyo"), None, "Tokyo's 08:00–21:00 never meets New York's office hours");
+    // A schedule that still opens but never meets the contact's hours is a misconfiguration
+    // the user can fix: the contact waits, saying why, and keeps its attempts.
+    let contacts = crate::zones::contacts_by_phone(&store, &cmp).await;
+    let tokyo_phone = zone_of.iter().find(|(_, z)| **z == "Asia/Tokyo").map(|(p, _)| p.clone()).expect("the Tokyo contact");
+    let tokyo = &contacts[&tokyo_phone];
+    assert_eq!(tokyo.status, dialtone_core::ContactStatus::Pending, "it waits, it is not given up: {tokyo:?}");
+    assert_eq!(tokyo.attempts, 0, "no attempt is spent on it");
+    let w = tokyo.waiting.as_ref().expect("a waiting contact says why");
+    assert_eq!((w.reason, w.until), (dialtone_store::WaitReason::HoursOutsideSchedule, None), "{w:?}");
+    assert!(w.message.contains("Asia/Tokyo") && w.message.contains("schedule"), "{}", w.message);
 }
 
 async fn end_call(store: &S, call: &dialtone_core::CallId, now: Timestamp) {

@@ -70,7 +70,7 @@ async fn campaign(store: &S, schedule: Schedule, hours: LocalHours, assume_campa
     store.create_campaign(new, now).await.unwrap()
 }
 
-async fn contacts_by_phone(store: &S, cmp: &Campaign) -> BTreeMap<String, Contact> {
+pub async fn contacts_by_phone(store: &S, cmp: &Campaign) -> BTreeMap<String, Contact> {
     let page = Page { limit: 500, before: None };
     let all = store.list_contacts(&cmp.workspace_id, &cmp.id, &page).await.unwrap();
     all.into_iter().map(|c| (c.phone.to_string(), c)).collect()
