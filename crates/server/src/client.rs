@@ -309,8 +309,11 @@ impl Api {
 }
 
 /// A path segment, percent-encoded (a phone number's `+`).
+/// `s` as one URL path segment. Form encoding writes a space as `+`, which a path keeps as
+/// a plus (`dnc remove "415 555 1039"` became `+415+555+1039`): spaces become `%20` (a
+/// literal `+` is already `%2B`).
 fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
 pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
@@ -1185,6 +1188,13 @@ fn line(c: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_path_segment_keeps_spaces_brackets_and_pluses() {
+        assert_eq!(super::seg("(415) 555-1039"), "%28415%29%20555-1039");
+        assert_eq!(super::seg("+1 415"), "%2B1%20415");
+        assert_eq!(super::seg("cmp_01abc"), "cmp_01abc");
+    }
+
     #[test]
     fn a_campaign_line_shows_progress_and_the_next_open_time() {
         let c = serde_json::json!({"id": "cmp_1", "name": "December reminders", "status": "dialing", "next_open_at": "2026-12-01T14:00:00Z",

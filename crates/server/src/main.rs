@@ -109,6 +109,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The API client's commands end quietly when their reader goes (`dialtone calls list |
+/// head`), like other Unix tools: SIGPIPE back to its default action. Rust ignores it at
+/// start, so a write to a closed pipe fails and `println!` panics. Not for `serve`, `sim`,
+/// `demo` or `bench`, whose sockets and child processes (flite) must see the error instead.
+fn default_sigpipe() {
+    // SAFETY: resetting one signal's disposition at start, before any thread writes.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Reports a fatal error. Not `eprintln!` (nor returning the error from `main`, which uses
 /// it): with stderr closed it panics, and the exit status would say "panicked".
 fn fail(e: &anyhow::Error) -> std::process::ExitCode {
@@ -119,6 +130,19 @@ fn fail(e: &anyhow::Error) -> std::process::ExitCode {
 
 async fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Campaigns(_)
+            | Command::Batches(_)
+            | Command::Calls(_)
+            | Command::Dnc(_)
+            | Command::Stats(_)
+            | Command::Workspaces(_)
+            | Command::Accounts(_)
+            | Command::Keys { .. }
+    ) {
+        default_sigpipe();
+    }
     let quiet = matches!(cli.command, Command::Demo(_) | Command::Import { .. } | Command::Keys { .. } | Command::Secrets { .. } | Command::Migrate);
     match cli.command {
         Command::Sim(args) => {

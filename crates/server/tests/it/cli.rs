@@ -233,6 +233,32 @@ async fn the_do_not_call_list_is_kept_from_the_cli() {
     let out = ok(dialtone(&app, &["dnc", "add", "not-a-number", "+14155550124"], &[]).await);
     assert!(out.contains("line 1: invalid phone number \"not-a-number\"") && out.contains("0 added, 1 already listed"), "{out}");
     failed(&dialtone(&app, &["dnc", "remove", "+14155550199"], &[]).await, "not");
+    // Written as people write them: spaces and brackets reach the API as one path segment.
+    ok(dialtone(&app, &["dnc", "add", "(415) 555-0124"], &[]).await);
+    assert_eq!(ok(dialtone(&app, &["dnc", "remove", "(415) 555-0124"], &[]).await).trim(), "(415) 555-0124 removed");
+    ok(dialtone(&app, &["dnc", "add", "415 555 0125"], &[]).await);
+    ok(dialtone(&app, &["dnc", "remove", "415 555 0125"], &[]).await);
+    assert!(!ok(dialtone(&app, &["dnc", "list"], &[]).await).contains("+14155550125"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_early_ends_the_cli_quietly() {
+    let app = TestApp::start().await;
+    ok(dialtone(&app, &["dnc", "add", "+14155550001", "+14155550002", "+14155550003"], &[]).await);
+    // `dialtone dnc list | head -c 1`, with the pipe's read end closed before the answer is printed.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dialtone"));
+    cmd.args(["dnc", "list", "--json"]).env("DIALTONE_API_URL", &app.base).env("DIALTONE_API_KEY", &app.key).current_dir(std::env::temp_dir());
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "no panic on a closed pipe: {stderr}");
+    assert_ne!(out.status.code(), Some(101), "not the panic exit status: {stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
