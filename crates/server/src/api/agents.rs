@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use dialtone_core::agent::{DEFAULT_MAX_DURATION_SECS, DEFAULT_NO_RESPONSE_PROMPT};
 use dialtone_core::{Agent, AgentId, ProviderKind, SpeechService, WorkspaceId};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -63,24 +63,29 @@ struct NewAgent {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AgentPatch {
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     greeting: Option<String>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     system_prompt: Option<String>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     no_response_prompt: Option<String>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     goodbye: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::patch::nullable")]
     #[schema(value_type = Option<String>)]
     voicemail_message: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     max_duration_secs: Option<u32>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     language: Option<String>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     stt: Option<SpeechService>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     llm: Option<SpeechService>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     tts: Option<SpeechService>,
-}
-
-/// A field that is present (even as `null`) is `Some`; an absent one stays `None` (`default`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A text field: trimmed, not empty, at most `max` characters.

@@ -5,7 +5,6 @@
 use super::ApiError;
 use dialtone_core::{CallerStrategy, PhoneNumber, ProviderKind};
 use dialtone_store::CallerPool;
-use serde::{Deserialize, Deserializer};
 use std::collections::HashSet;
 
 /// Most numbers one pool may hold.
@@ -94,11 +93,6 @@ pub fn check_calls_per_minute(n: Option<u32>) -> Result<Option<u32>, ApiError> {
         }
         n => Ok(n),
     }
-}
-
-/// For a `PATCH` field that `null` clears: absent → `None`, `null` → `Some(None)`.
-pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod events;
 mod idempotency;
 mod keys;
 pub mod openapi;
+mod patch;
 mod phone_numbers;
 mod provider_accounts;
 mod query;

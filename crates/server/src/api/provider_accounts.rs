@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use dialtone_core::{ProviderAccountId, ProviderKind, WorkspaceId};
 use dialtone_store::{NewProviderAccount, ProviderAccount, ProviderAccountPatch};
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -115,21 +115,20 @@ struct NewAccount {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AccountPatch {
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     name: Option<String>,
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     credentials: Option<serde_json::Map<String, Value>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::patch::nullable")]
     #[schema(value_type = Option<u32>)]
     max_concurrent: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::patch::nullable")]
     #[schema(value_type = Option<f64>)]
     calls_per_second: Option<Option<f64>>,
     /// `false` disables (as `DELETE`), `true` enables.
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     enabled: Option<bool>,
-}
-
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// An account as the API shows it: never a secret, only `…` and its last four characters.

@@ -187,32 +187,43 @@ pub async fn list_contacts(
 #[serde(deny_unknown_fields)]
 pub struct PatchCampaign {
     #[schema(min_length = 1)]
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub name: Option<String>,
     /// 1–1000.
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub max_concurrent: Option<u32>,
     /// `continuous` or `batch`.
     #[schema(value_type = Option<Mode>)]
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub mode: Option<String>,
     /// 1–100.
     #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub max_attempts: Option<u32>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub retry: Option<RetryPolicy>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub schedule: Option<Schedule>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub calling_hours: Option<LocalHours>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub recurrence: Option<Recurrence>,
     /// A new caller-ID pool (`[]` removes it). Contacts keep their number while it stays in
     /// the pool; others pick anew at their next attempt.
     #[schema(max_items = 1000)]
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub caller_numbers: Option<Vec<String>>,
     /// `round_robin`, `least_used` or `local_presence`.
     #[schema(value_type = Option<dialtone_core::CallerStrategy>)]
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub caller_number_strategy: Option<String>,
     /// `round_robin` or `least_used`.
     #[schema(value_type = Option<dialtone_core::CallerStrategy>)]
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     pub fallback_strategy: Option<String>,
     /// 1–10,000 calls per rolling minute; `null` removes the throttle.
-    #[serde(default, deserialize_with = "super::callers::nullable")]
+    #[serde(default, deserialize_with = "super::patch::nullable")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 10_000)]
     pub calls_per_minute: Option<Option<u32>>,
 }

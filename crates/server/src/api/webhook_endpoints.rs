@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use dialtone_core::{MessageId, WebhookEndpointId, WorkspaceId};
 use dialtone_store::{Delivery, DeliveryAttempt, NewWebhookEndpoint, WebhookEndpoint, WebhookEndpointPatch, WEBHOOK_EVENT_TYPES};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -55,16 +55,15 @@ struct NewEndpoint {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EndpointPatch {
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     url: Option<String>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     events: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     enabled: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::patch::nullable")]
     #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
-}
-
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// An endpoint as the API shows it (never its secret, but on create and rotation).

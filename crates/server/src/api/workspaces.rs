@@ -86,13 +86,15 @@ struct CreatedWorkspace {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WorkspacePatch {
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     name: Option<String>,
     /// `true` disables (its keys get 401 from now on, on every node), `false` enables. The operator's admin key only.
+    #[serde(default, deserialize_with = "super::patch::not_null")]
     disabled: Option<bool>,
     /// Calls each caller number may place per UTC day, across all the workspace's
     /// campaigns, 1–1,000,000; `null` removes the limit (the default). Holds from the next
     /// claim; a contact whose numbers are all at the limit waits until 00:00 UTC.
-    #[serde(default, deserialize_with = "super::callers::nullable")]
+    #[serde(default, deserialize_with = "super::patch::nullable")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 1_000_000)]
     caller_number_daily_limit: Option<Option<u32>>,
 }

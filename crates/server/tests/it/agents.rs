@@ -69,6 +69,11 @@ async fn an_agent_is_created_with_its_defaults_listed_changed_and_deleted() {
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(body["error"]["details"]["field"], "stt.provider");
     assert_eq!(app.get(&format!("/agents/{id}")).await.1["stt"]["provider"], "openai", "a refused PATCH changes nothing");
+    for field in ["name", "stt", "max_duration_secs"] {
+        let (status, body) = send(app.api(Method::PATCH, &format!("/agents/{id}")).json(&json!({ field: null }))).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_json");
+        assert_eq!(body["error"]["details"]["field"], field, "null is refused, not ignored: {body}");
+    }
 
     let (status, _) = send(app.api(Method::DELETE, &format!("/agents/{id}"))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -191,6 +191,9 @@ async fn a_bad_patch_names_the_field_in_plain_words() {
         (serde_json::json!({"max_attempts": -1}), "max_attempts", "max_attempts: must be a whole number from 0 to 4294967295, not -1"),
         (serde_json::json!({"nmae": "x"}), "nmae", "nmae: is not a field here; the fields are "),
         (serde_json::json!({"name": 5}), "name", "name: must be text (a JSON string), not 5"),
+        (serde_json::json!({"name": null}), "name", "name: must not be null"),
+        (serde_json::json!({"schedule": null}), "schedule", "schedule: must not be null"),
+        (serde_json::json!({"calling_hours": null}), "calling_hours", "calling_hours: must not be null"),
     ] {
         let (status, answer) = patch(body.clone()).await;
         assert_error(status, &answer, reqwest::StatusCode::BAD_REQUEST, "invalid_json");
