@@ -100,11 +100,14 @@ while api("GET", f"/campaigns/{cmp}")["status"] != "completed":
     if time.time() > deadline:
         sys.exit("the campaign did not complete in 60 s")
     time.sleep(0.2)
-# Wait for campaign.completed, the last event of the run.
+# Wait for every event the run makes: campaign.completed and one contact.finished per
+# contact. Deliveries go out several at a time and in no promised order (at least once, not
+# in order), so campaign.completed may arrive before the last contact's events.
 while time.time() < deadline:
     with lock:
-        if any(json.loads(b)["type"] == "campaign.completed" for _, b in got):
-            break
+        types_got = [json.loads(b)["type"] for _, b in got]
+    if "campaign.completed" in types_got and types_got.count("contact.finished") >= 5:
+        break
     time.sleep(0.1)
 
 problems, seen = [], {}
