@@ -233,9 +233,7 @@ impl WriterTask {
                     self.played_until = self.played_until.max(now) + play;
                     self.sink.send(Message::Text(text.into())).await?;
                 }
-                Some(Cmd::InOrder(text)) => self.sink.send(Message::Text(text.into())).await?,
-                // `take` sends a clear at once; it is never queued.
-                Some(Cmd::Clear(_)) => {}
+                Some(Cmd::InOrder(text)) | Some(Cmd::Clear(text)) => self.sink.send(Message::Text(text.into())).await?,
                 Some(Cmd::Drained(answer)) => {
                     let _ = answer.send(self.played_until);
                 }

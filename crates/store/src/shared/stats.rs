@@ -277,12 +277,6 @@ const CALL_DIMS: &str = "status, outcome,
 const PLACEMENT_V: &str = "(dialed_at - COALESCE(scheduled_for, created_at))";
 const WEBHOOK_V: &str = "(received_at - occurred_at)";
 
-/// Change-log rows drained by this process since it last vacuumed `stats_dirty`
-/// (PostgreSQL); see [`refresh`].
-static DRAINED_SINCE_VACUUM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-/// Dead rows in the drained log worth a vacuum: ~100 pages, a few ms of scanning per read.
-const VACUUM_AFTER_ROWS: u64 = 10_000;
-
 /// Brings the rollup up to date: takes every hour logged in `stats_dirty` (by the
 /// migration 0022 triggers, in the transaction of the change) and recomputes its rollup
 /// rows from the calls and events, then the UTC days of the latency histograms those hours
@@ -291,9 +285,9 @@ const VACUUM_AFTER_ROWS: u64 = 10_000;
 /// each insert its rows). The log's rows are taken with `DELETE … RETURNING`, so a change
 /// committed meanwhile stays logged for the next refresh. Returns how many hours it
 /// recomputed. Called before every `/stats` read and by the reaper, which keeps the log
-/// short. On PostgreSQL, once this process has drained [`VACUUM_AFTER_ROWS`] rows since its
-/// last vacuum, the refresh vacuums the log (`VACUUM (SKIP_LOCKED) stats_dirty`, outside the
-/// transaction), so its dead rows do not slow every later read's emptiness check.
+/// short. On PostgreSQL a refresh that drained anything then vacuums the log (`VACUUM
+/// (SKIP_LOCKED) stats_dirty`, outside the transaction), so its dead rows do not slow
+/// every later read's emptiness check.
 pub async fn refresh(p: Pools<'_>) -> Result<u64> {
     // Nothing logged (the usual case between two reads): no write transaction, which on
     // SQLite would queue behind (and delay) the one writer's ingest batches.
@@ -309,7 +303,6 @@ pub async fn refresh(p: Pools<'_>) -> Result<u64> {
     if logged.is_empty() {
         return Ok(0);
     }
-    let drained = logged.len() as u64;
     let hours: BTreeSet<(String, String, String, i64)> = logged.into_iter().map(|r| (r.kind, r.workspace_id, r.campaign_id, r.hour)).collect();
     let mut days = BTreeSet::new();
     let key = "campaign_id = $2 AND workspace_id = $1 AND hour = $3";
@@ -362,12 +355,7 @@ pub async fn refresh(p: Pools<'_>) -> Result<u64> {
         .await?;
     }
     tx.commit().await?;
-    // Not after every drain: the reaper and every `/stats` read refresh, and while calls run
-    // each refresh drains a few rows; a vacuum each time was work on that path (and WARN
-    // noise when two overlap). Once enough dead rows have piled up is enough.
-    let piled = DRAINED_SINCE_VACUUM.fetch_add(drained, std::sync::atomic::Ordering::Relaxed) + drained;
-    if let (Pools::Postgres(pool), true) = (p, piled >= VACUUM_AFTER_ROWS) {
-        DRAINED_SINCE_VACUUM.store(0, std::sync::atomic::Ordering::Relaxed);
+    if let Pools::Postgres(pool) = p {
         // PostgreSQL keeps the drained log's rows as dead tuples until a VACUUM, and the
         // `SELECT … LIMIT 1` above scans them on every read: after the bench's 2,000,000
         // rows, 160 ms the first time and 18 ms every read after, until autovacuum comes
