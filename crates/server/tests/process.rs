@@ -11,6 +11,9 @@ const EXOTEL_TOKEN: &str = "exo7callbacktokenSECRET9q2";
 struct Node {
     child: Child,
     port: u16,
+    /// Drains the child's stderr from the moment it starts, so that a log at `trace` can
+    /// never fill the pipe (64 KiB) and block the server before the test reads it.
+    log: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Drop for Node {
@@ -52,12 +55,25 @@ fn port_of(cmd: &Command) -> u16 {
     cmd.get_envs().find(|(k, _)| *k == "DIALTONE_PORT_FOR_TEST").and_then(|(_, v)| v?.to_str()?.parse().ok()).unwrap()
 }
 
+/// A probe that gives up after 2 s: a server that accepted the connection but cannot
+/// answer must fail the test at its deadline, not hang it.
+async fn healthy(port: u16) -> bool {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok()
+}
+
 async fn start(cmd: &mut Command) -> Node {
     let port = port_of(cmd);
-    let child = cmd.spawn().expect("spawn dialtone serve");
-    let mut node = Node { child, port };
+    let mut child = cmd.spawn().expect("spawn dialtone serve");
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let log = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let mut node = Node { child, port, log: Some(log) };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_err() {
+    while !healthy(port).await {
         if let Some(status) = node.child.try_wait().unwrap() {
             panic!("dialtone serve exited before serving: {status}");
         }
@@ -70,7 +86,7 @@ async fn start(cmd: &mut Command) -> Node {
 /// Requests that make the server log: API calls with numbers in the path and the query
 /// string, Exotel callbacks carrying the token in the path and a number in the body.
 async fn make_it_log(port: u16) {
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     for _ in 0..3 {
         let _ = http.get(format!("{base}/api/v1/dnc/check?phone=%2B14155550123")).bearer_auth("dt_wrong").send().await.unwrap();
@@ -107,11 +123,11 @@ async fn serve_shuts_down_cleanly_on_sigterm_and_sigint_with_its_stderr_pipe_clo
         let mut cmd = serve(dir.path());
         let port = port_of(&cmd);
         let child = cmd.spawn().expect("spawn");
-        let mut node = Node { child, port };
+        let mut node = Node { child, port, log: None };
         // The reading end goes away at once: every log line from now on meets EPIPE.
         drop(node.child.stderr.take());
         let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_err() {
+        while !healthy(port).await {
             if let Some(status) = node.child.try_wait().unwrap() {
                 panic!("{name}: dialtone serve died writing to a closed stderr: {status}");
             }
@@ -134,17 +150,11 @@ async fn logs_off_a_terminal_have_no_colour_no_exotel_token_and_no_phone_number(
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = serve(dir.path());
     let mut node = start(&mut cmd).await;
-    let mut stderr = node.child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        let _ = stderr.read_to_string(&mut all);
-        all
-    });
     make_it_log(node.port).await;
     signal(&node, libc::SIGTERM);
     let status = exits_within(&mut node, Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
-    let log = reader.join().unwrap();
+    let log = node.log.take().unwrap().join().unwrap();
 
     // The requests were logged, by route pattern.
     assert!(log.contains("/webhooks/exotel/{token}"), "the Exotel callbacks are in the log by route: {}", tail(&log));
