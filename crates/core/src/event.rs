@@ -74,6 +74,21 @@ pub struct ProviderEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<Box<CallReport>>,
     pub raw: serde_json::Value,
+    /// The webhook route that brought the event, when a webhook did; `None` for what the
+    /// engine makes or reads from the provider itself (a status lookup through the call's
+    /// own account). A webhook's event applies only to a call placed on the account whose
+    /// route (and secret) it came through: another account's event is stored, marked
+    /// mismatched, and changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookRoute>,
+}
+
+/// Which provider account's webhook route an event came through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRoute {
+    /// The workspace's own account (`/webhooks/{provider}/{account}`, verified with its
+    /// secret); `None`: the config file's account (`/webhooks/{provider}`).
+    pub account_id: Option<crate::ProviderAccountId>,
 }
 
 /// The content of a call as a provider reports it, each part `None` when not reported:

@@ -1,6 +1,7 @@
 //! The dispatcher: claims due contacts for every runnable campaign. The cap is checked in
 //! the claiming transaction itself, so it holds however many dispatchers run.
 
+use crate::AccountKey;
 use crate::{Engine, EngineError};
 use dialtone_core::CampaignId;
 use std::sync::Arc;
@@ -52,8 +53,13 @@ impl Engine {
 
     /// Its account is holding back (breaker open, at capacity) or missing on this node.
     fn held_back(&self, campaign: &CampaignId, now: jiff::Timestamp) -> bool {
-        let known = self.campaign_providers.lock().unwrap().get(campaign).copied();
-        known.is_some_and(|kind| self.providers.get(&kind).is_none_or(|a| a.waiting(now).is_some()))
+        let known = self.campaign_providers.lock().unwrap().get(campaign).cloned();
+        // A workspace account not looked at lately is not held here: the placer reads it.
+        known.is_some_and(|key| match self.accounts().cached(&key, now) {
+            Some(Some(a)) => a.waiting(now).is_some(),
+            Some(None) => true,
+            None => false,
+        })
     }
 
     /// Claims for `campaigns` and starts placing what each got; completes those with
@@ -74,7 +80,7 @@ impl Engine {
                 empty.push(campaign);
                 continue;
             };
-            self.campaign_providers.lock().unwrap().insert(campaign.clone(), first.provider);
+            self.campaign_providers.lock().unwrap().insert(campaign.clone(), AccountKey { provider: first.provider, id: first.account_id.clone() });
             total += dials.len();
             for dial in dials {
                 let engine = self.clone();

@@ -8,6 +8,7 @@
 //! - reaper: reconciles calls that went quiet, and claims a crash left unsent.
 
 mod account;
+pub mod accounts;
 pub mod alerts;
 mod dispatcher;
 mod group;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use account::Account;
+pub use accounts::{AccountFactory, AccountKey, Accounts};
 pub use ingest::IngestError;
 pub use metrics::Metrics;
 
@@ -114,7 +116,8 @@ pub struct Engine {
     /// This process's id in the shared database (`node_<ulid>`, new at every start): it
     /// owns the calls it claims, and heartbeats its lease under this id.
     node: dialtone_core::NodeId,
-    providers: Providers,
+    /// The config's provider accounts and the workspaces' own, built as used.
+    accounts: Accounts,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     wake: Notify,
@@ -129,7 +132,7 @@ pub struct Engine {
     /// behind, never one just claimed and not yet registered.
     claim_gate: tokio::sync::RwLock<()>,
     /// Which provider account each campaign dials through, learned from its claims.
-    campaign_providers: std::sync::Mutex<HashMap<dialtone_core::CampaignId, ProviderKind>>,
+    campaign_providers: std::sync::Mutex<HashMap<dialtone_core::CampaignId, AccountKey>>,
     /// Placing marks waiting to be committed together (one writer: see `group`).
     placing_marks: group::Group<dialtone_core::CallId, bool>,
     /// Dialed marks (call, provider call id) waiting to be committed together.
@@ -148,7 +151,7 @@ impl Engine {
         Arc::new(Self {
             store,
             node,
-            providers,
+            accounts: Accounts::new(providers),
             clock,
             config,
             wake: Notify::new(),
@@ -195,34 +198,57 @@ impl Engine {
         &self.store
     }
 
+    /// The config file's client for `kind`.
     pub fn provider(&self, kind: ProviderKind) -> Option<&Arc<dyn Provider>> {
-        self.providers.get(&kind).map(|a| &a.provider)
+        self.accounts.config(kind).map(|a| &a.provider)
     }
 
+    /// The config file's account of `kind`.
     pub fn account(&self, kind: ProviderKind) -> Option<&Arc<Account>> {
-        self.providers.get(&kind)
+        self.accounts.config(kind)
     }
 
-    /// Why a campaign on `kind` is not dialling right now, if its account holds it back.
-    pub fn account_waiting(&self, kind: ProviderKind) -> Option<String> {
+    /// The config's and the workspaces' provider accounts (see [`Accounts`]).
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// The account `key` of workspace `ws` (see [`Accounts::get`]).
+    pub async fn account_for(&self, ws: &dialtone_core::WorkspaceId, key: &AccountKey) -> Option<Arc<Account>> {
+        self.accounts.get(&self.store, ws, key, self.clock.now()).await
+    }
+
+    /// The client of the account `call` was placed on.
+    pub async fn provider_for_call(&self, call: &dialtone_store::Call) -> Option<Arc<dyn Provider>> {
+        let key = AccountKey { provider: call.provider, id: call.account_id.clone() };
+        self.account_for(&call.workspace_id, &key).await.map(|a| a.provider.clone())
+    }
+
+    /// Why a campaign on account `key` is not dialling right now, if its account holds it
+    /// back (or there is none to use), as far as this node knows without reading the
+    /// store (a workspace account not used lately: `None`).
+    pub fn account_waiting(&self, key: &AccountKey) -> Option<String> {
         let now = self.clock.now();
-        match self.providers.get(&kind) {
-            None => Some(format!("no {kind} provider is configured")),
-            Some(a) => a.waiting(now),
+        match self.accounts.cached(key, now) {
+            Some(None) if key.id.is_some() => Some(format!("its {} provider account is disabled, gone or unusable", key.provider)),
+            Some(None) => Some(format!("no {} provider is configured", key.provider)),
+            Some(Some(a)) => a.waiting(now),
+            None => None,
         }
     }
 
-    /// What holds new calls on `kind`'s account now, if anything: `(true, until)` while its
+    /// What holds new calls on account `key` now, if anything: `(true, until)` while its
     /// circuit breaker is open, `(false, until)` while the provider's account is at capacity
-    /// (cooling down). `None` also when no such provider is configured.
-    pub fn account_hold(&self, kind: ProviderKind) -> Option<(bool, jiff::Timestamp)> {
-        self.providers.get(&kind).and_then(|a| a.hold(self.clock.now()))
+    /// (cooling down). `None` also when there is no such account (or this node has not
+    /// used the workspace account lately).
+    pub fn account_hold(&self, key: &AccountKey) -> Option<(bool, jiff::Timestamp)> {
+        self.accounts.cached(key, self.clock.now()).flatten().and_then(|a| a.hold(self.clock.now()))
     }
 
-    /// Breaker states for the metrics gauge: 0 closed, 1 open, 2 half-open.
+    /// Breaker states of the config accounts for the metrics gauge: 0 closed, 1 open, 2 half-open.
     pub fn breaker_states(&self) -> Vec<(ProviderKind, i64)> {
         let now = self.clock.now();
-        self.providers.iter().map(|(k, a)| (*k, a.breaker.metrics_value(now))).collect()
+        self.accounts.config_accounts().map(|(k, a)| (*k, a.breaker.metrics_value(now))).collect()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

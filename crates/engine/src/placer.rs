@@ -151,11 +151,17 @@ impl Engine {
 
     async fn try_place(&self, claimed: Claimed) -> Result<(), EngineError> {
         let provider = claimed.0.provider;
-        let Some(account) = self.providers.get(&provider).cloned() else {
-            // A setting missing on this node is not the contact's fault: failing the call
-            // would spend its attempts and complete the campaign. The claim goes back and
-            // the dispatcher holds the campaign (`held_back`) until a node has the account.
-            return claimed.give_back(self, &format!("no {provider} account is configured on this node")).await;
+        let key = crate::AccountKey { provider, id: claimed.0.account_id.clone() };
+        let Some(account) = self.account_for(&claimed.0.workspace_id, &key).await else {
+            // A setting missing on this node (or a workspace account disabled, gone or
+            // unusable) is not the contact's fault: failing the call would spend its
+            // attempts and complete the campaign. The claim goes back and the dispatcher
+            // holds the campaign (`held_back`) until the account can be used.
+            let which = match &key.id {
+                Some(id) => format!("provider account {id} is disabled, gone or unusable"),
+                None => format!("no {provider} account is configured on this node"),
+            };
+            return claimed.give_back(self, &which).await;
         };
         if let Some(why) = account.waiting(self.clock.now()) {
             return claimed.give_back(self, &why).await;

@@ -105,8 +105,8 @@ impl Engine {
         self.metrics.record_applied(std::slice::from_ref(&applied));
         tracing::info!(max_secs, "call ended at its maximum duration; asking the provider to hang up");
         let provider_call_id = call.provider_call_id.as_deref().unwrap_or_default();
-        let hung_up = match self.providers.get(&call.provider) {
-            Some(a) => a.provider.hang_up(provider_call_id).await.map_err(|e| e.to_string()),
+        let hung_up = match self.provider_for_call(call).await {
+            Some(p) => p.hang_up(provider_call_id).await.map_err(|e| e.to_string()),
             None => Err(format!("no {} account is configured", call.provider)),
         };
         if let Err(e) = hung_up {
@@ -155,8 +155,8 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(call_id = %call.id, campaign_id = %call.campaign_id))]
     async fn reconcile(&self, call: &Call) -> Result<(), EngineError> {
         let provider_call_id = call.provider_call_id.as_deref().unwrap_or_default();
-        let remote = match self.providers.get(&call.provider) {
-            Some(a) => a.provider.get_call(provider_call_id).await.map_err(|e| e.to_string()),
+        let remote = match self.provider_for_call(call).await {
+            Some(p) => p.get_call(provider_call_id).await.map_err(|e| e.to_string()),
             None => Err(format!("no provider configured for {}", call.provider)),
         };
         match remote {
@@ -195,7 +195,7 @@ impl Engine {
             // Dialled or ended since it was read: nothing left to resolve.
             _ => return Ok(()),
         };
-        let Some(provider) = self.providers.get(&call.provider).map(|a| &a.provider) else {
+        let Some(provider) = self.provider_for_call(call).await else {
             return Err(EngineError::NoProvider(call.provider));
         };
         match self.look_for_sent(provider.as_ref(), &call.id, placing_at).await? {

@@ -230,6 +230,7 @@ fn remote(provider_call_id: &str, call_id: Option<CallId>, status: CallStatus, n
             duration_ms: None,
             report: None,
             raw: serde_json::json!({ "status": text }),
+            webhook: None,
         },
     }
 }

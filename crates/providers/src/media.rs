@@ -59,8 +59,10 @@ pub fn exotel_stream_url(public_base_url: &str, secret: &[u8], call_id: &CallId)
 }
 
 /// The inline TwiML that connects a Twilio call to our stream for `call_id`, XML-escaped.
-pub fn twilio_stream_twiml(public_base_url: &str, secret: &[u8], call_id: &CallId) -> Option<String> {
-    let url = format!("{}{TWILIO_MEDIA_PATH}", websocket_base(public_base_url)?);
+/// `media_path` is where the stream opens under `public_base_url` ([`TWILIO_MEDIA_PATH`],
+/// or a workspace account's own path).
+pub fn twilio_stream_twiml(public_base_url: &str, media_path: &str, secret: &[u8], call_id: &CallId) -> Option<String> {
+    let url = format!("{}{media_path}", websocket_base(public_base_url)?);
     Some(format!(
         "<Response><Connect><Stream url=\"{}\"><Parameter name=\"dialtone_call_id\" value=\"{}\"/><Parameter name=\"token\" value=\"{}\"/></Stream></Connect></Response>",
         xml_escape(&url),
@@ -153,7 +155,7 @@ mod tests {
         let token = stream_token(b"k", &call);
         assert_eq!(exotel_stream_url("https://d.example.com", b"k", &call).unwrap(), format!("wss://d.example.com/media/exotel/{token}?call_id={call}"));
         assert_eq!(
-            twilio_stream_twiml("https://d.example.com/a&b", b"k", &call).unwrap(),
+            twilio_stream_twiml("https://d.example.com/a&b", TWILIO_MEDIA_PATH, b"k", &call).unwrap(),
             format!(
                 "<Response><Connect><Stream url=\"wss://d.example.com/a&amp;b/media/twilio\"><Parameter name=\"dialtone_call_id\" value=\"{call}\"/>\
                  <Parameter name=\"token\" value=\"{token}\"/></Stream></Connect></Response>"

@@ -95,12 +95,56 @@ impl AppState {
 
     /// [`Self::parse_provider`] for work that may be an agent's (see [`Self::require_account_for`]).
     pub fn parse_provider_for(&self, field: &str, text: &str, agent: bool) -> Result<ProviderKind, ApiError> {
-        let Ok(kind) = text.parse::<ProviderKind>() else {
-            let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
-            return Err(ApiError::invalid(field, format!("must be one of {} (configured on this server: {})", all.join(", "), self.configured_list())));
-        };
+        let kind = self.parse_provider_name(field, text)?;
         self.require_account_for(kind, field, agent)?;
         Ok(kind)
+    }
+
+    /// Reads a provider's name (one of [`ProviderKind::ALL`]) without asking for the
+    /// config's account of it: work on a workspace's own account (`account_id`).
+    ///
+    /// Errors: 400 `invalid_request` for an unknown name, listing every provider.
+    pub fn parse_provider_name(&self, field: &str, text: &str) -> Result<ProviderKind, ApiError> {
+        text.parse::<ProviderKind>().map_err(|_| {
+            let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::invalid(field, format!("must be one of {} (configured on this server: {})", all.join(", "), self.configured_list()))
+        })
+    }
+
+    /// The account work on `provider` goes through: the workspace's own `account_id` when
+    /// given (it must be one of `ws`'s accounts, enabled, of `provider`), else the config's
+    /// account of `provider` ([`Self::require_account_for`], `field` naming what chose it).
+    ///
+    /// Errors: 422 `invalid_account` naming `account_id` (unknown here, another
+    /// workspace's, disabled, or another provider's); as [`Self::require_account_for`].
+    pub async fn check_account(
+        &self,
+        ws: &dialtone_core::WorkspaceId,
+        provider: ProviderKind,
+        account_id: Option<&str>,
+        field: &str,
+        agent: bool,
+    ) -> Result<Option<dialtone_core::ProviderAccountId>, ApiError> {
+        let Some(raw) = account_id else {
+            self.require_account_for(provider, field, agent)?;
+            return Ok(None);
+        };
+        let invalid = |message: String| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_account", format!("account_id: {message}"))
+                .with_details(serde_json::json!({ "field": "account_id" }))
+        };
+        let shown: String = raw.chars().take(64).collect();
+        let id = dialtone_core::ProviderAccountId::parse(raw.trim()).ok_or_else(|| invalid(format!("{shown:?} is not a provider account id (pa_…)")))?;
+        let Some(account) = self.store.get_provider_account(ws, id.as_str()).await? else {
+            return Err(invalid(format!("no provider account {id} in this workspace")));
+        };
+        if account.disabled_at.is_some() {
+            return Err(invalid(format!("provider account {id} is disabled (PATCH it with \"enabled\": true)")));
+        }
+        if account.provider != provider {
+            return Err(invalid(format!("provider account {id} is a {} account, and the {field} is {provider}", account.provider)));
+        }
+        Ok(Some(id))
     }
 
     /// Refuses work on a provider this server has no account for, before anything is
@@ -291,6 +335,7 @@ pub async fn build_with(
         }
     }
     let engine = Engine::new(store.clone(), providers, clock, engine_config);
+    engine.accounts().set_factory(Arc::new(crate::accounts::WorkspaceAccounts::new(config)));
     let mut media_config = crate::media::media_config(config);
     if let Some(configure) = voice.configure {
         configure(&mut media_config);

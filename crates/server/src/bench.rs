@@ -189,6 +189,7 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
                 agent_id: None,
                 caller_pool: Default::default(),
                 calls_per_minute: None,
+                account_id: None,
             },
             now,
         )

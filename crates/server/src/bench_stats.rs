@@ -132,5 +132,6 @@ fn campaign(ws: &dialtone_core::WorkspaceId) -> NewCampaign {
         agent_id: None,
         caller_pool: Default::default(),
         calls_per_minute: None,
+        account_id: None,
     }
 }

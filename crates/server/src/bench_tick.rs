@@ -64,6 +64,7 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
                     agent_id: None,
                     caller_pool: Default::default(),
                     calls_per_minute: None,
+                    account_id: None,
                 },
                 now,
             )

@@ -149,6 +149,7 @@ pub async fn scratch_campaign(store: &dyn Store, ws: &dialtone_core::WorkspaceId
                 agent_id: None,
                 caller_pool: Default::default(),
                 calls_per_minute: None,
+                account_id: None,
             },
             jiff::Timestamp::now(),
         )

@@ -1,6 +1,7 @@
 //! The `dialtone` binary's pieces: CLI commands, config, the HTTP API and webhooks.
 //! Thin: it wires the crates together.
 
+pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod bench;

@@ -83,6 +83,14 @@ impl BatchCalls {
             }
             Target::Unknown => return None,
         };
+        // Another account's webhook (verified with that account's secret) never changes
+        // this call: stored with it, mismatched, and the provider id not attached.
+        if let (Some(route), Some(c)) = (&e.webhook, self.by_id.get(&id)) {
+            if c.call.account_id != route.account_id {
+                log_account_mismatch(e, &id);
+                return Some((id, true));
+            }
+        }
         if let (Some(pid), Some(c)) = (&e.provider_call_id, self.by_id.get_mut(&id)) {
             if c.call.provider_call_id.is_none() {
                 c.call.provider_call_id = Some(pid.clone());
@@ -92,6 +100,12 @@ impl BatchCalls {
         }
         Some((id, false))
     }
+}
+
+fn log_account_mismatch(e: &ProviderEvent, call: &str) {
+    let route = e.webhook.as_ref().and_then(|r| r.account_id.as_ref()).map_or("config", |a| a.as_str());
+    tracing::warn!(call, event_account = route, dedupe_key = %e.dedupe_key,
+        "event arrived on another provider account's webhook route than its call's: stored, not applied");
 }
 
 /// A call a batch ended.
@@ -474,6 +488,7 @@ mod tests {
             duration_ms: None,
             report: None,
             raw: serde_json::Value::Null,
+            webhook: None,
         }
     }
 

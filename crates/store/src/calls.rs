@@ -81,6 +81,7 @@ pub fn end_event(call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) 
         duration_ms: None,
         report: None,
         raw: serde_json::json!({ "decision": "end", "outcome": outcome, "reason": reason }),
+        webhook: None,
     }
 }
 

@@ -395,6 +395,7 @@ mod tests {
             duration_ms: None,
             report: None,
             raw: serde_json::Value::Null,
+            webhook: None,
         }
     }
 

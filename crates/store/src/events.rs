@@ -124,8 +124,8 @@ async fn insert_events(db: &mut Db<'_>, rows: &[EventRow<'_>], source: &str, now
         let n = db
             .execute(
                 "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at,
-                    received_at, provider_call_id, applied, mismatched)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (dedupe_key) DO NOTHING",
+                    received_at, provider_call_id, applied, mismatched, account_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (dedupe_key) DO NOTHING",
                 args![
                     EventId::new().as_str(),
                     r.workspace_id,
@@ -139,7 +139,8 @@ async fn insert_events(db: &mut Db<'_>, rows: &[EventRow<'_>], source: &str, now
                     ms(now),
                     e.provider_call_id.as_deref(),
                     r.applied,
-                    r.mismatched
+                    r.mismatched,
+                    route_account(e)
                 ],
             )
             .await?;
@@ -290,6 +291,11 @@ async fn correct_last_outcome(db: &mut Db<'_>, call: &Call, now: Timestamp) -> R
     Ok(())
 }
 
+/// The workspace account whose webhook route brought `e` (stored in `call_events.account_id`).
+pub(crate) fn route_account(e: &ProviderEvent) -> Option<&str> {
+    e.webhook.as_ref().and_then(|r| r.account_id.as_ref()).map(|a| a.as_str())
+}
+
 /// An orphan: an event stored before a call had its provider call id.
 #[derive(sqlx::FromRow)]
 struct OrphanRow {
@@ -310,18 +316,26 @@ pub async fn adopt_orphans(db: &mut Db<'_>, call: Call, pid: &str, now: Timestam
         crate::sql::Dialect::Sqlite => "rowid",
         crate::sql::Dialect::Postgres => "seq",
     };
+    // Only the orphans that came through the call's own account's webhook route.
+    let (same_account, account) = match &call.account_id {
+        Some(a) => ("account_id = $2", a.as_str()),
+        None => ("account_id IS NULL AND $2 = ''", ""),
+    };
     let orphans: Vec<OrphanRow> = db
         .fetch_all(
-            &format!("SELECT kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL ORDER BY received_at, {order}"),
-            args![pid],
+            &format!(
+                "SELECT kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL AND {same_account} ORDER BY received_at, {order}"
+            ),
+            args![pid, account],
         )
         .await?;
     if orphans.is_empty() {
         return Ok(call);
     }
+    let same_account = same_account.replace("$2", "$4");
     db.execute(
-        "UPDATE call_events SET call_id = $1, workspace_id = $2 WHERE provider_call_id = $3 AND call_id IS NULL",
-        args![call.id.as_str(), call.workspace_id.as_str(), pid],
+        &format!("UPDATE call_events SET call_id = $1, workspace_id = $2 WHERE provider_call_id = $3 AND call_id IS NULL AND {same_account}"),
+        args![call.id.as_str(), call.workspace_id.as_str(), pid, account],
     )
     .await?;
     let events: Vec<ProviderEvent> = orphans.iter().filter_map(|o| orphan_event(o, &call, pid)).collect();
@@ -354,6 +368,7 @@ fn orphan_event(o: &OrphanRow, call: &Call, pid: &str) -> Option<ProviderEvent> 
         duration_ms: None,
         report: None,
         raw: serde_json::Value::Null,
+        webhook: None,
     })
 }
 

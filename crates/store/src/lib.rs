@@ -3,6 +3,7 @@
 //! means someone else won, never an error to ignore.
 
 pub mod apply;
+mod accounts;
 mod attempts;
 pub mod bench_fill;
 mod callers;
@@ -421,6 +422,9 @@ pub trait Store: Send + Sync + 'static {
     /// One account of `ws` (enabled or not), without its secrets; `None` if `ws` has none
     /// with this id.
     async fn get_provider_account(&self, ws: &WorkspaceId, id: &str) -> Result<Option<ProviderAccount>>;
+    /// The account `id` of any workspace (its `workspace_id` says whose): for webhook
+    /// routes, which name only the account. Never for an API answer.
+    async fn find_provider_account(&self, id: &str) -> Result<Option<ProviderAccount>>;
     /// A page of the accounts of `ws`, newest first.
     async fn list_provider_accounts(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<ProviderAccount>>;
     /// Applies a PATCH (secrets merged and re-sealed); `None` if `ws` has no such account.

@@ -4,7 +4,7 @@ use dialtone_core::frequency::Recurrence;
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{AgentId, CallerStrategy, ContactZone, Extension, TranscriptTurn, TzSource};
 use dialtone_core::{
-    AnsweredBy, CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode, Outcome, PhoneNumber, ProviderKind, RetryPolicy,
+    AnsweredBy, CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode, Outcome, PhoneNumber, ProviderAccountId, ProviderKind, RetryPolicy,
     Transition, WorkspaceId,
 };
 use jiff::Timestamp;
@@ -45,6 +45,9 @@ pub struct NewCampaign {
     pub caller_pool: CallerPool,
     /// At most this many calls placed per rolling minute; `None`: no throttle.
     pub calls_per_minute: Option<u32>,
+    /// The workspace's own provider account the calls go through (`pa_…`, of `provider`;
+    /// the API checks both); `None`: the config file's account of `provider`.
+    pub account_id: Option<ProviderAccountId>,
 }
 
 /// A campaign's caller-ID pool (issue 13; rules in `dialtone_core::caller`).
@@ -66,6 +69,10 @@ pub struct Campaign {
     pub workspace_id: WorkspaceId,
     pub name: String,
     pub provider: ProviderKind,
+    /// The workspace's own provider account the calls go through (`pa_…`); `null`: the
+    /// server's configured account of `provider`.
+    #[schema(value_type = Option<String>, required = true)]
+    pub account_id: Option<ProviderAccountId>,
     pub assistant_id: String,
     pub phone_number_id: String,
     pub mode: Mode,
@@ -261,6 +268,10 @@ pub struct Call {
     pub attempt: u32,
     pub direction: Direction,
     pub provider: ProviderKind,
+    /// The workspace's own provider account the call was placed on (`pa_…`); `null`: the
+    /// server's configured account of `provider`.
+    #[schema(value_type = Option<String>, required = true)]
+    pub account_id: Option<ProviderAccountId>,
     #[schema(required = true)]
     pub provider_call_id: Option<String>,
     pub phone: PhoneNumber,
@@ -353,6 +364,8 @@ pub struct Dial {
     pub contact_id: ContactId,
     pub attempt: u32,
     pub provider: ProviderKind,
+    /// The workspace's own account the call is placed on; `None`: the config's account.
+    pub account_id: Option<ProviderAccountId>,
     pub assistant_id: String,
     pub phone_number_id: String,
     pub phone: PhoneNumber,
@@ -480,6 +493,9 @@ pub struct NewSingleCall {
     pub respect_business_hours: bool,
     /// The agent whose pipeline handles the call (stored on the hidden campaign).
     pub agent_id: Option<AgentId>,
+    /// The workspace's own provider account to place it on (of the assistant's
+    /// provider; the API checks both); `None`: the config's account.
+    pub account_id: Option<ProviderAccountId>,
 }
 
 /// One of our numbers and the assistant that answers calls to it (inbound calls).

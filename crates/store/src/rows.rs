@@ -9,7 +9,7 @@
 use crate::common::{extension_of, opt_parse, opt_ts, read_zones};
 pub use crate::common::{json, json_map, ms, parse, retry_policy, ts};
 use crate::{Assistant, Call, CallEvent, Campaign, Contact, PhoneNumberEntry, Result, StoreError, Suppression, Waiting};
-use dialtone_core::{Agent, AgentId, CallId, CampaignId, ContactId, ContactStatus, PhoneNumber, WorkspaceId};
+use dialtone_core::{Agent, AgentId, CallId, CampaignId, ContactId, ContactStatus, PhoneNumber, ProviderAccountId, WorkspaceId};
 use sqlx::{FromRow, Row};
 
 /// A `campaigns` row.
@@ -45,6 +45,8 @@ pub struct CampaignRow {
     pub fallback_strategy: String,
     pub calls_per_minute: Option<i64>,
     pub start_at: Option<i64>,
+    #[sqlx(default)]
+    pub account_id: Option<String>,
 }
 
 impl TryFrom<CampaignRow> for Campaign {
@@ -56,6 +58,7 @@ impl TryFrom<CampaignRow> for Campaign {
             workspace_id: WorkspaceId::from_db(r.workspace_id),
             name: r.name,
             provider: parse(&r.provider)?,
+            account_id: r.account_id.map(ProviderAccountId::from_db),
             assistant_id: r.assistant_id,
             phone_number_id: r.phone_number_id,
             mode: parse(&r.mode)?,
@@ -152,6 +155,8 @@ pub struct CallRow {
     pub phone: String,
     #[sqlx(default)]
     pub caller_number: Option<String>,
+    #[sqlx(default)]
+    pub account_id: Option<String>,
     pub status: String,
     pub outcome: Option<String>,
     pub ended_reason: Option<String>,
@@ -189,6 +194,7 @@ impl TryFrom<CallRow> for Call {
             attempt: r.attempt as u32,
             direction: parse(&r.direction)?,
             provider: parse(&r.provider)?,
+            account_id: r.account_id.map(ProviderAccountId::from_db),
             provider_call_id: r.provider_call_id,
             phone: PhoneNumber::from_db(r.phone),
             caller_number: r.caller_number,

@@ -35,6 +35,7 @@ async fn a_scheduled_call_fires_on_the_first_tick_at_its_time_and_not_before() {
                 retry: RetryPolicy::default(),
                 respect_business_hours: false,
                 agent_id: None,
+                account_id: None,
             },
             start,
         )

@@ -42,6 +42,7 @@ pub fn campaign(ws: &WorkspaceId, name: &str) -> NewCampaign {
         agent_id: None,
         caller_pool: Default::default(),
         calls_per_minute: None,
+        account_id: None,
     }
 }
 

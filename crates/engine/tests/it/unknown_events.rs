@@ -21,6 +21,7 @@ fn stranger(key: &str) -> ProviderEvent {
         duration_ms: None,
         report: None,
         raw: serde_json::json!({ "key": key }),
+        webhook: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn event(call: &Call, kind: EventKind, key: &str) -> ProviderEvent {
         duration_ms: None,
         report: None,
         raw: serde_json::Value::Null,
+        webhook: None,
     }
 }
 

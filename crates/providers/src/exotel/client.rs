@@ -1,7 +1,7 @@
 //! Exotel's Calls API: one request per call, no retries (the placer owns the schedule),
 //! every failure classified so the placer knows whether another try can help.
 
-use super::{status_kind, ExotelConfig, WEBHOOK_PATH};
+use super::{status_kind, ExotelConfig};
 use crate::rest::{self, final_error, seconds_to_ms, text_field, truncate, MAX_RAW_REASON};
 use crate::{ErrorClass, PlaceCall, Placed, ProviderError, RemoteCall};
 use dialtone_core::{CallId, EventKind, ProviderEvent};
@@ -64,7 +64,7 @@ pub(super) fn connect_form(config: &ExotelConfig, call: &PlaceCall) -> Result<Ve
         }
     }
     form.push(("CustomField", call.call_id.to_string()));
-    form.push(("StatusCallback", format!("{}{WEBHOOK_PATH}/{}", config.public_base_url.trim_end_matches('/'), config.callback_token.expose_secret())));
+    form.push(("StatusCallback", format!("{}{}/{}", config.public_base_url.trim_end_matches('/'), config.webhook_path, config.callback_token.expose_secret())));
     form.push(("StatusCallbackEvents[0]", "terminal".into()));
     form.push(("StatusCallbackEvents[1]", "answered".into()));
     form.push(("StatusCallbackContentType", "application/json".into()));
@@ -92,6 +92,7 @@ pub(super) fn remote_call(body: Value, fallback_sid: &str) -> Option<RemoteCall>
         duration_ms: if ended { text_field(call, "Duration").and_then(|d| seconds_to_ms(&d)) } else { None },
         report: None,
         raw: body,
+        webhook: None,
     };
     Some(RemoteCall { provider_call_id: sid, call_id, event })
 }

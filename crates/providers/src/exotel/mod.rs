@@ -47,6 +47,9 @@ pub struct ExotelConfig {
     /// The key of the media-stream tokens (`crate::media::stream_token`). A call placed
     /// with a media stream (`PlaceCall::media`) fails without it.
     pub media_secret: Option<SecretString>,
+    /// Where status callbacks arrive under `public_base_url`, before `/{callback_token}`
+    /// ([`WEBHOOK_PATH`]; a workspace's own account: `/webhooks/exotel/{account id}`).
+    pub webhook_path: String,
 }
 
 impl ExotelConfig {
@@ -71,6 +74,7 @@ impl ExotelConfig {
             ip_allowlist: Vec::new(),
             request_timeout: Duration::from_secs(10),
             media_secret: None,
+            webhook_path: WEBHOOK_PATH.to_string(),
         }
     }
 }

@@ -75,6 +75,7 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         duration_ms,
         report,
         raw,
+        webhook: None,
     };
     Ok(ParsedWebhook { events: vec![event], ..ParsedWebhook::default() })
 }

@@ -1,7 +1,7 @@
 //! Twilio's Calls resource: one request per call, no retries (the placer owns the
 //! schedule), every failure classified so the placer knows whether another try can help.
 
-use super::{parse_rfc2822, status_kind, TwilioConfig, WEBHOOK_PATH};
+use super::{parse_rfc2822, status_kind, TwilioConfig};
 use crate::rest::{self, final_error, seconds_to_ms, text_field, truncate, MAX_RAW_REASON};
 use crate::{ErrorClass, PlaceCall, Placed, ProviderError, RemoteCall};
 use dialtone_core::{EventKind, ProviderEvent};
@@ -61,7 +61,7 @@ pub(super) fn create_call_form(config: &TwilioConfig, call: &PlaceCall) -> Resul
         // dialtone's own pipeline: inline TwiML that connects the call to our stream,
         // whatever TwiML is configured; the call id and its token travel as <Parameter>s.
         let secret = config.media_secret.as_ref().ok_or_else(|| final_error(None, "twilio: media_secret is not configured".into()))?;
-        let twiml = crate::media::twilio_stream_twiml(&config.public_base_url, secret.expose_secret().as_bytes(), &call.call_id)
+        let twiml = crate::media::twilio_stream_twiml(&config.public_base_url, &config.media_path, secret.expose_secret().as_bytes(), &call.call_id)
             .ok_or_else(|| final_error(None, format!("twilio: public URL {:?} is not http(s)", config.public_base_url)))?;
         form.push(("Twiml", twiml));
         form.push(("TimeLimit", media.time_limit_secs().to_string()));
@@ -95,7 +95,7 @@ pub(super) fn create_call_form(config: &TwilioConfig, call: &PlaceCall) -> Resul
 
 fn status_callback_url(config: &TwilioConfig, call: &PlaceCall) -> String {
     // Call ids are `call_` + base32: nothing to escape.
-    format!("{}{WEBHOOK_PATH}?dialtone_call_id={}", config.public_base_url.trim_end_matches('/'), call.call_id)
+    format!("{}{}?dialtone_call_id={}", config.public_base_url.trim_end_matches('/'), config.webhook_path, call.call_id)
 }
 
 /// A call resource as an event, for the same path webhooks take. `None` without a status.
@@ -120,6 +120,7 @@ pub(super) fn remote_call(call: Value, fallback_sid: &str) -> Option<RemoteCall>
         duration_ms: if ended { text_field(obj, "duration").and_then(|d| seconds_to_ms(&d)) } else { None },
         report: None,
         raw: call,
+        webhook: None,
     };
     Some(RemoteCall { provider_call_id: sid, call_id: None, event })
 }

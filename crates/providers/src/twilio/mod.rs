@@ -45,6 +45,13 @@ pub struct TwilioConfig {
     /// The key of the media-stream tokens (`crate::media::stream_token`). A call placed
     /// with a media stream (`PlaceCall::media`) fails without it.
     pub media_secret: Option<SecretString>,
+    /// Where status callbacks arrive under `public_base_url` ([`WEBHOOK_PATH`]; a
+    /// workspace's own account: `/webhooks/twilio/{account id}`).
+    pub webhook_path: String,
+    /// Where the call's media stream opens under `public_base_url`
+    /// ([`crate::media::TWILIO_MEDIA_PATH`]; a workspace's own account:
+    /// `/media/twilio/{account id}`, whose upgrade is signed with that account's token).
+    pub media_path: String,
 }
 
 impl TwilioConfig {
@@ -62,6 +69,8 @@ impl TwilioConfig {
             ring_timeout_secs: 30,
             request_timeout: Duration::from_secs(10),
             media_secret: None,
+            webhook_path: WEBHOOK_PATH.to_string(),
+            media_path: crate::media::TWILIO_MEDIA_PATH.to_string(),
         }
     }
 }

@@ -55,6 +55,7 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         report,
         // `SequenceNumber` stays here: events are ordered by state rank downstream.
         raw: pairs_to_json(&pairs),
+        webhook: None,
     };
     Ok(ParsedWebhook { events: vec![event], ..ParsedWebhook::default() })
 }

@@ -141,6 +141,7 @@ pub(super) fn remote_call(call: Value, fallback_id: Option<&str>) -> Option<Remo
         duration_ms: duration_ms(call.get("startedAt"), call.get("endedAt")),
         report: None,
         raw: call,
+        webhook: None,
     };
     Some(RemoteCall { provider_call_id: id, call_id, event })
 }

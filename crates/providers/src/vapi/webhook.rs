@@ -186,6 +186,7 @@ fn event(msg_type: &str, message: &Map<String, Value>, body: &Value, kind: Event
         duration_ms: None,
         report: None,
         raw: body.clone(),
+        webhook: None,
     })
 }
 

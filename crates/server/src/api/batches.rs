@@ -80,6 +80,9 @@ pub struct CreateBatch {
     pub calls_per_minute: Option<u32>,
     /// An agent of this workspace (`agt_…`); Exotel and Twilio only.
     pub agent_id: Option<String>,
+    /// One of the workspace's own provider accounts (`pa_…`) of `provider`, as for a
+    /// campaign. Default: the server's configured account of `provider`.
+    pub account_id: Option<String>,
     /// Calls of this batch live at once, 1–1000 (default 8).
     #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent: Option<u32>,
@@ -309,7 +312,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
     if count == 0 {
         return Err(ApiError::invalid("calls", "must hold at least one call"));
     }
-    let agent_id = body.agent_id.clone();
+    let (agent_id, account_id) = (body.agent_id.clone(), body.account_id.clone());
     let settings = CreateCampaign {
         name: body.name.unwrap_or_else(|| format!("Batch of {count} calls")),
         provider: body.provider,
@@ -330,11 +333,12 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
         max_call_duration_secs: body.max_call_duration_secs,
         assume_campaign_timezone_for_ambiguous: false,
         agent_id: body.agent_id,
+        account_id: body.account_id,
     };
     let mut new = settings.validate(ws.clone(), &app)?;
     new.agent_id = super::agents::check_agent_id(&app, &ws, agent_id.as_deref(), new.provider).await?;
     // It starts at once: refused now, as a start would be, if no call could be placed.
-    app.require_account_for(new.provider, "provider", new.agent_id.is_some())?;
+    new.account_id = app.check_account(&ws, new.provider, account_id.as_deref(), "provider", new.agent_id.is_some()).await?;
     let contacts = read_calls(&body.calls, &new.default_region, &new.schedule.timezone, import::dials_extensions(new.provider)).map_err(|bad| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

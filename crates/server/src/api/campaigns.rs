@@ -104,6 +104,12 @@ pub struct CreateCampaign {
     /// An agent of this workspace (`agt_…`): dialtone's own voice pipeline handles the
     /// calls. Exotel and Twilio only (422 `invalid_agent` otherwise); checked in `create`.
     pub agent_id: Option<String>,
+    /// One of the workspace's own provider accounts (`pa_…`, see `/provider-accounts`),
+    /// of `provider`: the calls go through it (its credentials, concurrency limit, rate
+    /// limit and circuit breaker). Default: the server's configured account of `provider`.
+    /// 422 `invalid_account` for an account that is not this workspace's, disabled, or of
+    /// another provider.
+    pub account_id: Option<String>,
 }
 
 /// The longest `max_call_duration_secs` a campaign may ask for: a day. Providers cap calls
@@ -122,7 +128,12 @@ impl CreateCampaign {
                 Ok(v)
             }
         };
-        let provider: ProviderKind = app.parse_provider_for("provider", &self.provider, self.agent_id.is_some())?;
+        // With its own account the config's is not needed (checked by `AppState::check_account`).
+        let provider: ProviderKind = if self.account_id.is_some() {
+            app.parse_provider_name("provider", &self.provider)?
+        } else {
+            app.parse_provider_for("provider", &self.provider, self.agent_id.is_some())?
+        };
         if let Some(secs) = self.max_call_duration_secs {
             if !(1..=MAX_CALL_DURATION_SECS).contains(&secs) {
                 return Err(ApiError::invalid("max_call_duration_secs", format!("must be between 1 and {MAX_CALL_DURATION_SECS} seconds")));
@@ -189,6 +200,8 @@ impl CreateCampaign {
             agent_id: None,
             caller_pool: pool,
             calls_per_minute,
+            // Checked against the store by the caller (`AppState::check_account`).
+            account_id: None,
         })
     }
 }
@@ -240,7 +253,7 @@ pub(super) fn view_with(app: &AppState, campaign: Campaign, counts: CampaignCoun
         Some("paused: nothing is dialled until it is resumed".to_string())
     } else if !campaign.status.is_runnable() {
         None
-    } else if let Some(why) = app.engine.account_waiting(campaign.provider) {
+    } else if let Some(why) = app.engine.account_waiting(&dialtone_engine::AccountKey { provider: campaign.provider, id: campaign.account_id.clone() }) {
         Some(why)
     } else if next_open_at != Some(now) {
         Some(match next_open_at {
@@ -267,15 +280,16 @@ pub(super) async fn load(app: &AppState, ws: &WorkspaceId, id: &str) -> Result<C
     responses((status = 201, description = "The campaign, a draft; `Location` is its URL.", body = CampaignView,
             headers(("Location" = String, description = "`/api/v1/campaigns/{id}`"))),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
-        (status = 422, description = "`agent_id` names no usable agent (`invalid_agent`).", body = ErrorBody)))]
+        (status = 422, description = "`agent_id` names no usable agent (`invalid_agent`), or `account_id` no usable account (`invalid_account`).", body = ErrorBody)))]
 async fn create(
     State(app): State<Arc<AppState>>,
     Auth(ws): Auth,
     Json(body): Json<CreateCampaign>,
 ) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<CampaignView>), ApiError> {
-    let agent_id = body.agent_id.clone();
+    let (agent_id, account_id) = (body.agent_id.clone(), body.account_id.clone());
     let mut new = body.validate(ws.clone(), &app)?;
     new.agent_id = super::agents::check_agent_id(&app, &ws, agent_id.as_deref(), new.provider).await?;
+    new.account_id = app.check_account(&ws, new.provider, account_id.as_deref(), "provider", new.agent_id.is_some()).await?;
     let campaign = app.store.create_campaign(new, app.now()).await?;
     remember_assistant(&app, &ws, &campaign).await?;
     let location = [(header::LOCATION, format!("/api/v1/campaigns/{}", campaign.id))];
@@ -544,7 +558,8 @@ async fn act(app: &AppState, ws: &WorkspaceId, id: &str, from: &[CampaignStatus]
     let campaign = load(app, ws, id).await?;
     // Whatever its mode: every call it placed would fail for want of an account.
     if to.is_runnable() && from.contains(&campaign.status) {
-        app.require_account_for(campaign.provider, "provider", campaign.agent_id.is_some())?;
+        let account_id = campaign.account_id.as_ref().map(|a| a.as_str());
+        app.check_account(ws, campaign.provider, account_id, "provider", campaign.agent_id.is_some()).await?;
     }
     if !app.store.transition_campaign(ws, &campaign.id, from, to, app.now()).await? {
         return Err(

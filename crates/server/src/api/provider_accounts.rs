@@ -365,6 +365,9 @@ async fn update(
     };
     let account =
         app.store.update_provider_account(&ws, account.id.as_str(), &patch, app.now()).await?.ok_or_else(|| ApiError::not_found("provider account"))?;
+    // This node uses the change at once; others within `dialtone_engine::accounts::RECHECK`.
+    app.engine.accounts().forget(&account.id);
+    app.engine.wake();
     Ok(Json((&account).into()))
 }
 
@@ -378,5 +381,6 @@ async fn disable(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Pat
     if app.store.update_provider_account(&ws, account.id.as_str(), &patch, app.now()).await?.is_none() {
         return Err(ApiError::not_found("provider account"));
     }
+    app.engine.accounts().forget(&account.id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -63,6 +63,9 @@ pub(super) struct NewCall {
     /// An agent of this workspace: dialtone's own voice pipeline handles the call. The
     /// assistant's provider must be exotel or twilio (422 `invalid_agent` otherwise).
     agent_id: Option<String>,
+    /// One of the workspace's own provider accounts (`pa_…`) of the assistant's provider:
+    /// the call goes through it. Default: the server's configured account of that provider.
+    account_id: Option<String>,
 }
 
 /// A single call has no default region, so its number must carry its country code (`+`);
@@ -111,7 +114,7 @@ pub(super) async fn create(
     let now = app.now();
     let (phone, inline) = e164(&body.phone)?;
     let assistant = assistant_for(&app, &ws, &body).await?;
-    app.require_account_for(assistant.provider, "assistant_id", body.agent_id.is_some())?;
+    let account_id = app.check_account(&ws, assistant.provider, body.account_id.as_deref(), "assistant_id", body.agent_id.is_some()).await?;
     let agent_id = super::agents::check_agent_id(&app, &ws, body.agent_id.as_deref(), assistant.provider).await?;
     // Refused now rather than left waiting: the claim would turn it away at its time.
     let listed = app.store.suppressions_for(&ws, None, &phone).await?;
@@ -161,6 +164,7 @@ pub(super) async fn create(
                 retry,
                 respect_business_hours: body.respect_business_hours,
                 agent_id,
+                account_id,
             },
             now,
         )
@@ -186,7 +190,8 @@ async fn assistant_for(app: &AppState, ws: &WorkspaceId, body: &NewCall) -> Resu
     let agent_id = agent_id.trim();
     match (&body.provider, &body.phone_number_id) {
         (Some(provider), Some(phone_number_id)) => {
-            let provider: ProviderKind = app.parse_provider_for("provider", provider, true)?;
+            // The account is checked by the caller (`AppState::check_account`).
+            let provider: ProviderKind = app.parse_provider_name("provider", provider)?;
             let phone_number_id = phone_number_id.trim();
             if phone_number_id.is_empty() {
                 return Err(ApiError::invalid("phone_number_id", "must not be empty"));

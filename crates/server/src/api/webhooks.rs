@@ -1,4 +1,7 @@
 //! `/webhooks/{provider}`: verify first, then parse, then a durable write, then 2xx.
+//! A workspace's own provider account has its own routes (`/webhooks/vapi/{account}`,
+//! `/webhooks/twilio/{account}`, `/webhooks/exotel/{account}/{token}`), checked with that
+//! account's secrets alone; their events change only calls placed on that account.
 //! A forged request gets a 401 and touches nothing; a malformed one a 400; a write that
 //! cannot be committed a 503 so the provider may retry. An inbound call's
 //! `assistant-request` is answered with the assistant for the dialled number.
@@ -6,7 +9,7 @@
 use super::ApiError;
 use crate::app::AppState;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -23,6 +26,29 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/webhooks/vapi", post(|s, r| handle(s, ProviderKind::Vapi, r)))
         .route("/webhooks/twilio", post(|s, r| handle(s, ProviderKind::Twilio, r)))
         .route("/webhooks/exotel/{token}", post(|s, r| handle(s, ProviderKind::Exotel, r)))
+        .route("/webhooks/vapi/{account}", post(|s, Path(account): Path<String>, r| handle_account(s, ProviderKind::Vapi, account, r)))
+        .route("/webhooks/twilio/{account}", post(|s, Path(account): Path<String>, r| handle_account(s, ProviderKind::Twilio, account, r)))
+        .route(
+            "/webhooks/exotel/{account}/{token}",
+            post(|s, Path((account, _token)): Path<(String, String)>, r| handle_account(s, ProviderKind::Exotel, account, r)),
+        )
+}
+
+/// A workspace account's webhook: verified with that account's secrets (even while the
+/// account is disabled: its calls under way still report), its events marked with the
+/// account so that they change only its own calls. An unknown account (or one of another
+/// provider) is 404, as an unconfigured provider is.
+#[tracing::instrument(skip_all, fields(provider = %kind))]
+async fn handle_account(State(app): State<Arc<AppState>>, kind: ProviderKind, account: String, request: Request) -> Response {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_configured", format!("no {kind} account with this id is registered on this server")).into_response();
+    let Some(id) = dialtone_core::ProviderAccountId::parse(&account) else { return not_found() };
+    let provider = match crate::accounts::webhook_client(&app, kind, &id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return not_found(),
+        Err(e) => return ApiError::unavailable(format!("the account could not be read, retry later: {e}")).into_response(),
+    };
+    let route = dialtone_core::WebhookRoute { account_id: Some(id) };
+    process(app, kind, provider, Some(route), request).await
 }
 
 /// Webhook bodies are small; a megabyte is generous.
@@ -30,10 +56,16 @@ const MAX_BODY: usize = 1024 * 1024;
 
 #[tracing::instrument(skip_all, fields(provider = %kind))]
 async fn handle(State(app): State<Arc<AppState>>, kind: ProviderKind, request: Request) -> Response {
-    let started = Instant::now();
     let Some(provider) = app.webhooks.get(&kind).cloned() else {
         return ApiError::new(StatusCode::NOT_FOUND, "not_configured", format!("no {kind} account is configured on this server")).into_response();
     };
+    process(app, kind, provider, Some(dialtone_core::WebhookRoute { account_id: None }), request).await
+}
+
+/// Verifies with `provider`, parses, stores (each event marked with the `route` it came by)
+/// and answers.
+async fn process(app: Arc<AppState>, kind: ProviderKind, provider: Arc<dyn dialtone_providers::Provider>, route: Option<dialtone_core::WebhookRoute>, request: Request) -> Response {
+    let started = Instant::now();
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let (mut parts, body) = request.into_parts();
     // Always ours, never the client's: the Exotel allow-list reads it.
@@ -53,9 +85,17 @@ async fn handle(State(app): State<Arc<AppState>>, kind: ProviderKind, request: R
             ("unauthorized", ApiError::unauthorized("webhook authentication failed").into_response())
         }
         Err(WebhookError::Malformed(m)) => ("malformed", ApiError::new(StatusCode::BAD_REQUEST, "malformed_webhook", m).into_response()),
-        Ok(parsed) => {
+        Ok(mut parsed) => {
             app.webhooks_received.fetch_add(1, Ordering::Relaxed);
-            if let Some(ask) = parsed.assistant_request {
+            for e in &mut parsed.events {
+                e.webhook = route.clone();
+            }
+            let own_account = route.as_ref().is_some_and(|r| r.account_id.is_some());
+            if let (Some(_), true) = (&parsed.assistant_request, own_account) {
+                // Numbers (`/phone-numbers`) are answered on the server's accounts only.
+                let answer = serde_json::json!({ "error": "inbound calls are answered on the server's configured account, not on a workspace's own account" });
+                ("inbound_unknown_number", (StatusCode::OK, axum::Json(answer)).into_response())
+            } else if let Some(ask) = parsed.assistant_request {
                 let (result, answer) = crate::inbound::answer(&app, kind, &ask).await;
                 (result, (StatusCode::OK, axum::Json(answer)).into_response())
             } else {

@@ -397,6 +397,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/media/exotel/voicebot/{token}", get(exotel_voicebot))
         .route("/media/exotel/{token}", get(exotel_stream))
         .route("/media/twilio", get(twilio_stream))
+        .route("/media/twilio/{account}", get(twilio_account_stream))
 }
 
 #[derive(Deserialize)]
@@ -475,10 +476,48 @@ async fn twilio_stream(
     uri: axum::http::Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let media = state.media.clone();
-    let Some(auth_token) = media.config.twilio_auth_token.as_ref() else {
+    let Some(auth_token) = state.media.config.twilio_auth_token.clone() else {
         return unauthorized("no Twilio auth token is configured");
     };
+    twilio_upgrade(state, &auth_token, headers, uri, ws)
+}
+
+/// The stream of a call on a workspace's own Twilio account: signed with that account's
+/// auth token (and only that one).
+async fn twilio_account_stream(
+    State(state): State<Arc<AppState>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let found = match dialtone_core::ProviderAccountId::parse(&account) {
+        Some(id) => match state.store.find_provider_account(id.as_str()).await {
+            Ok(Some(row)) if row.provider == dialtone_core::ProviderKind::Twilio => state.store.provider_account_secrets(id.as_str()).await,
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        },
+        None => Ok(None),
+    };
+    let auth_token = match found {
+        Ok(Some(secrets)) => match secrets.get("auth_token") {
+            Some(t) => t.clone(),
+            None => return unauthorized("the account has no auth token"),
+        },
+        Ok(None) => return unauthorized("no such Twilio account"),
+        Err(e) => return ApiError::unavailable(format!("the account could not be read: {e}")).into_response(),
+    };
+    twilio_upgrade(state, &auth_token, headers, uri, ws)
+}
+
+fn twilio_upgrade(
+    state: Arc<AppState>,
+    auth_token: &SecretString,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let media = state.media.clone();
     let Some(signature) = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()) else {
         return unauthorized("missing X-Twilio-Signature header");
     };

@@ -169,6 +169,7 @@ async fn finish(
             "voicemail_left": ending.voicemail_left,
             "turns": transcript.len(),
         }),
+        webhook: None,
     };
     if let Err(e) = engine.ingest(vec![event]).await {
         tracing::error!(error = %e, "could not record the conversation's outcome");

@@ -118,6 +118,7 @@ async fn an_exotel_campaign_without_agent_or_flow_is_refused_at_create_and_start
         agent_id: None,
         caller_pool: Default::default(),
         calls_per_minute: None,
+        account_id: None,
     };
     let cmp = app.state.store.create_campaign(new, app.state.now()).await.unwrap();
     let (status, body) = app.post(&format!("/campaigns/{}/start", cmp.id)).await;
@@ -191,6 +192,7 @@ async fn twilio_campaign(app: &TestApp, mode: Mode) -> String {
                 agent_id: None,
                 caller_pool: Default::default(),
                 calls_per_minute: None,
+                account_id: None,
             },
             app.state.now(),
         )

@@ -229,6 +229,7 @@ impl MediaApp {
             respect_business_hours: false,
             max_attempts: 1,
             retry: dialtone_core::RetryPolicy::default(),
+            account_id: None,
         };
         let call = store.create_single_call(new, self.clock.now()).await.unwrap();
         self.progress(&call.id, dialtone_core::CallStatus::InProgress).await;
@@ -251,6 +252,7 @@ impl MediaApp {
             duration_ms: None,
             report: None,
             raw: json!({}),
+            webhook: None,
         };
         self.state.engine.ingest(vec![event]).await.unwrap();
     }

@@ -19,6 +19,8 @@ struct Claiming {
     id: CampaignId,
     ws: WorkspaceId,
     provider: ProviderKind,
+    /// The workspace's own account it dials through; `None`: the config's.
+    account_id: Option<String>,
     assistant_id: String,
     phone_number_id: String,
     schedule: Schedule,
@@ -50,7 +52,7 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
     let rows = sqlx::query(
         "SELECT id, workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours, kind,
             assume_campaign_timezone_for_ambiguous, agent_id, caller_numbers, caller_number_strategy, fallback_strategy,
-            caller_cursor, calls_per_minute,
+            caller_cursor, calls_per_minute, account_id,
             (SELECT max_duration_secs FROM agents a WHERE a.id = campaigns.agent_id) AS agent_max_duration_secs,
             (SELECT caller_number_daily_limit FROM workspaces w WHERE w.id = campaigns.workspace_id) AS caller_limit
          FROM campaigns WHERE id = ANY($1) ORDER BY id FOR UPDATE OF campaigns",
@@ -79,13 +81,15 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             .await?
             .into_iter()
             .collect();
-    let mut providers: Vec<String> = open.iter().map(|(c, _)| c.try_get("provider")).collect::<std::result::Result<_, _>>()?;
-    providers.sort_unstable();
-    providers.dedup();
+    // Each account once, in one sorted order (its row lock is taken after the campaign rows').
+    let mut keys: Vec<(String, Option<String>)> =
+        open.iter().map(|(c, _)| Ok((c.try_get("provider")?, c.try_get("account_id")?))).collect::<std::result::Result<_, sqlx::Error>>()?;
+    keys.sort_unstable();
+    keys.dedup();
     let mut accounts = HashMap::new();
-    for p in providers {
-        let account = account_state(&mut tx, &p, now).await?;
-        accounts.insert(p, account);
+    for key in keys {
+        let account = account_state(&mut tx, &key.0, key.1.as_deref(), now).await?;
+        accounts.insert(key, account);
     }
     let mut claiming = Vec::with_capacity(open.len());
     for (c, schedule) in open {
@@ -94,16 +98,17 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
         let mode: Mode = rows::parse(c.try_get("mode")?)?;
         let mut want = mode.claimable(c.try_get::<i64, _>("max_concurrent")? as u32, campaign_active as u32);
         let provider_text: String = c.try_get("provider")?;
+        let account_key = (provider_text.clone(), c.try_get::<Option<String>, _>("account_id")?);
         // Campaigns on one account are granted one after the other, each grant taken out
         // of the room left for the next, as separate claims would see it.
-        if let Some(Some(account)) = accounts.get_mut(&provider_text) {
+        if let Some(Some(account)) = accounts.get_mut(&account_key) {
             want = want.min(crate::common::account_room(account.limit, account.active, account.sharing, campaign_active));
         }
         // The throttle (calls per rolling minute), counted after the campaign's lock.
         if let Some(per_minute) = c.try_get::<Option<i64>, _>("calls_per_minute")? {
             want = want.min(callers::throttle_room(Db::from(&mut *tx), &id, per_minute, now).await?);
         }
-        if let Some(Some(account)) = accounts.get_mut(&provider_text) {
+        if let Some(Some(account)) = accounts.get_mut(&account_key) {
             account.active += i64::from(want);
         }
         if want == 0 {
@@ -124,6 +129,7 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             id: CampaignId::from_db(id),
             ws: WorkspaceId::from_db(c.try_get("workspace_id")?),
             provider: rows::parse(&provider_text)?,
+            account_id: account_key.1.clone(),
             assistant_id: c.try_get("assistant_id")?,
             phone_number_id: c.try_get("phone_number_id")?,
             schedule,
@@ -314,27 +320,9 @@ struct AccountState {
 /// How much a campaign may take is then `common::account_room`: the account's free slots
 /// (inbound calls included), capped at a fair share so that campaigns on one account take
 /// turns and none starves.
-async fn account_state(tx: &mut Transaction<'_, Postgres>, provider: &str, now: Timestamp) -> Result<Option<AccountState>> {
-    // Claims of other campaigns on this account hold other campaign rows: the account's
-    // own row is what makes them count its calls one at a time (campaign → account).
-    let limit: Option<i64> = sqlx::query_scalar("SELECT max_concurrent FROM provider_accounts WHERE provider = $1 AND max_concurrent IS NOT NULL FOR UPDATE")
-        .bind(provider)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(limit) = limit else { return Ok(None) };
-    let active: i64 =
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE provider = $1 AND status IN {ACTIVE_SQL}")).bind(provider).fetch_one(&mut **tx).await?;
-    // Campaigns that want slots now: something due, or calls in flight. Inbound calls take
-    // account slots (counted above) but their hidden campaign never claims, so it takes no share.
-    let sharing: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM campaigns c WHERE provider = $1 AND status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
-            EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $2)
-            OR EXISTS (SELECT 1 FROM calls WHERE campaign_id = c.id AND status IN {ACTIVE_SQL}))"
-    ))
-    .bind(provider)
-    .bind(ms(now))
-    .fetch_one(&mut **tx)
-    .await?;
+async fn account_state(tx: &mut Transaction<'_, Postgres>, provider: &str, account: Option<&str>, now: Timestamp) -> Result<Option<AccountState>> {
+    let Some(limit) = crate::accounts::limit(Db::from(&mut **tx), provider, account, true).await? else { return Ok(None) };
+    let (active, sharing) = crate::accounts::load(Db::from(&mut **tx), provider, account, now).await?;
     Ok(Some(AccountState { limit, active, sharing }))
 }
 
@@ -342,12 +330,13 @@ async fn account_state(tx: &mut Transaction<'_, Postgres>, provider: &str, now: 
 /// instead of a new call being inserted. `None` when contact `r` has no scheduled row.
 async fn queue_scheduled(tx: &mut Transaction<'_, Postgres>, r: &PgRow, c: &Claiming, node: &str, now: Timestamp) -> Result<Option<Dial>> {
     let scheduled: Option<(String, i64)> = sqlx::query_as(
-        "UPDATE calls SET status = 'queued', claimed_by = $3, updated_at = $1, last_event_at = $1
+        "UPDATE calls SET status = 'queued', claimed_by = $3, updated_at = $1, last_event_at = $1, account_id = $4
          WHERE contact_id = $2 AND status = 'scheduled' RETURNING id, attempt",
     )
     .bind(ms(now))
     .bind(r.try_get::<String, _>("id")?)
     .bind(node)
+    .bind(c.account_id.as_deref())
     .fetch_optional(&mut **tx)
     .await?;
     scheduled.map(|(id, attempt)| dial_of(r, c, CallId::from_db(id), attempt, None)).transpose()
@@ -363,6 +352,7 @@ fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64, caller: Optio
         contact_id: ContactId::from_db(r.try_get("id")?),
         attempt: attempt as u32,
         provider: c.provider,
+        account_id: c.account_id.clone().map(dialtone_core::ProviderAccountId::from_db),
         assistant_id: c.assistant_id.clone(),
         phone_number_id: caller.unwrap_or_else(|| c.phone_number_id.clone()),
         phone: PhoneNumber::from_db(r.try_get("phone")?),
@@ -392,10 +382,10 @@ async fn new_calls(
         dials.push(dial_of(r, &claiming[*i], CallId::new(), attempt, caller.clone())?);
     }
     sqlx::query(
-        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by, caller_number)
-         SELECT t.id, t.ws, t.campaign_id, t.contact_id, t.attempt, t.provider, t.phone, 'queued', $1, $1, $1, $2, t.caller_number
-         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[])
-              WITH ORDINALITY AS t(id, ws, campaign_id, contact_id, attempt, provider, phone, caller_number, ord)
+        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by, caller_number, account_id)
+         SELECT t.id, t.ws, t.campaign_id, t.contact_id, t.attempt, t.provider, t.phone, 'queued', $1, $1, $1, $2, t.caller_number, t.account_id
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[])
+              WITH ORDINALITY AS t(id, ws, campaign_id, contact_id, attempt, provider, phone, caller_number, account_id, ord)
          ORDER BY t.ord",
     )
     .bind(ms(now))
@@ -408,6 +398,7 @@ async fn new_calls(
     .bind(dials.iter().map(|d| d.provider.as_str()).collect::<Vec<_>>())
     .bind(dials.iter().map(|d| d.phone.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, _, caller)| caller.clone()).collect::<Vec<Option<String>>>())
+    .bind(dials.iter().map(|d| d.account_id.as_ref().map(|a| a.as_str())).collect::<Vec<Option<&str>>>())
     .execute(&mut **tx)
     .await?;
     Ok(dials)

@@ -119,13 +119,14 @@ pub(crate) async fn insert_events(conn: &mut PgConnection, rows: &[EventRow<'_>]
     let pids: Vec<Option<&str>> = rows.iter().map(|r| r.event.provider_call_id.as_deref()).collect();
     let applied: Vec<bool> = rows.iter().map(|r| r.applied).collect();
     let mismatched: Vec<bool> = rows.iter().map(|r| r.mismatched).collect();
+    let accounts: Vec<Option<&str>> = rows.iter().map(|r| crate::events::route_account(r.event)).collect();
     let keys_in: Vec<String> = sqlx::query_scalar(
         "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at, received_at,
-            provider_call_id, applied, mismatched)
-         SELECT t.id, t.ws, t.call_id, $1, t.provider_type, t.kind, t.dedupe_key, t.payload, t.occurred_at, $2, t.pid, t.applied, t.mismatched
+            provider_call_id, applied, mismatched, account_id)
+         SELECT t.id, t.ws, t.call_id, $1, t.provider_type, t.kind, t.dedupe_key, t.payload, t.occurred_at, $2, t.pid, t.applied, t.mismatched, t.account_id
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[],
-                     $12::bool[], $13::bool[])
-              WITH ORDINALITY AS t(id, ws, call_id, provider_type, kind, dedupe_key, payload, occurred_at, pid, applied, mismatched, ord)
+                     $12::bool[], $13::bool[], $14::text[])
+              WITH ORDINALITY AS t(id, ws, call_id, provider_type, kind, dedupe_key, payload, occurred_at, pid, applied, mismatched, account_id, ord)
          ORDER BY t.ord
          ON CONFLICT (dedupe_key) DO NOTHING
          RETURNING dedupe_key",
@@ -143,6 +144,7 @@ pub(crate) async fn insert_events(conn: &mut PgConnection, rows: &[EventRow<'_>]
     .bind(&pids)
     .bind(&applied)
     .bind(&mismatched)
+    .bind(&accounts)
     .fetch_all(&mut *conn)
     .await?;
     Ok(keys_in.into_iter().collect())

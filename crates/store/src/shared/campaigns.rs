@@ -31,8 +31,8 @@ pub(crate) async fn insert_campaign(mut db: Db<'_>, new: &NewCampaign, status: C
             "INSERT INTO campaigns (id, workspace_id, name, provider, assistant_id, phone_number_id, mode,
                 max_concurrent, max_attempts, retry_policy, default_region, schedule, calling_hours, recurrence, max_call_duration_secs,
                 status, created_at, updated_at, assume_campaign_timezone_for_ambiguous, agent_id, batch,
-                caller_numbers, caller_number_strategy, fallback_strategy, calls_per_minute)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20, $21, $22, $23, $24) RETURNING *",
+                caller_numbers, caller_number_strategy, fallback_strategy, calls_per_minute, account_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20, $21, $22, $23, $24, $25) RETURNING *",
             args![
                 CampaignId::new().as_str(),
                 new.workspace_id.as_str(),
@@ -58,6 +58,7 @@ pub(crate) async fn insert_campaign(mut db: Db<'_>, new: &NewCampaign, status: C
                 new.caller_pool.strategy.as_str(),
                 new.caller_pool.fallback.as_str(),
                 new.calls_per_minute,
+                new.account_id.as_ref().map(|a| a.as_str()),
             ],
         )
         .await?;

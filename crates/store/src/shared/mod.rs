@@ -126,6 +126,10 @@ macro_rules! impl_store {
                 $crate::shared::provider_accounts::get(self.pools(), ws, id).await
             }
 
+            async fn find_provider_account(&self, id: &str) -> $crate::Result<Option<$crate::ProviderAccount>> {
+                $crate::shared::provider_accounts::find(self.pools(), id).await
+            }
+
             async fn list_provider_accounts(&self, ws: &dialtone_core::WorkspaceId, page: &$crate::Page) -> $crate::Result<Vec<$crate::ProviderAccount>> {
                 $crate::shared::provider_accounts::list(self.pools(), ws, page).await
             }

@@ -162,6 +162,13 @@ pub async fn get(p: Pools<'_>, ws: &WorkspaceId, id: &str) -> Result<Option<Prov
     row.map(ProviderAccount::try_from).transpose()
 }
 
+/// The account `id` of whichever workspace holds it (a webhook route names only the
+/// account: its workspace is the row's).
+pub async fn find(p: Pools<'_>, id: &str) -> Result<Option<ProviderAccount>> {
+    let row: Option<Row> = p.read().fetch_optional(&format!("{COLUMNS} WHERE id = $1"), args![id]).await?;
+    row.map(ProviderAccount::try_from).transpose()
+}
+
 /// A page of the accounts of `ws`, newest first (disabled ones included).
 pub async fn list(p: Pools<'_>, ws: &WorkspaceId, page: &Page) -> Result<Vec<ProviderAccount>> {
     let rows: Vec<Row> = p

@@ -43,8 +43,8 @@ pub async fn create(p: Pools<'_>, new: NewSingleCall, now: Timestamp) -> Result<
     let mut db = tx.db();
     db.execute(
         "INSERT INTO campaigns (id, workspace_id, name, provider, assistant_id, phone_number_id, mode, max_concurrent, max_attempts,
-            retry_policy, default_region, schedule, calling_hours, kind, status, created_at, updated_at, agent_id)
-         VALUES ($1, $2, $3, $4, $5, $6, 'continuous', 1, $7, $8, 'US', $9, $10, 'single_calls', 'starting', $11, $11, $12)",
+            retry_policy, default_region, schedule, calling_hours, kind, status, created_at, updated_at, agent_id, account_id)
+         VALUES ($1, $2, $3, $4, $5, $6, 'continuous', 1, $7, $8, 'US', $9, $10, 'single_calls', 'starting', $11, $11, $12, $13)",
         args![
             campaign.as_str(),
             new.workspace_id.as_str(),
@@ -61,6 +61,7 @@ pub async fn create(p: Pools<'_>, new: NewSingleCall, now: Timestamp) -> Result<
             serde_json::to_string(&if new.respect_business_hours { LocalHours::default() } else { all_day }).expect("hours serialize"),
             ms(now),
             new.agent_id.as_ref().map(|a| a.as_str()),
+            new.account_id.as_ref().map(|a| a.as_str()),
         ],
     )
     .await?;

@@ -21,7 +21,7 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
     let Some(c) = sqlx::query(
         "SELECT workspace_id, status, mode, max_concurrent, provider, assistant_id, phone_number_id, schedule, calling_hours,
             assume_campaign_timezone_for_ambiguous, agent_id, kind, caller_numbers, caller_number_strategy, fallback_strategy,
-            caller_cursor, calls_per_minute,
+            caller_cursor, calls_per_minute, account_id,
             (SELECT max_duration_secs FROM agents a WHERE a.id = campaigns.agent_id) AS agent_max_duration_secs,
             (SELECT caller_number_daily_limit FROM workspaces w WHERE w.id = campaigns.workspace_id) AS caller_limit
          FROM campaigns WHERE id = ?",
@@ -50,7 +50,8 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
         .fetch_one(&mut *tx)
         .await?;
     let provider_text: String = c.try_get("provider")?;
-    let mut n = mode.claimable(cap, active as u32).min(account_room(&mut tx, &provider_text, active, now).await?);
+    let account_id: Option<String> = c.try_get("account_id")?;
+    let mut n = mode.claimable(cap, active as u32).min(account_room(&mut tx, &provider_text, account_id.as_deref(), active, now).await?);
     if let Some(per_minute) = c.try_get::<Option<i64>, _>("calls_per_minute")? {
         n = n.min(callers::throttle_room(Db::from(&mut *tx), campaign.as_str(), per_minute, now).await?);
     }
@@ -146,24 +147,13 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
 
 /// How many more calls the provider account allows this campaign: the account's free slots
 /// (inbound calls included), capped at a fair share so that campaigns on one account take
-/// turns and none starves. Unlimited accounts allow anything.
-async fn account_room(tx: &mut sqlx::Transaction<'_, Sqlite>, provider: &str, campaign_active: i64, now: Timestamp) -> Result<u32> {
-    let limit: Option<i64> =
-        sqlx::query_scalar("SELECT max_concurrent FROM provider_accounts WHERE provider = ?").bind(provider).fetch_optional(&mut **tx).await?.flatten();
+/// turns and none starves. Unlimited accounts allow anything. The account is the
+/// workspace's own `account` when the campaign names one, else the config's of `provider`
+/// (statements in `crate::accounts`, shared with PostgreSQL).
+async fn account_room(tx: &mut sqlx::Transaction<'_, Sqlite>, provider: &str, account: Option<&str>, campaign_active: i64, now: Timestamp) -> Result<u32> {
+    let limit: Option<i64> = crate::accounts::limit(Db::from(&mut **tx), provider, account, false).await?;
     let Some(limit) = limit else { return Ok(u32::MAX) };
-    let account_active: i64 =
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE provider = ? AND status IN {ACTIVE_SQL}")).bind(provider).fetch_one(&mut **tx).await?;
-    // Campaigns that want slots now: something due, or calls in flight. Inbound calls take
-    // account slots (counted above) but their hidden campaign never claims, so it takes no share.
-    let sharing: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM campaigns c WHERE provider = ?1 AND status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
-            EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= ?2)
-            OR EXISTS (SELECT 1 FROM calls WHERE campaign_id = c.id AND status IN {ACTIVE_SQL}))"
-    ))
-    .bind(provider)
-    .bind(ms(now))
-    .fetch_one(&mut **tx)
-    .await?;
+    let (account_active, sharing) = crate::accounts::load(Db::from(&mut **tx), provider, account, now).await?;
     Ok(crate::common::account_room(limit, account_active, sharing, campaign_active))
 }
 
@@ -182,12 +172,13 @@ async fn new_call(
 ) -> Result<Dial> {
     // A scheduled single call already has its row: it moves to QUEUED (owned by `node`) instead.
     let scheduled: Option<(String, i64)> = sqlx::query_as(
-        "UPDATE calls SET status = 'queued', claimed_by = ?3, updated_at = ?1, last_event_at = ?1
+        "UPDATE calls SET status = 'queued', claimed_by = ?3, updated_at = ?1, last_event_at = ?1, account_id = ?4
          WHERE contact_id = ?2 AND status = 'scheduled' RETURNING id, attempt",
     )
     .bind(ms(now))
     .bind(r.try_get::<String, _>("id")?)
     .bind(node)
+    .bind(c.try_get::<Option<String>, _>("account_id")?)
     .fetch_optional(&mut **tx)
     .await?;
     // Attempt numbers count calls (see `crate::attempts`).
@@ -206,6 +197,7 @@ async fn new_call(
         contact_id: ContactId::from_db(r.try_get("id")?),
         attempt: attempt as u32,
         provider,
+        account_id: c.try_get::<Option<String>, _>("account_id")?.map(dialtone_core::ProviderAccountId::from_db),
         assistant_id: c.try_get("assistant_id")?,
         phone_number_id: match &caller {
             Some(number) => number.clone(),
@@ -221,8 +213,8 @@ async fn new_call(
         return Ok(dial);
     }
     sqlx::query(
-        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by, caller_number)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8, ?8, ?9, ?10)",
+        "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by, caller_number, account_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8, ?8, ?9, ?10, ?11)",
     )
     .bind(dial.call_id.as_str())
     .bind(ws.as_str())
@@ -234,6 +226,7 @@ async fn new_call(
     .bind(ms(now))
     .bind(node)
     .bind(caller)
+    .bind(dial.account_id.as_ref().map(|a| a.as_str().to_string()))
     .execute(&mut **tx)
     .await?;
     Ok(dial)

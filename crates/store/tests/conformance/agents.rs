@@ -55,6 +55,7 @@ async fn agent_campaign(store: &S, ws: &WorkspaceId, agent: Option<&AgentId>) ->
         agent_id: agent.cloned(),
         caller_pool: Default::default(),
         calls_per_minute: None,
+        account_id: None,
     };
     store.create_campaign(new, t0()).await.unwrap()
 }
@@ -180,6 +181,7 @@ pub async fn a_single_call_with_an_agent_is_claimed_with_it(store: S) {
                 max_attempts: 1,
                 retry: retry_policy(),
                 agent_id: Some(ada.id.clone()),
+                account_id: None,
             },
             t0(),
         )

@@ -337,6 +337,7 @@ pub async fn a_recurring_single_calls_next_occurrence_is_numbered_after_a_capaci
                 max_attempts: 3,
                 retry: retry_policy(),
                 agent_id: None,
+                account_id: None,
             },
             t0(),
         )

@@ -36,6 +36,7 @@ async fn pool_campaign(store: &S, ws: &WorkspaceId, pool: &[&str], strategy: Cal
         agent_id: None,
         caller_pool: CallerPool { numbers: pool.iter().map(|s| s.to_string()).collect(), strategy, fallback },
         calls_per_minute: None,
+        account_id: None,
     };
     let cmp = store.create_campaign(new, t0()).await.unwrap();
     let contacts: Vec<NewContact> = callees

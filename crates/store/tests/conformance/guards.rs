@@ -31,6 +31,7 @@ async fn campaign_with_max(store: &S, ws: &dialtone_core::WorkspaceId, max: Opti
         agent_id: None,
         caller_pool: Default::default(),
         calls_per_minute: None,
+        account_id: None,
     };
     let cmp = store.create_campaign(new, t0()).await.unwrap();
     assert_eq!(cmp.max_call_duration_secs, max, "stored as given");
@@ -89,6 +90,7 @@ fn single(ws: &dialtone_core::WorkspaceId, i: u32) -> NewSingleCall {
         max_attempts: 1,
         retry: retry_policy(),
         agent_id: None,
+        account_id: None,
     }
 }
 

@@ -150,6 +150,7 @@ fn provider_event(seed: u64, run: &Run, e: &Ev) -> ProviderEvent {
         report: None,
         // What an orphan's adoption reads back (`payload_extras`).
         raw: serde_json::json!({ "key": e.key, "cost": e.cost, "endedReason": reason }),
+        webhook: None,
     }
 }
 

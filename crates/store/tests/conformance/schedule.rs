@@ -36,6 +36,7 @@ pub async fn over_a_week_nobody_is_dialled_outside_campaign_windows_or_their_own
         agent_id: None,
         caller_pool: Default::default(),
         calls_per_minute: None,
+        account_id: None,
     };
     // 2026-03-02 is a Monday; the week crosses the US spring-forward on 2026-03-08.
     let monday: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();

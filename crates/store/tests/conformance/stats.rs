@@ -34,6 +34,7 @@ fn single(ws: &WorkspaceId, i: u32, when: Timestamp) -> NewSingleCall {
         max_attempts: 1,
         retry: retry_policy(),
         agent_id: None,
+        account_id: None,
     }
 }
 

@@ -74,6 +74,7 @@ pub async fn draft_campaign(store: &S, ws: &WorkspaceId, mode: Mode, cap: u32, m
         agent_id: None,
         caller_pool: Default::default(),
         calls_per_minute: None,
+        account_id: None,
     };
     store.create_campaign(new, t0()).await.expect("create campaign")
 }
@@ -126,6 +127,7 @@ pub fn event(call: Option<&CallId>, provider_call_id: Option<&str>, kind: EventK
         duration_ms: None,
         report: None,
         raw: serde_json::json!({ "test": dedupe_key }),
+        webhook: None,
     }
 }
 

@@ -66,6 +66,7 @@ async fn campaign(store: &S, schedule: Schedule, hours: LocalHours, assume_campa
         caller_pool: Default::default(),
         calls_per_minute: None,
         max_call_duration_secs: None,
+        account_id: None,
     };
     store.create_campaign(new, now).await.unwrap()
 }

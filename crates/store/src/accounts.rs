@@ -1,0 +1,46 @@
+//! What counts against a provider account's concurrency limit, for the claims of both
+//! backends. An account is either a workspace's own (`workspace_provider_accounts`, named
+//! by a campaign's `account_id`) or the config file's account of a provider
+//! (`provider_accounts`, campaigns with no `account_id`); each counts only its own calls
+//! (`calls.account_id`, written by the claim) and shares its room among its own campaigns.
+
+use crate::common::{ms, ACTIVE_SQL};
+use crate::sql::{args, Db, Dialect};
+use crate::Result;
+use jiff::Timestamp;
+
+/// The account's `max_concurrent`, `None` when unlimited. `lock` (PostgreSQL) takes the
+/// account row's lock: claims of other campaigns on the account hold other campaign rows,
+/// and this row is what makes them count its calls one at a time (campaign → account).
+/// SQLite's claim holds the database's one writer lock already.
+pub async fn limit(mut db: Db<'_>, provider: &str, account: Option<&str>, lock: bool) -> Result<Option<i64>> {
+    let lock = if lock && db.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
+    let row: Option<(Option<i64>,)> = match account {
+        Some(id) => db.fetch_optional(&format!("SELECT max_concurrent FROM workspace_provider_accounts WHERE id = $1{lock}"), args![id]).await?,
+        None => db.fetch_optional(&format!("SELECT max_concurrent FROM provider_accounts WHERE provider = $1{lock}"), args![provider]).await?,
+    };
+    Ok(row.and_then(|(limit,)| limit))
+}
+
+/// `(active, sharing)` for the account: its live calls (inbound included), and its
+/// campaigns that want slots now (something due, or calls in flight). Inbound calls take
+/// account slots but their hidden campaign never claims, so it takes no share.
+pub async fn load(mut db: Db<'_>, provider: &str, account: Option<&str>, now: Timestamp) -> Result<(i64, i64)> {
+    // The config account's calls are its provider's calls placed on no workspace account.
+    let (whose_calls, whose_campaigns, key) = match account {
+        Some(id) => ("account_id = $1", "account_id = $1", id),
+        None => ("provider = $1 AND account_id IS NULL", "provider = $1 AND account_id IS NULL", provider),
+    };
+    let (active,): (i64,) = db.fetch_one(&format!("SELECT COUNT(*) FROM calls WHERE {whose_calls} AND status IN {ACTIVE_SQL}"), args![key]).await?;
+    let (sharing,): (i64,) = db
+        .fetch_one(
+            &format!(
+                "SELECT COUNT(*) FROM campaigns c WHERE {whose_campaigns} AND status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
+                    EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $2)
+                    OR EXISTS (SELECT 1 FROM calls WHERE campaign_id = c.id AND status IN {ACTIVE_SQL}))"
+            ),
+            args![key, ms(now)],
+        )
+        .await?;
+    Ok((active, sharing))
+}
