@@ -48,7 +48,13 @@ pub fn webhook_path(kind: ProviderKind, account: &str) -> String {
 ///
 /// Errors: a required field missing (the API requires them at create, so only a row
 /// changed by hand gets here), or a setting of the wrong type.
-pub fn client(account: &ProviderAccount, secrets: &BTreeMap<String, SecretString>, public_url: &str, media_secret: &SecretString, vapi_timeout: Duration) -> Result<Arc<dyn Provider>, String> {
+pub fn client(
+    account: &ProviderAccount,
+    secrets: &BTreeMap<String, SecretString>,
+    public_url: &str,
+    media_secret: &SecretString,
+    vapi_timeout: Duration,
+) -> Result<Arc<dyn Provider>, String> {
     let text = |name: &str| account.settings.get(name).and_then(|v| v.as_str()).map(str::to_string);
     let secret = |name: &str| secrets.get(name).cloned();
     let need = |name: &str, v: Option<SecretString>| v.ok_or_else(|| format!("{} account {} has no {name}", account.provider, account.id));
@@ -81,7 +87,13 @@ pub fn client(account: &ProviderAccount, secrets: &BTreeMap<String, SecretString
         ProviderKind::Exotel => {
             let sid = text("sid").ok_or_else(|| format!("exotel account {id} has no sid"))?;
             let key = need("api_key", secret("api_key"))?;
-            let mut ec = ExotelConfig::new(sid, key.expose_secret(), need("api_token", secret("api_token"))?, public_url, need("callback_token", secret("callback_token"))?);
+            let mut ec = ExotelConfig::new(
+                sid,
+                key.expose_secret(),
+                need("api_token", secret("api_token"))?,
+                public_url,
+                need("callback_token", secret("callback_token"))?,
+            );
             if let Some(url) = text("base_url") {
                 ec.base_url = url;
             }
@@ -126,7 +138,11 @@ impl AccountFactory for WorkspaceAccounts {
 /// one of another provider.
 ///
 /// Errors: the row or its secrets could not be read, or do not make a client.
-pub async fn webhook_client(app: &crate::app::AppState, kind: ProviderKind, id: &dialtone_core::ProviderAccountId) -> Result<Option<Arc<dyn Provider>>, String> {
+pub async fn webhook_client(
+    app: &crate::app::AppState,
+    kind: ProviderKind,
+    id: &dialtone_core::ProviderAccountId,
+) -> Result<Option<Arc<dyn Provider>>, String> {
     let Some(row) = app.store.find_provider_account(id.as_str()).await.map_err(|e| e.to_string())? else { return Ok(None) };
     if row.provider != kind {
         return Ok(None);

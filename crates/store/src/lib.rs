@@ -2,8 +2,8 @@
 //! Every state change is a fenced `UPDATE … WHERE status = expected`: zero rows changed
 //! means someone else won, never an error to ignore.
 
-pub mod apply;
 mod accounts;
+pub mod apply;
 mod attempts;
 pub mod bench_fill;
 mod callers;

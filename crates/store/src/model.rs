@@ -4,8 +4,8 @@ use dialtone_core::frequency::Recurrence;
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{AgentId, CallerStrategy, ContactZone, Extension, TranscriptTurn, TzSource};
 use dialtone_core::{
-    AnsweredBy, CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode, Outcome, PhoneNumber, ProviderAccountId, ProviderKind, RetryPolicy,
-    Transition, WorkspaceId,
+    AnsweredBy, CallId, CallStatus, CampaignId, CampaignStatus, ContactId, ContactStatus, Direction, Mode, Outcome, PhoneNumber, ProviderAccountId,
+    ProviderKind, RetryPolicy, Transition, WorkspaceId,
 };
 use jiff::Timestamp;
 use serde::Serialize;

@@ -137,7 +137,8 @@ async fn hangup(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path
     let Some(provider_call_id) = call.provider_call_id.as_deref() else {
         return Err(ApiError::conflict("the call has not reached the provider yet; try again in a moment"));
     };
-    let provider = app.engine.provider_for_call(&call).await.ok_or_else(|| ApiError::unavailable(format!("the call's {} account cannot be used here", call.provider)))?;
+    let provider =
+        app.engine.provider_for_call(&call).await.ok_or_else(|| ApiError::unavailable(format!("the call's {} account cannot be used here", call.provider)))?;
     // Decided here before the provider hears of it: the provider's own report of the end
     // races a write made afterwards (Twilio reports an answered call it was told to end as
     // `completed`), and whichever landed first would be the outcome. The fence also settles

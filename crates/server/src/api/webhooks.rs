@@ -40,7 +40,8 @@ pub fn router() -> Router<Arc<AppState>> {
 /// provider) is 404, as an unconfigured provider is.
 #[tracing::instrument(skip_all, fields(provider = %kind))]
 async fn handle_account(State(app): State<Arc<AppState>>, kind: ProviderKind, account: String, request: Request) -> Response {
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_configured", format!("no {kind} account with this id is registered on this server")).into_response();
+    let not_found =
+        || ApiError::new(StatusCode::NOT_FOUND, "not_configured", format!("no {kind} account with this id is registered on this server")).into_response();
     let Some(id) = dialtone_core::ProviderAccountId::parse(&account) else { return not_found() };
     let provider = match crate::accounts::webhook_client(&app, kind, &id).await {
         Ok(Some(p)) => p,
@@ -64,7 +65,13 @@ async fn handle(State(app): State<Arc<AppState>>, kind: ProviderKind, request: R
 
 /// Verifies with `provider`, parses, stores (each event marked with the `route` it came by)
 /// and answers.
-async fn process(app: Arc<AppState>, kind: ProviderKind, provider: Arc<dyn dialtone_providers::Provider>, route: Option<dialtone_core::WebhookRoute>, request: Request) -> Response {
+async fn process(
+    app: Arc<AppState>,
+    kind: ProviderKind,
+    provider: Arc<dyn dialtone_providers::Provider>,
+    route: Option<dialtone_core::WebhookRoute>,
+    request: Request,
+) -> Response {
     let started = Instant::now();
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let (mut parts, body) = request.into_parts();
@@ -88,6 +95,12 @@ async fn process(app: Arc<AppState>, kind: ProviderKind, provider: Arc<dyn dialt
         Ok(mut parsed) => {
             app.webhooks_received.fetch_add(1, Ordering::Relaxed);
             for e in &mut parsed.events {
+                // A workspace account's events are its own: the same event sent on
+                // another account's route (by whoever holds that account's secret) is
+                // another event, so it can never pass for this one's duplicate.
+                if let Some(id) = route.as_ref().and_then(|r| r.account_id.as_ref()) {
+                    e.dedupe_key = format!("{id}:{}", e.dedupe_key);
+                }
                 e.webhook = route.clone();
             }
             let own_account = route.as_ref().is_some_and(|r| r.account_id.is_some());

@@ -6,6 +6,7 @@ mod agents;
 mod api;
 mod batches;
 mod call_detail;
+mod campaign_accounts;
 mod campaigns;
 mod cli;
 mod contacts;

@@ -19,7 +19,7 @@ pub const PHONE_NUMBER_ID: &str = "pn_it";
 /// The caller lines of the Twilio and Exotel accounts (their `From` / `CallerId`).
 pub const TWILIO_CALLER: &str = "+15005550006";
 pub const EXOTEL_CALLER: &str = "+918047100000";
-const TWILIO_SID: &str = "ACit0000000000000000000000000000";
+pub const TWILIO_SID: &str = "ACit0000000000000000000000000000";
 const EXOTEL_SID: &str = "dialtone-it";
 
 pub fn ms(n: u64) -> Duration {
@@ -87,6 +87,9 @@ pub struct TestApp {
     pub sim_base: String,
     /// The server's database (for commands that open it themselves, like `keys`).
     pub database_url: String,
+    /// The sim's Twilio auth token and Exotel API token and callback token (with
+    /// `provider_accounts`): what a workspace's own account on the sim is registered with.
+    pub provider_token: String,
     sim: Option<SimHandle>,
     sim_probe: Sim,
     cancel: CancellationToken,
@@ -169,7 +172,7 @@ impl TestApp {
             config.exotel_api_token = Some(account_token.clone().into());
             config.exotel_base_url = sim.base_url();
             config.exotel_flow_url = Some("https://it.invalid/flow".into());
-            config.exotel_callback_token = Some(account_token.into());
+            config.exotel_callback_token = Some(account_token.clone().into());
             config.exotel_rate_per_min = 60_000;
         }
         // Provider accounts' secrets are sealed under it (`configure` may take it away).
@@ -190,6 +193,7 @@ impl TestApp {
             state,
             sim_base: sim.base_url(),
             database_url,
+            provider_token: account_token,
             sim_probe: sim.sim().clone(),
             sim: Some(sim),
             cancel,
