@@ -25,6 +25,13 @@ pub struct AccountKey {
     pub id: Option<ProviderAccountId>,
 }
 
+impl AccountKey {
+    /// The config file's account of `provider`.
+    pub fn config(provider: ProviderKind) -> Self {
+        Self { provider, id: None }
+    }
+}
+
 /// Builds the engine's [`Account`] (client, rate limiter, circuit breaker) for a
 /// workspace's stored provider account and its decrypted secrets. Implemented by the
 /// server, which knows each provider's settings.

@@ -30,7 +30,7 @@ async fn the_breaker_opens_after_five_failures_probes_after_a_minute_and_spends_
     }
     let breaker = &engine.account(ProviderKind::Sim).unwrap().breaker;
     assert_eq!(breaker.metrics_value(clock.now()), 1, "open after the fifth consecutive failure");
-    assert!(engine.account_waiting(ProviderKind::Sim).unwrap().contains("circuit breaker open"));
+    assert!(engine.account_waiting(&dialtone_engine::AccountKey::config(ProviderKind::Sim)).unwrap().contains("circuit breaker open"));
 
     // While open: nothing is claimed or sent, however often the dispatcher looks.
     for _ in 0..10 {
@@ -51,5 +51,5 @@ async fn the_breaker_opens_after_five_failures_probes_after_a_minute_and_spends_
     engine.settle().await;
     assert_eq!(provider.requests(), 6);
     assert_eq!(breaker.metrics_value(clock.now()), 0, "a successful probe closes the breaker");
-    assert!(engine.account_waiting(ProviderKind::Sim).is_none());
+    assert!(engine.account_waiting(&dialtone_engine::AccountKey::config(ProviderKind::Sim)).is_none());
 }
