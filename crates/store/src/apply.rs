@@ -449,6 +449,7 @@ mod tests {
             attempt: 1,
             direction: Direction::Outbound,
             provider: ProviderKind::Sim,
+            account_id: None,
             provider_call_id: pid.map(str::to_string),
             phone: PhoneNumber::from_db("+14155550100".to_string()),
             caller_number: None,
@@ -507,6 +508,49 @@ mod tests {
         assert_eq!((a.provider_call_id.as_deref(), a.status, a.outcome, a.ended_at), (Some("p1"), CallStatus::Ended, Some(Outcome::Busy), Some(t(5))));
         assert_eq!(plan.ended().iter().map(|e| (e.outcome, e.capacity_refusal)).collect::<Vec<_>>(), vec![(Outcome::Busy, false)]);
         assert_eq!(plan.dirty_calls().len(), 1);
+    }
+
+    #[test]
+    fn a_webhook_changes_only_calls_of_the_account_whose_route_brought_it() {
+        use dialtone_core::{ProviderAccountId, WebhookRoute};
+        let (acct_a, acct_b) = (ProviderAccountId::from_db("pa_a".to_string()), ProviderAccountId::from_db("pa_b".to_string()));
+        let mut on_a = call("call_a", None, CallStatus::Dialing);
+        on_a.account_id = Some(acct_a.clone());
+        let on_config = call("call_c", Some("p3"), CallStatus::Dialing);
+        let via = |account: Option<&ProviderAccountId>, mut e: ProviderEvent| {
+            e.webhook = Some(WebhookRoute { account_id: account.cloned() });
+            e
+        };
+        let live = || EventKind::Progress(CallStatus::InProgress);
+        let events = [
+            // B's route names A's call (by our id, with a provider id): stored with it, not applied, no id attached.
+            via(Some(&acct_b), ev("b", Some("call_a"), Some("p1"), live())),
+            // The config's route: the same.
+            via(None, ev("cfg", Some("call_a"), None, live())),
+            // A's own route applies; so does the config's route to a config call.
+            via(Some(&acct_a), ev("a", Some("call_a"), None, live())),
+            via(None, ev("c", None, Some("p3"), live())),
+            // A workspace route never reaches a config call.
+            via(Some(&acct_a), ev("a-on-c", None, Some("p3"), ended(Outcome::Busy, None))),
+            // No route (the engine's own, or a lookup through the call's account): applies.
+            ev("engine", Some("call_a"), None, ended(Outcome::Completed, None)),
+        ];
+        let plan = BatchPlan::new(BatchCalls::new([on_a, on_config]), &events, t(5));
+        let rows: Vec<_> = plan.rows().iter().map(|r| (r.call_id, r.applied, r.mismatched)).collect();
+        assert_eq!(
+            rows,
+            vec![
+                (Some("call_a"), false, true),
+                (Some("call_a"), false, true),
+                (Some("call_a"), true, false),
+                (Some("call_c"), true, false),
+                (Some("call_c"), false, true),
+                (Some("call_a"), true, false),
+            ]
+        );
+        let a = plan.call("call_a").unwrap();
+        assert_eq!((a.provider_call_id.as_deref(), a.status, a.outcome), (None, CallStatus::Ended, Some(Outcome::Completed)), "B's provider id was not attached");
+        assert_eq!(plan.call("call_c").unwrap().status, CallStatus::InProgress);
     }
 
     #[test]

@@ -227,6 +227,7 @@ impl World {
             contact_id: ContactId::new(),
             attempt: 0,
             provider: dialtone_core::ProviderKind::Sim,
+            account_id: None,
             assistant_id: String::new(),
             phone_number_id: String::new(),
             phone: phone(0),

@@ -120,6 +120,7 @@ pub async fn a_daily_campaign_calls_each_contact_once_per_local_day(store: S) {
         agent_id: None,
         caller_pool: Default::default(),
         calls_per_minute: None,
+        account_id: None,
     };
     let start: Timestamp = "2026-04-06T12:00:00Z".parse().unwrap();
     let cmp = store.create_campaign(new, start).await.unwrap();
