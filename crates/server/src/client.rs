@@ -224,7 +224,7 @@ pub enum BatchesCommand {
         #[arg(long)]
         max_attempts: Option<u32>,
         #[command(flatten)]
-        pool: PoolFlags,
+        pool: Box<PoolFlags>,
         /// No call before this instant (RFC 3339).
         #[arg(long)]
         start_at: Option<String>,
@@ -273,21 +273,8 @@ pub enum CallsCommand {
         outcome: Option<String>,
         #[arg(long)]
         phone: Option<String>,
-        /// Calls created at or after this instant (RFC 3339).
-        #[arg(long)]
-        created_from: Option<String>,
-        /// Calls created before this instant (RFC 3339).
-        #[arg(long)]
-        created_to: Option<String>,
-        /// Calls ended at or after this instant (RFC 3339); a call not ended never matches.
-        #[arg(long)]
-        ended_from: Option<String>,
-        /// Calls ended before this instant (RFC 3339); a call not ended never matches.
-        #[arg(long)]
-        ended_to: Option<String>,
-        /// `-created_at` (newest first, the default) or `created_at` (oldest first).
-        #[arg(long, allow_hyphen_values = true)]
-        sort: Option<String>,
+        #[command(flatten)]
+        window: Box<CallsWindow>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[arg(long)]
@@ -297,6 +284,27 @@ pub enum CallsCommand {
     Show { id: String },
     /// Hang up a live call (its outcome becomes canceled).
     Hangup { id: String },
+}
+
+/// `calls list`'s time bounds and order, sent as the `GET /calls` parameters of the same
+/// names (the API checks them and names a bad one).
+#[derive(Debug, Args)]
+pub struct CallsWindow {
+    /// Calls created at or after this instant (RFC 3339).
+    #[arg(long)]
+    pub created_from: Option<String>,
+    /// Calls created before this instant (RFC 3339).
+    #[arg(long)]
+    pub created_to: Option<String>,
+    /// Calls ended at or after this instant (RFC 3339); a call not ended never matches.
+    #[arg(long)]
+    pub ended_from: Option<String>,
+    /// Calls ended before this instant (RFC 3339); a call not ended never matches.
+    #[arg(long)]
+    pub ended_to: Option<String>,
+    /// `-created_at` (newest first, the default) or `created_at` (oldest first).
+    #[arg(long, allow_hyphen_values = true)]
+    pub sort: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -799,7 +807,7 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
                     ("start_at", start_at.map(Value::from)),
                 ],
             );
-            set_fields(&mut body, pool.fields());
+            set_fields(&mut body, (*pool).fields());
             let resp = api
                 .req(reqwest::Method::POST, "/batches")
                 .json(&body)
@@ -867,7 +875,8 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
 pub async fn run_calls(args: CallsArgs, listen: &str) -> anyhow::Result<()> {
     let api = Api::new(&args.conn, listen)?;
     match args.command {
-        CallsCommand::List { campaign, status, outcome, phone, created_from, created_to, ended_from, ended_to, sort, limit, before } => {
+        CallsCommand::List { campaign, status, outcome, phone, window, limit, before } => {
+            let CallsWindow { created_from, created_to, ended_from, ended_to, sort } = *window;
             let query: Vec<(&str, String)> = [
                 ("campaign_id", campaign),
                 ("status", status),
