@@ -68,7 +68,26 @@ pub enum CampaignsCommand {
         max_concurrent: Option<u32>,
         #[arg(long)]
         max_attempts: Option<u32>,
+        #[command(flatten)]
+        pool: PoolFlags,
         /// A JSON file with the request body; the flags above override its fields.
+        #[arg(long)]
+        body: Option<PathBuf>,
+    },
+    /// Change a campaign's settings (`PATCH /campaigns/{id}`): only what is given changes;
+    /// prints the campaign as `show` does. Other fields (schedule, calling hours, retry)
+    /// go in `--body`, a JSON file of `PATCH` fields. Refused once the campaign is over.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        max_concurrent: Option<u32>,
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        #[command(flatten)]
+        pool: PoolFlags,
+        /// A JSON file with `PATCH` fields; the flags above override them.
         #[arg(long)]
         body: Option<PathBuf>,
     },
@@ -99,6 +118,78 @@ pub enum CampaignsCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+/// The caller-ID pool and the throttle of `campaigns create|update` and `batches create`
+/// (docs/api.md, "Caller-ID pools"), sent under the API's own field names; the API checks
+/// them and names a bad one.
+#[derive(Debug, Args)]
+pub struct PoolFlags {
+    /// Caller numbers, comma-separated (E.164, or national in the campaign's
+    /// `default_region`; on Vapi also phone-number ids); each contact's calls go from one of
+    /// them. `phone_number_id` defaults to the first. `none`: no pool (`[]`).
+    #[arg(long, value_name = "NUMBERS", value_delimiter = ',')]
+    pub caller_numbers: Option<Vec<String>>,
+    /// How a contact's first call picks its number: round_robin, least_used or local_presence.
+    #[arg(long)]
+    pub caller_number_strategy: Option<String>,
+    /// What local_presence does when no pool number is local: round_robin or least_used.
+    #[arg(long)]
+    pub fallback_strategy: Option<String>,
+    /// At most this many calls placed in any rolling 60 s (1–10,000); `none` removes the
+    /// throttle.
+    #[arg(long, value_name = "N|none", value_parser = count_or_none)]
+    pub calls_per_minute: Option<Value>,
+}
+
+impl PoolFlags {
+    /// The request fields these flags set (`None`: the flag was not given).
+    fn fields(self) -> [(&'static str, Option<Value>); 4] {
+        let numbers = self.caller_numbers.map(|n| {
+            let n: Vec<String> = n.iter().map(|n| n.trim().to_string()).collect();
+            if n == ["none"] {
+                json!([])
+            } else {
+                json!(n)
+            }
+        });
+        [
+            ("caller_numbers", numbers),
+            ("caller_number_strategy", self.caller_number_strategy.map(Value::from)),
+            ("fallback_strategy", self.fallback_strategy.map(Value::from)),
+            ("calls_per_minute", self.calls_per_minute),
+        ]
+    }
+}
+
+/// A flag's `N|none`: a whole number, or `none` as JSON `null` (in a `PATCH`, clears it).
+fn count_or_none(s: &str) -> Result<Value, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Value::Null);
+    }
+    s.parse::<u32>().map(Value::from).map_err(|_| format!("{s:?} is neither a whole number nor `none`"))
+}
+
+/// Sets each given field of a request body (a flag given wins over the `--body` file).
+fn set_fields<'a>(body: &mut Value, fields: impl IntoIterator<Item = (&'a str, Option<Value>)>) {
+    for (k, v) in fields {
+        if let Some(v) = v {
+            body[k] = v;
+        }
+    }
+}
+
+/// The JSON object in a `--body` file, or `{}` without one.
+fn body_file(path: Option<PathBuf>) -> anyhow::Result<Value> {
+    let body = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            serde_json::from_str::<Value>(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?
+        }
+        None => json!({}),
+    };
+    anyhow::ensure!(body.is_object(), "the --body file must hold a JSON object");
+    Ok(body)
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +223,8 @@ pub enum BatchesCommand {
         max_concurrent: Option<u32>,
         #[arg(long)]
         max_attempts: Option<u32>,
+        #[command(flatten)]
+        pool: Box<PoolFlags>,
         /// No call before this instant (RFC 3339).
         #[arg(long)]
         start_at: Option<String>,
@@ -180,6 +273,8 @@ pub enum CallsCommand {
         outcome: Option<String>,
         #[arg(long)]
         phone: Option<String>,
+        #[command(flatten)]
+        window: Box<CallsWindow>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[arg(long)]
@@ -189,6 +284,27 @@ pub enum CallsCommand {
     Show { id: String },
     /// Hang up a live call (its outcome becomes canceled).
     Hangup { id: String },
+}
+
+/// `calls list`'s time bounds and order, sent as the `GET /calls` parameters of the same
+/// names (the API checks them and names a bad one).
+#[derive(Debug, Args)]
+pub struct CallsWindow {
+    /// Calls created at or after this instant (RFC 3339).
+    #[arg(long)]
+    pub created_from: Option<String>,
+    /// Calls created before this instant (RFC 3339).
+    #[arg(long)]
+    pub created_to: Option<String>,
+    /// Calls ended at or after this instant (RFC 3339); a call not ended never matches.
+    #[arg(long)]
+    pub ended_from: Option<String>,
+    /// Calls ended before this instant (RFC 3339); a call not ended never matches.
+    #[arg(long)]
+    pub ended_to: Option<String>,
+    /// `-created_at` (newest first, the default) or `created_at` (oldest first).
+    #[arg(long, allow_hyphen_values = true)]
+    pub sort: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -298,10 +414,13 @@ impl Api {
         .await
     }
 
-    /// Prints `body` as JSON with `--json`, else `summary` of it.
+    /// Prints `body` as JSON with `--json`, else `summary` of it. An answer without a body
+    /// (204) prints nothing with `--json`: stdout holds exactly what the API answered.
     fn print(&self, body: &Value, summary: impl FnOnce(&Value) -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
+            if !body.is_null() {
+                println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
+            }
         } else {
             println!("{}", summary(body));
         }
@@ -338,28 +457,20 @@ pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
             }
             api.print(&c, summary);
         }
-        CampaignsCommand::Create { name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, body } => {
-            let mut req = match body {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                    serde_json::from_str::<Value>(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?
-                }
-                None => json!({}),
-            };
-            anyhow::ensure!(req.is_object(), "the --body file must hold a JSON object");
-            let flags = [
-                ("name", name.map(Value::from)),
-                ("provider", provider.map(Value::from)),
-                ("assistant_id", assistant_id.map(Value::from)),
-                ("phone_number_id", phone_number_id.map(Value::from)),
-                ("max_concurrent", max_concurrent.map(Value::from)),
-                ("max_attempts", max_attempts.map(Value::from)),
-            ];
-            for (k, v) in flags {
-                if let Some(v) = v {
-                    req[k] = v;
-                }
-            }
+        CampaignsCommand::Create { name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, pool, body } => {
+            let mut req = body_file(body)?;
+            set_fields(
+                &mut req,
+                [
+                    ("name", name.map(Value::from)),
+                    ("provider", provider.map(Value::from)),
+                    ("assistant_id", assistant_id.map(Value::from)),
+                    ("phone_number_id", phone_number_id.map(Value::from)),
+                    ("max_concurrent", max_concurrent.map(Value::from)),
+                    ("max_attempts", max_attempts.map(Value::from)),
+                ],
+            );
+            set_fields(&mut req, pool.fields());
             let c = api.post("/campaigns", Some(&req)).await?;
             if !api.json {
                 eprintln!(
@@ -370,6 +481,17 @@ pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
                 );
             }
             api.print(&c, |c| c["id"].as_str().unwrap_or_default().to_string());
+        }
+        CampaignsCommand::Update { id, name, max_concurrent, max_attempts, pool, body } => {
+            let mut req = body_file(body)?;
+            set_fields(
+                &mut req,
+                [("name", name.map(Value::from)), ("max_concurrent", max_concurrent.map(Value::from)), ("max_attempts", max_attempts.map(Value::from))],
+            );
+            set_fields(&mut req, pool.fields());
+            anyhow::ensure!(req.as_object().is_some_and(|o| !o.is_empty()), "nothing to change: give a flag (see --help) or --body");
+            let c = api.send(api.req(reqwest::Method::PATCH, &format!("/campaigns/{}", seg(&id))).json(&req)).await?;
+            api.print(&c, summary);
         }
         CampaignsCommand::Import { id, file } => {
             let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -523,6 +645,7 @@ fn summary(c: &Value) -> String {
         let parts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("\noutcomes: {}", parts.join(", ")));
     }
+    out.push_str(&callers(c));
     let next = match (c["status"].as_str(), c["next_open_at"].as_str()) {
         (Some("completed" | "canceled"), _) => None,
         (_, Some(t)) => Some(t.to_string()),
@@ -548,6 +671,26 @@ fn summary(c: &Value) -> String {
     }
     for a in c["alerts"].as_array().into_iter().flatten() {
         out.push_str(&format!("\nalert: {}", a["message"].as_str().map_or_else(|| a.to_string(), str::to_string)));
+    }
+    out
+}
+
+/// A campaign's or batch's caller-ID pool and throttle, a line each, when set: the numbers
+/// with the strategy that picks among them (and `local_presence`'s fallback), and the
+/// calls per minute.
+fn callers(c: &Value) -> String {
+    let mut out = String::new();
+    let numbers: Vec<&str> = c["caller_numbers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if !numbers.is_empty() {
+        let strategy = c["caller_number_strategy"].as_str().unwrap_or_default();
+        let fallback = match (strategy, c["fallback_strategy"].as_str()) {
+            ("local_presence", Some(f)) => format!(", else {f}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!("\ncaller numbers: {} ({strategy}{fallback})", numbers.join(", ")));
+    }
+    if let Some(n) = c["calls_per_minute"].as_u64() {
+        out.push_str(&format!("\nthrottle: at most {n} calls per minute"));
     }
     out
 }
@@ -622,6 +765,7 @@ fn batch_summary(b: &Value) -> String {
         let parts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("\noutcomes: {}", parts.join(", ")));
     }
+    out.push_str(&callers(b));
     out
 }
 
@@ -649,22 +793,21 @@ async fn watch_batch(api: &Api, id: &str) -> anyhow::Result<()> {
 pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> {
     let api = Api::new(&args.conn, listen)?;
     match args.command {
-        BatchesCommand::Create { file, name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, start_at, watch } => {
+        BatchesCommand::Create { file, name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, pool, start_at, watch } => {
             let (mut body, csv_lines) = batch_body(&file)?;
-            let flags = [
-                ("name", name.map(Value::from)),
-                ("provider", provider.map(Value::from)),
-                ("assistant_id", assistant_id.map(Value::from)),
-                ("phone_number_id", phone_number_id.map(Value::from)),
-                ("max_concurrent", max_concurrent.map(Value::from)),
-                ("max_attempts", max_attempts.map(Value::from)),
-                ("start_at", start_at.map(Value::from)),
-            ];
-            for (k, v) in flags {
-                if let Some(v) = v {
-                    body[k] = v;
-                }
-            }
+            set_fields(
+                &mut body,
+                [
+                    ("name", name.map(Value::from)),
+                    ("provider", provider.map(Value::from)),
+                    ("assistant_id", assistant_id.map(Value::from)),
+                    ("phone_number_id", phone_number_id.map(Value::from)),
+                    ("max_concurrent", max_concurrent.map(Value::from)),
+                    ("max_attempts", max_attempts.map(Value::from)),
+                    ("start_at", start_at.map(Value::from)),
+                ],
+            );
+            set_fields(&mut body, (*pool).fields());
             let resp = api
                 .req(reqwest::Method::POST, "/batches")
                 .json(&body)
@@ -732,20 +875,33 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
 pub async fn run_calls(args: CallsArgs, listen: &str) -> anyhow::Result<()> {
     let api = Api::new(&args.conn, listen)?;
     match args.command {
-        CallsCommand::List { campaign, status, outcome, phone, limit, before } => {
-            let query: Vec<(&str, String)> =
-                [("campaign_id", campaign), ("status", status), ("outcome", outcome), ("phone", phone), ("limit", Some(limit.to_string())), ("before", before)]
-                    .into_iter()
-                    .filter_map(|(k, v)| v.map(|v| (k, v)))
-                    .collect();
+        CallsCommand::List { campaign, status, outcome, phone, window, limit, before } => {
+            let CallsWindow { created_from, created_to, ended_from, ended_to, sort } = *window;
+            let query: Vec<(&str, String)> = [
+                ("campaign_id", campaign),
+                ("status", status),
+                ("outcome", outcome),
+                ("phone", phone),
+                ("created_from", created_from),
+                ("created_to", created_to),
+                ("ended_from", ended_from),
+                ("ended_to", ended_to),
+                ("sort", sort),
+                ("limit", Some(limit.to_string())),
+                ("before", before),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
             let page = api.send(api.req(reqwest::Method::GET, "/calls").query(&query)).await?;
             api.print(&page, |p| {
-                let mut out = format!("{:<32} {:<16} {:<11} {:<14} {:>8}  created", "id", "phone", "status", "outcome", "secs");
+                let mut out = format!("{:<32} {:<16} {:<16} {:<11} {:<14} {:>8}  created", "id", "phone", "from", "status", "outcome", "secs");
                 for c in p["data"].as_array().into_iter().flatten() {
                     out.push_str(&format!(
-                        "\n{:<32} {:<16} {:<11} {:<14} {:>8}  {}",
+                        "\n{:<32} {:<16} {:<16} {:<11} {:<14} {:>8}  {}",
                         c["id"].as_str().unwrap_or_default(),
                         c["phone"].as_str().unwrap_or_default(),
+                        c["caller_number"].as_str().unwrap_or("-"),
                         c["status"].as_str().unwrap_or_default(),
                         c["outcome"].as_str().unwrap_or("-"),
                         c["duration_secs"].as_f64().map_or("-".to_string(), |s| format!("{s:.1}")),
@@ -775,7 +931,21 @@ fn call_summary(c: &Value) -> String {
         v => v.to_string(),
     };
     let mut out = String::new();
-    for k in ["id", "campaign_id", "phone", "name", "status", "outcome", "ended_reason", "answered_by", "duration_secs", "cost", "recording_url", "summary"] {
+    for k in [
+        "id",
+        "campaign_id",
+        "phone",
+        "caller_number",
+        "name",
+        "status",
+        "outcome",
+        "ended_reason",
+        "answered_by",
+        "duration_secs",
+        "cost",
+        "recording_url",
+        "summary",
+    ] {
         out.push_str(&format!("{k:<14} {}\n", field(k)));
     }
     for t in c["transcript"].as_array().into_iter().flatten() {
@@ -1006,12 +1176,20 @@ pub enum WorkspacesCommand {
     Disable { id: String },
     /// Enable a disabled workspace again.
     Enable { id: String },
+    /// Keep every caller number of the workspace to at most N calls per UTC day, across
+    /// all its campaigns and batches (1–1,000,000); `none` lifts the limit.
+    SetDailyLimit {
+        id: String,
+        #[arg(value_name = "N|none", value_parser = count_or_none)]
+        limit: Value,
+    },
 }
 
 fn workspace_line(w: &Value) -> String {
     let state = if w["disabled_at"].is_null() { "enabled" } else { "disabled" };
     let default = if w["is_default"].as_bool() == Some(true) { " (default)" } else { "" };
-    format!("{:<30} {:<9} {}{default}", w["id"].as_str().unwrap_or_default(), state, w["name"].as_str().unwrap_or_default())
+    let limit = w["caller_number_daily_limit"].as_u64().map_or(String::new(), |n| format!(", at most {n} calls per caller number a day"));
+    format!("{:<30} {:<9} {}{default}{limit}", w["id"].as_str().unwrap_or_default(), state, w["name"].as_str().unwrap_or_default())
 }
 
 pub async fn run_workspaces(args: WorkspacesArgs, listen: &str) -> anyhow::Result<()> {
@@ -1049,6 +1227,10 @@ pub async fn run_workspaces(args: WorkspacesArgs, listen: &str) -> anyhow::Resul
         }
         WorkspacesCommand::Enable { id } => {
             let r = patch(&id, json!({ "disabled": false })).await?;
+            api.print(&r, workspace_line);
+        }
+        WorkspacesCommand::SetDailyLimit { id, limit } => {
+            let r = patch(&id, json!({ "caller_number_daily_limit": limit })).await?;
             api.print(&r, workspace_line);
         }
     }

@@ -24,7 +24,7 @@ enum Command {
     Serve,
     /// Zero set-up demo: SQLite in a temp dir, the simulator in-process, a live progress bar.
     Demo(demo::DemoArgs),
-    /// Create, import, start, pause, resume, cancel, watch and export campaigns through a
+    /// Create, update, import, start, pause, resume, cancel, watch and export campaigns through a
     /// running server's API (DIALTONE_API_URL, else the config's `listen`; DIALTONE_API_KEY).
     Campaigns(client::ClientArgs),
     /// Send many calls in one request and follow them: create (from JSON or CSV), list,
@@ -36,8 +36,9 @@ enum Command {
     Dnc(client::DncArgs),
     /// Call statistics: counts, success rate, failures, latency (through the API).
     Stats(client::StatsArgs),
-    /// Workspaces: create (with a first key), list, rename, disable, enable (through the
-    /// API, with an admin key; an admin key of the default workspace manages them all).
+    /// Workspaces: create (with a first key), list, rename, disable, enable, set the daily
+    /// limit per caller number (through the API, with an admin key; an admin key of the
+    /// default workspace manages them all).
     Workspaces(client::WorkspacesArgs),
     /// The workspace's own provider accounts: create, list, show, disable (through the API).
     Accounts(client::AccountsArgs),

@@ -151,11 +151,23 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     c.execute("for (const n of ['hours_start','hours_end']) document.querySelector(`#create-campaign input[name=${n}]`).value = '00:00';", vec![])
         .await
         .unwrap();
+    // A caller-ID pool of two numbers, one a line, picked least used; a throttle.
+    fill(&c, "#create-campaign textarea[name=caller_numbers]", "+14155550100\n+12125550100").await;
+    c.execute("document.querySelector('#create-campaign select[name=caller_number_strategy]').value = 'least_used';", vec![]).await.unwrap();
+    fill(&c, "#create-campaign input[name=calls_per_minute]", "600").await;
     click(&c, "#create-campaign button[type=submit]").await;
     wait_text(&c, "#campaign-status", secs(10), |t| t == "draft").await;
     let url = c.current_url().await.unwrap();
     let id = url.fragment().unwrap().strip_prefix("/campaign/").expect("the page moves to the new campaign").to_string();
-    assert_eq!(app.campaign(&id).await["name"], "Browser test");
+    let created = app.campaign(&id).await;
+    assert_eq!(created["name"], "Browser test");
+    assert_eq!(created["caller_numbers"], json!(["+14155550100", "+12125550100"]), "{created}");
+    assert_eq!((created["caller_number_strategy"].as_str(), created["calls_per_minute"].as_u64()), (Some("least_used"), Some(600)), "{created}");
+    let pool = wait_text(&c, "#caller-settings", secs(10), |_| true).await;
+    assert!(
+        pool.contains("+14155550100, +12125550100 (least_used)") && pool.contains("At most 600 calls per minute"),
+        "the campaign page shows the pool: {pool}"
+    );
 
     // A CSV with a bad row on line 3: the page lists it with its line and reason.
     let dir = tempfile::tempdir().unwrap();
@@ -344,7 +356,35 @@ async fn workspaces_keys_webhook_endpoints_and_batches_are_managed_from_the_dash
     let acme = list["data"].as_array().unwrap().iter().find(|w| w["name"] == "Acme").unwrap_or_else(|| panic!("{list}"))["id"].as_str().unwrap().to_string();
     let acme_row = format!("#workspaces tr[data-workspace-id='{acme}']");
     wait_text(&c, &format!("{acme_row} .state"), secs(10), |t| t == "enabled").await;
+    // The daily limit per caller number: set from the row, then lifted (empty).
+    fill(&c, &format!("{acme_row} input[name=caller_number_daily_limit]"), "50").await;
+    click(&c, &format!("{acme_row} .daily-limit button[type=submit]")).await;
+    let limit = || async { app.get(&format!("/workspaces/{acme}")).await.1["caller_number_daily_limit"].clone() };
+    eventually(
+        || async {
+            if limit().await == 50 {
+                Ok(())
+            } else {
+                Err(limit().await.to_string())
+            }
+        },
+        secs(10),
+    )
+    .await;
     screenshot(&c, "workspaces").await;
+    fill(&c, &format!("{acme_row} input[name=caller_number_daily_limit]"), "").await;
+    click(&c, &format!("{acme_row} .daily-limit button[type=submit]")).await;
+    eventually(
+        || async {
+            if limit().await.is_null() {
+                Ok(())
+            } else {
+                Err(limit().await.to_string())
+            }
+        },
+        secs(10),
+    )
+    .await;
     confirm_yes(&c).await;
     click(&c, &format!("{acme_row} button[data-action=disable]")).await;
     wait_text(&c, &format!("{acme_row} .state"), secs(10), |t| t == "disabled").await;

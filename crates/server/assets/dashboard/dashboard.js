@@ -263,6 +263,18 @@ function campaignActions(c, after) {
     ["draft", "starting", "dialing", "paused"].includes(s) ? h("button", { class: "danger", onclick: () => { if (confirm(`Cancel campaign "${c.name}"?`)) act("cancel")(); }, "data-action": "cancel" }, "Cancel") : null);
 }
 
+const CALLER_STRATEGIES = ["round_robin", "least_used", "local_presence"];
+
+/** A campaign's or batch's caller-ID pool and throttle, when set (null otherwise). */
+function callerSettings(c) {
+  const pool = c.caller_numbers || [];
+  if (!pool.length && !c.calls_per_minute) return null;
+  const by = c.caller_number_strategy === "local_presence" ? `local_presence, else ${c.fallback_strategy}` : c.caller_number_strategy;
+  return h("p", { id: "caller-settings" },
+    pool.length ? h("span", {}, "Caller numbers: ", h("span", { id: "caller-numbers" }, pool.join(", ")), ` (${by}). `) : null,
+    c.calls_per_minute ? h("span", { id: "calls-per-minute" }, `At most ${c.calls_per_minute} calls per minute.`) : null);
+}
+
 async function campaignsPage() {
   const list = await api("GET", "/campaigns?limit=100");
   const body = h("tbody");
@@ -292,11 +304,22 @@ async function campaignsPage() {
     ev.preventDefault();
     const d = new FormData(form);
     await attempt(async () => {
-      const c = await api("POST", "/campaigns", {
-        name: d.get("name"), provider: d.get("provider"), assistant_id: d.get("assistant_id"), phone_number_id: d.get("phone_number_id"),
+      const body = {
+        name: d.get("name"), provider: d.get("provider"), assistant_id: d.get("assistant_id"),
         max_concurrent: Number(d.get("max_concurrent")), max_attempts: Number(d.get("max_attempts")), mode: d.get("mode"),
         calling_hours: { start: d.get("hours_start"), end: d.get("hours_end") },
-      });
+      };
+      // Left out when empty: with a pool the first number is the default caller, and the
+      // API names whichever field is missing or wrong.
+      if (d.get("phone_number_id")) body.phone_number_id = d.get("phone_number_id");
+      const pool = d.get("caller_numbers").split(/[\n,]/).map((n) => n.trim()).filter((n) => n);
+      if (pool.length) {
+        body.caller_numbers = pool;
+        body.caller_number_strategy = d.get("caller_number_strategy");
+        body.fallback_strategy = d.get("fallback_strategy");
+      }
+      if (d.get("calls_per_minute")) body.calls_per_minute = Number(d.get("calls_per_minute"));
+      const c = await api("POST", "/campaigns", body);
       location.hash = `#/campaign/${c.id}`;
     }, form);
   } },
@@ -305,12 +328,17 @@ async function campaignsPage() {
     h("label", {}, "Name", f("name", { required: true })),
     h("label", {}, "Provider", h("select", { name: "provider" }, ["sim", "vapi", "twilio", "exotel"].map((p) => h("option", {}, p)))),
     h("label", {}, "Assistant id", f("assistant_id", { required: true })),
-    h("label", {}, "Phone number id", f("phone_number_id", { required: true })),
+    h("label", { title: "the caller; with caller numbers, the first of them unless given" }, "Phone number id", f("phone_number_id")),
     h("label", {}, "Max concurrent", f("max_concurrent", { type: "number", min: 1, max: 1000, value: 8 })),
     h("label", {}, "Max attempts", f("max_attempts", { type: "number", min: 1, max: 100, value: 3 })),
     h("label", {}, "Mode", h("select", { name: "mode" }, h("option", {}, "continuous"), h("option", {}, "batch"))),
     h("label", { title: "each recipient's local time; equal start and end: round the clock" }, "Calling hours from", f("hours_start", { type: "time", value: "08:00", required: true })),
     h("label", {}, "to", f("hours_end", { type: "time", value: "21:00", required: true })),
+    h("label", { title: "one per line or comma-separated; each contact's calls go from one of them" }, "Caller numbers",
+      h("textarea", { name: "caller_numbers", rows: 3, placeholder: "+14155550100\n+12125550100" })),
+    h("label", {}, "Pick by", h("select", { name: "caller_number_strategy" }, CALLER_STRATEGIES.map((s) => h("option", {}, s)))),
+    h("label", { title: "when local_presence finds no local number" }, "else", h("select", { name: "fallback_strategy" }, CALLER_STRATEGIES.slice(0, 2).map((s) => h("option", {}, s)))),
+    h("label", { title: "at most this many calls placed in any 60 s; empty: no limit" }, "Calls per minute", f("calls_per_minute", { type: "number", min: 1, max: 10000 })),
     h("button", { type: "submit" }, "Create")));
 
   setChildren(main, 
@@ -382,6 +410,7 @@ async function campaignPage(id) {
     setChildren(head, 
       h("h1", {}, c.name, " ", h("span", { class: "status", id: "campaign-status" }, badge(c.status))),
       h("p", {}, progressCell(c.counts), " ", c.waiting_reason ? h("span", { class: "notice" }, c.waiting_reason) : null),
+      callerSettings(c),
       h("div", { class: "actions" }, campaignActions(c, (v) => { c = v; renderHead(); }),
         h("button", { class: "secondary", id: "export", onclick: () => attempt(async () => {
           const blob = await api("GET", `/campaigns/${id}/export.csv`);
@@ -765,6 +794,7 @@ async function batchPage(id) {
     setChildren(head,
       h("h1", {}, b.name, " ", h("span", { class: "status", id: "batch-status" }, badge(b.status))),
       h("p", { id: "batch-progress" }, batchProgress(b)),
+      callerSettings(b),
       h("div", { class: "actions" }, batchCancel(b, (v) => { b = v; render(); })),
       h("h2", {}, "Counts"),
       h("div", { class: "grid", id: "batch-counts" }, cells.map(([k, v]) => h("div", { class: "stat", "data-count": k }, h("b", {}, v), h("span", {}, k)))));
@@ -931,6 +961,17 @@ async function keysPage() {
     form);
 }
 
+/** The workspace's caller_number_daily_limit (calls per caller number per UTC day); empty: none. */
+function dailyLimitForm(w, after) {
+  const input = h("input", { name: "caller_number_daily_limit", type: "number", min: 1, max: 1000000, placeholder: "no limit", value: w.caller_number_daily_limit ?? "" });
+  const form = h("form", { class: "daily-limit", onsubmit: (ev) => {
+    ev.preventDefault();
+    const limit = input.value === "" ? null : Number(input.value);
+    attempt(async () => { await api("PATCH", `/workspaces/${w.id}`, { caller_number_daily_limit: limit }); await after(); }, form);
+  } }, input, " ", h("button", { type: "submit", class: "secondary" }, "Set"));
+  return form;
+}
+
 async function workspacesPage() {
   const body = h("tbody");
   const reload = async () => {
@@ -938,6 +979,7 @@ async function workspacesPage() {
     setChildren(body, ...list.data.map((w) => h("tr", { "data-workspace-id": w.id },
       h("td", {}, w.name, w.is_default ? h("span", { class: "notice" }, " (operator)") : null), h("td", {}, h("code", {}, w.id)),
       h("td", { class: "state" }, badge(w.disabled_at ? "disabled" : "enabled")), h("td", {}, fmtTime(w.created_at)),
+      h("td", {}, dailyLimitForm(w, reload)),
       h("td", {}, h("span", { class: "actions" },
         h("a", { class: "button secondary", href: `#/keys?workspace_id=${w.id}` }, "Keys"),
         w.is_default ? null : h("button", { class: w.disabled_at ? "" : "danger", "data-action": w.disabled_at ? "enable" : "disable", onclick: () => {
@@ -966,7 +1008,7 @@ async function workspacesPage() {
   setChildren(main, h("h1", {}, "Workspaces"),
     h("p", { class: "notice" }, "Each workspace sees only its own campaigns, calls and keys. The operator's admin key manages them all."),
     created,
-    h("div", { class: "scroll" }, h("table", { id: "workspaces" }, h("thead", {}, h("tr", {}, ["Name", "Id", "State", "Created", ""].map((t) => h("th", {}, t)))), body)),
+    h("div", { class: "scroll" }, h("table", { id: "workspaces" }, h("thead", {}, h("tr", {}, ["Name", "Id", "State", "Created", "Calls per caller number a day", ""].map((t) => h("th", {}, t)))), body)),
     form);
 }
 

@@ -230,7 +230,9 @@ async fn the_do_not_call_list_is_kept_from_the_cli() {
     let phones: Vec<&str> = list["data"].as_array().unwrap().iter().filter_map(|s| s["phone"].as_str()).collect();
     assert_eq!(phones.len(), 2, "{list}");
     assert!(phones.contains(&"+14155550123"), "{list}");
-    ok(dialtone(&app, &["dnc", "remove", "+14155550123"], &[]).await);
+    // The API answers a removal with 204, no body: --json prints nothing (not `null`).
+    let removed = dialtone(&app, &["dnc", "remove", "+14155550123", "--json"], &[]).await;
+    assert_eq!(ok(removed), "", "nothing on stdout for an answer without a body");
     let table = ok(dialtone(&app, &["dnc", "list"], &[]).await);
     assert!(!table.contains("+14155550123") && table.contains("+14155550124"), "{table}");
     let out = ok(dialtone(&app, &["dnc", "add", "not-a-number", "+14155550124"], &[]).await);
@@ -525,4 +527,183 @@ async fn provider_accounts_are_managed_from_the_cli_and_their_secrets_never_prin
     assert!(disabled.contains("disabled") && disabled.contains(&id), "{disabled}");
     let o = dialtone(&app, &["accounts", "create", "--provider", "vapi", "--name", "v", "--credential", "api_key=k"], &[]).await;
     failed(&o, "credentials.webhook_secret");
+}
+
+/// A caller-ID pool and a throttle set at creation and changed by `campaigns update`
+/// (`none` clears the throttle), shown by `campaigns show`; each call shows the number it
+/// went from in `calls list` and `calls show`; a batch takes the same flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_id_pool_and_a_throttle_are_set_and_changed_from_the_cli_and_each_call_shows_its_number() {
+    const SF: &str = "+14152220100";
+    const NY: &str = "+12122220100";
+    let app = TestApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("campaign.json");
+    std::fs::write(&body, r#"{"calling_hours": {"start": "00:00", "end": "00:00"}}"#).unwrap();
+    let pool = format!("{SF}, {NY}");
+    let c = json(
+        dialtone(
+            &app,
+            &[
+                "campaigns",
+                "create",
+                "--body",
+                body.to_str().unwrap(),
+                "--name",
+                "pool",
+                "--provider",
+                "sim",
+                "--assistant-id",
+                "asst_it",
+                "--max-attempts",
+                "1",
+                "--caller-numbers",
+                &pool,
+                "--caller-number-strategy",
+                "local_presence",
+                "--fallback-strategy",
+                "least_used",
+                "--calls-per-minute",
+                "600",
+                "--json",
+            ],
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(c["caller_numbers"], serde_json::json!([SF, NY]), "{c}");
+    assert_eq!((c["caller_number_strategy"].as_str(), c["fallback_strategy"].as_str()), (Some("local_presence"), Some("least_used")), "{c}");
+    assert_eq!((c["calls_per_minute"].as_u64(), c["phone_number_id"].as_str()), (Some(600), Some(SF)), "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    let shown = ok(dialtone(&app, &["campaigns", "show", &id], &[]).await);
+    assert!(shown.contains(&format!("caller numbers: {SF}, {NY} (local_presence, else least_used)")), "{shown}");
+    assert!(shown.contains("throttle: at most 600 calls per minute"), "{shown}");
+
+    // update: only what is given changes; `none` removes the throttle.
+    let u = json(
+        dialtone(
+            &app,
+            &[
+                "campaigns",
+                "update",
+                &id,
+                "--name",
+                "pool NY",
+                "--max-concurrent",
+                "2",
+                "--caller-numbers",
+                NY,
+                "--caller-number-strategy",
+                "round_robin",
+                "--calls-per-minute",
+                "none",
+                "--json",
+            ],
+            &[],
+        )
+        .await,
+    );
+    assert_eq!((u["name"].as_str(), u["max_concurrent"].as_u64(), u["max_attempts"].as_u64()), (Some("pool NY"), Some(2), Some(1)), "{u}");
+    assert_eq!((u["caller_numbers"].clone(), u["caller_number_strategy"].as_str()), (serde_json::json!([NY]), Some("round_robin")), "{u}");
+    assert!(u["calls_per_minute"].is_null(), "{u}");
+    let shown = ok(dialtone(&app, &["campaigns", "update", &id, "--calls-per-minute", "120"], &[]).await);
+    assert!(shown.contains(&format!("caller numbers: {NY} (round_robin)")) && shown.contains("throttle: at most 120 calls per minute"), "{shown}");
+    failed(&dialtone(&app, &["campaigns", "update", &id, "--calls-per-minute", "0"], &[]).await, "calls_per_minute");
+    failed(&dialtone(&app, &["campaigns", "update", &id, "--calls-per-minute", "many"], &[]).await, "neither a whole number nor `none`");
+    failed(&dialtone(&app, &["campaigns", "update", &id], &[]).await, "nothing to change");
+    assert_eq!(app.campaign(&id).await["calls_per_minute"], 120, "a refused update changes nothing");
+
+    // Every call goes from the pool's number, and says so.
+    let callees = ["+12123337001", "+14153337002"];
+    app.import_csv(&id, &format!("phone\n{}\n{}\n", callees[0], callees[1])).await;
+    let started = jiff::Timestamp::now().to_string();
+    ok(dialtone(&app, &["campaigns", "start", &id], &[]).await);
+    app.wait_for_status(&id, "completed", secs(30)).await;
+    let table = ok(dialtone(&app, &["calls", "list", "--campaign", &id], &[]).await);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(table.lines().next().unwrap().contains(" from "), "{table}");
+    assert!(rows.iter().all(|r| r.split_whitespace().nth(2) == Some(NY)), "the caller number after the callee's: {table}");
+    let page = json(dialtone(&app, &["calls", "list", "--campaign", &id, "--json"], &[]).await);
+    let call_id = page["data"][0]["id"].as_str().unwrap().to_string();
+    let call = ok(dialtone(&app, &["calls", "show", &call_id], &[]).await);
+    assert!(call.lines().any(|l| l.starts_with("caller_number") && l.ends_with(NY)), "{call}");
+
+    // A batch takes the same flags.
+    let calls = dir.path().join("calls.json");
+    std::fs::write(&calls, serde_json::json!([{"phone": "+12123337003"}]).to_string()).unwrap();
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    let b = json(
+        dialtone(
+            &app,
+            &[
+                "batches",
+                "create",
+                "--file",
+                calls.to_str().unwrap(),
+                "--provider",
+                "sim",
+                "--assistant-id",
+                "asst_it",
+                "--start-at",
+                &later,
+                "--caller-numbers",
+                &format!("{SF},{NY}"),
+                "--caller-number-strategy",
+                "least_used",
+                "--calls-per-minute",
+                "60",
+                "--json",
+            ],
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(
+        (b["caller_numbers"].clone(), b["caller_number_strategy"].as_str(), b["calls_per_minute"].as_u64()),
+        (serde_json::json!([SF, NY]), Some("least_used"), Some(60)),
+        "{b}"
+    );
+    let shown = ok(dialtone(&app, &["batches", "show", b["id"].as_str().unwrap()], &[]).await);
+    assert!(shown.contains(&format!("caller numbers: {SF}, {NY} (least_used)")) && shown.contains("throttle: at most 60 calls per minute"), "{shown}");
+
+    // calls list passes the API's sort and time bounds.
+    let ids = |page: Value| page["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let newest_first = ids(json(dialtone(&app, &["calls", "list", "--campaign", &id, "--sort", "-created_at", "--json"], &[]).await));
+    let mut oldest_first = ids(json(dialtone(&app, &["calls", "list", "--campaign", &id, "--sort", "created_at", "--json"], &[]).await));
+    assert_eq!(newest_first.len(), 2);
+    oldest_first.reverse();
+    assert_eq!(newest_first, oldest_first, "created_at is the reverse order");
+    failed(&dialtone(&app, &["calls", "list", "--sort", "sideways"], &[]).await, "created_at or -created_at");
+    let ahead = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    for (flag, at, n) in [
+        ("--created-from", &started, 2),
+        ("--created-from", &ahead, 0),
+        ("--created-to", &started, 0),
+        ("--created-to", &ahead, 2),
+        ("--ended-from", &started, 2),
+        ("--ended-from", &ahead, 0),
+        ("--ended-to", &started, 0),
+        ("--ended-to", &ahead, 2),
+    ] {
+        let listed = ids(json(dialtone(&app, &["calls", "list", "--campaign", &id, flag, at, "--json"], &[]).await));
+        assert_eq!(listed.len(), n, "{flag} {at}: {listed:?}");
+    }
+    failed(&dialtone(&app, &["calls", "list", "--ended-to", "yesterday"], &[]).await, "ended_to");
+}
+
+/// `workspaces set-daily-limit ID N|none`: the workspace's `caller_number_daily_limit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_limit_per_caller_number_is_set_and_lifted_from_the_cli() {
+    let app = TestApp::start().await;
+    let (_, list) = app.get("/workspaces").await;
+    let ws = list["data"][0]["id"].as_str().unwrap().to_string();
+    let out = ok(dialtone(&app, &["workspaces", "set-daily-limit", &ws, "50"], &[]).await);
+    assert!(out.contains(&ws) && out.contains("at most 50 calls per caller number a day"), "{out}");
+    assert_eq!(app.get(&format!("/workspaces/{ws}")).await.1["caller_number_daily_limit"], 50);
+    assert!(ok(dialtone(&app, &["workspaces", "list"], &[]).await).contains("at most 50 calls per caller number a day"));
+    let w = json(dialtone(&app, &["workspaces", "set-daily-limit", &ws, "none", "--json"], &[]).await);
+    assert!(w["caller_number_daily_limit"].is_null(), "{w}");
+    assert!(app.get(&format!("/workspaces/{ws}")).await.1["caller_number_daily_limit"].is_null());
+    failed(&dialtone(&app, &["workspaces", "set-daily-limit", &ws, "0"], &[]).await, "caller_number_daily_limit");
 }
