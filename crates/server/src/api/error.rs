@@ -21,6 +21,7 @@ pub const CODES: &[(&str, StatusCode, &str)] = &[
     ("invalid_path", StatusCode::BAD_REQUEST, "a path segment is not valid UTF-8 or not of the expected type; `details.field` names the parameter"),
     ("provider_not_configured", StatusCode::BAD_REQUEST, "the campaign, single call, assistant or phone number names a provider with no account on this server (at create, start and resume); `details` has `field`, `provider`, `missing_settings`, `env` (the `DIALTONE_*` variables to set) and `configured` (the providers that are)"),
     ("master_key_missing", StatusCode::BAD_REQUEST, "a provider account's secrets cannot be stored: the server has no master key (`master_key`, `DIALTONE_MASTER_KEY`); `details.field` is `credentials`, `details.env` names the variable"),
+    ("invalid_account", StatusCode::UNPROCESSABLE_ENTITY, "a campaign's, batch's or single call's `account_id` names no provider account of this workspace, a disabled one, or one of another provider; `details.field` is `account_id`"),
     ("invalid_agent", StatusCode::UNPROCESSABLE_ENTITY, "a campaign's or single call's `agent_id` names no agent of this workspace, or the provider cannot stream to dialtone (only exotel and twilio can); `details.field` is `agent_id`"),
     ("too_many_calls", StatusCode::UNPROCESSABLE_ENTITY, "a batch (`POST /batches`) with more than 10,000 calls; `details` has `field` (`calls`), `limit` and `count`"),
     ("invalid_calls", StatusCode::UNPROCESSABLE_ENTITY, "a batch with bad items (unreadable number, bad zone, a number twice): nothing is created; `details.items` lists each as `{\"index\", \"reason\"}` (0-based index into `calls`)"),
@@ -408,7 +409,7 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 
 /// Codes that say something specific a bare status does not (`invalid_agent`'s 422, the
 /// `Idempotency-Key` refusals): never given to an answer that arrived without our shape.
-const SPECIFIC: &[&str] = &["invalid_agent", "too_many_calls", "invalid_calls", "idempotency_key_in_use", "idempotency_key_reused"];
+const SPECIFIC: &[&str] = &["invalid_account", "invalid_agent", "too_many_calls", "invalid_calls", "idempotency_key_in_use", "idempotency_key_reused"];
 
 /// The code a bare status gets when something below our handlers (axum's router, a
 /// tower layer) answered without our shape: the first code listed for it, leaving out the
