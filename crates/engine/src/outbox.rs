@@ -15,6 +15,7 @@
 use crate::{Engine, EngineError};
 use dialtone_store::{Claimed, TryResult};
 use futures::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,11 +122,12 @@ impl reqwest::dns::Resolve for PublicOnly {
 
 /// The `webhook-signature` header value for `body` sent as message `id` at `timestamp`
 /// (unix seconds): one `v1,<base64>` per secret (`whsec_…`), space separated. A secret
-/// that does not decode is skipped (none is stored that way).
-pub fn signature(secrets: &[String], id: &str, timestamp: i64, body: &str) -> String {
+/// that does not decode is skipped (none is stored that way). The one place a signing
+/// secret is exposed on the delivery path: the HMAC key.
+pub fn signature(secrets: &[SecretString], id: &str, timestamp: i64, body: &str) -> String {
     secrets
         .iter()
-        .filter_map(|s| standardwebhooks::Webhook::new(s).ok())
+        .filter_map(|s| standardwebhooks::Webhook::new(s.expose_secret()).ok())
         .filter_map(|w| w.sign(id, timestamp, body.as_bytes()).ok())
         .collect::<Vec<_>>()
         .join(" ")

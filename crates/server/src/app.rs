@@ -512,13 +512,13 @@ mod tests {
         let ws = store.default_workspace().await.unwrap();
         let new_ep =
             dialtone_store::NewWebhookEndpoint { url: "http://127.0.0.1:9/h".into(), events: vec!["call.ended".into()], enabled: true, description: None };
-        let ep = store.create_webhook_endpoint(&ws, &new_ep, "whsec_c2VjcmV0", Timestamp::now()).await.unwrap();
+        let ep = store.create_webhook_endpoint(&ws, &new_ep, &"whsec_c2VjcmV0".into(), Timestamp::now()).await.unwrap();
         drop(store);
         let rotated = Config { database_url: url.clone(), master_key: Some(new.clone()), previous_master_keys: vec![old], ..Config::default() };
         drop(open_store(&rotated).await.unwrap());
         let only_new = Config { database_url: url, master_key: Some(new), ..Config::default() };
         let store = open_store(&only_new).await.unwrap();
-        assert_eq!(store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().unwrap().secret, "whsec_c2VjcmV0");
+        assert_eq!(store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().unwrap().secret.expose_secret(), "whsec_c2VjcmV0");
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -80,17 +80,31 @@ pub struct Picker {
     cursor_moved: bool,
 }
 
-/// What a campaign row says about its callers, as the claim reads it.
+/// What a campaign row says about its callers, as the claim reads it: borrowed from a row
+/// of either backend by `CallerSettings::from_row` ([`sqlx::FromRow`]), which needs the
+/// row's columns `workspace_id`, `kind`, `phone_number_id`, `caller_numbers`,
+/// `caller_number_strategy`, `fallback_strategy`, `caller_cursor` and `caller_limit`
+/// (the workspace's limit, joined in by the claim's query); a missing column or a value of
+/// another type is a [`sqlx::Error`].
+#[derive(sqlx::FromRow)]
 pub struct CallerSettings<'a> {
     pub workspace_id: &'a str,
+    /// `campaigns.kind`: only a `campaign` has callers to pick.
     pub kind: &'a str,
     pub phone_number_id: &'a str,
     /// `campaigns.caller_numbers` (JSON array).
     pub caller_numbers: &'a str,
+    /// `campaigns.caller_number_strategy`.
+    #[sqlx(rename = "caller_number_strategy")]
     pub strategy: &'a str,
+    /// `campaigns.fallback_strategy`.
+    #[sqlx(rename = "fallback_strategy")]
     pub fallback: &'a str,
+    /// `campaigns.caller_cursor`: where round-robin goes on from.
+    #[sqlx(rename = "caller_cursor")]
     pub cursor: i64,
     /// The workspace's `caller_number_daily_limit`.
+    #[sqlx(rename = "caller_limit")]
     pub limit: Option<i64>,
 }
 

@@ -26,7 +26,9 @@ pub use shared::outbox::{
     RETRY_SCHEDULE as WEBHOOK_RETRY_SCHEDULE, ROTATION_OVERLAP as WEBHOOK_ROTATION_OVERLAP,
 };
 pub use shared::provider_accounts::{NewProviderAccount, ProviderAccount, ProviderAccountPatch};
-pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
+pub use shared::stats::{
+    FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS, VACUUM_AFTER_ROWS,
+};
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
 pub use shared::workspaces::{ApiKeyInfo, KeyGrant, Workspace};
 
@@ -367,8 +369,15 @@ pub trait Store: Send + Sync + 'static {
     async fn save_call_report(&self, call: &CallId, report: &dialtone_core::CallReport, now: Timestamp) -> Result<bool>;
     // API keys for `dialtone keys list|revoke` (issue 11; see `shared::workspaces`).
     // Outbound events (`shared::outbox`): webhook endpoints, the outbox, the delivery log.
-    /// A new endpoint of `ws` signing with `secret` (`whsec_…`).
-    async fn create_webhook_endpoint(&self, ws: &WorkspaceId, new: &NewWebhookEndpoint, secret: &str, now: Timestamp) -> Result<WebhookEndpoint>;
+    /// A new endpoint of `ws` signing with `secret` (`whsec_…`; sealed at rest under the
+    /// master key when there is one).
+    async fn create_webhook_endpoint(
+        &self,
+        ws: &WorkspaceId,
+        new: &NewWebhookEndpoint,
+        secret: &secrecy::SecretString,
+        now: Timestamp,
+    ) -> Result<WebhookEndpoint>;
     async fn get_webhook_endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<Option<WebhookEndpoint>>;
     /// Newest first.
     async fn list_webhook_endpoints(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<WebhookEndpoint>>;
@@ -377,7 +386,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes it with its deliveries and their log; false if there is none.
     async fn delete_webhook_endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<bool>;
     /// The old secret keeps signing for 24 h ([`WEBHOOK_ROTATION_OVERLAP`]).
-    async fn rotate_webhook_secret(&self, ws: &WorkspaceId, id: &str, secret: &str, now: Timestamp) -> Result<Option<WebhookEndpoint>>;
+    async fn rotate_webhook_secret(&self, ws: &WorkspaceId, id: &str, secret: &secrecy::SecretString, now: Timestamp) -> Result<Option<WebhookEndpoint>>;
     /// Puts events in the outbox in a transaction of their own (see `shared::outbox::emit`).
     async fn emit_events(&self, events: &[OutboxEvent], now: Timestamp) -> Result<()>;
     /// Claims due deliveries for `node` until `now + lease`, counting a try on each.

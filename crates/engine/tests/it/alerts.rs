@@ -18,7 +18,7 @@ async fn a_failure_rate_alert_is_raised_kept_and_cleared_as_the_hour_slides() {
     let engine = Engine::new(store.clone(), Providers::new(), Arc::new(clock.clone()), config);
     let hook =
         dialtone_store::NewWebhookEndpoint { url: "http://127.0.0.1:9/h".into(), events: vec!["alert.failure_rate".into()], enabled: true, description: None };
-    let ep = store.create_webhook_endpoint(&ws, &hook, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", start).await.unwrap();
+    let ep = store.create_webhook_endpoint(&ws, &hook, &"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(), start).await.unwrap();
     let mut new = campaign(&ws, "alerts");
     new.max_concurrent = 30;
     let cmp = started(&store, new, &numbers(30), start).await;

@@ -1,6 +1,7 @@
 //! The caller-ID pool and throttle fields that `POST /campaigns`, `PATCH /campaigns/{id}`
-//! and `POST /batches` share (issue 13), checked once here. The rules that pick a number
-//! are `dialtone_core::caller`; the claim applies them (`dialtone_store`'s `callers`).
+//! and `POST /batches` share (issue 13), and the caller (`phone_number_id`) of a campaign,
+//! a single call or an assistant, checked once here. The rules that pick a number are
+//! `dialtone_core::caller`; the claim applies them (`dialtone_store`'s `callers`).
 
 use super::ApiError;
 use dialtone_core::{CallerStrategy, PhoneNumber, ProviderKind};
@@ -9,6 +10,9 @@ use std::collections::HashSet;
 
 /// Most numbers one pool may hold.
 pub const MAX_CALLER_NUMBERS: usize = 1000;
+
+/// Most characters of a phone-number id (`phone_number_id` on Vapi or the simulator).
+pub const MAX_PHONE_NUMBER_ID: usize = 100;
 
 /// The range of `calls_per_minute`.
 pub const CALLS_PER_MINUTE: std::ops::RangeInclusive<u32> = 1..=10_000;
@@ -41,7 +45,7 @@ impl PoolFields {
             if numbers.len() > MAX_CALLER_NUMBERS {
                 return Err(ApiError::invalid("caller_numbers", format!("at most {MAX_CALLER_NUMBERS} numbers")));
             }
-            let ids_allowed = matches!(provider, ProviderKind::Vapi | ProviderKind::Sim);
+            let ids_allowed = takes_number_ids(provider);
             let mut seen = HashSet::with_capacity(numbers.len());
             let mut out = Vec::with_capacity(numbers.len());
             for (i, raw) in numbers.iter().enumerate() {
@@ -85,6 +89,47 @@ impl PoolFields {
     }
 }
 
+/// Whether `provider` names a caller by an id of its own (a Vapi phone-number id; the
+/// simulator speaks Vapi's wire format) rather than by the number itself (Twilio's `From`,
+/// Exotel's `CallerId`).
+fn takes_number_ids(provider: ProviderKind) -> bool {
+    matches!(provider, ProviderKind::Vapi | ProviderKind::Sim)
+}
+
+/// Checks a caller (`phone_number_id`) for `provider`. On Twilio and Exotel it is a phone
+/// number, read as [`PhoneNumber::parse`] reads `caller_numbers`: in `region` when written
+/// nationally, or, with no region (a single call or an assistant has none), only with `+`
+/// and its country code; returned in E.164. On Vapi and the simulator it is a phone-number
+/// id, at most [`MAX_PHONE_NUMBER_ID`] characters, returned trimmed.
+///
+/// Errors: 400 naming `phone_number_id` (empty, too long, or not a valid number where one
+/// is needed).
+pub fn caller_id(provider: ProviderKind, raw: &str, region: Option<&str>) -> Result<String, ApiError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(ApiError::invalid("phone_number_id", "must not be empty"));
+    }
+    if takes_number_ids(provider) {
+        if raw.chars().count() > MAX_PHONE_NUMBER_ID {
+            return Err(ApiError::invalid("phone_number_id", format!("must be at most {MAX_PHONE_NUMBER_ID} characters")));
+        }
+        return Ok(raw.to_string());
+    }
+    let region = match region {
+        Some(r) => r,
+        None if raw.starts_with('+') => "US",
+        None => {
+            return Err(ApiError::invalid(
+                "phone_number_id",
+                format!("on {provider} the caller's number: must start with + and the country code, e.g. +14155552671"),
+            ))
+        }
+    };
+    PhoneNumber::parse(raw, region)
+        .map(|n| n.as_str().to_string())
+        .map_err(|e| ApiError::invalid("phone_number_id", format!("on {provider} the caller's number (E.164, or national in default_region): {raw}: {e}")))
+}
+
 /// Checks `calls_per_minute`: 400 naming it outside [`CALLS_PER_MINUTE`].
 pub fn check_calls_per_minute(n: Option<u32>) -> Result<Option<u32>, ApiError> {
     match n {
@@ -114,6 +159,31 @@ mod tests {
         }
         let e = numbers(&["+14152220100", "415 222 0100"]).resolve(CallerPool::default(), ProviderKind::Twilio, "US").unwrap_err();
         assert!(e.message.contains("listed twice"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_caller_is_a_number_on_twilio_and_exotel_and_an_id_on_vapi() {
+        // The values the it suite and the demos use.
+        assert_eq!(caller_id(ProviderKind::Twilio, "+15005550006", Some("US")).unwrap(), "+15005550006");
+        assert_eq!(caller_id(ProviderKind::Exotel, "+918047100000", None).unwrap(), "+918047100000");
+        assert_eq!(caller_id(ProviderKind::Sim, " pn_it ", Some("US")).unwrap(), "pn_it");
+        // National numbers are read in the region, and kept in E.164.
+        assert_eq!(caller_id(ProviderKind::Twilio, "(415) 222-0100", Some("US")).unwrap(), "+14152220100");
+        assert_eq!(caller_id(ProviderKind::Exotel, "080 4710 0000", Some("IN")).unwrap(), "+918047100000");
+        let vapi_uuid = "3f9d2a1e-6b7c-4d8e-9f00-1a2b3c4d5e6f";
+        assert_eq!(caller_id(ProviderKind::Vapi, vapi_uuid, None).unwrap(), vapi_uuid);
+        let bad = [
+            (ProviderKind::Twilio, "pn_main", Some("US")),
+            (ProviderKind::Exotel, "+1234", Some("IN")),
+            (ProviderKind::Twilio, "(415) 222-0100", None),
+            (ProviderKind::Vapi, "   ", Some("US")),
+            (ProviderKind::Sim, &"p".repeat(MAX_PHONE_NUMBER_ID + 1), None),
+        ];
+        for (provider, raw, region) in bad {
+            let e = caller_id(provider, raw, region).unwrap_err();
+            assert_eq!(e.details["field"], "phone_number_id", "{provider} {raw:?}: {}", e.message);
+        }
+        assert!(caller_id(ProviderKind::Sim, &"p".repeat(MAX_PHONE_NUMBER_ID), None).is_ok(), "100 characters are allowed");
     }
 
     #[test]

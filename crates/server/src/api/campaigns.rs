@@ -1,7 +1,7 @@
 //! `/api/v1/campaigns`: create, list, get (with counts), import and list contacts, start,
 //! pause, resume, cancel.
 
-use super::callers::{check_calls_per_minute, PoolFields};
+use super::callers::{caller_id, check_calls_per_minute, PoolFields};
 use super::openapi::ErrorBody;
 use super::steer::{self, WaitingCount};
 use super::Path;
@@ -171,7 +171,7 @@ impl CreateCampaign {
             &region,
         )?;
         let phone_number_id = match (self.phone_number_id, pool.numbers.first()) {
-            (Some(id), _) => text("phone_number_id", id)?,
+            (Some(id), _) => caller_id(provider, &id, Some(&region))?,
             (None, Some(first)) => first.clone(),
             (None, None) => return Err(ApiError::missing("phone_number_id", "required unless caller_numbers is given")),
         };

@@ -192,11 +192,8 @@ async fn assistant_for(app: &AppState, ws: &WorkspaceId, body: &NewCall) -> Resu
         (Some(provider), Some(phone_number_id)) => {
             // The account is checked by the caller (`AppState::check_account`).
             let provider: ProviderKind = app.parse_provider_name("provider", provider)?;
-            let phone_number_id = phone_number_id.trim();
-            if phone_number_id.is_empty() {
-                return Err(ApiError::invalid("phone_number_id", "must not be empty"));
-            }
-            Ok(Assistant { id: agent_id.to_string(), provider, phone_number_id: phone_number_id.to_string(), name: None })
+            let phone_number_id = super::callers::caller_id(provider, phone_number_id, None)?;
+            Ok(Assistant { id: agent_id.to_string(), provider, phone_number_id, name: None })
         }
         (provider, _) => match app.store.get_assistant(ws, agent_id).await? {
             Some(assistant) if provider.is_none() && body.phone_number_id.is_none() => Ok(assistant),
@@ -275,10 +272,8 @@ async fn add_assistant(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(bo
     if body.id.trim().is_empty() {
         return Err(ApiError::invalid("id", "must not be empty"));
     }
-    if body.phone_number_id.trim().is_empty() {
-        return Err(ApiError::invalid("phone_number_id", "must not be empty"));
-    }
-    let a = Assistant { id: body.id.trim().into(), provider, phone_number_id: body.phone_number_id.trim().into(), name: body.name };
+    let phone_number_id = super::callers::caller_id(provider, &body.phone_number_id, None)?;
+    let a = Assistant { id: body.id.trim().into(), provider, phone_number_id, name: body.name };
     app.store.upsert_assistant(&ws, &a, app.now()).await?;
     Ok((StatusCode::CREATED, Json(a)))
 }

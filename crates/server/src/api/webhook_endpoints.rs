@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use dialtone_core::{MessageId, WebhookEndpointId, WorkspaceId};
 use dialtone_store::{Delivery, DeliveryAttempt, NewWebhookEndpoint, WebhookEndpoint, WebhookEndpointPatch, WEBHOOK_EVENT_TYPES};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -111,13 +112,21 @@ impl From<&WebhookEndpoint> for EndpointView {
     }
 }
 
-/// The answer to a create or a rotation: the endpoint and its (new) secret, shown once.
+/// The answer to a create or a rotation: the endpoint and its (new) secret, shown once
+/// (in the JSON body only: `Debug` redacts it).
 #[derive(Debug, Serialize, ToSchema)]
 struct EndpointWithSecret {
     #[serde(flatten)]
     endpoint: EndpointView,
     /// `whsec_` + base64 of 24 random bytes: the key of the Standard Webhooks signature.
-    secret: String,
+    #[serde(serialize_with = "shown_once")]
+    #[schema(value_type = String)]
+    secret: SecretString,
+}
+
+/// Writes the new secret into the answer: the one place the API exposes a signing secret.
+fn shown_once<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
 }
 
 /// One try in the delivery log.
@@ -185,8 +194,8 @@ fn delivery_view((d, tries): (Delivery, Vec<DeliveryAttempt>)) -> DeliveryView {
 
 /// A new `whsec_` secret: 24 random bytes, base64 (what Svix and the Standard Webhooks
 /// libraries generate).
-pub(crate) fn new_secret() -> String {
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>()))
+pub(crate) fn new_secret() -> SecretString {
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())).into()
 }
 
 /// A checked endpoint URL. Outside the operator's (default) workspace it must not name a

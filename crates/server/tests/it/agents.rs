@@ -257,6 +257,14 @@ async fn an_agent_needs_no_assistant_id_in_campaigns_or_single_calls() {
     assert_eq!(body["error"]["details"]["field"], "provider", "{body}");
     let (status, body) = app.post_json("/calls", &json!({"agent_id": agent, "provider": "exotel", "phone": nums[1], "scheduled_for": later})).await;
     assert_eq!(body["error"]["details"]["field"], "phone_number_id", "{status} {body}");
+    // The caller on Twilio is a number with its country code (a single call has no region).
+    for caller in ["pn_main", "(415) 222-0100"] {
+        let (status, body) = app
+            .post_json("/calls", &json!({"agent_id": agent, "provider": "twilio", "phone_number_id": caller, "phone": nums[1], "scheduled_for": later}))
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(body["error"]["details"]["field"], "phone_number_id", "{caller}: {body}");
+    }
 
     let (status, campaign) =
         app.post_json("/campaigns", &json!({"name": "agent only", "provider": "exotel", "phone_number_id": EXOTEL_CALLER, "agent_id": agent})).await;

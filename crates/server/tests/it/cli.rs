@@ -449,7 +449,7 @@ async fn secrets_rotate_re_encrypts_every_stored_secret_under_the_new_master_key
         .create_webhook_endpoint(
             &ws,
             &dialtone_store::NewWebhookEndpoint { url: "http://127.0.0.1:9/h".into(), events: vec!["call.ended".into()], enabled: true, description: None },
-            "whsec_AAAA",
+            &"whsec_AAAA".into(),
             jiff::Timestamp::now(),
         )
         .await
@@ -481,7 +481,7 @@ async fn secrets_rotate_re_encrypts_every_stored_secret_under_the_new_master_key
     let secrets = store.provider_account_secrets(pa.id.as_str()).await.unwrap().unwrap();
     assert_eq!(secrets["api_key"].expose_secret(), "vapi-key-0123456789", "the old key is no longer needed");
     let eps = store.list_webhook_endpoints(&ws, &dialtone_store::Page { limit: 10, before: None }).await.unwrap();
-    assert_eq!(eps[0].secret, "whsec_AAAA");
+    assert_eq!(eps[0].secret.expose_secret(), "whsec_AAAA");
 }
 
 /// `dialtone accounts`: create (a secret from the environment), list, show (last four

@@ -94,7 +94,8 @@ async fn an_exotel_campaign_without_agent_or_flow_is_refused_at_create_and_start
         "stt": {"provider": "sim"}, "llm": {"provider": "sim"}, "tts": {"provider": "sim"}});
     let (status, agent) = app.post_json("/agents", &agent_body).await;
     assert_eq!(status, StatusCode::CREATED, "{agent}");
-    let (status, body) = app.post_json("/campaigns", &campaign_body(json!({"provider": "exotel", "agent_id": agent["id"]}))).await;
+    let (status, body) =
+        app.post_json("/campaigns", &campaign_body(json!({"provider": "exotel", "phone_number_id": EXOTEL_CALLER, "agent_id": agent["id"]}))).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // One stored without an agent (as if the flow had been configured then) cannot start.
     let ws = app.state.store.default_workspace().await.unwrap();
@@ -104,7 +105,7 @@ async fn an_exotel_campaign_without_agent_or_flow_is_refused_at_create_and_start
         name: "exotel, flow since removed".into(),
         provider: ProviderKind::Exotel,
         assistant_id: "asst_e".into(),
-        phone_number_id: "pn_e".into(),
+        phone_number_id: EXOTEL_CALLER.into(),
         mode: Mode::Continuous,
         max_concurrent: 3,
         max_attempts: 3,

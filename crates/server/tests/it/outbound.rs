@@ -221,7 +221,7 @@ async fn a_tenants_endpoint_reaches_public_addresses_only() {
     // into the store) gets nothing: the worker refuses the try and logs why.
     let (url, got) = receiver(StatusCode::NO_CONTENT).await;
     let new = dialtone_store::NewWebhookEndpoint { url, events: vec!["campaign.started".into()], enabled: true, description: None };
-    let local = app.state.store.create_webhook_endpoint(&ws, &new, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", jiff::Timestamp::now()).await.unwrap();
+    let local = app.state.store.create_webhook_endpoint(&ws, &new, &"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(), jiff::Timestamp::now()).await.unwrap();
     let (status, cmp) =
         send(as_tenant(Method::POST, "/campaigns").json(&json!({"name": "t", "provider": "sim", "assistant_id": "a", "phone_number_id": PHONE_NUMBER_ID})))
             .await;

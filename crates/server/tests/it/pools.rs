@@ -180,3 +180,55 @@ async fn replayed_creates_carry_the_first_answers_location() {
         assert_eq!(locations[0], locations[1], "{path}: the replay's Location is the first answer's");
     }
 }
+
+/// `phone_number_id` is the caller: on Twilio (`From`) and Exotel (`CallerId`) a phone
+/// number, E.164 or national in `default_region` (as `caller_numbers` are read), stored in
+/// E.164; on Vapi and the simulator a phone-number id of 1–100 characters. Anything else
+/// is a 400 naming `phone_number_id`, on campaigns, batches, assistants and single calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_number_id_is_a_number_on_twilio_and_exotel_and_an_id_on_vapi() {
+    let app = TestApp::with(Options { provider_accounts: true, ..Options::default() }).await;
+    let (longest, too_long) = ("p".repeat(100), "p".repeat(101));
+    let campaign = |provider: &str, caller: &str, region: &str| json!({"name": "caller", "provider": provider, "assistant_id": "asst_it", "phone_number_id": caller, "default_region": region});
+    for (provider, given, region, stored) in [
+        ("twilio", TWILIO_CALLER, "US", TWILIO_CALLER),
+        ("twilio", "(415) 222-0100", "US", SF),
+        ("exotel", EXOTEL_CALLER, "IN", EXOTEL_CALLER),
+        ("exotel", "080 4710 0000", "IN", EXOTEL_CALLER),
+        ("sim", PHONE_NUMBER_ID, "US", PHONE_NUMBER_ID),
+        ("sim", longest.as_str(), "US", longest.as_str()),
+    ] {
+        let (status, created) = app.post_json("/campaigns", &campaign(provider, given, region)).await;
+        assert_eq!(status, StatusCode::CREATED, "{provider} {given}: {created}");
+        assert_eq!(created["phone_number_id"], stored, "{provider} {given}");
+    }
+    for (provider, given, region) in [
+        ("twilio", "pn_main", "US"),
+        ("twilio", "+1 415 000 0000", "US"),
+        ("exotel", "12345", "IN"),
+        ("exotel", "exophone", "IN"),
+        ("sim", "   ", "US"),
+        ("sim", too_long.as_str(), "US"),
+    ] {
+        let (status, e) = app.post_json("/campaigns", &campaign(provider, given, region)).await;
+        assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(e["error"]["details"]["field"], "phone_number_id", "{provider} {given:?}: {e}");
+    }
+
+    // A batch takes the campaign's rules.
+    let (status, e) =
+        app.post_json("/batches", &json!({"provider": "twilio", "assistant_id": "asst_it", "phone_number_id": "pn_main", "calls": [{"phone": NY}]})).await;
+    assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(e["error"]["details"]["field"], "phone_number_id", "{e}");
+
+    // An assistant (and so a single call) has no default region: a number needs its `+`.
+    for (given, status_wanted) in [(TWILIO_CALLER, StatusCode::CREATED), ("pn_main", StatusCode::BAD_REQUEST), ("(415) 222-0100", StatusCode::BAD_REQUEST)] {
+        let (status, body) = app.post_json("/assistants", &json!({"id": "asst_tw", "provider": "twilio", "phone_number_id": given})).await;
+        assert_eq!(status, status_wanted, "{given}: {body}");
+        if status_wanted == StatusCode::BAD_REQUEST {
+            assert_eq!(body["error"]["details"]["field"], "phone_number_id", "{given}: {body}");
+        }
+    }
+    let (status, body) = app.post_json("/assistants", &json!({"id": "asst_vapi", "provider": "sim", "phone_number_id": "pn_main"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

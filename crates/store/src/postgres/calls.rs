@@ -11,7 +11,7 @@ use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CallId, CampaignId, CampaignStatus, ContactId, Mode, Outcome, PhoneNumber, ProviderKind, WorkspaceId};
 use jiff::Timestamp;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
 use std::collections::HashMap;
 
 /// A campaign being claimed for, as its locked row says.
@@ -114,17 +114,7 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
         if want == 0 {
             continue;
         }
-        let ws_text: String = c.try_get("workspace_id")?;
-        let picker = callers::Picker::of(&callers::CallerSettings {
-            workspace_id: &ws_text,
-            kind: c.try_get("kind")?,
-            phone_number_id: c.try_get("phone_number_id")?,
-            caller_numbers: c.try_get("caller_numbers")?,
-            strategy: c.try_get("caller_number_strategy")?,
-            fallback: c.try_get("fallback_strategy")?,
-            cursor: c.try_get("caller_cursor")?,
-            limit: c.try_get("caller_limit")?,
-        })?;
+        let picker = callers::Picker::of(&callers::CallerSettings::from_row(c)?)?;
         claiming.push(Claiming {
             id: CampaignId::from_db(id),
             ws: WorkspaceId::from_db(c.try_get("workspace_id")?),

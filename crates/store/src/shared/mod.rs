@@ -148,7 +148,7 @@ macro_rules! impl_store {
                 $crate::shared::provider_accounts::rotate_secrets(self.pools(), keyring).await
             }
 
-            async fn create_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, new: &$crate::NewWebhookEndpoint, secret: &str, now: jiff::Timestamp) -> $crate::Result<$crate::WebhookEndpoint> {
+            async fn create_webhook_endpoint(&self, ws: &dialtone_core::WorkspaceId, new: &$crate::NewWebhookEndpoint, secret: &secrecy::SecretString, now: jiff::Timestamp) -> $crate::Result<$crate::WebhookEndpoint> {
                 $crate::shared::outbox::create(self.pools(), ws, new, secret, self.keyring.as_deref(), now).await
             }
 
@@ -168,7 +168,7 @@ macro_rules! impl_store {
                 $crate::shared::outbox::delete(self.pools(), ws, id).await
             }
 
-            async fn rotate_webhook_secret(&self, ws: &dialtone_core::WorkspaceId, id: &str, secret: &str, now: jiff::Timestamp) -> $crate::Result<Option<$crate::WebhookEndpoint>> {
+            async fn rotate_webhook_secret(&self, ws: &dialtone_core::WorkspaceId, id: &str, secret: &secrecy::SecretString, now: jiff::Timestamp) -> $crate::Result<Option<$crate::WebhookEndpoint>> {
                 $crate::shared::outbox::rotate_secret(self.pools(), ws, id, secret, self.keyring.as_deref(), now).await
             }
 

@@ -21,7 +21,7 @@ use crate::sql::{args, Arg, Db, Dialect};
 use crate::{Page, Result};
 use dialtone_core::{DeliveryAttemptId, MessageId, WebhookEndpointId, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Every event type an endpoint can subscribe to.
 pub const EVENT_TYPES: [&str; 8] =
@@ -59,9 +59,9 @@ pub struct OutboxEvent {
     pub data: serde_json::Value,
 }
 
-/// A webhook endpoint as stored (the secrets included; the API shows them only at creation
-/// and rotation).
-#[derive(Debug, Clone, PartialEq)]
+/// A webhook endpoint as stored (the secrets included, as [`SecretString`]s, so `Debug`
+/// and logs show `[REDACTED]`; the API shows a secret only at creation and rotation).
+#[derive(Debug, Clone)]
 pub struct WebhookEndpoint {
     pub id: WebhookEndpointId,
     pub workspace_id: WorkspaceId,
@@ -70,9 +70,9 @@ pub struct WebhookEndpoint {
     pub events: Vec<String>,
     pub enabled: bool,
     /// `whsec_` + base64.
-    pub secret: String,
+    pub secret: SecretString,
     /// The secret before the last rotation, while it still signs.
-    pub previous_secret: Option<String>,
+    pub previous_secret: Option<SecretString>,
     pub previous_secret_until: Option<Timestamp>,
     /// First failed try since the last success.
     pub failing_since: Option<Timestamp>,
@@ -86,11 +86,11 @@ pub struct WebhookEndpoint {
 impl WebhookEndpoint {
     /// The secrets that sign a message sent at `now`: the current one, and the previous one
     /// within [`ROTATION_OVERLAP`] of a rotation.
-    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {
-        let mut out = vec![self.secret.as_str()];
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&SecretString> {
+        let mut out = vec![&self.secret];
         if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_until) {
             if now < until {
-                out.push(prev.as_str());
+                out.push(prev);
             }
         }
         out
@@ -157,8 +157,9 @@ pub struct DeliveryAttempt {
 pub struct Claimed {
     pub delivery: Delivery,
     pub url: String,
-    /// The secrets to sign with at claim time ([`WebhookEndpoint::signing_secrets`]).
-    pub secrets: Vec<String>,
+    /// The secrets to sign with at claim time ([`WebhookEndpoint::signing_secrets`]),
+    /// redacted in `Debug`.
+    pub secrets: Vec<SecretString>,
 }
 
 /// What one try came to.
@@ -229,13 +230,13 @@ fn seal_secret(keyring: Option<&Keyring>, id: &str, secret: &str) -> String {
 
 /// A stored signing secret opened: sealed ones with `keyring`, plaintext ones (written
 /// before 0024 or without a master key, until `rotate_secrets` seals them) as they are.
-fn open_secret(keyring: Option<&Keyring>, id: &str, stored: String) -> Result<String> {
+fn open_secret(keyring: Option<&Keyring>, id: &str, stored: String) -> Result<SecretString> {
     if !secrets::is_encrypted(&stored) {
-        return Ok(stored);
+        return Ok(SecretString::from(stored));
     }
     let keyring = keyring.ok_or_else(|| crate::StoreError::Corrupt(format!("webhook endpoint {id}'s secret is encrypted and no master key is configured")))?;
     let plain = keyring.decrypt(&stored, &secret_context(id)).map_err(|e| crate::StoreError::Corrupt(format!("webhook endpoint {id}'s secret: {e}")))?;
-    Ok(plain.expose_secret().to_string())
+    Ok(plain)
 }
 
 impl EndpointRow {
@@ -368,7 +369,7 @@ pub async fn create(
     p: Pools<'_>,
     ws: &WorkspaceId,
     new: &NewWebhookEndpoint,
-    secret: &str,
+    secret: &SecretString,
     keyring: Option<&Keyring>,
     now: Timestamp,
 ) -> Result<WebhookEndpoint> {
@@ -385,7 +386,7 @@ pub async fn create(
                 new.description.as_deref(),
                 events_column(&new.events),
                 new.enabled,
-                seal_secret(keyring, id.as_str(), secret),
+                seal_secret(keyring, id.as_str(), secret.expose_secret()),
                 ms(now)
             ],
         )
@@ -461,7 +462,7 @@ pub async fn rotate_secret(
     p: Pools<'_>,
     ws: &WorkspaceId,
     id: &str,
-    secret: &str,
+    secret: &SecretString,
     keyring: Option<&Keyring>,
     now: Timestamp,
 ) -> Result<Option<WebhookEndpoint>> {
@@ -471,7 +472,7 @@ pub async fn rotate_secret(
         .fetch_optional(
             "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $3, secret = $4, updated_at = $5
              WHERE workspace_id = $1 AND id = $2 RETURNING *",
-            args![ws.as_str(), id, ms(until), seal_secret(keyring, id, secret), ms(now)],
+            args![ws.as_str(), id, ms(until), seal_secret(keyring, id, secret.expose_secret()), ms(now)],
         )
         .await?;
     row.map(|r| r.open(keyring)).transpose()
@@ -506,7 +507,7 @@ pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDurati
         let ep: Option<EndpointRow> = db.fetch_optional("SELECT * FROM webhook_endpoints WHERE id = $1", args![d.endpoint_id.as_str()]).await?;
         let Some(ep) = ep else { continue };
         let ep = ep.open(keyring)?;
-        let secrets = ep.signing_secrets(now).into_iter().map(str::to_string).collect();
+        let secrets = ep.signing_secrets(now).into_iter().cloned().collect();
         out.push(Claimed { delivery: d, url: ep.url, secrets });
     }
     tx.commit().await?;
@@ -658,10 +659,56 @@ pub async fn rotate_secrets(p: Pools<'_>, keyring: &Keyring) -> Result<u64> {
         for (column, stored) in [("secret", Some(secret)), ("previous_secret", previous)] {
             let Some(stored) = stored.filter(|s| !keyring.is_current(s)) else { continue };
             let plain = open_secret(Some(keyring), &id, stored.clone())?;
-            let sealed = seal_secret(Some(keyring), &id, &plain);
+            let sealed = seal_secret(Some(keyring), &id, plain.expose_secret());
             // The column name comes from the list above, never from input.
             n += p.write().execute(&format!("UPDATE webhook_endpoints SET {column} = $1 WHERE id = $2 AND {column} = $3"), args![sealed, &id, stored]).await?;
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const PREVIOUS: &str = "whsec_C2FsdGVkIGFuZCBwcmV2aW91cyBzZWNyZXQ=";
+
+    #[test]
+    fn debug_of_an_endpoint_or_a_claimed_delivery_never_shows_a_signing_secret() {
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        let ep = WebhookEndpoint {
+            id: WebhookEndpointId::new(),
+            workspace_id: WorkspaceId::new(),
+            url: "https://example.com/hook".into(),
+            description: None,
+            events: vec!["call.ended".into()],
+            enabled: true,
+            secret: SecretString::from(SECRET),
+            previous_secret: Some(SecretString::from(PREVIOUS)),
+            previous_secret_until: Some(now.saturating_add(ROTATION_OVERLAP).unwrap()),
+            failing_since: None,
+            disabled_reason: None,
+            disabled_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let delivery = Delivery {
+            message_id: MessageId::new(),
+            endpoint_id: ep.id.clone(),
+            workspace_id: ep.workspace_id.clone(),
+            event_type: "call.ended".into(),
+            payload: "{}".into(),
+            status: "pending".into(),
+            attempts: 1,
+            next_attempt_at: None,
+            created_at: now,
+        };
+        let claimed = Claimed { delivery, url: ep.url.clone(), secrets: ep.signing_secrets(now).into_iter().cloned().collect() };
+        assert_eq!(claimed.secrets.iter().map(|s| s.expose_secret()).collect::<Vec<_>>(), [SECRET, PREVIOUS], "both sign during the overlap");
+        for shown in [format!("{ep:?}"), format!("{ep:#?}"), format!("{claimed:?}")] {
+            assert!(!shown.contains("whsec_"), "a secret in {shown}");
+            assert!(shown.contains("REDACTED"), "{shown}");
+        }
+    }
 }

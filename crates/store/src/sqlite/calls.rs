@@ -12,7 +12,7 @@ use crate::{attempts, Applied, Dial, Result, StoreError};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CallId, CampaignId, CampaignStatus, ContactId, Mode, Outcome, PhoneNumber, ProviderKind, WorkspaceId};
 use jiff::Timestamp;
-use sqlx::{Row, Sqlite, SqlitePool};
+use sqlx::{FromRow, Row, Sqlite, SqlitePool};
 
 pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
     // IMMEDIATE takes the write lock up front, so the count and the claim below see the
@@ -59,16 +59,7 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
         return Ok(vec![]);
     }
     let ws = WorkspaceId::from_db(c.try_get("workspace_id")?);
-    let mut picker = callers::Picker::of(&callers::CallerSettings {
-        workspace_id: ws.as_str(),
-        kind: c.try_get("kind")?,
-        phone_number_id: c.try_get("phone_number_id")?,
-        caller_numbers: c.try_get("caller_numbers")?,
-        strategy: c.try_get("caller_number_strategy")?,
-        fallback: c.try_get("fallback_strategy")?,
-        cursor: c.try_get("caller_cursor")?,
-        limit: c.try_get("caller_limit")?,
-    })?;
+    let mut picker = callers::Picker::of(&callers::CallerSettings::from_row(&c)?)?;
     let mut usage = match &picker {
         Some(p) => Some(callers::Usage::lock(Db::from(&mut *tx), p.keys().collect(), now).await?),
         None => None,

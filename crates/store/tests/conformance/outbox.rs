@@ -5,8 +5,18 @@
 use crate::support::*;
 use dialtone_core::{CallStatus, Mode, Outcome};
 use dialtone_store::{NewWebhookEndpoint, TryResult, WebhookEndpointPatch, WEBHOOK_DISABLE_AFTER, WEBHOOK_RETRY_SCHEDULE};
+use secrecy::{ExposeSecret, SecretString};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn secret() -> SecretString {
+    SecretString::from(SECRET)
+}
+
+/// The secrets as text, for comparing.
+fn exposed<'a>(secrets: impl IntoIterator<Item = &'a SecretString>) -> Vec<&'a str> {
+    secrets.into_iter().map(ExposeSecret::expose_secret).collect()
+}
 
 fn endpoint(events: &[&str]) -> NewWebhookEndpoint {
     NewWebhookEndpoint { url: "http://127.0.0.1:9/hook".into(), events: events.iter().map(|e| e.to_string()).collect(), enabled: true, description: None }
@@ -21,9 +31,9 @@ fn answer(status: u16) -> TryResult {
 /// workspace's endpoint or a disabled one.
 pub async fn a_campaign_run_writes_each_subscribed_event_once_to_each_matching_endpoint(store: S) {
     let ws = store.default_workspace().await.unwrap();
-    let all = store.create_webhook_endpoint(&ws, &endpoint(&dialtone_store::WEBHOOK_EVENT_TYPES), SECRET, t0()).await.unwrap();
-    let ended_only = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), SECRET, t0()).await.unwrap();
-    let off = store.create_webhook_endpoint(&ws, &NewWebhookEndpoint { enabled: false, ..endpoint(&["call.ended"]) }, SECRET, t0()).await.unwrap();
+    let all = store.create_webhook_endpoint(&ws, &endpoint(&dialtone_store::WEBHOOK_EVENT_TYPES), &secret(), t0()).await.unwrap();
+    let ended_only = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
+    let off = store.create_webhook_endpoint(&ws, &NewWebhookEndpoint { enabled: false, ..endpoint(&["call.ended"]) }, &secret(), t0()).await.unwrap();
 
     let cmp = draft_campaign(&store, &ws, Mode::Continuous, 5, 1).await;
     add_contacts(&store, &ws, &cmp.id, 0..2).await;
@@ -70,7 +80,7 @@ pub async fn a_campaign_run_writes_each_subscribed_event_once_to_each_matching_e
 /// the eighth failure fails it; a lost claim writes nothing; replay sends it again.
 pub async fn deliveries_are_leased_retried_on_the_schedule_and_replayed(store: S) {
     let ws = store.default_workspace().await.unwrap();
-    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["campaign.paused"]), SECRET, t0()).await.unwrap();
+    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["campaign.paused"]), &secret(), t0()).await.unwrap();
     let cmp = draft_campaign(&store, &ws, Mode::Continuous, 1, 1).await;
     start(&store, &ws, &cmp.id).await;
     assert!(store.transition_campaign(&ws, &cmp.id, &[dialtone_core::CampaignStatus::Starting], dialtone_core::CampaignStatus::Paused, t0()).await.unwrap());
@@ -80,7 +90,7 @@ pub async fn deliveries_are_leased_retried_on_the_schedule_and_replayed(store: S
     for attempt in 1..=8u32 {
         let got = store.claim_deliveries("n1", now, lease, 10).await.unwrap();
         assert_eq!(got.len(), 1, "try {attempt} is due at {now}");
-        assert_eq!(got[0].secrets, vec![SECRET.to_string()]);
+        assert_eq!(exposed(&got[0].secrets), [SECRET]);
         assert_eq!(got[0].delivery.attempts, attempt);
         assert!(store.claim_deliveries("n2", now, lease, 10).await.unwrap().is_empty(), "a claimed delivery is nobody else's");
         assert!(store.finish_delivery(&got[0].delivery, attempt, "n1", &answer(503), now).await.unwrap());
@@ -120,7 +130,7 @@ pub async fn deliveries_are_leased_retried_on_the_schedule_and_replayed(store: S
 /// signs with both secrets for 24 h.
 pub async fn an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_two_secrets_a_day(store: S) {
     let ws = store.default_workspace().await.unwrap();
-    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["campaign.paused", "campaign.canceled"]), SECRET, t0()).await.unwrap();
+    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["campaign.paused", "campaign.canceled"]), &secret(), t0()).await.unwrap();
     let cmp = draft_campaign(&store, &ws, Mode::Continuous, 1, 1).await;
     start(&store, &ws, &cmp.id).await;
     assert!(store.transition_campaign(&ws, &cmp.id, &[dialtone_core::CampaignStatus::Starting], dialtone_core::CampaignStatus::Paused, t0()).await.unwrap());
@@ -157,10 +167,10 @@ pub async fn an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_tw
     assert!(on.enabled && on.disabled_reason.is_none() && on.failing_since.is_none());
 
     // Rotation.
-    let rotated = store.rotate_webhook_secret(&ws, ep.id.as_str(), "whsec_bmV3bmV3bmV3bmV3bmV3bmV3", far).await.unwrap().unwrap();
-    assert_eq!(rotated.signing_secrets(far), vec!["whsec_bmV3bmV3bmV3bmV3bmV3bmV3", SECRET]);
+    let rotated = store.rotate_webhook_secret(&ws, ep.id.as_str(), &"whsec_bmV3bmV3bmV3bmV3bmV3bmV3".into(), far).await.unwrap().unwrap();
+    assert_eq!(exposed(rotated.signing_secrets(far)), ["whsec_bmV3bmV3bmV3bmV3bmV3bmV3", SECRET]);
     let day = far.checked_add(jiff::SignedDuration::from_hours(24)).unwrap();
-    assert_eq!(rotated.signing_secrets(day), vec!["whsec_bmV3bmV3bmV3bmV3bmV3bmV3"], "the old secret stops signing after 24 h");
+    assert_eq!(exposed(rotated.signing_secrets(day)), ["whsec_bmV3bmV3bmV3bmV3bmV3bmV3"], "the old secret stops signing after 24 h");
 
     // Another workspace sees nothing of it; delete takes its deliveries.
     let page = dialtone_store::Page { limit: 10, before: None };

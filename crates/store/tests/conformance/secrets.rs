@@ -64,7 +64,7 @@ async fn rotation_keeps_every_secret_readable_and_lets_the_old_key_go(url: &str)
     let bare = dialtone_store::connect_with(url, None).await.unwrap();
     let ws = bare.default_workspace().await.unwrap();
     assert!(matches!(bare.create_provider_account(&ws, &account(), t0()).await, Err(StoreError::NoMasterKey)));
-    let legacy = bare.create_webhook_endpoint(&ws, &endpoint(), LEGACY, t0()).await.unwrap();
+    let legacy = bare.create_webhook_endpoint(&ws, &endpoint(), &LEGACY.into(), t0()).await.unwrap();
     assert_eq!(raw(url).await, [LEGACY], "no key, no sealing");
 
     // Under the old key: sealed, never in the clear; the hints show four characters.
@@ -72,17 +72,17 @@ async fn rotation_keeps_every_secret_readable_and_lets_the_old_key_go(url: &str)
     let pa = store.create_provider_account(&ws, &account(), t0()).await.unwrap();
     assert_eq!(pa.secret_hints["auth_token"], "…cdef");
     assert_eq!(pa.settings["account_sid"], "AC0123");
-    let ep = store.create_webhook_endpoint(&ws, &endpoint(), WHSEC, t0()).await.unwrap();
-    assert_eq!(ep.secret, WHSEC);
-    let rotated_ep = store.rotate_webhook_secret(&ws, ep.id.as_str(), "whsec_bmV3LXNlY3JldC1hZnRlci1yb3RhdGlvbg==", at(1)).await.unwrap().unwrap();
-    assert_eq!(rotated_ep.previous_secret.as_deref(), Some(WHSEC), "a moved sealed secret still opens");
+    let ep = store.create_webhook_endpoint(&ws, &endpoint(), &WHSEC.into(), t0()).await.unwrap();
+    assert_eq!(ep.secret.expose_secret(), WHSEC);
+    let rotated_ep = store.rotate_webhook_secret(&ws, ep.id.as_str(), &"whsec_bmV3LXNlY3JldC1hZnRlci1yb3RhdGlvbg==".into(), at(1)).await.unwrap().unwrap();
+    assert_eq!(rotated_ep.previous_secret.as_ref().map(ExposeSecret::expose_secret), Some(WHSEC), "a moved sealed secret still opens");
     for stored in raw(url).await {
         assert!(!stored.contains(TOKEN) && !stored.contains("MfKQ9r8"), "plaintext at rest: {stored}");
     }
     let secrets = store.provider_account_secrets(pa.id.as_str()).await.unwrap().unwrap();
     assert_eq!(secrets["auth_token"].expose_secret(), TOKEN);
     // The legacy plaintext endpoint secret still reads.
-    assert_eq!(store.get_webhook_endpoint(&ws, legacy.id.as_str()).await.unwrap().unwrap().secret, LEGACY);
+    assert_eq!(store.get_webhook_endpoint(&ws, legacy.id.as_str()).await.unwrap().unwrap().secret.expose_secret(), LEGACY);
 
     // The new key, the old one kept: old-key rows read; the rotation re-seals all of them
     // (the account, the endpoint's two secrets, the legacy plaintext one) and then has nothing to do.
@@ -106,8 +106,8 @@ async fn rotation_keeps_every_secret_readable_and_lets_the_old_key_go(url: &str)
     assert_eq!(secrets["auth_token"].expose_secret(), TOKEN);
     assert_eq!(secrets["extra"].expose_secret(), "another-secret-9876");
     let ep = store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().unwrap();
-    assert_eq!(ep.previous_secret.as_deref(), Some(WHSEC));
-    assert_eq!(store.get_webhook_endpoint(&ws, legacy.id.as_str()).await.unwrap().unwrap().secret, LEGACY);
+    assert_eq!(ep.previous_secret.as_ref().map(ExposeSecret::expose_secret), Some(WHSEC));
+    assert_eq!(store.get_webhook_endpoint(&ws, legacy.id.as_str()).await.unwrap().unwrap().secret.expose_secret(), LEGACY);
 
     // The wrong key opens nothing, and says which key it lacks.
     let store = dialtone_store::connect_with(url, ring(&stranger, &[])).await.unwrap();
