@@ -9,17 +9,28 @@ use crate::sql::{args, Db, Dialect};
 use crate::Result;
 use jiff::Timestamp;
 
-/// The account's `max_concurrent`, `None` when unlimited. `lock` (PostgreSQL) takes the
-/// account row's lock: claims of other campaigns on the account hold other campaign rows,
+/// The account's `max_concurrent`, `None` when unlimited. `lock` (PostgreSQL) takes a
+/// limited account's row lock: claims of other campaigns on the account hold other campaign rows,
 /// and this row is what makes them count its calls one at a time (campaign → account).
 /// SQLite's claim holds the database's one writer lock already.
 pub async fn limit(mut db: Db<'_>, provider: &str, account: Option<&str>, lock: bool) -> Result<Option<i64>> {
     let lock = if lock && db.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
-    let row: Option<(Option<i64>,)> = match account {
-        Some(id) => db.fetch_optional(&format!("SELECT max_concurrent FROM workspace_provider_accounts WHERE id = $1{lock}"), args![id]).await?,
-        None => db.fetch_optional(&format!("SELECT max_concurrent FROM provider_accounts WHERE provider = $1{lock}"), args![provider]).await?,
+    // Only a limited account's row is locked: claims on an unlimited one count nothing
+    // and must not queue behind each other.
+    let row: Option<(i64,)> = match account {
+        Some(id) => {
+            db.fetch_optional(&format!("SELECT max_concurrent FROM workspace_provider_accounts WHERE id = $1 AND max_concurrent IS NOT NULL{lock}"), args![id])
+                .await?
+        }
+        None => {
+            db.fetch_optional(
+                &format!("SELECT max_concurrent FROM provider_accounts WHERE provider = $1 AND max_concurrent IS NOT NULL{lock}"),
+                args![provider],
+            )
+            .await?
+        }
     };
-    Ok(row.and_then(|(limit,)| limit))
+    Ok(row.map(|(limit,)| limit))
 }
 
 /// `(active, sharing)` for the account: its live calls (inbound included), and its

@@ -549,7 +549,11 @@ mod tests {
             ]
         );
         let a = plan.call("call_a").unwrap();
-        assert_eq!((a.provider_call_id.as_deref(), a.status, a.outcome), (None, CallStatus::Ended, Some(Outcome::Completed)), "B's provider id was not attached");
+        assert_eq!(
+            (a.provider_call_id.as_deref(), a.status, a.outcome),
+            (None, CallStatus::Ended, Some(Outcome::Completed)),
+            "B's provider id was not attached"
+        );
         assert_eq!(plan.call("call_c").unwrap().status, CallStatus::InProgress);
     }
 
