@@ -943,7 +943,7 @@ const ACCOUNT_FIELDS = {
   twilio: [["account_sid", "text", "required"], ["auth_token", "secret", "required"], ["twiml_url", "text", "this or twiml"], ["twiml", "text", ""],
     ["base_url", "text", "optional"], ["machine_detection", "bool", ""]],
   exotel: [["sid", "text", "required"], ["api_key", "secret", "required"], ["api_token", "secret", "required"], ["callback_token", "secret", "required"],
-    ["flow_url", "text", "this or stream_url"], ["stream_url", "text", ""], ["base_url", "text", "optional, e.g. https://api.in.exotel.com"]],
+    ["flow_url", "text", "this or stream_url"], ["stream_url", "text", ""], ["base_url", "text", "optional: a regional API, see docs/api.md"]],
 };
 
 /** The workspace's enabled accounts (the newest 100), for the forms that choose one. */
