@@ -6,6 +6,7 @@
 //! (details on stderr), so `id=$(dialtone campaigns create …)` works.
 
 use clap::{Args, Subcommand};
+use dialtone_core::ProviderAccountId;
 use serde_json::{json, Value};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -68,6 +69,10 @@ pub enum CampaignsCommand {
         max_concurrent: Option<u32>,
         #[arg(long)]
         max_attempts: Option<u32>,
+        /// One of the workspace's own provider accounts of `--provider` (`dialtone accounts
+        /// list`): the calls go through it. Default: the server's account of the provider.
+        #[arg(long, value_name = "pa_…", value_parser = account_id)]
+        account_id: Option<ProviderAccountId>,
         #[command(flatten)]
         pool: PoolFlags,
         /// A JSON file with the request body; the flags above override its fields.
@@ -170,6 +175,11 @@ fn count_or_none(s: &str) -> Result<Value, String> {
     s.parse::<u32>().map(Value::from).map_err(|_| format!("{s:?} is neither a whole number nor `none`"))
 }
 
+/// `--account-id`: a provider account's id (`pa_…`), checked before anything is sent.
+fn account_id(s: &str) -> Result<ProviderAccountId, String> {
+    ProviderAccountId::parse(s).ok_or_else(|| format!("{s:?} is not a provider account id (pa_…)"))
+}
+
 /// Sets each given field of a request body (a flag given wins over the `--body` file).
 fn set_fields<'a>(body: &mut Value, fields: impl IntoIterator<Item = (&'a str, Option<Value>)>) {
     for (k, v) in fields {
@@ -223,6 +233,9 @@ pub enum BatchesCommand {
         max_concurrent: Option<u32>,
         #[arg(long)]
         max_attempts: Option<u32>,
+        /// One of the workspace's own provider accounts of `--provider`, as for a campaign.
+        #[arg(long, value_name = "pa_…", value_parser = account_id)]
+        account_id: Option<ProviderAccountId>,
         #[command(flatten)]
         pool: Box<PoolFlags>,
         /// No call before this instant (RFC 3339).
@@ -457,7 +470,7 @@ pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
             }
             api.print(&c, summary);
         }
-        CampaignsCommand::Create { name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, pool, body } => {
+        CampaignsCommand::Create { name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, account_id, pool, body } => {
             let mut req = body_file(body)?;
             set_fields(
                 &mut req,
@@ -468,6 +481,7 @@ pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
                     ("phone_number_id", phone_number_id.map(Value::from)),
                     ("max_concurrent", max_concurrent.map(Value::from)),
                     ("max_attempts", max_attempts.map(Value::from)),
+                    ("account_id", account_id.map(|a| Value::from(a.to_string()))),
                 ],
             );
             set_fields(&mut req, pool.fields());
@@ -645,6 +659,7 @@ fn summary(c: &Value) -> String {
         let parts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("\noutcomes: {}", parts.join(", ")));
     }
+    out.push_str(&account(c));
     out.push_str(&callers(c));
     let next = match (c["status"].as_str(), c["next_open_at"].as_str()) {
         (Some("completed" | "canceled"), _) => None,
@@ -673,6 +688,15 @@ fn summary(c: &Value) -> String {
         out.push_str(&format!("\nalert: {}", a["message"].as_str().map_or_else(|| a.to_string(), str::to_string)));
     }
     out
+}
+
+/// A campaign's or batch's own provider account (`account_id`), a line, when it names one
+/// (none: the server's account of its provider).
+fn account(c: &Value) -> String {
+    match c["account_id"].as_str() {
+        Some(id) => format!("\naccount: {id} ({})", c["provider"].as_str().unwrap_or_default()),
+        None => String::new(),
+    }
 }
 
 /// A campaign's or batch's caller-ID pool and throttle, a line each, when set: the numbers
@@ -765,6 +789,7 @@ fn batch_summary(b: &Value) -> String {
         let parts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("\noutcomes: {}", parts.join(", ")));
     }
+    out.push_str(&account(b));
     out.push_str(&callers(b));
     out
 }
@@ -793,7 +818,7 @@ async fn watch_batch(api: &Api, id: &str) -> anyhow::Result<()> {
 pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> {
     let api = Api::new(&args.conn, listen)?;
     match args.command {
-        BatchesCommand::Create { file, name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, pool, start_at, watch } => {
+        BatchesCommand::Create { file, name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, account_id, pool, start_at, watch } => {
             let (mut body, csv_lines) = batch_body(&file)?;
             set_fields(
                 &mut body,
@@ -805,6 +830,7 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
                     ("max_concurrent", max_concurrent.map(Value::from)),
                     ("max_attempts", max_attempts.map(Value::from)),
                     ("start_at", start_at.map(Value::from)),
+                    ("account_id", account_id.map(|a| Value::from(a.to_string()))),
                 ],
             );
             set_fields(&mut body, (*pool).fields());

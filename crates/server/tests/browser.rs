@@ -1,6 +1,7 @@
 //! The dashboard end to end in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`), driven over WebDriver: a campaign created and run from the page
-//! against the simulator, paused and resumed, a CSV with a bad row, a call's events.
+//! against the simulator, paused and resumed, a CSV with a bad row, a call's events; the
+//! workspaces, keys, webhooks, batches and provider accounts pages.
 //!
 //! Run with `cargo test -p dialtone --features browser-tests --test browser`. A missing
 //! Chromium or ChromeDriver is a failure, never a skip. With `DIALTONE_SCREENSHOTS=<dir>`
@@ -612,5 +613,94 @@ async fn a_live_call_is_hung_up_results_exported_contacts_searched_and_stats_ran
             screenshot(&c, "stats-week").await;
         }
     }
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_account_is_created_disabled_and_chosen_for_a_campaign_from_the_dashboard() {
+    const API_KEY: &str = "vapi-browser-key-1234";
+    const WEBHOOK_SECRET: &str = "vapi-browser-secret-5678";
+    let app = TestApp::start().await;
+    let driver = driver().await;
+    let c = browser(&driver, 1280, 900).await;
+    sign_in(&c, &app).await;
+
+    // Create: the provider chosen first, its credential fields follow (secrets as passwords).
+    c.goto(&format!("{}/#/accounts", app.base)).await.unwrap();
+    wait_text(&c, "h1", secs(10), |t| t == "Provider accounts").await;
+    c.execute("const p = document.querySelector('#create-account select[name=provider]'); p.value = 'vapi'; p.dispatchEvent(new Event('change'));", vec![])
+        .await
+        .unwrap();
+    let kind = c.find(Locator::Css("#create-account input[name=cred_webhook_secret]")).await.unwrap().attr("type").await.unwrap();
+    assert_eq!(kind.as_deref(), Some("password"), "a secret is typed into a password input");
+    fill(&c, "#create-account input[name=name]", "Vapi EU").await;
+    fill(&c, "#create-account input[name=cred_api_key]", API_KEY).await;
+    fill(&c, "#create-account input[name=cred_webhook_secret]", WEBHOOK_SECRET).await;
+    fill(&c, "#create-account input[name=max_concurrent]", "4").await;
+    fill(&c, "#create-account input[name=calls_per_second]", "2.5").await;
+    click(&c, "#create-account button[type=submit]").await;
+
+    // Listed with its id, limits and secrets masked (never the secrets themselves).
+    let row = wait_text(&c, "#accounts tbody tr[data-account-id]", secs(10), |t| t.contains("Vapi EU")).await;
+    let (_, list) = app.get("/provider-accounts").await;
+    let account = list["data"][0].clone();
+    let id = account["id"].as_str().unwrap_or_else(|| panic!("{list}")).to_string();
+    assert_eq!(
+        (account["provider"].as_str(), account["max_concurrent"].as_u64(), account["calls_per_second"].as_f64()),
+        (Some("vapi"), Some(4), Some(2.5)),
+        "{account}"
+    );
+    assert!(row.contains(&id) && row.contains("vapi") && row.contains("enabled"), "{row}");
+    assert!(row.contains("api_key: …1234") && row.contains("webhook_secret: …5678"), "the secrets by their last four characters: {row}");
+    let page = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(!page.contains(API_KEY) && !page.contains(WEBHOOK_SECRET), "no secret on the page: {page}");
+    let account_row = format!("#accounts tr[data-account-id='{id}']");
+    screenshot(&c, "accounts").await;
+
+    // Disabled: the campaign form no longer offers it; enabled again, it does.
+    confirm_yes(&c).await;
+    click(&c, &format!("{account_row} button[data-action=disable]")).await;
+    wait_text(&c, &format!("{account_row} .state"), secs(10), |t| t == "disabled").await;
+    assert_eq!(app.get(&format!("/provider-accounts/{id}")).await.1["enabled"], false);
+    let offered = |c: &Client| {
+        let c = c.clone();
+        async move {
+            c.execute(
+                "const p = document.querySelector('#create-campaign select[name=provider]'); p.value = 'vapi'; p.dispatchEvent(new Event('change')); \
+                 return [...document.querySelectorAll('#create-campaign select[name=account_id] option')].map((o) => o.value);",
+                vec![],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    c.goto(&format!("{}/#/campaigns", app.base)).await.unwrap();
+    wait_text(&c, "#create-campaign h2", secs(10), |_| true).await;
+    assert_eq!(offered(&c).await, json!([""]), "only the server's account");
+    c.goto(&format!("{}/#/accounts", app.base)).await.unwrap();
+    click(&c, &format!("{account_row} button[data-action=enable]")).await;
+    wait_text(&c, &format!("{account_row} .state"), secs(10), |t| t == "enabled").await;
+
+    // A campaign on it, chosen in the form; its page names the account.
+    c.goto(&format!("{}/#/campaigns", app.base)).await.unwrap();
+    wait_text(&c, "#create-campaign h2", secs(10), |_| true).await;
+    assert_eq!(offered(&c).await, json!(["", id]), "the server's account and the enabled Vapi one");
+    fill(&c, "#create-campaign input[name=name]", "On our Vapi").await;
+    fill(&c, "#create-campaign input[name=assistant_id]", "asst_it").await;
+    fill(&c, "#create-campaign input[name=phone_number_id]", PHONE_NUMBER_ID).await;
+    c.execute(&format!("document.querySelector('#create-campaign select[name=account_id]').value = '{id}';"), vec![]).await.unwrap();
+    click(&c, "#create-campaign button[type=submit]").await;
+    wait_text(&c, "#campaign-status", secs(10), |t| t == "draft").await;
+    let cmp = c.current_url().await.unwrap().fragment().unwrap().strip_prefix("/campaign/").expect("the page moves to the new campaign").to_string();
+    let created = app.campaign(&cmp).await;
+    assert_eq!((created["provider"].as_str(), created["account_id"].as_str()), (Some("vapi"), Some(id.as_str())), "{created}");
+    let shown = wait_text(&c, "#account", secs(10), |_| true).await;
+    assert!(shown.contains("Vapi EU") && shown.contains(&id), "{shown}");
+
+    // On a phone-sized window the accounts page reads without scrolling sideways.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{}/#/accounts", app.base)).await.unwrap();
+    wait_text(&c, &format!("{account_row} .state"), secs(10), |_| true).await;
+    assert_fits(&c, "accounts").await;
     c.close().await.unwrap();
 }

@@ -213,6 +213,7 @@ const routes = [
   [/^#\/batch\/([^/]+)$/, batchPage],
   [/^#\/webhooks$/, webhooksPage],
   [/^#\/webhook\/([^/]+)$/, webhookPage],
+  [/^#\/accounts$/, accountsPage],
   [/^#\/keys$/, keysPage],
   [/^#\/workspaces$/, workspacesPage],
 ];
@@ -276,7 +277,7 @@ function callerSettings(c) {
 }
 
 async function campaignsPage() {
-  const list = await api("GET", "/campaigns?limit=100");
+  const [list, accounts] = await Promise.all([api("GET", "/campaigns?limit=100"), enabledAccounts()]);
   const body = h("tbody");
   const rows = new Map();
   const row = (c) => {
@@ -300,6 +301,8 @@ async function campaignsPage() {
   onLive((kind, c) => { if (kind === "campaign") put(c); });
 
   const f = (name, attrs) => h("input", { name, ...attrs });
+  const provider = h("select", { name: "provider", onchange: () => account.refresh() }, ["sim", "vapi", "twilio", "exotel"].map((p) => h("option", {}, p)));
+  const account = accountSelect(accounts, () => provider.value);
   const form = h("form", { class: "card", id: "create-campaign", onsubmit: async (ev) => {
     ev.preventDefault();
     const d = new FormData(form);
@@ -319,6 +322,7 @@ async function campaignsPage() {
         body.fallback_strategy = d.get("fallback_strategy");
       }
       if (d.get("calls_per_minute")) body.calls_per_minute = Number(d.get("calls_per_minute"));
+      if (d.get("account_id")) body.account_id = d.get("account_id");
       const c = await api("POST", "/campaigns", body);
       location.hash = `#/campaign/${c.id}`;
     }, form);
@@ -326,7 +330,8 @@ async function campaignsPage() {
   h("h2", {}, "New campaign"),
   h("div", { class: "row" },
     h("label", {}, "Name", f("name", { required: true })),
-    h("label", {}, "Provider", h("select", { name: "provider" }, ["sim", "vapi", "twilio", "exotel"].map((p) => h("option", {}, p)))),
+    h("label", {}, "Provider", provider),
+    h("label", { title: "one of this workspace's enabled accounts of the provider (Accounts page), or the server's" }, "Account", account),
     h("label", {}, "Assistant id", f("assistant_id", { required: true })),
     h("label", { title: "the caller; with caller numbers, the first of them unless given" }, "Phone number id", f("phone_number_id")),
     h("label", {}, "Max concurrent", f("max_concurrent", { type: "number", min: 1, max: 1000, value: 8 })),
@@ -405,11 +410,13 @@ function countsGrid(c) {
 
 async function campaignPage(id) {
   let c = await api("GET", `/campaigns/${id}`);
+  const account = await accountNote(c);
   const head = h("div");
   const renderHead = () => {
     setChildren(head, 
       h("h1", {}, c.name, " ", h("span", { class: "status", id: "campaign-status" }, badge(c.status))),
       h("p", {}, progressCell(c.counts), " ", c.waiting_reason ? h("span", { class: "notice" }, c.waiting_reason) : null),
+      account,
       callerSettings(c),
       h("div", { class: "actions" }, campaignActions(c, (v) => { c = v; renderHead(); }),
         h("button", { class: "secondary", id: "export", onclick: () => attempt(async () => {
@@ -622,7 +629,10 @@ function localInput(t) {
 }
 
 async function scheduledPage() {
-  const [calls, assistants] = await Promise.all([api("GET", "/calls?status=scheduled&limit=200"), api("GET", "/assistants")]);
+  const [calls, assistants, accounts] = await Promise.all([api("GET", "/calls?status=scheduled&limit=200"), api("GET", "/assistants"), enabledAccounts()]);
+  const assistant = h("select", { name: "assistant_id", required: true, onchange: () => account.refresh() }, assistants.data.map((a) => h("option", { value: a.id }, `${a.name || a.id} (${a.provider})`)));
+  // A single call's account is of its assistant's provider.
+  const account = accountSelect(accounts, () => (assistants.data.find((a) => a.id === assistant.value) || {}).provider);
   const body = h("tbody");
   const row = (call) => {
     const when = h("input", { type: "datetime-local", value: localInput(call.scheduled_for) });
@@ -640,11 +650,13 @@ async function scheduledPage() {
       const body = { assistant_id: d.get("assistant_id"), phone: d.get("phone"), respect_business_hours: d.get("respect_business_hours") === "on" };
       if (d.get("name")) body.name = d.get("name");
       if (d.get("scheduled_for")) body.scheduled_for = new Date(d.get("scheduled_for")).toISOString();
+      if (d.get("account_id")) body.account_id = d.get("account_id");
       await api("POST", "/calls", body);
       scheduledPage();
     }, form);
   } }, h("h2", {}, "Schedule a call"), h("div", { class: "row" },
-    h("label", {}, "Assistant", h("select", { name: "assistant_id", required: true }, assistants.data.map((a) => h("option", { value: a.id }, `${a.name || a.id} (${a.provider})`)))),
+    h("label", {}, "Assistant", assistant),
+    h("label", {}, "Account", account),
     h("label", {}, "Phone", h("input", { name: "phone", required: true, placeholder: "+14155552671" })),
     h("label", {}, "Name", h("input", { name: "name" })),
     h("label", {}, "When", h("input", { name: "scheduled_for", type: "datetime-local", value: localInput() })),
@@ -786,6 +798,7 @@ async function batchesPage() {
 
 async function batchPage(id) {
   let b = await api("GET", `/batches/${id}`);
+  const account = await accountNote(b);
   const head = h("div");
   const render = () => {
     const cells = [["calls", b.progress.total], ["finished", b.progress.finished], ["remaining", b.progress.remaining], ["live calls", b.counts.active_calls]];
@@ -794,6 +807,7 @@ async function batchPage(id) {
     setChildren(head,
       h("h1", {}, b.name, " ", h("span", { class: "status", id: "batch-status" }, badge(b.status))),
       h("p", { id: "batch-progress" }, batchProgress(b)),
+      account,
       callerSettings(b),
       h("div", { class: "actions" }, batchCancel(b, (v) => { b = v; render(); })),
       h("h2", {}, "Counts"),
@@ -915,6 +929,104 @@ async function webhookPage(id) {
     h("h2", {}, "Delivery log ", h("button", { class: "link", id: "refresh-deliveries", onclick: () => attempt(reload) }, "refresh")),
     h("div", { class: "scroll" }, h("table", { id: "deliveries" },
       h("thead", {}, h("tr", {}, ["Created", "Event", "Status", "Tries", "HTTP", "Latency", "Response", "Payload", ""].map((t) => h("th", {}, t)))), body)));
+}
+
+// ---------- provider accounts ----------
+
+/**
+ * The credential fields of each provider's accounts (docs/api.md, "Provider accounts"):
+ * [name, kind, note]; kind "secret" is a password input (the API never shows it again),
+ * "bool" a checkbox, "text" a plain input. The API names a missing or wrong one.
+ */
+const ACCOUNT_FIELDS = {
+  vapi: [["api_key", "secret", "required"], ["webhook_secret", "secret", "this or webhook_hmac_secret"], ["webhook_hmac_secret", "secret", ""], ["base_url", "text", "optional"]],
+  twilio: [["account_sid", "text", "required"], ["auth_token", "secret", "required"], ["twiml_url", "text", "this or twiml"], ["twiml", "text", ""],
+    ["base_url", "text", "optional"], ["machine_detection", "bool", ""]],
+  exotel: [["sid", "text", "required"], ["api_key", "secret", "required"], ["api_token", "secret", "required"], ["callback_token", "secret", "required"],
+    ["flow_url", "text", "this or stream_url"], ["stream_url", "text", ""], ["base_url", "text", "optional: a regional API, see docs/api.md"]],
+};
+
+/** The workspace's enabled accounts (the newest 100), for the forms that choose one. */
+async function enabledAccounts() {
+  const list = await api("GET", "/provider-accounts?limit=100");
+  return list.data.filter((a) => a.enabled);
+}
+
+/**
+ * A select of `accounts` of the provider `provider()` names, plus "server's account"
+ * (value "": no account_id sent); `refresh()` it when the provider changes.
+ */
+function accountSelect(accounts, provider) {
+  const sel = h("select", { name: "account_id" });
+  sel.refresh = () => setChildren(sel, h("option", { value: "" }, "server's account"),
+    accounts.filter((a) => a.provider === provider()).map((a) => h("option", { value: a.id }, `${a.name} (${a.id})`)));
+  sel.refresh();
+  return sel;
+}
+
+/** "Account: name (pa_…)" of a campaign or batch on a workspace account, else the server's. */
+async function accountNote(c) {
+  if (!c.account_id) return h("p", { id: "account" }, `Account: the server's ${c.provider} account.`);
+  let name = null;
+  try { name = (await api("GET", `/provider-accounts/${c.account_id}`)).name; } catch (e) { if (e.status === 401) throw e; }
+  return h("p", { id: "account" }, "Account: ", name ? `${name} ` : null, h("code", {}, c.account_id), ` (${c.provider}).`);
+}
+
+async function accountsPage() {
+  const body = h("tbody");
+  const reload = async () => {
+    const list = await api("GET", "/provider-accounts?limit=100");
+    setChildren(body, ...list.data.map((a) => h("tr", { "data-account-id": a.id },
+      h("td", {}, a.name), h("td", {}, a.provider), h("td", {}, h("code", {}, a.id)),
+      h("td", { class: "state" }, badge(a.enabled ? "enabled" : "disabled")),
+      h("td", { class: "max-concurrent" }, a.max_concurrent ?? "no limit"),
+      h("td", { class: "calls-per-second" }, a.calls_per_second ?? "provider's default"),
+      h("td", { class: "wrap credentials" }, Object.entries(a.credentials).map(([k, v]) => h("div", {}, `${k}: `, h("code", {}, typeof v === "string" ? v : JSON.stringify(v))))),
+      h("td", {}, a.enabled
+        ? h("button", { class: "danger", "data-action": "disable", onclick: () => {
+          if (confirm(`Disable account "${a.name}"? Its campaigns are held and new work on it is refused.`)) attempt(async () => { await api("DELETE", `/provider-accounts/${a.id}`); await reload(); });
+        } }, "Disable")
+        : h("button", { "data-action": "enable", onclick: () => attempt(async () => { await api("PATCH", `/provider-accounts/${a.id}`, { enabled: true }); await reload(); }) }, "Enable")))));
+    if (!list.data.length) setChildren(body, h("tr", {}, h("td", { colspan: 8, class: "notice" }, "No accounts yet: calls go through the server's.")));
+  };
+  const provider = h("select", { name: "provider", onchange: () => renderFields() }, Object.keys(ACCOUNT_FIELDS).map((p) => h("option", {}, p)));
+  const fields = h("fieldset", { class: "credentials" });
+  const renderFields = () => setChildren(fields, h("legend", {}, "Credentials"), ACCOUNT_FIELDS[provider.value].map(([name, kind, note]) =>
+    kind === "bool"
+      ? h("label", { class: "check" }, h("input", { type: "checkbox", name: `cred_${name}` }), name)
+      : h("label", { title: note || null }, note ? `${name} (${note})` : name,
+        h("input", { name: `cred_${name}`, type: kind === "secret" ? "password" : "text", autocomplete: "off" }))));
+  renderFields();
+  const form = h("form", { class: "card", id: "create-account", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(form);
+    await attempt(async () => {
+      const credentials = {};
+      for (const [name, kind] of ACCOUNT_FIELDS[provider.value]) {
+        const v = d.get(`cred_${name}`);
+        if (kind === "bool") { if (v === "on") credentials[name] = true; } else if (v) credentials[name] = v;
+      }
+      const body = { provider: provider.value, name: d.get("name"), credentials };
+      if (d.get("max_concurrent")) body.max_concurrent = Number(d.get("max_concurrent"));
+      if (d.get("calls_per_second")) body.calls_per_second = Number(d.get("calls_per_second"));
+      await api("POST", "/provider-accounts", body);
+      form.reset();
+      renderFields();
+      await reload();
+    }, form);
+  } }, h("h2", {}, "New account"),
+  h("div", { class: "row" },
+    h("label", {}, "Provider", provider),
+    h("label", {}, "Name", h("input", { name: "name", required: true })),
+    h("label", { title: "calls at once on this account, all its campaigns together; empty: no limit" }, "Max concurrent", h("input", { name: "max_concurrent", type: "number", min: 1 })),
+    h("label", { title: "above 0, at most 1000; empty: the provider's default" }, "Calls per second", h("input", { name: "calls_per_second", type: "number", min: 0.001, max: 1000, step: "any" }))),
+  fields,
+  h("button", { type: "submit" }, "Create"));
+  await reload();
+  setChildren(main, h("h1", {}, "Provider accounts"),
+    h("p", { class: "notice" }, "This workspace's own Vapi, Twilio and Exotel accounts: a campaign or batch that names one calls through it. Secrets are encrypted and shown by their last four characters only."),
+    h("div", { class: "scroll" }, h("table", { id: "accounts" }, h("thead", {}, h("tr", {}, ["Name", "Provider", "Id", "State", "Max concurrent", "Calls per second", "Credentials", ""].map((t) => h("th", {}, t)))), body)),
+    form);
 }
 
 // ---------- API keys and workspaces ----------

@@ -707,3 +707,47 @@ async fn the_daily_limit_per_caller_number_is_set_and_lifted_from_the_cli() {
     assert!(app.get(&format!("/workspaces/{ws}")).await.1["caller_number_daily_limit"].is_null());
     failed(&dialtone(&app, &["workspaces", "set-daily-limit", &ws, "0"], &[]).await, "caller_number_daily_limit");
 }
+
+/// `--account-id` on `campaigns create` and `batches create` sends the API's `account_id`:
+/// the campaign and the batch go through the workspace's own account, and `show` names it
+/// (and names none on the server's account). A disabled account is refused with the API's
+/// message; an id that is not an account's is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_and_batches_name_a_workspace_provider_account_from_the_cli() {
+    let app = TestApp::start().await;
+    let vapi = serde_json::json!({"provider": "vapi", "name": "Vapi EU",
+        "credentials": {"api_key": SIM_KEY, "webhook_secret": "cli-account-secret", "base_url": app.sim_base}});
+    let (status, created) = app.post_json("/provider-accounts", &vapi).await;
+    assert_eq!(status, 201, "{created}");
+    let account = created["id"].as_str().unwrap().to_string();
+    let settings = ["--provider", "vapi", "--assistant-id", "asst_it", "--phone-number-id", PHONE_NUMBER_ID, "--account-id", &account];
+
+    let mut args = vec!["campaigns", "create", "--name", "own account"];
+    args.extend(settings);
+    let campaign = ok(dialtone(&app, &args, &[]).await).trim_end().to_string();
+    assert_eq!(app.campaign(&campaign).await["account_id"], account.as_str());
+    let shown = ok(dialtone(&app, &["campaigns", "show", &campaign], &[]).await);
+    assert!(shown.contains(&format!("account: {account} (vapi)")), "{shown}");
+    let plain = app.create_campaign(serde_json::json!({"name": "server's account"})).await;
+    let shown = ok(dialtone(&app, &["campaigns", "show", &plain], &[]).await);
+    assert!(!shown.contains("account:"), "the server's account is not named: {shown}");
+
+    // A batch due in two hours (nothing is dialled while the test runs).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("calls.json");
+    std::fs::write(&file, serde_json::json!([{"phone": numbers(1)[0]}]).to_string()).unwrap();
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    let mut args = vec!["batches", "create", "--file", file.to_str().unwrap(), "--start-at", &later];
+    args.extend(settings);
+    let batch = ok(dialtone(&app, &args, &[]).await).trim_end().to_string();
+    assert_eq!(app.get(&format!("/batches/{batch}")).await.1["account_id"], account.as_str());
+    let shown = ok(dialtone(&app, &["batches", "show", &batch], &[]).await);
+    assert!(shown.contains(&format!("account: {account} (vapi)")), "{shown}");
+
+    ok(dialtone(&app, &["accounts", "disable", &account], &[]).await);
+    let mut args = vec!["campaigns", "create", "--name", "refused"];
+    args.extend(settings);
+    failed(&dialtone(&app, &args, &[]).await, &format!("account_id: provider account {account} is disabled"));
+    let o = dialtone(&app, &["campaigns", "create", "--provider", "vapi", "--account-id", &campaign], &[]).await;
+    failed(&o, "is not a provider account id (pa_…)");
+}
