@@ -26,9 +26,7 @@ pub use shared::outbox::{
     RETRY_SCHEDULE as WEBHOOK_RETRY_SCHEDULE, ROTATION_OVERLAP as WEBHOOK_ROTATION_OVERLAP,
 };
 pub use shared::provider_accounts::{NewProviderAccount, ProviderAccount, ProviderAccountPatch};
-pub use shared::stats::{
-    FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS, VACUUM_AFTER_ROWS,
-};
+pub use shared::stats::{FailureReason, HourPoint, Latencies, Percentiles, RetryStats, Stats, StatsQuery, WindowCount, FAILURE_OUTCOMES, MAX_RANGE_HOURS};
 pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, ContactFilter, ExportRow, PendingGroup, WaitingFor};
 pub use shared::workspaces::{ApiKeyInfo, KeyGrant, Workspace};
 

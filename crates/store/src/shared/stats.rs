@@ -47,7 +47,6 @@ use dialtone_core::{CampaignId, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Outcomes that count as a failed call (in `/stats` and in the failure-rate alert).
 pub const FAILURE_OUTCOMES: &[&str] = &["failed", "timeout", "invalid_number"];
@@ -278,35 +277,6 @@ const CALL_DIMS: &str = "status, outcome,
 const PLACEMENT_V: &str = "(dialed_at - COALESCE(scheduled_for, created_at))";
 const WEBHOOK_V: &str = "(received_at - occurred_at)";
 
-/// Dead rows in the drained change log worth a vacuum (PostgreSQL): about 125 pages of
-/// `stats_dirty`, a millisecond or so for each read's emptiness check to scan.
-pub const VACUUM_AFTER_ROWS: u64 = 10_000;
-
-/// Change-log rows drained since the log was last vacuumed, counted by the process (not
-/// by the database: several nodes each count their own drains, and a restart starts again
-/// from 0, which at worst leaves [`VACUUM_AFTER_ROWS`] more dead rows for autovacuum).
-static DRAINED_SINCE_VACUUM: VacuumDebt = VacuumDebt::new();
-
-/// Rows drained from a change log since its last vacuum, and the rule for when to vacuum:
-/// once [`VACUUM_AFTER_ROWS`] have piled up.
-struct VacuumDebt(AtomicU64);
-
-impl VacuumDebt {
-    const fn new() -> Self {
-        Self(AtomicU64::new(0))
-    }
-
-    /// Counts `drained` rows; `true` when they bring the count to [`VACUUM_AFTER_ROWS`] or
-    /// more, and then the count starts again from 0 and the caller owes the vacuum. One
-    /// atomic update, so of concurrent drains exactly one is told to vacuum.
-    fn drained(&self, drained: u64) -> bool {
-        let add = |n: u64| n.saturating_add(drained);
-        let before = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(if add(n) >= VACUUM_AFTER_ROWS { 0 } else { add(n) }));
-        // The closure never returns None, so this is always Ok.
-        add(before.unwrap_or_else(|n| n)) >= VACUUM_AFTER_ROWS
-    }
-}
-
 /// Brings the rollup up to date: takes every hour logged in `stats_dirty` (by the
 /// migration 0022 triggers, in the transaction of the change) and recomputes its rollup
 /// rows from the calls and events, then the UTC days of the latency histograms those hours
@@ -315,10 +285,9 @@ impl VacuumDebt {
 /// each insert its rows). The log's rows are taken with `DELETE … RETURNING`, so a change
 /// committed meanwhile stays logged for the next refresh. Returns how many hours it
 /// recomputed. Called before every `/stats` read and by the reaper, which keeps the log
-/// short. On PostgreSQL, once this process has drained [`VACUUM_AFTER_ROWS`] rows since it
-/// last vacuumed the log, the refresh that brings the count there vacuums it (`VACUUM
-/// (SKIP_LOCKED) stats_dirty`, outside the transaction), so its dead rows do not slow every
-/// later read's emptiness check; an error of that vacuum is the refresh's error.
+/// short. On PostgreSQL a refresh that drained anything then vacuums the log (`VACUUM
+/// (SKIP_LOCKED) stats_dirty`, outside the transaction), so its dead rows do not slow
+/// every later read's emptiness check.
 pub async fn refresh(p: Pools<'_>) -> Result<u64> {
     // Nothing logged (the usual case between two reads): no write transaction, which on
     // SQLite would queue behind (and delay) the one writer's ingest batches.
@@ -334,7 +303,6 @@ pub async fn refresh(p: Pools<'_>) -> Result<u64> {
     if logged.is_empty() {
         return Ok(0);
     }
-    let drained = logged.len() as u64;
     let hours: BTreeSet<(String, String, String, i64)> = logged.into_iter().map(|r| (r.kind, r.workspace_id, r.campaign_id, r.hour)).collect();
     let mut days = BTreeSet::new();
     let key = "campaign_id = $2 AND workspace_id = $1 AND hour = $3";
@@ -391,15 +359,11 @@ pub async fn refresh(p: Pools<'_>) -> Result<u64> {
         // PostgreSQL keeps the drained log's rows as dead tuples until a VACUUM, and the
         // `SELECT … LIMIT 1` above scans them on every read: after the bench's 2,000,000
         // rows, 160 ms the first time and 18 ms every read after, until autovacuum comes
-        // (if it is on: it may be off, or late). Not after every drain, though: the reaper
-        // and every `/stats` read refresh, and while calls run each drains a few rows; a
-        // vacuum each time was seconds of work on that path under load (and a WARN each
-        // time two overlapped). SKIP_LOCKED: a vacuum of it already running (another
-        // node's, autovacuum's) is as good as ours. Not in the transaction (VACUUM cannot
-        // run in one), hence the simple-query protocol.
-        if DRAINED_SINCE_VACUUM.drained(drained) {
-            sqlx::raw_sql("VACUUM (SKIP_LOCKED) stats_dirty").execute(pool).await?;
-        }
+        // (if it is on: it may be off, or late). The log is a queue, empty right after a
+        // drain, so vacuuming it costs about a millisecond. SKIP_LOCKED: a vacuum of it
+        // already running (another node's, autovacuum's) is as good as ours. Not in the
+        // transaction (VACUUM cannot run in one), hence the simple-query protocol.
+        sqlx::raw_sql("VACUUM (SKIP_LOCKED) stats_dirty").execute(pool).await?;
     }
     Ok(hours.len() as u64)
 }
@@ -709,17 +673,6 @@ mod tests {
         let p = percentiles(vec![b(40, 1), b(10, 1), b(30, 1), b(20, 1)]);
         assert_eq!((p.p50, p.p95, p.p99), (Some(20), Some(40), Some(40)));
         assert_eq!(percentiles(vec![]), Percentiles { count: 0, p50: None, p95: None, p99: None });
-    }
-
-    #[test]
-    fn the_change_log_is_vacuumed_once_ten_thousand_drained_rows_have_piled_up() {
-        let debt = VacuumDebt::new();
-        assert!(!debt.drained(40), "a small drain does not vacuum");
-        assert!(!debt.drained(VACUUM_AFTER_ROWS - 41), "one row short");
-        assert!(debt.drained(1), "the drains together reach the threshold");
-        assert!(!debt.drained(VACUUM_AFTER_ROWS - 1), "the count started again after the vacuum");
-        assert!(debt.drained(3 * VACUUM_AFTER_ROWS), "one large drain is enough by itself");
-        assert!(!debt.drained(1), "and it too started the count again");
     }
 
     #[test]
