@@ -129,7 +129,7 @@ async fn an_account_id_must_be_the_workspaces_own_enabled_account_of_the_campaig
     let app = TestApp::start().await;
     let a = create_account(&app, vapi_account(&app, "A", "secret-of-account-a")).await;
     let body = |extra: Value| {
-        let mut b = json!({"name": "x", "provider": "vapi", "assistant_id": "asst", "phone_number_id": "pn"});
+        let mut b = json!({"name": "x", "provider": "vapi", "assistant_id": "asst", "phone_number_id": "+14155550100"});
         for (k, v) in extra.as_object().unwrap() {
             b[k] = v.clone();
         }
