@@ -30,6 +30,21 @@ impl AccountKey {
     pub fn config(provider: ProviderKind) -> Self {
         Self { provider, id: None }
     }
+
+    /// The account a campaign's calls go through.
+    pub fn of_campaign(campaign: &dialtone_store::Campaign) -> Self {
+        Self { provider: campaign.provider, id: campaign.account_id.clone() }
+    }
+
+    /// The account a claimed call is to be placed on.
+    pub fn of_dial(dial: &dialtone_store::Dial) -> Self {
+        Self { provider: dial.provider, id: dial.account_id.clone() }
+    }
+
+    /// The account a call was placed on.
+    pub fn of_call(call: &dialtone_store::Call) -> Self {
+        Self { provider: call.provider, id: call.account_id.clone() }
+    }
 }
 
 /// Builds the engine's [`Account`] (client, rate limiter, circuit breaker) for a
@@ -41,15 +56,37 @@ pub trait AccountFactory: Send + Sync + 'static {
     fn build(&self, account: &ProviderAccount, secrets: &BTreeMap<String, SecretString>) -> Result<Arc<Account>, String>;
 }
 
+#[derive(Clone)]
 struct Cached {
-    /// `None`: gone, disabled, of another provider, or its settings do not build.
+    /// What the row said when last read; `None` when there is no such row.
+    row: Option<Facts>,
+    /// Built from the row, also while it is disabled (its calls under way still report on
+    /// its webhook route); `None`: gone, or its settings do not build, or no factory.
     account: Option<Arc<Account>>,
-    /// The row's `updated_at` the account was built from.
-    updated_at: Option<Timestamp>,
     checked_at: Timestamp,
 }
 
-/// The config accounts and the workspace accounts built so far.
+/// What a stored account's row says that decides who may use the built account.
+#[derive(Clone, PartialEq)]
+struct Facts {
+    workspace_id: WorkspaceId,
+    provider: ProviderKind,
+    disabled: bool,
+    /// The row's `updated_at`: the account is rebuilt when it changes.
+    updated_at: Timestamp,
+}
+
+impl Cached {
+    /// The account for dialling on `key` (of workspace `ws` when given): only while the
+    /// row is enabled, of `key`'s provider (and `ws`'s).
+    fn usable(&self, ws: Option<&WorkspaceId>, provider: ProviderKind) -> Option<Arc<Account>> {
+        let row = self.row.as_ref()?;
+        let mine = ws.is_none_or(|ws| *ws == row.workspace_id);
+        (mine && row.provider == provider && !row.disabled).then(|| self.account.clone()).flatten()
+    }
+}
+
+/// The config accounts and the workspace accounts built so far, by account id.
 pub struct Accounts {
     config: HashMap<ProviderKind, Arc<Account>>,
     workspace: Mutex<HashMap<ProviderAccountId, Cached>>,
@@ -77,40 +114,76 @@ impl Accounts {
         self.config.iter()
     }
 
-    /// The account `key` of workspace `ws`, built or re-read as needed; `None` when there
-    /// is none to use (not configured, gone, disabled, another workspace's, another
-    /// provider's, or unreadable: logged).
+    /// The account `key` of workspace `ws` to dial on, built or re-read as needed; `None`
+    /// when there is none to use (not configured, gone, disabled, another workspace's,
+    /// another provider's, or unreadable: logged).
     pub async fn get(&self, store: &Arc<dyn Store>, ws: &WorkspaceId, key: &AccountKey, now: Timestamp) -> Option<Arc<Account>> {
         let Some(id) = &key.id else { return self.config.get(&key.provider).cloned() };
-        let stale_since = {
+        match self.refresh(store, id, now).await {
+            Ok(cached) => cached.usable(Some(ws), key.provider),
+            Err(e) => {
+                tracing::warn!(account_id = %id, error = %e, "could not read a provider account; its calls wait");
+                None
+            }
+        }
+    }
+
+    /// Workspace account `id` of provider `kind` for the calls already placed on it: their
+    /// webhooks (route `/webhooks/{kind}/{id}`) and hang-ups. Of any workspace (a webhook
+    /// route names only the account) and also while disabled (its calls under way still
+    /// report and can be hung up); from the cache while its check is fresh, so a webhook
+    /// costs no read. `Ok(None)`: no such account, or one of another provider.
+    ///
+    /// Errors: the row or its secrets could not be read, or its settings do not make a
+    /// client (the provider should retry later).
+    pub async fn for_live_calls(
+        &self,
+        store: &Arc<dyn Store>,
+        kind: ProviderKind,
+        id: &ProviderAccountId,
+        now: Timestamp,
+    ) -> Result<Option<Arc<Account>>, String> {
+        let cached = self.refresh(store, id, now).await.map_err(|e| e.to_string())?;
+        match &cached.row {
+            Some(row) if row.provider == kind => {
+                cached.account.map(Some).ok_or_else(|| format!("{kind} account {id} cannot be used (its settings do not make a client)"))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The cache's entry for `id`, read again from the store when older than [`RECHECK`]
+    /// and rebuilt when the row changed.
+    async fn refresh(&self, store: &Arc<dyn Store>, id: &ProviderAccountId, now: Timestamp) -> Result<Cached, dialtone_store::StoreError> {
+        let known = {
             let cache = self.workspace.lock().unwrap();
             match cache.get(id) {
-                Some(c) if now < c.checked_at + RECHECK => return c.account.clone(),
-                Some(c) => Some(c.updated_at),
+                Some(c) if now < c.checked_at + RECHECK => return Ok(c.clone()),
+                Some(c) => c.row.clone(),
                 None => None,
             }
         };
-        let row = match store.get_provider_account(ws, id.as_str()).await {
-            Ok(row) => row.filter(|a| a.disabled_at.is_none() && a.provider == key.provider),
-            Err(e) => {
-                tracing::warn!(account_id = %id, error = %e, "could not read a provider account; its calls wait");
-                return None;
-            }
-        };
-        let updated_at = row.as_ref().map(|a| a.updated_at);
-        if stale_since == Some(updated_at) {
+        let row = store.find_provider_account(id.as_str()).await?;
+        let facts = row.as_ref().map(|a| Facts {
+            workspace_id: a.workspace_id.clone(),
+            provider: a.provider,
+            disabled: a.disabled_at.is_some(),
+            updated_at: a.updated_at,
+        });
+        if facts.is_some() && known == facts {
             // Unchanged: keep the account (and its limiter's and breaker's state).
             if let Some(c) = self.workspace.lock().unwrap().get_mut(id) {
                 c.checked_at = now;
-                return c.account.clone();
+                return Ok(c.clone());
             }
         }
         let account = match (row, self.factory.get()) {
             (Some(row), Some(factory)) => self.build(store, factory.as_ref(), &row).await,
             _ => None,
         };
-        self.workspace.lock().unwrap().insert(id.clone(), Cached { account: account.clone(), updated_at, checked_at: now });
-        account
+        let cached = Cached { row: facts, account, checked_at: now };
+        self.workspace.lock().unwrap().insert(id.clone(), cached.clone());
+        Ok(cached)
     }
 
     async fn build(&self, store: &Arc<dyn Store>, factory: &dyn AccountFactory, row: &ProviderAccount) -> Option<Arc<Account>> {
@@ -131,12 +204,12 @@ impl Accounts {
         }
     }
 
-    /// The account `key` as last built, without reading the store: `Some(None)` when it is
-    /// known to be unusable, `None` when it was never built or its check is stale.
+    /// The account `key` to dial on as last built, without reading the store: `Some(None)`
+    /// when it is known to be unusable, `None` when it was never built or its check is stale.
     pub fn cached(&self, key: &AccountKey, now: Timestamp) -> Option<Option<Arc<Account>>> {
         let Some(id) = &key.id else { return Some(self.config.get(&key.provider).cloned()) };
         let cache = self.workspace.lock().unwrap();
-        cache.get(id).filter(|c| now < c.checked_at + RECHECK).map(|c| c.account.clone())
+        cache.get(id).filter(|c| now < c.checked_at + RECHECK).map(|c| c.usable(None, key.provider))
     }
 
     /// Drops what is known of workspace account `id` (it was just changed here): the next

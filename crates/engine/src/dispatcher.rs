@@ -80,7 +80,7 @@ impl Engine {
                 empty.push(campaign);
                 continue;
             };
-            self.campaign_providers.lock().unwrap().insert(campaign.clone(), AccountKey { provider: first.provider, id: first.account_id.clone() });
+            self.campaign_providers.lock().unwrap().insert(campaign.clone(), AccountKey::of_dial(first));
             total += dials.len();
             for dial in dials {
                 let engine = self.clone();

@@ -218,10 +218,36 @@ impl Engine {
         self.accounts.get(&self.store, ws, key, self.clock.now()).await
     }
 
-    /// The client of the account `call` was placed on.
+    /// The client of the account `call` was placed on (also when that workspace account
+    /// has been disabled since: a call under way is still hung up through it); `None` if
+    /// that account is gone or cannot be used (logged).
     pub async fn provider_for_call(&self, call: &dialtone_store::Call) -> Option<Arc<dyn Provider>> {
-        let key = AccountKey { provider: call.provider, id: call.account_id.clone() };
-        self.account_for(&call.workspace_id, &key).await.map(|a| a.provider.clone())
+        self.provider_of(&AccountKey::of_call(call)).await
+    }
+
+    /// [`Engine::provider_for_call`] when only the call's id is known (a media stream);
+    /// `None` also if there is no such call.
+    pub async fn provider_for_call_id(&self, call: &dialtone_core::CallId) -> Option<Arc<dyn Provider>> {
+        match self.store.call_account(call).await {
+            Ok(Some((provider, id))) => self.provider_of(&AccountKey { provider, id }).await,
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(call_id = %call, error = %e, "could not read the call's provider account");
+                None
+            }
+        }
+    }
+
+    /// The client of account `key` for calls already placed on it.
+    async fn provider_of(&self, key: &AccountKey) -> Option<Arc<dyn Provider>> {
+        let Some(id) = &key.id else { return self.provider(key.provider).cloned() };
+        match self.accounts.for_live_calls(&self.store, key.provider, id, self.clock.now()).await {
+            Ok(account) => account.map(|a| a.provider.clone()),
+            Err(e) => {
+                tracing::warn!(account_id = %id, error = %e, "the call's provider account cannot be used");
+                None
+            }
+        }
     }
 
     /// Why a campaign on account `key` is not dialling right now, if its account holds it

@@ -151,7 +151,7 @@ impl Engine {
 
     async fn try_place(&self, claimed: Claimed) -> Result<(), EngineError> {
         let provider = claimed.0.provider;
-        let key = crate::AccountKey { provider, id: claimed.0.account_id.clone() };
+        let key = crate::AccountKey::of_dial(&claimed.0);
         let Some(account) = self.account_for(&claimed.0.workspace_id, &key).await else {
             // A setting missing on this node (or a workspace account disabled, gone or
             // unusable) is not the contact's fault: failing the call would spend its

@@ -133,9 +133,10 @@ impl AccountFactory for WorkspaceAccounts {
 }
 
 /// The client that checks a webhook for workspace account `id` of provider `kind`: the
-/// engine's account when it is in use, else one built for this request from the stored
-/// row (a disabled account's calls under way still report). `None`: no such account, or
-/// one of another provider.
+/// engine's account (see [`dialtone_engine::Accounts::for_live_calls`]: cached, so a webhook
+/// costs no read while the account's check is fresh; also while the account is disabled,
+/// as its calls under way still report). `None`: no such account, or one of another
+/// provider.
 ///
 /// Errors: the row or its secrets could not be read, or do not make a client.
 pub async fn webhook_client(
@@ -143,15 +144,7 @@ pub async fn webhook_client(
     kind: ProviderKind,
     id: &dialtone_core::ProviderAccountId,
 ) -> Result<Option<Arc<dyn Provider>>, String> {
-    let Some(row) = app.store.find_provider_account(id.as_str()).await.map_err(|e| e.to_string())? else { return Ok(None) };
-    if row.provider != kind {
-        return Ok(None);
-    }
-    let key = dialtone_engine::AccountKey { provider: kind, id: Some(id.clone()) };
-    if let Some(account) = app.engine.account_for(&row.workspace_id, &key).await {
-        return Ok(Some(account.provider.clone()));
-    }
-    let Some(secrets) = app.store.provider_account_secrets(id.as_str()).await.map_err(|e| e.to_string())? else { return Ok(None) };
-    let media = app.media.config.secret.clone();
-    client(&row, &secrets, &app.media.config.public_url, &media, Duration::from_secs(10)).map(Some)
+    let now = app.engine.clock().now();
+    let account = app.engine.accounts().for_live_calls(app.engine.store(), kind, id, now).await?;
+    Ok(account.map(|a| a.provider.clone()))
 }

@@ -56,25 +56,8 @@ pub enum CampaignsCommand {
     /// `show` has the rest). Other settings (schedule, calling hours,
     /// retry) go in `--body`, a JSON file of `POST /campaigns` fields.
     Create {
-        #[arg(long)]
-        name: Option<String>,
-        /// sim, vapi, twilio or exotel.
-        #[arg(long)]
-        provider: Option<String>,
-        #[arg(long)]
-        assistant_id: Option<String>,
-        #[arg(long)]
-        phone_number_id: Option<String>,
-        #[arg(long)]
-        max_concurrent: Option<u32>,
-        #[arg(long)]
-        max_attempts: Option<u32>,
-        /// One of the workspace's own provider accounts of `--provider` (`dialtone accounts
-        /// list`): the calls go through it. Default: the server's account of the provider.
-        #[arg(long, value_name = "pa_…", value_parser = account_id)]
-        account_id: Option<ProviderAccountId>,
         #[command(flatten)]
-        pool: PoolFlags,
+        settings: Box<CampaignFlags>,
         /// A JSON file with the request body; the flags above override its fields.
         #[arg(long)]
         body: Option<PathBuf>,
@@ -123,6 +106,50 @@ pub enum CampaignsCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+/// The settings `campaigns create` and `batches create` share (a batch is a campaign
+/// underneath), sent under the API's own field names.
+#[derive(Debug, Args)]
+pub struct CampaignFlags {
+    #[arg(long)]
+    pub name: Option<String>,
+    /// sim, vapi, twilio or exotel.
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long)]
+    pub assistant_id: Option<String>,
+    #[arg(long)]
+    pub phone_number_id: Option<String>,
+    #[arg(long)]
+    pub max_concurrent: Option<u32>,
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// One of the workspace's own provider accounts of `--provider` (`dialtone accounts
+    /// list`): the calls go through it. Default: the server's account of the provider.
+    #[arg(long, value_name = "pa_…", value_parser = account_id)]
+    pub account_id: Option<ProviderAccountId>,
+    #[command(flatten)]
+    pub pool: PoolFlags,
+}
+
+impl CampaignFlags {
+    /// Sets each flag given on `body` (a flag wins over the body file's field).
+    fn apply(self, body: &mut Value) {
+        set_fields(
+            body,
+            [
+                ("name", self.name.map(Value::from)),
+                ("provider", self.provider.map(Value::from)),
+                ("assistant_id", self.assistant_id.map(Value::from)),
+                ("phone_number_id", self.phone_number_id.map(Value::from)),
+                ("max_concurrent", self.max_concurrent.map(Value::from)),
+                ("max_attempts", self.max_attempts.map(Value::from)),
+                ("account_id", self.account_id.map(|a| Value::from(a.to_string()))),
+            ],
+        );
+        set_fields(body, self.pool.fields());
+    }
 }
 
 /// The caller-ID pool and the throttle of `campaigns create|update` and `batches create`
@@ -220,24 +247,8 @@ pub enum BatchesCommand {
     Create {
         #[arg(long)]
         file: PathBuf,
-        #[arg(long)]
-        name: Option<String>,
-        /// sim, vapi, twilio or exotel.
-        #[arg(long)]
-        provider: Option<String>,
-        #[arg(long)]
-        assistant_id: Option<String>,
-        #[arg(long)]
-        phone_number_id: Option<String>,
-        #[arg(long)]
-        max_concurrent: Option<u32>,
-        #[arg(long)]
-        max_attempts: Option<u32>,
-        /// One of the workspace's own provider accounts of `--provider`, as for a campaign.
-        #[arg(long, value_name = "pa_…", value_parser = account_id)]
-        account_id: Option<ProviderAccountId>,
         #[command(flatten)]
-        pool: Box<PoolFlags>,
+        settings: Box<CampaignFlags>,
         /// No call before this instant (RFC 3339).
         #[arg(long)]
         start_at: Option<String>,
@@ -470,21 +481,9 @@ pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
             }
             api.print(&c, summary);
         }
-        CampaignsCommand::Create { name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, account_id, pool, body } => {
+        CampaignsCommand::Create { settings, body } => {
             let mut req = body_file(body)?;
-            set_fields(
-                &mut req,
-                [
-                    ("name", name.map(Value::from)),
-                    ("provider", provider.map(Value::from)),
-                    ("assistant_id", assistant_id.map(Value::from)),
-                    ("phone_number_id", phone_number_id.map(Value::from)),
-                    ("max_concurrent", max_concurrent.map(Value::from)),
-                    ("max_attempts", max_attempts.map(Value::from)),
-                    ("account_id", account_id.map(|a| Value::from(a.to_string()))),
-                ],
-            );
-            set_fields(&mut req, pool.fields());
+            settings.apply(&mut req);
             let c = api.post("/campaigns", Some(&req)).await?;
             if !api.json {
                 eprintln!(
@@ -818,22 +817,10 @@ async fn watch_batch(api: &Api, id: &str) -> anyhow::Result<()> {
 pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> {
     let api = Api::new(&args.conn, listen)?;
     match args.command {
-        BatchesCommand::Create { file, name, provider, assistant_id, phone_number_id, max_concurrent, max_attempts, account_id, pool, start_at, watch } => {
+        BatchesCommand::Create { file, settings, start_at, watch } => {
             let (mut body, csv_lines) = batch_body(&file)?;
-            set_fields(
-                &mut body,
-                [
-                    ("name", name.map(Value::from)),
-                    ("provider", provider.map(Value::from)),
-                    ("assistant_id", assistant_id.map(Value::from)),
-                    ("phone_number_id", phone_number_id.map(Value::from)),
-                    ("max_concurrent", max_concurrent.map(Value::from)),
-                    ("max_attempts", max_attempts.map(Value::from)),
-                    ("start_at", start_at.map(Value::from)),
-                    ("account_id", account_id.map(|a| Value::from(a.to_string()))),
-                ],
-            );
-            set_fields(&mut body, (*pool).fields());
+            settings.apply(&mut body);
+            set_fields(&mut body, [("start_at", start_at.map(Value::from))]);
             let resp = api
                 .req(reqwest::Method::POST, "/batches")
                 .json(&body)

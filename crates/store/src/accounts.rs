@@ -37,16 +37,17 @@ pub async fn limit(mut db: Db<'_>, provider: &str, account: Option<&str>, lock: 
 /// campaigns that want slots now (something due, or calls in flight). Inbound calls take
 /// account slots but their hidden campaign never claims, so it takes no share.
 pub async fn load(mut db: Db<'_>, provider: &str, account: Option<&str>, now: Timestamp) -> Result<(i64, i64)> {
-    // The config account's calls are its provider's calls placed on no workspace account.
-    let (whose_calls, whose_campaigns, key) = match account {
-        Some(id) => ("account_id = $1", "account_id = $1", id),
-        None => ("provider = $1 AND account_id IS NULL", "provider = $1 AND account_id IS NULL", provider),
+    // The config account's calls (and campaigns) are its provider's on no workspace
+    // account; calls and campaigns both carry `provider` and `account_id`.
+    let (whose, key) = match account {
+        Some(id) => ("account_id = $1", id),
+        None => ("provider = $1 AND account_id IS NULL", provider),
     };
-    let (active,): (i64,) = db.fetch_one(&format!("SELECT COUNT(*) FROM calls WHERE {whose_calls} AND status IN {ACTIVE_SQL}"), args![key]).await?;
+    let (active,): (i64,) = db.fetch_one(&format!("SELECT COUNT(*) FROM calls WHERE {whose} AND status IN {ACTIVE_SQL}"), args![key]).await?;
     let (sharing,): (i64,) = db
         .fetch_one(
             &format!(
-                "SELECT COUNT(*) FROM campaigns c WHERE {whose_campaigns} AND status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
+                "SELECT COUNT(*) FROM campaigns c WHERE {whose} AND status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
                     EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $2)
                     OR EXISTS (SELECT 1 FROM calls WHERE campaign_id = c.id AND status IN {ACTIVE_SQL}))"
             ),

@@ -432,6 +432,10 @@ pub trait Store: Send + Sync + 'static {
     /// The account `id` of any workspace (its `workspace_id` says whose): for webhook
     /// routes, which name only the account. Never for an API answer.
     async fn find_provider_account(&self, id: &str) -> Result<Option<ProviderAccount>>;
+    /// The provider and account (`None`: the config file's) call `call` was placed
+    /// through; `None` if there is no such call. For the voice pipeline, whose media
+    /// stream names only its call. Never for an API answer.
+    async fn call_account(&self, call: &CallId) -> Result<Option<(dialtone_core::ProviderKind, Option<dialtone_core::ProviderAccountId>)>>;
     /// A page of the accounts of `ws`, newest first.
     async fn list_provider_accounts(&self, ws: &WorkspaceId, page: &Page) -> Result<Vec<ProviderAccount>>;
     /// Applies a PATCH (secrets merged and re-sealed); `None` if `ws` has no such account.

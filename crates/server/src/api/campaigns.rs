@@ -253,7 +253,7 @@ pub(super) fn view_with(app: &AppState, campaign: Campaign, counts: CampaignCoun
         Some("paused: nothing is dialled until it is resumed".to_string())
     } else if !campaign.status.is_runnable() {
         None
-    } else if let Some(why) = app.engine.account_waiting(&dialtone_engine::AccountKey { provider: campaign.provider, id: campaign.account_id.clone() }) {
+    } else if let Some(why) = app.engine.account_waiting(&dialtone_engine::AccountKey::of_campaign(&campaign)) {
         Some(why)
     } else if next_open_at != Some(now) {
         Some(match next_open_at {

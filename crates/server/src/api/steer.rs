@@ -34,7 +34,7 @@ pub fn campaign_hold(app: &AppState, campaign: &Campaign, active_calls: u64) -> 
     if next_open != Some(now) {
         return Some(CampaignHold { reason: WaitingFor::CampaignSchedule, until: next_open });
     }
-    if let Some((breaker, until)) = app.engine.account_hold(&dialtone_engine::AccountKey { provider: campaign.provider, id: campaign.account_id.clone() }) {
+    if let Some((breaker, until)) = app.engine.account_hold(&dialtone_engine::AccountKey::of_campaign(campaign)) {
         let reason = if breaker { WaitingFor::CircuitBreaker } else { WaitingFor::AccountCap };
         return Some(CampaignHold { reason, until: Some(until) });
     }

@@ -175,22 +175,20 @@ async fn finish(
         tracing::error!(error = %e, "could not record the conversation's outcome");
     }
     // Closing the socket ends the call on both providers (Exotel's flow moves on, Twilio
-    // runs out of TwiML); the hang-up request is a safety net when the agent hung up.
+    // runs out of TwiML); the hang-up request is a safety net when the agent hung up. It
+    // goes through the account the call was placed on (a workspace's own, or the config's).
     if ending.reason != EndReason::CalleeHungUp {
-        if let (Some(sid), Some(provider)) = (provider_sid, engine.provider(provider_kind(dialect))) {
+        let provider = match provider_sid {
+            Some(_) => engine.provider_for_call_id(call_id).await,
+            None => None,
+        };
+        if let (Some(sid), Some(provider)) = (provider_sid, provider) {
             match tokio::time::timeout(Duration::from_secs(5), provider.hang_up(&sid)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!(error = %e, "hang-up after the stream closed failed (the call may have ended already)"),
                 Err(_) => tracing::debug!("hang-up after the stream closed timed out"),
             }
         }
-    }
-}
-
-fn provider_kind(dialect: Dialect) -> dialtone_core::ProviderKind {
-    match dialect {
-        Dialect::Exotel => dialtone_core::ProviderKind::Exotel,
-        Dialect::Twilio => dialtone_core::ProviderKind::Twilio,
     }
 }
 

@@ -115,10 +115,30 @@ async fn each_accounts_webhooks_are_checked_with_its_own_secret_and_change_only_
     let (status, _) = post_vapi(&app, &format!("/webhooks/vapi/{a}"), "secret-of-account-a", status_update(&pid, "in-progress")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.call(&call).await["status"], "in_progress");
+
+    // A new webhook secret takes effect at once on this node (the account's client is
+    // cached for webhooks, and dropped when the account changes): the old one is refused.
+    let patch = json!({"credentials": {"webhook_secret": "new-secret-of-account-a"}});
+    let (status, body) = send(app.api(Method::PATCH, &format!("/provider-accounts/{a}")).json(&patch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post_vapi(&app, &format!("/webhooks/vapi/{a}"), "secret-of-account-a", status_update(&pid, "in-progress")).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // The call is hung up through its own account (the voice pipeline knows only the
+    // call's id), not the config's client of its provider; also once A is disabled.
+    let engine = &app.state.engine;
+    let own = |p: Option<std::sync::Arc<dyn dialtone_providers::Provider>>| {
+        let config = engine.provider(dialtone_core::ProviderKind::Vapi);
+        p.is_some_and(|p| config.is_none_or(|c| !std::sync::Arc::ptr_eq(&p, c)))
+    };
+    let call_id = dialtone_core::CallId::parse(&call).unwrap();
+    assert!(own(engine.provider_for_call_id(&call_id).await), "the call's own account's client");
+
     // Disabled, its calls under way still report on its route.
     let res = app.api(Method::DELETE, &format!("/provider-accounts/{a}")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let (status, _) = post_vapi(&app, &format!("/webhooks/vapi/{a}"), "secret-of-account-a", ended).await;
+    assert!(own(engine.provider_for_call_id(&call_id).await), "a call under way on a disabled account is still hung up through it");
+    let (status, _) = post_vapi(&app, &format!("/webhooks/vapi/{a}"), "new-secret-of-account-a", ended).await;
     assert_eq!(status, StatusCode::OK);
     let c = app.call(&call).await;
     assert_eq!((c["status"].as_str(), c["outcome"].as_str()), (Some("ended"), Some("completed")), "{c}");

@@ -36,6 +36,17 @@ fn json(o: Output) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// `campaigns create --body FILE FLAGS… --json`, `FILE` holding `body`: the created campaign.
+async fn create_with_body(app: &TestApp, body: &str, flags: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("campaign.json");
+    std::fs::write(&file, body).unwrap();
+    let mut args = vec!["campaigns", "create", "--body", file.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    args.push("--json");
+    json(dialtone(app, &args, &[]).await)
+}
+
 fn failed(o: &Output, message: &str) {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "expected a failure: {}", stdout(o));
@@ -47,32 +58,12 @@ async fn a_campaign_is_created_imported_started_watched_and_exported_from_the_cl
     let app = TestApp::start().await;
     let dir = tempfile::tempdir().unwrap();
     // Fields without a flag come from --body; the flags win over it.
-    let body = dir.path().join("campaign.json");
-    std::fs::write(&body, r#"{"name": "from the file", "max_attempts": 1, "calling_hours": {"start": "00:00", "end": "00:00"}}"#).unwrap();
-    let c = json(
-        dialtone(
-            &app,
-            &[
-                "campaigns",
-                "create",
-                "--body",
-                body.to_str().unwrap(),
-                "--name",
-                "cli",
-                "--provider",
-                "sim",
-                "--assistant-id",
-                "asst_1",
-                "--phone-number-id",
-                PHONE_NUMBER_ID,
-                "--max-concurrent",
-                "3",
-                "--json",
-            ],
-            &[],
-        )
-        .await,
-    );
+    let c = create_with_body(
+        &app,
+        r#"{"name": "from the file", "max_attempts": 1, "calling_hours": {"start": "00:00", "end": "00:00"}}"#,
+        &["--name", "cli", "--provider", "sim", "--assistant-id", "asst_1", "--phone-number-id", PHONE_NUMBER_ID, "--max-concurrent", "3"],
+    )
+    .await;
     assert_eq!((c["name"].as_str(), c["max_attempts"].as_u64()), (Some("cli"), Some(1)), "{c}");
     let id = c["id"].as_str().unwrap().to_string();
     assert_eq!(c["status"], "draft", "{c}");
@@ -538,39 +529,30 @@ async fn a_caller_id_pool_and_a_throttle_are_set_and_changed_from_the_cli_and_ea
     const NY: &str = "+12122220100";
     let app = TestApp::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let body = dir.path().join("campaign.json");
-    std::fs::write(&body, r#"{"calling_hours": {"start": "00:00", "end": "00:00"}}"#).unwrap();
     let pool = format!("{SF}, {NY}");
-    let c = json(
-        dialtone(
-            &app,
-            &[
-                "campaigns",
-                "create",
-                "--body",
-                body.to_str().unwrap(),
-                "--name",
-                "pool",
-                "--provider",
-                "sim",
-                "--assistant-id",
-                "asst_it",
-                "--max-attempts",
-                "1",
-                "--caller-numbers",
-                &pool,
-                "--caller-number-strategy",
-                "local_presence",
-                "--fallback-strategy",
-                "least_used",
-                "--calls-per-minute",
-                "600",
-                "--json",
-            ],
-            &[],
-        )
-        .await,
-    );
+    let c = create_with_body(
+        &app,
+        r#"{"calling_hours": {"start": "00:00", "end": "00:00"}}"#,
+        &[
+            "--name",
+            "pool",
+            "--provider",
+            "sim",
+            "--assistant-id",
+            "asst_it",
+            "--max-attempts",
+            "1",
+            "--caller-numbers",
+            &pool,
+            "--caller-number-strategy",
+            "local_presence",
+            "--fallback-strategy",
+            "least_used",
+            "--calls-per-minute",
+            "600",
+        ],
+    )
+    .await;
     assert_eq!(c["caller_numbers"], serde_json::json!([SF, NY]), "{c}");
     assert_eq!((c["caller_number_strategy"].as_str(), c["fallback_strategy"].as_str()), (Some("local_presence"), Some("least_used")), "{c}");
     assert_eq!((c["calls_per_minute"].as_u64(), c["phone_number_id"].as_str()), (Some(600), Some(SF)), "{c}");

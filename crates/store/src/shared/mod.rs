@@ -130,6 +130,11 @@ macro_rules! impl_store {
                 $crate::shared::provider_accounts::find(self.pools(), id).await
             }
 
+            async fn call_account(&self, call: &dialtone_core::CallId)
+                -> $crate::Result<Option<(dialtone_core::ProviderKind, Option<dialtone_core::ProviderAccountId>)>> {
+                $crate::shared::provider_accounts::of_call(self.pools(), call).await
+            }
+
             async fn list_provider_accounts(&self, ws: &dialtone_core::WorkspaceId, page: &$crate::Page) -> $crate::Result<Vec<$crate::ProviderAccount>> {
                 $crate::shared::provider_accounts::list(self.pools(), ws, page).await
             }

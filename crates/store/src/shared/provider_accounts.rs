@@ -13,7 +13,7 @@ use crate::common::{ms, opt_ts, ts};
 use crate::secrets::{self, Keyring};
 use crate::sql::args;
 use crate::{Page, Result, StoreError};
-use dialtone_core::{ProviderAccountId, ProviderKind, WorkspaceId};
+use dialtone_core::{CallId, ProviderAccountId, ProviderKind, WorkspaceId};
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -167,6 +167,16 @@ pub async fn get(p: Pools<'_>, ws: &WorkspaceId, id: &str) -> Result<Option<Prov
 pub async fn find(p: Pools<'_>, id: &str) -> Result<Option<ProviderAccount>> {
     let row: Option<Row> = p.read().fetch_optional(&format!("{COLUMNS} WHERE id = $1"), args![id]).await?;
     row.map(ProviderAccount::try_from).transpose()
+}
+
+/// The provider and account (`None`: the config file's) that call `call` was placed
+/// through; `None` when there is no such call. For the voice pipeline, whose media stream
+/// names only its call (authenticated by the call's stream token).
+pub async fn of_call(p: Pools<'_>, call: &CallId) -> Result<Option<(ProviderKind, Option<ProviderAccountId>)>> {
+    let row: Option<(String, Option<String>)> = p.read().fetch_optional("SELECT provider, account_id FROM calls WHERE id = $1", args![call.as_str()]).await?;
+    let Some((provider, account)) = row else { return Ok(None) };
+    let provider = provider.parse().map_err(|e| StoreError::Corrupt(format!("call {call}: provider: {e}")))?;
+    Ok(Some((provider, account.map(ProviderAccountId::from_db))))
 }
 
 /// A page of the accounts of `ws`, newest first (disabled ones included).
