@@ -135,6 +135,11 @@ pub struct Engine {
     campaign_providers: std::sync::Mutex<HashMap<dialtone_core::CampaignId, AccountKey>>,
     /// Placing marks waiting to be committed together (one writer: see `group`).
     placing_marks: group::Group<dialtone_core::CallId, bool>,
+    /// The delivery worker's records of its tries, grouped like the placing marks.
+    delivery_finishes: group::Group<dialtone_store::FinishedTry, bool>,
+    /// The default (operator's) workspace, read once: its webhook endpoints may be on
+    /// private addresses.
+    operator: tokio::sync::OnceCell<dialtone_core::WorkspaceId>,
     /// Dialed marks (call, provider call id) waiting to be committed together.
     dialed_marks: group::Group<(dialtone_core::CallId, String), bool>,
     pub metrics: Metrics,
@@ -163,6 +168,8 @@ impl Engine {
             claim_gate: Default::default(),
             campaign_providers: Default::default(),
             placing_marks: Default::default(),
+            delivery_finishes: Default::default(),
+            operator: Default::default(),
             dialed_marks: Default::default(),
             metrics: Metrics::default(),
             alerts: Default::default(),

@@ -157,10 +157,10 @@ impl Engine {
         if n == 0 {
             return Ok(0);
         }
-        let operator = self.store.default_workspace().await?;
+        let operator = self.operator.get_or_try_init(|| self.store.default_workspace()).await?;
         let results: Vec<Result<(), EngineError>> = futures::stream::iter(claimed)
             .map(|c| {
-                let tenant = c.delivery.workspace_id != operator;
+                let tenant = c.delivery.workspace_id != *operator;
                 self.deliver_one(if tenant { &clients.tenant } else { &clients.operator }, tenant, c)
             })
             .buffer_unordered(self.config.webhook_concurrency.max(1))
@@ -183,7 +183,7 @@ impl Engine {
         if let Some(why) = refused {
             let result = TryResult { status_code: None, latency_ms: 0, response_excerpt: None, error: Some(format!("refused: {why}")) };
             tracing::info!(endpoint = %d.endpoint_id, message = %d.message_id, error = ?result.error, "webhook delivery refused; retried on the schedule");
-            self.store.finish_delivery(d, d.attempts, self.node.as_str(), &result, self.clock.now()).await?;
+            self.finish_delivery(d, result).await?;
             return Ok(());
         }
         let answer = client
@@ -212,8 +212,22 @@ impl Engine {
             tracing::info!(endpoint = %d.endpoint_id, message = %d.message_id, attempt = d.attempts, status = ?result.status_code, error = ?result.error,
                 "webhook delivery failed; retried on the schedule");
         }
-        self.store.finish_delivery(d, d.attempts, self.node.as_str(), &result, self.clock.now()).await?;
+        self.finish_delivery(d, result).await?;
         Ok(())
+    }
+
+    /// Records a try (`Store::finish_delivery`). With one writer (SQLite), tries that end
+    /// while another's record commits are recorded together in one transaction, so the
+    /// worker's commits do not queue one by one with the ingest's.
+    async fn finish_delivery(&self, d: &dialtone_store::Delivery, result: TryResult) -> Result<bool, EngineError> {
+        let (store, node, now) = (&self.store, self.node.as_str(), self.clock.now());
+        if store.concurrent_writers() > 1 {
+            return Ok(store.finish_delivery(d, d.attempts, node, &result, now).await?);
+        }
+        let item = dialtone_store::FinishedTry { delivery: d.clone(), attempt: d.attempts, result };
+        let many = |tries: Vec<dialtone_store::FinishedTry>| async move { store.finish_deliveries(&tries, node, now).await };
+        let one = |t: dialtone_store::FinishedTry| async move { store.finish_delivery(&t.delivery, t.attempt, node, &t.result, now).await };
+        Ok(self.delivery_finishes.write(item, many, one).await?)
     }
 }
 

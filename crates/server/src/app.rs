@@ -44,6 +44,10 @@ pub struct AppState {
     pub media: Arc<crate::media::Media>,
     /// `GET /api/v1/events`: the per-process fan-out of campaign and call changes.
     pub events: crate::api::events::Hub,
+    /// The default workspace: the config file's provider accounts are its own.
+    pub default_workspace: dialtone_core::WorkspaceId,
+    /// `share_config_accounts`: every workspace may use the config file's accounts.
+    pub share_config_accounts: bool,
 }
 
 /// Slow clients are cut off, so half-open connections cannot pile up.
@@ -90,13 +94,8 @@ impl AppState {
     /// Errors: 400 `invalid_request` for an unknown name (the message lists every provider
     /// and those configured here); 400 `provider_not_configured` as [`Self::require_account`].
     pub fn parse_provider(&self, field: &str, text: &str) -> Result<ProviderKind, ApiError> {
-        self.parse_provider_for(field, text, false)
-    }
-
-    /// [`Self::parse_provider`] for work that may be an agent's (see [`Self::require_account_for`]).
-    pub fn parse_provider_for(&self, field: &str, text: &str, agent: bool) -> Result<ProviderKind, ApiError> {
         let kind = self.parse_provider_name(field, text)?;
-        self.require_account_for(kind, field, agent)?;
+        self.require_account(kind, field)?;
         Ok(kind)
     }
 
@@ -126,6 +125,7 @@ impl AppState {
         agent: bool,
     ) -> Result<Option<dialtone_core::ProviderAccountId>, ApiError> {
         let Some(raw) = account_id else {
+            self.may_use_config_account(ws, provider, "account_id")?;
             self.require_account_for(provider, field, agent)?;
             return Ok(None);
         };
@@ -145,6 +145,26 @@ impl AppState {
             return Err(invalid(format!("provider account {id} is a {} account, and the {field} is {provider}", account.provider)));
         }
         Ok(Some(id))
+    }
+
+    /// Whether workspace `ws` may have work on the config file's account of `provider`:
+    /// those accounts are the default workspace's (unless `share_config_accounts`); the
+    /// simulator places no real call and is shared.
+    ///
+    /// Errors: 422 `invalid_account` naming `field` (what the workspace must give instead),
+    /// pointing at `/api/v1/provider-accounts`; it names none of the server's settings.
+    pub fn may_use_config_account(&self, ws: &dialtone_core::WorkspaceId, provider: ProviderKind, field: &str) -> Result<(), ApiError> {
+        if *ws == self.default_workspace || self.share_config_accounts || provider == ProviderKind::Sim {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_account",
+            format!(
+                "{field}: this workspace calls {provider} only through its own {provider} account: register one (POST /api/v1/provider-accounts) and name it in account_id"
+            ),
+        )
+        .with_details(serde_json::json!({ "field": field, "provider": provider })))
     }
 
     /// Refuses work on a provider this server has no account for, before anything is
@@ -314,7 +334,7 @@ pub async fn build_with(
     voice: VoiceParts,
 ) -> anyhow::Result<Arc<AppState>> {
     let store = open_store(config).await?;
-    store.default_workspace().await?;
+    let default_workspace = store.default_workspace().await?;
     for (kind, limit) in account_limits(config) {
         store.set_account_limit(kind, limit, Timestamp::now()).await?;
     }
@@ -364,6 +384,8 @@ pub async fn build_with(
         max_upload_bytes: config.max_upload_bytes,
         media,
         events: crate::api::events::Hub::default(),
+        default_workspace,
+        share_config_accounts: config.share_config_accounts,
     }))
 }
 

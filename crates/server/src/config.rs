@@ -144,6 +144,12 @@ pub struct Config {
     /// which these may be removed. Environment: `DIALTONE_PREVIOUS_MASTER_KEYS='["…","…"]'`.
     #[serde(serialize_with = "expose_all")]
     pub previous_master_keys: Vec<SecretString>,
+    /// Whether every workspace may call through this file's provider accounts. Off (the
+    /// default): they are the default workspace's, and another workspace calls only
+    /// through its own (`account_id`, `/api/v1/provider-accounts`) — a tenant cannot bill
+    /// the operator's Vapi, Twilio or Exotel account. The simulator is shared either way.
+    /// Environment: `DIALTONE_SHARE_CONFIG_ACCOUNTS=true`.
+    pub share_config_accounts: bool,
     /// `[speech]`: keys and addresses of the speech services agents use.
     #[serde(default)]
     pub speech: SpeechConfig,
@@ -263,6 +269,7 @@ impl Default for Config {
             alert_interval_secs: 30,
             master_key: None,
             previous_master_keys: vec![],
+            share_config_accounts: false,
         }
     }
 }

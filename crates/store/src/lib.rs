@@ -21,7 +21,7 @@ pub mod sqlite;
 pub use model::*;
 pub use shared::idempotency::{Begun, StoredResponse, STALE as IDEMPOTENCY_STALE, TTL as IDEMPOTENCY_TTL};
 pub use shared::outbox::{
-    Claimed, Delivery, DeliveryAttempt, NewWebhookEndpoint, OutboxEvent, TryResult, WebhookEndpoint, WebhookEndpointPatch,
+    Claimed, Delivery, DeliveryAttempt, FinishedTry, NewWebhookEndpoint, OutboxEvent, TryResult, WebhookEndpoint, WebhookEndpointPatch,
     DISABLE_AFTER as WEBHOOK_DISABLE_AFTER, EVENT_TYPES as WEBHOOK_EVENT_TYPES, EXCERPT_BYTES as WEBHOOK_EXCERPT_BYTES,
     RETRY_SCHEDULE as WEBHOOK_RETRY_SCHEDULE, ROTATION_OVERLAP as WEBHOOK_ROTATION_OVERLAP,
 };
@@ -109,7 +109,7 @@ pub trait Store: Send + Sync + 'static {
     /// Completes a runnable campaign that has no active call and no contact left to call.
     async fn complete_if_done(&self, id: &CampaignId, now: Timestamp) -> Result<bool>;
     /// Campaigns the dispatcher should look at now: runnable, with a contact due at `now`,
-    /// or with nothing left (so they can complete).
+    /// or with nothing left (so they can complete); never a disabled workspace's.
     async fn runnable_campaigns(&self, now: Timestamp) -> Result<Vec<CampaignId>>;
 
     // Contacts.
@@ -391,6 +391,9 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_deliveries(&self, node: &str, now: Timestamp, lease: jiff::SignedDuration, limit: u32) -> Result<Vec<Claimed>>;
     /// Records try `attempt` and schedules the next; false if the claim was lost.
     async fn finish_delivery(&self, delivery: &Delivery, attempt: u32, node: &str, result: &TryResult, now: Timestamp) -> Result<bool>;
+    /// [`Store::finish_delivery`] for several tries in one transaction (for a backend with
+    /// one writer); whether each was recorded, in order.
+    async fn finish_deliveries(&self, tries: &[FinishedTry], node: &str, now: Timestamp) -> Result<Vec<bool>>;
     /// An endpoint's deliveries, newest first, each with its tries.
     async fn list_deliveries(&self, ws: &WorkspaceId, endpoint: &str, page: &Page) -> Result<Vec<(Delivery, Vec<DeliveryAttempt>)>>;
     /// The workspace a campaign belongs to; `None` if there is no such campaign.

@@ -128,12 +128,13 @@ impl CreateCampaign {
                 Ok(v)
             }
         };
-        // With its own account the config's is not needed (checked by `AppState::check_account`).
-        let provider: ProviderKind = if self.account_id.is_some() {
-            app.parse_provider_name("provider", &self.provider)?
-        } else {
-            app.parse_provider_for("provider", &self.provider, self.agent_id.is_some())?
-        };
+        // The workspace's own account (`account_id`) is checked by the caller against the
+        // store (`AppState::check_account`); the config's, first, here.
+        let provider: ProviderKind = app.parse_provider_name("provider", &self.provider)?;
+        if self.account_id.is_none() {
+            app.may_use_config_account(&ws, provider, "account_id")?;
+            app.require_account_for(provider, "provider", self.agent_id.is_some())?;
+        }
         if let Some(secs) = self.max_call_duration_secs {
             if !(1..=MAX_CALL_DURATION_SECS).contains(&secs) {
                 return Err(ApiError::invalid("max_call_duration_secs", format!("must be between 1 and {MAX_CALL_DURATION_SECS} seconds")));

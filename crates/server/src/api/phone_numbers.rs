@@ -37,7 +37,10 @@ struct NewNumber {
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
 async fn add(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewNumber>) -> Result<(StatusCode, Json<PhoneNumberEntry>), ApiError> {
     let number = crate::inbound::our_number(&body.number).map_err(|e| ApiError::invalid("number", e))?;
-    let provider: ProviderKind = app.parse_provider("provider", body.provider.as_deref().unwrap_or(ProviderKind::Vapi.as_str()))?;
+    let provider: ProviderKind = app.parse_provider_name("provider", body.provider.as_deref().unwrap_or(ProviderKind::Vapi.as_str()))?;
+    // Inbound calls are answered on the config file's accounts only.
+    app.may_use_config_account(&ws, provider, "provider")?;
+    app.require_account(provider, "provider")?;
     if body.assistant_id.trim().is_empty() {
         return Err(ApiError::invalid("assistant_id", "must not be empty"));
     }

@@ -268,7 +268,12 @@ struct NewAssistant {
 #[utoipa::path(post, path = "/assistants", tag = "assistants", request_body = NewAssistant,
     responses((status = 201, description = "The assistant.", body = Assistant), (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
 async fn add_assistant(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewAssistant>) -> Result<(StatusCode, Json<Assistant>), ApiError> {
-    let provider: ProviderKind = app.parse_provider("provider", &body.provider)?;
+    let provider: ProviderKind = app.parse_provider_name("provider", &body.provider)?;
+    // A workspace that may call through the server's account of the provider needs it
+    // configured; another calls through its own accounts (`account_id` on each call).
+    if app.may_use_config_account(&ws, provider, "provider").is_ok() {
+        app.require_account(provider, "provider")?;
+    }
     if body.id.trim().is_empty() {
         return Err(ApiError::invalid("id", "must not be empty"));
     }

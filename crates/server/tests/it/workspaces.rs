@@ -186,3 +186,134 @@ async fn a_revoked_key_or_a_disabled_workspace_gets_401_at_once_on_every_node() 
     assert_eq!(send(w).await.0, StatusCode::OK);
     assert_eq!(send(on_other(&spare)).await.0, StatusCode::OK);
 }
+
+/// The config file's provider accounts are the default workspace's: another workspace calls
+/// a real provider only through its own account (`account_id`), whatever it creates —
+/// campaign, batch, single call, inbound number — and is not told the server's settings.
+/// The simulator is shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_own_provider_accounts_are_the_default_workspaces() {
+    let app = TestApp::with(Options { provider_accounts: true, ..Options::default() }).await;
+    let (_, key, _) = workspace(&app, "Tenant", None).await;
+    let tenant = Client { app: &app, key };
+    let hours = json!({"start": "00:00", "end": "00:00"});
+    let twilio = json!({"name": "t", "provider": "twilio", "assistant_id": "asst_t", "phone_number_id": TWILIO_CALLER, "calling_hours": hours});
+    let (status, body) = app.post_json("/campaigns", &twilio).await;
+    assert_eq!(status, StatusCode::CREATED, "the default workspace uses the server's account: {body}");
+
+    let refused = |status: StatusCode, body: &Value, field: &str| {
+        assert_error(status, body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_account");
+        assert_eq!(body["error"]["details"]["field"], field, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("/provider-accounts"), "{message}");
+        assert!(!message.contains("DIALTONE_") && !message.contains("Configured providers"), "a tenant is not told the server's settings: {message}");
+    };
+    let (status, body) = tenant.post("/campaigns", &twilio).await;
+    refused(status, &body, "account_id");
+    let batch = json!({"provider": "twilio", "assistant_id": "asst_t", "phone_number_id": TWILIO_CALLER, "calls": [{"phone": numbers(1)[0]}]});
+    let (status, body) = tenant.post("/batches", &batch).await;
+    refused(status, &body, "account_id");
+    // An assistant may be registered (its calls will name the workspace's account)...
+    let (status, body) = tenant.post("/assistants", &json!({"id": "asst_t", "provider": "twilio", "phone_number_id": TWILIO_CALLER})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // ... but a call on the server's account is refused, and so is an inbound number on it.
+    let (status, body) = tenant.post("/calls", &json!({"assistant_id": "asst_t", "phone": numbers(1)[0]})).await;
+    refused(status, &body, "account_id");
+    let (status, body) = tenant.post("/phone-numbers", &json!({"number": "+14155550166", "provider": "twilio", "assistant_id": "asst_t"})).await;
+    refused(status, &body, "provider");
+    let (_, numbers_listed) = tenant.get("/phone-numbers").await;
+    assert_eq!(numbers_listed["data"], json!([]), "nothing stored: {numbers_listed}");
+
+    // Through its own account, the same campaign is accepted; on the simulator, too.
+    // (Twilio's own address: a tenant's account may not point at a private one such as the
+    // simulator's, and this campaign is not started.)
+    let own = json!({"provider": "twilio", "name": "Own", "credentials": {"account_sid": TWILIO_SID, "auth_token": app.provider_token,
+        "twiml_url": "https://it.invalid/twiml"}});
+    let account = tenant.ok(Method::POST, "/provider-accounts", Some(own)).await;
+    let mut with_account = twilio.clone();
+    with_account["account_id"] = account["id"].clone();
+    let (status, body) = tenant.post("/campaigns", &with_account).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let sim = json!({"name": "s", "provider": "sim", "assistant_id": "asst_s", "phone_number_id": PHONE_NUMBER_ID});
+    let (status, body) = tenant.post("/campaigns", &sim).await;
+    assert_eq!(status, StatusCode::CREATED, "the simulator is shared: {body}");
+}
+
+/// `share_config_accounts = true`: every workspace may use the server's accounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_may_share_the_servers_provider_accounts_with_every_workspace() {
+    let app = TestApp::with(Options { provider_accounts: true, configure: |c| c.share_config_accounts = true, ..Options::default() }).await;
+    let (_, key, _) = workspace(&app, "Tenant", None).await;
+    let tenant = Client { app: &app, key };
+    let twilio = json!({"name": "t", "provider": "twilio", "assistant_id": "asst_t", "phone_number_id": TWILIO_CALLER});
+    let (status, body) = tenant.post("/campaigns", &twilio).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Disabling a workspace stops its dialling, not only its keys: its campaigns place no new
+/// call (the call under way finishes), and go on where they were once it is enabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_workspaces_campaigns_dial_nothing_new_until_it_is_enabled() {
+    let mut options = Options::default();
+    options.sim.number_outcomes = numbers(3).into_iter().map(|n| (n, dialtone_sim::SimOutcome::Hang)).collect();
+    // The test plays the provider's side; nobody reconciles behind its back.
+    options.sim_webhooks = false;
+    options.engine.stuck_timeout = secs(600);
+    let app = TestApp::with(options).await;
+    let (ws, key, _) = workspace(&app, "Tenant", None).await;
+    let tenant = Client { app: &app, key };
+    let body = json!({"name": "t", "provider": "sim", "assistant_id": "asst_it", "phone_number_id": PHONE_NUMBER_ID,
+        "max_concurrent": 1, "max_attempts": 1, "calling_hours": {"start": "00:00", "end": "00:00"}});
+    let campaign = tenant.ok(Method::POST, "/campaigns", Some(body)).await["id"].as_str().unwrap().to_string();
+    let import = tenant.req(Method::POST, &format!("/campaigns/{campaign}/contacts")).header("content-type", "text/csv").body(contacts_csv(3));
+    let (status, report) = send(import).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    tenant.ok(Method::POST, &format!("/campaigns/{campaign}/start"), None).await;
+    let (call, pid) = eventually(
+        || async {
+            let (_, calls) = tenant.get(&format!("/calls?campaign_id={campaign}")).await;
+            match calls["data"].as_array().and_then(|c| c.first()) {
+                Some(c) if c["provider_call_id"].is_string() => {
+                    Ok((c["id"].as_str().unwrap().to_string(), c["provider_call_id"].as_str().unwrap().to_string()))
+                }
+                _ => Err(format!("{calls}")),
+            }
+        },
+        secs(10),
+    )
+    .await;
+
+    let operator = Client { app: &app, key: app.key.clone() };
+    operator.ok(Method::PATCH, &format!("/workspaces/{ws}"), Some(json!({"disabled": true}))).await;
+    // The held call ends at the provider: its slot is free, two contacts are due.
+    let (status, body) = app.webhook(json!({"type": "end-of-call-report", "endedReason": "customer-ended-call", "call": {"id": pid}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let store = &app.state.store;
+    let (ws_id, call_id) = (dialtone_core::WorkspaceId::from_db(ws.clone()), dialtone_core::CallId::parse(&call).unwrap());
+    eventually(
+        || async {
+            match store.get_call(&ws_id, &call_id).await.unwrap() {
+                Some(c) if c.status == dialtone_core::CallStatus::Ended => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+        secs(10),
+    )
+    .await;
+    let campaign_id = dialtone_core::CampaignId::parse(&campaign).unwrap();
+    let runnable = store.runnable_campaigns(jiff::Timestamp::now()).await.unwrap();
+    assert!(!runnable.contains(&campaign_id), "the dispatcher does not look at a disabled workspace's campaign");
+    assert_eq!(app.sim_stats().dials, 1, "no new call was placed after the workspace was disabled");
+
+    operator.ok(Method::PATCH, &format!("/workspaces/{ws}"), Some(json!({"disabled": false}))).await;
+    eventually(
+        || async {
+            match app.sim_stats().dials {
+                2 => Ok(()),
+                n => Err(format!("{n} dials")),
+            }
+        },
+        secs(10),
+    )
+    .await;
+}

@@ -219,6 +219,9 @@ pub async fn complete_if_done(p: Pools<'_>, id: &CampaignId, now: Timestamp) -> 
 /// periods) cost nothing per tick, nor do campaigns at their cap.
 pub async fn runnable(p: Pools<'_>, now: Timestamp) -> Result<Vec<CampaignId>> {
     let mut db = p.read();
+    // A disabled workspace's campaigns dial nothing new (their calls under way finish) and
+    // go on where they were when it is enabled again.
+    let enabled = "NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = c.workspace_id AND w.disabled_at IS NOT NULL)";
     let sql = match db.dialect() {
         // The active count comes first and once (`LATERAL`, which SQLite lacks): at its cap
         // a campaign is skipped with one index-only count, before any look at its contacts.
@@ -227,14 +230,14 @@ pub async fn runnable(p: Pools<'_>, now: Timestamp) -> Result<Vec<CampaignId>> {
         Dialect::Postgres => format!(
             "SELECT c.id FROM campaigns c
              CROSS JOIN LATERAL (SELECT COUNT(*) AS n FROM calls WHERE campaign_id = c.id AND status IN {ACTIVE_SQL}) a
-             WHERE c.status IN ('starting', 'dialing') AND c.kind <> 'inbound' AND (
+             WHERE c.status IN ('starting', 'dialing') AND c.kind <> 'inbound' AND {enabled} AND (
                 (a.n < CASE WHEN c.mode = 'batch' THEN 1 ELSE c.max_concurrent END
                  AND EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $1))
                 OR (a.n = 0 AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status IN ('pending', 'in_call'))))
              ORDER BY c.id"
         ),
         Dialect::Sqlite => format!(
-            "SELECT id FROM campaigns c WHERE status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
+            "SELECT id FROM campaigns c WHERE status IN ('starting', 'dialing') AND kind <> 'inbound' AND {enabled} AND (
                 (EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $1)
                  AND (SELECT COUNT(*) FROM calls WHERE campaign_id = c.id AND status IN {ACTIVE_SQL})
                      < CASE WHEN c.mode = 'batch' THEN 1 ELSE c.max_concurrent END)

@@ -189,6 +189,10 @@ macro_rules! impl_store {
                 $crate::shared::outbox::finish(self.pools(), delivery, attempt, node, result, now).await
             }
 
+            async fn finish_deliveries(&self, tries: &[$crate::FinishedTry], node: &str, now: jiff::Timestamp) -> $crate::Result<Vec<bool>> {
+                $crate::shared::outbox::finish_many(self.pools(), tries, node, now).await
+            }
+
             async fn list_deliveries(&self, ws: &dialtone_core::WorkspaceId, endpoint: &str, page: &$crate::Page) -> $crate::Result<Vec<($crate::Delivery, Vec<$crate::DeliveryAttempt>)>> {
                 $crate::shared::outbox::deliveries(self.pools(), ws, endpoint, page).await
             }

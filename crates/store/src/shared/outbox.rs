@@ -521,7 +521,32 @@ pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDurati
 /// the claim is no longer `node`'s (its lease ran out and another node took the row).
 pub async fn finish(p: Pools<'_>, claimed: &Delivery, attempt: u32, node: &str, result: &TryResult, now: Timestamp) -> Result<bool> {
     let mut tx = p.begin().await?;
-    let mut db = tx.db();
+    let recorded = finish_in(&mut tx.db(), claimed, attempt, node, result, now).await?;
+    tx.commit().await?;
+    Ok(recorded)
+}
+
+/// [`finish`] for several tries in one transaction (one WAL sync on SQLite's one writer,
+/// where each try's own commit queued with the ingest's): whether each was recorded.
+pub async fn finish_many(p: Pools<'_>, tries: &[FinishedTry], node: &str, now: Timestamp) -> Result<Vec<bool>> {
+    let mut tx = p.begin().await?;
+    let mut recorded = Vec::with_capacity(tries.len());
+    for t in tries {
+        recorded.push(finish_in(&mut tx.db(), &t.delivery, t.attempt, node, &t.result, now).await?);
+    }
+    tx.commit().await?;
+    Ok(recorded)
+}
+
+/// One try to record: the claimed delivery, the try's number and what came of it.
+#[derive(Debug, Clone)]
+pub struct FinishedTry {
+    pub delivery: Delivery,
+    pub attempt: u32,
+    pub result: TryResult,
+}
+
+async fn finish_in(db: &mut Db<'_>, claimed: &Delivery, attempt: u32, node: &str, result: &TryResult, now: Timestamp) -> Result<bool> {
     let ok = result.succeeded();
     let next = RETRY_SCHEDULE.get(attempt as usize).map(|wait| ms(now.saturating_add(*wait).unwrap_or(now)));
     let status = match (ok, next) {
@@ -570,7 +595,6 @@ pub async fn finish(p: Pools<'_>, claimed: &Delivery, attempt: u32, node: &str, 
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(true)
 }
 
