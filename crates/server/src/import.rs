@@ -135,6 +135,8 @@ pub enum ImportError {
     QuotedFieldTooLong { line: u64 },
     #[error("the file is UTF-16 text; save it as CSV UTF-8")]
     Utf16,
+    #[error("header column {column}: {}", crate::api::error::NUL_MESSAGE)]
+    NulInHeader { column: usize },
     #[error("CSV is unreadable: {0}")]
     Csv(#[from] csv::Error),
     #[error("reading the upload failed: {0}")]
@@ -343,6 +345,9 @@ impl<R: Read> CsvContacts<R> {
         if headers.iter().all(|h| h.is_empty()) {
             return Err(ImportError::NoHeader);
         }
+        if let Some(i) = headers.iter().position(|h| h.contains('\0')) {
+            return Err(ImportError::NulInHeader { column: i + 1 });
+        }
         let phone = find_column(&headers, PHONE_COLUMNS).ok_or_else(|| ImportError::NoPhoneColumn { seen: headers.clone() })?;
         let name = find_column(&headers, NAME_COLUMNS);
         let timezone = find_column(&headers, TIMEZONE_COLUMNS);
@@ -438,6 +443,10 @@ impl<R: Read> CsvContacts<R> {
         if record.iter().all(|f| f.is_empty()) {
             return Err("empty row".into());
         }
+        if let Some(i) = record.iter().position(|f| f.contains('\0')) {
+            let column = self.headers.get(i).filter(|h| !h.is_empty()).cloned().unwrap_or_else(|| format!("column {}", i + 1));
+            return Err(format!("{column}: {}", crate::api::error::NUL_MESSAGE));
+        }
         let raw = record.get(self.phone).unwrap_or("");
         let column = self.extension.and_then(|i| record.get(i)).unwrap_or("");
         let (phone, extension) = phone_and_extension(raw, column, &self.region, self.extensions_dialled)?;
@@ -501,6 +510,9 @@ pub fn json_row(item: &serde_json::Value, region: &str, campaign_tz: &str, exten
     let obj = item.as_object().ok_or("expected an object")?;
     if obj.is_empty() {
         return Err("empty row".into());
+    }
+    if let Some(path) = crate::api::error::nul_path(item) {
+        return Err(format!("{path}: {}", crate::api::error::NUL_MESSAGE));
     }
     let keys: Vec<String> = obj.keys().cloned().collect();
     let key = |names: &[&str]| find_column(&keys, names).map(|i| keys[i].as_str());
