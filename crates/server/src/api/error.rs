@@ -471,9 +471,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let raw = axum::extract::RawPathParams::from_request_parts(parts, state).await.map_err(|e| ApiError::internal(e.body_text()))?;
-        if let Some((key, _)) = raw.iter().find(|(_, value)| value.contains('\0')) {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", format!("{key}: {NUL_MESSAGE}")).with_details(json!({ "field": key })));
+        // Raw segments that do not even decode (invalid UTF-8) are refused by `Path` below.
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            if let Some((key, _)) = raw.iter().find(|(_, value)| value.contains('\0')) {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", format!("{key}: {NUL_MESSAGE}")).with_details(json!({ "field": key })));
+            }
         }
         let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(Path(value))
