@@ -67,8 +67,8 @@ impl ApiError {
     }
 
     /// A required field is missing from a JSON body (one serde cannot require, because it
-    /// is required only in some cases): 400 `invalid_json` naming it, as serde's own
-    /// "missing field" is.
+    /// is required only in some cases): 400 `invalid_json` naming it first and in
+    /// `details.field`, as a field serde requires is (`{field}: missing ({when})`).
     pub fn missing(field: &str, when: &str) -> Self {
         let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{field}: missing ({when})"));
         e.details = json!({ "field": field });
