@@ -571,6 +571,16 @@ mod tests {
         read(csv.as_bytes()).unwrap()
     }
 
+    #[test]
+    fn a_row_with_a_nul_is_a_bad_row_and_a_header_with_one_refuses_the_file() {
+        // What `dialtone import` and both upload routes read: PostgreSQL could not store it.
+        let (rows, report) = all("phone,name,city\n+14155550100,\"a\u{0}b\",x\n+14155550101,ok,\u{0}\n+14155550102,ok,y\n");
+        assert_eq!(rows.len(), 1);
+        let rejected: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        assert_eq!(rejected, [(2, "name: must not contain a NUL character (U+0000)"), (3, "city: must not contain a NUL character (U+0000)")]);
+        assert!(matches!(read(b"phone,ci\0ty\n+14155550100,x\n"), Err(ImportError::NulInHeader { column: 2 })));
+    }
+
     fn lines(report: &ImportReport) -> Vec<u64> {
         report.rejected.iter().map(|r| r.line).collect()
     }

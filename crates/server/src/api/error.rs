@@ -554,6 +554,31 @@ mod tests {
             assert_eq!(plain_words(serde), plain, "{serde}");
         }
     }
+
+    #[test]
+    fn a_nul_is_found_at_any_depth_and_named_by_its_json_path() {
+        let cases = [
+            (json!({"name": "a\u{0}b"}), Some("name")),
+            (json!({"calls": [{"name": "x"}, {"name": "y"}, {"name": "z"}, {"name": "\u{0}"}]}), Some("calls[3].name")),
+            (json!({"variables": {"x": "\u{0}"}}), Some("variables.x")),
+            (json!({"variables": {"a\u{0}": 1}}), Some("variables.a\\u0000")),
+            (json!(["ok", ["\u{0}"]]), Some("[1][0]")),
+            (json!({"name": "a\\u0000 is text, not a NUL", "n": 0}), None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(nul_path(&value).as_deref(), want, "{value}");
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            name: String,
+        }
+        let e = from_json::<Body>(br#"{"name": "a\u0000"}"#).unwrap_err();
+        assert_eq!((e.status, e.code, e.message.as_str()), (StatusCode::BAD_REQUEST, "invalid_json", "name: must not contain a NUL character (U+0000)"));
+        assert_eq!(e.details, json!({"field": "name"}));
+        assert!(from_json::<Body>(br#"{"name": "a\\u0000"}"#).is_ok(), "an escaped backslash before u0000 is no NUL");
+    }
+
     use std::collections::BTreeMap;
     use std::path::Path;
 
