@@ -107,11 +107,18 @@ pub fn client(
     })
 }
 
+/// The limiter a `calls_per_second` gives (a burst of one second's calls). The API checks a
+/// new value with this limiter's own [`RateLimit::validate`], so it never stores a rate
+/// [`AccountFactory::build`] then refuses.
+pub fn limit_for(per_second: f64) -> RateLimit {
+    RateLimit { per_second, burst: (per_second.ceil() as u32).max(1) }
+}
+
 /// The account's call rate: its `calls_per_second`, else the provider's default (as the
 /// config file's: Vapi unlimited, Twilio 1 a second, Exotel 200 a minute).
 fn rate(account: &ProviderAccount) -> Option<RateLimit> {
     match (account.calls_per_second, account.provider) {
-        (Some(r), _) => Some(RateLimit { per_second: r, burst: (r.ceil() as u32).max(1) }),
+        (Some(r), _) => Some(limit_for(r)),
         (None, ProviderKind::Twilio) => Some(RateLimit { per_second: 1.0, burst: 1 }),
         (None, ProviderKind::Exotel) => Some(RateLimit::per_minute(200).with_burst(10)),
         (None, _) => None,

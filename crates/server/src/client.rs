@@ -840,6 +840,11 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
                     }
                 }
                 let message = b["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| b.to_string());
+                // A field of one call (`calls[3].name`, 0-based): for a CSV, name its file line too.
+                let index = b["error"]["details"]["field"].as_str().and_then(|f| f.strip_prefix("calls[")?.split_once(']')?.0.parse::<usize>().ok());
+                if let Some(line) = index.and_then(|i| csv_lines.as_ref()?.get(i)) {
+                    eprintln!("{}: line {line}: {message}", file.display());
+                }
                 anyhow::bail!("{message} (HTTP {})", status.as_u16());
             }
             let id = b["id"].as_str().unwrap_or_default().to_string();

@@ -135,6 +135,8 @@ pub enum ImportError {
     QuotedFieldTooLong { line: u64 },
     #[error("the file is UTF-16 text; save it as CSV UTF-8")]
     Utf16,
+    #[error("header column {column}: {}", crate::api::error::NUL_MESSAGE)]
+    NulInHeader { column: usize },
     #[error("CSV is unreadable: {0}")]
     Csv(#[from] csv::Error),
     #[error("reading the upload failed: {0}")]
@@ -343,6 +345,9 @@ impl<R: Read> CsvContacts<R> {
         if headers.iter().all(|h| h.is_empty()) {
             return Err(ImportError::NoHeader);
         }
+        if let Some(i) = headers.iter().position(|h| h.contains('\0')) {
+            return Err(ImportError::NulInHeader { column: i + 1 });
+        }
         let phone = find_column(&headers, PHONE_COLUMNS).ok_or_else(|| ImportError::NoPhoneColumn { seen: headers.clone() })?;
         let name = find_column(&headers, NAME_COLUMNS);
         let timezone = find_column(&headers, TIMEZONE_COLUMNS);
@@ -438,6 +443,10 @@ impl<R: Read> CsvContacts<R> {
         if record.iter().all(|f| f.is_empty()) {
             return Err("empty row".into());
         }
+        if let Some(i) = record.iter().position(|f| f.contains('\0')) {
+            let column = self.headers.get(i).filter(|h| !h.is_empty()).cloned().unwrap_or_else(|| format!("column {}", i + 1));
+            return Err(format!("{column}: {}", crate::api::error::NUL_MESSAGE));
+        }
         let raw = record.get(self.phone).unwrap_or("");
         let column = self.extension.and_then(|i| record.get(i)).unwrap_or("");
         let (phone, extension) = phone_and_extension(raw, column, &self.region, self.extensions_dialled)?;
@@ -502,6 +511,9 @@ pub fn json_row(item: &serde_json::Value, region: &str, campaign_tz: &str, exten
     if obj.is_empty() {
         return Err("empty row".into());
     }
+    if let Some(path) = crate::api::error::nul_path(item) {
+        return Err(format!("{path}: {}", crate::api::error::NUL_MESSAGE));
+    }
     let keys: Vec<String> = obj.keys().cloned().collect();
     let key = |names: &[&str]| find_column(&keys, names).map(|i| keys[i].as_str());
     let phone_key = key(PHONE_COLUMNS).ok_or_else(|| format!("missing field `phone` (or one of {})", PHONE_COLUMNS.join(", ")))?;
@@ -557,6 +569,16 @@ mod tests {
 
     fn all(csv: &str) -> (Vec<NewContact>, ImportReport) {
         read(csv.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_row_with_a_nul_is_a_bad_row_and_a_header_with_one_refuses_the_file() {
+        // What `dialtone import` and both upload routes read: PostgreSQL could not store it.
+        let (rows, report) = all("phone,name,city\n+14155550100,\"a\u{0}b\",x\n+14155550101,ok,\u{0}\n+14155550102,ok,y\n");
+        assert_eq!(rows.len(), 1);
+        let rejected: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        assert_eq!(rejected, [(2, "name: must not contain a NUL character (U+0000)"), (3, "city: must not contain a NUL character (U+0000)")]);
+        assert!(matches!(read(b"phone,ci\0ty\n+14155550100,x\n"), Err(ImportError::NulInHeader { column: 2 })));
     }
 
     fn lines(report: &ImportReport) -> Vec<u64> {

@@ -131,10 +131,7 @@ fn service(field: &str, s: SpeechService, known: &[&str]) -> Result<SpeechServic
     let base_url = match s.base_url {
         None => None,
         Some(u) => {
-            let parsed = reqwest::Url::parse(u.trim()).map_err(|e| ApiError::invalid(&format!("{field}.base_url"), e))?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                return Err(ApiError::invalid(&format!("{field}.base_url"), "must be an http(s) URL, e.g. http://127.0.0.1:11434/v1"));
-            }
+            super::error::absolute_url(&format!("{field}.base_url"), &u, "http", "http://127.0.0.1:11434/v1")?;
             Some(u.trim().trim_end_matches('/').to_string())
         }
     };

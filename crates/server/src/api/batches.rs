@@ -102,6 +102,7 @@ pub struct CreateBatch {
     pub max_call_duration_secs: Option<u32>,
     /// No call before this instant (RFC 3339); default (or a past instant): at once.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "super::instant::optional")]
     pub start_at: Option<jiff::Timestamp>,
     /// 1 to 10,000 calls, each `{"phone", "name"?, "timezone"?, "extension"?, "variables"?}`
     /// (other keys become variables too), as a contact import reads a JSON row.

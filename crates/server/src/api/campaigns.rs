@@ -378,7 +378,10 @@ async fn import_contacts(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(
             }
             body.extend_from_slice(&chunk);
         }
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+        // Not `from_json`: a row holding a NUL is a bad row here (`import::json_row`), not a
+        // refused upload; broken JSON is worded as for every body.
+        let value: serde_json::Value =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(|e| super::error::json_data_error(&e))?;
         drop(body);
         let rows = import::from_json(&value, &campaign.default_region, &campaign.schedule.timezone, extensions, &mut report)
             .map_err(|e| ApiError::invalid("body", e))?;

@@ -67,10 +67,10 @@ impl ApiError {
     }
 
     /// A required field is missing from a JSON body (one serde cannot require, because it
-    /// is required only in some cases): 400 `invalid_json` naming it, as serde's own
-    /// "missing field" is.
+    /// is required only in some cases): 400 `invalid_json` naming it first and in
+    /// `details.field`, as a field serde requires is (`{field}: missing ({when})`).
     pub fn missing(field: &str, when: &str) -> Self {
-        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_json", format!("missing field `{field}` ({when})"));
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{field}: missing ({when})"));
         e.details = json!({ "field": field });
         e
     }
@@ -127,6 +127,19 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         self.status
     }
+}
+
+/// `v` as an absolute URL of `scheme` or its secure form (`http`: http or https; `ws`: ws
+/// or wss) with a host, or a 400 naming `field` that says so (never the parser's "relative
+/// URL without a base"); `example` is shown. Every URL field of a request is read with this.
+pub fn absolute_url(field: &str, v: &str, scheme: &str, example: &str) -> Result<reqwest::Url, ApiError> {
+    let wrong = || ApiError::invalid(field, format!("must be an absolute {scheme}(s) URL, e.g. {example}"));
+    let parsed = reqwest::Url::parse(v.trim()).map_err(|_| wrong())?;
+    let secure = format!("{scheme}s");
+    if !(parsed.scheme() == scheme || parsed.scheme() == secure) || parsed.host_str().is_none() {
+        return Err(wrong());
+    }
+    Ok(parsed)
 }
 
 /// The first error of type `E` in `err`'s source chain (axum wraps body errors twice).
@@ -198,7 +211,7 @@ pub fn json_data_error(err: &serde_path_to_error::Error<serde_json::Error>) -> A
 
 /// serde_json's wording of a body error in plain words, without the field (the caller puts
 /// it in front) nor the line and column (a JSON body is usually one line):
-/// `invalid type: string "x", expected u32` → `must be a whole number from 0 to 4294967295, not "x"`;
+/// `invalid type: string "x", expected u32` → `must be a whole number, not "x"`;
 /// `unknown variant `twilo`, expected one of `sim`, `vapi`` → `must be one of sim, vapi, not "twilo"`;
 /// `missing field `name`` → `is required`. A message it does not know (a field's own check)
 /// is kept as it is.
@@ -256,11 +269,9 @@ pub fn plain_words(serde: &str) -> String {
 /// What serde expected, in words: `u32` → "a whole number from 0 to 4294967295".
 fn expected_words(expected: &str) -> String {
     match expected {
-        "u8" => "a whole number from 0 to 255".into(),
-        "u16" => "a whole number from 0 to 65535".into(),
-        "u32" => "a whole number from 0 to 4294967295".into(),
-        "u64" | "usize" => "a whole number, 0 or more".into(),
-        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        // No range: the type's (0 to 4294967295 for a u32) is rarely the field's (1 to
+        // 10,000), which the field's own check states once a whole number arrives.
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
         "f32" | "f64" => "a number".into(),
         "a string" | "a borrowed string" | "string" => "text (a JSON string)".into(),
         "a boolean" => "true or false".into(),
@@ -289,8 +300,64 @@ fn got_words(got: &str) -> String {
     }
 }
 
-/// Reads a JSON body into `T`, with [`json_data_error`]'s field names.
+/// What is wrong with text holding U+0000, which PostgreSQL's `text` cannot store: the one
+/// wording for every input (JSON bodies, query strings, CSV cells), after the field's name.
+pub const NUL_MESSAGE: &str = "must not contain a NUL character (U+0000)";
+
+/// The path (`name`, `calls[3].name`, `variables.x`) of the first string in `value` — a
+/// value or an object key, at any depth — that holds U+0000; `None` when none does. A key
+/// holding it is named with the NUL written `\u0000`.
+pub fn nul_path(value: &Value) -> Option<String> {
+    fn walk(value: &Value, path: &mut String) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(map) => map.iter().any(|(key, item)| {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&key.replace('\0', "\\u0000"));
+                let found = key.contains('\0') || walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = String::new();
+    walk(value, &mut path).then_some(path)
+}
+
+/// A 400 `invalid_json` naming the field of a JSON body that holds U+0000 ([`nul_path`]).
+pub fn nul_error(path: &str) -> ApiError {
+    let field = if path.is_empty() { "body" } else { path };
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{field}: {NUL_MESSAGE}")).with_details(json!({ "field": field }))
+}
+
+/// Reads a JSON body into `T`, with [`json_data_error`]'s field names. A string holding
+/// U+0000 anywhere in it (a value or a key) is refused first, naming its path: the same on
+/// every database, where PostgreSQL would fail to store it.
 pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // JSON text can carry U+0000 only as the escape `\u0000` (a raw 0x00 is a syntax
+    // error): bodies without those six bytes need no second look.
+    if body.windows(6).any(|w| w == b"\\u0000") {
+        if let Ok(value) = serde_json::from_slice::<Value>(body) {
+            if let Some(path) = nul_path(&value) {
+                return Err(nul_error(&path));
+            }
+        }
+    }
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(|e| json_data_error(&e))
 }
 
@@ -371,10 +438,14 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     })
 }
 
-/// Refuses a key not in `accepted` (`None`: any key) or given twice, naming it.
+/// Refuses a key not in `accepted` (`None`: any key), one given twice, or one whose name or
+/// value holds U+0000 ([`NUL_MESSAGE`]), naming it.
 pub fn check_query_keys(query: &str, accepted: Option<&[&str]>) -> Result<(), ApiError> {
     let mut seen: Vec<String> = vec![];
-    for (key, _) in form_urlencoded::parse(query.as_bytes()) {
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key.contains('\0') || value.contains('\0') {
+            return Err(ApiError::invalid_query(&key.replace('\0', "\\u0000"), NUL_MESSAGE));
+        }
         if let Some(accepted) = accepted {
             if !accepted.contains(&key.as_ref()) {
                 let list = if accepted.is_empty() { "this route takes no query parameters".to_string() } else { format!("accepted: {}", accepted.join(", ")) };
@@ -391,15 +462,53 @@ pub fn check_query_keys(query: &str, accepted: Option<&[&str]>) -> Result<(), Ap
     Ok(())
 }
 
-/// `axum::extract::Path`, with rejections (invalid UTF-8, a bad type) in our error shape.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+/// `axum::extract::Path`, with rejections (invalid UTF-8, a bad type, a segment holding
+/// U+0000) in our error shape.
+#[derive(Debug)]
 pub struct Path<T>(pub T);
 
-/// `axum::Json`, with rejections in our error shape.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // Raw segments that do not even decode (invalid UTF-8) are refused by `Path` below.
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            if let Some((key, _)) = raw.iter().find(|(_, value)| value.contains('\0')) {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", format!("{key}: {NUL_MESSAGE}")).with_details(json!({ "field": key })));
+            }
+        }
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
+
+/// A JSON body read with [`from_json`] (its field paths, its NUL refusal), rejections in our
+/// error shape. The request needs `Content-Type: application/json` (or `application/*+json`).
+#[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let body = axum::body::Bytes::from_request(req, state).await?;
+        from_json(&body).map(Json)
+    }
+}
+
+/// Whether `Content-Type` says JSON: `application/json` or `application/…+json`, any parameters.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence.strip_prefix("application/").is_some_and(|sub| sub == "json" || sub.ends_with("+json"))
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -429,8 +538,8 @@ mod tests {
     #[test]
     fn serde_wording_becomes_plain_words() {
         let cases = [
-            ("invalid type: string \"x\", expected u32 at line 1 column 22", "must be a whole number from 0 to 4294967295, not \"x\""),
-            ("invalid value: integer `-1`, expected u32 at line 1 column 3", "must be a whole number from 0 to 4294967295, not -1"),
+            ("invalid type: string \"x\", expected u32 at line 1 column 22", "must be a whole number, not \"x\""),
+            ("invalid value: integer `-1`, expected u32 at line 1 column 3", "must be a whole number, not -1"),
             ("invalid type: integer `5`, expected a string at line 1 column 9", "must be text (a JSON string), not 5"),
             ("invalid type: map, expected a sequence", "must be a list (a JSON array), not an object"),
             ("invalid type: null, expected a boolean", "must be true or false, not null"),
@@ -445,6 +554,31 @@ mod tests {
             assert_eq!(plain_words(serde), plain, "{serde}");
         }
     }
+
+    #[test]
+    fn a_nul_is_found_at_any_depth_and_named_by_its_json_path() {
+        let cases = [
+            (json!({"name": "a\u{0}b"}), Some("name")),
+            (json!({"calls": [{"name": "x"}, {"name": "y"}, {"name": "z"}, {"name": "\u{0}"}]}), Some("calls[3].name")),
+            (json!({"variables": {"x": "\u{0}"}}), Some("variables.x")),
+            (json!({"variables": {"a\u{0}": 1}}), Some("variables.a\\u0000")),
+            (json!(["ok", ["\u{0}"]]), Some("[1][0]")),
+            (json!({"name": "a\\u0000 is text, not a NUL", "n": 0}), None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(nul_path(&value).as_deref(), want, "{value}");
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            name: String,
+        }
+        let e = from_json::<Body>(br#"{"name": "a\u0000"}"#).unwrap_err();
+        assert_eq!((e.status, e.code, e.message.as_str()), (StatusCode::BAD_REQUEST, "invalid_json", "name: must not contain a NUL character (U+0000)"));
+        assert_eq!(e.details, json!({"field": "name"}));
+        assert!(from_json::<Body>(br#"{"name": "a\\u0000"}"#).is_ok(), "an escaped backslash before u0000 is no NUL");
+    }
+
     use std::collections::BTreeMap;
     use std::path::Path;
 

@@ -49,6 +49,10 @@ pub async fn layer(State(app): State<Arc<AppState>>, request: Request, next: Nex
         return next.run(request).await;
     }
     let Some(value) = request.headers().get(HEADER) else { return next.run(request).await };
+    // Two keys on one request: which one the client meant is not ours to guess.
+    if request.headers().get_all(HEADER).iter().nth(1).is_some() {
+        return bad_key("given more than once; send one key per request");
+    }
     let key = match value.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()) => k.to_owned(),
         _ => return bad_key(&format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters (a UUID is a good key)")),

@@ -55,8 +55,12 @@ impl NewKeyFields {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "reporting", "scopes": ["read"]}))]
 struct NewKey {
-    #[serde(flatten)]
-    fields: NewKeyFields,
+    // Spelled out rather than `#[serde(flatten)] NewKeyFields`: through a flatten, serde
+    // loses the path, and `"scopes": "read"` could not be named in the error.
+    /// 1–200 characters.
+    name: String,
+    /// Any of `read`, `write`, `admin` (at least one). Default: all three.
+    scopes: Option<Vec<String>>,
     /// The workspace to make it in (`ws_…`); default the key's own. Another workspace: the operator's admin key only.
     workspace_id: Option<String>,
 }
@@ -137,7 +141,7 @@ async fn target(app: &AppState, grant: &KeyGrant, asked: Option<&str>) -> Result
     responses((status = 201, description = "The key, with its secret (`key`), shown only now.", body = CreatedKey),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
 async fn create(State(app): State<Arc<AppState>>, Grant(grant): Grant, Json(body): Json<NewKey>) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    let (name, scopes) = body.fields.check("")?;
+    let (name, scopes) = NewKeyFields { name: body.name, scopes: body.scopes }.check("")?;
     let ws = target(&app, &grant, body.workspace_id.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(create_key(&app, &ws, &name, &scopes).await?)))
 }

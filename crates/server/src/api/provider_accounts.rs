@@ -199,10 +199,15 @@ fn max_concurrent(v: Option<u32>) -> Result<Option<u32>, ApiError> {
 
 fn calls_per_second(v: Option<f64>) -> Result<Option<f64>, ApiError> {
     match v {
-        Some(r) if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) => {
-            Err(ApiError::invalid("calls_per_second", format!("must be above 0 and at most {MAX_RATE}")))
-        }
-        v => Ok(v),
+        Some(r) if r > MAX_RATE => Err(ApiError::invalid("calls_per_second", format!("must be above 0 and at most {MAX_RATE}"))),
+        // The engine's own rule, so a rate stored here is one its limiter takes.
+        Some(r) => match crate::accounts::limit_for(r).validate() {
+            Ok(()) => Ok(Some(r)),
+            Err(e) => {
+                Err(ApiError::invalid("calls_per_second", format!("must be above 0 and at most {MAX_RATE}, and not so small the limiter cannot time it ({e})")))
+            }
+        },
+        None => Ok(None),
     }
 }
 
@@ -210,11 +215,8 @@ fn calls_per_second(v: Option<f64>) -> Result<Option<f64>, ApiError> {
 /// operator's (default) workspace a public address only, as for webhook endpoints: a
 /// tenant may not make dialtone send its requests to a service on dialtone's own network.
 fn url(field: &str, v: &str, operator: bool) -> Result<String, ApiError> {
-    let parsed = reqwest::Url::parse(v.trim()).map_err(|e| ApiError::invalid(field, e))?;
-    let schemes: &[&str] = if field.ends_with("stream_url") { &["ws", "wss"] } else { &["http", "https"] };
-    if !schemes.contains(&parsed.scheme()) || parsed.host_str().is_none() {
-        return Err(ApiError::invalid(field, format!("must be a {} URL", schemes.join("/"))));
-    }
+    let (scheme, example) = if field.ends_with("stream_url") { ("ws", "wss://example.com/stream") } else { ("http", "https://example.com/api") };
+    let parsed = super::error::absolute_url(field, v, scheme, example)?;
     if !operator {
         if let Some(why) = dialtone_engine::outbox::non_public_host(&parsed) {
             return Err(ApiError::invalid(field, format!("must reach a public address: {why}")));

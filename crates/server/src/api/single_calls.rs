@@ -49,6 +49,7 @@ pub(super) struct NewCall {
     timezone: Option<String>,
     /// When to place it (RFC 3339); now when absent. Must be in the future.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "super::instant::optional")]
     scheduled_for: Option<Timestamp>,
     /// Move the time into the recipient's business hours (08:00–21:00 local) if it falls
     /// outside: in every zone the number may be in, when it may be in several.
@@ -210,6 +211,7 @@ async fn assistant_for(app: &AppState, ws: &WorkspaceId, body: &NewCall) -> Resu
 #[serde(deny_unknown_fields)]
 pub(super) struct Reschedule {
     #[schema(value_type = String, format = DateTime)]
+    #[serde(deserialize_with = "super::instant::required")]
     scheduled_for: Timestamp,
     #[serde(default)]
     respect_business_hours: bool,

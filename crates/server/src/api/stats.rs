@@ -41,7 +41,7 @@ pub(crate) struct StatsParams {
 }
 
 pub(crate) fn instant(field: &str, v: &str) -> Result<Timestamp, ApiError> {
-    v.parse::<Timestamp>().map_err(|_| ApiError::invalid_query(field, "not an RFC 3339 time, e.g. 2030-03-01T12:00:00Z"))
+    super::instant::parse(v).map_err(|m| ApiError::invalid_query(field, m))
 }
 
 /// The range asked for, `[from, to)`.

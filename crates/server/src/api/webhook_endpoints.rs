@@ -205,7 +205,7 @@ pub(crate) fn new_secret() -> SecretString {
 async fn tenant_url(app: &AppState, ws: &WorkspaceId, v: &str) -> Result<String, ApiError> {
     let checked = url(v)?;
     if *ws != app.store.default_workspace().await? {
-        let parsed = reqwest::Url::parse(&checked).map_err(|e| ApiError::invalid("url", e))?;
+        let parsed = reqwest::Url::parse(&checked).map_err(|e| ApiError::internal(format!("a checked URL does not parse: {e}")))?;
         if let Some(why) = dialtone_engine::outbox::non_public_host(&parsed) {
             return Err(ApiError::invalid("url", format!("must reach a public address: {why}")));
         }
@@ -218,9 +218,10 @@ fn url(v: &str) -> Result<String, ApiError> {
     if v.len() > MAX_URL {
         return Err(ApiError::invalid("url", format!("must be at most {MAX_URL} characters")));
     }
-    let parsed = reqwest::Url::parse(v).map_err(|e| ApiError::invalid("url", e))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ApiError::invalid("url", "must be an http(s) URL, e.g. https://example.com/dialtone"));
+    let parsed = super::error::absolute_url("url", v, "http", "https://example.com/dialtone")?;
+    // Shown in every GET of the endpoint and in delivery logs: no place for a password.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ApiError::invalid("url", "must not carry credentials (user:password@): put a token in the path or use the signature"));
     }
     Ok(v.to_string())
 }

@@ -20,6 +20,7 @@ mod hangup;
 mod idempotency;
 mod import;
 mod inbound;
+mod input;
 mod isolation;
 mod openapi;
 mod outbound;
