@@ -243,7 +243,8 @@ pub enum BatchesCommand {
     /// object (the whole request body), a JSON array of calls, or a CSV (a header row, a
     /// phone column; name, timezone and extension columns; other columns become variables).
     /// The flags fill in or override the body's settings. A bad item refuses the whole
-    /// batch; each is printed with its 0-based index and reason.
+    /// batch; each is printed with its reason and its number: for a CSV its line in the
+    /// file (the header is line 1), else its 1-based position in `calls` (`item N`).
     Create {
         #[arg(long)]
         file: PathBuf,
@@ -438,6 +439,18 @@ impl Api {
         .await
     }
 
+    /// Prints what a create answered: with `--json` the API's body; else the new `id` alone
+    /// on stdout (so `id=$(dialtone … create …)` works) and `details` of the body on stderr.
+    /// Every create of the CLI prints through here.
+    fn print_created(&self, body: &Value, id: &str, details: impl FnOnce(&Value) -> String) {
+        if self.json {
+            self.print(body, |_| String::new());
+        } else {
+            eprintln!("{}", details(body));
+            println!("{id}");
+        }
+    }
+
     /// Prints `body` as JSON with `--json`, else `summary` of it. An answer without a body
     /// (204) prints nothing with `--json`: stdout holds exactly what the API answered.
     fn print(&self, body: &Value, summary: impl FnOnce(&Value) -> String) {
@@ -485,15 +498,14 @@ pub async fn run(args: ClientArgs, listen: &str) -> anyhow::Result<()> {
             let mut req = body_file(body)?;
             settings.apply(&mut req);
             let c = api.post("/campaigns", Some(&req)).await?;
-            if !api.json {
-                eprintln!(
+            api.print_created(&c, c["id"].as_str().unwrap_or_default(), |c| {
+                format!(
                     "created {} ({}): {}",
                     c["id"].as_str().unwrap_or_default(),
                     c["status"].as_str().unwrap_or_default(),
                     c["name"].as_str().unwrap_or_default()
-                );
-            }
-            api.print(&c, |c| c["id"].as_str().unwrap_or_default().to_string());
+                )
+            });
         }
         CampaignsCommand::Update { id, name, max_concurrent, max_attempts, pool, body } => {
             let mut req = body_file(body)?;
@@ -771,6 +783,17 @@ fn batch_body(file: &std::path::Path) -> anyhow::Result<(Value, Option<Vec<u64>>
     }
 }
 
+/// `text` with every `item N` (the API's name for the N-th call of a batch, 1-based) as
+/// `line L`, L being the CSV file line that call came from (`lines[N - 1]`).
+fn items_as_lines(text: &str, lines: &[u64]) -> String {
+    static ITEM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"\bitem (\d+)\b").expect("a valid pattern"));
+    ITEM.replace_all(text, |c: &regex::Captures| match c[1].parse::<usize>().ok().and_then(|n| lines.get(n.wrapping_sub(1))) {
+        Some(line) => format!("line {line}"),
+        None => c[0].to_string(),
+    })
+    .into_owned()
+}
+
 /// A batch in a few lines: status, progress, outcomes.
 fn batch_summary(b: &Value) -> String {
     let p = &b["progress"];
@@ -830,14 +853,12 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
             let status = resp.status();
             let b: Value = resp.json().await.unwrap_or(Value::Null);
             if !status.is_success() {
+                // Every item number the API prints (`line`, and `item N` in its texts) is
+                // the item's 1-based position in `calls`: for a CSV, shown as its file line.
+                let shown = |text: &str| csv_lines.as_deref().map_or_else(|| text.to_string(), |lines| items_as_lines(text, lines));
                 for bad in b["error"]["details"]["items"].as_array().into_iter().flatten() {
-                    let reason = bad["reason"].as_str().unwrap_or_default();
-                    // `line` is the call's 1-based position in `calls`: for a CSV, its file line.
-                    let item = bad["line"].as_u64().unwrap_or(0);
-                    match csv_lines.as_ref().and_then(|lines| lines.get((item as usize).wrapping_sub(1))) {
-                        Some(line) => eprintln!("{}: line {line}: {reason}", file.display()),
-                        None => eprintln!("{}: item {item}: {reason}", file.display()),
-                    }
+                    let item = format!("item {}", bad["line"].as_u64().unwrap_or(0));
+                    eprintln!("{}: {}: {}", file.display(), shown(&item), shown(bad["reason"].as_str().unwrap_or_default()));
                 }
                 let message = b["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| b.to_string());
                 // A field of one call (`calls[3].name`, 0-based): for a CSV, name its file line too.
@@ -845,16 +866,13 @@ pub async fn run_batches(args: BatchesArgs, listen: &str) -> anyhow::Result<()> 
                 if let Some(line) = index.and_then(|i| csv_lines.as_ref()?.get(i)) {
                     eprintln!("{}: line {line}: {message}", file.display());
                 }
-                anyhow::bail!("{message} (HTTP {})", status.as_u16());
+                anyhow::bail!("{} (HTTP {})", shown(&message), status.as_u16());
             }
             let id = b["id"].as_str().unwrap_or_default().to_string();
             if watch {
                 return watch_batch(&api, &id).await;
             }
-            if !api.json {
-                eprintln!("created batch {id} with {} calls ({})", b["progress"]["total"], b["status"].as_str().unwrap_or_default());
-            }
-            api.print(&b, |_| id.clone());
+            api.print_created(&b, &id, |b| format!("created batch {id} with {} calls ({})", b["progress"]["total"], b["status"].as_str().unwrap_or_default()));
         }
         BatchesCommand::List { limit, before } => {
             let page = api.send(api.req(reqwest::Method::GET, "/batches").query(&page_query(limit, before))).await?;
@@ -1176,7 +1194,9 @@ pub struct WorkspacesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspacesCommand {
-    /// Create a workspace; with `--key-name`, also its first API key (printed once).
+    /// Create a workspace; prints its id alone on stdout, its details on stderr. With
+    /// `--key-name`, also its first API key: the key itself is shown this once, on stderr
+    /// (with `--json`, as `key.key` in the JSON on stdout).
     Create {
         name: String,
         /// Make a first key with this name.
@@ -1223,8 +1243,10 @@ pub async fn run_workspaces(args: WorkspacesArgs, listen: &str) -> anyhow::Resul
                 }
             }
             let r = api.post("/workspaces", Some(&body)).await?;
-            api.print(&r, |r| {
-                let mut out = format!("created {}", r["workspace"]["id"].as_str().unwrap_or_default());
+            // The key's secret is shown this once, on stderr with the other details (stdout
+            // holds the workspace's id alone); `--json` has it as `key.key`.
+            api.print_created(&r, r["workspace"]["id"].as_str().unwrap_or_default(), |r| {
+                let mut out = format!("created {}", workspace_line(&r["workspace"]));
                 if let Some(key) = r["key"]["key"].as_str() {
                     out.push_str(&format!("\nkey {} (store it now, it is not shown again):\n{key}", r["key"]["id"].as_str().unwrap_or_default()));
                 }
@@ -1266,21 +1288,16 @@ pub struct AccountsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
-    /// Register an account; its secrets are encrypted by the server and never shown again.
+    /// Register an account; prints its id alone on stdout, its details on stderr (secrets
+    /// by their last four characters: the server encrypts them and never shows them again).
     Create {
         /// vapi, twilio or exotel.
         #[arg(long)]
         provider: String,
         #[arg(long)]
         name: String,
-        /// A credential, `NAME=VALUE` (repeatable): the config file's field of the provider
-        /// without its prefix, e.g. `account_sid=AC…` (`true`/`false` are booleans).
-        #[arg(long = "credential", value_name = "NAME=VALUE")]
-        credentials: Vec<String>,
-        /// A credential read from an environment variable, `NAME=VARIABLE` (repeatable),
-        /// so a secret stays out of the shell history and the process list.
-        #[arg(long = "credential-env", value_name = "NAME=VARIABLE")]
-        credentials_env: Vec<String>,
+        #[command(flatten)]
+        credentials: CredentialFlags,
         /// Calls at once on this account (default: no limit).
         #[arg(long)]
         max_concurrent: Option<u32>,
@@ -1294,6 +1311,56 @@ pub enum AccountsCommand {
     Show { id: String },
     /// Disable an account (it stays listed).
     Disable { id: String },
+    /// Enable a disabled account again.
+    Enable { id: String },
+    /// Change an account (`PATCH /provider-accounts/{id}`): only what is given changes;
+    /// credentials are merged field by field (a secret is replaced, the others stay).
+    /// Prints the account as `show` does, secrets by their last four characters.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        credentials: CredentialFlags,
+        /// Calls at once on this account; `none` lifts the limit.
+        #[arg(long, value_name = "N|none", value_parser = count_or_none)]
+        max_concurrent: Option<Value>,
+        /// Calls placed per second; `none` restores the provider's default.
+        #[arg(long, value_name = "X|none", value_parser = rate_or_none)]
+        calls_per_second: Option<Value>,
+    },
+}
+
+/// The credentials of `accounts create` and `accounts update`, sent as `credentials`.
+#[derive(Debug, Args)]
+pub struct CredentialFlags {
+    /// A credential, `NAME=VALUE` (repeatable): the config file's field of the provider
+    /// without its prefix, e.g. `account_sid=AC…` (`true`/`false` are booleans).
+    #[arg(long = "credential", value_name = "NAME=VALUE")]
+    credentials: Vec<String>,
+    /// A credential read from an environment variable, `NAME=VARIABLE` (repeatable),
+    /// so a secret stays out of the shell history and the process list.
+    #[arg(long = "credential-env", value_name = "NAME=VARIABLE")]
+    credentials_env: Vec<String>,
+}
+
+impl CredentialFlags {
+    /// The `credentials` object, `None` when no flag was given.
+    fn given(&self) -> anyhow::Result<Option<serde_json::Map<String, Value>>> {
+        if self.credentials.is_empty() && self.credentials_env.is_empty() {
+            return Ok(None);
+        }
+        credential_pairs(&self.credentials, &self.credentials_env).map(Some)
+    }
+}
+
+/// A flag's `X|none`: a number (fractions allowed), or `none` as JSON `null` (in a
+/// `PATCH`, clears it).
+fn rate_or_none(s: &str) -> Result<Value, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Value::Null);
+    }
+    s.parse::<f64>().ok().filter(|x| x.is_finite()).map(Value::from).ok_or_else(|| format!("{s:?} is neither a number nor `none`"))
 }
 
 fn account_line(a: &Value) -> String {
@@ -1316,7 +1383,8 @@ fn account_detail(a: &Value) -> String {
     out
 }
 
-/// `NAME=VALUE` pairs as a JSON object (`true`/`false` as booleans).
+/// `--credential NAME=VALUE` and `--credential-env NAME=VARIABLE` pairs as a JSON object
+/// (`true`/`false` as booleans).
 fn credential_pairs(pairs: &[String], from_env: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
     let mut out = serde_json::Map::new();
     for p in pairs {
@@ -1339,8 +1407,8 @@ fn credential_pairs(pairs: &[String], from_env: &[String]) -> anyhow::Result<ser
 pub async fn run_accounts(args: AccountsArgs, listen: &str) -> anyhow::Result<()> {
     let api = Api::new(&args.conn, listen)?;
     match args.command {
-        AccountsCommand::Create { provider, name, credentials, credentials_env, max_concurrent, calls_per_second } => {
-            let mut body = json!({ "provider": provider, "name": name, "credentials": credential_pairs(&credentials, &credentials_env)? });
+        AccountsCommand::Create { provider, name, credentials, max_concurrent, calls_per_second } => {
+            let mut body = json!({ "provider": provider, "name": name, "credentials": credentials.given()?.unwrap_or_default() });
             if let Some(m) = max_concurrent {
                 body["max_concurrent"] = json!(m);
             }
@@ -1348,7 +1416,7 @@ pub async fn run_accounts(args: AccountsArgs, listen: &str) -> anyhow::Result<()
                 body["calls_per_second"] = json!(r);
             }
             let r = api.post("/provider-accounts", Some(&body)).await?;
-            api.print(&r, |r| format!("created {}", account_detail(r)));
+            api.print_created(&r, r["id"].as_str().unwrap_or_default(), |r| format!("created {}", account_detail(r)));
         }
         AccountsCommand::List => {
             let r = api.get("/provider-accounts?limit=500").await?;
@@ -1362,6 +1430,25 @@ pub async fn run_accounts(args: AccountsArgs, listen: &str) -> anyhow::Result<()
             api.send(api.req(reqwest::Method::DELETE, &format!("/provider-accounts/{}", seg(&id)))).await?;
             let r = api.get(&format!("/provider-accounts/{}", seg(&id))).await?;
             api.print(&r, |r| format!("disabled {}", account_line(r)));
+        }
+        AccountsCommand::Enable { id } => {
+            let r = api.send(api.req(reqwest::Method::PATCH, &format!("/provider-accounts/{}", seg(&id))).json(&json!({ "enabled": true }))).await?;
+            api.print(&r, |r| format!("enabled {}", account_line(r)));
+        }
+        AccountsCommand::Update { id, name, credentials, max_concurrent, calls_per_second } => {
+            let mut body = json!({});
+            set_fields(
+                &mut body,
+                [
+                    ("name", name.map(Value::from)),
+                    ("credentials", credentials.given()?.map(Value::Object)),
+                    ("max_concurrent", max_concurrent),
+                    ("calls_per_second", calls_per_second),
+                ],
+            );
+            anyhow::ensure!(body.as_object().is_some_and(|o| !o.is_empty()), "nothing to change: give a flag (see --help)");
+            let r = api.send(api.req(reqwest::Method::PATCH, &format!("/provider-accounts/{}", seg(&id))).json(&body)).await?;
+            api.print(&r, account_detail);
         }
     }
     Ok(())
@@ -1401,6 +1488,17 @@ mod tests {
             "counts": {"contacts": {"done": 3, "pending": 5, "in_call": 2}, "active_calls": 2}});
         let l = super::line(&c);
         assert!(l.contains(" 3/10") && l.contains("2026-12-01T14:00:00Z") && l.contains("dialing"), "{l}");
+    }
+
+    #[test]
+    fn a_csvs_item_numbers_are_shown_as_its_lines() {
+        let lines = [2, 3, 5];
+        assert_eq!(super::items_as_lines("+1415 is also item 1: once", &lines), "+1415 is also line 2: once");
+        assert_eq!(
+            super::items_as_lines("2 of 3 calls are invalid (first: item 3: +1 is also item 1)", &lines),
+            "2 of 3 calls are invalid (first: line 5: +1 is also line 2)"
+        );
+        assert_eq!(super::items_as_lines("item 9 and items 1", &lines), "item 9 and items 1", "unknown numbers and other words stay");
     }
 
     #[test]

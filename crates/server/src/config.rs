@@ -70,7 +70,8 @@ pub struct Config {
     #[serde(serialize_with = "expose_option")]
     pub twilio_auth_token: Option<SecretString>,
     pub twilio_base_url: String,
-    /// TwiML the answered call runs: a URL (`twilio_twiml_url`) or inline (`twilio_twiml`).
+    /// TwiML the answered call runs: a URL (`twilio_twiml_url`) or inline (`twilio_twiml`);
+    /// with both, the URL wins.
     pub twilio_twiml_url: Option<String>,
     pub twilio_twiml: Option<String>,
     /// Answering-machine detection (machine → outcome voicemail).

@@ -40,7 +40,8 @@ enum Command {
     /// limit per caller number (through the API, with an admin key; an admin key of the
     /// default workspace manages them all).
     Workspaces(client::WorkspacesArgs),
-    /// The workspace's own provider accounts: create, list, show, disable (through the API).
+    /// The workspace's own provider accounts: create, list, show, update, disable, enable
+    /// (through the API).
     Accounts(client::AccountsArgs),
     /// Measure webhook ingest and dispatch throughput (see BENCHMARKS.md).
     Bench(bench::BenchArgs),

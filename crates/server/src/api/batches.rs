@@ -127,12 +127,17 @@ pub struct BatchCall {
 }
 
 /// A refused item of a batch: its 1-based position in `calls` (`line`, as a JSON contact
-/// import reports rows) and why.
+/// import reports rows) and why. Wherever the API's text names an item (a reason, the
+/// error's message) it says `item N`, N being that item's `line`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BadCall {
     /// 1 for the first item of `calls`.
     pub line: usize,
     pub reason: String,
+    /// A number called twice: the `line` of the item that has it first (the reason says
+    /// `is also item N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<usize>,
 }
 
 /// How far a batch is: contacts (one per call item) finished out of all.
@@ -272,13 +277,17 @@ fn read_calls(items: &[serde_json::Value], region: &str, zone: &str, extensions:
             Ok(c) => {
                 let key = (c.phone.as_str().to_string(), c.extension.as_ref().map(|e| e.to_string()));
                 if let Some(earlier) = first.get(&key) {
-                    bad.push(BadCall { line, reason: format!("{} is also item {earlier}: a batch calls each number once", c.phone) });
+                    bad.push(BadCall {
+                        line,
+                        reason: format!("{} is also item {earlier}: a batch calls each number once", c.phone),
+                        duplicate_of: Some(*earlier),
+                    });
                 } else {
                     first.insert(key, line);
                     good.push(c);
                 }
             }
-            Err(reason) => bad.push(BadCall { line, reason }),
+            Err(reason) => bad.push(BadCall { line, reason, duplicate_of: None }),
         }
     }
     if bad.is_empty() {

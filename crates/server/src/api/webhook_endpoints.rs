@@ -85,7 +85,9 @@ pub struct EndpointView {
     /// Since when its deliveries have failed without a success; `null` while healthy.
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     failing_since: Option<jiff::Timestamp>,
-    /// Until when the secret before the last rotation still signs (a second signature).
+    /// Until when the secret the last rotation replaced still signs (a second signature).
+    /// Only that one is kept: a rotation within the overlap of the one before ends the
+    /// older secret's signing at once, and this is the replaced secret's end, not the older's.
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     previous_secret_expires_at: Option<jiff::Timestamp>,
     #[schema(value_type = String, format = DateTime)]
@@ -132,7 +134,8 @@ fn shown_once<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok
 /// One try in the delivery log.
 #[derive(Debug, Serialize, ToSchema)]
 struct AttemptView {
-    /// 1 for the first try (since the last replay).
+    /// The try's number among all tries of this message to this endpoint, 1 for the
+    /// first: a replay continues the count.
     attempt: u32,
     #[schema(value_type = String, format = DateTime)]
     attempted_at: jiff::Timestamp,
@@ -156,7 +159,8 @@ struct DeliveryView {
     event_type: String,
     /// `pending`, `delivered` or `failed` (all 8 tries failed).
     status: String,
-    /// Tries so far (since the last replay).
+    /// Tries made so far, replays included: the number of `tries` (the last one's
+    /// `attempt`).
     attempts: u32,
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     next_attempt_at: Option<jiff::Timestamp>,
@@ -173,7 +177,7 @@ fn delivery_view((d, tries): (Delivery, Vec<DeliveryAttempt>)) -> DeliveryView {
         message_id: d.message_id.to_string(),
         event_type: d.event_type,
         status: d.status,
-        attempts: d.attempts,
+        attempts: u32::try_from(tries.len()).unwrap_or(u32::MAX),
         next_attempt_at: d.next_attempt_at,
         created_at: d.created_at,
         payload: serde_json::from_str(&d.payload).unwrap_or(serde_json::Value::Null),

@@ -47,6 +47,18 @@ async fn create_with_body(app: &TestApp, body: &str, flags: &[&str]) -> Value {
     json(dialtone(app, &args, &[]).await)
 }
 
+/// A create's stdout: exactly the new id and a newline (its details go to stderr); the id.
+fn id_alone(o: Output, prefix: &str) -> String {
+    let out = ok(o);
+    let id = out.strip_suffix('\n').unwrap_or_else(|| panic!("one line: {out:?}"));
+    assert!(id.starts_with(prefix) && !id.contains(char::is_whitespace), "stdout is the id alone: {out:?}");
+    id.to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 fn failed(o: &Output, message: &str) {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "expected a failure: {}", stdout(o));
@@ -144,10 +156,8 @@ async fn a_create_prints_the_id_alone_and_a_waiting_campaign_is_shown_in_words()
         &[],
     )
     .await;
-    let id = ok(out.clone());
-    let id = id.strip_suffix('\n').unwrap_or(&id);
-    assert!(id.starts_with("cmp_") && !id.contains(char::is_whitespace), "stdout is the id alone: {id:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("draft"), "details on stderr");
+    assert!(stderr(&out).contains("draft"), "details on stderr");
+    let id = &id_alone(out, "cmp_");
 
     // One contact where it is 3 at night: it waits for its calling hours, said in words.
     let zone = crate::batches::zone_at_local_hour(3);
@@ -339,10 +349,10 @@ async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
     // The CSV's calls run to the end; --watch --json prints the batch as it ended.
     // The id and the progress lines go to stderr: stdout is the API's JSON alone.
     let out = dialtone(&app, &args, &[]).await;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
     let done = json(out);
     assert_eq!(done["status"], "completed", "{done}");
-    assert!(stderr.starts_with(done["id"].as_str().unwrap()) && stderr.contains("3/3 calls · completed"), "{stderr}");
+    assert!(progress.starts_with(done["id"].as_str().unwrap()) && progress.contains("3/3 calls · completed"), "{progress}");
     assert_eq!(done["progress"]["total"], 3, "{done}");
     assert_eq!(done["progress"]["percent_done"], 100.0, "{done}");
     let id = done["id"].as_str().unwrap().to_string();
@@ -364,9 +374,7 @@ async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
         .to_string(),
     )
     .unwrap();
-    let created = ok(dialtone(&app, &["batches", "create", "--file", body.to_str().unwrap(), "--name", "later"], &[]).await);
-    let later = created.trim_end().to_string();
-    assert!(later.starts_with("cmp_") && !later.contains(char::is_whitespace), "the id alone: {created:?}");
+    let later = id_alone(dialtone(&app, &["batches", "create", "--file", body.to_str().unwrap(), "--name", "later"], &[]).await, "cmp_");
     let canceled = ok(dialtone(&app, &["batches", "cancel", &later], &[]).await);
     assert!(canceled.contains("canceled"), "{canceled}");
     failed(&dialtone(&app, &["batches", "cancel", &later], &[]).await, "cannot cancel a batch that is canceled");
@@ -384,6 +392,26 @@ async fn a_batch_is_sent_from_csv_or_json_watched_and_canceled_from_the_cli() {
     args.extend(settings);
     let o = dialtone(&app, &args, &[]).await;
     failed(&o, "bad.csv: line 3:");
+    // A number twice, and a bad one after it: every item number printed (the item, the
+    // earlier item a reason names, the summary's first) is the CSV's line.
+    let dup = dir.path().join("dup.csv");
+    std::fs::write(&dup, format!("phone\n{}\n{}\nnope\n{}\n", nums[0], nums[1], nums[0])).unwrap();
+    let mut args = vec!["batches", "create", "--file", dup.to_str().unwrap()];
+    args.extend(settings);
+    let o = dialtone(&app, &args, &[]).await;
+    failed(&o, &format!("dup.csv: line 5: {} is also line 2: a batch calls each number once", nums[0]));
+    failed(&o, "2 of 4 calls are invalid (first: line 4: ");
+    assert!(!stderr(&o).contains("item "), "no item numbers left: {}", stderr(&o));
+    // The API numbers the same items by their 1-based position in `calls`.
+    let body = serde_json::json!({"provider": "sim", "assistant_id": "asst_it", "phone_number_id": PHONE_NUMBER_ID,
+        "calls": [{"phone": nums[0]}, {"phone": nums[1]}, {"phone": "nope"}, {"phone": nums[0]}]});
+    let (status, err) = app.post_json("/batches", &body).await;
+    assert_eq!(status, 422, "{err}");
+    let items = &err["error"]["details"]["items"];
+    assert_eq!(items[0]["line"], 3, "{err}");
+    assert_eq!((items[1]["line"].clone(), items[1]["duplicate_of"].clone()), (serde_json::json!(4), serde_json::json!(1)), "{err}");
+    assert!(items[1]["reason"].as_str().unwrap().contains("is also item 1:"), "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("(first: item 3: "), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,6 +421,13 @@ async fn workspaces_are_managed_from_the_cli_and_keys_made_with_scopes() {
     let ws = created["workspace"]["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
     let acme_key = created["key"]["key"].as_str().unwrap().to_string();
     assert_eq!(created["key"]["scopes"], serde_json::json!(["read", "write", "admin"]));
+    // Without --json: the id alone on stdout; the key, shown this once, on stderr.
+    let o = dialtone(&app, &["workspaces", "create", "Delta", "--key-name", "delta-admin"], &[]).await;
+    let err = stderr(&o);
+    let delta = id_alone(o, "ws_");
+    assert!(err.contains(&format!("created {delta}")) && err.contains("store it now") && err.contains("\ndt_"), "{err}");
+    let bare = id_alone(dialtone(&app, &["workspaces", "create", "Echo"], &[]).await, "ws_");
+    assert_ne!(bare, delta);
     let listed = ok(dialtone(&app, &["workspaces", "list"], &[]).await);
     assert!(listed.contains(&ws) && listed.contains("Acme") && listed.contains("(default)"), "{listed}");
     // Acme's own admin key lists only Acme.
@@ -476,7 +511,7 @@ async fn secrets_rotate_re_encrypts_every_stored_secret_under_the_new_master_key
 }
 
 /// `dialtone accounts`: create (a secret from the environment), list, show (last four
-/// characters only), disable.
+/// characters only), disable, enable, update (a secret replaced, shown by its last four).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_accounts_are_managed_from_the_cli_and_their_secrets_never_printed() {
     let app = TestApp::start().await;
@@ -516,6 +551,64 @@ async fn provider_accounts_are_managed_from_the_cli_and_their_secrets_never_prin
     assert!(!shown.contains("cli-token-from-env"), "{shown}");
     let disabled = ok(dialtone(&app, &["accounts", "disable", &id], &[]).await);
     assert!(disabled.contains("disabled") && disabled.contains(&id), "{disabled}");
+    let enabled = ok(dialtone(&app, &["accounts", "enable", &id], &[]).await);
+    assert!(enabled.contains("enabled") && enabled.contains(&id), "{enabled}");
+    assert_eq!(json(dialtone(&app, &["accounts", "show", &id, "--json"], &[]).await)["enabled"], true);
+
+    // update: a secret replaced (from the environment), the others kept; a limit lifted.
+    let o = dialtone(
+        &app,
+        &[
+            "accounts",
+            "update",
+            &id,
+            "--name",
+            "Twilio EU 2",
+            "--credential-env",
+            "auth_token=IT_TWILIO_TOKEN",
+            "--max-concurrent",
+            "none",
+            "--calls-per-second",
+            "2.5",
+        ],
+        &[("IT_TWILIO_TOKEN", "rotated-token-from-env-4321")],
+    )
+    .await;
+    let updated = ok(o.clone());
+    assert!(!updated.contains("rotated-token") && !stderr(&o).contains("rotated-token"), "never the secret: {updated}");
+    assert!(updated.contains("auth_token: …4321") && updated.contains("account_sid: AC42") && updated.contains("Twilio EU 2"), "{updated}");
+    let shown = json(dialtone(&app, &["accounts", "show", &id, "--json"], &[]).await);
+    assert_eq!((shown["max_concurrent"].clone(), shown["calls_per_second"].clone()), (Value::Null, serde_json::json!(2.5)), "{shown}");
+    assert_eq!(shown["credentials"]["twiml_url"], "https://example.com/twiml", "{shown}");
+    let o = dialtone(&app, &["accounts", "update", &id, "--credential", "auth_token=typed-secret-5555", "--json"], &[]).await;
+    let patched = json(o);
+    assert_eq!(patched["credentials"]["auth_token"], "…5555");
+    assert!(!patched.to_string().contains("typed-secret"), "{patched}");
+    failed(&dialtone(&app, &["accounts", "update", &id], &[]).await, "nothing to change");
+
+    // A create without --json: the id alone on stdout, the details (never a secret) on stderr.
+    let o = dialtone(
+        &app,
+        &[
+            "accounts",
+            "create",
+            "--provider",
+            "twilio",
+            "--name",
+            "Twilio US",
+            "--credential",
+            "account_sid=AC43",
+            "--credential",
+            "auth_token=plain-secret-1234",
+            "--credential",
+            "twiml_url=https://example.com/t",
+        ],
+        &[],
+    )
+    .await;
+    let err = stderr(&o);
+    let second = id_alone(o, "pa_");
+    assert!(err.contains(&format!("created {second}")) && err.contains("auth_token: …1234") && !err.contains("plain-secret"), "{err}");
     let o = dialtone(&app, &["accounts", "create", "--provider", "vapi", "--name", "v", "--credential", "api_key=k"], &[]).await;
     failed(&o, "credentials.webhook_secret");
 }

@@ -153,6 +153,17 @@ async fn a_failing_receiver_is_retried_on_the_schedule_then_replayed() {
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(engine.deliver_webhooks(&client).await.unwrap(), 1, "a replay is sent at once");
     assert_eq!(got.lock().unwrap().len(), 9);
+    // The log numbers the replay's try after the eight before it, and `attempts` counts
+    // them all; the replay's retry schedule starts over (its second try after the first wait).
+    let (_, log) = app.get(&format!("/webhook-endpoints/{endpoint}/deliveries")).await;
+    let d = &log["data"][0];
+    let numbers: Vec<u64> = d["tries"].as_array().unwrap().iter().map(|t| t["attempt"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (1..=9).collect::<Vec<u64>>(), "{d}");
+    assert_eq!((d["attempts"].as_u64(), d["status"].as_str()), (Some(9), Some("pending")), "{d}");
+    clock.advance(dialtone_store::WEBHOOK_RETRY_SCHEDULE[1]);
+    assert_eq!(engine.deliver_webhooks(&client).await.unwrap(), 1, "the replay is retried on the schedule");
+    let (_, log) = app.get(&format!("/webhook-endpoints/{endpoint}/deliveries")).await;
+    assert_eq!((log["data"][0]["attempts"].as_u64(), log["data"][0]["tries"][9]["attempt"].as_u64()), (Some(10), Some(10)), "{log}");
 
     // Bad fields are refused naming them; another id is 404.
     let (status, body) = app.post_json("/webhook-endpoints", &json!({ "url": "ftp://x", "events": ["call.ended"] })).await;
@@ -194,6 +205,30 @@ async fn rotation_signs_with_both_secrets() {
     for secret in [&old, &new] {
         standardwebhooks::Webhook::new(secret).unwrap().verify(body.as_bytes(), &headers).expect("each secret verifies");
     }
+
+    // A second rotation within the overlap keeps one previous secret: the one it replaced,
+    // for 24 h from now (its `previous_secret_expires_at`); the original stops at once.
+    let (_, again) = app.post(&format!("/webhook-endpoints/{endpoint}/rotate-secret")).await;
+    let newest = again["secret"].as_str().unwrap().to_string();
+    let until = |v: &serde_json::Value| v["previous_secret_expires_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert!(until(&again) > until(&rotated), "{again} {rotated}");
+    let second = app.create_campaign(json!({})).await;
+    app.import_csv(&second, &contacts_csv(1)).await;
+    app.act(&second, "start").await;
+    app.act(&second, "pause").await;
+    let (headers, body) = eventually(
+        || {
+            let got = got.clone();
+            async move { got.lock().unwrap().get(1).cloned().ok_or_else(|| "nothing yet".to_string()) }
+        },
+        secs(10),
+    )
+    .await;
+    assert_eq!(headers["webhook-signature"].to_str().unwrap().split(' ').count(), 2, "never three signatures");
+    for secret in [&new, &newest] {
+        standardwebhooks::Webhook::new(secret).unwrap().verify(body.as_bytes(), &headers).expect("the current and the one just replaced verify");
+    }
+    assert!(standardwebhooks::Webhook::new(&old).unwrap().verify(body.as_bytes(), &headers).is_err(), "the original no longer signs");
 }
 
 #[tokio::test]

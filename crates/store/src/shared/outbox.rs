@@ -128,7 +128,9 @@ pub struct Delivery {
     pub payload: String,
     /// `pending`, `delivered` or `failed`.
     pub status: String,
-    /// Tries claimed since it was written (or last replayed).
+    /// Tries claimed since it was written or last replayed: the index into
+    /// [`RETRY_SCHEDULE`] (a replay restarts the schedule). The delivery log numbers tries
+    /// across replays instead ([`DeliveryAttempt::attempt`]).
     pub attempts: u32,
     pub next_attempt_at: Option<Timestamp>,
     pub created_at: Timestamp,
@@ -140,7 +142,9 @@ pub struct DeliveryAttempt {
     pub id: DeliveryAttemptId,
     pub message_id: MessageId,
     pub endpoint_id: WebhookEndpointId,
-    /// 1 for the first try (counted since the last replay).
+    /// The try's number among every try of this message to this endpoint: 1 for the first,
+    /// and a replay continues the count (tries 1, 2 then a replay's 3), so the log never
+    /// shows two tries with the same number.
     pub attempt: u32,
     pub attempted_at: Timestamp,
     /// The HTTP status; `None` when no answer came (timeout, refused connection).
@@ -457,7 +461,9 @@ pub async fn delete(p: Pools<'_>, ws: &WorkspaceId, id: &str) -> Result<bool> {
 }
 
 /// Makes `secret` the endpoint's secret; the one it replaces keeps signing for
-/// [`ROTATION_OVERLAP`]. `None` if there is no such endpoint.
+/// [`ROTATION_OVERLAP`]. Only that one previous secret is kept: the one before it (still
+/// in its own overlap after a rotation less than 24 h earlier) stops signing at once.
+/// `None` if there is no such endpoint.
 pub async fn rotate_secret(
     p: Pools<'_>,
     ws: &WorkspaceId,
@@ -514,9 +520,10 @@ pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDurati
     Ok(out)
 }
 
-/// Records try number `attempt` of a claimed delivery and schedules what follows: delivered
-/// on a 2xx; else due again after the next wait of [`RETRY_SCHEDULE`], or `failed` after the
-/// last. The endpoint's failure streak is reset on success, started on failure, and the
+/// Records try number `attempt` (since the write or the last replay) of a claimed delivery
+/// and schedules what follows: delivered on a 2xx; else due again after the next wait of
+/// [`RETRY_SCHEDULE`], or `failed` after the last. The log numbers the try after every try
+/// logged before it ([`DeliveryAttempt::attempt`]). The endpoint's failure streak is reset on success, started on failure, and the
 /// endpoint disabled once the streak is [`DISABLE_AFTER`] old. False (nothing written) if
 /// the claim is no longer `node`'s (its lease ran out and another node took the row).
 pub async fn finish(p: Pools<'_>, claimed: &Delivery, attempt: u32, node: &str, result: &TryResult, now: Timestamp) -> Result<bool> {
@@ -564,6 +571,13 @@ async fn finish_in(db: &mut Db<'_>, claimed: &Delivery, attempt: u32, node: &str
     if n == 0 {
         return Ok(false);
     }
+    // The row is this node's claim: no other try of it is being logged meanwhile.
+    let (logged,): (i64,) = db
+        .fetch_one(
+            "SELECT COUNT(*) FROM webhook_attempts WHERE message_id = $1 AND endpoint_id = $2",
+            args![claimed.message_id.as_str(), claimed.endpoint_id.as_str()],
+        )
+        .await?;
     db.execute(
         "INSERT INTO webhook_attempts (id, message_id, endpoint_id, attempt, attempted_at, status_code, latency_ms, response_excerpt, error, succeeded)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -571,7 +585,7 @@ async fn finish_in(db: &mut Db<'_>, claimed: &Delivery, attempt: u32, node: &str
             DeliveryAttemptId::new().as_str(),
             claimed.message_id.as_str(),
             claimed.endpoint_id.as_str(),
-            attempt,
+            logged + 1,
             ms(now),
             result.status_code.map(i64::from),
             i64::try_from(result.latency_ms).unwrap_or(i64::MAX),
@@ -645,7 +659,8 @@ fn clone_attempt(a: &AttemptRow) -> AttemptRow {
 }
 
 /// Sends a message to the endpoint again: the delivery is pending and due at `now`, its
-/// try count restarted (the log keeps the earlier tries). False if there is no such
+/// retry schedule restarted (the log keeps the earlier tries, and numbers the new ones
+/// after them). False if there is no such
 /// delivery in `ws`.
 pub async fn replay(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, message: &str, now: Timestamp) -> Result<bool> {
     let n = p

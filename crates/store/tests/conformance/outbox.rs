@@ -122,12 +122,14 @@ pub async fn deliveries_are_leased_retried_on_the_schedule_and_replayed(store: S
     assert!(store.finish_delivery(&retaken[0].delivery, 2, "n1", &answer(204), later).await.unwrap());
     let rows = store.list_deliveries(&ws, ep.id.as_str(), &page).await.unwrap();
     assert_eq!(rows[0].0.status, "delivered");
+    let numbers: Vec<u32> = rows[0].1.iter().map(|t| t.attempt).collect();
+    assert_eq!(numbers, (1..=9).collect::<Vec<u32>>(), "the replay's try is numbered after the eight before it");
     assert!(store.claim_deliveries("n1", later.checked_add(jiff::SignedDuration::from_hours(48)).unwrap(), lease, 10).await.unwrap().is_empty());
     assert!(!store.replay_delivery(&ws, ep.id.as_str(), "msg_01JZZZZZZZZZZZZZZZZZZZZZZZ", now).await.unwrap());
 }
 
 /// Five days of failures disable an endpoint (and a PATCH turns it back on); a rotation
-/// signs with both secrets for 24 h.
+/// signs with both secrets for 24 h, and a second one keeps only the secret it replaced.
 pub async fn an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_two_secrets_a_day(store: S) {
     let ws = store.default_workspace().await.unwrap();
     let ep = store.create_webhook_endpoint(&ws, &endpoint(&["campaign.paused", "campaign.canceled"]), &secret(), t0()).await.unwrap();
@@ -171,6 +173,11 @@ pub async fn an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_tw
     assert_eq!(exposed(rotated.signing_secrets(far)), ["whsec_bmV3bmV3bmV3bmV3bmV3bmV3", SECRET]);
     let day = far.checked_add(jiff::SignedDuration::from_hours(24)).unwrap();
     assert_eq!(exposed(rotated.signing_secrets(day)), ["whsec_bmV3bmV3bmV3bmV3bmV3bmV3"], "the old secret stops signing after 24 h");
+    // A second rotation within the overlap keeps one previous secret: the one it replaced.
+    let hour = far.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+    let again = store.rotate_webhook_secret(&ws, ep.id.as_str(), &"whsec_dGhpcmR0aGlyZHRoaXJkdGhp".into(), hour).await.unwrap().unwrap();
+    assert_eq!(exposed(again.signing_secrets(hour)), ["whsec_dGhpcmR0aGlyZHRoaXJkdGhp", "whsec_bmV3bmV3bmV3bmV3bmV3bmV3"], "the original stops at once");
+    assert_eq!(again.previous_secret_until, hour.checked_add(jiff::SignedDuration::from_hours(24)).ok());
 
     // Another workspace sees nothing of it; delete takes its deliveries.
     let page = dialtone_store::Page { limit: 10, before: None };
