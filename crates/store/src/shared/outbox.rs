@@ -574,7 +574,7 @@ async fn finish_in(db: &mut Db<'_>, claimed: &Delivery, attempt: u32, node: &str
     // The row is this node's claim: no other try of it is being logged meanwhile.
     let (logged,): (i64,) = db
         .fetch_one(
-            "SELECT COUNT(*) FROM webhook_attempts WHERE message_id = $1 AND endpoint_id = $2",
+            "SELECT CAST(COALESCE(MAX(attempt), 0) AS BIGINT) FROM webhook_attempts WHERE message_id = $1 AND endpoint_id = $2",
             args![claimed.message_id.as_str(), claimed.endpoint_id.as_str()],
         )
         .await?;
