@@ -157,14 +157,14 @@ impl AppState {
         if *ws == self.default_workspace || self.share_config_accounts || provider == ProviderKind::Sim {
             return Ok(());
         }
-        Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_account",
-            format!(
-                "{field}: this workspace calls {provider} only through its own {provider} account: register one (POST /api/v1/provider-accounts) and name it in account_id"
-            ),
-        )
-        .with_details(serde_json::json!({ "field": field, "provider": provider })))
+        let message = if field == "account_id" {
+            format!("{field}: this workspace calls {provider} only through its own {provider} account: register one (POST /api/v1/provider-accounts) and name it in account_id")
+        } else {
+            // Inbound numbers have no account_id: they are answered on the server's accounts.
+            format!("{field}: inbound numbers on {provider} are answered on the server's own {provider} account, which belongs to the default workspace: its operator registers them (sim numbers are open to every workspace)")
+        };
+        Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_account", message)
+            .with_details(serde_json::json!({ "field": field, "provider": provider })))
     }
 
     /// Refuses work on a provider this server has no account for, before anything is

@@ -11,6 +11,15 @@ use governor::{
 };
 use std::{fmt, num::NonZeroU32, sync::Arc, time::Duration};
 
+/// The slowest rate accepted: one request a day. `governor` keeps its times in u64
+/// nanoseconds (about 584 years) and panics past that, when it first uses a bucket whose
+/// period or burst would reach it; no provider meters slower than a day.
+pub const MIN_PER_SECOND: f64 = 1.0 / 86_400.0;
+
+/// The largest burst accepted: `governor` also keeps burst × period in u64 nanoseconds,
+/// and with the slowest rate 10,000 days stays well within it.
+pub const MAX_BURST: u32 = 10_000;
+
 /// How fast one provider account accepts requests.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
@@ -47,9 +56,9 @@ impl RateLimit {
     }
 
     fn quota(&self) -> Result<Quota, InvalidRateLimit> {
-        let burst = NonZeroU32::new(self.burst).ok_or(InvalidRateLimit::ZeroBurst)?;
+        let burst = NonZeroU32::new(self.burst).filter(|b| b.get() <= MAX_BURST).ok_or(InvalidRateLimit::Burst(self.burst))?;
         let rate_error = InvalidRateLimit::Rate(self.per_second);
-        if !(self.per_second.is_finite() && self.per_second > 0.0) {
+        if !(self.per_second.is_finite() && self.per_second >= MIN_PER_SECOND) {
             return Err(rate_error);
         }
         // Too slow overflows a Duration; too fast rounds the period to zero nanoseconds.
@@ -61,10 +70,10 @@ impl RateLimit {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InvalidRateLimit {
-    #[error("rate limit must be a positive, finite number of requests per second (got {0})")]
+    #[error("rate limit must be a finite number of requests per second, at least one a day ({MIN_PER_SECOND:.3e}) (got {0})")]
     Rate(f64),
-    #[error("rate limit burst must be at least 1")]
-    ZeroBurst,
+    #[error("rate limit burst must be from 1 to {MAX_BURST} (got {0})")]
+    Burst(u32),
 }
 
 type Bucket<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -195,11 +204,20 @@ mod tests {
 
     #[test]
     fn invalid_limits_are_rejected_by_validate() {
-        for per_second in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-30, 1e12] {
+        // 1e-19..5e-11 fit a Duration but not governor's u64 nanoseconds: it panicked on
+        // first use of such a bucket.
+        for per_second in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-30, 1e-19, 1e-12, 5e-11, MIN_PER_SECOND / 2.0, 1e12] {
             let limit = RateLimit { per_second, burst: 1 };
             assert!(limit.validate().is_err(), "{per_second} accepted");
         }
-        assert_eq!(RateLimit { per_second: 1.0, burst: 0 }.validate(), Err(InvalidRateLimit::ZeroBurst));
+        assert_eq!(RateLimit { per_second: 1.0, burst: 0 }.validate(), Err(InvalidRateLimit::Burst(0)));
+        assert_eq!(RateLimit { per_second: 1.0, burst: MAX_BURST + 1 }.validate(), Err(InvalidRateLimit::Burst(MAX_BURST + 1)));
+        // The extremes accepted make a bucket that works.
+        for limit in [RateLimit { per_second: MIN_PER_SECOND, burst: MAX_BURST }, RateLimit { per_second: MIN_PER_SECOND, burst: 1 }] {
+            assert_eq!(limit.validate(), Ok(()));
+            let limiter = AccountLimiter::new(limit);
+            assert!(limiter.try_acquire(), "{limit:?}: the first request goes");
+        }
         assert_eq!(RateLimit::per_minute(0).validate(), Err(InvalidRateLimit::Rate(0.0)));
         for ok in [RateLimit::twilio(), RateLimit::exotel(), RateLimit::per_minute(1)] {
             assert_eq!(ok.validate(), Ok(()));

@@ -52,6 +52,32 @@ async fn handle_account(State(app): State<Arc<AppState>>, kind: ProviderKind, ac
     process(app, kind, provider, Some(route), request).await
 }
 
+/// `body` with every U+0000 it would carry once parsed — a JSON `\u0000` escape (Vapi), a
+/// form's `%00` (Twilio, Exotel) or a raw NUL byte — replaced by U+FFFD; `None` when it
+/// has none (the usual case: one scan, no copy). PostgreSQL text cannot hold U+0000, and an
+/// authentic event must be stored, not refused: the provider would retry it for ever.
+pub fn without_nul(body: &[u8]) -> Option<Bytes> {
+    const SWAPS: [(&[u8], &[u8]); 3] = [(b"\\u0000", b"\\ufffd"), (b"%00", b"%EF%BF%BD"), (b"\0", "\u{fffd}".as_bytes())];
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    if !SWAPS.iter().any(|(from, _)| has(from)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + 16);
+    let mut i = 0;
+    'bytes: while i < body.len() {
+        for (from, to) in SWAPS {
+            if body[i..].starts_with(from) {
+                out.extend_from_slice(to);
+                i += from.len();
+                continue 'bytes;
+            }
+        }
+        out.push(body[i]);
+        i += 1;
+    }
+    Some(Bytes::from(out))
+}
+
 /// Webhook bodies are small; a megabyte is generous.
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -86,7 +112,11 @@ async fn process(
     };
     let url = parts.uri.to_string();
     let req = WebhookRequest { headers: &parts.headers, body: &body, url: &url };
-    let (result, response) = match provider.verify_webhook(&req, app.now()).and_then(|()| provider.parse_webhook(&req)) {
+    let checked = provider.verify_webhook(&req, app.now());
+    // Checked on the body as sent; parsed without U+0000, which PostgreSQL cannot store.
+    let clean = without_nul(&body);
+    let req = WebhookRequest { body: clean.as_ref().unwrap_or(&body), ..req };
+    let (result, response) = match checked.and_then(|()| provider.parse_webhook(&req)) {
         Err(WebhookError::Unauthorized(m)) => {
             tracing::warn!(reason = %m, "webhook refused: not authentic");
             ("unauthorized", ApiError::unauthorized("webhook authentication failed").into_response())
@@ -141,4 +171,19 @@ async fn process(
     };
     app.engine.metrics.webhook(kind.as_str(), result, started.elapsed());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_nul;
+
+    #[test]
+    fn a_nul_in_any_encoding_becomes_the_replacement_character() {
+        assert_eq!(without_nul(br#"{"a":"plain"}"#), None, "nothing to do: no copy");
+        assert_eq!(without_nul(br#"{"a":"x\u0000y"}"#).unwrap().as_ref(), br#"{"a":"x\ufffdy"}"#);
+        assert_eq!(without_nul(b"CallSid=CA1%00&Status=completed").unwrap().as_ref(), b"CallSid=CA1%EF%BF%BD&Status=completed");
+        assert_eq!(without_nul(b"a\0b").unwrap().as_ref(), "a\u{fffd}b".as_bytes());
+        let parsed: serde_json::Value = serde_json::from_slice(&without_nul(br#"{"a":"x\u0000"}"#).unwrap()).unwrap();
+        assert_eq!(parsed["a"], "x\u{fffd}");
+    }
 }

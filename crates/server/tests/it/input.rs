@@ -208,3 +208,38 @@ async fn two_idempotency_keys_and_a_webhook_url_with_credentials_are_refused() {
     let (_, kept) = app.get(&format!("/webhook-endpoints/{id}")).await;
     assert_eq!(kept["url"], "https://hooks.example.com/a");
 }
+
+/// An authentic provider webhook is stored even with a NUL in it (PostgreSQL text cannot
+/// hold U+0000; refusing it would make the provider retry for ever and the call never
+/// end): the NUL is stored as U+FFFD, on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authentic_webhook_with_a_nul_is_stored_and_ends_its_call() {
+    let mut options = Options::default();
+    options.sim.number_outcomes = numbers(1).into_iter().map(|n| (n, dialtone_sim::SimOutcome::Hang)).collect();
+    options.sim_webhooks = false;
+    options.engine.stuck_timeout = secs(600);
+    let app = TestApp::with(options).await;
+    let campaign = app.create_campaign(serde_json::json!({})).await;
+    app.import_csv(&campaign, &contacts_csv(1)).await;
+    app.act(&campaign, "start").await;
+    let (call, pid) = eventually(
+        || async {
+            let calls = app.all_calls(&[("campaign_id", campaign.as_str())], 10).await;
+            match calls.first() {
+                Some(c) if c["provider_call_id"].is_string() => {
+                    Ok((c["id"].as_str().unwrap().to_string(), c["provider_call_id"].as_str().unwrap().to_string()))
+                }
+                _ => Err(format!("{calls:?}")),
+            }
+        },
+        secs(10),
+    )
+    .await;
+    let ended = serde_json::json!({"type": "end-of-call-report", "endedReason": "customer-ended-call",
+        "analysis": {"summary": "said \u{0}hello"}, "call": {"id": pid}});
+    let (status, body) = app.webhook(ended).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let c = app.call(&call).await;
+    assert_eq!((c["status"].as_str(), c["outcome"].as_str()), (Some("ended"), Some("completed")), "{c}");
+    assert!(c.to_string().contains("said \u{fffd}hello"), "stored with U+FFFD: {c}");
+}

@@ -205,7 +205,7 @@ async fn the_servers_own_provider_accounts_are_the_default_workspaces() {
         assert_error(status, body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_account");
         assert_eq!(body["error"]["details"]["field"], field, "{body}");
         let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains("/provider-accounts"), "{message}");
+        assert!(message.contains(if field == "account_id" { "/provider-accounts" } else { "default workspace" }), "{message}");
         assert!(!message.contains("DIALTONE_") && !message.contains("Configured providers"), "a tenant is not told the server's settings: {message}");
     };
     let (status, body) = tenant.post("/campaigns", &twilio).await;
