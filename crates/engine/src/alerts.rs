@@ -185,7 +185,7 @@ impl Engine {
         for a in raised {
             let ws = match a.scope {
                 AlertScope::Campaign => self.store.campaign_workspace(&a.subject).await?,
-                AlertScope::Account => Some(self.store.default_workspace().await?),
+                AlertScope::Account => Some(self.default_workspace().await?.clone()),
             };
             let Some(ws) = ws else { continue };
             events.push(dialtone_store::OutboxEvent {

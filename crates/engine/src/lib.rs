@@ -137,8 +137,7 @@ pub struct Engine {
     placing_marks: group::Group<dialtone_core::CallId, bool>,
     /// The delivery worker's records of its tries, grouped like the placing marks.
     delivery_finishes: group::Group<dialtone_store::FinishedTry, bool>,
-    /// The default (operator's) workspace, read once: its webhook endpoints may be on
-    /// private addresses.
+    /// The default (operator's) workspace, read once ([`Engine::default_workspace`]).
     operator: tokio::sync::OnceCell<dialtone_core::WorkspaceId>,
     /// Dialed marks (call, provider call id) waiting to be committed together.
     dialed_marks: group::Group<(dialtone_core::CallId, String), bool>,
@@ -194,6 +193,12 @@ impl Engine {
         self.tasks.close();
         self.tasks.wait().await;
         self.tasks.reopen();
+    }
+
+    /// The default (operator's) workspace: read from the store once (its id never changes;
+    /// `Store::default_workspace` is a write), then from memory.
+    pub async fn default_workspace(&self) -> Result<&dialtone_core::WorkspaceId, dialtone_store::StoreError> {
+        self.operator.get_or_try_init(|| self.store.default_workspace()).await
     }
 
     /// This process's node id in the shared database.

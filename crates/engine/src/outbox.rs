@@ -157,7 +157,7 @@ impl Engine {
         if n == 0 {
             return Ok(0);
         }
-        let operator = self.operator.get_or_try_init(|| self.store.default_workspace()).await?;
+        let operator = self.default_workspace().await?;
         let results: Vec<Result<(), EngineError>> = futures::stream::iter(claimed)
             .map(|c| {
                 let tenant = c.delivery.workspace_id != *operator;

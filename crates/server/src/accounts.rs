@@ -119,8 +119,8 @@ pub fn limit_for(per_second: f64) -> RateLimit {
 fn rate(account: &ProviderAccount) -> Option<RateLimit> {
     match (account.calls_per_second, account.provider) {
         (Some(r), _) => Some(limit_for(r)),
-        (None, ProviderKind::Twilio) => Some(RateLimit { per_second: 1.0, burst: 1 }),
-        (None, ProviderKind::Exotel) => Some(RateLimit::per_minute(200).with_burst(10)),
+        (None, ProviderKind::Twilio) => Some(RateLimit::twilio()),
+        (None, ProviderKind::Exotel) => Some(RateLimit::exotel()),
         (None, _) => None,
     }
 }

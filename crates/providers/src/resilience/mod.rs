@@ -6,4 +6,4 @@ mod breaker;
 mod rate_limit;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, Permit};
-pub use rate_limit::{AccountLimiter, InvalidRateLimit, RateLimit};
+pub use rate_limit::{AccountLimiter, InvalidRateLimit, RateLimit, MAX_BURST, MIN_PER_SECOND};

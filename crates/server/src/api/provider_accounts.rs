@@ -199,15 +199,12 @@ fn max_concurrent(v: Option<u32>) -> Result<Option<u32>, ApiError> {
 
 fn calls_per_second(v: Option<f64>) -> Result<Option<f64>, ApiError> {
     match v {
-        Some(r) if r > MAX_RATE => Err(ApiError::invalid("calls_per_second", format!("must be above 0 and at most {MAX_RATE}"))),
-        // The engine's own rule, so a rate stored here is one its limiter takes.
-        Some(r) => match crate::accounts::limit_for(r).validate() {
-            Ok(()) => Ok(Some(r)),
-            Err(e) => {
-                Err(ApiError::invalid("calls_per_second", format!("must be above 0 and at most {MAX_RATE}, and not so small the limiter cannot time it ({e})")))
-            }
-        },
-        None => Ok(None),
+        // The engine's own rule (at least one a day), so a rate stored here is one its
+        // limiter takes; at most MAX_RATE is the API's.
+        Some(r) if r > MAX_RATE || crate::accounts::limit_for(r).validate().is_err() => {
+            Err(ApiError::invalid("calls_per_second", format!("must be from one a day ({:.3e}) to {MAX_RATE}", dialtone_providers::resilience::MIN_PER_SECOND)))
+        }
+        v => Ok(v),
     }
 }
 
@@ -278,8 +275,8 @@ fn no_master_key() -> ApiError {
     .with_details(serde_json::json!({ "field": "credentials", "env": "DIALTONE_MASTER_KEY" }))
 }
 
-async fn is_operator(app: &AppState, ws: &WorkspaceId) -> Result<bool, ApiError> {
-    Ok(*ws == app.store.default_workspace().await?)
+fn is_operator(app: &AppState, ws: &WorkspaceId) -> bool {
+    *ws == app.default_workspace
 }
 
 /// Registers an account; its secrets are encrypted at rest and never shown again.
@@ -290,7 +287,7 @@ async fn is_operator(app: &AppState, ws: &WorkspaceId) -> Result<bool, ApiError>
 async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewAccount>) -> Result<(StatusCode, Json<AccountView>), ApiError> {
     let kind = provider(&body.provider)?;
     let name = name(&body.name)?;
-    let (mut settings, secrets) = credentials(kind, body.credentials, is_operator(&app, &ws).await?)?;
+    let (mut settings, secrets) = credentials(kind, body.credentials, is_operator(&app, &ws))?;
     settings.retain(|_, v| !v.is_null());
     for need in required(kind) {
         if !need.iter().any(|f| settings.contains_key(*f) || secrets.contains_key(*f)) {
@@ -342,7 +339,7 @@ async fn update(
 ) -> Result<Json<AccountView>, ApiError> {
     let account = load(&app, &ws, &id).await?;
     let (settings, secrets) = match body.credentials {
-        Some(c) => credentials(account.provider, c, is_operator(&app, &ws).await?)?,
+        Some(c) => credentials(account.provider, c, is_operator(&app, &ws))?,
         None => Default::default(),
     };
     // A setting that one of the required sets needs may not be removed if it is the last of its set.

@@ -51,17 +51,7 @@ async fn held_call_on(app: &TestApp, account: &str) -> (String, String) {
     let campaign = app.create_campaign(json!({"provider": "vapi", "account_id": account})).await;
     app.import_csv(&campaign, &contacts_csv(1)).await;
     app.act(&campaign, "start").await;
-    eventually(
-        || async {
-            let calls = app.all_calls(&[("campaign_id", campaign.as_str())], 10).await;
-            match calls.first() {
-                Some(c) if c["status"] == "dialing" => Ok((c["id"].as_str().unwrap().to_string(), c["provider_call_id"].as_str().unwrap().to_string())),
-                _ => Err(format!("{calls:?}")),
-            }
-        },
-        secs(5),
-    )
-    .await
+    app.dialed_call(&campaign).await
 }
 
 async fn post_vapi(app: &TestApp, path: &str, secret: &str, message: Value) -> (StatusCode, Value) {

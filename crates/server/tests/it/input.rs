@@ -222,19 +222,7 @@ async fn an_authentic_webhook_with_a_nul_is_stored_and_ends_its_call() {
     let campaign = app.create_campaign(serde_json::json!({})).await;
     app.import_csv(&campaign, &contacts_csv(1)).await;
     app.act(&campaign, "start").await;
-    let (call, pid) = eventually(
-        || async {
-            let calls = app.all_calls(&[("campaign_id", campaign.as_str())], 10).await;
-            match calls.first() {
-                Some(c) if c["provider_call_id"].is_string() => {
-                    Ok((c["id"].as_str().unwrap().to_string(), c["provider_call_id"].as_str().unwrap().to_string()))
-                }
-                _ => Err(format!("{calls:?}")),
-            }
-        },
-        secs(10),
-    )
-    .await;
+    let (call, pid) = app.dialed_call(&campaign).await;
     let ended = serde_json::json!({"type": "end-of-call-report", "endedReason": "customer-ended-call",
         "analysis": {"summary": "said \u{0}hello"}, "call": {"id": pid}});
     let (status, body) = app.webhook(ended).await;

@@ -291,6 +291,24 @@ impl TestApp {
         .await
     }
 
+    /// The first call of `campaign` once the provider has it (`dialing`, with its provider
+    /// id): `(call id, provider call id)`.
+    pub async fn dialed_call(&self, campaign: &str) -> (String, String) {
+        eventually(
+            || async {
+                let calls = self.all_calls(&[("campaign_id", campaign)], 10).await;
+                match calls.first() {
+                    Some(c) if c["status"] == "dialing" && c["provider_call_id"].is_string() => {
+                        Ok((c["id"].as_str().unwrap().to_string(), c["provider_call_id"].as_str().unwrap().to_string()))
+                    }
+                    _ => Err(format!("{calls:?}")),
+                }
+            },
+            Duration::from_secs(10),
+        )
+        .await
+    }
+
     /// Every call matching `query`, following `next_cursor` with pages of `limit`.
     pub async fn all_calls(&self, query: &[(&str, &str)], limit: u32) -> Vec<Value> {
         let mut out = vec![];
