@@ -1,7 +1,8 @@
 //! The delivery worker for outbound events (`dialtone_store::shared::outbox` holds the
-//! outbox and its rules). Every node runs it: each pass claims due deliveries with a lease
-//! (`Store::claim_deliveries`; PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite's one writer),
-//! sends them at most `webhook_concurrency` at a time on its own HTTP client (10 s timeout
+//! outbox and its rules). Every node runs it: each pass, every `webhook_interval` or at once
+//! after a full one, fans waiting messages out to their endpoints and claims due deliveries
+//! with a lease (`Store::claim_deliveries`; PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite's
+//! one writer), sends them at most `webhook_concurrency` at a time on its own HTTP client (10 s timeout
 //! per try), and records each try (`Store::finish_delivery`), which schedules the retry.
 //! It is its own task with its own client and connections' worth of work, so a slow or
 //! dead receiver never holds up dialling or ingest. Schedule decisions use the engine's
@@ -135,14 +136,22 @@ pub fn signature(secrets: &[SecretString], id: &str, timestamp: i64, body: &str)
 
 pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
     let client = client(engine.config.webhook_timeout);
+    let mut full = false;
     loop {
+        // A full pass means more may be due: the next starts at once (after letting other
+        // tasks run), so a backlog drains at the worker's speed, not CLAIM_LIMIT per interval.
+        let wait = if full { Duration::ZERO } else { engine.config.webhook_interval };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(engine.config.webhook_interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        if let Err(e) = engine.deliver_webhooks(&client).await {
-            tracing::warn!(error = %e, "webhook delivery pass failed; retrying on the next pass");
-        }
+        full = match engine.deliver_webhooks(&client).await {
+            Ok(n) => n >= CLAIM_LIMIT as usize,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook delivery pass failed; retrying on the next pass");
+                false
+            }
+        };
     }
 }
 

@@ -35,8 +35,8 @@ pub async fn apply_loaded(db: &mut Db<'_>, calls: BatchCalls, events: &[Provider
 /// and the last outcome of contacts whose call a late verdict corrected.
 ///
 /// The outbox events the batch causes (`call.started`, `call.ended`, `contact.finished`) are
-/// written last, in the same transaction (`shared::outbox::emit`: INSERTs into
-/// `webhook_deliveries` only, no row of another call is locked or updated).
+/// written last, in the same transaction (`shared::outbox::emit`: one INSERT into
+/// `webhook_messages` per 200 events, no row of another call is locked or updated).
 async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Result<()> {
     write_calls(db, &plan.dirty_calls()).await?;
     let mut outbox = call_events(plan);

@@ -1,13 +1,18 @@
 //! Outbound events to the user's systems: webhook endpoints, the durable outbox of
-//! deliveries, and the delivery log, written once for both backends.
+//! messages and their deliveries, and the delivery log, written once for both backends.
 //!
-//! An event is fanned out at write time: [`emit`] inserts one `webhook_deliveries` row per
-//! matching enabled endpoint, inside the caller's transaction (the one that commits the
-//! state change the event reports), so a crash either loses both or neither. A workspace
-//! with no endpoint pays one indexed lookup per event and writes nothing. The delivery
-//! worker (`dialtone_engine::outbox`) claims due rows with a lease ([`claim`]), sends them,
-//! and records each try ([`finish`]); a lease that runs out (its node died) makes the row
-//! due again on any node.
+//! An event is stored once, as a message, by [`emit`], inside the caller's transaction (the
+//! one that commits the state change the event reports), so a crash either loses both or
+//! neither; a message is written only when its workspace has an enabled endpoint subscribed
+//! to its type, so a workspace with no endpoint pays one indexed lookup per event and writes
+//! nothing. The delivery worker (`dialtone_engine::outbox`) fans messages out to their
+//! endpoints, one `webhook_deliveries` row per message and endpoint, at the start of each
+//! claim ([`claim`]: off the ingest's commits, which then write one row per event however
+//! many endpoints there are), claims due deliveries with a lease, sends them, and records
+//! each try ([`finish`]); a lease that runs out (its node died) makes the row due again on
+//! any node. The endpoints a message goes to are those enabled and subscribed when it is
+//! fanned out (normally the next worker pass); until then the delivery log shows it as
+//! pending to each of them.
 //!
 //! Retry schedule (Standard Webhooks / Svix): immediately, 5 s, 5 min, 30 min, 2 h, 5 h,
 //! 10 h, 10 h ([`RETRY_SCHEDULE`]); after the eighth failure the delivery is `failed`. An
@@ -328,14 +333,24 @@ impl TryFrom<AttemptRow> for DeliveryAttempt {
     }
 }
 
-const DELIVERY_COLUMNS: &str = "message_id, endpoint_id, workspace_id, event_type, payload, status, attempts, next_attempt_at, created_at";
+/// A delivery's columns, its message's payload included (`d`: the delivery, `m`: its message).
+const DELIVERY_COLUMNS: &str = "d.message_id, d.endpoint_id, d.workspace_id, d.event_type, m.payload, d.status, d.attempts, d.next_attempt_at, d.created_at";
 
 /// Events per statement in [`emit`] (4 arguments each, well under either backend's limit).
 const EMIT_CHUNK: usize = 200;
 
-/// Puts `events` in the outbox, inside the caller's transaction: one delivery per event and
-/// enabled endpoint of its workspace subscribed to its type, due at once. One statement per
-/// [`EMIT_CHUNK`] events; nothing is written for a workspace without such an endpoint.
+/// Messages fanned out per claim: one statement's `IN` list, well under either backend's
+/// limit of arguments.
+const FAN_OUT_LIMIT: u32 = 1000;
+
+/// Whether endpoint `e` receives message `m` (of its workspace, enabled, subscribed to its
+/// type): the one rule of who gets what, for [`emit`], the fan-out and the delivery log.
+const RECEIVES: &str = "e.workspace_id = m.workspace_id AND e.enabled AND e.events LIKE '%,' || m.event_type || ',%'";
+
+/// Puts `events` in the outbox, inside the caller's transaction: one message per event whose
+/// workspace has an enabled endpoint subscribed to its type (the worker fans it out to
+/// those endpoints, see the module's docs). One statement per [`EMIT_CHUNK`] events; nothing
+/// is written for a workspace without such an endpoint.
 pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Result<()> {
     let stamp = now.to_string();
     for chunk in events.chunks(EMIT_CHUNK) {
@@ -348,10 +363,10 @@ pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Re
         }
         // `VALUES` names its columns column1… on both backends.
         let sql = format!(
-            "INSERT INTO webhook_deliveries (message_id, endpoint_id, workspace_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at)
-             SELECT v.column1, e.id, e.workspace_id, v.column3, v.column4, 'pending', 0, $1, $1, $1
-             FROM (VALUES {}) AS v JOIN webhook_endpoints e
-               ON e.workspace_id = v.column2 AND e.enabled AND e.events LIKE '%,' || v.column3 || ',%'",
+            "INSERT INTO webhook_messages (id, workspace_id, event_type, payload, created_at)
+             SELECT m.id, m.workspace_id, m.event_type, m.payload, $1
+             FROM (SELECT column1 AS id, column2 AS workspace_id, column3 AS event_type, column4 AS payload FROM (VALUES {}) AS v) AS m
+             WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE {RECEIVES})",
             rows.join(", ")
         );
         db.execute(&sql, a).await?;
@@ -484,11 +499,49 @@ pub async fn rotate_secret(
     row.map(|r| r.open(keyring)).transpose()
 }
 
-/// Claims up to `limit` due deliveries of enabled endpoints for `node` until `now + lease`,
-/// oldest due first, counting a try on each. A row whose lease ran out is due again.
+/// Fans out up to [`FAN_OUT_LIMIT`] messages not fanned out yet, oldest first: one
+/// delivery per endpoint receiving it ([`RECEIVES`]), due when the message was written.
+/// PostgreSQL: nodes fanning out at once take different messages (`SKIP LOCKED`), and a
+/// delivery already written is left as it is (`ON CONFLICT DO NOTHING`).
+async fn fan_out(db: &mut Db<'_>, now: Timestamp) -> Result<()> {
+    let lock = match db.dialect() {
+        Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let ids: Vec<(String,)> =
+        db.fetch_all(&format!("SELECT id FROM webhook_messages WHERE fanned_out_at IS NULL ORDER BY created_at LIMIT $1 {lock}"), args![FAN_OUT_LIMIT]).await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list = placeholders(2, ids.len());
+    let with_ids = || {
+        let mut a = args![ms(now)];
+        a.extend(ids.iter().map(|(id,)| Arg::from(id.as_str())));
+        a
+    };
+    // SQLite needs the WHERE before ON CONFLICT in an INSERT … SELECT (its parser's rule).
+    db.execute(
+        &format!(
+            "INSERT INTO webhook_deliveries (message_id, endpoint_id, workspace_id, event_type, status, attempts, next_attempt_at, created_at, updated_at)
+             SELECT m.id, e.id, m.workspace_id, m.event_type, 'pending', 0, m.created_at, m.created_at, $1
+             FROM webhook_messages m JOIN webhook_endpoints e ON {RECEIVES}
+             WHERE m.id IN ({list})
+             ON CONFLICT DO NOTHING"
+        ),
+        with_ids(),
+    )
+    .await?;
+    db.execute(&format!("UPDATE webhook_messages SET fanned_out_at = $1 WHERE id IN ({list})"), with_ids()).await?;
+    Ok(())
+}
+
+/// Fans out waiting messages, then claims up to `limit` due deliveries of enabled endpoints
+/// for `node` until `now + lease`, oldest due first, counting a try on each. A row whose
+/// lease ran out is due again.
 pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDuration, limit: u32, keyring: Option<&Keyring>) -> Result<Vec<Claimed>> {
     let mut tx = p.begin().await?;
     let mut db = tx.db();
+    fan_out(&mut db, now).await?;
     // PostgreSQL: several nodes claim at once; SKIP LOCKED lets each take rows the others
     // are not taking, rather than wait for them. SQLite's one writer needs no lock.
     let lock = match db.dialect() {
@@ -503,18 +556,42 @@ pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDurati
             WHERE d.{due} AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
             ORDER BY d.next_attempt_at LIMIT $4 {lock})
            AND {due}
-         RETURNING {DELIVERY_COLUMNS}"
+         RETURNING message_id, endpoint_id"
     );
     let until = now.saturating_add(lease).unwrap_or(now);
-    let rows: Vec<DeliveryRow> = db.fetch_all(&sql, args![node, ms(now), ms(until), limit]).await?;
+    let keys: Vec<(String, String)> = db.fetch_all(&sql, args![node, ms(now), ms(until), limit]).await?;
+    if keys.is_empty() {
+        tx.commit().await?;
+        return Ok(vec![]);
+    }
+    // The claimed rows with their payloads, and each endpoint read once.
+    let mut a: Vec<Arg> = Vec::with_capacity(keys.len() * 2);
+    let mut pairs = Vec::with_capacity(keys.len());
+    for (message, endpoint) in &keys {
+        pairs.push(format!("(d.message_id = ${} AND d.endpoint_id = ${})", a.len() + 1, a.len() + 2));
+        a.extend(args![message.as_str(), endpoint.as_str()]);
+    }
+    let rows: Vec<DeliveryRow> = db
+        .fetch_all(
+            &format!(
+                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
+                 WHERE {} ORDER BY d.next_attempt_at",
+                pairs.join(" OR ")
+            ),
+            a,
+        )
+        .await?;
+    let mut endpoints: std::collections::HashMap<String, Option<WebhookEndpoint>> = std::collections::HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let d = Delivery::try_from(r)?;
-        let ep: Option<EndpointRow> = db.fetch_optional("SELECT * FROM webhook_endpoints WHERE id = $1", args![d.endpoint_id.as_str()]).await?;
-        let Some(ep) = ep else { continue };
-        let ep = ep.open(keyring)?;
+        if !endpoints.contains_key(d.endpoint_id.as_str()) {
+            let ep: Option<EndpointRow> = db.fetch_optional("SELECT * FROM webhook_endpoints WHERE id = $1", args![d.endpoint_id.as_str()]).await?;
+            endpoints.insert(d.endpoint_id.as_str().to_string(), ep.map(|e| e.open(keyring)).transpose()?);
+        }
+        let Some(Some(ep)) = endpoints.get(d.endpoint_id.as_str()) else { continue };
         let secrets = ep.signing_secrets(now).into_iter().cloned().collect();
-        out.push(Claimed { delivery: d, url: ep.url, secrets });
+        out.push(Claimed { delivery: d, url: ep.url.clone(), secrets });
     }
     tx.commit().await?;
     Ok(out)
@@ -616,11 +693,19 @@ async fn finish_in(db: &mut Db<'_>, claimed: &Delivery, attempt: u32, node: &str
 /// in order.
 pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &Page) -> Result<Vec<(Delivery, Vec<DeliveryAttempt>)>> {
     let mut db = p.read();
+    // Its deliveries, and the messages for it the worker has not fanned out yet (shown
+    // pending, no try yet).
     let rows: Vec<DeliveryRow> = db
         .fetch_all(
             &format!(
-                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE workspace_id = $1 AND endpoint_id = $2 AND ($3 IS NULL OR message_id < $3)
-                 ORDER BY message_id DESC LIMIT $4"
+                "SELECT * FROM (
+                    SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
+                    WHERE d.workspace_id = $1 AND d.endpoint_id = $2 AND ($3 IS NULL OR d.message_id < $3)
+                    UNION ALL
+                    SELECT m.id, e.id, m.workspace_id, m.event_type, m.payload, 'pending', 0, m.created_at, m.created_at
+                    FROM webhook_messages m JOIN webhook_endpoints e ON e.id = $2 AND {RECEIVES}
+                    WHERE m.fanned_out_at IS NULL AND m.workspace_id = $1 AND ($3 IS NULL OR m.id < $3)
+                 ) AS r ORDER BY message_id DESC LIMIT $4"
             ),
             args![ws.as_str(), endpoint, page.before.as_deref(), page.limit],
         )

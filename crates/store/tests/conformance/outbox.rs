@@ -76,6 +76,60 @@ pub async fn a_campaign_run_writes_each_subscribed_event_once_to_each_matching_e
     assert!(other.iter().any(|(d, _)| d.message_id == rows[0].0.message_id));
 }
 
+/// An event is stored once, as a message, and fanned out by the worker's claims to the
+/// endpoints enabled and subscribed at that moment: meanwhile the delivery log shows it
+/// pending under the message id and body it keeps after; more messages than one claim fans
+/// out (1,000) are fanned out by the claims that follow, each to each endpoint once.
+pub async fn an_event_is_one_message_until_a_claim_fans_it_out_to_the_endpoints_receiving_it_then(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let early = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
+    let disabled_since = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
+    let other_type = store.create_webhook_endpoint(&ws, &endpoint(&["call.started"]), &secret(), t0()).await.unwrap();
+    let events: Vec<dialtone_store::OutboxEvent> = (0..1201)
+        .map(|n| dialtone_store::OutboxEvent { workspace_id: ws.as_str().to_string(), event_type: "call.ended", data: serde_json::json!({ "n": n }) })
+        .collect();
+    store.emit_events(&events, t0()).await.unwrap();
+
+    let page = dialtone_store::Page { limit: 5, before: None };
+    let before = store.list_deliveries(&ws, early.id.as_str(), &page).await.unwrap();
+    assert_eq!(before.len(), 5);
+    assert!(before.iter().all(|(d, tries)| d.status == "pending" && d.attempts == 0 && tries.is_empty()), "waiting to be fanned out: {before:?}");
+    assert!(store.list_deliveries(&ws, other_type.id.as_str(), &page).await.unwrap().is_empty(), "not subscribed: not listed");
+
+    // Changes before the fan-out count: an endpoint created since receives the messages,
+    // one disabled since does not.
+    let late = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), at(1)).await.unwrap();
+    let off = WebhookEndpointPatch { enabled: Some(false), ..Default::default() };
+    store.update_webhook_endpoint(&ws, disabled_since.id.as_str(), &off, at(1)).await.unwrap().unwrap();
+
+    let lease = jiff::SignedDuration::from_secs(60);
+    let mut claimed = std::collections::BTreeSet::new();
+    loop {
+        let got = store.claim_deliveries("n1", at(2), lease, 500).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for c in got {
+            assert!(
+                claimed.insert((c.delivery.message_id.as_str().to_string(), c.delivery.endpoint_id.as_str().to_string())),
+                "claimed twice: {:?}",
+                c.delivery
+            );
+        }
+    }
+    assert_eq!(claimed.len(), 2 * 1201, "every message to each of the two endpoints receiving it");
+    let to = |ep: &dialtone_store::WebhookEndpoint| claimed.iter().filter(|(_, e)| e == ep.id.as_str()).count();
+    assert_eq!((to(&early), to(&late), to(&disabled_since), to(&other_type)), (1201, 1201, 0, 0));
+
+    let after = store.list_deliveries(&ws, early.id.as_str(), &page).await.unwrap();
+    let key = |rows: &[(dialtone_store::Delivery, Vec<dialtone_store::DeliveryAttempt>)]| {
+        rows.iter().map(|(d, _)| (d.message_id.clone(), d.payload.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(key(&after), key(&before), "the same messages, ids and bodies, before and after the fan-out");
+    assert!(after.iter().all(|(d, _)| d.attempts == 1), "claimed once each: {after:?}");
+    assert!(store.list_deliveries(&ws, disabled_since.id.as_str(), &page).await.unwrap().is_empty(), "disabled before the fan-out: nothing");
+}
+
 /// Claims are leased and exclusive; a failure is retried after the schedule's next wait,
 /// the eighth failure fails it; a lost claim writes nothing; replay sends it again.
 pub async fn deliveries_are_leased_retried_on_the_schedule_and_replayed(store: S) {
