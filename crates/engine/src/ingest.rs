@@ -47,7 +47,9 @@ pub(crate) async fn writer(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         commit(&engine, jobs).await;
+        engine.ingest_busy_ns.fetch_add(started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

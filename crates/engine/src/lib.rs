@@ -137,6 +137,9 @@ pub struct Engine {
     placing_marks: group::Group<dialtone_core::CallId, bool>,
     /// The delivery worker's records of its tries, grouped like the placing marks.
     delivery_finishes: group::Group<dialtone_store::FinishedTry, bool>,
+    /// Nanoseconds the ingest's writer has spent committing since start: the delivery worker
+    /// reads how busy the ingest is from it, and gives way (see `outbox::run`).
+    ingest_busy_ns: std::sync::atomic::AtomicU64,
     /// The default (operator's) workspace, read once ([`Engine::default_workspace`]).
     operator: tokio::sync::OnceCell<dialtone_core::WorkspaceId>,
     /// Dialed marks (call, provider call id) waiting to be committed together.
@@ -168,6 +171,7 @@ impl Engine {
             campaign_providers: Default::default(),
             placing_marks: Default::default(),
             delivery_finishes: Default::default(),
+            ingest_busy_ns: Default::default(),
             operator: Default::default(),
             dialed_marks: Default::default(),
             metrics: Metrics::default(),

@@ -1,6 +1,6 @@
 //! The delivery worker for outbound events (`dialtone_store::shared::outbox` holds the
 //! outbox and its rules). Every node runs it: each pass, every `webhook_interval` or at once
-//! after a full one, fans waiting messages out to their endpoints and claims due deliveries
+//! after a full one while the ingest is not pressed ([`run`]), fans waiting messages out to their endpoints and claims due deliveries
 //! with a lease (`Store::claim_deliveries`; PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite's
 //! one writer), sends them at most `webhook_concurrency` at a time on its own HTTP client (10 s timeout
 //! per try), and records each try (`Store::finish_delivery`), which schedules the retry.
@@ -134,28 +134,52 @@ pub fn signature(secrets: &[SecretString], id: &str, timestamp: i64, body: &str)
         .join(" ")
 }
 
+/// The share of the time the ingest's writer may spend committing before the delivery
+/// worker gives way to it: 50 %.
+const INGEST_PRESSURE: f64 = 0.5;
+
+/// The worker's loop. A full pass (CLAIM_LIMIT tries) means more is due: the next starts
+/// at once, so a backlog drains at the worker's speed, unless the ingest's writer was busy
+/// more than [`INGEST_PRESSURE`] of the time since the last pass. Then the worker keeps its
+/// `webhook_interval` cadence (at most CLAIM_LIMIT tries per interval, so it still moves) and
+/// leaves the CPU and the database to the webhooks being acknowledged: on a saturated node,
+/// deliveries fall behind for the burst and catch up after it, while ingest keeps its rate
+/// (issue 13: "deliveries never slow dialling or webhook ingest").
 pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
     let client = client(engine.config.webhook_timeout);
-    let mut full = false;
+    let mut go_on = false;
+    let mut sample = (Instant::now(), engine.ingest_busy());
     loop {
-        // A full pass means more may be due: the next starts at once (after letting other
-        // tasks run), so a backlog drains at the worker's speed, not CLAIM_LIMIT per interval.
-        let wait = if full { Duration::ZERO } else { engine.config.webhook_interval };
+        let wait = if go_on { Duration::ZERO } else { engine.config.webhook_interval };
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        full = match engine.deliver_webhooks(&client).await {
+        let full = match engine.deliver_webhooks(&client).await {
             Ok(n) => n >= CLAIM_LIMIT as usize,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook delivery pass failed; retrying on the next pass");
                 false
             }
         };
+        let (since, busy) = sample;
+        sample = (Instant::now(), engine.ingest_busy());
+        go_on = at_once(full, Duration::from_nanos(sample.1.saturating_sub(busy)), since.elapsed());
     }
 }
 
+/// Whether the next pass starts at once: after a full one, unless the ingest's writer was
+/// committing more than [`INGEST_PRESSURE`] of `elapsed` (it spent `ingest_busy` of it).
+fn at_once(full: bool, ingest_busy: Duration, elapsed: Duration) -> bool {
+    full && ingest_busy.as_secs_f64() <= elapsed.as_secs_f64() * INGEST_PRESSURE
+}
+
 impl Engine {
+    /// Nanoseconds the ingest's writer has spent committing since start.
+    fn ingest_busy(&self) -> u64 {
+        self.ingest_busy_ns.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// One pass of the delivery worker: claims what is due at the engine clock's now, sends
     /// it (at most `webhook_concurrency` at once) and records each try. Returns how many
     /// tries were made.
@@ -225,14 +249,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Records a try (`Store::finish_delivery`). With one writer (SQLite), tries that end
-    /// while another's record commits are recorded together in one transaction, so the
-    /// worker's commits do not queue one by one with the ingest's.
+    /// Records a try (`Store::finish_delivery`). Tries that end while another's record
+    /// commits are recorded together in one transaction, so the worker's commits do not
+    /// queue one by one with the ingest's (SQLite's one writer) nor wait for a WAL flush each
+    /// (PostgreSQL): one commit per group instead of one per try.
     async fn finish_delivery(&self, d: &dialtone_store::Delivery, result: TryResult) -> Result<bool, EngineError> {
         let (store, node, now) = (&self.store, self.node.as_str(), self.clock.now());
-        if store.concurrent_writers() > 1 {
-            return Ok(store.finish_delivery(d, d.attempts, node, &result, now).await?);
-        }
         let item = dialtone_store::FinishedTry { delivery: d.clone(), attempt: d.attempts, result };
         let many = |tries: Vec<dialtone_store::FinishedTry>| async move { store.finish_deliveries(&tries, node, now).await };
         let one = |t: dialtone_store::FinishedTry| async move { store.finish_delivery(&t.delivery, t.attempt, node, &t.result, now).await };
@@ -255,6 +277,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_pass_goes_on_at_once_unless_the_ingest_is_pressed() {
+        let ms = Duration::from_millis;
+        assert!(at_once(true, ms(0), ms(200)), "idle ingest: drain");
+        assert!(at_once(true, ms(100), ms(200)), "writer busy half the time: still drain");
+        assert!(!at_once(true, ms(101), ms(200)), "busier: keep the interval");
+        assert!(!at_once(true, ms(950), ms(1000)), "saturated: keep the interval");
+        assert!(!at_once(false, ms(0), ms(200)), "nothing more due: wait for the interval");
+    }
 
     #[test]
     fn public_addresses_are_told_from_local_private_and_reserved_ones() {

@@ -53,9 +53,15 @@ pub struct BenchArgs {
     /// Ingest with this many webhook endpoints subscribed to every outbound event (issue 13:
     /// "ingest figures unchanged with 3 endpoints, one of them down"): all but the last are
     /// in-process receivers on loopback answering 204, the last refuses connections (a
-    /// port bound, then closed). The report adds what the receivers got during the run.
+    /// port bound, then closed). The report adds what the receivers got during the run and
+    /// after it (until their counts stay still for 2 s), and the delivery rate after it.
     #[arg(long, default_value_t = 0)]
     pub webhook_endpoints: usize,
+    /// With `--webhook-endpoints`: the delivery worker does not run (its first pass would be
+    /// an hour away), to tell the cost of the outbox writes in the ingest's transactions from
+    /// the cost of the worker sending alongside.
+    #[arg(long)]
+    pub no_delivery_worker: bool,
     /// Drop the stats rollup's triggers (migration 0022) before the ingest run, to measure
     /// what they cost it (compare a run without this flag). For benchmark databases only:
     /// `/stats` reads a stale rollup afterwards.
@@ -158,7 +164,11 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
         vapi_webhook_secret: Some(secret.clone().into()),
         ..Config::default()
     };
-    let state = app::build(&config, config.engine(), Arc::new(SystemClock)).await?;
+    let mut engine = config.engine();
+    if args.no_delivery_worker {
+        engine.webhook_interval = Duration::from_secs(3600);
+    }
+    let state = app::build(&config, engine, Arc::new(SystemClock)).await?;
     let store = state.store.clone();
     let now = jiff::Timestamp::now();
     let ws = store.default_workspace().await?;
@@ -269,6 +279,9 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
     }
     let wall = started.elapsed();
     let delivered: Vec<u64> = receivers.iter().map(|r| r.load(std::sync::atomic::Ordering::Relaxed)).collect();
+    // With endpoints: how long the worker takes to deliver the rest once the load is over
+    // (until the receivers' counts stay still for 2 s, at most 120 s).
+    let drain = if receivers.is_empty() || args.no_delivery_worker { None } else { Some(drain(&receivers).await) };
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
     let ended = store.campaign_counts(&campaign.id).await?.calls.get("ended").copied().unwrap_or(0);
@@ -285,8 +298,31 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Value> {
         "latency_ms": { "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0) },
         "stats_triggers": !args.drop_stats_triggers,
         "webhook_endpoints": args.webhook_endpoints,
+        "delivery_worker": !args.no_delivery_worker,
         "deliveries_received_during_run": delivered,
+        "deliveries_received_total": drain.map(|(total, _)| total),
+        "deliveries_drained_ms_after_run": drain.map(|(_, after)| after.as_millis() as u64),
+        "deliveries_per_sec_after_run": drain.map(|(total, after)| {
+            let during: u64 = delivered.iter().sum();
+            ((total - during) as f64 / after.as_secs_f64().max(0.001)).round()
+        }),
     }))
+}
+
+/// Waits until the receivers' counts have not moved for 2 s (at most 120 s): their total and
+/// when the last delivery came, counted from the call.
+async fn drain(receivers: &[Arc<std::sync::atomic::AtomicU64>]) -> (u64, Duration) {
+    let started = Instant::now();
+    let total = || receivers.iter().map(|r| r.load(std::sync::atomic::Ordering::Relaxed)).sum::<u64>();
+    let (mut last, mut last_change) = (total(), Duration::ZERO);
+    while started.elapsed() - last_change < Duration::from_secs(2) && started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = total();
+        if now != last {
+            (last, last_change) = (now, started.elapsed());
+        }
+    }
+    (last, last_change)
 }
 
 /// The stats rollup's triggers (migration 0022), per backend: SQLite has one per

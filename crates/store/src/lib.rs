@@ -387,7 +387,8 @@ pub trait Store: Send + Sync + 'static {
     async fn rotate_webhook_secret(&self, ws: &WorkspaceId, id: &str, secret: &secrecy::SecretString, now: Timestamp) -> Result<Option<WebhookEndpoint>>;
     /// Puts events in the outbox in a transaction of their own (see `shared::outbox::emit`).
     async fn emit_events(&self, events: &[OutboxEvent], now: Timestamp) -> Result<()>;
-    /// Claims due deliveries for `node` until `now + lease`, counting a try on each.
+    /// Fans waiting outbox messages out to their endpoints (up to `limit`), then claims due
+    /// deliveries for `node` until `now + lease`, counting a try on each.
     async fn claim_deliveries(&self, node: &str, now: Timestamp, lease: jiff::SignedDuration, limit: u32) -> Result<Vec<Claimed>>;
     /// Records try `attempt` and schedules the next; false if the claim was lost.
     async fn finish_delivery(&self, delivery: &Delivery, attempt: u32, node: &str, result: &TryResult, now: Timestamp) -> Result<bool>;

@@ -271,6 +271,19 @@ impl EndpointRow {
     }
 }
 
+/// A delivery as the claim's `RETURNING` gives it: without its message's payload.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    message_id: String,
+    endpoint_id: String,
+    workspace_id: String,
+    event_type: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: Option<i64>,
+    created_at: i64,
+}
+
 #[derive(sqlx::FromRow)]
 struct DeliveryRow {
     message_id: String,
@@ -338,10 +351,6 @@ const DELIVERY_COLUMNS: &str = "d.message_id, d.endpoint_id, d.workspace_id, d.e
 
 /// Events per statement in [`emit`] (4 arguments each, well under either backend's limit).
 const EMIT_CHUNK: usize = 200;
-
-/// Messages fanned out per claim: one statement's `IN` list, well under either backend's
-/// limit of arguments.
-const FAN_OUT_LIMIT: u32 = 1000;
 
 /// Whether endpoint `e` receives message `m` (of its workspace, enabled, subscribed to its
 /// type): the one rule of who gets what, for [`emit`], the fan-out and the delivery log.
@@ -499,17 +508,19 @@ pub async fn rotate_secret(
     row.map(|r| r.open(keyring)).transpose()
 }
 
-/// Fans out up to [`FAN_OUT_LIMIT`] messages not fanned out yet, oldest first: one
+/// Fans out up to `limit` messages not fanned out yet, oldest first (each gives one
+/// delivery or more, so a claim of `limit` never waits on the fan-out; the caller keeps it
+/// to one statement's `IN` list, well under either backend's limit of arguments): one
 /// delivery per endpoint receiving it ([`RECEIVES`]), due when the message was written.
 /// PostgreSQL: nodes fanning out at once take different messages (`SKIP LOCKED`), and a
 /// delivery already written is left as it is (`ON CONFLICT DO NOTHING`).
-async fn fan_out(db: &mut Db<'_>, now: Timestamp) -> Result<()> {
+async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
     let lock = match db.dialect() {
         Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
         Dialect::Sqlite => "",
     };
     let ids: Vec<(String,)> =
-        db.fetch_all(&format!("SELECT id FROM webhook_messages WHERE fanned_out_at IS NULL ORDER BY created_at LIMIT $1 {lock}"), args![FAN_OUT_LIMIT]).await?;
+        db.fetch_all(&format!("SELECT id FROM webhook_messages WHERE fanned_out_at IS NULL ORDER BY created_at LIMIT $1 {lock}"), args![limit]).await?;
     if ids.is_empty() {
         return Ok(());
     }
@@ -535,13 +546,16 @@ async fn fan_out(db: &mut Db<'_>, now: Timestamp) -> Result<()> {
     Ok(())
 }
 
-/// Fans out waiting messages, then claims up to `limit` due deliveries of enabled endpoints
+/// Most messages fanned out per claim: 1,000.
+const MAX_CLAIM: u32 = 1000;
+
+/// Fans out up to `limit` waiting messages, then claims up to `limit` due deliveries of enabled endpoints
 /// for `node` until `now + lease`, oldest due first, counting a try on each. A row whose
 /// lease ran out is due again.
 pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDuration, limit: u32, keyring: Option<&Keyring>) -> Result<Vec<Claimed>> {
     let mut tx = p.begin().await?;
     let mut db = tx.db();
-    fan_out(&mut db, now).await?;
+    fan_out(&mut db, limit.min(MAX_CLAIM), now).await?;
     // PostgreSQL: several nodes claim at once; SKIP LOCKED lets each take rows the others
     // are not taking, rather than wait for them. SQLite's one writer needs no lock.
     let lock = match db.dialect() {
@@ -556,31 +570,39 @@ pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDurati
             WHERE d.{due} AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
             ORDER BY d.next_attempt_at LIMIT $4 {lock})
            AND {due}
-         RETURNING message_id, endpoint_id"
+         RETURNING message_id, endpoint_id, workspace_id, event_type, status, attempts, next_attempt_at, created_at"
     );
     let until = now.saturating_add(lease).unwrap_or(now);
-    let keys: Vec<(String, String)> = db.fetch_all(&sql, args![node, ms(now), ms(until), limit]).await?;
-    if keys.is_empty() {
+    let claimed: Vec<ClaimedRow> = db.fetch_all(&sql, args![node, ms(now), ms(until), limit]).await?;
+    if claimed.is_empty() {
         tx.commit().await?;
         return Ok(vec![]);
     }
-    // The claimed rows with their payloads, and each endpoint read once.
-    let mut a: Vec<Arg> = Vec::with_capacity(keys.len() * 2);
-    let mut pairs = Vec::with_capacity(keys.len());
-    for (message, endpoint) in &keys {
-        pairs.push(format!("(d.message_id = ${} AND d.endpoint_id = ${})", a.len() + 1, a.len() + 2));
-        a.extend(args![message.as_str(), endpoint.as_str()]);
-    }
-    let rows: Vec<DeliveryRow> = db
-        .fetch_all(
-            &format!(
-                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
-                 WHERE {} ORDER BY d.next_attempt_at",
-                pairs.join(" OR ")
-            ),
-            a,
-        )
+    // Their messages' payloads, each read once.
+    let mut ids: Vec<&str> = claimed.iter().map(|r| r.message_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let payloads: Vec<(String, String)> = db
+        .fetch_all(&format!("SELECT id, payload FROM webhook_messages WHERE id IN ({})", placeholders(1, ids.len())), ids.into_iter().map(Arg::from).collect())
         .await?;
+    let payloads: std::collections::HashMap<String, String> = payloads.into_iter().collect();
+    let mut rows: Vec<DeliveryRow> = Vec::with_capacity(claimed.len());
+    for r in claimed {
+        let payload =
+            payloads.get(&r.message_id).cloned().ok_or_else(|| crate::StoreError::Corrupt(format!("delivery of message {} has no message", r.message_id)))?;
+        rows.push(DeliveryRow {
+            message_id: r.message_id,
+            endpoint_id: r.endpoint_id,
+            workspace_id: r.workspace_id,
+            event_type: r.event_type,
+            payload,
+            status: r.status,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            created_at: r.created_at,
+        });
+    }
+    rows.sort_by_key(|r| r.next_attempt_at);
     let mut endpoints: std::collections::HashMap<String, Option<WebhookEndpoint>> = std::collections::HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {

@@ -79,7 +79,8 @@ pub async fn a_campaign_run_writes_each_subscribed_event_once_to_each_matching_e
 /// An event is stored once, as a message, and fanned out by the worker's claims to the
 /// endpoints enabled and subscribed at that moment: meanwhile the delivery log shows it
 /// pending under the message id and body it keeps after; more messages than one claim fans
-/// out (1,000) are fanned out by the claims that follow, each to each endpoint once.
+/// out (as many as it may claim) are fanned out by the claims that follow, each to each
+/// endpoint once.
 pub async fn an_event_is_one_message_until_a_claim_fans_it_out_to_the_endpoints_receiving_it_then(store: S) {
     let ws = store.default_workspace().await.unwrap();
     let early = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
