@@ -230,8 +230,24 @@ pub fn plain_words(serde: &str) -> String {
     };
     if let Some(rest) = s.strip_prefix("invalid type: ").or_else(|| s.strip_prefix("invalid value: ")) {
         if let Some((got, expected)) = rest.split_once(", expected ") {
+            // A whole number too large for the type is a whole number all the same (the
+            // field's own check states its range once it fits).
+            if let (Some(n), true) = (got.strip_prefix("integer `").and_then(|v| v.strip_suffix('`')), INTEGER_TYPES.contains(&expected)) {
+                if !n.starts_with('-') {
+                    return format!("is too large, not {n}");
+                }
+            }
             return format!("must be {}, not {}", expected_words(expected), got_words(got));
         }
+    }
+    // Query parameters (serde_urlencoded parses numbers with `str::parse`).
+    match s {
+        "number too large to fit in target type" => return "is too large".to_string(),
+        "number too small to fit in target type" => return "is too small".to_string(),
+        "invalid digit found in string" => return "must be a whole number".to_string(),
+        "cannot parse integer from empty string" => return "must be a whole number, not empty".to_string(),
+        "invalid float literal" => return "must be a number".to_string(),
+        _ => {}
     }
     if let Some(rest) = s.strip_prefix("unknown variant `") {
         if let Some((got, tail)) = rest.split_once('`') {
@@ -266,12 +282,15 @@ pub fn plain_words(serde: &str) -> String {
     s.to_string()
 }
 
-/// What serde expected, in words: `u32` → "a whole number from 0 to 4294967295".
+/// serde's names of the integer types.
+const INTEGER_TYPES: [&str; 10] = ["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize"];
+
+/// What serde expected, in words: `u32` → "a whole number".
 fn expected_words(expected: &str) -> String {
     match expected {
         // No range: the type's (0 to 4294967295 for a u32) is rarely the field's (1 to
         // 10,000), which the field's own check states once a whole number arrives.
-        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        e if INTEGER_TYPES.contains(&e) => "a whole number".into(),
         "f32" | "f64" => "a number".into(),
         "a string" | "a borrowed string" | "string" => "text (a JSON string)".into(),
         "a boolean" => "true or false".into(),
@@ -434,7 +453,7 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
-        ApiError::invalid_query(if field == "." { "query" } else { &field }, e.inner())
+        ApiError::invalid_query(if field == "." { "query" } else { &field }, plain_words(&e.inner().to_string()))
     })
 }
 
@@ -540,6 +559,9 @@ mod tests {
         let cases = [
             ("invalid type: string \"x\", expected u32 at line 1 column 22", "must be a whole number, not \"x\""),
             ("invalid value: integer `-1`, expected u32 at line 1 column 3", "must be a whole number, not -1"),
+            ("invalid value: integer `99999999999`, expected u32 at line 1 column 15", "is too large, not 99999999999"),
+            ("number too large to fit in target type", "is too large"),
+            ("invalid digit found in string", "must be a whole number"),
             ("invalid type: integer `5`, expected a string at line 1 column 9", "must be text (a JSON string), not 5"),
             ("invalid type: map, expected a sequence", "must be a list (a JSON array), not an object"),
             ("invalid type: null, expected a boolean", "must be true or false, not null"),

@@ -153,6 +153,16 @@ async fn every_body_error_names_its_field_first_in_plain_words() {
     let (status, body) =
         app.post_json("/campaigns", &json!({"name": "x", "provider": "sim", "assistant_id": "a", "phone_number_id": "p", "max_attempts": -1})).await;
     assert_eq!(body["error"]["message"], "max_attempts: must be a whole number, not -1", "{status}");
+    // Too large for its type: said so, in the body and in a query.
+    let (status, body) = app
+        .post_json("/campaigns", &json!({"name": "x", "provider": "sim", "assistant_id": "a", "phone_number_id": "p", "max_attempts": 99_999_999_999u64}))
+        .await;
+    assert_eq!(body["error"]["message"], "max_attempts: is too large, not 99999999999", "{status}");
+    for (query, message) in [("/calls?limit=99999999999", "limit: is too large"), ("/calls?limit=ten", "limit: must be a whole number")] {
+        let (status, body) = app.get(query).await;
+        assert_names(status, &body, "invalid_query", "limit");
+        assert_eq!(body["error"]["message"], message, "{query}");
+    }
 
     // A URL that is not one says what it must be.
     let mut account = twilio("a");
