@@ -67,13 +67,17 @@ fn call_events(plan: &BatchPlan<'_>) -> Vec<OutboxEvent> {
     }
     for e in plan.ended() {
         let c = &e.call;
+        // The provider's talk time when it came with the end, else the time between the
+        // answer and the end as dialtone saw them (a report after the end brings the
+        // provider's figure to the call's record, not to this event).
+        let duration_ms = c.duration_ms.or_else(|| Some(c.ended_at?.duration_since(c.answered_at?).as_millis() as i64).filter(|ms| *ms >= 0));
         out.push(OutboxEvent {
             workspace_id: c.workspace_id.as_str().to_string(),
             event_type: "call.ended",
             data: serde_json::json!({
                 "call_id": c.id, "campaign_id": c.campaign_id, "contact_id": c.contact_id, "attempt": c.attempt,
-                "phone": c.phone.as_str(), "provider": c.provider.as_str(), "outcome": e.outcome.as_str(),
-                "ended_reason": c.ended_reason, "duration_ms": c.duration_ms, "cost": c.cost,
+                "phone": c.phone.as_str(), "provider": c.provider.as_str(), "answered_at": c.answered_at, "outcome": e.outcome.as_str(),
+                "ended_reason": c.ended_reason, "duration_ms": duration_ms, "cost": c.cost,
                 "transcript_summary": plan.summary_of(c.id.as_str()), "ended_at": c.ended_at,
             }),
         });

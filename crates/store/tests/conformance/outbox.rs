@@ -71,6 +71,9 @@ pub async fn a_campaign_run_writes_each_subscribed_event_once_to_each_matching_e
         assert!(body["data"].get(key).is_some(), "call.ended data has {key}: {body}");
     }
     assert_eq!(body["data"]["outcome"], "completed");
+    // Answered at 3 s, ended at 4 s, no talk time from the provider: dialtone's own.
+    assert!(body["data"]["answered_at"].is_string(), "{body}");
+    assert_eq!(body["data"]["duration_ms"], 1000, "{body}");
     // One message id for both endpoints' copies of an event.
     let other = store.list_deliveries(&ws, all.id.as_str(), &page).await.unwrap();
     assert!(other.iter().any(|(d, _)| d.message_id == rows[0].0.message_id));
