@@ -1,12 +1,12 @@
 //! The delivery worker for outbound events (`dialtone_store::shared::outbox` holds the
-//! outbox and its rules). Every node runs it: each pass, every `webhook_interval` or at once
-//! after a full one while the ingest is not pressed ([`run`]), fans waiting messages out to their endpoints and claims due deliveries
-//! with a lease (`Store::claim_deliveries`; PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite's
-//! one writer), sends them at most `webhook_concurrency` at a time on its own HTTP client (10 s timeout
-//! per try), and records each try (`Store::finish_delivery`), which schedules the retry.
-//! It is its own task with its own client and connections' worth of work, so a slow or
-//! dead receiver never holds up dialling or ingest. Schedule decisions use the engine's
-//! clock; latency is measured on the monotonic clock.
+//! outbox and its rules). Every node runs it ([`run`]): it fans waiting messages out to
+//! their endpoints and claims due deliveries with a lease (`Store::claim_deliveries_except`;
+//! PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite's one writer), sends each as a task of its
+//! own on its own HTTP client (10 s timeout per try) — at most `webhook_concurrency` at once
+//! and [`PER_ENDPOINT`] per endpoint, so a slow receiver never holds up the others — and
+//! records each try (`Store::finish_delivery`), which schedules the retry. It never holds up
+//! dialling or ingest: it gives way to a pressed ingest. Schedule decisions use the
+//! engine's clock; latency is measured on the monotonic clock.
 //!
 //! Signing is Standard Webhooks (https://www.standardwebhooks.com/): `webhook-id` (the
 //! message id, the same on every retry), `webhook-timestamp` (unix seconds of this try),
@@ -14,9 +14,11 @@
 //! signing secret, space separated: two during a rotation), by the `standardwebhooks` crate.
 
 use crate::{Engine, EngineError};
+use dialtone_core::WebhookEndpointId;
 use dialtone_store::{Claimed, TryResult};
 use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,40 +140,114 @@ pub fn signature(secrets: &[SecretString], id: &str, timestamp: i64, body: &str)
 /// worker gives way to it: 50 %.
 const INGEST_PRESSURE: f64 = 0.5;
 
-/// The worker's loop. A full pass (CLAIM_LIMIT tries) means more is due: the next starts
-/// at once, so a backlog drains at the worker's speed, unless the ingest's writer was busy
-/// more than [`INGEST_PRESSURE`] of the time since the last pass. Then the worker keeps its
-/// `webhook_interval` cadence (at most CLAIM_LIMIT tries per interval, so it still moves) and
-/// leaves the CPU and the database to the webhooks being acknowledged: on a saturated node,
-/// deliveries fall behind for the burst and catch up after it, while ingest keeps its rate
-/// (issue 13: "deliveries never slow dialling or webhook ingest").
+/// The shortest span the ingest's pressure is judged over: 100 ms.
+const PRESSURE_WINDOW: Duration = Duration::from_millis(100);
+
+/// While the ingest is pressed, the worker starts at most this many tries a second.
+const PRESSED_RATE: f64 = 100.0;
+
+/// Most tries in flight to one endpoint on this node: a slow or timing-out receiver holds
+/// at most this many of the worker's `webhook_concurrency` slots, and the other endpoints'
+/// deliveries go on in the rest.
+pub const PER_ENDPOINT: usize = 4;
+
+/// The worker's loop. Tries run as tasks of their own, at most `webhook_concurrency` at
+/// once and [`PER_ENDPOINT`] per endpoint; a slot freed is filled by the next claim at once
+/// (a backlog drains at the worker's speed), and with nothing due the worker looks again
+/// every `webhook_interval`. While the ingest's writer has been committing more than
+/// [`INGEST_PRESSURE`] of the time, the worker starts at most [`PRESSED_RATE`] tries a
+/// second and leaves the CPU and the database to the webhooks being acknowledged: on a
+/// saturated node deliveries fall behind for the burst and catch up after it (issue 13:
+/// "deliveries never slow dialling or webhook ingest"). At shutdown it waits for the tries
+/// in flight (each bounded by its timeout), so none is sent again needlessly.
 pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
-    let client = client(engine.config.webhook_timeout);
-    let mut go_on = false;
+    let clients = Arc::new(client(engine.config.webhook_timeout));
+    let slots = engine.config.webhook_concurrency.max(1);
+    let mut flying: tokio::task::JoinSet<WebhookEndpointId> = tokio::task::JoinSet::new();
+    let mut per_endpoint: HashMap<WebhookEndpointId, usize> = HashMap::new();
     let mut sample = (Instant::now(), engine.ingest_busy());
+    let mut pressed = false;
     loop {
-        let wait = if go_on { Duration::ZERO } else { engine.config.webhook_interval };
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+        while let Some(done) = flying.try_join_next() {
+            release(&mut per_endpoint, done);
         }
-        let full = match engine.deliver_webhooks(&client).await {
-            Ok(n) => n >= CLAIM_LIMIT as usize,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook delivery pass failed; retrying on the next pass");
-                false
+        let want = (slots - flying.len().min(slots)).min(CLAIM_LIMIT as usize);
+        let mut claimed = 0;
+        if want > 0 {
+            let skip: Vec<WebhookEndpointId> = per_endpoint.iter().filter(|(_, n)| **n >= PER_ENDPOINT).map(|(e, _)| e.clone()).collect();
+            match engine.claim_for_worker(want, &skip).await {
+                Ok((list, operator)) => {
+                    claimed = list.len();
+                    // One claim may take more for an endpoint than it has room for (the
+                    // skip list covers only endpoints already full): the rest go back.
+                    let mut back = vec![];
+                    for c in list {
+                        let n = per_endpoint.entry(c.delivery.endpoint_id.clone()).or_default();
+                        if *n >= PER_ENDPOINT {
+                            back.push(c.delivery);
+                            continue;
+                        }
+                        *n += 1;
+                        let (engine, clients, tenant) = (engine.clone(), clients.clone(), c.delivery.workspace_id != operator);
+                        flying.spawn(async move {
+                            let endpoint = c.delivery.endpoint_id.clone();
+                            if let Err(e) = engine.deliver_one(if tenant { &clients.tenant } else { &clients.operator }, tenant, c).await {
+                                tracing::warn!(error = %e, %endpoint, "could not record a webhook try; it is sent again after its lease");
+                            }
+                            endpoint
+                        });
+                    }
+                    if !back.is_empty() {
+                        claimed -= back.len();
+                        if let Err(e) = engine.store.give_back_deliveries(engine.node.as_str(), &back).await {
+                            tracing::warn!(error = %e, "could not give back webhook deliveries; they are due again after their lease");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not claim webhook deliveries; retrying"),
             }
+        }
+        if sample.0.elapsed() >= PRESSURE_WINDOW {
+            let (since, busy) = sample;
+            sample = (Instant::now(), engine.ingest_busy());
+            pressed = is_pressed(Duration::from_nanos(sample.1.saturating_sub(busy)), since.elapsed());
+        }
+        let interval = engine.config.webhook_interval;
+        // Pressed: pace the starts. Else a full claim means more is due: wait for a slot;
+        // nothing (more) due: for a slot (an endpoint that was skipped may go on) or the
+        // interval.
+        let (wait_for_slot, sleep) = if pressed {
+            (false, if claimed == 0 { interval } else { Duration::from_secs_f64(claimed as f64 / PRESSED_RATE) })
+        } else if want == 0 || claimed == want {
+            (true, Duration::MAX)
+        } else {
+            (true, interval)
         };
-        let (since, busy) = sample;
-        sample = (Instant::now(), engine.ingest_busy());
-        go_on = at_once(full, Duration::from_nanos(sample.1.saturating_sub(busy)), since.elapsed());
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(done) = flying.join_next(), if wait_for_slot && !flying.is_empty() => release(&mut per_endpoint, done),
+            _ = tokio::time::sleep(sleep.min(Duration::from_secs(3600))) => {}
+        }
+    }
+    while flying.join_next().await.is_some() {}
+}
+
+/// A finished try's endpoint has one try fewer in flight.
+fn release(per_endpoint: &mut HashMap<WebhookEndpointId, usize>, done: Result<WebhookEndpointId, tokio::task::JoinError>) {
+    // A task that panicked leaves its count: that endpoint keeps one slot fewer (none does).
+    let Ok(endpoint) = done else { return };
+    if let Some(n) = per_endpoint.get_mut(&endpoint) {
+        *n -= 1;
+        if *n == 0 {
+            per_endpoint.remove(&endpoint);
+        }
     }
 }
 
-/// Whether the next pass starts at once: after a full one, unless the ingest's writer was
-/// committing more than [`INGEST_PRESSURE`] of `elapsed` (it spent `ingest_busy` of it).
-fn at_once(full: bool, ingest_busy: Duration, elapsed: Duration) -> bool {
-    full && ingest_busy.as_secs_f64() <= elapsed.as_secs_f64() * INGEST_PRESSURE
+/// Whether the ingest is pressed: its writer was committing more than [`INGEST_PRESSURE`]
+/// of `elapsed` (it spent `ingest_busy` of it).
+fn is_pressed(ingest_busy: Duration, elapsed: Duration) -> bool {
+    ingest_busy.as_secs_f64() > elapsed.as_secs_f64() * INGEST_PRESSURE
 }
 
 impl Engine {
@@ -180,7 +256,15 @@ impl Engine {
         self.ingest_busy_ns.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// One pass of the delivery worker: claims what is due at the engine clock's now, sends
+    /// Claims up to `limit` due deliveries for the worker, none to an endpoint in `skip`,
+    /// with the operator's workspace (whose deliveries may go to any address).
+    async fn claim_for_worker(&self, limit: usize, skip: &[WebhookEndpointId]) -> Result<(Vec<Claimed>, dialtone_core::WorkspaceId), EngineError> {
+        let claimed = self.store.claim_deliveries_except(self.node.as_str(), self.clock.now(), LEASE, limit as u32, skip).await?;
+        let operator = self.default_workspace().await?;
+        Ok((claimed, (*operator).clone()))
+    }
+
+    /// One pass of the delivery worker, as tests drive it: claims what is due at the engine clock's now, sends
     /// it (at most `webhook_concurrency` at once) and records each try. Returns how many
     /// tries were made.
     pub async fn deliver_webhooks(&self, clients: &Clients) -> Result<usize, EngineError> {
@@ -279,13 +363,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_pass_goes_on_at_once_unless_the_ingest_is_pressed() {
+    fn the_ingest_is_pressed_when_its_writer_commits_more_than_half_the_time() {
         let ms = Duration::from_millis;
-        assert!(at_once(true, ms(0), ms(200)), "idle ingest: drain");
-        assert!(at_once(true, ms(100), ms(200)), "writer busy half the time: still drain");
-        assert!(!at_once(true, ms(101), ms(200)), "busier: keep the interval");
-        assert!(!at_once(true, ms(950), ms(1000)), "saturated: keep the interval");
-        assert!(!at_once(false, ms(0), ms(200)), "nothing more due: wait for the interval");
+        assert!(!is_pressed(ms(0), ms(200)), "idle ingest");
+        assert!(!is_pressed(ms(100), ms(200)), "busy half the time: not yet");
+        assert!(is_pressed(ms(101), ms(200)));
+        assert!(is_pressed(ms(950), ms(1000)), "saturated");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use shared::steer::{waiting_for, Archived, CampaignHold, CampaignPatch, Cont
 pub use shared::workspaces::{ApiKeyInfo, KeyGrant, Workspace};
 
 use async_trait::async_trait;
-use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WorkspaceId};
+use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WebhookEndpointId, WorkspaceId};
 use jiff::Timestamp;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -389,7 +389,20 @@ pub trait Store: Send + Sync + 'static {
     async fn emit_events(&self, events: &[OutboxEvent], now: Timestamp) -> Result<()>;
     /// Fans waiting outbox messages out to their endpoints (up to `limit`), then claims due
     /// deliveries for `node` until `now + lease`, counting a try on each.
-    async fn claim_deliveries(&self, node: &str, now: Timestamp, lease: jiff::SignedDuration, limit: u32) -> Result<Vec<Claimed>>;
+    async fn claim_deliveries(&self, node: &str, now: Timestamp, lease: jiff::SignedDuration, limit: u32) -> Result<Vec<Claimed>> {
+        self.claim_deliveries_except(node, now, lease, limit, &[]).await
+    }
+    /// [`Store::claim_deliveries`], taking no delivery to an endpoint in `skip`.
+    async fn claim_deliveries_except(
+        &self,
+        node: &str,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: u32,
+        skip: &[WebhookEndpointId],
+    ) -> Result<Vec<Claimed>>;
+    /// Gives back claimed deliveries `node` will not try now: unclaimed, their try uncounted.
+    async fn give_back_deliveries(&self, node: &str, deliveries: &[Delivery]) -> Result<u64>;
     /// Records try `attempt` and schedules the next; false if the claim was lost.
     async fn finish_delivery(&self, delivery: &Delivery, attempt: u32, node: &str, result: &TryResult, now: Timestamp) -> Result<bool>;
     /// [`Store::finish_delivery`] for several tries in one transaction (for a backend with

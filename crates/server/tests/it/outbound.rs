@@ -275,3 +275,49 @@ async fn a_tenants_endpoint_reaches_public_addresses_only() {
     let error = log["data"][0]["tries"][0]["error"].as_str().unwrap_or_default().to_string();
     assert!(error.starts_with("refused: 127.0.0.1 is not a public address"), "{log}");
 }
+
+/// A receiver that never answers holds at most `PER_ENDPOINT` of the worker's slots: another
+/// endpoint gets every one of 150 messages (more than the worker's slots and than one claim)
+/// while the stuck endpoint's first tries still wait for their 10 s timeout. Before, a pass
+/// waited for all its tries, so the stuck endpoint set everyone's pace.
+#[tokio::test]
+async fn a_receiver_that_never_answers_does_not_hold_up_another_endpoint() {
+    let app = TestApp::with(Options { engine: EngineConfig { webhook_interval: ms(50), ..Options::default().engine }, ..Options::default() }).await;
+    let stuck_hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hits = stuck_hits.clone();
+    let stuck = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::future::pending::<StatusCode>()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, stuck).await.unwrap() });
+    let (fast_url, got) = receiver(StatusCode::NO_CONTENT).await;
+    create_endpoint(&app, &stuck_url, &["campaign.paused"]).await;
+    create_endpoint(&app, &fast_url, &["campaign.paused"]).await;
+
+    let ws = app.state.store.default_workspace().await.unwrap();
+    let events: Vec<dialtone_store::OutboxEvent> = (0..150)
+        .map(|n| dialtone_store::OutboxEvent { workspace_id: ws.as_str().to_string(), event_type: "campaign.paused", data: json!({ "n": n }) })
+        .collect();
+    let started = std::time::Instant::now();
+    app.state.store.emit_events(&events, jiff::Timestamp::now()).await.unwrap();
+    eventually(
+        || async {
+            let n = got.lock().unwrap().len();
+            if n == 150 {
+                Ok(())
+            } else {
+                Err(format!("the answering endpoint got {n} of 150"))
+            }
+        },
+        secs(9),
+    )
+    .await;
+    assert!(started.elapsed() < secs(10), "all before the stuck endpoint's first timeout");
+    let stuck_tries = stuck_hits.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((1..=dialtone_engine::outbox::PER_ENDPOINT).contains(&stuck_tries), "the stuck endpoint holds {stuck_tries} tries");
+}

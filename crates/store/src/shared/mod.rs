@@ -181,8 +181,19 @@ macro_rules! impl_store {
                 $crate::shared::outbox::emit_now(self.pools(), events, now).await
             }
 
-            async fn claim_deliveries(&self, node: &str, now: jiff::Timestamp, lease: jiff::SignedDuration, limit: u32) -> $crate::Result<Vec<$crate::Claimed>> {
-                $crate::shared::outbox::claim(self.pools(), node, now, lease, limit, self.keyring.as_deref()).await
+            async fn claim_deliveries_except(
+                &self,
+                node: &str,
+                now: jiff::Timestamp,
+                lease: jiff::SignedDuration,
+                limit: u32,
+                skip: &[dialtone_core::WebhookEndpointId],
+            ) -> $crate::Result<Vec<$crate::Claimed>> {
+                $crate::shared::outbox::claim(self.pools(), node, now, lease, limit, skip, self.keyring.as_deref()).await
+            }
+
+            async fn give_back_deliveries(&self, node: &str, deliveries: &[$crate::Delivery]) -> $crate::Result<u64> {
+                $crate::shared::outbox::give_back(self.pools(), node, deliveries).await
             }
 
             async fn finish_delivery(&self, delivery: &$crate::Delivery, attempt: u32, node: &str, result: &$crate::TryResult, now: jiff::Timestamp) -> $crate::Result<bool> {

@@ -550,9 +550,19 @@ async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
 const MAX_CLAIM: u32 = 1000;
 
 /// Fans out up to `limit` waiting messages, then claims up to `limit` due deliveries of enabled endpoints
-/// for `node` until `now + lease`, oldest due first, counting a try on each. A row whose
-/// lease ran out is due again.
-pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDuration, limit: u32, keyring: Option<&Keyring>) -> Result<Vec<Claimed>> {
+/// for `node` until `now + lease`, oldest due first, counting a try on each, none to an
+/// endpoint in `skip` (the worker's endpoints that have as many tries in flight as one
+/// endpoint may: a slow receiver does not take every slot). A row whose lease ran out is
+/// due again.
+pub async fn claim(
+    p: Pools<'_>,
+    node: &str,
+    now: Timestamp,
+    lease: SignedDuration,
+    limit: u32,
+    skip: &[WebhookEndpointId],
+    keyring: Option<&Keyring>,
+) -> Result<Vec<Claimed>> {
     let mut tx = p.begin().await?;
     let mut db = tx.db();
     fan_out(&mut db, limit.min(MAX_CLAIM), now).await?;
@@ -563,17 +573,20 @@ pub async fn claim(p: Pools<'_>, node: &str, now: Timestamp, lease: SignedDurati
         Dialect::Sqlite => "",
     };
     let due = "status = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)";
+    let skipped = if skip.is_empty() { String::new() } else { format!("AND d.endpoint_id NOT IN ({})", placeholders(5, skip.len())) };
     let sql = format!(
         "UPDATE webhook_deliveries SET attempts = attempts + 1, claimed_by = $1, lease_until = $3, updated_at = $2
          WHERE (message_id, endpoint_id) IN (
             SELECT d.message_id, d.endpoint_id FROM webhook_deliveries d
-            WHERE d.{due} AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
+            WHERE d.{due} {skipped} AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
             ORDER BY d.next_attempt_at LIMIT $4 {lock})
            AND {due}
          RETURNING message_id, endpoint_id, workspace_id, event_type, status, attempts, next_attempt_at, created_at"
     );
     let until = now.saturating_add(lease).unwrap_or(now);
-    let claimed: Vec<ClaimedRow> = db.fetch_all(&sql, args![node, ms(now), ms(until), limit]).await?;
+    let mut a = args![node, ms(now), ms(until), limit];
+    a.extend(skip.iter().map(|e| Arg::from(e.as_str())));
+    let claimed: Vec<ClaimedRow> = db.fetch_all(&sql, a).await?;
     if claimed.is_empty() {
         tx.commit().await?;
         return Ok(vec![]);
@@ -763,6 +776,26 @@ fn clone_attempt(a: &AttemptRow) -> AttemptRow {
         error: a.error.clone(),
         succeeded: a.succeeded,
     }
+}
+
+/// Gives back deliveries `node` claimed and will not try now (their endpoint has as many
+/// tries in flight as it may): unclaimed, their try uncounted, due as they were. Returns how
+/// many were given back (a claim no longer `node`'s is left alone).
+pub async fn give_back(p: Pools<'_>, node: &str, deliveries: &[Delivery]) -> Result<u64> {
+    let mut tx = p.begin().await?;
+    let mut n = 0;
+    for d in deliveries {
+        n += tx
+            .db()
+            .execute(
+                "UPDATE webhook_deliveries SET attempts = attempts - 1, claimed_by = NULL, lease_until = NULL
+                 WHERE message_id = $1 AND endpoint_id = $2 AND claimed_by = $3 AND attempts = $4 AND status = 'pending'",
+                args![d.message_id.as_str(), d.endpoint_id.as_str(), node, d.attempts],
+            )
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(n)
 }
 
 /// Sends a message to the endpoint again: the delivery is pending and due at `now`, its
