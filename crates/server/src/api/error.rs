@@ -134,7 +134,19 @@ impl ApiError {
 /// URL without a base"); `example` is shown. Every URL field of a request is read with this.
 pub fn absolute_url(field: &str, v: &str, scheme: &str, example: &str) -> Result<reqwest::Url, ApiError> {
     let wrong = || ApiError::invalid(field, format!("must be an absolute {scheme}(s) URL, e.g. {example}"));
-    let parsed = reqwest::Url::parse(v.trim()).map_err(|_| wrong())?;
+    let v = v.trim();
+    // The URL parser (WHATWG) forgives what a user did not mean and then calls something
+    // else than is stored and shown: spaces and line breaks are dropped or escaped,
+    // `http:example.com` and `http:/example.com` gain their slashes, `http:///x` takes `x`
+    // as its host, `http://@host` drops an empty user. Such a URL is refused as written.
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::invalid(field, "must not contain spaces, line breaks or control characters"));
+    }
+    match v.split_once("://") {
+        Some((_, authority)) if !authority.is_empty() && !authority.starts_with(['/', '@', '?', '#']) => {}
+        _ => return Err(wrong()),
+    }
+    let parsed = reqwest::Url::parse(v).map_err(|_| wrong())?;
     let secure = format!("{scheme}s");
     if !(parsed.scheme() == scheme || parsed.scheme() == secure) || parsed.host_str().is_none() {
         return Err(wrong());

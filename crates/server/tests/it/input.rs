@@ -166,13 +166,29 @@ async fn every_body_error_names_its_field_first_in_plain_words() {
 
     // A URL that is not one says what it must be.
     let mut account = twilio("a");
-    account["credentials"]["base_url"] = json!("not a url");
+    account["credentials"]["base_url"] = json!("not-a-url");
     let (status, body) = app.post_json("/provider-accounts", &account).await;
     assert_names(status, &body, "invalid_request", "credentials.base_url");
     assert!(body["error"]["message"].as_str().unwrap().starts_with("credentials.base_url: must be an absolute http(s) URL"), "{body}");
     let (status, body) = app.post_json("/webhook-endpoints", &json!({"url": "/relative", "events": ["campaign.started"]})).await;
     assert_names(status, &body, "invalid_request", "url");
     assert!(body["error"]["message"].as_str().unwrap().starts_with("url: must be an absolute http(s) URL"), "{body}");
+    // What the URL parser would forgive and then call as something else than is stored.
+    for bad in [
+        "http:///path",
+        "http:example.com/x",
+        "http:/example.com/x",
+        "http://@example.com/x",
+        "https://example.com/a b",
+        "https://example.com/hook\r\nX-Injected: 1",
+    ] {
+        let (status, body) = app.post_json("/webhook-endpoints", &json!({"url": bad, "events": ["campaign.started"]})).await;
+        assert_names(status, &body, "invalid_request", "url");
+        let mut account = twilio("a");
+        account["credentials"]["base_url"] = json!(bad);
+        let (status, body) = app.post_json("/provider-accounts", &account).await;
+        assert_names(status, &body, "invalid_request", "credentials.base_url");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
