@@ -328,6 +328,8 @@ pub(crate) fn route_account(e: &ProviderEvent) -> Option<&str> {
 /// An orphan: an event stored before a call had its provider call id.
 #[derive(sqlx::FromRow)]
 struct OrphanRow {
+    /// The provider's name for it (an `end-of-call-report` releases a held `call.ended`).
+    provider_type: String,
     kind: String,
     dedupe_key: String,
     payload: String,
@@ -353,7 +355,7 @@ pub async fn adopt_orphans(db: &mut Db<'_>, call: Call, pid: &str, now: Timestam
     let orphans: Vec<OrphanRow> = db
         .fetch_all(
             &format!(
-                "SELECT kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL AND {same_account} ORDER BY received_at, {order}"
+                "SELECT provider_type, kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL AND {same_account} ORDER BY received_at, {order}"
             ),
             args![pid, account],
         )
@@ -387,7 +389,7 @@ fn orphan_event(o: &OrphanRow, call: &Call, pid: &str) -> Option<ProviderEvent> 
         k => k,
     };
     Some(ProviderEvent {
-        provider_type: String::new(),
+        provider_type: o.provider_type.clone(),
         provider_call_id: Some(pid.to_string()),
         call_id: Some(call.id.clone()),
         kind,
