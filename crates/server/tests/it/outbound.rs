@@ -82,6 +82,9 @@ async fn a_campaign_run_reaches_the_receiver_every_event_signed() {
         if v["type"] == "call.ended" {
             assert_eq!(v["data"]["campaign_id"], cmp.as_str());
             assert!(v["data"]["outcome"].is_string() && v["data"].get("duration_ms").is_some() && v["data"].get("cost").is_some());
+            // The simulator's end-of-call report comes after its `ended` status: the event
+            // waited for it, and carries its cost and summary.
+            assert!(v["data"]["cost"].is_number() && v["data"]["transcript_summary"].is_string(), "{body}");
         }
     }
     assert_eq!(types.get("campaign.started"), Some(&1), "{types:?}");

@@ -54,6 +54,13 @@ pub const ROTATION_OVERLAP: SignedDuration = SignedDuration::from_hours(24);
 /// The answer excerpt kept per try: at most 1 KiB (cut at a character boundary).
 pub const EXCERPT_BYTES: usize = 1024;
 
+/// How long a `call.ended` waits for the provider's end-of-call report (Vapi and the
+/// simulator send it in a webhook of its own, a moment after the status that ends the
+/// call): 30 s. The message is held ([`OutboxEvent::not_before`]) until the report comes,
+/// which rewrites it with the report's cost, duration and summary and releases it
+/// ([`fill_held_call_ended`]), or until this wait is over, when it goes as it was written.
+pub const REPORT_WAIT: SignedDuration = SignedDuration::from_secs(30);
+
 /// One event to put in the outbox: the workspace it belongs to, its type (one of
 /// [`EVENT_TYPES`]) and its `data` object. The body sent is
 /// `{"type": …, "timestamp": RFC 3339, "data": …}` (the Standard Webhooks payload shape).
@@ -62,6 +69,18 @@ pub struct OutboxEvent {
     pub workspace_id: String,
     pub event_type: &'static str,
     pub data: serde_json::Value,
+    /// The call a `call.ended` reports (so its report can find it); `None` otherwise.
+    pub call_id: Option<String>,
+    /// Not fanned out before then (a `call.ended` waiting for its report, see
+    /// [`REPORT_WAIT`]); `None`: at once.
+    pub not_before: Option<Timestamp>,
+}
+
+impl OutboxEvent {
+    /// An event sent at once, not tied to a call.
+    pub fn new(workspace_id: impl Into<String>, event_type: &'static str, data: serde_json::Value) -> OutboxEvent {
+        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, call_id: None, not_before: None }
+    }
 }
 
 /// A webhook endpoint as stored (the secrets included, as [`SecretString`]s, so `Debug`
@@ -349,7 +368,7 @@ impl TryFrom<AttemptRow> for DeliveryAttempt {
 /// A delivery's columns, its message's payload included (`d`: the delivery, `m`: its message).
 const DELIVERY_COLUMNS: &str = "d.message_id, d.endpoint_id, d.workspace_id, d.event_type, m.payload, d.status, d.attempts, d.next_attempt_at, d.created_at";
 
-/// Events per statement in [`emit`] (4 arguments each, well under either backend's limit).
+/// Events per statement in [`emit`] (6 arguments each, well under either backend's limit).
 const EMIT_CHUNK: usize = 200;
 
 /// Whether endpoint `e` receives message `m` (of its workspace, enabled, subscribed to its
@@ -367,18 +386,63 @@ pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Re
         let mut rows = Vec::with_capacity(chunk.len());
         for e in chunk {
             let body = serde_json::json!({ "type": e.event_type, "timestamp": stamp, "data": e.data }).to_string();
-            rows.push(format!("({})", placeholders(a.len() + 1, 4)));
-            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body]);
+            rows.push(format!("({})", placeholders(a.len() + 1, 6)));
+            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body, e.call_id.as_deref(), e.not_before.map(ms)]);
         }
         // `VALUES` names its columns column1… on both backends.
         let sql = format!(
-            "INSERT INTO webhook_messages (id, workspace_id, event_type, payload, created_at)
-             SELECT m.id, m.workspace_id, m.event_type, m.payload, $1
-             FROM (SELECT column1 AS id, column2 AS workspace_id, column3 AS event_type, column4 AS payload FROM (VALUES {}) AS v) AS m
+            "INSERT INTO webhook_messages (id, workspace_id, event_type, payload, created_at, call_id, not_before)
+             SELECT m.id, m.workspace_id, m.event_type, m.payload, $1, m.call_id, m.not_before
+             FROM (SELECT column1 AS id, column2 AS workspace_id, column3 AS event_type, column4 AS payload, column5 AS call_id,
+                    column6 AS not_before FROM (VALUES {}) AS v) AS m
              WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE {RECEIVES})",
             rows.join(", ")
         );
         db.execute(&sql, a).await?;
+    }
+    Ok(())
+}
+
+/// What a provider's end-of-call report brings to its call's `call.ended`: each `Some`
+/// replaces the field of the message's `data` (`cost`, `duration_ms`,
+/// `transcript_summary`); a `None` keeps what the message had.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportFill<'a> {
+    pub cost: Option<f64>,
+    pub duration_ms: Option<i64>,
+    pub summary: Option<&'a str>,
+}
+
+/// The provider's report on `call` came, inside the caller's transaction (the one that
+/// stores the report): the `call.ended` held for it ([`REPORT_WAIT`]) gets the report's
+/// figures ([`ReportFill`]), everything else of it as written (its id, its `timestamp`),
+/// and goes on the worker's next pass. A message already fanned out (its wait was over)
+/// is left as sent. Nothing to do (no message: no endpoint was subscribed) costs one
+/// indexed lookup.
+pub async fn fill_held_call_ended(db: &mut Db<'_>, call_id: &str, fill: ReportFill<'_>) -> Result<()> {
+    // PostgreSQL: a node fanning out meanwhile skips the locked row (SKIP LOCKED) and takes
+    // it, rewritten, on its next pass.
+    let lock = match db.dialect() {
+        Dialect::Postgres => "FOR UPDATE",
+        Dialect::Sqlite => "",
+    };
+    let held: Vec<(String, String)> =
+        db.fetch_all(&format!("SELECT id, payload FROM webhook_messages WHERE call_id = $1 AND fanned_out_at IS NULL {lock}"), args![call_id]).await?;
+    for (id, payload) in held {
+        let mut body: serde_json::Value =
+            serde_json::from_str(&payload).map_err(|e| crate::StoreError::Corrupt(format!("webhook message {id}'s payload is not JSON: {e}")))?;
+        if let Some(data) = body.get_mut("data").and_then(serde_json::Value::as_object_mut) {
+            if let Some(cost) = fill.cost {
+                data.insert("cost".into(), serde_json::json!(cost));
+            }
+            if let Some(duration) = fill.duration_ms {
+                data.insert("duration_ms".into(), serde_json::json!(duration));
+            }
+            if let Some(summary) = fill.summary {
+                data.insert("transcript_summary".into(), serde_json::json!(summary));
+            }
+        }
+        db.execute("UPDATE webhook_messages SET payload = $1, not_before = NULL WHERE id = $2 AND fanned_out_at IS NULL", args![body.to_string(), &id]).await?;
     }
     Ok(())
 }
@@ -508,7 +572,8 @@ pub async fn rotate_secret(
     row.map(|r| r.open(keyring)).transpose()
 }
 
-/// Fans out up to `limit` messages not fanned out yet, oldest first (each gives one
+/// Fans out up to `limit` messages not fanned out yet and not held past `now`
+/// ([`OutboxEvent::not_before`]), oldest first (each gives one
 /// delivery or more, so a claim of `limit` never waits on the fan-out; the caller keeps it
 /// to one statement's `IN` list, well under either backend's limit of arguments): one
 /// delivery per endpoint receiving it ([`RECEIVES`]), due when the message was written.
@@ -519,8 +584,14 @@ async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
         Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
         Dialect::Sqlite => "",
     };
-    let ids: Vec<(String,)> =
-        db.fetch_all(&format!("SELECT id FROM webhook_messages WHERE fanned_out_at IS NULL ORDER BY created_at LIMIT $1 {lock}"), args![limit]).await?;
+    let ids: Vec<(String,)> = db
+        .fetch_all(
+            &format!(
+                "SELECT id FROM webhook_messages WHERE fanned_out_at IS NULL AND (not_before IS NULL OR not_before <= $2) ORDER BY created_at LIMIT $1 {lock}"
+            ),
+            args![limit, ms(now)],
+        )
+        .await?;
     if ids.is_empty() {
         return Ok(());
     }
@@ -729,7 +800,7 @@ async fn finish_in(db: &mut Db<'_>, claimed: &Delivery, attempt: u32, node: &str
 pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &Page) -> Result<Vec<(Delivery, Vec<DeliveryAttempt>)>> {
     let mut db = p.read();
     // Its deliveries, and the messages for it the worker has not fanned out yet (shown
-    // pending, no try yet).
+    // pending, no try yet; a held `call.ended` due when its hold ends).
     let rows: Vec<DeliveryRow> = db
         .fetch_all(
             &format!(
@@ -737,7 +808,7 @@ pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &P
                     SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
                     WHERE d.workspace_id = $1 AND d.endpoint_id = $2 AND ($3 IS NULL OR d.message_id < $3)
                     UNION ALL
-                    SELECT m.id, e.id, m.workspace_id, m.event_type, m.payload, 'pending', 0, m.created_at, m.created_at
+                    SELECT m.id, e.id, m.workspace_id, m.event_type, m.payload, 'pending', 0, COALESCE(m.not_before, m.created_at), m.created_at
                     FROM webhook_messages m JOIN webhook_endpoints e ON e.id = $2 AND {RECEIVES}
                     WHERE m.fanned_out_at IS NULL AND m.workspace_id = $1 AND ($3 IS NULL OR m.id < $3)
                  ) AS r ORDER BY message_id DESC LIMIT $4"
