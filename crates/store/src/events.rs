@@ -51,10 +51,12 @@ async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Re
         crate::shared::outbox::emit(db, &outbox, now).await?;
     }
     // A report on a call ended before: its `call.ended`, held for it, gets its figures and goes.
-    for c in plan.reported_after_end() {
-        let fill = ReportFill { cost: c.cost, duration_ms: c.duration_ms, summary: plan.summary_of(c.id.as_str()) };
-        crate::shared::outbox::fill_held_call_ended(db, c.id.as_str(), fill).await?;
-    }
+    let fills: Vec<(&str, ReportFill)> = plan
+        .reported_after_end()
+        .into_iter()
+        .map(|c| (c.id.as_str(), ReportFill { cost: c.cost, duration_ms: c.duration_ms, summary: plan.summary_of(c.id.as_str()) }))
+        .collect();
+    crate::shared::outbox::fill_held_call_ended(db, &fills).await?;
     Ok(())
 }
 

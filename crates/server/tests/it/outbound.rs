@@ -303,9 +303,8 @@ async fn a_receiver_that_never_answers_does_not_hold_up_another_endpoint() {
     create_endpoint(&app, &fast_url, &["campaign.paused"]).await;
 
     let ws = app.state.store.default_workspace().await.unwrap();
-    let events: Vec<dialtone_store::OutboxEvent> = (0..150)
-        .map(|n| dialtone_store::OutboxEvent { workspace_id: ws.as_str().to_string(), event_type: "campaign.paused", data: json!({ "n": n }) })
-        .collect();
+    let events: Vec<dialtone_store::OutboxEvent> =
+        (0..150).map(|n| dialtone_store::OutboxEvent::new(ws.as_str(), "campaign.paused", json!({ "n": n }))).collect();
     let started = std::time::Instant::now();
     app.state.store.emit_events(&events, jiff::Timestamp::now()).await.unwrap();
     eventually(

@@ -413,22 +413,30 @@ pub struct ReportFill<'a> {
     pub summary: Option<&'a str>,
 }
 
-/// The provider's report on `call` came, inside the caller's transaction (the one that
-/// stores the report): the `call.ended` held for it ([`REPORT_WAIT`]) gets the report's
-/// figures ([`ReportFill`]), everything else of it as written (its id, its `timestamp`),
-/// and goes on the worker's next pass. A message already fanned out (its wait was over)
-/// is left as sent. Nothing to do (no message: no endpoint was subscribed) costs one
-/// indexed lookup.
-pub async fn fill_held_call_ended(db: &mut Db<'_>, call_id: &str, fill: ReportFill<'_>) -> Result<()> {
-    // PostgreSQL: a node fanning out meanwhile skips the locked row (SKIP LOCKED) and takes
-    // it, rewritten, on its next pass.
+/// The provider's reports on `calls` came, inside the caller's transaction (the one that
+/// stores them): the `call.ended` held for each ([`REPORT_WAIT`]) gets its report's figures
+/// ([`ReportFill`]), everything else of it as written (its id, its `timestamp`), and goes
+/// on the worker's next pass. A message already fanned out (its wait was over) is left as
+/// sent. Nothing to do (no message: no endpoint was subscribed) costs one indexed lookup
+/// per batch.
+pub async fn fill_held_call_ended(db: &mut Db<'_>, calls: &[(&str, ReportFill<'_>)]) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    // PostgreSQL: a node fanning out meanwhile skips the locked rows (SKIP LOCKED) and takes
+    // them, rewritten, on its next pass.
     let lock = match db.dialect() {
         Dialect::Postgres => "FOR UPDATE",
         Dialect::Sqlite => "",
     };
-    let held: Vec<(String, String)> =
-        db.fetch_all(&format!("SELECT id, payload FROM webhook_messages WHERE call_id = $1 AND fanned_out_at IS NULL {lock}"), args![call_id]).await?;
-    for (id, payload) in held {
+    let mut held: Vec<(String, String, String)> = vec![];
+    for chunk in calls.chunks(EMIT_CHUNK) {
+        let sql =
+            format!("SELECT id, call_id, payload FROM webhook_messages WHERE call_id IN ({}) AND fanned_out_at IS NULL {lock}", placeholders(1, chunk.len()));
+        held.extend(db.fetch_all::<(String, String, String)>(&sql, chunk.iter().map(|(c, _)| Arg::from(*c)).collect()).await?);
+    }
+    for (id, call_id, payload) in held {
+        let Some((_, fill)) = calls.iter().find(|(c, _)| *c == call_id) else { continue };
         let mut body: serde_json::Value =
             serde_json::from_str(&payload).map_err(|e| crate::StoreError::Corrupt(format!("webhook message {id}'s payload is not JSON: {e}")))?;
         if let Some(data) = body.get_mut("data").and_then(serde_json::Value::as_object_mut) {
