@@ -73,8 +73,8 @@ pub struct EngineConfig {
     pub webhook_interval: Duration,
     /// Timeout of one webhook try (default 10 s, as issue 13 asks).
     pub webhook_timeout: Duration,
-    /// Most webhook tries in flight at once on this node (default 32), at most
-    /// `outbox::PER_ENDPOINT` (4) of them to one endpoint.
+    /// Most webhook tries in flight at once on this node (default 64), at most
+    /// `outbox::PER_ENDPOINT` (16) of them to one endpoint.
     pub webhook_concurrency: usize,
 }
 
@@ -96,7 +96,7 @@ impl Default for EngineConfig {
             alert_interval: Duration::from_secs(30),
             webhook_interval: Duration::from_secs(1),
             webhook_timeout: Duration::from_secs(10),
-            webhook_concurrency: 32,
+            webhook_concurrency: 64,
         }
     }
 }

@@ -143,13 +143,20 @@ const INGEST_PRESSURE: f64 = 0.5;
 /// The shortest span the ingest's pressure is judged over: 100 ms.
 const PRESSURE_WINDOW: Duration = Duration::from_millis(100);
 
+/// Messages fanned out per claim while the ingest is not pressed: a batch ahead of the
+/// claims, so a backlog is not fanned out a few messages at a time.
+const FAN_OUT_AHEAD: usize = 500;
+
+/// The longest a claim waits for more slots to free up (see `run`): 20 ms.
+const CLAIM_GATHER: Duration = Duration::from_millis(20);
+
 /// While the ingest is pressed, the worker starts at most this many tries a second.
 const PRESSED_RATE: f64 = 100.0;
 
 /// Most tries in flight to one endpoint on this node: a slow or timing-out receiver holds
 /// at most this many of the worker's `webhook_concurrency` slots, and the other endpoints'
 /// deliveries go on in the rest.
-pub const PER_ENDPOINT: usize = 4;
+pub const PER_ENDPOINT: usize = 16;
 
 /// The worker's loop. Tries run as tasks of their own, at most `webhook_concurrency` at
 /// once and [`PER_ENDPOINT`] per endpoint; a slot freed is filled by the next claim at once
@@ -167,15 +174,32 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
     let mut per_endpoint: HashMap<WebhookEndpointId, usize> = HashMap::new();
     let mut sample = (Instant::now(), engine.ingest_busy());
     let mut pressed = false;
+    // Claims are batched: with tries in flight, the next claim waits for a quarter of the
+    // slots to be free or CLAIM_GATHER to pass, rather than one claim (a transaction) per
+    // finished try.
+    let batch = (slots / 4).max(1);
+    let mut last_claim = Instant::now();
     loop {
         while let Some(done) = flying.try_join_next() {
             release(&mut per_endpoint, done);
         }
         let want = (slots - flying.len().min(slots)).min(CLAIM_LIMIT as usize);
+        if want < batch && !flying.is_empty() && last_claim.elapsed() < CLAIM_GATHER {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(done) = flying.join_next() => release(&mut per_endpoint, done),
+                _ = tokio::time::sleep(CLAIM_GATHER.saturating_sub(last_claim.elapsed())) => {}
+            }
+            continue;
+        }
+        last_claim = Instant::now();
         let mut claimed = 0;
         if want > 0 {
             let skip: Vec<WebhookEndpointId> = per_endpoint.iter().filter(|(_, n)| **n >= PER_ENDPOINT).map(|(e, _)| e.clone()).collect();
-            match engine.claim_for_worker(want, &skip).await {
+            // Pressed: fan out no more than is claimed (the fan-out's writes are the
+            // ingest's competitors too); else a batch ahead.
+            let fan_out = if pressed { want } else { FAN_OUT_AHEAD };
+            match engine.claim_for_worker(want, fan_out, &skip).await {
                 Ok((list, operator)) => {
                     claimed = list.len();
                     // One claim may take more for an endpoint than it has room for (the
@@ -256,10 +280,16 @@ impl Engine {
         self.ingest_busy_ns.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Claims up to `limit` due deliveries for the worker, none to an endpoint in `skip`,
+    /// Fans out up to `fan_out` messages and claims up to `limit` due deliveries for the
+    /// worker, none to an endpoint in `skip`,
     /// with the operator's workspace (whose deliveries may go to any address).
-    async fn claim_for_worker(&self, limit: usize, skip: &[WebhookEndpointId]) -> Result<(Vec<Claimed>, dialtone_core::WorkspaceId), EngineError> {
-        let claimed = self.store.claim_deliveries_except(self.node.as_str(), self.clock.now(), LEASE, limit as u32, skip).await?;
+    async fn claim_for_worker(
+        &self,
+        limit: usize,
+        fan_out: usize,
+        skip: &[WebhookEndpointId],
+    ) -> Result<(Vec<Claimed>, dialtone_core::WorkspaceId), EngineError> {
+        let claimed = self.store.claim_deliveries_except(self.node.as_str(), self.clock.now(), LEASE, limit as u32, fan_out as u32, skip).await?;
         let operator = self.default_workspace().await?;
         Ok((claimed, (*operator).clone()))
     }

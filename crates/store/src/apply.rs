@@ -291,32 +291,6 @@ impl<'e> BatchPlan<'e> {
             .next_back()
     }
 
-    /// Whether the batch brings the provider's end-of-call report on `call` (Vapi's
-    /// `end-of-call-report`, which the simulator sends too): an event of the batch, new to
-    /// the call, that is one or carries its content.
-    pub fn reports(&self, call: &str) -> bool {
-        self.reporting_events(call).next().is_some()
-    }
-
-    /// The calls the batch brings a report on ([`Self::reports`]) that were ended before it
-    /// (their `call.ended` may be waiting for it), as they now stand.
-    pub fn reported_after_end(&self) -> Vec<&Call> {
-        let mut ids: Vec<&str> = (0..self.events.len())
-            .filter(|&i| self.new[i] && !self.mismatched[i] && is_report(&self.events[i]))
-            .filter_map(|i| self.targets[i].as_deref())
-            .filter(|id| self.loaded.get(id).is_some_and(|c| c.status.is_terminal()))
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.into_iter().filter_map(|id| self.calls.get(id)).collect()
-    }
-
-    fn reporting_events<'a>(&'a self, call: &'a str) -> impl Iterator<Item = &'e ProviderEvent> + 'a {
-        (0..self.events.len())
-            .filter(move |&i| self.new[i] && !self.mismatched[i] && self.targets[i].as_deref() == Some(call) && is_report(&self.events[i]))
-            .map(|i| &self.events[i])
-    }
-
     /// The calls the batch ended, in event order.
     pub fn ended(&self) -> &[Ended] {
         &self.ended
@@ -331,12 +305,6 @@ impl<'e> BatchPlan<'e> {
     pub fn into_applied(self) -> Vec<Applied> {
         self.out
     }
-}
-
-/// Whether `e` is a provider's end-of-call report (Vapi's `end-of-call-report`, the
-/// simulator's too), or carries a report's content.
-fn is_report(e: &ProviderEvent) -> bool {
-    e.report.is_some() || e.provider_type == "end-of-call-report"
 }
 
 /// What an event does to `call` as it stands, as `dialtone_core::call::effect` decides:

@@ -9,11 +9,10 @@
 
 use crate::apply::{next_step, AfterCallRow, BatchCalls, BatchPlan, Ended, EventRow, NextStep, AFTER_CALL_COLUMNS};
 use crate::common::{kind_from_text, kind_text, ms, payload_extras};
-use crate::shared::outbox::{ReportFill, REPORT_WAIT};
 use crate::sql::{args, Db};
 use crate::{Applied, Call, OutboxEvent, Result};
+use dialtone_core::ContactStatus;
 use dialtone_core::{CallId, EventId, EventKind, ProviderEvent, WorkspaceId};
-use dialtone_core::{ContactStatus, ProviderKind};
 use jiff::Timestamp;
 use std::collections::{HashMap, HashSet};
 
@@ -40,7 +39,7 @@ pub async fn apply_loaded(db: &mut Db<'_>, calls: BatchCalls, events: &[Provider
 /// `webhook_messages` per 200 events, no row of another call is locked or updated).
 async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Result<()> {
     write_calls(db, &plan.dirty_calls()).await?;
-    let mut outbox = call_events(plan, now);
+    let mut outbox = call_events(plan);
     outbox.extend(end_contacts(db, plan.ended(), now).await?);
     for call in plan.corrected() {
         if !retry_corrected(db, call, now).await? {
@@ -50,52 +49,30 @@ async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Re
     if !outbox.is_empty() {
         crate::shared::outbox::emit(db, &outbox, now).await?;
     }
-    // A report on a call ended before: its `call.ended`, held for it, gets its figures and goes.
-    let fills: Vec<(&str, ReportFill)> = plan
-        .reported_after_end()
-        .into_iter()
-        .map(|c| (c.id.as_str(), ReportFill { cost: c.cost, duration_ms: c.duration_ms, summary: plan.summary_of(c.id.as_str()) }))
-        .collect();
-    crate::shared::outbox::fill_held_call_ended(db, &fills).await?;
     Ok(())
 }
 
-/// Whether `provider` sends its end-of-call report (cost, duration, summary) in a webhook of
-/// its own after the status that ends the call: Vapi, and the simulator that mimics it.
-/// Twilio and Exotel carry the duration in the status callback and send no report.
-fn reports_later(provider: ProviderKind) -> bool {
-    match provider {
-        ProviderKind::Vapi | ProviderKind::Sim => true,
-        ProviderKind::Twilio | ProviderKind::Exotel => false,
-    }
-}
-
 /// `call.started` for each call the batch answered, `call.ended` for each it ended.
-///
-/// A `call.ended` whose provider sends its report later ([`reports_later`]) and whose
-/// report is not in this batch is held for it, at most [`REPORT_WAIT`]: the report's
-/// batch fills in its cost, duration and summary and releases it (`write_plan`). A call the
-/// provider never took (no provider call id) gets no report and is not held.
-fn call_events(plan: &BatchPlan<'_>, now: Timestamp) -> Vec<OutboxEvent> {
+fn call_events(plan: &BatchPlan<'_>) -> Vec<OutboxEvent> {
     let mut out = Vec::new();
     for c in plan.answered() {
-        out.push(OutboxEvent::new(
-            c.workspace_id.as_str(),
-            "call.started",
-            serde_json::json!({
+        out.push(OutboxEvent {
+            workspace_id: c.workspace_id.as_str().to_string(),
+            event_type: "call.started",
+            data: serde_json::json!({
                 "call_id": c.id, "campaign_id": c.campaign_id, "contact_id": c.contact_id, "attempt": c.attempt,
                 "phone": c.phone.as_str(), "provider": c.provider.as_str(), "answered_at": c.answered_at,
             }),
-        ));
+        });
     }
     for e in plan.ended() {
         // As the batch left it: a report later in the batch than the end fills in the cost
         // and duration the end did not carry.
         let c = plan.call(e.call.id.as_str()).unwrap_or(&e.call);
-        // The provider's talk time when it is known, else the time between the answer and
-        // the end as dialtone saw them (until the report, if one is held for).
+        // The provider's talk time when it came with the end, else the time between the
+        // answer and the end as dialtone saw them (a report after the end brings the
+        // provider's figure to the call's record, not to this event).
         let duration_ms = c.duration_ms.or_else(|| Some(c.ended_at?.duration_since(c.answered_at?).as_millis() as i64).filter(|ms| *ms >= 0));
-        let hold = reports_later(c.provider) && c.provider_call_id.is_some() && !plan.reports(c.id.as_str());
         out.push(OutboxEvent {
             workspace_id: c.workspace_id.as_str().to_string(),
             event_type: "call.ended",
@@ -105,8 +82,6 @@ fn call_events(plan: &BatchPlan<'_>, now: Timestamp) -> Vec<OutboxEvent> {
                 "ended_reason": c.ended_reason, "duration_ms": duration_ms, "cost": c.cost,
                 "transcript_summary": plan.summary_of(c.id.as_str()), "ended_at": c.ended_at,
             }),
-            call_id: Some(c.id.as_str().to_string()),
-            not_before: hold.then(|| now.saturating_add(REPORT_WAIT).unwrap_or(now)),
         });
     }
     out
@@ -285,14 +260,14 @@ async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> 
             .await?;
         }
         if !matches!(step.status, ContactStatus::Pending | ContactStatus::InCall) {
-            finished.push(OutboxEvent::new(
-                row.workspace_id.as_str(),
-                "contact.finished",
-                serde_json::json!({
+            finished.push(OutboxEvent {
+                workspace_id: row.workspace_id.clone(),
+                event_type: "contact.finished",
+                data: serde_json::json!({
                     "contact_id": e.call.contact_id, "campaign_id": e.call.campaign_id, "status": step.status.as_str(),
                     "last_outcome": step.last_outcome.as_str(), "last_call_id": e.call.id, "attempts": e.call.attempt,
                 }),
-            ));
+            });
         }
         steps.push((e.call.contact_id.as_str(), step));
     }
@@ -330,8 +305,6 @@ pub(crate) fn route_account(e: &ProviderEvent) -> Option<&str> {
 /// An orphan: an event stored before a call had its provider call id.
 #[derive(sqlx::FromRow)]
 struct OrphanRow {
-    /// The provider's name for it (an `end-of-call-report` releases a held `call.ended`).
-    provider_type: String,
     kind: String,
     dedupe_key: String,
     payload: String,
@@ -357,7 +330,7 @@ pub async fn adopt_orphans(db: &mut Db<'_>, call: Call, pid: &str, now: Timestam
     let orphans: Vec<OrphanRow> = db
         .fetch_all(
             &format!(
-                "SELECT provider_type, kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL AND {same_account} ORDER BY received_at, {order}"
+                "SELECT kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL AND {same_account} ORDER BY received_at, {order}"
             ),
             args![pid, account],
         )
@@ -391,7 +364,7 @@ fn orphan_event(o: &OrphanRow, call: &Call, pid: &str) -> Option<ProviderEvent> 
         k => k,
     };
     Some(ProviderEvent {
-        provider_type: o.provider_type.clone(),
+        provider_type: String::new(),
         provider_call_id: Some(pid.to_string()),
         call_id: Some(call.id.clone()),
         kind,

@@ -22,7 +22,7 @@ pub use model::*;
 pub use shared::idempotency::{Begun, StoredResponse, STALE as IDEMPOTENCY_STALE, TTL as IDEMPOTENCY_TTL};
 pub use shared::outbox::{
     Claimed, Delivery, DeliveryAttempt, FinishedTry, NewWebhookEndpoint, OutboxEvent, TryResult, WebhookEndpoint, WebhookEndpointPatch,
-    DISABLE_AFTER as WEBHOOK_DISABLE_AFTER, EVENT_TYPES as WEBHOOK_EVENT_TYPES, EXCERPT_BYTES as WEBHOOK_EXCERPT_BYTES, REPORT_WAIT as WEBHOOK_REPORT_WAIT,
+    DISABLE_AFTER as WEBHOOK_DISABLE_AFTER, EVENT_TYPES as WEBHOOK_EVENT_TYPES, EXCERPT_BYTES as WEBHOOK_EXCERPT_BYTES,
     RETRY_SCHEDULE as WEBHOOK_RETRY_SCHEDULE, ROTATION_OVERLAP as WEBHOOK_ROTATION_OVERLAP,
 };
 pub use shared::provider_accounts::{NewProviderAccount, ProviderAccount, ProviderAccountPatch};
@@ -390,15 +390,17 @@ pub trait Store: Send + Sync + 'static {
     /// Fans waiting outbox messages out to their endpoints (up to `limit`), then claims due
     /// deliveries for `node` until `now + lease`, counting a try on each.
     async fn claim_deliveries(&self, node: &str, now: Timestamp, lease: jiff::SignedDuration, limit: u32) -> Result<Vec<Claimed>> {
-        self.claim_deliveries_except(node, now, lease, limit, &[]).await
+        self.claim_deliveries_except(node, now, lease, limit, limit, &[]).await
     }
-    /// [`Store::claim_deliveries`], taking no delivery to an endpoint in `skip`.
+    /// [`Store::claim_deliveries`], fanning out up to `fan_out` messages (at most 1,000) and
+    /// taking no delivery to an endpoint in `skip`.
     async fn claim_deliveries_except(
         &self,
         node: &str,
         now: Timestamp,
         lease: jiff::SignedDuration,
         limit: u32,
+        fan_out: u32,
         skip: &[WebhookEndpointId],
     ) -> Result<Vec<Claimed>>;
     /// Gives back claimed deliveries `node` will not try now: unclaimed, their try uncounted.

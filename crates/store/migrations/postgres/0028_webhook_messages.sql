@@ -12,18 +12,10 @@ CREATE TABLE webhook_messages (
     payload       TEXT NOT NULL,
     created_at    BIGINT NOT NULL,
     -- Unix ms when the worker wrote its deliveries; NULL until then.
-    fanned_out_at BIGINT,
-    -- The call a `call.ended` message reports (NULL for every other type).
-    call_id       TEXT,
-    -- Unix ms before which the worker does not fan it out; NULL: at once. A `call.ended`
-    -- whose provider sends its end-of-call report later is held until the report comes
-    -- (it then carries the report's cost, duration and summary) or for at most REPORT_WAIT.
-    not_before    BIGINT
+    fanned_out_at BIGINT
 );
 -- The worker's fan-out: messages not fanned out yet, oldest first.
 CREATE INDEX webhook_messages_fan_out ON webhook_messages (created_at) WHERE fanned_out_at IS NULL;
--- The held `call.ended` of a call, found when its report arrives.
-CREATE INDEX webhook_messages_held ON webhook_messages (call_id) WHERE fanned_out_at IS NULL AND call_id IS NOT NULL;
 
 -- Deliveries written before: their message (already fanned out), then their payload column
 -- goes (the message holds it).

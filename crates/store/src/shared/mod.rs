@@ -187,9 +187,11 @@ macro_rules! impl_store {
                 now: jiff::Timestamp,
                 lease: jiff::SignedDuration,
                 limit: u32,
+                fan_out: u32,
                 skip: &[dialtone_core::WebhookEndpointId],
             ) -> $crate::Result<Vec<$crate::Claimed>> {
-                $crate::shared::outbox::claim(self.pools(), node, now, lease, limit, skip, self.keyring.as_deref()).await
+                let limits = $crate::shared::outbox::ClaimLimits { deliveries: limit, fan_out };
+                $crate::shared::outbox::claim(self.pools(), node, now, lease, limits, skip, self.keyring.as_deref()).await
             }
 
             async fn give_back_deliveries(&self, node: &str, deliveries: &[$crate::Delivery]) -> $crate::Result<u64> {

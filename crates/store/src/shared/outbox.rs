@@ -54,13 +54,6 @@ pub const ROTATION_OVERLAP: SignedDuration = SignedDuration::from_hours(24);
 /// The answer excerpt kept per try: at most 1 KiB (cut at a character boundary).
 pub const EXCERPT_BYTES: usize = 1024;
 
-/// How long a `call.ended` waits for the provider's end-of-call report (Vapi and the
-/// simulator send it in a webhook of its own, a moment after the status that ends the
-/// call): 30 s. The message is held ([`OutboxEvent::not_before`]) until the report comes,
-/// which rewrites it with the report's cost, duration and summary and releases it
-/// ([`fill_held_call_ended`]), or until this wait is over, when it goes as it was written.
-pub const REPORT_WAIT: SignedDuration = SignedDuration::from_secs(30);
-
 /// One event to put in the outbox: the workspace it belongs to, its type (one of
 /// [`EVENT_TYPES`]) and its `data` object. The body sent is
 /// `{"type": …, "timestamp": RFC 3339, "data": …}` (the Standard Webhooks payload shape).
@@ -69,18 +62,6 @@ pub struct OutboxEvent {
     pub workspace_id: String,
     pub event_type: &'static str,
     pub data: serde_json::Value,
-    /// The call a `call.ended` reports (so its report can find it); `None` otherwise.
-    pub call_id: Option<String>,
-    /// Not fanned out before then (a `call.ended` waiting for its report, see
-    /// [`REPORT_WAIT`]); `None`: at once.
-    pub not_before: Option<Timestamp>,
-}
-
-impl OutboxEvent {
-    /// An event sent at once, not tied to a call.
-    pub fn new(workspace_id: impl Into<String>, event_type: &'static str, data: serde_json::Value) -> OutboxEvent {
-        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, call_id: None, not_before: None }
-    }
 }
 
 /// A webhook endpoint as stored (the secrets included, as [`SecretString`]s, so `Debug`
@@ -368,7 +349,7 @@ impl TryFrom<AttemptRow> for DeliveryAttempt {
 /// A delivery's columns, its message's payload included (`d`: the delivery, `m`: its message).
 const DELIVERY_COLUMNS: &str = "d.message_id, d.endpoint_id, d.workspace_id, d.event_type, m.payload, d.status, d.attempts, d.next_attempt_at, d.created_at";
 
-/// Events per statement in [`emit`] (6 arguments each, well under either backend's limit).
+/// Events per statement in [`emit`] (4 arguments each, well under either backend's limit).
 const EMIT_CHUNK: usize = 200;
 
 /// Whether endpoint `e` receives message `m` (of its workspace, enabled, subscribed to its
@@ -386,71 +367,18 @@ pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Re
         let mut rows = Vec::with_capacity(chunk.len());
         for e in chunk {
             let body = serde_json::json!({ "type": e.event_type, "timestamp": stamp, "data": e.data }).to_string();
-            rows.push(format!("({})", placeholders(a.len() + 1, 6)));
-            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body, e.call_id.as_deref(), e.not_before.map(ms)]);
+            rows.push(format!("({})", placeholders(a.len() + 1, 4)));
+            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body]);
         }
         // `VALUES` names its columns column1… on both backends.
         let sql = format!(
-            "INSERT INTO webhook_messages (id, workspace_id, event_type, payload, created_at, call_id, not_before)
-             SELECT m.id, m.workspace_id, m.event_type, m.payload, $1, m.call_id, m.not_before
-             FROM (SELECT column1 AS id, column2 AS workspace_id, column3 AS event_type, column4 AS payload, column5 AS call_id,
-                    column6 AS not_before FROM (VALUES {}) AS v) AS m
+            "INSERT INTO webhook_messages (id, workspace_id, event_type, payload, created_at)
+             SELECT m.id, m.workspace_id, m.event_type, m.payload, $1
+             FROM (SELECT column1 AS id, column2 AS workspace_id, column3 AS event_type, column4 AS payload FROM (VALUES {}) AS v) AS m
              WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE {RECEIVES})",
             rows.join(", ")
         );
         db.execute(&sql, a).await?;
-    }
-    Ok(())
-}
-
-/// What a provider's end-of-call report brings to its call's `call.ended`: each `Some`
-/// replaces the field of the message's `data` (`cost`, `duration_ms`,
-/// `transcript_summary`); a `None` keeps what the message had.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ReportFill<'a> {
-    pub cost: Option<f64>,
-    pub duration_ms: Option<i64>,
-    pub summary: Option<&'a str>,
-}
-
-/// The provider's reports on `calls` came, inside the caller's transaction (the one that
-/// stores them): the `call.ended` held for each ([`REPORT_WAIT`]) gets its report's figures
-/// ([`ReportFill`]), everything else of it as written (its id, its `timestamp`), and goes
-/// on the worker's next pass. A message already fanned out (its wait was over) is left as
-/// sent. Nothing to do (no message: no endpoint was subscribed) costs one indexed lookup
-/// per batch.
-pub async fn fill_held_call_ended(db: &mut Db<'_>, calls: &[(&str, ReportFill<'_>)]) -> Result<()> {
-    if calls.is_empty() {
-        return Ok(());
-    }
-    // PostgreSQL: a node fanning out meanwhile skips the locked rows (SKIP LOCKED) and takes
-    // them, rewritten, on its next pass.
-    let lock = match db.dialect() {
-        Dialect::Postgres => "FOR UPDATE",
-        Dialect::Sqlite => "",
-    };
-    let mut held: Vec<(String, String, String)> = vec![];
-    for chunk in calls.chunks(EMIT_CHUNK) {
-        let sql =
-            format!("SELECT id, call_id, payload FROM webhook_messages WHERE call_id IN ({}) AND fanned_out_at IS NULL {lock}", placeholders(1, chunk.len()));
-        held.extend(db.fetch_all::<(String, String, String)>(&sql, chunk.iter().map(|(c, _)| Arg::from(*c)).collect()).await?);
-    }
-    for (id, call_id, payload) in held {
-        let Some((_, fill)) = calls.iter().find(|(c, _)| *c == call_id) else { continue };
-        let mut body: serde_json::Value =
-            serde_json::from_str(&payload).map_err(|e| crate::StoreError::Corrupt(format!("webhook message {id}'s payload is not JSON: {e}")))?;
-        if let Some(data) = body.get_mut("data").and_then(serde_json::Value::as_object_mut) {
-            if let Some(cost) = fill.cost {
-                data.insert("cost".into(), serde_json::json!(cost));
-            }
-            if let Some(duration) = fill.duration_ms {
-                data.insert("duration_ms".into(), serde_json::json!(duration));
-            }
-            if let Some(summary) = fill.summary {
-                data.insert("transcript_summary".into(), serde_json::json!(summary));
-            }
-        }
-        db.execute("UPDATE webhook_messages SET payload = $1, not_before = NULL WHERE id = $2 AND fanned_out_at IS NULL", args![body.to_string(), &id]).await?;
     }
     Ok(())
 }
@@ -580,8 +508,7 @@ pub async fn rotate_secret(
     row.map(|r| r.open(keyring)).transpose()
 }
 
-/// Fans out up to `limit` messages not fanned out yet and not held past `now`
-/// ([`OutboxEvent::not_before`]), oldest first (each gives one
+/// Fans out up to `limit` messages not fanned out yet, oldest first (each gives one
 /// delivery or more, so a claim of `limit` never waits on the fan-out; the caller keeps it
 /// to one statement's `IN` list, well under either backend's limit of arguments): one
 /// delivery per endpoint receiving it ([`RECEIVES`]), due when the message was written.
@@ -592,14 +519,8 @@ async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
         Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
         Dialect::Sqlite => "",
     };
-    let ids: Vec<(String,)> = db
-        .fetch_all(
-            &format!(
-                "SELECT id FROM webhook_messages WHERE fanned_out_at IS NULL AND (not_before IS NULL OR not_before <= $2) ORDER BY created_at LIMIT $1 {lock}"
-            ),
-            args![limit, ms(now)],
-        )
-        .await?;
+    let ids: Vec<(String,)> =
+        db.fetch_all(&format!("SELECT id FROM webhook_messages WHERE fanned_out_at IS NULL ORDER BY created_at LIMIT $1 {lock}"), args![limit]).await?;
     if ids.is_empty() {
         return Ok(());
     }
@@ -625,10 +546,18 @@ async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
     Ok(())
 }
 
-/// Most messages fanned out per claim: 1,000.
-const MAX_CLAIM: u32 = 1000;
+/// How much one [`claim`] takes: up to `deliveries` due deliveries, after fanning out up to
+/// `fan_out` waiting messages.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimLimits {
+    pub deliveries: u32,
+    pub fan_out: u32,
+}
 
-/// Fans out up to `limit` waiting messages, then claims up to `limit` due deliveries of enabled endpoints
+/// Most messages fanned out per claim: 1,000 (one statement's `IN` list).
+const MAX_FAN_OUT: u32 = 1000;
+
+/// Fans out up to `fan_out_limit` waiting messages (at most [`MAX_FAN_OUT`]), then claims up to `limit` due deliveries of enabled endpoints
 /// for `node` until `now + lease`, oldest due first, counting a try on each, none to an
 /// endpoint in `skip` (the worker's endpoints that have as many tries in flight as one
 /// endpoint may: a slow receiver does not take every slot). A row whose lease ran out is
@@ -638,13 +567,14 @@ pub async fn claim(
     node: &str,
     now: Timestamp,
     lease: SignedDuration,
-    limit: u32,
+    limits: ClaimLimits,
     skip: &[WebhookEndpointId],
     keyring: Option<&Keyring>,
 ) -> Result<Vec<Claimed>> {
+    let ClaimLimits { deliveries: limit, fan_out: fan_out_limit } = limits;
     let mut tx = p.begin().await?;
     let mut db = tx.db();
-    fan_out(&mut db, limit.min(MAX_CLAIM), now).await?;
+    fan_out(&mut db, fan_out_limit.clamp(1, MAX_FAN_OUT), now).await?;
     // PostgreSQL: several nodes claim at once; SKIP LOCKED lets each take rows the others
     // are not taking, rather than wait for them. SQLite's one writer needs no lock.
     let lock = match db.dialect() {
@@ -808,7 +738,7 @@ async fn finish_in(db: &mut Db<'_>, claimed: &Delivery, attempt: u32, node: &str
 pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &Page) -> Result<Vec<(Delivery, Vec<DeliveryAttempt>)>> {
     let mut db = p.read();
     // Its deliveries, and the messages for it the worker has not fanned out yet (shown
-    // pending, no try yet; a held `call.ended` due when its hold ends).
+    // pending, no try yet).
     let rows: Vec<DeliveryRow> = db
         .fetch_all(
             &format!(
@@ -816,7 +746,7 @@ pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &P
                     SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
                     WHERE d.workspace_id = $1 AND d.endpoint_id = $2 AND ($3 IS NULL OR d.message_id < $3)
                     UNION ALL
-                    SELECT m.id, e.id, m.workspace_id, m.event_type, m.payload, 'pending', 0, COALESCE(m.not_before, m.created_at), m.created_at
+                    SELECT m.id, e.id, m.workspace_id, m.event_type, m.payload, 'pending', 0, m.created_at, m.created_at
                     FROM webhook_messages m JOIN webhook_endpoints e ON e.id = $2 AND {RECEIVES}
                     WHERE m.fanned_out_at IS NULL AND m.workspace_id = $1 AND ($3 IS NULL OR m.id < $3)
                  ) AS r ORDER BY message_id DESC LIMIT $4"

@@ -89,8 +89,9 @@ pub async fn an_event_is_one_message_until_a_claim_fans_it_out_to_the_endpoints_
     let early = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
     let disabled_since = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
     let other_type = store.create_webhook_endpoint(&ws, &endpoint(&["call.started"]), &secret(), t0()).await.unwrap();
-    let events: Vec<dialtone_store::OutboxEvent> =
-        (0..1201).map(|n| dialtone_store::OutboxEvent::new(ws.as_str(), "call.ended", serde_json::json!({ "n": n }))).collect();
+    let events: Vec<dialtone_store::OutboxEvent> = (0..1201)
+        .map(|n| dialtone_store::OutboxEvent { workspace_id: ws.as_str().to_string(), event_type: "call.ended", data: serde_json::json!({ "n": n }) })
+        .collect();
     store.emit_events(&events, t0()).await.unwrap();
 
     let page = dialtone_store::Page { limit: 5, before: None };
@@ -242,100 +243,4 @@ pub async fn an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_tw
     assert!(store.delete_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap());
     assert!(store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().is_none());
     assert!(store.list_deliveries(&ws, ep.id.as_str(), &page).await.unwrap().is_empty());
-}
-
-/// A `call.ended` of a provider that sends its end-of-call report after the status that
-/// ends the call (Vapi, the simulator) waits for that report, at most
-/// `WEBHOOK_REPORT_WAIT`: the delivery log shows it pending meanwhile, the report fills in
-/// its cost, duration and summary (same message, same timestamp) and releases it; one
-/// whose report never comes goes when the wait is over, as written; one whose report came
-/// in the same batch goes at once; a report after it went changes nothing.
-pub async fn a_call_ended_waits_for_the_providers_report_then_carries_its_cost_duration_and_summary(store: S) {
-    let ws = store.default_workspace().await.unwrap();
-    let hook = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
-    let cmp = draft_campaign(&store, &ws, Mode::Continuous, 5, 1).await;
-    assert_eq!(cmp.provider, dialtone_core::ProviderKind::Sim, "a provider that reports later");
-    add_contacts(&store, &ws, &cmp.id, 0..3).await;
-    start(&store, &ws, &cmp.id).await;
-    let dials = claim(&store, &cmp.id, at(1)).await;
-    assert_eq!(dials.len(), 3);
-    for d in &dials {
-        place(&store, d, at(2)).await;
-        apply1(&store, progress(&d.call_id, CallStatus::InProgress), at(3)).await;
-    }
-    let (reported, never, same_batch) = (&dials[0].call_id, &dials[1].call_id, &dials[2].call_id);
-    let status_end = |call: &dialtone_core::CallId| {
-        event(Some(call), None, dialtone_core::EventKind::Ended { outcome: Outcome::Completed, reason: Some("customer-ended-call".into()) }, &fresh())
-    };
-    let report = |call: &dialtone_core::CallId, cost: f64, duration_ms: i64, summary: &str| {
-        let mut e = ended(call, Outcome::Completed);
-        e.cost = Some(cost);
-        e.duration_ms = Some(duration_ms);
-        e.report = Some(Box::new(dialtone_core::CallReport { summary: Some(summary.into()), ..Default::default() }));
-        e
-    };
-    assert!(apply1(&store, status_end(reported), at(10)).await.ended_call());
-    assert!(apply1(&store, status_end(never), at(10)).await.ended_call());
-    let both = store.apply_events(&[status_end(same_batch), report(same_batch, 0.03, 5000, "left a message")], at(10)).await.unwrap();
-    assert!(both[0].ended_call());
-
-    let lease = jiff::SignedDuration::from_secs(60);
-    let data = |c: &dialtone_store::Claimed| serde_json::from_str::<serde_json::Value>(&c.delivery.payload).unwrap();
-    let got = store.claim_deliveries("n1", at(10), lease, 10).await.unwrap();
-    assert_eq!(got.len(), 1, "only the call whose report came with its end goes at once: {got:?}");
-    let body = data(&got[0]);
-    assert_eq!(body["data"]["call_id"], same_batch.as_str());
-    assert_eq!((body["data"]["cost"].as_f64(), body["data"]["duration_ms"].as_i64()), (Some(0.03), Some(5000)), "{body}");
-    assert_eq!(body["data"]["transcript_summary"], "left a message");
-
-    // Held, yet in the log: pending, due when the wait is over.
-    let page = dialtone_store::Page { limit: 10, before: None };
-    let log = store.list_deliveries(&ws, hook.id.as_str(), &page).await.unwrap();
-    let held: Vec<&dialtone_store::Delivery> = log.iter().map(|(d, _)| d).filter(|d| !d.payload.contains(same_batch.as_str())).collect();
-    assert_eq!(held.len(), 2, "{log:?}");
-    let wait = dialtone_store::WEBHOOK_REPORT_WAIT;
-    assert_eq!(wait, jiff::SignedDuration::from_secs(30));
-    for d in &held {
-        assert_eq!((d.status.as_str(), d.attempts, d.next_attempt_at), ("pending", 0, Some(at(10) + wait)), "{d:?}");
-    }
-    let held_reported = held.iter().find(|d| d.payload.contains(reported.as_str())).unwrap();
-    let first: serde_json::Value = serde_json::from_str(&held_reported.payload).unwrap();
-    assert!(first["data"]["cost"].is_null() && first["data"]["transcript_summary"].is_null(), "{first}");
-    assert_eq!(first["data"]["duration_ms"], 7000, "dialtone's own answer-to-end time until the report: {first}");
-
-    // The report comes: the same message, filled in, goes on the next pass.
-    apply1(&store, report(reported, 0.12, 61_000, "booked a demo"), at(12)).await;
-    let got = store.claim_deliveries("n1", at(12), lease, 10).await.unwrap();
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].delivery.message_id, held_reported.message_id, "the message it was");
-    let body = data(&got[0]);
-    assert_eq!(body["data"]["call_id"], reported.as_str());
-    assert_eq!((body["data"]["cost"].as_f64(), body["data"]["duration_ms"].as_i64()), (Some(0.12), Some(61_000)), "{body}");
-    assert_eq!(body["data"]["transcript_summary"], "booked a demo");
-    assert_eq!(
-        (&body["timestamp"], &body["data"]["outcome"], &body["data"]["ended_at"]),
-        (&first["timestamp"], &first["data"]["outcome"], &first["data"]["ended_at"])
-    );
-    let call = load_call(&store, &ws, reported).await;
-    assert_eq!((call.cost, call.duration_ms), (Some(0.12), Some(61_000)), "the call's record has them too");
-
-    // No report for the other: it goes when the wait is over, as written.
-    assert!(store.claim_deliveries("n1", at(39), lease, 10).await.unwrap().is_empty(), "still held");
-    let got = store.claim_deliveries("n1", at(40), lease, 10).await.unwrap();
-    assert_eq!(got.len(), 1, "{got:?}");
-    let body = data(&got[0]);
-    assert_eq!(body["data"]["call_id"], never.as_str());
-    assert!(body["data"]["cost"].is_null() && body["data"]["transcript_summary"].is_null(), "{body}");
-    assert_eq!(body["data"]["duration_ms"], 7000);
-
-    // Its report after it went changes what was sent in nothing.
-    apply1(&store, report(never, 0.5, 9000, "too late"), at(50)).await;
-    let log = store.list_deliveries(&ws, hook.id.as_str(), &page).await.unwrap();
-    let sent = log.iter().find(|(d, _)| d.message_id == got[0].delivery.message_id).unwrap();
-    assert_eq!(sent.0.payload, got[0].delivery.payload);
-    assert!(store.claim_deliveries("n1", at(50), lease, 10).await.unwrap().is_empty());
-}
-
-fn fresh() -> String {
-    dialtone_core::EventId::new().to_string()
 }
