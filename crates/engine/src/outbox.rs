@@ -41,6 +41,18 @@ pub struct Clients {
     tenant: reqwest::Client,
 }
 
+impl Clients {
+    /// The client for a delivery of a tenant's workspace (public addresses only) or of the
+    /// operator's.
+    fn pick(&self, tenant: bool) -> &reqwest::Client {
+        if tenant {
+            &self.tenant
+        } else {
+            &self.operator
+        }
+    }
+}
+
 /// Builds the worker's [`Clients`] with `timeout` per try.
 pub fn client(timeout: Duration) -> Clients {
     let builder = || {
@@ -215,7 +227,7 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
                         let (engine, clients, tenant) = (engine.clone(), clients.clone(), c.delivery.workspace_id != operator);
                         flying.spawn(async move {
                             let endpoint = c.delivery.endpoint_id.clone();
-                            if let Err(e) = engine.deliver_one(if tenant { &clients.tenant } else { &clients.operator }, tenant, c).await {
+                            if let Err(e) = engine.deliver_one(clients.pick(tenant), tenant, c).await {
                                 tracing::warn!(error = %e, %endpoint, "could not record a webhook try; it is sent again after its lease");
                             }
                             endpoint
@@ -281,8 +293,8 @@ impl Engine {
     }
 
     /// Fans out up to `fan_out` messages and claims up to `limit` due deliveries for the
-    /// worker, none to an endpoint in `skip`,
-    /// with the operator's workspace (whose deliveries may go to any address).
+    /// worker, none to an endpoint in `skip`; with the operator's workspace (whose
+    /// deliveries may go to any address).
     async fn claim_for_worker(
         &self,
         limit: usize,
@@ -294,9 +306,9 @@ impl Engine {
         Ok((claimed, (*operator).clone()))
     }
 
-    /// One pass of the delivery worker, as tests drive it: claims what is due at the engine clock's now, sends
-    /// it (at most `webhook_concurrency` at once) and records each try. Returns how many
-    /// tries were made.
+    /// One pass of the delivery worker, as tests drive it: claims what is due at the engine
+    /// clock's now, sends it (at most `webhook_concurrency` at once) and records each try.
+    /// Returns how many tries were made.
     pub async fn deliver_webhooks(&self, clients: &Clients) -> Result<usize, EngineError> {
         let now = self.clock.now();
         let claimed = self.store.claim_deliveries(self.node.as_str(), now, LEASE, CLAIM_LIMIT).await?;
@@ -308,7 +320,7 @@ impl Engine {
         let results: Vec<Result<(), EngineError>> = futures::stream::iter(claimed)
             .map(|c| {
                 let tenant = c.delivery.workspace_id != *operator;
-                self.deliver_one(if tenant { &clients.tenant } else { &clients.operator }, tenant, c)
+                self.deliver_one(clients.pick(tenant), tenant, c)
             })
             .buffer_unordered(self.config.webhook_concurrency.max(1))
             .collect()
