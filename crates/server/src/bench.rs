@@ -52,8 +52,9 @@ pub struct BenchArgs {
     pub tick_contacts: usize,
     /// Ingest with this many webhook endpoints subscribed to every outbound event (issue 13:
     /// "ingest figures unchanged with 3 endpoints, one of them down"): all but the last are
-    /// in-process receivers on loopback answering 204, the last refuses connections (a
-    /// port bound, then closed). The report adds what the receivers got during the run and
+    /// receivers on loopback answering 204 (in this process, on a thread at the lowest
+    /// priority: they stand for other machines), the last refuses connections (a port bound,
+    /// then closed). The report adds what the receivers got during the run and
     /// after it (until their counts stay still for 2 s), and the delivery rate after it.
     #[arg(long, default_value_t = 0)]
     pub webhook_endpoints: usize,
@@ -349,8 +350,14 @@ async fn drop_stats_triggers(url: &str) -> anyhow::Result<()> {
 }
 
 /// Registers `n` webhook endpoints in `ws`, subscribed to every event type: `n - 1`
-/// in-process receivers on loopback answering 204 (each counting what it got), and one
-/// address that refuses connections (a port bound, then closed). Returns the counters.
+/// receivers on loopback answering 204 (each counting what it got), and one address that
+/// refuses connections (a port bound, then closed). Returns the counters.
+///
+/// The receivers stand for the users' systems, which run on other machines: they are served
+/// by a thread and runtime of their own at nice [`RECEIVER_NICE`], so that on this 2-core
+/// machine the CPU they spend answering is taken from idle time, not from the ingest being
+/// measured (on the ingest's own runtime they cost it a share of both cores). The thread
+/// lives until the process ends.
 async fn webhook_receivers(
     store: &Arc<dyn dialtone_store::Store>,
     ws: &dialtone_core::WorkspaceId,
@@ -358,20 +365,14 @@ async fn webhook_receivers(
     now: jiff::Timestamp,
 ) -> anyhow::Result<Vec<Arc<std::sync::atomic::AtomicU64>>> {
     let mut counters = vec![];
+    let mut live = vec![];
     for i in 0..n {
         let url = if i + 1 < n {
             let got = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let g = got.clone();
-            let app = axum::Router::new().route(
-                "/hook",
-                axum::routing::post(move || {
-                    g.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    async { axum::http::StatusCode::NO_CONTENT }
-                }),
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            listener.set_nonblocking(true)?;
             let url = format!("http://{}/hook", listener.local_addr()?);
-            tokio::spawn(async move { axum::serve(listener, app).await });
+            live.push((listener, got.clone()));
             counters.push(got);
             url
         } else {
@@ -386,8 +387,35 @@ async fn webhook_receivers(
         };
         store.create_webhook_endpoint(ws, &new, &crate::api::webhook_endpoints::new_secret(), now).await?;
     }
+    if !live.is_empty() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("bench-receivers".into()).spawn(move || {
+            if let Err(e) = crate::cpu::set_thread_nice(RECEIVER_NICE) {
+                tracing::warn!(error = %e, "could not lower the bench receivers' priority");
+            }
+            runtime.block_on(async move {
+                let mut servers = tokio::task::JoinSet::new();
+                for (listener, got) in live {
+                    let app = axum::Router::new().route(
+                        "/hook",
+                        axum::routing::post(move || {
+                            got.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            async { axum::http::StatusCode::NO_CONTENT }
+                        }),
+                    );
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { continue };
+                    servers.spawn(async move { axum::serve(listener, app).await });
+                }
+                while servers.join_next().await.is_some() {}
+            });
+        })?;
+    }
     Ok(counters)
 }
+
+/// The bench receivers' scheduling priority (nice, 0–19): the lowest, see
+/// [`webhook_receivers`].
+const RECEIVER_NICE: i32 = 19;
 
 /// Recipient hours that never close, so a benchmark runs whatever the time of day.
 fn all_day() -> dialtone_core::schedule::LocalHours {
