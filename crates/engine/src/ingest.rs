@@ -58,6 +58,12 @@ async fn commit(engine: &Engine, jobs: Vec<Job>) {
     match engine.store.apply_events(&all, engine.clock.now()).await {
         Ok(applied) => {
             after_commit(engine, &applied);
+            if let Err(e) = save_reports(engine, &all, &applied).await {
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+                return;
+            }
             let mut rest = applied.into_iter();
             for job in jobs {
                 let mine: Vec<Applied> = rest.by_ref().take(job.events.len()).collect();
@@ -72,7 +78,7 @@ async fn commit(engine: &Engine, jobs: Vec<Job>) {
                 let result = match result {
                     Ok(applied) => {
                         after_commit(engine, &applied);
-                        Ok(applied)
+                        save_reports(engine, &job.events, &applied).await.map(|()| applied)
                     }
                     Err(e) => Err(IngestError::Store(e.to_string())),
                 };
@@ -86,6 +92,22 @@ async fn commit(engine: &Engine, jobs: Vec<Job>) {
             }
         }
     }
+}
+
+/// Stores the content reports (summary, recording, transcript) that events carry on the
+/// calls they matched, before the webhook is answered. A write of its own after the batch:
+/// reports are rare (one per call at most, at its end) and never move a call, so they stay
+/// out of the state machine's batch. A failure fails the webhook: the provider's retry finds
+/// the events duplicates, but its report is saved again (a duplicate still names its call).
+async fn save_reports(engine: &Engine, events: &[ProviderEvent], applied: &[Applied]) -> Result<(), IngestError> {
+    for (event, applied) in events.iter().zip(applied) {
+        let (Some(report), Some(call_id), false) = (event.report.as_deref(), applied.call_id.as_ref(), applied.mismatched) else { continue };
+        engine.store.save_call_report(call_id, report, engine.clock.now()).await.map_err(|e| {
+            tracing::error!(call_id = %call_id, error = %e, "could not store a call's report");
+            IngestError::Store(e.to_string())
+        })?;
+    }
+    Ok(())
 }
 
 fn after_commit(engine: &Engine, applied: &[Applied]) {

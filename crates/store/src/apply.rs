@@ -22,7 +22,7 @@ use dialtone_core::call::{effect, Effect};
 use dialtone_core::frequency::{Frequency, Recurrence};
 use dialtone_core::retry::AfterCall;
 use dialtone_core::schedule::Schedule;
-use dialtone_core::{CallReport, CallStatus, ContactStatus, EventKind, Outcome, ProviderEvent};
+use dialtone_core::{CallStatus, ContactStatus, EventKind, Outcome, ProviderEvent};
 use jiff::Timestamp;
 use std::collections::{HashMap, HashSet};
 
@@ -289,15 +289,6 @@ impl<'e> BatchPlan<'e> {
             .filter(|(_, t)| t.as_deref() == Some(call))
             .filter_map(|(e, _)| e.report.as_ref().and_then(|r| r.summary.as_deref()))
             .next_back()
-    }
-
-    /// The content reports (summary, recording, transcript) the batch's new events carry on
-    /// the calls they matched, in event order.
-    pub fn call_reports(&self) -> Vec<(&str, &'e CallReport)> {
-        (0..self.events.len())
-            .filter(|&i| self.new[i] && !self.mismatched[i])
-            .filter_map(|i| Some((self.targets[i].as_deref()?, self.events[i].report.as_deref()?)))
-            .collect()
     }
 
     /// Whether the batch stores the provider's end-of-call report on `call`

@@ -235,21 +235,16 @@ pub async fn list(mut db: Db<'_>, ws: &WorkspaceId, f: &CallFilter, page: &Page)
 /// replaces one already there (dialtone's own pipeline saves the turns it heard). False if
 /// there is no such call.
 pub async fn save_report(mut db: Db<'_>, call: &CallId, report: &CallReport, now: Timestamp) -> Result<bool> {
-    Ok(write_report(&mut db, call.as_str(), report, now).await? == 1)
-}
-
-/// [`save_report`] inside the caller's transaction (the event batch that stores the report,
-/// so the call's row has the report's content as soon as its event is stored); the number of
-/// calls updated (0 or 1).
-pub(crate) async fn write_report(db: &mut Db<'_>, call: &str, report: &CallReport, now: Timestamp) -> Result<u64> {
     let transcript = report.transcript.as_ref().map(|t| serde_json::to_string(t).expect("a transcript serializes"));
-    db.execute(
-        "UPDATE calls SET summary = COALESCE($1, summary), recording_url = COALESCE($2, recording_url),
+    let n = db
+        .execute(
+            "UPDATE calls SET summary = COALESCE($1, summary), recording_url = COALESCE($2, recording_url),
                 transcript = COALESCE(transcript, $3), updated_at = $4
              WHERE id = $5",
-        args![report.summary.as_deref(), report.recording_url.as_deref(), transcript, ms(now), call],
-    )
-    .await
+            args![report.summary.as_deref(), report.recording_url.as_deref(), transcript, ms(now), call.as_str()],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 pub async fn events_of(mut db: Db<'_>, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {

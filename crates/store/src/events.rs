@@ -39,11 +39,6 @@ pub async fn apply_loaded(db: &mut Db<'_>, calls: BatchCalls, events: &[Provider
 /// `webhook_messages` per 200 events, no row of another call is locked or updated).
 async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Result<()> {
     write_calls(db, &plan.dirty_calls()).await?;
-    // The reports' content with their events, so a `call.ended` released by its report
-    // (`shared::outbox::fan_out`) finds the summary on the call's row.
-    for (call, report) in plan.call_reports() {
-        crate::calls::write_report(db, call, report, now).await?;
-    }
     let mut outbox = call_events(plan);
     outbox.extend(end_contacts(db, plan.ended(), now).await?);
     for call in plan.corrected() {

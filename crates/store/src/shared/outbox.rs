@@ -57,9 +57,17 @@ pub const EXCERPT_BYTES: usize = 1024;
 /// How long a `call.ended` waits for the provider's end-of-call report (Vapi and the
 /// simulator send it in a webhook of its own, a moment after the status that ends the
 /// call): 30 s. The message is held ([`OutboxEvent::held_for_report`]) until the report is
-/// stored or this wait is over, whichever comes first; the worker then fills in its `cost`,
+/// in (see `fan_out`) or this wait is over, whichever comes first; the worker then fills in its `cost`,
 /// `duration_ms` and `transcript_summary` from the call's row as it stands, and fans it out.
 pub const REPORT_WAIT: SignedDuration = SignedDuration::from_secs(30);
+
+/// How long after its report's event is stored a held `call.ended` waits for the report's
+/// content (summary, recording) to be saved on the call, when none is seen: 1 s. The ingest
+/// saves a report's content on the call right after the commit that stores its event
+/// (`dialtone_engine::ingest`), so the content is normally there first and releases the
+/// message; this covers a report without content, or one whose save failed (the provider's
+/// retry saves it again).
+pub const REPORT_SAVE_GRACE: SignedDuration = SignedDuration::from_secs(1);
 
 /// One event to put in the outbox: the workspace it belongs to, its type (one of
 /// [`EVENT_TYPES`]) and its `data` object. The body sent is
@@ -571,8 +579,9 @@ impl HeldRow {
 }
 
 /// Fans out up to `limit` messages not fanned out yet, oldest first, and up to `limit` held
-/// `call.ended` messages whose report is stored or whose wait is over ([`REPORT_WAIT`],
-/// their figures filled in from the call's row: [`HeldRow::filled`]). Each gives one
+/// `call.ended` messages whose report is in (its content saved on the call, or its event
+/// stored [`REPORT_SAVE_GRACE`] ago) or whose wait is over ([`REPORT_WAIT`]); their figures
+/// are filled in from the call's row ([`HeldRow::filled`]). Each gives one
 /// delivery or more, so a claim of `limit` never waits on the fan-out; the caller keeps it
 /// to one statement's `IN` list, well under either backend's limit of arguments: one
 /// delivery per endpoint receiving it ([`RECEIVES`]), due when the message was written.
@@ -595,11 +604,12 @@ async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
                 "SELECT m.id, m.payload, c.cost, c.duration_ms, c.summary, c.answered_at, c.ended_at
                  FROM webhook_messages m LEFT JOIN calls c ON c.id = m.call_id
                  WHERE m.fanned_out_at IS NULL AND m.not_before IS NOT NULL
-                   AND (m.not_before <= $2 OR EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = m.call_id AND e.provider_type = '{}'))
+                   AND (m.not_before <= $2 OR c.summary IS NOT NULL OR c.recording_url IS NOT NULL
+                        OR EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = m.call_id AND e.provider_type = '{}' AND e.received_at <= $3))
                  ORDER BY m.not_before LIMIT $1 {lock}",
                 crate::apply::REPORT_TYPE
             ),
-            args![limit, ms(now)],
+            args![limit, ms(now), ms(now.saturating_sub(REPORT_SAVE_GRACE).unwrap_or(now))],
         )
         .await?;
     for h in &held {

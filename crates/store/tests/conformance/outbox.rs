@@ -180,13 +180,17 @@ pub async fn a_call_ended_waits_for_the_providers_report_and_carries_its_figures
     assert_eq!(pending.len(), 2, "the held two are listed pending: {pending:?}");
     assert!(pending.iter().all(|(d, _)| d.next_attempt_at == Some(at(4 + 30))), "due at the end of their wait at the latest: {pending:?}");
 
-    // The report on the first comes after its end.
+    // The report on the first comes after its end: its event is stored, then (as the ingest
+    // does, right after the commit) its content is saved on the call, which lets it go.
+    let content = dialtone_core::CallReport { summary: Some("Booked a visit.".into()), ..Default::default() };
     let mut report = ended(reported, Outcome::Completed);
     report.cost = Some(0.42);
     report.duration_ms = Some(2500);
-    report.report = Some(Box::new(dialtone_core::CallReport { summary: Some("Booked a visit.".into()), ..Default::default() }));
+    report.report = Some(Box::new(content.clone()));
     apply1(&store, report, at(6)).await;
-    let second = claim_ended(at(7)).await;
+    assert!(claim_ended(at(6)).await.is_empty(), "the report's content is not on the call yet");
+    assert!(store.save_call_report(reported, &content, at(6)).await.unwrap());
+    let second = claim_ended(at(6)).await;
     assert_eq!(second.keys().collect::<Vec<_>>(), vec![reported.as_str()], "released by its report: {second:?}");
     let data = &second[reported.as_str()];
     assert_eq!(
