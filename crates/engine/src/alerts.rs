@@ -188,11 +188,7 @@ impl Engine {
                 AlertScope::Account => Some(self.default_workspace().await?.clone()),
             };
             let Some(ws) = ws else { continue };
-            events.push(dialtone_store::OutboxEvent {
-                workspace_id: ws.as_str().to_string(),
-                event_type: "alert.failure_rate",
-                data: serde_json::to_value(a).unwrap_or(serde_json::Value::Null),
-            });
+            events.push(dialtone_store::OutboxEvent::new(ws.as_str(), "alert.failure_rate", serde_json::to_value(a).unwrap_or(serde_json::Value::Null)));
         }
         self.store.emit_events(&events, now).await?;
         Ok(())

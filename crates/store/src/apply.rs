@@ -291,6 +291,13 @@ impl<'e> BatchPlan<'e> {
             .next_back()
     }
 
+    /// Whether the batch stores the provider's end-of-call report on `call`
+    /// ([`REPORT_TYPE`]): an event of the batch, new to the call, of that type.
+    pub fn reports(&self, call: &str) -> bool {
+        (0..self.events.len())
+            .any(|i| self.new[i] && !self.mismatched[i] && self.targets[i].as_deref() == Some(call) && self.events[i].provider_type == REPORT_TYPE)
+    }
+
     /// The calls the batch ended, in event order.
     pub fn ended(&self) -> &[Ended] {
         &self.ended
@@ -306,6 +313,11 @@ impl<'e> BatchPlan<'e> {
         self.out
     }
 }
+
+/// The provider event type of an end-of-call report sent in a webhook of its own after the
+/// end: Vapi's `end-of-call-report` (https://docs.vapi.ai/server-url/events), which the
+/// simulator sends too. A `call.ended` waits for it (`shared::outbox::REPORT_WAIT`).
+pub const REPORT_TYPE: &str = "end-of-call-report";
 
 /// What an event does to `call` as it stands, as `dialtone_core::call::effect` decides:
 /// moves it forward only, stores an AMD verdict it did not have and the outcome a late

@@ -11,8 +11,8 @@ use crate::apply::{next_step, AfterCallRow, BatchCalls, BatchPlan, Ended, EventR
 use crate::common::{kind_from_text, kind_text, ms, payload_extras};
 use crate::sql::{args, Db};
 use crate::{Applied, Call, OutboxEvent, Result};
-use dialtone_core::ContactStatus;
 use dialtone_core::{CallId, EventId, EventKind, ProviderEvent, WorkspaceId};
+use dialtone_core::{ContactStatus, ProviderKind};
 use jiff::Timestamp;
 use std::collections::{HashMap, HashSet};
 
@@ -53,26 +53,30 @@ async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Re
 }
 
 /// `call.started` for each call the batch answered, `call.ended` for each it ended.
+///
+/// A `call.ended` whose provider sends its report later ([`reports_later`]) and whose
+/// report is not in this batch is held for it (`shared::outbox::REPORT_WAIT`): the worker
+/// fills in its cost, duration and summary from the call's row when the report is stored or
+/// the wait is over, and only then fans it out. A call the provider never took (no provider
+/// call id) gets no report and is not held.
 fn call_events(plan: &BatchPlan<'_>) -> Vec<OutboxEvent> {
     let mut out = Vec::new();
     for c in plan.answered() {
-        out.push(OutboxEvent {
-            workspace_id: c.workspace_id.as_str().to_string(),
-            event_type: "call.started",
-            data: serde_json::json!({
+        out.push(OutboxEvent::new(
+            c.workspace_id.as_str(),
+            "call.started",
+            serde_json::json!({
                 "call_id": c.id, "campaign_id": c.campaign_id, "contact_id": c.contact_id, "attempt": c.attempt,
                 "phone": c.phone.as_str(), "provider": c.provider.as_str(), "answered_at": c.answered_at,
             }),
-        });
+        ));
     }
     for e in plan.ended() {
         // As the batch left it: a report later in the batch than the end fills in the cost
         // and duration the end did not carry.
         let c = plan.call(e.call.id.as_str()).unwrap_or(&e.call);
-        // The provider's talk time when it came with the end, else the time between the
-        // answer and the end as dialtone saw them (a report after the end brings the
-        // provider's figure to the call's record, not to this event).
-        let duration_ms = c.duration_ms.or_else(|| Some(c.ended_at?.duration_since(c.answered_at?).as_millis() as i64).filter(|ms| *ms >= 0));
+        let duration_ms = crate::shared::outbox::ended_duration_ms(c.duration_ms, c.answered_at, c.ended_at);
+        let held = reports_later(c.provider) && c.provider_call_id.is_some() && !plan.reports(c.id.as_str());
         out.push(OutboxEvent {
             workspace_id: c.workspace_id.as_str().to_string(),
             event_type: "call.ended",
@@ -82,9 +86,21 @@ fn call_events(plan: &BatchPlan<'_>) -> Vec<OutboxEvent> {
                 "ended_reason": c.ended_reason, "duration_ms": duration_ms, "cost": c.cost,
                 "transcript_summary": plan.summary_of(c.id.as_str()), "ended_at": c.ended_at,
             }),
+            held_for_report: held.then(|| c.id.as_str().to_string()),
         });
     }
     out
+}
+
+/// Whether `provider` sends its end-of-call report (cost, duration, summary) in a webhook of
+/// its own after the status that ends the call ([`crate::apply::REPORT_TYPE`]): Vapi, and
+/// the simulator that speaks Vapi's format. Twilio and Exotel carry the duration in the
+/// status callback that ends the call, and send no report.
+fn reports_later(provider: ProviderKind) -> bool {
+    match provider {
+        ProviderKind::Vapi | ProviderKind::Sim => true,
+        ProviderKind::Twilio | ProviderKind::Exotel => false,
+    }
 }
 
 /// A verdict that came after the provider's `completed` end (the voice pipeline's
@@ -260,14 +276,14 @@ async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> 
             .await?;
         }
         if !matches!(step.status, ContactStatus::Pending | ContactStatus::InCall) {
-            finished.push(OutboxEvent {
-                workspace_id: row.workspace_id.clone(),
-                event_type: "contact.finished",
-                data: serde_json::json!({
+            finished.push(OutboxEvent::new(
+                row.workspace_id.as_str(),
+                "contact.finished",
+                serde_json::json!({
                     "contact_id": e.call.contact_id, "campaign_id": e.call.campaign_id, "status": step.status.as_str(),
                     "last_outcome": step.last_outcome.as_str(), "last_call_id": e.call.id, "attempts": e.call.attempt,
                 }),
-            });
+            ));
         }
         steps.push((e.call.contact_id.as_str(), step));
     }

@@ -82,6 +82,9 @@ async fn a_campaign_run_reaches_the_receiver_every_event_signed() {
         if v["type"] == "call.ended" {
             assert_eq!(v["data"]["campaign_id"], cmp.as_str());
             assert!(v["data"]["outcome"].is_string() && v["data"].get("duration_ms").is_some() && v["data"].get("cost").is_some());
+            // The simulator's end-of-call report comes after its `ended` status (as Vapi's
+            // does): the event waited for it, and carries its cost and summary.
+            assert!(v["data"]["cost"].is_number() && v["data"]["transcript_summary"].is_string(), "{body}");
         }
     }
     assert_eq!(types.get("campaign.started"), Some(&1), "{types:?}");
@@ -300,9 +303,8 @@ async fn a_receiver_that_never_answers_does_not_hold_up_another_endpoint() {
     create_endpoint(&app, &fast_url, &["campaign.paused"]).await;
 
     let ws = app.state.store.default_workspace().await.unwrap();
-    let events: Vec<dialtone_store::OutboxEvent> = (0..150)
-        .map(|n| dialtone_store::OutboxEvent { workspace_id: ws.as_str().to_string(), event_type: "campaign.paused", data: json!({ "n": n }) })
-        .collect();
+    let events: Vec<dialtone_store::OutboxEvent> =
+        (0..150).map(|n| dialtone_store::OutboxEvent::new(ws.as_str(), "campaign.paused", json!({ "n": n }))).collect();
     let started = std::time::Instant::now();
     app.state.store.emit_events(&events, jiff::Timestamp::now()).await.unwrap();
     eventually(

@@ -149,7 +149,7 @@ pub async fn transition(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, from: &
 
 /// A `campaign.*` outbox event: `data` is `{campaign_id, status}`.
 pub(crate) fn campaign_event(ws: &str, id: &str, event_type: &'static str, status: &str) -> OutboxEvent {
-    OutboxEvent { workspace_id: ws.to_string(), event_type, data: serde_json::json!({ "campaign_id": id, "status": status }) }
+    OutboxEvent::new(ws, event_type, serde_json::json!({ "campaign_id": id, "status": status }))
 }
 
 /// Cancels the campaign, its pending contacts and its scheduled calls (which stay visible,

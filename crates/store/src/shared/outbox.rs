@@ -54,6 +54,21 @@ pub const ROTATION_OVERLAP: SignedDuration = SignedDuration::from_hours(24);
 /// The answer excerpt kept per try: at most 1 KiB (cut at a character boundary).
 pub const EXCERPT_BYTES: usize = 1024;
 
+/// How long a `call.ended` waits for the provider's end-of-call report (Vapi and the
+/// simulator send it in a webhook of its own, a moment after the status that ends the
+/// call): 30 s. The message is held ([`OutboxEvent::held_for_report`]) until the report is
+/// in (see `fan_out`) or this wait is over, whichever comes first; the worker then fills in its `cost`,
+/// `duration_ms` and `transcript_summary` from the call's row as it stands, and fans it out.
+pub const REPORT_WAIT: SignedDuration = SignedDuration::from_secs(30);
+
+/// How long after its report's event is stored a held `call.ended` waits for the report's
+/// content (summary, recording) to be saved on the call, when none is seen: 1 s. The ingest
+/// saves a report's content on the call right after the commit that stores its event
+/// (`dialtone_engine::ingest`), so the content is normally there first and releases the
+/// message; this covers a report without content, or one whose save failed (the provider's
+/// retry saves it again).
+pub const REPORT_SAVE_GRACE: SignedDuration = SignedDuration::from_secs(1);
+
 /// One event to put in the outbox: the workspace it belongs to, its type (one of
 /// [`EVENT_TYPES`]) and its `data` object. The body sent is
 /// `{"type": …, "timestamp": RFC 3339, "data": …}` (the Standard Webhooks payload shape).
@@ -62,6 +77,16 @@ pub struct OutboxEvent {
     pub workspace_id: String,
     pub event_type: &'static str,
     pub data: serde_json::Value,
+    /// `Some(call id)`: a `call.ended` held for its call's end-of-call report, at most
+    /// [`REPORT_WAIT`]; `None`: fanned out at once.
+    pub held_for_report: Option<String>,
+}
+
+impl OutboxEvent {
+    /// An event fanned out at once.
+    pub fn new(workspace_id: impl Into<String>, event_type: &'static str, data: serde_json::Value) -> OutboxEvent {
+        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, held_for_report: None }
+    }
 }
 
 /// A webhook endpoint as stored (the secrets included, as [`SecretString`]s, so `Debug`
@@ -349,7 +374,7 @@ impl TryFrom<AttemptRow> for DeliveryAttempt {
 /// A delivery's columns, its message's payload included (`d`: the delivery, `m`: its message).
 const DELIVERY_COLUMNS: &str = "d.message_id, d.endpoint_id, d.workspace_id, d.event_type, m.payload, d.status, d.attempts, d.next_attempt_at, d.created_at";
 
-/// Events per statement in [`emit`] (4 arguments each, well under either backend's limit).
+/// Events per statement in [`emit`] (6 arguments each, well under either backend's limit).
 const EMIT_CHUNK: usize = 200;
 
 /// Whether endpoint `e` receives message `m` (of its workspace, enabled, subscribed to its
@@ -359,22 +384,26 @@ const RECEIVES: &str = "e.workspace_id = m.workspace_id AND e.enabled AND e.even
 /// Puts `events` in the outbox, inside the caller's transaction: one message per event whose
 /// workspace has an enabled endpoint subscribed to its type (the worker fans it out to
 /// those endpoints, see the module's docs). One statement per [`EMIT_CHUNK`] events; nothing
-/// is written for a workspace without such an endpoint.
+/// is written for a workspace without such an endpoint. A message held for its report
+/// ([`OutboxEvent::held_for_report`]) is written with its call and the end of its wait.
 pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Result<()> {
     let stamp = now.to_string();
+    let until = ms(now.saturating_add(REPORT_WAIT).unwrap_or(now));
     for chunk in events.chunks(EMIT_CHUNK) {
         let mut a: Vec<Arg> = args![ms(now)];
         let mut rows = Vec::with_capacity(chunk.len());
         for e in chunk {
             let body = serde_json::json!({ "type": e.event_type, "timestamp": stamp, "data": e.data }).to_string();
-            rows.push(format!("({})", placeholders(a.len() + 1, 4)));
-            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body]);
+            rows.push(format!("({})", placeholders(a.len() + 1, 6)));
+            let call = e.held_for_report.as_deref();
+            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body, call, call.map(|_| until)]);
         }
         // `VALUES` names its columns column1… on both backends.
         let sql = format!(
-            "INSERT INTO webhook_messages (id, workspace_id, event_type, payload, created_at)
-             SELECT m.id, m.workspace_id, m.event_type, m.payload, $1
-             FROM (SELECT column1 AS id, column2 AS workspace_id, column3 AS event_type, column4 AS payload FROM (VALUES {}) AS v) AS m
+            "INSERT INTO webhook_messages (id, workspace_id, event_type, payload, created_at, call_id, not_before)
+             SELECT m.id, m.workspace_id, m.event_type, m.payload, $1, m.call_id, m.not_before
+             FROM (SELECT column1 AS id, column2 AS workspace_id, column3 AS event_type, column4 AS payload, column5 AS call_id,
+                          column6 AS not_before FROM (VALUES {}) AS v) AS m
              WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE {RECEIVES})",
             rows.join(", ")
         );
@@ -508,19 +537,85 @@ pub async fn rotate_secret(
     row.map(|r| r.open(keyring)).transpose()
 }
 
-/// Fans out up to `limit` messages not fanned out yet, oldest first (each gives one
+/// A `call.ended`'s `duration_ms`: the provider's talk time when it is known, else the time
+/// between the answer and the end as dialtone saw them (`None` for a call never answered).
+pub fn ended_duration_ms(provider: Option<i64>, answered_at: Option<Timestamp>, ended_at: Option<Timestamp>) -> Option<i64> {
+    provider.or_else(|| Some(ended_at?.duration_since(answered_at?).as_millis() as i64).filter(|ms| *ms >= 0))
+}
+
+/// A held `call.ended` ready to go, with its call's figures as they stand.
+#[derive(sqlx::FromRow)]
+struct HeldRow {
+    id: String,
+    payload: String,
+    cost: Option<f64>,
+    duration_ms: Option<i64>,
+    summary: Option<String>,
+    answered_at: Option<i64>,
+    ended_at: Option<i64>,
+}
+
+impl HeldRow {
+    /// The message's body with the call's `cost`, `duration_ms` and `transcript_summary`
+    /// (each only where the call has one: a report that never came leaves the message as
+    /// it was written).
+    fn filled(&self) -> Result<String> {
+        let mut body: serde_json::Value =
+            serde_json::from_str(&self.payload).map_err(|e| crate::StoreError::Corrupt(format!("webhook message {}'s payload is not JSON: {e}", self.id)))?;
+        if let Some(data) = body.get_mut("data").and_then(serde_json::Value::as_object_mut) {
+            let duration = ended_duration_ms(self.duration_ms, self.answered_at.map(ts).transpose()?, self.ended_at.map(ts).transpose()?);
+            for (field, value) in [
+                ("cost", self.cost.map(serde_json::Value::from)),
+                ("duration_ms", duration.map(serde_json::Value::from)),
+                ("transcript_summary", self.summary.clone().map(serde_json::Value::from)),
+            ] {
+                if let Some(v) = value {
+                    data.insert(field.into(), v);
+                }
+            }
+        }
+        Ok(body.to_string())
+    }
+}
+
+/// Fans out up to `limit` messages not fanned out yet, oldest first, and up to `limit` held
+/// `call.ended` messages whose report is in (its content saved on the call, or its event
+/// stored [`REPORT_SAVE_GRACE`] ago) or whose wait is over ([`REPORT_WAIT`]); their figures
+/// are filled in from the call's row ([`HeldRow::filled`]). Each gives one
 /// delivery or more, so a claim of `limit` never waits on the fan-out; the caller keeps it
-/// to one statement's `IN` list, well under either backend's limit of arguments): one
+/// to one statement's `IN` list, well under either backend's limit of arguments: one
 /// delivery per endpoint receiving it ([`RECEIVES`]), due when the message was written.
-/// PostgreSQL: nodes fanning out at once take different messages (`SKIP LOCKED`), and a
-/// delivery already written is left as it is (`ON CONFLICT DO NOTHING`).
+/// PostgreSQL: nodes fanning out at once take different messages (`SKIP
+/// LOCKED`), and a delivery already written is left as it is (`ON CONFLICT DO NOTHING`).
 async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
     let lock = match db.dialect() {
-        Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+        Dialect::Postgres => "FOR UPDATE OF m SKIP LOCKED",
         Dialect::Sqlite => "",
     };
-    let ids: Vec<(String,)> =
-        db.fetch_all(&format!("SELECT id FROM webhook_messages WHERE fanned_out_at IS NULL ORDER BY created_at LIMIT $1 {lock}"), args![limit]).await?;
+    let mut ids: Vec<(String,)> = db
+        .fetch_all(
+            &format!("SELECT m.id FROM webhook_messages m WHERE m.fanned_out_at IS NULL AND m.not_before IS NULL ORDER BY m.created_at LIMIT $1 {lock}"),
+            args![limit],
+        )
+        .await?;
+    let held: Vec<HeldRow> = db
+        .fetch_all(
+            &format!(
+                "SELECT m.id, m.payload, c.cost, c.duration_ms, c.summary, c.answered_at, c.ended_at
+                 FROM webhook_messages m LEFT JOIN calls c ON c.id = m.call_id
+                 WHERE m.fanned_out_at IS NULL AND m.not_before IS NOT NULL
+                   AND (m.not_before <= $2 OR c.summary IS NOT NULL OR c.recording_url IS NOT NULL
+                        OR EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = m.call_id AND e.provider_type = '{}' AND e.received_at <= $3))
+                 ORDER BY m.not_before LIMIT $1 {lock}",
+                crate::apply::REPORT_TYPE
+            ),
+            args![limit, ms(now), ms(now.saturating_sub(REPORT_SAVE_GRACE).unwrap_or(now))],
+        )
+        .await?;
+    for h in &held {
+        db.execute("UPDATE webhook_messages SET payload = $1 WHERE id = $2", args![h.filled()?, &h.id]).await?;
+        ids.push((h.id.clone(),));
+    }
     if ids.is_empty() {
         return Ok(());
     }
@@ -738,7 +833,7 @@ async fn finish_in(db: &mut Db<'_>, claimed: &Delivery, attempt: u32, node: &str
 pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &Page) -> Result<Vec<(Delivery, Vec<DeliveryAttempt>)>> {
     let mut db = p.read();
     // Its deliveries, and the messages for it the worker has not fanned out yet (shown
-    // pending, no try yet).
+    // pending, no try yet; a held `call.ended` due at the end of its wait at the latest).
     let rows: Vec<DeliveryRow> = db
         .fetch_all(
             &format!(
@@ -746,7 +841,7 @@ pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &P
                     SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
                     WHERE d.workspace_id = $1 AND d.endpoint_id = $2 AND ($3 IS NULL OR d.message_id < $3)
                     UNION ALL
-                    SELECT m.id, e.id, m.workspace_id, m.event_type, m.payload, 'pending', 0, m.created_at, m.created_at
+                    SELECT m.id, e.id, m.workspace_id, m.event_type, m.payload, 'pending', 0, COALESCE(m.not_before, m.created_at), m.created_at
                     FROM webhook_messages m JOIN webhook_endpoints e ON e.id = $2 AND {RECEIVES}
                     WHERE m.fanned_out_at IS NULL AND m.workspace_id = $1 AND ($3 IS NULL OR m.id < $3)
                  ) AS r ORDER BY message_id DESC LIMIT $4"

@@ -89,9 +89,8 @@ pub async fn an_event_is_one_message_until_a_claim_fans_it_out_to_the_endpoints_
     let early = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
     let disabled_since = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
     let other_type = store.create_webhook_endpoint(&ws, &endpoint(&["call.started"]), &secret(), t0()).await.unwrap();
-    let events: Vec<dialtone_store::OutboxEvent> = (0..1201)
-        .map(|n| dialtone_store::OutboxEvent { workspace_id: ws.as_str().to_string(), event_type: "call.ended", data: serde_json::json!({ "n": n }) })
-        .collect();
+    let events: Vec<dialtone_store::OutboxEvent> =
+        (0..1201).map(|n| dialtone_store::OutboxEvent::new(ws.as_str(), "call.ended", serde_json::json!({ "n": n }))).collect();
     store.emit_events(&events, t0()).await.unwrap();
 
     let page = dialtone_store::Page { limit: 5, before: None };
@@ -132,6 +131,82 @@ pub async fn an_event_is_one_message_until_a_claim_fans_it_out_to_the_endpoints_
     assert_eq!(key(&after), key(&before), "the same messages, ids and bodies, before and after the fan-out");
     assert!(after.iter().all(|(d, _)| d.attempts == 1), "claimed once each: {after:?}");
     assert!(store.list_deliveries(&ws, disabled_since.id.as_str(), &page).await.unwrap().is_empty(), "disabled before the fan-out: nothing");
+}
+
+/// A `call.ended` whose provider sends its end-of-call report in a webhook of its own
+/// (Vapi, the simulator) waits for it: it is not fanned out while only the `ended` status is
+/// stored (the delivery log shows it pending until the end of its wait), and once the report
+/// is stored it goes with the report's cost, duration and summary. A report that never comes
+/// lets it go when the wait is over, with dialtone's own duration; a call whose end is its
+/// report is not held.
+pub async fn a_call_ended_waits_for_the_providers_report_and_carries_its_figures(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
+    let cmp = draft_campaign(&store, &ws, Mode::Continuous, 5, 1).await;
+    add_contacts(&store, &ws, &cmp.id, 0..3).await;
+    start(&store, &ws, &cmp.id).await;
+    let dials = claim(&store, &cmp.id, at(1)).await;
+    assert_eq!(dials.len(), 3);
+    let (reported, silent, at_once) = (&dials[0].call_id, &dials[1].call_id, &dials[2].call_id);
+    for d in &dials {
+        place(&store, d, at(2)).await;
+        apply1(&store, progress(&d.call_id, CallStatus::InProgress), at(3)).await;
+    }
+    // Two calls end by their status (Vapi's `status-update` `ended`), the third by its report.
+    for call in [reported, silent] {
+        let mut status = ended(call, Outcome::Completed);
+        status.provider_type = "status-update".into();
+        assert!(apply1(&store, status, at(4)).await.ended_call());
+    }
+    end(&store, at_once, Outcome::Completed, at(4)).await;
+
+    let lease = jiff::SignedDuration::from_secs(60);
+    let claim_ended = |now| {
+        let store = store.clone();
+        async move {
+            let got = store.claim_deliveries("n1", now, lease, 100).await.unwrap();
+            got.into_iter()
+                .map(|c| {
+                    let body: serde_json::Value = serde_json::from_str(&c.delivery.payload).unwrap();
+                    (body["data"]["call_id"].as_str().unwrap().to_string(), body["data"].clone())
+                })
+                .collect::<std::collections::BTreeMap<String, serde_json::Value>>()
+        }
+    };
+    let first = claim_ended(at(5)).await;
+    assert_eq!(first.keys().collect::<Vec<_>>(), vec![at_once.as_str()], "only the call ended by its report goes at once: {first:?}");
+    let page = dialtone_store::Page { limit: 10, before: None };
+    let pending: Vec<_> = store.list_deliveries(&ws, ep.id.as_str(), &page).await.unwrap().into_iter().filter(|(d, _)| d.attempts == 0).collect();
+    assert_eq!(pending.len(), 2, "the held two are listed pending: {pending:?}");
+    assert!(pending.iter().all(|(d, _)| d.next_attempt_at == Some(at(4 + 30))), "due at the end of their wait at the latest: {pending:?}");
+
+    // The report on the first comes after its end: its event is stored, then (as the ingest
+    // does, right after the commit) its content is saved on the call, which lets it go.
+    let content = dialtone_core::CallReport { summary: Some("Booked a visit.".into()), ..Default::default() };
+    let mut report = ended(reported, Outcome::Completed);
+    report.cost = Some(0.42);
+    report.duration_ms = Some(2500);
+    report.report = Some(Box::new(content.clone()));
+    apply1(&store, report, at(6)).await;
+    assert!(claim_ended(at(6)).await.is_empty(), "the report's content is not on the call yet");
+    assert!(store.save_call_report(reported, &content, at(6)).await.unwrap());
+    let second = claim_ended(at(6)).await;
+    assert_eq!(second.keys().collect::<Vec<_>>(), vec![reported.as_str()], "released by its report: {second:?}");
+    let data = &second[reported.as_str()];
+    assert_eq!(
+        (data["cost"].as_f64(), data["duration_ms"].as_i64(), data["transcript_summary"].as_str()),
+        (Some(0.42), Some(2500), Some("Booked a visit.")),
+        "{data}"
+    );
+    assert_eq!(data["outcome"], "completed");
+
+    // No report for the second: it goes when its wait is over, with what dialtone saw.
+    assert!(claim_ended(at(4 + 29)).await.is_empty(), "still within its wait");
+    let last = claim_ended(at(4 + 30)).await;
+    assert_eq!(last.keys().collect::<Vec<_>>(), vec![silent.as_str()]);
+    let data = &last[silent.as_str()];
+    assert!(data["cost"].is_null() && data["transcript_summary"].is_null(), "{data}");
+    assert_eq!(data["duration_ms"], 1000, "answered at 3 s, ended at 4 s: {data}");
 }
 
 /// Claims are leased and exclusive; a failure is retried after the schedule's next wait,
