@@ -612,10 +612,19 @@ async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
             args![limit, ms(now), ms(now.saturating_sub(REPORT_SAVE_GRACE).unwrap_or(now))],
         )
         .await?;
-    for h in &held {
-        db.execute("UPDATE webhook_messages SET payload = $1 WHERE id = $2", args![h.filled()?, &h.id]).await?;
-        ids.push((h.id.clone(),));
+    // Their bodies filled in, one statement per EMIT_CHUNK (`VALUES` names its columns
+    // column1… on both backends; SQLite has `UPDATE … FROM` since 3.33).
+    for chunk in held.chunks(EMIT_CHUNK) {
+        let mut a: Vec<Arg> = Vec::with_capacity(chunk.len() * 2);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for h in chunk {
+            rows.push(format!("({})", placeholders(a.len() + 1, 2)));
+            a.extend(args![h.id.as_str(), h.filled()?]);
+        }
+        let sql = format!("UPDATE webhook_messages SET payload = v.column2 FROM (VALUES {}) AS v WHERE webhook_messages.id = v.column1", rows.join(", "));
+        db.execute(&sql, a).await?;
     }
+    ids.extend(held.into_iter().map(|h| (h.id,)));
     if ids.is_empty() {
         return Ok(());
     }
