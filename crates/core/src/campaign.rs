@@ -109,6 +109,20 @@ pub enum ProviderKind {
 
 text_enum!(ProviderKind, "provider", { Vapi => "vapi", Sim => "sim", Twilio => "twilio", Exotel => "exotel" });
 
+impl ProviderKind {
+    /// Whether the provider sends its end-of-call report (cost, duration, summary) in a
+    /// webhook of its own after the status that ends the call (Vapi's
+    /// `end-of-call-report`): Vapi, and the simulator that speaks Vapi's format. Twilio and
+    /// Exotel carry the duration in the status callback that ends the call and send no
+    /// report (../shared/PROVIDERS.md).
+    pub fn reports_later(self) -> bool {
+        match self {
+            ProviderKind::Vapi | ProviderKind::Sim => true,
+            ProviderKind::Twilio | ProviderKind::Exotel => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

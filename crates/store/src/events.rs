@@ -11,8 +11,8 @@ use crate::apply::{next_step, AfterCallRow, BatchCalls, BatchPlan, Ended, EventR
 use crate::common::{kind_from_text, kind_text, ms, payload_extras};
 use crate::sql::{args, Db};
 use crate::{Applied, Call, OutboxEvent, Result};
+use dialtone_core::ContactStatus;
 use dialtone_core::{CallId, EventId, EventKind, ProviderEvent, WorkspaceId};
-use dialtone_core::{ContactStatus, ProviderKind};
 use jiff::Timestamp;
 use std::collections::{HashMap, HashSet};
 
@@ -54,7 +54,7 @@ async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Re
 
 /// `call.started` for each call the batch answered, `call.ended` for each it ended.
 ///
-/// A `call.ended` whose provider sends its report later ([`reports_later`]) and whose
+/// A `call.ended` whose provider sends its report later ([`dialtone_core::ProviderKind::reports_later`]) and whose
 /// report is not in this batch is held for it (`shared::outbox::REPORT_WAIT`): the worker
 /// fills in its cost, duration and summary from the call's row when the report is stored or
 /// the wait is over, and only then fans it out. A call the provider never took (no provider
@@ -76,7 +76,7 @@ fn call_events(plan: &BatchPlan<'_>) -> Vec<OutboxEvent> {
         // and duration the end did not carry.
         let c = plan.call(e.call.id.as_str()).unwrap_or(&e.call);
         let duration_ms = crate::shared::outbox::ended_duration_ms(c.duration_ms, c.answered_at, c.ended_at);
-        let held = reports_later(c.provider) && c.provider_call_id.is_some() && !plan.reports(c.id.as_str());
+        let held = c.provider.reports_later() && c.provider_call_id.is_some() && !plan.reports(c.id.as_str());
         out.push(OutboxEvent {
             workspace_id: c.workspace_id.as_str().to_string(),
             event_type: "call.ended",
@@ -90,17 +90,6 @@ fn call_events(plan: &BatchPlan<'_>) -> Vec<OutboxEvent> {
         });
     }
     out
-}
-
-/// Whether `provider` sends its end-of-call report (cost, duration, summary) in a webhook of
-/// its own after the status that ends the call ([`crate::apply::REPORT_TYPE`]): Vapi, and
-/// the simulator that speaks Vapi's format. Twilio and Exotel carry the duration in the
-/// status callback that ends the call, and send no report.
-fn reports_later(provider: ProviderKind) -> bool {
-    match provider {
-        ProviderKind::Vapi | ProviderKind::Sim => true,
-        ProviderKind::Twilio | ProviderKind::Exotel => false,
-    }
 }
 
 /// A verdict that came after the provider's `completed` end (the voice pipeline's
@@ -321,6 +310,9 @@ pub(crate) fn route_account(e: &ProviderEvent) -> Option<&str> {
 /// An orphan: an event stored before a call had its provider call id.
 #[derive(sqlx::FromRow)]
 struct OrphanRow {
+    /// The provider's name for it: an adopted end-of-call report is the call's report
+    /// (`BatchPlan::reports`), so its `call.ended` is not held waiting for one.
+    provider_type: String,
     kind: String,
     dedupe_key: String,
     payload: String,
@@ -346,7 +338,7 @@ pub async fn adopt_orphans(db: &mut Db<'_>, call: Call, pid: &str, now: Timestam
     let orphans: Vec<OrphanRow> = db
         .fetch_all(
             &format!(
-                "SELECT kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL AND {same_account} ORDER BY received_at, {order}"
+                "SELECT provider_type, kind, dedupe_key, payload FROM call_events WHERE provider_call_id = $1 AND call_id IS NULL AND {same_account} ORDER BY received_at, {order}"
             ),
             args![pid, account],
         )
@@ -380,7 +372,7 @@ fn orphan_event(o: &OrphanRow, call: &Call, pid: &str) -> Option<ProviderEvent> 
         k => k,
     };
     Some(ProviderEvent {
-        provider_type: String::new(),
+        provider_type: o.provider_type.clone(),
         provider_call_id: Some(pid.to_string()),
         call_id: Some(call.id.clone()),
         kind,

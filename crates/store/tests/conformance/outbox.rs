@@ -209,6 +209,34 @@ pub async fn a_call_ended_waits_for_the_providers_report_and_carries_its_figures
     assert_eq!(data["duration_ms"], 1000, "answered at 3 s, ended at 4 s: {data}");
 }
 
+/// An end-of-call report that came before its call had the provider's id (an orphan) is
+/// the call's report once adopted: the `call.ended` it causes goes at once, with the
+/// report's cost, not held waiting for a report that already came.
+pub async fn an_adopted_orphan_report_releases_its_call_ended_at_once(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    store.create_webhook_endpoint(&ws, &endpoint(&["call.ended"]), &secret(), t0()).await.unwrap();
+    let cmp = draft_campaign(&store, &ws, Mode::Continuous, 5, 1).await;
+    add_contacts(&store, &ws, &cmp.id, 0..1).await;
+    start(&store, &ws, &cmp.id).await;
+    let dials = claim(&store, &cmp.id, at(1)).await;
+    let call = &dials[0].call_id;
+    assert!(store.mark_placing(call, NODE, at(2)).await.unwrap());
+    // The report arrives before the provider's answer is stored, naming only its own id.
+    let pid = provider_id(call);
+    let mut report = event(None, Some(&pid), dialtone_core::EventKind::Ended { outcome: Outcome::Completed, reason: None }, &fresh_key());
+    report.provider_type = dialtone_store::apply::REPORT_TYPE.into();
+    report.raw = serde_json::json!({"message": {"type": "end-of-call-report", "cost": 0.37, "endedReason": "customer-ended-call"}});
+    assert!(apply1(&store, report, at(3)).await.call_id.is_none(), "stored as an orphan");
+    store.mark_dialed(call, &pid, at(3)).await.unwrap();
+    let call_row = load_call(&store, &ws, call).await;
+    assert_eq!(call_row.status, CallStatus::Ended, "the adopted report ended the call");
+
+    let got = store.claim_deliveries("n1", at(3), jiff::SignedDuration::from_secs(60), 100).await.unwrap();
+    assert_eq!(got.len(), 1, "the call.ended goes at once, not after a wait for a report that came: {got:?}");
+    let body: serde_json::Value = serde_json::from_str(&got[0].delivery.payload).unwrap();
+    assert_eq!((body["type"].as_str(), body["data"]["cost"].as_f64()), (Some("call.ended"), Some(0.37)), "{body}");
+}
+
 /// Claims are leased and exclusive; a failure is retried after the schedule's next wait,
 /// the eighth failure fails it; a lost claim writes nothing; replay sends it again.
 pub async fn deliveries_are_leased_retried_on_the_schedule_and_replayed(store: S) {

@@ -131,7 +131,7 @@ pub fn event(call: Option<&CallId>, provider_call_id: Option<&str>, kind: EventK
     }
 }
 
-fn fresh_key() -> String {
+pub fn fresh_key() -> String {
     EventId::new().to_string()
 }
 
