@@ -162,8 +162,57 @@ const FAN_OUT_AHEAD: usize = 500;
 /// The longest a claim waits for more slots to free up (see `run`): 20 ms.
 const CLAIM_GATHER: Duration = Duration::from_millis(20);
 
-/// While the ingest is pressed, the worker starts at most this many tries a second.
+/// While the ingest has been pressed for less than this, the worker starts no try and fans
+/// nothing out: a burst of provider webhooks is acknowledged with the whole machine, and
+/// its deliveries go once it is over: 30 s.
+const PRESSED_PAUSE: Duration = Duration::from_secs(30);
+
+/// The ingest counts as pressed until it has been calm this long, so a burst with short
+/// lulls is one episode, not many with deliveries at full speed in between: 1 s.
+const CALM: Duration = Duration::from_secs(1);
+
+/// Pressed for longer than [`PRESSED_PAUSE`] (a node saturated for minutes), the worker
+/// starts at most this many tries a second, so deliveries still move.
 const PRESSED_RATE: f64 = 100.0;
+
+/// How fast the worker may start tries, from how long the ingest has been pressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// Not pressed: as fast as the slots free up.
+    Full,
+    /// Pressed for less than [`PRESSED_PAUSE`]: no new try, no fan-out.
+    Paused,
+    /// Pressed for longer: at most [`PRESSED_RATE`] tries a second.
+    Floor,
+}
+
+/// The ingest's pressure over time, as the worker samples it every [`PRESSURE_WINDOW`]:
+/// when the current pressed episode began, and when a window was last pressed.
+#[derive(Debug, Default)]
+struct Pressure {
+    since: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Pressure {
+    /// Records one window's sample, taken at `now`.
+    fn observe(&mut self, pressed: bool, now: Instant) {
+        if pressed {
+            self.last = Some(now);
+            self.since.get_or_insert(now);
+        } else if self.last.is_none_or(|last| now.saturating_duration_since(last) >= CALM) {
+            *self = Pressure::default();
+        }
+    }
+
+    fn pace(&self, now: Instant) -> Pace {
+        match self.since {
+            None => Pace::Full,
+            Some(since) if now.saturating_duration_since(since) < PRESSED_PAUSE => Pace::Paused,
+            Some(_) => Pace::Floor,
+        }
+    }
+}
 
 /// Most tries in flight to one endpoint on this node: a slow or timing-out receiver holds
 /// at most this many of the worker's `webhook_concurrency` slots, and the other endpoints'
@@ -174,10 +223,11 @@ pub const PER_ENDPOINT: usize = 16;
 /// once and [`PER_ENDPOINT`] per endpoint; a slot freed is filled by the next claim at once
 /// (a backlog drains at the worker's speed), and with nothing due the worker looks again
 /// every `webhook_interval`. While the ingest's writer has been committing more than
-/// [`INGEST_PRESSURE`] of the time, the worker starts at most [`PRESSED_RATE`] tries a
-/// second and leaves the CPU and the database to the webhooks being acknowledged: on a
-/// saturated node deliveries fall behind for the burst and catch up after it (issue 13:
-/// "deliveries never slow dialling or webhook ingest"). At shutdown it waits for the tries
+/// [`INGEST_PRESSURE`] of the time, the worker leaves the CPU and the database to the
+/// webhooks being acknowledged (issue 13: "deliveries never slow dialling or webhook
+/// ingest"): for the first [`PRESSED_PAUSE`] of a burst it starts no try (those in flight
+/// finish), then at most [`PRESSED_RATE`] a second, so a node saturated for long still
+/// delivers; [`CALM`] after the burst it drains at full speed. At shutdown it waits for the tries
 /// in flight (each bounded by its timeout), so none is sent again needlessly.
 pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
     let clients = Arc::new(client(engine.config.webhook_timeout));
@@ -185,7 +235,7 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
     let mut flying: tokio::task::JoinSet<WebhookEndpointId> = tokio::task::JoinSet::new();
     let mut per_endpoint: HashMap<WebhookEndpointId, usize> = HashMap::new();
     let mut sample = (Instant::now(), engine.ingest_busy());
-    let mut pressed = false;
+    let mut pressure = Pressure::default();
     // Claims are batched: with tries in flight, the next claim waits for a quarter of the
     // slots to be free or CLAIM_GATHER to pass, rather than one claim (a transaction) per
     // finished try.
@@ -195,8 +245,9 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
         while let Some(done) = flying.try_join_next() {
             release(&mut per_endpoint, done);
         }
-        let want = (slots - flying.len().min(slots)).min(CLAIM_LIMIT as usize);
-        if want < batch && !flying.is_empty() && last_claim.elapsed() < CLAIM_GATHER {
+        let pace = pressure.pace(Instant::now());
+        let want = if pace == Pace::Paused { 0 } else { (slots - flying.len().min(slots)).min(CLAIM_LIMIT as usize) };
+        if pace != Pace::Paused && want < batch && !flying.is_empty() && last_claim.elapsed() < CLAIM_GATHER {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(done) = flying.join_next() => release(&mut per_endpoint, done),
@@ -210,7 +261,7 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
             let skip: Vec<WebhookEndpointId> = per_endpoint.iter().filter(|(_, n)| **n >= PER_ENDPOINT).map(|(e, _)| e.clone()).collect();
             // Pressed: fan out no more than is claimed (the fan-out's writes are the
             // ingest's competitors too); else a batch ahead.
-            let fan_out = if pressed { want } else { FAN_OUT_AHEAD };
+            let fan_out = if pace == Pace::Full { FAN_OUT_AHEAD } else { want };
             match engine.claim_for_worker(want, fan_out, &skip).await {
                 Ok((list, operator)) => {
                     claimed = list.len();
@@ -246,18 +297,17 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
         if sample.0.elapsed() >= PRESSURE_WINDOW {
             let (since, busy) = sample;
             sample = (Instant::now(), engine.ingest_busy());
-            pressed = is_pressed(Duration::from_nanos(sample.1.saturating_sub(busy)), since.elapsed());
+            pressure.observe(is_pressed(Duration::from_nanos(sample.1.saturating_sub(busy)), since.elapsed()), sample.0);
         }
         let interval = engine.config.webhook_interval;
-        // Pressed: pace the starts. Else a full claim means more is due: wait for a slot;
-        // nothing (more) due: for a slot (an endpoint that was skipped may go on) or the
-        // interval.
-        let (wait_for_slot, sleep) = if pressed {
-            (false, if claimed == 0 { interval } else { Duration::from_secs_f64(claimed as f64 / PRESSED_RATE) })
-        } else if want == 0 || claimed == want {
-            (true, Duration::MAX)
-        } else {
-            (true, interval)
+        // Not pressed: a full claim means more is due, so wait for a slot; nothing (more)
+        // due: for a slot (an endpoint that was skipped may go on) or the interval.
+        let (wait_for_slot, sleep) = match pace {
+            // Finished tries are collected meanwhile; the pressure is sampled again next.
+            Pace::Paused => (true, PRESSURE_WINDOW),
+            Pace::Floor => (false, if claimed == 0 { interval } else { Duration::from_secs_f64(claimed as f64 / PRESSED_RATE) }),
+            Pace::Full if want == 0 || claimed == want => (true, Duration::MAX),
+            Pace::Full => (true, interval),
         };
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -411,6 +461,32 @@ mod tests {
         assert!(!is_pressed(ms(100), ms(200)), "busy half the time: not yet");
         assert!(is_pressed(ms(101), ms(200)));
         assert!(is_pressed(ms(950), ms(1000)), "saturated");
+    }
+
+    #[test]
+    fn a_pressed_ingest_pauses_deliveries_then_lets_them_go_at_the_floor_and_calm_resumes_them() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = Pressure::default();
+        assert_eq!(p.pace(at(0)), Pace::Full, "nothing seen yet");
+        p.observe(false, at(100));
+        assert_eq!(p.pace(at(100)), Pace::Full);
+        p.observe(true, at(200));
+        assert_eq!(p.pace(at(200)), Pace::Paused, "a burst begins: no new try");
+        // A short lull is part of the same burst.
+        p.observe(false, at(300));
+        p.observe(false, at(1_100));
+        assert_eq!(p.pace(at(1_100)), Pace::Paused, "calm for 0.9 s only");
+        p.observe(true, at(1_200));
+        assert_eq!(p.pace(at(200 + 29_999)), Pace::Paused);
+        assert_eq!(p.pace(at(200 + 30_000)), Pace::Floor, "pressed for 30 s: deliveries move at the floor");
+        p.observe(true, at(40_000));
+        p.observe(false, at(40_500));
+        assert_eq!(p.pace(at(40_500)), Pace::Floor);
+        p.observe(false, at(41_000));
+        assert_eq!(p.pace(at(41_000)), Pace::Full, "calm for 1 s: full speed");
+        p.observe(true, at(41_100));
+        assert_eq!(p.pace(at(41_100)), Pace::Paused, "a new burst pauses again from its own start");
     }
 
     #[test]
