@@ -392,3 +392,45 @@ async fn a_stats_refresh_leaves_the_drained_change_log_vacuumed() {
 async fn log_pages(c: &mut sqlx::PgConnection) -> i64 {
     sqlx::query_scalar("SELECT pg_relation_size('stats_dirty') / current_setting('block_size')::bigint").fetch_one(c).await.expect("relation size")
 }
+
+/// A burst takes the outbox tables from empty to thousands of rows long before autovacuum
+/// analyses them, and with statistics that still say "nearly empty" the claim read every
+/// due delivery (117 ms a claim at 125,000 due: BENCHMARKS.md). The claim analyses a table
+/// once more rows changed than its statistics say it has: within seconds of the burst
+/// (the statistics collector sees a commit about a second after it), not a minute.
+#[tokio::test]
+async fn the_outbox_tables_are_analysed_once_a_burst_has_grown_them() {
+    let db = pg::fresh_database().await;
+    let store: S = Arc::new(PostgresStore::connect(&db.url).await.expect("connect"));
+    store.migrate().await.unwrap();
+    let ws = store.default_workspace().await.unwrap();
+    for _ in 0..3 {
+        let endpoint = dialtone_store::NewWebhookEndpoint {
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["campaign.paused".into()],
+            enabled: true,
+            description: None,
+        };
+        store.create_webhook_endpoint(&ws, &endpoint, &secrecy::SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), t0()).await.unwrap();
+    }
+    let events: Vec<dialtone_store::OutboxEvent> =
+        (0..1500).map(|n| dialtone_store::OutboxEvent::new(ws.as_str(), "campaign.paused", serde_json::json!({ "n": n }))).collect();
+    store.emit_events(&events, t0()).await.unwrap();
+
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let analysed_rows = |table: &'static str| format!("SELECT reltuples::float8 FROM pg_class WHERE oid = '{table}'::regclass");
+    let before: f64 = sqlx::query_scalar(&analysed_rows("webhook_deliveries")).fetch_one(&mut c).await.unwrap();
+    assert!(before < 1000.0, "not analysed before the burst: {before}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // Each claim fans out up to 1,000 messages (3 deliveries each) and takes one try.
+        store.claim_deliveries_except("n1", t0(), jiff::SignedDuration::from_secs(60), 1, 1000, &[]).await.unwrap();
+        let deliveries: f64 = sqlx::query_scalar(&analysed_rows("webhook_deliveries")).fetch_one(&mut c).await.unwrap();
+        let messages: f64 = sqlx::query_scalar(&analysed_rows("webhook_messages")).fetch_one(&mut c).await.unwrap();
+        if deliveries >= 3000.0 && messages >= 1000.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the grown tables were not analysed: deliveries {deliveries}, messages {messages}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
