@@ -19,6 +19,10 @@
 //!   QUEUED, not placing yet, still ours) before any request. Only now may the request go,
 //!   and a crash leaves a call that *may* be at the provider: recovery asks the provider
 //!   (by our id) before anything is sent again, and ends it `timeout` if it cannot say.
+//!   When the request follows the claim at once (an account with no rate limit, on a
+//!   provider that can be asked for a call by our id), the claim's own transaction commits
+//!   `placing_at` too (the store's `claim_placing`): `Claimed → Placing` in one commit, the
+//!   same two steps in the same order, one WAL flush fewer on the path that refills a slot.
 //! - **Dialed**: the provider's id is stored; events move the call on.
 //! - **Released**: the call row is deleted and the attempt given back (the store's
 //!   `release_unsent`); the contact is due again. Only for a call that certainly never

@@ -121,6 +121,17 @@ impl ProviderKind {
             ProviderKind::Twilio | ProviderKind::Exotel => false,
         }
     }
+
+    /// Whether the provider can be asked for a call by dialtone's id (Vapi keeps the id in
+    /// the call's `metadata` and lists calls by creation time: `GET /call`), so a call that
+    /// may have been sent is adopted or found absent rather than ended `timeout`. Twilio and
+    /// Exotel cannot be searched by our id (../shared/PROVIDERS.md).
+    pub fn finds_calls_by_our_id(self) -> bool {
+        match self {
+            ProviderKind::Vapi | ProviderKind::Sim => true,
+            ProviderKind::Twilio | ProviderKind::Exotel => false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,10 @@
 //!
 //! The order that keeps one attempt from being dialled twice (`dialtone_core::attempt`) is
 //! held by types here: a claim is a [`Claimed`], which can only be given back or turned,
-//! through the store's `mark_placing` fence, into a [`Placing`] permit; the request is
-//! built only from a `Placing`, and each way out (accepted, given back, ended) consumes it.
+//! through the store's `mark_placing` fence, into a [`Placing`] permit (or is one already,
+//! when the claim's own transaction committed the fence: `Store::claim_placing`); the
+//! request is built only from a `Placing`, and each way out (accepted, given back, ended)
+//! consumes it.
 
 use crate::{Account, Engine, EngineError};
 use dialtone_core::{CallId, Outcome};
@@ -49,7 +51,9 @@ pub(crate) enum Sent {
 pub(crate) struct Claimed(Dial);
 
 /// The permit to send: `placing_at` is committed and the call was still ours
-/// (`Store::mark_placing` returned true). Made only by [`Claimed::mark_placing`]; the
+/// (`Store::mark_placing` returned true, or the claim committed it with the call:
+/// `Store::claim_placing`). Made only by [`Claimed::mark_placing`] and
+/// [`Claimed::placing_since_claim`]; the
 /// request is built only from it ([`Placing::request`]); accepted, given back or ended, it
 /// is consumed, so nothing is sent for that attempt afterwards.
 pub(crate) struct Placing {
@@ -73,6 +77,16 @@ impl Claimed {
         // Grouped with the other placers' fences on a one-writer backend (`Engine::mark_placing`);
         // still committed before this call's request is built.
         Ok(engine.mark_placing(&self.0.call_id).await?.then_some(Placing { dial: self.0, at }))
+    }
+
+    /// The permit the claim made itself: its transaction committed `placing_at` too
+    /// (`Store::claim_placing`, `Claimed → Placing` in one commit). `Err(self)`: claimed only,
+    /// so [`Claimed::mark_placing`] must come first.
+    fn placing_since_claim(self) -> Result<Placing, Claimed> {
+        match self.0.placing_at {
+            Some(at) => Ok(Placing { dial: self.0, at }),
+            None => Err(self),
+        }
     }
 
     /// Gives the claim back without spending the attempt (`Claimed → Released`): nothing was sent.
@@ -166,10 +180,21 @@ impl Engine {
         if let Some(why) = account.waiting(self.clock.now()) {
             return claimed.give_back(self, &why).await;
         }
-        account.limiter.acquire().await;
-        // The fence; false if another node took the call over (our lease ran out meanwhile).
-        let Some(mut placing) = claimed.mark_placing(self).await? else {
-            return Ok(());
+        let mut placing = match claimed.placing_since_claim() {
+            // The claim committed the fence (the dispatcher saw no rate limit on the account).
+            Ok(placing) if account.limiter.try_acquire() => placing,
+            // The account has gained a rate limit since: a wait now would keep a call that
+            // was never sent marked possibly-sent for its length. Nothing was sent; the next
+            // claim fences after the wait.
+            Ok(placing) => return placing.give_back(self, "the account's rate limit changed since the claim").await,
+            Err(claimed) => {
+                account.limiter.acquire().await;
+                // The fence; false if another node took the call over (our lease ran out meanwhile).
+                let Some(placing) = claimed.mark_placing(self).await? else {
+                    return Ok(());
+                };
+                placing
+            }
         };
         let request = placing.request();
         if let (Some(agent), Some(observer)) = (&placing.dial.agent, self.observer.get()) {

@@ -37,6 +37,29 @@ pub async fn mark_placing(mut db: Db<'_>, call: &CallId, node: &str, now: Timest
     Ok(n == 1)
 }
 
+/// The placing fence committed in the claim's own transaction (see `Store::claim_placing`):
+/// sets `placing_at` on `calls`, QUEUED calls this transaction has just inserted or queued
+/// for `node`. One statement for the lot; only the list of ids is spelt per dialect
+/// (`json_each` on SQLite, `jsonb_array_elements_text` on PostgreSQL). Errors if any call
+/// was not matched, which the claim's own rows rule out.
+pub async fn mark_placing_claimed(mut db: Db<'_>, calls: &[&CallId], node: &str, now: Timestamp) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let ids = serde_json::to_string(&calls.iter().map(|c| c.as_str()).collect::<Vec<_>>()).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+    let list = match db.dialect() {
+        crate::sql::Dialect::Sqlite => "SELECT value FROM json_each($3)",
+        crate::sql::Dialect::Postgres => "SELECT jsonb_array_elements_text($3::jsonb)",
+    };
+    let sql =
+        format!("UPDATE calls SET placing_at = $1, updated_at = $1 WHERE id IN ({list}) AND status = 'queued' AND placing_at IS NULL AND claimed_by = $2");
+    let n = db.execute(&sql, args![ms(now), node, ids]).await?;
+    if n != calls.len() as u64 {
+        return Err(crate::StoreError::Conflict(format!("the claim's placing fence matched {n} of its {} calls", calls.len())));
+    }
+    Ok(())
+}
+
 /// Stores the provider's id of an accepted call and moves it QUEUED → DIALING (never back;
 /// a first id stays). `None`: no such call. The call as it is afterwards.
 pub async fn mark_dialed_row(mut db: Db<'_>, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<Option<Call>> {

@@ -33,7 +33,7 @@ pub use shared::workspaces::{ApiKeyInfo, KeyGrant, Workspace};
 use async_trait::async_trait;
 use dialtone_core::{ApiKeyId, CallId, CampaignId, CampaignStatus, Outcome, ProviderEvent, WebhookEndpointId, WorkspaceId};
 use jiff::Timestamp;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -153,19 +153,28 @@ pub trait Store: Send + Sync + 'static {
     /// In one transaction: checks the campaign is runnable, counts its active calls, claims
     /// up to the free slots of due contacts and inserts their QUEUED calls, owned by `node`
     /// (`claimed_by`; a scheduled call moved to QUEUED is owned by `node` too).
-    async fn claim(&self, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>>;
+    async fn claim(&self, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
+        Ok(self.claim_placing(std::slice::from_ref(campaign), &HashSet::new(), node, now).await?.remove(campaign).unwrap_or_default())
+    }
     /// `claim` for each of `campaigns`; the dials of each campaign that got any. A backend
     /// that takes concurrent writers claims for all of them in one transaction.
     async fn claim_many(&self, campaigns: &[CampaignId], node: &str, now: Timestamp) -> Result<HashMap<CampaignId, Vec<Dial>>> {
-        let mut out = HashMap::new();
-        for campaign in campaigns {
-            let dials = self.claim(campaign, node, now).await?;
-            if !dials.is_empty() {
-                out.insert(campaign.clone(), dials);
-            }
-        }
-        Ok(out)
+        self.claim_placing(campaigns, &HashSet::new(), node, now).await
     }
+    /// `claim_many`, and for the campaigns in `placing` the placing fence too
+    /// (`Claimed → Placing` in the claim's own transaction, see `dialtone_core::attempt`):
+    /// their calls are committed with `placing_at = now` and come back with
+    /// [`Dial::placing_at`] set, so the placer may send them without a `mark_placing` commit
+    /// of its own. For a placement that follows at once (no rate-limiter wait, a provider
+    /// that can be asked for a possibly-sent call after a crash): one commit fewer on
+    /// every refill of a freed slot.
+    async fn claim_placing(
+        &self,
+        campaigns: &[CampaignId],
+        placing: &HashSet<CampaignId>,
+        node: &str,
+        now: Timestamp,
+    ) -> Result<HashMap<CampaignId, Vec<Dial>>>;
     /// Fences the send: true only for a QUEUED call not yet being placed and still owned by
     /// `node` (a node whose call was taken over after its lease ran out must not send it).
     /// Committed before the provider request, so a crash afterwards is known to be ambiguous.

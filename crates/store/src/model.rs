@@ -375,6 +375,10 @@ pub struct Dial {
     pub variables: Variables,
     /// The campaign's agent: the call is placed with a media stream to dialtone.
     pub agent: Option<DialAgent>,
+    /// Set when the claim's own transaction also committed the placing fence
+    /// (`Store::claim_placing`): the call may be sent at once, with no `mark_placing` of its
+    /// own. `None`: claimed only; `mark_placing` must be committed before any request.
+    pub placing_at: Option<Timestamp>,
 }
 
 /// The agent of a claimed call, as placing it needs: the stream is opened for it and the

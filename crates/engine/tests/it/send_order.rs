@@ -16,19 +16,31 @@ async fn every_call_is_marked_placing_before_the_provider_is_asked_to_place_it()
     let (store, ws, _dir) = fresh_store().await;
     let start: Timestamp = "2026-05-04T12:00:00Z".parse().unwrap();
     let provider = Arc::new(ScriptedProvider::new().witnessing(store.clone(), ws.clone()));
-    let engine = Engine::new(store.clone(), sim_account(&provider), Arc::new(ManualClock::new(start)), EngineConfig::default());
+    let clock = Arc::new(ManualClock::new(start));
+    let engine = Engine::new(store.clone(), sim_account(&provider), clock.clone(), EngineConfig::default());
     let mut new = campaign(&ws, "send order");
     new.max_concurrent = 3;
-    started(&store, new, &numbers(3), start).await;
+    started(&store, new, &numbers(6), start).await;
 
+    // The first claim for the campaign: its account is not known to the dispatcher yet, so
+    // each placer commits its own fence. The second: the account (no rate limit, a provider
+    // that can be asked for our id) is known, and the claim commits the fence itself.
+    assert_eq!(engine.dispatch_once().await.unwrap(), 3);
+    engine.settle().await;
+    for call in provider.seen_at_send() {
+        store.end_call(&call.id, dialtone_core::Outcome::Completed, "test", start).await.unwrap();
+    }
+    let second = start + jiff::SignedDuration::from_secs(1);
+    clock.set(second);
     assert_eq!(engine.dispatch_once().await.unwrap(), 3);
     engine.settle().await;
 
     let seen = provider.seen_at_send();
-    assert_eq!(seen.len(), 3, "one request per attempt");
-    for call in &seen {
+    assert_eq!(seen.len(), 6, "one request per attempt");
+    for (i, call) in seen.iter().enumerate() {
         let state = AttemptState::of(call.status, call.placing_at.is_some(), call.provider_call_id.is_some());
         assert_eq!(state, Some(AttemptState::Placing), "the provider was asked to place {} while it was {state:?}: {call:?}", call.id);
-        assert_eq!(call.placing_at, Some(start), "placing_at was committed, at the engine's clock, before the request");
+        let at = if i < 3 { start } else { second };
+        assert_eq!(call.placing_at, Some(at), "placing_at was committed, at the engine's clock, before the request");
     }
 }

@@ -40,8 +40,15 @@ struct Claiming {
 /// Claims for `campaigns` in one transaction: locks their rows (in id order, as every
 /// claimer does), counts their active calls, asks each provider account for room, claims
 /// due contacts for all of them with one statement and inserts all their calls with one
-/// more. Returns the dials of each campaign that got any.
-pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Timestamp) -> Result<HashMap<CampaignId, Vec<Dial>>> {
+/// more; for the campaigns in `placing`, the placing fence too (`Store::claim_placing`).
+/// Returns the dials of each campaign that got any.
+pub async fn claim(
+    pool: &PgPool,
+    campaigns: &[CampaignId],
+    placing: &std::collections::HashSet<CampaignId>,
+    node: &str,
+    now: Timestamp,
+) -> Result<HashMap<CampaignId, Vec<Dial>>> {
     if campaigns.is_empty() {
         return Ok(HashMap::new());
     }
@@ -212,6 +219,13 @@ pub async fn claim(pool: &PgPool, campaigns: &[CampaignId], node: &str, now: Tim
             p.save(Db::from(&mut *tx), c.id.as_str()).await?;
         }
     }
+    let fenced: Vec<&CallId> = claiming.iter().filter(|c| placing.contains(&c.id)).flat_map(|c| c.dials.iter().map(|d| &d.call_id)).collect();
+    shared::mark_placing_claimed(Db::from(&mut *tx), &fenced, node, now).await?;
+    for c in claiming.iter_mut().filter(|c| placing.contains(&c.id)) {
+        for dial in &mut c.dials {
+            dial.placing_at = Some(now);
+        }
+    }
     tx.commit().await?;
     Ok(claiming.into_iter().filter(|c| !c.dials.is_empty()).map(|c| (c.id, c.dials)).collect())
 }
@@ -350,6 +364,7 @@ fn dial_of(r: &PgRow, c: &Claiming, call_id: CallId, attempt: i64, caller: Optio
         name: r.try_get("name")?,
         variables: rows::json_map(r.try_get("variables")?)?,
         agent: c.agent.clone(),
+        placing_at: None,
     })
 }
 

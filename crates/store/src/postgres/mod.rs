@@ -88,13 +88,14 @@ impl_store!(PostgresStore {
         Ok(())
     }
 
-    async fn claim(&self, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
-        let mut claimed = calls::claim(&self.pool, std::slice::from_ref(campaign), node, now).await?;
-        Ok(claimed.remove(campaign).unwrap_or_default())
-    }
-
-    async fn claim_many(&self, campaigns: &[CampaignId], node: &str, now: Timestamp) -> Result<std::collections::HashMap<CampaignId, Vec<Dial>>> {
-        calls::claim(&self.pool, campaigns, node, now).await
+    async fn claim_placing(
+        &self,
+        campaigns: &[CampaignId],
+        placing: &std::collections::HashSet<CampaignId>,
+        node: &str,
+        now: Timestamp,
+    ) -> Result<std::collections::HashMap<CampaignId, Vec<Dial>>> {
+        calls::claim(&self.pool, campaigns, placing, node, now).await
     }
 
     async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {

@@ -14,7 +14,8 @@ use dialtone_core::{CallId, CampaignId, CampaignStatus, ContactId, Mode, Outcome
 use jiff::Timestamp;
 use sqlx::{FromRow, Row, Sqlite, SqlitePool};
 
-pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
+/// `Store::claim_placing` for one campaign; `placing`: commit the placing fence with the claim.
+pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, placing: bool, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
     // IMMEDIATE takes the write lock up front, so the count and the claim below see the
     // same world: the cap cannot be raced past.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -132,6 +133,12 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, node: &str, now: Ti
     if let Some(p) = &picker {
         p.save(Db::from(&mut *tx), campaign.as_str()).await?;
     }
+    if placing {
+        shared::mark_placing_claimed(Db::from(&mut *tx), &dials.iter().map(|d| &d.call_id).collect::<Vec<_>>(), node, now).await?;
+        for dial in &mut dials {
+            dial.placing_at = Some(now);
+        }
+    }
     tx.commit().await?;
     Ok(dials)
 }
@@ -199,6 +206,7 @@ async fn new_call(
         name: r.try_get("name")?,
         variables: rows::json_map(r.try_get("variables")?)?,
         agent: crate::common::dial_agent(c.try_get("agent_id")?, c.try_get("agent_max_duration_secs")?),
+        placing_at: None,
     };
     if scheduled.is_some() {
         return Ok(dial);

@@ -58,8 +58,22 @@ impl_store!(SqliteStore {
         Ok(())
     }
 
-    async fn claim(&self, campaign: &CampaignId, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
-        calls::claim(&self.write, campaign, node, now).await
+    async fn claim_placing(
+        &self,
+        campaigns: &[CampaignId],
+        placing: &std::collections::HashSet<CampaignId>,
+        node: &str,
+        now: Timestamp,
+    ) -> Result<std::collections::HashMap<CampaignId, Vec<Dial>>> {
+        // One writer: campaign by campaign, so each one's calls start as soon as it is claimed.
+        let mut out = std::collections::HashMap::new();
+        for campaign in campaigns {
+            let dials = calls::claim(&self.write, campaign, placing.contains(campaign), node, now).await?;
+            if !dials.is_empty() {
+                out.insert(campaign.clone(), dials);
+            }
+        }
+        Ok(out)
     }
 
     async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {

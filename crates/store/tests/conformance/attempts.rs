@@ -235,6 +235,7 @@ impl World {
             name: None,
             variables: Default::default(),
             agent: None,
+            placing_at: None,
         }
     }
 

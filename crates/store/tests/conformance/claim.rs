@@ -207,3 +207,37 @@ pub async fn campaigns_claimed_together_share_their_account_limit_fairly(store: 
     }
     assert_eq!(active, 5);
 }
+
+/// `claim_placing` commits the placing fence with the claim for the campaigns it is asked
+/// to, and only for those: their calls are `Placing` at once (a second fence fails, so one
+/// attempt is never marked placing twice), the others stay `Claimed` until their own
+/// `mark_placing`. Recovery reads the first kind as possibly sent (it asks the provider),
+/// the second as never sent (`dialtone_core::attempt`).
+pub async fn a_claim_commits_the_placing_fence_only_for_the_campaigns_asked(store: S) {
+    use dialtone_core::AttemptState;
+    let (ws, fenced) = running(&store, Mode::Continuous, 3, 3, 10).await;
+    let (_, plain) = running(&store, Mode::Continuous, 2, 3, 10).await;
+    let now = at(5);
+    let placing: HashSet<_> = [fenced.id.clone()].into();
+    let got = store.claim_placing(&[fenced.id.clone(), plain.id.clone()], &placing, NODE, now).await.expect("claim_placing");
+    assert_eq!((got[&fenced.id].len(), got[&plain.id].len()), (3, 2), "the caps, fence or not");
+    let state = |call: &dialtone_store::Call| AttemptState::of(call.status, call.placing_at.is_some(), call.provider_call_id.is_some());
+    for d in &got[&fenced.id] {
+        assert_eq!(d.placing_at, Some(now), "the dial says its fence is committed");
+        let call = load_call(&store, &ws, &d.call_id).await;
+        assert_eq!((state(&call), call.placing_at), (Some(AttemptState::Placing), Some(now)), "committed with the claim");
+        assert!(!store.mark_placing(&d.call_id, NODE, at(6)).await.unwrap(), "an attempt is marked placing once");
+    }
+    for d in &got[&plain.id] {
+        assert_eq!(d.placing_at, None);
+        let call = load_call(&store, &ws, &d.call_id).await;
+        assert_eq!(state(&call), Some(AttemptState::Claimed), "claimed only");
+        assert!(store.mark_placing(&d.call_id, NODE, at(6)).await.unwrap(), "its own fence comes next");
+    }
+    // A fenced claim that is given back (nothing was sent) frees its slot and its attempt.
+    let back = &got[&fenced.id][0];
+    assert!(store.release_unsent(&back.call_id, "test", at(7)).await.unwrap());
+    let again = store.claim_placing(std::slice::from_ref(&fenced.id), &placing, NODE, at(8)).await.unwrap();
+    assert_eq!(again[&fenced.id].len(), 1, "the slot given back is claimed again");
+    assert_eq!(again[&fenced.id][0].attempt, 1, "with the attempt given back");
+}

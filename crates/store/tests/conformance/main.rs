@@ -97,6 +97,7 @@ conformance! {
     claim::concurrent_claims_from_many_tasks_never_exceed_the_cap,
     claim::claim_many_claims_for_each_campaign_up_to_its_own_cap,
     claim::campaigns_claimed_together_share_their_account_limit_fairly,
+    claim::a_claim_commits_the_placing_fence_only_for_the_campaigns_asked,
     dnc::a_number_suppressed_while_the_campaign_runs_is_never_claimed_and_ends_as_dnc,
     dnc::numbers_turned_away_are_replaced_in_the_same_claim,
     dnc::a_campaign_list_does_not_reach_other_campaigns,
