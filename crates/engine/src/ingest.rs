@@ -95,19 +95,26 @@ async fn commit(engine: &Engine, jobs: Vec<Job>) {
 }
 
 /// Stores the content reports (summary, recording, transcript) that events carry on the
-/// calls they matched, before the webhook is answered. A write of its own after the batch:
-/// reports are rare (one per call at most, at its end) and never move a call, so they stay
-/// out of the state machine's batch. A failure fails the webhook: the provider's retry finds
-/// the events duplicates, but its report is saved again (a duplicate still names its call).
+/// calls they matched, before the webhook is answered. A write of its own after the batch,
+/// one transaction for all of the batch's reports (one commit, not one per call: with one
+/// end-of-call report per call, per-report commits were a second commit per call in the
+/// writer's queue): reports never move a call, so they stay out of the state machine's
+/// batch (folded into it, the batch's row locks crossed the claims' on PostgreSQL). A
+/// failure fails the batch's webhooks: the provider's retry finds the events duplicates,
+/// but their reports are saved again (a duplicate still names its call).
 async fn save_reports(engine: &Engine, events: &[ProviderEvent], applied: &[Applied]) -> Result<(), IngestError> {
-    for (event, applied) in events.iter().zip(applied) {
-        let (Some(report), Some(call_id), false) = (event.report.as_deref(), applied.call_id.as_ref(), applied.mismatched) else { continue };
-        engine.store.save_call_report(call_id, report, engine.clock.now()).await.map_err(|e| {
-            tracing::error!(call_id = %call_id, error = %e, "could not store a call's report");
-            IngestError::Store(e.to_string())
-        })?;
-    }
-    Ok(())
+    let reports: Vec<(&dialtone_core::CallId, &dialtone_core::CallReport)> = events
+        .iter()
+        .zip(applied)
+        .filter_map(|(event, applied)| match (event.report.as_deref(), applied.call_id.as_ref(), applied.mismatched) {
+            (Some(report), Some(call_id), false) => Some((call_id, report)),
+            _ => None,
+        })
+        .collect();
+    engine.store.save_call_reports(&reports, engine.clock.now()).await.map_err(|e| {
+        tracing::error!(reports = reports.len(), error = %e, "could not store the batch's call reports");
+        IngestError::Store(e.to_string())
+    })
 }
 
 fn after_commit(engine: &Engine, applied: &[Applied]) {

@@ -270,6 +270,25 @@ pub async fn save_report(mut db: Db<'_>, call: &CallId, report: &CallReport, now
     Ok(n == 1)
 }
 
+/// [`save_report`] for each of `reports` in one write transaction (see
+/// `Store::save_call_reports`), in call id order, so two such writers lock rows in one
+/// order. One commit (one WAL sync) for a whole ingest batch's reports instead of one each.
+pub async fn save_reports(p: crate::shared::Pools<'_>, reports: &[(&CallId, &CallReport)], now: Timestamp) -> Result<()> {
+    match reports {
+        [] => return Ok(()),
+        [(call, report)] => return save_report(p.write(), call, report, now).await.map(drop),
+        _ => {}
+    }
+    let mut sorted = reports.to_vec();
+    sorted.sort_by_key(|(call, _)| call.as_str());
+    let mut tx = p.begin().await?;
+    for (call, report) in sorted {
+        save_report(tx.db(), call, report, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 pub async fn events_of(mut db: Db<'_>, ws: &WorkspaceId, id: &CallId) -> Result<Vec<CallEvent>> {
     let rows: Vec<CallEventRow> = db
         .fetch_all(

@@ -374,6 +374,9 @@ pub trait Store: Send + Sync + 'static {
     /// transcript; see `calls::save_report` for what replaces what). False if there is no
     /// such call.
     async fn save_call_report(&self, call: &CallId, report: &dialtone_core::CallReport, now: Timestamp) -> Result<bool>;
+    /// `save_call_report` for each (call, report) in one transaction: one commit for an
+    /// ingest batch's reports. A call that does not exist is passed over.
+    async fn save_call_reports(&self, reports: &[(&CallId, &dialtone_core::CallReport)], now: Timestamp) -> Result<()>;
     // API keys for `dialtone keys list|revoke` (issue 11; see `shared::workspaces`).
     // Outbound events (`shared::outbox`): webhook endpoints, the outbox, the delivery log.
     /// A new endpoint of `ws` signing with `secret` (`whsec_…`; sealed at rest under the

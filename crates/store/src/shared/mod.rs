@@ -516,6 +516,10 @@ macro_rules! impl_store {
                 $crate::calls::save_report(self.pools().write(), call, report, now).await
             }
 
+            async fn save_call_reports(&self, reports: &[(&dialtone_core::CallId, &dialtone_core::CallReport)], now: jiff::Timestamp) -> $crate::Result<()> {
+                $crate::calls::save_reports(self.pools(), reports, now).await
+            }
+
             async fn stats(&self, q: &$crate::StatsQuery) -> $crate::Result<$crate::Stats> {
                 $crate::shared::stats::stats(self.pools(), q).await
             }

@@ -168,17 +168,24 @@ async fn new_call(
     node: &str,
     now: Timestamp,
 ) -> Result<Dial> {
-    // A scheduled single call already has its row: it moves to QUEUED (owned by `node`) instead.
-    let scheduled: Option<(String, i64)> = sqlx::query_as(
-        "UPDATE calls SET status = 'queued', claimed_by = ?3, updated_at = ?1, last_event_at = ?1, account_id = ?4
-         WHERE contact_id = ?2 AND status = 'scheduled' RETURNING id, attempt",
-    )
-    .bind(ms(now))
-    .bind(r.try_get::<String, _>("id")?)
-    .bind(node)
-    .bind(c.try_get::<Option<String>, _>("account_id")?)
-    .fetch_optional(&mut **tx)
-    .await?;
+    // A scheduled single call already has its row: it moves to QUEUED (owned by `node`)
+    // instead. Only single-call campaigns have such rows (as PostgreSQL's claim asks), so
+    // the others skip the statement.
+    let single_calls = c.try_get::<String, _>("kind")? == dialtone_core::CampaignKind::SingleCalls.as_str();
+    let scheduled: Option<(String, i64)> = if single_calls {
+        sqlx::query_as(
+            "UPDATE calls SET status = 'queued', claimed_by = ?3, updated_at = ?1, last_event_at = ?1, account_id = ?4
+             WHERE contact_id = ?2 AND status = 'scheduled' RETURNING id, attempt",
+        )
+        .bind(ms(now))
+        .bind(r.try_get::<String, _>("id")?)
+        .bind(node)
+        .bind(c.try_get::<Option<String>, _>("account_id")?)
+        .fetch_optional(&mut **tx)
+        .await?
+    } else {
+        None
+    };
     // Attempt numbers count calls (see `crate::attempts`).
     let attempt = match &scheduled {
         Some((_, n)) => *n,

@@ -215,6 +215,16 @@ pub async fn a_call_report_is_stored_and_calls_filter_by_several_statuses_dates_
     assert_eq!((call.summary.as_deref(), call.recording_url.as_deref()), (Some("went very well"), Some("https://r/1.wav")));
     assert_eq!(call.transcript.unwrap()[0].text, "hi");
     assert!(call.name.as_deref().is_some_and(|n| n.starts_with("Contact ")), "the contact's name is joined: {:?}", call.name);
+    // A batch's reports in one transaction: each saved on its own call, by the same rules;
+    // a call that does not exist is passed over, not an error.
+    let (second, missing) = (dialtone_core::CallReport { summary: Some("busy line".into()), ..Default::default() }, CallId::new());
+    let third = dialtone_core::CallReport { summary: Some("never dialled".into()), ..Default::default() };
+    store.save_call_reports(&[(&d[1].call_id, &second), (&missing, &report), (&d[2].call_id, &third), (&d[0].call_id, &later)], at(13)).await.unwrap();
+    for (dial, want) in [(&d[0], "went very well"), (&d[1], "busy line"), (&d[2], "never dialled")] {
+        let got = store.get_call(&ws, &dial.call_id).await.unwrap().unwrap();
+        assert_eq!(got.summary.as_deref(), Some(want), "call {}", dial.call_id);
+    }
+    assert_eq!(store.get_call(&ws, &d[0].call_id).await.unwrap().unwrap().transcript.unwrap()[0].text, "hi", "the first transcript stays");
     assert_eq!(call.variables, Some(Default::default()), "the contact's variables are joined");
 
     let set = |ds: &[&dialtone_store::Dial]| ds.iter().map(|d| d.call_id.clone()).collect::<BTreeSet<_>>();
