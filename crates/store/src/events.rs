@@ -123,56 +123,69 @@ async fn retry_corrected(db: &mut Db<'_>, call: &Call, now: Timestamp) -> Result
     Ok(n == 1)
 }
 
-/// Offers `rows` to `call_events` (`ON CONFLICT (dedupe_key) DO NOTHING`); returns the
-/// dedupe keys that were new.
+/// Offers `rows` to `call_events` (`ON CONFLICT (dedupe_key) DO NOTHING`), in batch order,
+/// in one statement; returns the dedupe keys that were new. PostgreSQL binds arrays
+/// (`UNNEST`); SQLite has no array type, so the rows travel as one JSON array of arrays read
+/// with `json_each` (in array order: `ORDER BY key`; `WHERE true` keeps SQLite from reading
+/// `ON CONFLICT` as a join's `ON`). One statement instead of one per event: on SQLite every
+/// statement is a round trip to the connection's worker thread, and those hand-offs were
+/// the largest share of the writer's CPU (BENCHMARKS.md, issue 10).
 async fn insert_events(db: &mut Db<'_>, rows: &[EventRow<'_>], source: &str, now: Timestamp) -> Result<HashSet<String>> {
     if let Db::Postgres(c) = db {
         return crate::postgres::events::insert_events(c, rows, source, now).await;
     }
-    let mut inserted = HashSet::new();
-    for r in rows {
-        let e = r.event;
-        let n = db
-            .execute(
-                "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at,
-                    received_at, provider_call_id, applied, mismatched, account_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (dedupe_key) DO NOTHING",
-                args![
-                    EventId::new().as_str(),
-                    r.workspace_id,
-                    r.call_id,
-                    source,
-                    &e.provider_type,
-                    kind_text(&e.kind),
-                    &e.dedupe_key,
-                    e.raw.to_string(),
-                    e.occurred_at.map(ms),
-                    ms(now),
-                    e.provider_call_id.as_deref(),
-                    r.applied,
-                    r.mismatched,
-                    route_account(e)
-                ],
-            )
-            .await?;
-        if n == 1 {
-            inserted.insert(e.dedupe_key.clone());
-        }
+    if rows.is_empty() {
+        return Ok(HashSet::new());
     }
-    Ok(inserted)
+    let json: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let e = r.event;
+            serde_json::json!([
+                EventId::new().as_str(),
+                r.workspace_id,
+                r.call_id,
+                &e.provider_type,
+                kind_text(&e.kind),
+                &e.dedupe_key,
+                e.raw.to_string(),
+                e.occurred_at.map(ms),
+                e.provider_call_id.as_deref(),
+                r.applied,
+                r.mismatched,
+                route_account(e)
+            ])
+        })
+        .collect();
+    let keys: Vec<(String,)> = db
+        .fetch_all(
+            "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at,
+                received_at, provider_call_id, applied, mismatched, account_id)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $1,
+                json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'),
+                json_extract(value, '$[7]'), $2, json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]'),
+                json_extract(value, '$[11]')
+             FROM json_each($3) WHERE true ORDER BY key
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key",
+            args![source, ms(now), serde_json::Value::Array(json).to_string()],
+        )
+        .await?;
+    Ok(keys.into_iter().map(|(k,)| k).collect())
 }
 
-/// Writes the fields events change, for every call given.
+/// Writes the fields events change, for every call given, in one statement (PostgreSQL
+/// `UNNEST`, SQLite an `UPDATE … FROM json_each`: see [`insert_events`] for why).
 async fn write_calls(db: &mut Db<'_>, calls: &[&Call]) -> Result<()> {
     if let Db::Postgres(c) = db {
         return crate::postgres::events::write_calls(c, calls).await;
     }
-    for c in calls {
-        db.execute(
-            "UPDATE calls SET provider_call_id = $2, status = $3, outcome = $4, ended_reason = $5, cost = $6, duration_ms = $7,
-                answered_at = $8, ended_at = $9, last_event_at = $10, updated_at = $11, answered_by = $12
-             WHERE id = $1",
-            args![
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let json: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|c| {
+            serde_json::json!([
                 c.id.as_str(),
                 c.provider_call_id.as_deref(),
                 c.status.as_str(),
@@ -185,10 +198,18 @@ async fn write_calls(db: &mut Db<'_>, calls: &[&Call]) -> Result<()> {
                 ms(c.last_event_at),
                 ms(c.updated_at),
                 c.answered_by.map(|a| a.as_str())
-            ],
-        )
-        .await?;
-    }
+            ])
+        })
+        .collect();
+    db.execute(
+        "UPDATE calls SET provider_call_id = json_extract(t.value, '$[1]'), status = json_extract(t.value, '$[2]'),
+            outcome = json_extract(t.value, '$[3]'), ended_reason = json_extract(t.value, '$[4]'), cost = json_extract(t.value, '$[5]'),
+            duration_ms = json_extract(t.value, '$[6]'), answered_at = json_extract(t.value, '$[7]'), ended_at = json_extract(t.value, '$[8]'),
+            last_event_at = json_extract(t.value, '$[9]'), updated_at = json_extract(t.value, '$[10]'), answered_by = json_extract(t.value, '$[11]')
+         FROM json_each($1) AS t WHERE calls.id = json_extract(t.value, '$[0]')",
+        args![serde_json::Value::Array(json).to_string()],
+    )
+    .await?;
     Ok(())
 }
 
@@ -229,16 +250,16 @@ async fn end_contacts(db: &mut Db<'_>, ended: &[Ended], now: Timestamp) -> Resul
 async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> Result<Vec<OutboxEvent>> {
     let found: Vec<AfterCallRow> = match db {
         Db::Postgres(c) => crate::postgres::events::after_call_rows(c, ended).await?,
+        // SQLite's writer is alone: a plain read, all contacts in one statement (their ids
+        // and outcomes as one JSON array, see `insert_events`).
         _ => {
-            let mut found = Vec::with_capacity(ended.len());
-            for e in ended {
-                let sql = format!(
-                    "SELECT {AFTER_CALL_COLUMNS} FROM (SELECT $2 AS outcome) t, contacts c JOIN campaigns cam ON cam.id = c.campaign_id
-                     WHERE c.id = $1"
-                );
-                found.extend(db.fetch_optional::<AfterCallRow>(&sql, args![e.call.contact_id.as_str(), e.outcome.as_str()]).await?);
-            }
-            found
+            let pairs: Vec<serde_json::Value> = ended.iter().map(|e| serde_json::json!([e.call.contact_id.as_str(), e.outcome.as_str()])).collect();
+            let sql = format!(
+                "SELECT {AFTER_CALL_COLUMNS}
+                 FROM (SELECT json_extract(value, '$[0]') AS contact_id, json_extract(value, '$[1]') AS outcome FROM json_each($1)) t
+                 JOIN contacts c ON c.id = t.contact_id JOIN campaigns cam ON cam.id = c.campaign_id"
+            );
+            db.fetch_all::<AfterCallRow>(&sql, args![serde_json::Value::Array(pairs).to_string()]).await?
         }
     };
     let rows: HashMap<&str, &AfterCallRow> = found.iter().map(|r| (r.contact_id.as_str(), r)).collect();
@@ -280,13 +301,18 @@ async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> 
         crate::postgres::events::update_contacts(c, &steps, now).await?;
         return Ok(finished);
     }
-    for (contact, step) in &steps {
-        db.execute(
-            "UPDATE contacts SET status = $1, next_attempt_at = $2, last_outcome = $3, updated_at = $4 WHERE id = $5 AND status = 'in_call'",
-            args![step.status.as_str(), ms(step.next_at), step.last_outcome.as_str(), ms(now), *contact],
-        )
-        .await?;
+    if steps.is_empty() {
+        return Ok(finished);
     }
+    let json: Vec<serde_json::Value> =
+        steps.iter().map(|(contact, step)| serde_json::json!([contact, step.status.as_str(), ms(step.next_at), step.last_outcome.as_str()])).collect();
+    db.execute(
+        "UPDATE contacts SET status = json_extract(t.value, '$[1]'), next_attempt_at = json_extract(t.value, '$[2]'),
+            last_outcome = json_extract(t.value, '$[3]'), updated_at = $1
+         FROM json_each($2) AS t WHERE contacts.id = json_extract(t.value, '$[0]') AND contacts.status = 'in_call'",
+        args![ms(now), serde_json::Value::Array(json).to_string()],
+    )
+    .await?;
     Ok(finished)
 }
 
