@@ -47,6 +47,12 @@ pub fn next_number(last: Option<i64>, spent: i64) -> i64 {
     last.unwrap_or(0).max(spent - 1) + 1
 }
 
+/// [`last_number`] of the contact row `contact` (a table name or alias) as an SQL
+/// expression, for a claim's `RETURNING` (both backends): no statement of its own.
+pub fn last_number_sql(contact: &str) -> String {
+    format!("(SELECT MAX(attempt) FROM calls k WHERE k.contact_id = {contact}.id)")
+}
+
 /// The last attempt number of `contact`'s calls (`None`: it has none), for [`next_number`].
 /// Inside the claim's transaction, so no other claim can number a call between.
 pub async fn last_number(mut db: Db<'_>, contact: &str) -> Result<Option<i64>> {

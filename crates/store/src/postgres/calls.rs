@@ -245,10 +245,10 @@ async fn claim_due(tx: &mut Transaction<'_, Postgres>, claiming: &[Claiming], wa
          UPDATE contacts c SET status = 'in_call', {spend}, updated_at = $1, wait_reason = NULL
          FROM due WHERE c.id = due.id
          RETURNING c.id, c.campaign_id, c.phone, c.extension, c.name, c.variables, c.attempts, c.timezone, c.timezones, c.next_attempt_at, c.caller_number,
-            EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = c.phone AND s.workspace_id = c.workspace_id
-                    AND (s.campaign_id IS NULL OR s.campaign_id = c.campaign_id)) AS suppressed,
-            (SELECT MAX(attempt) FROM calls k WHERE k.contact_id = c.id) AS last_attempt",
+            {suppressed} AS suppressed, {last} AS last_attempt",
         spend = attempts::SPEND,
+        suppressed = crate::shared::suppressions::suppressed_sql("c"),
+        last = attempts::last_number_sql("c"),
     ))
     .bind(ms(now))
     .bind(wanting.iter().map(|&i| claiming[i].id.as_str()).collect::<Vec<_>>())

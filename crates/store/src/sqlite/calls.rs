@@ -80,8 +80,12 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, placing: bool, node
             "UPDATE contacts SET status = 'in_call', {spend}, updated_at = ?1, wait_reason = NULL
              WHERE id IN (SELECT id FROM contacts WHERE campaign_id = ?2 AND status = 'pending' AND next_attempt_at <= ?1
                           ORDER BY next_attempt_at, id LIMIT ?3)
-             RETURNING id, phone, extension, name, variables, attempts, timezone, timezones, caller_number",
+             RETURNING id, phone, extension, name, variables, attempts, timezone, timezones, caller_number,
+                {suppressed} AS suppressed, {last} AS last_attempt",
             spend = attempts::SPEND,
+            // SQLite's RETURNING takes no alias of the updated table: `contacts.` it is.
+            suppressed = suppressions::suppressed_sql("contacts"),
+            last = attempts::last_number_sql("contacts"),
         ))
         .bind(ms(now))
         .bind(campaign.as_str())
@@ -94,7 +98,7 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, placing: bool, node
         for r in &claimed {
             let phone: String = r.try_get("phone")?;
             let contact: String = r.try_get("id")?;
-            if suppressions::is_suppressed(&mut tx, ws.as_str(), campaign.as_str(), &phone).await? {
+            if r.try_get::<bool, _>("suppressed")? {
                 attempts::turn_away(Db::from(&mut *tx), &contact, "dnc", None, None, now).await?;
                 // A scheduled single call's row would otherwise wait in `scheduled` for ever.
                 sqlx::query(crate::common::CANCEL_SCHEDULED_DNC_SQL).bind(ms(now)).bind(r.try_get::<String, _>("id")?).execute(&mut *tx).await?;
@@ -190,7 +194,7 @@ async fn new_call(
     let attempt = match &scheduled {
         Some((_, n)) => *n,
         None => {
-            let last = attempts::last_number(Db::from(&mut **tx), r.try_get("id")?).await?;
+            let last: Option<i64> = r.try_get("last_attempt")?;
             attempts::next_number(last, r.try_get("attempts")?)
         }
     };
