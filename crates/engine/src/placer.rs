@@ -62,6 +62,14 @@ pub(crate) struct Placing {
     at: Timestamp,
 }
 
+/// Whether a claim's placing fence is committed yet ([`Claimed::placing_since_claim`]).
+enum Fence {
+    /// By the claim's own transaction: the permit to send.
+    Committed(Placing),
+    /// Not yet: [`Claimed::mark_placing`] comes first.
+    Needed(Claimed),
+}
+
 impl Claimed {
     /// A claim the dispatcher got from `Store::claim`.
     pub(crate) fn new(dial: Dial) -> Claimed {
@@ -79,13 +87,13 @@ impl Claimed {
         Ok(engine.mark_placing(&self.0.call_id).await?.then_some(Placing { dial: self.0, at }))
     }
 
-    /// The permit the claim made itself: its transaction committed `placing_at` too
-    /// (`Store::claim_placing`, `Claimed → Placing` in one commit). `Err(self)`: claimed only,
-    /// so [`Claimed::mark_placing`] must come first.
-    fn placing_since_claim(self) -> Result<Placing, Claimed> {
+    /// The permit the claim made itself, when its transaction committed `placing_at` too
+    /// (`Store::claim_placing`, `Claimed → Placing` in one commit); else the claim back, for
+    /// [`Claimed::mark_placing`].
+    fn placing_since_claim(self) -> Fence {
         match self.0.placing_at {
-            Some(at) => Ok(Placing { dial: self.0, at }),
-            None => Err(self),
+            Some(at) => Fence::Committed(Placing { dial: self.0, at }),
+            None => Fence::Needed(self),
         }
     }
 
@@ -182,12 +190,12 @@ impl Engine {
         }
         let mut placing = match claimed.placing_since_claim() {
             // The claim committed the fence (the dispatcher saw no rate limit on the account).
-            Ok(placing) if account.limiter.try_acquire() => placing,
+            Fence::Committed(placing) if account.limiter.try_acquire() => placing,
             // The account has gained a rate limit since: a wait now would keep a call that
             // was never sent marked possibly-sent for its length. Nothing was sent; the next
             // claim fences after the wait.
-            Ok(placing) => return placing.give_back(self, "the account's rate limit changed since the claim").await,
-            Err(claimed) => {
+            Fence::Committed(placing) => return placing.give_back(self, "the account's rate limit changed since the claim").await,
+            Fence::Needed(claimed) => {
                 account.limiter.acquire().await;
                 // The fence; false if another node took the call over (our lease ran out meanwhile).
                 let Some(placing) = claimed.mark_placing(self).await? else {

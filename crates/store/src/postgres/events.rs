@@ -101,8 +101,8 @@ fn advisory_key(pid: &str) -> i64 {
     h as i64
 }
 
-/// Stores a batch's event rows in one statement, in batch order (`crate::events` writes
-/// them one by one on SQLite; here a round trip per row is what the batch saves); returns
+/// Stores a batch's event rows in one statement, in batch order (`crate::events` does the
+/// same on SQLite through `json_each`; a round trip per row is what the batch saves); returns
 /// the dedupe keys that were new.
 pub(crate) async fn insert_events(conn: &mut PgConnection, rows: &[EventRow<'_>], source: &str, now: Timestamp) -> Result<HashSet<String>> {
     if rows.is_empty() {
