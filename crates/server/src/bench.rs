@@ -458,6 +458,7 @@ async fn dispatch(args: &BenchArgs, nodes: usize) -> anyhow::Result<Value> {
         "duplicate_dials": r["duplicate_dials"],
         "time_to_first_call_ms": r["time_to_first_call_ms"],
         "occupancy": r["occupancy"],
+        "webhook_timing": r["webhook_timing"],
         "cpu": r["cpu"],
     }))
 }

@@ -395,6 +395,7 @@ async fn drive(args: &DemoArgs, state: &Arc<AppState>, base: &str, sim: &SimThre
     let occupancy = dialtone_sim::Occupancy::of(&sim.handle.live_log(), args.provider.caller(), u64::from(args.cap));
     let per_call = |d: Duration| if stats.dials == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / stats.dials as f64 };
     r["occupancy"] = serde_json::to_value(&occupancy)?;
+    r["webhook_timing"] = webhook_timing(&stats);
     if args.voice {
         r["voice"] = crate::demo_voice::summarize(&stats.media_summary);
         r["voice"]["agent_calls"] = agent_calls(state, &id).await?;
@@ -513,6 +514,20 @@ fn report(args: &DemoArgs, contacts: u64, campaign: &Value, sim: &SimStats, stat
     })
 }
 
+/// Where a freed slot's refill time goes before dialtone can claim (the simulator's
+/// record, ms): `ack_*`, each webhook's request → dialtone's answer (the wait for its
+/// durable commit); `ended_wait_*`, a call's end → its ended webhook sent, i.e. the wait
+/// behind the call's earlier webhooks, sent one at a time.
+fn webhook_timing(stats: &dialtone_sim::SimStats) -> Value {
+    let ms = |h: &dialtone_sim::Histogram, p: f64| h.quantile(p).map(|us| us as f64 / 1000.0);
+    json!({
+        "ack_p50_ms": ms(&stats.webhook_ack_us, 0.5),
+        "ack_p99_ms": ms(&stats.webhook_ack_us, 0.99),
+        "ended_wait_p50_ms": ms(&stats.ended_webhook_wait_us, 0.5),
+        "ended_wait_p99_ms": ms(&stats.ended_webhook_wait_us, 0.99),
+    })
+}
+
 fn print_table(r: &Value) {
     println!();
     println!(
@@ -541,6 +556,14 @@ fn print_table(r: &Value) {
         "call ended → next placed",
         o["refill_p50_ms"].as_f64().unwrap_or(0.0),
         o["refill_p99_ms"].as_f64().unwrap_or(0.0)
+    );
+    let t = &r["webhook_timing"];
+    println!("  {:<28} p50 {:.2} ms, p99 {:.2} ms (sim)", "webhook acked", t["ack_p50_ms"].as_f64().unwrap_or(0.0), t["ack_p99_ms"].as_f64().unwrap_or(0.0));
+    println!(
+        "  {:<28} p50 {:.2} ms, p99 {:.2} ms (sim)",
+        "call ended → ended webhook",
+        t["ended_wait_p50_ms"].as_f64().unwrap_or(0.0),
+        t["ended_wait_p99_ms"].as_f64().unwrap_or(0.0)
     );
     println!(
         "  {:<28} {:.2} ms (dialtone), {:.2} ms (with the simulator)",

@@ -132,11 +132,12 @@ async fn ask(shared: Arc<Shared>, url: &str, id: String, call: Value, plan: Plan
     }});
     let raw = serde_json::to_vec(&message).expect("JSON values always serialize");
     let request = vapi_request(&shared, url, raw).timeout(ASSISTANT_REQUEST_TIMEOUT);
+    let sent = std::time::Instant::now();
     let answer = match tokio::time::timeout(ASSISTANT_REQUEST_TIMEOUT, read_answer(request)).await {
         Ok(answer) => answer,
         Err(_) => Answer::Timeout,
     };
-    shared.lock().webhook_result(matches!(answer, Answer::Assistant { .. } | Answer::Error(_)));
+    shared.lock().webhook_result(matches!(answer, Answer::Assistant { .. } | Answer::Error(_)), sent.elapsed());
 
     let (kind, reason, report) = match answer {
         Answer::Assistant { id: assistant_id, inline } => {

@@ -150,7 +150,7 @@ impl CallRecord {
         if let Some(outbox) = &self.outbox {
             for event in events {
                 // A closed outbox means the sim is shutting down; nothing to tell.
-                let _ = outbox.send(event);
+                let _ = outbox.send((std::time::Instant::now(), event));
             }
         }
     }
@@ -504,7 +504,9 @@ impl State {
         }
     }
 
-    pub(crate) fn webhook_result(&mut self, ok: bool) {
+    /// One delivery's result; `took` is request sent → answer (or error).
+    pub(crate) fn webhook_result(&mut self, ok: bool, took: std::time::Duration) {
+        self.stats.webhook_ack_us.add(took.as_micros() as u64);
         if ok {
             self.stats.webhooks_sent += 1;
         } else {
@@ -519,6 +521,11 @@ impl State {
     /// Files what the sim heard on one media stream.
     pub(crate) fn push_media(&mut self, record: crate::stats::MediaCallRecord) {
         self.stats.push_media(record);
+    }
+
+    /// A call's first ended webhook left its outbox `waited` after the call ended.
+    pub(crate) fn ended_webhook_waited(&mut self, waited: std::time::Duration) {
+        self.stats.ended_webhook_wait_us.add(waited.as_micros() as u64);
     }
 
     pub(crate) fn webhook_duplicated(&mut self) {

@@ -41,7 +41,9 @@ pub(crate) struct Outgoing {
     pub payload: Payload,
 }
 
-pub(crate) type Outbox = mpsc::UnboundedSender<Outgoing>;
+/// A call's outbox: each webhook with when the call's lifecycle queued it (so the wait
+/// behind the call's earlier webhooks is measured: [`crate::SimStats::ended_webhook_wait_us`]).
+pub(crate) type Outbox = mpsc::UnboundedSender<(std::time::Instant, Outgoing)>;
 
 /// Starts a call's sender. Dropping every clone of the returned sender lets
 /// the task flush what it held back and stop.
@@ -58,13 +60,16 @@ pub(crate) fn start(shared: &Arc<Shared>, plan: &Plan) -> Outbox {
     tx
 }
 
-async fn run(shared: &Shared, plan: &Plan, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+async fn run(shared: &Shared, plan: &Plan, mut rx: mpsc::UnboundedReceiver<(std::time::Instant, Outgoing)>) {
     let mut rng = StdRng::seed_from_u64(plan.webhook_seed);
     let mut held = Vec::new();
     let mut saw_end = false;
     // A hanging call may never end, so there is nothing to send its progress after.
     let reorder = plan.reorder && plan.outcome != SimOutcome::Hang;
-    while let Some(msg) = rx.recv().await {
+    while let Some((queued, msg)) = rx.recv().await {
+        if msg.kind == Kind::Ended {
+            shared.lock().ended_webhook_waited(queued.elapsed());
+        }
         match msg.kind {
             Kind::Progress if reorder => held.push(msg),
             Kind::Ended if plan.drop_ended => {
@@ -109,6 +114,7 @@ async fn deliver(shared: &Shared, msg: &Outgoing) {
             request
         }
     };
+    let sent = std::time::Instant::now();
     let ok = match request.send().await {
         Ok(response) => {
             let ok = response.status().is_success();
@@ -122,7 +128,7 @@ async fn deliver(shared: &Shared, msg: &Outgoing) {
             false
         }
     };
-    shared.lock().webhook_result(ok);
+    shared.lock().webhook_result(ok, sent.elapsed());
 }
 
 /// A JSON POST of `raw` carrying Vapi's configured authenticity headers.

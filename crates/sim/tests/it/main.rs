@@ -125,6 +125,9 @@ async fn answered_call_plays_through_with_bearer_webhooks_in_order() {
     let stats = wait_for_stats(&sim, "4 deliveries", |s| s.webhooks_sent == 4).await;
     assert_eq!((stats.dials, stats.ended, stats.active, stats.outcomes.answered), (1, 1, 0, 1));
     assert_eq!(stats.webhooks_failed, 0);
+    // Each delivery's answer time, and each ended webhook's wait behind the call's earlier ones.
+    assert_eq!(stats.webhook_ack_us.n, 4);
+    assert_eq!(stats.ended_webhook_wait_us.n, 2, "the ended status-update and the end-of-call report");
 }
 
 #[tokio::test]
