@@ -55,15 +55,8 @@ pub(crate) async fn writer(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
 
 async fn commit(engine: &Engine, jobs: Vec<Job>) {
     let all: Vec<ProviderEvent> = jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
-    match engine.store.apply_events(&all, engine.clock.now()).await {
+    match store_batch(engine, &all).await {
         Ok(applied) => {
-            after_commit(engine, &applied);
-            if let Err(e) = save_reports(engine, &all, &applied).await {
-                for job in jobs {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
-                return;
-            }
             let mut rest = applied.into_iter();
             for job in jobs {
                 let mine: Vec<Applied> = rest.by_ref().take(job.events.len()).collect();
@@ -74,47 +67,43 @@ async fn commit(engine: &Engine, jobs: Vec<Job>) {
             // One bad event must not fail its neighbours: commit each webhook on its own.
             tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing one by one");
             for job in jobs {
-                let result = engine.store.apply_events(&job.events, engine.clock.now()).await;
-                let result = match result {
-                    Ok(applied) => {
-                        after_commit(engine, &applied);
-                        save_reports(engine, &job.events, &applied).await.map(|()| applied)
-                    }
-                    Err(e) => Err(IngestError::Store(e.to_string())),
-                };
+                let result = store_batch(engine, &job.events).await;
                 let _ = job.reply.send(result);
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, "could not store webhook events");
             for job in jobs {
-                let _ = job.reply.send(Err(IngestError::Store(e.to_string())));
+                let _ = job.reply.send(Err(e.clone()));
             }
         }
     }
 }
 
-/// Stores the content reports (summary, recording, transcript) that events carry on the
-/// calls they matched, before the webhook is answered. A write of its own after the batch,
-/// one transaction for all of the batch's reports (one commit, not one per call: with one
-/// end-of-call report per call, per-report commits were a second commit per call in the
-/// writer's queue): reports never move a call, so they stay out of the state machine's
+/// Stores and applies `events`, and the content reports (summary, recording, transcript)
+/// they carry on the calls they matched, before the webhook is answered; wakes the
+/// dispatcher once a call has ended. A backend with one writer (SQLite) writes the reports
+/// in the events' transaction (`Store::apply_events_with_reports`: one commit per batch in
+/// the queue every engine write waits in). Elsewhere they are a write of their own after
+/// the batch, one transaction for all of the batch's reports, and the dispatcher is woken
+/// between the two: reports never move a call, so they stay out of the state machine's
 /// batch (folded into it, the batch's row locks crossed the claims' on PostgreSQL). A
 /// failure fails the batch's webhooks: the provider's retry finds the events duplicates,
 /// but their reports are saved again (a duplicate still names its call).
-async fn save_reports(engine: &Engine, events: &[ProviderEvent], applied: &[Applied]) -> Result<(), IngestError> {
-    let reports: Vec<(&dialtone_core::CallId, &dialtone_core::CallReport)> = events
-        .iter()
-        .zip(applied)
-        .filter_map(|(event, applied)| match (event.report.as_deref(), applied.call_id.as_ref(), applied.mismatched) {
-            (Some(report), Some(call_id), false) => Some((call_id, report)),
-            _ => None,
-        })
-        .collect();
-    engine.store.save_call_reports(&reports, engine.clock.now()).await.map_err(|e| {
-        tracing::error!(reports = reports.len(), error = %e, "could not store the batch's call reports");
+async fn store_batch(engine: &Engine, events: &[ProviderEvent]) -> Result<Vec<Applied>, IngestError> {
+    let now = engine.clock.now();
+    let failed = |what: &str, e: dialtone_store::StoreError| {
+        tracing::error!(events = events.len(), error = %e, "could not store {what}");
         IngestError::Store(e.to_string())
-    })
+    };
+    if engine.store.concurrent_writers() <= 1 {
+        let applied = engine.store.apply_events_with_reports(events, now).await.map_err(|e| failed("webhook events", e))?;
+        after_commit(engine, &applied);
+        return Ok(applied);
+    }
+    let applied = engine.store.apply_events(events, now).await.map_err(|e| failed("webhook events", e))?;
+    after_commit(engine, &applied);
+    engine.store.save_call_reports(&dialtone_store::reports_of(events, &applied), now).await.map_err(|e| failed("the batch's call reports", e))?;
+    Ok(applied)
 }
 
 fn after_commit(engine: &Engine, applied: &[Applied]) {

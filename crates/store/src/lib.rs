@@ -214,6 +214,16 @@ pub trait Store: Send + Sync + 'static {
     /// Stores and applies events in one transaction (group commit). A duplicate is stored
     /// once and changes nothing.
     async fn apply_events(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>>;
+    /// [`Store::apply_events`], then [`Store::save_call_reports`] for the reports the events
+    /// carry ([`reports_of`]). A backend with one writer (SQLite) does both in one
+    /// transaction: one commit per ingest batch instead of two, in a queue every write of
+    /// the engine waits in. Here, the default: two transactions (on PostgreSQL the reports'
+    /// row locks held through the batch's transaction crossed the claims').
+    async fn apply_events_with_reports(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>> {
+        let applied = self.apply_events(events, received_at).await?;
+        self.save_call_reports(&reports_of(events, &applied), received_at).await?;
+        Ok(applied)
+    }
     /// Deletes up to `limit` events that name no call of ours (from a provider, `call_id`
     /// NULL: a Vapi org-wide Server URL sends the events of every call on the account)
     /// received before `before`, oldest first. Returns how many went. Engine notes and

@@ -410,6 +410,20 @@ impl Applied {
     }
 }
 
+/// The content reports (summary, recording, transcript) that a batch's events carry, each
+/// with the call its event was stored with: an event that matched no call, or named two
+/// different calls (`mismatched`), saves none. `applied[i]` is what `events[i]` did.
+pub fn reports_of<'a>(events: &'a [dialtone_core::ProviderEvent], applied: &'a [Applied]) -> Vec<(&'a CallId, &'a dialtone_core::CallReport)> {
+    events
+        .iter()
+        .zip(applied)
+        .filter_map(|(event, applied)| match (event.report.as_deref(), applied.call_id.as_ref(), applied.mismatched) {
+            (Some(report), Some(call_id), false) => Some((call_id, report)),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Applied {
     pub fn ended_call(&self) -> bool {
         self.transition.as_ref().is_some_and(|t| t.ends_call())

@@ -243,10 +243,8 @@ async fn new_call(
 }
 
 pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let started = mark_dialed_in(&mut tx, call, provider_call_id, now).await?;
-    tx.commit().await?;
-    Ok(started)
+    let started = mark_dialed_many(pool, &[(call.clone(), provider_call_id.to_string())], now).await?;
+    Ok(started[0])
 }
 
 /// `mark_placing` for each of `calls` in one transaction: one commit (one WAL sync) for
@@ -262,27 +260,47 @@ pub async fn mark_placing_many(pool: &SqlitePool, calls: &[CallId], node: &str, 
 }
 
 /// `mark_dialed` for each (call, provider call id) of `calls` in one transaction: one
-/// commit for them all. Any error (a call not found) fails the whole batch.
+/// commit for them all. Any error (a call not found) fails the whole batch. Per call one
+/// statement (the mark); per batch one orphan lookup for all the provider ids, and one
+/// first-call flip per campaign (true for the batch's first call of a campaign that it
+/// started): each statement is a round trip to sqlx's SQLite worker thread, so these were
+/// two thirds of the mark's cost when done per call (BENCHMARKS.md).
 pub async fn mark_dialed_many(pool: &SqlitePool, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut out = Vec::with_capacity(calls.len());
+    let mut dialed = Vec::with_capacity(calls.len());
     for (call, provider_call_id) in calls {
-        out.push(mark_dialed_in(&mut tx, call, provider_call_id, now).await?);
+        dialed.push(shared::mark_dialed_row(Db::from(&mut *tx), call, provider_call_id, now).await?.ok_or_else(|| StoreError::not_found("call", call))?);
     }
-    tx.commit().await?;
-    Ok(out)
-}
-
-async fn mark_dialed_in(tx: &mut sqlx::Transaction<'_, Sqlite>, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
-    let dialed = shared::mark_dialed_row(Db::from(&mut **tx), call, provider_call_id, now).await?.ok_or_else(|| StoreError::not_found("call", call))?;
-    let campaign = dialed.campaign_id.as_str().to_string();
     // Events that came before the provider id was stored, carrying no id of ours, were
     // kept as orphans under that provider id: applied now, in the same transaction,
-    // rather than left for the reaper.
-    if let Some(pid) = dialed.provider_call_id.clone() {
-        events::adopt_orphans(tx, dialed, &pid, now).await?;
+    // rather than left for the reaper. One indexed lookup says which ids have any.
+    let pids: Vec<&str> = dialed.iter().filter_map(|c| c.provider_call_id.as_deref()).collect();
+    let with_orphans: std::collections::HashSet<String> =
+        sqlx::query_scalar("SELECT DISTINCT provider_call_id FROM call_events WHERE call_id IS NULL AND provider_call_id IN (SELECT value FROM json_each(?1))")
+            .bind(serde_json::to_string(&pids).expect("strings serialize"))
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut campaigns = Vec::with_capacity(dialed.len());
+    for call in dialed {
+        campaigns.push(call.campaign_id.as_str().to_string());
+        match call.provider_call_id.clone() {
+            Some(pid) if with_orphans.contains(&pid) => {
+                events::adopt_orphans(&mut tx, call, &pid, now).await?;
+            }
+            _ => {}
+        }
     }
-    shared::start_campaign(Db::from(&mut **tx), &campaign, now).await
+    let mut started = vec![false; campaigns.len()];
+    let mut flipped = std::collections::HashSet::new();
+    for (i, campaign) in campaigns.iter().enumerate() {
+        if flipped.insert(campaign.as_str()) {
+            started[i] = shared::start_campaign(Db::from(&mut *tx), campaign, now).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(started)
 }
 
 pub async fn end_call(pool: &SqlitePool, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {

@@ -188,3 +188,64 @@ pub async fn events_for_calls_never_placed_are_purged_after_the_retention(store:
     assert_eq!(store.purge_unknown_events(at(30 * day), 100).await.unwrap(), 0);
     assert_eq!(store.call_events(&ws, &dial.call_id).await.unwrap().iter().filter(|e| e.source == "provider").count(), 1);
 }
+
+/// Dialed marks written together (`Store::mark_dialed_many`, what the engine's group commit
+/// sends on a one-writer backend) do what each would alone: the batch's first call starts
+/// the campaign and no other does, and an event that beat its provider id is adopted by
+/// its own call only.
+pub async fn dialed_marks_written_together_adopt_their_own_orphans_and_start_the_campaign_once(store: S) {
+    let (ws, cmp) = running(&store, Mode::Continuous, 3, 3, 3).await;
+    let dials = claim(&store, &cmp.id, at(0)).await;
+    assert_eq!(dials.len(), 3);
+    for d in &dials {
+        assert!(store.mark_placing(&d.call_id, NODE, at(1)).await.unwrap());
+    }
+    let pids: Vec<String> = dials.iter().map(|d| provider_id(&d.call_id)).collect();
+    // The second call's provider reports it busy before its answer to our request.
+    let early =
+        apply1(&store, event(None, Some(&pids[1]), EventKind::Ended { outcome: Outcome::Busy, reason: Some("busy".into()) }, "early-busy"), at(2)).await;
+    assert!(early.call_id.is_none(), "an orphan until the id is stored");
+
+    let marks: Vec<(CallId, String)> = dials.iter().zip(&pids).map(|(d, p)| (d.call_id.clone(), p.clone())).collect();
+    let started = store.mark_dialed_many(&marks, at(3)).await.unwrap();
+    assert_eq!(started, vec![true, false, false], "the batch's first call started the campaign, no other");
+    assert_eq!(load_campaign(&store, &ws, &cmp.id).await.started_at, Some(at(3)));
+    let status = |i: usize| {
+        let (store, ws, id) = (store.clone(), ws.clone(), dials[i].call_id.clone());
+        async move {
+            let c = load_call(&store, &ws, &id).await;
+            (c.status, c.outcome, c.provider_call_id)
+        }
+    };
+    assert_eq!(status(0).await, (CallStatus::Dialing, None, Some(pids[0].clone())));
+    assert_eq!(status(1).await, (CallStatus::Ended, Some(Outcome::Busy), Some(pids[1].clone())), "its orphan applied at once");
+    assert_eq!(status(2).await, (CallStatus::Dialing, None, Some(pids[2].clone())));
+    assert_eq!(active_of(&store, &ws, &cmp.id).await, 2);
+    // Marked again (a retried group): nothing moves back, nobody starts the campaign twice.
+    assert_eq!(store.mark_dialed_many(&marks, at(4)).await.unwrap(), vec![false, false, false]);
+    assert_eq!(status(1).await.0, CallStatus::Ended);
+}
+
+/// `Store::apply_events_with_reports` (the ingest's write): the events apply as
+/// `apply_events` would, and each report is saved on the call its event matched; an event
+/// that matched no call, or whose ids name different calls, saves none.
+pub async fn a_batch_saves_the_reports_of_the_events_that_matched_their_call(store: S) {
+    let (ws, cmp) = running(&store, Mode::Continuous, 2, 3, 2).await;
+    let dials = claim(&store, &cmp.id, at(0)).await;
+    let (a, b) = (&dials[0], &dials[1]);
+    let (pid_a, pid_b) = (place(&store, a, at(1)).await, place(&store, b, at(1)).await);
+    let report = |s: &str| Some(Box::new(dialtone_core::CallReport { summary: Some(s.into()), ..Default::default() }));
+    let mut ended_a = completed(&a.call_id, &pid_a, "a-ended");
+    ended_a.report = report("a went well");
+    // A's provider id with B's id of ours: stored, applied to neither, its report saved on neither.
+    let mut crossed = event(Some(&b.call_id), Some(&pid_a), EventKind::Progress(CallStatus::InProgress), "crossed");
+    crossed.report = report("crossed");
+    let mut unknown = completed(&CallId::new(), "call_not_ours", "unknown");
+    unknown.report = report("not ours");
+    let applied = store.apply_events_with_reports(&[ended_a, crossed, unknown], at(2)).await.unwrap();
+    assert_eq!(applied.len(), 3);
+    assert!(applied[0].ended_call() && applied[1].mismatched && applied[2].unknown(), "{applied:?}");
+    assert_eq!(load_call(&store, &ws, &a.call_id).await.summary.as_deref(), Some("a went well"));
+    assert_eq!(load_call(&store, &ws, &b.call_id).await.summary, None);
+    assert_eq!(load_call(&store, &ws, &b.call_id).await.provider_call_id, Some(pid_b));
+}

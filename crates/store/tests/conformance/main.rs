@@ -138,6 +138,8 @@ conformance! {
     event_edges::an_event_that_beat_the_provider_id_is_applied_when_the_id_is_stored,
     event_edges::an_event_whose_ids_name_different_calls_moves_neither,
     event_edges::events_for_calls_never_placed_are_purged_after_the_retention,
+    event_edges::dialed_marks_written_together_adopt_their_own_orphans_and_start_the_campaign_once,
+    event_edges::a_batch_saves_the_reports_of_the_events_that_matched_their_call,
 
     leases::a_live_owners_unsent_calls_are_never_another_nodes_orphans,
     leases::a_dead_owners_unsent_call_is_taken_over_exactly_once_by_racing_nodes,
