@@ -523,7 +523,8 @@ impl State {
         self.stats.push_media(record);
     }
 
-    /// A call's first ended webhook left its outbox `waited` after the call ended.
+    /// An ended webhook is sent `waited` after the call's lifecycle queued it (a dropped one
+    /// is never sent, so not counted).
     pub(crate) fn ended_webhook_waited(&mut self, waited: std::time::Duration) {
         self.stats.ended_webhook_wait_us.add(waited.as_micros() as u64);
     }

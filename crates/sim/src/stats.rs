@@ -62,12 +62,13 @@ pub struct SimStats {
     pub webhooks_duplicated: u64,
     /// Calls whose progress webhooks were sent after their ended webhooks.
     pub calls_reordered: u64,
-    /// Every delivery, request sent → the receiver's answer, in µs (values in µs; the
-    /// buckets are 1 µs wide below 1 ms, 10 µs below 10 ms): the receiver's ack latency,
+    /// Every delivery, request sent → the receiver's answer, in µs (the histogram's values
+    /// are µs here: buckets 1 µs wide below 1 ms, 10 µs below 10 ms; over 3.6 s counts as
+    /// 3.6 s): the receiver's ack latency,
     /// which for dialtone is the wait for the commit that holds the webhook's events.
     pub webhook_ack_us: Histogram,
     /// Each ended webhook (Vapi's ended status and end-of-call report, Twilio and Exotel's
-    /// terminal callback), queued → its request sent, in µs: the wait behind the call's
+    /// terminal callback) sent, queued → its request sent, in µs: the wait behind the call's
     /// earlier webhooks, which go strictly one after another, each after the previous one's
     /// answer (as providers deliver a call's webhooks in order).
     pub ended_webhook_wait_us: Histogram,

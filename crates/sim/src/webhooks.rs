@@ -67,9 +67,6 @@ async fn run(shared: &Shared, plan: &Plan, mut rx: mpsc::UnboundedReceiver<(std:
     // A hanging call may never end, so there is nothing to send its progress after.
     let reorder = plan.reorder && plan.outcome != SimOutcome::Hang;
     while let Some((queued, msg)) = rx.recv().await {
-        if msg.kind == Kind::Ended {
-            shared.lock().ended_webhook_waited(queued.elapsed());
-        }
         match msg.kind {
             Kind::Progress if reorder => held.push(msg),
             Kind::Ended if plan.drop_ended => {
@@ -77,7 +74,10 @@ async fn run(shared: &Shared, plan: &Plan, mut rx: mpsc::UnboundedReceiver<(std:
                 shared.lock().webhooks_dropped(1);
             }
             kind => {
-                saw_end |= kind == Kind::Ended;
+                if kind == Kind::Ended {
+                    saw_end = true;
+                    shared.lock().ended_webhook_waited(queued.elapsed());
+                }
                 deliver_maybe_twice(shared, &msg, &mut rng).await;
             }
         }

@@ -46,7 +46,7 @@ pub async fn mark_placing_claimed(mut db: Db<'_>, calls: &[&CallId], node: &str,
     if calls.is_empty() {
         return Ok(());
     }
-    let ids = serde_json::to_string(&calls.iter().map(|c| c.as_str()).collect::<Vec<_>>()).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+    let ids = crate::sql::json_list(&calls.iter().map(|c| c.as_str()).collect::<Vec<_>>());
     let list = match db.dialect() {
         crate::sql::Dialect::Sqlite => "SELECT value FROM json_each($3)",
         crate::sql::Dialect::Postgres => "SELECT jsonb_array_elements_text($3::jsonb)",

@@ -410,6 +410,12 @@ impl Applied {
     }
 }
 
+impl Applied {
+    pub fn ended_call(&self) -> bool {
+        self.transition.as_ref().is_some_and(|t| t.ends_call())
+    }
+}
+
 /// The content reports (summary, recording, transcript) that a batch's events carry, each
 /// with the call its event was stored with: an event that matched no call, or named two
 /// different calls (`mismatched`), saves none. `applied[i]` is what `events[i]` did.
@@ -422,12 +428,6 @@ pub fn reports_of<'a>(events: &'a [dialtone_core::ProviderEvent], applied: &'a [
             _ => None,
         })
         .collect()
-}
-
-impl Applied {
-    pub fn ended_call(&self) -> bool {
-        self.transition.as_ref().is_some_and(|t| t.ends_call())
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]

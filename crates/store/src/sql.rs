@@ -51,6 +51,13 @@ arg_from!(Text: String => Some, &str => |v: &str| Some(v.to_string()), &String =
 arg_from!(Real: f64 => Some, Option<f64> => |v| v);
 arg_from!(Bool: bool => Some, Option<bool> => |v| v);
 
+/// A list of strings (ids) as one JSON array argument, the array parameter both backends
+/// read: `json_each($n)` on SQLite (which has no array type), `jsonb_array_elements_text($n::jsonb)`
+/// on PostgreSQL.
+pub fn json_list<S: AsRef<str>>(items: &[S]) -> String {
+    serde_json::to_string(&items.iter().map(AsRef::as_ref).collect::<Vec<&str>>()).expect("strings serialize")
+}
+
 /// `args![a, b, …]`: the argument list of a statement, `$1` first.
 #[macro_export]
 #[doc(hidden)]

@@ -281,6 +281,7 @@ async fn dropped_webhooks_leave_the_call_ended_in_get_call() {
     let stats = wait_for_stats(&sim, "both ended webhooks dropped", |s| s.webhooks_dropped == 2).await;
     assert_eq!(receiver.labels(), ["status-update:ringing", "status-update:in-progress"]);
     assert_eq!((stats.ended, stats.active, stats.webhooks_sent), (1, 0, 2));
+    assert_eq!(stats.ended_webhook_wait_us.n, 0, "a dropped webhook is never sent, so it has no wait");
 }
 
 #[tokio::test]

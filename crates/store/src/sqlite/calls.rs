@@ -13,6 +13,7 @@ use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CallId, CampaignId, CampaignStatus, ContactId, Mode, Outcome, PhoneNumber, ProviderKind, WorkspaceId};
 use jiff::Timestamp;
 use sqlx::{FromRow, Row, Sqlite, SqlitePool};
+use std::collections::HashSet;
 
 /// `Store::claim_placing` for one campaign; `placing`: commit the placing fence with the claim.
 pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, placing: bool, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
@@ -275,29 +276,21 @@ pub async fn mark_dialed_many(pool: &SqlitePool, calls: &[(CallId, String)], now
     // kept as orphans under that provider id: applied now, in the same transaction,
     // rather than left for the reaper. One indexed lookup says which ids have any.
     let pids: Vec<&str> = dialed.iter().filter_map(|c| c.provider_call_id.as_deref()).collect();
-    let with_orphans: std::collections::HashSet<String> =
+    let with_orphans: HashSet<String> =
         sqlx::query_scalar("SELECT DISTINCT provider_call_id FROM call_events WHERE call_id IS NULL AND provider_call_id IN (SELECT value FROM json_each(?1))")
-            .bind(serde_json::to_string(&pids).expect("strings serialize"))
+            .bind(crate::sql::json_list(&pids))
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
             .collect();
-    let mut campaigns = Vec::with_capacity(dialed.len());
+    let mut started = Vec::with_capacity(dialed.len());
+    let mut flipped = HashSet::new();
     for call in dialed {
-        campaigns.push(call.campaign_id.as_str().to_string());
-        match call.provider_call_id.clone() {
-            Some(pid) if with_orphans.contains(&pid) => {
-                events::adopt_orphans(&mut tx, call, &pid, now).await?;
-            }
-            _ => {}
+        let campaign = call.campaign_id.clone();
+        if let Some(pid) = call.provider_call_id.clone().filter(|pid| with_orphans.contains(pid)) {
+            events::adopt_orphans(&mut tx, call, &pid, now).await?;
         }
-    }
-    let mut started = vec![false; campaigns.len()];
-    let mut flipped = std::collections::HashSet::new();
-    for (i, campaign) in campaigns.iter().enumerate() {
-        if flipped.insert(campaign.as_str()) {
-            started[i] = shared::start_campaign(Db::from(&mut *tx), campaign, now).await?;
-        }
+        started.push(flipped.insert(campaign.clone()) && shared::start_campaign(Db::from(&mut *tx), campaign.as_str(), now).await?);
     }
     tx.commit().await?;
     Ok(started)

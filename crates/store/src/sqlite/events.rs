@@ -5,7 +5,7 @@
 
 use crate::apply::BatchCalls;
 use crate::rows::CallRow;
-use crate::sql::{args, Db};
+use crate::sql::{args, json_list, Db};
 use crate::{Applied, Call, Result};
 use dialtone_core::ProviderEvent;
 use jiff::Timestamp;
@@ -24,7 +24,7 @@ pub async fn apply_batch(tx: &mut Tx<'_>, events: &[ProviderEvent], source: &str
         .fetch_all(
             "SELECT * FROM calls WHERE provider_call_id IN (SELECT value FROM json_each($1))
              UNION ALL SELECT * FROM calls WHERE id IN (SELECT value FROM json_each($2))",
-            args![serde_json::to_string(&pids).expect("strings serialize"), serde_json::to_string(&ids).expect("strings serialize")],
+            args![json_list(&pids), json_list(&ids)],
         )
         .await?;
     let calls = BatchCalls::new(rows.into_iter().map(Call::try_from).collect::<Result<Vec<_>>>()?);
