@@ -1,9 +1,10 @@
-//! Group commit for the placers' per-call writes (the placing mark, the dialed mark) on a
-//! backend with one writer (SQLite), where every commit waits for its own WAL sync and
-//! all writers queue behind one another: while one commit is in flight, the writes that
-//! arrive queue up, and the first of them to get the turn commits them all in one
-//! transaction. Each caller still returns only once its own write is committed, so the
-//! order a placer keeps (fence committed, then the request) is the same as alone.
+//! Group commit for the placers' per-call writes: the placing mark on a backend with one
+//! writer (SQLite), where every commit waits for its own WAL sync and all writers queue
+//! behind one another, and the dialed mark on every backend (`Engine::mark_dialed`). While
+//! one commit is in flight, the writes that arrive queue up, and the first of them to get
+//! the turn commits them all in one transaction. Each caller still returns only once its
+//! own write is committed, so the order a placer keeps (fence committed, then the request)
+//! is the same as alone.
 
 use dialtone_store::{Result, StoreError};
 use std::future::Future;

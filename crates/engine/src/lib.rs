@@ -333,13 +333,13 @@ impl Engine {
         self.placing_marks.write(call.clone(), many, one).await
     }
 
-    /// The dialed mark (`Store::mark_dialed`), grouped like [`Engine::mark_placing`]: whether
-    /// this call started its campaign.
+    /// The dialed mark (`Store::mark_dialed`), grouped like [`Engine::mark_placing`] on every
+    /// backend: whether this call started its campaign. On PostgreSQL too, a group is one
+    /// commit and one orphan lookup where each call had its own (measured in BENCHMARKS.md,
+    /// "PostgreSQL's dialed marks grouped"); the mark comes after the provider's answer, so
+    /// the wait for the group delays no request.
     pub(crate) async fn mark_dialed(&self, call: &dialtone_core::CallId, provider_call_id: &str) -> Result<bool, dialtone_store::StoreError> {
         let (store, clock) = (&self.store, &self.clock);
-        if store.concurrent_writers() > 1 {
-            return store.mark_dialed(call, provider_call_id, clock.now()).await;
-        }
         let many = |calls: Vec<(dialtone_core::CallId, String)>| async move { store.mark_dialed_many(&calls, clock.now()).await };
         let one = |(call, pid): (dialtone_core::CallId, String)| async move { store.mark_dialed(&call, &pid, clock.now()).await };
         self.dialed_marks.write((call.clone(), provider_call_id.to_string()), many, one).await
@@ -395,8 +395,10 @@ impl Engine {
         let reaper = tokio::spawn(reaper::run(self.clone(), cancel.clone()));
         let alerts = tokio::spawn(alerts::run(self.clone(), cancel.clone()));
         let webhooks = tokio::spawn(outbox::run(self.clone(), cancel.clone()));
+        let planner = tokio::spawn(planner_stats(self.clone(), cancel.clone()));
         cancel.cancelled().await;
         let _ = webhooks.await;
+        let _ = planner.await;
         let _ = dispatcher.await;
         let _ = reaper.await;
         let _ = alerts.await;
@@ -408,6 +410,29 @@ impl Engine {
             l.abort();
         }
         writer.abort();
+    }
+}
+
+/// How often [`planner_stats`] looks for tables that outgrew their statistics.
+const PLANNER_STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps the database's planner statistics up with a burst (`Store::analyze_grown`: on
+/// PostgreSQL, a table that doubled since its last `ANALYZE` is analysed; nothing on
+/// SQLite) every [`PLANNER_STATS_INTERVAL`] until `cancel`. Without it, the plans made
+/// while `calls` was nearly empty scanned every call for each ingest batch until
+/// autovacuum came by (BENCHMARKS.md, "Planner statistics"). A failure is logged and
+/// retried on the next tick.
+async fn planner_stats(engine: Arc<Engine>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(PLANNER_STATS_INTERVAL) => {}
+        }
+        match engine.store.analyze_grown().await {
+            Ok(tables) if !tables.is_empty() => tracing::debug!(?tables, "analysed tables that outgrew their planner statistics"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not analyse grown tables; retrying next tick"),
+        }
     }
 }
 

@@ -77,6 +77,99 @@ pub async fn mark_dialed_row(mut db: Db<'_>, call: &CallId, provider_call_id: &s
     row.map(Call::try_from).transpose()
 }
 
+/// `Store::mark_dialed_many` on either backend: [`mark_dialed_many`] in one write
+/// transaction, one commit for the batch. A PostgreSQL deadlock victim (two nodes crossing
+/// on a campaign row, say) is retried whole; the marks are idempotent.
+pub async fn mark_dialed_committed(p: crate::shared::Pools<'_>, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
+    let mut attempt = 1;
+    loop {
+        let mut tx = p.begin().await?;
+        match mark_dialed_many(&mut tx, calls, now).await {
+            Ok(started) => {
+                tx.commit().await?;
+                return Ok(started);
+            }
+            Err(crate::StoreError::Database(e)) if attempt < crate::postgres::events::ATTEMPTS && crate::postgres::events::is_retryable(&e) => {
+                tracing::warn!(attempt, error = %e, "dialed marks aborted by PostgreSQL; retrying");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// [`mark_dialed_row`] for each (call, provider call id) of `calls` in the transaction `tx`,
+/// and what the mark brings with it (`Store::mark_dialed`): the events stored earlier under
+/// each provider id with no call are adopted and applied, and each campaign is flipped to
+/// `dialing` on its first accepted call. Returns, in the order of `calls`, whether each
+/// started its campaign (only a campaign's first call of the batch can). Errors with
+/// `NotFound` if a call does not exist; the caller's transaction then rolls back whole.
+///
+/// Per batch, not per call: one orphan lookup for all the provider ids (one indexed query),
+/// on PostgreSQL one statement for the ids' advisory locks, and one flip per campaign. Each
+/// statement is a round trip (to sqlx's SQLite worker thread, or to the PostgreSQL server),
+/// and done per call these were two thirds of a mark's cost (BENCHMARKS.md).
+///
+/// Lock order, as an event batch takes them (`postgres/events.rs`, `lock_calls`): the call
+/// rows in id order, then the provider ids' advisory locks in key order, then the campaign
+/// rows in id order (`after_call_rows` shares them in that order). A batch that stores an
+/// orphan for one of these ids under its advisory lock either committed before the lookup
+/// (which sees the orphan) or looks for the call after this commits (and finds it).
+pub async fn mark_dialed_many(tx: &mut crate::shared::Tx, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
+    let mut order: Vec<usize> = (0..calls.len()).collect();
+    order.sort_by(|&a, &b| calls[a].0.as_str().cmp(calls[b].0.as_str()));
+    let mut dialed: Vec<Option<Call>> = vec![None; calls.len()];
+    for i in order {
+        let (call, provider_call_id) = &calls[i];
+        dialed[i] = Some(mark_dialed_row(tx.db(), call, provider_call_id, now).await?.ok_or_else(|| crate::StoreError::not_found("call", call))?);
+    }
+    let dialed: Vec<Call> = dialed.into_iter().flatten().collect();
+    let pids: Vec<&str> = dialed.iter().filter_map(|c| c.provider_call_id.as_deref()).collect();
+    let list = match tx.db().dialect() {
+        crate::sql::Dialect::Sqlite => "SELECT value FROM json_each($1)",
+        crate::sql::Dialect::Postgres => {
+            let mut keys: Vec<String> = pids.iter().map(|p| crate::postgres::events::advisory_key(p).to_string()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            // A subquery with ORDER BY is never flattened: the locks are taken in key order.
+            tx.db()
+                .execute(
+                    "SELECT pg_advisory_xact_lock(s.k) FROM (SELECT DISTINCT k::bigint AS k FROM jsonb_array_elements_text($1::jsonb) AS t(k) ORDER BY 1) s",
+                    args![crate::sql::json_list(&keys)],
+                )
+                .await?;
+            "SELECT jsonb_array_elements_text($1::jsonb)"
+        }
+    };
+    let with_orphans: std::collections::HashSet<String> = tx
+        .db()
+        .fetch_all::<(String,)>(
+            &format!("SELECT DISTINCT provider_call_id FROM call_events WHERE call_id IS NULL AND provider_call_id IN ({list})"),
+            args![crate::sql::json_list(&pids)],
+        )
+        .await?
+        .into_iter()
+        .map(|(pid,)| pid)
+        .collect();
+    for call in &dialed {
+        if let Some(pid) = call.provider_call_id.as_deref().filter(|pid| with_orphans.contains(*pid)) {
+            crate::events::adopt_orphans(&mut tx.db(), call.clone(), pid, now).await?;
+        }
+    }
+    let campaigns: Vec<&str> = dialed.iter().map(|c| c.campaign_id.as_str()).collect();
+    let mut flips = campaigns.clone();
+    flips.sort_unstable();
+    flips.dedup();
+    let mut started = std::collections::HashSet::new();
+    for campaign in flips {
+        if start_campaign(tx.db(), campaign, now).await? {
+            started.insert(campaign);
+        }
+    }
+    // True for the batch's first call of each campaign it started.
+    Ok(campaigns.iter().map(|c| started.remove(c)).collect())
+}
+
 /// Flips `campaign` to `dialing` on its first accepted call. True only for the one call that
 /// did (`started_at IS NULL` is the fence: a racing second first call matches nothing).
 pub async fn start_campaign(mut db: Db<'_>, campaign: &str, now: Timestamp) -> Result<bool> {

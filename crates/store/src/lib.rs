@@ -196,8 +196,8 @@ pub trait Store: Send + Sync + 'static {
         Ok(out)
     }
     /// `mark_dialed` for each (call, provider call id) of `calls`, in order: whether each
-    /// started its campaign. A backend with one writer does them in one transaction, where
-    /// one error (a call not found) fails them all.
+    /// started its campaign. Both backends do them in one transaction (`calls::mark_dialed_many`:
+    /// one commit, one orphan lookup), where one error (a call not found) fails them all.
     async fn mark_dialed_many(&self, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
         let mut out = Vec::with_capacity(calls.len());
         for (call, provider_call_id) in calls {
@@ -366,6 +366,11 @@ pub trait Store: Send + Sync + 'static {
     /// refresh (`shared::stats::refresh`); how many hours it recomputed. `stats` does it
     /// itself; the reaper calls it so the change log stays short.
     async fn refresh_stats(&self) -> Result<u64>;
+    /// PostgreSQL: analyses the engine's tables (`calls`, `call_events`, `contacts`) that
+    /// grew since their last analysis, so the planner's statistics and the prepared
+    /// statements' plans follow a burst (`shared::planner`). Returns the tables analysed;
+    /// none on SQLite. The engine calls it every second.
+    async fn analyze_grown(&self) -> Result<Vec<String>>;
     /// The failure-rate alert's window: calls that ended at or after `since`, by campaign
     /// and provider, with how many failed.
     async fn failure_window(&self, since: Timestamp) -> Result<Vec<WindowCount>>;

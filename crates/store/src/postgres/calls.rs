@@ -6,7 +6,7 @@ use crate::calls as shared;
 use crate::common::{contact_zones, recipient_hold, ACTIVE_SQL};
 use crate::rows::{self, ms};
 use crate::sql::Db;
-use crate::{attempts, Applied, Dial, Result, StoreError};
+use crate::{attempts, Applied, Dial, Result};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CallId, CampaignId, CampaignStatus, ContactId, Mode, Outcome, PhoneNumber, ProviderKind, WorkspaceId};
 use jiff::Timestamp;
@@ -407,27 +407,6 @@ async fn new_calls(
     .execute(&mut **tx)
     .await?;
     Ok(dials)
-}
-
-pub async fn mark_dialed(pool: &PgPool, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
-    let mut tx = pool.begin().await?;
-    let dialed = shared::mark_dialed_row(Db::from(&mut *tx), call, provider_call_id, now).await?.ok_or_else(|| StoreError::not_found("call", call))?;
-    let campaign = dialed.campaign_id.as_str().to_string();
-    // Events that came before the provider id was stored, carrying no id of ours, were
-    // kept as orphans under that provider id: applied now, in the same transaction,
-    // rather than left for the reaper. The id's advisory lock is taken after the call row
-    // (the order an event batch takes them in, so the two cannot deadlock): a batch that
-    // stores an orphan for this id either committed before (we see the orphan) or looks
-    // for the call after we commit (it finds the call).
-    if let Some(pid) = dialed.provider_call_id.clone() {
-        events::lock_provider_call_id(&mut tx, &pid).await?;
-        events::adopt_orphans(&mut tx, dialed, &pid, now).await?;
-    }
-    // Two first calls racing: the loser waits for the row, re-reads `started_at` and
-    // matches nothing, so exactly one of them starts the campaign.
-    let started = shared::start_campaign(Db::from(&mut *tx), &campaign, now).await?;
-    tx.commit().await?;
-    Ok(started)
 }
 
 pub async fn end_call(pool: &PgPool, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {

@@ -92,7 +92,7 @@ pub async fn lock_provider_call_id(tx: &mut Tx<'_>, pid: &str) -> Result<()> {
 
 /// The advisory lock key of a provider call id: 64-bit FNV-1a of the id under a namespace
 /// of ours (stable across nodes and releases; a collision only serializes two calls).
-fn advisory_key(pid: &str) -> i64 {
+pub(crate) fn advisory_key(pid: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in b"dialtone:provider-call:".iter().chain(pid.as_bytes()) {
         h ^= u64::from(*b);

@@ -98,10 +98,6 @@ impl_store!(PostgresStore {
         calls::claim(&self.pool, campaigns, placing, node, now).await
     }
 
-    async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
-        calls::mark_dialed(&self.pool, call, provider_call_id, now).await
-    }
-
     async fn end_call(&self, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {
         calls::end_call(&self.pool, call, outcome, reason, now).await
     }

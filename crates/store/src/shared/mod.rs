@@ -14,6 +14,7 @@ pub mod campaigns;
 pub mod idempotency;
 pub mod inbound;
 pub mod outbox;
+pub mod planner;
 pub mod provider_accounts;
 pub mod single;
 pub mod stats;
@@ -220,6 +221,15 @@ macro_rules! impl_store {
 
             async fn mark_placing(&self, call: &dialtone_core::CallId, node: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
                 $crate::calls::mark_placing(self.pools().write(), call, node, now).await
+            }
+
+            async fn mark_dialed(&self, call: &dialtone_core::CallId, provider_call_id: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
+                let started = $crate::calls::mark_dialed_committed(self.pools(), &[(call.clone(), provider_call_id.to_string())], now).await?;
+                Ok(started[0])
+            }
+
+            async fn mark_dialed_many(&self, calls: &[(dialtone_core::CallId, String)], now: jiff::Timestamp) -> $crate::Result<Vec<bool>> {
+                $crate::calls::mark_dialed_committed(self.pools(), calls, now).await
             }
 
             async fn release_unsent(&self, call: &dialtone_core::CallId, reason: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
@@ -530,6 +540,10 @@ macro_rules! impl_store {
 
             async fn refresh_stats(&self) -> $crate::Result<u64> {
                 $crate::shared::stats::refresh(self.pools()).await
+            }
+
+            async fn analyze_grown(&self) -> $crate::Result<Vec<String>> {
+                $crate::shared::planner::analyze_if_grown(&mut self.pools().write(), $crate::shared::planner::ENGINE_TABLES).await
             }
 
             async fn failure_window(&self, since: jiff::Timestamp) -> $crate::Result<Vec<$crate::WindowCount>> {

@@ -679,9 +679,11 @@ pub async fn claim(
     let mut tx = p.begin().await?;
     let mut db = tx.db();
     fan_out(&mut db, fan_out_limit.clamp(1, MAX_FAN_OUT), now).await?;
-    if db.dialect() == Dialect::Postgres {
-        analyze_if_grown(&mut db).await?;
-    }
+    // With statistics that still said "nearly empty" after a burst, PostgreSQL claimed by
+    // reading every due delivery, joining and sorting them for a `LIMIT 48`: 117 ms a claim
+    // with 125,000 due, against 0.5 ms walking `webhook_deliveries_due` in order
+    // (BENCHMARKS.md, issue 13).
+    super::planner::analyze_if_grown(&mut db, super::planner::OUTBOX_TABLES).await?;
     // PostgreSQL: several nodes claim at once; SKIP LOCKED lets each take rows the others
     // are not taking, rather than wait for them. SQLite's one writer needs no lock.
     let lock = match db.dialect() {
@@ -746,31 +748,6 @@ pub async fn claim(
     }
     tx.commit().await?;
     Ok(out)
-}
-
-/// PostgreSQL: analyses an outbox table that changed more since its last analysis than
-/// it had rows then (and by at least 1,000 rows). A burst takes these tables from empty to
-/// 100,000 rows within seconds, well before autovacuum analyses them (a minute later at
-/// best); with statistics that still say "nearly empty" PostgreSQL claimed by reading every
-/// due delivery, joining and sorting them for a `LIMIT 48`: 117 ms a claim with 125,000
-/// due, against 0.5 ms walking `webhook_deliveries_due` in order (BENCHMARKS.md, issue 13).
-/// Counts come from the statistics collector (`pg_stat_get_mod_since_analyze`), which
-/// sees a transaction's changes about a second after it commits; an `ANALYZE` samples at
-/// most 30,000 rows, so it costs tens of ms once per doubling, not per claim.
-async fn analyze_if_grown(db: &mut Db<'_>) -> Result<()> {
-    let grown: Vec<(String,)> = db
-        .fetch_all(
-            "SELECT c.relname::text FROM pg_class c
-             WHERE c.oid IN ('webhook_deliveries'::regclass, 'webhook_messages'::regclass)
-               AND pg_stat_get_mod_since_analyze(c.oid) > GREATEST(1000, c.reltuples)",
-            args![],
-        )
-        .await?;
-    for (table,) in grown {
-        // The name comes from the two above, not from input.
-        db.execute(&format!("ANALYZE {table}"), args![]).await?;
-    }
-    Ok(())
 }
 
 /// Records try number `attempt` (since the write or the last replay) of a claimed delivery

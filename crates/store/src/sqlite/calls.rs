@@ -8,12 +8,11 @@ use crate::calls as shared;
 use crate::common::{contact_zones, recipient_hold};
 use crate::rows::{self, ms};
 use crate::sql::Db;
-use crate::{attempts, Applied, Dial, Result, StoreError};
+use crate::{attempts, Applied, Dial, Result};
 use dialtone_core::schedule::{LocalHours, Schedule};
 use dialtone_core::{CallId, CampaignId, CampaignStatus, ContactId, Mode, Outcome, PhoneNumber, ProviderKind, WorkspaceId};
 use jiff::Timestamp;
 use sqlx::{FromRow, Row, Sqlite, SqlitePool};
-use std::collections::HashSet;
 
 /// `Store::claim_placing` for one campaign; `placing`: commit the placing fence with the claim.
 pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, placing: bool, node: &str, now: Timestamp) -> Result<Vec<Dial>> {
@@ -243,11 +242,6 @@ async fn new_call(
     Ok(dial)
 }
 
-pub async fn mark_dialed(pool: &SqlitePool, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
-    let started = mark_dialed_many(pool, &[(call.clone(), provider_call_id.to_string())], now).await?;
-    Ok(started[0])
-}
-
 /// `mark_placing` for each of `calls` in one transaction: one commit (one WAL sync) for
 /// them all, each call's fence the same statement as alone.
 pub async fn mark_placing_many(pool: &SqlitePool, calls: &[CallId], node: &str, now: Timestamp) -> Result<Vec<bool>> {
@@ -258,42 +252,6 @@ pub async fn mark_placing_many(pool: &SqlitePool, calls: &[CallId], node: &str, 
     }
     tx.commit().await?;
     Ok(out)
-}
-
-/// `mark_dialed` for each (call, provider call id) of `calls` in one transaction: one
-/// commit for them all. Any error (a call not found) fails the whole batch. Per call one
-/// statement (the mark); per batch one orphan lookup for all the provider ids, and one
-/// first-call flip per campaign (true for the batch's first call of a campaign that it
-/// started): each statement is a round trip to sqlx's SQLite worker thread, so these were
-/// two thirds of the mark's cost when done per call (BENCHMARKS.md).
-pub async fn mark_dialed_many(pool: &SqlitePool, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut dialed = Vec::with_capacity(calls.len());
-    for (call, provider_call_id) in calls {
-        dialed.push(shared::mark_dialed_row(Db::from(&mut *tx), call, provider_call_id, now).await?.ok_or_else(|| StoreError::not_found("call", call))?);
-    }
-    // Events that came before the provider id was stored, carrying no id of ours, were
-    // kept as orphans under that provider id: applied now, in the same transaction,
-    // rather than left for the reaper. One indexed lookup says which ids have any.
-    let pids: Vec<&str> = dialed.iter().filter_map(|c| c.provider_call_id.as_deref()).collect();
-    let with_orphans: HashSet<String> =
-        sqlx::query_scalar("SELECT DISTINCT provider_call_id FROM call_events WHERE call_id IS NULL AND provider_call_id IN (SELECT value FROM json_each(?1))")
-            .bind(crate::sql::json_list(&pids))
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-    let mut started = Vec::with_capacity(dialed.len());
-    let mut flipped = HashSet::new();
-    for call in dialed {
-        let campaign = call.campaign_id.clone();
-        if let Some(pid) = call.provider_call_id.clone().filter(|pid| with_orphans.contains(pid)) {
-            events::adopt_orphans(&mut tx, call, &pid, now).await?;
-        }
-        started.push(flipped.insert(campaign.clone()) && shared::start_campaign(Db::from(&mut *tx), campaign.as_str(), now).await?);
-    }
-    tx.commit().await?;
-    Ok(started)
 }
 
 pub async fn end_call(pool: &SqlitePool, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {

@@ -76,16 +76,8 @@ impl_store!(SqliteStore {
         Ok(out)
     }
 
-    async fn mark_dialed(&self, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<bool> {
-        calls::mark_dialed(&self.write, call, provider_call_id, now).await
-    }
-
     async fn mark_placing_many(&self, calls: &[CallId], node: &str, now: Timestamp) -> Result<Vec<bool>> {
         calls::mark_placing_many(&self.write, calls, node, now).await
-    }
-
-    async fn mark_dialed_many(&self, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
-        calls::mark_dialed_many(&self.write, calls, now).await
     }
 
     async fn end_call(&self, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {

@@ -5,7 +5,7 @@
 
 use crate::pg;
 use crate::support::*;
-use dialtone_core::{ContactStatus, Mode, Outcome};
+use dialtone_core::{CallStatus, ContactStatus, EventKind, Mode, Outcome};
 use dialtone_store::postgres::PostgresStore;
 use dialtone_store::CallFilter;
 use sqlx::Connection;
@@ -432,5 +432,101 @@ async fn the_outbox_tables_are_analysed_once_a_burst_has_grown_them() {
         }
         assert!(std::time::Instant::now() < deadline, "the grown tables were not analysed: deliveries {deliveries}, messages {messages}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The engine's tables (`calls`, `call_events`, `contacts`) go from empty to thousands of
+/// rows within seconds of a campaign starting; until analysed, the plans PostgreSQL made
+/// while they were small (sequential scans) are kept by every prepared statement. The
+/// engine calls `Store::analyze_grown` every second: a table that grew past its statistics
+/// is analysed (within seconds: the statistics collector sees a commit about a second
+/// after it), and one that did not grow since is left alone.
+#[tokio::test]
+async fn the_engine_tables_are_analysed_once_a_burst_has_grown_them() {
+    let db = pg::fresh_database().await;
+    let store: S = Arc::new(PostgresStore::connect(&db.url).await.expect("connect"));
+    store.migrate().await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let analysed_rows = "SELECT reltuples::float8 FROM pg_class WHERE oid = 'contacts'::regclass";
+    let before: f64 = sqlx::query_scalar(analysed_rows).fetch_one(&mut c).await.unwrap();
+    assert!(before < 1000.0, "not analysed before the burst: {before}");
+    running(&store, Mode::Continuous, 5, 3, 1500).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut analysed = Vec::new();
+    loop {
+        analysed.extend(store.analyze_grown().await.unwrap());
+        let contacts: f64 = sqlx::query_scalar(analysed_rows).fetch_one(&mut c).await.unwrap();
+        if contacts >= 1500.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the grown contacts table was not analysed: {contacts} rows in its statistics");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(analysed.iter().any(|t| t == "contacts"), "{analysed:?}");
+    // Nothing changed since: nothing to analyse again.
+    assert!(!store.analyze_grown().await.unwrap().contains(&"contacts".to_string()));
+}
+
+/// Dialed marks written together (`Store::mark_dialed_many`, the engine's group) racing
+/// event batches on the same calls, in the other order, on several connections: both take
+/// the call rows in id order, then the provider ids' advisory locks, then campaigns, so
+/// neither waits on the other in a cycle (a deadlock victim would be retried, and fail the
+/// test only after three tries). Every mark and every event lands: each call ends ringing
+/// with its provider id, whichever committed first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_dialed_marks_racing_event_batches_on_the_same_calls_all_land() {
+    const CALLS: usize = 12;
+    let db = pg::fresh_database().await;
+    let store: S = Arc::new(PostgresStore::connect(&db.url).await.expect("connect"));
+    store.migrate().await.unwrap();
+    let (ws, cmp) = running(&store, Mode::Continuous, CALLS as u32, 1, (CALLS * 4) as u32).await;
+    for round in 0..4i64 {
+        let dials = claim(&store, &cmp.id, at(round * 100)).await;
+        assert_eq!(dials.len(), CALLS, "round {round}");
+        for d in &dials {
+            assert!(store.mark_placing(&d.call_id, NODE, at(round * 100 + 1)).await.unwrap());
+        }
+        let marks: Vec<(dialtone_core::CallId, String)> = dials.iter().rev().map(|d| (d.call_id.clone(), provider_id(&d.call_id))).collect();
+        // Events name both ids (the provider echoes ours), in the marks' opposite order,
+        // split into batches that race each other as well as the marks.
+        let events: Vec<_> = dials
+            .iter()
+            .map(|d| event(Some(&d.call_id), Some(&provider_id(&d.call_id)), EventKind::Progress(CallStatus::Ringing), &format!("ring-{}", d.call_id)))
+            .collect();
+        let barrier = Arc::new(Barrier::new(4));
+        let mut tasks = Vec::new();
+        for half in [&marks[..CALLS / 2], &marks[CALLS / 2..]] {
+            let (store, barrier, half) = (store.clone(), barrier.clone(), half.to_vec());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.mark_dialed_many(&half, at(round * 100 + 2)).await.map(drop)
+            }));
+        }
+        for half in [events[..CALLS / 2].to_vec(), events[CALLS / 2..].to_vec()] {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.apply_events(&half, at(round * 100 + 2)).await.map(drop)
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().expect("no mark or batch fails");
+        }
+        for d in &dials {
+            let call = load_call(&store, &ws, &d.call_id).await;
+            assert_eq!((call.status, call.provider_call_id), (CallStatus::Ringing, Some(provider_id(&d.call_id))), "round {round}");
+        }
+        let ends: Vec<_> = dials
+            .iter()
+            .map(|d| {
+                event(
+                    Some(&d.call_id),
+                    Some(&provider_id(&d.call_id)),
+                    EventKind::Ended { outcome: Outcome::Completed, reason: None },
+                    &format!("end-{}", d.call_id),
+                )
+            })
+            .collect();
+        store.apply_events(&ends, at(round * 100 + 3)).await.unwrap();
     }
 }
