@@ -11,14 +11,31 @@ use jiff::SignedDuration;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// How often at most the reaper's housekeeping ([`Engine::housekeeping`]) runs, however
+/// short `reaper_interval` is. Its work does not free a slot, and a `/stats` read brings
+/// the rollup up to date itself; but each stats refresh recomputes whole hours (tens of ms
+/// with a few thousand calls in the hour), on SQLite in the one writer every ingest batch
+/// and claim waits for. The demo's reaper runs every ~170 ms at time scale 0.0005, where
+/// this was about a seventh of PostgreSQL's CPU (BENCHMARKS.md, "Planner statistics").
+pub const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
+    let mut housekept: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(engine.config.reaper_interval) => {}
         }
-        if let Err(e) = engine.reap_once().await {
+        if let Err(e) = engine.reap_calls().await {
             tracing::warn!(error = %e, "reaper pass failed; retrying on the next pass");
+            continue;
+        }
+        if housekept.is_some_and(|at| at.elapsed() < HOUSEKEEPING_INTERVAL) {
+            continue;
+        }
+        housekept = Some(std::time::Instant::now());
+        if let Err(e) = engine.housekeeping().await {
+            tracing::warn!(error = %e, "reaper housekeeping failed; retrying on the next pass");
         }
     }
 }
@@ -51,9 +68,18 @@ impl Engine {
         Ok(resolved)
     }
 
-    /// One reaper pass: ends calls past their maximum duration, then reconciles quiet
-    /// calls and resolves unsent ones. Returns how many quiet calls it looked at.
+    /// One whole reaper pass: [`Engine::reap_calls`], then [`Engine::housekeeping`]. Returns
+    /// how many quiet calls it looked at.
     pub async fn reap_once(&self) -> Result<usize, EngineError> {
+        let stuck = self.reap_calls().await?;
+        self.housekeeping().await?;
+        Ok(stuck)
+    }
+
+    /// What frees slots, on every reaper pass: ends calls past their maximum duration,
+    /// reconciles quiet calls and resolves unsent ones. Returns how many quiet calls it
+    /// looked at.
+    pub async fn reap_calls(&self) -> Result<usize, EngineError> {
         self.end_overdue().await?;
         let now = self.clock.now();
         let quiet_since = now.checked_sub(SignedDuration::try_from(self.config.stuck_timeout).unwrap_or(SignedDuration::MAX)).unwrap_or(now);
@@ -69,10 +95,17 @@ impl Engine {
             }
         }
         self.recover().await?;
+        Ok(stuck.len())
+    }
+
+    /// The reaper's housekeeping, at most every [`HOUSEKEEPING_INTERVAL`]: purges events of
+    /// calls dialtone never placed and expired `Idempotency-Key` records, and brings the
+    /// `/stats` rollup up to date.
+    pub async fn housekeeping(&self) -> Result<(), EngineError> {
         self.purge_unknown_events().await?;
         self.purge_idempotency_keys().await?;
         self.refresh_stats().await?;
-        Ok(stuck.len())
+        Ok(())
     }
 
     /// Ends every live call that has lasted its maximum duration as `timeout`, then asks
