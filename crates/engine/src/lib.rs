@@ -416,12 +416,13 @@ impl Engine {
 /// How often [`planner_stats`] looks for tables that outgrew their statistics.
 const PLANNER_STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Keeps the database's planner statistics up with a burst (`Store::analyze_grown`: on
-/// PostgreSQL, a table that doubled since its last `ANALYZE` is analysed; nothing on
-/// SQLite) every [`PLANNER_STATS_INTERVAL`] until `cancel`. Without it, the plans made
+/// Keeps the database's planner statistics up with a burst (`Store::analyze_grown`: a
+/// table that about doubled since its last `ANALYZE` is analysed) every
+/// [`PLANNER_STATS_INTERVAL`] until `cancel`. Without it, on PostgreSQL the plans made
 /// while `calls` was nearly empty scanned every call for each ingest batch until
-/// autovacuum came by (BENCHMARKS.md, "Planner statistics"). A failure is logged and
-/// retried on the next tick.
+/// autovacuum came by, and SQLite, which never analyses on its own, counted a campaign's
+/// live calls by reading all of its calls (BENCHMARKS.md, "PostgreSQL's own CPU"). A
+/// failure is logged and retried on the next tick.
 async fn planner_stats(engine: Arc<Engine>, cancel: CancellationToken) {
     loop {
         tokio::select! {

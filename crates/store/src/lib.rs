@@ -366,10 +366,11 @@ pub trait Store: Send + Sync + 'static {
     /// refresh (`shared::stats::refresh`); how many hours it recomputed. `stats` does it
     /// itself; the reaper calls it so the change log stays short.
     async fn refresh_stats(&self) -> Result<u64>;
-    /// PostgreSQL: analyses the engine's tables (`calls`, `call_events`, `contacts`) that
-    /// grew since their last analysis, so the planner's statistics and the prepared
-    /// statements' plans follow a burst (`shared::planner`). Returns the tables analysed;
-    /// none on SQLite. The engine calls it every second.
+    /// Analyses the engine's tables (`calls`, `call_events`, `contacts`) that about doubled
+    /// since their last analysis, so the planner's statistics and the prepared statements'
+    /// plans follow a burst (`shared::planner`: PostgreSQL's statistics collector counts
+    /// the changes; on SQLite the rowids grown since this process last analysed). Returns
+    /// the tables analysed. The engine calls it every second.
     async fn analyze_grown(&self) -> Result<Vec<String>>;
     /// The failure-rate alert's window: calls that ended at or after `since`, by campaign
     /// and provider, with how many failed.

@@ -98,6 +98,10 @@ impl_store!(PostgresStore {
         calls::claim(&self.pool, campaigns, placing, node, now).await
     }
 
+    async fn analyze_grown(&self) -> Result<Vec<String>> {
+        crate::shared::planner::analyze_if_grown(&mut crate::sql::Db::from(&self.pool), crate::shared::planner::ENGINE_TABLES).await
+    }
+
     async fn end_call(&self, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {
         calls::end_call(&self.pool, call, outcome, reason, now).await
     }

@@ -542,10 +542,6 @@ macro_rules! impl_store {
                 $crate::shared::stats::refresh(self.pools()).await
             }
 
-            async fn analyze_grown(&self) -> $crate::Result<Vec<String>> {
-                $crate::shared::planner::analyze_if_grown(&mut self.pools().write(), $crate::shared::planner::ENGINE_TABLES).await
-            }
-
             async fn failure_window(&self, since: jiff::Timestamp) -> $crate::Result<Vec<$crate::WindowCount>> {
                 $crate::shared::stats::failure_window(self.pools(), since).await
             }

@@ -1,14 +1,21 @@
-//! Planner statistics on PostgreSQL for tables that grow faster than autovacuum analyses
-//! them. A burst takes a table from empty to thousands of rows within seconds; autovacuum
-//! looks a minute later at best (`autovacuum_naptime`), and until then the planner's
-//! statistics say "nearly empty". Worse, a prepared statement's generic plan made while the
-//! table was small is kept until the table is analysed: measured on a fresh database with
-//! `dialtone demo --contacts 2000 --cap 50 --time-scale 0.0005`, the ingest's two per-batch
-//! statements on `calls` (the `FOR UPDATE` lookup and the `UPDATE … FROM UNNEST`) kept
-//! sequential scans over every call, 3.8 ms and 2.9 ms a batch (BENCHMARKS.md, "Planner
-//! statistics"); the outbox claim read every due delivery (117 ms against 0.5 ms, issue 13).
-//! SQLite's planner has no such statistics unless asked (`ANALYZE` writes `sqlite_stat1`)
-//! and prefers indexes without them, so this is PostgreSQL's alone.
+//! Planner statistics for tables that grow faster than anything else analyses them. A
+//! burst takes a table from empty to thousands of rows within seconds.
+//!
+//! PostgreSQL: autovacuum looks a minute later at best (`autovacuum_naptime`), and until
+//! then the planner's statistics say "nearly empty". Worse, a prepared statement's generic
+//! plan made while the table was small is kept until the table is analysed: measured on a
+//! fresh database with `dialtone demo --contacts 2000 --cap 50 --time-scale 0.0005`, the
+//! ingest's two per-batch statements on `calls` (the `FOR UPDATE` lookup and the
+//! `UPDATE … FROM UNNEST`) kept sequential scans over every call, 3.8 ms and 2.9 ms a
+//! batch (BENCHMARKS.md, "PostgreSQL's own CPU"); the outbox claim read every due delivery
+//! (117 ms against 0.5 ms, issue 13).
+//!
+//! SQLite: nothing analyses on its own (`ANALYZE` writes `sqlite_stat1`), and without
+//! statistics its planner takes the first index that fits: it counted a campaign's active
+//! calls through `calls_campaign_created`, reading every call of the campaign (0.36 ms at
+//! 2,000 calls, growing with the campaign), where the partial index `calls_active` reads
+//! only the live ones (0.01 ms). The dispatcher's runnable-campaigns query, which holds the
+//! same count, took 0.7 ms a pass.
 
 use crate::sql::{args, Db, Dialect};
 use crate::Result;
@@ -45,4 +52,43 @@ pub async fn analyze_if_grown(db: &mut Db<'_>, tables: &[&str]) -> Result<Vec<St
         out.push(table);
     }
     Ok(out)
+}
+
+/// What [`analyze_sqlite_if_grown`] remembers: each table's highest rowid when this process
+/// last analysed it.
+pub type Analysed = std::sync::Mutex<std::collections::HashMap<String, i64>>;
+
+/// SQLite: analyses each of `tables` whose highest rowid has grown past twice (and by at
+/// least 1,000) what it was when this process last analysed it — about once per doubling,
+/// as on PostgreSQL. `MAX(rowid)` is one look at the table's b-tree, so the check costs
+/// microseconds; SQLite keeps no count of changes to compare against, and a rowid that
+/// only grows (deletes do not lower it) cannot make a table look grown again right after
+/// its analysis. A restarted process analyses a table of more than 1,000 rows once.
+/// `ANALYZE` samples (`analysis_limit` 1,000 rows an index), so it costs milliseconds, in
+/// the one writer. Returns the tables analysed. `tables` must be names of ours, never input.
+pub async fn analyze_sqlite_if_grown(write: &sqlx::SqlitePool, analysed: &Analysed, tables: &[&str]) -> Result<Vec<String>> {
+    let mut grown = Vec::new();
+    for table in tables {
+        let top: Option<i64> = sqlx::query_scalar(&format!("SELECT MAX(rowid) FROM {table}")).fetch_one(write).await?;
+        let top = top.unwrap_or(0);
+        let last = analysed.lock().unwrap().get(*table).copied().unwrap_or(0);
+        if top - last > last.max(1000) {
+            grown.push((table.to_string(), top));
+        }
+    }
+    if grown.is_empty() {
+        return Ok(vec![]);
+    }
+    // One batch, so the limit is set on the connection that analyses (the writer pool has
+    // one connection anyway).
+    let sql: String = std::iter::once("PRAGMA analysis_limit = 1000;".to_string()).chain(grown.iter().map(|(table, _)| format!("ANALYZE {table};"))).collect();
+    sqlx::raw_sql(&sql).execute(write).await?;
+    let mut analysed = analysed.lock().unwrap();
+    Ok(grown
+        .into_iter()
+        .map(|(table, top)| {
+            analysed.insert(table.clone(), top);
+            table
+        })
+        .collect())
 }

@@ -19,6 +19,9 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// Seals and opens the secrets stored (see [`crate::secrets`]); `None`: no master key.
     keyring: Option<std::sync::Arc<crate::secrets::Keyring>>,
+    /// Each engine table's highest rowid when this process last analysed it
+    /// (`crate::shared::planner::analyze_sqlite_if_grown`).
+    analysed: crate::shared::planner::Analysed,
 }
 
 impl SqliteStore {
@@ -36,7 +39,7 @@ impl SqliteStore {
         // reader that had loaded it kept statements of the old shape (a `SELECT *` over a
         // rebuilt table read one row's 24 columns as 26, and sqlx panicked) until it reconnected.
         let read = SqlitePoolOptions::new().max_connections(4).connect_lazy_with(options.read_only(true));
-        Ok(Self { write, read, keyring: None })
+        Ok(Self { write, read, keyring: None, analysed: Default::default() })
     }
 
     /// The store, sealing and opening its secrets with `keyring`.
@@ -74,6 +77,10 @@ impl_store!(SqliteStore {
             }
         }
         Ok(out)
+    }
+
+    async fn analyze_grown(&self) -> Result<Vec<String>> {
+        crate::shared::planner::analyze_sqlite_if_grown(&self.write, &self.analysed, crate::shared::planner::ENGINE_TABLES).await
     }
 
     async fn mark_placing_many(&self, calls: &[CallId], node: &str, now: Timestamp) -> Result<Vec<bool>> {

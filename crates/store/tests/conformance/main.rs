@@ -30,6 +30,7 @@ mod leases;
 mod lifecycle;
 mod outbox;
 mod placing;
+mod planner;
 mod reads;
 mod schedule;
 mod stats;
@@ -184,6 +185,7 @@ conformance! {
     idempotency::concurrent_requests_with_one_key_have_exactly_one_owner,
     agents::an_agent_campaigns_calls_carry_the_agent_and_keep_their_transcript,
     agents::a_single_call_with_an_agent_is_claimed_with_it,
+    planner::a_table_grown_by_a_burst_is_analysed_once,
     stats::stats_match_a_hand_computed_fixture,
     stats::the_stats_rollup_answers_exactly_what_the_raw_query_answers,
     callers::each_strategy_picks_as_its_rule_says_and_the_call_records_the_number,
