@@ -98,6 +98,16 @@ impl_store!(SqliteStore {
         Ok(out)
     }
 
+    /// One transaction for the events and their reports: one commit per ingest batch, in
+    /// the one writer's queue every engine write waits in (see the trait's default).
+    async fn apply_events_with_reports(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let out = events::apply_batch(&mut tx, events, "provider", received_at).await?;
+        crate::calls::save_reports_in(crate::sql::Db::from(&mut *tx), &crate::reports_of(events, &out), received_at).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>> {
         // One node, one clock: nothing to compare with.
         calls::heartbeat(&self.write, node, now).await?;

@@ -225,6 +225,14 @@ pub async fn a_call_report_is_stored_and_calls_filter_by_several_statuses_dates_
         assert_eq!(got.summary.as_deref(), Some(want), "call {}", dial.call_id);
     }
     assert_eq!(store.get_call(&ws, &d[0].call_id).await.unwrap().unwrap().transcript.unwrap()[0].text, "hi", "the first transcript stays");
+    // Two reports of one call in one batch: as one after the other — the later summary and
+    // recording, the earlier transcript (d[1] had none).
+    let first = dialtone_core::CallReport { summary: Some("first".into()), recording_url: Some("https://r/2.wav".into()), transcript: Some(vec![turn("one")]) };
+    let second_of_two = dialtone_core::CallReport { summary: Some("second".into()), transcript: Some(vec![turn("two")]), ..Default::default() };
+    store.save_call_reports(&[(&d[1].call_id, &first), (&d[1].call_id, &second_of_two)], at(14)).await.unwrap();
+    let got = store.get_call(&ws, &d[1].call_id).await.unwrap().unwrap();
+    assert_eq!((got.summary.as_deref(), got.recording_url.as_deref()), (Some("second"), Some("https://r/2.wav")));
+    assert_eq!(got.transcript.unwrap()[0].text, "one", "the batch's first transcript");
     assert_eq!(call.variables, Some(Default::default()), "the contact's variables are joined");
 
     let set = |ds: &[&dialtone_store::Dial]| ds.iter().map(|d| d.call_id.clone()).collect::<BTreeSet<_>>();
