@@ -17,6 +17,14 @@ use tokio::sync::Barrier;
 
 const NODES: usize = 3;
 
+/// One store on a fresh, migrated database (the database is dropped with its handle).
+async fn one_node() -> (pg::Database, S) {
+    let db = pg::fresh_database().await;
+    let store: S = Arc::new(PostgresStore::connect(&db.url).await.expect("connect"));
+    store.migrate().await.expect("migrate");
+    (db, store)
+}
+
 /// `NODES` stores on one fresh database, migrated by all of them at once (as nodes
 /// starting together would).
 async fn nodes(db: &pg::Database) -> Vec<S> {
@@ -372,9 +380,7 @@ async fn a_heartbeat_returns_the_servers_clock_whatever_the_nodes_clock_says() {
 /// with no pages at all (VACUUM truncates the empty tail).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stats_refresh_leaves_the_drained_change_log_vacuumed() {
-    let db = pg::fresh_database().await;
-    let store: S = Arc::new(PostgresStore::connect(&db.url).await.expect("connect"));
-    store.migrate().await.expect("migrate");
+    let (db, store) = one_node().await;
     let mut c = sqlx::PgConnection::connect(&db.url).await.expect("connection");
     // 20,000 logged hours of a campaign with no calls: each recomputes to nothing.
     sqlx::query("INSERT INTO stats_dirty (kind, workspace_id, campaign_id, hour) SELECT 'c', 'ws_none', 'cmp_none', (i % 50) * 3600000 FROM generate_series(1, 20000) i")
@@ -400,9 +406,7 @@ async fn log_pages(c: &mut sqlx::PgConnection) -> i64 {
 /// (the statistics collector sees a commit about a second after it), not a minute.
 #[tokio::test]
 async fn the_outbox_tables_are_analysed_once_a_burst_has_grown_them() {
-    let db = pg::fresh_database().await;
-    let store: S = Arc::new(PostgresStore::connect(&db.url).await.expect("connect"));
-    store.migrate().await.unwrap();
+    let (db, store) = one_node().await;
     let ws = store.default_workspace().await.unwrap();
     for _ in 0..3 {
         let endpoint = dialtone_store::NewWebhookEndpoint {
@@ -443,9 +447,7 @@ async fn the_outbox_tables_are_analysed_once_a_burst_has_grown_them() {
 /// after it), and one that did not grow since is left alone.
 #[tokio::test]
 async fn the_engine_tables_are_analysed_once_a_burst_has_grown_them() {
-    let db = pg::fresh_database().await;
-    let store: S = Arc::new(PostgresStore::connect(&db.url).await.expect("connect"));
-    store.migrate().await.unwrap();
+    let (db, store) = one_node().await;
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let analysed_rows = "SELECT reltuples::float8 FROM pg_class WHERE oid = 'contacts'::regclass";
     let before: f64 = sqlx::query_scalar(analysed_rows).fetch_one(&mut c).await.unwrap();
@@ -476,9 +478,7 @@ async fn the_engine_tables_are_analysed_once_a_burst_has_grown_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grouped_dialed_marks_racing_event_batches_on_the_same_calls_all_land() {
     const CALLS: usize = 12;
-    let db = pg::fresh_database().await;
-    let store: S = Arc::new(PostgresStore::connect(&db.url).await.expect("connect"));
-    store.migrate().await.unwrap();
+    let (_db, store) = one_node().await;
     let (ws, cmp) = running(&store, Mode::Continuous, CALLS as u32, 1, (CALLS * 4) as u32).await;
     for round in 0..4i64 {
         let dials = claim(&store, &cmp.id, at(round * 100)).await;
@@ -538,9 +538,7 @@ async fn grouped_dialed_marks_racing_event_batches_on_the_same_calls_all_land() 
 /// provider events log their received hour under their call's campaign.
 #[tokio::test]
 async fn the_stats_change_log_takes_one_row_per_hour_a_statement_touched() {
-    let db = pg::fresh_database().await;
-    let store: S = Arc::new(PostgresStore::connect(&db.url).await.expect("connect"));
-    store.migrate().await.unwrap();
+    let (db, store) = one_node().await;
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let (_ws, cmp) = running(&store, Mode::Continuous, 40, 1, 40).await;
     let dials = claim(&store, &cmp.id, t0()).await;
