@@ -8,11 +8,6 @@
 -- the same hours, for the same column changes (the old row's hour on UPDATE and DELETE,
 -- the new row's on INSERT and when an UPDATE moved it). SQLite has only row triggers and
 -- keeps 0022's (its 0030 says so).
---
--- Each function has a branch per event because a statement may name only the transition
--- tables its own trigger declares (INSERT: new_rows; DELETE: old_rows; UPDATE: both), and
--- PL/pgSQL plans a branch only when it runs. A statement trigger has no WHEN on the rows,
--- so it runs even for a statement that changed none: one function call over empty tables.
 DROP TRIGGER IF EXISTS stats_calls_insert_delete ON calls;
 DROP TRIGGER IF EXISTS stats_calls_update ON calls;
 DROP TRIGGER IF EXISTS stats_events_insert_delete ON call_events;
