@@ -29,8 +29,23 @@ use sqlx::PgPool;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The engine's connections plan each prepared statement once and keep that generic plan.
+/// Left to itself (`plan_cache_mode = auto`) PostgreSQL re-plans a statement whose generic
+/// plan it estimates dearer than the custom plans it has made, and the engine's statements
+/// take arrays (`= ANY($1)`, `UNNEST`) whose custom plans always look cheaper: every group
+/// commit and claim was planned again (`GetCachedPlan` 6–10 % of the server's samples,
+/// BENCHMARKS.md). Their plans do not depend on the values (the same indexes whatever the
+/// ids), and an `ANALYZE` (`Store::analyze_grown`) still replaces a plan made on an empty
+/// table. The API's reads keep `auto`: a page with `LIMIT $n`, or `$2 IS NULL OR …`, is
+/// better planned with its values. <https://www.postgresql.org/docs/15/runtime-config-query.html#GUC-PLAN-CACHE_MODE>
+const ENGINE_PLANS: (&str, &str) = ("plan_cache_mode", "force_generic_plan");
+
 pub struct PostgresStore {
     pool: PgPool,
+    /// The engine's hot writes (webhook group commits, claims, engine-ended calls): a few
+    /// connections of their own that plan every statement once (`plan_cache_mode =
+    /// force_generic_plan`, see [`ENGINE_PLANS`]).
+    engine: PgPool,
     /// Seals and opens the secrets stored (see [`crate::secrets`]); `None`: no master key.
     keyring: Option<std::sync::Arc<crate::secrets::Keyring>>,
     /// What the pool connects with, for the listener's own connection.
@@ -53,14 +68,21 @@ impl PostgresStore {
     /// engine's loops log and retry on their next pass.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", "30s")]);
-        let pool =
-            PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).test_before_acquire(true).connect_with(options.clone()).await?;
-        Ok(Self { pool, options, ingest: tokio::sync::Mutex::new(None), keyring: None })
+        let pool_options = || PgPoolOptions::new().acquire_timeout(Duration::from_secs(10)).test_before_acquire(true);
+        let pool = pool_options().max_connections(16).connect_with(options.clone()).await?;
+        // The ingest writer's one connection, two claiming lanes, an engine-ended call.
+        let engine = pool_options().max_connections(4).connect_lazy_with(options.clone().options([ENGINE_PLANS]));
+        Ok(Self { pool, engine, options, ingest: tokio::sync::Mutex::new(None), keyring: None })
     }
 
     /// The pool, for tests and tools that need to look under the trait.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The engine's own pool ([`ENGINE_PLANS`]), for tests that look under the trait.
+    pub fn engine_pool(&self) -> &PgPool {
+        &self.engine
     }
 
     /// The store, sealing and opening its secrets with `keyring`.
@@ -95,7 +117,7 @@ impl_store!(PostgresStore {
         node: &str,
         now: Timestamp,
     ) -> Result<std::collections::HashMap<CampaignId, Vec<Dial>>> {
-        calls::claim(&self.pool, campaigns, placing, node, now).await
+        calls::claim(&self.engine, campaigns, placing, node, now).await
     }
 
     async fn analyze_grown(&self) -> Result<Vec<String>> {
@@ -103,13 +125,13 @@ impl_store!(PostgresStore {
     }
 
     async fn end_call(&self, call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) -> Result<Option<Applied>> {
-        calls::end_call(&self.pool, call, outcome, reason, now).await
+        calls::end_call(&self.engine, call, outcome, reason, now).await
     }
 
     async fn apply_events(&self, events: &[ProviderEvent], received_at: Timestamp) -> Result<Vec<Applied>> {
         let mut held = self.ingest.lock().await;
         if held.is_none() {
-            *held = Some(self.pool.acquire().await?);
+            *held = Some(self.engine.acquire().await?);
         }
         let conn = held.as_mut().expect("a connection was just put there");
         let applied = events::apply_batch(conn, events, "provider", received_at).await;

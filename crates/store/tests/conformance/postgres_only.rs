@@ -599,3 +599,30 @@ async fn drain_log(c: &mut sqlx::PgConnection) -> Vec<(String, String, i64)> {
     rows.sort();
     rows
 }
+
+/// The engine's hot writes (group commits, claims) run on connections that keep one generic
+/// plan per prepared statement; with `plan_cache_mode = auto` PostgreSQL planned each of
+/// their array statements again on every run (BENCHMARKS.md, "generic plans"). The API's
+/// connections keep `auto`: a page's `LIMIT $n` is better planned with its value.
+#[tokio::test]
+async fn the_engine_connections_keep_generic_plans_and_the_api_connections_do_not() {
+    let db = pg::fresh_database().await;
+    let store = PostgresStore::connect(&db.url).await.expect("connect");
+    dialtone_store::Store::migrate(&store).await.expect("migrate");
+    let mode = |pool: &sqlx::PgPool| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, String>("SHOW plan_cache_mode").fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(mode(store.engine_pool()).await, "force_generic_plan");
+    assert_eq!(mode(store.pool()).await, "auto");
+    // The engine's writes work on them: a claim and a group commit of events.
+    let store: S = Arc::new(store);
+    let (_, cmp) = running(&store, Mode::Continuous, 2, 3, 4).await;
+    let now = at(2);
+    let dials = claim(&store, &cmp.id, now).await;
+    assert_eq!(dials.len(), 2, "claimed up to the cap");
+    place(&store, &dials[0], now).await;
+    let applied = store.apply_events(&[ended(&dials[0].call_id, Outcome::Completed)], now).await.unwrap();
+    assert!(applied[0].ended_call(), "{applied:?}");
+    assert_eq!(claim(&store, &cmp.id, now).await.len(), 1, "the freed slot is claimed again");
+}
