@@ -82,8 +82,8 @@ pub async fn tick(database_url: Option<&str>, campaigns: usize, contacts: usize)
     providers.insert(ProviderKind::Sim, Arc::new(Account::new(Arc::new(ScriptedProvider::new()))));
     let engine = Engine::new(store.clone(), providers, Arc::new(SystemClock), EngineConfig::default());
     // The engine's own loop analyses grown tables every second (`Store::analyze_grown`); it
-    // is not running here, so the passes below would be timed with the statistics of the
-    // empty tables (3.9 s a steady pass instead of tens of ms, with autovacuum off).
+    // is not running here, so the passes below would be timed with stale statistics (with
+    // autovacuum off: 3.9 s a steady pass instead of 15 ms, BENCHMARKS.md).
     store.analyze_grown().await?;
 
     // 1. Every campaign has room: one pass claims CAP calls for each.
