@@ -52,42 +52,30 @@ async fn write_plan(db: &mut Db<'_>, plan: &BatchPlan<'_>, now: Timestamp) -> Re
     Ok(())
 }
 
-/// `call.started` for each call the batch answered, `call.ended` for each it ended.
+/// `call.started` for each call the batch answered, `call.ended` for each it ended, each
+/// written with only what its call's row does not say (`OutboxEvent::from_call`: the
+/// worker completes it from the row when it fans it out, `shared::outbox::CALL_FIELDS`).
 ///
 /// A `call.ended` whose provider sends its report later ([`dialtone_core::ProviderKind::reports_later`]) and whose
 /// report is not in this batch is held for it (`shared::outbox::REPORT_WAIT`): the worker
-/// fills in its cost, duration and summary from the call's row when the report is stored or
+/// takes its cost, duration and summary from the call's row when the report is stored or
 /// the wait is over, and only then fans it out. A call the provider never took (no provider
 /// call id) gets no report and is not held.
 fn call_events(plan: &BatchPlan<'_>) -> Vec<OutboxEvent> {
     let mut out = Vec::new();
     for c in plan.answered() {
-        out.push(OutboxEvent::new(
-            c.workspace_id.as_str(),
-            "call.started",
-            serde_json::json!({
-                "call_id": c.id, "campaign_id": c.campaign_id, "contact_id": c.contact_id, "attempt": c.attempt,
-                "phone": c.phone.as_str(), "provider": c.provider.as_str(), "answered_at": c.answered_at,
-            }),
-        ));
+        out.push(OutboxEvent::from_call(c.workspace_id.as_str(), "call.started", c.id.as_str(), serde_json::json!({}), false));
     }
     for e in plan.ended() {
-        // As the batch left it: a report later in the batch than the end fills in the cost
-        // and duration the end did not carry.
         let c = plan.call(e.call.id.as_str()).unwrap_or(&e.call);
-        let duration_ms = crate::shared::outbox::ended_duration_ms(c.duration_ms, c.answered_at, c.ended_at);
         let held = c.provider.reports_later() && c.provider_call_id.is_some() && !plan.reports(c.id.as_str());
-        out.push(OutboxEvent {
-            workspace_id: c.workspace_id.as_str().to_string(),
-            event_type: "call.ended",
-            data: serde_json::json!({
-                "call_id": c.id, "campaign_id": c.campaign_id, "contact_id": c.contact_id, "attempt": c.attempt,
-                "phone": c.phone.as_str(), "provider": c.provider.as_str(), "answered_at": c.answered_at, "outcome": e.outcome.as_str(),
-                "ended_reason": c.ended_reason, "duration_ms": duration_ms, "cost": c.cost,
-                "transcript_summary": plan.summary_of(c.id.as_str()), "ended_at": c.ended_at,
-            }),
-            held_for_report: held.then(|| c.id.as_str().to_string()),
-        });
+        // The outcome as this end decided it (a later verdict may correct the row's), and a
+        // summary that came in this batch (the ingest saves it on the call only after its commit).
+        let mut data = serde_json::json!({ "outcome": e.outcome.as_str() });
+        if let Some(summary) = plan.summary_of(c.id.as_str()) {
+            data["transcript_summary"] = serde_json::Value::from(summary);
+        }
+        out.push(OutboxEvent::from_call(c.workspace_id.as_str(), "call.ended", c.id.as_str(), data, held));
     }
     out
 }
@@ -286,13 +274,14 @@ async fn move_contacts_on(db: &mut Db<'_>, ended: &[&Ended], now: Timestamp) -> 
             .await?;
         }
         if !matches!(step.status, ContactStatus::Pending | ContactStatus::InCall) {
-            finished.push(OutboxEvent::new(
+            // Its status and last outcome as they are now; its ids and attempts from its last
+            // call's row at fan-out (`shared::outbox::CALL_FIELDS`).
+            finished.push(OutboxEvent::from_call(
                 row.workspace_id.as_str(),
                 "contact.finished",
-                serde_json::json!({
-                    "contact_id": e.call.contact_id, "campaign_id": e.call.campaign_id, "status": step.status.as_str(),
-                    "last_outcome": step.last_outcome.as_str(), "last_call_id": e.call.id, "attempts": e.call.attempt,
-                }),
+                e.call.id.as_str(),
+                serde_json::json!({ "status": step.status.as_str(), "last_outcome": step.last_outcome.as_str() }),
+                false,
             ));
         }
         steps.push((e.call.contact_id.as_str(), step));

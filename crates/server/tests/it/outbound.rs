@@ -86,6 +86,31 @@ async fn a_campaign_run_reaches_the_receiver_every_event_signed() {
             // does): the event waited for it, and carries its cost and summary.
             assert!(v["data"]["cost"].is_number() && v["data"]["transcript_summary"].is_string(), "{body}");
         }
+        // The call events are written with only what the call's row does not say and
+        // completed from it at fan-out: every field is there, and says what the API says of
+        // the call.
+        let data = &v["data"];
+        let call_id = match v["type"].as_str().unwrap() {
+            "call.started" | "call.ended" => &data["call_id"],
+            "contact.finished" => &data["last_call_id"],
+            _ => continue,
+        };
+        let call = calls.iter().find(|c| c["id"] == *call_id).unwrap_or_else(|| panic!("{body}: no such call"));
+        let fields: &[&str] = match v["type"].as_str().unwrap() {
+            "call.started" => &["campaign_id", "contact_id", "attempt", "phone", "answered_at"],
+            "call.ended" => &["campaign_id", "contact_id", "attempt", "phone", "answered_at", "ended_at", "ended_reason", "outcome"],
+            _ => &["campaign_id", "contact_id"],
+        };
+        for field in fields {
+            assert!(!call[*field].is_null() || *field == "answered_at", "the API's call has no {field}: {call}");
+            assert_eq!(data[*field], call[*field], "{field} of {body} against {call}");
+        }
+        let provider = &data["provider"];
+        assert!(v["type"] == "contact.finished" || provider == "sim", "{body}");
+        if v["type"] == "contact.finished" {
+            assert_eq!(data["attempts"], call["attempt"], "{body}");
+            assert!(data["status"].is_string() && data["last_outcome"] == call["outcome"], "{body} against {call}");
+        }
     }
     assert_eq!(types.get("campaign.started"), Some(&1), "{types:?}");
     assert_eq!(types.get("campaign.completed"), Some(&1), "{types:?}");

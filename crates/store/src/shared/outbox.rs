@@ -76,16 +76,37 @@ pub const REPORT_SAVE_GRACE: SignedDuration = SignedDuration::from_secs(1);
 pub struct OutboxEvent {
     pub workspace_id: String,
     pub event_type: &'static str,
+    /// The `data` object; with [`OutboxEvent::from_call`], only what its call's row does not
+    /// say (the rest is filled in at fan-out, see [`CALL_FIELDS`]).
     pub data: serde_json::Value,
-    /// `Some(call id)`: a `call.ended` held for its call's end-of-call report, at most
-    /// [`REPORT_WAIT`]; `None`: fanned out at once.
-    pub held_for_report: Option<String>,
+    /// `Some(call id)`: the message is written with only `data`'s own fields, and the worker
+    /// completes it from the call's row as it stands when it fans it out ([`CallFill`]). The
+    /// ingest writes its `call.started`, `call.ended` and `contact.finished` so: a call's
+    /// row already holds their ids, phone, times and figures, and writing each of them
+    /// again into every message in the ingest's commits was the outbox's cost to the
+    /// ingest (BENCHMARKS.md, issue 13).
+    pub from_call: Option<String>,
+    /// A `call.ended` (with [`OutboxEvent::from_call`]) held for its call's end-of-call
+    /// report, at most [`REPORT_WAIT`]; `false`: fanned out at once.
+    pub held_for_report: bool,
 }
 
 impl OutboxEvent {
-    /// An event fanned out at once.
+    /// An event fanned out at once, its `data` as given.
     pub fn new(workspace_id: impl Into<String>, event_type: &'static str, data: serde_json::Value) -> OutboxEvent {
-        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, held_for_report: None }
+        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, from_call: None, held_for_report: false }
+    }
+
+    /// An event about call `call_id` whose `data` is completed from the call's row at
+    /// fan-out ([`CALL_FIELDS`]); `held`: wait for the call's report first.
+    pub fn from_call(
+        workspace_id: impl Into<String>,
+        event_type: &'static str,
+        call_id: impl Into<String>,
+        data: serde_json::Value,
+        held: bool,
+    ) -> OutboxEvent {
+        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, from_call: Some(call_id.into()), held_for_report: held }
     }
 }
 
@@ -384,8 +405,9 @@ const RECEIVES: &str = "e.workspace_id = m.workspace_id AND e.enabled AND e.even
 /// Puts `events` in the outbox, inside the caller's transaction: one message per event whose
 /// workspace has an enabled endpoint subscribed to its type (the worker fans it out to
 /// those endpoints, see the module's docs). One statement per [`EMIT_CHUNK`] events; nothing
-/// is written for a workspace without such an endpoint. A message held for its report
-/// ([`OutboxEvent::held_for_report`]) is written with its call and the end of its wait.
+/// is written for a workspace without such an endpoint. A message about a call
+/// ([`OutboxEvent::from_call`]) is written with its call's id, and one held for its report
+/// ([`OutboxEvent::held_for_report`]) with the end of its wait.
 pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Result<()> {
     let stamp = now.to_string();
     let until = ms(now.saturating_add(REPORT_WAIT).unwrap_or(now));
@@ -395,8 +417,8 @@ pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Re
         for e in chunk {
             let body = serde_json::json!({ "type": e.event_type, "timestamp": stamp, "data": e.data }).to_string();
             rows.push(format!("({})", placeholders(a.len() + 1, 6)));
-            let call = e.held_for_report.as_deref();
-            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body, call, call.map(|_| until)]);
+            let held = e.held_for_report.then_some(until);
+            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body, e.from_call.as_deref(), held]);
         }
         // `VALUES` names its columns column1… on both backends.
         let sql = format!(
@@ -543,45 +565,105 @@ pub fn ended_duration_ms(provider: Option<i64>, answered_at: Option<Timestamp>, 
     provider.or_else(|| Some(ended_at?.duration_since(answered_at?).as_millis() as i64).filter(|ms| *ms >= 0))
 }
 
-/// A held `call.ended` ready to go, with its call's figures as they stand.
+/// What a message about a call takes from the call's row at fan-out, by event type: the
+/// field of its `data`, and the row's value for it. A field the message was written with
+/// stands (a `call.ended`'s outcome as its end decided, a summary that came in the same
+/// batch, a `contact.finished`'s final status); the others are the row's as it stands. The
+/// ids, phone, provider and attempt never change once a call is placed, nor its times and
+/// end once it ended; its `cost`, `duration_ms` and summary come with the provider's report,
+/// which a held `call.ended` waits for ([`REPORT_WAIT`]).
+pub const CALL_FIELDS: [(&str, &[&str]); 3] = [
+    ("call.started", &["call_id", "campaign_id", "contact_id", "attempt", "phone", "provider", "answered_at"]),
+    (
+        "call.ended",
+        &[
+            "call_id",
+            "campaign_id",
+            "contact_id",
+            "attempt",
+            "phone",
+            "provider",
+            "answered_at",
+            "ended_reason",
+            "duration_ms",
+            "cost",
+            "transcript_summary",
+            "ended_at",
+        ],
+    ),
+    ("contact.finished", &["contact_id", "campaign_id", "last_call_id", "attempts"]),
+];
+
+/// The columns [`CallFill`] reads: a message (`m`) and its call's row (`c`, absent when the
+/// message is about no call).
+const FILL_COLUMNS: &str = "m.id, m.event_type, m.payload, m.call_id, c.campaign_id, c.contact_id, c.attempt, c.phone, c.provider, \
+     c.answered_at, c.ended_at, c.ended_reason, c.cost, c.duration_ms, c.summary";
+
+/// A message the fan-out is about to fan out, with its call's row where it is about one.
 #[derive(sqlx::FromRow)]
-struct HeldRow {
+struct CallFill {
     id: String,
+    event_type: String,
     payload: String,
+    call_id: Option<String>,
+    campaign_id: Option<String>,
+    contact_id: Option<String>,
+    attempt: Option<i64>,
+    phone: Option<String>,
+    provider: Option<String>,
+    answered_at: Option<i64>,
+    ended_at: Option<i64>,
+    ended_reason: Option<String>,
     cost: Option<f64>,
     duration_ms: Option<i64>,
     summary: Option<String>,
-    answered_at: Option<i64>,
-    ended_at: Option<i64>,
 }
 
-impl HeldRow {
-    /// The message's body with the call's `cost`, `duration_ms` and `transcript_summary`
-    /// (each only where the call has one: a report that never came leaves the message as
-    /// it was written).
-    fn filled(&self) -> Result<String> {
+impl CallFill {
+    /// The row's value for `field` of [`CALL_FIELDS`] (JSON `null` where the row has none).
+    fn value(&self, field: &str) -> Result<serde_json::Value> {
+        use serde_json::Value;
+        let time = |v: Option<i64>| -> Result<Value> { Ok(v.map(ts).transpose()?.map_or(Value::Null, |t| Value::from(t.to_string()))) };
+        Ok(match field {
+            "call_id" | "last_call_id" => Value::from(self.call_id.clone()),
+            "campaign_id" => Value::from(self.campaign_id.clone()),
+            "contact_id" => Value::from(self.contact_id.clone()),
+            "attempt" | "attempts" => Value::from(self.attempt),
+            "phone" => Value::from(self.phone.clone()),
+            "provider" => Value::from(self.provider.clone()),
+            "answered_at" => time(self.answered_at)?,
+            "ended_at" => time(self.ended_at)?,
+            "ended_reason" => Value::from(self.ended_reason.clone()),
+            "cost" => self.cost.map_or(Value::Null, Value::from),
+            "duration_ms" => Value::from(ended_duration_ms(self.duration_ms, self.answered_at.map(ts).transpose()?, self.ended_at.map(ts).transpose()?)),
+            "transcript_summary" => Value::from(self.summary.clone()),
+            other => return Err(crate::StoreError::Corrupt(format!("no call field {other} for webhook message {}", self.id))),
+        })
+    }
+
+    /// The message's body completed from its call's row ([`CALL_FIELDS`]); `None` for a
+    /// message about no call, or whose call is gone (it goes as it was written).
+    fn completed(&self) -> Result<Option<String>> {
+        let Some(fields) = CALL_FIELDS.iter().find(|(t, _)| *t == self.event_type).map(|(_, f)| *f) else { return Ok(None) };
+        if self.call_id.is_none() || self.campaign_id.is_none() {
+            return Ok(None);
+        }
         let mut body: serde_json::Value =
             serde_json::from_str(&self.payload).map_err(|e| crate::StoreError::Corrupt(format!("webhook message {}'s payload is not JSON: {e}", self.id)))?;
-        if let Some(data) = body.get_mut("data").and_then(serde_json::Value::as_object_mut) {
-            let duration = ended_duration_ms(self.duration_ms, self.answered_at.map(ts).transpose()?, self.ended_at.map(ts).transpose()?);
-            for (field, value) in [
-                ("cost", self.cost.map(serde_json::Value::from)),
-                ("duration_ms", duration.map(serde_json::Value::from)),
-                ("transcript_summary", self.summary.clone().map(serde_json::Value::from)),
-            ] {
-                if let Some(v) = value {
-                    data.insert(field.into(), v);
-                }
+        let Some(data) = body.get_mut("data").and_then(serde_json::Value::as_object_mut) else { return Ok(None) };
+        for field in fields {
+            if !data.contains_key(*field) {
+                data.insert((*field).to_string(), self.value(field)?);
             }
         }
-        Ok(body.to_string())
+        Ok(Some(body.to_string()))
     }
 }
 
 /// Fans out up to `limit` messages not fanned out yet, oldest first, and up to `limit` held
 /// `call.ended` messages whose report is in (its content saved on the call, or its event
-/// stored [`REPORT_SAVE_GRACE`] ago) or whose wait is over ([`REPORT_WAIT`]); their figures
-/// are filled in from the call's row ([`HeldRow::filled`]). Each gives one
+/// stored [`REPORT_SAVE_GRACE`] ago) or whose wait is over ([`REPORT_WAIT`]). A message
+/// about a call is completed from the call's row first ([`CallFill::completed`]). Each gives one
 /// delivery or more, so a claim of `limit` never waits on the fan-out; the caller keeps it
 /// to one statement's `IN` list, well under either backend's limit of arguments: one
 /// delivery per endpoint receiving it ([`RECEIVES`]), due when the message was written.
@@ -592,16 +674,19 @@ async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
         Dialect::Postgres => "FOR UPDATE OF m SKIP LOCKED",
         Dialect::Sqlite => "",
     };
-    let mut ids: Vec<(String,)> = db
+    let mut ready: Vec<CallFill> = db
         .fetch_all(
-            &format!("SELECT m.id FROM webhook_messages m WHERE m.fanned_out_at IS NULL AND m.not_before IS NULL ORDER BY m.created_at LIMIT $1 {lock}"),
+            &format!(
+                "SELECT {FILL_COLUMNS} FROM webhook_messages m LEFT JOIN calls c ON c.id = m.call_id
+                 WHERE m.fanned_out_at IS NULL AND m.not_before IS NULL ORDER BY m.created_at LIMIT $1 {lock}"
+            ),
             args![limit],
         )
         .await?;
-    let held: Vec<HeldRow> = db
+    let held: Vec<CallFill> = db
         .fetch_all(
             &format!(
-                "SELECT m.id, m.payload, c.cost, c.duration_ms, c.summary, c.answered_at, c.ended_at
+                "SELECT {FILL_COLUMNS}
                  FROM webhook_messages m LEFT JOIN calls c ON c.id = m.call_id
                  WHERE m.fanned_out_at IS NULL AND m.not_before IS NOT NULL
                    AND (m.not_before <= $2 OR c.summary IS NOT NULL OR c.recording_url IS NOT NULL
@@ -612,26 +697,33 @@ async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
             args![limit, ms(now), ms(now.saturating_sub(REPORT_SAVE_GRACE).unwrap_or(now))],
         )
         .await?;
-    // Their bodies filled in, one statement per EMIT_CHUNK (`VALUES` names its columns
+    ready.extend(held);
+    // Their bodies completed, one statement per EMIT_CHUNK (`VALUES` names its columns
     // column1… on both backends; SQLite has `UPDATE … FROM` since 3.33).
-    for chunk in held.chunks(EMIT_CHUNK) {
+    let mut bodies = Vec::new();
+    for m in &ready {
+        if let Some(body) = m.completed()? {
+            bodies.push((m.id.as_str(), body));
+        }
+    }
+    for chunk in bodies.chunks(EMIT_CHUNK) {
         let mut a: Vec<Arg> = Vec::with_capacity(chunk.len() * 2);
         let mut rows = Vec::with_capacity(chunk.len());
-        for h in chunk {
+        for (id, body) in chunk {
             rows.push(format!("({})", placeholders(a.len() + 1, 2)));
-            a.extend(args![h.id.as_str(), h.filled()?]);
+            a.extend(args![*id, body.as_str()]);
         }
         let sql = format!("UPDATE webhook_messages SET payload = v.column2 FROM (VALUES {}) AS v WHERE webhook_messages.id = v.column1", rows.join(", "));
         db.execute(&sql, a).await?;
     }
-    ids.extend(held.into_iter().map(|h| (h.id,)));
+    let ids: Vec<String> = ready.into_iter().map(|m| m.id).collect();
     if ids.is_empty() {
         return Ok(());
     }
     let list = placeholders(2, ids.len());
     let with_ids = || {
         let mut a = args![ms(now)];
-        a.extend(ids.iter().map(|(id,)| Arg::from(id.as_str())));
+        a.extend(ids.iter().map(|id| Arg::from(id.as_str())));
         a
     };
     // SQLite needs the WHERE before ON CONFLICT in an INSERT … SELECT (its parser's rule).
@@ -848,7 +940,7 @@ pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &P
     let mut db = p.read();
     // Its deliveries, and the messages for it the worker has not fanned out yet (shown
     // pending, no try yet; a held `call.ended` due at the end of its wait at the latest).
-    let rows: Vec<DeliveryRow> = db
+    let mut rows: Vec<DeliveryRow> = db
         .fetch_all(
             &format!(
                 "SELECT * FROM (
@@ -865,6 +957,26 @@ pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &P
         .await?;
     if rows.is_empty() {
         return Ok(vec![]);
+    }
+    // A message not fanned out yet shows the body it will go with: one about a call is
+    // completed from the call's row as the fan-out will ([`CallFill::completed`]).
+    let list = placeholders(1, rows.len());
+    let unfanned: Vec<CallFill> = db
+        .fetch_all(
+            &format!("SELECT {FILL_COLUMNS} FROM webhook_messages m LEFT JOIN calls c ON c.id = m.call_id WHERE m.fanned_out_at IS NULL AND m.id IN ({list})"),
+            rows.iter().map(|r| Arg::from(r.message_id.as_str())).collect(),
+        )
+        .await?;
+    let mut completed = std::collections::HashMap::new();
+    for m in &unfanned {
+        if let Some(body) = m.completed()? {
+            completed.insert(m.id.as_str(), body);
+        }
+    }
+    for r in &mut rows {
+        if let Some(body) = completed.get(r.message_id.as_str()) {
+            r.payload = body.clone();
+        }
     }
     let ids: Vec<Arg> = rows.iter().map(|r| Arg::from(r.message_id.as_str())).collect();
     let mut a = args![endpoint];
