@@ -245,6 +245,18 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
         while let Some(done) = flying.try_join_next() {
             release(&mut per_endpoint, done);
         }
+        // The pressure is looked at before a claim, not after: waking from an idle wait
+        // (up to `webhook_interval`) into a burst, the worker's first look covers the burst
+        // so far and it claims nothing. Looked at after, it made one full claim first (a
+        // fan-out of FAN_OUT_AHEAD messages, ~100 tries and the outbox tables' first
+        // ANALYZE) in the burst's first second (`dialtone bench --ingest-only
+        // --webhook-endpoints 3`: 17 deliveries to each live receiver during the run
+        // before, 1 after; BENCHMARKS.md, issue 13).
+        if sample.0.elapsed() >= PRESSURE_WINDOW {
+            let (since, busy) = sample;
+            sample = (Instant::now(), engine.ingest_busy());
+            pressure.observe(is_pressed(Duration::from_nanos(sample.1.saturating_sub(busy)), since.elapsed()), sample.0);
+        }
         let pace = pressure.pace(Instant::now());
         let want = if pace == Pace::Paused { 0 } else { (slots - flying.len().min(slots)).min(CLAIM_LIMIT as usize) };
         if pace != Pace::Paused && want < batch && !flying.is_empty() && last_claim.elapsed() < CLAIM_GATHER {
@@ -293,11 +305,6 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
                 }
                 Err(e) => tracing::warn!(error = %e, "could not claim webhook deliveries; retrying"),
             }
-        }
-        if sample.0.elapsed() >= PRESSURE_WINDOW {
-            let (since, busy) = sample;
-            sample = (Instant::now(), engine.ingest_busy());
-            pressure.observe(is_pressed(Duration::from_nanos(sample.1.saturating_sub(busy)), since.elapsed()), sample.0);
         }
         let interval = engine.config.webhook_interval;
         // Not pressed: a full claim means more is due, so wait for a slot; nothing (more)
