@@ -568,7 +568,8 @@ pub fn ended_duration_ms(provider: Option<i64>, answered_at: Option<Timestamp>, 
 /// What a message about a call takes from the call's row at fan-out, by event type: the
 /// field of its `data`, and the row's value for it. A field the message was written with
 /// stands (a `call.ended`'s outcome as its end decided, a summary that came in the same
-/// batch, a `contact.finished`'s final status); the others are the row's as it stands. The
+/// batch, a `contact.finished`'s final status), except a report's figures
+/// ([`REPORT_FIELDS`]) where the row has them; the others are the row's as it stands. The
 /// ids, phone, provider and attempt never change once a call is placed, nor its times and
 /// end once it ended; its `cost`, `duration_ms` and summary come with the provider's report,
 /// which a held `call.ended` waits for ([`REPORT_WAIT`]).
@@ -593,6 +594,10 @@ pub const CALL_FIELDS: [(&str, &[&str]); 3] = [
     ),
     ("contact.finished", &["contact_id", "campaign_id", "last_call_id", "attempts"]),
 ];
+
+/// The fields of [`CALL_FIELDS`] that come with the provider's end-of-call report: the
+/// call's row has the last word on them whenever it has a value.
+const REPORT_FIELDS: [&str; 3] = ["cost", "duration_ms", "transcript_summary"];
 
 /// The columns [`CallFill`] reads: a message (`m`) and its call's row (`c`, absent when the
 /// message is about no call).
@@ -652,8 +657,13 @@ impl CallFill {
             serde_json::from_str(&self.payload).map_err(|e| crate::StoreError::Corrupt(format!("webhook message {}'s payload is not JSON: {e}", self.id)))?;
         let Some(data) = body.get_mut("data").and_then(serde_json::Value::as_object_mut) else { return Ok(None) };
         for field in fields {
-            if !data.contains_key(*field) {
-                data.insert((*field).to_string(), self.value(field)?);
+            let value = self.value(field)?;
+            // The report's figures replace what was written when the row has them: a
+            // `call.ended` written whole (before narrow messages, or held at an upgrade)
+            // still gets the report it waited for.
+            let report = REPORT_FIELDS.contains(field) && !value.is_null();
+            if report || !data.contains_key(*field) {
+                data.insert((*field).to_string(), value);
             }
         }
         Ok(Some(body.to_string()))
@@ -1079,6 +1089,74 @@ pub async fn rotate_secrets(p: Pools<'_>, keyring: &Keyring) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fill(event_type: &str, payload: serde_json::Value, call: bool) -> CallFill {
+        CallFill {
+            id: "msg_1".into(),
+            event_type: event_type.into(),
+            payload: payload.to_string(),
+            call_id: Some("call_1".into()),
+            campaign_id: call.then(|| "cmp_1".into()),
+            contact_id: call.then(|| "ct_1".into()),
+            attempt: call.then_some(2),
+            phone: call.then(|| "+14155550123".into()),
+            provider: call.then(|| "vapi".into()),
+            answered_at: call.then_some(1_700_000_001_000),
+            ended_at: call.then_some(1_700_000_004_500),
+            ended_reason: call.then(|| "customer-ended-call".into()),
+            cost: call.then_some(0.25),
+            duration_ms: None,
+            summary: call.then(|| "Booked.".into()),
+        }
+    }
+
+    fn data(f: &CallFill) -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&f.completed().unwrap().expect("completed")).unwrap()["data"].clone()
+    }
+
+    #[test]
+    fn a_narrow_call_event_is_completed_from_its_calls_row_and_keeps_what_it_was_written_with() {
+        let started = data(&fill("call.started", serde_json::json!({"type": "call.started", "timestamp": "t", "data": {}}), true));
+        assert_eq!(
+            started,
+            serde_json::json!({"call_id": "call_1", "campaign_id": "cmp_1", "contact_id": "ct_1", "attempt": 2, "phone": "+14155550123",
+                               "provider": "vapi", "answered_at": "2023-11-14T22:13:21Z"})
+        );
+        // The outcome as the end decided it stands, whatever the row says; the duration is
+        // dialtone's own (no talk time from the provider): ended − answered.
+        let ended = data(&fill("call.ended", serde_json::json!({"type": "call.ended", "timestamp": "t", "data": {"outcome": "voicemail"}}), true));
+        assert_eq!(ended["outcome"], "voicemail");
+        assert_eq!(ended["duration_ms"], 3500);
+        assert_eq!(ended["ended_at"], "2023-11-14T22:13:24.5Z");
+        assert_eq!((ended["cost"].clone(), ended["transcript_summary"].clone()), (serde_json::json!(0.25), serde_json::json!("Booked.")));
+        let finished = data(&fill(
+            "contact.finished",
+            serde_json::json!({"type": "contact.finished", "timestamp": "t", "data": {"status": "done", "last_outcome": "completed"}}),
+            true,
+        ));
+        assert_eq!(
+            finished,
+            serde_json::json!({"status": "done", "last_outcome": "completed", "contact_id": "ct_1", "campaign_id": "cmp_1", "last_call_id": "call_1", "attempts": 2})
+        );
+    }
+
+    #[test]
+    fn a_call_ended_written_whole_still_gets_its_report_and_other_messages_go_as_written() {
+        // Held at an upgrade, written whole before narrow messages: the report's figures
+        // come from the row, what else it was written with stands.
+        let whole = serde_json::json!({"type": "call.ended", "timestamp": "t", "data": {
+            "call_id": "call_1", "outcome": "completed", "phone": "+14155550123", "cost": null, "transcript_summary": null, "duration_ms": 900}});
+        let ended = data(&fill("call.ended", whole.clone(), true));
+        assert_eq!((ended["cost"].clone(), ended["transcript_summary"].clone()), (serde_json::json!(0.25), serde_json::json!("Booked.")));
+        assert_eq!(ended["duration_ms"], 3500, "the row's answer and end give the duration");
+        // A campaign event names no call; a call that is gone leaves the body as written.
+        let mut campaign = fill("campaign.started", serde_json::json!({"type": "campaign.started", "timestamp": "t", "data": {"campaign_id": "cmp_1"}}), true);
+        campaign.call_id = None;
+        assert!(campaign.completed().unwrap().is_none());
+        assert!(fill("call.ended", whole, false).completed().unwrap().is_none());
+        let bad = fill("call.ended", serde_json::json!("not an object"), true);
+        assert!(bad.completed().unwrap().is_none(), "a body without data goes as written");
+    }
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const PREVIOUS: &str = "whsec_C2FsdGVkIGFuZCBwcmV2aW91cyBzZWNyZXQ=";
