@@ -21,7 +21,7 @@ pub mod sqlite;
 pub use model::*;
 pub use shared::idempotency::{Begun, StoredResponse, STALE as IDEMPOTENCY_STALE, TTL as IDEMPOTENCY_TTL};
 pub use shared::outbox::{
-    Claimed, Delivery, DeliveryAttempt, FinishedTry, NewWebhookEndpoint, OutboxEvent, TryResult, WebhookEndpoint, WebhookEndpointPatch,
+    Claimed, Delivery, DeliveryAttempt, FinishedTry, NewWebhookEndpoint, OutboxBody, OutboxEvent, TryResult, WebhookEndpoint, WebhookEndpointPatch,
     DISABLE_AFTER as WEBHOOK_DISABLE_AFTER, EVENT_TYPES as WEBHOOK_EVENT_TYPES, EXCERPT_BYTES as WEBHOOK_EXCERPT_BYTES, REPORT_WAIT as WEBHOOK_REPORT_WAIT,
     RETRY_SCHEDULE as WEBHOOK_RETRY_SCHEDULE, ROTATION_OVERLAP as WEBHOOK_ROTATION_OVERLAP,
 };

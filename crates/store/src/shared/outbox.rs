@@ -76,25 +76,35 @@ pub const REPORT_SAVE_GRACE: SignedDuration = SignedDuration::from_secs(1);
 pub struct OutboxEvent {
     pub workspace_id: String,
     pub event_type: &'static str,
-    /// The `data` object; with [`OutboxEvent::from_call`], only what its call's row does not
+    /// The `data` object; with [`OutboxBody::FromCall`], only what its call's row does not
     /// say (the rest is filled in at fan-out, see [`CALL_FIELDS`]).
     pub data: serde_json::Value,
-    /// `Some(call id)`: the message is written with only `data`'s own fields, and the worker
-    /// completes it from the call's row as it stands when it fans it out ([`CallFill`]). The
-    /// ingest writes its `call.started`, `call.ended` and `contact.finished` so: a call's
-    /// row already holds their ids, phone, times and figures, and writing each of them
-    /// again into every message in the ingest's commits was the outbox's cost to the
-    /// ingest (BENCHMARKS.md, issue 13).
-    pub from_call: Option<String>,
-    /// A `call.ended` (with [`OutboxEvent::from_call`]) held for its call's end-of-call
-    /// report, at most [`REPORT_WAIT`]; `false`: fanned out at once.
-    pub held_for_report: bool,
+    pub body: OutboxBody,
+}
+
+/// How an [`OutboxEvent`]'s body is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxBody {
+    /// `data` is the whole of it; fanned out at once.
+    Whole,
+    /// The message is written with only `data`'s own fields and call `call_id`, and the
+    /// worker completes it from the call's row as it stands when it fans it out
+    /// ([`CallFill`]). The ingest writes its `call.started`, `call.ended` and
+    /// `contact.finished` so: a call's row already holds their ids, phone, times and figures,
+    /// and writing each of them again into every message in the ingest's commits was the
+    /// outbox's cost to the ingest (BENCHMARKS.md, issue 13).
+    FromCall {
+        call_id: String,
+        /// A `call.ended` held for its call's end-of-call report, at most [`REPORT_WAIT`];
+        /// `false`: fanned out at once.
+        held_for_report: bool,
+    },
 }
 
 impl OutboxEvent {
     /// An event fanned out at once, its `data` as given.
     pub fn new(workspace_id: impl Into<String>, event_type: &'static str, data: serde_json::Value) -> OutboxEvent {
-        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, from_call: None, held_for_report: false }
+        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, body: OutboxBody::Whole }
     }
 
     /// An event about call `call_id` whose `data` is completed from the call's row at
@@ -106,7 +116,8 @@ impl OutboxEvent {
         data: serde_json::Value,
         held: bool,
     ) -> OutboxEvent {
-        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, from_call: Some(call_id.into()), held_for_report: held }
+        let body = OutboxBody::FromCall { call_id: call_id.into(), held_for_report: held };
+        OutboxEvent { workspace_id: workspace_id.into(), event_type, data, body }
     }
 }
 
@@ -406,8 +417,8 @@ const RECEIVES: &str = "e.workspace_id = m.workspace_id AND e.enabled AND e.even
 /// workspace has an enabled endpoint subscribed to its type (the worker fans it out to
 /// those endpoints, see the module's docs). One statement per [`EMIT_CHUNK`] events; nothing
 /// is written for a workspace without such an endpoint. A message about a call
-/// ([`OutboxEvent::from_call`]) is written with its call's id, and one held for its report
-/// ([`OutboxEvent::held_for_report`]) with the end of its wait.
+/// ([`OutboxBody::FromCall`]) is written with its call's id, and one held for its report
+/// with the end of its wait.
 pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Result<()> {
     let stamp = now.to_string();
     let until = ms(now.saturating_add(REPORT_WAIT).unwrap_or(now));
@@ -417,8 +428,11 @@ pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Re
         for e in chunk {
             let body = serde_json::json!({ "type": e.event_type, "timestamp": stamp, "data": e.data }).to_string();
             rows.push(format!("({})", placeholders(a.len() + 1, 6)));
-            let held = e.held_for_report.then_some(until);
-            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body, e.from_call.as_deref(), held]);
+            let (call_id, held) = match &e.body {
+                OutboxBody::Whole => (None, None),
+                OutboxBody::FromCall { call_id, held_for_report } => (Some(call_id.as_str()), held_for_report.then_some(until)),
+            };
+            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body, call_id, held]);
         }
         // `VALUES` names its columns column1… on both backends.
         let sql = format!(
