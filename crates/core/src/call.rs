@@ -74,6 +74,20 @@ text_enum!(Outcome, "outcome", {
 });
 
 impl Outcome {
+    /// Whether a call that ends so was picked up, by a person or a machine: `completed`,
+    /// `voicemail`, `no_response`. Such a call has talk time and an answer time even when
+    /// the provider's in-progress event never came or came after the end.
+    pub fn is_answered(self) -> bool {
+        matches!(self, Outcome::Completed | Outcome::Voicemail | Outcome::NoResponse)
+    }
+
+    /// Whether an end with this outcome says nobody picked up: `no_answer`, `busy`,
+    /// `invalid_number`. (A `failed`, `canceled` or `timeout` call may or may not have been
+    /// answered first: its in-progress event says.)
+    pub fn is_unanswered(self) -> bool {
+        matches!(self, Outcome::NoAnswer | Outcome::Busy | Outcome::InvalidNumber)
+    }
+
     /// The terminal status an outcome puts a call in. A call that fails before the
     /// provider accepted it (still QUEUED) is FAILED rather than ENDED.
     pub fn terminal_status(self, current: CallStatus) -> CallStatus {
@@ -128,6 +142,8 @@ pub struct CallFacts {
     pub outcome: Option<Outcome>,
     /// The AMD verdict stored on the call, if one came.
     pub answered_by: Option<AnsweredBy>,
+    /// Whether the call's answer is on record (`answered_at` is set).
+    pub answered: bool,
 }
 
 /// Everything one event does to a call: both store backends write exactly this.
@@ -141,12 +157,16 @@ pub struct Effect {
     /// (and its contact's last) outcome to this. The contact's next step is not decided
     /// again (it was decided when the call ended).
     pub corrected: Option<Outcome>,
+    /// An in-progress event that came after the call's end, on a call whose answer is not on
+    /// record: the call was answered, so record it (`answered_at`) as the events in order
+    /// would have. Nothing else about the ended call changes.
+    pub late_answer: bool,
 }
 
 impl Effect {
     /// Whether the event changed anything (it is then stored marked `applied`).
     pub fn changes(&self) -> bool {
-        self.transition.is_some() || self.answered_by.is_some() || self.corrected.is_some()
+        self.transition.is_some() || self.answered_by.is_some() || self.corrected.is_some() || self.late_answer
     }
 }
 
@@ -165,7 +185,19 @@ impl Effect {
 /// outcome (an AMD verdict stored before does not turn it into `voicemail`: the pipeline
 /// listened to the callee and decides), and corrects a call the provider already ended
 /// plain `completed` (the status callback won the race), like a late AMD verdict.
+///
+/// An in-progress event that comes after the end (webhooks are not ordered: Twilio's
+/// `in-progress` and `completed` callbacks are separate requests) cannot move the call back,
+/// but says it was answered: [`Effect::late_answer`], unless the call never reached the
+/// provider (status `failed`), its end says nobody picked up ([`Outcome::is_unanswered`]:
+/// the end stands, as it does against a second end) or its answer is already on record.
 pub fn effect(call: &CallFacts, event: &EventKind) -> Effect {
+    if let EventKind::Progress(CallStatus::InProgress) = event {
+        let contradicted = call.outcome.is_some_and(Outcome::is_unanswered);
+        if call.status.is_terminal() && call.status != CallStatus::Failed && !call.answered && !contradicted {
+            return Effect { late_answer: true, ..Effect::default() };
+        }
+    }
     if let EventKind::Voice { outcome } = event {
         if call.status == CallStatus::Ended && call.outcome == Some(Outcome::Completed) && *outcome != Outcome::Completed {
             return Effect { corrected: Some(*outcome), ..Effect::default() };
@@ -177,7 +209,7 @@ pub fn effect(call: &CallFacts, event: &EventKind) -> Effect {
             return Effect::default();
         }
         let late_machine = *answered_by == AnsweredBy::Machine && call.status == CallStatus::Ended && call.outcome == Some(Outcome::Completed);
-        return Effect { transition: None, answered_by: Some(*answered_by), corrected: late_machine.then_some(Outcome::Voicemail) };
+        return Effect { answered_by: Some(*answered_by), corrected: late_machine.then_some(Outcome::Voicemail), ..Effect::default() };
     }
     let mut transition = apply(call.status, event);
     if let Some(t) = &mut transition {
@@ -248,7 +280,7 @@ mod tests {
     }
 
     fn facts(status: CallStatus, outcome: Option<Outcome>, answered_by: Option<AnsweredBy>) -> CallFacts {
-        CallFacts { status, outcome, answered_by }
+        CallFacts { status, outcome, answered_by, answered: false }
     }
 
     fn amd(a: AnsweredBy) -> EventKind {
@@ -259,7 +291,7 @@ mod tests {
     fn a_machine_verdict_before_completed_makes_the_end_a_voicemail() {
         let live = facts(CallStatus::InProgress, None, None);
         let e = effect(&live, &amd(AnsweredBy::Machine));
-        assert_eq!(e, Effect { transition: None, answered_by: Some(AnsweredBy::Machine), corrected: None });
+        assert_eq!(e, Effect { answered_by: Some(AnsweredBy::Machine), ..Effect::default() });
         let heard = facts(CallStatus::InProgress, None, Some(AnsweredBy::Machine));
         let end = effect(&heard, &ended(Outcome::Completed)).transition.unwrap();
         assert_eq!((end.to, end.outcome), (CallStatus::Ended, Some(Outcome::Voicemail)));
@@ -299,6 +331,37 @@ mod tests {
             let heard = facts(CallStatus::Ringing, None, Some(AnsweredBy::Machine));
             assert_eq!(effect(&heard, &ended(o)).transition.unwrap().outcome, Some(o), "{o}");
         }
+    }
+
+    #[test]
+    fn an_in_progress_after_the_end_records_the_answer_and_nothing_else() {
+        let progress = EventKind::Progress(CallStatus::InProgress);
+        for status in [CallStatus::Ended, CallStatus::Canceled] {
+            let fx = effect(&facts(status, Some(Outcome::Completed), None), &progress);
+            assert_eq!(fx, Effect { late_answer: true, ..Effect::default() }, "{status}");
+            assert!(fx.changes());
+        }
+        // Once on record, a second copy changes nothing; a call that never reached the
+        // provider was not answered; a live call simply moves forward.
+        let on_record = CallFacts { answered: true, ..facts(CallStatus::Ended, Some(Outcome::Completed), None) };
+        assert!(!effect(&on_record, &progress).changes());
+        assert!(!effect(&facts(CallStatus::Failed, Some(Outcome::Failed), None), &progress).changes());
+        assert!(effect(&facts(CallStatus::Ended, Some(Outcome::Failed), None), &progress).late_answer, "failed mid-call");
+        for nobody in [Outcome::NoAnswer, Outcome::Busy, Outcome::InvalidNumber] {
+            assert!(!effect(&facts(CallStatus::Ended, Some(nobody), None), &progress).changes(), "the end stands: {nobody}");
+        }
+        let live = effect(&facts(CallStatus::Ringing, None, None), &progress);
+        assert_eq!((live.late_answer, live.transition.map(|t| t.to)), (false, Some(CallStatus::InProgress)));
+        // Ringing after the end says nothing about an answer.
+        assert!(!effect(&facts(CallStatus::Ended, Some(Outcome::Completed), None), &EventKind::Progress(CallStatus::Ringing)).changes());
+    }
+
+    #[test]
+    fn answered_outcomes_are_the_picked_up_ones() {
+        let answered: Vec<_> = Outcome::ALL.iter().copied().filter(|o| o.is_answered()).collect();
+        assert_eq!(answered, [Outcome::Completed, Outcome::NoResponse, Outcome::Voicemail]);
+        let nobody: Vec<_> = Outcome::ALL.iter().copied().filter(|o| o.is_unanswered()).collect();
+        assert_eq!(nobody, [Outcome::NoAnswer, Outcome::Busy, Outcome::InvalidNumber]);
     }
 
     #[test]

@@ -321,9 +321,10 @@ pub const REPORT_TYPE: &str = "end-of-call-report";
 
 /// What an event does to `call` as it stands, as `dialtone_core::call::effect` decides:
 /// moves it forward only, stores an AMD verdict it did not have and the outcome a late
-/// verdict corrects, or, for a stale or informational event, notes that the call is alive
-/// (`last_event_at`, for the reaper) and fills in what the end did not carry (cost,
-/// duration). Changes `call` in memory.
+/// verdict corrects, records the answer a late in-progress event brings, or, for a stale or
+/// informational event, notes that the call is alive (`last_event_at`, for the reaper) and
+/// fills in what the end did not carry (cost, duration). Then settles what an ended call's
+/// record says of its answer ([`settle_answer`]). Changes `call` in memory.
 pub fn apply_event(call: &mut Call, kind: &EventKind, cost: Option<f64>, duration_ms: Option<i64>, now: Timestamp) -> Effect {
     let fx = effect(&facts(call), kind);
     call.last_event_at = call.last_event_at.max(now);
@@ -331,38 +332,71 @@ pub fn apply_event(call: &mut Call, kind: &EventKind, cost: Option<f64>, duratio
         call.answered_by = Some(answered_by);
         call.outcome = fx.corrected.or(call.outcome);
         call.updated_at = now;
-        return fx;
-    }
-    if let (Some(corrected), None) = (fx.corrected, &fx.transition) {
+    } else if let (Some(corrected), None) = (fx.corrected, &fx.transition) {
         // The voice pipeline's verdict on a call the provider already ended `completed`.
         call.outcome = Some(corrected);
         call.updated_at = now;
-        return fx;
-    }
-    let Some(t) = fx.transition.clone() else {
+    } else if let Some(t) = fx.transition.clone() {
+        if let EventKind::Ended { reason, .. } = kind {
+            call.outcome = t.outcome;
+            call.ended_reason = reason.clone().or(call.ended_reason.take());
+        }
+        if let EventKind::Voice { .. } = kind {
+            call.outcome = t.outcome;
+            call.ended_reason = call.ended_reason.take().or(Some("voice".to_string()));
+        }
+        call.cost = cost.or(call.cost);
+        call.duration_ms = duration_ms.or(call.duration_ms);
+        if t.to == CallStatus::InProgress && call.answered_at.is_none() {
+            call.answered_at = Some(now);
+        }
+        if t.to.is_terminal() {
+            call.ended_at = Some(now);
+        }
+        call.status = t.to;
+        call.updated_at = now;
+    } else {
         call.cost = call.cost.or(cost);
         call.duration_ms = call.duration_ms.or(duration_ms);
-        return fx;
-    };
-    if let EventKind::Ended { reason, .. } = kind {
-        call.outcome = t.outcome;
-        call.ended_reason = reason.clone().or(call.ended_reason.take());
     }
-    if let EventKind::Voice { .. } = kind {
-        call.outcome = t.outcome;
-        call.ended_reason = call.ended_reason.take().or(Some("voice".to_string()));
-    }
-    call.cost = cost.or(call.cost);
-    call.duration_ms = duration_ms.or(call.duration_ms);
-    if t.to == CallStatus::InProgress && call.answered_at.is_none() {
-        call.answered_at = Some(now);
-    }
-    if t.to.is_terminal() {
-        call.ended_at = Some(now);
-    }
-    call.status = t.to;
-    call.updated_at = now;
+    settle_answer(call, fx.late_answer, now);
     fx
+}
+
+/// Makes an ended call's record say the same of its answer whatever order its events came
+/// in, and whether or not its in-progress event came at all (webhooks get lost and reorder):
+/// - a call that was never answered (no `answered_at`, an outcome that is not
+///   [`Outcome::is_answered`], no late in-progress) has no talk time: `duration_ms` null,
+///   whatever the provider reported (Twilio's `CallDuration` is `0` on `no-answer` and
+///   `busy`; Vapi's `endedAt − startedAt` of an unanswered call is its ringing);
+/// - an answered call without `answered_at` (its in-progress came after the end, or never)
+///   was answered `duration_ms` before it ended, when the provider reported its talk time;
+///   without a duration, a late in-progress puts it at the end (no later than that), and an
+///   answered outcome alone leaves it unknown until the report brings the duration.
+///
+/// Setting `answered_at` here is what makes the batch send the call's `call.started`
+/// ([`BatchPlan::answered`]), as it would have in order.
+fn settle_answer(call: &mut Call, late_answer: bool, now: Timestamp) {
+    if !call.status.is_terminal() {
+        return;
+    }
+    let answered = call.answered_at.is_some() || late_answer || call.outcome.is_some_and(Outcome::is_answered);
+    if !answered {
+        call.duration_ms = None;
+        return;
+    }
+    if call.answered_at.is_some() {
+        return;
+    }
+    let ended = call.ended_at.unwrap_or(now);
+    let earliest = call.dialed_at.unwrap_or(call.created_at);
+    let at = match call.duration_ms {
+        Some(ms) => ended.checked_sub(jiff::SignedDuration::from_millis(ms)).unwrap_or(earliest).max(earliest).min(ended),
+        None if late_answer => ended,
+        None => return,
+    };
+    call.answered_at = Some(at);
+    call.updated_at = now;
 }
 
 /// What moving a contact on after its call ended needs to know: the contact, its campaign,
@@ -572,14 +606,13 @@ mod tests {
     #[test]
     fn an_event_stored_before_is_left_out_and_the_marks_it_changed_are_corrected() {
         let calls = BatchCalls::new([call("call_a", Some("p1"), CallStatus::Dialing)]);
-        let events =
-            [ev("old-end", None, Some("p1"), ended(Outcome::Completed, None)), ev("live", None, Some("p1"), EventKind::Progress(CallStatus::InProgress))];
+        let events = [ev("old-end", None, Some("p1"), ended(Outcome::Completed, None)), ev("live", None, Some("p1"), EventKind::Progress(CallStatus::Ringing))];
         let mut plan = BatchPlan::new(calls, &events, t(5));
         // As if new: the end moves the call, and the later progress is stale.
         assert_eq!(plan.rows().iter().map(|r| r.applied).collect::<Vec<_>>(), vec![true, false]);
         let remarks = plan.settle(&HashSet::from(["live".to_string()]));
         assert_eq!(remarks, Remarks { applied: vec!["live"], not_applied: vec![] }, "the stored duplicate keeps its own mark");
-        assert_eq!(plan.call("call_a").unwrap().status, CallStatus::InProgress);
+        assert_eq!(plan.call("call_a").unwrap().status, CallStatus::Ringing);
         assert!(plan.ended().is_empty());
         let out = plan.into_applied();
         assert_eq!(out.iter().map(|a| a.duplicate).collect::<Vec<_>>(), vec![true, false]);
@@ -600,6 +633,69 @@ mod tests {
         assert_eq!((rows[0].call_id, rows[0].mismatched, rows[0].applied), (Some("call_b"), true, false), "stored with the provider id's call");
         assert_eq!(plan.corrected().iter().map(|c| (c.id.as_str(), c.outcome)).collect::<Vec<_>>(), vec![("call_b", Some(Outcome::Voicemail))]);
         assert_eq!(plan.ended().iter().map(|e| (e.call.id.as_str(), e.capacity_refusal)).collect::<Vec<_>>(), vec![("call_a", true)]);
+    }
+
+    fn answered_and_duration(events: &[ProviderEvent]) -> (Option<Timestamp>, Option<i64>, usize) {
+        let mut dialed = call("call_a", Some("p1"), CallStatus::Dialing);
+        dialed.dialed_at = Some(t(1));
+        let mut started = 0;
+        let mut calls = BatchCalls::new([dialed]);
+        // One batch per event, at 10 s apart: the order of arrival is the order of the list.
+        for (i, e) in events.iter().enumerate() {
+            let plan = BatchPlan::new(calls, std::slice::from_ref(e), t(10 * (i as i64 + 1)));
+            started += plan.answered().len();
+            calls = BatchCalls::new(plan.dirty_calls().into_iter().cloned());
+        }
+        let c = calls.get("call_a").unwrap();
+        (c.answered_at, c.duration_ms, started)
+    }
+
+    #[test]
+    fn an_answered_call_is_on_record_as_answered_whatever_order_its_events_came_in() {
+        let live = ev("live", None, Some("p1"), EventKind::Progress(CallStatus::InProgress));
+        let mut end = ev("end", None, Some("p1"), ended(Outcome::Completed, Some("completed")));
+        end.duration_ms = Some(7_000);
+        // In order: answered when the in-progress came (t 10), the end at t 20.
+        assert_eq!(answered_and_duration(&[live.clone(), end.clone()]), (Some(t(10)), Some(7_000), 1));
+        // The end first: answered its talk time before it ended (t 10 − 7 s), once.
+        assert_eq!(answered_and_duration(&[end.clone(), live.clone()]), (Some(t(3)), Some(7_000), 1));
+        // The in-progress never came: the same, from the end alone.
+        assert_eq!(answered_and_duration(std::slice::from_ref(&end)), (Some(t(3)), Some(7_000), 1));
+        // No duration at all: a late in-progress says answered, no later than the end.
+        let mut bare = end.clone();
+        bare.duration_ms = None;
+        assert_eq!(answered_and_duration(&[bare.clone(), live.clone()]), (Some(t(10)), None, 1));
+        // … and the end alone leaves the answer time unknown until a report brings the talk time.
+        assert_eq!(answered_and_duration(std::slice::from_ref(&bare)), (None, None, 0));
+        let mut report = ev("report", None, Some("p1"), EventKind::Info);
+        report.duration_ms = Some(4_000);
+        assert_eq!(answered_and_duration(&[bare, report]), (Some(t(6)), Some(4_000), 1));
+        // A talk time longer than the call was placed: no earlier than it was dialled.
+        let mut long = end;
+        long.duration_ms = Some(60_000);
+        assert_eq!(answered_and_duration(&[long]).0, Some(t(1)));
+    }
+
+    #[test]
+    fn a_call_nobody_answered_has_no_duration_whatever_the_provider_reported() {
+        for o in [Outcome::NoAnswer, Outcome::Busy, Outcome::Failed, Outcome::InvalidNumber, Outcome::Canceled, Outcome::Timeout] {
+            // Twilio's `CallDuration` is 0 on `no-answer`; Vapi's times give the ringing.
+            for reported in [0, 12_000] {
+                let mut end = ev("end", None, Some("p1"), ended(o, None));
+                end.duration_ms = Some(reported);
+                let mut late = ev("late", None, Some("p1"), EventKind::Info);
+                late.duration_ms = Some(reported);
+                assert_eq!(answered_and_duration(&[end, late]), (None, None, 0), "{o} {reported}");
+            }
+        }
+        // An in-progress after an end that says nobody picked up: the end stands.
+        let live = ev("live", None, Some("p1"), EventKind::Progress(CallStatus::InProgress));
+        assert_eq!(answered_and_duration(&[ev("end", None, Some("p1"), ended(Outcome::NoAnswer, None)), live]), (None, None, 0));
+        // Answered before it failed (a pipeline error mid-call): the talk time stands.
+        let live = ev("live", None, Some("p1"), EventKind::Progress(CallStatus::InProgress));
+        let mut end = ev("end", None, Some("p1"), ended(Outcome::Failed, Some("pipeline-error-openai-llm-failed")));
+        end.duration_ms = Some(5_000);
+        assert_eq!(answered_and_duration(&[live, end]), (Some(t(10)), Some(5_000), 1));
     }
 
     fn after_call(kind: &str, recurrence: &str) -> AfterCallRow {

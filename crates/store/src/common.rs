@@ -116,7 +116,7 @@ pub fn payload_extras(payload: &serde_json::Value) -> (Option<f64>, Option<Strin
 
 /// The facts the event rules (`dialtone_core::call::effect`) judge a call by.
 pub fn facts(call: &crate::Call) -> CallFacts {
-    CallFacts { status: call.status, outcome: call.outcome, answered_by: call.answered_by }
+    CallFacts { status: call.status, outcome: call.outcome, answered_by: call.answered_by, answered: call.answered_at.is_some() }
 }
 
 /// Which call an event is for.

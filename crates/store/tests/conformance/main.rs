@@ -85,6 +85,7 @@ conformance! {
     outbox::an_event_is_one_message_until_a_claim_fans_it_out_to_the_endpoints_receiving_it_then,
     outbox::a_call_ended_waits_for_the_providers_report_and_carries_its_figures,
     outbox::an_adopted_orphan_report_releases_its_call_ended_at_once,
+    outbox::an_answer_whose_in_progress_came_late_or_never_is_on_record_and_sends_call_started,
     steer::contacts_are_filtered_by_status_and_searched_by_digits_or_name,
     steer::pending_contacts_are_grouped_by_hold_due_time_and_retry,
     steer::a_patch_holds_from_the_next_claim_and_archive_waits_for_live_calls,

@@ -79,6 +79,78 @@ pub async fn a_campaign_run_writes_each_subscribed_event_once_to_each_matching_e
     assert!(other.iter().any(|(d, _)| d.message_id == rows[0].0.message_id));
 }
 
+/// Webhooks reorder and get lost: a call whose in-progress came after its end, or never,
+/// is on record as answered (`answered_at` its talk time before the end) and sends its
+/// `call.started` once, as in order; a call nobody answered has no duration, whatever the
+/// provider reported (Twilio's `CallDuration` is 0 on `no-answer`), and a late in-progress
+/// does not contradict its end.
+pub async fn an_answer_whose_in_progress_came_late_or_never_is_on_record_and_sends_call_started(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["call.started", "call.ended"]), &secret(), t0()).await.unwrap();
+    let cmp = draft_campaign(&store, &ws, Mode::Continuous, 5, 1).await;
+    add_contacts(&store, &ws, &cmp.id, 0..3).await;
+    start(&store, &ws, &cmp.id).await;
+    let dials = claim(&store, &cmp.id, at(1)).await;
+    assert_eq!(dials.len(), 3);
+    for d in &dials {
+        place(&store, d, at(2)).await;
+    }
+    let with_duration = |call, outcome, ms| {
+        let mut e = ended(call, outcome);
+        e.duration_ms = Some(ms);
+        e
+    };
+    // Late, with no talk time reported: the end at 10 s, its in-progress at 12 s.
+    end(&store, &dials[0].call_id, Outcome::Completed, at(10)).await;
+    assert_eq!(load_call(&store, &ws, &dials[0].call_id).await.answered_at, None, "answered, when not yet known");
+    let late = apply1(&store, progress(&dials[0].call_id, CallStatus::InProgress), at(12)).await;
+    assert!(late.transition.is_none(), "it does not move the ended call");
+    // Never, with 4 s of talk: answered 4 s before the end; a late copy changes nothing.
+    apply1(&store, with_duration(&dials[1].call_id, Outcome::Completed, 4_000), at(10)).await;
+    apply1(&store, progress(&dials[1].call_id, CallStatus::InProgress), at(12)).await;
+    // Nobody answered; Twilio says 0 s; an in-progress after it changes nothing.
+    apply1(&store, with_duration(&dials[2].call_id, Outcome::NoAnswer, 0), at(10)).await;
+    apply1(&store, progress(&dials[2].call_id, CallStatus::InProgress), at(12)).await;
+
+    let c0 = load_call(&store, &ws, &dials[0].call_id).await;
+    assert_eq!((c0.status, c0.answered_at, c0.ended_at, c0.duration_ms), (CallStatus::Ended, Some(at(10)), Some(at(10)), None), "no later than its end");
+    let c1 = load_call(&store, &ws, &dials[1].call_id).await;
+    assert_eq!((c1.answered_at, c1.duration_ms), (Some(at(6)), Some(4_000)));
+    let c2 = load_call(&store, &ws, &dials[2].call_id).await;
+    assert_eq!((c2.outcome, c2.answered_at, c2.duration_ms), (Some(Outcome::NoAnswer), None, None));
+    let (store_ref, ws_ref) = (&store, &ws);
+    let applied = |call| async move {
+        let events = store_ref.call_events(ws_ref, call).await.unwrap();
+        events.iter().filter(|e| e.source == "provider").map(|e| (e.kind.clone(), e.applied)).collect::<Vec<_>>()
+    };
+    let (late, ended_it) = (("in_progress".to_string(), true), ("ended:completed".to_string(), true));
+    assert_eq!(applied(&dials[0].call_id).await, [ended_it.clone(), late.clone()], "the late in-progress changed the record");
+    assert_eq!(applied(&dials[1].call_id).await, [ended_it, (late.0.clone(), false)], "the answer was on record already");
+    assert_eq!(applied(&dials[2].call_id).await, [("ended:no_answer".to_string(), true), (late.0, false)]);
+
+    let page = dialtone_store::Page { limit: 100, before: None };
+    let mut got: Vec<(String, String, serde_json::Value)> = store
+        .list_deliveries(&ws, ep.id.as_str(), &page)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(d, _)| {
+            let body: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+            (body["data"]["call_id"].as_str().unwrap().to_string(), d.event_type, body["data"].clone())
+        })
+        .collect();
+    got.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let of = |call: &dialtone_core::CallId| got.iter().filter(|g| g.0 == call.as_str()).map(|g| g.1.as_str()).collect::<Vec<_>>();
+    assert_eq!(of(&dials[0].call_id), ["call.ended", "call.started"], "{got:?}");
+    assert_eq!(of(&dials[1].call_id), ["call.ended", "call.started"], "{got:?}");
+    assert_eq!(of(&dials[2].call_id), ["call.ended"], "{got:?}");
+    let data = |call: &dialtone_core::CallId, t: &str| got.iter().find(|g| g.0 == call.as_str() && g.1 == t).unwrap().2.clone();
+    assert_eq!(data(&dials[0].call_id, "call.started")["answered_at"], at(10).to_string());
+    assert_eq!(data(&dials[1].call_id, "call.started")["answered_at"], at(6).to_string());
+    assert_eq!(data(&dials[1].call_id, "call.ended")["duration_ms"], 4_000);
+    assert_eq!(data(&dials[2].call_id, "call.ended")["duration_ms"], serde_json::Value::Null);
+}
+
 /// An event is stored once, as a message, and fanned out by the worker's claims to the
 /// endpoints enabled and subscribed at that moment: meanwhile the delivery log shows it
 /// pending under the message id and body it keeps after; more messages than one claim fans
