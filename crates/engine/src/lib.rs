@@ -393,6 +393,7 @@ impl Engine {
         };
         let dispatcher = tokio::spawn(dispatcher::run(self.clone(), cancel.clone()));
         let reaper = tokio::spawn(reaper::run(self.clone(), cancel.clone()));
+        let catch_up = tokio::spawn(reaper::catch_up_after_lease(self.clone(), cancel.clone()));
         let alerts = tokio::spawn(alerts::run(self.clone(), cancel.clone()));
         let webhooks = tokio::spawn(outbox::run(self.clone(), cancel.clone()));
         let planner = tokio::spawn(planner_stats(self.clone(), cancel.clone()));
@@ -401,6 +402,7 @@ impl Engine {
         let _ = planner.await;
         let _ = dispatcher.await;
         let _ = reaper.await;
+        let _ = catch_up.await;
         let _ = alerts.await;
         self.tasks.close();
         self.tasks.wait().await;

@@ -40,6 +40,18 @@ pub(crate) async fn run(engine: Arc<Engine>, cancel: CancellationToken) {
     }
 }
 
+/// Runs [`Engine::catch_up`] once, one `lease` after start: a node that died with this
+/// process's previous run (or just before it) still looks alive until its lease runs out.
+pub(crate) async fn catch_up_after_lease(engine: Arc<Engine>, cancel: CancellationToken) {
+    tokio::select! {
+        _ = cancel.cancelled() => return,
+        _ = tokio::time::sleep(engine.config.lease) => {}
+    }
+    if let Err(e) = engine.catch_up().await {
+        tracing::warn!(error = %e, "could not look up the calls live while no node was listening; the reaper will once they are quiet");
+    }
+}
+
 impl Engine {
     /// Resolves unsent calls nobody is placing: those a dead node (its lease ran out, or a
     /// previous run of this process) left behind, taken over first so that exactly one
@@ -66,6 +78,37 @@ impl Engine {
             self.wake();
         }
         Ok(resolved)
+    }
+
+    /// At start, when no other node holds a live lease, nobody was listening for webhooks
+    /// until now: the ends of calls that were live across the downtime were sent to a dead
+    /// server (providers retry a webhook a few times at most). Each such call (active, with
+    /// a provider id) is looked up at its provider at once, rather than after
+    /// `stuck_timeout` of quiet, so a crash does not hold the cap with calls that have
+    /// ended. What the provider says is applied as in [`Engine::reap_calls`]; a call it
+    /// cannot say anything about is left for the reaper (a 429 at start ends nothing).
+    /// With another node live, its webhooks were received: nothing to do. Returns how many
+    /// calls it looked up (at most 500: the reaper finds any others once they are quiet).
+    pub async fn catch_up(&self) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        if self.store.other_live_nodes(self.node.as_str(), self.config.lease, now).await? > 0 {
+            return Ok(0);
+        }
+        let live = self.store.stuck_calls(now, 500).await?;
+        let mut looked = 0;
+        for call in live.iter().filter(|c| c.provider_call_id.is_some()) {
+            if self.placing.lock().unwrap().contains(&call.id) {
+                continue;
+            }
+            looked += 1;
+            if let Err(e) = self.look_up(call).await? {
+                tracing::warn!(call_id = %call.id, error = %e, "could not look up a call live across the downtime; the reaper will once it is quiet");
+            }
+        }
+        if looked > 0 {
+            tracing::info!(calls = looked, "looked up the calls that were live while no node was listening for webhooks");
+        }
+        Ok(looked)
     }
 
     /// One whole reaper pass: [`Engine::reap_calls`], then [`Engine::housekeeping`]. Returns
@@ -187,28 +230,35 @@ impl Engine {
 
     #[tracing::instrument(skip_all, fields(call_id = %call.id, campaign_id = %call.campaign_id))]
     async fn reconcile(&self, call: &Call) -> Result<(), EngineError> {
+        if let Err(e) = self.look_up(call).await? {
+            tracing::warn!(error = %e, "quiet call unknown to the provider; ending it as timeout");
+            self.end_call(&call.id, Outcome::Timeout, &format!("no event for {:?} and the provider could not say: {e}", self.config.stuck_timeout)).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks the provider about `call` and applies its answer through the ingest: an ended
+    /// call ends, a live one is touched (the provider vouches for it). `Err` with the
+    /// provider's error when it could not say (the outer `Err`: the store's).
+    async fn look_up(&self, call: &Call) -> Result<Result<(), String>, EngineError> {
         let provider_call_id = call.provider_call_id.as_deref().unwrap_or_default();
         let remote = match self.provider_for_call(call).await {
             Some(p) => p.get_call(provider_call_id).await.map_err(|e| e.to_string()),
             None => Err(format!("no provider configured for {}", call.provider)),
         };
-        match remote {
-            Ok(remote) => {
-                let alive = !matches!(remote.event.kind, EventKind::Ended { .. });
-                let _ = self.ingest(vec![remote.event]).await.map_err(|e| tracing::warn!(error = %e, "could not apply the provider's answer"));
-                if alive {
-                    // The provider vouches for it: a long call, not a stuck one.
-                    self.store.touch_call(&call.id, self.clock.now()).await?;
-                } else {
-                    tracing::info!("reconciled a quiet call: the provider says it ended");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "quiet call unknown to the provider; ending it as timeout");
-                self.end_call(&call.id, Outcome::Timeout, &format!("no event for {:?} and the provider could not say: {e}", self.config.stuck_timeout)).await?;
-            }
+        let remote = match remote {
+            Ok(remote) => remote,
+            Err(e) => return Ok(Err(e)),
+        };
+        let alive = !matches!(remote.event.kind, EventKind::Ended { .. });
+        let _ = self.ingest(vec![remote.event]).await.map_err(|e| tracing::warn!(error = %e, "could not apply the provider's answer"));
+        if alive {
+            // The provider vouches for it: a long call, not a stuck one.
+            self.store.touch_call(&call.id, self.clock.now()).await?;
+        } else {
+            tracing::info!(call_id = %call.id, "reconciled a quiet call: the provider says it ended");
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// A QUEUED call with no provider id. If it was never sent, its claim is released and

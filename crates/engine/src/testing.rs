@@ -47,12 +47,15 @@ fn unanswered(message: &str) -> ProviderError {
 }
 
 /// A `sim` account that answers placements from its script, then accepts every call. Asked
-/// about a call (`get_call`), it says the call is still in progress; a lookup by our id
+/// about a call (`get_call`), it says the call is still in progress (unless
+/// [`ScriptedProvider::set_status_answer`] says otherwise); a lookup by our id
 /// (`find_call`) finds the calls it created; `hang_up` is recorded.
 pub struct ScriptedProvider {
     clock: Arc<dyn Clock>,
     script: Mutex<VecDeque<Answer>>,
     lookup_fails: bool,
+    /// What a status lookup (`get_call`) says: 0 in progress, 1 ended `completed`, 2 an error.
+    status_answer: std::sync::atomic::AtomicU8,
     requests: AtomicUsize,
     lookups: AtomicUsize,
     status_lookups: AtomicUsize,
@@ -77,6 +80,7 @@ impl ScriptedProvider {
             clock: Arc::new(SystemClock),
             script: Mutex::new(VecDeque::new()),
             lookup_fails: false,
+            status_answer: std::sync::atomic::AtomicU8::new(0),
             requests: AtomicUsize::new(0),
             lookups: AtomicUsize::new(0),
             status_lookups: AtomicUsize::new(0),
@@ -105,6 +109,17 @@ impl ScriptedProvider {
     pub fn lookups_fail(mut self) -> Self {
         self.lookup_fails = true;
         self
+    }
+
+    /// From now on, a status lookup (`get_call`) says the call ended `completed` (`Some(true)`),
+    /// fails as a 429 would (`Some(false)`), or says it is in progress (`None`, the default).
+    pub fn set_status_answer(&self, ended: Option<bool>) {
+        let v = match ended {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        self.status_answer.store(v, Ordering::SeqCst);
     }
 
     /// Reads each call from `store` the moment it is asked to place it, as the store holds
@@ -187,7 +202,23 @@ impl Provider for ScriptedProvider {
 
     async fn get_call(&self, provider_call_id: &str) -> Result<RemoteCall, ProviderError> {
         let n = self.status_lookups.fetch_add(1, Ordering::SeqCst);
-        Ok(remote(provider_call_id, None, CallStatus::InProgress, n))
+        match self.status_answer.load(Ordering::SeqCst) {
+            0 => Ok(remote(provider_call_id, None, CallStatus::InProgress, n)),
+            1 => {
+                let mut r = remote(provider_call_id, None, CallStatus::InProgress, n);
+                r.event.kind = EventKind::Ended { outcome: dialtone_core::Outcome::Completed, reason: Some("customer-ended-call".into()) };
+                r.event.dedupe_key = format!("reconcile:{provider_call_id}:ended");
+                Ok(r)
+            }
+            _ => Err(ProviderError {
+                class: ErrorClass::Retryable,
+                status: Some(429),
+                message: "too many requests".into(),
+                retry_after: None,
+                concurrency_limited: false,
+                unanswered: false,
+            }),
+        }
     }
 
     async fn find_call(&self, call_id: &CallId, _since: Timestamp) -> Result<Option<RemoteCall>, ProviderError> {

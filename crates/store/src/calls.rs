@@ -289,6 +289,12 @@ pub async fn orphaned(mut read: Db<'_>, mut write: Db<'_>, node: &str, lease: st
     Ok(taken)
 }
 
+/// Nodes other than `node` with a live lease (see `Store::other_live_nodes`).
+pub async fn other_live_nodes(mut db: Db<'_>, node: &str, lease: std::time::Duration, now: Timestamp) -> Result<u64> {
+    let (n,): (i64,) = db.fetch_one("SELECT COUNT(*) FROM nodes WHERE id <> $1 AND heartbeat_at >= $2", args![node, lease_cutoff(now, lease)]).await?;
+    Ok(n as u64)
+}
+
 /// Touches `last_event_at` (never backwards) after a reconcile found the call alive.
 pub async fn touch(mut db: Db<'_>, call: &CallId, now: Timestamp) -> Result<()> {
     db.execute("UPDATE calls SET last_event_at = CASE WHEN last_event_at > $1 THEN last_event_at ELSE $1 END WHERE id = $2", args![ms(now), call.as_str()])

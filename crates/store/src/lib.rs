@@ -253,6 +253,9 @@ pub trait Store: Send + Sync + 'static {
     /// (PostgreSQL): leases are judged by comparing nodes' clocks, so a node can tell how
     /// far off its own is.
     async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<Option<Timestamp>>;
+    /// How many nodes other than `node` hold a live lease at `now` (a heartbeat within
+    /// `lease`). None means nobody was listening for webhooks before `node` started.
+    async fn other_live_nodes(&self, node: &str, lease: std::time::Duration, now: Timestamp) -> Result<u64>;
     /// Tells every node's dispatcher to look now (a campaign started, a call ended).
     /// PostgreSQL: `NOTIFY dialtone_wake`; SQLite (one node): nothing.
     async fn publish_wake(&self) -> Result<()>;

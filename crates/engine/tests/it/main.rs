@@ -7,6 +7,7 @@ mod support;
 mod agent_media;
 mod alerts;
 mod breaker;
+mod catch_up;
 mod max_duration;
 mod scheduled;
 mod send_order;

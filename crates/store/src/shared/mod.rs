@@ -252,6 +252,10 @@ macro_rules! impl_store {
                 $crate::calls::overdue(self.pools().read(), now, default_max, limit).await
             }
 
+            async fn other_live_nodes(&self, node: &str, lease: std::time::Duration, now: jiff::Timestamp) -> $crate::Result<u64> {
+                $crate::calls::other_live_nodes(self.pools().read(), node, lease, now).await
+            }
+
             async fn touch_call(&self, call: &dialtone_core::CallId, now: jiff::Timestamp) -> $crate::Result<()> {
                 $crate::calls::touch(self.pools().write(), call, now).await
             }

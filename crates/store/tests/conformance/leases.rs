@@ -165,3 +165,17 @@ async fn sqlite_wakes_are_a_no_op() {
     store.publish_wake().await.expect("publishing is a no-op");
     assert!(store.subscribe_wakes().await.expect("subscribe").is_none());
 }
+
+/// Whether anybody else was listening: nodes other than the asker whose heartbeat is within
+/// the lease, and only those.
+pub async fn other_live_nodes_counts_the_other_nodes_within_their_lease(store: S) {
+    let lease = std::time::Duration::from_secs(15);
+    assert_eq!(store.other_live_nodes("n_me", lease, at(100)).await.unwrap(), 0, "nobody yet");
+    store.heartbeat("n_me", at(100)).await.unwrap();
+    store.heartbeat("n_dead", at(80)).await.unwrap();
+    assert_eq!(store.other_live_nodes("n_me", lease, at(100)).await.unwrap(), 0, "itself and a node 20 s quiet do not count");
+    store.heartbeat("n_live", at(85)).await.unwrap();
+    assert_eq!(store.other_live_nodes("n_me", lease, at(100)).await.unwrap(), 1, "15 s ago is within the lease");
+    assert_eq!(store.other_live_nodes("n_live", lease, at(100)).await.unwrap(), 1, "n_me, for n_live");
+    assert_eq!(store.other_live_nodes("n_me", lease, at(101)).await.unwrap(), 0);
+}

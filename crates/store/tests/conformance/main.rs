@@ -146,6 +146,7 @@ conformance! {
     leases::a_live_owners_unsent_calls_are_never_another_nodes_orphans,
     leases::a_dead_owners_unsent_call_is_taken_over_exactly_once_by_racing_nodes,
     leases::after_a_takeover_the_old_owners_mark_placing_fails,
+    leases::other_live_nodes_counts_the_other_nodes_within_their_lease,
     leases::a_call_with_a_provider_id_is_never_an_orphan,
     leases::a_call_whose_owner_never_heartbeat_is_an_orphan_at_once,
 
