@@ -382,7 +382,9 @@ pub trait Store: Send + Sync + 'static {
     /// Claims `key` in `ws` for `request` (method, path and query), or says that another
     /// request holds it or has answered it. Purges expired keys on the way.
     async fn begin_idempotent(&self, ws: &WorkspaceId, key: &str, request: &str, now: Timestamp) -> Result<Begun>;
-    /// Stores the owner's answer and body hash; false if the key was taken from it (stale).
+    /// Stores the owner's answer and body hash (an answer showing a secret sealed under the
+    /// master key; [`StoreError::NoMasterKey`] without one); false if the key was taken
+    /// from it (stale).
     async fn finish_idempotent(&self, ws: &WorkspaceId, key: &str, body_sha256: &str, response: &StoredResponse) -> Result<bool>;
     /// Frees a key whose owner failed on our side, so a retry runs afresh.
     async fn abandon_idempotent(&self, ws: &WorkspaceId, key: &str) -> Result<()>;

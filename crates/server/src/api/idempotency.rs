@@ -16,6 +16,11 @@
 //!
 //! Bodies are hashed as they stream through, so a 256 MiB contact upload is never held in
 //! memory; only the answer is kept.
+//!
+//! An answer that shows a secret once ([`ShownOnce`]: a new API key, a webhook signing
+//! secret) is kept only sealed under the master key, as every secret at rest is; a server
+//! without a master key does not keep it (the key is freed, as after a 5xx: a retry runs
+//! afresh and makes another key or secret).
 
 use super::{ApiError, Auth};
 use crate::app::AppState;
@@ -38,6 +43,23 @@ pub const REPLAYED: &str = "idempotent-replayed";
 pub const MAX_KEY_LEN: usize = 255;
 /// Largest answer stored for replay; a larger one is not stored (the key is freed).
 const MAX_STORED_BYTES: usize = 4 * 1024 * 1024;
+
+/// A JSON answer that shows a secret once (`POST /keys`, `POST /workspaces` with a key,
+/// `POST /webhook-endpoints`, `…/rotate-secret`): marked so that [`layer`] stores it for
+/// replay only sealed under the master key, and not at all without one.
+pub struct ShownOnce<T>(pub T);
+
+/// The response extension [`ShownOnce`] sets.
+#[derive(Debug, Clone, Copy)]
+struct ShowsSecret;
+
+impl<T: serde::Serialize> IntoResponse for ShownOnce<T> {
+    fn into_response(self) -> Response {
+        let mut r = axum::Json(self.0).into_response();
+        r.extensions_mut().insert(ShowsSecret);
+        r
+    }
+}
 
 fn bad_key(message: &str) -> Response {
     ApiError::invalid("Idempotency-Key", message).into_response()
@@ -105,7 +127,9 @@ pub async fn layer(State(app): State<Arc<AppState>>, request: Request, next: Nex
             // and `hashed_hex` locks again (a std mutex is not reentrant).
             let ended = state.lock().expect("hash state lock").ended;
             let digest = hashed_hex(&state);
-            if response.status().is_server_error() || !ended {
+            let secret = response.extensions().get::<ShowsSecret>().is_some();
+            // Without a master key a secret would sit in the table in plaintext for 24 h.
+            if response.status().is_server_error() || !ended || (secret && app.store.keyring().is_none()) {
                 abandon(&app, &ws, &key).await;
                 return response;
             }
@@ -118,7 +142,7 @@ pub async fn layer(State(app): State<Arc<AppState>>, request: Request, next: Nex
                 Ok(text) => {
                     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
                     let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-                    let stored = StoredResponse { status: parts.status.as_u16(), content_type, location, body: text.to_owned() };
+                    let stored = StoredResponse { status: parts.status.as_u16(), content_type, location, body: text.to_owned(), secret };
                     if let Err(e) = app.store.finish_idempotent(&ws, &key, &digest, &stored).await {
                         tracing::warn!(error = %e, "could not store an Idempotency-Key answer; the key is freed");
                         abandon(&app, &ws, &key).await;

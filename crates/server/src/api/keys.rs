@@ -3,6 +3,7 @@
 //! workspace's keys; the operator's (default workspace's) admin key also any workspace's,
 //! with `workspace_id`. Another workspace's key or workspace is a 404 to anyone else.
 
+use super::idempotency::ShownOnce;
 use super::openapi::ErrorBody;
 use super::Path;
 use super::{ApiError, Grant, Json, Listed, Query};
@@ -140,10 +141,10 @@ async fn target(app: &AppState, grant: &KeyGrant, asked: Option<&str>) -> Result
 #[utoipa::path(post, path = "/keys", tag = "keys", request_body = NewKey,
     responses((status = 201, description = "The key, with its secret (`key`), shown only now.", body = CreatedKey),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
-async fn create(State(app): State<Arc<AppState>>, Grant(grant): Grant, Json(body): Json<NewKey>) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+async fn create(State(app): State<Arc<AppState>>, Grant(grant): Grant, Json(body): Json<NewKey>) -> Result<(StatusCode, ShownOnce<CreatedKey>), ApiError> {
     let (name, scopes) = NewKeyFields { name: body.name, scopes: body.scopes }.check("")?;
     let ws = target(&app, &grant, body.workspace_id.as_deref()).await?;
-    Ok((StatusCode::CREATED, Json(create_key(&app, &ws, &name, &scopes).await?)))
+    Ok((StatusCode::CREATED, ShownOnce(create_key(&app, &ws, &name, &scopes).await?)))
 }
 
 /// `?workspace_id=` of `GET /keys`.

@@ -7,6 +7,7 @@
 //! `enabled: false` and `disabled_reason: "failing"`; a PATCH with `enabled: true` turns
 //! it back on.
 
+use super::idempotency::ShownOnce;
 use super::openapi::ErrorBody;
 use super::Path;
 use super::{paged, ApiError, Auth, Json, PageQuery, Paged, Query};
@@ -258,7 +259,11 @@ fn description(v: Option<String>) -> Result<Option<String>, ApiError> {
 /// Creates an endpoint; the answer carries its secret, shown only here.
 #[utoipa::path(post, path = "/webhook-endpoints", tag = "webhook-endpoints", request_body = NewEndpoint,
     responses((status = 201, description = "The endpoint and its secret.", body = EndpointWithSecret), (status = 415, description = "The body is not `application/json`.", body = ErrorBody)))]
-async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Json<NewEndpoint>) -> Result<(StatusCode, Json<EndpointWithSecret>), ApiError> {
+async fn create(
+    State(app): State<Arc<AppState>>,
+    Auth(ws): Auth,
+    Json(body): Json<NewEndpoint>,
+) -> Result<(StatusCode, ShownOnce<EndpointWithSecret>), ApiError> {
     let new = NewWebhookEndpoint {
         url: tenant_url(&app, &ws, &body.url).await?,
         events: events(body.events)?,
@@ -267,7 +272,7 @@ async fn create(State(app): State<Arc<AppState>>, Auth(ws): Auth, Json(body): Js
     };
     let secret = new_secret();
     let ep = app.store.create_webhook_endpoint(&ws, &new, &secret, app.now()).await?;
-    Ok((StatusCode::CREATED, Json(EndpointWithSecret { endpoint: (&ep).into(), secret })))
+    Ok((StatusCode::CREATED, ShownOnce(EndpointWithSecret { endpoint: (&ep).into(), secret })))
 }
 
 #[utoipa::path(get, path = "/webhook-endpoints", tag = "webhook-endpoints", params(PageQuery),
@@ -329,11 +334,11 @@ async fn remove(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path
 #[utoipa::path(post, path = "/webhook-endpoints/{id}/rotate-secret", tag = "webhook-endpoints",
     params(("id" = String, Path, description = "The endpoint id (`ep_…`).")),
     responses((status = 200, description = "The endpoint and its new secret.", body = EndpointWithSecret)))]
-async fn rotate_secret(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<EndpointWithSecret>, ApiError> {
+async fn rotate_secret(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<ShownOnce<EndpointWithSecret>, ApiError> {
     let ep = load(&app, &ws, &id).await?;
     let secret = new_secret();
     let ep = app.store.rotate_webhook_secret(&ws, ep.id.as_str(), &secret, app.now()).await?.ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
-    Ok(Json(EndpointWithSecret { endpoint: (&ep).into(), secret }))
+    Ok(ShownOnce(EndpointWithSecret { endpoint: (&ep).into(), secret }))
 }
 
 /// The delivery log: the endpoint's messages, newest first, each with its tries.

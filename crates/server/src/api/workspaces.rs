@@ -6,6 +6,7 @@
 //! Creating, disabling and enabling workspaces is the operator's alone (403
 //! `insufficient_scope` for a tenant's admin key). The default workspace is never disabled.
 
+use super::idempotency::ShownOnce;
 use super::keys::{create_key, CreatedKey, NewKeyFields};
 use super::openapi::ErrorBody;
 use super::Path;
@@ -13,6 +14,7 @@ use super::{ApiError, Grant, Json, Listed};
 use crate::app::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use dialtone_core::WorkspaceId;
 use dialtone_store::KeyGrant;
 use jiff::Timestamp;
@@ -128,7 +130,7 @@ async fn create(
     State(app): State<Arc<AppState>>,
     Grant(grant): Grant,
     Json(body): Json<NewWorkspace>,
-) -> Result<(StatusCode, Json<CreatedWorkspace>), ApiError> {
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
     if !grant.operator {
         return Err(operator_only("creates workspaces"));
     }
@@ -139,7 +141,10 @@ async fn create(
         Some((key_name, scopes)) => Some(create_key(&app, &WorkspaceId::from_db(ws.id.clone()), &key_name, &scopes).await?),
         None => None,
     };
-    Ok((StatusCode::CREATED, Json(CreatedWorkspace { workspace: ws.into(), key })))
+    let created = CreatedWorkspace { workspace: ws.into(), key };
+    // Only an answer with a key shows a secret; one without is kept for replays as any is.
+    let answer = if created.key.is_some() { ShownOnce(created).into_response() } else { Json(created).into_response() };
+    Ok((StatusCode::CREATED, answer))
 }
 
 /// The workspaces this key may see: every one for the operator's admin key, else its own.

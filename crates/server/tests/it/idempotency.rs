@@ -126,3 +126,69 @@ async fn a_request_still_running_holds_its_key() {
     assert_eq!(replay.json::<Value>().await.unwrap(), first);
     assert_eq!(total(&app.campaign(&id).await["counts"]["contacts"]), 2);
 }
+
+/// Every `response_body` kept for replays, as the database holds it.
+async fn kept_answers(app: &TestApp) -> Vec<String> {
+    let sql = "SELECT response_body FROM idempotency_keys WHERE response_body IS NOT NULL";
+    if app.database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
+    }
+}
+
+/// A retried create of an API key or a webhook endpoint gets the same secret again (the
+/// point of the retry), but the kept answer is sealed under the master key: the table
+/// never holds a key or a `whsec_` in the clear.
+#[tokio::test]
+async fn an_answer_showing_a_secret_is_replayed_but_kept_only_encrypted() {
+    let app = TestApp::start().await;
+    let mut secrets = vec![];
+    for (path, body, field) in [
+        ("/keys", json!({"name": "retried"}), "key"),
+        ("/webhook-endpoints", json!({"url": "https://hooks.example.com/a", "events": ["call.ended"]}), "secret"),
+        ("/workspaces", json!({"name": "tenant", "key": {"name": "first"}}), "key"),
+    ] {
+        let (s1, first, _) = post_keyed(&app, path, &format!("k-{path}"), &body).await;
+        assert_eq!(s1, StatusCode::CREATED, "{first}");
+        let (s2, second, replayed) = post_keyed(&app, path, &format!("k-{path}"), &body).await;
+        assert_eq!((s2, replayed), (StatusCode::CREATED, true), "{second}");
+        assert_eq!(second, first, "{path}: the retry shows the same secret");
+        let secret = if path == "/workspaces" { &first["key"][field] } else { &first[field] };
+        secrets.push(secret.as_str().unwrap_or_else(|| panic!("{first}")).to_string());
+    }
+    let (_, keys) = app.get("/keys").await;
+    assert_eq!(keys["data"].as_array().unwrap().iter().filter(|k| k["name"] == "retried").count(), 1, "one key made");
+    let kept = kept_answers(&app).await;
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    for body in &kept {
+        assert!(body.starts_with("dtenc1:"), "sealed: {body}");
+        for s in &secrets {
+            assert!(!body.contains(s.as_str()), "a secret in the clear: {body}");
+        }
+    }
+}
+
+/// Without a master key there is nowhere safe to keep such an answer: it is not kept, and
+/// the retry runs again (a second key); other answers are kept as before (a workspace made
+/// without a key among them).
+#[tokio::test]
+async fn without_a_master_key_an_answer_showing_a_secret_is_not_kept() {
+    let app = TestApp::with(Options { configure: |c| c.master_key = None, ..Options::default() }).await;
+    let body = json!({"name": "retried"});
+    let (_, first, _) = post_keyed(&app, "/keys", "k-1", &body).await;
+    let (s2, second, replayed) = post_keyed(&app, "/keys", "k-1", &body).await;
+    assert_eq!((s2, replayed), (StatusCode::CREATED, false), "{second}");
+    assert_ne!(second["key"], first["key"]);
+    assert!(kept_answers(&app).await.is_empty());
+    for (path, body) in [("/campaigns", campaign_body("kept")), ("/workspaces", json!({"name": "no key asked for"}))] {
+        let (s1, first, _) = post_keyed(&app, path, &format!("k-{path}"), &body).await;
+        assert_eq!(s1, StatusCode::CREATED, "{first}");
+        let (_, second, replayed) = post_keyed(&app, path, &format!("k-{path}"), &body).await;
+        assert!(replayed, "{path}: an answer without a secret is still kept");
+        assert_eq!(second, first);
+    }
+    assert_eq!(kept_answers(&app).await.len(), 2);
+}

@@ -7,11 +7,17 @@
 //! one that finds it done gets the stored answer. An owner that fails on our side
 //! ([`abandon`]) or dies (in progress for longer than [`STALE`]) leaves the key free again.
 //! Expired records are deleted by the reaper ([`purge`]).
+//!
+//! An answer that shows a secret once (a new API key, a webhook signing secret) is stored
+//! only sealed under the master key ([`crate::secrets`], bound to its workspace and key),
+//! like every other secret at rest; without a master key it is not stored at all (the
+//! server frees the key instead). [`rotate_secrets`] re-seals such answers with the rest.
 
 use super::Pools;
 use crate::common::ms;
+use crate::secrets::{self, Keyring};
 use crate::sql::args;
-use crate::Result;
+use crate::{Result, StoreError};
 use dialtone_core::WorkspaceId;
 use jiff::{SignedDuration, Timestamp};
 
@@ -33,6 +39,9 @@ pub struct StoredResponse {
     pub location: Option<String>,
     /// The body, UTF-8 (every API answer is JSON).
     pub body: String,
+    /// The body shows a secret (an API key, a `whsec_` signing secret): it is stored sealed
+    /// under the master key, never in plaintext ([`finish`] refuses it without a keyring).
+    pub secret: bool,
 }
 
 /// What [`begin`] found.
@@ -60,7 +69,10 @@ struct Row {
 /// Claims `key` for `request` (`"POST /api/v1/campaigns"`), or says who has it. This key's
 /// record is removed first, in the same transaction, if it expired or went stale (other
 /// workspaces' expired records are the reaper's: [`purge`]).
-pub async fn begin(p: Pools<'_>, ws: &WorkspaceId, key: &str, request: &str, now: Timestamp) -> Result<Begun> {
+///
+/// Errors: a stored answer sealed by a key the keyring does not hold, or with no keyring
+/// ([`StoreError::Corrupt`] / [`StoreError::NoMasterKey`]).
+pub async fn begin(p: Pools<'_>, keyring: Option<&Keyring>, ws: &WorkspaceId, key: &str, request: &str, now: Timestamp) -> Result<Begun> {
     let expired = ms(now.saturating_sub(TTL).unwrap_or(now));
     let stale = ms(now.saturating_sub(STALE).unwrap_or(now));
     let mut tx = p.begin().await?;
@@ -90,16 +102,21 @@ pub async fn begin(p: Pools<'_>, ws: &WorkspaceId, key: &str, request: &str, now
             )
             .await?;
         match (row.status.as_str(), row.body_sha256, row.response_status, row.response_body) {
-            ("done", Some(body_sha256), Some(status), Some(body)) => Begun::Done {
-                request: row.request,
-                body_sha256,
-                response: StoredResponse {
-                    status: u16::try_from(status).unwrap_or(500),
-                    content_type: row.response_content_type,
-                    location: row.response_location,
-                    body,
-                },
-            },
+            ("done", Some(body_sha256), Some(status), Some(body)) => {
+                let secret = secrets::is_encrypted(&body);
+                let body = if secret { open(keyring, ws, key, &body)? } else { body };
+                Begun::Done {
+                    request: row.request,
+                    body_sha256,
+                    response: StoredResponse {
+                        status: u16::try_from(status).unwrap_or(500),
+                        content_type: row.response_content_type,
+                        location: row.response_location,
+                        body,
+                        secret,
+                    },
+                }
+            }
             _ => Begun::InProgress,
         }
     };
@@ -107,16 +124,39 @@ pub async fn begin(p: Pools<'_>, ws: &WorkspaceId, key: &str, request: &str, now
     Ok(begun)
 }
 
-/// Stores the owner's answer and the hash of the body it was given. False if the record is
-/// gone (it went stale and another request took the key): nothing is stored then.
-pub async fn finish(p: Pools<'_>, ws: &WorkspaceId, key: &str, body_sha256: &str, response: &StoredResponse) -> Result<bool> {
+/// Where a stored answer is sealed: a ciphertext moved to another record fails to open.
+fn context(ws: &WorkspaceId, key: &str) -> String {
+    format!("idempotency_keys:{}:{key}:response_body", ws.as_str())
+}
+
+fn open(keyring: Option<&Keyring>, ws: &WorkspaceId, key: &str, sealed: &str) -> Result<String> {
+    use secrecy::ExposeSecret;
+    let keyring = keyring.ok_or(StoreError::NoMasterKey)?;
+    let plain = keyring
+        .decrypt(sealed, &context(ws, key))
+        .map_err(|e| StoreError::Corrupt(format!("the stored answer of Idempotency-Key {key:?} in {}: {e}", ws.as_str())))?;
+    Ok(plain.expose_secret().to_owned())
+}
+
+/// Stores the owner's answer and the hash of the body it was given, sealing a
+/// [`StoredResponse::secret`] body under `keyring`. False if the record is gone (it went
+/// stale and another request took the key): nothing is stored then. Errors:
+/// [`StoreError::NoMasterKey`] for a secret answer without a keyring (nothing is stored).
+pub async fn finish(p: Pools<'_>, keyring: Option<&Keyring>, ws: &WorkspaceId, key: &str, body_sha256: &str, response: &StoredResponse) -> Result<bool> {
+    let sealed;
+    let body = if response.secret {
+        sealed = keyring.ok_or(StoreError::NoMasterKey)?.encrypt(&response.body, &context(ws, key));
+        &sealed
+    } else {
+        &response.body
+    };
     let n = p
         .write()
         .execute(
             "UPDATE idempotency_keys SET status = 'done', body_sha256 = $3, response_status = $4, response_content_type = $5, response_body = $6,
                 response_location = $7
              WHERE workspace_id = $1 AND idempotency_key = $2 AND status = 'in_progress'",
-            args![ws.as_str(), key, body_sha256, i64::from(response.status), response.content_type.as_deref(), &response.body, response.location.as_deref()],
+            args![ws.as_str(), key, body_sha256, i64::from(response.status), response.content_type.as_deref(), body, response.location.as_deref()],
         )
         .await?;
     Ok(n == 1)
@@ -133,6 +173,35 @@ pub async fn purge(p: Pools<'_>, now: Timestamp, limit: u32) -> Result<u64> {
             args![expired, limit],
         )
         .await
+}
+
+/// Re-seals under `keyring`'s current key every stored answer sealed by another key
+/// (part of the store's `rotate_secrets`): the number re-sealed. A record changed or
+/// deleted meanwhile is left alone. Errors: an answer sealed by a key `keyring` lacks.
+pub async fn rotate_secrets(p: Pools<'_>, keyring: &Keyring) -> Result<u64> {
+    let current = format!("{}:{}:%", secrets::PREFIX, keyring.current_id());
+    let sealed = format!("{}:%", secrets::PREFIX);
+    let rows: Vec<(String, String, String)> = p
+        .read()
+        .fetch_all(
+            "SELECT workspace_id, idempotency_key, response_body FROM idempotency_keys WHERE response_body LIKE $1 AND response_body NOT LIKE $2",
+            args![&sealed, &current],
+        )
+        .await?;
+    let mut n = 0;
+    for (ws, key, stored) in rows {
+        let ws = WorkspaceId::from_db(ws);
+        let plain = open(Some(keyring), &ws, &key, &stored)?;
+        let resealed = keyring.encrypt(&plain, &context(&ws, &key));
+        n += p
+            .write()
+            .execute(
+                "UPDATE idempotency_keys SET response_body = $1 WHERE workspace_id = $2 AND idempotency_key = $3 AND response_body = $4",
+                args![resealed, ws.as_str(), &key, &stored],
+            )
+            .await?;
+    }
+    Ok(n)
 }
 
 /// Frees a key whose owner failed on our side (a 5xx, or a body it did not read to its end),

@@ -551,12 +551,12 @@ macro_rules! impl_store {
             }
 
             async fn begin_idempotent(&self, ws: &dialtone_core::WorkspaceId, key: &str, request: &str, now: jiff::Timestamp) -> $crate::Result<$crate::Begun> {
-                $crate::shared::idempotency::begin(self.pools(), ws, key, request, now).await
+                $crate::shared::idempotency::begin(self.pools(), self.keyring.as_deref(), ws, key, request, now).await
             }
 
             async fn finish_idempotent(&self, ws: &dialtone_core::WorkspaceId, key: &str, body_sha256: &str, response: &$crate::StoredResponse)
                 -> $crate::Result<bool> {
-                $crate::shared::idempotency::finish(self.pools(), ws, key, body_sha256, response).await
+                $crate::shared::idempotency::finish(self.pools(), self.keyring.as_deref(), ws, key, body_sha256, response).await
             }
 
             async fn abandon_idempotent(&self, ws: &dialtone_core::WorkspaceId, key: &str) -> $crate::Result<()> {

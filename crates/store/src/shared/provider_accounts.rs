@@ -267,7 +267,8 @@ pub async fn account_secrets(p: Pools<'_>, id: &str, keyring: &Keyring) -> Resul
 
 /// Re-encrypts under `keyring`'s current key every stored secret sealed by another key
 /// (provider accounts, then webhook endpoints' signing secrets, sealing those still in
-/// plaintext from before 0024): the number of values re-sealed. A row changed meanwhile
+/// plaintext from before 0024, then `Idempotency-Key` answers that show a secret): the
+/// number of values re-sealed. A row changed meanwhile
 /// is left to the next run (each update names the value it replaces). Errors: a value
 /// sealed by a key `keyring` does not hold ([`StoreError::Corrupt`], naming the key id):
 /// nothing after it is re-sealed, nothing before it is lost.
@@ -282,5 +283,6 @@ pub async fn rotate_secrets(p: Pools<'_>, keyring: &Keyring) -> Result<u64> {
         n += p.write().execute("UPDATE workspace_provider_accounts SET secrets = $1 WHERE id = $2 AND secrets = $3", args![resealed, &id, sealed]).await?;
     }
     n += super::outbox::rotate_secrets(p, keyring).await?;
+    n += super::idempotency::rotate_secrets(p, keyring).await?;
     Ok(n)
 }

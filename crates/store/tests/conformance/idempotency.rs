@@ -5,7 +5,13 @@ use crate::support::*;
 use dialtone_store::{Begun, StoredResponse, IDEMPOTENCY_STALE, IDEMPOTENCY_TTL};
 
 fn answer(body: &str) -> StoredResponse {
-    StoredResponse { status: 201, content_type: Some("application/json".into()), location: Some("/api/v1/campaigns/cmp_1".into()), body: body.into() }
+    StoredResponse {
+        status: 201,
+        content_type: Some("application/json".into()),
+        location: Some("/api/v1/campaigns/cmp_1".into()),
+        body: body.into(),
+        secret: false,
+    }
 }
 
 pub async fn an_idempotency_key_has_one_owner_its_answer_is_kept_a_day_and_a_failed_owner_frees_it(store: S) {

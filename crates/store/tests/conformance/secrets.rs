@@ -6,13 +6,19 @@
 use crate::support::*;
 use dialtone_core::ProviderKind;
 use dialtone_store::secrets::{Keyring, MasterKey};
-use dialtone_store::{NewProviderAccount, NewWebhookEndpoint, ProviderAccountPatch, StoreError};
+use dialtone_store::{Begun, NewProviderAccount, NewWebhookEndpoint, ProviderAccountPatch, StoreError, StoredResponse};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 
 const TOKEN: &str = "twilio-auth-token-0123456789abcdef";
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const LEGACY: &str = "whsec_c2VjcmV0LXN0b3JlZC1iZWZvcmUtMDAyNA==";
+/// A `POST /keys` answer, kept for `Idempotency-Key` replays.
+const KEY_ANSWER: &str = r#"{"id":"key_1","key":"dt_live_5ecret0123456789abcdef"}"#;
+
+fn key_answer() -> StoredResponse {
+    StoredResponse { status: 201, content_type: Some("application/json".into()), location: None, body: KEY_ANSWER.into(), secret: true }
+}
 
 fn account() -> NewProviderAccount {
     NewProviderAccount {
@@ -39,6 +45,7 @@ async fn raw(url: &str) -> Vec<String> {
         "SELECT secrets FROM workspace_provider_accounts",
         "SELECT secret FROM webhook_endpoints",
         "SELECT previous_secret FROM webhook_endpoints WHERE previous_secret IS NOT NULL",
+        "SELECT response_body FROM idempotency_keys WHERE response_body IS NOT NULL",
     ];
     let mut out = vec![];
     for q in sql {
@@ -66,6 +73,10 @@ async fn rotation_keeps_every_secret_readable_and_lets_the_old_key_go(url: &str)
     assert!(matches!(bare.create_provider_account(&ws, &account(), t0()).await, Err(StoreError::NoMasterKey)));
     let legacy = bare.create_webhook_endpoint(&ws, &endpoint(), &LEGACY.into(), t0()).await.unwrap();
     assert_eq!(raw(url).await, [LEGACY], "no key, no sealing");
+    // An answer showing a secret is never kept in plaintext: refused without a key.
+    assert_eq!(bare.begin_idempotent(&ws, "k-bare", "POST /api/v1/keys", t0()).await.unwrap(), Begun::Owner);
+    assert!(matches!(bare.finish_idempotent(&ws, "k-bare", "aa", &key_answer()).await, Err(StoreError::NoMasterKey)));
+    assert_eq!(raw(url).await, [LEGACY], "nothing stored");
 
     // Under the old key: sealed, never in the clear; the hints show four characters.
     let store = dialtone_store::connect_with(url, ring(&old, &[])).await.unwrap();
@@ -76,8 +87,12 @@ async fn rotation_keeps_every_secret_readable_and_lets_the_old_key_go(url: &str)
     assert_eq!(ep.secret.expose_secret(), WHSEC);
     let rotated_ep = store.rotate_webhook_secret(&ws, ep.id.as_str(), &"whsec_bmV3LXNlY3JldC1hZnRlci1yb3RhdGlvbg==".into(), at(1)).await.unwrap().unwrap();
     assert_eq!(rotated_ep.previous_secret.as_ref().map(ExposeSecret::expose_secret), Some(WHSEC), "a moved sealed secret still opens");
+    assert_eq!(store.begin_idempotent(&ws, "k1", "POST /api/v1/keys", t0()).await.unwrap(), Begun::Owner);
+    assert!(store.finish_idempotent(&ws, "k1", "aa", &key_answer()).await.unwrap());
+    let replay = Begun::Done { request: "POST /api/v1/keys".into(), body_sha256: "aa".into(), response: key_answer() };
+    assert_eq!(store.begin_idempotent(&ws, "k1", "POST /api/v1/keys", at(1)).await.unwrap(), replay, "the replay shows the key again");
     for stored in raw(url).await {
-        assert!(!stored.contains(TOKEN) && !stored.contains("MfKQ9r8"), "plaintext at rest: {stored}");
+        assert!(!stored.contains(TOKEN) && !stored.contains("MfKQ9r8") && !stored.contains("5ecret"), "plaintext at rest: {stored}");
     }
     let secrets = store.provider_account_secrets(pa.id.as_str()).await.unwrap().unwrap();
     assert_eq!(secrets["auth_token"].expose_secret(), TOKEN);
@@ -85,13 +100,14 @@ async fn rotation_keeps_every_secret_readable_and_lets_the_old_key_go(url: &str)
     assert_eq!(store.get_webhook_endpoint(&ws, legacy.id.as_str()).await.unwrap().unwrap().secret.expose_secret(), LEGACY);
 
     // The new key, the old one kept: old-key rows read; the rotation re-seals all of them
-    // (the account, the endpoint's two secrets, the legacy plaintext one) and then has nothing to do.
+    // (the account, the endpoint's two secrets, the legacy plaintext one, the kept answer)
+    // and then has nothing to do.
     let store = dialtone_store::connect_with(url, ring(&new, &[&old])).await.unwrap();
     assert_eq!(store.provider_account_secrets(pa.id.as_str()).await.unwrap().unwrap()["auth_token"].expose_secret(), TOKEN);
-    assert_eq!(store.rotate_secrets().await.unwrap(), 4);
+    assert_eq!(store.rotate_secrets().await.unwrap(), 5);
     assert_eq!(store.rotate_secrets().await.unwrap(), 0, "a second rotation finds nothing to do");
     let stored = raw(url).await;
-    assert_eq!(stored.len(), 4);
+    assert_eq!(stored.len(), 5);
     for s in &stored {
         assert!(s.starts_with(&format!("dtenc1:{}:", new.id())), "re-sealed under the new key: {s}");
     }
@@ -108,6 +124,7 @@ async fn rotation_keeps_every_secret_readable_and_lets_the_old_key_go(url: &str)
     let ep = store.get_webhook_endpoint(&ws, ep.id.as_str()).await.unwrap().unwrap();
     assert_eq!(ep.previous_secret.as_ref().map(ExposeSecret::expose_secret), Some(WHSEC));
     assert_eq!(store.get_webhook_endpoint(&ws, legacy.id.as_str()).await.unwrap().unwrap().secret.expose_secret(), LEGACY);
+    assert_eq!(store.begin_idempotent(&ws, "k1", "POST /api/v1/keys", at(3)).await.unwrap(), replay, "the kept answer reads under the new key");
 
     // The wrong key opens nothing, and says which key it lacks.
     let store = dialtone_store::connect_with(url, ring(&stranger, &[])).await.unwrap();
