@@ -2,7 +2,8 @@
 //! `batch`, and its contacts in one transaction), started at once. They run as any
 //! campaign does (caps, calling hours, retries, DNC); only the listing is their own.
 
-use super::campaigns::{insert_campaign, insert_chunk, key, INSERT_CHUNK};
+use super::campaigns::{campaign_event, insert_campaign, insert_chunk, key, INSERT_CHUNK};
+use super::outbox::emit;
 use super::Pools;
 use crate::common::ms;
 use crate::rows::CampaignRow;
@@ -13,7 +14,8 @@ use jiff::Timestamp;
 use std::collections::HashSet;
 
 /// Creates the batch's campaign in `starting` with `contacts` as its pending contacts, all
-/// due at `start_at` (or now), in one transaction: a failure stores nothing.
+/// due at `start_at` (or now), and its `campaign.started` event (a batch starts when it is
+/// made, as a draft does when it is started), in one transaction: a failure stores nothing.
 ///
 /// Errors: [`StoreError::Conflict`] if two contacts share a number and extension (the
 /// caller checks this first and reports them by index; this is the backstop).
@@ -36,6 +38,8 @@ pub async fn create(p: Pools<'_>, new: NewCampaign, contacts: &[NewContact], sta
         db.execute("UPDATE campaigns SET start_at = $1 WHERE id = $2", args![ms(at), campaign.id.as_str()]).await?;
         campaign.start_at = Some(at);
     }
+    let started = campaign_event(new.workspace_id.as_str(), campaign.id.as_str(), "campaign.started", CampaignStatus::Starting.as_str());
+    emit(&mut db, &[started], now).await?;
     tx.commit().await?;
     Ok(campaign)
 }

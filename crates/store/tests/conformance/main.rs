@@ -80,6 +80,7 @@ macro_rules! conformance {
 
 conformance! {
     outbox::a_campaign_run_writes_each_subscribed_event_once_to_each_matching_endpoint,
+    outbox::a_batch_writes_campaign_started_when_it_is_made,
     outbox::deliveries_are_leased_retried_on_the_schedule_and_replayed,
     outbox::an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_two_secrets_a_day,
     outbox::an_event_is_one_message_until_a_claim_fans_it_out_to_the_endpoints_receiving_it_then,

@@ -26,6 +26,30 @@ fn answer(status: u16) -> TryResult {
     TryResult { status_code: Some(status), latency_ms: 3, response_excerpt: Some("x".repeat(5000)), error: None }
 }
 
+/// A batch starts when it is made: its `campaign.started` is written with it (and, as for
+/// any campaign, its `campaign.completed` when it is done), scheduled or not.
+pub async fn a_batch_writes_campaign_started_when_it_is_made(store: S) {
+    let ws = store.default_workspace().await.unwrap();
+    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["campaign.started", "campaign.completed"]), &secret(), t0()).await.unwrap();
+    let now_batch = store.create_batch(new_campaign(&ws, Mode::Continuous, 5, 1), &new_contacts(0..2), None, t0()).await.unwrap();
+    let later = store.create_batch(new_campaign(&ws, Mode::Continuous, 5, 1), &new_contacts(0..1), Some(at(3600)), t0()).await.unwrap();
+    let page = dialtone_store::Page { limit: 100, before: None };
+    let mut got: Vec<(String, serde_json::Value)> = store
+        .list_deliveries(&ws, ep.id.as_str(), &page)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(d, _)| (d.event_type, serde_json::from_str::<serde_json::Value>(&d.payload).unwrap()["data"].clone()))
+        .collect();
+    got.sort_by_key(|(_, data)| data["campaign_id"].as_str().unwrap().to_string());
+    let mut want = vec![
+        ("campaign.started".to_string(), serde_json::json!({"campaign_id": now_batch.id.as_str(), "status": "starting"})),
+        ("campaign.started".to_string(), serde_json::json!({"campaign_id": later.id.as_str(), "status": "starting"})),
+    ];
+    want.sort_by_key(|(_, data)| data["campaign_id"].as_str().unwrap().to_string());
+    assert_eq!(got, want, "one campaign.started for each batch, at once");
+}
+
 /// Every event type a campaign run causes lands in the outbox of a subscribed endpoint, in
 /// the transaction of its change, and only those its endpoint asked for; none for another
 /// workspace's endpoint or a disabled one.

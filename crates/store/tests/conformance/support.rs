@@ -54,7 +54,12 @@ pub fn new_contacts(range: std::ops::Range<u32>) -> Vec<NewContact> {
 }
 
 pub async fn draft_campaign(store: &S, ws: &WorkspaceId, mode: Mode, cap: u32, max_attempts: u32) -> Campaign {
-    let new = NewCampaign {
+    store.create_campaign(new_campaign(ws, mode, cap, max_attempts), t0()).await.expect("create campaign")
+}
+
+/// The fixture campaign's settings (sim, round the clock, UTC).
+pub fn new_campaign(ws: &WorkspaceId, mode: Mode, cap: u32, max_attempts: u32) -> NewCampaign {
+    NewCampaign {
         workspace_id: ws.clone(),
         name: "conformance".into(),
         provider: ProviderKind::Sim,
@@ -75,8 +80,7 @@ pub async fn draft_campaign(store: &S, ws: &WorkspaceId, mode: Mode, cap: u32, m
         caller_pool: Default::default(),
         calls_per_minute: None,
         account_id: None,
-    };
-    store.create_campaign(new, t0()).await.expect("create campaign")
+    }
 }
 
 pub async fn add_contacts(store: &S, ws: &WorkspaceId, cmp: &CampaignId, range: std::ops::Range<u32>) {
