@@ -105,10 +105,11 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
 
 /// Why `url` may not be sent to from a tenant's workspace, if it names its host by a
 /// non-public IP address or as `localhost` (a host name is checked when it is resolved,
-/// by [`PublicOnly`]).
+/// by [`PublicOnly`]). A fully qualified name's final dot (`localhost.`, RFC 1034 §3.1)
+/// names the same host and is judged without it.
 pub fn non_public_host(url: &reqwest::Url) -> Option<String> {
     let host = url.host_str()?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let bare = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
     let refused = match bare.parse::<IpAddr>() {
         Ok(ip) => !is_public_ip(ip),
         Err(_) => bare.eq_ignore_ascii_case("localhost") || bare.to_ascii_lowercase().ends_with(".localhost"),
@@ -534,6 +535,9 @@ mod tests {
         assert!(refused("http://[::1]/x").is_some());
         assert!(refused("http://LOCALHOST:8080/").is_some());
         assert!(refused("http://api.localhost/").is_some());
+        assert!(refused("http://LOCALHOST./").is_some(), "a final dot names the same host");
+        assert!(refused("http://api.localhost../").is_some());
+        assert!(refused("http://127.0.0.1./").is_some());
         assert!(refused("http://169.254.169.254/latest/meta-data").is_some());
         assert_eq!(refused("https://hooks.example.com/dialtone"), None, "a name is checked when it is resolved");
         assert_eq!(refused("https://8.8.8.8/"), None);

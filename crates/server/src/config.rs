@@ -308,6 +308,10 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.tick_ms > 0, "tick_ms must be above 0");
         self.check_exotel_stream_url()?;
+        if let Some(token) = &self.exotel_callback_token {
+            use secrecy::ExposeSecret;
+            dialtone_providers::exotel::check_callback_token(token.expose_secret()).map_err(|e| anyhow::anyhow!("exotel_callback_token {e}"))?;
+        }
         anyhow::ensure!(self.stuck_timeout_secs > 0, "stuck_timeout_secs must be above 0");
         anyhow::ensure!(self.max_call_duration_secs > 0, "max_call_duration_secs must be above 0");
         anyhow::ensure!(self.reaper_interval_secs > 0, "reaper_interval_secs must be above 0");
@@ -493,6 +497,15 @@ mod tests {
         let stream =
             Config { exotel_stream_url: Some(format!("wss://bot.example.com/{}", "x".repeat(600))), exotel_sid: Some("acme".into()), ..Config::default() };
         assert!(stream.validate().unwrap_err().to_string().contains("exotel_stream_url"));
+    }
+
+    #[test]
+    fn an_exotel_callback_token_that_is_not_one_path_segment_is_refused() {
+        let with = |t: &str| Config { exotel_callback_token: Some(t.to_string().into()), ..Config::default() };
+        assert!(with("exotel-callback_4444").validate().is_ok());
+        let e = with("a/b").validate().unwrap_err().to_string();
+        assert!(e.contains("exotel_callback_token") && e.contains("path segment"), "{e}");
+        assert!(with("a?b").validate().is_err());
     }
 
     #[test]

@@ -24,6 +24,21 @@ pub const WEBHOOK_PATH: &str = "/webhooks/exotel";
 /// server must overwrite any value a caller sent. Read by the IP allow-list.
 pub const PEER_IP_HEADER: &str = "x-dialtone-peer-ip";
 
+/// Checks a callback token (the config's `exotel_callback_token`, an account's
+/// `callback_token`): at least one character, each from `A-Z a-z 0-9 - _` (RFC 3986's
+/// unreserved set without `.` and `~`), because it is written into the StatusCallback and
+/// voice-bot URLs as one path segment and compared as is: a `/`, `%` or `?` in it would make
+/// a URL whose callbacks never authenticate. Errors: why, for the setting's message.
+pub fn check_callback_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("must not be empty".into());
+    }
+    match token.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        Some(c) => Err(format!("may hold only A-Z, a-z, 0-9, - and _ (it is a URL path segment), not {c:?}")),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ExotelConfig {
     /// `https://api.exotel.com` (Mumbai: `https://api.in.exotel.com`), without `/v1`.
@@ -35,7 +50,8 @@ pub struct ExotelConfig {
     /// Our public URL as Exotel reaches it (e.g. `https://dialer.example.com`).
     pub public_base_url: String,
     /// The secret last path segment of the StatusCallback URL. URL-safe characters only
-    /// (`A-Z a-z 0-9 - _`): it is written into the URL as is and compared as is.
+    /// (`A-Z a-z 0-9 - _`, [`check_callback_token`]): it is written into the URL as is and
+    /// compared as is.
     pub callback_token: SecretString,
     /// An Exotel flow (`Url`). Used when both this and `stream_url` are set.
     pub flow_url: Option<String>,
@@ -170,5 +186,15 @@ mod tests {
         assert_eq!(status_kind("no-answer"), ended(Outcome::NoAnswer, "no-answer"));
         assert_eq!(status_kind("failed"), ended(Outcome::Failed, "failed"));
         assert_eq!(status_kind("answered"), None);
+    }
+
+    #[test]
+    fn a_callback_token_is_one_url_path_segment() {
+        for ok in ["exotel-callback-4444", "A_b-9", "x"] {
+            assert_eq!(check_callback_token(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a/b", "a%2Fb", "a?b", "a b", "a.b", "..", "tök"] {
+            assert!(check_callback_token(bad).is_err(), "{bad:?} is refused");
+        }
     }
 }

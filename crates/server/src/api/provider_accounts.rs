@@ -41,6 +41,9 @@ const MAX_RATE: f64 = 1_000.0;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
     Secret,
+    /// A secret written into a URL as one path segment (Exotel's `callback_token`):
+    /// [`dialtone_providers::exotel::check_callback_token`]'s characters only.
+    PathSecret,
     Url,
     Text,
     Flag,
@@ -65,7 +68,7 @@ fn fields(kind: ProviderKind) -> &'static [(&'static str, Role)] {
             ("base_url", Role::Url),
             ("flow_url", Role::Url),
             ("stream_url", Role::Url),
-            ("callback_token", Role::Secret),
+            ("callback_token", Role::PathSecret),
         ],
         ProviderKind::Sim => &[],
     }
@@ -239,7 +242,7 @@ fn credentials(kind: ProviderKind, given: serde_json::Map<String, Value>, operat
             return Err(ApiError::invalid(&field, format!("not a {kind} credential; {kind} takes {}", known.join(", "))));
         };
         match (role, v) {
-            (Role::Secret, Value::Null) => return Err(ApiError::invalid(&field, "a secret cannot be removed, only replaced")),
+            (Role::Secret | Role::PathSecret, Value::Null) => return Err(ApiError::invalid(&field, "a secret cannot be removed, only replaced")),
             (_, Value::Null) => {
                 settings.insert(k, Value::Null);
             }
@@ -249,6 +252,11 @@ fn credentials(kind: ProviderKind, given: serde_json::Map<String, Value>, operat
             (Role::Flag, _) => return Err(ApiError::invalid(&field, "must be true or false")),
             (_, Value::String(s)) if s.trim().is_empty() || s.len() > MAX_VALUE => {
                 return Err(ApiError::invalid(&field, format!("must be 1 to {MAX_VALUE} characters")));
+            }
+            (Role::PathSecret, Value::String(s)) => {
+                let s = s.trim();
+                dialtone_providers::exotel::check_callback_token(s).map_err(|e| ApiError::invalid(&field, e))?;
+                secrets.insert(k, SecretString::from(s.to_string()));
             }
             (Role::Secret, Value::String(s)) => {
                 secrets.insert(k, SecretString::from(s.trim().to_string()));

@@ -102,6 +102,11 @@ async fn each_provider_gets_the_credentials_it_needs_and_a_field_at_fault_is_nam
             json!({"provider": "exotel", "name": "x", "credentials": {"sid": "a", "api_key": "k", "api_token": "t", "flow_url": "https://f.example"}}),
             "credentials.callback_token",
         ),
+        (
+            json!({"provider": "exotel", "name": "x", "credentials": {"sid": "a", "api_key": "k", "api_token": "t", "flow_url": "https://f.example",
+                "callback_token": "tok/with/slashes"}}),
+            "credentials.callback_token",
+        ),
         (json!({"provider": "vapi", "name": "x", "credentials": {"api_key": "k", "webhook_secret": "s"}, "max_concurrent": 0}), "max_concurrent"),
         (json!({"provider": "vapi", "name": "x", "credentials": {"api_key": "k", "webhook_secret": "s"}, "calls_per_second": 0}), "calls_per_second"),
     ];
