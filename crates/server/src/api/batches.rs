@@ -41,7 +41,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
-        .routes(routes!(create, list).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)))
+        .routes({
+            let (limit, said) = super::error::BodyLimit::layers(MAX_BODY_BYTES);
+            routes!(create, list).layer::<_, std::convert::Infallible>(limit).layer::<_, std::convert::Infallible>(said)
+        })
         .routes(routes!(show))
         .routes(routes!(calls))
         .routes(routes!(cancel))

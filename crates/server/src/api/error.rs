@@ -36,7 +36,7 @@ pub const CODES: &[(&str, StatusCode, &str)] = &[
     ("idempotency_key_in_use", StatusCode::CONFLICT, "a request with the same `Idempotency-Key` is still running; `Retry-After` says when to send it again"),
     ("idempotency_key_reused", StatusCode::UNPROCESSABLE_ENTITY, "the `Idempotency-Key` was first used with another method, path, query or body; `details.field` is `Idempotency-Key`"),
     ("dnc", StatusCode::CONFLICT, "a single call to a number on a do-not-call list; `details.field` is `phone`, `details.matches` lists the entries"),
-    ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "the body is over the route's limit (2 MiB for JSON, 16 MiB for `POST /batches`, 1 MiB for webhooks, 256 MiB for contact uploads)"),
+    ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "the body is over the route's limit (2 MiB for JSON, 16 MiB for `POST /batches`, 1 MiB for webhooks, 256 MiB for contact uploads); `details.field` is `body`, and a JSON route's answer has `details.limit_bytes`"),
     ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE, "a missing or wrong `Content-Type` (JSON routes need `application/json`)"),
     ("upgrade_required", StatusCode::UPGRADE_REQUIRED, "a media-stream route (`/media/exotel/{token}`, `/media/twilio`) was requested without WebSocket upgrade headers; the `Upgrade: websocket` header says what it takes"),
     ("too_many_imports", StatusCode::TOO_MANY_REQUESTS, "`max_concurrent_imports` contact imports are already running on this node; send it again when they finish"),
@@ -114,7 +114,8 @@ impl ApiError {
             return Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body stopped arriving; send it without pauses");
         }
         if find::<http_body_util::LengthLimitError>(err).is_some() {
-            return Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is too large: {err}"));
+            return Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is too large: {err}"))
+                .with_details(json!({ "field": "body" }));
         }
         Self::invalid("body", format!("unreadable: {err}"))
     }
@@ -414,7 +415,8 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(r: axum::extract::rejection::BytesRejection) -> Self {
         // axum's own length-limit rejection does not chain to its cause: its status says it.
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", r.body_text());
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("body: {}", r.body_text()))
+                .with_details(json!({ "field": "body" }));
         }
         ApiError::body(&r)
     }
@@ -469,8 +471,9 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     })
 }
 
-/// Refuses a key not in `accepted` (`None`: any key), one given twice, or one whose name or
-/// value holds U+0000 ([`NUL_MESSAGE`]), naming it.
+/// Refuses a key not in `accepted` (`None`: any key), one given twice, one with an empty
+/// value (`?workspace_id=`: an unset variable in a script, which must not quietly mean the
+/// default), or one whose name or value holds U+0000 ([`NUL_MESSAGE`]), naming it.
 pub fn check_query_keys(query: &str, accepted: Option<&[&str]>) -> Result<(), ApiError> {
     let mut seen: Vec<String> = vec![];
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
@@ -487,6 +490,9 @@ pub fn check_query_keys(query: &str, accepted: Option<&[&str]>) -> Result<(), Ap
         }
         if seen.iter().any(|k| *k == key) {
             return Err(ApiError::invalid_query(&key, "given more than once"));
+        }
+        if value.is_empty() {
+            return Err(ApiError::invalid_query(&key, "empty; give a value, or leave the parameter out for its default"));
         }
         seen.push(key.into_owned());
     }
@@ -513,8 +519,36 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
+/// The body limit of a JSON route, in bytes, for its 413: axum's default (2 MiB) unless the
+/// route sets another with [`BodyLimit::layers`].
+pub const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// A route's own body limit in bytes, a request extension read by [`Json`] so that its 413
+/// names the limit (axum's rejection does not say it).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl BodyLimit {
+    /// The layers that set a route's limit to `bytes`: axum's `DefaultBodyLimit`, and this
+    /// extension saying it. Apply both (`.layer(a).layer(b)`).
+    pub fn layers(bytes: usize) -> (axum::extract::DefaultBodyLimit, axum::Extension<BodyLimit>) {
+        (axum::extract::DefaultBodyLimit::max(bytes), axum::Extension(BodyLimit(bytes)))
+    }
+}
+
+/// 413 `payload_too_large` for a body over `limit` bytes, naming `body` and the limit.
+pub fn body_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("body: larger than this route's limit of {limit} bytes ({:.0} MiB); send less in one request", limit as f64 / 1_048_576.0),
+    )
+    .with_details(json!({ "field": "body", "limit_bytes": limit }))
+}
+
 /// A JSON body read with [`from_json`] (its field paths, its NUL refusal), rejections in our
 /// error shape. The request needs `Content-Type: application/json` (or `application/*+json`).
+/// Over the route's limit ([`BodyLimit`], else [`JSON_BODY_LIMIT`]): [`body_too_large`].
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
@@ -529,7 +563,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
-        let body = axum::body::Bytes::from_request(req, state).await?;
+        let limit = req.extensions().get::<BodyLimit>().map_or(JSON_BODY_LIMIT, |l| l.0);
+        let body = match axum::body::Bytes::from_request(req, state).await {
+            Ok(body) => body,
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(body_too_large(limit)),
+            Err(r) => return Err(r.into()),
+        };
         from_json(&body).map(Json)
     }
 }

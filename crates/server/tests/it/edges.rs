@@ -85,6 +85,12 @@ async fn an_unknown_query_parameter_is_refused_by_name_on_every_api_route_before
         (&format!("/campaigns/{campaign}/dnc?before=x"), "before"),
         ("/calls?status=ended&status=failed", "status"),
         ("/dnc/check?phone=%2B14155552671&phone=%2B14155552672", "phone"),
+        // Empty: an unset variable in a script must not quietly mean the default (the
+        // caller's own workspace, every status).
+        ("/keys?workspace_id=", "workspace_id"),
+        ("/calls?status=", "status"),
+        ("/calls?campaign_id=&limit=5", "campaign_id"),
+        ("/dnc/check?phone=", "phone"),
     ] {
         let (status, body) = app.get(path).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
@@ -152,10 +158,18 @@ async fn every_refusal_is_json_in_our_shape_with_its_documented_status() {
     let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(3 * 1024 * 1024));
     let (status, body) = send(app.api(Method::POST, "/campaigns").header("content-type", "application/json").body(big.clone())).await;
     assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_eq!(body["error"]["details"], json!({"field": "body", "limit_bytes": 2 * 1024 * 1024}), "{body}");
+    // A route with a limit of its own says that one.
+    let huge = format!(r#"{{"calls": [], "name": "{}"}}"#, "x".repeat(17 * 1024 * 1024));
+    let (status, body) = send(app.api(Method::POST, "/batches").header("content-type", "application/json").body(huge)).await;
+    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_eq!(body["error"]["details"], json!({"field": "body", "limit_bytes": 16 * 1024 * 1024}), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("16 MiB"), "{body}");
     let (status, body) = send(app.api(Method::POST, "/dnc").header("content-type", "application/json").body(big.clone())).await;
     assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     let (status, body) = app.webhook_raw(&big, Some(&app.webhook_secret)).await;
     assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_eq!(body["error"]["details"]["field"], "body", "{body}");
 
     // 404 for unknown routes, inside and outside the API.
     for path in ["/api/v1/nothing", "/api/v1/campaigns/x/y/z", "/nothing", "/webhooks/exotel"] {
