@@ -514,6 +514,20 @@ async fn workspaces_keys_webhook_endpoints_and_batches_are_managed_from_the_dash
     wait_text(&c, "#batch-calls tbody tr", secs(10), |_| true).await;
     assert_fits(&c, "batch").await;
     screenshot(&c, "batch-phone").await;
+
+    // A page of something that does not exist says so, and nothing else: no "Loading…" left
+    // under the message.
+    for page in [
+        "batch/cmp_01jz0000000000000000000000",
+        "webhook/ep_01jz0000000000000000000000",
+        "call/call_01jz0000000000000000000000",
+        "campaign/cmp_01jz0000000000000000000000",
+    ] {
+        c.goto(&format!("{}/#/{page}", app.base)).await.unwrap();
+        wait_text(&c, "main .error", secs(10), |t| t.contains("not found")).await;
+        let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(!text.contains("Loading"), "{page}: {text}");
+    }
     c.close().await.unwrap();
 }
 

@@ -244,8 +244,11 @@ async function routeNow() {
   for (const [re, page] of routes) {
     const m = path.match(re);
     if (m) {
-      setChildren(main, h("p", { class: "notice" }, "Loading…"));
+      const loading = h("p", { class: "notice" }, "Loading…");
+      setChildren(main, loading);
       await attempt(() => page(...m.slice(1).map(decodeURIComponent)));
+      // A page that failed before drawing (a 404) leaves its error above the notice.
+      loading.remove();
       return;
     }
   }
