@@ -841,7 +841,8 @@ async function batchPage(id) {
 
 // ---------- webhook endpoints ----------
 
-const WEBHOOK_EVENTS = ["campaign.started", "campaign.paused", "campaign.completed", "campaign.canceled", "call.started", "call.ended", "contact.finished", "alert.failure_rate"];
+// The server writes its list in (dashboard.rs, from WEBHOOK_EVENT_TYPES): one list, never two.
+const WEBHOOK_EVENTS = /* WEBHOOK_EVENT_TYPES */[];
 
 /** A secret shown once (a new API key or a webhook signing secret), with a warning. */
 function secretBox(id, what, secret) {

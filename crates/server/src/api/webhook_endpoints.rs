@@ -44,8 +44,8 @@ struct NewEndpoint {
     /// An http(s) URL.
     url: String,
     /// Event types it receives, at least one, of: campaign.started, campaign.paused,
-    /// campaign.completed, campaign.canceled, call.started, call.ended, contact.finished,
-    /// alert.failure_rate.
+    /// campaign.resumed, campaign.completed, campaign.canceled, call.started, call.ended,
+    /// contact.finished, alert.failure_rate.
     events: Vec<String>,
     /// Default true.
     enabled: Option<bool>,

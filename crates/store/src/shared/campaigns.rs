@@ -135,8 +135,11 @@ pub async fn transition(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, from: &
     let Some((kind,)) = db.fetch_optional::<(String,)>(&sql, a).await? else {
         return Ok(false);
     };
+    // Started only out of a draft: a campaign resumed before its first call goes back to
+    // `starting` too, and that is a resume, not a second start.
     let event = match to {
-        CampaignStatus::Starting => Some("campaign.started"),
+        CampaignStatus::Starting if from.contains(&CampaignStatus::Draft) => Some("campaign.started"),
+        CampaignStatus::Starting | CampaignStatus::Dialing if from.contains(&CampaignStatus::Paused) => Some("campaign.resumed"),
         CampaignStatus::Paused => Some("campaign.paused"),
         _ => None,
     };

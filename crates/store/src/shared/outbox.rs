@@ -29,8 +29,17 @@ use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Every event type an endpoint can subscribe to.
-pub const EVENT_TYPES: [&str; 8] =
-    ["campaign.started", "campaign.paused", "campaign.completed", "campaign.canceled", "call.started", "call.ended", "contact.finished", "alert.failure_rate"];
+pub const EVENT_TYPES: [&str; 9] = [
+    "campaign.started",
+    "campaign.paused",
+    "campaign.resumed",
+    "campaign.completed",
+    "campaign.canceled",
+    "call.started",
+    "call.ended",
+    "contact.finished",
+    "alert.failure_rate",
+];
 
 /// The wait before each try: the n-th entry before try n+1 (the first is immediate).
 /// Eight tries in all, over about 27.6 h.

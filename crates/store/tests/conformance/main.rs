@@ -81,6 +81,7 @@ macro_rules! conformance {
 conformance! {
     outbox::a_campaign_run_writes_each_subscribed_event_once_to_each_matching_endpoint,
     outbox::a_batch_writes_campaign_started_when_it_is_made,
+    outbox::a_resume_sends_campaign_resumed_never_a_second_campaign_started,
     outbox::deliveries_are_leased_retried_on_the_schedule_and_replayed,
     outbox::an_endpoint_failing_for_five_days_is_disabled_and_rotation_keeps_two_secrets_a_day,
     outbox::an_event_is_one_message_until_a_claim_fans_it_out_to_the_endpoints_receiving_it_then,

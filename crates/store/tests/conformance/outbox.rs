@@ -26,6 +26,47 @@ fn answer(status: u16) -> TryResult {
     TryResult { status_code: Some(status), latency_ms: 3, response_excerpt: Some("x".repeat(5000)), error: None }
 }
 
+/// A campaign started once sends one `campaign.started`: a resume sends `campaign.resumed`,
+/// also when the campaign had placed no call yet (and so goes back to `starting`).
+pub async fn a_resume_sends_campaign_resumed_never_a_second_campaign_started(store: S) {
+    use dialtone_core::CampaignStatus::{Dialing, Paused, Starting};
+    let ws = store.default_workspace().await.unwrap();
+    let ep = store.create_webhook_endpoint(&ws, &endpoint(&["campaign.started", "campaign.paused", "campaign.resumed"]), &secret(), t0()).await.unwrap();
+    let cmp = draft_campaign(&store, &ws, Mode::Continuous, 5, 1).await;
+    add_contacts(&store, &ws, &cmp.id, 0..2).await;
+    start(&store, &ws, &cmp.id).await;
+    // Paused and resumed before its first call: back to `starting`.
+    assert!(store.transition_campaign(&ws, &cmp.id, &[Starting, Dialing], Paused, at(1)).await.unwrap());
+    assert!(store.transition_campaign(&ws, &cmp.id, &[Paused], Starting, at(2)).await.unwrap());
+    // Then dialling, paused and resumed again.
+    let dials = claim(&store, &cmp.id, at(3)).await;
+    place(&store, &dials[0], at(4)).await;
+    assert!(store.transition_campaign(&ws, &cmp.id, &[Starting, Dialing], Paused, at(5)).await.unwrap());
+    assert!(store.transition_campaign(&ws, &cmp.id, &[Paused], Dialing, at(6)).await.unwrap());
+
+    let page = dialtone_store::Page { limit: 100, before: None };
+    let mut got: Vec<(jiff::Timestamp, String, serde_json::Value)> = store
+        .list_deliveries(&ws, ep.id.as_str(), &page)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(d, _)| (d.created_at, d.event_type, serde_json::from_str::<serde_json::Value>(&d.payload).unwrap()["data"]["status"].clone()))
+        .collect();
+    got.sort_by_key(|(at, ..)| *at);
+    let got: Vec<(String, serde_json::Value)> = got.into_iter().map(|(_, t, s)| (t, s)).collect();
+    let want: Vec<(String, serde_json::Value)> = [
+        ("campaign.started", "starting"),
+        ("campaign.paused", "paused"),
+        ("campaign.resumed", "starting"),
+        ("campaign.paused", "paused"),
+        ("campaign.resumed", "dialing"),
+    ]
+    .into_iter()
+    .map(|(t, s)| (t.to_string(), serde_json::json!(s)))
+    .collect();
+    assert_eq!(got, want);
+}
+
 /// A batch starts when it is made: its `campaign.started` is written with it (and, as for
 /// any campaign, its `campaign.completed` when it is done), scheduled or not.
 pub async fn a_batch_writes_campaign_started_when_it_is_made(store: S) {
