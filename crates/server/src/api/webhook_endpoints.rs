@@ -43,13 +43,19 @@ const MAX_DESCRIPTION: usize = 500;
 struct NewEndpoint {
     /// An http(s) URL.
     url: String,
-    /// Event types it receives, at least one, of: campaign.started, campaign.paused,
-    /// campaign.resumed, campaign.completed, campaign.canceled, call.started, call.ended,
-    /// contact.finished, alert.failure_rate.
+    /// Event types it receives, at least one (the enum lists them; docs/api.md says when each is sent).
+    #[schema(schema_with = event_types)]
     events: Vec<String>,
     /// Default true.
     enabled: Option<bool>,
     description: Option<String>,
+}
+
+/// The schema of `events`: a non-empty array of [`WEBHOOK_EVENT_TYPES`], so clients read the
+/// list from the OpenAPI document rather than from a copy of their own.
+fn event_types() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(WEBHOOK_EVENT_TYPES))).min_items(Some(1)).build()
 }
 
 /// A PATCH body: an absent field stays; `description: null` removes it; `enabled: true`
@@ -60,6 +66,7 @@ struct EndpointPatch {
     #[serde(default, deserialize_with = "super::patch::not_null")]
     url: Option<String>,
     #[serde(default, deserialize_with = "super::patch::not_null")]
+    #[schema(schema_with = event_types)]
     events: Option<Vec<String>>,
     #[serde(default, deserialize_with = "super::patch::not_null")]
     enabled: Option<bool>,

@@ -113,6 +113,12 @@ async fn the_document_is_openapi_3_1_with_every_route_and_the_error_shape_on_eve
         assert!(codes.contains(code), "{code} is missing from the Error schema's codes");
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // The event types an endpoint takes are listed in the document, as the API checks them.
+    for schema in ["NewEndpoint", "EndpointPatch"] {
+        let events = &doc["components"]["schemas"][schema]["properties"]["events"];
+        assert_eq!(events["items"]["enum"], serde_json::json!(dialtone_store::WEBHOOK_EVENT_TYPES), "{schema}: {events}");
+        assert_eq!(events["minItems"], 1, "{schema}: {events}");
+    }
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             let Some(responses) = op["responses"].as_object() else { continue };
