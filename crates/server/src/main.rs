@@ -73,7 +73,7 @@ enum Command {
 #[derive(Subcommand)]
 enum SecretsCommand {
     /// Re-encrypt every stored secret (provider accounts' credentials, webhook endpoints'
-    /// signing secrets) under `master_key`, opening them with it or any of
+    /// signing secrets, kept `Idempotency-Key` answers that show a secret) under `master_key`, opening them with it or any of
     /// `previous_master_keys`; afterwards the previous keys may be removed. `serve` does
     /// the same at every start.
     Rotate,
