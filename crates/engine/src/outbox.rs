@@ -92,7 +92,21 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public_ip(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            // Forms that carry an IPv4 address: IPv4-compatible `::a.b.c.d` (RFC 4291
+            // §2.5.5.1), NAT64 `64:ff9b::/96` (RFC 6052) and 6to4 `2002::/16` (RFC 3056)
+            // reach that address through a gateway: judged as it.
+            let embedded = |hi: u16, lo: u16| IpAddr::V4(std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
+            if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return is_public_ip(embedded(s[6], s[7]));
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public_ip(embedded(s[6], s[7]));
+            }
+            if s[0] == 0x2002 && !is_public_ip(embedded(s[1], s[2])) {
+                return false;
+            }
+            let first = s[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -499,7 +513,7 @@ mod tests {
 
     #[test]
     fn public_addresses_are_told_from_local_private_and_reserved_ones() {
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"] {
             assert!(is_public_ip(ip.parse().unwrap()), "{ip} is public");
         }
         for ip in [
@@ -523,6 +537,11 @@ mod tests {
             "2001:db8::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "2002:c0a8:101::1",
         ] {
             assert!(!is_public_ip(ip.parse().unwrap()), "{ip} is not public");
         }

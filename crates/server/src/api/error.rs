@@ -491,7 +491,8 @@ pub fn check_query_keys(query: &str, accepted: Option<&[&str]>) -> Result<(), Ap
         if seen.iter().any(|k| *k == key) {
             return Err(ApiError::invalid_query(&key, "given more than once"));
         }
-        if value.is_empty() {
+        // Blank or only separators (`status=%20`, `status=,`) says no more than empty.
+        if value.split(',').all(|v| v.trim().is_empty()) {
             return Err(ApiError::invalid_query(&key, "empty; give a value, or leave the parameter out for its default"));
         }
         seen.push(key.into_owned());

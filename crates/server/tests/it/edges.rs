@@ -91,6 +91,8 @@ async fn an_unknown_query_parameter_is_refused_by_name_on_every_api_route_before
         ("/calls?status=", "status"),
         ("/calls?campaign_id=&limit=5", "campaign_id"),
         ("/dnc/check?phone=", "phone"),
+        ("/calls?status=%20", "status"),
+        ("/calls?outcome=,", "outcome"),
     ] {
         let (status, body) = app.get(path).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");

@@ -192,3 +192,35 @@ async fn without_a_master_key_an_answer_showing_a_secret_is_not_kept() {
     }
     assert_eq!(kept_answers(&app).await.len(), 2);
 }
+
+/// An action without a body (rotate-secret, start) is kept and replayed like a create: a
+/// retried rotation must not rotate again (that would end the first new secret at once),
+/// nor a retried start answer 409.
+#[tokio::test]
+async fn an_action_without_a_body_is_replayed() {
+    let app = TestApp::start().await;
+    let (_, ep, _) = post_keyed(&app, "/webhook-endpoints", "k-ep", &json!({"url": "https://hooks.example.com/a", "events": ["call.ended"]})).await;
+    let path = format!("/webhook-endpoints/{}/rotate-secret", ep["id"].as_str().unwrap());
+    let send = |path: String| {
+        let req = app.api(Method::POST, &path).header("Idempotency-Key", "k-action");
+        async move {
+            let r = req.send().await.unwrap();
+            let replayed = r.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+            (r.status(), r.json::<Value>().await.unwrap(), replayed)
+        }
+    };
+    let (s1, first, _) = send(path.clone()).await;
+    assert_eq!(s1, StatusCode::OK, "{first}");
+    let (s2, second, replayed) = send(path).await;
+    assert_eq!((s2, replayed), (StatusCode::OK, true), "{second}");
+    assert_eq!(second["secret"], first["secret"], "rotated once");
+
+    let (_, campaign, _) = post_keyed(&app, "/campaigns", "k-c", &campaign_body("action")).await;
+    let start = format!("/campaigns/{}/start", campaign["id"].as_str().unwrap());
+    let req = || app.api(Method::POST, &start).header("Idempotency-Key", "k-start");
+    let first = req().send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let second = req().send().await.unwrap();
+    assert_eq!(second.status(), StatusCode::OK, "a replay, not a 409");
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+}
