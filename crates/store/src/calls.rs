@@ -7,7 +7,7 @@
 //! The fences of one outbound attempt, in the order that keeps it from being dialled twice
 //! (see `dialtone_core::attempt`): the claim inserts it QUEUED and owned by a node;
 //! [`mark_placing`] commits `placing_at` before the provider request; the provider's
-//! answer stores its id ([`mark_dialed_row`]); a call that certainly never reached the
+//! answer stores its id ([`mark_dialed_rows`]); a call that certainly never reached the
 //! provider is deleted by [`delete_unsent`] and its attempt given back
 //! (`crate::attempts::give_back`); after a crash, [`orphaned`] hands each unsent call to
 //! exactly one node to resolve.
@@ -39,18 +39,14 @@ pub async fn mark_placing(mut db: Db<'_>, call: &CallId, node: &str, now: Timest
 
 /// The placing fence committed in the claim's own transaction (see `Store::claim_placing`):
 /// sets `placing_at` on `calls`, QUEUED calls this transaction has just inserted or queued
-/// for `node`. One statement for the lot; only the list of ids is spelt per dialect
-/// (`json_each` on SQLite, `jsonb_array_elements_text` on PostgreSQL). Errors if any call
+/// for `node`. One statement for the lot, the ids one JSON list (`crate::sql::in_json_list`). Errors if any call
 /// was not matched, which the claim's own rows rule out.
 pub async fn mark_placing_claimed(mut db: Db<'_>, calls: &[&CallId], node: &str, now: Timestamp) -> Result<()> {
     if calls.is_empty() {
         return Ok(());
     }
     let ids = crate::sql::json_list(&calls.iter().map(|c| c.as_str()).collect::<Vec<_>>());
-    let list = match db.dialect() {
-        crate::sql::Dialect::Sqlite => "SELECT value FROM json_each($3)",
-        crate::sql::Dialect::Postgres => "SELECT jsonb_array_elements_text($3::jsonb)",
-    };
+    let list = crate::sql::in_json_list(db.dialect(), 3);
     let sql =
         format!("UPDATE calls SET placing_at = $1, updated_at = $1 WHERE id IN ({list}) AND status = 'queued' AND placing_at IS NULL AND claimed_by = $2");
     let n = db.execute(&sql, args![ms(now), node, ids]).await?;
@@ -60,21 +56,54 @@ pub async fn mark_placing_claimed(mut db: Db<'_>, calls: &[&CallId], node: &str,
     Ok(())
 }
 
-/// Stores the provider's id of an accepted call and moves it QUEUED → DIALING (never back;
-/// a first id stays). `None`: no such call. The call as it is afterwards.
-pub async fn mark_dialed_row(mut db: Db<'_>, call: &CallId, provider_call_id: &str, now: Timestamp) -> Result<Option<Call>> {
+/// Stores the provider's id of each accepted call of `calls` (call, provider call id) and
+/// moves it QUEUED → DIALING (never back; a first id stays), in one statement: the pairs
+/// travel as one JSON array (`crate::sql::json_elements`). A call named twice keeps the
+/// first id, as two marks one after the other would. Returns each call as it is
+/// afterwards, in the order of `calls`; errors with `NotFound` (the first missing id) if a
+/// call does not exist. PostgreSQL locks the rows in call id order first, the order an
+/// event batch takes them in, so the two never wait on each other in a cycle.
+pub async fn mark_dialed_rows(mut db: Db<'_>, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<Call>> {
+    let mut first: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for (call, pid) in calls {
+        first.entry(call.as_str()).or_insert(pid.as_str());
+    }
+    if first.is_empty() {
+        return Ok(vec![]);
+    }
+    let pairs: Vec<serde_json::Value> = first.iter().map(|(id, pid)| serde_json::json!({ "id": id, "pid": pid })).collect();
+    // SQLite's RETURNING reads only the updated table and takes no `calls.*`; PostgreSQL's
+    // `*` would add the FROM list's columns.
+    let returning = match db.dialect() {
+        crate::sql::Dialect::Sqlite => "*",
+        crate::sql::Dialect::Postgres => {
+            let ids = crate::sql::json_list(&first.keys().collect::<Vec<_>>());
+            db.execute(&format!("SELECT 1 FROM calls WHERE id IN ({}) ORDER BY id FOR UPDATE", crate::sql::in_json_list(db.dialect(), 1)), args![ids]).await?;
+            "calls.*"
+        }
+    };
     // A CASE rather than SQLite's MAX / PostgreSQL's GREATEST, so the text is one.
-    let row: Option<CallRow> = db
-        .fetch_optional(
-            "UPDATE calls SET provider_call_id = COALESCE(provider_call_id, $1),
-                status = CASE WHEN status = 'queued' THEN 'dialing' ELSE status END,
-                dialed_at = COALESCE(dialed_at, $2), last_event_at = CASE WHEN last_event_at > $2 THEN last_event_at ELSE $2 END,
-                updated_at = $2
-             WHERE id = $3 RETURNING *",
-            args![provider_call_id, ms(now), call.as_str()],
+    let rows: Vec<CallRow> = db
+        .fetch_all(
+            &format!(
+                "UPDATE calls SET provider_call_id = COALESCE(calls.provider_call_id, d.pid),
+                    status = CASE WHEN calls.status = 'queued' THEN 'dialing' ELSE calls.status END,
+                    dialed_at = COALESCE(calls.dialed_at, $2),
+                    last_event_at = CASE WHEN calls.last_event_at > $2 THEN calls.last_event_at ELSE $2 END,
+                    updated_at = $2
+                 FROM (SELECT value ->> 'id' AS id, value ->> 'pid' AS pid FROM {}) AS d
+                 WHERE calls.id = d.id RETURNING {returning}",
+                crate::sql::json_elements(db.dialect(), 1)
+            ),
+            args![serde_json::Value::Array(pairs).to_string(), ms(now)],
         )
         .await?;
-    row.map(Call::try_from).transpose()
+    let mut by_id: std::collections::HashMap<String, Call> = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let call = Call::try_from(row)?;
+        by_id.insert(call.id.as_str().to_string(), call);
+    }
+    calls.iter().map(|(call, _)| by_id.get(call.as_str()).cloned().ok_or_else(|| crate::StoreError::not_found("call", call))).collect()
 }
 
 /// `Store::mark_dialed_many` on either backend: [`mark_dialed_many`] in one write
@@ -98,14 +127,14 @@ pub async fn mark_dialed_committed(p: crate::shared::Pools<'_>, calls: &[(CallId
     }
 }
 
-/// [`mark_dialed_row`] for each (call, provider call id) of `calls` in the transaction `tx`,
+/// [`mark_dialed_rows`] for `calls` (call, provider call id) in the transaction `tx`,
 /// and what the mark brings with it (`Store::mark_dialed`): the events stored earlier under
 /// each provider id with no call are adopted and applied, and each campaign is flipped to
 /// `dialing` on its first accepted call. Returns, in the order of `calls`, whether each
 /// started its campaign (only a campaign's first call of the batch can). Errors with
 /// `NotFound` if a call does not exist; the caller's transaction then rolls back whole.
 ///
-/// Per batch, not per call: one orphan lookup for all the provider ids (one indexed query),
+/// Per batch, not per call: one statement marks them all, one orphan lookup for all the provider ids (one indexed query),
 /// on PostgreSQL one statement for the ids' advisory locks, and one flip per campaign. Each
 /// statement is a round trip (to sqlx's SQLite worker thread, or to the PostgreSQL server),
 /// and done per call these were two thirds of a mark's cost (BENCHMARKS.md).
@@ -116,14 +145,7 @@ pub async fn mark_dialed_committed(p: crate::shared::Pools<'_>, calls: &[(CallId
 /// orphan for one of these ids under its advisory lock either committed before the lookup
 /// (which sees the orphan) or looks for the call after this commits (and finds it).
 pub async fn mark_dialed_many(tx: &mut crate::shared::Tx, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
-    let mut order: Vec<usize> = (0..calls.len()).collect();
-    order.sort_by(|&a, &b| calls[a].0.as_str().cmp(calls[b].0.as_str()));
-    let mut dialed: Vec<Option<Call>> = vec![None; calls.len()];
-    for i in order {
-        let (call, provider_call_id) = &calls[i];
-        dialed[i] = Some(mark_dialed_row(tx.db(), call, provider_call_id, now).await?.ok_or_else(|| crate::StoreError::not_found("call", call))?);
-    }
-    let dialed: Vec<Call> = dialed.into_iter().flatten().collect();
+    let dialed = mark_dialed_rows(tx.db(), calls, now).await?;
     let pids: Vec<&str> = dialed.iter().filter_map(|c| c.provider_call_id.as_deref()).collect();
     let list = match tx.db().dialect() {
         crate::sql::Dialect::Sqlite => "SELECT value FROM json_each($1)",

@@ -58,6 +58,35 @@ pub fn json_list<S: AsRef<str>>(items: &[S]) -> String {
     serde_json::to_string(&items.iter().map(AsRef::as_ref).collect::<Vec<&str>>()).expect("strings serialize")
 }
 
+/// The elements of a JSON array bound as argument `$n`, as a row source with one row per
+/// element and the element in the column `value`: `json_each($n)` on SQLite,
+/// `jsonb_array_elements($n::jsonb)` on PostgreSQL. Fields are read the same on both,
+/// `value ->> 'name'` (text or NULL on PostgreSQL, the JSON value's own type on SQLite;
+/// `CAST(… AS BIGINT)` makes an integer of either).
+///
+/// A batch of rows travels this way rather than as `VALUES ($1, $2, …), (…)`: one argument
+/// whatever the batch's size, so the statement's text is the same every time (sqlx prepares
+/// it once and keeps it) and SQLite does not look up each of hundreds of `$N` names
+/// (`sqlite3_bind_parameter_name`, a linear search: binding N of them is O(N²); it was
+/// ~5 % of the writer's CPU in the issue 10 profile, BENCHMARKS.md).
+pub fn json_elements(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("json_each(${n})"),
+        Dialect::Postgres => format!("jsonb_array_elements(${n}::jsonb)"),
+    }
+}
+
+/// The strings of a [`json_list`] bound as argument `$n`, as a one-column subquery for
+/// `IN (…)`: `SELECT value FROM json_each($n)` on SQLite, `SELECT
+/// jsonb_array_elements_text($n::jsonb)` on PostgreSQL. For lists of ids, whose length
+/// varies with the data (see [`json_elements`] for why not one `$N` each).
+pub fn in_json_list(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("SELECT value FROM json_each(${n})"),
+        Dialect::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb)"),
+    }
+}
+
 /// `args![a, b, …]`: the argument list of a statement, `$1` first.
 #[macro_export]
 #[doc(hidden)]

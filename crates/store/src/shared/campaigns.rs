@@ -100,9 +100,9 @@ pub async fn counts(p: Pools<'_>, ids: &[CampaignId]) -> Result<HashMap<Campaign
     }
     // One statement, so one snapshot: a call that ends between two separate reads would
     // otherwise show its contact still `in_call` next to no active call.
-    let list = placeholders(1, ids.len());
-    let rows: Vec<CountRow> = p
-        .read()
+    let mut db = p.read();
+    let list = crate::sql::in_json_list(db.dialect(), 1);
+    let rows: Vec<CountRow> = db
         .fetch_all(
             &format!(
                 "SELECT 'contact' AS kind, campaign_id, status, NULL AS outcome, COUNT(*) AS n FROM contacts
@@ -110,7 +110,7 @@ pub async fn counts(p: Pools<'_>, ids: &[CampaignId]) -> Result<HashMap<Campaign
                  UNION ALL
                  SELECT 'call', campaign_id, status, outcome, COUNT(*) FROM calls WHERE campaign_id IN ({list}) GROUP BY campaign_id, status, outcome"
             ),
-            ids.iter().map(|c| Arg::from(c.as_str())).collect(),
+            args![crate::sql::json_list(&ids.iter().map(|c| c.as_str()).collect::<Vec<_>>())],
         )
         .await?;
     for r in rows {

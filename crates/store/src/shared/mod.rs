@@ -101,8 +101,10 @@ pub async fn pg_lock(db: &mut Db<'_>, sql: &str, args: Vec<Arg>) -> Result<()> {
     Ok(())
 }
 
-/// `$from, $from+1, …`: `n` numbered placeholders, for `IN (…)` over a list of values (the
-/// same text on both backends, where PostgreSQL alone could bind one array).
+/// `$from, $from+1, …`: `n` numbered placeholders, for `IN (…)` over a short list whose
+/// length the code bounds (a filter's statuses). A list whose length comes from the data
+/// (ids) is one JSON argument instead, `crate::sql::in_json_list`: one `$N` per id makes a
+/// new statement text per length and costs SQLite O(N²) to bind.
 pub fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

@@ -19,7 +19,7 @@
 //! endpoint whose tries have failed without a success for 5 days ([`DISABLE_AFTER`]) is
 //! disabled (`disabled_reason = 'failing'`, visible in the API).
 
-use super::{placeholders, Pools};
+use super::Pools;
 use crate::common::{ms, opt_ts, ts};
 use crate::secrets::{self, Keyring};
 use crate::sql::{args, Arg, Db, Dialect};
@@ -415,45 +415,45 @@ impl TryFrom<AttemptRow> for DeliveryAttempt {
 /// A delivery's columns, its message's payload included (`d`: the delivery, `m`: its message).
 const DELIVERY_COLUMNS: &str = "d.message_id, d.endpoint_id, d.workspace_id, d.event_type, m.payload, d.status, d.attempts, d.next_attempt_at, d.created_at";
 
-/// Events per statement in [`emit`] (6 arguments each, well under either backend's limit).
-const EMIT_CHUNK: usize = 200;
-
 /// Whether endpoint `e` receives message `m` (of its workspace, enabled, subscribed to its
 /// type): the one rule of who gets what, for [`emit`], the fan-out and the delivery log.
 const RECEIVES: &str = "e.workspace_id = m.workspace_id AND e.enabled AND e.events LIKE '%,' || m.event_type || ',%'";
 
 /// Puts `events` in the outbox, inside the caller's transaction: one message per event whose
 /// workspace has an enabled endpoint subscribed to its type (the worker fans it out to
-/// those endpoints, see the module's docs). One statement per [`EMIT_CHUNK`] events; nothing
+/// those endpoints, see the module's docs). One statement for them all (the events travel as
+/// one JSON array, `crate::sql::json_elements`); nothing
 /// is written for a workspace without such an endpoint. A message about a call
 /// ([`OutboxBody::FromCall`]) is written with its call's id, and one held for its report
 /// with the end of its wait.
 pub async fn emit(db: &mut Db<'_>, events: &[OutboxEvent], now: Timestamp) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let stamp = now.to_string();
     let until = ms(now.saturating_add(REPORT_WAIT).unwrap_or(now));
-    for chunk in events.chunks(EMIT_CHUNK) {
-        let mut a: Vec<Arg> = args![ms(now)];
-        let mut rows = Vec::with_capacity(chunk.len());
-        for e in chunk {
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
             let body = serde_json::json!({ "type": e.event_type, "timestamp": stamp, "data": e.data }).to_string();
-            rows.push(format!("({})", placeholders(a.len() + 1, 6)));
             let (call_id, held) = match &e.body {
                 OutboxBody::Whole => (None, None),
                 OutboxBody::FromCall { call_id, held_for_report } => (Some(call_id.as_str()), held_for_report.then_some(until)),
             };
-            a.extend(args![MessageId::new().as_str(), e.workspace_id.as_str(), e.event_type, body, call_id, held]);
-        }
-        // `VALUES` names its columns column1… on both backends.
-        let sql = format!(
-            "INSERT INTO webhook_messages (id, workspace_id, event_type, payload, created_at, call_id, not_before)
-             SELECT m.id, m.workspace_id, m.event_type, m.payload, $1, m.call_id, m.not_before
-             FROM (SELECT column1 AS id, column2 AS workspace_id, column3 AS event_type, column4 AS payload, column5 AS call_id,
-                          column6 AS not_before FROM (VALUES {}) AS v) AS m
-             WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE {RECEIVES})",
-            rows.join(", ")
-        );
-        db.execute(&sql, a).await?;
-    }
+            serde_json::json!({ "id": MessageId::new().as_str(), "workspace_id": e.workspace_id.as_str(), "event_type": e.event_type,
+                "payload": body, "call_id": call_id, "not_before": held })
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO webhook_messages (id, workspace_id, event_type, payload, created_at, call_id, not_before)
+         SELECT m.id, m.workspace_id, m.event_type, m.payload, $1, m.call_id, m.not_before
+         FROM (SELECT value ->> 'id' AS id, value ->> 'workspace_id' AS workspace_id, value ->> 'event_type' AS event_type,
+                      value ->> 'payload' AS payload, value ->> 'call_id' AS call_id, CAST(value ->> 'not_before' AS BIGINT) AS not_before
+               FROM {}) AS m
+         WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE {RECEIVES})",
+        crate::sql::json_elements(db.dialect(), 2)
+    );
+    db.execute(&sql, args![ms(now), serde_json::Value::Array(rows).to_string()]).await?;
     Ok(())
 }
 
@@ -731,34 +731,27 @@ async fn fan_out(db: &mut Db<'_>, limit: u32, now: Timestamp) -> Result<()> {
         )
         .await?;
     ready.extend(held);
-    // Their bodies completed, one statement per EMIT_CHUNK (`VALUES` names its columns
-    // column1… on both backends; SQLite has `UPDATE … FROM` since 3.33).
+    // Their bodies completed, in one statement (`crate::sql::json_elements`).
     let mut bodies = Vec::new();
     for m in &ready {
         if let Some(body) = m.completed()? {
-            bodies.push((m.id.as_str(), body));
+            bodies.push(serde_json::json!({ "id": m.id.as_str(), "payload": body }));
         }
     }
-    for chunk in bodies.chunks(EMIT_CHUNK) {
-        let mut a: Vec<Arg> = Vec::with_capacity(chunk.len() * 2);
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (id, body) in chunk {
-            rows.push(format!("({})", placeholders(a.len() + 1, 2)));
-            a.extend(args![*id, body.as_str()]);
-        }
-        let sql = format!("UPDATE webhook_messages SET payload = v.column2 FROM (VALUES {}) AS v WHERE webhook_messages.id = v.column1", rows.join(", "));
-        db.execute(&sql, a).await?;
+    if !bodies.is_empty() {
+        let sql = format!(
+            "UPDATE webhook_messages SET payload = v.payload
+             FROM (SELECT value ->> 'id' AS id, value ->> 'payload' AS payload FROM {}) AS v WHERE webhook_messages.id = v.id",
+            crate::sql::json_elements(db.dialect(), 1)
+        );
+        db.execute(&sql, args![serde_json::Value::Array(bodies).to_string()]).await?;
     }
     let ids: Vec<String> = ready.into_iter().map(|m| m.id).collect();
     if ids.is_empty() {
         return Ok(());
     }
-    let list = placeholders(2, ids.len());
-    let with_ids = || {
-        let mut a = args![ms(now)];
-        a.extend(ids.iter().map(|id| Arg::from(id.as_str())));
-        a
-    };
+    let list = crate::sql::in_json_list(db.dialect(), 2);
+    let with_ids = || args![ms(now), crate::sql::json_list(&ids)];
     // SQLite needs the WHERE before ON CONFLICT in an INSERT … SELECT (its parser's rule).
     db.execute(
         &format!(
@@ -816,7 +809,7 @@ pub async fn claim(
         Dialect::Sqlite => "",
     };
     let due = "status = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)";
-    let skipped = if skip.is_empty() { String::new() } else { format!("AND d.endpoint_id NOT IN ({})", placeholders(5, skip.len())) };
+    let skipped = if skip.is_empty() { String::new() } else { format!("AND d.endpoint_id NOT IN ({})", crate::sql::in_json_list(db.dialect(), 5)) };
     let sql = format!(
         "UPDATE webhook_deliveries SET attempts = attempts + 1, claimed_by = $1, lease_until = $3, updated_at = $2
          WHERE (message_id, endpoint_id) IN (
@@ -828,7 +821,9 @@ pub async fn claim(
     );
     let until = now.saturating_add(lease).unwrap_or(now);
     let mut a = args![node, ms(now), ms(until), limit];
-    a.extend(skip.iter().map(|e| Arg::from(e.as_str())));
+    if !skip.is_empty() {
+        a.push(Arg::from(crate::sql::json_list(&skip.iter().map(|e| e.as_str()).collect::<Vec<_>>())));
+    }
     let claimed: Vec<ClaimedRow> = db.fetch_all(&sql, a).await?;
     if claimed.is_empty() {
         tx.commit().await?;
@@ -839,7 +834,10 @@ pub async fn claim(
     ids.sort_unstable();
     ids.dedup();
     let payloads: Vec<(String, String)> = db
-        .fetch_all(&format!("SELECT id, payload FROM webhook_messages WHERE id IN ({})", placeholders(1, ids.len())), ids.into_iter().map(Arg::from).collect())
+        .fetch_all(
+            &format!("SELECT id, payload FROM webhook_messages WHERE id IN ({})", crate::sql::in_json_list(db.dialect(), 1)),
+            args![crate::sql::json_list(&ids)],
+        )
         .await?;
     let payloads: std::collections::HashMap<String, String> = payloads.into_iter().collect();
     let mut rows: Vec<DeliveryRow> = Vec::with_capacity(claimed.len());
@@ -993,11 +991,12 @@ pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &P
     }
     // A message not fanned out yet shows the body it will go with: one about a call is
     // completed from the call's row as the fan-out will ([`CallFill::completed`]).
-    let list = placeholders(1, rows.len());
+    let list = crate::sql::in_json_list(db.dialect(), 1);
+    let ids = crate::sql::json_list(&rows.iter().map(|r| r.message_id.as_str()).collect::<Vec<_>>());
     let unfanned: Vec<CallFill> = db
         .fetch_all(
             &format!("SELECT {FILL_COLUMNS} FROM webhook_messages m LEFT JOIN calls c ON c.id = m.call_id WHERE m.fanned_out_at IS NULL AND m.id IN ({list})"),
-            rows.iter().map(|r| Arg::from(r.message_id.as_str())).collect(),
+            args![ids.as_str()],
         )
         .await?;
     let mut completed = std::collections::HashMap::new();
@@ -1011,12 +1010,13 @@ pub async fn deliveries(p: Pools<'_>, ws: &WorkspaceId, endpoint: &str, page: &P
             r.payload = body.clone();
         }
     }
-    let ids: Vec<Arg> = rows.iter().map(|r| Arg::from(r.message_id.as_str())).collect();
-    let mut a = args![endpoint];
-    let list = placeholders(2, ids.len());
-    a.extend(ids);
-    let attempts: Vec<AttemptRow> =
-        db.fetch_all(&format!("SELECT * FROM webhook_attempts WHERE endpoint_id = $1 AND message_id IN ({list}) ORDER BY attempted_at, id"), a).await?;
+    let list = crate::sql::in_json_list(db.dialect(), 2);
+    let attempts: Vec<AttemptRow> = db
+        .fetch_all(
+            &format!("SELECT * FROM webhook_attempts WHERE endpoint_id = $1 AND message_id IN ({list}) ORDER BY attempted_at, id"),
+            args![endpoint, ids.as_str()],
+        )
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let d = Delivery::try_from(r)?;

@@ -67,6 +67,8 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, placing: bool, node
     };
     let provider: ProviderKind = rows::parse(c.try_get("provider")?)?;
     let mut dials = Vec::with_capacity(n as usize);
+    // The rows of the calls to insert, written in one statement once every round is done.
+    let mut new_rows = Vec::with_capacity(n as usize);
     // Each round claims what is still free; contacts turned away at claim time (on a
     // do-not-call list) leave the pool, so the next round picks others.
     for _round in 0..8 {
@@ -131,9 +133,10 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, placing: bool, node
                 }
                 _ => None,
             };
-            dials.push(new_call(&mut tx, r, &ws, campaign, provider, &c, caller, node, now).await?);
+            dials.push(new_call(&mut tx, r, &ws, campaign, provider, &c, caller, node, now, &mut new_rows).await?);
         }
     }
+    insert_calls(&mut tx, new_rows, node, now).await?;
     if let Some(p) = &picker {
         p.save(Db::from(&mut *tx), campaign.as_str()).await?;
     }
@@ -159,7 +162,8 @@ async fn account_room(tx: &mut sqlx::Transaction<'_, Sqlite>, provider: &str, ac
     Ok(crate::common::account_room(limit, account_active, sharing, campaign_active))
 }
 
-/// Inserts the QUEUED call for a claimed contact `r` of campaign row `c`.
+/// The QUEUED call for a claimed contact `r` of campaign row `c`: a scheduled single call's
+/// row is queued at once; a new call's row is added to `new_rows` for [`insert_calls`].
 #[allow(clippy::too_many_arguments)]
 async fn new_call(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
@@ -171,6 +175,7 @@ async fn new_call(
     caller: Option<String>,
     node: &str,
     now: Timestamp,
+    new_rows: &mut Vec<serde_json::Value>,
 ) -> Result<Dial> {
     // A scheduled single call already has its row: it moves to QUEUED (owned by `node`)
     // instead. Only single-call campaigns have such rows (as PostgreSQL's claim asks), so
@@ -222,24 +227,40 @@ async fn new_call(
     if scheduled.is_some() {
         return Ok(dial);
     }
+    new_rows.push(serde_json::json!([
+        dial.call_id.as_str(),
+        ws.as_str(),
+        campaign.as_str(),
+        dial.contact_id.as_str(),
+        dial.attempt,
+        provider.as_str(),
+        dial.phone.as_str(),
+        caller,
+        dial.account_id.as_ref().map(|a| a.as_str())
+    ]));
+    Ok(dial)
+}
+
+/// Inserts the claim's new QUEUED calls, owned by `node`, in one statement: each row a JSON
+/// array `[id, workspace, campaign, contact, attempt, provider, phone, caller number,
+/// account]`, all of them one argument read with `json_each` (PostgreSQL's claim binds the
+/// same columns as arrays, `UNNEST`). One statement per claim rather than one per call:
+/// each is a round trip to sqlx's SQLite worker thread (BENCHMARKS.md, issue 10).
+async fn insert_calls(tx: &mut sqlx::Transaction<'_, Sqlite>, rows: Vec<serde_json::Value>, node: &str, now: Timestamp) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO calls (id, workspace_id, campaign_id, contact_id, attempt, provider, phone, status, created_at, updated_at, last_event_at, claimed_by, caller_number, account_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8, ?8, ?9, ?10, ?11)",
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, 'queued', ?1, ?1, ?1, ?2, value ->> 7, value ->> 8
+         FROM json_each(?3) ORDER BY key",
     )
-    .bind(dial.call_id.as_str())
-    .bind(ws.as_str())
-    .bind(campaign.as_str())
-    .bind(dial.contact_id.as_str())
-    .bind(dial.attempt as i64)
-    .bind(provider.as_str())
-    .bind(dial.phone.as_str())
     .bind(ms(now))
     .bind(node)
-    .bind(caller)
-    .bind(dial.account_id.as_ref().map(|a| a.as_str().to_string()))
+    .bind(serde_json::Value::Array(rows).to_string())
     .execute(&mut **tx)
     .await?;
-    Ok(dial)
+    Ok(())
 }
 
 /// `mark_placing` for each of `calls` in one transaction: one commit (one WAL sync) for
