@@ -275,8 +275,16 @@ pub async fn overdue(mut db: Db<'_>, now: Timestamp, default_max: std::time::Dur
 /// `Store::orphaned_calls`): candidates are read on `read`, taken on `write` (SQLite keeps
 /// a reader pool beside its one writer; PostgreSQL passes its pool twice). Two nodes
 /// taking over the same call: the second's fence sees the new owner and matches nothing
-/// (PostgreSQL: it waits for the first's row lock, then re-checks the WHERE).
-pub async fn orphaned(mut read: Db<'_>, mut write: Db<'_>, node: &str, lease: std::time::Duration, now: Timestamp) -> Result<Vec<Call>> {
+/// (PostgreSQL: it waits for the first's row lock, then re-checks the WHERE). Calls in
+/// `busy` are skipped before any write.
+pub async fn orphaned(
+    mut read: Db<'_>,
+    mut write: Db<'_>,
+    node: &str,
+    lease: std::time::Duration,
+    now: Timestamp,
+    busy: &std::collections::HashSet<CallId>,
+) -> Result<Vec<Call>> {
     let cutoff = lease_cutoff(now, lease);
     let candidates: Vec<(String, Option<String>)> = read
         .fetch_all(
@@ -288,7 +296,7 @@ pub async fn orphaned(mut read: Db<'_>, mut write: Db<'_>, node: &str, lease: st
         )
         .await?;
     let mut taken = Vec::with_capacity(candidates.len());
-    for (id, owner) in candidates {
+    for (id, owner) in candidates.into_iter().filter(|(id, _)| !busy.contains(&CallId::from_db(id.clone()))) {
         // The fence: the owner must still be the one we saw, the call still unsent, and,
         // unless it is us, the owner still without a live lease (it may have come back).
         let row: Option<CallRow> = write

@@ -236,8 +236,10 @@ pub trait Store: Send + Sync + 'static {
     /// heartbeat is older than `lease` at `now` (or that never heartbeat). Each is taken
     /// over with a fenced `UPDATE … SET claimed_by = node WHERE claimed_by IS NOT DISTINCT
     /// FROM <old owner>`; a call another node took first is skipped. Returns only the calls
-    /// `node` owns now, as they are after the takeover.
-    async fn orphaned_calls(&self, node: &str, lease: std::time::Duration, now: Timestamp) -> Result<Vec<Call>>;
+    /// `node` owns now, as they are after the takeover. Calls in `busy` (the caller's own
+    /// placements in flight) are neither taken nor returned: read, they would otherwise
+    /// cost one write each per pass in the writer queue every claim waits in.
+    async fn orphaned_calls(&self, node: &str, lease: std::time::Duration, now: Timestamp, busy: &std::collections::HashSet<CallId>) -> Result<Vec<Call>>;
     /// Live calls (active, with a provider id) that have lasted their maximum duration at
     /// `now`: counted from when the provider accepted them (`dialed_at`; an inbound call
     /// from when it was recorded), against their campaign's `max_call_duration_secs` or

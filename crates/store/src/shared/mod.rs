@@ -246,8 +246,8 @@ macro_rules! impl_store {
                 $crate::calls::stuck(self.pools().read(), quiet_since, limit).await
             }
 
-            async fn orphaned_calls(&self, node: &str, lease: std::time::Duration, now: jiff::Timestamp) -> $crate::Result<Vec<$crate::Call>> {
-                $crate::calls::orphaned(self.pools().read(), self.pools().write(), node, lease, now).await
+            async fn orphaned_calls(&self, node: &str, lease: std::time::Duration, now: jiff::Timestamp, busy: &std::collections::HashSet<dialtone_core::CallId>) -> $crate::Result<Vec<$crate::Call>> {
+                $crate::calls::orphaned(self.pools().read(), self.pools().write(), node, lease, now, busy).await
             }
 
             async fn overdue_calls(&self, now: jiff::Timestamp, default_max: std::time::Duration, limit: u32) -> $crate::Result<Vec<($crate::Call, u64)>> {

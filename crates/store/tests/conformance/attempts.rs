@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The reason a provider ends a call it refused because the account was full.
 const CAPACITY_REASON: &str = "call.start.error-subscription-concurrency-limit-reached";
@@ -193,7 +193,7 @@ impl World {
                         store.heartbeat(node, self.now).await.unwrap();
                     }
                 }
-                let orphans = store.orphaned_calls(self.nodes[*n].as_str(), LEASE, self.now).await.unwrap();
+                let orphans = store.orphaned_calls(self.nodes[*n].as_str(), LEASE, self.now, &HashSet::new()).await.unwrap();
                 for call in orphans {
                     // As the engine: a call this node is still placing is not an orphan. (Other
                     // cases' campaigns are left alone.)

@@ -27,13 +27,13 @@ pub async fn a_live_owners_unsent_calls_are_never_another_nodes_orphans(store: S
     assert!(store.mark_placing(&dials[0].call_id, A, at(1)).await.unwrap(), "the owner passes its own fence");
 
     for t in [1, 10, 15] {
-        assert!(store.orphaned_calls(B, LEASE, at(t)).await.unwrap().is_empty(), "at {t}s A's lease (heartbeat at 0s) still holds");
+        assert!(store.orphaned_calls(B, LEASE, at(t), &HashSet::new()).await.unwrap().is_empty(), "at {t}s A's lease (heartbeat at 0s) still holds");
     }
     store.heartbeat(A, at(14)).await.unwrap();
     // A heartbeat written late (an older time) does not shorten the lease.
     store.heartbeat(A, at(5)).await.unwrap();
     for t in [16, 25, 29] {
-        assert!(store.orphaned_calls(B, LEASE, at(t)).await.unwrap().is_empty(), "at {t}s A's lease (heartbeat at 14s) still holds");
+        assert!(store.orphaned_calls(B, LEASE, at(t), &HashSet::new()).await.unwrap().is_empty(), "at {t}s A's lease (heartbeat at 14s) still holds");
     }
     for d in &dials {
         let call = load_call(&store, &ws, &d.call_id).await;
@@ -42,9 +42,22 @@ pub async fn a_live_owners_unsent_calls_are_never_another_nodes_orphans(store: S
     assert!(store.mark_placing(&dials[1].call_id, A, at(29)).await.unwrap(), "A still owns its calls");
 
     // A node that restarts under the same id recovers its own calls at once.
-    let own = store.orphaned_calls(A, LEASE, at(30)).await.unwrap();
+    let own = store.orphaned_calls(A, LEASE, at(30), &HashSet::new()).await.unwrap();
     assert_eq!(ids(&own), dials.iter().map(|d| d.call_id.clone()).collect(), "a node's own unsent calls are its to recover");
-    assert!(store.orphaned_calls(B, LEASE, at(29)).await.unwrap().is_empty(), "and they stay A's");
+    assert!(store.orphaned_calls(B, LEASE, at(29), &HashSet::new()).await.unwrap().is_empty(), "and they stay A's");
+}
+
+/// A node's own placements in flight (`busy`) are not its orphans: skipped, while its
+/// other unsent calls are recovered.
+pub async fn a_nodes_calls_in_flight_are_skipped(store: S) {
+    let (_ws, cmp) = running(&store, Mode::Continuous, 3, 3, 3).await;
+    store.heartbeat(A, at(0)).await.unwrap();
+    let dials = store.claim(&cmp.id, A, at(0)).await.unwrap();
+    assert_eq!(dials.len(), 3);
+    let busy: HashSet<CallId> = dials[..2].iter().map(|d| d.call_id.clone()).collect();
+    let found = store.orphaned_calls(A, LEASE, at(30), &busy).await.unwrap();
+    assert_eq!(ids(&found), HashSet::from([dials[2].call_id.clone()]), "only the call not in flight is recovered");
+    assert!(store.mark_placing(&dials[0].call_id, A, at(31)).await.unwrap(), "the calls in flight are still A's to send");
 }
 
 pub async fn a_dead_owners_unsent_call_is_taken_over_exactly_once_by_racing_nodes(store: S) {
@@ -68,7 +81,7 @@ pub async fn a_dead_owners_unsent_call_is_taken_over_exactly_once_by_racing_node
             let node = if i % 2 == 0 { B } else { C };
             tokio::spawn(async move {
                 barrier.wait().await;
-                (node, store.orphaned_calls(node, LEASE, at(100)).await.expect("orphaned_calls"))
+                (node, store.orphaned_calls(node, LEASE, at(100), &HashSet::new()).await.expect("orphaned_calls"))
             })
         })
         .collect();
@@ -100,7 +113,7 @@ pub async fn a_dead_owners_unsent_call_is_taken_over_exactly_once_by_racing_node
         }
     }
     // The new owners are alive: the calls are nobody else's orphans now.
-    assert!(store.orphaned_calls(A, LEASE, at(105)).await.unwrap().is_empty(), "A, back under its old id, has lost them");
+    assert!(store.orphaned_calls(A, LEASE, at(105), &HashSet::new()).await.unwrap().is_empty(), "A, back under its old id, has lost them");
 }
 
 pub async fn after_a_takeover_the_old_owners_mark_placing_fails(store: S) {
@@ -111,9 +124,9 @@ pub async fn after_a_takeover_the_old_owners_mark_placing_fails(store: S) {
 
     // A stalls (its heartbeat stops) past the lease; B takes its calls over.
     store.heartbeat(B, at(60)).await.unwrap();
-    let taken = store.orphaned_calls(B, LEASE, at(60)).await.unwrap();
+    let taken = store.orphaned_calls(B, LEASE, at(60), &HashSet::new()).await.unwrap();
     assert_eq!(ids(&taken), dials.iter().map(|d| d.call_id.clone()).collect());
-    assert!(store.orphaned_calls(B, LEASE, at(60)).await.unwrap().len() == 2, "B asking again finds its own calls");
+    assert!(store.orphaned_calls(B, LEASE, at(60), &HashSet::new()).await.unwrap().len() == 2, "B asking again finds its own calls");
 
     // A wakes up and carries on placing: the fence stops it.
     store.heartbeat(A, at(61)).await.unwrap();
@@ -121,7 +134,7 @@ pub async fn after_a_takeover_the_old_owners_mark_placing_fails(store: S) {
         assert!(!store.mark_placing(&d.call_id, A, at(61)).await.unwrap(), "the old owner must not send {}", d.call_id);
         assert_eq!(load_call(&store, &ws, &d.call_id).await.placing_at, None);
     }
-    assert!(store.orphaned_calls(A, LEASE, at(62)).await.unwrap().is_empty(), "B is alive: A cannot take them back");
+    assert!(store.orphaned_calls(A, LEASE, at(62), &HashSet::new()).await.unwrap().is_empty(), "B is alive: A cannot take them back");
     assert!(store.mark_placing(&dials[0].call_id, B, at(62)).await.unwrap());
     assert!(store.release_unsent(&dials[1].call_id, "never sent", at(62)).await.unwrap(), "the new owner resolves it");
 }
@@ -142,7 +155,7 @@ pub async fn a_call_with_a_provider_id_is_never_an_orphan(store: S) {
 
     // A is long dead: only the never-sent third call is an orphan, for A itself as for B.
     for node in [B, A] {
-        let orphans = store.orphaned_calls(node, LEASE, at(1000)).await.unwrap();
+        let orphans = store.orphaned_calls(node, LEASE, at(1000), &HashSet::new()).await.unwrap();
         assert_eq!(ids(&orphans), HashSet::from([dials[2].call_id.clone()]), "{node}: a call with a provider id is never an orphan");
     }
 }
@@ -152,7 +165,7 @@ pub async fn a_call_whose_owner_never_heartbeat_is_an_orphan_at_once(store: S) {
     // A claimed without ever recording a lease (or its row is gone): nothing vouches for it.
     let dial = store.claim(&cmp.id, A, at(0)).await.unwrap().pop().unwrap();
     store.heartbeat(B, at(1)).await.unwrap();
-    let taken = store.orphaned_calls(B, LEASE, at(1)).await.unwrap();
+    let taken = store.orphaned_calls(B, LEASE, at(1), &HashSet::new()).await.unwrap();
     assert_eq!(ids(&taken), HashSet::from([dial.call_id.clone()]));
     assert!(!store.mark_placing(&dial.call_id, A, at(2)).await.unwrap());
     assert!(store.mark_placing(&dial.call_id, B, at(2)).await.unwrap());

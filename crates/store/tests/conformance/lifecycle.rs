@@ -2,19 +2,20 @@
 
 use crate::support::*;
 use dialtone_core::{CallStatus, CampaignStatus, ContactStatus, EventKind, Mode, Outcome};
+use std::collections::HashSet;
 
 pub async fn release_unsent_deletes_the_call_and_gives_back_the_attempt(store: S) {
     let (ws, cmp) = running(&store, Mode::Continuous, 1, 3, 1).await;
     let dial = claim(&store, &cmp.id, at(0)).await.pop().unwrap();
     assert_eq!(load_contact(&store, &ws, &dial.contact_id).await.attempts, 1);
-    assert_eq!(store.orphaned_calls(NODE, LEASE, at(0)).await.unwrap().len(), 1);
+    assert_eq!(store.orphaned_calls(NODE, LEASE, at(0), &HashSet::new()).await.unwrap().len(), 1);
 
     assert!(store.release_unsent(&dial.call_id, "crashed before sending", at(60)).await.unwrap());
     assert!(store.get_call(&ws, &dial.call_id).await.unwrap().is_none(), "the never-sent call is gone");
     let c = load_contact(&store, &ws, &dial.contact_id).await;
     assert_eq!((c.status, c.attempts, c.next_attempt_at), (ContactStatus::Pending, 0, at(60)), "the attempt is given back, due now");
     assert_eq!(active_of(&store, &ws, &cmp.id).await, 0);
-    assert!(store.orphaned_calls(NODE, LEASE, at(0)).await.unwrap().is_empty());
+    assert!(store.orphaned_calls(NODE, LEASE, at(0), &HashSet::new()).await.unwrap().is_empty());
     assert!(!store.release_unsent(&dial.call_id, "again", at(61)).await.unwrap(), "releasing twice does nothing");
 
     let again = claim(&store, &cmp.id, at(60)).await.pop().expect("due again at once");

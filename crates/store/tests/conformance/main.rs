@@ -146,6 +146,7 @@ conformance! {
     event_edges::a_batch_saves_the_reports_of_the_events_that_matched_their_call,
 
     leases::a_live_owners_unsent_calls_are_never_another_nodes_orphans,
+    leases::a_nodes_calls_in_flight_are_skipped,
     leases::a_dead_owners_unsent_call_is_taken_over_exactly_once_by_racing_nodes,
     leases::after_a_takeover_the_old_owners_mark_placing_fails,
     leases::other_live_nodes_counts_the_other_nodes_within_their_lease,
