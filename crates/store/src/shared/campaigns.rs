@@ -299,7 +299,9 @@ pub(crate) fn key(c: &NewContact) -> (String, String) {
 /// Inserts `chunk` as pending contacts, skipping numbers already in the campaign; returns the
 /// keys it inserted. Each backend its own statement: PostgreSQL binds one array per column
 /// and `UNNEST`s them (one short statement whatever the size, planned once), SQLite, which
-/// has no arrays, takes multi-row VALUES; and the conflict target must repeat each one's
+/// has no arrays, one JSON array of rows read with `json_each` (one `$N` per value made a
+/// new statement per chunk size and cost SQLite O(N²) to bind: `crate::sql::json_elements`);
+/// and the conflict target must repeat each one's
 /// partial index predicate (`inbound = 0` on SQLite, `NOT inbound` on PostgreSQL).
 pub(crate) async fn insert_chunk(db: Db<'_>, ws: &WorkspaceId, campaign: &CampaignId, chunk: &[&NewContact], now: Timestamp) -> Result<Vec<(String, String)>> {
     let ids: Vec<String> = chunk.iter().map(|_| ContactId::new().as_str().to_string()).collect();
@@ -308,38 +310,33 @@ pub(crate) async fn insert_chunk(db: Db<'_>, ws: &WorkspaceId, campaign: &Campai
         Db::Postgres(conn) => Ok(insert_chunk_pg(conn, ws, campaign, chunk, &ids, &variables, now).await?),
         Db::PgPool(pool) => Ok(insert_chunk_pg(&mut *pool.acquire().await?, ws, campaign, chunk, &ids, &variables, now).await?),
         mut db => {
-            let mut a = args![ws.as_str(), campaign.as_str(), ms(now)];
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (i, c) in chunk.iter().enumerate() {
-                let n = 4 + i * 8;
-                rows.push(format!(
-                    "(${n}, $1, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, $3, $3, $3)",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                ));
-                a.extend(args![
-                    &ids[i],
-                    c.phone.as_str(),
-                    extension_db(c.extension.as_ref()),
-                    c.name.as_deref(),
-                    &variables[i],
-                    c.timezone.as_ref().map(|z| z.timezone.as_str()),
-                    timezone_source_column(c.timezone.as_ref()),
-                    timezones_column(c.timezone.as_ref()),
-                ]);
-            }
-            let sql = format!(
+            let rows: Vec<serde_json::Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    serde_json::json!([
+                        &ids[i],
+                        c.phone.as_str(),
+                        extension_db(c.extension.as_ref()),
+                        c.name.as_deref(),
+                        &variables[i],
+                        c.timezone.as_ref().map(|z| z.timezone.as_str()),
+                        timezone_source_column(c.timezone.as_ref()),
+                        timezones_column(c.timezone.as_ref()),
+                    ])
+                })
+                .collect();
+            // `WHERE true`: SQLite would read `ON CONFLICT` after a bare FROM as a join's `ON`.
+            db.fetch_all(
                 "INSERT INTO contacts (id, workspace_id, campaign_id, phone, extension, name, variables, timezone, timezone_source, timezones,
                     status, attempts, next_attempt_at, created_at, updated_at)
-                 VALUES {} ON CONFLICT (campaign_id, phone, extension) WHERE inbound = 0 DO NOTHING RETURNING phone, extension",
-                rows.join(", ")
-            );
-            db.fetch_all(&sql, a).await
+                 SELECT value ->> 0, $1, $2, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7,
+                    'pending', 0, $3, $3, $3
+                 FROM json_each($4) WHERE true ORDER BY key
+                 ON CONFLICT (campaign_id, phone, extension) WHERE inbound = 0 DO NOTHING RETURNING phone, extension",
+                args![ws.as_str(), campaign.as_str(), ms(now), serde_json::Value::Array(rows).to_string()],
+            )
+            .await
         }
     }
 }
