@@ -106,6 +106,8 @@ mod tests {
         assert_eq!(ulaw_to_pcm(&[0xFF, 0x7F]), vec![0, 0]);
         assert_eq!(ulaw_to_pcm(&[0x80, 0x00]), vec![32124, -32124]);
         assert_eq!(pcm_to_ulaw(&[0]), vec![ULAW_SILENCE]);
+        // The smallest negatives encode to negative zero, which decodes to 0.
+        assert_eq!(ulaw_to_pcm(&pcm_to_ulaw(&[-1])), vec![0]);
     }
 
     #[test]
@@ -150,7 +152,9 @@ mod tests {
             let back = ulaw_to_pcm(&pcm_to_ulaw(&[s]))[0];
             let err = (i32::from(back) - i32::from(s)).abs();
             prop_assert!(err <= 1024 || s.unsigned_abs() > 32_124, "{s} -> {back}");
-            prop_assert_eq!(pcm_to_ulaw(&[back]), pcm_to_ulaw(&[s]));
+            // Decoded once, a sample is a fixed point. (Its code byte need not be: μ-law has
+            // two zeros, 0x7F for the small negatives and 0xFF for 0, and both decode to 0.)
+            prop_assert_eq!(ulaw_to_pcm(&pcm_to_ulaw(&[back])), vec![back]);
         }
     }
 }
