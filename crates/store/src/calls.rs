@@ -63,7 +63,11 @@ pub async fn mark_placing_claimed(mut db: Db<'_>, calls: &[&CallId], node: &str,
 /// afterwards, in the order of `calls`; errors with `NotFound` (the first missing id) if a
 /// call does not exist. PostgreSQL locks the rows in call id order first, the order an
 /// event batch takes them in, so the two never wait on each other in a cycle.
-pub async fn mark_dialed_rows(mut db: Db<'_>, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<Call>> {
+///
+/// With each call, whether its campaign had not started (`started_at` unset) as the
+/// statement read it: only those campaigns may need [`start_campaign`]'s flip (`started_at`
+/// is never unset once set), so a campaign long under way costs no flip statement per group.
+pub async fn mark_dialed_rows(mut db: Db<'_>, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<(Call, bool)>> {
     let mut first: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
     for (call, pid) in calls {
         first.entry(call.as_str()).or_insert(pid.as_str());
@@ -83,7 +87,13 @@ pub async fn mark_dialed_rows(mut db: Db<'_>, calls: &[(CallId, String)], now: T
         }
     };
     // A CASE rather than SQLite's MAX / PostgreSQL's GREATEST, so the text is one.
-    let rows: Vec<CallRow> = db
+    #[derive(sqlx::FromRow)]
+    struct Dialed {
+        #[sqlx(flatten)]
+        call: CallRow,
+        unstarted: bool,
+    }
+    let rows: Vec<Dialed> = db
         .fetch_all(
             &format!(
                 "UPDATE calls SET provider_call_id = COALESCE(calls.provider_call_id, d.pid),
@@ -92,16 +102,18 @@ pub async fn mark_dialed_rows(mut db: Db<'_>, calls: &[(CallId, String)], now: T
                     last_event_at = CASE WHEN calls.last_event_at > $2 THEN calls.last_event_at ELSE $2 END,
                     updated_at = $2
                  FROM (SELECT value ->> 'id' AS id, value ->> 'pid' AS pid FROM {}) AS d
-                 WHERE calls.id = d.id RETURNING {returning}",
+                 WHERE calls.id = d.id
+                 RETURNING {returning},
+                    COALESCE((SELECT c.started_at IS NULL FROM campaigns c WHERE c.id = calls.campaign_id), false) AS unstarted",
                 crate::sql::json_elements(db.dialect(), 1)
             ),
             args![serde_json::Value::Array(pairs).to_string(), ms(now)],
         )
         .await?;
-    let mut by_id: std::collections::HashMap<String, Call> = std::collections::HashMap::with_capacity(rows.len());
+    let mut by_id: std::collections::HashMap<String, (Call, bool)> = std::collections::HashMap::with_capacity(rows.len());
     for row in rows {
-        let call = Call::try_from(row)?;
-        by_id.insert(call.id.as_str().to_string(), call);
+        let call = Call::try_from(row.call)?;
+        by_id.insert(call.id.as_str().to_string(), (call, row.unstarted));
     }
     calls.iter().map(|(call, _)| by_id.get(call.as_str()).cloned().ok_or_else(|| crate::StoreError::not_found("call", call))).collect()
 }
@@ -135,7 +147,7 @@ pub async fn mark_dialed_committed(p: crate::shared::Pools<'_>, calls: &[(CallId
 /// `NotFound` if a call does not exist; the caller's transaction then rolls back whole.
 ///
 /// Per batch, not per call: one statement marks them all, one orphan lookup for all the provider ids (one indexed query),
-/// on PostgreSQL one statement for the ids' advisory locks, and one flip per campaign. Each
+/// on PostgreSQL one statement for the ids' advisory locks, and one flip per campaign not yet started. Each
 /// statement is a round trip (to sqlx's SQLite worker thread, or to the PostgreSQL server),
 /// and done per call these were two thirds of a mark's cost (BENCHMARKS.md).
 ///
@@ -145,7 +157,9 @@ pub async fn mark_dialed_committed(p: crate::shared::Pools<'_>, calls: &[(CallId
 /// orphan for one of these ids under its advisory lock either committed before the lookup
 /// (which sees the orphan) or looks for the call after this commits (and finds it).
 pub async fn mark_dialed_many(tx: &mut crate::shared::Tx, calls: &[(CallId, String)], now: Timestamp) -> Result<Vec<bool>> {
-    let dialed = mark_dialed_rows(tx.db(), calls, now).await?;
+    let marked = mark_dialed_rows(tx.db(), calls, now).await?;
+    let unstarted: std::collections::HashSet<&str> = marked.iter().filter(|(_, u)| *u).map(|(c, _)| c.campaign_id.as_str()).collect();
+    let dialed: Vec<&Call> = marked.iter().map(|(c, _)| c).collect();
     let pids: Vec<&str> = dialed.iter().filter_map(|c| c.provider_call_id.as_deref()).collect();
     let list = match tx.db().dialect() {
         crate::sql::Dialect::Sqlite => "SELECT value FROM json_each($1)",
@@ -175,11 +189,11 @@ pub async fn mark_dialed_many(tx: &mut crate::shared::Tx, calls: &[(CallId, Stri
         .collect();
     for call in &dialed {
         if let Some(pid) = call.provider_call_id.as_deref().filter(|pid| with_orphans.contains(*pid)) {
-            crate::events::adopt_orphans(&mut tx.db(), call.clone(), pid, now).await?;
+            crate::events::adopt_orphans(&mut tx.db(), (*call).clone(), pid, now).await?;
         }
     }
     let campaigns: Vec<&str> = dialed.iter().map(|c| c.campaign_id.as_str()).collect();
-    let mut flips = campaigns.clone();
+    let mut flips: Vec<&str> = campaigns.iter().copied().filter(|c| unstarted.contains(c)).collect();
     flips.sort_unstable();
     flips.dedup();
     let mut started = std::collections::HashSet::new();
