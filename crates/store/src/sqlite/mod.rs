@@ -38,11 +38,14 @@ impl SqliteStore {
         // touching (the tails of `call_events` and `calls`, their indexes) stay in it instead
         // of being read back from the OS after each eviction; statement journals in memory.
         let writer = options.clone().pragma("cache_size", "-65536").pragma("temp_store", "memory");
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(writer).await?;
+        // No ping before each acquire (sqlx's default): an in-process SQLite connection does
+        // not die the way a network one does, and the ping is a round trip to the
+        // connection's worker thread (two thread wake-ups) before every transaction and read.
+        let write = SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(writer).await?;
         // Readers connect lazily, so none holds the schema as it was before `migrate`: a
         // reader that had loaded it kept statements of the old shape (a `SELECT *` over a
         // rebuilt table read one row's 24 columns as 26, and sqlx panicked) until it reconnected.
-        let read = SqlitePoolOptions::new().max_connections(4).connect_lazy_with(options.read_only(true));
+        let read = SqlitePoolOptions::new().max_connections(4).test_before_acquire(false).connect_lazy_with(options.read_only(true));
         Ok(Self { write, read, keyring: None, analysed: Default::default() })
     }
 
