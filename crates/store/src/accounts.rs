@@ -39,20 +39,25 @@ pub async fn limit(mut db: Db<'_>, provider: &str, account: Option<&str>, lock: 
 pub async fn load(mut db: Db<'_>, provider: &str, account: Option<&str>, now: Timestamp) -> Result<(i64, i64)> {
     // The config account's calls (and campaigns) are its provider's on no workspace
     // account; calls and campaigns both carry `provider` and `account_id`.
-    let (whose, key) = match account {
-        Some(id) => ("account_id = $1", id),
-        None => ("provider = $1 AND account_id IS NULL", provider),
-    };
-    let (active,): (i64,) = db.fetch_one(&format!("SELECT COUNT(*) FROM calls WHERE {whose} AND status IN {ACTIVE_SQL}"), args![key]).await?;
-    let (sharing,): (i64,) = db
-        .fetch_one(
-            &format!(
-                "SELECT COUNT(*) FROM campaigns c WHERE {whose} AND status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
-                    EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $2)
-                    OR EXISTS (SELECT 1 FROM calls WHERE campaign_id = c.id AND status IN {ACTIVE_SQL}))"
-            ),
-            args![key, ms(now)],
-        )
-        .await?;
+    let key = account.unwrap_or(provider);
+    let [active_sql, sharing_sql] = load_sql(account.is_some());
+    let (active,): (i64,) = db.fetch_one(&active_sql, args![key]).await?;
+    let (sharing,): (i64,) = db.fetch_one(&sharing_sql, args![key, ms(now)]).await?;
     Ok((active, sharing))
+}
+
+/// [`load`]'s two statements, for a workspace account (`$1` its id) or a provider's config
+/// account (`$1` the provider); `$2` now (ms). The live calls are read from the partial
+/// indexes of live calls (`calls_active_by_account`, `calls_active_by_provider`,
+/// `calls_active`).
+pub(crate) fn load_sql(account: bool) -> [String; 2] {
+    let whose = if account { "account_id = $1" } else { "provider = $1 AND account_id IS NULL" };
+    [
+        format!("SELECT COUNT(*) FROM calls WHERE {whose} AND status IN {ACTIVE_SQL}"),
+        format!(
+            "SELECT COUNT(*) FROM campaigns c WHERE {whose} AND status IN ('starting', 'dialing') AND kind <> 'inbound' AND (
+                EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status = 'pending' AND next_attempt_at <= $2)
+                OR EXISTS (SELECT 1 FROM calls WHERE campaign_id = c.id AND status IN {ACTIVE_SQL}))"
+        ),
+    ]
 }

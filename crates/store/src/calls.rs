@@ -261,8 +261,7 @@ pub async fn delete_unsent(mut db: Db<'_>, call: &CallId) -> Result<Option<Unsen
 
 /// Active calls with no event since `quiet_since`, quietest first.
 pub async fn stuck(mut db: Db<'_>, quiet_since: Timestamp, limit: u32) -> Result<Vec<Call>> {
-    let sql = format!("SELECT * FROM calls WHERE status IN {ACTIVE_SQL} AND last_event_at < $1 ORDER BY last_event_at LIMIT $2");
-    calls(db.fetch_all(&sql, args![ms(quiet_since), limit]).await?)
+    calls(db.fetch_all(crate::common::STUCK_SQL, args![ms(quiet_since), limit]).await?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -272,18 +271,33 @@ struct OverdueRow {
     max_secs: i64,
 }
 
-/// Live calls past their maximum duration (see `Store::overdue_calls`).
-pub async fn overdue(mut db: Db<'_>, now: Timestamp, default_max: std::time::Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
-    let default_secs = i64::try_from(default_max.as_secs()).unwrap_or(i64::MAX);
-    let sql = format!(
-        "SELECT k.*, COALESCE(c.max_call_duration_secs, $1) AS max_secs FROM calls k JOIN campaigns c ON c.id = k.campaign_id
+/// The max-duration sweep's statement: `$1` the default maximum (s), `$2` now (ms), `$3`
+/// the limit. It reads the live calls only (`calls_active`, named on SQLite: see
+/// [`crate::sql::indexed_by`]); left to its planner, SQLite took the range
+/// `provider_call_id IS NOT NULL` over `calls_provider_id`, every call ever sent.
+pub(crate) fn overdue_sql(dialect: crate::sql::Dialect) -> String {
+    let live = crate::sql::indexed_by(dialect, "calls_active");
+    format!(
+        "SELECT k.*, COALESCE(c.max_call_duration_secs, $1) AS max_secs FROM calls k {live} JOIN campaigns c ON c.id = k.campaign_id
          WHERE k.status IN {ACTIVE_SQL} AND k.provider_call_id IS NOT NULL
            AND COALESCE(k.dialed_at, k.created_at) <= $2 - COALESCE(c.max_call_duration_secs, $1) * 1000
          ORDER BY COALESCE(k.dialed_at, k.created_at) LIMIT $3"
-    );
-    let rows: Vec<OverdueRow> = db.fetch_all(&sql, args![default_secs, ms(now), limit]).await?;
+    )
+}
+
+/// Live calls past their maximum duration (see `Store::overdue_calls`).
+pub async fn overdue(mut db: Db<'_>, now: Timestamp, default_max: std::time::Duration, limit: u32) -> Result<Vec<(Call, u64)>> {
+    let default_secs = i64::try_from(default_max.as_secs()).unwrap_or(i64::MAX);
+    let rows: Vec<OverdueRow> = db.fetch_all(&overdue_sql(db.dialect()), args![default_secs, ms(now), limit]).await?;
     rows.into_iter().map(|r| Ok((Call::try_from(r.call)?, r.max_secs as u64))).collect()
 }
+
+/// The unsent calls a node may take over: `$1` the node, `$2` the lease cutoff (ms). No
+/// `ORDER BY` (the caller sorts by id): to avoid sorting, SQLite's planner walked the whole
+/// table in id order rather than the partial index `calls_unsent` of the few unsent calls.
+pub(crate) const ORPHANS_SQL: &str = "SELECT c.id, c.claimed_by FROM calls c LEFT JOIN nodes n ON n.id = c.claimed_by
+     WHERE c.status = 'queued' AND c.provider_call_id IS NULL
+       AND (c.claimed_by IS NULL OR c.claimed_by = $1 OR n.id IS NULL OR n.heartbeat_at < $2)";
 
 /// Unsent calls `node` may resolve, each taken over by a fenced UPDATE (see
 /// `Store::orphaned_calls`): candidates are read on `read`, taken on `write` (SQLite keeps
@@ -300,15 +314,8 @@ pub async fn orphaned(
     busy: &std::collections::HashSet<CallId>,
 ) -> Result<Vec<Call>> {
     let cutoff = lease_cutoff(now, lease);
-    let candidates: Vec<(String, Option<String>)> = read
-        .fetch_all(
-            "SELECT c.id, c.claimed_by FROM calls c LEFT JOIN nodes n ON n.id = c.claimed_by
-             WHERE c.status = 'queued' AND c.provider_call_id IS NULL
-               AND (c.claimed_by IS NULL OR c.claimed_by = $1 OR n.id IS NULL OR n.heartbeat_at < $2)
-             ORDER BY c.id",
-            args![node, cutoff],
-        )
-        .await?;
+    let mut candidates: Vec<(String, Option<String>)> = read.fetch_all(ORPHANS_SQL, args![node, cutoff]).await?;
+    candidates.sort_unstable();
     let mut taken = Vec::with_capacity(candidates.len());
     for (id, owner) in candidates.into_iter().filter(|(id, _)| !busy.contains(&CallId::from_db(id.clone()))) {
         // The fence: the owner must still be the one we saw, the call still unsent, and,
@@ -489,7 +496,7 @@ pub async fn events_of(mut db: Db<'_>, ws: &WorkspaceId, id: &CallId) -> Result<
 }
 
 pub async fn active_count(mut db: Db<'_>) -> Result<u64> {
-    let (n,): (i64,) = db.fetch_one(&format!("SELECT COUNT(*) FROM calls WHERE status IN {ACTIVE_SQL}"), args![]).await?;
+    let (n,): (i64,) = db.fetch_one(crate::common::LIVE_COUNT_SQL, args![]).await?;
     Ok(n as u64)
 }
 

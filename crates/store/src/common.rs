@@ -17,8 +17,26 @@ use std::str::FromStr;
 pub const CANCEL_SCHEDULED_DNC_SQL: &str = "UPDATE calls SET status = 'canceled', outcome = 'canceled', ended_reason = 'dnc', ended_at = $1, updated_at = $1
      WHERE contact_id = $2 AND status = 'scheduled'";
 
+/// Active call states, as an SQL list literal; a macro so that constant statements can
+/// `concat!` it. The same list is the predicate of the live calls' partial indexes.
+macro_rules! active_sql {
+    () => {
+        "('queued', 'dialing', 'ringing', 'in_progress')"
+    };
+}
+
 /// Active call states, as SQL text: they hold a concurrency slot.
-pub const ACTIVE_SQL: &str = "('queued', 'dialing', 'ringing', 'in_progress')";
+pub const ACTIVE_SQL: &str = active_sql!();
+
+/// The number of live calls of campaign `$1` (the slots it holds), read from the partial
+/// index `calls_active` alone (migration 0031).
+pub const LIVE_IN_CAMPAIGN_SQL: &str = concat!("SELECT COUNT(*) FROM calls WHERE campaign_id = $1 AND status IN ", active_sql!());
+
+/// Every live call, for the gauge of calls in flight.
+pub const LIVE_COUNT_SQL: &str = concat!("SELECT COUNT(*) FROM calls WHERE status IN ", active_sql!());
+
+/// Live calls with no event since `$1` (ms), quietest first, at most `$2`.
+pub const STUCK_SQL: &str = concat!("SELECT * FROM calls WHERE status IN ", active_sql!(), " AND last_event_at < $1 ORDER BY last_event_at LIMIT $2");
 
 pub fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()

@@ -11,6 +11,8 @@ mod calls;
 mod common;
 mod events;
 mod model;
+#[cfg(test)]
+mod plans;
 pub mod postgres;
 pub mod rows;
 pub mod secrets;

@@ -194,18 +194,7 @@ pub async fn complete_if_done(p: Pools<'_>, id: &CampaignId, now: Timestamp) -> 
     // snapshot taken before it waited for a claim or an import holding the row.
     pg_lock(&mut db, "SELECT 1 FROM campaigns WHERE id = $1 AND status IN ('starting', 'dialing') AND kind <> 'inbound' FOR UPDATE", args![id.as_str()])
         .await?;
-    let done: Option<(String, String)> = db
-        .fetch_optional(
-            &format!(
-                "UPDATE campaigns SET status = 'completed', completed_at = $1, updated_at = $1
-                 WHERE id = $2 AND status IN ('starting', 'dialing') AND kind <> 'inbound'
-                   AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = $2 AND status IN ('pending', 'in_call'))
-                   AND NOT EXISTS (SELECT 1 FROM calls WHERE campaign_id = $2 AND status IN {ACTIVE_SQL})
-                 RETURNING workspace_id, kind"
-            ),
-            args![ms(now), id.as_str()],
-        )
-        .await?;
+    let done: Option<(String, String)> = db.fetch_optional(&complete_sql(), args![ms(now), id.as_str()]).await?;
     if let Some((ws, kind)) = &done {
         if kind == "campaign" {
             emit(&mut db, &[campaign_event(ws, id.as_str(), "campaign.completed", "completed")], now).await?;
@@ -215,6 +204,17 @@ pub async fn complete_if_done(p: Pools<'_>, id: &CampaignId, now: Timestamp) -> 
     Ok(done.is_some())
 }
 
+/// [`complete_if_done`]'s statement: `$1` now (ms), `$2` the campaign.
+pub(crate) fn complete_sql() -> String {
+    format!(
+        "UPDATE campaigns SET status = 'completed', completed_at = $1, updated_at = $1
+         WHERE id = $2 AND status IN ('starting', 'dialing') AND kind <> 'inbound'
+           AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = $2 AND status IN ('pending', 'in_call'))
+           AND NOT EXISTS (SELECT 1 FROM calls WHERE campaign_id = $2 AND status IN {ACTIVE_SQL})
+         RETURNING workspace_id, kind"
+    )
+}
+
 /// Campaigns the dispatcher should look at now: runnable, with room under their cap and a
 /// contact due, or with nothing left (so they can complete). Never an inbound campaign:
 /// nothing is dialled from it, and it never completes. Campaigns whose next contact is
@@ -222,10 +222,17 @@ pub async fn complete_if_done(p: Pools<'_>, id: &CampaignId, now: Timestamp) -> 
 /// periods) cost nothing per tick, nor do campaigns at their cap.
 pub async fn runnable(p: Pools<'_>, now: Timestamp) -> Result<Vec<CampaignId>> {
     let mut db = p.read();
+    let ids: Vec<(String,)> = db.fetch_all(&runnable_sql(db.dialect()), args![ms(now)]).await?;
+    Ok(ids.into_iter().map(|(id,)| CampaignId::from_db(id)).collect())
+}
+
+/// [`runnable`]'s statement: `$1` now (ms). Each campaign's live calls are counted from
+/// `calls_active` alone (covering: migration 0031), whatever the statistics say.
+pub(crate) fn runnable_sql(dialect: Dialect) -> String {
     // A disabled workspace's campaigns dial nothing new (their calls under way finish) and
     // go on where they were when it is enabled again.
     let enabled = "NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = c.workspace_id AND w.disabled_at IS NOT NULL)";
-    let sql = match db.dialect() {
+    match dialect {
         // The active count comes first and once (`LATERAL`, which SQLite lacks): at its cap
         // a campaign is skipped with one index-only count, before any look at its contacts.
         // A campaign with calls in flight cannot complete, so only one with none is looked
@@ -247,9 +254,7 @@ pub async fn runnable(p: Pools<'_>, now: Timestamp) -> Result<Vec<CampaignId>> {
                 OR NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND status IN ('pending', 'in_call')))
              ORDER BY id"
         ),
-    };
-    let ids: Vec<(String,)> = db.fetch_all(&sql, args![ms(now)]).await?;
-    Ok(ids.into_iter().map(|(id,)| CampaignId::from_db(id)).collect())
+    }
 }
 
 /// Rows per multi-row INSERT when importing contacts (SQLite binds 8 values a row, well

@@ -14,8 +14,6 @@ use dialtone_core::{CampaignId, ContactStatus, Mode, RetryPolicy, WorkspaceId};
 use jiff::Timestamp;
 use serde::Serialize;
 
-pub use crate::common::ACTIVE_SQL;
-
 /// Which contacts `GET /campaigns/{id}/contacts` lists. Empty `statuses` = every status.
 #[derive(Debug, Clone, Default)]
 pub struct ContactFilter {
@@ -333,7 +331,7 @@ pub async fn archive(p: Pools<'_>, ws: &WorkspaceId, id: &CampaignId, now: Times
     if row.archived_at.is_some() {
         return Ok(Archived::Done(Box::new(row.try_into()?)));
     }
-    let (active,): (i64,) = db.fetch_one(&format!("SELECT COUNT(*) FROM calls WHERE campaign_id = $1 AND status IN {ACTIVE_SQL}"), args![id.as_str()]).await?;
+    let (active,): (i64,) = db.fetch_one(crate::common::LIVE_IN_CAMPAIGN_SQL, args![id.as_str()]).await?;
     if active > 0 {
         return Ok(Archived::ActiveCalls(active as u64));
     }

@@ -1,6 +1,5 @@
 //! The engine's writes on SQLite: claiming, placing, ending, and reads of calls.
 
-use super::campaigns::ACTIVE_SQL;
 use super::events;
 use super::suppressions;
 use crate::callers;
@@ -46,10 +45,7 @@ pub async fn claim(pool: &SqlitePool, campaign: &CampaignId, placing: bool, node
     let assume_campaign_tz: bool = c.try_get("assume_campaign_timezone_for_ambiguous")?;
     let mode: Mode = rows::parse(c.try_get("mode")?)?;
     let cap = c.try_get::<i64, _>("max_concurrent")? as u32;
-    let active: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM calls WHERE campaign_id = ? AND status IN {ACTIVE_SQL}"))
-        .bind(campaign.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+    let active: i64 = sqlx::query_scalar(crate::common::LIVE_IN_CAMPAIGN_SQL).bind(campaign.as_str()).fetch_one(&mut *tx).await?;
     let provider_text: String = c.try_get("provider")?;
     let account_id: Option<String> = c.try_get("account_id")?;
     let mut n = mode.claimable(cap, active as u32).min(account_room(&mut tx, &provider_text, account_id.as_deref(), active, now).await?);

@@ -6,7 +6,7 @@ mod calls;
 mod events;
 mod inbound;
 
-use crate::shared::{campaigns, impl_store, suppressions, Pools};
+use crate::shared::{impl_store, suppressions, Pools};
 use crate::*;
 use dialtone_core::{CallId, CampaignId, Outcome, ProviderEvent};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
