@@ -7,8 +7,8 @@
 //! [`POLL`], compares them with what it read last time and broadcasts what changed to every
 //! connected client. The database work is two or three indexed reads per second per watched
 //! workspace, whatever the number of clients; dialling and webhook ingest never wait on it.
-//! Counting a campaign reads all its contacts and calls, so the running campaigns' counts
-//! are read less often when that is slow ([`COUNTS_SHARE`]).
+//! Counting a campaign reads all its contacts and calls, so the counts of campaigns not
+//! settled are read less often when that is slow ([`COUNTS_SHARE`]).
 
 use super::campaigns::{view_with, CampaignView};
 use super::{ApiError, Auth};
@@ -32,12 +32,17 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// How often a comment line (`: heartbeat`) is sent on an idle stream, so proxies and the
 /// client can tell a quiet stream from a dead one.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
-/// The running campaigns' counts are read again no sooner than this many times the last
-/// read of them took (and no sooner than [`POLL`]): counting reads every contact and call
-/// of a campaign (0.5 s of a reader at 1,000,000 contacts and 500,000 calls on SQLite), and
-/// a dashboard left open on such a campaign must not take a core. At 20 the counts cost at
-/// most 5 % of one reader; below 50 ms a read, they are read every [`POLL`] as before.
+/// The counts of campaigns not settled are read in rounds spaced by this many times the
+/// last round took (and no closer than [`POLL`], no further than [`COUNTS_MAX_WAIT`]):
+/// counting reads every contact and call of a campaign (0.5 s of a reader at 1,000,000
+/// contacts and 500,000 calls on SQLite), and a dashboard left open on such a campaign must
+/// not take a core. At 20 the counts cost at most 5 % of one reader; while a round takes
+/// under 50 ms, there is one every [`POLL`] as before.
 pub const COUNTS_SHARE: u32 = 20;
+
+/// The longest wait between two rounds of counts, whatever the last one took (a round slowed
+/// by a busy reader pool must not freeze the counts for minutes).
+pub const COUNTS_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Campaigns watched: the workspace's newest (not archived), as `GET /campaigns?limit=100`.
 pub const CAMPAIGNS_WATCHED: u32 = 100;
@@ -70,10 +75,10 @@ struct Snapshot {
     /// at: not counted again until the row changes (a finished campaign of a million
     /// contacts is not re-counted every second).
     settled: HashMap<dialtone_core::CampaignId, (jiff::Timestamp, dialtone_store::CampaignCounts)>,
-    /// The other campaigns' counts as last read, reused until `counts_due` (see
-    /// [`COUNTS_SHARE`]).
-    running: HashMap<dialtone_core::CampaignId, dialtone_store::CampaignCounts>,
-    /// When the running campaigns' counts are read again; `None`: at the next read.
+    /// The other campaigns' counts as last read, with whether the campaign was over then:
+    /// reused between rounds (see [`COUNTS_SHARE`]).
+    recent: HashMap<dialtone_core::CampaignId, (bool, dialtone_store::CampaignCounts)>,
+    /// When the next round of counts is due; `None`: at the next read.
     counts_due: Option<tokio::time::Instant>,
     campaigns: BTreeMap<String, Sent>,
     calls: BTreeMap<String, Sent>,
@@ -171,34 +176,38 @@ async fn read_once(app: &AppState, ws: &WorkspaceId, watch: &Watch) -> Result<()
         let settled = |c: &dialtone_store::Campaign| snapshot.settled.get(&c.id).filter(|(at, _)| *at == c.updated_at).map(|(_, n)| n.clone());
         let counts = campaigns.iter().filter_map(|c| settled(c).map(|n| (c.id.clone(), n))).collect::<HashMap<_, _>>();
         let round = snapshot.counts_due.is_none_or(|due| started >= due);
-        let ids = to_count(campaigns.iter().map(|c| (&c.id, c.status.is_terminal())), &counts, &snapshot.running, round);
+        let ids = to_count(campaigns.iter().map(|c| (&c.id, c.status.is_terminal())), &counts, &snapshot.recent, round);
         (counts, ids, round)
     };
     let fresh = app.store.campaign_counts_many(&ids).await?;
     {
         let mut snapshot = watch.snapshot.lock().unwrap();
         if round {
-            snapshot.counts_due = Some(started + counts_pace(started.elapsed()));
+            let pace = counts_pace(started.elapsed());
+            snapshot.counts_due = (pace > POLL).then(|| started + pace);
         }
         snapshot.settled.retain(|id, _| campaigns.iter().any(|c| c.id == *id));
-        snapshot.running.retain(|id, _| campaigns.iter().any(|c| c.id == *id && !c.status.is_terminal()));
-        let running: Vec<_> = campaigns.iter().filter(|c| !c.status.is_terminal() && !counts.contains_key(&c.id)).collect();
-        for c in running {
-            match fresh.get(&c.id) {
-                Some(n) => _ = snapshot.running.insert(c.id.clone(), n.clone()),
+        snapshot.recent.retain(|id, _| campaigns.iter().any(|c| c.id == *id));
+        let unsettled: Vec<_> = campaigns.iter().filter(|c| !counts.contains_key(&c.id)).collect();
+        for c in unsettled {
+            let over = c.status.is_terminal();
+            if !ids.contains(&c.id) {
                 // Not read this time: its counts as last read.
-                None if !ids.contains(&c.id) => {
-                    if let Some(n) = snapshot.running.get(&c.id) {
-                        counts.insert(c.id.clone(), n.clone());
-                    }
+                if let Some((_, n)) = snapshot.recent.get(&c.id) {
+                    counts.insert(c.id.clone(), n.clone());
                 }
-                None => _ = snapshot.running.remove(&c.id),
+                continue;
             }
-        }
-        for c in campaigns.iter().filter(|c| c.status.is_terminal()) {
-            // A canceled campaign's calls in flight still end and are counted after it is over.
-            if let Some(n) = fresh.get(&c.id).filter(|n| n.active_calls == 0 && n.contacts.get("in_call").copied().unwrap_or(0) == 0) {
-                snapshot.settled.insert(c.id.clone(), (c.updated_at, n.clone()));
+            // A campaign with no contact and no call has no row in the counts: all zero.
+            let n = fresh.get(&c.id).cloned().unwrap_or_default();
+            // Read after it ended, with no call left in flight: its counts are final until
+            // its row changes. (A canceled campaign's calls in flight still end and are
+            // counted after it is over.)
+            if over && n.active_calls == 0 && n.contacts.get("in_call").copied().unwrap_or(0) == 0 {
+                snapshot.recent.remove(&c.id);
+                snapshot.settled.insert(c.id.clone(), (c.updated_at, n));
+            } else {
+                snapshot.recent.insert(c.id.clone(), (over, n));
             }
         }
     }
@@ -243,28 +252,30 @@ async fn read_once(app: &AppState, ws: &WorkspaceId, watch: &Watch) -> Result<()
     Ok(())
 }
 
-/// The campaigns whose counts are read now, of `campaigns` (the page), given the counts of
-/// `settled` ones and the `running` ones' last read: none settled; in a `round` all others;
-/// between rounds only those new to the page or over and not settled yet (settling needs
-/// counts read after the campaign ended), the running ones' last counts being reused.
+/// The campaigns whose counts are read now, of `campaigns` (the page: each id with whether
+/// the campaign is over), given the `settled` ones' counts and the others' `recent` read
+/// (with whether the campaign was over then): never a settled one; in a `round` every
+/// other; between rounds only those with no recent read or whose end came after it
+/// (settling needs counts read after the end).
 fn to_count<'a>(
     campaigns: impl IntoIterator<Item = (&'a dialtone_core::CampaignId, bool)>,
     settled: &HashMap<dialtone_core::CampaignId, dialtone_store::CampaignCounts>,
-    running: &HashMap<dialtone_core::CampaignId, dialtone_store::CampaignCounts>,
+    recent: &HashMap<dialtone_core::CampaignId, (bool, dialtone_store::CampaignCounts)>,
     round: bool,
 ) -> Vec<dialtone_core::CampaignId> {
     campaigns
         .into_iter()
         .filter(|(id, _)| !settled.contains_key(*id))
-        .filter(|(id, over)| round || *over || !running.contains_key(*id))
+        .filter(|(id, over)| round || recent.get(*id).is_none_or(|(was_over, _)| was_over != over))
         .map(|(id, _)| id.clone())
         .collect()
 }
 
-/// How long after a read of the running campaigns' counts that took `took` they are read
-/// again: [`COUNTS_SHARE`] times `took`, at least [`POLL`].
+/// How long after a round of counts that took `took` the next one is due: [`COUNTS_SHARE`]
+/// times `took`, at most [`COUNTS_MAX_WAIT`] (the caller reads again at the next [`POLL`]
+/// when this is no longer than it).
 fn counts_pace(took: Duration) -> Duration {
-    (took * COUNTS_SHARE).max(POLL)
+    (took * COUNTS_SHARE).min(COUNTS_MAX_WAIT)
 }
 
 /// Broadcasts `data` as the new state of `id` unless `same` says it equals what was last sent.
@@ -325,24 +336,31 @@ fn tokio_stream_from(rx: broadcast::Receiver<Sent>) -> impl Stream<Item = Sent> 
 mod tests {
     use super::*;
 
-    /// A read under 50 ms keeps the one-second poll; a slower one spaces the next by 20×.
+    /// A round under 50 ms keeps the one-second poll; a slower one spaces the next by 20×,
+    /// never more than 30 s.
     #[test]
     fn slow_counts_are_read_less_often() {
-        assert_eq!(counts_pace(Duration::from_millis(3)), POLL);
-        assert_eq!(counts_pace(Duration::from_millis(50)), POLL);
+        assert!(counts_pace(Duration::from_millis(3)) <= POLL);
+        assert!(counts_pace(Duration::from_millis(50)) <= POLL);
         assert_eq!(counts_pace(Duration::from_millis(500)), Duration::from_secs(10));
+        assert_eq!(counts_pace(Duration::from_secs(5)), COUNTS_MAX_WAIT);
     }
 
     #[test]
-    fn between_rounds_only_new_and_ending_campaigns_are_counted() {
+    fn between_rounds_only_new_and_just_ended_campaigns_are_counted() {
         let id = |id: &str| dialtone_core::CampaignId::from_db(id.to_string());
-        // (id, over): running, new to the page, just over, over and settled.
-        let page = [(id("cmp_running"), false), (id("cmp_new"), false), (id("cmp_ended"), true), (id("cmp_settled"), true)];
+        // (id, over): running and read; new to the page; over since its last read; over
+        // and read since, calls still in flight; over and settled.
+        let page = [(id("cmp_running"), false), (id("cmp_new"), false), (id("cmp_just_ended"), true), (id("cmp_ending"), true), (id("cmp_settled"), true)];
         let settled = HashMap::from([(id("cmp_settled"), Default::default())]);
-        let running = HashMap::from([(id("cmp_running"), Default::default())]);
+        let recent = HashMap::from([
+            (id("cmp_running"), (false, Default::default())),
+            (id("cmp_just_ended"), (false, Default::default())),
+            (id("cmp_ending"), (true, Default::default())),
+        ]);
         let ids =
-            |round| to_count(page.iter().map(|(id, over)| (id, *over)), &settled, &running, round).into_iter().map(|id| id.to_string()).collect::<Vec<_>>();
-        assert_eq!(ids(false), ["cmp_new", "cmp_ended"]);
-        assert_eq!(ids(true), ["cmp_running", "cmp_new", "cmp_ended"]);
+            |round| to_count(page.iter().map(|(id, over)| (id, *over)), &settled, &recent, round).into_iter().map(|id| id.to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(false), ["cmp_new", "cmp_just_ended"]);
+        assert_eq!(ids(true), ["cmp_running", "cmp_new", "cmp_just_ended", "cmp_ending"]);
     }
 }
