@@ -64,12 +64,9 @@ impl Engine {
             // placement leaves `placing`: a call of ours found outside it was finished
             // with (or never started) before the read, so the row we act on is current.
             let _gate = self.claim_gate.write().await;
-            // The gate keeps claims from adding to `placing`; a placement that leaves it
-            // during the read is found on the next pass.
+            // `placing` cannot change under the gate, so this copy is what the store skips.
             let busy = self.placing.lock().unwrap().clone();
-            let found = self.store.orphaned_calls(self.node.as_str(), self.config.lease, self.clock.now(), &busy).await?;
-            let placing = self.placing.lock().unwrap();
-            found.into_iter().filter(|c| !placing.contains(&c.id)).collect()
+            self.store.orphaned_calls(self.node.as_str(), self.config.lease, self.clock.now(), &busy).await?
         };
         let mut resolved = 0;
         for call in &orphans {
