@@ -76,15 +76,12 @@ pub async fn mark_dialed_rows(mut db: Db<'_>, calls: &[(CallId, String)], now: T
         return Ok(vec![]);
     }
     let pairs: Vec<serde_json::Value> = first.iter().map(|(id, pid)| serde_json::json!({ "id": id, "pid": pid })).collect();
+    lock_calls_in_id_order(&mut db, &first.keys().copied().collect::<Vec<_>>()).await?;
     // SQLite's RETURNING reads only the updated table and takes no `calls.*`; PostgreSQL's
     // `*` would add the FROM list's columns.
     let returning = match db.dialect() {
         crate::sql::Dialect::Sqlite => "*",
-        crate::sql::Dialect::Postgres => {
-            let ids = crate::sql::json_list(&first.keys().collect::<Vec<_>>());
-            db.execute(&format!("SELECT 1 FROM calls WHERE id IN ({}) ORDER BY id FOR UPDATE", crate::sql::in_json_list(db.dialect(), 1)), args![ids]).await?;
-            "calls.*"
-        }
+        crate::sql::Dialect::Postgres => "calls.*",
     };
     // A CASE rather than SQLite's MAX / PostgreSQL's GREATEST, so the text is one.
     #[derive(sqlx::FromRow)]
@@ -116,6 +113,17 @@ pub async fn mark_dialed_rows(mut db: Db<'_>, calls: &[(CallId, String)], now: T
         by_id.insert(call.id.as_str().to_string(), (call, row.unstarted));
     }
     calls.iter().map(|(call, _)| by_id.get(call.as_str()).cloned().ok_or_else(|| crate::StoreError::not_found("call", call))).collect()
+}
+
+/// PostgreSQL: locks the rows of `calls` with ids `ids` in id order, the order an event
+/// batch takes them in, so that two writers of several calls never wait on each other in a
+/// cycle. SQLite: nothing (its one writer connection already keeps every other out).
+async fn lock_calls_in_id_order(db: &mut Db<'_>, ids: &[&str]) -> Result<()> {
+    if db.dialect() == crate::sql::Dialect::Postgres {
+        let list = crate::sql::in_json_list(db.dialect(), 1);
+        db.execute(&format!("SELECT 1 FROM calls WHERE id IN ({list}) ORDER BY id FOR UPDATE"), args![crate::sql::json_list(ids)]).await?;
+    }
+    Ok(())
 }
 
 /// `Store::mark_dialed_many` on either backend: [`mark_dialed_many`] in one write
@@ -161,22 +169,19 @@ pub async fn mark_dialed_many(tx: &mut crate::shared::Tx, calls: &[(CallId, Stri
     let unstarted: std::collections::HashSet<&str> = marked.iter().filter(|(_, u)| *u).map(|(c, _)| c.campaign_id.as_str()).collect();
     let dialed: Vec<&Call> = marked.iter().map(|(c, _)| c).collect();
     let pids: Vec<&str> = dialed.iter().filter_map(|c| c.provider_call_id.as_deref()).collect();
-    let list = match tx.db().dialect() {
-        crate::sql::Dialect::Sqlite => "SELECT value FROM json_each($1)",
-        crate::sql::Dialect::Postgres => {
-            let mut keys: Vec<String> = pids.iter().map(|p| crate::postgres::events::advisory_key(p).to_string()).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            // A subquery with ORDER BY is never flattened: the locks are taken in key order.
-            tx.db()
-                .execute(
-                    "SELECT pg_advisory_xact_lock(s.k) FROM (SELECT DISTINCT k::bigint AS k FROM jsonb_array_elements_text($1::jsonb) AS t(k) ORDER BY 1) s",
-                    args![crate::sql::json_list(&keys)],
-                )
-                .await?;
-            "SELECT jsonb_array_elements_text($1::jsonb)"
-        }
-    };
+    if tx.db().dialect() == crate::sql::Dialect::Postgres {
+        let mut keys: Vec<String> = pids.iter().map(|p| crate::postgres::events::advisory_key(p).to_string()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // A subquery with ORDER BY is never flattened: the locks are taken in key order.
+        tx.db()
+            .execute(
+                "SELECT pg_advisory_xact_lock(s.k) FROM (SELECT DISTINCT k::bigint AS k FROM jsonb_array_elements_text($1::jsonb) AS t(k) ORDER BY 1) s",
+                args![crate::sql::json_list(&keys)],
+            )
+            .await?;
+    }
+    let list = crate::sql::in_json_list(tx.db().dialect(), 1);
     let with_orphans: std::collections::HashSet<String> = tx
         .db()
         .fetch_all::<(String,)>(
@@ -314,10 +319,12 @@ pub async fn orphaned(
     busy: &std::collections::HashSet<CallId>,
 ) -> Result<Vec<Call>> {
     let cutoff = lease_cutoff(now, lease);
-    let mut candidates: Vec<(String, Option<String>)> = read.fetch_all(ORPHANS_SQL, args![node, cutoff]).await?;
+    let found: Vec<(String, Option<String>)> = read.fetch_all(ORPHANS_SQL, args![node, cutoff]).await?;
+    let mut candidates: Vec<(CallId, Option<String>)> =
+        found.into_iter().map(|(id, owner)| (CallId::from_db(id), owner)).filter(|(id, _)| !busy.contains(id)).collect();
     candidates.sort_unstable();
     let mut taken = Vec::with_capacity(candidates.len());
-    for (id, owner) in candidates.into_iter().filter(|(id, _)| !busy.contains(&CallId::from_db(id.clone()))) {
+    for (id, owner) in candidates {
         // The fence: the owner must still be the one we saw, the call still unsent, and,
         // unless it is us, the owner still without a live lease (it may have come back).
         let row: Option<CallRow> = write
@@ -436,8 +443,7 @@ pub async fn save_reports(p: crate::shared::Pools<'_>, reports: &[(&CallId, &Cal
 }
 
 /// [`save_report`] for each of `reports`, in the caller's transaction, as one `UPDATE …
-/// FROM` over a JSON array (`json_each` on SQLite, `jsonb_array_elements` on PostgreSQL;
-/// both read its fields with `->>`): every statement costs a round trip and PostgreSQL's
+/// FROM` over a JSON array (`crate::sql::json_elements`): every statement costs a round trip and PostgreSQL's
 /// per-statement work on `calls` (its CHECKs, triggers and 15 indexes set up anew), which
 /// per report was ~0.2 ms of the server's time (BENCHMARKS.md). Several reports of one call
 /// are first merged in order, as one after the other would have stored them: the last
@@ -462,14 +468,8 @@ pub async fn save_reports_in(mut db: Db<'_>, reports: &[(&CallId, &CallReport)],
         })
         .collect();
     let rows = serde_json::Value::Array(rows).to_string();
-    let list = match db.dialect() {
-        crate::sql::Dialect::Sqlite => "json_each($1)",
-        crate::sql::Dialect::Postgres => {
-            let ids = crate::sql::json_list(&merged.keys().collect::<Vec<_>>());
-            db.execute("SELECT 1 FROM calls WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE", args![ids]).await?;
-            "jsonb_array_elements($1::jsonb)"
-        }
-    };
+    lock_calls_in_id_order(&mut db, &merged.keys().copied().collect::<Vec<_>>()).await?;
+    let list = crate::sql::json_elements(db.dialect(), 1);
     db.execute(
         &format!(
             "UPDATE calls SET summary = COALESCE(r.summary, calls.summary), recording_url = COALESCE(r.recording_url, calls.recording_url),
