@@ -73,7 +73,9 @@ pub struct ProviderEvent {
     /// whatever the event does to the call's state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<Box<CallReport>>,
-    pub raw: serde_json::Value,
+    /// The event as received (the webhook's JSON body, a form's fields as a JSON object,
+    /// or what the engine wrote), stored as `call_events.payload`.
+    pub raw: RawJson,
     /// The webhook route that brought the event, when a webhook did; `None` for what the
     /// engine makes or reads from the provider itself (a status lookup through the call's
     /// own account). A webhook's event applies only to a call placed on the account whose
@@ -81,6 +83,69 @@ pub struct ProviderEvent {
     /// mismatched, and changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookRoute>,
+}
+
+/// A JSON payload kept as its text: a provider's webhook body is stored exactly as it came
+/// (whitespace and key order included), and an event's payload is never turned back into
+/// text from a parsed tree on its way into the database: re-serialising and then
+/// re-escaping each payload (~1–2 KB for a Vapi end-of-call-report) was ~12 % of the
+/// SQLite engine's CPU (BENCHMARKS.md, issue 10). Always valid JSON: every constructor
+/// checks it or serialises it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// The JSON `null`.
+    pub fn null() -> Self {
+        Self::from(&serde_json::Value::Null)
+    }
+
+    /// `text`, checked to be one JSON value. Errors: not JSON (serde_json's error, with
+    /// its line and column).
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<Box<serde_json::value::RawValue>>(text).map(Self)
+    }
+
+    /// The JSON text, as received.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload parsed (a copy): for reading fields where speed does not matter.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).expect("RawJson holds valid JSON")
+    }
+}
+
+impl From<&serde_json::Value> for RawJson {
+    fn from(v: &serde_json::Value) -> Self {
+        Self(serde_json::value::to_raw_value(v).expect("a serde_json::Value always serialises"))
+    }
+}
+
+impl From<serde_json::Value> for RawJson {
+    fn from(v: serde_json::Value) -> Self {
+        Self::from(&v)
+    }
+}
+
+impl Default for RawJson {
+    fn default() -> Self {
+        Self::null()
+    }
+}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
+impl std::fmt::Display for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.get())
+    }
 }
 
 /// Which provider account's webhook route an event came through.

@@ -24,7 +24,7 @@ pub use caller::CallerStrategy;
 pub use campaign::{CampaignKind, CampaignStatus, Mode, ProviderKind};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::ContactStatus;
-pub use event::{AnsweredBy, CallReport, EventKind, ProviderEvent, WebhookRoute};
+pub use event::{AnsweredBy, CallReport, EventKind, ProviderEvent, RawJson, WebhookRoute};
 pub use frequency::{Frequency, Recurrence, RecurrenceError};
 pub use ids::{
     AgentId, ApiKeyId, CallId, CampaignId, ContactId, DeliveryAttemptId, EventId, MessageId, NodeId, PhoneNumberId, ProviderAccountId, SuppressionId,

@@ -260,7 +260,7 @@ fn remote(provider_call_id: &str, call_id: Option<CallId>, status: CallStatus, n
             cost: None,
             duration_ms: None,
             report: None,
-            raw: serde_json::json!({ "status": text }),
+            raw: serde_json::json!({ "status": text }).into(),
             webhook: None,
         },
     }

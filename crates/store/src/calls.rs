@@ -237,7 +237,7 @@ pub fn end_event(call: &CallId, outcome: Outcome, reason: &str, now: Timestamp) 
         cost: None,
         duration_ms: None,
         report: None,
-        raw: serde_json::json!({ "decision": "end", "outcome": outcome, "reason": reason }),
+        raw: serde_json::json!({ "decision": "end", "outcome": outcome, "reason": reason }).into(),
         webhook: None,
     }
 }

@@ -412,7 +412,7 @@ mod tests {
             cost: None,
             duration_ms: None,
             report: None,
-            raw: serde_json::Value::Null,
+            raw: dialtone_core::RawJson::null(),
             webhook: None,
         }
     }

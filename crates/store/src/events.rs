@@ -118,6 +118,12 @@ async fn retry_corrected(db: &mut Db<'_>, call: &Call, now: Timestamp) -> Result
 /// `ON CONFLICT` as a join's `ON`). One statement instead of one per event: on SQLite every
 /// statement is a round trip to the connection's worker thread, and those hand-offs were
 /// the largest share of the writer's CPU (BENCHMARKS.md, issue 10).
+///
+/// The payloads (the bulk of the bytes: a Vapi end-of-call-report is 1–2 KB) travel apart
+/// from the JSON rows, as one BLOB of their texts end to end, each row naming its byte
+/// offset and length (`substr` counts bytes in a BLOB). Inside the JSON array a payload was
+/// a string: escaped in Rust, parsed into the array, written back out as each row's text,
+/// parsed again by `json_extract` and unescaped; that was most of this statement's time.
 async fn insert_events(db: &mut Db<'_>, rows: &[EventRow<'_>], source: &str, now: Timestamp) -> Result<HashSet<String>> {
     if let Db::Postgres(c) = db {
         return crate::postgres::events::insert_events(c, rows, source, now).await;
@@ -125,10 +131,13 @@ async fn insert_events(db: &mut Db<'_>, rows: &[EventRow<'_>], source: &str, now
     if rows.is_empty() {
         return Ok(HashSet::new());
     }
+    let mut payloads = Vec::with_capacity(rows.iter().map(|r| r.event.raw.get().len()).sum());
     let json: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
             let e = r.event;
+            let (start, len) = (payloads.len() + 1, e.raw.get().len());
+            payloads.extend_from_slice(e.raw.get().as_bytes());
             serde_json::json!([
                 EventId::new().as_str(),
                 r.workspace_id,
@@ -136,12 +145,13 @@ async fn insert_events(db: &mut Db<'_>, rows: &[EventRow<'_>], source: &str, now
                 &e.provider_type,
                 kind_text(&e.kind),
                 &e.dedupe_key,
-                e.raw.to_string(),
+                start,
                 e.occurred_at.map(ms),
                 e.provider_call_id.as_deref(),
                 r.applied,
                 r.mismatched,
-                route_account(e)
+                route_account(e),
+                len
             ])
         })
         .collect();
@@ -150,12 +160,13 @@ async fn insert_events(db: &mut Db<'_>, rows: &[EventRow<'_>], source: &str, now
             "INSERT INTO call_events (id, workspace_id, call_id, source, provider_type, kind, dedupe_key, payload, occurred_at,
                 received_at, provider_call_id, applied, mismatched, account_id)
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $1,
-                json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'),
+                json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+                CAST(substr($4, json_extract(value, '$[6]'), json_extract(value, '$[12]')) AS TEXT),
                 json_extract(value, '$[7]'), $2, json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]'),
                 json_extract(value, '$[11]')
              FROM json_each($3) WHERE true ORDER BY key
              ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key",
-            args![source, ms(now), serde_json::Value::Array(json).to_string()],
+            args![source, ms(now), serde_json::Value::Array(json).to_string(), payloads],
         )
         .await?;
     Ok(keys.into_iter().map(|(k,)| k).collect())
@@ -396,7 +407,7 @@ fn orphan_event(o: &OrphanRow, call: &Call, pid: &str) -> Option<ProviderEvent> 
         cost,
         duration_ms: None,
         report: None,
-        raw: serde_json::Value::Null,
+        raw: dialtone_core::RawJson::null(),
         webhook: None,
     })
 }

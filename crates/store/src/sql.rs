@@ -26,13 +26,15 @@ pub enum Dialect {
 
 /// One bound argument. Owned, so an argument list can be built before the connection is
 /// chosen. Every column is text, a 64-bit integer, a double or a boolean (see the
-/// migrations), so these four cover the schema.
+/// migrations), so these four cover the schema; `Bytes` is a BLOB (`bytea`) argument a
+/// statement reads from, never a stored column (`events::insert_events`'s payloads).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arg {
     Int(Option<i64>),
     Text(Option<String>),
     Real(Option<f64>),
     Bool(Option<bool>),
+    Bytes(Vec<u8>),
 }
 
 macro_rules! arg_from {
@@ -49,6 +51,7 @@ arg_from!(Int: i64 => Some, Option<i64> => |v| v, u32 => |v: u32| Some(i64::from
 arg_from!(Text: String => Some, &str => |v: &str| Some(v.to_string()), &String => |v: &String| Some(v.clone()),
     Option<String> => |v| v, Option<&str> => |v: Option<&str>| v.map(str::to_string));
 arg_from!(Real: f64 => Some, Option<f64> => |v| v);
+arg_from!(Bytes: Vec<u8> => |v| v);
 arg_from!(Bool: bool => Some, Option<bool> => |v| v);
 
 /// A list of strings (ids) as one JSON array argument, the array parameter both backends
@@ -200,6 +203,7 @@ macro_rules! bind_all {
                 Arg::Text(v) => q.bind(v),
                 Arg::Real(v) => q.bind(v),
                 Arg::Bool(v) => q.bind(v),
+                Arg::Bytes(v) => q.bind(v),
             };
         }
         q

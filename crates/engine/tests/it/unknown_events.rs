@@ -20,7 +20,7 @@ fn stranger(key: &str) -> ProviderEvent {
         cost: None,
         duration_ms: None,
         report: None,
-        raw: serde_json::json!({ "key": key }),
+        raw: serde_json::json!({ "key": key }).into(),
         webhook: None,
     }
 }

@@ -21,7 +21,7 @@ fn event(call: &Call, kind: EventKind, key: &str) -> ProviderEvent {
         cost: None,
         duration_ms: None,
         report: None,
-        raw: serde_json::Value::Null,
+        raw: dialtone_core::RawJson::null(),
         webhook: None,
     }
 }

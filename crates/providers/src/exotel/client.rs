@@ -91,7 +91,7 @@ pub(super) fn remote_call(body: Value, fallback_sid: &str) -> Option<RemoteCall>
         cost: None,
         duration_ms: if ended { text_field(call, "Duration").and_then(|d| seconds_to_ms(&d)) } else { None },
         report: None,
-        raw: body,
+        raw: body.into(),
         webhook: None,
     };
     Some(RemoteCall { provider_call_id: sid, call_id, event })

@@ -74,7 +74,7 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         cost: None,
         duration_ms,
         report,
-        raw,
+        raw: raw.into(),
         webhook: None,
     };
     Ok(ParsedWebhook { events: vec![event], ..ParsedWebhook::default() })

@@ -119,7 +119,7 @@ pub(super) fn remote_call(call: Value, fallback_sid: &str) -> Option<RemoteCall>
         cost: None,
         duration_ms: if ended { text_field(obj, "duration").and_then(|d| seconds_to_ms(&d)) } else { None },
         report: None,
-        raw: call,
+        raw: call.into(),
         webhook: None,
     };
     Some(RemoteCall { provider_call_id: sid, call_id: None, event })

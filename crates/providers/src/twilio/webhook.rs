@@ -54,7 +54,7 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
         duration_ms,
         report,
         // `SequenceNumber` stays here: events are ordered by state rank downstream.
-        raw: pairs_to_json(&pairs),
+        raw: pairs_to_json(&pairs).into(),
         webhook: None,
     };
     Ok(ParsedWebhook { events: vec![event], ..ParsedWebhook::default() })

@@ -140,7 +140,7 @@ pub(super) fn remote_call(call: Value, fallback_id: Option<&str>) -> Option<Remo
         cost: call.get("cost").and_then(Value::as_f64),
         duration_ms: duration_ms(call.get("startedAt"), call.get("endedAt")),
         report: None,
-        raw: call,
+        raw: call.into(),
         webhook: None,
     };
     Some(RemoteCall { provider_call_id: id, call_id, event })

@@ -5,7 +5,7 @@
 use super::{dialtone_call_id, duration_ms, ended_kind, parse_time, status_kind, HmacAlgorithm, HmacConfig, SigEncoding, VapiConfig};
 use crate::{ParsedWebhook, WebhookError, WebhookRequest};
 use base64::Engine as _;
-use dialtone_core::{CallReport, CallStatus, EventKind, ProviderEvent, Speaker, TranscriptTurn};
+use dialtone_core::{CallReport, CallStatus, EventKind, ProviderEvent, RawJson, Speaker, TranscriptTurn};
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use secrecy::ExposeSecret;
@@ -126,14 +126,14 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
             }
             // An unknown status is kept as `Info`: stored for the record, moves nothing.
             let kind = status_kind(status, reason).unwrap_or(EventKind::Info);
-            event(msg_type, message, &body, kind, key_tail)?
+            event(msg_type, message, req.body, kind, key_tail)?
         }
         "end-of-call-report" => {
             let call = message.get("call");
             // The report carries these at the top of `message`; older payloads only in `call`.
             let field = |k: &str| message.get(k).filter(|v| !v.is_null()).or_else(|| call?.get(k));
             let reason = field("endedReason").and_then(Value::as_str);
-            let mut ev = event(msg_type, message, &body, ended_kind(reason), msg_type.to_string())?;
+            let mut ev = event(msg_type, message, req.body, ended_kind(reason), msg_type.to_string())?;
             ev.cost = field("cost").and_then(Value::as_f64);
             ev.duration_ms = duration_ms(field("startedAt"), field("endedAt"));
             ev.report = Some(Box::new(report(message))).filter(|r| !r.is_empty());
@@ -145,7 +145,7 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
                 Some(ts) => ts.to_string(),
                 None => hex::encode(sha2::Sha256::digest(req.body)),
             };
-            event(msg_type, message, &body, EventKind::Progress(CallStatus::InProgress), format!("hang:{tail}"))?
+            event(msg_type, message, req.body, EventKind::Progress(CallStatus::InProgress), format!("hang:{tail}"))?
         }
         "assistant-request" => {
             let call = message.get("call").and_then(Value::as_object);
@@ -171,7 +171,9 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
     Ok(ParsedWebhook { events: vec![event], ..ParsedWebhook::default() })
 }
 
-fn event(msg_type: &str, message: &Map<String, Value>, body: &Value, kind: EventKind, key_tail: String) -> Result<ProviderEvent, WebhookError> {
+/// `body`: the webhook's JSON text, kept as the event's payload as it came (already parsed
+/// once, so it is JSON).
+fn event(msg_type: &str, message: &Map<String, Value>, body: &[u8], kind: EventKind, key_tail: String) -> Result<ProviderEvent, WebhookError> {
     let call = message.get("call").ok_or_else(|| malformed(format!("{msg_type} without object `message.call`")))?;
     let call_id =
         call.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| malformed(format!("{msg_type} without string `message.call.id`")))?;
@@ -185,7 +187,7 @@ fn event(msg_type: &str, message: &Map<String, Value>, body: &Value, kind: Event
         cost: None,
         duration_ms: None,
         report: None,
-        raw: body.clone(),
+        raw: std::str::from_utf8(body).ok().and_then(|text| RawJson::parse(text).ok()).ok_or_else(|| malformed("body is not UTF-8 JSON"))?,
         webhook: None,
     })
 }

@@ -168,7 +168,8 @@ async fn finish(
             "reason": format!("{:?}", ending.reason),
             "voicemail_left": ending.voicemail_left,
             "turns": transcript.len(),
-        }),
+        })
+        .into(),
         webhook: None,
     };
     if let Err(e) = engine.ingest(vec![event]).await {

@@ -251,7 +251,7 @@ impl MediaApp {
             cost: None,
             duration_ms: None,
             report: None,
-            raw: json!({}),
+            raw: json!({}).into(),
             webhook: None,
         };
         self.state.engine.ingest(vec![event]).await.unwrap();

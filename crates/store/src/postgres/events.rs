@@ -114,7 +114,7 @@ pub(crate) async fn insert_events(conn: &mut PgConnection, rows: &[EventRow<'_>]
     let types: Vec<&str> = rows.iter().map(|r| r.event.provider_type.as_str()).collect();
     let kinds: Vec<String> = rows.iter().map(|r| kind_text(&r.event.kind)).collect();
     let keys: Vec<&str> = rows.iter().map(|r| r.event.dedupe_key.as_str()).collect();
-    let payloads: Vec<String> = rows.iter().map(|r| r.event.raw.to_string()).collect();
+    let payloads: Vec<&str> = rows.iter().map(|r| r.event.raw.get()).collect();
     let occurred: Vec<Option<i64>> = rows.iter().map(|r| r.event.occurred_at.map(ms)).collect();
     let pids: Vec<Option<&str>> = rows.iter().map(|r| r.event.provider_call_id.as_deref()).collect();
     let applied: Vec<bool> = rows.iter().map(|r| r.applied).collect();

@@ -42,6 +42,43 @@ pub async fn a_duplicate_event_is_stored_once_and_reported_duplicate(store: S) {
     assert_eq!((again.attempts, again.next_attempt_at), (1, at(4) + retry_base()), "a late replay changes nothing");
 }
 
+pub async fn each_events_payload_is_stored_as_it_came_whatever_else_is_in_its_batch(store: S) {
+    let (ws, cmp) = running(&store, Mode::Continuous, 1, 3, 1).await;
+    let dial = claim(&store, &cmp.id, at(0)).await.pop().unwrap();
+    let pid = place(&store, &dial, at(1)).await;
+    // Texts of different lengths side by side in one batch (a payload's place in the
+    // batch is counted in bytes): multi-byte UTF-8, escapes, whitespace, a big one.
+    let texts = [
+        r#"{"test":"p-1","text":"café – 東京 🎧"}"#.to_string(),
+        r#"{ "test" : "p-2", "quote": "say \"hi\"\n", "u": "\u00e9\ud83c\udfa7" }"#.to_string(),
+        format!(r#"{{"test":"p-3","transcript":"{}"}}"#, "ünïcödé and plain words ".repeat(200)),
+        r#"{"test":"p-4"}"#.to_string(),
+    ];
+    let kinds = [
+        EventKind::Progress(CallStatus::Ringing),
+        EventKind::Progress(CallStatus::InProgress),
+        EventKind::Info,
+        EventKind::Ended { outcome: Outcome::Completed, reason: None },
+    ];
+    let events: Vec<_> = texts
+        .iter()
+        .zip(kinds)
+        .enumerate()
+        .map(|(i, (text, kind))| {
+            let mut e = event(None, Some(&pid), kind, &format!("payload-{i}"));
+            e.raw = dialtone_core::RawJson::parse(text).unwrap();
+            e
+        })
+        .collect();
+    store.apply_events(&events, at(2)).await.unwrap();
+    let stored = store.call_events(&ws, &dial.call_id).await.unwrap();
+    for text in &texts {
+        let want: serde_json::Value = serde_json::from_str(text).unwrap();
+        let got: Vec<_> = stored.iter().filter(|e| e.payload["test"] == want["test"]).map(|e| &e.payload).collect();
+        assert_eq!(got, vec![&want], "{}", &text[..text.len().min(60)]);
+    }
+}
+
 pub async fn an_event_stored_before_changes_nothing_in_a_later_batch_even_if_it_would_have_moved_the_call(store: S) {
     let (ws, cmp) = running(&store, Mode::Continuous, 1, 3, 1).await;
     let dial = claim(&store, &cmp.id, at(0)).await.pop().unwrap();

@@ -28,7 +28,8 @@ fn by_pid(pid: &str, kind: EventKind, key: &str) -> ProviderEvent {
 fn ended_by_pid(pid: &str, outcome: Outcome, key: &str) -> ProviderEvent {
     let mut e = by_pid(pid, EventKind::Ended { outcome, reason: Some("customer-ended-call".into()) }, key);
     e.provider_type = "end-of-call-report".into();
-    e.raw = serde_json::json!({ "message": { "type": "end-of-call-report", "endedReason": "customer-ended-call", "cost": 0.05, "call": { "id": pid } } });
+    e.raw =
+        serde_json::json!({ "message": { "type": "end-of-call-report", "endedReason": "customer-ended-call", "cost": 0.05, "call": { "id": pid } } }).into();
     e
 }
 

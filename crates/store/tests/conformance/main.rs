@@ -126,6 +126,7 @@ conformance! {
     events::a_call_refused_because_the_account_is_full_spends_no_attempt,
     events::a_duplicate_event_is_stored_once_and_reported_duplicate,
     events::a_whole_group_commit_is_applied_as_if_its_events_came_one_by_one,
+    events::each_events_payload_is_stored_as_it_came_whatever_else_is_in_its_batch,
     events::an_event_stored_before_changes_nothing_in_a_later_batch_even_if_it_would_have_moved_the_call,
     events::out_of_order_events_never_move_a_call_back,
     events::an_event_is_matched_by_call_id_before_the_provider_id_is_stored_and_adopts_it,

@@ -362,7 +362,7 @@ pub async fn an_adopted_orphan_report_releases_its_call_ended_at_once(store: S) 
     let pid = provider_id(call);
     let mut report = event(None, Some(&pid), dialtone_core::EventKind::Ended { outcome: Outcome::Completed, reason: None }, &fresh_key());
     report.provider_type = dialtone_store::apply::REPORT_TYPE.into();
-    report.raw = serde_json::json!({"message": {"type": "end-of-call-report", "cost": 0.37, "endedReason": "customer-ended-call"}});
+    report.raw = serde_json::json!({"message": {"type": "end-of-call-report", "cost": 0.37, "endedReason": "customer-ended-call"}}).into();
     assert!(apply1(&store, report, at(3)).await.call_id.is_none(), "stored as an orphan");
     store.mark_dialed(call, &pid, at(3)).await.unwrap();
     let call_row = load_call(&store, &ws, call).await;

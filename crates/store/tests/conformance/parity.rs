@@ -149,7 +149,7 @@ fn provider_event(seed: u64, run: &Run, e: &Ev) -> ProviderEvent {
         duration_ms: e.cost.map(|c| (c * 100_000.0) as i64),
         report: None,
         // What an orphan's adoption reads back (`payload_extras`).
-        raw: serde_json::json!({ "key": e.key, "cost": e.cost, "endedReason": reason }),
+        raw: serde_json::json!({ "key": e.key, "cost": e.cost, "endedReason": reason }).into(),
         webhook: None,
     }
 }

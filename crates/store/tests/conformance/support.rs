@@ -130,7 +130,7 @@ pub fn event(call: Option<&CallId>, provider_call_id: Option<&str>, kind: EventK
         cost: None,
         duration_ms: None,
         report: None,
-        raw: serde_json::json!({ "test": dedupe_key }),
+        raw: serde_json::json!({ "test": dedupe_key }).into(),
         webhook: None,
     }
 }
