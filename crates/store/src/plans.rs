@@ -101,6 +101,21 @@ async fn statements_over_live_calls_read_only_live_calls() {
     assert!(faults.is_empty(), "statements over live calls that read more than the live calls:\n{}", faults.join("\n"));
 }
 
+/// An ingest batch reads its calls through the two indexes of their ids, each call once
+/// (`MULTI-INDEX OR` dedupes by rowid), never a walk over the table.
+#[tokio::test]
+async fn a_batch_reads_its_calls_by_their_ids_each_once() {
+    let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
+    let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite").run(&mut conn).await.unwrap();
+    let text = format!("EXPLAIN QUERY PLAN {}", crate::sqlite::events::BATCH_CALLS_SQL);
+    let plan: Vec<String> = sqlx::query(&text).bind("[]").bind("[]").fetch_all(&mut conn).await.unwrap().iter().map(|r| r.get::<String, _>("detail")).collect();
+    let over_calls: Vec<_> = plan.iter().filter_map(|d| step(d)).filter(|(table, _)| *table == "calls").map(|(_, index)| index).collect();
+    assert!(plan.iter().any(|d| d == "MULTI-INDEX OR"), "{plan:?}");
+    assert_eq!(over_calls.len(), 2, "{plan:?}");
+    assert!(over_calls.iter().all(|i| matches!(i, Some("calls_provider_id" | "sqlite_autoindex_calls_1"))), "{plan:?}");
+}
+
 /// The check itself: a statement that reads every call is caught.
 #[tokio::test]
 async fn a_walk_over_every_call_is_caught() {

@@ -13,20 +13,21 @@ use sqlx::{Sqlite, Transaction};
 
 type Tx<'a> = Transaction<'a, Sqlite>;
 
+/// The calls a batch's events name, by provider call id (`$1`) or our id (`$2`), each a JSON
+/// array of strings (SQLite has no array type). One `OR`, which SQLite reads as two index
+/// lookups whose rows it gives once each (`MULTI-INDEX OR`, checked by `crate::plans`): most
+/// events carry both ids, and a `UNION ALL` of the two lookups returned each call twice, every
+/// column copied, decoded and freed twice.
+pub(crate) const BATCH_CALLS_SQL: &str =
+    "SELECT * FROM calls WHERE provider_call_id IN (SELECT value FROM json_each($1)) OR id IN (SELECT value FROM json_each($2))";
+
 /// Stores and applies `events` inside the caller's write transaction, as if they came one
 /// by one (see `crate::events::apply_loaded`). One [`Applied`] per event, in order.
 pub async fn apply_batch(tx: &mut Tx<'_>, events: &[ProviderEvent], source: &str, now: Timestamp) -> Result<Vec<Applied>> {
     let mut db = Db::from(&mut **tx);
     let pids: Vec<&str> = events.iter().filter_map(|e| e.provider_call_id.as_deref()).collect();
     let ids: Vec<&str> = events.iter().filter_map(|e| e.call_id.as_ref().map(|c| c.as_str())).collect();
-    // Two indexed lookups, the id lists passed as JSON arrays (SQLite has no array type).
-    let rows: Vec<CallRow> = db
-        .fetch_all(
-            "SELECT * FROM calls WHERE provider_call_id IN (SELECT value FROM json_each($1))
-             UNION ALL SELECT * FROM calls WHERE id IN (SELECT value FROM json_each($2))",
-            args![json_list(&pids), json_list(&ids)],
-        )
-        .await?;
+    let rows: Vec<CallRow> = db.fetch_all(BATCH_CALLS_SQL, args![json_list(&pids), json_list(&ids)]).await?;
     let calls = BatchCalls::new(rows.into_iter().map(Call::try_from).collect::<Result<Vec<_>>>()?);
     crate::events::apply_loaded(&mut db, calls, events, source, now).await
 }

@@ -3,7 +3,7 @@
 //! pool of readers.
 
 mod calls;
-mod events;
+pub(crate) mod events;
 mod inbound;
 
 use crate::shared::{impl_store, suppressions, Pools};
