@@ -135,3 +135,17 @@ impl_store!(SqliteStore {
     }
 
 });
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, SqliteConnection};
+
+    /// `.cargo/config.toml` builds the bundled SQLite without memory statistics (a mutex
+    /// around every `sqlite3_malloc`/`sqlite3_free`); a build that lost the flag fails here.
+    #[tokio::test]
+    async fn the_bundled_sqlite_keeps_no_memory_statistics() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options").fetch_all(&mut conn).await.unwrap();
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
+}
