@@ -85,12 +85,15 @@ pub struct ProviderEvent {
     pub webhook: Option<WebhookRoute>,
 }
 
-/// A JSON payload kept as its text: a provider's webhook body is stored exactly as it came
-/// (whitespace and key order included), and an event's payload is never turned back into
-/// text from a parsed tree on its way into the database: re-serialising and then
-/// re-escaping each payload (~1–2 KB for a Vapi end-of-call-report) was ~12 % of the
-/// SQLite engine's CPU (BENCHMARKS.md, issue 10). Always valid JSON: every constructor
-/// checks it or serialises it.
+/// A JSON payload kept as its text. A Vapi webhook's body is stored as it came (after
+/// `without_nul`, trimmed of surrounding whitespace; its own whitespace and key order
+/// kept); what is built as a tree (a Twilio or Exotel callback's fields, a reconcile
+/// lookup, an engine event) is serialised once, when the event is made. No payload is turned
+/// back into text on its way into the database: re-serialising and re-escaping each one
+/// (~1–2 KB for a Vapi end-of-call-report) was ~12 % of the SQLite engine's CPU
+/// (BENCHMARKS.md, issue 10). The text is JSON as serde_json's `RawValue` checks it (its
+/// syntax: a lone surrogate escape or a number out of `f64`'s range passes there and fails
+/// [`RawJson::value`]).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RawJson(Box<serde_json::value::RawValue>);
@@ -101,20 +104,22 @@ impl RawJson {
         Self::from(&serde_json::Value::Null)
     }
 
-    /// `text`, checked to be one JSON value. Errors: not JSON (serde_json's error, with
-    /// its line and column).
+    /// `text`, checked to be one JSON value (syntax, as `RawValue` checks it). Errors: not
+    /// JSON (serde_json's error, with its line and column).
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str::<Box<serde_json::value::RawValue>>(text).map(Self)
     }
 
-    /// The JSON text, as received.
+    /// The JSON text.
     pub fn get(&self) -> &str {
         self.0.get()
     }
 
-    /// The payload parsed (a copy): for reading fields where speed does not matter.
-    pub fn value(&self) -> serde_json::Value {
-        serde_json::from_str(self.0.get()).expect("RawJson holds valid JSON")
+    /// The payload parsed (a copy), for reading fields where speed does not matter. Errors:
+    /// what `RawValue`'s syntax check lets through and a `serde_json::Value` refuses (a lone
+    /// surrogate escape, a number out of range, nesting deeper than 128).
+    pub fn value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
     }
 }
 
@@ -174,5 +179,23 @@ impl CallReport {
     /// Whether the report carries anything to store.
     pub fn is_empty(&self) -> bool {
         self.summary.is_none() && self.recording_url.is_none() && self.transcript.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RawJson;
+
+    #[test]
+    fn a_payload_keeps_its_text_and_what_a_value_refuses_is_an_error_not_a_panic() {
+        let text = r#"{ "b": 1,  "a": "é" }"#;
+        assert_eq!(RawJson::parse(text).unwrap().get(), text, "whitespace and key order kept");
+        assert!(RawJson::parse("{\"a\":").is_err());
+        // The syntax check lets these through; reading them as a Value fails cleanly.
+        for odd in [r#""\ud800""#, "1e400"] {
+            assert!(RawJson::parse(odd).unwrap().value().is_err(), "{odd}");
+        }
+        assert_eq!(RawJson::from(serde_json::json!({"b": 1, "a": 2})).get(), r#"{"a":2,"b":1}"#);
+        assert_eq!(RawJson::default().get(), "null");
     }
 }

@@ -4,8 +4,10 @@
 //! `postgres::events::lock_calls`) and hands them to [`apply_loaded`], which decides with
 //! `crate::apply` and writes. Statements are written once through [`Db`]; PostgreSQL keeps
 //! its own set-based `UNNEST` statements for what a batch writes many rows of (a round
-//! trip per batch rather than per row is what its ingest figure rests on), SQLite writes
-//! those rows one by one (in-process, no round trip to save).
+//! trip per batch rather than per row is what its ingest figure rests on); SQLite writes
+//! them in one statement per batch too, the rows as one JSON array (and the events'
+//! payloads as one BLOB, [`insert_events`]), since each statement is a round trip to its
+//! connection's worker thread.
 
 use crate::apply::{next_step, AfterCallRow, BatchCalls, BatchPlan, Ended, EventRow, NextStep, AFTER_CALL_COLUMNS};
 use crate::common::{kind_from_text, kind_text, ms, payload_extras};

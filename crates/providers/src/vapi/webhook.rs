@@ -171,8 +171,8 @@ pub(super) fn parse(req: &WebhookRequest<'_>) -> Result<ParsedWebhook, WebhookEr
     Ok(ParsedWebhook { events: vec![event], ..ParsedWebhook::default() })
 }
 
-/// `body`: the webhook's JSON text, kept as the event's payload as it came (already parsed
-/// once, so it is JSON).
+/// `body`: the webhook's JSON text (already parsed into a `Value` by the caller), kept as
+/// the event's payload as it came.
 fn event(msg_type: &str, message: &Map<String, Value>, body: &[u8], kind: EventKind, key_tail: String) -> Result<ProviderEvent, WebhookError> {
     let call = message.get("call").ok_or_else(|| malformed(format!("{msg_type} without object `message.call`")))?;
     let call_id =

@@ -94,7 +94,7 @@ fn terminal_statuses_map_to_outcomes() {
         assert_eq!(ev.call_id, Some(id.clone()));
         assert_eq!(ev.provider_call_id.as_deref(), Some("80bf"));
         assert_eq!(ev.duration_ms, Some(35_000));
-        assert_eq!(ev.raw.value()["DateUpdated"], "2026-01-01 10:00:40");
+        assert_eq!(ev.raw.value().unwrap()["DateUpdated"], "2026-01-01 10:00:40");
     }
 }
 
@@ -122,7 +122,7 @@ fn a_form_body_is_accepted_too() {
     let ev = parse_with(body.as_bytes()).unwrap();
     assert_eq!(ev.kind, EventKind::Ended { outcome: Outcome::NoAnswer, reason: Some("no-answer".into()) });
     assert_eq!(ev.call_id, Some(id));
-    assert_eq!(ev.raw.value()["Status"], "no-answer");
+    assert_eq!(ev.raw.value().unwrap()["Status"], "no-answer");
 }
 
 #[test]

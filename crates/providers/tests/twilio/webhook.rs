@@ -177,9 +177,9 @@ fn a_completed_callback_carries_ids_time_duration_and_raw_params() {
     assert_eq!(ev.provider_type, "call-progress-events");
     assert_eq!(ev.occurred_at.unwrap().to_string(), "2010-08-31T20:36:44Z");
     assert_eq!(ev.duration_ms, Some(42_000), "CallDuration is seconds; Duration is billed minutes");
-    assert_eq!(ev.raw.value()["SequenceNumber"], "3");
-    assert_eq!(ev.raw.value()["To"], "+14155551234");
-    assert_eq!(ev.raw.value()["Timestamp"], "Tue, 31 Aug 2010 20:36:44 +0000");
+    assert_eq!(ev.raw.value().unwrap()["SequenceNumber"], "3");
+    assert_eq!(ev.raw.value().unwrap()["To"], "+14155551234");
+    assert_eq!(ev.raw.value().unwrap()["Timestamp"], "Tue, 31 Aug 2010 20:36:44 +0000");
 }
 
 #[test]

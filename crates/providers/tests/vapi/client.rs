@@ -214,7 +214,7 @@ async fn get_call_maps_an_ended_call_to_its_outcome() {
     assert_eq!(rc.event.dedupe_key, "reconcile:vapi:019a:ended:customer-did-not-answer");
     assert_eq!(rc.event.duration_ms, Some(30_000));
     assert_eq!(rc.event.cost, Some(0.01));
-    assert_eq!(rc.event.raw.value()["id"], "019a");
+    assert_eq!(rc.event.raw.value().unwrap()["id"], "019a");
 
     let seen = seen.lock().unwrap();
     assert_eq!((seen[0].method.clone(), seen[0].path.as_str()), (Method::GET, "/call/019a"));

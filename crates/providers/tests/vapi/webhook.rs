@@ -229,7 +229,7 @@ fn status_update_in_progress_example() {
     assert_eq!(ev.kind, EventKind::Progress(CallStatus::InProgress));
     assert_eq!(ev.dedupe_key, "vapi:019a:status-update:in-progress");
     assert_eq!(ev.occurred_at, Some(now()));
-    assert_eq!(ev.raw.value(), body);
+    assert_eq!(ev.raw.value().unwrap(), body);
     assert_eq!(ev.call_id, None);
 }
 
