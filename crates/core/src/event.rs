@@ -104,10 +104,11 @@ impl RawJson {
         Self::from(&serde_json::Value::Null)
     }
 
-    /// `text`, checked to be one JSON value (syntax, as `RawValue` checks it). Errors: not
-    /// JSON (serde_json's error, with its line and column).
-    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str::<Box<serde_json::value::RawValue>>(text).map(Self)
+    /// `json` (text, or a body's bytes), checked to be one UTF-8 JSON value (syntax, as
+    /// `RawValue` checks it). Errors: not UTF-8 or not JSON (serde_json's error, with its
+    /// line and column).
+    pub fn parse(json: impl AsRef<[u8]>) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice::<Box<serde_json::value::RawValue>>(json.as_ref()).map(Self)
     }
 
     /// The JSON text.
@@ -132,12 +133,6 @@ impl From<&serde_json::Value> for RawJson {
 impl From<serde_json::Value> for RawJson {
     fn from(v: serde_json::Value) -> Self {
         Self::from(&v)
-    }
-}
-
-impl Default for RawJson {
-    fn default() -> Self {
-        Self::null()
     }
 }
 
@@ -196,6 +191,7 @@ mod tests {
             assert!(RawJson::parse(odd).unwrap().value().is_err(), "{odd}");
         }
         assert_eq!(RawJson::from(serde_json::json!({"b": 1, "a": 2})).get(), r#"{"a":2,"b":1}"#);
-        assert_eq!(RawJson::default().get(), "null");
+        assert_eq!(RawJson::null().get(), "null");
+        assert!(RawJson::parse(b"\"\xff\"").is_err(), "not UTF-8");
     }
 }

@@ -76,19 +76,31 @@ fn step(detail: &str) -> Option<(&str, Option<&str>)> {
     Some((table, index))
 }
 
-#[tokio::test]
-async fn statements_over_live_calls_read_only_live_calls() {
+/// A fresh SQLite database with the schema and no statistics.
+async fn fresh_database() -> SqliteConnection {
     let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
     let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
     sqlx::migrate!("./migrations/sqlite").run(&mut conn).await.unwrap();
+    conn
+}
+
+/// `EXPLAIN QUERY PLAN` of `sql` (every argument bound to 0: a plan does not read them),
+/// one `detail` per step.
+async fn plan_of(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
+    let text = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut query = sqlx::query(&text);
+    for _ in 0..arguments(sql) {
+        query = query.bind(0_i64);
+    }
+    query.fetch_all(conn).await.unwrap().iter().map(|r| r.get::<String, _>("detail")).collect()
+}
+
+#[tokio::test]
+async fn statements_over_live_calls_read_only_live_calls() {
+    let mut conn = fresh_database().await;
     let mut faults = Vec::new();
     for (what, sql) in statements() {
-        let text = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut query = sqlx::query(&text);
-        for _ in 0..arguments(&sql) {
-            query = query.bind(0_i64);
-        }
-        let plan: Vec<String> = query.fetch_all(&mut conn).await.unwrap().iter().map(|r| r.get::<String, _>("detail")).collect();
+        let plan = plan_of(&mut conn, &sql).await;
         let calls = names_of_calls(&sql);
         let over_calls: Vec<_> = plan.iter().filter_map(|d| step(d)).filter(|(table, _)| calls.iter().any(|c| c == table)).collect();
         assert!(!over_calls.is_empty(), "{what}: no step over calls in {plan:?}");
@@ -105,11 +117,7 @@ async fn statements_over_live_calls_read_only_live_calls() {
 /// (`MULTI-INDEX OR` dedupes by rowid), never a walk over the table.
 #[tokio::test]
 async fn a_batch_reads_its_calls_by_their_ids_each_once() {
-    let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
-    let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
-    sqlx::migrate!("./migrations/sqlite").run(&mut conn).await.unwrap();
-    let text = format!("EXPLAIN QUERY PLAN {}", crate::sqlite::events::BATCH_CALLS_SQL);
-    let plan: Vec<String> = sqlx::query(&text).bind("[]").bind("[]").fetch_all(&mut conn).await.unwrap().iter().map(|r| r.get::<String, _>("detail")).collect();
+    let plan = plan_of(&mut fresh_database().await, crate::sqlite::events::BATCH_CALLS_SQL).await;
     let over_calls: Vec<_> = plan.iter().filter_map(|d| step(d)).filter(|(table, _)| *table == "calls").map(|(_, index)| index).collect();
     assert!(plan.iter().any(|d| d == "MULTI-INDEX OR"), "{plan:?}");
     assert_eq!(over_calls.len(), 2, "{plan:?}");

@@ -187,7 +187,7 @@ fn event(msg_type: &str, message: &Map<String, Value>, body: &[u8], kind: EventK
         cost: None,
         duration_ms: None,
         report: None,
-        raw: std::str::from_utf8(body).ok().and_then(|text| RawJson::parse(text).ok()).ok_or_else(|| malformed("body is not UTF-8 JSON"))?,
+        raw: RawJson::parse(body).map_err(|e| malformed(format!("body is not JSON: {e}")))?,
         webhook: None,
     })
 }
