@@ -89,19 +89,64 @@ async fn click(c: &Client, css: &str) {
     let deadline = tokio::time::Instant::now() + secs(10);
     loop {
         wait_text(c, css, secs(10), |_| true).await;
-        match c.find(Locator::Css(css)).await.unwrap().click().await {
+        let clicked = match c.find(Locator::Css(css)).await {
+            Ok(el) => el.click().await,
+            Err(e) => Err(e),
+        };
+        match clicked {
             Ok(()) => return,
-            Err(e) if e.to_string().contains("stale element") && tokio::time::Instant::now() < deadline => tokio::time::sleep(ms(50)).await,
+            Err(e) if redrawn(&e) && tokio::time::Instant::now() < deadline => tokio::time::sleep(ms(50)).await,
             Err(e) => panic!("click {css}: {e}"),
         }
     }
 }
 
+/// Types `text` into the input matching `css`, found again if the page redraws it meanwhile.
 async fn fill(c: &Client, css: &str, text: &str) {
-    wait_text(c, css, secs(10), |_| true).await;
-    let el = c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
+    let deadline = tokio::time::Instant::now() + secs(10);
+    loop {
+        wait_text(c, css, secs(10), |_| true).await;
+        let typed = match c.find(Locator::Css(css)).await {
+            Ok(el) => match el.clear().await {
+                Ok(()) => el.send_keys(text).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match typed {
+            Ok(()) => return,
+            Err(e) if redrawn(&e) && tokio::time::Instant::now() < deadline => tokio::time::sleep(ms(50)).await,
+            Err(e) => panic!("fill {css}: {e}"),
+        }
+    }
+}
+
+/// Whether `e` says the element went away between being found and being used: the page
+/// replaced it (a live redraw), so finding it again is the answer.
+fn redrawn(e: &fantoccini::error::CmdError) -> bool {
+    let e = e.to_string();
+    e.contains("stale element") || e.contains("no such element")
+}
+
+/// Waits until the element matching `css` has an attribute `name` for which `ok` holds;
+/// returns its value. The element and its attribute are read in one script, so a redraw
+/// between finding the element and reading it cannot fail the read (a stale element).
+async fn wait_attr(c: &Client, css: &str, name: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = Value::Null;
+    loop {
+        last = c
+            .execute("const el = document.querySelector(arguments[0]); return el && el.getAttribute(arguments[1]);", vec![json!(css), json!(name)])
+            .await
+            .unwrap_or(last);
+        if let Some(v) = last.as_str().filter(|v| ok(v)) {
+            return v.to_string();
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{css}[{name}]: waited {timeout:?}; last value {last}");
+        }
+        tokio::time::sleep(ms(100)).await;
+    }
 }
 
 /// Saves the page as `<DIALTONE_SCREENSHOTS>/<name>.png` when that variable is set.
@@ -610,17 +655,15 @@ async fn a_live_call_is_hung_up_results_exported_contacts_searched_and_stats_ran
     // Stats: the preset selector asks for the range it names.
     c.goto(&format!("{}/#/stats", app.base)).await.unwrap();
     let today = wait_text(&c, "#stats-range", secs(10), |t| !t.is_empty()).await;
-    let from_of = |c: &Client| {
-        let c = c.clone();
-        async move { c.find(Locator::Css("#stats-range")).await.unwrap().attr("data-from").await.unwrap().unwrap() }
-    };
-    let today_from: jiff::Timestamp = from_of(&c).await.parse().unwrap();
+    let mut shown = wait_attr(&c, "#stats-range", "data-from", secs(10), |_| true).await;
+    let today_from: jiff::Timestamp = shown.parse().unwrap();
     assert_eq!(today_from.to_zoned(jiff::tz::TimeZone::UTC).time(), jiff::civil::time(0, 0, 0, 0), "today starts at 00:00 UTC: {today}");
     for (preset, days) in [("week", 7), ("month", 30)] {
         c.execute(&format!("document.querySelector('select[name=preset]').value = '{preset}';"), vec![]).await.unwrap();
         click(&c, "main form.card button[type=submit]").await;
-        wait_text(&c, "#stats-range", secs(10), |t| t != today).await;
-        let from: jiff::Timestamp = from_of(&c).await.parse().unwrap();
+        // The range drawn for this preset, not the one still shown from the preset before.
+        shown = wait_attr(&c, "#stats-range", "data-from", secs(10), |from| from != shown).await;
+        let from: jiff::Timestamp = shown.parse().unwrap();
         let span = jiff::Timestamp::now().duration_since(from).as_secs();
         assert!((span - days * 86400).abs() < 600, "{preset}: from {from} is {span} s ago");
         assert!(c.current_url().await.unwrap().fragment().unwrap().contains(&format!("preset={preset}")));
