@@ -562,16 +562,18 @@ async fn workspaces_keys_webhook_endpoints_and_batches_are_managed_from_the_dash
 
     // A page of something that does not exist says so, and nothing else: no "Loading…" left
     // under the message.
-    for page in [
-        "batch/cmp_01jz0000000000000000000000",
-        "webhook/ep_01jz0000000000000000000000",
-        "call/call_01jz0000000000000000000000",
-        "campaign/cmp_01jz0000000000000000000000",
+    // Each page's own message is waited for: the one before's "not found" is still shown
+    // until the new hash is routed.
+    for (page, what) in [
+        ("batch/cmp_01jz0000000000000000000000", "batch"),
+        ("webhook/ep_01jz0000000000000000000000", "webhook endpoint"),
+        ("call/call_01jz0000000000000000000000", "call"),
+        ("campaign/cmp_01jz0000000000000000000000", "campaign"),
     ] {
         c.goto(&format!("{}/#/{page}", app.base)).await.unwrap();
-        wait_text(&c, "main .error", secs(10), |t| t.contains("not found")).await;
-        let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
-        assert!(!text.contains("Loading"), "{page}: {text}");
+        wait_text(&c, "main .error", secs(10), |t| t == format!("{what} not found")).await;
+        let text = c.execute("return document.querySelector('main').innerText;", vec![]).await.unwrap();
+        assert!(!text.as_str().unwrap().contains("Loading"), "{page}: {text}");
     }
     c.close().await.unwrap();
 }
