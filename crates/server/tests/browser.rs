@@ -132,21 +132,37 @@ fn redrawn(e: &fantoccini::error::CmdError) -> bool {
 /// returns its value. The element and its attribute are read in one script, so a redraw
 /// between finding the element and reading it cannot fail the read (a stale element).
 async fn wait_attr(c: &Client, css: &str, name: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+    let script = "const el = document.querySelector(arguments[0]); return el && el.getAttribute(arguments[1]);";
+    let v = wait_js(c, script, vec![json!(css), json!(name)], timeout, |v| v.as_str().is_some_and(&ok)).await;
+    v.as_str().unwrap().to_string()
+}
+
+/// Runs `script` (with `args`) every 100 ms until `ok` holds of what it returns; returns that.
+async fn wait_js(c: &Client, script: &str, args: Vec<Value>, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = Value::Null;
     loop {
-        last = c
-            .execute("const el = document.querySelector(arguments[0]); return el && el.getAttribute(arguments[1]);", vec![json!(css), json!(name)])
-            .await
-            .unwrap_or(last);
-        if let Some(v) = last.as_str().filter(|v| ok(v)) {
-            return v.to_string();
+        last = c.execute(script, args.clone()).await.unwrap_or(last);
+        if ok(&last) {
+            return last;
         }
         if tokio::time::Instant::now() > deadline {
-            panic!("{css}[{name}]: waited {timeout:?}; last value {last}");
+            panic!("{script} {args:?}: waited {timeout:?}; last value {last}");
         }
         tokio::time::sleep(ms(100)).await;
     }
+}
+
+/// Makes the page's next `method` request whose URL contains `part` answer `delay` late (the
+/// response held back before the page sees it): a slow server, for tests of draw order.
+async fn slow_next(c: &Client, method: &str, part: &str, delay: Duration) {
+    let script = "const [method, part, ms] = arguments; const orig = window.fetch; \
+                  window.fetch = (url, init) => { \
+                    if (((init && init.method) || 'GET') !== method || !String(url).includes(part)) return orig(url, init); \
+                    window.fetch = orig; \
+                    return orig(url, init).then((r) => new Promise((done) => setTimeout(() => done(r), ms))); \
+                  };";
+    c.execute(script, vec![json!(method), json!(part), json!(delay.as_millis() as u64)]).await.unwrap();
 }
 
 /// Saves the page as `<DIALTONE_SCREENSHOTS>/<name>.png` when that variable is set.
@@ -297,6 +313,17 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     let before = ts(&scheduled[0]["scheduled_for"]);
     let srow = format!("#scheduled tr[data-call-id='{call}']");
     c.execute(&format!("document.querySelector(\"{srow} input[type=datetime-local]\").value = '2027-06-01T10:30';"), vec![]).await.unwrap();
+    // Reschedule, then Cancel at once, the list's reload after Reschedule answered late: the
+    // reloads draw in the order made, so the list ends empty (as Cancel left it), not with
+    // the rescheduled row drawn over it. Each draw of the list is recorded (rows drawn).
+    c.execute(
+        "window.__draws = []; new MutationObserver((rs) => { for (const r of rs) window.__draws.push(r.addedNodes.length); }) \
+         .observe(document.querySelector('#scheduled tbody'), { childList: true });",
+        vec![],
+    )
+    .await
+    .unwrap();
+    slow_next(&c, "GET", "/calls?status=scheduled", ms(800)).await;
     click(&c, &format!("{srow} button.secondary")).await;
     eventually(
         || async {
@@ -322,7 +349,10 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
         secs(10),
     )
     .await;
+    let draws = wait_js(&c, "return window.__draws;", vec![], secs(10), |v| v.as_array().is_some_and(|a| a.len() >= 2)).await;
+    assert_eq!(draws, json!([1, 0]), "the rescheduled row, then the empty list");
     wait_text(&c, "main > p.notice", secs(10), |t| t == "Nothing scheduled.").await;
+    assert!(c.find_all(Locator::Css("#scheduled tbody tr")).await.unwrap().is_empty());
     c.goto(&format!("{}/#/dnc", app.base)).await.unwrap();
     click(&c, "#dnc tbody button.danger").await;
     eventually(
@@ -419,6 +449,9 @@ async fn workspaces_keys_webhook_endpoints_and_batches_are_managed_from_the_dash
         secs(10),
     )
     .await;
+    // The row is redrawn with the limit (its input's value attribute) before it is cleared: a
+    // redraw between clearing the old input and clicking would send 50 again.
+    wait_attr(&c, &format!("{acme_row} input[name=caller_number_daily_limit]"), "value", secs(10), |v| v == "50").await;
     screenshot(&c, "workspaces").await;
     fill(&c, &format!("{acme_row} input[name=caller_number_daily_limit]"), "").await;
     click(&c, &format!("{acme_row} .daily-limit button[type=submit]")).await;
@@ -492,6 +525,8 @@ async fn workspaces_keys_webhook_endpoints_and_batches_are_managed_from_the_dash
     let started = log["data"].as_array().unwrap().iter().find(|d| d["event_type"] == "campaign.started").unwrap_or_else(|| panic!("{log}"));
     let message = started["message_id"].as_str().unwrap().to_string();
     screenshot(&c, "webhook-deliveries").await;
+    let tried = wait_attr(&c, &format!("#deliveries tr[data-message-id='{message}']"), "data-tries", secs(10), |_| true).await;
+    assert_eq!(tried, "1", "delivered at the first try before the replay");
     click(&c, &format!("#deliveries tr[data-message-id='{message}'] button[data-action=replay]")).await;
     eventually(
         || async {
@@ -505,8 +540,10 @@ async fn workspaces_keys_webhook_endpoints_and_batches_are_managed_from_the_dash
         secs(20),
     )
     .await;
-    // The log follows: the replayed message's tries start again and it is delivered.
-    wait_text(&c, &format!("#deliveries tr[data-message-id='{message}'] .status"), secs(20), |t| t == "delivered").await;
+    // The log follows: the replayed message's tries start again and it is delivered. Its row
+    // said "delivered" before the replay too, so the wait is for the row with the new try.
+    let replayed = format!("#deliveries tr[data-message-id='{message}'][data-tries='2']");
+    wait_text(&c, &format!("{replayed} .status"), secs(20), |t| t == "delivered").await;
 
     // Batches: one runs to the end, followed live in the list and on its page; another,
     // due in two hours, is canceled from the page.
@@ -674,6 +711,27 @@ async fn a_live_call_is_hung_up_results_exported_contacts_searched_and_stats_ran
             screenshot(&c, "stats-week").await;
         }
     }
+    // Two presets chosen in a row, the first answered late: the ranges are drawn in the order
+    // chosen, so the page ends on the last one, never on a late answer drawn over it.
+    c.execute(
+        "window.__ranges = []; new MutationObserver((rs) => { for (const r of rs) for (const n of r.addedNodes) \
+         if (n.id === 'stats-range') window.__ranges.push(n.getAttribute('data-from')); }) \
+         .observe(document.querySelector('main'), { childList: true, subtree: true });",
+        vec![],
+    )
+    .await
+    .unwrap();
+    slow_next(&c, "GET", "preset=today", ms(800)).await;
+    for preset in ["today", "week"] {
+        c.execute(&format!("document.querySelector('select[name=preset]').value = '{preset}';"), vec![]).await.unwrap();
+        click(&c, "main form.card button[type=submit]").await;
+    }
+    let drawn = wait_js(&c, "return window.__ranges;", vec![], secs(10), |v| v.as_array().is_some_and(|a| a.len() >= 2)).await;
+    let drawn: Vec<jiff::Timestamp> = drawn.as_array().unwrap().iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(drawn[0], today_from, "today's range first: {drawn:?}");
+    let span = jiff::Timestamp::now().duration_since(drawn[1]).as_secs();
+    assert!((span - 7 * 86400).abs() < 600, "then the week's, drawn last: {drawn:?}");
+    assert_eq!(wait_attr(&c, "#stats-range", "data-from", secs(1), |_| true).await, drawn[1].to_string(), "the page shows the week");
     c.close().await.unwrap();
 }
 

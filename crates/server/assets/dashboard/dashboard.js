@@ -92,6 +92,22 @@ async function attempt(f, where) {
   }
 }
 
+/**
+ * Wraps the async `f` so that its calls run one after another, in the order they are made.
+ * A page's reload (fetch, then draw) started by a later action or event then draws after,
+ * and so over, one started earlier: a slow earlier answer can no longer draw an older state
+ * over a newer one. Each call's promise settles with its own run; a failed run does not stop
+ * the ones queued behind it.
+ */
+function serial(f) {
+  let last = Promise.resolve();
+  return (...args) => {
+    const run = last.then(() => f(...args));
+    last = run.catch(() => {});
+    return run;
+  };
+}
+
 function sum(obj) { return Object.values(obj || {}).reduce((a, b) => a + b, 0); }
 
 /** Contacts no longer waiting for a call, of all contacts. */
@@ -562,7 +578,7 @@ async function callsPage() {
   };
   const matches = (call, f) => (!f.campaign_id || call.campaign_id === f.campaign_id) && (!f.status || call.status === f.status)
     && (!f.outcome || call.outcome === f.outcome) && (!f.phone || call.phone.replace(/\D/g, "").includes(f.phone.replace(/\D/g, ""))) && inRange(call, f);
-  const load = async (append) => {
+  const load = serial(async (append) => {
     const f = filters();
     const { from, to, ...server } = f;
     if (from) server.created_from = dayStart(from).toISOString();
@@ -572,7 +588,7 @@ async function callsPage() {
     if (append) body.append(...rows); else setChildren(body, ...rows);
     cursor = page.next_cursor;
     more.hidden = !cursor;
-  };
+  });
   form.onsubmit = (ev) => {
     ev.preventDefault();
     history.replaceState(null, "", `#/calls${qs(filters())}`);
@@ -632,30 +648,37 @@ function localInput(t) {
 }
 
 async function scheduledPage() {
-  const [calls, assistants, accounts] = await Promise.all([api("GET", "/calls?status=scheduled&limit=200"), api("GET", "/assistants"), enabledAccounts()]);
+  const [assistants, accounts] = await Promise.all([api("GET", "/assistants"), enabledAccounts()]);
   const assistant = h("select", { name: "assistant_id", required: true, onchange: () => account.refresh() }, assistants.data.map((a) => h("option", { value: a.id }, `${a.name || a.id} (${a.provider})`)));
   // A single call's account is of its assistant's provider.
   const account = accountSelect(accounts, () => (assistants.data.find((a) => a.id === assistant.value) || {}).provider);
   const body = h("tbody");
+  const empty = h("p", { class: "notice" }, "Nothing scheduled.");
   const row = (call) => {
     const when = h("input", { type: "datetime-local", value: localInput(call.scheduled_for) });
     return h("tr", { "data-call-id": call.id },
       h("td", {}, h("a", { href: `#/call/${call.id}` }, call.phone)), h("td", {}, fmtTime(call.scheduled_for)),
       h("td", {}, h("span", { class: "row" }, when,
-        h("button", { class: "secondary", onclick: () => attempt(async () => { await api("PUT", `/calls/${call.id}`, { scheduled_for: new Date(when.value).toISOString() }); scheduledPage(); }) }, "Reschedule"),
-        h("button", { class: "danger", onclick: () => attempt(async () => { await api("DELETE", `/calls/${call.id}`); scheduledPage(); }) }, "Cancel"))));
+        h("button", { class: "secondary", onclick: () => attempt(async () => { await api("PUT", `/calls/${call.id}`, { scheduled_for: new Date(when.value).toISOString() }); await reload(); }) }, "Reschedule"),
+        h("button", { class: "danger", onclick: () => attempt(async () => { await api("DELETE", `/calls/${call.id}`); await reload(); }) }, "Cancel"))));
   };
-  body.append(...calls.data.map(row));
+  const reload = serial(async () => {
+    const calls = await api("GET", "/calls?status=scheduled&limit=200");
+    setChildren(body, ...calls.data.map(row));
+    empty.hidden = calls.data.length > 0;
+  });
   const form = h("form", { class: "card", id: "schedule-call", onsubmit: async (ev) => {
     ev.preventDefault();
     const d = new FormData(form);
     await attempt(async () => {
-      const body = { assistant_id: d.get("assistant_id"), phone: d.get("phone"), respect_business_hours: d.get("respect_business_hours") === "on" };
-      if (d.get("name")) body.name = d.get("name");
-      if (d.get("scheduled_for")) body.scheduled_for = new Date(d.get("scheduled_for")).toISOString();
-      if (d.get("account_id")) body.account_id = d.get("account_id");
-      await api("POST", "/calls", body);
-      scheduledPage();
+      const call = { assistant_id: d.get("assistant_id"), phone: d.get("phone"), respect_business_hours: d.get("respect_business_hours") === "on" };
+      if (d.get("name")) call.name = d.get("name");
+      if (d.get("scheduled_for")) call.scheduled_for = new Date(d.get("scheduled_for")).toISOString();
+      if (d.get("account_id")) call.account_id = d.get("account_id");
+      await api("POST", "/calls", call);
+      form.reset();
+      form.elements.scheduled_for.value = localInput();
+      await reload();
     }, form);
   } }, h("h2", {}, "Schedule a call"), h("div", { class: "row" },
     h("label", {}, "Assistant", assistant),
@@ -665,9 +688,10 @@ async function scheduledPage() {
     h("label", {}, "When", h("input", { name: "scheduled_for", type: "datetime-local", value: localInput() })),
     h("label", {}, "Business hours only", h("input", { name: "respect_business_hours", type: "checkbox" })),
     h("button", { type: "submit" }, "Schedule")));
+  await reload();
   setChildren(main, h("h1", {}, "Scheduled calls"), form,
     h("div", { class: "scroll" }, h("table", { id: "scheduled" }, h("thead", {}, h("tr", {}, ["Phone", "Scheduled for", ""].map((t) => h("th", {}, t)))), body)),
-    calls.data.length ? null : h("p", { class: "notice" }, "Nothing scheduled."));
+    empty);
 }
 
 async function dncPage() {
@@ -698,11 +722,11 @@ async function dncPage() {
     await attempt(async () => { show(await api("POST", "/dnc", file.files[0], "text/csv")); reload(); }, upload);
   } }, h("h2", {}, "Upload a CSV"), h("div", { class: "row" }, file, h("button", { type: "submit" }, "Upload")));
   const body = h("tbody");
-  const reload = async () => {
+  const reload = serial(async () => {
     const l = await api("GET", "/dnc?limit=500");
     setChildren(body, ...l.data.map((s) => h("tr", {}, h("td", {}, s.phone), h("td", {}, s.reason || ""), h("td", {}, fmtTime(s.created_at)),
       h("td", {}, h("button", { class: "danger", onclick: () => attempt(async () => { await api("DELETE", `/dnc/${encodeURIComponent(s.phone)}`); reload(); }) }, "Remove")))));
-  };
+  });
   await reload();
   setChildren(main, h("h1", {}, "Do-not-call list"), add, upload, result,
     h("div", { class: "scroll" }, h("table", { id: "dnc" }, h("thead", {}, h("tr", {}, ["Phone", "Reason", "Added", ""].map((t) => h("th", {}, t)))), body)));
@@ -714,7 +738,7 @@ async function statsPage() {
   const preset = h("select", { name: "preset" }, ["today", "week", "month"].map((p) => h("option", { selected: (params.get("preset") || "today") === p }, p)));
   const campaign = h("select", { name: "campaign_id" }, h("option", { value: "" }, "all campaigns"), campaigns.data.map((c) => h("option", { value: c.id, selected: params.get("campaign_id") === c.id }, c.name)));
   const out = h("div");
-  const load = async () => {
+  const load = serial(async () => {
     const s = await api("GET", `/stats${qs({ preset: preset.value, campaign_id: campaign.value })}`);
     const pct = (r) => (r === null || r === undefined ? "—" : `${Math.round(r * 1000) / 10} %`);
     const tile = (k, v) => h("div", { class: "stat", "data-stat": k }, h("b", {}, v), h("span", {}, k));
@@ -736,7 +760,7 @@ async function statsPage() {
         : h("p", { class: "notice" }, "No failures in this range."),
       h("h2", {}, "By outcome"),
       h("div", { class: "grid" }, Object.entries(s.by_outcome).map(([k, v]) => tile(k, v))));
-  };
+  });
   const form = h("form", { class: "card row", onsubmit: (ev) => { ev.preventDefault(); history.replaceState(null, "", `#/stats${qs({ preset: preset.value, campaign_id: campaign.value })}`); attempt(load, out); } },
     h("label", {}, "Range", preset), h("label", {}, "Campaign", campaign), h("button", { type: "submit" }, "Show"));
   await load();
@@ -761,13 +785,26 @@ function batchCancel(b, after) {
 
 /**
  * Calls `refresh(campaignId)` at most once a second per batch when the event stream reports
- * one of its calls (batches are not in the stream themselves; their calls are).
+ * one of its calls (batches are not in the stream themselves; their calls are). A call event
+ * that arrives while a refresh is already due brings one more refresh a second after that
+ * one: the batch's own state (completed) is written just after its last call ends, so a
+ * refresh that raced that call's event may have read the batch a moment too early.
  */
 function onBatchCalls(isMine, refresh) {
-  const due = new Map();
+  const due = new Map(); // campaign id -> { again: a call event came while this one was due }
+  const schedule = (id) => {
+    const d = { again: false };
+    due.set(id, d);
+    setTimeout(() => {
+      due.delete(id);
+      refresh(id);
+      if (d.again) schedule(id);
+    }, 1000);
+  };
   onLive((kind, call) => {
-    if (kind !== "call" || !isMine(call.campaign_id) || due.has(call.campaign_id)) return;
-    due.set(call.campaign_id, setTimeout(() => { due.delete(call.campaign_id); refresh(call.campaign_id, call); }, 1000));
+    if (kind !== "call" || !isMine(call.campaign_id)) return;
+    const d = due.get(call.campaign_id);
+    if (d) d.again = true; else schedule(call.campaign_id);
   });
 }
 
@@ -820,13 +857,13 @@ async function batchPage(id) {
   const body = h("tbody");
   const more = h("button", { class: "secondary", hidden: true }, "More");
   let cursor = null;
-  const load = async (append) => {
+  const load = serial(async (append) => {
     const page = await api("GET", `/batches/${id}/calls${qs({ limit: 100, before: append ? cursor : "" })}`);
     const rows = page.data.map(callRow);
     if (append) body.append(...rows); else setChildren(body, ...rows);
     cursor = page.next_cursor;
     more.hidden = !cursor;
-  };
+  });
   more.onclick = () => attempt(() => load(true));
   await load(false);
   onLive((kind, call) => {
@@ -863,7 +900,7 @@ function endpointToggle(e, after) {
 
 async function webhooksPage() {
   const body = h("tbody");
-  const reload = async () => {
+  const reload = serial(async () => {
     const list = await api("GET", "/webhook-endpoints?limit=100");
     setChildren(body, ...list.data.map((e) => h("tr", { "data-endpoint-id": e.id },
       h("td", { class: "wrap" }, h("a", { href: `#/webhook/${e.id}` }, e.url), e.description ? h("div", { class: "notice" }, e.description) : null),
@@ -871,7 +908,7 @@ async function webhooksPage() {
       h("td", { class: "state" }, endpointState(e)),
       h("td", {}, h("span", { class: "actions" }, endpointToggle(e, reload), h("a", { class: "button secondary", href: `#/webhook/${e.id}` }, "Deliveries"))))));
     if (!list.data.length) setChildren(body, h("tr", {}, h("td", { colspan: 4, class: "notice" }, "No endpoints yet.")));
-  };
+  });
   const created = h("div");
   const form = h("form", { class: "card", id: "create-endpoint", onsubmit: async (ev) => {
     ev.preventDefault();
@@ -907,11 +944,11 @@ async function webhookPage(id) {
     h("p", { class: "notice" }, `Events: ${e.events.join(", ")}`));
   render();
   const body = h("tbody");
-  const reload = async () => {
+  const reload = serial(async () => {
     const page = await api("GET", `/webhook-endpoints/${id}/deliveries?limit=50`);
     setChildren(body, ...page.data.map((d) => {
       const last = d.tries.length ? d.tries[d.tries.length - 1] : null;
-      return h("tr", { "data-message-id": d.message_id },
+      return h("tr", { "data-message-id": d.message_id, "data-tries": d.tries.length },
         h("td", {}, fmtTime(d.created_at)), h("td", {}, d.event_type), h("td", { class: "status" }, badge(d.status)), h("td", { class: "attempts" }, d.attempts),
         h("td", {}, last ? (last.status_code === null ? "—" : last.status_code) : "—"), h("td", {}, last ? `${last.latency_ms} ms` : "—"),
         h("td", { class: "wrap" }, last ? (last.error || last.response_excerpt || "") : (d.next_attempt_at ? `next try ${fmtTime(d.next_attempt_at)}` : "")),
@@ -923,7 +960,7 @@ async function webhookPage(id) {
     if (page.data.some((d) => d.status === "pending") && !pendingTimer) {
       pendingTimer = setTimeout(() => { pendingTimer = null; if (document.body.contains(body)) attempt(reload); }, 2000);
     }
-  };
+  });
   let pendingTimer = null;
   await reload();
   // Deliveries follow what the stream reports (a campaign or call changed: events are due), at most every 2 s.
@@ -978,7 +1015,7 @@ async function accountNote(c) {
 
 async function accountsPage() {
   const body = h("tbody");
-  const reload = async () => {
+  const reload = serial(async () => {
     const list = await api("GET", "/provider-accounts?limit=100");
     setChildren(body, ...list.data.map((a) => h("tr", { "data-account-id": a.id },
       h("td", {}, a.name), h("td", {}, a.provider), h("td", {}, h("code", {}, a.id)),
@@ -992,7 +1029,7 @@ async function accountsPage() {
         } }, "Disable")
         : h("button", { "data-action": "enable", onclick: () => attempt(async () => { await api("PATCH", `/provider-accounts/${a.id}`, { enabled: true }); await reload(); }) }, "Enable")))));
     if (!list.data.length) setChildren(body, h("tr", {}, h("td", { colspan: 8, class: "notice" }, "No accounts yet: calls go through the server's.")));
-  };
+  });
   const provider = h("select", { name: "provider", onchange: () => renderFields() }, Object.keys(ACCOUNT_FIELDS).map((p) => h("option", {}, p)));
   const fields = h("fieldset", { class: "credentials" });
   const renderFields = () => setChildren(fields, h("legend", {}, "Credentials"), ACCOUNT_FIELDS[provider.value].map(([name, kind, note]) =>
@@ -1043,7 +1080,7 @@ async function keysPage() {
   const mine = workspaces.data.length === 1 ? workspaces.data[0].id : "";
   const ws = h("select", { name: "workspace_id", id: "keys-workspace" }, workspaces.data.map((w) => h("option", { value: w.id, selected: (params.get("workspace_id") || mine) === w.id || (!params.get("workspace_id") && w.is_default) }, w.name)));
   const body = h("tbody");
-  const reload = async () => {
+  const reload = serial(async () => {
     const list = await api("GET", `/keys${qs({ workspace_id: ws.value })}`);
     setChildren(body, ...list.data.map((k) => h("tr", { "data-key-id": k.id, class: k.revoked_at ? "revoked" : null },
       h("td", {}, k.name), h("td", {}, h("code", {}, k.prefix || "—")), h("td", { class: "scopes" }, k.scopes.join(", ")),
@@ -1051,7 +1088,7 @@ async function keysPage() {
       h("td", { class: "state" }, k.revoked_at ? `revoked ${fmtTime(k.revoked_at)}` : h("button", { class: "danger", "data-action": "revoke", onclick: () => {
         if (confirm(`Revoke key "${k.name}" (${k.prefix})? Every request with it fails from now on.`)) attempt(async () => { await api("DELETE", `/keys/${k.id}`); await reload(); });
       } }, "Revoke")))));
-  };
+  });
   ws.onchange = () => { history.replaceState(null, "", `#/keys${qs({ workspace_id: ws.value })}`); attempt(reload); };
   const created = h("div");
   const form = h("form", { class: "card", id: "create-key", onsubmit: async (ev) => {
@@ -1090,7 +1127,7 @@ function dailyLimitForm(w, after) {
 
 async function workspacesPage() {
   const body = h("tbody");
-  const reload = async () => {
+  const reload = serial(async () => {
     const list = await api("GET", "/workspaces");
     setChildren(body, ...list.data.map((w) => h("tr", { "data-workspace-id": w.id },
       h("td", {}, w.name, w.is_default ? h("span", { class: "notice" }, " (operator)") : null), h("td", {}, h("code", {}, w.id)),
@@ -1103,7 +1140,7 @@ async function workspacesPage() {
             attempt(async () => { await api("PATCH", `/workspaces/${w.id}`, { disabled: !w.disabled_at }); await reload(); });
           }
         } }, w.disabled_at ? "Enable" : "Disable"))))));
-  };
+  });
   const created = h("div");
   const form = h("form", { class: "card", id: "create-workspace", onsubmit: async (ev) => {
     ev.preventDefault();
