@@ -475,6 +475,15 @@ pub fn env_name(name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Held by every test that loads a config: `Config::load` reads `DIALTONE_*` variables,
+    /// and two tests set some for a moment. Without it a load in a parallel test could see
+    /// `DIALTONE_PREVIOUS_MASTER_KEYS` without `DIALTONE_MASTER_KEY` (between the two
+    /// `remove_var`s) and fail validation. A test that panicked poisons it; the next one goes on.
+    fn env_lock() -> std::sync::MutexGuard<'static, ()> {
+        static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        ENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     #[test]
     fn max_call_duration_defaults_to_an_hour_reaches_the_engine_and_must_be_positive() {
         let config = Config::default();
@@ -569,6 +578,7 @@ mod tests {
 
     #[test]
     fn secrets_and_the_log_format_still_load_from_the_file_and_the_environment() {
+        let _env = env_lock();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dialtone.toml");
         std::fs::write(&path, "vapi_api_key = \"key-from-file\"\nlog_format = \"json\"\n").unwrap();
@@ -582,6 +592,7 @@ mod tests {
 
     #[test]
     fn the_speech_section_loads_from_the_file_and_its_keys_from_the_environment() {
+        let _env = env_lock();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dialtone.toml");
         std::fs::write(&path, "[speech]\nopenai_base_url = \"http://127.0.0.1:11434/v1\"\nelevenlabs_api_key = \"xi-from-file\"\n").unwrap();
@@ -590,7 +601,6 @@ mod tests {
         assert_eq!(config.speech.elevenlabs_api_key.as_ref().map(|k| k.expose_secret()), Some("xi-from-file"));
         assert_eq!(config.speech.deepgram_url, "wss://api.deepgram.com", "defaults still apply");
         assert_eq!(speech_env_name("deepgram_api_key"), "DIALTONE_SPEECH_DEEPGRAM_API_KEY");
-        // Only this test sets DIALTONE_SPEECH_* variables; std serialises environment access.
         std::env::set_var(speech_env_name("deepgram_api_key"), "dg-from-env");
         std::env::set_var(speech_env_name("elevenlabs_api_key"), "xi-from-env");
         let loaded = Config::load(Some(&path));
@@ -606,6 +616,7 @@ mod tests {
 
     #[test]
     fn master_keys_load_from_the_file_and_the_environment_and_a_bad_one_is_refused_by_name() {
+        let _env = env_lock();
         use dialtone_store::secrets::MasterKey;
         let (old, old_text) = MasterKey::generate();
         let (new, new_text) = MasterKey::generate();
@@ -614,7 +625,6 @@ mod tests {
         std::fs::write(&path, format!("master_key = \"{}\"\n", old_text.expose_secret())).unwrap();
         let ring = Config::load(Some(&path)).unwrap().keyring().unwrap().unwrap();
         assert_eq!(ring.current_id(), old.id());
-        // Only this test sets these variables; std serialises environment access.
         std::env::set_var(env_name("master_key"), new_text.expose_secret());
         std::env::set_var(env_name("previous_master_keys"), format!("[\"{}\"]", old_text.expose_secret()));
         let loaded = Config::load(Some(&path));
