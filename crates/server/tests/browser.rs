@@ -153,16 +153,22 @@ async fn wait_js(c: &Client, script: &str, args: Vec<Value>, timeout: Duration, 
     }
 }
 
-/// Makes the page's next `method` request whose URL contains `part` answer `delay` late (the
-/// response held back before the page sees it): a slow server, for tests of draw order.
-async fn slow_next(c: &Client, method: &str, part: &str, delay: Duration) {
-    let script = "const [method, part, ms] = arguments; const orig = window.fetch; \
+/// Holds back the answer to the page's next `method` request whose URL contains `part`
+/// until [`release`]: a slow server, for tests of the order in which a page draws.
+async fn hold_next(c: &Client, method: &str, part: &str) {
+    let script = "const [method, part] = arguments; const orig = window.fetch; \
+                  let release; const released = new Promise((r) => { release = r; }); window.__release = release; \
                   window.fetch = (url, init) => { \
                     if (((init && init.method) || 'GET') !== method || !String(url).includes(part)) return orig(url, init); \
                     window.fetch = orig; \
-                    return orig(url, init).then((r) => new Promise((done) => setTimeout(() => done(r), ms))); \
+                    return orig(url, init).then((r) => released.then(() => r)); \
                   };";
-    c.execute(script, vec![json!(method), json!(part), json!(delay.as_millis() as u64)]).await.unwrap();
+    c.execute(script, vec![json!(method), json!(part)]).await.unwrap();
+}
+
+/// Lets the answer [`hold_next`] held back reach the page.
+async fn release(c: &Client) {
+    c.execute("window.__release();", vec![]).await.unwrap();
 }
 
 /// Saves the page as `<DIALTONE_SCREENSHOTS>/<name>.png` when that variable is set.
@@ -313,7 +319,7 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     let before = ts(&scheduled[0]["scheduled_for"]);
     let srow = format!("#scheduled tr[data-call-id='{call}']");
     c.execute(&format!("document.querySelector(\"{srow} input[type=datetime-local]\").value = '2027-06-01T10:30';"), vec![]).await.unwrap();
-    // Reschedule, then Cancel at once, the list's reload after Reschedule answered late: the
+    // Reschedule, then Cancel while the list's reload after Reschedule is held back: the
     // reloads draw in the order made, so the list ends empty (as Cancel left it), not with
     // the rescheduled row drawn over it. Each draw of the list is recorded (rows drawn).
     c.execute(
@@ -323,7 +329,7 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     )
     .await
     .unwrap();
-    slow_next(&c, "GET", "/calls?status=scheduled", ms(800)).await;
+    hold_next(&c, "GET", "/calls?status=scheduled").await;
     click(&c, &format!("{srow} button.secondary")).await;
     eventually(
         || async {
@@ -349,6 +355,7 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
         secs(10),
     )
     .await;
+    release(&c).await;
     let draws = wait_js(&c, "return window.__draws;", vec![], secs(10), |v| v.as_array().is_some_and(|a| a.len() >= 2)).await;
     assert_eq!(draws, json!([1, 0]), "the rescheduled row, then the empty list");
     wait_text(&c, "main > p.notice", secs(10), |t| t == "Nothing scheduled.").await;
@@ -711,8 +718,9 @@ async fn a_live_call_is_hung_up_results_exported_contacts_searched_and_stats_ran
             screenshot(&c, "stats-week").await;
         }
     }
-    // Two presets chosen in a row, the first answered late: the ranges are drawn in the order
-    // chosen, so the page ends on the last one, never on a late answer drawn over it.
+    // Two presets chosen in a row, the first's answer held back until both are asked for: the
+    // ranges are drawn in the order chosen, so the page ends on the last one, never on a late
+    // answer drawn over it.
     c.execute(
         "window.__ranges = []; new MutationObserver((rs) => { for (const r of rs) for (const n of r.addedNodes) \
          if (n.id === 'stats-range') window.__ranges.push(n.getAttribute('data-from')); }) \
@@ -721,17 +729,55 @@ async fn a_live_call_is_hung_up_results_exported_contacts_searched_and_stats_ran
     )
     .await
     .unwrap();
-    slow_next(&c, "GET", "preset=today", ms(800)).await;
+    hold_next(&c, "GET", "preset=today").await;
     for preset in ["today", "week"] {
         c.execute(&format!("document.querySelector('select[name=preset]').value = '{preset}';"), vec![]).await.unwrap();
         click(&c, "main form.card button[type=submit]").await;
     }
+    release(&c).await;
     let drawn = wait_js(&c, "return window.__ranges;", vec![], secs(10), |v| v.as_array().is_some_and(|a| a.len() >= 2)).await;
     let drawn: Vec<jiff::Timestamp> = drawn.as_array().unwrap().iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect();
     assert_eq!(drawn[0], today_from, "today's range first: {drawn:?}");
     let span = jiff::Timestamp::now().duration_since(drawn[1]).as_secs();
     assert!((span - 7 * 86400).abs() < 600, "then the week's, drawn last: {drawn:?}");
     assert_eq!(wait_attr(&c, "#stats-range", "data-from", secs(1), |_| true).await, drawn[1].to_string(), "the page shows the week");
+    c.close().await.unwrap();
+}
+
+/// The page's two guards against drawing an older state over a newer one, run in the page
+/// itself: `notOlder` (by `updated_at`, for a thing heard of from the stream, an action's answer
+/// and a re-read) and `serial` (a page's reloads in the order made, a hung one let go).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_answer_never_draws_an_older_state_over_a_newer_one() {
+    let app = TestApp::start().await;
+    let driver = driver().await;
+    let c = browser(&driver, 1280, 900).await;
+    sign_in(&c, &app).await;
+    let older = c
+        .execute(
+            "const at = (t) => ({ updated_at: t }); \
+             return [notOlder(at('2026-12-06T10:00:00.5Z'), at('2026-12-06T10:00:00.25Z')), \
+                     notOlder(at('2026-12-06T10:00:00.1Z'), at('2026-12-06T10:00:00.12Z')), \
+                     notOlder(at('2026-12-06T10:00:00Z'), at('2026-12-06T10:00:00Z')), \
+                     notOlder(at('2026-12-06T10:00:00Z'), null), notOlder({}, at('2026-12-06T10:00:00Z'))];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // Newer, older (by time, not by text: ".1Z" sorts after ".12Z"), the same, nothing shown, no time.
+    assert_eq!(older, json!([true, false, true, true, true]));
+    let order = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; const drawn = []; \
+             const sleep = (ms) => new Promise((r) => setTimeout(r, ms)); \
+             const draw = serial(async (name, ms, fail) => { await sleep(ms); if (fail) throw new Error(name); drawn.push(name); }); \
+             const runs = [draw('first', 300), draw('failed', 0, true).catch(() => 'caught'), draw('second', 0), draw('third', 100)]; \
+             Promise.all(runs).then((r) => done({ drawn, failed: r[1] }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(order, json!({"drawn": ["first", "second", "third"], "failed": "caught"}), "in the order made; a failure stops none behind it");
     c.close().await.unwrap();
 }
 

@@ -84,8 +84,12 @@ function badge(s) { return h("span", { class: `badge ${s || ""}` }, s || "—");
 
 function errorBox(e) { return h("div", { class: "error", role: "alert" }, e.message || String(e)); }
 
-/** Runs `f`, showing a failure in `where` (or at the top of the page). */
+/**
+ * Runs `f`, showing a failure in `where` (or at the top of the page). A form's earlier
+ * failure is taken away when it is submitted again.
+ */
 async function attempt(f, where) {
+  if (where instanceof HTMLFormElement) clearErrors(where);
   try { return await f(); } catch (e) {
     if (e.status === 401) return;
     (where || main).prepend(errorBox(e));
@@ -102,10 +106,30 @@ async function attempt(f, where) {
 function serial(f) {
   let last = Promise.resolve();
   return (...args) => {
-    const run = last.then(() => f(...args));
+    // A run still going after SERIAL_WAIT_MS (a request that never answers) stops holding
+    // the ones behind it.
+    const run = Promise.race([last, new Promise((r) => setTimeout(r, SERIAL_WAIT_MS))]).then(() => f(...args));
     last = run.catch(() => {});
     return run;
   };
+}
+const SERIAL_WAIT_MS = 30000;
+
+/** Takes away the failures shown directly in `el` (by `attempt`). */
+function clearErrors(el) {
+  for (const e of el.querySelectorAll(":scope > .error")) e.remove();
+}
+
+/**
+ * Whether `next` (a campaign, batch or call as the API returns it) may be drawn over `shown`:
+ * not older by `updated_at`. A page hears of one thing from several places (the event
+ * stream, an action's answer, a re-read); an answer read before a change that is already
+ * drawn must not draw the older state back (a "dialing" header after Pause).
+ */
+function notOlder(next, shown) {
+  if (!shown || !next) return true;
+  const a = Date.parse(next.updated_at), b = Date.parse(shown.updated_at);
+  return isNaN(a) || isNaN(b) || a >= b;
 }
 
 function sum(obj) { return Object.values(obj || {}).reduce((a, b) => a + b, 0); }
@@ -310,7 +334,10 @@ async function campaignsPage() {
       h("td", {}, campaignActions(c, (v) => put({ ...c, ...v }))));
     return tr;
   };
+  const shown = new Map();
   const put = (c) => {
+    if (!notOlder(c, shown.get(c.id))) return;
+    shown.set(c.id, c);
     const tr = row(c);
     const old = rows.get(c.id);
     if (old) old.replaceWith(tr); else body.prepend(tr);
@@ -437,7 +464,7 @@ async function campaignPage(id) {
       h("p", {}, progressCell(c.counts), " ", c.waiting_reason ? h("span", { class: "notice" }, c.waiting_reason) : null),
       account,
       callerSettings(c),
-      h("div", { class: "actions" }, campaignActions(c, (v) => { c = v; renderHead(); }),
+      h("div", { class: "actions" }, campaignActions(c, (v) => { if (notOlder(v, c)) { c = v; renderHead(); } }),
         h("button", { class: "secondary", id: "export", onclick: () => attempt(async () => {
           const blob = await api("GET", `/campaigns/${id}/export.csv`);
           const a = h("a", { href: URL.createObjectURL(blob), download: `${id}.csv` });
@@ -451,7 +478,7 @@ async function campaignPage(id) {
   };
   renderHead();
   onLive(async (kind, v) => {
-    if (kind === "campaign" && v.id === id) {
+    if (kind === "campaign" && v.id === id && notOlder(v, c)) {
       // The stream carries the list view; the waiting breakdown comes with GET.
       c = { ...v, waiting: c.waiting };
       renderHead();
@@ -460,7 +487,7 @@ async function campaignPage(id) {
   // The breakdown is re-read every few seconds while the page is open (it is not in the stream).
   const waitingTimer = setInterval(async () => {
     if (!document.body.contains(head)) return clearInterval(waitingTimer);
-    try { const v = await api("GET", `/campaigns/${id}`); c = v; renderHead(); } catch { /* shown on the next action */ }
+    try { const v = await api("GET", `/campaigns/${id}`); if (notOlder(v, c)) { c = v; renderHead(); } } catch { /* shown on the next action */ }
   }, 10000);
 
   // Chart
@@ -498,7 +525,7 @@ async function campaignPage(id) {
   const q = h("input", { name: "q", placeholder: "phone or name" });
   const more = h("button", { class: "secondary", hidden: true }, "More");
   let cursor = null;
-  const loadContacts = async (append) => {
+  const loadContacts = serial(async (append) => {
     await attempt(async () => {
       const page = await api("GET", `/campaigns/${id}/contacts${qs({ status: status.value, q: q.value, limit: 50, before: append ? cursor : "" })}`);
       const rows = page.data.map((ct) => h("tr", {},
@@ -508,7 +535,7 @@ async function campaignPage(id) {
       cursor = page.next_cursor;
       more.hidden = !cursor;
     }, contactsSection);
-  };
+  });
   more.onclick = () => loadContacts(true);
   const contactsSection = h("section", {}, h("h2", {}, "Contacts"),
     h("form", { class: "row", id: "contacts-search", onsubmit: (ev) => { ev.preventDefault(); loadContacts(); } }, status, q, h("button", { type: "submit" }, "Filter")),
@@ -607,7 +634,10 @@ async function callsPage() {
 
 async function callPage(id) {
   const box = h("div");
+  let shown = null;
   const render = (call) => {
+    if (!notOlder(call, shown)) return;
+    shown = call;
     const field = (k, v) => (v === undefined || v === null || v === "" ? null : h("tr", {}, h("th", {}, k), h("td", { class: "wrap" }, v)));
     const live = ["queued", "dialing", "ringing", "in_progress"].includes(call.status);
     const transcript = call.transcript || null;
@@ -659,8 +689,14 @@ async function scheduledPage() {
     return h("tr", { "data-call-id": call.id },
       h("td", {}, h("a", { href: `#/call/${call.id}` }, call.phone)), h("td", {}, fmtTime(call.scheduled_for)),
       h("td", {}, h("span", { class: "row" }, when,
-        h("button", { class: "secondary", onclick: () => attempt(async () => { await api("PUT", `/calls/${call.id}`, { scheduled_for: new Date(when.value).toISOString() }); await reload(); }) }, "Reschedule"),
-        h("button", { class: "danger", onclick: () => attempt(async () => { await api("DELETE", `/calls/${call.id}`); await reload(); }) }, "Cancel"))));
+        h("button", { class: "secondary", onclick: () => act(async () => { await api("PUT", `/calls/${call.id}`, { scheduled_for: new Date(when.value).toISOString() }); }) }, "Reschedule"),
+        h("button", { class: "danger", onclick: () => act(async () => { await api("DELETE", `/calls/${call.id}`); }) }, "Cancel"))));
+  };
+  // A row's action: earlier failures at the top of the page go (as when the page was drawn
+  // again whole), the list is read again after it.
+  const act = async (f) => {
+    clearErrors(main);
+    if ((await attempt(async () => { await f(); return true; })) === true) await attempt(reload);
   };
   const reload = serial(async () => {
     const calls = await api("GET", "/calls?status=scheduled&limit=200");
@@ -677,9 +713,11 @@ async function scheduledPage() {
       if (d.get("account_id")) call.account_id = d.get("account_id");
       await api("POST", "/calls", call);
       form.reset();
+      account.refresh();
       form.elements.scheduled_for.value = localInput();
-      await reload();
     }, form);
+    // Read again whatever the answer: a failure to read is not the call's failure.
+    await attempt(reload);
   } }, h("h2", {}, "Schedule a call"), h("div", { class: "row" },
     h("label", {}, "Assistant", assistant),
     h("label", {}, "Account", account),
@@ -791,12 +829,14 @@ function batchCancel(b, after) {
  * refresh that raced that call's event may have read the batch a moment too early.
  */
 function onBatchCalls(isMine, refresh) {
+  const page = routeGen; // the page this was set up for: nothing is refreshed once it is left
   const due = new Map(); // campaign id -> { again: a call event came while this one was due }
   const schedule = (id) => {
     const d = { again: false };
     due.set(id, d);
     setTimeout(() => {
       due.delete(id);
+      if (page !== routeGen || !sessionStorage.getItem(KEY)) return;
       refresh(id);
       if (d.again) schedule(id);
     }, 1000);
@@ -812,7 +852,10 @@ async function batchesPage() {
   const list = await api("GET", "/batches?limit=100");
   const body = h("tbody");
   const rows = new Map();
+  const shown = new Map();
   const put = (b) => {
+    if (!notOlder(b, shown.get(b.id))) return;
+    shown.set(b.id, b);
     const tr = h("tr", { class: "clickable", "data-batch-id": b.id, onclick: (ev) => { if (!ev.target.closest("button")) location.hash = `#/batch/${b.id}`; } },
       h("td", {}, h("a", { href: `#/batch/${b.id}` }, b.name)),
       h("td", { class: "status" }, badge(b.status)),
@@ -849,7 +892,7 @@ async function batchPage(id) {
       h("p", { id: "batch-progress" }, batchProgress(b)),
       account,
       callerSettings(b),
-      h("div", { class: "actions" }, batchCancel(b, (v) => { b = v; render(); })),
+      h("div", { class: "actions" }, batchCancel(b, (v) => { if (notOlder(v, b)) { b = v; render(); } })),
       h("h2", {}, "Counts"),
       h("div", { class: "grid", id: "batch-counts" }, cells.map(([k, v]) => h("div", { class: "stat", "data-count": k }, h("b", {}, v), h("span", {}, k)))));
   };
@@ -871,7 +914,7 @@ async function batchPage(id) {
     const old = body.querySelector(`tr[data-call-id="${CSS.escape(call.id)}"]`);
     if (old) old.replaceWith(callRow(call)); else body.prepend(callRow(call));
   });
-  onBatchCalls((cid) => cid === id, () => attempt(async () => { b = await api("GET", `/batches/${id}`); render(); }));
+  onBatchCalls((cid) => cid === id, () => attempt(async () => { const v = await api("GET", `/batches/${id}`); if (notOlder(v, b)) { b = v; render(); } }));
   setChildren(main, h("p", {}, h("a", { href: "#/batches" }, "← Batches")), head,
     h("h2", {}, "Calls"), h("div", { class: "scroll" }, h("table", { id: "batch-calls" }, h("thead", {}, h("tr", {}, CALL_HEAD.map((t) => h("th", {}, t)))), body)), more);
 }
