@@ -106,30 +106,27 @@ async function attempt(f, where) {
 function serial(f) {
   let last = Promise.resolve();
   return (...args) => {
-    // A run still going after SERIAL_WAIT_MS (a request that never answers) stops holding
-    // the ones behind it.
-    const run = Promise.race([last, new Promise((r) => setTimeout(r, SERIAL_WAIT_MS))]).then(() => f(...args));
-    last = run.catch(() => {});
+    const run = last.then(() => f(...args));
+    // A run still going SERIAL_WAIT_MS after it started (a request that never answers)
+    // stops holding the ones behind it.
+    last = last.then(() => Promise.race([run.catch(() => {}), new Promise((r) => setTimeout(r, SERIAL_WAIT_MS))]));
     return run;
   };
 }
-const SERIAL_WAIT_MS = 30000;
+let SERIAL_WAIT_MS = 30000; // a `let`: the browser tests shorten it
+
+/**
+ * A queue for one thing a page shows (a campaign, a batch, a call): `inOrder(job)` runs the
+ * async `job` (an action's request and the draw of its answer, or a re-read and its draw)
+ * after the jobs given before it, so their answers are drawn in the order they were asked for.
+ */
+function queue() {
+  return serial((job) => job());
+}
 
 /** Takes away the failures shown directly in `el` (by `attempt`). */
 function clearErrors(el) {
   for (const e of el.querySelectorAll(":scope > .error")) e.remove();
-}
-
-/**
- * Whether `next` (a campaign, batch or call as the API returns it) may be drawn over `shown`:
- * not older by `updated_at`. A page hears of one thing from several places (the event
- * stream, an action's answer, a re-read); an answer read before a change that is already
- * drawn must not draw the older state back (a "dialing" header after Pause).
- */
-function notOlder(next, shown) {
-  if (!shown || !next) return true;
-  const a = Date.parse(next.updated_at), b = Date.parse(shown.updated_at);
-  return isNaN(a) || isNaN(b) || a >= b;
 }
 
 function sum(obj) { return Object.values(obj || {}).reduce((a, b) => a + b, 0); }
@@ -295,9 +292,11 @@ async function routeNow() {
   location.hash = "#/campaigns";
 }
 
-function campaignActions(c, after) {
+/** The buttons of what can be done to campaign `c` now; `after(answer)` draws the answer, in
+ * `inOrder` (a page's [`queue`]) when given. */
+function campaignActions(c, after, inOrder = (job) => job()) {
   const act = (verb) => async () => {
-    await attempt(async () => { const v = await api("POST", `/campaigns/${c.id}/${verb}`); after(v); });
+    await attempt(() => inOrder(async () => { const v = await api("POST", `/campaigns/${c.id}/${verb}`); after(v); }));
   };
   const s = c.status;
   return h("span", { class: "actions" },
@@ -334,10 +333,7 @@ async function campaignsPage() {
       h("td", {}, campaignActions(c, (v) => put({ ...c, ...v }))));
     return tr;
   };
-  const shown = new Map();
   const put = (c) => {
-    if (!notOlder(c, shown.get(c.id))) return;
-    shown.set(c.id, c);
     const tr = row(c);
     const old = rows.get(c.id);
     if (old) old.replaceWith(tr); else body.prepend(tr);
@@ -456,6 +452,9 @@ function countsGrid(c) {
 
 async function campaignPage(id) {
   let c = await api("GET", `/campaigns/${id}`);
+  // Actions and re-reads draw in the order asked (a re-read sent before Pause answering after
+  // it would draw "dialing" back); the stream's updates are drawn as they come.
+  const inOrder = queue();
   const account = await accountNote(c);
   const head = h("div");
   const renderHead = () => {
@@ -464,7 +463,7 @@ async function campaignPage(id) {
       h("p", {}, progressCell(c.counts), " ", c.waiting_reason ? h("span", { class: "notice" }, c.waiting_reason) : null),
       account,
       callerSettings(c),
-      h("div", { class: "actions" }, campaignActions(c, (v) => { if (notOlder(v, c)) { c = v; renderHead(); } }),
+      h("div", { class: "actions" }, campaignActions(c, (v) => { c = v; renderHead(); }, inOrder),
         h("button", { class: "secondary", id: "export", onclick: () => attempt(async () => {
           const blob = await api("GET", `/campaigns/${id}/export.csv`);
           const a = h("a", { href: URL.createObjectURL(blob), download: `${id}.csv` });
@@ -478,7 +477,7 @@ async function campaignPage(id) {
   };
   renderHead();
   onLive(async (kind, v) => {
-    if (kind === "campaign" && v.id === id && notOlder(v, c)) {
+    if (kind === "campaign" && v.id === id) {
       // The stream carries the list view; the waiting breakdown comes with GET.
       c = { ...v, waiting: c.waiting };
       renderHead();
@@ -487,7 +486,7 @@ async function campaignPage(id) {
   // The breakdown is re-read every few seconds while the page is open (it is not in the stream).
   const waitingTimer = setInterval(async () => {
     if (!document.body.contains(head)) return clearInterval(waitingTimer);
-    try { const v = await api("GET", `/campaigns/${id}`); if (notOlder(v, c)) { c = v; renderHead(); } } catch { /* shown on the next action */ }
+    try { await inOrder(async () => { c = await api("GET", `/campaigns/${id}`); renderHead(); }); } catch { /* shown on the next action */ }
   }, 10000);
 
   // Chart
@@ -526,6 +525,7 @@ async function campaignPage(id) {
   const more = h("button", { class: "secondary", hidden: true }, "More");
   let cursor = null;
   const loadContacts = serial(async (append) => {
+    clearErrors(contactsSection);
     await attempt(async () => {
       const page = await api("GET", `/campaigns/${id}/contacts${qs({ status: status.value, q: q.value, limit: 50, before: append ? cursor : "" })}`);
       const rows = page.data.map((ct) => h("tr", {},
@@ -634,17 +634,14 @@ async function callsPage() {
 
 async function callPage(id) {
   const box = h("div");
-  let shown = null;
   const render = (call) => {
-    if (!notOlder(call, shown)) return;
-    shown = call;
     const field = (k, v) => (v === undefined || v === null || v === "" ? null : h("tr", {}, h("th", {}, k), h("td", { class: "wrap" }, v)));
     const live = ["queued", "dialing", "ringing", "in_progress"].includes(call.status);
     const transcript = call.transcript || null;
     setChildren(box, 
       h("p", {}, h("a", { href: "#/calls" }, "← Calls"), " · ", h("a", { href: `#/campaign/${call.campaign_id}` }, "Campaign")),
       h("h1", {}, `Call to ${call.phone} `, h("span", { id: "call-status" }, badge(call.status))),
-      live ? h("button", { class: "danger", id: "hangup", onclick: () => attempt(async () => { render(await api("POST", `/calls/${id}/hangup`)); }, box) }, "Hang up") : null,
+      live ? h("button", { class: "danger", id: "hangup", onclick: () => attempt(() => inOrder(async () => { render(await api("POST", `/calls/${id}/hangup`)); }), box) }, "Hang up") : null,
       h("section", {}, h("table", { id: "call-fields" }, h("tbody", {},
         field("Outcome", call.outcome), field("Ended reason", call.ended_reason), field("Answered by", call.answered_by),
         field("Name", call.contact_name || call.name), field("Attempt", call.attempt), field("Direction", call.direction), field("Provider", call.provider),
@@ -666,8 +663,11 @@ async function callPage(id) {
           h("td", {}, e.applied ? "yes" : e.mismatched ? "mismatched" : "no"),
           h("td", { class: "wrap" }, h("details", {}, h("summary", {}, "raw"), h("pre", {}, JSON.stringify(e.payload, null, 2))))))))));
   };
+  // Hang-up and the re-reads the stream prompts draw in the order asked: a re-read sent before
+  // the hang-up and answered after it would bring the Hang up button back.
+  const inOrder = queue();
   render(await api("GET", `/calls/${id}`));
-  onLive(async (kind, call) => { if (kind === "call" && call.id === id) render(await api("GET", `/calls/${id}`)); });
+  onLive((kind, call) => { if (kind === "call" && call.id === id) attempt(() => inOrder(async () => render(await api("GET", `/calls/${id}`))), box); });
   setChildren(main, box);
 }
 
@@ -705,6 +705,7 @@ async function scheduledPage() {
   });
   const form = h("form", { class: "card", id: "schedule-call", onsubmit: async (ev) => {
     ev.preventDefault();
+    clearErrors(main);
     const d = new FormData(form);
     await attempt(async () => {
       const call = { assistant_id: d.get("assistant_id"), phone: d.get("phone"), respect_business_hours: d.get("respect_business_hours") === "on" };
@@ -814,10 +815,12 @@ function batchProgress(b) {
     h("span", { class: "progress-text" }, `${p.finished} / ${p.total} (${p.percent_done}%)`));
 }
 
-function batchCancel(b, after) {
+/** Batch `b`'s Cancel button (none once it is over); `after(answer)` draws the answer, in
+ * `inOrder` (a page's [`queue`]). */
+function batchCancel(b, after, inOrder) {
   if (["completed", "canceled"].includes(b.status)) return null;
   return h("button", { class: "danger", "data-action": "cancel-batch", onclick: () => {
-    if (confirm(`Cancel batch "${b.name}"? Calls not yet placed are not placed.`)) attempt(async () => after(await api("POST", `/batches/${b.id}/cancel`)));
+    if (confirm(`Cancel batch "${b.name}"? Calls not yet placed are not placed.`)) attempt(() => inOrder(async () => after(await api("POST", `/batches/${b.id}/cancel`))));
   } }, "Cancel");
 }
 
@@ -852,10 +855,8 @@ async function batchesPage() {
   const list = await api("GET", "/batches?limit=100");
   const body = h("tbody");
   const rows = new Map();
-  const shown = new Map();
+  const inOrder = queue(); // cancels and refreshes draw in the order asked
   const put = (b) => {
-    if (!notOlder(b, shown.get(b.id))) return;
-    shown.set(b.id, b);
     const tr = h("tr", { class: "clickable", "data-batch-id": b.id, onclick: (ev) => { if (!ev.target.closest("button")) location.hash = `#/batch/${b.id}`; } },
       h("td", {}, h("a", { href: `#/batch/${b.id}` }, b.name)),
       h("td", { class: "status" }, badge(b.status)),
@@ -863,13 +864,13 @@ async function batchesPage() {
       h("td", {}, b.counts.active_calls),
       h("td", {}, b.provider),
       h("td", {}, fmtTime(b.created_at)),
-      h("td", {}, batchCancel(b, put)));
+      h("td", {}, batchCancel(b, put, inOrder)));
     const old = rows.get(b.id);
     if (old) old.replaceWith(tr); else body.append(tr);
     rows.set(b.id, tr);
   };
   for (const b of list.data) put(b);
-  onBatchCalls((id) => rows.has(id), (id) => attempt(async () => put(await api("GET", `/batches/${id}`))));
+  onBatchCalls((id) => rows.has(id), (id) => attempt(() => inOrder(async () => put(await api("GET", `/batches/${id}`)))));
   setChildren(main,
     h("h1", {}, "Batches"),
     h("p", { class: "notice" }, "Many calls sent in one request (", h("code", {}, "POST /api/v1/batches"), " or ", h("code", {}, "dialtone batches create"), ")."),
@@ -881,6 +882,7 @@ async function batchesPage() {
 
 async function batchPage(id) {
   let b = await api("GET", `/batches/${id}`);
+  const inOrder = queue(); // Cancel and the refreshes draw in the order asked
   const account = await accountNote(b);
   const head = h("div");
   const render = () => {
@@ -892,7 +894,7 @@ async function batchPage(id) {
       h("p", { id: "batch-progress" }, batchProgress(b)),
       account,
       callerSettings(b),
-      h("div", { class: "actions" }, batchCancel(b, (v) => { if (notOlder(v, b)) { b = v; render(); } })),
+      h("div", { class: "actions" }, batchCancel(b, (v) => { b = v; render(); }, inOrder)),
       h("h2", {}, "Counts"),
       h("div", { class: "grid", id: "batch-counts" }, cells.map(([k, v]) => h("div", { class: "stat", "data-count": k }, h("b", {}, v), h("span", {}, k)))));
   };
@@ -914,7 +916,7 @@ async function batchPage(id) {
     const old = body.querySelector(`tr[data-call-id="${CSS.escape(call.id)}"]`);
     if (old) old.replaceWith(callRow(call)); else body.prepend(callRow(call));
   });
-  onBatchCalls((cid) => cid === id, () => attempt(async () => { const v = await api("GET", `/batches/${id}`); if (notOlder(v, b)) { b = v; render(); } }));
+  onBatchCalls((cid) => cid === id, () => attempt(() => inOrder(async () => { b = await api("GET", `/batches/${id}`); render(); })));
   setChildren(main, h("p", {}, h("a", { href: "#/batches" }, "← Batches")), head,
     h("h2", {}, "Calls"), h("div", { class: "scroll" }, h("table", { id: "batch-calls" }, h("thead", {}, h("tr", {}, CALL_HEAD.map((t) => h("th", {}, t)))), body)), more);
 }
