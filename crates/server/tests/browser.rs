@@ -121,6 +121,13 @@ async fn fill(c: &Client, css: &str, text: &str) {
     }
 }
 
+/// Clicks the element matching `css` twice in one script, as a double click does: the second
+/// click comes before anything the first one started has answered.
+async fn double_click(c: &Client, css: &str) {
+    wait_text(c, css, secs(10), |_| true).await;
+    c.execute("const b = document.querySelector(arguments[0]); b.click(); b.click();", vec![json!(css)]).await.unwrap();
+}
+
 /// Whether `e` says the element went away between being found and being used: the page
 /// replaced it (a live redraw), so finding it again is the answer.
 fn redrawn(e: &fantoccini::error::CmdError) -> bool {
@@ -254,8 +261,17 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     // Start it, pause it while it runs, resume it.
     click(&c, "button[data-action=start]").await;
     wait_text(&c, "#campaign-status", secs(10), |t| t == "dialing").await;
-    click(&c, "button[data-action=pause]").await;
+    // Pause clicked twice at once: the button is disabled by the first, so one request goes.
+    c.execute(
+        "window.__pauses = 0; const orig = window.fetch; \
+         window.fetch = (url, init) => { if (String(url).endsWith('/pause')) window.__pauses += 1; return orig(url, init); };",
+        vec![],
+    )
+    .await
+    .unwrap();
+    double_click(&c, "button[data-action=pause]").await;
     wait_text(&c, "#campaign-status", secs(10), |t| t == "paused").await;
+    assert_eq!(c.execute("return window.__pauses;", vec![]).await.unwrap(), json!(1), "one pause request for a double click");
     assert_eq!(app.campaign(&id).await["status"], "paused");
     let held = app.campaign(&id).await;
     assert!(u(&held["counts"]["contacts"]["pending"]) > 0, "paused before the end: {held}");
@@ -310,7 +326,9 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     screenshot(&c, "dnc").await;
     c.goto(&format!("{}/#/scheduled", app.base)).await.unwrap();
     fill(&c, "#schedule-call input[name=phone]", "+14155550100").await;
-    click(&c, "#schedule-call button[type=submit]").await;
+    // Submitted twice at once (a double click): the form is busy after the first, so one call
+    // is scheduled (checked below: one scheduled call).
+    double_click(&c, "#schedule-call button[type=submit]").await;
     wait_text(&c, "#scheduled tbody", secs(10), |t| t.contains("+14155550100")).await;
     screenshot(&c, "scheduled").await;
     let scheduled = app.all_calls(&[("status", "scheduled")], 10).await;

@@ -53,7 +53,10 @@ class ApiError extends Error {
 
 /** Calls /api/v1{path}; `body` is JSON unless it is FormData, a Blob or a string (sent as is). */
 async function api(method, path, body, contentType) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}` };
+  // Signed out (a reload queued before Sign out runs after it): nothing is asked, and the
+  // quiet 401 draws nothing (`attempt` shows no 401).
+  if (!sessionStorage.getItem(KEY)) throw new ApiError(401, null);
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` };
   let payload;
   if (body instanceof FormData) payload = body;
   else if (typeof body === "string" || body instanceof Blob) { payload = body; headers["Content-Type"] = contentType || "text/csv"; }
@@ -85,15 +88,51 @@ function badge(s) { return h("span", { class: `badge ${s || ""}` }, s || "—");
 function errorBox(e) { return h("div", { class: "error", role: "alert" }, e.message || String(e)); }
 
 /**
- * Runs `f`, showing a failure in `where` (or at the top of the page). A form's earlier
- * failure is taken away when it is submitted again.
+ * Runs `f`, showing a failure in `where` (or at the top of the page). When `where` is a form
+ * (a submit), its earlier failure is taken away and the form is busy until `f` ends: its submit
+ * buttons are disabled and a second submit meanwhile is ignored (a double click creates one
+ * campaign, one scheduled call).
  */
 async function attempt(f, where) {
-  if (where instanceof HTMLFormElement) clearErrors(where);
-  try { return await f(); } catch (e) {
-    if (e.status === 401) return;
-    (where || main).prepend(errorBox(e));
+  const run = async () => {
+    try { return await f(); } catch (e) {
+      if (e.status === 401) return;
+      (where || main).prepend(errorBox(e));
+    }
+  };
+  if (!(where instanceof HTMLFormElement)) return run();
+  clearErrors(where);
+  return whileBusy(where, run);
+}
+
+/**
+ * Runs `f` with `form` busy: its submit buttons disabled, and a submit while it is busy
+ * ignored (resolves to undefined without running `f`).
+ */
+async function whileBusy(form, f) {
+  if (form.dataset.busy) return;
+  const buttons = [...form.querySelectorAll("button[type=submit], button:not([type])")].filter((b) => !b.disabled);
+  form.dataset.busy = "1";
+  for (const b of buttons) b.disabled = true;
+  try { return await f(); } finally {
+    delete form.dataset.busy;
+    for (const b of buttons) b.disabled = false;
   }
+}
+
+/**
+ * An action button's click handler: runs `f` as [`attempt`] does, showing a failure in `where`
+ * (or at the top of the page) after taking away the failures earlier actions left there. The
+ * button is disabled until `f` ends, so a double click sends one request.
+ */
+function press(f, where) {
+  return async (ev) => {
+    const button = ev.currentTarget;
+    if (button.disabled) return;
+    button.disabled = true;
+    clearErrors(where || main);
+    try { return await attempt(f, where); } finally { button.disabled = false; }
+  };
 }
 
 /**
@@ -207,7 +246,10 @@ function onLive(f) { liveHandlers.push(f); }
 
 // ---------- sign-in ----------
 
+let signedOutWith; // the message of the last sign-out, shown again if a page drew over it
+
 function signOut(message) {
+  signedOutWith = message;
   sessionStorage.removeItem(KEY);
   if (stream) { stream.abort(); stream = null; }
   setLive(false);
@@ -284,6 +326,8 @@ async function routeNow() {
       const loading = h("p", { class: "notice" }, "Loading…");
       setChildren(main, loading);
       await attempt(() => page(...m.slice(1).map(decodeURIComponent)));
+      // Signed out while the page loaded: it drew over the sign-in page, which comes back.
+      if (!sessionStorage.getItem(KEY)) return signInPage(signedOutWith);
       // A page that failed before drawing (a 404) leaves its error above the notice.
       loading.remove();
       return;
@@ -295,15 +339,13 @@ async function routeNow() {
 /** The buttons of what can be done to campaign `c` now; `after(answer)` draws the answer, in
  * `inOrder` (a page's [`queue`]) when given. */
 function campaignActions(c, after, inOrder = (job) => job()) {
-  const act = (verb) => async () => {
-    await attempt(() => inOrder(async () => { const v = await api("POST", `/campaigns/${c.id}/${verb}`); after(v); }));
-  };
+  const act = (verb) => press(() => inOrder(async () => { const v = await api("POST", `/campaigns/${c.id}/${verb}`); after(v); }));
   const s = c.status;
   return h("span", { class: "actions" },
     s === "draft" ? h("button", { onclick: act("start"), "data-action": "start" }, "Start") : null,
     s === "starting" || s === "dialing" ? h("button", { class: "secondary", onclick: act("pause"), "data-action": "pause" }, "Pause") : null,
     s === "paused" ? h("button", { onclick: act("resume"), "data-action": "resume" }, "Resume") : null,
-    ["draft", "starting", "dialing", "paused"].includes(s) ? h("button", { class: "danger", onclick: () => { if (confirm(`Cancel campaign "${c.name}"?`)) act("cancel")(); }, "data-action": "cancel" }, "Cancel") : null);
+    ["draft", "starting", "dialing", "paused"].includes(s) ? h("button", { class: "danger", onclick: (ev) => { if (confirm(`Cancel campaign "${c.name}"?`)) act("cancel")(ev); }, "data-action": "cancel" }, "Cancel") : null);
 }
 
 const CALLER_STRATEGIES = ["round_robin", "least_used", "local_presence"];
@@ -464,7 +506,7 @@ async function campaignPage(id) {
       account,
       callerSettings(c),
       h("div", { class: "actions" }, campaignActions(c, (v) => { c = v; renderHead(); }, inOrder),
-        h("button", { class: "secondary", id: "export", onclick: () => attempt(async () => {
+        h("button", { class: "secondary", id: "export", onclick: press(async () => {
           const blob = await api("GET", `/campaigns/${id}/export.csv`);
           const a = h("a", { href: URL.createObjectURL(blob), download: `${id}.csv` });
           document.body.append(a); a.click(); a.remove();
@@ -505,17 +547,20 @@ async function campaignPage(id) {
     if (!file.files.length) return;
     const d = new FormData();
     d.append("file", file.files[0]);
-    setChildren(report, h("p", { class: "notice" }, "Uploading…"));
-    try {
-      const r = await api("POST", `/campaigns/${id}/contacts`, d);
-      setChildren(report, 
-        h("p", { id: "import-summary" }, `${r.rows} rows: ${r.imported} imported, ${r.rejected_count} rejected.`),
-        r.rejected.length ? h("div", { class: "scroll" }, h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", {}, "Line"), h("th", {}, "Reason"))),
-          h("tbody", {}, r.rejected.map((x) => h("tr", { "data-line": x.line }, h("td", {}, x.line), h("td", { class: "wrap" }, x.reason)))))) : null);
-      loadContacts();
-    } catch (e) {
-      setChildren(report, errorBox(e), e.details && e.details.line ? h("p", {}, `Line ${e.details.line}`) : null);
-    }
+    // Busy while it uploads: a double click imports the file once.
+    await whileBusy(upload, async () => {
+      setChildren(report, h("p", { class: "notice" }, "Uploading…"));
+      try {
+        const r = await api("POST", `/campaigns/${id}/contacts`, d);
+        setChildren(report, 
+          h("p", { id: "import-summary" }, `${r.rows} rows: ${r.imported} imported, ${r.rejected_count} rejected.`),
+          r.rejected.length ? h("div", { class: "scroll" }, h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", {}, "Line"), h("th", {}, "Reason"))),
+            h("tbody", {}, r.rejected.map((x) => h("tr", { "data-line": x.line }, h("td", {}, x.line), h("td", { class: "wrap" }, x.reason)))))) : null);
+        loadContacts();
+      } catch (e) {
+        setChildren(report, errorBox(e), e.details && e.details.line ? h("p", {}, `Line ${e.details.line}`) : null);
+      }
+    });
   } }, h("h2", {}, "Upload contacts (CSV)"), h("div", { class: "row" }, file, h("button", { type: "submit" }, "Upload")), report);
 
   // Contacts
@@ -641,7 +686,7 @@ async function callPage(id) {
     setChildren(box, 
       h("p", {}, h("a", { href: "#/calls" }, "← Calls"), " · ", h("a", { href: `#/campaign/${call.campaign_id}` }, "Campaign")),
       h("h1", {}, `Call to ${call.phone} `, h("span", { id: "call-status" }, badge(call.status))),
-      live ? h("button", { class: "danger", id: "hangup", onclick: () => attempt(() => inOrder(async () => { render(await api("POST", `/calls/${id}/hangup`)); }), box) }, "Hang up") : null,
+      live ? h("button", { class: "danger", id: "hangup", onclick: press(() => inOrder(async () => { render(await api("POST", `/calls/${id}/hangup`)); })) }, "Hang up") : null,
       h("section", {}, h("table", { id: "call-fields" }, h("tbody", {},
         field("Outcome", call.outcome), field("Ended reason", call.ended_reason), field("Answered by", call.answered_by),
         field("Name", call.contact_name || call.name), field("Attempt", call.attempt), field("Direction", call.direction), field("Provider", call.provider),
@@ -689,18 +734,27 @@ async function scheduledPage() {
     return h("tr", { "data-call-id": call.id },
       h("td", {}, h("a", { href: `#/call/${call.id}` }, call.phone)), h("td", {}, fmtTime(call.scheduled_for)),
       h("td", {}, h("span", { class: "row" }, when,
-        h("button", { class: "secondary", onclick: () => act(async () => { await api("PUT", `/calls/${call.id}`, { scheduled_for: new Date(when.value).toISOString() }); }) }, "Reschedule"),
-        h("button", { class: "danger", onclick: () => act(async () => { await api("DELETE", `/calls/${call.id}`); }) }, "Cancel"))));
+        h("button", { class: "secondary", onclick: act(call.id, async () => {
+          if (!when.value) throw new Error("Choose the new date and time first.");
+          await api("PUT", `/calls/${call.id}`, { scheduled_for: new Date(when.value).toISOString() });
+        }) }, "Reschedule"),
+        h("button", { class: "danger", onclick: act(call.id, async () => { await api("DELETE", `/calls/${call.id}`); }) }, "Cancel"))));
   };
   // A row's action: earlier failures at the top of the page go (as when the page was drawn
   // again whole), the list is read again after it.
-  const act = async (f) => {
-    clearErrors(main);
-    if ((await attempt(async () => { await f(); return true; })) === true) await attempt(reload);
-  };
-  const reload = serial(async () => {
+  const act = (id, f) => press(async () => { await f(); await reload(id); });
+  // Re-reads the list. A new time typed into a row but not yet sent stays typed (except in
+  // the row `acted` on, which shows its new time).
+  const reload = serial(async (acted) => {
     const calls = await api("GET", "/calls?status=scheduled&limit=200");
-    setChildren(body, ...calls.data.map(row));
+    const typed = new Map();
+    for (const tr of body.querySelectorAll("tr[data-call-id]")) {
+      const input = tr.querySelector("input[type=datetime-local]");
+      if (tr.dataset.callId !== acted && input && input.value !== input.defaultValue) typed.set(tr.dataset.callId, input.value);
+    }
+    const rows = calls.data.map(row);
+    for (const tr of rows) if (typed.has(tr.dataset.callId)) tr.querySelector("input[type=datetime-local]").value = typed.get(tr.dataset.callId);
+    setChildren(body, ...rows);
     empty.hidden = calls.data.length > 0;
   });
   const form = h("form", { class: "card", id: "schedule-call", onsubmit: async (ev) => {
@@ -747,7 +801,7 @@ async function dncPage() {
       const body = { numbers, reason: d.get("reason") || undefined };
       if (d.get("region")) body.region = d.get("region");
       show(await api("POST", "/dnc", body));
-      reload();
+      await reload();
     }, add);
   } }, h("h2", {}, "Add numbers"), h("div", { class: "row" },
     h("label", {}, "Numbers (one a line)", h("textarea", { name: "numbers", rows: 3, required: true })),
@@ -758,13 +812,13 @@ async function dncPage() {
   const upload = h("form", { class: "card", onsubmit: async (ev) => {
     ev.preventDefault();
     if (!file.files.length) return;
-    await attempt(async () => { show(await api("POST", "/dnc", file.files[0], "text/csv")); reload(); }, upload);
+    await attempt(async () => { show(await api("POST", "/dnc", file.files[0], "text/csv")); await reload(); }, upload);
   } }, h("h2", {}, "Upload a CSV"), h("div", { class: "row" }, file, h("button", { type: "submit" }, "Upload")));
   const body = h("tbody");
   const reload = serial(async () => {
     const l = await api("GET", "/dnc?limit=500");
     setChildren(body, ...l.data.map((s) => h("tr", {}, h("td", {}, s.phone), h("td", {}, s.reason || ""), h("td", {}, fmtTime(s.created_at)),
-      h("td", {}, h("button", { class: "danger", onclick: () => attempt(async () => { await api("DELETE", `/dnc/${encodeURIComponent(s.phone)}`); reload(); }) }, "Remove")))));
+      h("td", {}, h("button", { class: "danger", onclick: press(async () => { await api("DELETE", `/dnc/${encodeURIComponent(s.phone)}`); await reload(); }) }, "Remove")))));
   });
   await reload();
   setChildren(main, h("h1", {}, "Do-not-call list"), add, upload, result,
@@ -800,7 +854,7 @@ async function statsPage() {
       h("h2", {}, "By outcome"),
       h("div", { class: "grid" }, Object.entries(s.by_outcome).map(([k, v]) => tile(k, v))));
   });
-  const form = h("form", { class: "card row", onsubmit: (ev) => { ev.preventDefault(); history.replaceState(null, "", `#/stats${qs({ preset: preset.value, campaign_id: campaign.value })}`); attempt(load, out); } },
+  const form = h("form", { class: "card row", onsubmit: (ev) => { ev.preventDefault(); history.replaceState(null, "", `#/stats${qs({ preset: preset.value, campaign_id: campaign.value })}`); clearErrors(out); attempt(load, out); } },
     h("label", {}, "Range", preset), h("label", {}, "Campaign", campaign), h("button", { type: "submit" }, "Show"));
   await load();
   setChildren(main, h("h1", {}, "Stats"), form, out);
@@ -819,8 +873,9 @@ function batchProgress(b) {
  * `inOrder` (a page's [`queue`]). */
 function batchCancel(b, after, inOrder) {
   if (["completed", "canceled"].includes(b.status)) return null;
-  return h("button", { class: "danger", "data-action": "cancel-batch", onclick: () => {
-    if (confirm(`Cancel batch "${b.name}"? Calls not yet placed are not placed.`)) attempt(() => inOrder(async () => after(await api("POST", `/batches/${b.id}/cancel`))));
+  const cancel = press(() => inOrder(async () => after(await api("POST", `/batches/${b.id}/cancel`))));
+  return h("button", { class: "danger", "data-action": "cancel-batch", onclick: (ev) => {
+    if (confirm(`Cancel batch "${b.name}"? Calls not yet placed are not placed.`)) cancel(ev);
   } }, "Cancel");
 }
 
@@ -940,7 +995,7 @@ function endpointState(e) {
 
 function endpointToggle(e, after) {
   return h("button", { class: e.enabled ? "secondary" : "", "data-action": e.enabled ? "disable" : "enable",
-    onclick: () => attempt(async () => after(await api("PATCH", `/webhook-endpoints/${e.id}`, { enabled: !e.enabled }))) }, e.enabled ? "Disable" : "Enable");
+    onclick: press(async () => after(await api("PATCH", `/webhook-endpoints/${e.id}`, { enabled: !e.enabled }))) }, e.enabled ? "Disable" : "Enable");
 }
 
 async function webhooksPage() {
@@ -998,7 +1053,7 @@ async function webhookPage(id) {
         h("td", {}, last ? (last.status_code === null ? "—" : last.status_code) : "—"), h("td", {}, last ? `${last.latency_ms} ms` : "—"),
         h("td", { class: "wrap" }, last ? (last.error || last.response_excerpt || "") : (d.next_attempt_at ? `next try ${fmtTime(d.next_attempt_at)}` : "")),
         h("td", {}, h("details", {}, h("summary", {}, "body"), h("pre", {}, JSON.stringify(d.payload, null, 2)))),
-        h("td", {}, h("button", { class: "secondary", "data-action": "replay", onclick: () => attempt(async () => { await api("POST", `/webhook-endpoints/${id}/deliveries/${d.message_id}/replay`); await reload(); }) }, "Replay")));
+        h("td", {}, h("button", { class: "secondary", "data-action": "replay", onclick: press(async () => { await api("POST", `/webhook-endpoints/${id}/deliveries/${d.message_id}/replay`); await reload(); }) }, "Replay")));
     }));
     if (!page.data.length) setChildren(body, h("tr", {}, h("td", { colspan: 9, class: "notice" }, "No deliveries yet.")));
     // Deliveries are not in the event stream: while one is still being tried, the log is read again.
@@ -1069,10 +1124,10 @@ async function accountsPage() {
       h("td", { class: "calls-per-second" }, a.calls_per_second ?? "provider's default"),
       h("td", { class: "wrap credentials" }, Object.entries(a.credentials).map(([k, v]) => h("div", {}, `${k}: `, h("code", {}, typeof v === "string" ? v : JSON.stringify(v))))),
       h("td", {}, a.enabled
-        ? h("button", { class: "danger", "data-action": "disable", onclick: () => {
-          if (confirm(`Disable account "${a.name}"? Its campaigns are held and new work on it is refused.`)) attempt(async () => { await api("DELETE", `/provider-accounts/${a.id}`); await reload(); });
-        } }, "Disable")
-        : h("button", { "data-action": "enable", onclick: () => attempt(async () => { await api("PATCH", `/provider-accounts/${a.id}`, { enabled: true }); await reload(); }) }, "Enable")))));
+        ? h("button", { class: "danger", "data-action": "disable", onclick: press(async () => {
+          if (confirm(`Disable account "${a.name}"? Its campaigns are held and new work on it is refused.`)) { await api("DELETE", `/provider-accounts/${a.id}`); await reload(); }
+        }) }, "Disable")
+        : h("button", { "data-action": "enable", onclick: press(async () => { await api("PATCH", `/provider-accounts/${a.id}`, { enabled: true }); await reload(); }) }, "Enable")))));
     if (!list.data.length) setChildren(body, h("tr", {}, h("td", { colspan: 8, class: "notice" }, "No accounts yet: calls go through the server's.")));
   });
   const provider = h("select", { name: "provider", onchange: () => renderFields() }, Object.keys(ACCOUNT_FIELDS).map((p) => h("option", {}, p)));
@@ -1130,9 +1185,9 @@ async function keysPage() {
     setChildren(body, ...list.data.map((k) => h("tr", { "data-key-id": k.id, class: k.revoked_at ? "revoked" : null },
       h("td", {}, k.name), h("td", {}, h("code", {}, k.prefix || "—")), h("td", { class: "scopes" }, k.scopes.join(", ")),
       h("td", {}, fmtTime(k.created_at)), h("td", {}, k.last_used_at ? fmtTime(k.last_used_at) : "never"),
-      h("td", { class: "state" }, k.revoked_at ? `revoked ${fmtTime(k.revoked_at)}` : h("button", { class: "danger", "data-action": "revoke", onclick: () => {
-        if (confirm(`Revoke key "${k.name}" (${k.prefix})? Every request with it fails from now on.`)) attempt(async () => { await api("DELETE", `/keys/${k.id}`); await reload(); });
-      } }, "Revoke")))));
+      h("td", { class: "state" }, k.revoked_at ? `revoked ${fmtTime(k.revoked_at)}` : h("button", { class: "danger", "data-action": "revoke", onclick: press(async () => {
+        if (confirm(`Revoke key "${k.name}" (${k.prefix})? Every request with it fails from now on.`)) { await api("DELETE", `/keys/${k.id}`); await reload(); }
+      }) }, "Revoke")))));
   });
   ws.onchange = () => { history.replaceState(null, "", `#/keys${qs({ workspace_id: ws.value })}`); attempt(reload); };
   const created = h("div");
@@ -1180,11 +1235,12 @@ async function workspacesPage() {
       h("td", {}, dailyLimitForm(w, reload)),
       h("td", {}, h("span", { class: "actions" },
         h("a", { class: "button secondary", href: `#/keys?workspace_id=${w.id}` }, "Keys"),
-        w.is_default ? null : h("button", { class: w.disabled_at ? "" : "danger", "data-action": w.disabled_at ? "enable" : "disable", onclick: () => {
+        w.is_default ? null : h("button", { class: w.disabled_at ? "" : "danger", "data-action": w.disabled_at ? "enable" : "disable", onclick: press(async () => {
           if (w.disabled_at || confirm(`Disable workspace "${w.name}"? Its keys get 401 at once.`)) {
-            attempt(async () => { await api("PATCH", `/workspaces/${w.id}`, { disabled: !w.disabled_at }); await reload(); });
+            await api("PATCH", `/workspaces/${w.id}`, { disabled: !w.disabled_at });
+            await reload();
           }
-        } }, w.disabled_at ? "Enable" : "Disable"))))));
+        }) }, w.disabled_at ? "Enable" : "Disable"))))));
   });
   const created = h("div");
   const form = h("form", { class: "card", id: "create-workspace", onsubmit: async (ev) => {

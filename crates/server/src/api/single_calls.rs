@@ -240,7 +240,9 @@ pub(super) async fn reschedule(
         at = business_hours(at, &contact.timezones)?;
     }
     if !app.store.reschedule_call(&ws, &call.id, at, app.now()).await? {
-        return Err(ApiError::conflict(format!("the call is {} and can no longer be rescheduled", call.status)));
+        // Its status now, not as read before the conditional update (which may have lost a race).
+        let now = load(&app, &ws, &id).await?;
+        return Err(ApiError::conflict(format!("the call is {} and can no longer be rescheduled", now.status)));
     }
     Ok(Json(load(&app, &ws, &id).await?))
 }
@@ -251,7 +253,12 @@ pub(super) async fn reschedule(
 pub(super) async fn cancel(State(app): State<Arc<AppState>>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<Call>, ApiError> {
     let call = load(&app, &ws, &id).await?;
     if !app.store.cancel_scheduled_call(&ws, &call.id, app.now()).await? {
-        return Err(ApiError::conflict(format!("the call is {}; only a call that has not started can be canceled (hang up is a later feature)", call.status)));
+        // Its status now, not as read before the conditional update (which may have lost a race).
+        let now = load(&app, &ws, &id).await?;
+        return Err(ApiError::conflict(format!(
+            "the call is {}; only a scheduled call can be canceled (a live one is hung up: POST /calls/{id}/hangup)",
+            now.status
+        )));
     }
     Ok(Json(load(&app, &ws, &id).await?))
 }

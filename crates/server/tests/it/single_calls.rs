@@ -89,6 +89,12 @@ async fn a_scheduled_call_is_listed_moved_and_placed_within_a_second_of_its_time
     let other_id = other["id"].as_str().unwrap().to_string();
     let resp = app.api(Method::DELETE, &format!("/calls/{other_id}")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    // Canceled twice (a double click): the second is a 409 that names the status it has now.
+    let again = app.api(Method::DELETE, &format!("/calls/{other_id}")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let again: serde_json::Value = again.json().await.unwrap();
+    let message = again["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("the call is canceled;") && message.contains(&format!("POST /calls/{other_id}/hangup")), "{again}");
     holds_for(
         || async {
             if app.sim_stats().dials == 1 {
