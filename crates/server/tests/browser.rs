@@ -262,6 +262,10 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     click(&c, "button[data-action=start]").await;
     wait_text(&c, "#campaign-status", secs(10), |t| t == "dialing").await;
     // Pause clicked twice at once: the button is disabled by the first, so one request goes.
+    // Its answer is held meanwhile, and the header is redrawn from a stream event that still
+    // says "dialing": the Pause button drawn again is disabled too, and a click on it sends
+    // nothing.
+    let dialing = app.campaign(&id).await;
     c.execute(
         "window.__pauses = 0; const orig = window.fetch; \
          window.fetch = (url, init) => { if (String(url).endsWith('/pause')) window.__pauses += 1; return orig(url, init); };",
@@ -269,7 +273,20 @@ async fn a_campaign_is_created_run_paused_resumed_and_inspected_from_the_dashboa
     )
     .await
     .unwrap();
+    hold_next(&c, "POST", "/pause").await;
     double_click(&c, "button[data-action=pause]").await;
+    let redrawn = c
+        .execute(
+            "const before = document.querySelector('button[data-action=pause]'); \
+             for (const f of liveHandlers) f('campaign', arguments[0]); \
+             const b = document.querySelector('button[data-action=pause]'); b.click(); \
+             return { redrawn: b !== before, disabled: b.disabled };",
+            vec![dialing.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(redrawn, json!({"redrawn": true, "disabled": true}), "the redrawn Pause is disabled while the first is running");
+    release(&c).await;
     wait_text(&c, "#campaign-status", secs(10), |t| t == "paused").await;
     assert_eq!(c.execute("return window.__pauses;", vec![]).await.unwrap(), json!(1), "one pause request for a double click");
     assert_eq!(app.campaign(&id).await["status"], "paused");

@@ -16,7 +16,11 @@ function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    if (k.startsWith("on")) {
+      el.addEventListener(k.slice(2), v);
+      // An action still running on this button's thing: drawn disabled (see `press`).
+      if (v.busyKey) { el.dataset.busyKey = v.busyKey; el.disabled = busyKeys.has(v.busyKey); }
+    }
     else if (k === "dataset") Object.assign(el.dataset, v);
     // Through the CSSOM: the page's Content-Security-Policy refuses inline style attributes.
     else if (k === "style") el.style.cssText = v;
@@ -96,7 +100,8 @@ function errorBox(e) { return h("div", { class: "error", role: "alert" }, e.mess
 async function attempt(f, where) {
   const run = async () => {
     try { return await f(); } catch (e) {
-      if (e.status === 401) return;
+      // A 401 signed out already; signed out meanwhile, the failure is not drawn over sign-in.
+      if (e.status === 401 || !sessionStorage.getItem(KEY)) return;
       (where || main).prepend(errorBox(e));
     }
   };
@@ -123,17 +128,34 @@ async function whileBusy(form, f) {
 /**
  * An action button's click handler: runs `f` as [`attempt`] does, showing a failure in `where`
  * (or at the top of the page) after taking away the failures earlier actions left there. The
- * button is disabled until `f` ends, so a double click sends one request.
+ * button is disabled until `f` ends, so a double click sends one request; with a `key`, so is
+ * every button drawn meanwhile with the same key (see `busyKeys`).
  */
-function press(f, where) {
-  return async (ev) => {
+function press(f, where, key) {
+  const handler = async (ev) => {
     const button = ev.currentTarget;
-    if (button.disabled) return;
+    if (button.disabled || (key && busyKeys.has(key))) return;
     button.disabled = true;
+    if (key) busyKeys.add(key);
     clearErrors(where || main);
-    try { return await attempt(f, where); } finally { button.disabled = false; }
+    try { return await attempt(f, where); } finally {
+      button.disabled = false;
+      if (key) {
+        busyKeys.delete(key);
+        for (const b of document.querySelectorAll("button[data-busy-key]")) if (b.dataset.busyKey === key) b.disabled = false;
+      }
+    }
   };
+  handler.busyKey = key;
+  return handler;
 }
+
+/**
+ * The keys of the things an action is running on (`press(f, where, key)`, e.g. "campaign:<id>").
+ * A page that redraws its buttons while the action runs (the stream, a re-read) draws the
+ * buttons with that key disabled, so a second click on the redrawn button sends nothing.
+ */
+const busyKeys = new Set();
 
 /**
  * Wraps the async `f` so that its calls run one after another, in the order they are made.
@@ -246,10 +268,7 @@ function onLive(f) { liveHandlers.push(f); }
 
 // ---------- sign-in ----------
 
-let signedOutWith; // the message of the last sign-out, shown again if a page drew over it
-
 function signOut(message) {
-  signedOutWith = message;
   sessionStorage.removeItem(KEY);
   if (stream) { stream.abort(); stream = null; }
   setLive(false);
@@ -274,9 +293,14 @@ function signInPage(message) {
   message ? h("div", { class: "error" }, message) : null,
   h("label", {}, "API key", input), " ",
   h("button", { type: "submit" }, "Sign in"));
+  signInForm = form;
   setChildren(main, form);
   input.focus();
 }
+
+// The sign-in form last drawn: put back as it is (with its message and what is typed in it)
+// when a page that was still loading at sign-out draws over it.
+let signInForm = null;
 
 // ---------- pages ----------
 
@@ -327,7 +351,11 @@ async function routeNow() {
       setChildren(main, loading);
       await attempt(() => page(...m.slice(1).map(decodeURIComponent)));
       // Signed out while the page loaded: it drew over the sign-in page, which comes back.
-      if (!sessionStorage.getItem(KEY)) return signInPage(signedOutWith);
+      if (!sessionStorage.getItem(KEY)) {
+        if (!signInForm) return signInPage();
+        document.getElementById("nav").hidden = true;
+        return setChildren(main, signInForm);
+      }
       // A page that failed before drawing (a 404) leaves its error above the notice.
       loading.remove();
       return;
@@ -339,13 +367,16 @@ async function routeNow() {
 /** The buttons of what can be done to campaign `c` now; `after(answer)` draws the answer, in
  * `inOrder` (a page's [`queue`]) when given. */
 function campaignActions(c, after, inOrder = (job) => job()) {
-  const act = (verb) => press(() => inOrder(async () => { const v = await api("POST", `/campaigns/${c.id}/${verb}`); after(v); }));
+  const act = (verb, ask) => press(async () => {
+    if (ask && !confirm(ask)) return;
+    await inOrder(async () => { const v = await api("POST", `/campaigns/${c.id}/${verb}`); after(v); });
+  }, undefined, `campaign:${c.id}`);
   const s = c.status;
   return h("span", { class: "actions" },
     s === "draft" ? h("button", { onclick: act("start"), "data-action": "start" }, "Start") : null,
     s === "starting" || s === "dialing" ? h("button", { class: "secondary", onclick: act("pause"), "data-action": "pause" }, "Pause") : null,
     s === "paused" ? h("button", { onclick: act("resume"), "data-action": "resume" }, "Resume") : null,
-    ["draft", "starting", "dialing", "paused"].includes(s) ? h("button", { class: "danger", onclick: (ev) => { if (confirm(`Cancel campaign "${c.name}"?`)) act("cancel")(ev); }, "data-action": "cancel" }, "Cancel") : null);
+    ["draft", "starting", "dialing", "paused"].includes(s) ? h("button", { class: "danger", onclick: act("cancel", `Cancel campaign "${c.name}"?`), "data-action": "cancel" }, "Cancel") : null);
 }
 
 const CALLER_STRATEGIES = ["round_robin", "least_used", "local_presence"];
@@ -510,7 +541,7 @@ async function campaignPage(id) {
           const blob = await api("GET", `/campaigns/${id}/export.csv`);
           const a = h("a", { href: URL.createObjectURL(blob), download: `${id}.csv` });
           document.body.append(a); a.click(); a.remove();
-        }) }, "Export CSV")),
+        }, undefined, `export:${id}`) }, "Export CSV")),
       h("h2", {}, "Counts"), countsGrid(c),
       h("h2", {}, "Alerts"),
       h("div", { id: "alerts" }, (c.alerts || []).length ? c.alerts.map((a) => h("div", { class: "alert" }, a.message)) : h("p", { class: "notice" }, "None.")),
@@ -686,7 +717,7 @@ async function callPage(id) {
     setChildren(box, 
       h("p", {}, h("a", { href: "#/calls" }, "← Calls"), " · ", h("a", { href: `#/campaign/${call.campaign_id}` }, "Campaign")),
       h("h1", {}, `Call to ${call.phone} `, h("span", { id: "call-status" }, badge(call.status))),
-      live ? h("button", { class: "danger", id: "hangup", onclick: press(() => inOrder(async () => { render(await api("POST", `/calls/${id}/hangup`)); })) }, "Hang up") : null,
+      live ? h("button", { class: "danger", id: "hangup", onclick: press(() => inOrder(async () => { render(await api("POST", `/calls/${id}/hangup`)); }), undefined, `call:${id}`) }, "Hang up") : null,
       h("section", {}, h("table", { id: "call-fields" }, h("tbody", {},
         field("Outcome", call.outcome), field("Ended reason", call.ended_reason), field("Answered by", call.answered_by),
         field("Name", call.contact_name || call.name), field("Attempt", call.attempt), field("Direction", call.direction), field("Provider", call.provider),
@@ -742,7 +773,9 @@ async function scheduledPage() {
   };
   // A row's action: earlier failures at the top of the page go (as when the page was drawn
   // again whole), the list is read again after it.
-  const act = (id, f) => press(async () => { await f(); await reload(id); });
+  // The list is read again whatever the answer: a row acted on elsewhere (canceled in another
+  // tab) goes, rather than staying with buttons that always fail.
+  const act = (id, f) => press(async () => { try { await f(); } finally { await reload(id); } });
   // Re-reads the list. A new time typed into a row but not yet sent stays typed (except in
   // the row `acted` on, which shows its new time).
   const reload = serial(async (acted) => {
@@ -818,7 +851,7 @@ async function dncPage() {
   const reload = serial(async () => {
     const l = await api("GET", "/dnc?limit=500");
     setChildren(body, ...l.data.map((s) => h("tr", {}, h("td", {}, s.phone), h("td", {}, s.reason || ""), h("td", {}, fmtTime(s.created_at)),
-      h("td", {}, h("button", { class: "danger", onclick: press(async () => { await api("DELETE", `/dnc/${encodeURIComponent(s.phone)}`); await reload(); }) }, "Remove")))));
+      h("td", {}, h("button", { class: "danger", onclick: press(async () => { try { await api("DELETE", `/dnc/${encodeURIComponent(s.phone)}`); } finally { await reload(); } }) }, "Remove")))));
   });
   await reload();
   setChildren(main, h("h1", {}, "Do-not-call list"), add, upload, result,
@@ -873,10 +906,9 @@ function batchProgress(b) {
  * `inOrder` (a page's [`queue`]). */
 function batchCancel(b, after, inOrder) {
   if (["completed", "canceled"].includes(b.status)) return null;
-  const cancel = press(() => inOrder(async () => after(await api("POST", `/batches/${b.id}/cancel`))));
-  return h("button", { class: "danger", "data-action": "cancel-batch", onclick: (ev) => {
-    if (confirm(`Cancel batch "${b.name}"? Calls not yet placed are not placed.`)) cancel(ev);
-  } }, "Cancel");
+  return h("button", { class: "danger", "data-action": "cancel-batch", onclick: press(async () => {
+    if (confirm(`Cancel batch "${b.name}"? Calls not yet placed are not placed.`)) await inOrder(async () => after(await api("POST", `/batches/${b.id}/cancel`)));
+  }, undefined, `batch:${b.id}`) }, "Cancel");
 }
 
 /**
@@ -995,7 +1027,7 @@ function endpointState(e) {
 
 function endpointToggle(e, after) {
   return h("button", { class: e.enabled ? "secondary" : "", "data-action": e.enabled ? "disable" : "enable",
-    onclick: press(async () => after(await api("PATCH", `/webhook-endpoints/${e.id}`, { enabled: !e.enabled }))) }, e.enabled ? "Disable" : "Enable");
+    onclick: press(async () => after(await api("PATCH", `/webhook-endpoints/${e.id}`, { enabled: !e.enabled })), undefined, `endpoint:${e.id}`) }, e.enabled ? "Disable" : "Enable");
 }
 
 async function webhooksPage() {
@@ -1053,7 +1085,7 @@ async function webhookPage(id) {
         h("td", {}, last ? (last.status_code === null ? "—" : last.status_code) : "—"), h("td", {}, last ? `${last.latency_ms} ms` : "—"),
         h("td", { class: "wrap" }, last ? (last.error || last.response_excerpt || "") : (d.next_attempt_at ? `next try ${fmtTime(d.next_attempt_at)}` : "")),
         h("td", {}, h("details", {}, h("summary", {}, "body"), h("pre", {}, JSON.stringify(d.payload, null, 2)))),
-        h("td", {}, h("button", { class: "secondary", "data-action": "replay", onclick: press(async () => { await api("POST", `/webhook-endpoints/${id}/deliveries/${d.message_id}/replay`); await reload(); }) }, "Replay")));
+        h("td", {}, h("button", { class: "secondary", "data-action": "replay", onclick: press(async () => { await api("POST", `/webhook-endpoints/${id}/deliveries/${d.message_id}/replay`); await reload(); }, undefined, `replay:${id}:${d.message_id}`) }, "Replay")));
     }));
     if (!page.data.length) setChildren(body, h("tr", {}, h("td", { colspan: 9, class: "notice" }, "No deliveries yet.")));
     // Deliveries are not in the event stream: while one is still being tried, the log is read again.

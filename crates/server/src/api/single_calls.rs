@@ -255,10 +255,8 @@ pub(super) async fn cancel(State(app): State<Arc<AppState>>, Auth(ws): Auth, Pat
     if !app.store.cancel_scheduled_call(&ws, &call.id, app.now()).await? {
         // Its status now, not as read before the conditional update (which may have lost a race).
         let now = load(&app, &ws, &id).await?;
-        return Err(ApiError::conflict(format!(
-            "the call is {}; only a scheduled call can be canceled (a live one is hung up: POST /calls/{id}/hangup)",
-            now.status
-        )));
+        let hint = if now.status.is_active() { format!(" (a live one is hung up: POST /calls/{id}/hangup)") } else { String::new() };
+        return Err(ApiError::conflict(format!("the call is {}; only a scheduled call can be canceled{hint}", now.status)));
     }
     Ok(Json(load(&app, &ws, &id).await?))
 }
