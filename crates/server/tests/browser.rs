@@ -86,39 +86,43 @@ async fn wait_text(c: &Client, css: &str, timeout: Duration, ok: impl Fn(&str) -
 /// (a campaign's header on every event): an element replaced between finding and clicking it
 /// is found again.
 async fn click(c: &Client, css: &str) {
-    let deadline = tokio::time::Instant::now() + secs(10);
-    loop {
-        wait_text(c, css, secs(10), |_| true).await;
-        let clicked = match c.find(Locator::Css(css)).await {
-            Ok(el) => el.click().await,
-            Err(e) => Err(e),
-        };
-        match clicked {
-            Ok(()) => return,
-            Err(e) if redrawn(&e) && tokio::time::Instant::now() < deadline => tokio::time::sleep(ms(50)).await,
-            Err(e) => panic!("click {css}: {e}"),
-        }
-    }
+    on_element(c, css, "click", |el| async move { el.click().await }).await;
 }
 
 /// Types `text` into the input matching `css`, found again if the page redraws it meanwhile.
 async fn fill(c: &Client, css: &str, text: &str) {
-    let deadline = tokio::time::Instant::now() + secs(10);
-    loop {
-        wait_text(c, css, secs(10), |_| true).await;
-        let typed = match c.find(Locator::Css(css)).await {
-            Ok(el) => match el.clear().await {
-                Ok(()) => el.send_keys(text).await,
+    on_element(c, css, "fill", |el| async move {
+        el.clear().await?;
+        el.send_keys(text).await
+    })
+    .await;
+}
+
+/// Runs `act` on the element matching `css` once it is there; if the page replaced the
+/// element meanwhile (a redraw), finds it again and runs `act` again, for up to 10 s. Any
+/// other failure panics, naming `what`.
+async fn on_element<F, Fut>(c: &Client, css: &str, what: &str, act: F)
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+{
+    let act = &act;
+    eventually(
+        || async move {
+            wait_text(c, css, secs(10), |_| true).await;
+            let done = match c.find(Locator::Css(css)).await {
+                Ok(el) => act(el).await,
                 Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        match typed {
-            Ok(()) => return,
-            Err(e) if redrawn(&e) && tokio::time::Instant::now() < deadline => tokio::time::sleep(ms(50)).await,
-            Err(e) => panic!("fill {css}: {e}"),
-        }
-    }
+            };
+            match done {
+                Ok(()) => Ok(()),
+                Err(e) if redrawn(&e) => Err(format!("{what} {css}: {e}")),
+                Err(e) => panic!("{what} {css}: {e}"),
+            }
+        },
+        secs(10),
+    )
+    .await
 }
 
 /// Clicks the element matching `css` twice in one script, as a double click does: the second
@@ -144,20 +148,21 @@ async fn wait_attr(c: &Client, css: &str, name: &str, timeout: Duration, ok: imp
     v.as_str().unwrap().to_string()
 }
 
-/// Runs `script` (with `args`) every 100 ms until `ok` holds of what it returns; returns that.
+/// Runs `script` (with `args`) until `ok` holds of what it returns; returns that.
 async fn wait_js(c: &Client, script: &str, args: Vec<Value>, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = Value::Null;
-    loop {
-        last = c.execute(script, args.clone()).await.unwrap_or(last);
-        if ok(&last) {
-            return last;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("{script} {args:?}: waited {timeout:?}; last value {last}");
-        }
-        tokio::time::sleep(ms(100)).await;
-    }
+    let ok = &ok;
+    let args = &args;
+    eventually(
+        || async move {
+            match c.execute(script, args.clone()).await {
+                Ok(v) if ok(&v) => Ok(v),
+                Ok(v) => Err(format!("{script} {args:?}: last value {v}")),
+                Err(e) => Err(format!("{script} {args:?}: {e}")),
+            }
+        },
+        timeout,
+    )
+    .await
 }
 
 /// Holds back the answer to the page's next `method` request whose URL contains `part`

@@ -59,8 +59,9 @@ class ApiError extends Error {
 async function api(method, path, body, contentType) {
   // Signed out (a reload queued before Sign out runs after it): nothing is asked, and the
   // quiet 401 draws nothing (`attempt` shows no 401).
-  if (!sessionStorage.getItem(KEY)) throw new ApiError(401, null);
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` };
+  const key = sessionStorage.getItem(KEY);
+  if (!key) throw new ApiError(401, null);
+  const headers = { Authorization: `Bearer ${key}` };
   let payload;
   if (body instanceof FormData) payload = body;
   else if (typeof body === "string" || body instanceof Blob) { payload = body; headers["Content-Type"] = contentType || "text/csv"; }
@@ -106,22 +107,26 @@ async function attempt(f, where) {
     }
   };
   if (!(where instanceof HTMLFormElement)) return run();
-  clearErrors(where);
-  return whileBusy(where, run);
+  return exclusively(where, submitButtons(where), () => { clearErrors(where); return run(); });
 }
 
+function submitButtons(form) { return form.querySelectorAll("button[type=submit], button:not([type])"); }
+
 /**
- * Runs `f` with `form` busy: its submit buttons disabled, and a submit while it is busy
- * ignored (resolves to undefined without running `f`).
+ * Runs `f` unless `key` is busy (then resolves to undefined without running it). `key` names
+ * what is acted on: a string such as "campaign:<id>", or the form or button itself. While `f`
+ * runs, `buttons` are disabled, and so is every button drawn meanwhile for a string key (see
+ * `h`); so a double click or a double submit sends one request.
  */
-async function whileBusy(form, f) {
-  if (form.dataset.busy) return;
-  const buttons = [...form.querySelectorAll("button[type=submit], button:not([type])")].filter((b) => !b.disabled);
-  form.dataset.busy = "1";
-  for (const b of buttons) b.disabled = true;
+async function exclusively(key, buttons, f) {
+  if (busyKeys.has(key)) return;
+  busyKeys.add(key);
+  const disabled = [...buttons].filter((b) => !b.disabled);
+  for (const b of disabled) b.disabled = true;
   try { return await f(); } finally {
-    delete form.dataset.busy;
-    for (const b of buttons) b.disabled = false;
+    busyKeys.delete(key);
+    for (const b of disabled) b.disabled = false;
+    if (typeof key === "string") for (const b of document.querySelectorAll(`button[data-busy-key="${CSS.escape(key)}"]`)) b.disabled = false;
   }
 }
 
@@ -132,28 +137,17 @@ async function whileBusy(form, f) {
  * every button drawn meanwhile with the same key (see `busyKeys`).
  */
 function press(f, where, key) {
-  const handler = async (ev) => {
+  const handler = (ev) => {
     const button = ev.currentTarget;
-    if (button.disabled || (key && busyKeys.has(key))) return;
-    button.disabled = true;
-    if (key) busyKeys.add(key);
-    clearErrors(where || main);
-    try { return await attempt(f, where); } finally {
-      button.disabled = false;
-      if (key) {
-        busyKeys.delete(key);
-        for (const b of document.querySelectorAll("button[data-busy-key]")) if (b.dataset.busyKey === key) b.disabled = false;
-      }
-    }
+    return exclusively(key || button, [button], () => { clearErrors(where || main); return attempt(f, where); });
   };
   handler.busyKey = key;
   return handler;
 }
 
 /**
- * The keys of the things an action is running on (`press(f, where, key)`, e.g. "campaign:<id>").
- * A page that redraws its buttons while the action runs (the stream, a re-read) draws the
- * buttons with that key disabled, so a second click on the redrawn button sends nothing.
+ * What actions are running on (see `exclusively`). A page that redraws its buttons while an
+ * action runs (the stream, a re-read) draws those with a busy key disabled.
  */
 const busyKeys = new Set();
 
@@ -170,7 +164,10 @@ function serial(f) {
     const run = last.then(() => f(...args));
     // A run still going SERIAL_WAIT_MS after it started (a request that never answers)
     // stops holding the ones behind it.
-    last = last.then(() => Promise.race([run.catch(() => {}), new Promise((r) => setTimeout(r, SERIAL_WAIT_MS))]));
+    last = last.then(() => new Promise((next) => {
+      const timer = setTimeout(next, SERIAL_WAIT_MS);
+      run.catch(() => {}).then(() => { clearTimeout(timer); next(); });
+    }));
     return run;
   };
 }
@@ -298,8 +295,8 @@ function signInPage(message) {
   input.focus();
 }
 
-// The sign-in form last drawn: put back as it is (with its message and what is typed in it)
-// when a page that was still loading at sign-out draws over it.
+// The sign-in form last drawn (every sign-out draws one): put back as it is, with its message
+// and what is typed in it, when a page that was still loading at sign-out draws over it.
 let signInForm = null;
 
 // ---------- pages ----------
@@ -351,11 +348,7 @@ async function routeNow() {
       setChildren(main, loading);
       await attempt(() => page(...m.slice(1).map(decodeURIComponent)));
       // Signed out while the page loaded: it drew over the sign-in page, which comes back.
-      if (!sessionStorage.getItem(KEY)) {
-        if (!signInForm) return signInPage();
-        document.getElementById("nav").hidden = true;
-        return setChildren(main, signInForm);
-      }
+      if (!sessionStorage.getItem(KEY)) return setChildren(main, signInForm);
       // A page that failed before drawing (a 404) leaves its error above the notice.
       loading.remove();
       return;
@@ -579,7 +572,7 @@ async function campaignPage(id) {
     const d = new FormData();
     d.append("file", file.files[0]);
     // Busy while it uploads: a double click imports the file once.
-    await whileBusy(upload, async () => {
+    await exclusively(upload, submitButtons(upload), async () => {
       setChildren(report, h("p", { class: "notice" }, "Uploading…"));
       try {
         const r = await api("POST", `/campaigns/${id}/contacts`, d);
@@ -743,7 +736,7 @@ async function callPage(id) {
   // the hang-up and answered after it would bring the Hang up button back.
   const inOrder = queue();
   render(await api("GET", `/calls/${id}`));
-  onLive((kind, call) => { if (kind === "call" && call.id === id) attempt(() => inOrder(async () => render(await api("GET", `/calls/${id}`))), box); });
+  onLive((kind, call) => { if (kind === "call" && call.id === id) attempt(() => inOrder(async () => render(await api("GET", `/calls/${id}`)))); });
   setChildren(main, box);
 }
 
@@ -771,10 +764,8 @@ async function scheduledPage() {
         }) }, "Reschedule"),
         h("button", { class: "danger", onclick: act(call.id, async () => { await api("DELETE", `/calls/${call.id}`); }) }, "Cancel"))));
   };
-  // A row's action: earlier failures at the top of the page go (as when the page was drawn
-  // again whole), the list is read again after it.
-  // The list is read again whatever the answer: a row acted on elsewhere (canceled in another
-  // tab) goes, rather than staying with buttons that always fail.
+  // A row's action; the list is read again whatever the answer, so a row acted on elsewhere
+  // (canceled in another tab) goes rather than staying with buttons that always fail.
   const act = (id, f) => press(async () => { try { await f(); } finally { await reload(id); } });
   // Re-reads the list. A new time typed into a row but not yet sent stays typed (except in
   // the row `acted` on, which shows its new time).
@@ -919,14 +910,16 @@ function batchCancel(b, after, inOrder) {
  * refresh that raced that call's event may have read the batch a moment too early.
  */
 function onBatchCalls(isMine, refresh) {
-  const page = routeGen; // the page this was set up for: nothing is refreshed once it is left
+  // The page this was set up for: nothing is refreshed once it is left (signed out, `api`
+  // asks nothing).
+  const page = routeGen;
   const due = new Map(); // campaign id -> { again: a call event came while this one was due }
   const schedule = (id) => {
     const d = { again: false };
     due.set(id, d);
     setTimeout(() => {
       due.delete(id);
-      if (page !== routeGen || !sessionStorage.getItem(KEY)) return;
+      if (page !== routeGen) return;
       refresh(id);
       if (d.again) schedule(id);
     }, 1000);
