@@ -736,7 +736,7 @@ async function callPage(id) {
   // the hang-up and answered after it would bring the Hang up button back.
   const inOrder = queue();
   render(await api("GET", `/calls/${id}`));
-  onLive((kind, call) => { if (kind === "call" && call.id === id) attempt(() => inOrder(async () => render(await api("GET", `/calls/${id}`)))); });
+  onLive((kind, call) => { if (kind === "call" && call.id === id) attempt(() => inOrder(async () => render(await api("GET", `/calls/${id}`))), box); });
   setChildren(main, box);
 }
 
